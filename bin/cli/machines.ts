@@ -1,0 +1,59 @@
+import { readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import type { TaskDeps } from '../../lambdas/adapters/deps.ts';
+import { catchUp } from '../../lambdas/table-copy/catch-up.ts';
+import { cleanup } from '../../lambdas/table-copy/cleanup.ts';
+import { copyChunks } from '../../lambdas/table-copy/copy-chunks.ts';
+import { setCopyFlags, setCutoverFlags } from '../../lambdas/table-copy/flags.ts';
+import { parseTableCopyInput, type TaskEvent } from '../../lambdas/table-copy/migration.ts';
+import { preflight } from '../../lambdas/table-copy/preflight.ts';
+import { raiseAutoIncrement } from '../../lambdas/table-copy/raise-auto-increment.ts';
+import { summarize } from '../../lambdas/table-copy/summarize.ts';
+import { verify } from '../../lambdas/table-copy/verify.ts';
+
+export type Handler = (event: TaskEvent, deps: TaskDeps) => Promise<unknown>;
+
+export interface MachineSpec {
+  readonly name: string;
+  /** Parses and validates an execution input; throws InvalidInput. */
+  readonly parse: (raw: unknown) => { migrationId: string };
+  /** Task state name → handler. Approval and continuation states are supplied by the runner. */
+  readonly handlers: Readonly<Record<string, Handler>>;
+}
+
+/** The ASL file of a machine, resolved from this module's location, never from the working directory. */
+export function aslPath(machine: string): string {
+  return fileURLToPath(new URL(`../../statemachines/${machine}.asl.json`, import.meta.url));
+}
+
+/**
+ * The ASL with its `${NameFunctionArn}` placeholders filled, as CDK's definitionSubstitutions do on
+ * deploy. Locally each becomes a well-formed ARN; the runner routes the Task by state name anyway.
+ */
+export function loadDefinition(machine: string): unknown {
+  const text = readFileSync(aslPath(machine), 'utf8').replace(
+    /\$\{([A-Za-z]+)FunctionArn\}/g,
+    (_, name: string) => `arn:aws:lambda:us-east-1:000000000000:function:ferry-local-${name}`,
+  );
+  const left = text.match(/\$\{[^}]*\}/);
+  if (left) throw new Error(`${aslPath(machine)}: placeholder ${left[0]} has no local value`);
+  return JSON.parse(text);
+}
+
+export const MACHINES: Readonly<Record<string, MachineSpec>> = {
+  'table-copy': {
+    name: 'table-copy',
+    parse: parseTableCopyInput,
+    handlers: {
+      Preflight: preflight,
+      RaiseAutoIncrement: raiseAutoIncrement,
+      SetCopyFlags: setCopyFlags,
+      CopyChunks: copyChunks,
+      CatchUp: catchUp,
+      Verify: verify,
+      SetCutoverFlags: setCutoverFlags,
+      Cleanup: cleanup,
+      Summarize: summarize,
+    },
+  },
+};

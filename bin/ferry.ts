@@ -1,0 +1,175 @@
+import './cli/polyfill.ts';
+import { readFile } from 'node:fs/promises';
+import { parseArgs } from 'node:util';
+import { LocalApprovalStore } from '../lambdas/adapters/approvals.ts';
+import { FileFlagStore, PAUSED_FLAG } from '../lambdas/adapters/flags.ts';
+import { runLocal } from './cli/local-runner.ts';
+import { MACHINES } from './cli/machines.ts';
+import { ProgressBar } from './cli/progress.ts';
+import { tableStats } from './cli/stats.ts';
+
+const USAGE = `ferry: online migrations of huge tables as resumable state machines
+
+  ferry local <machine> --input FILE [--approve all|STEP,...] [--state-dir DIR]
+      run a migration locally, end to end (machines: ${Object.keys(MACHINES).join(', ')})
+  ferry approve <migrationId> --step STEP [--reject --reason TEXT] [--state-dir DIR]
+      complete a pending approval (cutover, cleanup)
+  ferry stats --input FILE          row counts and id bounds on both sides, and the checkpoint
+  ferry flags <migrationId> [--state-dir DIR]
+      the migration's flags
+  ferry pause|resume <migrationId> [--state-dir DIR]
+      hold copying at the next chunk (the FERRY_PAUSED flag), or let it go on
+
+Exit codes: 0 succeeded, 1 failed, 2 refused (bad input or usage; nothing written).`;
+
+class UsageError extends Error {}
+
+async function readInput(path: string | undefined): Promise<unknown> {
+  if (!path) throw new UsageError('--input FILE is required');
+  let text: string;
+  try {
+    text = await readFile(path, 'utf8');
+  } catch (err) {
+    throw new UsageError(`--input: cannot read ${path}: ${(err as Error).message}`);
+  }
+  try {
+    return JSON.parse(text);
+  } catch (err) {
+    throw new UsageError(`--input: ${path} is not valid JSON: ${(err as Error).message}`);
+  }
+}
+
+function parseApprove(value: string | undefined): 'all' | string[] {
+  if (!value) return [];
+  if (value === 'all') return 'all';
+  const steps = value.split(',').map((s) => s.trim()).filter(Boolean);
+  const bad = steps.filter((s) => !['cutover', 'cleanup'].includes(s));
+  if (bad.length) throw new UsageError(`--approve: unknown step(s) ${bad.join(', ')}; use all, cutover, cleanup or a comma list`);
+  return steps;
+}
+
+async function local(args: string[]): Promise<number> {
+  const { values, positionals } = parseArgs({
+    args,
+    allowPositionals: true,
+    options: { input: { type: 'string' }, approve: { type: 'string' }, 'state-dir': { type: 'string', default: '.ferry' } },
+  });
+  const machine = positionals[0];
+  if (!machine || !MACHINES[machine]) throw new UsageError(`name a machine: ${Object.keys(MACHINES).join(', ')}`);
+  const input = await readInput(values.input);
+  const approve = parseApprove(values.approve);
+  const bar = new ProgressBar();
+  const abort = new AbortController();
+  const stop = () => {
+    bar.say('stopping: the checkpoint is kept; run the same command again to resume');
+    abort.abort();
+  };
+  process.once('SIGINT', stop);
+  process.once('SIGTERM', stop);
+  const result = await runLocal({
+    machine,
+    input,
+    stateDir: values['state-dir']!,
+    approve,
+    onProgress: (p) => bar.update(p),
+    say: (line) => bar.say(line),
+    signal: abort.signal,
+  });
+  process.off('SIGINT', stop);
+  process.off('SIGTERM', stop);
+  if (result.status === 'SUCCEEDED') {
+    bar.say(`${machine}: SUCCEEDED${result.executions > 1 ? ` over ${result.executions} executions` : ''}`);
+    process.stdout.write(JSON.stringify(result.output) + '\n');
+    return 0;
+  }
+  bar.say(`${machine}: FAILED: ${result.error}: ${result.cause}`);
+  process.stdout.write(JSON.stringify({ status: 'FAILED', error: result.error, cause: result.cause }) + '\n');
+  return result.refused ? 2 : 1;
+}
+
+async function approve(args: string[]): Promise<number> {
+  const { values, positionals } = parseArgs({
+    args,
+    allowPositionals: true,
+    options: {
+      step: { type: 'string' },
+      reject: { type: 'boolean', default: false },
+      reason: { type: 'string' },
+      'state-dir': { type: 'string', default: '.ferry' },
+      aws: { type: 'boolean', default: false },
+    },
+  });
+  const migrationId = positionals[0];
+  if (!migrationId) throw new UsageError('name the migrationId to approve');
+  if (!values.step) throw new UsageError('--step STEP is required (cutover or cleanup)');
+  if (values.aws) throw new UsageError('--aws: approvals of AWS executions are not part of this version; approve local runs through --state-dir');
+  if (values.reject && !values.reason) throw new UsageError('--reject needs --reason TEXT, so the record says why');
+  const store = new LocalApprovalStore(values['state-dir']!);
+  const by = process.env.USER ? `${process.env.USER} (ferry approve)` : 'ferry approve';
+  const ok = await store.decide(migrationId, values.step, { approved: !values.reject, by, reason: values.reason });
+  if (!ok) {
+    const pending = (await store.pending()).map((p) => `${p.migrationId} --step ${p.step}`);
+    process.stderr.write(
+      `no approval "${values.step}" of ${migrationId} is pending in ${values['state-dir']}` +
+        (pending.length ? `; pending: ${pending.join('; ')}\n` : '; none is pending\n'),
+    );
+    return 1;
+  }
+  process.stderr.write(`${values.reject ? 'rejected' : 'approved'}: ${migrationId} step ${values.step}\n`);
+  return 0;
+}
+
+async function flags(args: string[], set?: Record<string, string>): Promise<number> {
+  const { values, positionals } = parseArgs({ args, allowPositionals: true, options: { 'state-dir': { type: 'string', default: '.ferry' } } });
+  const migrationId = positionals[0];
+  if (!migrationId) throw new UsageError('name the migrationId');
+  const store = new FileFlagStore(values['state-dir']!);
+  if (set) await store.set(migrationId, set);
+  process.stdout.write(JSON.stringify(await store.list(migrationId), null, 2) + '\n');
+  return 0;
+}
+
+async function stats(args: string[]): Promise<number> {
+  const { values } = parseArgs({ args, options: { input: { type: 'string' } } });
+  const result = await tableStats(await readInput(values.input));
+  process.stdout.write(JSON.stringify(result, null, 2) + '\n');
+  return 0;
+}
+
+export async function main(argv: string[]): Promise<number> {
+  const [command, ...rest] = argv;
+  try {
+    switch (command) {
+      case 'local':
+        return await local(rest);
+      case 'approve':
+        return await approve(rest);
+      case 'flags':
+        return await flags(rest);
+      case 'pause':
+        return await flags(rest, { [PAUSED_FLAG]: 'true' });
+      case 'resume':
+        return await flags(rest, { [PAUSED_FLAG]: 'false' });
+      case 'stats':
+        return await stats(rest);
+      case undefined:
+      case 'help':
+      case '--help':
+        process.stdout.write(USAGE + '\n');
+        return command === undefined ? 2 : 0;
+      default:
+        throw new UsageError(`unknown command "${command}"`);
+    }
+  } catch (err) {
+    const e = err as Error & { code?: string; field?: string };
+    if (err instanceof UsageError || e.code === 'ERR_PARSE_ARGS_UNKNOWN_OPTION' || e.code === 'ERR_PARSE_ARGS_INVALID_OPTION_VALUE') {
+      process.stderr.write(`ferry: ${e.message}\n\n${USAGE}\n`);
+      return 2;
+    }
+    if (e.name === 'InvalidInput') {
+      process.stderr.write(`ferry: ${e.message}\n`);
+      return 2;
+    }
+    throw err;
+  }
+}

@@ -1,0 +1,104 @@
+import { mkdir, readFile, readdir, rename, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { ApprovalRejected } from '../core/errors.ts';
+
+/** What an approval task asks for. */
+export interface ApprovalRequest {
+  readonly migrationId: string;
+  readonly step: string;
+  /** The callback token: `$$.Task.Token` on AWS, made up by the local runner locally. */
+  readonly token: string;
+  readonly execution: string;
+  /** What the approver should look at before saying yes. */
+  readonly summary?: unknown;
+}
+
+export interface ApprovalDecision {
+  readonly approved: boolean;
+  readonly by: string;
+  readonly reason?: string;
+  readonly at: string;
+}
+
+interface ApprovalRecord extends ApprovalRequest {
+  readonly requestedAt: string;
+  readonly decision?: ApprovalDecision;
+}
+
+/**
+ * Local callback tokens: one file per pending approval under `<state-dir>/approvals/`.
+ * The runner writes the request and polls; `ferry approve` writes the decision from another terminal.
+ */
+export class LocalApprovalStore {
+  private readonly dir: string;
+  constructor(stateDir: string) {
+    this.dir = join(stateDir, 'approvals');
+  }
+
+  private file(migrationId: string, step: string): string {
+    return join(this.dir, `${migrationId}.${step}.json`);
+  }
+
+  private async write(path: string, record: ApprovalRecord): Promise<void> {
+    await mkdir(this.dir, { recursive: true });
+    const tmp = `${path}.${process.pid}.${Date.now()}.tmp`;
+    await writeFile(tmp, JSON.stringify(record, null, 2) + '\n');
+    await rename(tmp, path);
+  }
+
+  private async read(path: string): Promise<ApprovalRecord | null> {
+    try {
+      return JSON.parse(await readFile(path, 'utf8')) as ApprovalRecord;
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return null;
+      throw err;
+    }
+  }
+
+  /** Records a pending request; a request for the same step from an earlier, dead run is replaced. */
+  async request(req: ApprovalRequest): Promise<void> {
+    await this.write(this.file(req.migrationId, req.step), { ...req, requestedAt: new Date().toISOString() });
+  }
+
+  async pending(): Promise<ApprovalRecord[]> {
+    let names: string[];
+    try {
+      names = await readdir(this.dir);
+    } catch {
+      return [];
+    }
+    const records = await Promise.all(names.filter((n) => n.endsWith('.json')).map((n) => this.read(join(this.dir, n))));
+    return records.filter((r): r is ApprovalRecord => r !== null && r.decision === undefined);
+  }
+
+  /**
+   * Completes the pending approval of that step. Returns false when none is pending
+   * (never requested, or already decided).
+   */
+  async decide(migrationId: string, step: string, decision: Omit<ApprovalDecision, 'at'>): Promise<boolean> {
+    const path = this.file(migrationId, step);
+    const record = await this.read(path);
+    if (!record || record.decision) return false;
+    await this.write(path, { ...record, decision: { ...decision, at: new Date().toISOString() } });
+    return true;
+  }
+
+  /** Resolves with the decision for this token; throws ApprovalRejected on a rejection. */
+  async waitFor(req: ApprovalRequest, signal: AbortSignal, pollMillis = 250): Promise<ApprovalDecision> {
+    const path = this.file(req.migrationId, req.step);
+    for (;;) {
+      const record = await this.read(path);
+      if (record && record.token !== req.token) {
+        throw new ApprovalRejected(`approval ${req.step} of ${req.migrationId} was taken over by another run`);
+      }
+      if (record?.decision) {
+        if (!record.decision.approved) {
+          throw new ApprovalRejected(`${req.step} rejected by ${record.decision.by}: ${record.decision.reason ?? 'no reason given'}`);
+        }
+        return record.decision;
+      }
+      if (signal.aborted) throw signal.reason ?? new Error('aborted');
+      await new Promise((r) => setTimeout(r, pollMillis));
+    }
+  }
+}

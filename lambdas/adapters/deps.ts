@@ -1,0 +1,26 @@
+import type { FlagStore } from './flags.ts';
+import type { SqlConnector } from './sql.ts';
+
+/** What a progress line says; handlers report it after every unit of work. */
+export interface Progress {
+  readonly migrationId: string;
+  readonly phase: string;
+  /** Rows (or docs) done so far in this phase's unit, as a decimal string. */
+  readonly done: string;
+  /** Estimated total, as a decimal string, or null when unknown. */
+  readonly total: string | null;
+  /** What the loop is doing now, in words. */
+  readonly note?: string;
+  /** Why the last check said "wait", or null when it did not. */
+  readonly throttle: string | null;
+}
+
+/** The ports a task handler is given: on Lambda built from the environment, locally by the runner. */
+export interface TaskDeps {
+  readonly sql: SqlConnector;
+  readonly flags: FlagStore;
+  /** Milliseconds one invocation may spend copying before it hands back to the state machine. */
+  readonly budgetMillis: number;
+  readonly now: () => number;
+  readonly report: (progress: Progress) => void;
+}

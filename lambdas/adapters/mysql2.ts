@@ -1,0 +1,150 @@
+import mysql from 'mysql2/promise';
+import type { Connection } from 'mysql2/promise';
+import { DatabaseError, InvalidInput, TransientError } from '../core/errors.ts';
+import type { SqlConnection, SqlConnector, SqlRow } from './sql.ts';
+
+/** The part of mysql2's typeCast field this adapter reads. */
+interface TypeCastField {
+  readonly type: string;
+  string(encoding?: string): string | null;
+}
+
+/** MySQL error codes after which the same statement may well succeed. */
+const TRANSIENT_CODES = new Set([
+  'PROTOCOL_CONNECTION_LOST', 'ECONNRESET', 'ECONNREFUSED', 'ETIMEDOUT', 'EPIPE', 'ENOTCONN',
+  'ER_LOCK_WAIT_TIMEOUT', 'ER_LOCK_DEADLOCK', 'ER_SERVER_SHUTDOWN', 'ER_CON_COUNT_ERROR',
+  'ER_QUERY_INTERRUPTED', 'ER_CONNECTION_KILLED', 'ER_CLIENT_INTERACTION_TIMEOUT', 'ER_TOO_MANY_USER_CONNECTIONS',
+]);
+
+export const DEFAULT_MYSQL_URL = 'mysql://root@127.0.0.1:3306';
+
+/** The environment variable that may override one connection: `csmh` → `FERRY_MYSQL_CSMH`. */
+export function envNameFor(kind: 'MYSQL' | 'COUCH', connection: string): string {
+  return `FERRY_${kind}_${connection.toUpperCase().replace(/[^A-Z0-9]/g, '_')}`;
+}
+
+/** Where a connection name points, and which variable said so; the URL is never logged. */
+export function resolveMysqlUrl(name: string, env: NodeJS.ProcessEnv = process.env): { url: string; from: string } {
+  const specific = envNameFor('MYSQL', name);
+  if (env[specific]) return { url: env[specific]!, from: specific };
+  if (env.MYSQL_URL) return { url: env.MYSQL_URL, from: 'MYSQL_URL' };
+  return { url: DEFAULT_MYSQL_URL, from: 'the default mysql://root@127.0.0.1:3306' };
+}
+
+/** host:port of a URL, with the user and password left out. */
+export function redact(url: string): string {
+  try {
+    const u = new URL(url);
+    return `${u.hostname}:${u.port || '3306'}`;
+  } catch {
+    return '(unparseable URL)';
+  }
+}
+
+export function toFerryError(err: unknown, what: string): Error {
+  const e = err as { code?: string; errno?: number; sqlMessage?: string; message?: string };
+  const detail = e.sqlMessage ?? e.message ?? String(err);
+  if (e.code && TRANSIENT_CODES.has(e.code)) {
+    return new TransientError(`${what}: ${e.code}: ${detail}`, { cause: err });
+  }
+  return new DatabaseError(`${what}: ${e.code ? e.code + ': ' : ''}${detail}`, { cause: err });
+}
+
+const AS_TEXT = new Set(['TINY', 'SHORT', 'LONG', 'INT24', 'LONGLONG', 'YEAR', 'DECIMAL', 'NEWDECIMAL', 'FLOAT', 'DOUBLE']);
+
+/**
+ * Numbers come back as their decimal text (an INT id is a string like a BIGINT one), JSON as text,
+ * dates as text (`dateStrings`), binary columns as Buffers: no JS numbers, no Date objects.
+ */
+function typeCast(field: TypeCastField, next: () => unknown): unknown {
+  if (AS_TEXT.has(field.type)) return field.string();
+  if (field.type === 'JSON') return field.string('utf8');
+  return next();
+}
+
+class Mysql2Connection implements SqlConnection {
+  private broken = false;
+  constructor(readonly name: string, readonly serverKey: string, private readonly conn: Connection) {
+    conn.on('error', () => { this.broken = true; });
+  }
+
+  get usable(): boolean {
+    return !this.broken;
+  }
+
+  async query(sql: string, params: readonly unknown[] = []): Promise<SqlRow[]> {
+    try {
+      const [rows] = await this.conn.query({ sql, values: params as unknown[], typeCast });
+      return rows as SqlRow[];
+    } catch (err) {
+      this.markIfDropped(err);
+      throw toFerryError(err, `${this.name}: query failed`);
+    }
+  }
+
+  async execute(sql: string, params: readonly unknown[] = []): Promise<{ affectedRows: number }> {
+    try {
+      const [result] = await this.conn.query({ sql, values: params as unknown[] });
+      return { affectedRows: (result as { affectedRows?: number }).affectedRows ?? 0 };
+    } catch (err) {
+      this.markIfDropped(err);
+      throw toFerryError(err, `${this.name}: statement failed`);
+    }
+  }
+
+  private markIfDropped(err: unknown): void {
+    const code = (err as { code?: string }).code;
+    if ((err as { fatal?: boolean }).fatal || (code && TRANSIENT_CODES.has(code) && code.startsWith('E'))) this.broken = true;
+  }
+
+  async close(): Promise<void> {
+    this.broken = true;
+    await this.conn.end().catch(() => this.conn.destroy());
+  }
+}
+
+/** Connections by name, resolved from the environment, opened once and reused while healthy. */
+export class Mysql2Connector implements SqlConnector {
+  private readonly open = new Map<string, Mysql2Connection>();
+  constructor(private readonly env: NodeJS.ProcessEnv = process.env) {}
+
+  async connect(name: string): Promise<SqlConnection> {
+    const cached = this.open.get(name);
+    if (cached?.usable) return cached;
+    const fresh = await this.connectDedicated(name);
+    this.open.set(name, fresh);
+    return fresh;
+  }
+
+  async connectDedicated(name: string): Promise<Mysql2Connection> {
+    const { url, from } = resolveMysqlUrl(name, this.env);
+    let conn: Connection;
+    try {
+      conn = await mysql.createConnection({
+        uri: url,
+        supportBigNumbers: true,
+        bigNumberStrings: true,
+        dateStrings: true,
+        multipleStatements: false,
+        connectTimeout: 10_000,
+        charset: 'utf8mb4',
+      });
+      // Session time zone fixed so TIMESTAMP columns read and write the same text on both sides.
+      await conn.query("SET SESSION time_zone = '+00:00'");
+    } catch (err) {
+      const e = err as { code?: string; message?: string };
+      throw new InvalidInput(
+        'connection',
+        `cannot reach connection "${name}" at ${redact(url)} (from ${from}): ${e.code ?? ''} ${e.message ?? ''}`.trim() +
+          `. Start the server or point ${envNameFor('MYSQL', name)} (or MYSQL_URL) at it.`,
+      );
+    }
+    return new Mysql2Connection(name, redact(url), conn);
+  }
+
+  async closeAll(): Promise<void> {
+    const all = [...this.open.values()];
+    this.open.clear();
+    await Promise.all(all.map((c) => c.close()));
+  }
+}

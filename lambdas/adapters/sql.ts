@@ -1,0 +1,40 @@
+/**
+ * The SQL port. Values come back as decimal strings, text strings, Buffers (binary columns) or null,
+ * never JS numbers, so ids, DECIMALs and doubles survive the trip exactly.
+ */
+export type SqlValue = string | Buffer | null;
+export type SqlRow = Record<string, SqlValue>;
+
+export interface SqlConnection {
+  /** The connection name from the input, e.g. `edxapp`. */
+  readonly name: string;
+  /** Identifies the server without credentials (`host:port`): equal keys can join across databases. */
+  readonly serverKey: string;
+  query(sql: string, params?: readonly unknown[]): Promise<SqlRow[]>;
+  execute(sql: string, params?: readonly unknown[]): Promise<{ affectedRows: number }>;
+  close(): Promise<void>;
+}
+
+export interface SqlConnector {
+  /** Opens (or reuses) the connection of that name. Unknown or unreachable names throw InvalidInput. */
+  connect(name: string): Promise<SqlConnection>;
+  /** A connection of its own, not shared with other work (for LOCK TABLES); the caller closes it. */
+  connectDedicated(name: string): Promise<SqlConnection>;
+  closeAll(): Promise<void>;
+}
+
+/** First column of the first row, as a string (or null). */
+export async function scalar(conn: SqlConnection, sql: string, params?: readonly unknown[]): Promise<string | null> {
+  const rows = await conn.query(sql, params);
+  const first = rows[0];
+  if (!first) return null;
+  const value = Object.values(first)[0];
+  if (value === undefined || value === null) return null;
+  return Buffer.isBuffer(value) ? value.toString('utf8') : value;
+}
+
+export function str(row: SqlRow, key: string): string | null {
+  const v = row[key];
+  if (v === undefined || v === null) return null;
+  return Buffer.isBuffer(v) ? v.toString('utf8') : v;
+}

@@ -1,0 +1,53 @@
+/**
+ * ferry's errors. Each class's `name` is the value an ASL `Retry` or `Catch` names in
+ * `ErrorEquals`, and `retryable` says whether trying the same task again can help.
+ */
+export abstract class FerryError extends Error {
+  abstract readonly retryable: boolean;
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+  }
+}
+
+/** The input or the databases it names are not fit to start: nothing has been written. Exit code 2. */
+export class InvalidInput extends FerryError {
+  override readonly name = 'InvalidInput';
+  readonly retryable = false;
+  /** @param field dotted path of the input field at fault, e.g. `source.table` */
+  constructor(readonly field: string, message: string) {
+    super(`${field}: ${message}`);
+  }
+}
+
+/** A dropped connection, a lock wait timeout, a deadlock, an AWS throttle: the same task run again will likely pass. */
+export class TransientError extends FerryError {
+  override readonly name = 'TransientError';
+  readonly retryable = true;
+}
+
+/** A database refused a statement for a reason a retry cannot fix. */
+export class DatabaseError extends FerryError {
+  override readonly name = 'DatabaseError';
+  readonly retryable = false;
+}
+
+/** A range whose rows still differ between source and target after it was copied again. */
+export class VerificationFailed extends FerryError {
+  override readonly name = 'VerificationFailed';
+  readonly retryable = false;
+}
+
+/** An approver said no. The execution stops; nothing irreversible has happened. */
+export class ApprovalRejected extends FerryError {
+  override readonly name = 'ApprovalRejected';
+  readonly retryable = false;
+}
+
+/** The checkpoint on the target belongs to a different migration input. */
+export class CheckpointConflict extends FerryError {
+  override readonly name = 'CheckpointConflict';
+  readonly retryable = false;
+}
+
+/** Names of errors that mean "nothing was written, the input was refused". */
+export const REFUSAL_ERRORS: readonly string[] = ['InvalidInput', 'CheckpointConflict'];

@@ -1,0 +1,95 @@
+import type { SqlConnection } from '../../adapters/sql.ts';
+import { str } from '../../adapters/sql.ts';
+import { CheckpointConflict } from '../errors.ts';
+import { quoteIdent } from '../identifiers.ts';
+
+export const CHECKPOINT_TABLE = '_ferry_checkpoints';
+
+/**
+ * The durable cursor of a migration, kept in the target database beside the data it describes,
+ * so a new run (local or a new AWS execution) resumes from it.
+ */
+export interface Checkpoint<S> {
+  readonly migrationId: string;
+  readonly machine: string;
+  readonly phase: string;
+  readonly state: S;
+  readonly updatedAt: string;
+}
+
+/** Keys sorted at every level, so equal identities serialize to equal text. */
+export function canonicalJson(value: unknown): string {
+  if (Array.isArray(value)) return `[${value.map(canonicalJson).join(',')}]`;
+  if (value && typeof value === 'object') {
+    const entries = Object.entries(value as Record<string, unknown>).filter(([, v]) => v !== undefined).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+    return `{${entries.map(([k, v]) => `${JSON.stringify(k)}:${canonicalJson(v)}`).join(',')}}`;
+  }
+  return JSON.stringify(value);
+}
+
+/** Top-level keys whose values differ between two identities, for a message that says what changed. */
+function changedKeys(a: Record<string, unknown>, b: Record<string, unknown>): string[] {
+  const keys = new Set([...Object.keys(a), ...Object.keys(b)]);
+  return [...keys].filter((k) => canonicalJson(a[k]) !== canonicalJson(b[k])).sort();
+}
+
+export class CheckpointStore<S> {
+  private readonly table: string;
+  constructor(private readonly conn: SqlConnection, database: string, private readonly machine: string) {
+    this.table = `${quoteIdent(database)}.${quoteIdent(CHECKPOINT_TABLE)}`;
+  }
+
+  async ensureTable(): Promise<void> {
+    await this.conn.execute(
+      `CREATE TABLE IF NOT EXISTS ${this.table} (
+        migration_id VARCHAR(80) NOT NULL PRIMARY KEY,
+        machine VARCHAR(32) NOT NULL,
+        identity TEXT NOT NULL,
+        phase VARCHAR(32) NOT NULL,
+        state LONGTEXT NOT NULL,
+        created_at DATETIME(6) NOT NULL DEFAULT CURRENT_TIMESTAMP(6),
+        updated_at DATETIME(6) NOT NULL DEFAULT CURRENT_TIMESTAMP(6)
+      ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4`,
+    );
+  }
+
+  /** The checkpoint, or null when the table or the row does not exist yet. Reading writes nothing. */
+  async load(migrationId: string, identity: Record<string, unknown>): Promise<Checkpoint<S> | null> {
+    let rows;
+    try {
+      rows = await this.conn.query(`SELECT machine, identity, phase, state, updated_at FROM ${this.table} WHERE migration_id = ?`, [migrationId]);
+    } catch (err) {
+      if (/ER_NO_SUCH_TABLE/.test((err as Error).message)) return null;
+      throw err;
+    }
+    const row = rows[0];
+    if (!row) return null;
+    const machine = str(row, 'machine')!;
+    const stored = JSON.parse(str(row, 'identity')!) as Record<string, unknown>;
+    if (machine !== this.machine || canonicalJson(stored) !== canonicalJson(identity)) {
+      const what = machine !== this.machine ? [`machine (${machine})`] : changedKeys(stored, identity);
+      throw new CheckpointConflict(
+        `migration "${migrationId}" already has a checkpoint in ${this.table} made with a different ${what.join(', ')}. ` +
+          'Use the input it was started with, or choose a new migrationId.',
+      );
+    }
+    return { migrationId, machine, phase: str(row, 'phase')!, state: JSON.parse(str(row, 'state')!) as S, updatedAt: str(row, 'updated_at')! };
+  }
+
+  async create(migrationId: string, identity: Record<string, unknown>, phase: string, state: S): Promise<Checkpoint<S>> {
+    await this.ensureTable();
+    await this.conn.execute(
+      `INSERT INTO ${this.table} (migration_id, machine, identity, phase, state) VALUES (?, ?, ?, ?, ?)`,
+      [migrationId, this.machine, canonicalJson(identity), phase, JSON.stringify(state)],
+    );
+    return (await this.load(migrationId, identity))!;
+  }
+
+  async save(migrationId: string, phase: string, state: S): Promise<void> {
+    const { affectedRows } = await this.conn.execute(
+      `UPDATE ${this.table} SET phase = ?, state = ?, updated_at = CURRENT_TIMESTAMP(6) WHERE migration_id = ?`,
+      [phase, JSON.stringify(state), migrationId],
+    );
+    if (affectedRows !== 1) throw new CheckpointConflict(`checkpoint of "${migrationId}" vanished from ${this.table}`);
+  }
+}

@@ -1,0 +1,90 @@
+import type { SqlConnection, SqlRow } from '../../adapters/sql.ts';
+import type { IdRange } from '../ids.ts';
+import { qualified, quoteIdent, type TableRef } from '../identifiers.ts';
+
+/** Upper bound on one multi-row INSERT when rows travel between servers (below the 16 MiB default packet). */
+export const MAX_INSERT_BYTES = 4 * 1024 * 1024;
+
+export interface CopyTables {
+  readonly source: SqlConnection;
+  readonly target: SqlConnection;
+  readonly sourceTable: TableRef;
+  readonly targetTable: TableRef;
+  readonly idColumn: string;
+  readonly columns: readonly string[];
+}
+
+export interface CopyResult {
+  /** Rows newly written to the target; rows already there are left alone and not counted. */
+  readonly inserted: number;
+}
+
+/** Both tables on one server: rows never leave it. */
+export function sameServer(t: CopyTables): boolean {
+  return t.source === t.target || t.source.serverKey === t.target.serverKey;
+}
+
+/**
+ * Copies one id range, idempotently: `INSERT IGNORE` keeps a row that is already in the target,
+ * so a chunk run twice (after a crash, a retry, a verify re-copy) changes nothing the second time.
+ * On one server it is a single `INSERT … SELECT`; across servers the rows are read then written in
+ * multi-row INSERTs bounded by size.
+ */
+export async function copyRange(t: CopyTables, range: IdRange): Promise<CopyResult> {
+  const cols = t.columns.map(quoteIdent).join(', ');
+  const id = quoteIdent(t.idColumn);
+  if (sameServer(t)) {
+    const { affectedRows } = await t.target.execute(
+      `INSERT IGNORE INTO ${qualified(t.targetTable)} (${cols}) SELECT ${cols} FROM ${qualified(t.sourceTable)} WHERE ${id} BETWEEN ? AND ?`,
+      [range.lo, range.hi],
+    );
+    return { inserted: affectedRows };
+  }
+  const rows = await t.source.query(`SELECT ${cols} FROM ${qualified(t.sourceTable)} WHERE ${id} BETWEEN ? AND ? ORDER BY ${id}`, [range.lo, range.hi]);
+  return { inserted: await insertRows(t, rows) };
+}
+
+async function insertRows(t: CopyTables, rows: readonly SqlRow[]): Promise<number> {
+  const cols = t.columns.map(quoteIdent).join(', ');
+  const tuple = `(${t.columns.map(() => '?').join(', ')})`;
+  let inserted = 0;
+  let batch: unknown[] = [];
+  let batchRows = 0;
+  let bytes = 0;
+  const flush = async () => {
+    if (batchRows === 0) return;
+    const sql = `INSERT IGNORE INTO ${qualified(t.targetTable)} (${cols}) VALUES ${Array(batchRows).fill(tuple).join(', ')}`;
+    inserted += (await t.target.execute(sql, batch)).affectedRows;
+    batch = [];
+    batchRows = 0;
+    bytes = 0;
+  };
+  for (const row of rows) {
+    for (const c of t.columns) {
+      const v = row[c] ?? null;
+      batch.push(v);
+      bytes += v === null ? 4 : v.length * 2 + 4;
+    }
+    batchRows++;
+    if (bytes >= MAX_INSERT_BYTES) await flush();
+  }
+  await flush();
+  return inserted;
+}
+
+/** Smallest id above `after` (or the smallest of all when `after` is null): one index probe. */
+export async function nextExistingId(conn: SqlConnection, table: TableRef, idColumn: string, after: string | null): Promise<string | null> {
+  const id = quoteIdent(idColumn);
+  const rows = after === null
+    ? await conn.query(`SELECT MIN(${id}) AS next_id FROM ${qualified(table)}`)
+    : await conn.query(`SELECT MIN(${id}) AS next_id FROM ${qualified(table)} WHERE ${id} > ?`, [after]);
+  const v = rows[0]?.next_id;
+  return v === undefined || v === null ? null : String(v);
+}
+
+export async function idBounds(conn: SqlConnection, table: TableRef, idColumn: string): Promise<{ min: string | null; max: string | null }> {
+  const id = quoteIdent(idColumn);
+  const rows = await conn.query(`SELECT MIN(${id}) AS min_id, MAX(${id}) AS max_id FROM ${qualified(table)}`);
+  const r = rows[0] ?? {};
+  return { min: r.min_id == null ? null : String(r.min_id), max: r.max_id == null ? null : String(r.max_id) };
+}
