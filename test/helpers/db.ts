@@ -1,0 +1,80 @@
+import { randomBytes } from 'node:crypto';
+import mysql from 'mysql2/promise';
+import { resolveMysqlUrl } from '../../lambdas/adapters/mysql2.ts';
+
+export const MYSQL_URL = resolveMysqlUrl('tests').url;
+
+/** The same server under another host name: ferry sees two servers and streams rows between them. */
+export const OTHER_HOST_URL = (() => {
+  const u = new URL(MYSQL_URL);
+  u.hostname = u.hostname === '127.0.0.1' ? 'localhost' : '127.0.0.1';
+  return u.toString();
+})();
+
+export async function admin(): Promise<mysql.Connection> {
+  return mysql.createConnection({ uri: MYSQL_URL, supportBigNumbers: true, bigNumberStrings: true, dateStrings: true, multipleStatements: true });
+}
+
+/** Uniquely named databases for one test file; dropped by `drop()`. */
+export async function makeDatabases(conn: mysql.Connection, ...roles: string[]): Promise<{ names: Record<string, string>; drop: () => Promise<void> }> {
+  const tag = `${process.pid}_${randomBytes(3).toString('hex')}`;
+  const names: Record<string, string> = {};
+  for (const role of roles) {
+    names[role] = `ferry_t_${role}_${tag}`;
+    await conn.query(`CREATE DATABASE \`${names[role]}\``);
+  }
+  return {
+    names,
+    drop: async () => {
+      for (const name of Object.values(names)) await conn.query(`DROP DATABASE IF EXISTS \`${name}\``);
+    },
+  };
+}
+
+/** courseware_studentmodulehistory as edx-platform defines it, with the id type given. */
+export function historyTableSql(db: string, table: string, idType: string): string {
+  return `CREATE TABLE \`${db}\`.\`${table}\` (
+    id ${idType} NOT NULL AUTO_INCREMENT PRIMARY KEY,
+    version varchar(255) NULL,
+    created datetime(6) NOT NULL,
+    state longtext NULL,
+    grade double NULL,
+    max_grade double NULL,
+    student_module_id int NOT NULL,
+    KEY created (created), KEY student_module_id (student_module_id), KEY version (version)
+  )`;
+}
+
+/** Inserts `count` history rows with ids `first, first+step, …` (gaps when step > 1), NULLs and odd values included. */
+export async function seedHistory(conn: mysql.Connection, db: string, table: string, count: number, opts: { first?: bigint; step?: bigint; stateBytes?: number } = {}): Promise<void> {
+  const first = opts.first ?? 1n;
+  const step = opts.step ?? 1n;
+  const stateBytes = opts.stateBytes ?? 40;
+  const batch = 2000;
+  for (let start = 0; start < count; start += batch) {
+    const rows: unknown[][] = [];
+    for (let i = start; i < Math.min(count, start + batch); i++) {
+      const id = first + BigInt(i) * step;
+      rows.push([
+        id.toString(),
+        i % 7 === 0 ? null : `v${i % 5}`,
+        `2020-01-01 00:00:00.${String(i % 1_000_000).padStart(6, '0')}`,
+        i % 11 === 0 ? null : `{"attempts": ${i}, "pad": "${'x'.repeat(stateBytes)}", "ü": "é"}`,
+        i % 3 === 0 ? null : (i / 7).toString(),
+        i % 2 === 0 ? null : '1',
+        i % 997,
+      ]);
+    }
+    await conn.query(`INSERT INTO \`${db}\`.\`${table}\` (id, version, created, state, grade, max_grade, student_module_id) VALUES ?`, [rows]);
+  }
+}
+
+/** Count and an order-independent fingerprint of every row, for "same data" assertions. */
+export async function tableFingerprint(conn: mysql.Connection, db: string, table: string): Promise<{ rows: string; checksum: string; minId: string | null; maxId: string | null }> {
+  const [rows] = await conn.query(
+    `SELECT COUNT(*) AS n, COALESCE(BIT_XOR(CRC32(CONCAT_WS('#', id, version, created, state, grade, max_grade, student_module_id,
+       CONCAT(ISNULL(version), ISNULL(state), ISNULL(grade), ISNULL(max_grade))))), 0) AS c, MIN(id) AS lo, MAX(id) AS hi FROM \`${db}\`.\`${table}\``,
+  );
+  const r = (rows as Record<string, string | null>[])[0]!;
+  return { rows: String(r.n), checksum: String(r.c), minId: r.lo === null ? null : String(r.lo), maxId: r.hi === null ? null : String(r.hi) };
+}

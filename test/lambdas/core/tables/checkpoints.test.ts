@@ -1,0 +1,49 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type mysql from 'mysql2/promise';
+import { Mysql2Connector } from '../../../../lambdas/adapters/mysql2.ts';
+import { canonicalJson, CheckpointStore } from '../../../../lambdas/core/tables/checkpoints.ts';
+import { admin, makeDatabases } from '../../../helpers/db.ts';
+
+describe('CheckpointStore on MariaDB', () => {
+  let conn: mysql.Connection;
+  let dbs: Awaited<ReturnType<typeof makeDatabases>>;
+  const sql = new Mysql2Connector({});
+  beforeAll(async () => {
+    conn = await admin();
+    dbs = await makeDatabases(conn, 'cp');
+  });
+  afterAll(async () => {
+    await sql.closeAll();
+    await dbs.drop();
+    await conn.end();
+  });
+
+  it('reads nothing and writes nothing before the first checkpoint', async () => {
+    const store = new CheckpointStore(await sql.connect('x'), dbs.names.cp!, 'table-copy');
+    expect(await store.load('m1', { a: 1 })).toBeNull();
+    const [tables] = await conn.query('SELECT TABLE_NAME FROM information_schema.TABLES WHERE TABLE_SCHEMA = ?', [dbs.names.cp]);
+    expect(tables).toEqual([]);
+  });
+
+  it('creates, saves and loads a cursor that survives a new connection', async () => {
+    const store = new CheckpointStore<{ copiedUpTo: string }>(await sql.connect('x'), dbs.names.cp!, 'table-copy');
+    await store.create('m2', { b: [1, 2], a: 'x' }, 'copy', { copiedUpTo: '18446744073709551615' });
+    await store.save('m2', 'verify', { copiedUpTo: '18446744073709551615' });
+    const fresh = new Mysql2Connector({});
+    const loaded = await new CheckpointStore<{ copiedUpTo: string }>(await fresh.connect('y'), dbs.names.cp!, 'table-copy').load('m2', { a: 'x', b: [1, 2] });
+    await fresh.closeAll();
+    expect(loaded).toMatchObject({ phase: 'verify', state: { copiedUpTo: '18446744073709551615' } });
+  });
+
+  it('refuses a different input for the same migrationId, naming what changed', async () => {
+    const store = new CheckpointStore(await sql.connect('x'), dbs.names.cp!, 'table-copy');
+    await store.create('m3', { source: 's', idOffset: '0' }, 'copy', {});
+    await expect(store.load('m3', { source: 's', idOffset: '1000' })).rejects.toMatchObject({ name: 'CheckpointConflict', message: expect.stringContaining('idOffset') });
+    const other = new CheckpointStore(await sql.connect('x'), dbs.names.cp!, 'online-alter');
+    await expect(other.load('m3', { source: 's', idOffset: '0' })).rejects.toMatchObject({ name: 'CheckpointConflict', message: expect.stringContaining('machine') });
+  });
+
+  it('serializes identities canonically', () => {
+    expect(canonicalJson({ b: 1, a: { d: [2, { f: 1, e: 0 }], c: null } })).toBe('{"a":{"c":null,"d":[2,{"e":0,"f":1}]},"b":1}');
+  });
+});

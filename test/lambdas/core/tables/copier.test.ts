@@ -1,0 +1,108 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type mysql from 'mysql2/promise';
+import { Mysql2Connector } from '../../../../lambdas/adapters/mysql2.ts';
+import { copyRange, idBounds, nextExistingId, sameServer, type CopyTables } from '../../../../lambdas/core/tables/copier.ts';
+import { copiedColumns, inspectTable } from '../../../../lambdas/core/tables/inspector.ts';
+import { verifyRange } from '../../../../lambdas/core/tables/verifier.ts';
+import { admin, historyTableSql, makeDatabases, MYSQL_URL, OTHER_HOST_URL, seedHistory, tableFingerprint } from '../../../helpers/db.ts';
+
+const SRC = 'courseware_studentmodulehistory';
+const TGT = 'coursewarehistoryextended_studentmodulehistoryextended';
+
+describe('copier and verifier on MariaDB', () => {
+  let conn: mysql.Connection;
+  let dbs: Awaited<ReturnType<typeof makeDatabases>>;
+  // `edxapp` and `csmh` reach the same server under two host names, so ferry streams rows between them.
+  const sql = new Mysql2Connector({ FERRY_MYSQL_EDXAPP: MYSQL_URL, FERRY_MYSQL_CSMH: OTHER_HOST_URL });
+
+  beforeAll(async () => {
+    conn = await admin();
+    dbs = await makeDatabases(conn, 'src', 'tgt');
+    await conn.query(historyTableSql(dbs.names.src!, SRC, 'int'));
+    await seedHistory(conn, dbs.names.src!, SRC, 3000, { first: 10n, step: 3n });
+  });
+  afterAll(async () => {
+    await sql.closeAll();
+    await dbs.drop();
+    await conn.end();
+  });
+
+  async function tables(targetTable: string, targetConnection: 'edxapp' | 'csmh'): Promise<CopyTables> {
+    const source = await sql.connect('edxapp');
+    const target = await sql.connect(targetConnection);
+    const info = (await inspectTable(source, { database: dbs.names.src!, table: SRC }))!;
+    return {
+      source,
+      target,
+      sourceTable: { database: dbs.names.src!, table: SRC },
+      targetTable: { database: dbs.names.tgt!, table: targetTable },
+      idColumn: 'id',
+      columns: copiedColumns(info),
+    };
+  }
+
+  for (const [label, connection] of [['one server: INSERT … SELECT', 'edxapp'], ['two servers: streamed batches', 'csmh']] as const) {
+    it(`${label}: copies ranges exactly and idempotently`, async () => {
+      const table = `${TGT}_${connection}`;
+      await conn.query(historyTableSql(dbs.names.tgt!, table, 'bigint unsigned'));
+      const t = await tables(table, connection);
+      expect(sameServer(t)).toBe(connection === 'edxapp');
+      const first = await copyRange(t, { lo: '0', hi: '4999' });
+      const second = await copyRange(t, { lo: '5000', hi: '99999' });
+      expect(first.inserted + second.inserted).toBe(3000);
+      // a chunk copied again (after a crash or a retry) changes nothing
+      expect((await copyRange(t, { lo: '0', hi: '99999' })).inserted).toBe(0);
+      const a = await tableFingerprint(conn, dbs.names.src!, SRC);
+      const b = await tableFingerprint(conn, dbs.names.tgt!, table);
+      expect(b).toEqual(a);
+      expect(await verifyRange(t, { lo: '0', hi: '99999' })).toMatchObject({ rows: '3000', repaired: false });
+    });
+  }
+
+  it('finds the next existing id across a gap, and the bounds', async () => {
+    const source = await sql.connect('edxapp');
+    const ref = { database: dbs.names.src!, table: SRC };
+    expect(await nextExistingId(source, ref, 'id', null)).toBe('10');
+    expect(await nextExistingId(source, ref, 'id', '10')).toBe('13');
+    expect(await nextExistingId(source, ref, 'id', '9007')).toBeNull();
+    expect(await idBounds(source, ref, 'id')).toEqual({ min: '10', max: '9007' });
+  });
+
+  it('verify re-copies a range with missing rows, and refuses one whose target row differs, naming the id', async () => {
+    const table = `${TGT}_verify`;
+    await conn.query(historyTableSql(dbs.names.tgt!, table, 'bigint unsigned'));
+    const t = await tables(table, 'edxapp');
+    await copyRange(t, { lo: '0', hi: '99999' });
+    await conn.query(`DELETE FROM \`${dbs.names.tgt}\`.\`${table}\` WHERE id BETWEEN 100 AND 200`);
+    expect(await verifyRange(t, { lo: '0', hi: '99999' })).toMatchObject({ repaired: true, rows: '3000' });
+    await conn.query(`UPDATE \`${dbs.names.tgt}\`.\`${table}\` SET state = 'written by the application' WHERE id = 1000`);
+    await expect(verifyRange(t, { lo: '0', hi: '99999' })).rejects.toMatchObject({
+      name: 'VerificationFailed',
+      message: expect.stringContaining('1000 (differs)'),
+    });
+    // the application's row was not overwritten
+    const [rows] = await conn.query(`SELECT state FROM \`${dbs.names.tgt}\`.\`${table}\` WHERE id = 1000`);
+    expect((rows as { state: string }[])[0]!.state).toBe('written by the application');
+  });
+
+  it('moves ids past 2^53 exactly, in both copy paths', async () => {
+    await conn.query(historyTableSql(dbs.names.src!, 'big', 'bigint unsigned'));
+    const top = 18446744073709551615n;
+    await seedHistory(conn, dbs.names.src!, 'big', 5, { first: top - 4n });
+    await seedHistory(conn, dbs.names.src!, 'big', 3, { first: 9007199254740991n });
+    for (const connection of ['edxapp', 'csmh'] as const) {
+      const table = `big_${connection}`;
+      await conn.query(historyTableSql(dbs.names.tgt!, table, 'bigint unsigned'));
+      const source = await sql.connect('edxapp');
+      const info = (await inspectTable(source, { database: dbs.names.src!, table: 'big' }))!;
+      const t: CopyTables = { ...(await tables(table, connection)), sourceTable: { database: dbs.names.src!, table: 'big' }, columns: copiedColumns(info) };
+      const result = await copyRange(t, { lo: '9007199254740991', hi: top.toString() });
+      expect(result.inserted).toBe(8);
+      const [rows] = await conn.query(`SELECT CAST(id AS CHAR) AS text_id FROM \`${dbs.names.tgt}\`.\`${table}\` ORDER BY id`);
+      expect((rows as { text_id: string }[]).map((r) => r.text_id)).toEqual([
+        '9007199254740991', '9007199254740992', '9007199254740993',
+        '18446744073709551611', '18446744073709551612', '18446744073709551613', '18446744073709551614', '18446744073709551615',
+      ]);
+    }
+  });
+});
