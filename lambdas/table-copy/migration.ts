@@ -136,7 +136,7 @@ export function report(m: Migration, note: string, throttle: string | null = nul
     migrationId: m.input.migrationId,
     phase: m.phase,
     done: m.phase === 'cleanup' ? m.state.rowsDeleted : m.state.rowsCopied,
-    total: m.state.estimatedRows,
+    total: m.phase === 'cleanup' ? m.state.rowsCopied : m.state.estimatedRows,
     note,
     throttle,
   });
