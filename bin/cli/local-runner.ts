@@ -1,7 +1,7 @@
 import './polyfill.ts';
 import { randomUUID } from 'node:crypto';
 import { mkdir } from 'node:fs/promises';
-import { ExecutionError, StateMachine, type StateMachineDefinition } from 'aws-local-stepfunctions';
+import { ExecutionAbortedError, ExecutionError, StateMachine, type StateMachineDefinition } from 'aws-local-stepfunctions';
 import { LocalApprovalStore, type ApprovalRequest } from '../../lambdas/adapters/approvals.ts';
 import type { Progress, TaskDeps } from '../../lambdas/adapters/deps.ts';
 import { FileFlagStore } from '../../lambdas/adapters/flags.ts';
@@ -108,6 +108,9 @@ export async function runLocal(opts: LocalRunOptions): Promise<LocalRunResult> {
         say(`continuing as a new execution (${executions + 1}) from the checkpoint`);
         input = continuation;
       } catch (err) {
+        if (err instanceof ExecutionAbortedError) {
+          return failure('ExecutionAborted', 'stopped before it finished; the checkpoint is kept: run the same command again to resume', executions);
+        }
         if (err instanceof ExecutionError) {
           const cause = (err as Error & { cause?: { name?: string; message?: string } }).cause;
           return failure(cause?.name ?? 'ExecutionError', cause?.message ?? err.message, executions);
