@@ -6,6 +6,8 @@ export default defineConfig({
     globalSetup: ['test/helpers/require-mariadb.ts'],
     setupFiles: ['bin/cli/polyfill.ts'],
     pool: 'forks',
+    // Most of an end-to-end test is spent waiting (quiet periods, throttle waits), so run more files than cores.
+    maxWorkers: 3,
     testTimeout: 120_000,
     hookTimeout: 60_000,
   },

@@ -74,7 +74,7 @@ describe('SsmFlagStore', () => {
   });
 
   it('turns SSM throttling into the retryable TransientError the ASL retries', async () => {
-    ssm.on(PutParameterCommand).rejects(new ThrottlingException({ message: 'Rate exceeded', $metadata: {} }));
+    ssm.on(PutParameterCommand).rejects(new ThrottlingException({ message: 'Rate exceeded', Message: 'Rate exceeded', $metadata: {} }));
     await expect(store.set('m', { A: '1' })).rejects.toMatchObject({ name: 'TransientError', retryable: true });
   });
 });

@@ -1,0 +1,72 @@
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { runFerry } from '../helpers/cli.ts';
+import { tableFingerprint } from '../helpers/db.ts';
+import { scenario, TGT, type Scenario } from '../helpers/scenario.ts';
+
+describe('ferry local table-copy refuses bad input with exit 2 and writes nothing', () => {
+  let sc: Scenario;
+  afterEach(async () => sc.close());
+
+  async function expectRefused(mutate: (s: Scenario) => Promise<Record<string, unknown>>, field: string, message: RegExp) {
+    sc = await scenario({ rows: 100 });
+    const overrides = await mutate(sc);
+    const file = sc.inputFile(overrides);
+    const targetBefore = await tableFingerprint(sc.conn, sc.tgt, TGT).catch(() => null);
+    const autoIncrement = async () => {
+      const [rows] = await sc.conn.query(`SELECT AUTO_INCREMENT AS ai FROM information_schema.TABLES WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ?`, [sc.tgt, TGT]);
+      return String((rows as { ai: string }[])[0]?.ai ?? 'none');
+    };
+    const autoIncrementBefore = await autoIncrement();
+    const run = await runFerry(['local', 'table-copy', '--input', file, '--state-dir', sc.stateDir, '--approve', 'all']);
+    expect(run.code, run.stderr).toBe(2);
+    expect(run.stderr).toContain(field);
+    expect(run.stderr).toMatch(message);
+    const [cps] = await sc.conn.query(`SELECT TABLE_NAME FROM information_schema.TABLES WHERE TABLE_NAME = '_ferry_checkpoints' AND TABLE_SCHEMA IN (?, ?)`, [sc.src, sc.tgt]);
+    expect(cps).toEqual([]);
+    expect(existsSync(join(sc.stateDir, 'flags.json'))).toBe(false);
+    expect(await tableFingerprint(sc.conn, sc.tgt, TGT).catch(() => null)).toEqual(targetBefore);
+    expect(await autoIncrement()).toBe(autoIncrementBefore);
+  }
+
+  it('an unknown field', () => expectRefused(async () => ({ surprise: true }), '(input)', /unknown field "surprise"/));
+  it('an identifier with quoting tricks', () => expectRefused(async (s) => ({ source: { connection: 'edxapp', database: s.src, table: 'x`; DROP TABLE y; --' } }), 'source.table', /plain table name/));
+  it('a missing source table', () => expectRefused(async (s) => ({ source: { connection: 'edxapp', database: s.src, table: 'nope' } }), 'source.table', /does not exist/));
+  it('a missing database', () => expectRefused(async () => ({ target: { connection: 'csmh', database: 'ferry_no_such_db', table: TGT } }), 'target.database', /does not exist/));
+  it('a target that lacks source columns', () =>
+    expectRefused(async (s) => {
+      await s.conn.query(`ALTER TABLE \`${s.tgt}\`.${TGT} DROP COLUMN max_grade`);
+      return {};
+    }, 'target.table', /lacks source column\(s\) max_grade/));
+  it('a primary key that is not a single integer column', () =>
+    expectRefused(async (s) => {
+      await s.conn.query(`CREATE TABLE \`${s.src}\`.composite (a int, b int, PRIMARY KEY (a, b))`);
+      return { source: { connection: 'edxapp', database: s.src, table: 'composite' } };
+    }, 'source.table', /one integer column/));
+  it('a target id type too small for the source', () =>
+    expectRefused(async (s) => {
+      await s.conn.query(`ALTER TABLE \`${s.tgt}\`.${TGT} MODIFY id smallint NOT NULL AUTO_INCREMENT`);
+      return {};
+    }, 'target.table', /too small/));
+  it('absurd chunk sizes', () => expectRefused(async () => ({ chunk: { minRows: 0 } }), 'chunk.minRows', /at least 1/));
+  it('an unreachable connection', () =>
+    expectRefused(async () => {
+      process.env.FERRY_MYSQL_NOWHERE = 'mysql://root@127.0.0.1:1';
+      return { target: { connection: 'nowhere', database: 'x', table: 'y' } };
+    }, 'connection', /cannot reach connection "nowhere" at 127.0.0.1:1 \(from FERRY_MYSQL_NOWHERE\)/));
+  it('a target that already holds rows with no checkpoint', () =>
+    expectRefused(async (s) => {
+      await s.conn.query(`INSERT INTO \`${s.tgt}\`.${TGT} (id, created, student_module_id) VALUES (5, NOW(6), 1)`);
+      return {};
+    }, 'target.table', /already holds rows/));
+
+  it('a different input for a migrationId that has a checkpoint', async () => {
+    sc = await scenario({ rows: 100 });
+    const ok = await runFerry(['local', 'table-copy', '--input', sc.inputFile({ cleanup: { mode: 'none' } }), '--state-dir', sc.stateDir, '--approve', 'all']);
+    expect(ok.code, ok.stderr).toBe(0);
+    const run = await runFerry(['local', 'table-copy', '--input', sc.inputFile({ cleanup: { mode: 'none' }, idOffset: '99' }), '--state-dir', sc.stateDir, '--approve', 'all']);
+    expect(run.code).toBe(2);
+    expect(run.last).toMatchObject({ error: 'CheckpointConflict', cause: expect.stringContaining('idOffset') });
+  });
+});
