@@ -5,6 +5,7 @@ import { LocalApprovalStore } from '../lambdas/adapters/approvals.ts';
 import { FileFlagStore, PAUSED_FLAG } from '../lambdas/adapters/flags.ts';
 import { runLocal } from './cli/local-runner.ts';
 import { MACHINES } from './cli/machines.ts';
+import { embeddedCouchIfNeeded } from './cli/embedded-couch.ts';
 import { ProgressBar } from './cli/progress.ts';
 import { tableStats } from './cli/stats.ts';
 
@@ -64,19 +65,31 @@ async function local(args: string[]): Promise<number> {
     bar.say('stopping: the checkpoint is kept; run the same command again to resume');
     abort.abort();
   };
+  const env = { ...process.env };
+  const embedded = MACHINES[machine]!.couch ? await embeddedCouchIfNeeded(env) : null;
+  if (embedded) {
+    env.COUCH_URL = embedded.url;
+    bar.say(`no CouchDB answers at the default URL and COUCH_URL is not set: started an embedded in-memory PouchDB Server at ${embedded.url} for this run`);
+  }
   process.once('SIGINT', stop);
   process.once('SIGTERM', stop);
-  const result = await runLocal({
-    machine,
-    input,
-    stateDir: values['state-dir']!,
-    approve,
-    onProgress: (p) => bar.update(p),
-    say: (line) => bar.say(line),
-    signal: abort.signal,
-  });
-  process.off('SIGINT', stop);
-  process.off('SIGTERM', stop);
+  let result;
+  try {
+    result = await runLocal({
+      machine,
+      input,
+      stateDir: values['state-dir']!,
+      approve,
+      env,
+      onProgress: (p) => bar.update(p),
+      say: (line) => bar.say(line),
+      signal: abort.signal,
+    });
+  } finally {
+    process.off('SIGINT', stop);
+    process.off('SIGTERM', stop);
+    await embedded?.stop();
+  }
   if (result.status === 'SUCCEEDED') {
     bar.say(`${machine}: SUCCEEDED${result.executions > 1 ? ` over ${result.executions} executions` : ''}`);
     process.stdout.write(JSON.stringify(result.output) + '\n');

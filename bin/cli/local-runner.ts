@@ -4,6 +4,7 @@ import { mkdir } from 'node:fs/promises';
 import { ExecutionAbortedError, ExecutionError, StateMachine, type StateMachineDefinition } from 'aws-local-stepfunctions';
 import { LocalApprovalStore, type ApprovalRequest } from '../../lambdas/adapters/approvals.ts';
 import type { Progress, TaskDeps } from '../../lambdas/adapters/deps.ts';
+import { NanoConnector } from '../../lambdas/adapters/couch.ts';
 import { FileFlagStore } from '../../lambdas/adapters/flags.ts';
 import { Mysql2Connector } from '../../lambdas/adapters/mysql2.ts';
 import { FerryError, REFUSAL_ERRORS } from '../../lambdas/core/errors.ts';
@@ -53,6 +54,7 @@ export async function runLocal(opts: LocalRunOptions): Promise<LocalRunResult> {
   const approvals = new LocalApprovalStore(opts.stateDir);
   const deps: TaskDeps = {
     sql,
+    couch: new NanoConnector(opts.env ?? process.env),
     flags: new FileFlagStore(opts.stateDir),
     budgetMillis: LOCAL_BUDGET_MILLIS,
     now: Date.now,
@@ -69,6 +71,8 @@ export async function runLocal(opts: LocalRunOptions): Promise<LocalRunResult> {
       executions += 1;
       const executionId = `local:${spec.name}:${migrationId}:${randomUUID()}`;
       let continuation: unknown;
+      // Ends every approval still waiting when this execution ends (a branch beside it failed or handed over).
+      const finished = new AbortController();
       const approval = async (params: { Payload: ApprovalRequest }) => {
         const req = params.Payload;
         await approvals.request(req);
@@ -78,7 +82,7 @@ export async function runLocal(opts: LocalRunOptions): Promise<LocalRunResult> {
         } else {
           say(`waiting for approval "${req.step}" of ${req.migrationId}. To approve:\n  npx ferry approve ${req.migrationId} --step ${req.step}${opts.stateDir === '.ferry' ? '' : ` --state-dir ${opts.stateDir}`}\nTo reject:\n  npx ferry approve ${req.migrationId} --step ${req.step} --reject --reason "..."`);
         }
-        const decision = await approvals.waitFor(req, abort.signal);
+        const decision = await approvals.waitFor(req, AbortSignal.any([abort.signal, finished.signal]));
         return { approved: true, by: decision.by, at: decision.at };
       };
       const taskHandlers: Record<string, (input: never) => Promise<unknown>> = {
@@ -117,6 +121,7 @@ export async function runLocal(opts: LocalRunOptions): Promise<LocalRunResult> {
         }
         throw err;
       } finally {
+        finished.abort();
         abort.signal.removeEventListener('abort', onAbort);
       }
     }

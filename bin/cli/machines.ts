@@ -10,6 +10,14 @@ import { preflight } from '../../lambdas/table-copy/preflight.ts';
 import { raiseAutoIncrement } from '../../lambdas/table-copy/raise-auto-increment.ts';
 import { summarize } from '../../lambdas/table-copy/summarize.ts';
 import { verify } from '../../lambdas/table-copy/verify.ts';
+import { assertComplete } from '../../lambdas/doctype-copy/assert-complete.ts';
+import { cleanup as docCleanup } from '../../lambdas/doctype-copy/cleanup.ts';
+import { copyDocs } from '../../lambdas/doctype-copy/copy-docs.ts';
+import { setCutoverFlags as docSetCutoverFlags, stopTopOff } from '../../lambdas/doctype-copy/cutover.ts';
+import { parseDoctypeCopyInput } from '../../lambdas/doctype-copy/migration.ts';
+import { preflight as docPreflight } from '../../lambdas/doctype-copy/preflight.ts';
+import { summarize as docSummarize } from '../../lambdas/doctype-copy/summarize.ts';
+import { topOff } from '../../lambdas/doctype-copy/top-off.ts';
 
 export type Handler = (event: TaskEvent, deps: TaskDeps) => Promise<unknown>;
 
@@ -19,6 +27,8 @@ export interface MachineSpec {
   readonly parse: (raw: unknown) => { migrationId: string };
   /** Task state name → handler. Approval and continuation states are supplied by the runner. */
   readonly handlers: Readonly<Record<string, Handler>>;
+  /** Needs a CouchDB: the runner starts an embedded one when none is configured or answering. */
+  readonly couch?: boolean;
 }
 
 /** The ASL file of a machine, resolved from this module's location, never from the working directory. */
@@ -54,6 +64,22 @@ export const MACHINES: Readonly<Record<string, MachineSpec>> = {
       SetCutoverFlags: setCutoverFlags,
       Cleanup: cleanup,
       Summarize: summarize,
+    },
+  },
+  'doctype-copy': {
+    name: 'doctype-copy',
+    parse: parseDoctypeCopyInput,
+    couch: true,
+    handlers: {
+      Preflight: docPreflight,
+      CopyDocs: copyDocs,
+      TopOff: topOff,
+      TopOffDuringCutOver: topOff,
+      AssertComplete: assertComplete,
+      SetCutoverFlags: docSetCutoverFlags,
+      StopTopOff: stopTopOff,
+      Cleanup: docCleanup,
+      Summarize: docSummarize,
     },
   },
 };

@@ -13,17 +13,18 @@ function formatDuration(seconds: number): string {
 /** One progress line: `[copy] ████░░ 41% 410,000/1,000,000 rows  52,000 rows/s  ETA 11s  throttled: …` */
 export function formatProgress(p: Progress, rowsPerSecond: number | null, width = 24): string {
   const done = Number(p.done);
+  const unit = p.unit ?? 'rows';
   const total = p.total === null ? null : Math.max(Number(p.total), done);
   const parts = [`[${p.phase}]`];
   if (total && total > 0) {
     const ratio = Math.min(done / total, 1);
     const filled = Math.round(ratio * width);
-    parts.push(`${'█'.repeat(filled)}${'░'.repeat(width - filled)} ${Math.floor(ratio * 100)}%`, `${fmt.format(done)}/~${fmt.format(total)} rows`);
+    parts.push(`${'█'.repeat(filled)}${'░'.repeat(width - filled)} ${Math.floor(ratio * 100)}%`, `${fmt.format(done)}/~${fmt.format(total)} ${unit}`);
   } else {
-    parts.push(`${fmt.format(done)} rows`);
+    parts.push(`${fmt.format(done)} ${unit}`);
   }
   if (rowsPerSecond !== null) {
-    parts.push(`${fmt.format(Math.round(rowsPerSecond))} rows/s`);
+    parts.push(`${fmt.format(Math.round(rowsPerSecond))} ${unit}/s`);
     if (total && rowsPerSecond > 0 && done < total) parts.push(`ETA ${formatDuration((total - done) / rowsPerSecond)}`);
   }
   if (p.throttle) parts.push(`throttled: ${p.throttle}`);

@@ -2,7 +2,7 @@ import { Mysql2Connector } from '../../lambdas/adapters/mysql2.ts';
 import { scalar } from '../../lambdas/adapters/sql.ts';
 import { qualified } from '../../lambdas/core/identifiers.ts';
 import { identityOf } from '../../lambdas/core/table-copy-input.ts';
-import { CheckpointStore } from '../../lambdas/core/tables/checkpoints.ts';
+import { CheckpointStore } from '../../lambdas/core/checkpoints.ts';
 import { idBounds } from '../../lambdas/core/tables/copier.ts';
 import { inspectTable } from '../../lambdas/core/tables/inspector.ts';
 import { MACHINE, parseTableCopyInput, type TableCopyState } from '../../lambdas/table-copy/migration.ts';

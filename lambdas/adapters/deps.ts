@@ -1,3 +1,4 @@
+import type { CouchConnector } from './couch.ts';
 import type { FlagStore } from './flags.ts';
 import type { SqlConnector } from './sql.ts';
 
@@ -9,6 +10,8 @@ export interface Progress {
   readonly done: string;
   /** Estimated total, as a decimal string, or null when unknown. */
   readonly total: string | null;
+  /** What is counted: table rows or documents. */
+  readonly unit?: 'rows' | 'docs';
   /** What the loop is doing now, in words. */
   readonly note?: string;
   /** Why the last check said "wait", or null when it did not. */
@@ -18,6 +21,7 @@ export interface Progress {
 /** The ports a task handler is given: on Lambda built from the environment, locally by the runner. */
 export interface TaskDeps {
   readonly sql: SqlConnector;
+  readonly couch: CouchConnector;
   readonly flags: FlagStore;
   /** Milliseconds one invocation may spend copying before it hands back to the state machine. */
   readonly budgetMillis: number;

@@ -37,6 +37,12 @@ export class VerificationFailed extends FerryError {
   readonly retryable = false;
 }
 
+/** The blocking check before the cut-over found the copy incomplete. */
+export class IncompleteCopy extends FerryError {
+  override readonly name = 'IncompleteCopy';
+  readonly retryable = false;
+}
+
 /** An approver said no. The execution stops; nothing irreversible has happened. */
 export class ApprovalRejected extends FerryError {
   override readonly name = 'ApprovalRejected';

@@ -25,8 +25,8 @@ const tableRef = z.strictObject({
   table: plainName('table'),
 });
 
-const flagName = z.string().regex(/^[A-Za-z][A-Za-z0-9_.-]{0,127}$/, 'flag names are letters, digits, _ . or -');
-const flagSet = z.record(flagName, z.string().max(4096, 'flag values are at most 4096 characters'));
+export const flagName = z.string().regex(/^[A-Za-z][A-Za-z0-9_.-]{0,127}$/, 'flag names are letters, digits, _ . or -');
+export const flagSet = z.record(flagName, z.string().max(4096, 'flag values are at most 4096 characters'));
 
 export const tableCopyInputSchema = z
   .strictObject({

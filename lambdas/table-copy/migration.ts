@@ -5,7 +5,7 @@ import { initialChunkRows, nextChunkRows, planChunk } from '../core/chunker.ts';
 import { InvalidInput } from '../core/errors.ts';
 import { maxId, type Id } from '../core/ids.ts';
 import { identityOf, parseInput, tableCopyInputSchema, type TableCopyInput } from '../core/table-copy-input.ts';
-import { CheckpointStore, type Checkpoint } from '../core/tables/checkpoints.ts';
+import { CheckpointStore, type Checkpoint } from '../core/checkpoints.ts';
 import { copyRange, nextExistingId, type CopyTables } from '../core/tables/copier.ts';
 import { copiedColumns, inspectTable, type TableInfo } from '../core/tables/inspector.ts';
 import { replicaLagSeconds, threadsRunning, throttleQueryValue } from '../core/tables/probes.ts';

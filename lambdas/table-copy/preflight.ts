@@ -3,7 +3,7 @@ import { scalar, type SqlConnection } from '../adapters/sql.ts';
 import { InvalidInput } from '../core/errors.ts';
 import { qualified } from '../core/identifiers.ts';
 import { identityOf, type TableCopyInput } from '../core/table-copy-input.ts';
-import { CheckpointStore } from '../core/tables/checkpoints.ts';
+import { CheckpointStore } from '../core/checkpoints.ts';
 import { idBounds } from '../core/tables/copier.ts';
 import { databaseExists, inspectTable, integerRange, type TableInfo } from '../core/tables/inspector.ts';
 import { throttleQueryValue } from '../core/tables/probes.ts';

@@ -1,8 +1,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type mysql from 'mysql2/promise';
-import { Mysql2Connector } from '../../../../lambdas/adapters/mysql2.ts';
-import { canonicalJson, CheckpointStore } from '../../../../lambdas/core/tables/checkpoints.ts';
-import { admin, makeDatabases } from '../../../helpers/db.ts';
+import { Mysql2Connector } from '../../../lambdas/adapters/mysql2.ts';
+import { canonicalJson, CheckpointStore } from '../../../lambdas/core/checkpoints.ts';
+import { admin, makeDatabases } from '../../helpers/db.ts';
 
 describe('CheckpointStore on MariaDB', () => {
   let conn: mysql.Connection;

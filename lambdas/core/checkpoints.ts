@@ -1,7 +1,7 @@
-import type { SqlConnection } from '../../adapters/sql.ts';
-import { str } from '../../adapters/sql.ts';
-import { CheckpointConflict } from '../errors.ts';
-import { quoteIdent } from '../identifiers.ts';
+import type { SqlConnection } from '../adapters/sql.ts';
+import { str } from '../adapters/sql.ts';
+import { CheckpointConflict } from './errors.ts';
+import { quoteIdent } from './identifiers.ts';
 
 export const CHECKPOINT_TABLE = '_ferry_checkpoints';
 
@@ -31,6 +31,21 @@ export function canonicalJson(value: unknown): string {
 function changedKeys(a: Record<string, unknown>, b: Record<string, unknown>): string[] {
   const keys = new Set([...Object.keys(a), ...Object.keys(b)]);
   return [...keys].filter((k) => canonicalJson(a[k]) !== canonicalJson(b[k])).sort();
+}
+
+/** Refuses a checkpoint made by another machine or for another input under the same migrationId. */
+export function assertSameIdentity(
+  where: string,
+  migrationId: string,
+  stored: { machine: string; identity: Record<string, unknown> },
+  wanted: { machine: string; identity: Record<string, unknown> },
+): void {
+  if (stored.machine === wanted.machine && canonicalJson(stored.identity) === canonicalJson(wanted.identity)) return;
+  const what = stored.machine !== wanted.machine ? [`machine (${stored.machine})`] : changedKeys(stored.identity, wanted.identity);
+  throw new CheckpointConflict(
+    `migration "${migrationId}" already has a checkpoint in ${where} made with a different ${what.join(', ')}. ` +
+      'Use the input it was started with, or choose a new migrationId.',
+  );
 }
 
 export class CheckpointStore<S> {
@@ -66,13 +81,7 @@ export class CheckpointStore<S> {
     if (!row) return null;
     const machine = str(row, 'machine')!;
     const stored = JSON.parse(str(row, 'identity')!) as Record<string, unknown>;
-    if (machine !== this.machine || canonicalJson(stored) !== canonicalJson(identity)) {
-      const what = machine !== this.machine ? [`machine (${machine})`] : changedKeys(stored, identity);
-      throw new CheckpointConflict(
-        `migration "${migrationId}" already has a checkpoint in ${this.table} made with a different ${what.join(', ')}. ` +
-          'Use the input it was started with, or choose a new migrationId.',
-      );
-    }
+    assertSameIdentity(this.table, migrationId, { machine, identity: stored }, { machine: this.machine, identity });
     return { migrationId, machine, phase: str(row, 'phase')!, state: JSON.parse(str(row, 'state')!) as S, updatedAt: str(row, 'updated_at')! };
   }
 

@@ -1,0 +1,192 @@
+import nano, { type ServerScope } from 'nano';
+import { DatabaseError, InvalidInput, TransientError } from '../core/errors.ts';
+import { envNameFor } from './mysql2.ts';
+
+export const DEFAULT_COUCH_URL = 'http://127.0.0.1:5984';
+
+/** A document as the HTTP API returns it; bodies are opaque to ferry except `doc_type`. */
+export interface CouchDoc {
+  readonly _id: string;
+  readonly _rev: string;
+  readonly _deleted?: boolean;
+  readonly _conflicts?: readonly string[];
+  readonly _revisions?: { readonly start: number; readonly ids: readonly string[] };
+  readonly doc_type?: unknown;
+  readonly [key: string]: unknown;
+}
+
+export interface AllDocsRow {
+  readonly id: string;
+  readonly value: { readonly rev: string; readonly deleted?: boolean };
+  readonly doc?: CouchDoc | null;
+  readonly error?: string;
+}
+
+/** The CouchDB port: just the calls ferry makes, on one database. */
+export interface CouchDatabase {
+  readonly connection: string;
+  readonly name: string;
+  /** Where it lives, without credentials. */
+  readonly where: string;
+  /** `update_seq` and `doc_count`, or null when the database does not exist. */
+  info(): Promise<{ updateSeq: string; docCount: number } | null>;
+  allDocs(qs: Record<string, unknown>, keys?: readonly string[]): Promise<AllDocsRow[]>;
+  changes(since: string, limit: number): Promise<{ results: import('../core/docs/changes.ts').ChangeRow[]; lastSeq: string }>;
+  /** Each requested revision with its `_revisions` history and attachments inline; missing ones left out. */
+  bulkGet(items: readonly { id: string; rev: string }[]): Promise<CouchDoc[]>;
+  /** Writes revisions as they are (`new_edits: false`): history, tombstones and conflicts kept. */
+  writeRevisions(docs: readonly CouchDoc[]): Promise<void>;
+  /** Ordinary writes (new revisions); throws naming every document refused. */
+  bulkDocs(docs: readonly Record<string, unknown>[]): Promise<void>;
+  /** Which of these revisions the database does not have. */
+  revsDiff(revs: Readonly<Record<string, readonly string[]>>): Promise<Record<string, readonly string[]>>;
+  view(ddoc: string, view: string, qs: Record<string, unknown>, keys?: readonly unknown[]): Promise<{ rows: { key: unknown; value: unknown; id?: string }[] }>;
+  get(id: string, qs?: Record<string, unknown>): Promise<CouchDoc | null>;
+  put(doc: Record<string, unknown>): Promise<{ rev: string }>;
+}
+
+export interface CouchConnector {
+  /** Throws InvalidInput when the server of that connection does not answer. */
+  database(connection: string, name: string): Promise<CouchDatabase>;
+}
+
+export function resolveCouchUrl(name: string, env: NodeJS.ProcessEnv = process.env): { url: string; from: string } {
+  const specific = envNameFor('COUCH', name);
+  if (env[specific]) return { url: env[specific]!, from: specific };
+  if (env.COUCH_URL) return { url: env.COUCH_URL, from: 'COUCH_URL' };
+  return { url: DEFAULT_COUCH_URL, from: `the default ${DEFAULT_COUCH_URL}` };
+}
+
+export function redactUrl(url: string): string {
+  try {
+    const u = new URL(url);
+    return `${u.protocol}//${u.host}${u.pathname === '/' ? '' : u.pathname}`;
+  } catch {
+    return '(unparseable URL)';
+  }
+}
+
+/** HTTP 5xx, 429, 408 and dropped sockets can pass on a retry; 4xx cannot. */
+export function couchError(err: unknown, what: string): Error {
+  const e = err as { statusCode?: number; error?: string; reason?: string; message?: string; description?: string };
+  const status = e.statusCode;
+  const detail = `${what}: ${status ? `HTTP ${status} ` : ''}${e.error ?? ''}${e.reason ? `: ${e.reason}` : ''}${!status ? (e.message ?? String(err)) : ''}`.trim();
+  if (!status || status >= 500 || status === 429 || status === 408) return new TransientError(detail, { cause: err });
+  return new DatabaseError(detail, { cause: err });
+}
+
+class NanoDatabase implements CouchDatabase {
+  constructor(private readonly server: ServerScope, readonly connection: string, readonly name: string, readonly where: string) {}
+
+  private async call<T>(what: string, opts: Record<string, unknown>): Promise<T> {
+    try {
+      return (await this.server.relax({ db: this.name, ...opts })) as T;
+    } catch (err) {
+      throw couchError(err, `${this.connection}/${this.name} ${what}`);
+    }
+  }
+
+  async info() {
+    try {
+      const r = (await this.server.relax({ db: this.name })) as { update_seq: string | number; doc_count: number };
+      return { updateSeq: String(r.update_seq), docCount: r.doc_count };
+    } catch (err) {
+      if ((err as { statusCode?: number }).statusCode === 404) return null;
+      throw couchError(err, `${this.connection}/${this.name} info`);
+    }
+  }
+
+  async allDocs(qs: Record<string, unknown>, keys?: readonly string[]) {
+    const r = await this.call<{ rows: AllDocsRow[] }>('_all_docs', keys ? { path: '_all_docs', method: 'POST', qs, body: { keys } } : { path: '_all_docs', qs });
+    return r.rows;
+  }
+
+  async changes(since: string, limit: number) {
+    const r = await this.call<{ results: { id: string; seq: string | number; changes: { rev: string }[]; deleted?: boolean; doc?: CouchDoc }[]; last_seq: string | number }>(
+      '_changes',
+      { path: '_changes', qs: { since, limit, style: 'all_docs', include_docs: true } },
+    );
+    return { results: r.results.map((c) => ({ ...c, seq: String(c.seq) })), lastSeq: String(r.last_seq) };
+  }
+
+  async bulkGet(items: readonly { id: string; rev: string }[]) {
+    if (items.length === 0) return [];
+    const r = await this.call<{ results: { id: string; docs: { ok?: CouchDoc; error?: unknown }[] }[] }>('_bulk_get', {
+      path: '_bulk_get',
+      method: 'POST',
+      qs: { revs: true, attachments: true },
+      body: { docs: items },
+    });
+    return r.results.flatMap((res) => res.docs.flatMap((d) => (d.ok ? [d.ok] : [])));
+  }
+
+  async writeRevisions(docs: readonly CouchDoc[]) {
+    if (docs.length === 0) return;
+    const r = await this.call<{ id: string; error?: string; reason?: string }[]>('_bulk_docs', { path: '_bulk_docs', method: 'POST', body: { docs, new_edits: false } });
+    const failed = r.filter((x) => x.error);
+    if (failed.length) throw new DatabaseError(`${this.connection}/${this.name} refused ${failed.length} revisions, first ${failed[0]!.id}: ${failed[0]!.error} ${failed[0]!.reason ?? ''}`);
+  }
+
+  async bulkDocs(docs: readonly Record<string, unknown>[]) {
+    if (docs.length === 0) return;
+    const r = await this.call<{ id: string; error?: string; reason?: string }[]>('_bulk_docs', { path: '_bulk_docs', method: 'POST', body: { docs } });
+    const failed = r.filter((x) => x.error);
+    if (failed.length) {
+      const first = failed[0]!;
+      const err = new DatabaseError(`${this.connection}/${this.name} refused ${failed.length} writes, first ${first.id}: ${first.error} ${first.reason ?? ''}`);
+      if (failed.every((f) => f.error === 'conflict')) throw new TransientError(err.message);
+      throw err;
+    }
+  }
+
+  async revsDiff(revs: Readonly<Record<string, readonly string[]>>) {
+    if (Object.keys(revs).length === 0) return {};
+    const r = await this.call<Record<string, { missing: string[] }>>('_revs_diff', { path: '_revs_diff', method: 'POST', body: revs });
+    return Object.fromEntries(Object.entries(r).map(([id, v]) => [id, v.missing]));
+  }
+
+  async view(ddoc: string, view: string, qs: Record<string, unknown>, keys?: readonly unknown[]) {
+    const path = `_design/${ddoc}/_view/${view}`;
+    return this.call<{ rows: { key: unknown; value: unknown; id?: string }[] }>(path, keys ? { path, method: 'POST', qs, body: { keys } } : { path, qs });
+  }
+
+  async get(id: string, qs: Record<string, unknown> = {}) {
+    try {
+      return (await this.server.relax({ db: this.name, doc: id, qs })) as CouchDoc;
+    } catch (err) {
+      if ((err as { statusCode?: number }).statusCode === 404) return null;
+      throw couchError(err, `${this.connection}/${this.name} GET ${id}`);
+    }
+  }
+
+  async put(doc: Record<string, unknown>) {
+    const r = await this.call<{ rev: string }>(`PUT ${String(doc._id)}`, { doc: doc._id, method: 'PUT', body: doc });
+    return { rev: r.rev };
+  }
+}
+
+/** Databases by connection name, resolved from `COUCH_URL` / `FERRY_COUCH_<NAME>`. */
+export class NanoConnector implements CouchConnector {
+  private readonly servers = new Map<string, { server: ServerScope; where: string }>();
+  constructor(private readonly env: NodeJS.ProcessEnv = process.env) {}
+
+  async database(connection: string, name: string): Promise<CouchDatabase> {
+    let entry = this.servers.get(connection);
+    if (!entry) {
+      const { url, from } = resolveCouchUrl(connection, this.env);
+      const server = nano({ url });
+      try {
+        await server.relax({ path: '' });
+      } catch (err) {
+        throw new InvalidInput(
+          'connection',
+          `cannot reach CouchDB connection "${connection}" at ${redactUrl(url)} (from ${from}): ${(err as Error).message}. ` +
+            `Start the server or point ${envNameFor('COUCH', connection)} (or COUCH_URL) at it.`,
+        );
+      }
+      entry = { server, where: redactUrl(url) };
+      this.servers.set(connection, entry);
+    }
+    return new NanoDatabase(entry.server, connection, name, entry.where);
+  }
+}

@@ -1,0 +1,51 @@
+import { z } from 'zod';
+import { connectionName, flagSet, migrationId } from './table-copy-input.ts';
+
+/** CouchDB's rule for database names. */
+const couchDbName = z
+  .string()
+  .regex(/^[a-z][a-z0-9_$()+/-]{0,237}$/, 'must be a CouchDB database name: lower-case letter first, then a-z 0-9 _ $ ( ) + - /');
+
+const couchRef = z.strictObject({ connection: connectionName, database: couchDbName });
+
+const docType = z.string().regex(/^[A-Za-z][A-Za-z0-9_.-]{0,127}$/, 'doc types are names like "CommCareUser": letters, digits, _ . -');
+
+export const doctypeCopyInputSchema = z
+  .strictObject({
+    migrationId,
+    source: couchRef,
+    target: couchRef,
+    docTypes: z
+      .array(docType, 'must be a list of doc type names, e.g. ["CommCareUser", "WebUser"]')
+      .min(1, 'name at least one doc type')
+      .max(200)
+      .refine((t) => new Set(t).size === t.length, 'lists a doc type twice'),
+    page: z.strictObject({ docs: z.number().int().min(1).max(10_000, 'at most 10,000 docs a page').default(1000) }).prefault({}),
+    topOff: z
+      .strictObject({
+        quietSeconds: z.number().int().min(0).max(86_400).default(30),
+        pollSeconds: z.number().int().min(1).max(3600).default(5),
+        /** How far (in changes) the checkpoint may trail the source when the initial copy is declared complete. */
+        maxSeqLag: z.number().int().min(0).max(1_000_000).default(100),
+      })
+      .prefault({}),
+    flags: z.strictObject({ cutover: flagSet.default({}) }).prefault({}),
+    cleanup: z
+      .strictObject({
+        mode: z.enum(['delete', 'none']).default('delete'),
+        batchDocs: z.number().int().min(1).max(10_000).default(500),
+        pauseMillis: z.number().int().min(0).max(60_000).default(0),
+      })
+      .prefault({}),
+    execution: z.strictObject({ maxLoopIterations: z.number().int().min(1).max(2000).default(1000) }).prefault({}),
+  })
+  .refine((i) => !(i.source.connection === i.target.connection && i.source.database === i.target.database), {
+    message: 'target must be a different database from source',
+    path: ['target', 'database'],
+  });
+
+export type DoctypeCopyInput = z.output<typeof doctypeCopyInputSchema>;
+
+export function doctypeIdentityOf(i: DoctypeCopyInput): Record<string, unknown> {
+  return { source: i.source, target: i.target, docTypes: [...i.docTypes].sort(), flags: i.flags, cleanup: { mode: i.cleanup.mode } };
+}

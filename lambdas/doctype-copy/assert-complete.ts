@@ -1,0 +1,42 @@
+import type { TaskDeps } from '../adapters/deps.ts';
+import { IncompleteCopy } from '../core/errors.ts';
+import { checkComplete } from '../core/docs/complete-check.ts';
+import { compareCounts, formatCounts } from '../core/docs/doc-types.ts';
+import { countByType } from '../core/docs/stats.ts';
+import { docLoopState, openDocMigration, reportDoc, saveDoc, type DocLoopState, type DocTaskEvent } from './migration.ts';
+import { topOffToHead } from './top-off.ts';
+
+const ROUNDS = 3;
+
+/**
+ * The blocking check before the cut-over approval: checkpoint present, initial copy finished,
+ * per-type counts equal on both sides, and the top-off seq close to the source's. The site keeps
+ * writing, so it tops off to the head and compares again, up to three rounds, before failing.
+ */
+export async function assertComplete(event: DocTaskEvent, deps: TaskDeps): Promise<DocLoopState> {
+  const m = await openDocMigration(event, deps);
+  if (m.phase !== 'assert') return docLoopState(m, { done: true });
+  let problems: readonly string[] = [];
+  for (let round = 1; round <= ROUNDS; round++) {
+    await topOffToHead(m);
+    const [sourceCounts, targetCounts, info] = await Promise.all([countByType(m.source, m.wanted), countByType(m.target, m.wanted), m.source.info()]);
+    const verdict = checkComplete({
+      checkpointFound: true,
+      initialCopyDone: m.state.initialDone,
+      wanted: m.wanted,
+      sourceCounts,
+      targetCounts,
+      checkpointSeq: m.state.topOffSeq,
+      sourceSeq: info!.updateSeq,
+      maxSeqLag: m.input.topOff.maxSeqLag,
+    });
+    if (verdict.complete) {
+      await saveDoc(m, () => 'cutover-approval');
+      reportDoc(m, `initial copy complete:\n${formatCounts(compareCounts(m.wanted, sourceCounts, targetCounts))}`);
+      return docLoopState(m, { done: true });
+    }
+    problems = verdict.problems;
+    await new Promise((r) => setTimeout(r, 1000));
+  }
+  throw new IncompleteCopy(`the copy is not complete after ${ROUNDS} rounds of top-off: ${problems.join('; ')}`);
+}

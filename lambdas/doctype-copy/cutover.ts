@@ -1,0 +1,24 @@
+import type { TaskDeps } from '../adapters/deps.ts';
+import { docLoopState, openDocMigration, reportDoc, saveDoc, type DocLoopState, type DocTaskEvent } from './migration.ts';
+
+/** After the cutover approval: the flags of phase `cutover` (e.g. USERS_GROUPS_DB), while the top-off goes on. */
+export async function setCutoverFlags(event: DocTaskEvent, deps: TaskDeps): Promise<DocLoopState> {
+  const m = await openDocMigration(event, deps);
+  const values = m.input.flags.cutover;
+  await deps.flags.set(m.input.migrationId, values);
+  await saveDoc(m, (_s, phase) => (phase === 'cutover-approval' ? 'cleanup-approval' : phase));
+  reportDoc(m, `flags of phase cutover set: ${Object.entries(values).map(([k, v]) => `${k}=${v}`).join(', ') || '(none)'}`);
+  return docLoopState(m, { done: true });
+}
+
+/**
+ * After the cleanup approval: records that the cleanup began. From here on no top-off runs for
+ * this migration (it would copy the cleanup's deletions into the target); the top-off task beside
+ * this one sees it and stops, and the state machine goes on only when both have finished.
+ */
+export async function stopTopOff(event: DocTaskEvent, deps: TaskDeps): Promise<DocLoopState> {
+  const m = await openDocMigration(event, deps);
+  await saveDoc(m, (_s, phase) => (phase === 'cleanup-approval' ? 'cleanup' : phase));
+  reportDoc(m, 'cleanup approved: top-off stopped for good');
+  return docLoopState(m, { done: true, stopped: true });
+}

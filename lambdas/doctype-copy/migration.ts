@@ -1,0 +1,150 @@
+import type { CouchDatabase } from '../adapters/couch.ts';
+import type { TaskDeps } from '../adapters/deps.ts';
+import { PAUSED_FLAG } from '../adapters/flags.ts';
+import { InvalidInput } from '../core/errors.ts';
+import { wantedDocTypes } from '../core/docs/doc-types.ts';
+import { DocCheckpointStore } from '../core/docs/checkpoint.ts';
+import { doctypeCopyInputSchema, doctypeIdentityOf, type DoctypeCopyInput } from '../core/doctype-copy-input.ts';
+import { parseInput } from '../core/table-copy-input.ts';
+
+export const MACHINE = 'doctype-copy';
+
+export const PHASES = ['initial-copy', 'top-off', 'assert', 'cutover-approval', 'cleanup-approval', 'cleanup', 'done'] as const;
+export type Phase = (typeof PHASES)[number];
+
+/** Phases in which the top-off must never run: the source is being emptied. */
+export const TOP_OFF_STOPPED: readonly Phase[] = ['cleanup', 'done'];
+
+export interface DoctypeCopyState {
+  readonly startedAt: string;
+  /** The source's seq recorded before the first page: the top-off replays everything after it. */
+  readonly startSeq: string;
+  estimatedDocs: number;
+  initialCursor: string | null;
+  initialDone: boolean;
+  docsCopied: number;
+  revisionsWritten: number;
+  topOffSeq: string;
+  quietSince: string | null;
+  changesRead: number;
+  docsToppedOff: number;
+  tombstonesCopied: number;
+  /** Docs in the target whose doc_type changed to one not migrated (first 100). */
+  movedOut: { id: string; docType: string }[];
+  conflictsCursor: string | null;
+  conflictsResolved: number;
+  docsDeleted: number;
+  leavesDeleted: number;
+  phaseStartedAt: Record<string, string>;
+}
+
+export interface DocLoopState {
+  readonly phase: Phase;
+  readonly done: boolean;
+  /** The top-off has stopped for good (cleanup began). */
+  readonly stopped: boolean;
+  readonly waitSeconds: number;
+  readonly throttle: string | null;
+  readonly iterations: number;
+  readonly continueAsNew: boolean;
+  readonly progress: { readonly docsCopied: number; readonly estimatedDocs: number; readonly docsToppedOff: number; readonly docsDeleted: number };
+}
+
+export interface DocTaskEvent {
+  readonly migration: unknown;
+  readonly state?: { readonly iterations?: number } | null;
+}
+
+export interface DocMigration {
+  readonly input: DoctypeCopyInput;
+  readonly deps: TaskDeps;
+  readonly source: CouchDatabase;
+  readonly target: CouchDatabase;
+  readonly wanted: readonly string[];
+  readonly wantedSet: ReadonlySet<string>;
+  readonly store: DocCheckpointStore<DoctypeCopyState>;
+  phase: Phase;
+  state: DoctypeCopyState;
+  readonly iterations: number;
+  readonly startedMillis: number;
+}
+
+export function parseDoctypeCopyInput(raw: unknown): DoctypeCopyInput {
+  return parseInput(doctypeCopyInputSchema, raw);
+}
+
+export async function openDatabases(input: DoctypeCopyInput, deps: TaskDeps): Promise<{ source: CouchDatabase; target: CouchDatabase }> {
+  const source = await deps.couch.database(input.source.connection, input.source.database);
+  const target = await deps.couch.database(input.target.connection, input.target.database);
+  return { source, target };
+}
+
+export async function openDocMigration(event: DocTaskEvent, deps: TaskDeps): Promise<DocMigration> {
+  const startedMillis = deps.now();
+  const input = parseDoctypeCopyInput(event.migration);
+  const { source, target } = await openDatabases(input, deps);
+  const store = new DocCheckpointStore<DoctypeCopyState>(target, input.migrationId, MACHINE);
+  const checkpoint = await store.load(input.migrationId, doctypeIdentityOf(input));
+  if (!checkpoint) {
+    throw new InvalidInput('migrationId', `no checkpoint for "${input.migrationId}" in ${input.target.database}; start the execution from the beginning so Preflight can check the databases`);
+  }
+  const wanted = wantedDocTypes(input.docTypes);
+  return {
+    input, deps, source, target, wanted, wantedSet: new Set(wanted), store,
+    phase: checkpoint.phase as Phase,
+    state: checkpoint.state,
+    iterations: (event.state?.iterations ?? 0) + 1,
+    startedMillis,
+  };
+}
+
+/**
+ * Writes the checkpoint: `change` is applied to the freshest stored state (another task of the
+ * same execution may have written since this one read it), and the result becomes this task's view.
+ */
+export async function saveDoc(m: DocMigration, change: (s: DoctypeCopyState, phase: Phase) => Phase | void): Promise<void> {
+  const next = await m.store.update((current) => {
+    const phase = current.phase as Phase;
+    const newPhase = change(current.state, phase) ?? phase;
+    if (newPhase !== phase) current.state.phaseStartedAt[newPhase] = new Date(m.deps.now()).toISOString();
+    return { phase: newPhase, state: current.state };
+  });
+  m.phase = next.phase as Phase;
+  m.state = next.state;
+}
+
+export function timeLeft(m: DocMigration): boolean {
+  return m.deps.now() - m.startedMillis < m.deps.budgetMillis;
+}
+
+export async function pausedReason(m: DocMigration): Promise<string | null> {
+  return (await m.deps.flags.get(m.input.migrationId, PAUSED_FLAG)) === 'true' ? 'paused by the FERRY_PAUSED flag' : null;
+}
+
+export function reportDoc(m: DocMigration, note: string, throttle: string | null = null): void {
+  const s = m.state;
+  const done = m.phase === 'cleanup' || m.phase === 'done' ? s.docsDeleted : m.phase === 'initial-copy' ? s.docsCopied : s.docsToppedOff;
+  m.deps.report({
+    migrationId: m.input.migrationId,
+    phase: m.phase,
+    done: String(done),
+    total: m.phase === 'initial-copy' || m.phase === 'cleanup' ? String(s.estimatedDocs) : null,
+    unit: 'docs',
+    note,
+    throttle,
+  });
+}
+
+export function docLoopState(m: DocMigration, fields: { done: boolean; stopped?: boolean; waitSeconds?: number; throttle?: string | null }): DocLoopState {
+  const s = m.state;
+  return {
+    phase: m.phase,
+    done: fields.done,
+    stopped: fields.stopped ?? false,
+    waitSeconds: fields.waitSeconds ?? 0,
+    throttle: fields.throttle ?? null,
+    iterations: m.iterations,
+    continueAsNew: !fields.done && !fields.stopped && m.iterations >= m.input.execution.maxLoopIterations,
+    progress: { docsCopied: s.docsCopied, estimatedDocs: s.estimatedDocs, docsToppedOff: s.docsToppedOff, docsDeleted: s.docsDeleted },
+  };
+}

@@ -1,0 +1,70 @@
+import type { CouchDatabase } from '../adapters/couch.ts';
+import type { TaskDeps } from '../adapters/deps.ts';
+import { InvalidInput } from '../core/errors.ts';
+import { DocCheckpointStore } from '../core/docs/checkpoint.ts';
+import { isDataDocId, wantedDocTypes } from '../core/docs/doc-types.ts';
+import { countByType, ensureStatsView } from '../core/docs/stats.ts';
+import { doctypeIdentityOf } from '../core/doctype-copy-input.ts';
+import { MACHINE, openDatabases, parseDoctypeCopyInput, type DocLoopState, type DocTaskEvent, type DoctypeCopyState, type Phase } from './migration.ts';
+
+const SCAN_PAGE = 2000;
+
+/**
+ * Ids whose revisions in the target the source never had: copying history onto them would make
+ * conflicts. Reads the target's ids and revs page by page; writes nothing.
+ */
+async function foreignRevisions(source: CouchDatabase, target: CouchDatabase, limit = 5): Promise<string[]> {
+  const found: string[] = [];
+  let cursor: string | null = null;
+  for (;;) {
+    const qs: Record<string, unknown> = { limit: SCAN_PAGE };
+    if (cursor !== null) Object.assign(qs, { startkey: cursor, skip: 1 });
+    const rows = await target.allDocs(qs);
+    const revs: Record<string, string[]> = {};
+    for (const r of rows) if (isDataDocId(r.id)) revs[r.id] = [r.value.rev];
+    const missing = await source.revsDiff(revs);
+    for (const [id, m] of Object.entries(missing)) if (m.length) found.push(id);
+    if (found.length >= limit || rows.length < SCAN_PAGE) return found.slice(0, limit);
+    cursor = rows[rows.length - 1]!.id;
+  }
+}
+
+/** Validates the input and both databases (reads only), then records the start seq and the checkpoint. */
+export async function preflight(event: DocTaskEvent, deps: TaskDeps): Promise<DocLoopState> {
+  const input = parseDoctypeCopyInput(event.migration);
+  const { source, target } = await openDatabases(input, deps);
+  const sourceInfo = await source.info();
+  if (!sourceInfo) throw new InvalidInput('source.database', `database ${input.source.database} does not exist at ${source.where} (connection "${source.connection}"); fix the name`);
+  if (!(await target.info())) {
+    throw new InvalidInput('target.database', `database ${input.target.database} does not exist at ${target.where} (connection "${target.connection}"); create it (PUT /${input.target.database}) or fix the name`);
+  }
+  const store = new DocCheckpointStore<DoctypeCopyState>(target, input.migrationId, MACHINE);
+  const identity = doctypeIdentityOf(input);
+  let checkpoint = await store.load(input.migrationId, identity);
+  if (!checkpoint) {
+    const foreign = await foreignRevisions(source, target);
+    if (foreign.length) {
+      throw new InvalidInput('target.database', `${input.target.database} already holds revisions the source does not have (ids ${foreign.join(', ')}); copying history onto them would create conflicts. Empty the target or remove those docs.`);
+    }
+    // Recorded before the first page is read: the top-off replays every change made during the copy.
+    const startSeq = sourceInfo.updateSeq;
+    await ensureStatsView(source);
+    await ensureStatsView(target);
+    const counts = await countByType(source, wantedDocTypes(input.docTypes));
+    const now = new Date(deps.now()).toISOString();
+    const state: DoctypeCopyState = {
+      startedAt: now, startSeq, estimatedDocs: Object.values(counts).reduce((a, b) => a + b, 0),
+      initialCursor: null, initialDone: false, docsCopied: 0, revisionsWritten: 0,
+      topOffSeq: startSeq, quietSince: null, changesRead: 0, docsToppedOff: 0, tombstonesCopied: 0, movedOut: [],
+      conflictsCursor: null, conflictsResolved: 0, docsDeleted: 0, leavesDeleted: 0,
+      phaseStartedAt: { 'initial-copy': now },
+    };
+    await store.create(identity, 'initial-copy', state);
+    checkpoint = { phase: 'initial-copy', state };
+  }
+  const s = checkpoint.state;
+  return {
+    phase: checkpoint.phase as Phase, done: false, stopped: false, waitSeconds: 0, throttle: null, iterations: 0, continueAsNew: false,
+    progress: { docsCopied: s.docsCopied, estimatedDocs: s.estimatedDocs, docsToppedOff: s.docsToppedOff, docsDeleted: s.docsDeleted },
+  };
+}

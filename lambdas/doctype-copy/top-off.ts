@@ -1,0 +1,68 @@
+import type { TaskDeps } from '../adapters/deps.ts';
+import { classifyChanges } from '../core/docs/changes.ts';
+import { copyRevisions } from '../core/docs/copier.ts';
+import { TOP_OFF_STOPPED, docLoopState, openDocMigration, pausedReason, reportDoc, saveDoc, timeLeft, type DocLoopState, type DocMigration, type DocTaskEvent } from './migration.ts';
+
+const MOVED_OUT_KEPT = 100;
+
+/**
+ * Reads the plain `_changes` feed after the checkpoint, a page at a time, until it reaches the
+ * head or the budget is spent. Docs of the wanted types are copied with history, tombstones of
+ * docs already moved as tombstones; docs whose type left the set are reported. The checkpoint
+ * seq moves only after the target write. Returns true when the feed was read to its head.
+ */
+export async function topOffToHead(m: DocMigration): Promise<boolean> {
+  for (;;) {
+    if (TOP_OFF_STOPPED.includes(m.phase)) return true;
+    const feed = await m.source.changes(m.state.topOffSeq, m.input.page.docs);
+    if (feed.results.length === 0) return true;
+    const ids = [...new Set(feed.results.map((r) => r.id))];
+    const known = await m.target.allDocs({}, ids);
+    const inTarget = new Set(known.filter((r) => !r.error && r.value).map((r) => r.id));
+    const actions = classifyChanges(feed.results, m.wantedSet, inTarget);
+    const copies = actions.flatMap((a) => (a.kind === 'copy' ? a.revs.map((rev) => ({ id: a.id, rev })) : []));
+    await copyRevisions(m.source, m.target, copies);
+    const copied = actions.filter((a) => a.kind === 'copy');
+    const movedOut = actions.flatMap((a) => (a.kind === 'moved-out' ? [{ id: a.id, docType: a.docType }] : []));
+    await saveDoc(m, (s) => {
+      s.topOffSeq = feed.lastSeq;
+      s.changesRead += feed.results.length;
+      s.docsToppedOff += copied.length;
+      s.tombstonesCopied += copied.filter((a) => a.kind === 'copy' && a.deleted).length;
+      for (const o of movedOut) if (s.movedOut.length < MOVED_OUT_KEPT && !s.movedOut.some((x) => x.id === o.id)) s.movedOut.push(o);
+      if (copied.length > 0) s.quietSince = new Date(m.deps.now()).toISOString();
+    });
+    for (const o of movedOut) reportDoc(m, `doc ${o.id} is in the target but its doc_type is now ${o.docType}, which is not migrated`);
+    if (copied.length) reportDoc(m, `topped off ${copied.length} docs up to seq ${String(feed.lastSeq).slice(0, 24)}`);
+    if (feed.results.length < m.input.page.docs) return true;
+    if (!timeLeft(m)) return false;
+  }
+}
+
+/**
+ * The continuous top-off. Before the cut-over it ends once the feed has had nothing of ours for
+ * `topOff.quietSeconds`; during the cut-over approvals it keeps going until the cleanup begins,
+ * and then it stops for good.
+ */
+export async function topOff(event: DocTaskEvent, deps: TaskDeps): Promise<DocLoopState> {
+  const m = await openDocMigration(event, deps);
+  if (TOP_OFF_STOPPED.includes(m.phase)) return docLoopState(m, { done: true, stopped: true });
+  const paused = await pausedReason(m);
+  if (paused) {
+    reportDoc(m, 'throttled', paused);
+    return docLoopState(m, { done: false, waitSeconds: m.input.topOff.pollSeconds, throttle: paused });
+  }
+  const atHead = await topOffToHead(m);
+  if (TOP_OFF_STOPPED.includes(m.phase)) return docLoopState(m, { done: true, stopped: true });
+  if (!atHead) return docLoopState(m, { done: false });
+  const { quietSeconds, pollSeconds } = m.input.topOff;
+  const quietFor = (deps.now() - Date.parse(m.state.quietSince ?? new Date(deps.now()).toISOString())) / 1000;
+  if (m.phase === 'top-off' && quietFor >= quietSeconds) {
+    await saveDoc(m, () => 'assert');
+    reportDoc(m, `caught up at seq ${String(m.state.topOffSeq).slice(0, 24)}: nothing of ours for ${Math.floor(quietFor)} s`);
+    return docLoopState(m, { done: true });
+  }
+  const wait = m.phase === 'top-off' ? Math.min(pollSeconds, Math.max(1, Math.ceil(quietSeconds - quietFor))) : pollSeconds;
+  reportDoc(m, m.phase === 'top-off' ? `caught up; waiting for ${quietSeconds} s with nothing of ours (${Math.floor(quietFor)} s so far)` : 'caught up; topping off until the cleanup begins');
+  return docLoopState(m, { done: false, waitSeconds: wait });
+}
