@@ -7,7 +7,7 @@ import { runLocal } from './cli/local-runner.ts';
 import { MACHINES } from './cli/machines.ts';
 import { embeddedCouchIfNeeded } from './cli/embedded-couch.ts';
 import { ProgressBar } from './cli/progress.ts';
-import { tableStats } from './cli/stats.ts';
+import { docStats, tableStats } from './cli/stats.ts';
 
 const USAGE = `ferry: online migrations of huge tables as resumable state machines
 
@@ -15,7 +15,7 @@ const USAGE = `ferry: online migrations of huge tables as resumable state machin
       run a migration locally, end to end (machines: ${Object.keys(MACHINES).join(', ')})
   ferry approve <migrationId> --step STEP [--reject --reason TEXT] [--state-dir DIR]
       complete a pending approval (cutover, cleanup)
-  ferry stats --input FILE          row counts and id bounds on both sides, and the checkpoint
+  ferry stats --input FILE          counts on both sides (rows and id bounds, or docs per type), and the checkpoint
   ferry flags <migrationId> [--state-dir DIR]
       the migration's flags
   ferry pause|resume <migrationId> [--state-dir DIR]
@@ -144,8 +144,12 @@ async function flags(args: string[], set?: Record<string, string>): Promise<numb
 
 async function stats(args: string[]): Promise<number> {
   const { values } = parseArgs({ args, options: { input: { type: 'string' } } });
-  const result = await tableStats(await readInput(values.input));
-  process.stdout.write(JSON.stringify(result, null, 2) + '\n');
+  const input = await readInput(values.input);
+  if (input && typeof input === 'object' && 'docTypes' in input) {
+    process.stdout.write((await docStats(input)) + '\n');
+    return 0;
+  }
+  process.stdout.write(JSON.stringify(await tableStats(input), null, 2) + '\n');
   return 0;
 }
 

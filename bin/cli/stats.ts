@@ -1,4 +1,10 @@
+import { NanoConnector } from '../../lambdas/adapters/couch.ts';
 import { Mysql2Connector } from '../../lambdas/adapters/mysql2.ts';
+import { DocCheckpointStore } from '../../lambdas/core/docs/checkpoint.ts';
+import { compareCounts, formatCounts, wantedDocTypes } from '../../lambdas/core/docs/doc-types.ts';
+import { countByType, STATS_DDOC } from '../../lambdas/core/docs/stats.ts';
+import { doctypeIdentityOf } from '../../lambdas/core/doctype-copy-input.ts';
+import { MACHINE as DOC_MACHINE, parseDoctypeCopyInput, type DoctypeCopyState } from '../../lambdas/doctype-copy/migration.ts';
 import { scalar } from '../../lambdas/adapters/sql.ts';
 import { qualified } from '../../lambdas/core/identifiers.ts';
 import { identityOf } from '../../lambdas/core/table-copy-input.ts';
@@ -36,4 +42,35 @@ export async function tableStats(raw: unknown, env: NodeJS.ProcessEnv = process.
   } finally {
     await sql.closeAll();
   }
+}
+
+/**
+ * Per doc type (and -Deleted twin), live docs in source and target, like the original `--stats`.
+ * Counts come from ferry's stats view; a database without it (nothing migrated yet) is counted
+ * by reading `_all_docs`, so stats never writes.
+ */
+export async function docStats(raw: unknown, env: NodeJS.ProcessEnv = process.env): Promise<string> {
+  const input = parseDoctypeCopyInput(raw);
+  const couch = new NanoConnector(env);
+  const wanted = wantedDocTypes(input.docTypes);
+  const count = async (which: 'source' | 'target') => {
+    const db = await couch.database(input[which].connection, input[which].database);
+    if (!(await db.info())) return { counts: {}, missing: true, db };
+    if (await db.get(`_design/${STATS_DDOC}`)) return { counts: await countByType(db, wanted), missing: false, db };
+    const counts: Record<string, number> = Object.fromEntries(wanted.map((t) => [t, 0]));
+    for (const row of await db.allDocs({ include_docs: true })) {
+      const t = row.doc?.doc_type;
+      if (typeof t === 'string' && t in counts) counts[t]! += 1;
+    }
+    return { counts, missing: false, db };
+  };
+  const [source, target] = await Promise.all([count('source'), count('target')]);
+  const lines = [`${input.migrationId}: ${input.source.database} → ${input.target.database}`, formatCounts(compareCounts(wanted, source.counts, target.counts))];
+  if (source.missing) lines.push(`source database ${input.source.database} does not exist`);
+  if (target.missing) lines.push(`target database ${input.target.database} does not exist`);
+  else {
+    const cp = await new DocCheckpointStore<DoctypeCopyState>(target.db, input.migrationId, DOC_MACHINE).load(input.migrationId, doctypeIdentityOf(input));
+    lines.push(cp ? `checkpoint: phase ${cp.phase}, ${cp.state.docsCopied} docs copied, top-off at seq ${cp.state.topOffSeq}, ${cp.state.docsDeleted} deleted` : 'checkpoint: none');
+  }
+  return lines.join('\n');
 }

@@ -25,7 +25,7 @@ describe('checkComplete', () => {
   it('names the doc types whose counts differ, with a table', () => {
     const v = checkComplete({ ...ok, targetCounts: { Group: 4 } });
     expect(v.complete).toBe(false);
-    const text = (v as { problems: string[] }).problems.join('\n');
+    const text = (v as { problems: readonly string[] }).problems.join('\n');
     expect(text).toMatch(/Group\s+5\s+4\s+≠/);
     expect(text).toMatch(/Group-Deleted\s+1\s+0\s+≠/);
   });
@@ -37,6 +37,6 @@ describe('checkComplete', () => {
 
   it('reports every problem at once', () => {
     const v = checkComplete({ ...ok, initialCopyDone: false, targetCounts: {}, checkpointSeq: '0', sourceSeq: '1000' });
-    expect((v as { problems: string[] }).problems).toHaveLength(3);
+    expect((v as { problems: readonly string[] }).problems).toHaveLength(3);
   });
 });

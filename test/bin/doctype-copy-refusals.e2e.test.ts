@@ -1,0 +1,29 @@
+import { describe, expect, it } from 'vitest';
+import { runFerry } from '../helpers/cli.ts';
+import { bulk, couch, revisions } from '../helpers/couch.ts';
+import { docScenario } from '../helpers/doc-scenario.ts';
+
+describe('ferry local doctype-copy refuses bad input with exit 2 and deletes nothing', () => {
+  async function expectRefused(mutate: (sc: Awaited<ReturnType<typeof docScenario>>) => Promise<Record<string, unknown>>, message: RegExp, env: NodeJS.ProcessEnv = {}) {
+    const sc = await docScenario({ docs: 30 });
+    const overrides = await mutate(sc);
+    const before = await revisions(sc.source);
+    const run = await runFerry(['local', 'doctype-copy', '--input', sc.inputFile(overrides), '--state-dir', sc.stateDir, '--approve', 'all'], { ...sc.env, ...env });
+    expect(run.code, run.stderr).toBe(2);
+    expect(run.stderr).toMatch(message);
+    expect(await revisions(sc.source)).toEqual(before);
+    expect((await couch('GET', `/${sc.target}/_local/ferry-${sc.migrationId}`)).status).toBe(404);
+    expect(sc.flags()).toEqual({});
+  }
+
+  it('an unknown source database', () => expectRefused(async () => ({ source: { connection: 'main', database: 'no_such_db' } }), /source.database: database no_such_db does not exist/));
+  it('an unknown target database', () => expectRefused(async () => ({ target: { connection: 'main', database: 'no_such_target' } }), /target.database: .* create it/));
+  it('an empty docTypes', () => expectRefused(async () => ({ docTypes: [] }), /docTypes: name at least one doc type/));
+  it('a malformed docTypes', () => expectRefused(async () => ({ docTypes: [42] }), /docTypes.0: /));
+  it('a target holding other revisions of the same ids', () =>
+    expectRefused(async (sc) => {
+      await bulk(sc.target, [{ _id: 'd000000', doc_type: 'CommCareUser', written: 'elsewhere' }]);
+      return {};
+    }, /already holds revisions the source does not have \(ids d000000\)/));
+  it('an unreachable server', () => expectRefused(async () => ({}), /cannot reach CouchDB connection "main" at http:\/\/127.0.0.1:1/, { COUCH_URL: 'http://127.0.0.1:1' }));
+});
