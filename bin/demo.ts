@@ -1,13 +1,18 @@
 /**
- * `npm run demo`: seeds a sample Open edX history table in the local MariaDB (databases
- * ferry_demo_edxapp and ferry_demo_csmh, recreated each time), keeps writing to it for a few
- * seconds like a live site, and runs the whole table-copy migration with approvals given.
+ * `npm run demo`: two migrations, end to end, with approvals given.
+ * 1. table-copy: seeds a sample Open edX history table in the local MariaDB (databases
+ *    ferry_demo_edxapp and ferry_demo_csmh, recreated each time), keeps writing to it for a few
+ *    seconds like a live site, and moves it to a BIGINT table in the other database.
+ * 2. doctype-copy: seeds a CommCare-like CouchDB database (an embedded in-memory PouchDB Server
+ *    unless COUCH_URL is set), keeps editing users while it runs, and moves the user and group
+ *    doc types to their own database.
  */
 import { spawn } from 'node:child_process';
 import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import mysql from 'mysql2/promise';
 import { redact, resolveMysqlUrl } from '../lambdas/adapters/mysql2.ts';
+import { startPouchDbServer } from './cli/embedded-couch.ts';
 
 const ROWS = 200_000;
 const SOURCE_DB = 'ferry_demo_edxapp';
@@ -22,7 +27,17 @@ const columns = (idType: string) => `(
   grade double NULL, max_grade double NULL, student_module_id int NOT NULL,
   KEY created (created), KEY student_module_id (student_module_id), KEY version (version))`;
 
-async function main(): Promise<number> {
+const FERRY = fileURLToPath(new URL('./ferry.js', import.meta.url));
+
+function ferry(args: string[], env: NodeJS.ProcessEnv = process.env): Promise<number> {
+  process.stderr.write(`demo: npx ferry ${args.join(' ')}\n`);
+  return new Promise<number>((resolve) => {
+    const child = spawn(process.execPath, [FERRY, ...args], { stdio: 'inherit', env });
+    child.on('close', (c) => resolve(c ?? 1));
+  });
+}
+
+async function tableCopyDemo(): Promise<number> {
   const { url, from } = resolveMysqlUrl('edxapp');
   let conn: mysql.Connection;
   try {
@@ -73,13 +88,7 @@ async function main(): Promise<number> {
     }
   })();
 
-  const ferry = fileURLToPath(new URL('./ferry.js', import.meta.url));
-  const args = ['local', 'table-copy', '--input', inputFile, '--approve', 'all', '--state-dir', STATE_DIR];
-  process.stderr.write(`demo: npx ferry ${args.join(' ')}\n`);
-  const code = await new Promise<number>((resolve) => {
-    const child = spawn(process.execPath, [ferry, ...args], { stdio: 'inherit' });
-    child.on('close', (c) => resolve(c ?? 1));
-  });
+  const code = await ferry(['local', 'table-copy', '--input', inputFile, '--approve', 'all', '--state-dir', STATE_DIR]);
   await writer;
   const [[counts]] = (await conn.query(
     `SELECT (SELECT COUNT(*) FROM ${SOURCE_DB}.${SOURCE}) AS source_rows, (SELECT COUNT(*) FROM ${TARGET_DB}.${TARGET}) AS target_rows`,
@@ -93,6 +102,68 @@ async function main(): Promise<number> {
     return 1;
   }
   return code;
+}
+
+const USER_TYPES = ['CommCareUser', 'WebUser', 'Group', 'UserRole', 'Invitation'];
+const OTHER_TYPES = ['CommCareCase', 'XFormInstance', 'Application'];
+
+async function doctypeCopyDemo(): Promise<number> {
+  const embedded = process.env.COUCH_URL ? null : await startPouchDbServer();
+  const url = process.env.COUCH_URL ?? embedded!.url;
+  if (embedded) process.stderr.write(`demo: started an embedded in-memory PouchDB Server at ${url}\n`);
+  const call = async (path: string, method: string, body?: unknown) => {
+    const res = await fetch(`${url}${path}`, { method, headers: { 'content-type': 'application/json' }, body: body === undefined ? undefined : JSON.stringify(body) });
+    return { status: res.status, body: (await res.json()) as never };
+  };
+  try {
+    for (const db of ['ferry_demo_commcarehq', 'ferry_demo_commcarehq__users']) {
+      await call(`/${db}`, 'DELETE');
+      await call(`/${db}`, 'PUT');
+    }
+    const types = [...USER_TYPES, ...USER_TYPES.map((t) => `${t}-Deleted`).slice(0, 2), ...OTHER_TYPES];
+    const docs = Array.from({ length: 6000 }, (_, i) => ({ _id: `doc-${String(i).padStart(5, '0')}`, doc_type: types[i % types.length], domain: `demo-${i % 12}` }));
+    await call('/ferry_demo_commcarehq/_bulk_docs', 'POST', { docs });
+    process.stderr.write(`demo: seeded ferry_demo_commcarehq with ${docs.length} docs of ${types.length} types\n`);
+    const stateDir = '.ferry/demo-users';
+    rmSync(stateDir, { recursive: true, force: true });
+    mkdirSync(stateDir, { recursive: true });
+    const inputFile = `${stateDir}/input.json`;
+    writeFileSync(inputFile, JSON.stringify({
+      migrationId: 'user_db_migration_demo',
+      source: { connection: 'main', database: 'ferry_demo_commcarehq' },
+      target: { connection: 'main', database: 'ferry_demo_commcarehq__users' },
+      docTypes: USER_TYPES,
+      topOff: { quietSeconds: 2, pollSeconds: 1 },
+      flags: { cutover: { USERS_GROUPS_DB: 'ferry_demo_commcarehq__users' } },
+      cleanup: { mode: 'delete' },
+    }, null, 2));
+    // Users sign up while the migration runs: the top-off carries them over.
+    let created = 0;
+    const writer = (async () => {
+      const until = Date.now() + 3000;
+      while (Date.now() < until) {
+        await call('/ferry_demo_commcarehq/_bulk_docs', 'POST', { docs: [{ _id: `signup-${created}`, doc_type: 'CommCareUser', domain: 'demo-0' }] });
+        created++;
+        await new Promise((r) => setTimeout(r, 100));
+      }
+    })();
+    const code = await ferry(['local', 'doctype-copy', '--input', inputFile, '--approve', 'all', '--state-dir', stateDir], { ...process.env, COUCH_URL: url });
+    await writer;
+    if (code === 0) {
+      const stats = await call('/ferry_demo_commcarehq__users/_all_docs', 'GET');
+      const moved = (stats.body as { rows: { id: string }[] }).rows.filter((r) => !r.id.startsWith('_design/')).length;
+      process.stderr.write(`demo: ${created} users signed up during the run; ${moved} docs now in ferry_demo_commcarehq__users\n`);
+    }
+    return code;
+  } finally {
+    await embedded?.stop();
+  }
+}
+
+async function main(): Promise<number> {
+  const tableCode = await tableCopyDemo();
+  if (tableCode !== 0) return tableCode;
+  return doctypeCopyDemo();
 }
 
 process.exitCode = await main();
