@@ -23,6 +23,8 @@ export interface ApprovalDecision {
 interface ApprovalRecord extends ApprovalRequest {
   readonly requestedAt: string;
   readonly decision?: ApprovalDecision;
+  /** Set once a waiting run has acted on the decision. */
+  readonly consumed?: boolean;
 }
 
 /**
@@ -55,9 +57,16 @@ export class LocalApprovalStore {
     }
   }
 
-  /** Records a pending request; a request for the same step from an earlier, dead run is replaced. */
+  /**
+   * Records a pending request; one for the same step from an earlier run is replaced. A decision
+   * given to the earlier request that no run has acted on yet (the run died, or handed over to a
+   * new execution) carries over to this one, so an approver never has to say it twice.
+   */
   async request(req: ApprovalRequest): Promise<void> {
-    await this.write(this.file(req.migrationId, req.step), { ...req, requestedAt: new Date().toISOString() });
+    const path = this.file(req.migrationId, req.step);
+    const earlier = await this.read(path);
+    const carried = earlier?.decision && !earlier.consumed ? { decision: earlier.decision } : {};
+    await this.write(path, { ...req, requestedAt: new Date().toISOString(), ...carried });
   }
 
   async pending(): Promise<ApprovalRecord[]> {
@@ -92,6 +101,7 @@ export class LocalApprovalStore {
         throw new ApprovalRejected(`approval ${req.step} of ${req.migrationId} was taken over by another run`);
       }
       if (record?.decision) {
+        await this.write(path, { ...record, consumed: true });
         if (!record.decision.approved) {
           throw new ApprovalRejected(`${req.step} rejected by ${record.decision.by}: ${record.decision.reason ?? 'no reason given'}`);
         }

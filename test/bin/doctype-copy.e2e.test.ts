@@ -111,3 +111,16 @@ describe('ferry local doctype-copy', () => {
     expect(run.stdout).toMatch(/Group-Deleted\s+0\s+0/);
   });
 });
+
+describe('ferry local doctype-copy over many executions', () => {
+  it('hands the top-off over to fresh executions while the cut-over waits, re-asks, and finishes once approved', async () => {
+    const sc = await docScenario({ docs: 60 });
+    const running = startFerry(['local', 'doctype-copy', '--input', sc.inputFile({ execution: { maxLoopIterations: 2 } }), '--state-dir', sc.stateDir, '--approve', 'cleanup'], sc.env);
+    await running.waitFor(/waiting for approval "cutover"[\s\S]*continuing as a new execution[\s\S]*waiting for approval "cutover"/, 60_000);
+    expect((await runFerry(['approve', sc.migrationId, '--step', 'cutover', '--state-dir', sc.stateDir])).code).toBe(0);
+    const run = await running.done;
+    expect(run.code, run.stderr).toBe(0);
+    expect(await wantedRevisions(sc.source)).toEqual({});
+    expect(run.stderr).toMatch(/SUCCEEDED over \d+ executions/);
+  });
+});

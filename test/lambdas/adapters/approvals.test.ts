@@ -31,6 +31,17 @@ describe('LocalApprovalStore', () => {
     });
   });
 
+  it('carries a decision no run has acted on over to the next request, but not one already acted on', async () => {
+    const store = new LocalApprovalStore(tempDir());
+    await store.request(req);
+    await store.decide('m', 'cutover', { approved: true, by: 'ops' });
+    // the run that asked died (or handed over) before reading the decision
+    await store.request({ ...req, token: 't2' });
+    expect(await store.waitFor({ ...req, token: 't2' }, new AbortController().signal, 10)).toMatchObject({ approved: true, by: 'ops' });
+    await store.request({ ...req, token: 't3' });
+    expect((await store.pending()).map((p) => p.token)).toEqual(['t3']);
+  });
+
   it('a request from a newer run supersedes the old token', async () => {
     const store = new LocalApprovalStore(tempDir());
     await store.request(req);
