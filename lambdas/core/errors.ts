@@ -43,6 +43,12 @@ export class IncompleteCopy extends FerryError {
   readonly retryable = false;
 }
 
+/** The atomic RENAME could not get its lock in the attempts allowed; the original table is untouched and serving. */
+export class SwapFailed extends FerryError {
+  override readonly name = 'SwapFailed';
+  readonly retryable = false;
+}
+
 /** An approver said no. The execution stops; nothing irreversible has happened. */
 export class ApprovalRejected extends FerryError {
   override readonly name = 'ApprovalRejected';

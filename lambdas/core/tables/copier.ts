@@ -12,6 +12,12 @@ export interface CopyTables {
   readonly targetTable: TableRef;
   readonly idColumn: string;
   readonly columns: readonly string[];
+  /**
+   * Read source rows with `LOCK IN SHARE MODE` (one server only): a writer of those rows waits for
+   * the chunk to commit, so a row deleted meanwhile cannot be copied back to life after its
+   * trigger already ran. Needed when triggers keep the target in step (online-alter).
+   */
+  readonly readLock?: boolean;
 }
 
 export interface CopyResult {
@@ -35,7 +41,7 @@ export async function copyRange(t: CopyTables, range: IdRange): Promise<CopyResu
   const id = quoteIdent(t.idColumn);
   if (sameServer(t)) {
     const { affectedRows } = await t.target.execute(
-      `INSERT IGNORE INTO ${qualified(t.targetTable)} (${cols}) SELECT ${cols} FROM ${qualified(t.sourceTable)} WHERE ${id} BETWEEN ? AND ?`,
+      `INSERT IGNORE INTO ${qualified(t.targetTable)} (${cols}) SELECT ${cols} FROM ${qualified(t.sourceTable)} WHERE ${id} BETWEEN ? AND ?${t.readLock ? ' LOCK IN SHARE MODE' : ''}`,
       [range.lo, range.hi],
     );
     return { inserted: affectedRows };

@@ -1,0 +1,81 @@
+import { z } from 'zod';
+import { DEFAULT_CHUNK } from './chunker.ts';
+import { PLAIN_NAME } from './identifiers.ts';
+import { connectionName, migrationId } from './table-copy-input.ts';
+import { DEFAULT_THROTTLE } from './throttler.ts';
+
+/** Longest table name whose `_<table>_new` / `_<table>_old` still fits MySQL's 64 characters. */
+export const MAX_ALTERED_TABLE_NAME = 59;
+
+/**
+ * Why an ALTER clause is refused before it reaches the database, or null when it is one clause
+ * for the shadow table. The database parses it for real on a scratch table during Preflight.
+ */
+export function alterClauseProblem(clause: string): string | null {
+  const text = clause.trim();
+  if (text.length === 0) return 'is empty: give the clause that follows ALTER TABLE, e.g. "MODIFY id bigint unsigned NOT NULL AUTO_INCREMENT"';
+  if (/;/.test(text)) return 'must be one clause with no ";" (ferry applies it to the shadow table only)';
+  if (/--|\/\*|#/.test(text)) return 'must not contain comments';
+  if (/^\s*ALTER\s+TABLE\b/i.test(text)) return 'is the clause only, without "ALTER TABLE <name>"';
+  if (/\bRENAME\b/i.test(text)) return 'must not RENAME: ferry swaps the tables itself after the cutover approval';
+  if (/\bDROP\s+(TABLE|DATABASE|SCHEMA)\b/i.test(text)) return 'must not drop tables or databases';
+  if (/\bDROP\s+PRIMARY\s+KEY\b/i.test(text)) return 'must keep the primary key: ferry copies by it';
+  if (/\b(PARTITION|DISCARD|IMPORT)\s+TABLESPACE\b|\bDISCARD\b|\bIMPORT\b/i.test(text)) return 'must not discard or import tablespaces';
+  return null;
+}
+
+export const onlineAlterInputSchema = z.strictObject({
+  migrationId,
+  table: z.strictObject({
+    connection: connectionName,
+    database: z.string().regex(PLAIN_NAME, 'must be a plain database name: letters, digits, _ or $, no quotes, dots, spaces or ;'),
+    table: z
+      .string()
+      .regex(PLAIN_NAME, 'must be a plain table name: letters, digits, _ or $, no quotes, dots, spaces or ;')
+      .max(MAX_ALTERED_TABLE_NAME, `at most ${MAX_ALTERED_TABLE_NAME} characters, so _<table>_new fits MySQL's 64`),
+  }),
+  alter: z
+    .string()
+    .max(4000)
+    .superRefine((clause, ctx) => {
+      const problem = alterClauseProblem(clause);
+      if (problem) ctx.addIssue({ code: 'custom', message: problem });
+    }),
+  chunk: z
+    .strictObject({
+      targetMillis: z.number().int().min(10, 'at least 10 ms').max(60_000, 'at most 60000 ms').default(DEFAULT_CHUNK.targetMillis),
+      minRows: z.number().int().min(1, 'at least 1 row').max(1_000_000).default(DEFAULT_CHUNK.minRows),
+      maxRows: z.number().int().min(1, 'at least 1 row').max(1_000_000, 'at most 1,000,000 rows').default(DEFAULT_CHUNK.maxRows),
+    })
+    .prefault({})
+    .refine((c) => c.minRows <= c.maxRows, { message: 'minRows must not exceed maxRows', path: ['minRows'] }),
+  throttle: z
+    .strictObject({
+      maxThreadsRunning: z.number().int().min(1).max(100_000).default(DEFAULT_THROTTLE.maxThreadsRunning),
+      replica: z.strictObject({ connection: connectionName, maxLagSeconds: z.number().int().min(0).max(86_400).default(DEFAULT_THROTTLE.maxReplicaLagSeconds) }).optional(),
+      query: z.string().max(2000).regex(/^\s*select\s[^;]*$/i, 'must be a single SELECT statement with no ;').optional(),
+      waitSeconds: z.number().int().min(1).max(3600).default(DEFAULT_THROTTLE.waitSeconds),
+    })
+    .prefault({}),
+  cutover: z
+    .strictObject({
+      /** How long the RENAME may wait for the table's metadata lock; every query on the table queues behind it meanwhile. */
+      lockWaitSeconds: z.number().int().min(1).max(60).default(2),
+      attempts: z.number().int().min(1).max(100).default(10),
+    })
+    .prefault({}),
+  cleanup: z
+    .strictObject({
+      mode: z.enum(['trickle-delete', 'drop', 'none']).default('trickle-delete'),
+      batchRows: z.number().int().min(1).max(1_000_000).default(20_000),
+      pauseMillis: z.number().int().min(0).max(60_000).default(0),
+    })
+    .prefault({}),
+  execution: z.strictObject({ maxLoopIterations: z.number().int().min(1).max(2000).default(1000) }).prefault({}),
+});
+
+export type OnlineAlterInput = z.output<typeof onlineAlterInputSchema>;
+
+export function alterIdentityOf(i: OnlineAlterInput): Record<string, unknown> {
+  return { table: i.table, alter: i.alter.trim(), cleanup: { mode: i.cleanup.mode } };
+}

@@ -1,0 +1,213 @@
+import type { TaskDeps } from '../../adapters/deps.ts';
+import { PAUSED_FLAG } from '../../adapters/flags.ts';
+import type { SqlConnection } from '../../adapters/sql.ts';
+import { CheckpointStore, type Checkpoint } from '../checkpoints.ts';
+import { initialChunkRows, nextChunkRows, planChunk, type ChunkSettings } from '../chunker.ts';
+import { InvalidInput } from '../errors.ts';
+import { maxId, type Id } from '../ids.ts';
+import type { TableRef } from '../identifiers.ts';
+import { decideThrottle, type ThrottleDecision } from '../throttler.ts';
+import { copyRange, nextExistingId, type CopyTables } from './copier.ts';
+import { copiedColumns, inspectTable, type TableInfo } from './inspector.ts';
+import { replicaLagSeconds, threadsRunning, throttleQueryValue } from './probes.ts';
+
+/** What a chunked copy between two tables needs from a migration's input, whichever machine it is. */
+export interface CopySettings {
+  readonly migrationId: string;
+  readonly source: TableRef & { readonly connection: string };
+  readonly target: TableRef & { readonly connection: string };
+  readonly chunk: ChunkSettings;
+  readonly throttle: {
+    readonly maxThreadsRunning: number;
+    readonly replica?: { readonly connection: string; readonly maxLagSeconds: number };
+    readonly query?: string;
+    readonly waitSeconds: number;
+  };
+  readonly execution: { readonly maxLoopIterations: number };
+}
+
+/** The part of a checkpoint's state the chunk loop reads and moves. Ids are decimal strings. */
+export interface CopyState {
+  estimatedRows: string;
+  /** Every source id up to and including this one is in the target. */
+  copiedUpTo: Id | null;
+  rowsCopied: string;
+  chunkRows: number;
+  rowsDeleted: string;
+  throttledMillis: number;
+  phaseStartedAt: Record<string, string>;
+}
+
+/** What every task returns into `$.state`: just enough for the ASL Choice and Wait states. */
+export interface LoopState<P extends string = string> {
+  readonly phase: P;
+  readonly done: boolean;
+  readonly waitSeconds: number;
+  readonly throttle: string | null;
+  readonly iterations: number;
+  readonly continueAsNew: boolean;
+  readonly progress: { readonly rowsCopied: string; readonly estimatedRows: string; readonly copiedUpTo: Id | null; readonly rowsDeleted: string };
+}
+
+export interface TaskEvent {
+  readonly migration: unknown;
+  readonly state?: { readonly iterations?: number } | null;
+}
+
+export interface Migration<I extends CopySettings, S extends CopyState, P extends string> {
+  readonly input: I;
+  readonly deps: TaskDeps;
+  readonly source: SqlConnection;
+  readonly target: SqlConnection;
+  readonly tables: CopyTables;
+  readonly store: CheckpointStore<S>;
+  readonly checkpoint: Checkpoint<S>;
+  /** Mutable copy of the checkpoint's state; `save` writes it back. */
+  readonly state: S;
+  phase: P;
+  readonly iterations: number;
+  readonly startedMillis: number;
+}
+
+export async function connectBoth(input: CopySettings, deps: TaskDeps): Promise<{ source: SqlConnection; target: SqlConnection }> {
+  const source = await deps.sql.connect(input.source.connection);
+  const target = input.target.connection === input.source.connection ? source : await deps.sql.connect(input.target.connection);
+  return { source, target };
+}
+
+export function copyTables(input: CopySettings, source: SqlConnection, target: SqlConnection, sourceInfo: TableInfo, columns = copiedColumns(sourceInfo)): CopyTables {
+  return { source, target, sourceTable: input.source, targetTable: input.target, idColumn: sourceInfo.primaryKey[0]!, columns };
+}
+
+/**
+ * Opens a migration that Preflight has already checked and checkpointed: its connections, its
+ * checkpoint (refused when made for another input), and the columns it copies.
+ */
+export async function openCopy<I extends CopySettings, S extends CopyState, P extends string>(
+  machine: string,
+  input: I,
+  identity: Record<string, unknown>,
+  event: TaskEvent,
+  deps: TaskDeps,
+  options: { columns?: (source: TableInfo, conn: SqlConnection) => Promise<string[]>; readLock?: boolean } = {},
+): Promise<Migration<I, S, P>> {
+  const startedMillis = deps.now();
+  const { source, target } = await connectBoth(input, deps);
+  const store = new CheckpointStore<S>(target, input.target.database, machine);
+  const checkpoint = await store.load(input.migrationId, identity);
+  if (!checkpoint) {
+    throw new InvalidInput('migrationId', `no checkpoint for "${input.migrationId}" in ${input.target.database}; start the execution from the beginning so Preflight can check the tables`);
+  }
+  const sourceInfo = await inspectTable(source, input.source);
+  if (!sourceInfo) throw new InvalidInput('source.table', `${input.source.database}.${input.source.table} no longer exists`);
+  const columns = options.columns ? await options.columns(sourceInfo, source) : copiedColumns(sourceInfo);
+  return {
+    input,
+    deps,
+    source,
+    target,
+    tables: { ...copyTables(input, source, target, sourceInfo, columns), readLock: options.readLock ?? false },
+    store,
+    checkpoint,
+    state: structuredClone(checkpoint.state),
+    phase: checkpoint.phase as P,
+    iterations: (event.state?.iterations ?? 0) + 1,
+    startedMillis,
+  };
+}
+
+type AnyMigration = Migration<CopySettings, CopyState, string>;
+
+export async function save<P extends string>(m: Migration<CopySettings, CopyState, P>, phase: P = m.phase): Promise<void> {
+  if (phase !== m.phase) m.state.phaseStartedAt[phase] = new Date(m.deps.now()).toISOString();
+  m.phase = phase;
+  await m.store.save(m.input.migrationId, phase, m.state);
+}
+
+export function timeLeft(m: AnyMigration): boolean {
+  return m.deps.now() - m.startedMillis < m.deps.budgetMillis;
+}
+
+/** Phases whose progress counts deletions rather than copies. */
+const DELETING = new Set(['cleanup']);
+
+export function report(m: AnyMigration, note: string, throttle: string | null = null): void {
+  const deleting = DELETING.has(m.phase);
+  m.deps.report({
+    migrationId: m.input.migrationId,
+    phase: m.phase,
+    done: deleting ? m.state.rowsDeleted : m.state.rowsCopied,
+    total: deleting ? m.state.rowsCopied : m.state.estimatedRows,
+    note,
+    throttle,
+  });
+}
+
+/** Reads every throttle signal the input asks for and decides. */
+export async function checkThrottle(m: AnyMigration): Promise<ThrottleDecision> {
+  const t = m.input.throttle;
+  const threads: Record<string, number> = { [m.source.name]: await threadsRunning(m.source) };
+  if (m.target !== m.source) threads[m.target.name] = await threadsRunning(m.target);
+  let lag: number | null | undefined;
+  if (t.replica) lag = await replicaLagSeconds(await m.deps.sql.connect(t.replica.connection));
+  const queryValue = t.query ? await throttleQueryValue(m.source, t.query) : undefined;
+  const paused = (await m.deps.flags.get(m.input.migrationId, PAUSED_FLAG)) === 'true';
+  return decideThrottle(
+    { threadsRunning: threads, replicaLagSeconds: lag, throttleQueryValue: queryValue, paused },
+    { maxThreadsRunning: t.maxThreadsRunning, maxReplicaLagSeconds: t.replica?.maxLagSeconds ?? 0, waitSeconds: t.waitSeconds },
+  );
+}
+
+export type CopyOutcome = { kind: 'caught-up' } | { kind: 'budget' } | { kind: 'throttled'; reason: string; waitSeconds: number };
+
+/**
+ * Copies chunk after chunk of source ids in (copiedUpTo, upTo] until caught up, the time budget
+ * is spent, or the throttle says wait. The checkpoint moves after every committed chunk.
+ */
+export async function copyUntil(m: AnyMigration, upTo: Id, onRows?: (inserted: number) => void): Promise<CopyOutcome> {
+  const s = m.state;
+  const chunk = m.input.chunk;
+  if (s.chunkRows <= 0) s.chunkRows = initialChunkRows(chunk);
+  while (timeLeft(m)) {
+    const decision = await checkThrottle(m);
+    if (decision.throttled) return { kind: 'throttled', reason: decision.reason, waitSeconds: decision.waitSeconds };
+    const first = await nextExistingId(m.source, m.input.source, m.tables.idColumn, s.copiedUpTo);
+    const range = planChunk(first, s.chunkRows, upTo);
+    if (!range) return { kind: 'caught-up' };
+    const started = m.deps.now();
+    const { inserted } = await copyRange(m.tables, range);
+    const elapsed = m.deps.now() - started;
+    s.copiedUpTo = s.copiedUpTo === null ? range.hi : maxId(s.copiedUpTo, range.hi);
+    s.rowsCopied = (BigInt(s.rowsCopied) + BigInt(inserted)).toString();
+    s.chunkRows = nextChunkRows(s.chunkRows, elapsed, chunk);
+    onRows?.(inserted);
+    await save(m);
+    report(m, `copied ids ${range.lo}..${range.hi} (${inserted} rows in ${elapsed} ms)`);
+  }
+  return { kind: 'budget' };
+}
+
+/** The value a task hands back to the state machine. */
+export function loopState<P extends string>(m: Migration<CopySettings, CopyState, P>, fields: { done: boolean; waitSeconds?: number; throttle?: string | null }): LoopState<P> {
+  const continueAsNew = !fields.done && m.iterations >= m.input.execution.maxLoopIterations;
+  return {
+    phase: m.phase,
+    done: fields.done,
+    waitSeconds: fields.waitSeconds ?? 0,
+    throttle: fields.throttle ?? null,
+    iterations: m.iterations,
+    continueAsNew,
+    progress: { rowsCopied: m.state.rowsCopied, estimatedRows: m.state.estimatedRows, copiedUpTo: m.state.copiedUpTo, rowsDeleted: m.state.rowsDeleted },
+  };
+}
+
+/** Turns a copy outcome into the task's answer, counting time spent throttled. */
+export async function outcomeState<P extends string>(m: Migration<CopySettings, CopyState, P>, outcome: CopyOutcome): Promise<LoopState<P>> {
+  if (outcome.kind === 'throttled') {
+    m.state.throttledMillis += outcome.waitSeconds * 1000;
+    await save(m);
+    report(m, 'throttled', outcome.reason);
+    return loopState(m, { done: false, waitSeconds: outcome.waitSeconds, throttle: outcome.reason });
+  }
+  return loopState(m, { done: false });
+}

@@ -1,0 +1,38 @@
+import type { TaskDeps } from '../adapters/deps.ts';
+import { qualified, quoteIdent } from '../core/identifiers.ts';
+import { checkThrottle, loopState, outcomeState, report, save, timeLeft, type TaskEvent } from '../core/tables/migration.ts';
+import { inspectTable } from '../core/tables/inspector.ts';
+import { shadowNames } from '../core/tables/shadow.ts';
+import { openAlter, type LoopState } from './migration.ts';
+
+/**
+ * After the cleanup approval: empties `_<table>_old` in throttled batches (so the purge never
+ * stalls the server the way one huge DROP of a big table can), then drops it; or drops it at once,
+ * or keeps it.
+ */
+export async function cleanup(event: TaskEvent, deps: TaskDeps): Promise<LoopState> {
+  const m = await openAlter(event, deps);
+  if (m.phase === 'cleanup-approval') await save(m, 'cleanup');
+  if (m.phase === 'done') return loopState(m, { done: true });
+  const { old } = shadowNames(m.input.alter.table);
+  const { mode, batchRows, pauseMillis } = m.input.alter.cleanup;
+  const conn = m.source;
+  if (mode === 'trickle-delete' && (await inspectTable(conn, old))) {
+    const id = quoteIdent(m.tables.idColumn);
+    while (timeLeft(m)) {
+      const decision = await checkThrottle(m);
+      if (decision.throttled) return outcomeState(m, { kind: 'throttled', reason: decision.reason, waitSeconds: decision.waitSeconds });
+      const { affectedRows } = await conn.execute(`DELETE FROM ${qualified(old)} ORDER BY ${id} LIMIT ${Number(batchRows)}`);
+      m.state.rowsDeleted = (BigInt(m.state.rowsDeleted) + BigInt(affectedRows)).toString();
+      await save(m);
+      report(m, `deleted ${affectedRows} rows from ${old.table}`);
+      if (affectedRows < batchRows) break;
+      if (pauseMillis > 0) await new Promise((r) => setTimeout(r, pauseMillis));
+    }
+    if (!timeLeft(m)) return loopState(m, { done: false });
+  }
+  if (mode !== 'none') await conn.execute(`DROP TABLE IF EXISTS ${qualified(old)}`);
+  await save(m, 'done');
+  report(m, mode === 'none' ? `${old.table} kept, as cleanup.mode "none" asks` : `${old.table} dropped`);
+  return loopState(m, { done: true });
+}

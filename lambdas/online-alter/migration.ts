@@ -1,0 +1,70 @@
+import type { TaskDeps } from '../adapters/deps.ts';
+import type { SqlConnection } from '../adapters/sql.ts';
+import type { Id } from '../core/ids.ts';
+import { alterIdentityOf, onlineAlterInputSchema, type OnlineAlterInput } from '../core/online-alter-input.ts';
+import { parseInput } from '../core/table-copy-input.ts';
+import { copiedColumns, inspectTable, type TableInfo } from '../core/tables/inspector.ts';
+import { openCopy, type CopySettings, type CopyState, type LoopState as GenericLoopState, type Migration, type TaskEvent } from '../core/tables/migration.ts';
+import { shadowNames } from '../core/tables/shadow.ts';
+
+export const MACHINE = 'online-alter';
+
+export const PHASES = ['prepare', 'copy', 'verify', 'cutover-approval', 'cleanup-approval', 'cleanup', 'done'] as const;
+export type Phase = (typeof PHASES)[number];
+
+export interface OnlineAlterState extends CopyState {
+  readonly startedAt: string;
+  /** Ids present when the triggers began capturing changes: the copy covers [rangeMin, rangeMax]. */
+  rangeMin: Id | null;
+  rangeMax: Id | null;
+  verifyUpTo: Id | null;
+  verifiedUpTo: Id | null;
+  rangesVerified: number;
+  rowsVerified: string;
+  rangesRepaired: number;
+  swappedAt: string | null;
+  swapAttempts: number;
+  autoIncrementAtSwap: Id | null;
+}
+
+export type LoopState = GenericLoopState<Phase>;
+export type AlterMigration = Migration<OnlineAlterSettings, OnlineAlterState, Phase>;
+
+export interface OnlineAlterSettings extends CopySettings {
+  readonly alter: OnlineAlterInput;
+}
+
+export function parseOnlineAlterInput(raw: unknown): OnlineAlterInput {
+  return parseInput(onlineAlterInputSchema, raw);
+}
+
+/** The table is the copy's source and its shadow the target, on the same connection. */
+export function settingsOf(input: OnlineAlterInput): OnlineAlterSettings {
+  const { shadow } = shadowNames(input.table);
+  return {
+    migrationId: input.migrationId,
+    source: input.table,
+    target: { connection: input.table.connection, ...shadow },
+    chunk: input.chunk,
+    throttle: input.throttle,
+    execution: input.execution,
+    alter: input,
+  };
+}
+
+/** Columns copied and compared: those the table and its altered shadow share, in the table's order. */
+export async function sharedColumns(table: TableInfo, conn: SqlConnection): Promise<string[]> {
+  const shadow = await inspectTable(conn, shadowNames(table.ref).shadow);
+  const own = copiedColumns(table);
+  if (!shadow) return own;
+  const theirs = new Set(copiedColumns(shadow));
+  return own.filter((c) => theirs.has(c));
+}
+
+export function openAlter(event: TaskEvent, deps: TaskDeps): Promise<AlterMigration> {
+  const input = parseOnlineAlterInput(event.migration);
+  return openCopy<OnlineAlterSettings, OnlineAlterState, Phase>(MACHINE, settingsOf(input), alterIdentityOf(input), event, deps, {
+    columns: sharedColumns,
+    readLock: true,
+  });
+}
