@@ -18,6 +18,15 @@ import { parseDoctypeCopyInput } from '../../lambdas/doctype-copy/migration.ts';
 import { preflight as docPreflight } from '../../lambdas/doctype-copy/preflight.ts';
 import { summarize as docSummarize } from '../../lambdas/doctype-copy/summarize.ts';
 import { topOff } from '../../lambdas/doctype-copy/top-off.ts';
+import { abandonAlter } from '../../lambdas/online-alter/abandon.ts';
+import { cleanup as alterCleanup } from '../../lambdas/online-alter/cleanup.ts';
+import { copyChunks as alterCopyChunks } from '../../lambdas/online-alter/copy-chunks.ts';
+import { createShadow } from '../../lambdas/online-alter/create-shadow.ts';
+import { parseOnlineAlterInput } from '../../lambdas/online-alter/migration.ts';
+import { preflight as alterPreflight } from '../../lambdas/online-alter/preflight.ts';
+import { summarize as alterSummarize } from '../../lambdas/online-alter/summarize.ts';
+import { swapTables } from '../../lambdas/online-alter/swap.ts';
+import { verify as alterVerify } from '../../lambdas/online-alter/verify.ts';
 
 export type Handler = (event: TaskEvent, deps: TaskDeps) => Promise<unknown>;
 
@@ -80,6 +89,20 @@ export const MACHINES: Readonly<Record<string, MachineSpec>> = {
       StopTopOff: stopTopOff,
       Cleanup: docCleanup,
       Summarize: docSummarize,
+    },
+  },
+  'online-alter': {
+    name: 'online-alter',
+    parse: (raw) => parseOnlineAlterInput(raw),
+    handlers: {
+      Preflight: alterPreflight,
+      CreateShadow: createShadow,
+      CopyChunks: alterCopyChunks,
+      Verify: alterVerify,
+      SwapTables: swapTables,
+      AbandonAlter: abandonAlter,
+      Cleanup: alterCleanup,
+      Summarize: alterSummarize,
     },
   },
 };
