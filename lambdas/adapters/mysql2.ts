@@ -44,10 +44,12 @@ export function redact(url: string): string {
 export function toFerryError(err: unknown, what: string): Error {
   const e = err as { code?: string; errno?: number; sqlMessage?: string; message?: string };
   const detail = e.sqlMessage ?? e.message ?? String(err);
+  // mysql2 names errnos after MySQL's list, which MariaDB's numbers do not always follow: show the number.
+  const ref = e.errno ? ` (error ${e.errno}${e.code?.startsWith('ER_') ? '' : `, ${e.code}`})` : e.code ? ` (${e.code})` : '';
   if (e.code && TRANSIENT_CODES.has(e.code)) {
-    return new TransientError(`${what}: ${e.code}: ${detail}`, { cause: err });
+    return new TransientError(`${what}: ${detail}${ref}`, { cause: err, errno: e.errno });
   }
-  return new DatabaseError(`${what}: ${e.code ? e.code + ': ' : ''}${detail}`, { cause: err });
+  return new DatabaseError(`${what}: ${detail}${ref}`, { cause: err, errno: e.errno });
 }
 
 const AS_TEXT = new Set(['TINY', 'SHORT', 'LONG', 'INT24', 'LONGLONG', 'YEAR', 'DECIMAL', 'NEWDECIMAL', 'FLOAT', 'DOUBLE']);
@@ -94,7 +96,8 @@ class Mysql2Connection implements SqlConnection {
 
   private markIfDropped(err: unknown): void {
     const code = (err as { code?: string }).code;
-    if ((err as { fatal?: boolean }).fatal || (code && TRANSIENT_CODES.has(code) && code.startsWith('E'))) this.broken = true;
+    // Network-level failures (ECONNRESET, EPIPE, …) and fatal protocol errors end the session; ER_* errors do not.
+    if ((err as { fatal?: boolean }).fatal || (code && /^E[A-Z]+$/.test(code))) this.broken = true;
   }
 
   async close(): Promise<void> {
@@ -111,6 +114,8 @@ export class Mysql2Connector implements SqlConnector {
   async connect(name: string): Promise<SqlConnection> {
     const cached = this.open.get(name);
     if (cached?.usable) return cached;
+    // A session that lost its connection is closed for good, so nothing it held lingers.
+    if (cached) await cached.close();
     const fresh = await this.connectDedicated(name);
     this.open.set(name, fresh);
     return fresh;

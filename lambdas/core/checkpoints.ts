@@ -1,6 +1,6 @@
 import type { SqlConnection } from '../adapters/sql.ts';
 import { str } from '../adapters/sql.ts';
-import { CheckpointConflict } from './errors.ts';
+import { CheckpointConflict, ERRNO, type FerryError } from './errors.ts';
 import { quoteIdent } from './identifiers.ts';
 
 export const CHECKPOINT_TABLE = '_ferry_checkpoints';
@@ -74,7 +74,7 @@ export class CheckpointStore<S> {
     try {
       rows = await this.conn.query(`SELECT machine, identity, phase, state, updated_at FROM ${this.table} WHERE migration_id = ?`, [migrationId]);
     } catch (err) {
-      if (/ER_NO_SUCH_TABLE/.test((err as Error).message)) return null;
+      if ((err as FerryError).errno === ERRNO.NO_SUCH_TABLE) return null;
       throw err;
     }
     const row = rows[0];

@@ -4,10 +4,16 @@
  */
 export abstract class FerryError extends Error {
   abstract readonly retryable: boolean;
-  constructor(message: string, options?: { cause?: unknown }) {
+  /** The database's error number, when a database refused something. */
+  readonly errno?: number;
+  constructor(message: string, options?: { cause?: unknown; errno?: number }) {
     super(message, options);
+    if (options?.errno !== undefined) this.errno = options.errno;
   }
 }
+
+/** MySQL/MariaDB error numbers ferry acts on. */
+export const ERRNO = { NO_SUCH_TABLE: 1146, LOCK_WAIT_TIMEOUT: 1205 } as const;
 
 /** The input or the databases it names are not fit to start: nothing has been written. Exit code 2. */
 export class InvalidInput extends FerryError {

@@ -39,7 +39,7 @@ async function tryAlter(conn: SqlConnection, input: OnlineAlterInput): Promise<T
     try {
       await conn.execute(`ALTER TABLE ${qualified(scratch)} ${input.alter}`);
     } catch (err) {
-      throw new InvalidInput('alter', `the database refused it: ${(err as Error).message.replace(/^[^:]*: statement failed: /, '')}`);
+      throw new InvalidInput('alter', `the database refused it: ${(err as Error).message.replace(/^[^:]*: statement failed: /, '')}; fix the clause`);
     }
     return (await inspectTable(conn, scratch))!;
   } finally {

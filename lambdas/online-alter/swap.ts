@@ -1,6 +1,6 @@
 import type { TaskDeps } from '../adapters/deps.ts';
 import { scalar } from '../adapters/sql.ts';
-import { SwapFailed } from '../core/errors.ts';
+import { ERRNO, SwapFailed, type FerryError } from '../core/errors.ts';
 import { qualified } from '../core/identifiers.ts';
 import { inspectTable } from '../core/tables/inspector.ts';
 import { loopState, report, save, type TaskEvent } from '../core/tables/migration.ts';
@@ -36,7 +36,7 @@ export async function swapTables(event: TaskEvent, deps: TaskDeps): Promise<Loop
         await conn.execute(`RENAME TABLE ${qualified(t)} TO ${qualified(old)}, ${qualified(shadow)} TO ${qualified(t)}`);
         break;
       } catch (err) {
-        if (!/ER_LOCK_WAIT_TIMEOUT/.test((err as Error).message)) throw err;
+        if ((err as FerryError).errno !== ERRNO.LOCK_WAIT_TIMEOUT) throw err;
         if (attempt >= attempts) {
           await save(m);
           throw new SwapFailed(

@@ -1,0 +1,137 @@
+import { join } from 'node:path';
+import type mysql from 'mysql2/promise';
+import { tempDir, writeJson } from './cli.ts';
+import { admin, makeDatabases } from './db.ts';
+
+export const CSM = 'courseware_studentmodule';
+
+/** courseware_studentmodule as edx-platform defines it. */
+export function csmSql(db: string, table: string): string {
+  return `CREATE TABLE \`${db}\`.\`${table}\` (
+    id int NOT NULL AUTO_INCREMENT PRIMARY KEY, module_type varchar(32) NOT NULL DEFAULT 'problem', module_id varchar(255) NOT NULL,
+    student_id int NOT NULL, state longtext NULL, grade double NULL, created datetime(6) NOT NULL, modified datetime(6) NOT NULL,
+    max_grade double NULL, done varchar(8) NOT NULL DEFAULT 'na', course_id varchar(255) NOT NULL,
+    UNIQUE KEY student_module (student_id, module_id, course_id), KEY module_type (module_type))`;
+}
+
+const COLUMNS = 'id, module_type, module_id, student_id, state, grade, created, modified, max_grade, done, course_id';
+
+export async function csmFingerprint(conn: mysql.Connection, db: string, table: string): Promise<{ rows: string; checksum: string }> {
+  const [rows] = await conn.query(
+    `SELECT COUNT(*) AS n, COALESCE(BIT_XOR(CRC32(CONCAT_WS('#', ${COLUMNS}, ISNULL(state), ISNULL(grade), ISNULL(max_grade)))), 0) AS c FROM \`${db}\`.\`${table}\``,
+  );
+  const r = (rows as { n: string; c: string }[])[0]!;
+  return { rows: String(r.n), checksum: String(r.c) };
+}
+
+export interface AlterScenario {
+  readonly conn: mysql.Connection;
+  readonly db: string;
+  readonly stateDir: string;
+  readonly migrationId: string;
+  inputFile(overrides?: Record<string, unknown>): string;
+  /** Starts an application writing the table (and the reference table, in the same transaction). */
+  startWriter(): { stop: () => Promise<{ inserts: number; updates: number; deletes: number }> };
+  columnType(table?: string): Promise<string>;
+  tables(): Promise<string[]>;
+  triggers(): Promise<string[]>;
+  close(): Promise<void>;
+}
+
+/**
+ * A courseware_studentmodule with `rows` rows (ids with a gap, a deleted top id so AUTO_INCREMENT
+ * sits above MAX(id)), and `reference`, a table without triggers that every write also goes to.
+ */
+export async function alterScenario(rows = 5000): Promise<AlterScenario> {
+  const conn = await admin();
+  const dbs = await makeDatabases(conn, 'csm');
+  const db = dbs.names.csm!;
+  await conn.query(csmSql(db, CSM));
+  await conn.query(`SET SESSION max_recursive_iterations = ${rows + 10}`);
+  await conn.query(`INSERT INTO \`${db}\`.${CSM} (id, module_id, student_id, state, grade, created, modified, max_grade, course_id)
+    WITH RECURSIVE s(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM s WHERE n < ${rows})
+    SELECT n + IF(n > ${Math.floor(rows / 2)}, 1000, 0), CONCAT('block-v1:edX+', n % 97), n, IF(n % 9 = 0, NULL, CONCAT('{"n":', n, '}')), IF(n % 4 = 0, NULL, n / 7), '2024-01-01 00:00:00.000001', '2024-01-01', IF(n % 2, 1, NULL), CONCAT('course-v1:', n % 5) FROM s`);
+  // the highest id is deleted: AUTO_INCREMENT stays above MAX(id), and the altered table must continue above it
+  await conn.query(`DELETE FROM \`${db}\`.${CSM} ORDER BY id DESC LIMIT 1`);
+  await conn.query(`CREATE TABLE \`${db}\`.reference LIKE \`${db}\`.${CSM}`);
+  await conn.query(`INSERT INTO \`${db}\`.reference SELECT * FROM \`${db}\`.${CSM}`);
+  const dir = tempDir();
+  const migrationId = `csm-${db.slice(-6)}`;
+  return {
+    conn,
+    db,
+    migrationId,
+    stateDir: join(dir, 'state'),
+    inputFile: (overrides = {}) =>
+      writeJson(dir, `in-${Math.random().toString(36).slice(2)}.json`, {
+        migrationId,
+        table: { connection: 'edxapp', database: db, table: CSM },
+        alter: 'MODIFY id bigint unsigned NOT NULL AUTO_INCREMENT',
+        chunk: { targetMillis: 20, minRows: 50, maxRows: 300 },
+        throttle: { maxThreadsRunning: 1000, waitSeconds: 1 },
+        cutover: { lockWaitSeconds: 1, attempts: 20 },
+        cleanup: { mode: 'trickle-delete', batchRows: 700 },
+        ...overrides,
+      }),
+    startWriter() {
+      let running = true;
+      const counts = { inserts: 0, updates: 0, deletes: 0 };
+      const loop = (async () => {
+        const w = await admin();
+        let i = 0;
+        while (running) {
+          i++;
+          const op = i % 3;
+          await w.query('START TRANSACTION');
+          try {
+            if (op === 0) {
+              const [r] = await w.query(`INSERT INTO \`${db}\`.${CSM} (module_id, student_id, state, created, modified, course_id) VALUES (?, ?, 'new', NOW(6), NOW(6), 'course-v1:live')`, [`live-${i}`, 1_000_000 + i]);
+              const id = (r as { insertId: number }).insertId;
+              await w.query(`INSERT INTO \`${db}\`.reference SELECT * FROM \`${db}\`.${CSM} WHERE id = ?`, [id]);
+              counts.inserts++;
+            } else {
+              const [pick] = await w.query(`SELECT id FROM \`${db}\`.reference ORDER BY RAND() LIMIT 1`);
+              const id = (pick as { id: number }[])[0]?.id;
+              if (id !== undefined && op === 1) {
+                for (const t of [CSM, 'reference']) await w.query(`UPDATE \`${db}\`.\`${t}\` SET state = ?, grade = ?, modified = '2025-05-05 05:05:05.5' WHERE id = ?`, [`updated ${i}`, i, id]);
+                counts.updates++;
+              } else if (id !== undefined) {
+                for (const t of [CSM, 'reference']) await w.query(`DELETE FROM \`${db}\`.\`${t}\` WHERE id = ?`, [id]);
+                counts.deletes++;
+              }
+            }
+            await w.query('COMMIT');
+          } catch (err) {
+            await w.query('ROLLBACK');
+            throw err;
+          }
+          await new Promise((r) => setTimeout(r, 5));
+        }
+        await w.end();
+      })();
+      return {
+        stop: async () => {
+          running = false;
+          await loop;
+          return counts;
+        },
+      };
+    },
+    async columnType(table = CSM) {
+      const [r] = await conn.query('SELECT COLUMN_TYPE AS t FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ? AND COLUMN_NAME = ?', [db, table, 'id']);
+      return (r as { t: string }[])[0]?.t ?? '(none)';
+    },
+    async tables() {
+      const [r] = await conn.query('SELECT TABLE_NAME AS t FROM information_schema.TABLES WHERE TABLE_SCHEMA = ? ORDER BY TABLE_NAME', [db]);
+      return (r as { t: string }[]).map((x) => x.t).sort();
+    },
+    async triggers() {
+      const [r] = await conn.query('SELECT TRIGGER_NAME AS t FROM information_schema.TRIGGERS WHERE TRIGGER_SCHEMA = ?', [db]);
+      return (r as { t: string }[]).map((x) => x.t);
+    },
+    close: async () => {
+      await dbs.drop();
+      await conn.end();
+    },
+  };
+}
