@@ -1,0 +1,86 @@
+import { readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { describe, expect, it } from 'vitest';
+import { aslPath } from '../../bin/cli/machines.ts';
+import { MACHINES } from '../../bin/cli/machines.ts';
+import { PHASES as TABLE_COPY_PHASES } from '../../lambdas/table-copy/migration.ts';
+import { PHASES as DOCTYPE_COPY_PHASES } from '../../lambdas/doctype-copy/migration.ts';
+import { PHASES as ONLINE_ALTER_PHASES } from '../../lambdas/online-alter/migration.ts';
+
+const validator = createRequire(import.meta.url)('asl-validator') as (d: unknown, o: { checkArn: boolean; checkPaths: boolean }) => { isValid: boolean; errorsText: (sep?: string) => string };
+type State = Record<string, unknown> & { Type: string };
+type Definition = { StartAt: string; States: Record<string, State> };
+
+/** Every state, nested ones (Parallel branches) included. */
+function allStates(d: Definition): [string, State][] {
+  return Object.entries(d.States).flatMap(([name, s]) => [[name, s] as [string, State], ...((s.Branches as Definition[] | undefined) ?? []).flatMap(allStates)]);
+}
+
+const PHASES: Record<string, readonly string[]> = { 'table-copy': TABLE_COPY_PHASES, 'doctype-copy': DOCTYPE_COPY_PHASES, 'online-alter': ONLINE_ALTER_PHASES };
+
+describe.each(Object.keys(MACHINES))('statemachines/%s.asl.json', (machine) => {
+  const asl = JSON.parse(readFileSync(aslPath(machine), 'utf8')) as Definition;
+  const states = allStates(asl);
+  const tasks = states.filter(([, s]) => s.Type === 'Task');
+
+  it('is valid ASL with its ${…} placeholders', () => {
+    const result = validator(asl, { checkArn: true, checkPaths: true });
+    expect(result.errorsText('\n')).toBe('');
+    expect(result.isValid).toBe(true);
+  });
+
+  it('gives every Task an explicit timeout (locally the default would be 60 s)', () => {
+    for (const [name, s] of tasks) expect(s.TimeoutSeconds, name).toBeGreaterThan(0);
+  });
+
+  it('retries transient errors, and every error ends in a named failure', () => {
+    const parallels = states.filter(([, s]) => s.Type === 'Parallel');
+    for (const [name, s] of tasks) {
+      const retry = s.Retry as { ErrorEquals: string[] }[];
+      if (String(s.Resource).includes('FunctionArn')) expect(retry.flatMap((r) => r.ErrorEquals), name).toContain('TransientError');
+      // a Task inside a Parallel branch is caught by the Parallel state around it
+      const caught = ((s.Catch ?? parallels.find(([, p]) => JSON.stringify(p.Branches).includes(`"${name}"`))?.[1].Catch) as { ErrorEquals: string[] }[]).flatMap((c) => c.ErrorEquals);
+      expect(caught, name).toContain('States.ALL');
+    }
+  });
+
+  it('maps every Lambda Task to a local handler, and only those', () => {
+    const lambdaTasks = tasks.filter(([, s]) => /^\$\{\w+FunctionArn\}$/.test(String(s.Resource))).map(([n]) => n).sort();
+    expect(lambdaTasks).toEqual(Object.keys(MACHINES[machine]!.handlers).sort());
+  });
+
+  it('waits for a callback token at both approvals, and a rejection or a timeout ends in a named failure', () => {
+    const approvals = states.filter(([n]) => n === 'AwaitCutoverApproval' || n === 'AwaitCleanupApproval');
+    expect(approvals).toHaveLength(2);
+    for (const [name, s] of approvals) {
+      expect(s.Resource, name).toBe('arn:aws:states:::lambda:invoke.waitForTaskToken');
+      expect((s.Parameters as { Payload: Record<string, string> }).Payload['token.$']).toBe('$$.Task.Token');
+      const catches = (s.Catch ?? states.find(([, p]) => p.Type === 'Parallel')![1].Catch) as { ErrorEquals: string[]; Next: string }[];
+      const rejected = catches.find((c) => c.ErrorEquals.includes('ApprovalRejected'))!.Next;
+      expect(['ApprovalRejected', 'AbandonAlter']).toContain(rejected);
+      expect(catches.find((c) => c.ErrorEquals.includes('States.Timeout'))?.Next).toBe('ApprovalTimedOut');
+    }
+  });
+
+  it('routes every checkpoint phase', () => {
+    const routed = (asl.States.RouteByPhase!.Choices as { StringEquals: string }[]).map((c) => c.StringEquals).sort();
+    expect([...new Set(routed)]).toEqual([...PHASES[machine]!].sort());
+  });
+
+  it('does nothing irreversible before the cutover approval: its only way on is through it', () => {
+    const after = machine === 'online-alter' ? 'SwapTables' : 'SetCutoverFlags';
+    expect(states.find(([n]) => n === 'AwaitCutoverApproval')![1].Next).toBe(after);
+    expect(states.filter(([, s]) => s.Next === after).map(([n]) => n)).toEqual(['AwaitCutoverApproval']);
+  });
+
+  it('hands over to a new execution through startExecution', () => {
+    const s = asl.States.ContinueAsNew!;
+    expect(s.Resource).toBe('arn:aws:states:::states:startExecution');
+    expect(s.Parameters).toMatchObject({ 'StateMachineArn.$': '$$.StateMachine.Id', 'Input.$': '$.migration' });
+  });
+
+  it('uses JSONPath only (aws-local-stepfunctions ignores JSONata and Assign)', () => {
+    const text = JSON.stringify(asl);
+    expect(text).not.toMatch(/JSONata|"Assign"|"Arguments"/);
+  });
+});
