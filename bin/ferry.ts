@@ -1,7 +1,11 @@
 import './cli/polyfill.ts';
 import { readFile } from 'node:fs/promises';
 import { parseArgs } from 'node:util';
-import { LocalApprovalStore } from '../lambdas/adapters/approvals.ts';
+import { LocalApprovalStore, type ApprovalDecider } from '../lambdas/adapters/approvals.ts';
+import { AwsApprovals } from '../lambdas/adapters/approvals-aws.ts';
+import { SsmFlagStore } from '../lambdas/adapters/flags-ssm.ts';
+import { executionStatus, startExecution } from './cli/aws.ts';
+import { SFNClient } from '@aws-sdk/client-sfn';
 import { FileFlagStore, PAUSED_FLAG } from '../lambdas/adapters/flags.ts';
 import { runLocal } from './cli/local-runner.ts';
 import { MACHINES } from './cli/machines.ts';
@@ -13,11 +17,15 @@ const USAGE = `ferry: online migrations of huge tables as resumable state machin
 
   ferry local <machine> --input FILE [--approve all|STEP,...] [--state-dir DIR]
       run a migration locally, end to end (machines: ${Object.keys(MACHINES).join(', ')})
-  ferry approve <migrationId> --step STEP [--reject --reason TEXT] [--state-dir DIR]
-      complete a pending approval (cutover, cleanup)
+  ferry approve <migrationId> --step STEP [--reject --reason TEXT] [--state-dir DIR | --aws]
+  ferry reject <migrationId> --step STEP --reason TEXT [--state-dir DIR | --aws]
+      complete a pending approval (cutover, cleanup), locally or of an AWS execution
+  ferry start <machine> --input FILE  start an execution on AWS (the deployed ferry-<machine>)
+  ferry status <migrationId|executionArn>
+      an AWS execution's status, phase, progress, throttle reason and pending approvals
   ferry stats --input FILE          counts on both sides (rows and id bounds, or docs per type), and the checkpoint
-  ferry flags <migrationId> [--state-dir DIR]
-      the migration's flags
+  ferry flags <migrationId> [--state-dir DIR | --aws]
+      the migration's flags (local file, or SSM Parameter Store)
   ferry pause|resume <migrationId> [--state-dir DIR]
       hold copying at the next chunk (the FERRY_PAUSED flag), or let it go on
 
@@ -115,15 +123,15 @@ async function approve(args: string[]): Promise<number> {
   const migrationId = positionals[0];
   if (!migrationId) throw new UsageError('name the migrationId to approve');
   if (!values.step) throw new UsageError('--step STEP is required (cutover or cleanup)');
-  if (values.aws) throw new UsageError('--aws: approvals of AWS executions are not part of this version; approve local runs through --state-dir');
   if (values.reject && !values.reason) throw new UsageError('--reject needs --reason TEXT, so the record says why');
-  const store = new LocalApprovalStore(values['state-dir']!);
+  const store: ApprovalDecider = values.aws ? new AwsApprovals() : new LocalApprovalStore(values['state-dir']!);
+  const where = values.aws ? 'on AWS' : `in ${values['state-dir']}`;
   const by = process.env.USER ? `${process.env.USER} (ferry approve)` : 'ferry approve';
   const ok = await store.decide(migrationId, values.step, { approved: !values.reject, by, reason: values.reason });
   if (!ok) {
     const pending = (await store.pending()).map((p) => `${p.migrationId} --step ${p.step}`);
     process.stderr.write(
-      `no approval "${values.step}" of ${migrationId} is pending in ${values['state-dir']}` +
+      `no approval "${values.step}" of ${migrationId} is pending ${where}` +
         (pending.length ? `; pending: ${pending.join('; ')}\n` : '; none is pending\n'),
     );
     return 1;
@@ -133,10 +141,14 @@ async function approve(args: string[]): Promise<number> {
 }
 
 async function flags(args: string[], set?: Record<string, string>): Promise<number> {
-  const { values, positionals } = parseArgs({ args, allowPositionals: true, options: { 'state-dir': { type: 'string', default: '.ferry' } } });
+  const { values, positionals } = parseArgs({
+    args,
+    allowPositionals: true,
+    options: { 'state-dir': { type: 'string', default: '.ferry' }, aws: { type: 'boolean', default: false } },
+  });
   const migrationId = positionals[0];
   if (!migrationId) throw new UsageError('name the migrationId');
-  const store = new FileFlagStore(values['state-dir']!);
+  const store = values.aws ? new SsmFlagStore() : new FileFlagStore(values['state-dir']!);
   if (set) await store.set(migrationId, set);
   process.stdout.write(JSON.stringify(await store.list(migrationId), null, 2) + '\n');
   return 0;
@@ -153,6 +165,22 @@ async function stats(args: string[]): Promise<number> {
   return 0;
 }
 
+async function start(args: string[]): Promise<number> {
+  const { values, positionals } = parseArgs({ args, allowPositionals: true, options: { input: { type: 'string' } } });
+  const machine = positionals[0];
+  if (!machine || !MACHINES[machine]) throw new UsageError(`name a machine: ${Object.keys(MACHINES).join(', ')}`);
+  const started = await startExecution(new SFNClient({}), machine, await readInput(values.input));
+  process.stdout.write(JSON.stringify(started) + '\n');
+  return 0;
+}
+
+async function status(args: string[]): Promise<number> {
+  const { positionals } = parseArgs({ args, allowPositionals: true, options: {} });
+  if (!positionals[0]) throw new UsageError('name a migrationId or an execution ARN');
+  process.stdout.write(JSON.stringify(await executionStatus(new SFNClient({}), new AwsApprovals(), positionals[0]), null, 2) + '\n');
+  return 0;
+}
+
 export async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;
   try {
@@ -161,6 +189,12 @@ export async function main(argv: string[]): Promise<number> {
         return await local(rest);
       case 'approve':
         return await approve(rest);
+      case 'reject':
+        return await approve([...rest, '--reject']);
+      case 'start':
+        return await start(rest);
+      case 'status':
+        return await status(rest);
       case 'flags':
         return await flags(rest);
       case 'pause':

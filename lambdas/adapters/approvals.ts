@@ -20,6 +20,14 @@ export interface ApprovalDecision {
   readonly at: string;
 }
 
+/** Completing approvals: the approver's side of the port, locally through the state dir, on AWS through Step Functions. */
+export interface ApprovalDecider {
+  /** Completes the pending approval of that step; false when none is pending. */
+  decide(migrationId: string, step: string, decision: Omit<ApprovalDecision, 'at'>): Promise<boolean>;
+  /** What is waiting for a decision. */
+  pending(): Promise<readonly { readonly migrationId: string; readonly step: string }[]>;
+}
+
 interface ApprovalRecord extends ApprovalRequest {
   readonly requestedAt: string;
   readonly decision?: ApprovalDecision;
@@ -31,7 +39,7 @@ interface ApprovalRecord extends ApprovalRequest {
  * Local callback tokens: one file per pending approval under `<state-dir>/approvals/`.
  * The runner writes the request and polls; `ferry approve` writes the decision from another terminal.
  */
-export class LocalApprovalStore {
+export class LocalApprovalStore implements ApprovalDecider {
   private readonly dir: string;
   constructor(stateDir: string) {
     this.dir = join(stateDir, 'approvals');

@@ -165,15 +165,25 @@ class NanoDatabase implements CouchDatabase {
   }
 }
 
-/** Databases by connection name, resolved from `COUCH_URL` / `FERRY_COUCH_<NAME>`. */
+/** Where a CouchDB connection leads: its URL (credentials included, never logged) and which setting chose it. */
+export type CouchResolver = (connection: string) => Promise<{ url: string; from: string }>;
+
+export function envCouchResolver(env: NodeJS.ProcessEnv = process.env): CouchResolver {
+  return async (connection) => resolveCouchUrl(connection, env);
+}
+
+/** Databases by connection name: locally from `COUCH_URL` / `FERRY_COUCH_<NAME>`, on AWS from the stack's config. */
 export class NanoConnector implements CouchConnector {
   private readonly servers = new Map<string, { server: ServerScope; where: string }>();
-  constructor(private readonly env: NodeJS.ProcessEnv = process.env) {}
+  private readonly resolve: CouchResolver;
+  constructor(source: NodeJS.ProcessEnv | CouchResolver = process.env) {
+    this.resolve = typeof source === 'function' ? source : envCouchResolver(source);
+  }
 
   async database(connection: string, name: string): Promise<CouchDatabase> {
     let entry = this.servers.get(connection);
     if (!entry) {
-      const { url, from } = resolveCouchUrl(connection, this.env);
+      const { url, from } = await this.resolve(connection);
       const server = nano({ url });
       try {
         await server.relax({ path: '' });

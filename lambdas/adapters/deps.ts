@@ -16,6 +16,8 @@ export interface Progress {
   readonly note?: string;
   /** Why the last check said "wait", or null when it did not. */
   readonly throttle: string | null;
+  /** How long the state machine now waits because of that throttle. */
+  readonly waitSeconds?: number;
 }
 
 /** The ports a task handler is given: on Lambda built from the environment, locally by the runner. */

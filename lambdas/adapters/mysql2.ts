@@ -66,6 +66,9 @@ function typeCast(field: TypeCastField, next: () => unknown): unknown {
 
 class Mysql2Connection implements SqlConnection {
   private broken = false;
+  readonly sessions = true;
+  readonly readPageRows = 1_000_000;
+  readonly maxStatementBytes = 4 * 1024 * 1024;
   constructor(readonly name: string, readonly serverKey: string, private readonly conn: Connection) {
     conn.on('error', () => { this.broken = true; });
   }
@@ -106,10 +109,32 @@ class Mysql2Connection implements SqlConnection {
   }
 }
 
-/** Connections by name, resolved from the environment, opened once and reused while healthy. */
+/** Where a connection name leads: driver options (credentials included, never logged) and, for messages, where and why. */
+export interface MysqlTarget {
+  readonly options: mysql.ConnectionOptions;
+  /** host:port, no credentials */
+  readonly where: string;
+  /** which setting chose it, e.g. `FERRY_MYSQL_CSMH` */
+  readonly from: string;
+}
+
+export type MysqlResolver = (name: string) => Promise<MysqlTarget>;
+
+/** Locally: `FERRY_MYSQL_<NAME>`, else `MYSQL_URL`, else the default URL. */
+export function envMysqlResolver(env: NodeJS.ProcessEnv = process.env): MysqlResolver {
+  return async (name) => {
+    const { url, from } = resolveMysqlUrl(name, env);
+    return { options: { uri: url }, where: redact(url), from };
+  };
+}
+
+/** Connections by name, opened once and reused while healthy. */
 export class Mysql2Connector implements SqlConnector {
   private readonly open = new Map<string, Mysql2Connection>();
-  constructor(private readonly env: NodeJS.ProcessEnv = process.env) {}
+  private readonly resolve: MysqlResolver;
+  constructor(source: NodeJS.ProcessEnv | MysqlResolver = process.env) {
+    this.resolve = typeof source === 'function' ? source : envMysqlResolver(source);
+  }
 
   async connect(name: string): Promise<SqlConnection> {
     const cached = this.open.get(name);
@@ -122,11 +147,11 @@ export class Mysql2Connector implements SqlConnector {
   }
 
   async connectDedicated(name: string): Promise<Mysql2Connection> {
-    const { url, from } = resolveMysqlUrl(name, this.env);
+    const { options, where, from } = await this.resolve(name);
     let conn: Connection;
     try {
       conn = await mysql.createConnection({
-        uri: url,
+        ...options,
         supportBigNumbers: true,
         bigNumberStrings: true,
         dateStrings: true,
@@ -140,11 +165,11 @@ export class Mysql2Connector implements SqlConnector {
       const e = err as { code?: string; message?: string };
       throw new InvalidInput(
         'connection',
-        `cannot reach connection "${name}" at ${redact(url)} (from ${from}): ${e.code ?? ''} ${e.message ?? ''}`.trim() +
+        `cannot reach connection "${name}" at ${where} (from ${from}): ${e.code ?? ''} ${e.message ?? ''}`.trim() +
           `. Start the server or point ${envNameFor('MYSQL', name)} (or MYSQL_URL) at it.`,
       );
     }
-    return new Mysql2Connection(name, redact(url), conn);
+    return new Mysql2Connection(name, where, conn);
   }
 
   async closeAll(): Promise<void> {

@@ -10,6 +10,15 @@ export interface SqlConnection {
   readonly name: string;
   /** Identifies the server without credentials (`host:port`): equal keys can join across databases. */
   readonly serverKey: string;
+  /**
+   * Whether session state lasts between calls (SET SESSION, LOCK TABLES, START TRANSACTION): true
+   * for a driver connection, false for the RDS Data API, where each call may land on another session.
+   */
+  readonly sessions: boolean;
+  /** Rows to ask for in one read when rows travel between servers (halved on ResultTooLarge). */
+  readonly readPageRows: number;
+  /** Largest statement to send, in bytes (multi-row INSERTs are cut to fit). */
+  readonly maxStatementBytes: number;
   query(sql: string, params?: readonly unknown[]): Promise<SqlRow[]>;
   execute(sql: string, params?: readonly unknown[]): Promise<{ affectedRows: number }>;
   close(): Promise<void>;

@@ -1,6 +1,6 @@
 import type { SqlConnection } from '../adapters/sql.ts';
 import { str } from '../adapters/sql.ts';
-import { CheckpointConflict, ERRNO, type FerryError } from './errors.ts';
+import { CheckpointConflict } from './errors.ts';
 import { quoteIdent } from './identifiers.ts';
 
 export const CHECKPOINT_TABLE = '_ferry_checkpoints';
@@ -50,7 +50,7 @@ export function assertSameIdentity(
 
 export class CheckpointStore<S> {
   private readonly table: string;
-  constructor(private readonly conn: SqlConnection, database: string, private readonly machine: string) {
+  constructor(private readonly conn: SqlConnection, private readonly database: string, private readonly machine: string) {
     this.table = `${quoteIdent(database)}.${quoteIdent(CHECKPOINT_TABLE)}`;
   }
 
@@ -70,13 +70,9 @@ export class CheckpointStore<S> {
 
   /** The checkpoint, or null when the table or the row does not exist yet. Reading writes nothing. */
   async load(migrationId: string, identity: Record<string, unknown>): Promise<Checkpoint<S> | null> {
-    let rows;
-    try {
-      rows = await this.conn.query(`SELECT machine, identity, phase, state, updated_at FROM ${this.table} WHERE migration_id = ?`, [migrationId]);
-    } catch (err) {
-      if ((err as FerryError).errno === ERRNO.NO_SUCH_TABLE) return null;
-      throw err;
-    }
+    const exists = await this.conn.query('SELECT 1 FROM information_schema.TABLES WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ?', [this.database, CHECKPOINT_TABLE]);
+    if (exists.length === 0) return null;
+    const rows = await this.conn.query(`SELECT machine, identity, phase, state, updated_at FROM ${this.table} WHERE migration_id = ?`, [migrationId]);
     const row = rows[0];
     if (!row) return null;
     const machine = str(row, 'machine')!;

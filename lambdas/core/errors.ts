@@ -13,7 +13,7 @@ export abstract class FerryError extends Error {
 }
 
 /** MySQL/MariaDB error numbers ferry acts on. */
-export const ERRNO = { NO_SUCH_TABLE: 1146, LOCK_WAIT_TIMEOUT: 1205 } as const;
+export const ERRNO = { LOCK_WAIT_TIMEOUT: 1205 } as const;
 
 /** The input or the databases it names are not fit to start: nothing has been written. Exit code 2. */
 export class InvalidInput extends FerryError {
@@ -34,6 +34,12 @@ export class TransientError extends FerryError {
 /** A database refused a statement for a reason a retry cannot fix. */
 export class DatabaseError extends FerryError {
   override readonly name = 'DatabaseError';
+  readonly retryable = false;
+}
+
+/** A result bigger than the connection can return at once (the Data API's 1 MiB): read fewer rows. */
+export class ResultTooLarge extends FerryError {
+  override readonly name = 'ResultTooLarge';
   readonly retryable = false;
 }
 

@@ -69,7 +69,7 @@ export async function cleanup(event: DocTaskEvent, deps: TaskDeps): Promise<DocL
   while (timeLeft(m)) {
     const paused = await pausedReason(m);
     if (paused) {
-      reportDoc(m, 'throttled', paused);
+      reportDoc(m, 'throttled', paused, 5);
       return docLoopState(m, { done: false, stopped: true, waitSeconds: 5, throttle: paused });
     }
     if ((await deleteBatch(m)) === 0) {

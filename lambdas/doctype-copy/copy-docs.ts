@@ -8,7 +8,7 @@ export async function copyDocs(event: DocTaskEvent, deps: TaskDeps): Promise<Doc
   while (m.phase === 'initial-copy' && timeLeft(m)) {
     const paused = await pausedReason(m);
     if (paused) {
-      reportDoc(m, 'throttled', paused);
+      reportDoc(m, 'throttled', paused, 5);
       return docLoopState(m, { done: false, waitSeconds: 5, throttle: paused });
     }
     const page = await copyPage(m.source, m.target, m.wantedSet, m.state.initialCursor, m.input.page.docs);

@@ -121,7 +121,7 @@ export async function pausedReason(m: DocMigration): Promise<string | null> {
   return (await m.deps.flags.get(m.input.migrationId, PAUSED_FLAG)) === 'true' ? 'paused by the FERRY_PAUSED flag' : null;
 }
 
-export function reportDoc(m: DocMigration, note: string, throttle: string | null = null): void {
+export function reportDoc(m: DocMigration, note: string, throttle: string | null = null, waitSeconds?: number): void {
   const s = m.state;
   const done = m.phase === 'cleanup' || m.phase === 'done' ? s.docsDeleted : m.phase === 'initial-copy' ? s.docsCopied : s.docsToppedOff;
   m.deps.report({
@@ -132,6 +132,7 @@ export function reportDoc(m: DocMigration, note: string, throttle: string | null
     unit: 'docs',
     note,
     throttle,
+    waitSeconds,
   });
 }
 

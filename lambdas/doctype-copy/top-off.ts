@@ -49,7 +49,7 @@ export async function topOff(event: DocTaskEvent, deps: TaskDeps): Promise<DocLo
   if (TOP_OFF_STOPPED.includes(m.phase)) return docLoopState(m, { done: true, stopped: true });
   const paused = await pausedReason(m);
   if (paused) {
-    reportDoc(m, 'throttled', paused);
+    reportDoc(m, 'throttled', paused, m.input.topOff.pollSeconds);
     return docLoopState(m, { done: false, waitSeconds: m.input.topOff.pollSeconds, throttle: paused });
   }
   const atHead = await topOffToHead(m);

@@ -95,6 +95,9 @@ async function diskFree(conn: SqlConnection): Promise<string | null> {
 export async function preflight(event: { migration: unknown }, deps: TaskDeps): Promise<LoopState> {
   const input = parseOnlineAlterInput(event.migration);
   const conn = await deps.sql.connect(input.table.connection);
+  if (!conn.sessions) {
+    throw new InvalidInput('table.connection', `"${conn.name}" is an RDS Data API connection; online-alter's triggers, consistent-snapshot verification and swap need a session of their own: configure the cluster as a host connection (mysql2 in the VPC)`);
+  }
   const store = new CheckpointStore<OnlineAlterState>(conn, input.table.database, MACHINE);
   let checkpoint = await store.load(input.migrationId, alterIdentityOf(input));
   if (!checkpoint) {

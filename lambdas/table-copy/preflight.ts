@@ -67,6 +67,9 @@ export async function preflight(event: TaskEvent, deps: TaskDeps): Promise<LoopS
   const input = parseTableCopyInput(event.migration);
   const { source, target } = await connectBoth(input, deps);
   if (input.throttle.replica) await deps.sql.connect(input.throttle.replica.connection);
+  if (input.cleanup.mode === 'truncate' && !source.sessions) {
+    throw new InvalidInput('cleanup.mode', `"truncate" locks the source table, which "${source.name}" (RDS Data API) cannot hold between calls; use "trickle-delete"`);
+  }
   const { sourceInfo } = await checkTables(input, source, target);
   if (input.throttle.query) {
     try {

@@ -1,9 +1,7 @@
 import type { SqlConnection, SqlRow } from '../../adapters/sql.ts';
-import type { IdRange } from '../ids.ts';
+import { ResultTooLarge } from '../errors.ts';
+import { addId, type IdRange } from '../ids.ts';
 import { qualified, quoteIdent, type TableRef } from '../identifiers.ts';
-
-/** Upper bound on one multi-row INSERT when rows travel between servers (below the 16 MiB default packet). */
-export const MAX_INSERT_BYTES = 4 * 1024 * 1024;
 
 export interface CopyTables {
   readonly source: SqlConnection;
@@ -46,8 +44,26 @@ export async function copyRange(t: CopyTables, range: IdRange): Promise<CopyResu
     );
     return { inserted: affectedRows };
   }
-  const rows = await t.source.query(`SELECT ${cols} FROM ${qualified(t.sourceTable)} WHERE ${id} BETWEEN ? AND ? ORDER BY ${id}`, [range.lo, range.hi]);
-  return { inserted: await insertRows(t, rows) };
+  // Rows travel through ferry: read in pages the source can return at once, from the lowest id up.
+  let inserted = 0;
+  let pageRows = t.source.readPageRows;
+  let from = range.lo;
+  for (;;) {
+    let rows: SqlRow[];
+    try {
+      rows = await t.source.query(`SELECT ${cols} FROM ${qualified(t.sourceTable)} WHERE ${id} BETWEEN ? AND ? ORDER BY ${id} LIMIT ${pageRows}`, [from, range.hi]);
+    } catch (err) {
+      if (err instanceof ResultTooLarge && pageRows > 1) {
+        pageRows = Math.max(1, Math.floor(pageRows / 2));
+        continue;
+      }
+      throw err;
+    }
+    inserted += await insertRows(t, rows);
+    if (rows.length < pageRows) return { inserted };
+    const last = rows[rows.length - 1]![t.idColumn];
+    from = addId(String(last), 1);
+  }
 }
 
 async function insertRows(t: CopyTables, rows: readonly SqlRow[]): Promise<number> {
@@ -72,7 +88,7 @@ async function insertRows(t: CopyTables, rows: readonly SqlRow[]): Promise<numbe
       bytes += v === null ? 4 : v.length * 2 + 4;
     }
     batchRows++;
-    if (bytes >= MAX_INSERT_BYTES) await flush();
+    if (bytes >= t.target.maxStatementBytes / 2) await flush();
   }
   await flush();
   return inserted;

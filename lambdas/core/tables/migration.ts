@@ -131,7 +131,7 @@ export function timeLeft(m: AnyMigration): boolean {
 /** Phases whose progress counts deletions rather than copies. */
 const DELETING = new Set(['cleanup']);
 
-export function report(m: AnyMigration, note: string, throttle: string | null = null): void {
+export function report(m: AnyMigration, note: string, throttle: string | null = null, waitSeconds?: number): void {
   const deleting = DELETING.has(m.phase);
   m.deps.report({
     migrationId: m.input.migrationId,
@@ -140,6 +140,7 @@ export function report(m: AnyMigration, note: string, throttle: string | null = 
     total: deleting ? m.state.rowsCopied : m.state.estimatedRows,
     note,
     throttle,
+    waitSeconds,
   });
 }
 
@@ -206,7 +207,7 @@ export async function outcomeState<P extends string>(m: Migration<CopySettings, 
   if (outcome.kind === 'throttled') {
     m.state.throttledMillis += outcome.waitSeconds * 1000;
     await save(m);
-    report(m, 'throttled', outcome.reason);
+    report(m, 'throttled', outcome.reason, outcome.waitSeconds);
     return loopState(m, { done: false, waitSeconds: outcome.waitSeconds, throttle: outcome.reason });
   }
   return loopState(m, { done: false });

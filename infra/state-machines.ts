@@ -1,0 +1,72 @@
+import { readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { RemovalPolicy, Stack } from 'aws-cdk-lib';
+import { acknowledge } from './workers.ts';
+import * as iam from 'aws-cdk-lib/aws-iam';
+import * as logs from 'aws-cdk-lib/aws-logs';
+import * as sfn from 'aws-cdk-lib/aws-stepfunctions';
+import { Construct } from 'constructs';
+import type { FerryFunction } from './workers.ts';
+
+/** The ASL file of a machine, resolved from this module, never from the working directory. */
+export function aslText(machine: string): string {
+  return readFileSync(fileURLToPath(new URL(`../statemachines/${machine}.asl.json`, import.meta.url)), 'utf8');
+}
+
+/** The `${<name>FunctionArn}` placeholders a definition uses. */
+export function placeholders(definition: string): string[] {
+  return [...new Set([...definition.matchAll(/\$\{(\w+)FunctionArn\}/g)].map((m) => m[1]!))].sort();
+}
+
+export interface MigrationStateMachineProps {
+  readonly machine: 'table-copy' | 'doctype-copy' | 'online-alter';
+  /** Functions by placeholder name; every placeholder of the ASL must be here. */
+  readonly functions: Readonly<Record<string, FerryFunction>>;
+  readonly logRetentionDays: number;
+}
+
+/**
+ * One of the ASL files deployed as `ferry-<machine>`: inlined (so the template shows it), its
+ * placeholders bound to the stack's functions, every state logged, traced, and allowed to invoke
+ * only its own functions and to start a fresh execution of itself (continue-as-new).
+ */
+export class MigrationStateMachine extends Construct {
+  readonly stateMachine: sfn.StateMachine;
+  readonly name: string;
+  readonly arn: string;
+
+  constructor(scope: Construct, id: string, props: MigrationStateMachineProps) {
+    super(scope, id);
+    const stack = Stack.of(this);
+    const definition = aslText(props.machine);
+    const substitutions: Record<string, string> = {};
+    const used: FerryFunction[] = [];
+    for (const name of placeholders(definition)) {
+      const f = props.functions[name];
+      if (!f) throw new Error(`statemachines/${props.machine}.asl.json uses \${${name}FunctionArn}, which the stack does not define`);
+      substitutions[`${name}FunctionArn`] = f.fn.functionArn;
+      used.push(f);
+    }
+    this.name = `ferry-${props.machine}`;
+    // Built from the name, not taken from the resource: the role below cannot depend on the machine it serves.
+    this.arn = `arn:${stack.partition}:states:${stack.region}:${stack.account}:stateMachine:${this.name}`;
+    const logGroup = new logs.LogGroup(this, 'Logs', {
+      logGroupName: `/aws/vendedlogs/states/${this.name}`,
+      retention: props.logRetentionDays as logs.RetentionDays,
+      removalPolicy: RemovalPolicy.RETAIN,
+    });
+    const role = new iam.Role(this, 'Role', { assumedBy: new iam.ServicePrincipal('states.amazonaws.com'), description: `ferry: runs ${this.name}` });
+    this.stateMachine = new sfn.StateMachine(this, 'StateMachine', {
+      stateMachineName: this.name,
+      definitionBody: sfn.DefinitionBody.fromString(definition),
+      definitionSubstitutions: substitutions,
+      role,
+      tracingEnabled: true,
+      logs: { destination: logGroup, level: sfn.LogLevel.ALL, includeExecutionData: true },
+    });
+    // The ASL calls each function by its unqualified ARN: no version or alias wildcard is needed.
+    role.addToPolicy(new iam.PolicyStatement({ actions: ['lambda:InvokeFunction'], resources: used.map((f) => f.fn.functionArn) }));
+    acknowledge(this, 'IAM5[Resource::*]', 'Step Functions log delivery (logs:*LogDelivery, DescribeLogGroups, PutResourcePolicy) and X-Ray tracing have no resource-level permissions.');
+    role.addToPolicy(new iam.PolicyStatement({ actions: ['states:StartExecution'], resources: [this.arn] }));
+  }
+}

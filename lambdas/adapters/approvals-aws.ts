@@ -1,0 +1,98 @@
+import { SendTaskFailureCommand, SendTaskSuccessCommand, SFNClient } from '@aws-sdk/client-sfn';
+import { PublishCommand, SNSClient } from '@aws-sdk/client-sns';
+import { DeleteParameterCommand, GetParameterCommand, GetParametersByPathCommand, ParameterNotFound, PutParameterCommand, SSMClient } from '@aws-sdk/client-ssm';
+import type { ApprovalDecider, ApprovalDecision, ApprovalRequest } from './approvals.ts';
+
+/** Where a pending approval's callback token is kept: a SecureString only approvers can decrypt. */
+export function approvalParameterName(migrationId: string, step: string): string {
+  return `/ferry/${migrationId}/approvals/${step}`;
+}
+
+const APPROVAL_NAME = /^\/ferry\/([^/]+)\/approvals\/([^/]+)$/;
+
+/** The notification an approver receives: what, where, and the exact command. The token is not in it. */
+export function approvalMessage(req: ApprovalRequest & { machine?: string }): { subject: string; body: string } {
+  const what = req.step === 'cutover' ? 'the cut-over (the application switches to the new home)' : 'the cleanup (data is removed from the old home)';
+  const subject = `ferry: approve ${req.step} of ${req.migrationId}`.slice(0, 99);
+  const body = [
+    `Migration ${req.migrationId}${req.machine ? ` (${req.machine})` : ''} is waiting for approval of ${what}.`,
+    '',
+    `Execution: ${req.execution}`,
+    `Progress: ${JSON.stringify(req.summary ?? {})}`,
+    '',
+    'To approve:',
+    `  npx ferry approve ${req.migrationId} --step ${req.step} --aws`,
+    'To reject (the execution stops; nothing irreversible has happened):',
+    `  npx ferry approve ${req.migrationId} --step ${req.step} --reject --reason "..." --aws`,
+    '',
+    'Only members of the approvers role can read the callback token. Unanswered, the request fails the execution safely after 7 days.',
+  ].join('\n');
+  return { subject, body };
+}
+
+/** The approval task's side on AWS: keep the token, tell the approvers. */
+export async function requestAwsApproval(
+  req: ApprovalRequest & { machine?: string },
+  ports: { ssm: SSMClient; sns: SNSClient; topicArn: string; keyId: string },
+): Promise<void> {
+  await ports.ssm.send(
+    new PutParameterCommand({
+      Name: approvalParameterName(req.migrationId, req.step),
+      Type: 'SecureString',
+      KeyId: ports.keyId,
+      Overwrite: true,
+      Value: JSON.stringify({ token: req.token, execution: req.execution, machine: req.machine, requestedAt: new Date().toISOString() }),
+    }),
+  );
+  const { subject, body } = approvalMessage(req);
+  await ports.sns.send(new PublishCommand({ TopicArn: ports.topicArn, Subject: subject, Message: body }));
+}
+
+/** The approver's side on AWS: the token from SSM, then SendTaskSuccess or SendTaskFailure. */
+export class AwsApprovals implements ApprovalDecider {
+  constructor(private readonly ssm: SSMClient = new SSMClient({}), private readonly sfn: SFNClient = new SFNClient({})) {}
+
+  async decide(migrationId: string, step: string, decision: Omit<ApprovalDecision, 'at'>): Promise<boolean> {
+    const Name = approvalParameterName(migrationId, step);
+    let token: string;
+    try {
+      const out = await this.ssm.send(new GetParameterCommand({ Name, WithDecryption: true }));
+      token = (JSON.parse(out.Parameter?.Value ?? '{}') as { token?: string }).token ?? '';
+    } catch (err) {
+      if (err instanceof ParameterNotFound) return false;
+      throw err;
+    }
+    const at = new Date().toISOString();
+    try {
+      if (decision.approved) {
+        await this.sfn.send(new SendTaskSuccessCommand({ taskToken: token, output: JSON.stringify({ approved: true, by: decision.by, at }) }));
+      } else {
+        await this.sfn.send(new SendTaskFailureCommand({ taskToken: token, error: 'ApprovalRejected', cause: `${step} rejected by ${decision.by}: ${decision.reason ?? 'no reason given'}` }));
+      }
+    } catch (err) {
+      const name = (err as Error).name;
+      // The execution no longer waits for this token: it timed out, was stopped, or handed over.
+      if (name === 'TaskTimedOut' || name === 'InvalidToken' || name === 'TaskDoesNotExist') {
+        await this.ssm.send(new DeleteParameterCommand({ Name }));
+        return false;
+      }
+      throw err;
+    }
+    await this.ssm.send(new DeleteParameterCommand({ Name }));
+    return true;
+  }
+
+  async pending(): Promise<{ migrationId: string; step: string; since: Date | undefined }[]> {
+    const out: { migrationId: string; step: string; since: Date | undefined }[] = [];
+    let NextToken: string | undefined;
+    do {
+      const page = await this.ssm.send(new GetParametersByPathCommand({ Path: '/ferry', Recursive: true, WithDecryption: false, NextToken }));
+      for (const p of page.Parameters ?? []) {
+        const m = APPROVAL_NAME.exec(p.Name ?? '');
+        if (m) out.push({ migrationId: m[1]!, step: m[2]!, since: p.LastModifiedDate });
+      }
+      NextToken = page.NextToken;
+    } while (NextToken);
+    return out;
+  }
+}

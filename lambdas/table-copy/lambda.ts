@@ -1,0 +1,21 @@
+/** Lambda entry points of table-copy: each Task's handler, given the AWS ports. */
+import { onLambda } from '../adapters/aws.ts';
+import { catchUp as catchUpTask } from './catch-up.ts';
+import { cleanup as cleanupTask } from './cleanup.ts';
+import { copyChunks as copyChunksTask } from './copy-chunks.ts';
+import { setCopyFlags as setCopyFlagsTask, setCutoverFlags as setCutoverFlagsTask } from './flags.ts';
+import { preflight as preflightTask } from './preflight.ts';
+import { raiseAutoIncrement as raiseAutoIncrementTask } from './raise-auto-increment.ts';
+import { summarize as summarizeTask } from './summarize.ts';
+import { verify as verifyTask } from './verify.ts';
+
+const machine = 'table-copy';
+export const preflight = onLambda(machine, preflightTask);
+export const raiseAutoIncrement = onLambda(machine, raiseAutoIncrementTask);
+export const setCopyFlags = onLambda(machine, setCopyFlagsTask);
+export const copyChunks = onLambda(machine, copyChunksTask);
+export const catchUp = onLambda(machine, catchUpTask);
+export const verify = onLambda(machine, verifyTask);
+export const setCutoverFlags = onLambda(machine, setCutoverFlagsTask);
+export const cleanup = onLambda(machine, cleanupTask);
+export const summarize = onLambda(machine, summarizeTask);
