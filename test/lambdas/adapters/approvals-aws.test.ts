@@ -1,0 +1,68 @@
+import { SendTaskFailureCommand, SendTaskSuccessCommand, SFNClient, TaskTimedOut } from '@aws-sdk/client-sfn';
+import { PublishCommand, SNSClient } from '@aws-sdk/client-sns';
+import { DeleteParameterCommand, GetParameterCommand, ParameterNotFound, PutParameterCommand, SSMClient } from '@aws-sdk/client-ssm';
+import { mockClient } from 'aws-sdk-client-mock';
+import { beforeEach, describe, expect, it } from 'vitest';
+import { approvalMessage, approvalParameterName, AwsApprovals, requestAwsApproval } from '../../../lambdas/adapters/approvals-aws.ts';
+
+const ssm = mockClient(SSMClient);
+const sns = mockClient(SNSClient);
+const sfn = mockClient(SFNClient);
+const clients = { ssm: new SSMClient({ region: 'eu-west-1' }), sns: new SNSClient({ region: 'eu-west-1' }), sfn: new SFNClient({ region: 'eu-west-1' }) };
+const req = { migrationId: 'csmh-extended', machine: 'table-copy', step: 'cutover', token: 'AQCEAAAAKgAAAAMAAAAA-secret-token', execution: 'arn:aws:states:eu-west-1:123456789012:execution:ferry-table-copy:csmh-extended-1', summary: { rowsCopied: '2147483647' } };
+
+describe('approvals on AWS', () => {
+  beforeEach(() => {
+    ssm.reset();
+    sns.reset();
+    sfn.reset();
+  });
+
+  it('keeps the token as a SecureString under the key, and tells approvers the exact command without the token', async () => {
+    ssm.on(PutParameterCommand).resolves({});
+    sns.on(PublishCommand).resolves({ MessageId: '1' });
+    await requestAwsApproval(req, { ssm: clients.ssm, sns: clients.sns, topicArn: 'arn:aws:sns:eu-west-1:123456789012:approvals', keyId: 'arn:aws:kms:eu-west-1:123456789012:key/k' });
+    const put = ssm.commandCalls(PutParameterCommand)[0]!.args[0].input;
+    expect(put).toMatchObject({ Name: '/ferry/csmh-extended/approvals/cutover', Type: 'SecureString', KeyId: 'arn:aws:kms:eu-west-1:123456789012:key/k', Overwrite: true });
+    expect(JSON.parse(put.Value!).token).toBe(req.token);
+    const published = sns.commandCalls(PublishCommand)[0]!.args[0].input;
+    expect(published.Subject).toBe('ferry: approve cutover of csmh-extended');
+    expect(published.Message).toContain('npx ferry approve csmh-extended --step cutover --aws');
+    expect(published.Message).toContain('--reject --reason');
+    expect(published.Message).toContain(req.execution);
+    expect(published.Message).not.toContain(req.token);
+  });
+
+  it('approves: the token from SSM, SendTaskSuccess, then the token is gone', async () => {
+    ssm.on(GetParameterCommand, { Name: approvalParameterName('csmh-extended', 'cutover'), WithDecryption: true }).resolves({ Parameter: { Value: JSON.stringify({ token: req.token }) } });
+    sfn.on(SendTaskSuccessCommand).resolves({});
+    ssm.on(DeleteParameterCommand).resolves({});
+    expect(await new AwsApprovals(clients.ssm, clients.sfn).decide('csmh-extended', 'cutover', { approved: true, by: 'alice' })).toBe(true);
+    const sent = sfn.commandCalls(SendTaskSuccessCommand)[0]!.args[0].input;
+    expect(sent.taskToken).toBe(req.token);
+    expect(JSON.parse(sent.output!)).toMatchObject({ approved: true, by: 'alice' });
+    expect(ssm.commandCalls(DeleteParameterCommand)).toHaveLength(1);
+  });
+
+  it('rejects with the error name the ASL catches, and the reason as cause', async () => {
+    ssm.on(GetParameterCommand).resolves({ Parameter: { Value: JSON.stringify({ token: req.token }) } });
+    sfn.on(SendTaskFailureCommand).resolves({});
+    ssm.on(DeleteParameterCommand).resolves({});
+    expect(await new AwsApprovals(clients.ssm, clients.sfn).decide('csmh-extended', 'cutover', { approved: false, by: 'bob', reason: 'exam week' })).toBe(true);
+    expect(sfn.commandCalls(SendTaskFailureCommand)[0]!.args[0].input).toEqual({ taskToken: req.token, error: 'ApprovalRejected', cause: 'cutover rejected by bob: exam week' });
+  });
+
+  it('says no when nothing is pending, or when the execution stopped waiting', async () => {
+    ssm.on(GetParameterCommand).rejectsOnce(new ParameterNotFound({ message: 'none', $metadata: {} }));
+    expect(await new AwsApprovals(clients.ssm, clients.sfn).decide('m', 'cleanup', { approved: true, by: 'a' })).toBe(false);
+    ssm.on(GetParameterCommand).resolves({ Parameter: { Value: JSON.stringify({ token: 'old' }) } });
+    sfn.on(SendTaskSuccessCommand).rejects(new TaskTimedOut({ message: 'timed out', $metadata: {} }));
+    ssm.on(DeleteParameterCommand).resolves({});
+    expect(await new AwsApprovals(clients.ssm, clients.sfn).decide('m', 'cleanup', { approved: true, by: 'a' })).toBe(false);
+    expect(ssm.commandCalls(DeleteParameterCommand)).toHaveLength(1);
+  });
+
+  it('writes a cleanup notice that says data will be removed', () => {
+    expect(approvalMessage({ ...req, step: 'cleanup' }).body).toMatch(/cleanup \(data is removed from the old home\)/);
+  });
+});

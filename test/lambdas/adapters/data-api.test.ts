@@ -1,0 +1,75 @@
+import { BadRequestException, DatabaseResumingException, ExecuteStatementCommand, RDSDataClient, StatementTimeoutException } from '@aws-sdk/client-rds-data';
+import { mockClient } from 'aws-sdk-client-mock';
+import { beforeEach, describe, expect, it } from 'vitest';
+import { DataApiConnection, namedPlaceholders } from '../../../lambdas/adapters/data-api.ts';
+import type { SqlConnection } from '../../../lambdas/adapters/sql.ts';
+import { copyRange } from '../../../lambdas/core/tables/copier.ts';
+
+const rds = mockClient(RDSDataClient);
+const cluster = { clusterArn: 'arn:aws:rds:eu-west-1:123456789012:cluster:a', secretArn: 'arn:aws:secretsmanager:eu-west-1:123456789012:secret:a-AbCdEf' };
+// compile-time check: the Data API adapter is a SqlConnection like mysql2's
+const port: SqlConnection = new DataApiConnection('csmh', cluster, new RDSDataClient({ region: 'eu-west-1' }));
+
+describe('DataApiConnection', () => {
+  beforeEach(() => rds.reset());
+
+  it('asks for BIGINTs as strings, so 18446744073709551615 survives exactly', async () => {
+    rds.on(ExecuteStatementCommand).resolves({
+      columnMetadata: [{ label: 'id' }, { label: 'grade' }, { label: 'state' }],
+      records: [[{ stringValue: '18446744073709551615' }, { doubleValue: 0.1 }, { isNull: true }]],
+    });
+    const rows = await port.query('SELECT id, grade, state FROM `d`.`t` WHERE id > ?', ['18446744073709551614']);
+    expect(rows).toEqual([{ id: '18446744073709551615', grade: '0.1', state: null }]);
+    const input = rds.commandCalls(ExecuteStatementCommand)[0]!.args[0].input;
+    expect(input).toMatchObject({
+      resourceArn: cluster.clusterArn,
+      secretArn: cluster.secretArn,
+      sql: 'SELECT id, grade, state FROM `d`.`t` WHERE id > :p0',
+      parameters: [{ name: 'p0', value: { stringValue: '18446744073709551614' } }],
+      resultSetOptions: { longReturnType: 'STRING', decimalReturnType: 'STRING' },
+    });
+  });
+
+  it('names placeholders outside quoted text only', () => {
+    expect(namedPlaceholders("SELECT '?' , `a?` FROM t WHERE a = ? AND b = ?")).toEqual({ sql: "SELECT '?' , `a?` FROM t WHERE a = :p0 AND b = :p1", count: 2 });
+  });
+
+  it('maps a waking Aurora and statement timeouts to the retryable TransientError the ASL retries', async () => {
+    rds.on(ExecuteStatementCommand).rejectsOnce(new DatabaseResumingException({ message: 'resuming', $metadata: {} })).rejectsOnce(new StatementTimeoutException({ message: 'slow', $metadata: {} }));
+    await expect(port.execute('DELETE FROM t WHERE id = ?', [1])).rejects.toMatchObject({ name: 'TransientError', retryable: true });
+    await expect(port.execute('DELETE FROM t WHERE id = ?', [1])).rejects.toMatchObject({ name: 'TransientError' });
+  });
+
+  it('reads rows between clusters in pages that fit the 1 MiB response cap, halving a page that does not', async () => {
+    const source = new DataApiConnection('edxapp', cluster, new RDSDataClient({ region: 'eu-west-1' }));
+    const target = new DataApiConnection('csmh', { ...cluster, clusterArn: 'arn:aws:rds:eu-west-1:123456789012:cluster:b' }, new RDSDataClient({ region: 'eu-west-1' }));
+    const ids = Array.from({ length: 1700 }, (_, i) => (9007199254740993n + BigInt(i)).toString());
+    const inserted: string[] = [];
+    const selects: string[] = [];
+    rds.on(ExecuteStatementCommand).callsFake((input: { sql: string; parameters: { value: { stringValue?: string } }[] }) => {
+      if (input.sql.startsWith('SELECT')) {
+        selects.push(input.sql);
+        const limit = Number(/LIMIT (\d+)/.exec(input.sql)![1]);
+        if (limit > 600) throw new BadRequestException({ message: 'Database returned more than the allowed response size limit', $metadata: {} });
+        const from = BigInt(input.parameters[0]!.value.stringValue!);
+        const page = ids.filter((id) => BigInt(id) >= from).slice(0, limit);
+        return { columnMetadata: [{ label: 'id' }, { label: 'state' }], records: page.map((id) => [{ stringValue: id }, { stringValue: 'x'.repeat(300) }]) };
+      }
+      const values = input.parameters.map((p) => p.value.stringValue!);
+      for (let i = 0; i < values.length; i += 2) inserted.push(values[i]!);
+      return { numberOfRecordsUpdated: values.length / 2 };
+    });
+    const result = await copyRange(
+      { source, target, sourceTable: { database: 'edxapp', table: 'h' }, targetTable: { database: 'csmh', table: 'h' }, idColumn: 'id', columns: ['id', 'state'] },
+      { lo: ids[0]!, hi: ids[ids.length - 1]! },
+    );
+    expect(result.inserted).toBe(1700);
+    expect(inserted).toEqual(ids);
+    expect(selects.map((sql) => /LIMIT (\d+)/.exec(sql)![1])).toEqual(['1000', '500', '500', '500', '500']);
+    // every INSERT stayed under the statement cap
+    for (const call of rds.commandCalls(ExecuteStatementCommand)) {
+      const input = call.args[0].input;
+      if (input.sql!.startsWith('INSERT')) expect(JSON.stringify(input.parameters).length).toBeLessThan(target.maxStatementBytes);
+    }
+  });
+});
