@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { connectionName, flagSet, migrationId } from './table-copy-input.ts';
+import { connectionName, executionSchema, flagSet, migrationId } from './input-parts.ts';
 
 /** CouchDB's rule for database names. */
 const couchDbName = z
@@ -37,7 +37,7 @@ export const doctypeCopyInputSchema = z
         pauseMillis: z.number().int().min(0).max(60_000).default(0),
       })
       .prefault({}),
-    execution: z.strictObject({ maxLoopIterations: z.number().int().min(1).max(2000).default(1000) }).prefault({}),
+    execution: executionSchema,
   })
   .refine((i) => !(i.source.connection === i.target.connection && i.source.database === i.target.database), {
     message: 'target must be a different database from source',

@@ -1,8 +1,5 @@
 import { z } from 'zod';
-import { DEFAULT_CHUNK } from './chunker.ts';
-import { PLAIN_NAME } from './identifiers.ts';
-import { connectionName, migrationId } from './table-copy-input.ts';
-import { DEFAULT_THROTTLE } from './throttler.ts';
+import { chunkSchema, connectionName, executionSchema, migrationId, plainName, throttleSchema } from './input-parts.ts';
 
 /** Longest table name whose `_<table>_new` / `_<table>_old` still fits MySQL's 64 characters. */
 export const MAX_ALTERED_TABLE_NAME = 59;
@@ -28,11 +25,8 @@ export const onlineAlterInputSchema = z.strictObject({
   migrationId,
   table: z.strictObject({
     connection: connectionName,
-    database: z.string().regex(PLAIN_NAME, 'must be a plain database name: letters, digits, _ or $, no quotes, dots, spaces or ;'),
-    table: z
-      .string()
-      .regex(PLAIN_NAME, 'must be a plain table name: letters, digits, _ or $, no quotes, dots, spaces or ;')
-      .max(MAX_ALTERED_TABLE_NAME, `at most ${MAX_ALTERED_TABLE_NAME} characters, so _<table>_new fits MySQL's 64`),
+    database: plainName('database'),
+    table: plainName('table').max(MAX_ALTERED_TABLE_NAME, `at most ${MAX_ALTERED_TABLE_NAME} characters, so _<table>_new fits MySQL's 64`),
   }),
   alter: z
     .string()
@@ -41,22 +35,8 @@ export const onlineAlterInputSchema = z.strictObject({
       const problem = alterClauseProblem(clause);
       if (problem) ctx.addIssue({ code: 'custom', message: problem });
     }),
-  chunk: z
-    .strictObject({
-      targetMillis: z.number().int().min(10, 'at least 10 ms').max(60_000, 'at most 60000 ms').default(DEFAULT_CHUNK.targetMillis),
-      minRows: z.number().int().min(1, 'at least 1 row').max(1_000_000).default(DEFAULT_CHUNK.minRows),
-      maxRows: z.number().int().min(1, 'at least 1 row').max(1_000_000, 'at most 1,000,000 rows').default(DEFAULT_CHUNK.maxRows),
-    })
-    .prefault({})
-    .refine((c) => c.minRows <= c.maxRows, { message: 'minRows must not exceed maxRows', path: ['minRows'] }),
-  throttle: z
-    .strictObject({
-      maxThreadsRunning: z.number().int().min(1).max(100_000).default(DEFAULT_THROTTLE.maxThreadsRunning),
-      replica: z.strictObject({ connection: connectionName, maxLagSeconds: z.number().int().min(0).max(86_400).default(DEFAULT_THROTTLE.maxReplicaLagSeconds) }).optional(),
-      query: z.string().max(2000).regex(/^\s*select\s[^;]*$/i, 'must be a single SELECT statement with no ;').optional(),
-      waitSeconds: z.number().int().min(1).max(3600).default(DEFAULT_THROTTLE.waitSeconds),
-    })
-    .prefault({}),
+  chunk: chunkSchema,
+  throttle: throttleSchema,
   cutover: z
     .strictObject({
       /** How long the RENAME may wait for the table's metadata lock; every query on the table queues behind it meanwhile. */
@@ -71,7 +51,7 @@ export const onlineAlterInputSchema = z.strictObject({
       pauseMillis: z.number().int().min(0).max(60_000).default(0),
     })
     .prefault({}),
-  execution: z.strictObject({ maxLoopIterations: z.number().int().min(1).max(2000).default(1000) }).prefault({}),
+  execution: executionSchema,
 });
 
 export type OnlineAlterInput = z.output<typeof onlineAlterInputSchema>;

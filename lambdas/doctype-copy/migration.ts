@@ -5,7 +5,7 @@ import { InvalidInput } from '../core/errors.ts';
 import { wantedDocTypes } from '../core/docs/doc-types.ts';
 import { DocCheckpointStore } from '../core/docs/checkpoint.ts';
 import { doctypeCopyInputSchema, doctypeIdentityOf, type DoctypeCopyInput } from '../core/doctype-copy-input.ts';
-import { parseInput } from '../core/table-copy-input.ts';
+import { parseInput } from '../core/input-parts.ts';
 
 export const MACHINE = 'doctype-copy';
 

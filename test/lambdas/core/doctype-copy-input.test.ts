@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { doctypeCopyInputSchema } from '../../../lambdas/core/doctype-copy-input.ts';
-import { parseInput } from '../../../lambdas/core/table-copy-input.ts';
+import { parseInput } from '../../../lambdas/core/input-parts.ts';
 
 const example = JSON.parse(readFileSync(new URL('../../../examples/user-db-migration.json', import.meta.url), 'utf8'));
 const refusal = (raw: unknown) => {

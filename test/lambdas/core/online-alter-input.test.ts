@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { alterClauseProblem, onlineAlterInputSchema } from '../../../lambdas/core/online-alter-input.ts';
-import { parseInput } from '../../../lambdas/core/table-copy-input.ts';
+import { parseInput } from '../../../lambdas/core/input-parts.ts';
 
 const example = JSON.parse(readFileSync(new URL('../../../examples/csm-bigint.json', import.meta.url), 'utf8'));
 

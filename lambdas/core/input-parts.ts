@@ -1,0 +1,85 @@
+import { z } from 'zod';
+import { DEFAULT_CHUNK } from './chunker.ts';
+import { InvalidInput } from './errors.ts';
+import { PLAIN_NAME } from './identifiers.ts';
+import { DEFAULT_THROTTLE } from './throttler.ts';
+
+/** The pieces every machine's input schema is made of, so a field means the same in each. */
+
+export const plainName = (what: string) =>
+  z.string().regex(PLAIN_NAME, `must be a plain ${what} name: letters, digits, _ or $, at most 64 characters, no quotes, dots, spaces or ;`);
+
+/** Connection names are looked up, never parsed as URLs: credentials stay out of the input. */
+export const connectionName = z
+  .string()
+  .regex(/^[a-z][a-z0-9_-]{0,62}$/, 'must be a connection name like "edxapp" (lower-case letters, digits, _ or -), never a URL or credentials');
+
+export const migrationId = z
+  .string()
+  .regex(/^[A-Za-z0-9][A-Za-z0-9_-]{0,79}$/, 'must be 1-80 letters, digits, _ or -, starting with a letter or digit');
+
+/** Decimal string, like every id in ferry: JSON numbers lose precision past 2^53. */
+export const decimalString = z.string().regex(/^(0|[1-9][0-9]{0,19})$/, 'must be a non-negative whole number written as a string, e.g. "1000000"');
+
+export const tableRef = z.strictObject({
+  connection: connectionName,
+  database: plainName('database'),
+  table: plainName('table'),
+});
+
+export const flagName = z.string().regex(/^[A-Za-z][A-Za-z0-9_.-]{0,127}$/, 'flag names are letters, digits, _ . or -');
+export const flagSet = z.record(flagName, z.string().max(4096, 'flag values are at most 4096 characters'));
+
+/** Chunks sized by time within bounds (see chunker.ts). */
+export const chunkSchema = z
+  .strictObject({
+    targetMillis: z.number().int().min(10, 'at least 10 ms').max(60_000, 'at most 60000 ms').default(DEFAULT_CHUNK.targetMillis),
+    minRows: z.number().int().min(1, 'at least 1 row').max(1_000_000).default(DEFAULT_CHUNK.minRows),
+    maxRows: z.number().int().min(1, 'at least 1 row').max(1_000_000, 'at most 1,000,000 rows').default(DEFAULT_CHUNK.maxRows),
+  })
+  .prefault({})
+  .refine((c) => c.minRows <= c.maxRows, { message: 'minRows must not exceed maxRows', path: ['minRows'] });
+
+/** When to wait before the next chunk (see throttler.ts). */
+export const throttleSchema = z
+  .strictObject({
+    maxThreadsRunning: z.number().int().min(1).max(100_000).default(DEFAULT_THROTTLE.maxThreadsRunning),
+    replica: z
+      .strictObject({ connection: connectionName, maxLagSeconds: z.number().int().min(0).max(86_400).default(DEFAULT_THROTTLE.maxReplicaLagSeconds) })
+      .optional(),
+    query: z
+      .string()
+      .max(2000)
+      .regex(/^\s*select\s[^;]*$/i, 'must be a single SELECT statement with no ;')
+      .optional(),
+    waitSeconds: z.number().int().min(1).max(3600).default(DEFAULT_THROTTLE.waitSeconds),
+  })
+  .prefault({});
+
+export const executionSchema = z
+  .strictObject({
+    /** Loop iterations before handing over to a fresh execution (Standard workflows stop at 25,000 events). */
+    maxLoopIterations: z.number().int().min(1).max(2000).default(1000),
+  })
+  .prefault({});
+
+/** Key Step Functions adds to the input of an execution started by another one. */
+const STARTED_BY = 'AWS_STEP_FUNCTIONS_STARTED_BY_EXECUTION_ID';
+
+/** Parses with the schema; the first problem becomes an InvalidInput naming the field and the fix. */
+export function parseInput<T extends z.ZodType>(schema: T, raw: unknown): z.output<T> {
+  const value = raw && typeof raw === 'object' && !Array.isArray(raw) ? { ...(raw as Record<string, unknown>) } : raw;
+  if (value && typeof value === 'object') delete (value as Record<string, unknown>)[STARTED_BY];
+  const result = schema.safeParse(value);
+  if (result.success) return result.data;
+  const issue = result.error.issues[0]!;
+  const field = issue.path.length ? issue.path.join('.') : '(input)';
+  let message = issue.message;
+  if (issue.code === 'unrecognized_keys') {
+    message = `unknown field ${issue.keys.map((k) => JSON.stringify(k)).join(', ')}: remove it or check its spelling`;
+  } else if (issue.code === 'invalid_type') {
+    message = `${issue.message}; fix the value of this field`;
+  }
+  throw new InvalidInput(field, message);
+}
+
