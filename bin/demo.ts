@@ -3,7 +3,9 @@
  * 1. table-copy: seeds a sample Open edX history table in the local MariaDB (databases
  *    ferry_demo_edxapp and ferry_demo_csmh, recreated each time), keeps writing to it for a few
  *    seconds like a live site, and moves it to a BIGINT table in the other database.
- * 2. doctype-copy: seeds a CommCare-like CouchDB database (an embedded in-memory PouchDB Server
+ * 2. online-alter: widens the id of ferry_demo_edxapp.courseware_studentmodule to BIGINT UNSIGNED
+ *    while a writer inserts, updates and deletes rows, with the atomic swap approved.
+ * 3. doctype-copy: seeds a CommCare-like CouchDB database (an embedded in-memory PouchDB Server
  *    unless COUCH_URL is set), keeps editing users while it runs, and moves the user and group
  *    doc types to their own database.
  */
@@ -104,6 +106,67 @@ async function tableCopyDemo(): Promise<number> {
   return code;
 }
 
+async function onlineAlterDemo(): Promise<number> {
+  const { url } = resolveMysqlUrl('edxapp');
+  const conn = await mysql.createConnection({ uri: url, multipleStatements: true });
+  const table = `${SOURCE_DB}.courseware_studentmodule`;
+  await conn.query(`DROP TABLE IF EXISTS ${table}, ${SOURCE_DB}._courseware_studentmodule_new, ${SOURCE_DB}._courseware_studentmodule_old;
+    CREATE TABLE ${table} (id int NOT NULL AUTO_INCREMENT PRIMARY KEY, module_type varchar(32) NOT NULL DEFAULT 'problem',
+      module_id varchar(255) NOT NULL, student_id int NOT NULL, state longtext NULL, grade double NULL, created datetime(6) NOT NULL,
+      modified datetime(6) NOT NULL, max_grade double NULL, done varchar(8) NOT NULL DEFAULT 'na', course_id varchar(255) NOT NULL,
+      UNIQUE KEY student_module (student_id, module_id, course_id));
+    SET SESSION max_recursive_iterations = 100000;
+    INSERT INTO ${table} (module_id, student_id, state, grade, created, modified, max_grade, course_id)
+      WITH RECURSIVE s(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM s WHERE n < 100000)
+      SELECT CONCAT('block-v1:edX+DemoX+problem+', n % 300), n DIV 3, '{"attempts": 1}', n % 4, NOW(6), NOW(6), 3, CONCAT('course-v1:edX+DemoX+', n % 3) FROM s;`);
+  process.stderr.write(`demo: ${table} has 100,000 rows with an INT id; a writer keeps answering problems while ferry widens it\n`);
+  let writes = 0;
+  let deadlocks = 0;
+  let running = true;
+  const writer = (async () => {
+    for (let i = 0; running; i++) {
+      const id = 1 + ((i * 7919) % 100000);
+      const write = () =>
+        i % 3 === 0
+          ? conn.query(`INSERT IGNORE INTO ${table} (module_id, student_id, state, created, modified, course_id) VALUES (?, ?, '{}', NOW(6), NOW(6), 'course-v1:edX+DemoX+live')`, [`live-${i}`, 900000 + i])
+          : i % 3 === 1
+            ? conn.query(`UPDATE ${table} SET grade = grade + 1, modified = NOW(6) WHERE id = ?`, [id])
+            : conn.query(`DELETE FROM ${table} WHERE id = ?`, [id]);
+      // Like any application on InnoDB, retry a write chosen as a deadlock victim (more likely while triggers run).
+      for (;;) {
+        try {
+          await write();
+          break;
+        } catch (err) {
+          if ((err as { errno?: number }).errno !== 1213) throw err;
+          deadlocks++;
+        }
+      }
+      writes++;
+      await new Promise((r) => setTimeout(r, 20));
+    }
+  })();
+  const stateDir = '.ferry/demo-alter';
+  rmSync(stateDir, { recursive: true, force: true });
+  mkdirSync(stateDir, { recursive: true });
+  const inputFile = `${stateDir}/input.json`;
+  writeFileSync(inputFile, JSON.stringify({
+    migrationId: 'csm-bigint-demo',
+    table: { connection: 'edxapp', database: SOURCE_DB, table: 'courseware_studentmodule' },
+    alter: 'MODIFY id bigint unsigned NOT NULL AUTO_INCREMENT',
+    chunk: { targetMillis: 200 },
+    throttle: { maxThreadsRunning: 25, waitSeconds: 2 },
+    cleanup: { mode: 'trickle-delete', batchRows: 20000 },
+  }, null, 2));
+  const code = await ferry(['local', 'online-alter', '--input', inputFile, '--approve', 'all', '--state-dir', stateDir]);
+  running = false;
+  await writer;
+  const [[row]] = (await conn.query(`SELECT COLUMN_TYPE AS type FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = ? AND TABLE_NAME = 'courseware_studentmodule' AND COLUMN_NAME = 'id'`, [SOURCE_DB])) as unknown as [[{ type: string }]];
+  await conn.end();
+  process.stderr.write(`demo: ${writes} writes went on during the migration (${deadlocks} retried after a deadlock); ${table}.id is now ${row.type}\n`);
+  return code === 0 && row.type === 'bigint(20) unsigned' ? 0 : 1;
+}
+
 const USER_TYPES = ['CommCareUser', 'WebUser', 'Group', 'UserRole', 'Invitation'];
 const OTHER_TYPES = ['CommCareCase', 'XFormInstance', 'Application'];
 
@@ -161,9 +224,11 @@ async function doctypeCopyDemo(): Promise<number> {
 }
 
 async function main(): Promise<number> {
-  const tableCode = await tableCopyDemo();
-  if (tableCode !== 0) return tableCode;
-  return doctypeCopyDemo();
+  for (const demo of [tableCopyDemo, onlineAlterDemo, doctypeCopyDemo]) {
+    const code = await demo();
+    if (code !== 0) return code;
+  }
+  return 0;
 }
 
 process.exitCode = await main();

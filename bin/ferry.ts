@@ -11,7 +11,7 @@ import { runLocal } from './cli/local-runner.ts';
 import { MACHINES } from './cli/machines.ts';
 import { embeddedCouchIfNeeded } from './cli/embedded-couch.ts';
 import { ProgressBar } from './cli/progress.ts';
-import { docStats, tableStats } from './cli/stats.ts';
+import { alterStats, docStats, tableStats } from './cli/stats.ts';
 
 const USAGE = `ferry: online migrations of huge tables as resumable state machines
 
@@ -161,7 +161,8 @@ async function stats(args: string[]): Promise<number> {
     process.stdout.write((await docStats(input)) + '\n');
     return 0;
   }
-  process.stdout.write(JSON.stringify(await tableStats(input), null, 2) + '\n');
+  const stats = input && typeof input === 'object' && 'alter' in input ? await alterStats(input) : await tableStats(input);
+  process.stdout.write(JSON.stringify(stats, null, 2) + '\n');
   return 0;
 }
 

@@ -12,6 +12,9 @@ import { CheckpointStore } from '../../lambdas/core/checkpoints.ts';
 import { idBounds } from '../../lambdas/core/tables/copier.ts';
 import { inspectTable } from '../../lambdas/core/tables/inspector.ts';
 import { MACHINE, parseTableCopyInput, type TableCopyState } from '../../lambdas/table-copy/migration.ts';
+import { alterIdentityOf } from '../../lambdas/core/online-alter-input.ts';
+import { shadowNames } from '../../lambdas/core/tables/shadow.ts';
+import { MACHINE as ALTER_MACHINE, parseOnlineAlterInput, type OnlineAlterState } from '../../lambdas/online-alter/migration.ts';
 
 /** Exact row counts and id bounds on both sides of a table-copy, and where its checkpoint stands. Reads only. */
 export async function tableStats(raw: unknown, env: NodeJS.ProcessEnv = process.env) {
@@ -73,4 +76,36 @@ export async function docStats(raw: unknown, env: NodeJS.ProcessEnv = process.en
     lines.push(cp ? `checkpoint: phase ${cp.phase}, ${cp.state.docsCopied} docs copied, top-off at seq ${cp.state.topOffSeq}, ${cp.state.docsDeleted} deleted` : 'checkpoint: none');
   }
   return lines.join('\n');
+}
+
+/** Rows and id bounds of an online-alter's table and its shadow, and where its checkpoint stands. Reads only. */
+export async function alterStats(raw: unknown, env: NodeJS.ProcessEnv = process.env) {
+  const input = parseOnlineAlterInput(raw);
+  const sql = new Mysql2Connector(env);
+  try {
+    const conn = await sql.connect(input.table.connection);
+    const side = async (ref: { database: string; table: string }) => {
+      const info = await inspectTable(conn, ref);
+      if (!info) return { table: `${ref.database}.${ref.table}`, exists: false };
+      const id = info.primaryKey[0];
+      return {
+        table: `${ref.database}.${ref.table}`,
+        exists: true,
+        idType: info.columns.find((c) => c.name === id)?.columnType ?? null,
+        rows: await scalar(conn, `SELECT COUNT(*) FROM ${qualified(ref)}`),
+        ...(id ? await idBounds(conn, ref, id) : {}),
+      };
+    };
+    const { shadow, old } = shadowNames(input.table);
+    const checkpoint = await new CheckpointStore<OnlineAlterState>(conn, input.table.database, ALTER_MACHINE).load(input.migrationId, alterIdentityOf(input));
+    return {
+      migrationId: input.migrationId,
+      table: await side(input.table),
+      shadow: await side(shadow),
+      old: await side(old),
+      checkpoint: checkpoint && { phase: checkpoint.phase, updatedAt: checkpoint.updatedAt, copiedUpTo: checkpoint.state.copiedUpTo, rowsCopied: checkpoint.state.rowsCopied, verifiedUpTo: checkpoint.state.verifiedUpTo, swappedAt: checkpoint.state.swappedAt },
+    };
+  } finally {
+    await sql.closeAll();
+  }
 }

@@ -101,9 +101,14 @@ describe('ferry local online-alter', () => {
     const sc = await alterScenario(800);
     try {
       const before = await csmFingerprint(sc.conn, sc.db, CSM);
-      const running = startFerry(['local', 'online-alter', '--input', sc.inputFile(), '--state-dir', sc.stateDir]);
+      const file = sc.inputFile();
+      const running = startFerry(['local', 'online-alter', '--input', file, '--state-dir', sc.stateDir]);
       await running.waitFor(/waiting for approval "cutover"/);
       expect((await sc.tables())).toContain(`_${CSM}_new`);
+      const stats = await runFerry(['stats', '--input', file]);
+      expect(stats.code, stats.stderr).toBe(0);
+      const shown = JSON.parse(stats.stdout);
+      expect(shown).toMatchObject({ table: { idType: 'int(11)', rows: before.rows }, shadow: { exists: true, idType: 'bigint(20) unsigned', rows: before.rows }, checkpoint: { phase: 'cutover-approval' } });
       expect((await runFerry(['approve', sc.migrationId, '--step', 'cutover', '--reject', '--reason', 'term starts', '--state-dir', sc.stateDir])).code).toBe(0);
       const run = await running.done;
       expect(run.code).toBe(1);

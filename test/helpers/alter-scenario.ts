@@ -31,7 +31,7 @@ export interface AlterScenario {
   readonly migrationId: string;
   inputFile(overrides?: Record<string, unknown>): string;
   /** Starts an application writing the table (and the reference table, in the same transaction). */
-  startWriter(): { stop: () => Promise<{ inserts: number; updates: number; deletes: number }> };
+  startWriter(): { stop: () => Promise<{ inserts: number; updates: number; deletes: number; deadlocks: number }> };
   columnType(table?: string): Promise<string>;
   tables(): Promise<string[]>;
   triggers(): Promise<string[]>;
@@ -75,35 +75,40 @@ export async function alterScenario(rows = 5000): Promise<AlterScenario> {
       }),
     startWriter() {
       let running = true;
-      const counts = { inserts: 0, updates: 0, deletes: 0 };
+      const counts = { inserts: 0, updates: 0, deletes: 0, deadlocks: 0 };
       const loop = (async () => {
         const w = await admin();
         let i = 0;
         while (running) {
           i++;
           const op = i % 3;
-          await w.query('START TRANSACTION');
-          try {
-            if (op === 0) {
-              const [r] = await w.query(`INSERT INTO \`${db}\`.${CSM} (module_id, student_id, state, created, modified, course_id) VALUES (?, ?, 'new', NOW(6), NOW(6), 'course-v1:live')`, [`live-${i}`, 1_000_000 + i]);
-              const id = (r as { insertId: number }).insertId;
-              await w.query(`INSERT INTO \`${db}\`.reference SELECT * FROM \`${db}\`.${CSM} WHERE id = ?`, [id]);
-              counts.inserts++;
-            } else {
-              const [pick] = await w.query(`SELECT id FROM \`${db}\`.reference ORDER BY RAND() LIMIT 1`);
-              const id = (pick as { id: number }[])[0]?.id;
-              if (id !== undefined && op === 1) {
-                for (const t of [CSM, 'reference']) await w.query(`UPDATE \`${db}\`.\`${t}\` SET state = ?, grade = ?, modified = '2025-05-05 05:05:05.5' WHERE id = ?`, [`updated ${i}`, i, id]);
-                counts.updates++;
-              } else if (id !== undefined) {
-                for (const t of [CSM, 'reference']) await w.query(`DELETE FROM \`${db}\`.\`${t}\` WHERE id = ?`, [id]);
-                counts.deletes++;
+          // Like any application on InnoDB, a transaction chosen as a deadlock victim is retried whole.
+          for (let attempt = 0; ; attempt++) {
+            await w.query('START TRANSACTION');
+            try {
+              if (op === 0) {
+                const [r] = await w.query(`INSERT INTO \`${db}\`.${CSM} (module_id, student_id, state, created, modified, course_id) VALUES (?, ?, 'new', NOW(6), NOW(6), 'course-v1:live')`, [`live-${i}`, 1_000_000 + i]);
+                const id = (r as { insertId: number }).insertId;
+                await w.query(`INSERT INTO \`${db}\`.reference SELECT * FROM \`${db}\`.${CSM} WHERE id = ?`, [id]);
+                if (attempt === 0) counts.inserts++;
+              } else {
+                const [pick] = await w.query(`SELECT id FROM \`${db}\`.reference ORDER BY RAND() LIMIT 1`);
+                const id = (pick as { id: number }[])[0]?.id;
+                if (id !== undefined && op === 1) {
+                  for (const t of [CSM, 'reference']) await w.query(`UPDATE \`${db}\`.\`${t}\` SET state = ?, grade = ?, modified = '2025-05-05 05:05:05.5' WHERE id = ?`, [`updated ${i}`, i, id]);
+                  if (attempt === 0) counts.updates++;
+                } else if (id !== undefined) {
+                  for (const t of [CSM, 'reference']) await w.query(`DELETE FROM \`${db}\`.\`${t}\` WHERE id = ?`, [id]);
+                  if (attempt === 0) counts.deletes++;
+                }
               }
+              await w.query('COMMIT');
+              break;
+            } catch (err) {
+              await w.query('ROLLBACK');
+              if ((err as { errno?: number }).errno !== 1213 || attempt >= 20) throw err;
+              counts.deadlocks++;
             }
-            await w.query('COMMIT');
-          } catch (err) {
-            await w.query('ROLLBACK');
-            throw err;
           }
           await new Promise((r) => setTimeout(r, 5));
         }
