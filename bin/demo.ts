@@ -31,6 +31,15 @@ const columns = (idType: string) => `(
 
 const FERRY = fileURLToPath(new URL('./ferry.js', import.meta.url));
 
+/** An empty state dir for one demo migration, with its input written in it; returns the input's path. */
+function freshRun(stateDir: string, input: Record<string, unknown>): string {
+  rmSync(stateDir, { recursive: true, force: true });
+  mkdirSync(stateDir, { recursive: true });
+  const file = `${stateDir}/input.json`;
+  writeFileSync(file, JSON.stringify(input, null, 2));
+  return file;
+}
+
 function ferry(args: string[], env: NodeJS.ProcessEnv = process.env): Promise<number> {
   process.stderr.write(`demo: npx ferry ${args.join(' ')}\n`);
   return new Promise<number>((resolve) => {
@@ -61,10 +70,7 @@ async function tableCopyDemo(): Promise<number> {
              CONCAT('{"attempts": ', n % 9, ', "input_state": "', REPEAT(CHAR(97 + n % 26), 280), '"}'),
              IF(n % 3 = 0, NULL, n % 10), 10, n % 5000
       FROM seq;`);
-  rmSync(STATE_DIR, { recursive: true, force: true });
-  mkdirSync(STATE_DIR, { recursive: true });
-  const inputFile = `${STATE_DIR}/input.json`;
-  writeFileSync(inputFile, JSON.stringify({
+  const inputFile = freshRun(STATE_DIR, {
     migrationId: 'csmh-extended-demo',
     source: { connection: 'edxapp', database: SOURCE_DB, table: SOURCE },
     target: { connection: 'csmh', database: TARGET_DB, table: TARGET },
@@ -77,7 +83,7 @@ async function tableCopyDemo(): Promise<number> {
       cutover: { ENABLE_READING_FROM_MULTIPLE_HISTORY_TABLES: 'false' },
     },
     cleanup: { mode: 'trickle-delete', batchRows: 20000 },
-  }, null, 2));
+  });
 
   // A "live site": new attempts keep arriving in the old table for the first few seconds.
   let live = 0;
@@ -147,17 +153,14 @@ async function onlineAlterDemo(): Promise<number> {
     }
   })();
   const stateDir = '.ferry/demo-alter';
-  rmSync(stateDir, { recursive: true, force: true });
-  mkdirSync(stateDir, { recursive: true });
-  const inputFile = `${stateDir}/input.json`;
-  writeFileSync(inputFile, JSON.stringify({
+  const inputFile = freshRun(stateDir, {
     migrationId: 'csm-bigint-demo',
     table: { connection: 'edxapp', database: SOURCE_DB, table: 'courseware_studentmodule' },
     alter: 'MODIFY id bigint unsigned NOT NULL AUTO_INCREMENT',
     chunk: { targetMillis: 200 },
     throttle: { maxThreadsRunning: 25, waitSeconds: 2 },
     cleanup: { mode: 'trickle-delete', batchRows: 20000 },
-  }, null, 2));
+  });
   const code = await ferry(['local', 'online-alter', '--input', inputFile, '--approve', 'all', '--state-dir', stateDir]);
   running = false;
   await writer;
@@ -188,10 +191,7 @@ async function doctypeCopyDemo(): Promise<number> {
     await call('/ferry_demo_commcarehq/_bulk_docs', 'POST', { docs });
     process.stderr.write(`demo: seeded ferry_demo_commcarehq with ${docs.length} docs of ${types.length} types\n`);
     const stateDir = '.ferry/demo-users';
-    rmSync(stateDir, { recursive: true, force: true });
-    mkdirSync(stateDir, { recursive: true });
-    const inputFile = `${stateDir}/input.json`;
-    writeFileSync(inputFile, JSON.stringify({
+    const inputFile = freshRun(stateDir, {
       migrationId: 'user_db_migration_demo',
       source: { connection: 'main', database: 'ferry_demo_commcarehq' },
       target: { connection: 'main', database: 'ferry_demo_commcarehq__users' },
@@ -199,7 +199,7 @@ async function doctypeCopyDemo(): Promise<number> {
       topOff: { quietSeconds: 2, pollSeconds: 1 },
       flags: { cutover: { USERS_GROUPS_DB: 'ferry_demo_commcarehq__users' } },
       cleanup: { mode: 'delete' },
-    }, null, 2));
+    });
     // Users sign up while the migration runs: the top-off carries them over.
     let created = 0;
     const writer = (async () => {

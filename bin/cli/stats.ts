@@ -5,8 +5,8 @@ import { compareCounts, formatCounts, wantedDocTypes } from '../../lambdas/core/
 import { countByType, STATS_DDOC } from '../../lambdas/core/docs/stats.ts';
 import { doctypeIdentityOf } from '../../lambdas/core/doctype-copy-input.ts';
 import { MACHINE as DOC_MACHINE, parseDoctypeCopyInput, type DoctypeCopyState } from '../../lambdas/doctype-copy/migration.ts';
-import { scalar } from '../../lambdas/adapters/sql.ts';
-import { qualified } from '../../lambdas/core/identifiers.ts';
+import { scalar, type SqlConnection } from '../../lambdas/adapters/sql.ts';
+import { qualified, type TableRef } from '../../lambdas/core/identifiers.ts';
 import { identityOf } from '../../lambdas/core/table-copy-input.ts';
 import { CheckpointStore } from '../../lambdas/core/checkpoints.ts';
 import { idBounds } from '../../lambdas/core/tables/copier.ts';
@@ -16,24 +16,26 @@ import { alterIdentityOf } from '../../lambdas/core/online-alter-input.ts';
 import { shadowNames } from '../../lambdas/core/tables/shadow.ts';
 import { MACHINE as ALTER_MACHINE, parseOnlineAlterInput, type OnlineAlterState } from '../../lambdas/online-alter/migration.ts';
 
+/** A table's exact row count, id bounds and id type, or that it does not exist. */
+async function describeTable(conn: SqlConnection, ref: TableRef) {
+  const info = await inspectTable(conn, ref);
+  if (!info) return { table: `${ref.database}.${ref.table}`, exists: false };
+  const id = info.primaryKey[0];
+  return {
+    table: `${ref.database}.${ref.table}`,
+    exists: true,
+    idType: info.columns.find((c) => c.name === id)?.columnType ?? null,
+    rows: await scalar(conn, `SELECT COUNT(*) FROM ${qualified(ref)}`),
+    ...(id ? await idBounds(conn, ref, id) : {}),
+  };
+}
+
 /** Exact row counts and id bounds on both sides of a table-copy, and where its checkpoint stands. Reads only. */
 export async function tableStats(raw: unknown, env: NodeJS.ProcessEnv = process.env) {
   const input = parseTableCopyInput(raw);
   const sql = new Mysql2Connector(env);
   try {
-    const side = async (which: 'source' | 'target') => {
-      const ref = input[which];
-      const conn = await sql.connect(ref.connection);
-      const info = await inspectTable(conn, ref);
-      if (!info) return { table: `${ref.database}.${ref.table}`, exists: false };
-      const id = info.primaryKey[0];
-      return {
-        table: `${ref.database}.${ref.table}`,
-        exists: true,
-        rows: await scalar(conn, `SELECT COUNT(*) FROM ${qualified(ref)}`),
-        ...(id ? await idBounds(conn, ref, id) : {}),
-      };
-    };
+    const side = async (which: 'source' | 'target') => describeTable(await sql.connect(input[which].connection), input[which]);
     const target = await sql.connect(input.target.connection);
     const checkpoint = await new CheckpointStore<TableCopyState>(target, input.target.database, MACHINE).load(input.migrationId, identityOf(input));
     return {
@@ -84,18 +86,7 @@ export async function alterStats(raw: unknown, env: NodeJS.ProcessEnv = process.
   const sql = new Mysql2Connector(env);
   try {
     const conn = await sql.connect(input.table.connection);
-    const side = async (ref: { database: string; table: string }) => {
-      const info = await inspectTable(conn, ref);
-      if (!info) return { table: `${ref.database}.${ref.table}`, exists: false };
-      const id = info.primaryKey[0];
-      return {
-        table: `${ref.database}.${ref.table}`,
-        exists: true,
-        idType: info.columns.find((c) => c.name === id)?.columnType ?? null,
-        rows: await scalar(conn, `SELECT COUNT(*) FROM ${qualified(ref)}`),
-        ...(id ? await idBounds(conn, ref, id) : {}),
-      };
-    };
+    const side = (ref: TableRef) => describeTable(conn, ref);
     const { shadow, old } = shadowNames(input.table);
     const checkpoint = await new CheckpointStore<OnlineAlterState>(conn, input.table.database, ALTER_MACHINE).load(input.migrationId, alterIdentityOf(input));
     return {
