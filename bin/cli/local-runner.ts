@@ -9,6 +9,7 @@ import { FileFlagStore } from '../../lambdas/adapters/flags.ts';
 import { Mysql2Connector } from '../../lambdas/adapters/mysql2.ts';
 import { FerryError, REFUSAL_ERRORS } from '../../lambdas/core/errors.ts';
 import { loadDefinition, MACHINES, type MachineSpec } from './machines.ts';
+import { acquireRunLock } from './run-lock.ts';
 
 /** How long one local task invocation copies before handing back to the state machine. */
 export const LOCAL_BUDGET_MILLIS = 10_000;
@@ -49,6 +50,10 @@ export async function runLocal(opts: LocalRunOptions): Promise<LocalRunResult> {
     throw err;
   }
   await mkdir(opts.stateDir, { recursive: true });
+  const lock = acquireRunLock(opts.stateDir, migrationId);
+  if ('heldBy' in lock) {
+    return failure('InvalidInput', `migrationId: another ferry local run of "${migrationId}" is running (pid ${lock.heldBy}) with state dir ${opts.stateDir}; wait for it, or stop it and run again to resume`, 0);
+  }
   const say = opts.say ?? ((line: string) => process.stderr.write(line + '\n'));
   const sql = new Mysql2Connector(opts.env ?? process.env);
   const approvals = new LocalApprovalStore(opts.stateDir);
@@ -127,5 +132,6 @@ export async function runLocal(opts: LocalRunOptions): Promise<LocalRunResult> {
     }
   } finally {
     await sql.closeAll();
+    lock.release();
   }
 }

@@ -120,6 +120,20 @@ describe('ferry local table-copy', () => {
     expect(Number(run.last!.throttledSeconds)).toBeGreaterThanOrEqual(2);
   });
 
+  it('refuses a second run of the same migration while the first one runs, and lets it go on', async () => {
+    sc = await scenario({ rows: 200 });
+    const file = sc.inputFile({ cleanup: { mode: 'none' } });
+    const first = startFerry(['local', 'table-copy', '--input', file, '--state-dir', sc.stateDir]);
+    await first.waitFor(/waiting for approval "cutover"/);
+    const second = await local(file);
+    expect(second.code).toBe(2);
+    expect(second.stderr).toMatch(new RegExp(`another ferry local run of "${sc.input().migrationId}" is running \\(pid ${first.child.pid}\\)`));
+    expect((await runFerry(['approve', sc.input().migrationId as string, '--step', 'cutover', '--state-dir', sc.stateDir])).code).toBe(0);
+    await first.waitFor(/waiting for approval "cleanup"/);
+    expect((await runFerry(['approve', sc.input().migrationId as string, '--step', 'cleanup', '--state-dir', sc.stateDir])).code).toBe(0);
+    expect((await first.done).code).toBe(0);
+  });
+
   it('pauses on the FERRY_PAUSED flag until `ferry resume`', async () => {
     sc = await scenario({ rows: 500 });
     const file = sc.inputFile({ cleanup: { mode: 'none' } });

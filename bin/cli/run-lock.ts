@@ -1,0 +1,38 @@
+import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/**
+ * One `ferry local` run per migration and state dir: a second one started by mistake (another
+ * terminal, a retry loop) is refused instead of racing the first over the same tables. A lock
+ * left by a run that died (kill -9) is taken over. Returns the release function, or the holder.
+ */
+export function acquireRunLock(stateDir: string, migrationId: string): { release: () => void } | { heldBy: number } {
+  mkdirSync(stateDir, { recursive: true });
+  const path = join(stateDir, `${migrationId}.lock`);
+  for (let attempt = 0; attempt < 2; attempt++) {
+    try {
+      writeFileSync(path, JSON.stringify({ pid: process.pid, startedAt: new Date().toISOString() }), { flag: 'wx' });
+      return { release: () => rmSync(path, { force: true }) };
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+      let holder = 0;
+      try {
+        holder = (JSON.parse(readFileSync(path, 'utf8')) as { pid: number }).pid;
+      } catch {
+        // unreadable: treated as stale
+      }
+      if (holder && holder !== process.pid && alive(holder)) return { heldBy: holder };
+      rmSync(path, { force: true });
+    }
+  }
+  throw new Error(`cannot take the run lock ${path}`);
+}
