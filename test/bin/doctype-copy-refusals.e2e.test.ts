@@ -27,3 +27,14 @@ describe('ferry local doctype-copy refuses bad input with exit 2 and deletes not
     }, /already holds revisions the source does not have \(ids d000000\)/));
   it('an unreachable server', () => expectRefused(async () => ({}), /cannot reach CouchDB connection "main" at http:\/\/127.0.0.1:1/, { COUCH_URL: 'http://127.0.0.1:1' }));
 });
+
+describe('ferry local doctype-copy with no CouchDB configured', () => {
+  it('starts an embedded in-memory PouchDB Server, says so, and refuses the databases it does not have', async () => {
+    const sc = await docScenario({ docs: 5 });
+    const env: NodeJS.ProcessEnv = { COUCH_URL: '' };
+    const run = await runFerry(['local', 'doctype-copy', '--input', sc.inputFile(), '--state-dir', sc.stateDir], env);
+    expect(run.stderr).toMatch(/no CouchDB answers at the default URL and COUCH_URL is not set: started an embedded in-memory PouchDB Server at http:\/\/127\.0\.0\.1:\d+/);
+    expect(run.code).toBe(2);
+    expect(run.stderr).toMatch(/source.database: database ferry_t_commcarehq_\w+ does not exist at http:\/\/127\.0\.0\.1:\d+/);
+  });
+});

@@ -1,8 +1,10 @@
-import { ListStateMachinesCommand, SFNClient, StartExecutionCommand } from '@aws-sdk/client-sfn';
+import { DescribeExecutionCommand, GetExecutionHistoryCommand, ListExecutionsCommand, ListStateMachinesCommand, SFNClient, StartExecutionCommand } from '@aws-sdk/client-sfn';
+import { GetParametersByPathCommand, SSMClient } from '@aws-sdk/client-ssm';
+import { AwsApprovals } from '../../../lambdas/adapters/approvals-aws.ts';
 import { mockClient } from 'aws-sdk-client-mock';
 import { readFileSync } from 'node:fs';
 import { beforeEach, describe, expect, it } from 'vitest';
-import { executionName, startExecution } from '../../../bin/cli/aws.ts';
+import { executionName, executionStatus, startExecution } from '../../../bin/cli/aws.ts';
 
 const sfn = mockClient(SFNClient);
 const client = new SFNClient({ region: 'eu-west-1' });
@@ -33,5 +35,44 @@ describe('ferry start', () => {
   it('keeps execution names within 80 characters', () => {
     expect(executionName('x'.repeat(80)).length).toBe(80);
     expect(executionName('m', new Date('2026-01-02T03:04:05.678Z'))).toBe('m-2026-01-02T03-04-05-678Z');
+  });
+});
+
+describe('ferry status', () => {
+  const ssm = mockClient(SSMClient);
+  beforeEach(() => {
+    sfn.reset();
+    ssm.reset();
+  });
+
+  it('finds the newest execution of a migration and shows its phase, progress, throttle reason and pending approval', async () => {
+    const execArn = `${arn.replace('stateMachine', 'execution')}:csmh-extended-2026-11-21T10-00-00-000Z`;
+    sfn.on(ListStateMachinesCommand).resolves({ stateMachines: [{ name: 'ferry-table-copy', stateMachineArn: arn, type: 'STANDARD', creationDate: new Date() }] });
+    sfn.on(ListExecutionsCommand).resolves({
+      executions: [
+        { executionArn: `${execArn}-old`, stateMachineArn: arn, name: 'csmh-extended-2026-11-20T10-00-00-000Z', status: 'FAILED', startDate: new Date('2026-11-20') },
+        { executionArn: execArn, stateMachineArn: arn, name: 'csmh-extended-2026-11-21T10-00-00-000Z', status: 'RUNNING', startDate: new Date('2026-11-21') },
+        { executionArn: 'x', stateMachineArn: arn, name: 'other-2026-11-22T10-00-00-000Z', status: 'RUNNING', startDate: new Date('2026-11-22') },
+      ],
+    });
+    sfn.on(DescribeExecutionCommand, { executionArn: execArn }).resolves({ executionArn: execArn, stateMachineArn: arn, status: 'RUNNING', startDate: new Date('2026-11-21'), input: JSON.stringify(example) });
+    const state = { phase: 'copy', done: false, waitSeconds: 10, throttle: 'Threads_running 40 > 25 on edxapp', iterations: 7, continueAsNew: false, progress: { rowsCopied: '1200000', estimatedRows: '2000000', copiedUpTo: '1250000', rowsDeleted: '0' } };
+    sfn.on(GetExecutionHistoryCommand).resolves({
+      events: [
+        { id: 9, type: 'WaitStateEntered', timestamp: new Date() },
+        { id: 8, type: 'LambdaFunctionSucceeded', timestamp: new Date(), lambdaFunctionSucceededEventDetails: { output: JSON.stringify(state) } },
+      ],
+    });
+    ssm.on(GetParametersByPathCommand).resolves({ Parameters: [{ Name: '/ferry/csmh-extended/approvals/cutover', LastModifiedDate: new Date('2026-11-21T12:00:00Z') }, { Name: '/ferry/csmh-extended/flags/X' }] });
+    const status = await executionStatus(client, new AwsApprovals(new SSMClient({ region: 'eu-west-1' }), client), 'csmh-extended');
+    expect(status).toMatchObject({
+      executionArn: execArn,
+      status: 'RUNNING',
+      migrationId: 'csmh-extended',
+      phase: 'copy',
+      throttle: 'Threads_running 40 > 25 on edxapp',
+      progress: { rowsCopied: '1200000' },
+      pendingApprovals: [{ step: 'cutover', since: '2026-11-21T12:00:00.000Z', approve: 'npx ferry approve csmh-extended --step cutover --aws' }],
+    });
   });
 });
