@@ -40,7 +40,7 @@ export class Approvals extends Construct {
       handler: 'handler',
       description: 'ferry: keeps an approval token for the approvers and notifies them',
       timeout: Duration.seconds(30),
-      environment: { FERRY_APPROVALS_TOPIC_ARN: this.topic.topicArn, FERRY_APPROVALS_KEY_ID: key.keyArn },
+      environment: { FERRY_APPROVALS_TOPIC_ARN: this.topic.topicArn, FERRY_APPROVALS_KEY_ID: key.keyArn, FERRY_APPROVERS_ROLE_ARN: config.approvers.roleArn },
       logRetentionDays: config.logRetentionDays,
     });
     this.requestApproval.role.addToPolicy(new iam.PolicyStatement({ actions: ['ssm:PutParameter'], resources: [tokens] }));

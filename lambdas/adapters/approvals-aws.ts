@@ -11,11 +11,12 @@ export function approvalParameterName(migrationId: string, step: string): string
 const APPROVAL_NAME = /^\/ferry\/([^/]+)\/approvals\/([^/]+)$/;
 
 /** The notification an approver receives: what, where, and the exact command. The token is not in it. */
-export function approvalMessage(req: ApprovalRequest & { machine?: string }): { subject: string; body: string } {
+export function approvalMessage(req: ApprovalRequest & { machine?: string }, approvers?: string): { subject: string; body: string } {
   const what = req.step === 'cutover' ? 'the cut-over (the application switches to the new home)' : 'the cleanup (data is removed from the old home)';
   const subject = `ferry: approve ${req.step} of ${req.migrationId}`.slice(0, 99);
   const body = [
     `Migration ${req.migrationId}${req.machine ? ` (${req.machine})` : ''} is waiting for approval of ${what}.`,
+    ...(approvers ? [`Who approves: anyone who can assume ${approvers}.`] : []),
     '',
     `Execution: ${req.execution}`,
     `Progress: ${JSON.stringify(req.summary ?? {})}`,
@@ -33,7 +34,7 @@ export function approvalMessage(req: ApprovalRequest & { machine?: string }): { 
 /** The approval task's side on AWS: keep the token, tell the approvers. */
 export async function requestAwsApproval(
   req: ApprovalRequest & { machine?: string },
-  ports: { ssm: SSMClient; sns: SNSClient; topicArn: string; keyId: string },
+  ports: { ssm: SSMClient; sns: SNSClient; topicArn: string; keyId: string; approvers?: string },
 ): Promise<void> {
   await ports.ssm.send(
     new PutParameterCommand({
@@ -44,7 +45,7 @@ export async function requestAwsApproval(
       Value: JSON.stringify({ token: req.token, execution: req.execution, machine: req.machine, requestedAt: new Date().toISOString() }),
     }),
   );
-  const { subject, body } = approvalMessage(req);
+  const { subject, body } = approvalMessage(req, ports.approvers);
   await ports.sns.send(new PublishCommand({ TopicArn: ports.topicArn, Subject: subject, Message: body }));
 }
 

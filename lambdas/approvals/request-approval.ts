@@ -12,6 +12,12 @@ const sns = new SNSClient({});
  * then waits until `ferry approve … --aws` completes the token, or the Task's timeout fails it.
  */
 export async function handler(event: ApprovalRequest & { machine?: string }): Promise<{ requested: true }> {
-  await requestAwsApproval(event, { ssm, sns, topicArn: process.env.FERRY_APPROVALS_TOPIC_ARN!, keyId: process.env.FERRY_APPROVALS_KEY_ID! });
+  await requestAwsApproval(event, {
+    ssm,
+    sns,
+    topicArn: process.env.FERRY_APPROVALS_TOPIC_ARN!,
+    keyId: process.env.FERRY_APPROVALS_KEY_ID!,
+    approvers: process.env.FERRY_APPROVERS_ROLE_ARN,
+  });
   return { requested: true };
 }

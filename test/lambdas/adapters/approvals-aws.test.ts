@@ -21,7 +21,7 @@ describe('approvals on AWS', () => {
   it('keeps the token as a SecureString under the key, and tells approvers the exact command without the token', async () => {
     ssm.on(PutParameterCommand).resolves({});
     sns.on(PublishCommand).resolves({ MessageId: '1' });
-    await requestAwsApproval(req, { ssm: clients.ssm, sns: clients.sns, topicArn: 'arn:aws:sns:eu-west-1:123456789012:approvals', keyId: 'arn:aws:kms:eu-west-1:123456789012:key/k' });
+    await requestAwsApproval(req, { ssm: clients.ssm, sns: clients.sns, topicArn: 'arn:aws:sns:eu-west-1:123456789012:approvals', keyId: 'arn:aws:kms:eu-west-1:123456789012:key/k', approvers: 'arn:aws:iam::123456789012:role/ferry-approvers' });
     const put = ssm.commandCalls(PutParameterCommand)[0]!.args[0].input;
     expect(put).toMatchObject({ Name: '/ferry/csmh-extended/approvals/cutover', Type: 'SecureString', KeyId: 'arn:aws:kms:eu-west-1:123456789012:key/k', Overwrite: true });
     expect(JSON.parse(put.Value!).token).toBe(req.token);
@@ -30,6 +30,7 @@ describe('approvals on AWS', () => {
     expect(published.Message).toContain('npx ferry approve csmh-extended --step cutover --aws');
     expect(published.Message).toContain('--reject --reason');
     expect(published.Message).toContain(req.execution);
+    expect(published.Message).toContain('Who approves: anyone who can assume arn:aws:iam::123456789012:role/ferry-approvers');
     expect(published.Message).not.toContain(req.token);
   });
 
