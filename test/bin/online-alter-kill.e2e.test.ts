@@ -1,0 +1,34 @@
+import { describe, expect, it } from 'vitest';
+import { runFerry, startFerry } from '../helpers/cli.ts';
+import { alterScenario, csmFingerprint, CSM } from '../helpers/alter-scenario.ts';
+
+/** A SIGKILL in online-alter's verification and cleanup, with the application writing throughout. */
+describe.each(['verify', 'cleanup'])('ferry local online-alter killed during %s', (phase) => {
+  it('resumes and ends with the altered table holding exactly the reference content', async () => {
+    const sc = await alterScenario(15000);
+    try {
+      const writer = sc.startWriter();
+      const file = sc.inputFile({ chunk: { targetMillis: 10, minRows: 50, maxRows: 100 }, cleanup: { mode: 'trickle-delete', batchRows: 200 } });
+      const first = startFerry(['local', 'online-alter', '--input', file, '--state-dir', sc.stateDir, '--approve', 'all']);
+      for (;;) {
+        const [rows] = await sc.conn.query(`SELECT phase, state FROM \`${sc.db}\`._ferry_checkpoints`).catch(() => [[]] as never);
+        const row = (rows as { phase: string; state: string }[])[0];
+        const state = row ? JSON.parse(row.state) : null;
+        const under = phase === 'verify' ? state?.rangesVerified > 3 : BigInt(state?.rowsDeleted ?? 0) > 1000n;
+        if (row?.phase === phase && under) break;
+        expect(first.child.exitCode, first.stderr()).toBeNull();
+        await new Promise((r) => setTimeout(r, 5));
+      }
+      first.child.kill('SIGKILL');
+      await first.done;
+      const second = await runFerry(['local', 'online-alter', '--input', file, '--state-dir', sc.stateDir, '--approve', 'all']);
+      await writer.stop();
+      expect(second.code, second.stderr).toBe(0);
+      expect(await sc.columnType()).toBe('bigint(20) unsigned');
+      expect(await csmFingerprint(sc.conn, sc.db, CSM)).toEqual(await csmFingerprint(sc.conn, sc.db, 'reference'));
+      expect(await sc.tables()).toEqual(['_ferry_checkpoints', CSM, 'reference']);
+    } finally {
+      await sc.close();
+    }
+  });
+});
