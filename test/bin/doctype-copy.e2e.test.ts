@@ -124,3 +124,28 @@ describe('ferry local doctype-copy over many executions', () => {
     expect(run.stderr).toMatch(/SUCCEEDED over \d+ executions/);
   });
 });
+
+describe('ferry local doctype-copy killed during the cleanup', () => {
+  it('resumes the cleanup without a top-off, leaving none of the moved docs in the source and all of them in the target', async () => {
+    const sc = await docScenario({ docs: 900 });
+    const before = await revisions(sc.source);
+    const wantedBefore = await wantedRevisions(sc.source);
+    const file = sc.inputFile({ cleanup: { mode: 'delete', batchDocs: 10 } });
+    const first = startFerry(['local', 'doctype-copy', '--input', file, '--state-dir', sc.stateDir, '--approve', 'all'], sc.env);
+    for (;;) {
+      const cp = await couch<{ phase?: string; state?: { docsDeleted: number } }>('GET', `/${sc.target}/_local/ferry-${sc.migrationId}`);
+      if (cp.body.phase === 'cleanup' && (cp.body.state?.docsDeleted ?? 0) > 50) break;
+      expect(first.child.exitCode, first.stderr()).toBeNull();
+      await new Promise((r) => setTimeout(r, 5));
+    }
+    first.child.kill('SIGKILL');
+    await first.done;
+    const second = await runFerry(['local', 'doctype-copy', '--input', file, '--state-dir', sc.stateDir, '--approve', 'all'], sc.env);
+    expect(second.code, second.stderr).toBe(0);
+    expect(second.stderr).not.toMatch(/\[top-off\]/);
+    expect(await wantedRevisions(sc.source)).toEqual({});
+    const others = Object.fromEntries(Object.entries(before).filter(([id]) => !(id in wantedBefore)));
+    expect(await revisions(sc.source)).toEqual(others);
+    expect(await revisions(sc.target)).toEqual(wantedBefore);
+  });
+});
