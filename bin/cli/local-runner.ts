@@ -7,7 +7,7 @@ import type { Progress, TaskDeps } from '../../lambdas/adapters/deps.ts';
 import { NanoConnector } from '../../lambdas/adapters/couch.ts';
 import { FileFlagStore } from '../../lambdas/adapters/flags.ts';
 import { Mysql2Connector } from '../../lambdas/adapters/mysql2.ts';
-import { FerryError, REFUSAL_ERRORS } from '../../lambdas/core/errors.ts';
+import { ApprovalRejected, FerryError, REFUSAL_ERRORS } from '../../lambdas/core/errors.ts';
 import { loadDefinition, MACHINES, type MachineSpec } from './machines.ts';
 import { acquireRunLock } from './run-lock.ts';
 
@@ -71,6 +71,9 @@ export async function runLocal(opts: LocalRunOptions): Promise<LocalRunResult> {
 
   let input: unknown = opts.input;
   let executions = 0;
+  // A decision given to an execution that then handed over (continue-as-new) stands for the next one.
+  const approvedEarlier = new Map<string, { by: string; at: string }>();
+  const rejectedEarlier = new Map<string, Error>();
   try {
     for (;;) {
       executions += 1;
@@ -80,6 +83,13 @@ export async function runLocal(opts: LocalRunOptions): Promise<LocalRunResult> {
       const finished = new AbortController();
       const approval = async (params: { Payload: ApprovalRequest }) => {
         const req = params.Payload;
+        const rejected = rejectedEarlier.get(req.step);
+        if (rejected) throw rejected;
+        const earlier = approvedEarlier.get(req.step);
+        if (earlier) {
+          say(`approval ${req.step}: given by ${earlier.by} to the execution before this one`);
+          return { approved: true, ...earlier };
+        }
         await approvals.request(req);
         if (opts.approve === 'all' || opts.approve.includes(req.step)) {
           await approvals.decide(req.migrationId, req.step, { approved: true, by: 'ferry local --approve' });
@@ -87,7 +97,14 @@ export async function runLocal(opts: LocalRunOptions): Promise<LocalRunResult> {
         } else {
           say(`waiting for approval "${req.step}" of ${req.migrationId}. To approve:\n  npx ferry approve ${req.migrationId} --step ${req.step}${opts.stateDir === '.ferry' ? '' : ` --state-dir ${opts.stateDir}`}\nTo reject:\n  npx ferry approve ${req.migrationId} --step ${req.step} --reject --reason "..."`);
         }
-        const decision = await approvals.waitFor(req, AbortSignal.any([abort.signal, finished.signal]));
+        let decision;
+        try {
+          decision = await approvals.waitFor(req, AbortSignal.any([abort.signal, finished.signal]));
+        } catch (err) {
+          if (err instanceof ApprovalRejected) rejectedEarlier.set(req.step, err);
+          throw err;
+        }
+        approvedEarlier.set(req.step, { by: decision.by, at: decision.at });
         return { approved: true, by: decision.by, at: decision.at };
       };
       const taskHandlers: Record<string, (input: never) => Promise<unknown>> = {

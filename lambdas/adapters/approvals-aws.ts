@@ -74,13 +74,24 @@ export class AwsApprovals implements ApprovalDecider {
       const name = (err as Error).name;
       // The execution no longer waits for this token: it timed out, was stopped, or handed over.
       if (name === 'TaskTimedOut' || name === 'InvalidToken' || name === 'TaskDoesNotExist') {
-        await this.ssm.send(new DeleteParameterCommand({ Name }));
+        await this.forget(Name, token);
         return false;
       }
       throw err;
     }
-    await this.ssm.send(new DeleteParameterCommand({ Name }));
+    await this.forget(Name, token);
     return true;
+  }
+
+  /** Deletes the token's parameter unless a newer request (a continuation's) has replaced it meanwhile. */
+  private async forget(Name: string, token: string): Promise<void> {
+    try {
+      const now = await this.ssm.send(new GetParameterCommand({ Name, WithDecryption: true }));
+      if ((JSON.parse(now.Parameter?.Value ?? '{}') as { token?: string }).token !== token) return;
+      await this.ssm.send(new DeleteParameterCommand({ Name }));
+    } catch (err) {
+      if (!(err instanceof ParameterNotFound)) throw err;
+    }
   }
 
   async pending(): Promise<{ migrationId: string; step: string; since: Date | undefined }[]> {

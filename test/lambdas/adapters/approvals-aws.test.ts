@@ -53,6 +53,13 @@ describe('approvals on AWS', () => {
     expect(sfn.commandCalls(SendTaskFailureCommand)[0]!.args[0].input).toEqual({ taskToken: req.token, error: 'ApprovalRejected', cause: 'cutover rejected by bob: exam week' });
   });
 
+  it('leaves a newer token alone: a continuation asked again while the old token was being completed', async () => {
+    ssm.on(GetParameterCommand).resolvesOnce({ Parameter: { Value: JSON.stringify({ token: 'old' }) } }).resolves({ Parameter: { Value: JSON.stringify({ token: 'new' }) } });
+    sfn.on(SendTaskSuccessCommand).rejects(new TaskTimedOut({ message: 'timed out', $metadata: {} }));
+    expect(await new AwsApprovals(clients.ssm, clients.sfn).decide('m', 'cutover', { approved: true, by: 'a' })).toBe(false);
+    expect(ssm.commandCalls(DeleteParameterCommand)).toHaveLength(0);
+  });
+
   it('says no when nothing is pending, or when the execution stopped waiting', async () => {
     ssm.on(GetParameterCommand).rejectsOnce(new ParameterNotFound({ message: 'none', $metadata: {} }));
     expect(await new AwsApprovals(clients.ssm, clients.sfn).decide('m', 'cleanup', { approved: true, by: 'a' })).toBe(false);
