@@ -1,6 +1,6 @@
 import { mkdir, readFile, readdir, rename, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { ApprovalRejected } from '../core/errors.ts';
+import { ApprovalRejected, ApprovalSuperseded } from '../core/errors.ts';
 
 /** What an approval task asks for. */
 export interface ApprovalRequest {
@@ -104,9 +104,10 @@ export class LocalApprovalStore implements ApprovalDecider {
   async waitFor(req: ApprovalRequest, signal: AbortSignal, pollMillis = 250): Promise<ApprovalDecision> {
     const path = this.file(req.migrationId, req.step);
     for (;;) {
+      if (signal.aborted) throw signal.reason ?? new Error('aborted');
       const record = await this.read(path);
       if (record && record.token !== req.token) {
-        throw new ApprovalRejected(`approval ${req.step} of ${req.migrationId} was taken over by another run`);
+        throw new ApprovalSuperseded(`approval ${req.step} of ${req.migrationId} was asked for again by a newer execution`);
       }
       if (record?.decision) {
         await this.write(path, { ...record, consumed: true });
@@ -115,7 +116,6 @@ export class LocalApprovalStore implements ApprovalDecider {
         }
         return record.decision;
       }
-      if (signal.aborted) throw signal.reason ?? new Error('aborted');
       await new Promise((r) => setTimeout(r, pollMillis));
     }
   }

@@ -67,6 +67,12 @@ export class ApprovalRejected extends FerryError {
   readonly retryable = false;
 }
 
+/** A pending approval was asked for again by a newer execution; the older one no longer waits for it. */
+export class ApprovalSuperseded extends FerryError {
+  override readonly name = 'ApprovalSuperseded';
+  readonly retryable = false;
+}
+
 /** The checkpoint on the target belongs to a different migration input. */
 export class CheckpointConflict extends FerryError {
   override readonly name = 'CheckpointConflict';

@@ -46,6 +46,6 @@ describe('LocalApprovalStore', () => {
     const store = new LocalApprovalStore(tempDir());
     await store.request(req);
     await store.request({ ...req, token: 't2' });
-    await expect(store.waitFor(req, new AbortController().signal, 10)).rejects.toThrow(/taken over/);
+    await expect(store.waitFor(req, new AbortController().signal, 10)).rejects.toMatchObject({ name: 'ApprovalSuperseded', message: expect.stringContaining('asked for again by a newer execution') });
   });
 });
