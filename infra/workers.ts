@@ -137,6 +137,12 @@ export class Workers extends Construct {
         write: { actions: ['ssm:PutParameter', 'ssm:GetParameter'], resources: [param('/ferry/*/flags/*')] },
         list: { actions: ['ssm:GetParametersByPath'], resources: [param('/ferry/*/flags')] },
       }[spec.flags];
+      if (spec.handler === 'preflight') {
+        // Preflight asks Step Functions whether the execution that owns the migration still runs.
+        const executions = `arn:${stack.partition}:states:${config.region}:${config.account}:execution:ferry-${spec.machine}:*`;
+        f.role.addToPolicy(new iam.PolicyStatement({ actions: ['states:DescribeExecution'], resources: [executions] }));
+        acknowledge(f, `IAM5[Resource::${executions.replace(stack.partition, '<AWS::Partition>')}]`, `Any execution of ferry-${spec.machine} may own the migration; their names are made at start time.`);
+      }
       if (flagStatement) {
         f.role.addToPolicy(new iam.PolicyStatement(flagStatement));
         acknowledge(f, `IAM5[Resource::${flagStatement.resources[0]!.replace(stack.partition, '<AWS::Partition>')}]`,

@@ -58,6 +58,9 @@ export async function runLocal(opts: LocalRunOptions): Promise<LocalRunResult> {
   const sql = new Mysql2Connector(opts.env ?? process.env);
   const approvals = new LocalApprovalStore(opts.stateDir);
   const deps: TaskDeps = {
+    // Local executions of this migration run only in this process (the run lock sees to it): an
+    // owner recorded by any other local execution is no longer running.
+    executions: { isRunning: async () => false },
     sql,
     couch: new NanoConnector(opts.env ?? process.env),
     flags: new FileFlagStore(opts.stateDir),

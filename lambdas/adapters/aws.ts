@@ -1,4 +1,5 @@
 import { GetSecretValueCommand, SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
+import { DescribeExecutionCommand, ExecutionDoesNotExist, SFNClient } from '@aws-sdk/client-sfn';
 import { SSMClient } from '@aws-sdk/client-ssm';
 import { z } from 'zod';
 import { InvalidInput } from '../core/errors.ts';
@@ -125,14 +126,33 @@ export function emfReporter(machine: string, write: (line: string) => void = (l)
 const SAFETY_MILLIS = 60_000;
 const MAX_BUDGET_MILLIS = 300_000;
 
-let shared: { sql: AwsSqlConnector; couch: NanoConnector; flags: SsmFlagStore } | undefined;
+/** Step Functions knows whether the execution that owns a migration still runs. */
+export class SfnExecutionRegistry {
+  constructor(private readonly sfn: SFNClient = new SFNClient({})) {}
+  async isRunning(executionId: string): Promise<boolean> {
+    try {
+      const out = await this.sfn.send(new DescribeExecutionCommand({ executionArn: executionId }));
+      return out.status === 'RUNNING';
+    } catch (err) {
+      if (err instanceof ExecutionDoesNotExist) return false;
+      throw err;
+    }
+  }
+}
+
+let shared: { sql: AwsSqlConnector; couch: NanoConnector; flags: SsmFlagStore; executions: SfnExecutionRegistry } | undefined;
 
 /** The ports on AWS, built once per warm function; the time budget from the invocation's remaining time. */
 export function awsDeps(machine: string, context?: { getRemainingTimeInMillis(): number }, env: NodeJS.ProcessEnv = process.env): TaskDeps {
   if (!shared) {
     const config = connectionsFromEnv(env);
     const secrets = new SecretCache();
-    shared = { sql: new AwsSqlConnector(config, secrets), couch: awsCouchConnector(config, secrets), flags: new SsmFlagStore(new SSMClient({})) };
+    shared = {
+      sql: new AwsSqlConnector(config, secrets),
+      couch: awsCouchConnector(config, secrets),
+      flags: new SsmFlagStore(new SSMClient({})),
+      executions: new SfnExecutionRegistry(),
+    };
   }
   const remaining = context?.getRemainingTimeInMillis() ?? MAX_BUDGET_MILLIS + SAFETY_MILLIS;
   return {

@@ -20,8 +20,14 @@ export interface Progress {
   readonly waitSeconds?: number;
 }
 
+/** Whether an execution (by id) is still running: Step Functions on AWS; locally the run lock answers instead. */
+export interface ExecutionRegistry {
+  isRunning(executionId: string): Promise<boolean>;
+}
+
 /** The ports a task handler is given: on Lambda built from the environment, locally by the runner. */
 export interface TaskDeps {
+  readonly executions: ExecutionRegistry;
   readonly sql: SqlConnector;
   readonly couch: CouchConnector;
   readonly flags: FlagStore;

@@ -79,5 +79,11 @@ export class CheckpointConflict extends FerryError {
   readonly retryable = false;
 }
 
+/** Another execution is running this migration: a second one would race it over the same data. */
+export class MigrationBusy extends FerryError {
+  override readonly name = 'MigrationBusy';
+  readonly retryable = false;
+}
+
 /** Names of errors that mean "nothing was written, the input was refused". */
-export const REFUSAL_ERRORS: readonly string[] = ['InvalidInput', 'CheckpointConflict'];
+export const REFUSAL_ERRORS: readonly string[] = ['InvalidInput', 'CheckpointConflict', 'MigrationBusy'];

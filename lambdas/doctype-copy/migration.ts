@@ -36,6 +36,8 @@ export interface DoctypeCopyState {
   docsDeleted: number;
   leavesDeleted: number;
   phaseStartedAt: Record<string, string>;
+  /** The execution running this migration (see ownership.ts). */
+  owner?: string | null;
 }
 
 export interface DocLoopState {
@@ -52,7 +54,9 @@ export interface DocLoopState {
 
 export interface DocTaskEvent {
   readonly migration: unknown;
-  readonly state?: { readonly iterations?: number } | null;
+  readonly state?: { readonly iterations?: number; readonly handedOverBy?: string } | null;
+  /** `$$.Execution.Id`, given to Preflight. */
+  readonly execution?: string;
 }
 
 export interface DocMigration {

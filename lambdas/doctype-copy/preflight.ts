@@ -4,6 +4,7 @@ import { InvalidInput } from '../core/errors.ts';
 import { DocCheckpointStore } from '../core/docs/checkpoint.ts';
 import { isDataDocId, wantedDocTypes } from '../core/docs/doc-types.ts';
 import { countByType, ensureStatsView } from '../core/docs/stats.ts';
+import { claimOwnership } from '../core/ownership.ts';
 import { doctypeIdentityOf } from '../core/doctype-copy-input.ts';
 import { MACHINE, openDatabases, parseDoctypeCopyInput, type DocLoopState, type DocTaskEvent, type DoctypeCopyState, type Phase } from './migration.ts';
 
@@ -41,7 +42,11 @@ export async function preflight(event: DocTaskEvent, deps: TaskDeps): Promise<Do
   const store = new DocCheckpointStore<DoctypeCopyState>(target, input.migrationId, MACHINE);
   const identity = doctypeIdentityOf(input);
   let checkpoint = await store.load(input.migrationId, identity);
-  if (!checkpoint) {
+  const me = event.execution ?? 'unnamed execution';
+  if (checkpoint) {
+    await claimOwnership(input.migrationId, checkpoint.state.owner, me, event.state?.handedOverBy, (id) => deps.executions.isRunning(id));
+    if (checkpoint.state.owner !== me) checkpoint = await store.update((c) => ({ phase: c.phase, state: { ...c.state, owner: me } }));
+  } else {
     const foreign = await foreignRevisions(source, target);
     if (foreign.length) {
       throw new InvalidInput('target.database', `${input.target.database} already holds revisions the source does not have (ids ${foreign.join(', ')}); copying history onto them would create conflicts. Empty the target or remove those docs.`);
@@ -58,6 +63,7 @@ export async function preflight(event: DocTaskEvent, deps: TaskDeps): Promise<Do
       topOffSeq: startSeq, quietSince: null, changesRead: 0, docsToppedOff: 0, tombstonesCopied: 0, movedOut: [],
       conflictsCursor: null, conflictsResolved: 0, docsDeleted: 0, leavesDeleted: 0,
       phaseStartedAt: { 'initial-copy': now },
+      owner: me,
     };
     await store.create(identity, 'initial-copy', state);
     checkpoint = { phase: 'initial-copy', state };

@@ -8,6 +8,8 @@ import { alterIdentityOf, type OnlineAlterInput } from '../core/online-alter-inp
 import { idBounds } from '../core/tables/copier.ts';
 import { databaseExists, inspectTable, integerRange, type TableInfo } from '../core/tables/inspector.ts';
 import { throttleQueryValue } from '../core/tables/probes.ts';
+import type { TaskEvent } from '../core/tables/migration.ts';
+import { claimOwnership } from '../core/ownership.ts';
 import { shadowNames } from '../core/tables/shadow.ts';
 import { MACHINE, parseOnlineAlterInput, type LoopState, type OnlineAlterState, type Phase } from './migration.ts';
 
@@ -92,7 +94,7 @@ async function diskFree(conn: SqlConnection): Promise<string | null> {
 }
 
 /** Validates everything (leaving nothing behind), then creates or finds the checkpoint. */
-export async function preflight(event: { migration: unknown }, deps: TaskDeps): Promise<LoopState> {
+export async function preflight(event: TaskEvent, deps: TaskDeps): Promise<LoopState> {
   const input = parseOnlineAlterInput(event.migration);
   const conn = await deps.sql.connect(input.table.connection);
   if (!conn.sessions) {
@@ -100,7 +102,11 @@ export async function preflight(event: { migration: unknown }, deps: TaskDeps): 
   }
   const store = new CheckpointStore<OnlineAlterState>(conn, input.table.database, MACHINE);
   let checkpoint = await store.load(input.migrationId, alterIdentityOf(input));
-  if (!checkpoint) {
+  const me = event.execution ?? 'unnamed execution';
+  if (checkpoint) {
+    await claimOwnership(input.migrationId, checkpoint.state.owner, me, event.state?.handedOverBy, (id) => deps.executions.isRunning(id));
+    if (checkpoint.state.owner !== me) await store.save(input.migrationId, checkpoint.phase, { ...checkpoint.state, owner: me });
+  } else {
     await checkTable(conn, input);
     if (input.throttle.query) {
       try {
@@ -115,7 +121,7 @@ export async function preflight(event: { migration: unknown }, deps: TaskDeps): 
       startedAt: now, estimatedRows: estimate ?? '0', copiedUpTo: null, rowsCopied: '0', chunkRows: initialChunkRows(input.chunk),
       rowsDeleted: '0', throttledMillis: 0, phaseStartedAt: { prepare: now },
       rangeMin: null, rangeMax: null, verifyUpTo: null, verifiedUpTo: null, rangesVerified: 0, rowsVerified: '0', rangesRepaired: 0,
-      swappedAt: null, swapAttempts: 0, autoIncrementAtSwap: null,
+      swappedAt: null, swapAttempts: 0, autoIncrementAtSwap: null, owner: me,
     });
   }
   const s = checkpoint.state;

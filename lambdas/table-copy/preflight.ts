@@ -8,6 +8,7 @@ import { idBounds } from '../core/tables/copier.ts';
 import { databaseExists, inspectTable, integerRange, type TableInfo } from '../core/tables/inspector.ts';
 import { throttleQueryValue } from '../core/tables/probes.ts';
 import { initialChunkRows } from '../core/chunker.ts';
+import { claimOwnership } from '../core/ownership.ts';
 import { connectBoth, MACHINE, parseTableCopyInput, type LoopState, type Phase, type TableCopyState, type TaskEvent } from './migration.ts';
 
 async function requireTable(conn: SqlConnection, side: 'source' | 'target', ref: { database: string; table: string }): Promise<TableInfo> {
@@ -81,7 +82,11 @@ export async function preflight(event: TaskEvent, deps: TaskDeps): Promise<LoopS
   const store = new CheckpointStore<TableCopyState>(target, input.target.database, MACHINE);
   const identity = identityOf(input);
   let checkpoint = await store.load(input.migrationId, identity);
-  if (!checkpoint) {
+  const me = event.execution ?? 'unnamed execution';
+  if (checkpoint) {
+    await claimOwnership(input.migrationId, checkpoint.state.owner, me, event.state?.handedOverBy, (id) => deps.executions.isRunning(id));
+    if (checkpoint.state.owner !== me) await store.save(input.migrationId, checkpoint.phase, { ...checkpoint.state, owner: me });
+  } else {
     const targetRows = await scalar(target, `SELECT COUNT(*) FROM (SELECT 1 FROM ${qualified(input.target)} LIMIT 1) AS any_row`);
     if (targetRows !== '0') {
       throw new InvalidInput(
@@ -112,6 +117,7 @@ export async function preflight(event: TaskEvent, deps: TaskDeps): Promise<LoopS
       rowsDeleted: '0',
       throttledMillis: 0,
       phaseStartedAt: { prepare: now },
+      owner: me,
     });
   }
   const s = checkpoint.state;

@@ -103,6 +103,16 @@ describe('FerryStack', () => {
     expect([copySecrets].flat()).toEqual(Object.values(config.connections.mysql).map((c) => c.secretArn));
   });
 
+  it('lets each Preflight ask only about executions of its own machine', () => {
+    for (const [worker, machine] of [['Preflight', 'table-copy'], ['DocPreflight', 'doctype-copy'], ['AlterPreflight', 'online-alter']] as const) {
+      const [, p] = ofType('AWS::IAM::Policy').find(([id]) => id.startsWith(`Workers${worker}Role`))!;
+      const st = (p.Properties.PolicyDocument as { Statement: Statement[] }).Statement.find((s) => s.Action === 'states:DescribeExecution')!;
+      expect(JSON.stringify(st.Resource)).toContain(`:execution:ferry-${machine}:*`);
+    }
+    const [, copy] = ofType('AWS::IAM::Policy').find(([id]) => id.startsWith('WorkersCopyChunksRole'))!;
+    expect(JSON.stringify(copy.Properties.PolicyDocument)).not.toContain('states:');
+  });
+
   it('lets a state machine invoke only its own functions and start only itself', () => {
     const [, policy] = ofType('AWS::IAM::Policy').find(([id]) => id.startsWith('TableCopyRole'))!;
     const statements = (policy.Properties.PolicyDocument as { Statement: Statement[] }).Statement;

@@ -76,7 +76,11 @@ describe.each(Object.keys(MACHINES))('statemachines/%s.asl.json', (machine) => {
   it('hands over to a new execution through startExecution', () => {
     const s = asl.States.ContinueAsNew!;
     expect(s.Resource).toBe('arn:aws:states:::states:startExecution');
-    expect(s.Parameters).toMatchObject({ 'StateMachineArn.$': '$$.StateMachine.Id', 'Input.$': '$.migration' });
+    expect(s.Parameters).toMatchObject({ 'StateMachineArn.$': '$$.StateMachine.Id', Input: { 'migration.$': '$.migration', 'handedOverBy.$': '$$.Execution.Id' } });
+    // the new execution recognises the hand-over and tells Preflight who handed over
+    expect(asl.States[asl.StartAt]!.Type).toBe('Choice');
+    expect((asl.States.ContinueFromHandover!.Parameters as { state: Record<string, string> }).state['handedOverBy.$']).toBe('$.handedOverBy');
+    expect((asl.States.Preflight!.Parameters as Record<string, string>)['execution.$']).toBe('$$.Execution.Id');
   });
 
   it('uses JSONPath only (aws-local-stepfunctions ignores JSONata and Assign)', () => {

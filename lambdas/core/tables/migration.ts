@@ -36,6 +36,8 @@ export interface CopyState {
   rowsDeleted: string;
   throttledMillis: number;
   phaseStartedAt: Record<string, string>;
+  /** The execution running this migration (see ownership.ts). */
+  owner?: string | null;
 }
 
 /** What every task returns into `$.state`: just enough for the ASL Choice and Wait states. */
@@ -51,7 +53,9 @@ export interface LoopState<P extends string = string> {
 
 export interface TaskEvent {
   readonly migration: unknown;
-  readonly state?: { readonly iterations?: number } | null;
+  readonly state?: { readonly iterations?: number; readonly handedOverBy?: string } | null;
+  /** `$$.Execution.Id`, given to Preflight. */
+  readonly execution?: string;
 }
 
 export interface Migration<I extends CopySettings, S extends CopyState, P extends string> {

@@ -21,3 +21,18 @@ describe('AWS ports', () => {
     expect(conn.serverKey).toBe('c');
   });
 });
+
+describe('SfnExecutionRegistry', () => {
+  it('says running only for a RUNNING execution', async () => {
+    const { DescribeExecutionCommand, ExecutionDoesNotExist, SFNClient } = await import('@aws-sdk/client-sfn');
+    const { mockClient } = await import('aws-sdk-client-mock');
+    const { SfnExecutionRegistry } = await import('../../../lambdas/adapters/aws.ts');
+    const sfn = mockClient(SFNClient);
+    sfn.on(DescribeExecutionCommand, { executionArn: 'a' }).resolves({ status: 'RUNNING' } as never)
+      .on(DescribeExecutionCommand, { executionArn: 'b' }).resolves({ status: 'FAILED' } as never)
+      .on(DescribeExecutionCommand, { executionArn: 'c' }).rejects(new ExecutionDoesNotExist({ message: 'gone', $metadata: {} }));
+    const registry = new SfnExecutionRegistry(new SFNClient({ region: 'eu-west-1' }));
+    expect([await registry.isRunning('a'), await registry.isRunning('b'), await registry.isRunning('c')]).toEqual([true, false, false]);
+    sfn.restore();
+  });
+});
