@@ -72,6 +72,28 @@ describe('ferry local online-alter', () => {
     }
   });
 
+  it('finishes a swap whose RENAME happened just before a kill, without renaming again', async () => {
+    const sc = await alterScenario(600);
+    try {
+      const file = sc.inputFile();
+      const first = startFerry(['local', 'online-alter', '--input', file, '--state-dir', sc.stateDir]);
+      await first.waitFor(/waiting for approval "cutover"/);
+      first.child.kill('SIGKILL');
+      await first.done;
+      // the state a kill between the RENAME and its checkpoint leaves behind
+      await sc.conn.query(`RENAME TABLE \`${sc.db}\`.${CSM} TO \`${sc.db}\`._${CSM}_old, \`${sc.db}\`._${CSM}_new TO \`${sc.db}\`.${CSM}`);
+      const run = await runFerry(['local', 'online-alter', '--input', file, '--state-dir', sc.stateDir, '--approve', 'all']);
+      expect(run.code, run.stderr).toBe(0);
+      expect(run.last).toMatchObject({ phase: 'done', swapAttempts: 0 });
+      expect(await sc.columnType()).toBe('bigint(20) unsigned');
+      expect(await sc.triggers()).toEqual([]);
+      expect(await sc.tables()).toEqual(['_ferry_checkpoints', CSM, 'reference']);
+      expect(await csmFingerprint(sc.conn, sc.db, CSM)).toEqual(await csmFingerprint(sc.conn, sc.db, 'reference'));
+    } finally {
+      await sc.close();
+    }
+  });
+
   it('retries the swap while another session holds a lock on the table, and the table serves meanwhile', async () => {
     const sc = await alterScenario(500);
     let blocker: mysql.Connection | undefined;
