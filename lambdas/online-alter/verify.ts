@@ -3,10 +3,10 @@ import type { SqlConnection } from '../adapters/sql.ts';
 import { sameChecksum, type RangeChecksum } from '../core/checksum.ts';
 import { nextChunkRows } from '../core/chunker.ts';
 import { VerificationFailed } from '../core/errors.ts';
-import { addId, compareIds, minId, type IdRange } from '../core/ids.ts';
+import { compareIds, type IdRange } from '../core/ids.ts';
 import { qualified, quoteIdent } from '../core/identifiers.ts';
-import { idBounds, nextExistingId, type CopyTables } from '../core/tables/copier.ts';
-import { checkThrottle, loopState, outcomeState, report, save, timeLeft, type TaskEvent } from '../core/tables/migration.ts';
+import { idBounds, type CopyTables } from '../core/tables/copier.ts';
+import { checkThrottle, loopState, nextVerifyRange, outcomeState, report, save, timeLeft, type TaskEvent } from '../core/tables/migration.ts';
 import { checksumRange } from '../core/tables/verifier.ts';
 import { openAlter, type LoopState } from './migration.ts';
 
@@ -60,13 +60,10 @@ export async function verify(event: TaskEvent, deps: TaskDeps): Promise<LoopStat
     if (!timeLeft(m)) return loopState(m, { done: false });
     const decision = await checkThrottle(m);
     if (decision.throttled) return outcomeState(m, { kind: 'throttled', reason: decision.reason, waitSeconds: decision.waitSeconds });
-    const [a, b] = await Promise.all([idBounds(m.source, t.sourceTable, t.idColumn), idBounds(m.source, t.targetTable, t.idColumn)]);
-    const lowest = a.min === null ? b.min : b.min === null ? a.min : minId(a.min, b.min);
-    const lo = s.verifiedUpTo === null ? lowest : addId(s.verifiedUpTo, 1);
-    if (lo === null) break;
-    const next = await nextExistingId(m.source, t.sourceTable, t.idColumn, addId(lo, -1));
-    const hi = next === null ? s.verifyUpTo : minId(addId(next, s.chunkRows - 1), s.verifyUpTo);
-    const range = compareIds(hi, lo) < 0 ? { lo, hi: lo } : { lo, hi };
+    const next = await nextVerifyRange(m, s.verifiedUpTo, s.verifyUpTo);
+    if (next === null) break;
+    // Rows deleted since verification began can put the lowest id past verifyUpTo: check that id alone.
+    const range = compareIds(next.hi, next.lo) < 0 ? { lo: next.lo, hi: next.lo } : next;
     const started = deps.now();
     let result = await snapshotCompare(m.source, t, range);
     for (let attempt = 1; !sameChecksum(result.table, result.shadow); attempt++) {

@@ -1,19 +1,9 @@
 import type { TaskDeps } from '../adapters/deps.ts';
 import { nextChunkRows } from '../core/chunker.ts';
-import { addId, compareIds, minId, type Id } from '../core/ids.ts';
-import { idBounds, nextExistingId } from '../core/tables/copier.ts';
+import { compareIds } from '../core/ids.ts';
+import { nextVerifyRange } from '../core/tables/migration.ts';
 import { verifyRange } from '../core/tables/verifier.ts';
 import { checkThrottle, loopState, openMigration, outcomeState, report, save, timeLeft, type LoopState, type Migration, type TaskEvent } from './migration.ts';
-
-/** Where verification starts: the lowest id on either side, so a stray target row below the source's is seen. */
-async function firstId(m: Migration): Promise<Id | null> {
-  const [s, t] = await Promise.all([
-    idBounds(m.source, m.input.source, m.tables.idColumn),
-    idBounds(m.target, m.input.target, m.tables.idColumn),
-  ]);
-  if (s.min === null) return t.min;
-  return t.min === null ? s.min : minId(s.min, t.min);
-}
 
 /**
  * Compares source and target range by range (count and checksum) over every id copied, in
@@ -25,14 +15,12 @@ export async function verifyCopied(m: Migration): Promise<boolean | LoopState> {
   const s = m.state;
   while (s.copiedUpTo !== null && (s.verifiedUpTo === null || compareIds(s.verifiedUpTo, s.copiedUpTo) < 0)) {
     if (!timeLeft(m)) return false;
-    const lo = s.verifiedUpTo === null ? await firstId(m) : addId(s.verifiedUpTo, 1);
-    if (lo === null) break;
+    const range = await nextVerifyRange(m, s.verifiedUpTo, s.copiedUpTo);
+    if (range === null) break;
     const decision = await checkThrottle(m);
     if (decision.throttled) return outcomeState(m, { kind: 'throttled', reason: decision.reason, waitSeconds: decision.waitSeconds });
-    const next = await nextExistingId(m.source, m.input.source, m.tables.idColumn, addId(lo, -1));
-    const hi = next === null ? s.copiedUpTo : minId(addId(next, s.chunkRows - 1), s.copiedUpTo);
     const started = m.deps.now();
-    const verdict = await verifyRange(m.tables, { lo, hi });
+    const verdict = await verifyRange(m.tables, range);
     s.chunkRows = nextChunkRows(s.chunkRows, m.deps.now() - started, m.input.chunk);
     s.verifiedUpTo = verdict.range.hi;
     s.rangesVerified += 1;

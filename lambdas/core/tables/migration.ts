@@ -4,10 +4,10 @@ import type { SqlConnection } from '../../adapters/sql.ts';
 import { CheckpointStore, type Checkpoint } from '../checkpoints.ts';
 import { initialChunkRows, nextChunkRows, planChunk, type ChunkSettings } from '../chunker.ts';
 import { InvalidInput } from '../errors.ts';
-import { maxId, type Id } from '../ids.ts';
+import { addId, maxId, minId, type Id, type IdRange } from '../ids.ts';
 import type { TableRef } from '../identifiers.ts';
 import { decideThrottle, type ThrottleDecision } from '../throttler.ts';
-import { copyRange, nextExistingId, type CopyTables } from './copier.ts';
+import { copyRange, idBounds, nextExistingId, type CopyTables } from './copier.ts';
 import { copiedColumns, inspectTable, type TableInfo } from './inspector.ts';
 import { replicaLagSeconds, threadsRunning, throttleQueryValue } from './probes.ts';
 
@@ -190,6 +190,24 @@ export async function copyUntil(m: AnyMigration, upTo: Id, onRows?: (inserted: n
     report(m, `copied ids ${range.lo}..${range.hi} (${inserted} rows in ${elapsed} ms)`);
   }
   return { kind: 'budget' };
+}
+
+/**
+ * The next range to verify, contiguous with the last one so no id is skipped: from the lowest id
+ * on either side (a stray target row below the source's is seen) or just after `verifiedUpTo`, to
+ * about `chunkRows` existing source ids further, never past `upTo`. Null when no id is left.
+ */
+export async function nextVerifyRange(m: AnyMigration, verifiedUpTo: Id | null, upTo: Id): Promise<IdRange | null> {
+  let lo: Id | null;
+  if (verifiedUpTo === null) {
+    const [s, t] = await Promise.all([idBounds(m.source, m.input.source, m.tables.idColumn), idBounds(m.target, m.input.target, m.tables.idColumn)]);
+    lo = s.min === null ? t.min : t.min === null ? s.min : minId(s.min, t.min);
+  } else {
+    lo = addId(verifiedUpTo, 1);
+  }
+  if (lo === null) return null;
+  const next = await nextExistingId(m.source, m.input.source, m.tables.idColumn, addId(lo, -1));
+  return { lo, hi: next === null ? upTo : minId(addId(next, m.state.chunkRows - 1), upTo) };
 }
 
 /** The value a task hands back to the state machine. */
