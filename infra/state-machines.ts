@@ -1,22 +1,11 @@
-import { readFileSync } from 'node:fs';
-import { fileURLToPath } from 'node:url';
 import { RemovalPolicy, Stack } from 'aws-cdk-lib';
+import { aslText, functionPlaceholders } from '../statemachines/asl.ts';
 import { acknowledge } from './workers.ts';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import * as logs from 'aws-cdk-lib/aws-logs';
 import * as sfn from 'aws-cdk-lib/aws-stepfunctions';
 import { Construct } from 'constructs';
 import type { FerryFunction } from './workers.ts';
-
-/** The ASL file of a machine, resolved from this module, never from the working directory. */
-export function aslText(machine: string): string {
-  return readFileSync(fileURLToPath(new URL(`../statemachines/${machine}.asl.json`, import.meta.url)), 'utf8');
-}
-
-/** The `${<name>FunctionArn}` placeholders a definition uses. */
-export function placeholders(definition: string): string[] {
-  return [...new Set([...definition.matchAll(/\$\{(\w+)FunctionArn\}/g)].map((m) => m[1]!))].sort();
-}
 
 export interface MigrationStateMachineProps {
   readonly machine: 'table-copy' | 'doctype-copy' | 'online-alter';
@@ -41,7 +30,7 @@ export class MigrationStateMachine extends Construct {
     const definition = aslText(props.machine);
     const substitutions: Record<string, string> = {};
     const used: FerryFunction[] = [];
-    for (const name of placeholders(definition)) {
+    for (const name of functionPlaceholders(definition)) {
       const f = props.functions[name];
       if (!f) throw new Error(`statemachines/${props.machine}.asl.json uses \${${name}FunctionArn}, which the stack does not define`);
       substitutions[`${name}FunctionArn`] = f.fn.functionArn;

@@ -1,5 +1,4 @@
-import { readFileSync } from 'node:fs';
-import { fileURLToPath } from 'node:url';
+import { aslPath, aslText, functionPlaceholders } from '../../statemachines/asl.ts';
 import type { TaskDeps } from '../../lambdas/adapters/deps.ts';
 import { catchUp } from '../../lambdas/table-copy/catch-up.ts';
 import { cleanup } from '../../lambdas/table-copy/cleanup.ts';
@@ -40,20 +39,15 @@ export interface MachineSpec {
   readonly couch?: boolean;
 }
 
-/** The ASL file of a machine, resolved from this module's location, never from the working directory. */
-export function aslPath(machine: string): string {
-  return fileURLToPath(new URL(`../../statemachines/${machine}.asl.json`, import.meta.url));
-}
-
 /**
  * The ASL with its `${NameFunctionArn}` placeholders filled, as CDK's definitionSubstitutions do on
  * deploy. Locally each becomes a well-formed ARN; the runner routes the Task by state name anyway.
  */
 export function loadDefinition(machine: string): unknown {
-  const text = readFileSync(aslPath(machine), 'utf8').replace(
-    /\$\{([A-Za-z]+)FunctionArn\}/g,
-    (_, name: string) => `arn:aws:lambda:us-east-1:000000000000:function:ferry-local-${name}`,
-  );
+  let text = aslText(machine);
+  for (const name of functionPlaceholders(text)) {
+    text = text.replaceAll(`\${${name}FunctionArn}`, `arn:aws:lambda:us-east-1:000000000000:function:ferry-local-${name}`);
+  }
   const left = text.match(/\$\{[^}]*\}/);
   if (left) throw new Error(`${aslPath(machine)}: placeholder ${left[0]} has no local value`);
   return JSON.parse(text);

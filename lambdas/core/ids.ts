@@ -42,8 +42,3 @@ export interface IdRange {
   readonly lo: Id;
   readonly hi: Id;
 }
-
-/** Number of ids (not rows) in an inclusive range, as a BigInt. */
-export function span(range: IdRange): bigint {
-  return toBig(range.hi) - toBig(range.lo) + 1n;
-}

@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { describe, expect, it } from 'vitest';
-import { aslPath } from '../../bin/cli/machines.ts';
+import { aslPath } from '../../statemachines/asl.ts';
 import { MACHINES } from '../../bin/cli/machines.ts';
 import { PHASES as TABLE_COPY_PHASES } from '../../lambdas/table-copy/migration.ts';
 import { PHASES as DOCTYPE_COPY_PHASES } from '../../lambdas/doctype-copy/migration.ts';
