@@ -2,10 +2,7 @@ import './cli/polyfill.ts';
 import { readFile } from 'node:fs/promises';
 import { parseArgs } from 'node:util';
 import { LocalApprovalStore, type ApprovalDecider } from '../lambdas/adapters/approvals.ts';
-import { AwsApprovals } from '../lambdas/adapters/approvals-aws.ts';
-import { SsmFlagStore } from '../lambdas/adapters/flags-ssm.ts';
-import { executionStatus, startExecution } from './cli/aws.ts';
-import { SFNClient } from '@aws-sdk/client-sfn';
+import type { FlagStore } from '../lambdas/adapters/flags.ts';
 import { FileFlagStore, PAUSED_FLAG } from '../lambdas/adapters/flags.ts';
 import { runLocal } from './cli/local-runner.ts';
 import { MACHINES } from './cli/machines.ts';
@@ -124,7 +121,10 @@ async function approve(args: string[]): Promise<number> {
   if (!migrationId) throw new UsageError('name the migrationId to approve');
   if (!values.step) throw new UsageError('--step STEP is required (cutover or cleanup)');
   if (values.reject && !values.reason) throw new UsageError('--reject needs --reason TEXT, so the record says why');
-  const store: ApprovalDecider = values.aws ? new AwsApprovals() : new LocalApprovalStore(values['state-dir']!);
+  // The AWS SDK loads only for --aws, so local commands start quickly.
+  const store: ApprovalDecider = values.aws
+    ? new (await import('../lambdas/adapters/approvals-aws.ts')).AwsApprovals()
+    : new LocalApprovalStore(values['state-dir']!);
   const where = values.aws ? 'on AWS' : `in ${values['state-dir']}`;
   const by = process.env.USER ? `${process.env.USER} (ferry approve)` : 'ferry approve';
   const ok = await store.decide(migrationId, values.step, { approved: !values.reject, by, reason: values.reason });
@@ -148,7 +148,7 @@ async function flags(args: string[], set?: Record<string, string>): Promise<numb
   });
   const migrationId = positionals[0];
   if (!migrationId) throw new UsageError('name the migrationId');
-  const store = values.aws ? new SsmFlagStore() : new FileFlagStore(values['state-dir']!);
+  const store: FlagStore = values.aws ? new (await import('../lambdas/adapters/flags-ssm.ts')).SsmFlagStore() : new FileFlagStore(values['state-dir']!);
   if (set) await store.set(migrationId, set);
   process.stdout.write(JSON.stringify(await store.list(migrationId), null, 2) + '\n');
   return 0;
@@ -170,7 +170,9 @@ async function start(args: string[]): Promise<number> {
   const { values, positionals } = parseArgs({ args, allowPositionals: true, options: { input: { type: 'string' } } });
   const machine = positionals[0];
   if (!machine || !MACHINES[machine]) throw new UsageError(`name a machine: ${Object.keys(MACHINES).join(', ')}`);
-  const started = await startExecution(new SFNClient({}), machine, await readInput(values.input));
+  const input = await readInput(values.input);
+  const [{ startExecution }, { SFNClient }] = await Promise.all([import('./cli/aws.ts'), import('@aws-sdk/client-sfn')]);
+  const started = await startExecution(new SFNClient({}), machine, input);
   process.stdout.write(JSON.stringify(started) + '\n');
   return 0;
 }
@@ -178,6 +180,11 @@ async function start(args: string[]): Promise<number> {
 async function status(args: string[]): Promise<number> {
   const { positionals } = parseArgs({ args, allowPositionals: true, options: {} });
   if (!positionals[0]) throw new UsageError('name a migrationId or an execution ARN');
+  const [{ executionStatus }, { SFNClient }, { AwsApprovals }] = await Promise.all([
+    import('./cli/aws.ts'),
+    import('@aws-sdk/client-sfn'),
+    import('../lambdas/adapters/approvals-aws.ts'),
+  ]);
   process.stdout.write(JSON.stringify(await executionStatus(new SFNClient({}), new AwsApprovals(), positionals[0]), null, 2) + '\n');
   return 0;
 }
