@@ -229,6 +229,9 @@ export async function main(argv: string[]): Promise<number> {
       process.stderr.write(`ferry: ${e.message}\n`);
       return 2;
     }
-    throw err;
+    // AWS and database failures are reported as a line an operator can act on (the stack with FERRY_DEBUG=1).
+    process.stderr.write(`ferry: ${command}: ${e.name}: ${e.message}\n`);
+    if (process.env.FERRY_DEBUG) process.stderr.write(`${e.stack}\n`);
+    return 1;
   }
 }
