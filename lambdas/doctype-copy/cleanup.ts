@@ -31,11 +31,11 @@ async function resolveTargetConflicts(m: DocMigration): Promise<boolean> {
  * One batch of deletions from the source. Every leaf of every doc is first checked against the
  * target (`_revs_diff`); a leaf the target lacks is copied, and the doc is deleted only when the
  * target has all of them. Then every leaf is deleted, so no conflict revision resurfaces as the
- * winner. Returns the docs deleted, 0 when none of the wanted types are left.
+ * winner. Returns false when no doc of the wanted types is left.
  */
-async function deleteBatch(m: DocMigration): Promise<number> {
+async function deleteBatch(m: DocMigration): Promise<boolean> {
   const ids = await idsOfTypes(m.source, m.wanted, m.input.cleanup.batchDocs);
-  if (ids.length === 0) return 0;
+  if (ids.length === 0) return false;
   const rows = (await m.source.allDocs({ include_docs: true, conflicts: true }, ids)).filter((r) => r.doc && !r.value.deleted);
   const leaves = Object.fromEntries(rows.map((r) => [r.id, leafRevs(r)]));
   const missing = await m.target.revsDiff(leaves);
@@ -54,7 +54,7 @@ async function deleteBatch(m: DocMigration): Promise<number> {
     s.leavesDeleted += deletions.length;
   });
   reportDoc(m, `deleted ${rows.length} docs from the source${toCopy.length ? ` (${toCopy.length} late revisions copied first)` : ''}`);
-  return Math.max(rows.length, 1);
+  return true;
 }
 
 /** After the cleanup approval and with the top-off stopped: resolve conflicts, then empty the source of the moved types. */
@@ -72,7 +72,7 @@ export async function cleanup(event: DocTaskEvent, deps: TaskDeps): Promise<DocL
       reportDoc(m, 'throttled', paused, 5);
       return docLoopState(m, { done: false, stopped: true, waitSeconds: 5, throttle: paused });
     }
-    if ((await deleteBatch(m)) === 0) {
+    if (!(await deleteBatch(m))) {
       await saveDoc(m, () => 'done');
       reportDoc(m, `cleanup done: ${m.state.docsDeleted} docs deleted from the source`);
       return docLoopState(m, { done: true, stopped: true });
