@@ -1,5 +1,5 @@
 import nano, { type ServerScope } from 'nano';
-import { DatabaseError, InvalidInput, TransientError } from '../core/errors.ts';
+import { DatabaseError, InvalidInput, TransientError, WriteConflict } from '../core/errors.ts';
 import { envNameFor } from './mysql2.ts';
 
 export const DEFAULT_COUCH_URL = 'http://127.0.0.1:5984';
@@ -66,12 +66,13 @@ export function redactUrl(url: string): string {
   }
 }
 
-/** HTTP 5xx, 429, 408 and dropped sockets can pass on a retry; 4xx cannot. */
+/** HTTP 5xx, 429, 408 and dropped sockets can pass on a retry; 409 is a conflict; other 4xx cannot. */
 export function couchError(err: unknown, what: string): Error {
   const e = err as { statusCode?: number; error?: string; reason?: string; message?: string; description?: string };
   const status = e.statusCode;
   const detail = `${what}: ${status ? `HTTP ${status} ` : ''}${e.error ?? ''}${e.reason ? `: ${e.reason}` : ''}${!status ? (e.message ?? String(err)) : ''}`.trim();
   if (!status || status >= 500 || status === 429 || status === 408) return new TransientError(detail, { cause: err });
+  if (status === 409) return new WriteConflict(detail, { cause: err });
   return new DatabaseError(detail, { cause: err });
 }
 

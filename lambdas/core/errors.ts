@@ -43,6 +43,9 @@ export class ResultTooLarge extends FerryError {
   readonly retryable = false;
 }
 
+/** A write refused because the document changed since it was read (CouchDB's 409); a DatabaseError to the ASL. */
+export class WriteConflict extends DatabaseError {}
+
 /** A range whose rows still differ between source and target after it was copied again. */
 export class VerificationFailed extends FerryError {
   override readonly name = 'VerificationFailed';

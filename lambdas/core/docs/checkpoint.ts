@@ -1,6 +1,6 @@
 import type { CouchDatabase } from '../../adapters/couch.ts';
 import { assertSameIdentity } from '../checkpoints.ts';
-import { TransientError } from '../errors.ts';
+import { TransientError, WriteConflict } from '../errors.ts';
 
 /**
  * A migration's checkpoint as a `_local/` document in the target database: never replicated,
@@ -34,7 +34,7 @@ export class DocCheckpointStore<S extends object> {
         await this.db.put({ ...doc, phase: next.phase, state: next.state, updatedAt: new Date().toISOString() });
         return next;
       } catch (err) {
-        if (!/HTTP 409/.test((err as Error).message)) throw err;
+        if (!(err instanceof WriteConflict)) throw err;
       }
     }
     throw new TransientError(`checkpoint ${this.id}: ten writes in a row lost to concurrent updates`);

@@ -1,5 +1,5 @@
+import { WriteConflict } from '../errors.ts';
 import type { CouchDatabase } from '../../adapters/couch.ts';
-import { TransientError } from '../errors.ts';
 import type { DocTypeCounts } from './doc-types.ts';
 
 /** ferry's own view of live docs by doc_type, with a `_count` reduce; created in each database it counts. */
@@ -16,7 +16,7 @@ export async function ensureStatsView(db: CouchDatabase): Promise<void> {
     await db.put({ ...(existing ?? {}), _id: id, views: { ...views, [STATS_VIEW]: { map: MAP, reduce: '_count' } } });
   } catch (err) {
     // Another task created it at the same moment: the same definition either way.
-    if (!(err instanceof TransientError) && /HTTP 409/.test((err as Error).message)) return;
+    if (err instanceof WriteConflict) return;
     throw err;
   }
 }
