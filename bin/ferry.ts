@@ -1,9 +1,11 @@
 import './cli/polyfill.ts';
 import { readFile } from 'node:fs/promises';
 import { parseArgs } from 'node:util';
-import { LocalApprovalStore, type ApprovalDecider } from '../lambdas/adapters/approvals.ts';
-import type { FlagStore } from '../lambdas/adapters/flags.ts';
-import { FileFlagStore, PAUSED_FLAG } from '../lambdas/adapters/flags.ts';
+import { LocalApprovalStore } from '../lambdas/adapters/approvals.ts';
+import { type ApprovalDecider } from '../lambdas/core/ports/approvals.ts';
+import type { FlagStore } from '../lambdas/core/ports/flags.ts';
+import { FileFlagStore } from '../lambdas/adapters/flags.ts';
+import { PAUSED_FLAG } from '../lambdas/core/ports/flags.ts';
 import { runLocal } from './cli/local-runner.ts';
 import { MACHINES } from './cli/machines.ts';
 import { embeddedCouchIfNeeded } from './cli/embedded-couch.ts';

@@ -1,4 +1,4 @@
-import type { Progress } from '../../lambdas/adapters/deps.ts';
+import type { Progress } from '../../lambdas/core/ports/task-deps.ts';
 
 const fmt = new Intl.NumberFormat('en-US');
 

@@ -4,17 +4,17 @@ import { DocCheckpointStore } from '../../lambdas/core/docs/checkpoint.ts';
 import { compareCounts, formatCounts, wantedDocTypes } from '../../lambdas/core/docs/doc-types.ts';
 import { countByType, STATS_DDOC } from '../../lambdas/core/docs/stats.ts';
 import { doctypeIdentityOf } from '../../lambdas/core/doctype-copy-input.ts';
-import { MACHINE as DOC_MACHINE, parseDoctypeCopyInput, type DoctypeCopyState } from '../../lambdas/doctype-copy/migration.ts';
-import { scalar, type SqlConnection } from '../../lambdas/adapters/sql.ts';
+import { MACHINE as DOC_MACHINE, parseDoctypeCopyInput, type DoctypeCopyState } from '../../lambdas/doctype-copy/open-doc-migration.ts';
+import { scalar, type SqlConnection } from '../../lambdas/core/ports/sql.ts';
 import { qualified, type TableRef } from '../../lambdas/core/identifiers.ts';
 import { identityOf } from '../../lambdas/core/table-copy-input.ts';
 import { CheckpointStore } from '../../lambdas/core/checkpoints.ts';
 import { idBounds } from '../../lambdas/core/tables/copier.ts';
 import { inspectTable } from '../../lambdas/core/tables/inspector.ts';
-import { MACHINE, parseTableCopyInput, type TableCopyState } from '../../lambdas/table-copy/migration.ts';
+import { MACHINE, parseTableCopyInput, type TableCopyState } from '../../lambdas/table-copy/open-migration.ts';
 import { alterIdentityOf } from '../../lambdas/core/online-alter-input.ts';
 import { shadowNames } from '../../lambdas/core/tables/shadow.ts';
-import { MACHINE as ALTER_MACHINE, parseOnlineAlterInput, type OnlineAlterState } from '../../lambdas/online-alter/migration.ts';
+import { MACHINE as ALTER_MACHINE, parseOnlineAlterInput, type OnlineAlterState } from '../../lambdas/online-alter/open-alter.ts';
 
 /** A table's exact row count, id bounds and id type, or that it does not exist. */
 async function describeTable(conn: SqlConnection, ref: TableRef) {

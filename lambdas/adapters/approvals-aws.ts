@@ -1,7 +1,7 @@
 import { SendTaskFailureCommand, SendTaskSuccessCommand, SFNClient } from '@aws-sdk/client-sfn';
 import { PublishCommand, SNSClient } from '@aws-sdk/client-sns';
 import { DeleteParameterCommand, GetParameterCommand, GetParametersByPathCommand, ParameterNotFound, PutParameterCommand, SSMClient } from '@aws-sdk/client-ssm';
-import type { ApprovalDecider, ApprovalDecision, ApprovalRequest } from './approvals.ts';
+import type { ApprovalDecider, ApprovalDecision, ApprovalRequest } from '../core/ports/approvals.ts';
 
 /** Where a pending approval's callback token is kept: a SecureString only approvers can decrypt. */
 export function approvalParameterName(migrationId: string, step: string): string {

@@ -5,10 +5,10 @@ import { z } from 'zod';
 import { InvalidInput } from '../core/errors.ts';
 import { NanoConnector } from './couch.ts';
 import { DataApiConnection } from './data-api.ts';
-import type { Progress, TaskDeps } from './deps.ts';
+import type { Progress, TaskDeps } from '../core/ports/task-deps.ts';
 import { SsmFlagStore } from './flags-ssm.ts';
 import { Mysql2Connector } from './mysql2.ts';
-import type { SqlConnection, SqlConnector } from './sql.ts';
+import type { SqlConnection, SqlConnector } from '../core/ports/sql.ts';
 
 /**
  * The stack's connection map, handed to every function in `FERRY_CONNECTIONS`: names to places and

@@ -1,6 +1,6 @@
 import { ExecuteStatementCommand, RDSDataClient, type Field, type SqlParameter } from '@aws-sdk/client-rds-data';
 import { DatabaseError, ResultTooLarge, TransientError } from '../core/errors.ts';
-import type { SqlConnection, SqlRow, SqlValue } from './sql.ts';
+import type { SqlConnection, SqlRow, SqlValue } from '../core/ports/sql.ts';
 
 /** Errors after which the same statement may pass: a paused Aurora waking up, timeouts, throttling. */
 const TRANSIENT = new Set([

@@ -1,5 +1,5 @@
 import { GetParameterCommand, GetParametersByPathCommand, ParameterNotFound, PutParameterCommand, SSMClient } from '@aws-sdk/client-ssm';
-import { flagParameterName, type FlagStore } from './flags.ts';
+import { flagParameterName, type FlagStore } from '../core/ports/flags.ts';
 import { TransientError } from '../core/errors.ts';
 
 /** Flags as SSM String parameters under `/ferry/<migrationId>/flags/`. */

@@ -1,22 +1,6 @@
 import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
-
-/** Full name of a flag: the same on SSM and in the local flags file. */
-export function flagParameterName(migrationId: string, name: string): string {
-  return `/ferry/${migrationId}/flags/${name}`;
-}
-
-/** Set to "true" to hold a migration's copying at its next chunk. */
-export const PAUSED_FLAG = 'FERRY_PAUSED';
-
-/** The flag-store port: SSM Parameter Store on AWS, a JSON file locally. */
-export interface FlagStore {
-  get(migrationId: string, name: string): Promise<string | undefined>;
-  /** Sets every flag given; flags not named are left as they are. */
-  set(migrationId: string, values: Readonly<Record<string, string>>): Promise<void>;
-  /** Every flag of the migration, by short name. */
-  list(migrationId: string): Promise<Record<string, string>>;
-}
+import { flagParameterName, type FlagStore } from '../core/ports/flags.ts';
 
 /** `<state-dir>/flags.json`: `{ "/ferry/<id>/flags/<NAME>": "value" }`, replaced atomically on each write. */
 export class FileFlagStore implements FlagStore {

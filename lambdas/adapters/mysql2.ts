@@ -1,7 +1,7 @@
 import mysql from 'mysql2/promise';
 import type { Connection } from 'mysql2/promise';
 import { DatabaseError, InvalidInput, TransientError } from '../core/errors.ts';
-import type { SqlConnection, SqlConnector, SqlRow } from './sql.ts';
+import type { SqlConnection, SqlConnector, SqlRow } from '../core/ports/sql.ts';
 
 /** The part of mysql2's typeCast field this adapter reads. */
 interface TypeCastField {

@@ -1,6 +1,6 @@
 import { SNSClient } from '@aws-sdk/client-sns';
 import { SSMClient } from '@aws-sdk/client-ssm';
-import type { ApprovalRequest } from '../adapters/approvals.ts';
+import type { ApprovalRequest } from '../core/ports/approvals.ts';
 import { requestAwsApproval } from '../adapters/approvals-aws.ts';
 
 const ssm = new SSMClient({});

@@ -1,5 +1,5 @@
-import type { SqlConnection } from '../adapters/sql.ts';
-import { str } from '../adapters/sql.ts';
+import type { SqlConnection } from './ports/sql.ts';
+import { str } from './ports/sql.ts';
 import { CheckpointConflict } from './errors.ts';
 import { quoteIdent } from './identifiers.ts';
 

@@ -1,9 +1,9 @@
-import type { TaskDeps } from '../adapters/deps.ts';
+import type { TaskDeps } from '../core/ports/task-deps.ts';
 import { IncompleteCopy } from '../core/errors.ts';
 import { checkComplete } from '../core/docs/complete-check.ts';
 import { compareCounts, formatCounts } from '../core/docs/doc-types.ts';
 import { countByType } from '../core/docs/stats.ts';
-import { docLoopState, openDocMigration, reportDoc, saveDoc, type DocLoopState, type DocTaskEvent } from './migration.ts';
+import { docLoopState, openDocMigration, reportDoc, saveDoc, type DocLoopState, type DocTaskEvent } from './open-doc-migration.ts';
 import { topOffToHead } from './top-off.ts';
 
 const ROUNDS = 3;

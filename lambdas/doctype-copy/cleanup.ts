@@ -1,8 +1,8 @@
-import type { TaskDeps } from '../adapters/deps.ts';
+import type { TaskDeps } from '../core/ports/task-deps.ts';
 import { VerificationFailed } from '../core/errors.ts';
 import { copyRevisions, leafRevs } from '../core/docs/copier.ts';
 import { idsOfTypes } from '../core/docs/stats.ts';
-import { docLoopState, openDocMigration, pausedReason, reportDoc, saveDoc, timeLeft, type DocLoopState, type DocMigration, type DocTaskEvent } from './migration.ts';
+import { docLoopState, openDocMigration, pausedReason, reportDoc, saveDoc, timeLeft, type DocLoopState, type DocMigration, type DocTaskEvent } from './open-doc-migration.ts';
 
 /**
  * Resolves conflicts in the target: for every moved doc with conflicting leaves, the losing

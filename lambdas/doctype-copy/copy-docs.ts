@@ -1,6 +1,6 @@
-import type { TaskDeps } from '../adapters/deps.ts';
+import type { TaskDeps } from '../core/ports/task-deps.ts';
 import { copyPage } from '../core/docs/copier.ts';
-import { docLoopState, openDocMigration, pausedReason, reportDoc, saveDoc, timeLeft, type DocLoopState, type DocTaskEvent } from './migration.ts';
+import { docLoopState, openDocMigration, pausedReason, reportDoc, saveDoc, timeLeft, type DocLoopState, type DocTaskEvent } from './open-doc-migration.ts';
 
 /** The initial copy, a page of docs per step, until the time budget is spent. */
 export async function copyDocs(event: DocTaskEvent, deps: TaskDeps): Promise<DocLoopState> {

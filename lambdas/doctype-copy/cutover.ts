@@ -1,5 +1,5 @@
-import type { TaskDeps } from '../adapters/deps.ts';
-import { docLoopState, openDocMigration, reportDoc, saveDoc, type DocLoopState, type DocTaskEvent } from './migration.ts';
+import type { TaskDeps } from '../core/ports/task-deps.ts';
+import { docLoopState, openDocMigration, reportDoc, saveDoc, type DocLoopState, type DocTaskEvent } from './open-doc-migration.ts';
 
 /** After the cutover approval: the flags of phase `cutover` (e.g. USERS_GROUPS_DB), while the top-off goes on. */
 export async function setCutoverFlags(event: DocTaskEvent, deps: TaskDeps): Promise<DocLoopState> {

@@ -1,12 +1,12 @@
-import type { CouchDatabase } from '../adapters/couch.ts';
-import type { TaskDeps } from '../adapters/deps.ts';
+import type { CouchDatabase } from '../core/ports/couch.ts';
+import type { TaskDeps } from '../core/ports/task-deps.ts';
 import { InvalidInput } from '../core/errors.ts';
 import { DocCheckpointStore } from '../core/docs/checkpoint.ts';
 import { isDataDocId, wantedDocTypes } from '../core/docs/doc-types.ts';
 import { countByType, ensureStatsView } from '../core/docs/stats.ts';
 import { claimOwnership } from '../core/ownership.ts';
 import { doctypeIdentityOf } from '../core/doctype-copy-input.ts';
-import { MACHINE, openDatabases, parseDoctypeCopyInput, type DocLoopState, type DocTaskEvent, type DoctypeCopyState, type Phase } from './migration.ts';
+import { MACHINE, openDatabases, parseDoctypeCopyInput, type DocLoopState, type DocTaskEvent, type DoctypeCopyState, type Phase } from './open-doc-migration.ts';
 
 const SCAN_PAGE = 2000;
 

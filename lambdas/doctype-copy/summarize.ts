@@ -1,7 +1,7 @@
-import type { TaskDeps } from '../adapters/deps.ts';
+import type { TaskDeps } from '../core/ports/task-deps.ts';
 import { compareCounts } from '../core/docs/doc-types.ts';
 import { countByType } from '../core/docs/stats.ts';
-import { openDocMigration, type DocTaskEvent } from './migration.ts';
+import { openDocMigration, type DocTaskEvent } from './open-doc-migration.ts';
 
 /** The execution's output: what moved, per-type counts on both sides now, what was deleted. */
 export async function summarize(event: DocTaskEvent, deps: TaskDeps) {

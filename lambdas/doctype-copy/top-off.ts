@@ -1,7 +1,7 @@
-import type { TaskDeps } from '../adapters/deps.ts';
+import type { TaskDeps } from '../core/ports/task-deps.ts';
 import { classifyChanges } from '../core/docs/changes.ts';
 import { copyRevisions } from '../core/docs/copier.ts';
-import { TOP_OFF_STOPPED, docLoopState, openDocMigration, pausedReason, reportDoc, saveDoc, timeLeft, type DocLoopState, type DocMigration, type DocTaskEvent } from './migration.ts';
+import { TOP_OFF_STOPPED, docLoopState, openDocMigration, pausedReason, reportDoc, saveDoc, timeLeft, type DocLoopState, type DocMigration, type DocTaskEvent } from './open-doc-migration.ts';
 
 const MOVED_OUT_KEPT = 100;
 

@@ -1,8 +1,8 @@
-import type { TaskDeps } from '../adapters/deps.ts';
+import type { TaskDeps } from '../core/ports/task-deps.ts';
 import { CHECKPOINT_TABLE } from '../core/checkpoints.ts';
 import { qualified, quoteIdent } from '../core/identifiers.ts';
 import { dropTriggerSql, shadowNames } from '../core/tables/shadow.ts';
-import { parseOnlineAlterInput } from './migration.ts';
+import { parseOnlineAlterInput } from './open-alter.ts';
 
 /**
  * After a rejected cut-over: drops the triggers and the shadow and forgets the checkpoint, leaving

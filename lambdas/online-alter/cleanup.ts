@@ -1,9 +1,9 @@
-import type { TaskDeps } from '../adapters/deps.ts';
+import type { TaskDeps } from '../core/ports/task-deps.ts';
 import { qualified, quoteIdent } from '../core/identifiers.ts';
-import { checkThrottle, loopState, outcomeState, report, save, timeLeft, type TaskEvent } from '../core/tables/migration.ts';
+import { checkThrottle, loopState, outcomeState, report, save, timeLeft, type TaskEvent } from '../core/tables/chunked-copy.ts';
 import { inspectTable } from '../core/tables/inspector.ts';
 import { shadowNames } from '../core/tables/shadow.ts';
-import { openAlter, type LoopState } from './migration.ts';
+import { openAlter, type LoopState } from './open-alter.ts';
 
 /**
  * After the cleanup approval: empties `_<table>_old` in throttled batches (so the purge never

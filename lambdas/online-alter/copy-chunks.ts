@@ -1,6 +1,6 @@
-import type { TaskDeps } from '../adapters/deps.ts';
-import { copyUntil, loopState, outcomeState, report, save, type TaskEvent } from '../core/tables/migration.ts';
-import { openAlter, type LoopState } from './migration.ts';
+import type { TaskDeps } from '../core/ports/task-deps.ts';
+import { copyUntil, loopState, outcomeState, report, save, type TaskEvent } from '../core/tables/chunked-copy.ts';
+import { openAlter, type LoopState } from './open-alter.ts';
 
 /**
  * Copies the table into its shadow by primary key, chunk after chunk, with share locks on the rows

@@ -1,9 +1,9 @@
-import type { TaskDeps } from '../adapters/deps.ts';
+import type { TaskDeps } from '../core/ports/task-deps.ts';
 import { qualified } from '../core/identifiers.ts';
 import { idBounds } from '../core/tables/copier.ts';
 import { dropTriggerSql, shadowNames, triggerSql } from '../core/tables/shadow.ts';
-import { loopState, report, save } from '../core/tables/migration.ts';
-import { openAlter, sharedColumns, type LoopState } from './migration.ts';
+import { loopState, report, save } from '../core/tables/chunked-copy.ts';
+import { openAlter, sharedColumns, type LoopState } from './open-alter.ts';
 import { inspectTable } from '../core/tables/inspector.ts';
 
 /**

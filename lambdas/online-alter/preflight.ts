@@ -1,5 +1,5 @@
-import type { TaskDeps } from '../adapters/deps.ts';
-import { scalar, str, type SqlConnection } from '../adapters/sql.ts';
+import type { TaskDeps } from '../core/ports/task-deps.ts';
+import { scalar, str, type SqlConnection } from '../core/ports/sql.ts';
 import { CheckpointStore } from '../core/checkpoints.ts';
 import { initialChunkRows } from '../core/chunker.ts';
 import { InvalidInput } from '../core/errors.ts';
@@ -8,10 +8,10 @@ import { alterIdentityOf, type OnlineAlterInput } from '../core/online-alter-inp
 import { idBounds } from '../core/tables/copier.ts';
 import { databaseExists, inspectTable, integerRange, type TableInfo } from '../core/tables/inspector.ts';
 import { throttleQueryValue } from '../core/tables/probes.ts';
-import type { TaskEvent } from '../core/tables/migration.ts';
+import type { TaskEvent } from '../core/tables/chunked-copy.ts';
 import { claimOwnership } from '../core/ownership.ts';
 import { shadowNames } from '../core/tables/shadow.ts';
-import { MACHINE, parseOnlineAlterInput, type LoopState, type OnlineAlterState, type Phase } from './migration.ts';
+import { MACHINE, parseOnlineAlterInput, type LoopState, type OnlineAlterState, type Phase } from './open-alter.ts';
 
 /** Foreign keys of other tables that point at this one: a swap would leave them on the old table. */
 async function referencingForeignKeys(conn: SqlConnection, t: TableRef): Promise<string[]> {

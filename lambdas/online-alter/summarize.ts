@@ -1,7 +1,7 @@
-import type { TaskDeps } from '../adapters/deps.ts';
-import { str } from '../adapters/sql.ts';
-import type { TaskEvent } from '../core/tables/migration.ts';
-import { openAlter } from './migration.ts';
+import type { TaskDeps } from '../core/ports/task-deps.ts';
+import { str } from '../core/ports/sql.ts';
+import type { TaskEvent } from '../core/tables/chunked-copy.ts';
+import { openAlter } from './open-alter.ts';
 
 /** The execution's output: the table's id type now, rows copied and verified, the swap. */
 export async function summarize(event: TaskEvent, deps: TaskDeps) {

@@ -1,11 +1,11 @@
-import type { TaskDeps } from '../adapters/deps.ts';
-import { scalar } from '../adapters/sql.ts';
+import type { TaskDeps } from '../core/ports/task-deps.ts';
+import { scalar } from '../core/ports/sql.ts';
 import { ERRNO, SwapFailed, type FerryError } from '../core/errors.ts';
 import { qualified } from '../core/identifiers.ts';
 import { inspectTable } from '../core/tables/inspector.ts';
-import { loopState, report, save, type TaskEvent } from '../core/tables/migration.ts';
+import { loopState, report, save, type TaskEvent } from '../core/tables/chunked-copy.ts';
 import { dropTriggerSql, shadowNames } from '../core/tables/shadow.ts';
-import { openAlter, type LoopState } from './migration.ts';
+import { openAlter, type LoopState } from './open-alter.ts';
 
 /**
  * The postponed cut-over, after its approval: one atomic `RENAME TABLE t TO _t_old, _t_new TO t`

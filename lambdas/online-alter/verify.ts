@@ -1,14 +1,14 @@
-import type { TaskDeps } from '../adapters/deps.ts';
-import type { SqlConnection } from '../adapters/sql.ts';
+import type { TaskDeps } from '../core/ports/task-deps.ts';
+import type { SqlConnection } from '../core/ports/sql.ts';
 import { sameChecksum, type RangeChecksum } from '../core/checksum.ts';
 import { nextChunkRows } from '../core/chunker.ts';
 import { VerificationFailed } from '../core/errors.ts';
 import { compareIds, type IdRange } from '../core/ids.ts';
 import { qualified, quoteIdent } from '../core/identifiers.ts';
 import { idBounds, type CopyTables } from '../core/tables/copier.ts';
-import { checkThrottle, loopState, nextVerifyRange, outcomeState, report, save, timeLeft, type TaskEvent } from '../core/tables/migration.ts';
+import { checkThrottle, loopState, nextVerifyRange, outcomeState, report, save, timeLeft, type TaskEvent } from '../core/tables/chunked-copy.ts';
 import { checksumRange } from '../core/tables/verifier.ts';
-import { openAlter, type LoopState } from './migration.ts';
+import { openAlter, type LoopState } from './open-alter.ts';
 
 /** Attempts at a range that keeps differing: writes under way can move it between reads. */
 const ATTEMPTS = 3;

@@ -1,7 +1,7 @@
-import type { TaskDeps } from '../adapters/deps.ts';
+import type { TaskDeps } from '../core/ports/task-deps.ts';
 import { compareIds } from '../core/ids.ts';
 import { idBounds } from '../core/tables/copier.ts';
-import { copyUntil, loopState, openMigration, outcomeState, report, save, type LoopState, type TaskEvent } from './migration.ts';
+import { copyUntil, loopState, openMigration, outcomeState, report, save, type LoopState, type TaskEvent } from './open-migration.ts';
 
 /**
  * Copies the rows written to the source since the initial copy began, until the source has been

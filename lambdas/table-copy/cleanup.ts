@@ -1,12 +1,12 @@
-import type { TaskDeps } from '../adapters/deps.ts';
-import { str } from '../adapters/sql.ts';
+import type { TaskDeps } from '../core/ports/task-deps.ts';
+import { str } from '../core/ports/sql.ts';
 import { rowHashesSql } from '../core/checksum.ts';
 import { VerificationFailed } from '../core/errors.ts';
 import { compareIds, maxId } from '../core/ids.ts';
 import { qualified, quoteIdent } from '../core/identifiers.ts';
 import { copyRange, idBounds } from '../core/tables/copier.ts';
 import { verifyCopied } from './verify.ts';
-import { checkThrottle, copyUntil, loopState, openMigration, outcomeState, report, save, timeLeft, type LoopState, type Migration, type TaskEvent } from './migration.ts';
+import { checkThrottle, copyUntil, loopState, openMigration, outcomeState, report, save, timeLeft, type LoopState, type Migration, type TaskEvent } from './open-migration.ts';
 
 /** Ids per DELETE statement: keeps each statement short and its locks brief. */
 const DELETE_IDS_PER_STATEMENT = 5000;

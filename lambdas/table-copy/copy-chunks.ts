@@ -1,5 +1,5 @@
-import type { TaskDeps } from '../adapters/deps.ts';
-import { copyUntil, loopState, openMigration, outcomeState, report, save, type LoopState, type TaskEvent } from './migration.ts';
+import type { TaskDeps } from '../core/ports/task-deps.ts';
+import { copyUntil, loopState, openMigration, outcomeState, report, save, type LoopState, type TaskEvent } from './open-migration.ts';
 
 /** The initial copy of [rangeMin, rangeMax], chunk after chunk, until the time budget is spent. */
 export async function copyChunks(event: TaskEvent, deps: TaskDeps): Promise<LoopState> {

@@ -1,5 +1,5 @@
-import type { TaskDeps } from '../adapters/deps.ts';
-import { loopState, openMigration, report, save, type LoopState, type Phase, type TaskEvent } from './migration.ts';
+import type { TaskDeps } from '../core/ports/task-deps.ts';
+import { loopState, openMigration, report, save, type LoopState, type Phase, type TaskEvent } from './open-migration.ts';
 
 /** Sets the flags the input gives for `which`, then records the phase that follows. */
 async function applyFlags(event: TaskEvent, deps: TaskDeps, which: 'copy' | 'cutover', next: Phase): Promise<LoopState> {

@@ -1,5 +1,5 @@
-import type { TaskDeps } from '../adapters/deps.ts';
-import { scalar, type SqlConnection } from '../adapters/sql.ts';
+import type { TaskDeps } from '../core/ports/task-deps.ts';
+import { scalar, type SqlConnection } from '../core/ports/sql.ts';
 import { InvalidInput } from '../core/errors.ts';
 import { qualified } from '../core/identifiers.ts';
 import { identityOf, type TableCopyInput } from '../core/table-copy-input.ts';
@@ -9,7 +9,7 @@ import { databaseExists, inspectTable, integerRange, type TableInfo } from '../c
 import { throttleQueryValue } from '../core/tables/probes.ts';
 import { initialChunkRows } from '../core/chunker.ts';
 import { claimOwnership } from '../core/ownership.ts';
-import { connectBoth, MACHINE, parseTableCopyInput, type LoopState, type Phase, type TableCopyState, type TaskEvent } from './migration.ts';
+import { connectBoth, MACHINE, parseTableCopyInput, type LoopState, type Phase, type TableCopyState, type TaskEvent } from './open-migration.ts';
 
 async function requireTable(conn: SqlConnection, side: 'source' | 'target', ref: { database: string; table: string }): Promise<TableInfo> {
   if (!(await databaseExists(conn, ref.database))) {

@@ -1,8 +1,8 @@
-import type { TaskDeps } from '../adapters/deps.ts';
-import { scalar } from '../adapters/sql.ts';
+import type { TaskDeps } from '../core/ports/task-deps.ts';
+import { scalar } from '../core/ports/sql.ts';
 import { qualified } from '../core/identifiers.ts';
 import { idBounds } from '../core/tables/copier.ts';
-import { loopState, openMigration, report, save, type LoopState, type TaskEvent } from './migration.ts';
+import { loopState, openMigration, report, save, type LoopState, type TaskEvent } from './open-migration.ts';
 
 /**
  * Moves the target's AUTO_INCREMENT above every id the source holds, plus `idOffset`, so rows the

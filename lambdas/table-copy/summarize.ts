@@ -1,5 +1,5 @@
-import type { TaskDeps } from '../adapters/deps.ts';
-import { openMigration, type TaskEvent } from './migration.ts';
+import type { TaskDeps } from '../core/ports/task-deps.ts';
+import { openMigration, type TaskEvent } from './open-migration.ts';
 
 /** The execution's final output: what moved, what was checked, what was removed. */
 export async function summarize(event: TaskEvent, deps: TaskDeps) {

@@ -1,9 +1,9 @@
-import type { TaskDeps } from '../adapters/deps.ts';
+import type { TaskDeps } from '../core/ports/task-deps.ts';
 import { nextChunkRows } from '../core/chunker.ts';
 import { compareIds } from '../core/ids.ts';
-import { nextVerifyRange } from '../core/tables/migration.ts';
+import { nextVerifyRange } from '../core/tables/chunked-copy.ts';
 import { verifyRange } from '../core/tables/verifier.ts';
-import { checkThrottle, loopState, openMigration, outcomeState, report, save, timeLeft, type LoopState, type Migration, type TaskEvent } from './migration.ts';
+import { checkThrottle, loopState, openMigration, outcomeState, report, save, timeLeft, type LoopState, type Migration, type TaskEvent } from './open-migration.ts';
 
 /**
  * Compares source and target range by range (count and checksum) over every id copied, in

@@ -3,9 +3,9 @@ import { createRequire } from 'node:module';
 import { describe, expect, it } from 'vitest';
 import { aslPath } from '../../statemachines/asl.ts';
 import { MACHINES } from '../../bin/cli/machines.ts';
-import { PHASES as TABLE_COPY_PHASES } from '../../lambdas/table-copy/migration.ts';
-import { PHASES as DOCTYPE_COPY_PHASES } from '../../lambdas/doctype-copy/migration.ts';
-import { PHASES as ONLINE_ALTER_PHASES } from '../../lambdas/online-alter/migration.ts';
+import { PHASES as TABLE_COPY_PHASES } from '../../lambdas/table-copy/open-migration.ts';
+import { PHASES as DOCTYPE_COPY_PHASES } from '../../lambdas/doctype-copy/open-doc-migration.ts';
+import { PHASES as ONLINE_ALTER_PHASES } from '../../lambdas/online-alter/open-alter.ts';
 
 const validator = createRequire(import.meta.url)('asl-validator') as (d: unknown, o: { checkArn: boolean; checkPaths: boolean }) => { isValid: boolean; errorsText: (sep?: string) => string };
 type State = Record<string, unknown> & { Type: string };

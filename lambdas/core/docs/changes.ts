@@ -1,12 +1,4 @@
-/** One row of a `_changes` feed read with `style=all_docs` and `include_docs=true`. */
-export interface ChangeRow {
-  readonly id: string;
-  readonly seq: string;
-  /** Every leaf revision of the document, winner first. */
-  readonly changes: readonly { readonly rev: string }[];
-  readonly deleted?: boolean;
-  readonly doc?: { readonly doc_type?: unknown } | null;
-}
+import type { ChangeRow } from '../ports/couch.ts';
 
 export type ChangeAction =
   /** A doc of a wanted type (or a tombstone of one already in the target): copy every leaf with history. */

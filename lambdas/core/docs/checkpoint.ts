@@ -1,4 +1,4 @@
-import type { CouchDatabase } from '../../adapters/couch.ts';
+import type { CouchDatabase } from '../ports/couch.ts';
 import { assertSameIdentity } from '../checkpoints.ts';
 import { TransientError, WriteConflict } from '../errors.ts';
 

@@ -1,4 +1,4 @@
-import type { AllDocsRow, CouchDatabase } from '../../adapters/couch.ts';
+import type { AllDocsRow, CouchDatabase } from '../ports/couch.ts';
 import { isDataDocId } from './doc-types.ts';
 
 /** Every leaf revision of a document as `_all_docs?conflicts=true&include_docs=true` shows it. */

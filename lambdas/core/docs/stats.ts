@@ -1,5 +1,5 @@
 import { WriteConflict } from '../errors.ts';
-import type { CouchDatabase } from '../../adapters/couch.ts';
+import type { CouchDatabase } from '../ports/couch.ts';
 import type { DocTypeCounts } from './doc-types.ts';
 
 /** ferry's own view of live docs by doc_type, with a `_count` reduce; created in each database it counts. */

@@ -1,4 +1,4 @@
-import type { SqlConnection, SqlRow } from '../../adapters/sql.ts';
+import type { SqlConnection, SqlRow } from '../ports/sql.ts';
 import { ResultTooLarge } from '../errors.ts';
 import { addId, type IdRange } from '../ids.ts';
 import { qualified, quoteIdent, type TableRef } from '../identifiers.ts';

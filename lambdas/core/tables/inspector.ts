@@ -1,5 +1,5 @@
-import type { SqlConnection } from '../../adapters/sql.ts';
-import { str } from '../../adapters/sql.ts';
+import type { SqlConnection } from '../ports/sql.ts';
+import { str } from '../ports/sql.ts';
 import type { TableRef } from '../identifiers.ts';
 
 export interface ColumnInfo {

@@ -1,4 +1,4 @@
-import { scalar, str, type SqlConnection } from '../../adapters/sql.ts';
+import { scalar, str, type SqlConnection } from '../ports/sql.ts';
 
 export async function threadsRunning(conn: SqlConnection): Promise<number> {
   const rows = await conn.query("SHOW GLOBAL STATUS LIKE 'Threads_running'");

@@ -1,5 +1,5 @@
-import type { SqlConnection } from '../../adapters/sql.ts';
-import { str } from '../../adapters/sql.ts';
+import type { SqlConnection } from '../ports/sql.ts';
+import { str } from '../ports/sql.ts';
 import { differingIds, rangeChecksumSql, rowHashesSql, sameChecksum, type RangeChecksum } from '../checksum.ts';
 import { VerificationFailed } from '../errors.ts';
 import type { IdRange } from '../ids.ts';

@@ -2,7 +2,7 @@ import { BadRequestException, DatabaseResumingException, ExecuteStatementCommand
 import { mockClient } from 'aws-sdk-client-mock';
 import { beforeEach, describe, expect, it } from 'vitest';
 import { DataApiConnection, namedPlaceholders } from '../../../lambdas/adapters/data-api.ts';
-import type { SqlConnection } from '../../../lambdas/adapters/sql.ts';
+import type { SqlConnection } from '../../../lambdas/core/ports/sql.ts';
 import { copyRange } from '../../../lambdas/core/tables/copier.ts';
 
 const rds = mockClient(RDSDataClient);

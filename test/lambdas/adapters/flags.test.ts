@@ -3,7 +3,8 @@ import { join } from 'node:path';
 import { GetParameterCommand, GetParametersByPathCommand, ParameterNotFound, PutParameterCommand, SSMClient, ThrottlingException } from '@aws-sdk/client-ssm';
 import { mockClient } from 'aws-sdk-client-mock';
 import { beforeEach, describe, expect, it } from 'vitest';
-import { FileFlagStore, flagParameterName, type FlagStore } from '../../../lambdas/adapters/flags.ts';
+import { FileFlagStore } from '../../../lambdas/adapters/flags.ts';
+import { flagParameterName, type FlagStore } from '../../../lambdas/core/ports/flags.ts';
 import { SsmFlagStore } from '../../../lambdas/adapters/flags-ssm.ts';
 import { tempDir } from '../../helpers/cli.ts';
 

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { classifyChanges, seqNumber, type ChangeRow } from '../../../../lambdas/core/docs/changes.ts';
+import { classifyChanges, seqNumber } from '../../../../lambdas/core/docs/changes.ts';
+import { type ChangeRow } from '../../../../lambdas/core/ports/couch.ts';
 import { isDataDocId, wantedDocTypes } from '../../../../lambdas/core/docs/doc-types.ts';
 
 const wanted = new Set(wantedDocTypes(['CommCareUser', 'Group']));

@@ -1,10 +1,10 @@
-import type { TaskDeps } from '../adapters/deps.ts';
+import type { TaskDeps } from '../core/ports/task-deps.ts';
 import type { Id } from '../core/ids.ts';
 import { identityOf, parseInput, tableCopyInputSchema, type TableCopyInput } from '../core/table-copy-input.ts';
-import { openCopy, type CopyState, type LoopState as GenericLoopState, type Migration as GenericMigration, type TaskEvent } from '../core/tables/migration.ts';
+import { openCopy, type CopyState, type LoopState as GenericLoopState, type Migration as GenericMigration, type TaskEvent } from '../core/tables/chunked-copy.ts';
 
-export { checkThrottle, connectBoth, copyTables, copyUntil, outcomeState, report, save, timeLeft, loopState } from '../core/tables/migration.ts';
-export type { CopyOutcome, TaskEvent } from '../core/tables/migration.ts';
+export { checkThrottle, connectBoth, copyTables, copyUntil, outcomeState, report, save, timeLeft, loopState } from '../core/tables/chunked-copy.ts';
+export type { CopyOutcome, TaskEvent } from '../core/tables/chunked-copy.ts';
 
 export const MACHINE = 'table-copy';
 

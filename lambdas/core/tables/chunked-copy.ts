@@ -1,6 +1,6 @@
-import type { TaskDeps } from '../../adapters/deps.ts';
-import { PAUSED_FLAG } from '../../adapters/flags.ts';
-import type { SqlConnection } from '../../adapters/sql.ts';
+import type { TaskDeps } from '../ports/task-deps.ts';
+import { PAUSED_FLAG } from '../ports/flags.ts';
+import type { SqlConnection } from '../ports/sql.ts';
 import { CheckpointStore, type Checkpoint } from '../checkpoints.ts';
 import { initialChunkRows, nextChunkRows, planChunk, type ChunkSettings } from '../chunker.ts';
 import { InvalidInput } from '../errors.ts';

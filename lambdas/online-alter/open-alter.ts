@@ -1,10 +1,10 @@
-import type { TaskDeps } from '../adapters/deps.ts';
-import type { SqlConnection } from '../adapters/sql.ts';
+import type { TaskDeps } from '../core/ports/task-deps.ts';
+import type { SqlConnection } from '../core/ports/sql.ts';
 import type { Id } from '../core/ids.ts';
 import { alterIdentityOf, onlineAlterInputSchema, type OnlineAlterInput } from '../core/online-alter-input.ts';
 import { parseInput } from '../core/input-parts.ts';
 import { copiedColumns, inspectTable, type TableInfo } from '../core/tables/inspector.ts';
-import { openCopy, type CopySettings, type CopyState, type LoopState as GenericLoopState, type Migration, type TaskEvent } from '../core/tables/migration.ts';
+import { openCopy, type CopySettings, type CopyState, type LoopState as GenericLoopState, type Migration, type TaskEvent } from '../core/tables/chunked-copy.ts';
 import { shadowNames } from '../core/tables/shadow.ts';
 
 export const MACHINE = 'online-alter';

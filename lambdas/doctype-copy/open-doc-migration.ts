@@ -1,6 +1,6 @@
-import type { CouchDatabase } from '../adapters/couch.ts';
-import type { TaskDeps } from '../adapters/deps.ts';
-import { PAUSED_FLAG } from '../adapters/flags.ts';
+import type { CouchDatabase } from '../core/ports/couch.ts';
+import type { TaskDeps } from '../core/ports/task-deps.ts';
+import { PAUSED_FLAG } from '../core/ports/flags.ts';
 import { InvalidInput } from '../core/errors.ts';
 import { wantedDocTypes } from '../core/docs/doc-types.ts';
 import { DocCheckpointStore } from '../core/docs/checkpoint.ts';

@@ -1,0 +1,25 @@
+/** What an approval task asks for. */
+export interface ApprovalRequest {
+  readonly migrationId: string;
+  readonly step: string;
+  /** The callback token: `$$.Task.Token` on AWS, made up by the local runner locally. */
+  readonly token: string;
+  readonly execution: string;
+  /** What the approver should look at before saying yes. */
+  readonly summary?: unknown;
+}
+
+export interface ApprovalDecision {
+  readonly approved: boolean;
+  readonly by: string;
+  readonly reason?: string;
+  readonly at: string;
+}
+
+/** Completing approvals: the approver's side of the port, locally through the state dir, on AWS through Step Functions. */
+export interface ApprovalDecider {
+  /** Completes the pending approval of that step; false when none is pending. */
+  decide(migrationId: string, step: string, decision: Omit<ApprovalDecision, 'at'>): Promise<boolean>;
+  /** What is waiting for a decision. */
+  pending(): Promise<readonly { readonly migrationId: string; readonly step: string }[]>;
+}
