@@ -3,12 +3,12 @@ import { randomUUID } from 'node:crypto';
 import { mkdir } from 'node:fs/promises';
 import { ExecutionAbortedError, ExecutionError, StateMachine, type StateMachineDefinition } from 'aws-local-stepfunctions';
 import { LocalApprovalStore } from '../../lambdas/adapters/approvals.ts';
-import { type ApprovalRequest } from '../../lambdas/core/ports/approvals.ts';
-import type { Progress, TaskDeps } from '../../lambdas/core/ports/task-deps.ts';
 import { NanoConnector } from '../../lambdas/adapters/couch.ts';
 import { FileFlagStore } from '../../lambdas/adapters/flags.ts';
 import { Mysql2Connector } from '../../lambdas/adapters/mysql2.ts';
 import { ApprovalRejected, FerryError, REFUSAL_ERRORS } from '../../lambdas/core/errors.ts';
+import type { ApprovalRequest } from '../../lambdas/core/ports/approvals.ts';
+import type { Progress, TaskDeps } from '../../lambdas/core/ports/task-deps.ts';
 import { loadDefinition, MACHINES, type MachineSpec } from './machines.ts';
 import { acquireRunLock } from './run-lock.ts';
 
@@ -35,30 +35,21 @@ function failure(error: string, cause: string, executions: number): LocalRunResu
   return { status: 'FAILED', error, cause, refused: REFUSAL_ERRORS.includes(error), executions };
 }
 
-/**
- * Runs a machine's ASL file with aws-local-stepfunctions, its Lambda tasks mapped to the handlers,
- * approvals given through the local token store, and continue-as-new done by starting the next
- * execution here, as Step Functions would.
- */
-export async function runLocal(opts: LocalRunOptions): Promise<LocalRunResult> {
-  const spec: MachineSpec | undefined = MACHINES[opts.machine];
+/** The machine and migration a run is for, or the refusal; nothing is written before it. */
+function identify(opts: LocalRunOptions): { spec: MachineSpec; migrationId: string } | LocalRunResult {
+  const spec = MACHINES[opts.machine];
   if (!spec) return failure('InvalidInput', `machine: unknown machine "${opts.machine}"; choose one of ${Object.keys(MACHINES).join(', ')}`, 0);
-  let migrationId: string;
   try {
-    migrationId = spec.parse(opts.input).migrationId;
+    return { spec, migrationId: spec.parse(opts.input).migrationId };
   } catch (err) {
     if (err instanceof FerryError) return failure(err.name, err.message, 0);
     throw err;
   }
-  await mkdir(opts.stateDir, { recursive: true });
-  const lock = acquireRunLock(opts.stateDir, migrationId);
-  if ('heldBy' in lock) {
-    return failure('InvalidInput', `migrationId: another ferry local run of "${migrationId}" is running (pid ${lock.heldBy}) with state dir ${opts.stateDir}; wait for it, or stop it and run again to resume`, 0);
-  }
-  const say = opts.say ?? ((line: string) => process.stderr.write(line + '\n'));
-  const sql = new Mysql2Connector(opts.env ?? process.env);
-  const approvals = new LocalApprovalStore(opts.stateDir);
-  const deps: TaskDeps = {
+}
+
+/** The ports a task gets locally: MariaDB and CouchDB from the environment, flags in the state dir. */
+function localDeps(opts: LocalRunOptions, sql: Mysql2Connector): TaskDeps {
+  return {
     // Local executions of this migration run only in this process (the run lock sees to it): an
     // owner recorded by any other local execution is no longer running.
     executions: { isRunning: async () => false },
@@ -69,87 +60,147 @@ export async function runLocal(opts: LocalRunOptions): Promise<LocalRunResult> {
     now: Date.now,
     report: opts.onProgress ?? (() => undefined),
   };
+}
+
+/**
+ * The approval Tasks' side locally: each request goes to the token store in the state dir and
+ * waits for `ferry approve` (or is approved at once by `--approve`). A decision given to an
+ * execution that then handed over (continue-as-new) stands for the next one.
+ */
+class LocalApprovals {
+  private readonly approvedEarlier = new Map<string, { by: string; at: string }>();
+  private readonly rejectedEarlier = new Map<string, Error>();
+  constructor(
+    private readonly store: LocalApprovalStore,
+    private readonly opts: LocalRunOptions,
+    private readonly say: (line: string) => void,
+  ) {}
+
+  /** The Task handler for one execution; its waits end when `stop` fires (the run aborted or the execution ended). */
+  handler(stop: AbortSignal) {
+    return async (params: { Payload: ApprovalRequest }) => {
+      const req = params.Payload;
+      const rejected = this.rejectedEarlier.get(req.step);
+      if (rejected) throw rejected;
+      const earlier = this.approvedEarlier.get(req.step);
+      if (earlier) {
+        this.say(`approval ${req.step}: given by ${earlier.by} to the execution before this one`);
+        return { approved: true, ...earlier };
+      }
+      await this.store.request(req);
+      if (this.opts.approve === 'all' || this.opts.approve.includes(req.step)) {
+        await this.store.decide(req.migrationId, req.step, { approved: true, by: 'ferry local --approve' });
+        this.say(`approval ${req.step}: given by --approve`);
+      } else {
+        const dir = this.opts.stateDir === '.ferry' ? '' : ` --state-dir ${this.opts.stateDir}`;
+        this.say(`waiting for approval "${req.step}" of ${req.migrationId}. To approve:\n  npx ferry approve ${req.migrationId} --step ${req.step}${dir}\nTo reject:\n  npx ferry approve ${req.migrationId} --step ${req.step} --reject --reason "..."`);
+      }
+      let decision;
+      try {
+        decision = await this.store.waitFor(req, stop);
+      } catch (err) {
+        if (err instanceof ApprovalRejected) this.rejectedEarlier.set(req.step, err);
+        throw err;
+      }
+      this.approvedEarlier.set(req.step, { by: decision.by, at: decision.at });
+      return { approved: true, by: decision.by, at: decision.at };
+    };
+  }
+}
+
+type ExecutionOutcome = { readonly output: unknown } | { readonly continueWith: unknown };
+
+/**
+ * One execution of the ASL: task states mapped to the handlers, approvals to the local store,
+ * `ContinueAsNew` recorded so the caller can start the next execution as Step Functions would.
+ */
+async function runExecution(
+  machine: StateMachine,
+  spec: MachineSpec,
+  migrationId: string,
+  input: unknown,
+  deps: TaskDeps,
+  approvals: LocalApprovals,
+  abort: AbortSignal,
+): Promise<ExecutionOutcome> {
+  const executionId = `local:${spec.name}:${migrationId}:${randomUUID()}`;
+  let continuation: unknown;
+  // Ends every approval still waiting when this execution ends (a branch beside it failed or handed over).
+  const finished = new AbortController();
+  const approval = approvals.handler(AbortSignal.any([abort, finished.signal]));
+  const taskHandlers: Record<string, (input: never) => Promise<unknown>> = {
+    AwaitCutoverApproval: approval,
+    AwaitCleanupApproval: approval,
+    ContinueAsNew: async (params: { Input: unknown }) => {
+      continuation = params.Input;
+      return { ExecutionArn: `local:${spec.name}:${migrationId}:${randomUUID()}` };
+    },
+  };
+  for (const [state, handler] of Object.entries(spec.handlers)) taskHandlers[state] = (event: never) => handler(event, deps);
+  const execution = machine.run(input as never, {
+    overrides: { taskResourceLocalHandlers: taskHandlers as never },
+    context: {
+      Execution: { Id: executionId, Name: executionId.split(':').pop(), Input: input as never, StartTime: new Date().toISOString() },
+      StateMachine: { Id: `local:${spec.name}`, Name: spec.name },
+      Task: { Token: `${executionId}:${randomUUID()}` },
+    },
+  });
+  const onAbort = () => execution.abort();
+  abort.addEventListener('abort', onAbort, { once: true });
+  try {
+    const output = await execution.result;
+    return continuation === undefined ? { output } : { continueWith: continuation };
+  } finally {
+    finished.abort();
+    abort.removeEventListener('abort', onAbort);
+  }
+}
+
+/** An execution's failure as the run's result; anything else is not the execution's and is thrown on. */
+function executionFailure(err: unknown, executions: number): LocalRunResult {
+  if (err instanceof ExecutionAbortedError) {
+    return failure('ExecutionAborted', 'stopped before it finished; the checkpoint is kept: run the same command again to resume', executions);
+  }
+  if (err instanceof ExecutionError) {
+    const cause = (err as Error & { cause?: { name?: string; message?: string } }).cause;
+    return failure(cause?.name ?? 'ExecutionError', cause?.message ?? err.message, executions);
+  }
+  throw err;
+}
+
+/**
+ * Runs a machine's ASL file with aws-local-stepfunctions, its Lambda tasks mapped to the handlers,
+ * approvals given through the local token store, and continue-as-new done by starting the next
+ * execution here, as Step Functions would.
+ */
+export async function runLocal(opts: LocalRunOptions): Promise<LocalRunResult> {
+  const identified = identify(opts);
+  if ('status' in identified) return identified;
+  const { spec, migrationId } = identified;
+  await mkdir(opts.stateDir, { recursive: true });
+  const lock = acquireRunLock(opts.stateDir, migrationId);
+  if ('heldBy' in lock) {
+    return failure('InvalidInput', `migrationId: another ferry local run of "${migrationId}" is running (pid ${lock.heldBy}) with state dir ${opts.stateDir}; wait for it, or stop it and run again to resume`, 0);
+  }
+  const say = opts.say ?? ((line: string) => process.stderr.write(line + '\n'));
+  const sql = new Mysql2Connector(opts.env ?? process.env);
+  const deps = localDeps(opts, sql);
+  const approvals = new LocalApprovals(new LocalApprovalStore(opts.stateDir), opts, say);
   const abort = new AbortController();
   opts.signal?.addEventListener('abort', () => abort.abort(opts.signal?.reason), { once: true });
   const machine = new StateMachine(loadDefinition(spec.name) as StateMachineDefinition, { validationOptions: { checkArn: false } });
-
   let input: unknown = opts.input;
-  let executions = 0;
-  // A decision given to an execution that then handed over (continue-as-new) stands for the next one.
-  const approvedEarlier = new Map<string, { by: string; at: string }>();
-  const rejectedEarlier = new Map<string, Error>();
   try {
-    for (;;) {
-      executions += 1;
-      const executionId = `local:${spec.name}:${migrationId}:${randomUUID()}`;
-      let continuation: unknown;
-      // Ends every approval still waiting when this execution ends (a branch beside it failed or handed over).
-      const finished = new AbortController();
-      const approval = async (params: { Payload: ApprovalRequest }) => {
-        const req = params.Payload;
-        const rejected = rejectedEarlier.get(req.step);
-        if (rejected) throw rejected;
-        const earlier = approvedEarlier.get(req.step);
-        if (earlier) {
-          say(`approval ${req.step}: given by ${earlier.by} to the execution before this one`);
-          return { approved: true, ...earlier };
-        }
-        await approvals.request(req);
-        if (opts.approve === 'all' || opts.approve.includes(req.step)) {
-          await approvals.decide(req.migrationId, req.step, { approved: true, by: 'ferry local --approve' });
-          say(`approval ${req.step}: given by --approve`);
-        } else {
-          say(`waiting for approval "${req.step}" of ${req.migrationId}. To approve:\n  npx ferry approve ${req.migrationId} --step ${req.step}${opts.stateDir === '.ferry' ? '' : ` --state-dir ${opts.stateDir}`}\nTo reject:\n  npx ferry approve ${req.migrationId} --step ${req.step} --reject --reason "..."`);
-        }
-        let decision;
-        try {
-          decision = await approvals.waitFor(req, AbortSignal.any([abort.signal, finished.signal]));
-        } catch (err) {
-          if (err instanceof ApprovalRejected) rejectedEarlier.set(req.step, err);
-          throw err;
-        }
-        approvedEarlier.set(req.step, { by: decision.by, at: decision.at });
-        return { approved: true, by: decision.by, at: decision.at };
-      };
-      const taskHandlers: Record<string, (input: never) => Promise<unknown>> = {
-        AwaitCutoverApproval: approval,
-        AwaitCleanupApproval: approval,
-        ContinueAsNew: async (params: { Input: unknown }) => {
-          continuation = params.Input;
-          return { ExecutionArn: `local:${spec.name}:${migrationId}:${randomUUID()}` };
-        },
-      };
-      for (const [state, handler] of Object.entries(spec.handlers)) {
-        taskHandlers[state] = (event: never) => handler(event, deps);
-      }
-      const execution = machine.run(input as never, {
-        overrides: { taskResourceLocalHandlers: taskHandlers as never },
-        context: {
-          Execution: { Id: executionId, Name: executionId.split(':').pop(), Input: input as never, StartTime: new Date().toISOString() },
-          StateMachine: { Id: `local:${spec.name}`, Name: spec.name },
-          Task: { Token: `${executionId}:${randomUUID()}` },
-        },
-      });
-      const onAbort = () => execution.abort();
-      abort.signal.addEventListener('abort', onAbort, { once: true });
+    for (let executions = 1; ; executions++) {
+      let outcome: ExecutionOutcome;
       try {
-        const output = await execution.result;
-        if (continuation === undefined) return { status: 'SUCCEEDED', output, executions };
-        say(`continuing as a new execution (${executions + 1}) from the checkpoint`);
-        input = continuation;
+        outcome = await runExecution(machine, spec, migrationId, input, deps, approvals, abort.signal);
       } catch (err) {
-        if (err instanceof ExecutionAbortedError) {
-          return failure('ExecutionAborted', 'stopped before it finished; the checkpoint is kept: run the same command again to resume', executions);
-        }
-        if (err instanceof ExecutionError) {
-          const cause = (err as Error & { cause?: { name?: string; message?: string } }).cause;
-          return failure(cause?.name ?? 'ExecutionError', cause?.message ?? err.message, executions);
-        }
-        throw err;
-      } finally {
-        finished.abort();
-        abort.signal.removeEventListener('abort', onAbort);
+        return executionFailure(err, executions);
       }
+      if ('output' in outcome) return { status: 'SUCCEEDED', output: outcome.output, executions };
+      say(`continuing as a new execution (${executions + 1}) from the checkpoint`);
+      input = outcome.continueWith;
     }
   } finally {
     await sql.closeAll();

@@ -5,8 +5,9 @@ import { compareCounts, formatCounts, wantedDocTypes } from '../../lambdas/core/
 import { countByType, STATS_DDOC } from '../../lambdas/core/docs/stats.ts';
 import { doctypeIdentityOf } from '../../lambdas/core/doctype-copy-input.ts';
 import { MACHINE as DOC_MACHINE, parseDoctypeCopyInput, type DoctypeCopyState } from '../../lambdas/doctype-copy/open-doc-migration.ts';
-import { scalar, type SqlConnection } from '../../lambdas/core/ports/sql.ts';
-import { qualified, type TableRef } from '../../lambdas/core/identifiers.ts';
+import type { SqlConnection } from '../../lambdas/core/ports/sql.ts';
+import type { TableRef } from '../../lambdas/core/identifiers.ts';
+import { countRows } from '../../lambdas/core/tables/table-writes.ts';
 import { identityOf } from '../../lambdas/core/table-copy-input.ts';
 import { CheckpointStore } from '../../lambdas/core/checkpoints.ts';
 import { idBounds } from '../../lambdas/core/tables/copier.ts';
@@ -25,7 +26,7 @@ async function describeTable(conn: SqlConnection, ref: TableRef) {
     table: `${ref.database}.${ref.table}`,
     exists: true,
     idType: info.columns.find((c) => c.name === id)?.columnType ?? null,
-    rows: await scalar(conn, `SELECT COUNT(*) FROM ${qualified(ref)}`),
+    rows: await countRows(conn, ref),
     ...(id ? await idBounds(conn, ref, id) : {}),
   };
 }

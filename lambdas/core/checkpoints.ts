@@ -97,4 +97,10 @@ export class CheckpointStore<S> {
     );
     if (affectedRows !== 1) throw new CheckpointConflict(`checkpoint of "${migrationId}" vanished from ${this.table}`);
   }
+
+  /** Forgets the migration: a later run with the same input starts from the beginning. */
+  async remove(migrationId: string): Promise<void> {
+    const exists = await this.conn.query('SELECT 1 FROM information_schema.TABLES WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ?', [this.database, CHECKPOINT_TABLE]);
+    if (exists.length) await this.conn.execute(`DELETE FROM ${this.table} WHERE migration_id = ?`, [migrationId]);
+  }
 }

@@ -1,8 +1,7 @@
 import type { TaskDeps } from '../core/ports/task-deps.ts';
-import { CHECKPOINT_TABLE } from '../core/checkpoints.ts';
-import { qualified, quoteIdent } from '../core/identifiers.ts';
-import { dropTriggerSql, shadowNames } from '../core/tables/shadow.ts';
-import { parseOnlineAlterInput } from './open-alter.ts';
+import { CheckpointStore } from '../core/checkpoints.ts';
+import { dropShadow, shadowNames } from '../core/tables/shadow.ts';
+import { MACHINE, parseOnlineAlterInput } from './open-alter.ts';
 
 /**
  * After a rejected cut-over: drops the triggers and the shadow and forgets the checkpoint, leaving
@@ -12,9 +11,8 @@ export async function abandonAlter(event: { migration: unknown }, deps: TaskDeps
   const input = parseOnlineAlterInput(event.migration);
   const t = input.table;
   const conn = await deps.sql.connect(t.connection);
-  for (const sql of dropTriggerSql(input.migrationId, t)) await conn.execute(sql);
-  await conn.execute(`DROP TABLE IF EXISTS ${qualified(shadowNames(t).shadow)}`);
-  await conn.execute(`DELETE FROM ${quoteIdent(t.database)}.${quoteIdent(CHECKPOINT_TABLE)} WHERE migration_id = ?`, [input.migrationId]);
+  await dropShadow(conn, input.migrationId, t);
+  await new CheckpointStore(conn, t.database, MACHINE).remove(input.migrationId);
   deps.report({ migrationId: input.migrationId, phase: 'abandoned', done: '0', total: null, note: `triggers and ${shadowNames(t).shadow.table} dropped; ${t.table} is as it was`, throttle: null });
   return { abandoned: true };
 }

@@ -1,8 +1,8 @@
 import type { TaskDeps } from '../core/ports/task-deps.ts';
-import { qualified, quoteIdent } from '../core/identifiers.ts';
 import { checkThrottle, loopState, outcomeState, report, save, timeLeft, type TaskEvent } from '../core/tables/chunked-copy.ts';
 import { inspectTable } from '../core/tables/inspector.ts';
 import { shadowNames } from '../core/tables/shadow.ts';
+import { deleteLowest, dropTableIfExists } from '../core/tables/table-writes.ts';
 import { openAlter, type LoopState } from './open-alter.ts';
 
 /**
@@ -18,20 +18,19 @@ export async function cleanup(event: TaskEvent, deps: TaskDeps): Promise<LoopSta
   const { mode, batchRows, pauseMillis } = m.input.alter.cleanup;
   const conn = m.source;
   if (mode === 'trickle-delete' && (await inspectTable(conn, old))) {
-    const id = quoteIdent(m.tables.idColumn);
     while (timeLeft(m)) {
       const decision = await checkThrottle(m);
       if (decision.throttled) return outcomeState(m, { kind: 'throttled', reason: decision.reason, waitSeconds: decision.waitSeconds });
-      const { affectedRows } = await conn.execute(`DELETE FROM ${qualified(old)} ORDER BY ${id} LIMIT ${Number(batchRows)}`);
-      m.state.rowsDeleted = (BigInt(m.state.rowsDeleted) + BigInt(affectedRows)).toString();
+      const deleted = await deleteLowest(conn, old, m.tables.idColumn, batchRows);
+      m.state.rowsDeleted = (BigInt(m.state.rowsDeleted) + BigInt(deleted)).toString();
       await save(m);
-      report(m, `deleted ${affectedRows} rows from ${old.table}`);
-      if (affectedRows < batchRows) break;
+      report(m, `deleted ${deleted} rows from ${old.table}`);
+      if (deleted < batchRows) break;
       if (pauseMillis > 0) await new Promise((r) => setTimeout(r, pauseMillis));
     }
     if (!timeLeft(m)) return loopState(m, { done: false });
   }
-  if (mode !== 'none') await conn.execute(`DROP TABLE IF EXISTS ${qualified(old)}`);
+  if (mode !== 'none') await dropTableIfExists(conn, old);
   await save(m, 'done');
   report(m, mode === 'none' ? `${old.table} kept, as cleanup.mode "none" asks` : `${old.table} dropped`);
   return loopState(m, { done: true });

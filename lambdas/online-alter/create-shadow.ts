@@ -1,10 +1,8 @@
 import type { TaskDeps } from '../core/ports/task-deps.ts';
-import { qualified } from '../core/identifiers.ts';
 import { idBounds } from '../core/tables/copier.ts';
-import { dropTriggerSql, shadowNames, triggerSql } from '../core/tables/shadow.ts';
+import { createShadow as createShadowTable, shadowNames } from '../core/tables/shadow.ts';
 import { loopState, report, save } from '../core/tables/chunked-copy.ts';
-import { openAlter, sharedColumns, type LoopState } from './open-alter.ts';
-import { inspectTable } from '../core/tables/inspector.ts';
+import { openAlter, type LoopState } from './open-alter.ts';
 
 /**
  * Creates `_<table>_new` like the table, applies the ALTER to it, and starts change capture with
@@ -16,19 +14,11 @@ export async function createShadow(event: { migration: unknown; state?: { iterat
   const m = await openAlter(event, deps);
   const input = m.input.alter;
   const t = input.table;
-  const { shadow } = shadowNames(t);
-  const conn = m.source;
-  for (const sql of dropTriggerSql(input.migrationId, t)) await conn.execute(sql);
-  await conn.execute(`DROP TABLE IF EXISTS ${qualified(shadow)}`);
-  await conn.execute(`CREATE TABLE ${qualified(shadow)} LIKE ${qualified(t)}`);
-  await conn.execute(`ALTER TABLE ${qualified(shadow)} ${input.alter}`);
-  const info = (await inspectTable(conn, t))!;
-  const columns = await sharedColumns(info, conn);
-  for (const sql of triggerSql(input.migrationId, t, shadow, m.tables.idColumn, columns)) await conn.execute(sql);
-  const bounds = await idBounds(conn, t, m.tables.idColumn);
+  await createShadowTable(m.source, input.migrationId, t, input.alter, m.tables.idColumn);
+  const bounds = await idBounds(m.source, t, m.tables.idColumn);
   m.state.rangeMin = bounds.min;
   m.state.rangeMax = bounds.max;
   await save(m, 'copy');
-  report(m, `shadow ${shadow.table} created with "${input.alter}"; triggers capture changes; copying ids ${bounds.min ?? '-'}..${bounds.max ?? '-'}`);
+  report(m, `shadow ${shadowNames(t).shadow.table} created with "${input.alter}"; triggers capture changes; copying ids ${bounds.min ?? '-'}..${bounds.max ?? '-'}`);
   return loopState(m, { done: true });
 }

@@ -1,11 +1,9 @@
 import type { TaskDeps } from '../core/ports/task-deps.ts';
-import type { SqlConnection } from '../core/ports/sql.ts';
 import type { Id } from '../core/ids.ts';
 import { alterIdentityOf, onlineAlterInputSchema, type OnlineAlterInput } from '../core/online-alter-input.ts';
 import { parseInput } from '../core/input-parts.ts';
-import { copiedColumns, inspectTable, type TableInfo } from '../core/tables/inspector.ts';
 import { openCopy, type CopySettings, type CopyState, type LoopState as GenericLoopState, type Migration, type TaskEvent } from '../core/tables/chunked-copy.ts';
-import { shadowNames } from '../core/tables/shadow.ts';
+import { shadowNames, sharedColumns } from '../core/tables/shadow.ts';
 
 export const MACHINE = 'online-alter';
 
@@ -50,15 +48,6 @@ export function settingsOf(input: OnlineAlterInput): OnlineAlterSettings {
     execution: input.execution,
     alter: input,
   };
-}
-
-/** Columns copied and compared: those the table and its altered shadow share, in the table's order. */
-export async function sharedColumns(table: TableInfo, conn: SqlConnection): Promise<string[]> {
-  const shadow = await inspectTable(conn, shadowNames(table.ref).shadow);
-  const own = copiedColumns(table);
-  if (!shadow) return own;
-  const theirs = new Set(copiedColumns(shadow));
-  return own.filter((c) => theirs.has(c));
 }
 
 export function openAlter(event: TaskEvent, deps: TaskDeps): Promise<AlterMigration> {

@@ -1,5 +1,5 @@
 import type { TaskDeps } from '../core/ports/task-deps.ts';
-import { str } from '../core/ports/sql.ts';
+import { inspectTable } from '../core/tables/inspector.ts';
 import type { TaskEvent } from '../core/tables/chunked-copy.ts';
 import { openAlter } from './open-alter.ts';
 
@@ -8,14 +8,14 @@ export async function summarize(event: TaskEvent, deps: TaskDeps) {
   const m = await openAlter(event, deps);
   const s = m.state;
   const t = m.input.alter.table;
-  const rows = await m.source.query('SELECT COLUMN_TYPE AS type FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ? AND COLUMN_NAME = ?', [t.database, t.table, m.tables.idColumn]);
+  const info = await inspectTable(m.source, t);
   return {
     migrationId: m.input.migrationId,
     machine: 'online-alter',
     phase: m.phase,
     table: `${t.database}.${t.table}`,
     alter: m.input.alter.alter,
-    idColumnType: rows[0] ? str(rows[0], 'type') : null,
+    idColumnType: info?.columns.find((c) => c.name === m.tables.idColumn)?.columnType ?? null,
     rowsCopied: s.rowsCopied,
     rangesVerified: s.rangesVerified,
     rowsVerified: s.rowsVerified,

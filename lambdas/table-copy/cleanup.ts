@@ -1,15 +1,11 @@
 import type { TaskDeps } from '../core/ports/task-deps.ts';
-import { str } from '../core/ports/sql.ts';
-import { rowHashesSql } from '../core/checksum.ts';
 import { VerificationFailed } from '../core/errors.ts';
 import { compareIds, maxId } from '../core/ids.ts';
-import { qualified, quoteIdent } from '../core/identifiers.ts';
 import { copyRange, idBounds } from '../core/tables/copier.ts';
+import { countRows, deleteIds, idsAfter, truncateTable, withWriteLock } from '../core/tables/table-writes.ts';
+import { rowHashesBothSides } from '../core/tables/verifier.ts';
 import { verifyCopied } from './verify.ts';
 import { checkThrottle, copyUntil, loopState, openMigration, outcomeState, report, save, timeLeft, type LoopState, type Migration, type TaskEvent } from './open-migration.ts';
-
-/** Ids per DELETE statement: keeps each statement short and its locks brief. */
-const DELETE_IDS_PER_STATEMENT = 5000;
 
 /**
  * One batch of the trickle-delete: copy the batch's range once more (a late arrival is copied
@@ -19,39 +15,26 @@ const DELETE_IDS_PER_STATEMENT = 5000;
  */
 async function deleteBatch(m: Migration): Promise<number | null> {
   const s = m.state;
-  const id = quoteIdent(m.tables.idColumn);
-  const src = qualified(m.input.source);
-  const idRows = s.cleanedUpTo === null
-    ? await m.source.query(`SELECT ${id} AS id FROM ${src} ORDER BY ${id} LIMIT ?`, [m.input.cleanup.batchRows])
-    : await m.source.query(`SELECT ${id} AS id FROM ${src} WHERE ${id} > ? ORDER BY ${id} LIMIT ?`, [s.cleanedUpTo, m.input.cleanup.batchRows]);
-  if (idRows.length === 0) return null;
-  const range = { lo: str(idRows[0]!, 'id')!, hi: str(idRows[idRows.length - 1]!, 'id')! };
+  const ids = await idsAfter(m.source, m.input.source, m.tables.idColumn, s.cleanedUpTo, m.input.cleanup.batchRows);
+  if (ids.length === 0) return null;
+  const range = { lo: ids[0]!, hi: ids[ids.length - 1]! };
   const { inserted } = await copyRange(m.tables, range);
-  if (inserted > 0) s.rowsCopied = (BigInt(s.rowsCopied) + BigInt(inserted)).toString();
+  if (inserted > 0) s.lateRowsCopied = (BigInt(s.lateRowsCopied ?? '0') + BigInt(inserted)).toString();
   s.copiedUpTo = s.copiedUpTo === null ? range.hi : maxId(s.copiedUpTo, range.hi);
-  const [sourceRows, targetRows] = await Promise.all([
-    m.source.query(rowHashesSql(src, m.tables.idColumn, m.tables.columns), [range.lo, range.hi]),
-    m.target.query(rowHashesSql(qualified(m.input.target), m.tables.idColumn, m.tables.columns), [range.lo, range.hi]),
-  ]);
-  const targetHash = new Map(targetRows.map((r) => [str(r, 'id')!, str(r, 'hash')]));
+  const [sourceRows, targetRows] = await rowHashesBothSides(m.tables, range);
+  const targetHash = new Map(targetRows.map((r) => [r.id, r.hash]));
   const safe: string[] = [];
   for (const row of sourceRows) {
-    const rowId = str(row, 'id')!;
-    const other = targetHash.get(rowId);
-    if (other === undefined || other !== str(row, 'hash')) {
+    const other = targetHash.get(row.id);
+    if (other === undefined || other !== row.hash) {
       throw new VerificationFailed(
-        `cleanup stopped before deleting id ${rowId}: the target ${other === undefined ? 'does not have it' : 'has a different row with that id'}. ` +
+        `cleanup stopped before deleting id ${row.id}: the target ${other === undefined ? 'does not have it' : 'has a different row with that id'}. ` +
           'Nothing of that batch was deleted. Check for id collisions (raise idOffset) and run again.',
       );
     }
-    safe.push(rowId);
+    safe.push(row.id);
   }
-  let deleted = 0;
-  for (let i = 0; i < safe.length; i += DELETE_IDS_PER_STATEMENT) {
-    const ids = safe.slice(i, i + DELETE_IDS_PER_STATEMENT);
-    const { affectedRows } = await m.source.execute(`DELETE FROM ${src} WHERE ${id} IN (${ids.map(() => '?').join(', ')})`, ids);
-    deleted += affectedRows;
-  }
+  const deleted = await deleteIds(m.source, m.input.source, m.tables.idColumn, safe);
   s.cleanedUpTo = range.hi;
   s.rowsDeleted = (BigInt(s.rowsDeleted) + BigInt(deleted)).toString();
   await save(m);
@@ -95,23 +78,25 @@ async function truncate(m: Migration): Promise<LoopState> {
   if (verified !== true) return verified;
   const lock = await m.deps.sql.connectDedicated(m.input.source.connection);
   try {
-    await lock.execute('SET SESSION lock_wait_timeout = 10');
-    await lock.execute(`LOCK TABLES ${qualified(m.input.source)} WRITE`);
-    const bounds = await idBounds(lock, m.input.source, m.tables.idColumn);
-    const count = (await lock.query(`SELECT COUNT(*) AS n FROM ${qualified(m.input.source)}`))[0];
-    const rows = str(count ?? {}, 'n') ?? '0';
-    const arrived = bounds.max !== null && (s.copiedUpTo === null || compareIds(bounds.max, s.copiedUpTo) > 0);
-    if (arrived || rows !== s.rowsVerified) {
-      report(m, `source changed since verification (${rows} rows now, ${s.rowsVerified} verified): catching up before truncating`);
+    const truncated = await withWriteLock(lock, m.input.source, 10, async () => {
+      const bounds = await idBounds(lock, m.input.source, m.tables.idColumn);
+      const rows = await countRows(lock, m.input.source);
+      const arrived = bounds.max !== null && (s.copiedUpTo === null || compareIds(bounds.max, s.copiedUpTo) > 0);
+      if (arrived || rows !== s.rowsVerified) {
+        report(m, `source changed since verification (${rows} rows now, ${s.rowsVerified} verified): catching up before truncating`);
+        return null;
+      }
+      await truncateTable(lock, m.input.source);
+      return rows;
+    });
+    if (truncated === null) {
       s.verifiedUpTo = null;
       s.rowsVerified = '0';
       await save(m);
       return loopState(m, { done: false });
     }
-    await lock.execute(`TRUNCATE TABLE ${qualified(m.input.source)}`);
-    s.rowsDeleted = (BigInt(s.rowsDeleted) + BigInt(rows)).toString();
+    s.rowsDeleted = (BigInt(s.rowsDeleted) + BigInt(truncated)).toString();
   } finally {
-    await lock.execute('UNLOCK TABLES').catch(() => undefined);
     await lock.close();
   }
   return finish(m);

@@ -27,6 +27,8 @@ export interface TableCopyState extends CopyState {
   rowsVerified: string;
   rangesRepaired: number;
   cleanedUpTo: Id | null;
+  /** Rows the trickle-delete found missing from the target and copied before deleting them. */
+  lateRowsCopied?: string;
 }
 
 export type LoopState = GenericLoopState<Phase>;

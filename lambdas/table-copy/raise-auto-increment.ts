@@ -1,7 +1,7 @@
 import type { TaskDeps } from '../core/ports/task-deps.ts';
-import { scalar } from '../core/ports/sql.ts';
-import { qualified } from '../core/identifiers.ts';
 import { idBounds } from '../core/tables/copier.ts';
+import { autoIncrementOf } from '../core/tables/inspector.ts';
+import { setAutoIncrement } from '../core/tables/table-writes.ts';
 import { loopState, openMigration, report, save, type LoopState, type TaskEvent } from './open-migration.ts';
 
 /**
@@ -13,16 +13,11 @@ export async function raiseAutoIncrement(event: TaskEvent, deps: TaskDeps): Prom
   const { input } = m;
   const { max } = await idBounds(m.source, input.source, m.tables.idColumn);
   const wanted = (max === null ? 0n : BigInt(max)) + BigInt(input.idOffset) + 1n;
-  const current = await scalar(
-    m.target,
-    'SELECT AUTO_INCREMENT FROM information_schema.TABLES WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ?',
-    [input.target.database, input.target.table],
-  );
+  const current = await autoIncrementOf(m.target, input.target);
   if (current === null) {
     report(m, `${input.target.table} has no AUTO_INCREMENT column: nothing to raise`);
   } else if (BigInt(current) < wanted) {
-    // A DDL value cannot be a placeholder; `wanted` is a BigInt computed here, never text from the input.
-    await m.target.execute(`ALTER TABLE ${qualified(input.target)} AUTO_INCREMENT = ${wanted.toString()}`);
+    await setAutoIncrement(m.target, input.target, wanted);
     report(m, `target AUTO_INCREMENT raised from ${current} to ${wanted}`);
   }
   m.state.autoIncrement = current === null ? null : (BigInt(current) < wanted ? wanted : BigInt(current)).toString();

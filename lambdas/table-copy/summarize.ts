@@ -19,6 +19,7 @@ export async function summarize(event: TaskEvent, deps: TaskDeps) {
     rangesRepaired: s.rangesRepaired,
     cleanup: m.input.cleanup.mode,
     rowsDeleted: s.rowsDeleted,
+    lateRowsCopiedAtCleanup: s.lateRowsCopied ?? '0',
     throttledSeconds: Math.round(s.throttledMillis / 1000),
     flags: await deps.flags.list(m.input.migrationId),
     startedAt: s.startedAt,

@@ -1,7 +1,6 @@
 import type { TaskDeps } from '../core/ports/task-deps.ts';
-import { nextChunkRows } from '../core/chunker.ts';
 import { compareIds } from '../core/ids.ts';
-import { nextVerifyRange } from '../core/tables/chunked-copy.ts';
+import { nextVerifyRange, resizeChunk } from '../core/tables/chunked-copy.ts';
 import { verifyRange } from '../core/tables/verifier.ts';
 import { checkThrottle, loopState, openMigration, outcomeState, report, save, timeLeft, type LoopState, type Migration, type TaskEvent } from './open-migration.ts';
 
@@ -21,7 +20,7 @@ export async function verifyCopied(m: Migration): Promise<boolean | LoopState> {
     if (decision.throttled) return outcomeState(m, { kind: 'throttled', reason: decision.reason, waitSeconds: decision.waitSeconds });
     const started = m.deps.now();
     const verdict = await verifyRange(m.tables, range);
-    s.chunkRows = nextChunkRows(s.chunkRows, m.deps.now() - started, m.input.chunk);
+    resizeChunk(m, m.deps.now() - started);
     s.verifiedUpTo = verdict.range.hi;
     s.rangesVerified += 1;
     s.rowsVerified = (BigInt(s.rowsVerified) + BigInt(verdict.rows)).toString();

@@ -2,8 +2,9 @@ import type { TaskDeps } from '../ports/task-deps.ts';
 import { PAUSED_FLAG } from '../ports/flags.ts';
 import type { SqlConnection } from '../ports/sql.ts';
 import { CheckpointStore, type Checkpoint } from '../checkpoints.ts';
-import { initialChunkRows, nextChunkRows, planChunk, type ChunkSettings } from '../chunker.ts';
+import { chunkSettings, initialChunkSpan, nextChunkSpan, planChunk, type ChunkInput } from '../chunker.ts';
 import { InvalidInput } from '../errors.ts';
+import { claimOwnership } from '../ownership.ts';
 import { addId, maxId, minId, type Id, type IdRange } from '../ids.ts';
 import type { TableRef } from '../identifiers.ts';
 import { decideThrottle, type ThrottleDecision } from '../throttler.ts';
@@ -16,7 +17,7 @@ export interface CopySettings {
   readonly migrationId: string;
   readonly source: TableRef & { readonly connection: string };
   readonly target: TableRef & { readonly connection: string };
-  readonly chunk: ChunkSettings;
+  readonly chunk: ChunkInput;
   readonly throttle: {
     readonly maxThreadsRunning: number;
     readonly replica?: { readonly connection: string; readonly maxLagSeconds: number };
@@ -32,7 +33,8 @@ export interface CopyState {
   /** Every source id up to and including this one is in the target. */
   copiedUpTo: Id | null;
   rowsCopied: string;
-  chunkRows: number;
+  /** Id span of the next chunk (and of the next verified range), sized by time. */
+  chunkSpan: number;
   rowsDeleted: string;
   throttledMillis: number;
   phaseStartedAt: Record<string, string>;
@@ -105,6 +107,8 @@ export async function openCopy<I extends CopySettings, S extends CopyState, P ex
   const sourceInfo = await inspectTable(source, input.source);
   if (!sourceInfo) throw new InvalidInput('source.table', `${input.source.database}.${input.source.table} no longer exists`);
   const columns = options.columns ? await options.columns(sourceInfo, source) : copiedColumns(sourceInfo);
+  const state = structuredClone(checkpoint.state);
+  if (!(state.chunkSpan > 0)) state.chunkSpan = initialChunkSpan(chunkSettings(input.chunk));
   return {
     input,
     deps,
@@ -113,7 +117,7 @@ export async function openCopy<I extends CopySettings, S extends CopyState, P ex
     tables: { ...copyTables(input, source, target, sourceInfo, columns), readLock: options.readLock ?? false },
     store,
     checkpoint,
-    state: structuredClone(checkpoint.state),
+    state,
     phase: checkpoint.phase as P,
     iterations: (event.state?.iterations ?? 0) + 1,
     startedMillis,
@@ -122,10 +126,38 @@ export async function openCopy<I extends CopySettings, S extends CopyState, P ex
 
 type AnyMigration = Migration<CopySettings, CopyState, string>;
 
+/** The execution a task runs in, as Preflight is told it. */
+export function executionOf(event: TaskEvent): string {
+  return event.execution ?? 'unnamed execution';
+}
+
+/**
+ * Preflight found a checkpoint: this execution takes the migration over (see ownership.ts) and
+ * records itself as the owner, or is refused with MigrationBusy.
+ */
+export async function takeOver<S extends CopyState>(store: CheckpointStore<S>, checkpoint: Checkpoint<S>, event: TaskEvent, deps: TaskDeps): Promise<void> {
+  const me = executionOf(event);
+  await claimOwnership(checkpoint.migrationId, checkpoint.state.owner, me, event.state?.handedOverBy, (id) => deps.executions.isRunning(id));
+  if (checkpoint.state.owner !== me) await store.save(checkpoint.migrationId, checkpoint.phase, { ...checkpoint.state, owner: me });
+}
+
+/** What Preflight hands to RouteByPhase: the checkpoint's phase and progress. */
+export function startState<P extends string>(phase: P, s: CopyState): LoopState<P> {
+  return {
+    phase, done: false, waitSeconds: 0, throttle: null, iterations: 0, continueAsNew: false,
+    progress: { rowsCopied: s.rowsCopied, estimatedRows: s.estimatedRows, copiedUpTo: s.copiedUpTo, rowsDeleted: s.rowsDeleted },
+  };
+}
+
 export async function save<P extends string>(m: Migration<CopySettings, CopyState, P>, phase: P = m.phase): Promise<void> {
   if (phase !== m.phase) m.state.phaseStartedAt[phase] = new Date(m.deps.now()).toISOString();
   m.phase = phase;
   await m.store.save(m.input.migrationId, phase, m.state);
+}
+
+/** Sizes the next chunk (or verified range) from how long the last one took. */
+export function resizeChunk(m: AnyMigration, elapsedMillis: number): void {
+  m.state.chunkSpan = nextChunkSpan(m.state.chunkSpan, elapsedMillis, chunkSettings(m.input.chunk));
 }
 
 export function timeLeft(m: AnyMigration): boolean {
@@ -171,20 +203,18 @@ export type CopyOutcome = { kind: 'caught-up' } | { kind: 'budget' } | { kind: '
  */
 export async function copyUntil(m: AnyMigration, upTo: Id, onRows?: (inserted: number) => void): Promise<CopyOutcome> {
   const s = m.state;
-  const chunk = m.input.chunk;
-  if (s.chunkRows <= 0) s.chunkRows = initialChunkRows(chunk);
   while (timeLeft(m)) {
     const decision = await checkThrottle(m);
     if (decision.throttled) return { kind: 'throttled', reason: decision.reason, waitSeconds: decision.waitSeconds };
     const first = await nextExistingId(m.source, m.input.source, m.tables.idColumn, s.copiedUpTo);
-    const range = planChunk(first, s.chunkRows, upTo);
+    const range = planChunk(first, s.chunkSpan, upTo);
     if (!range) return { kind: 'caught-up' };
     const started = m.deps.now();
     const { inserted } = await copyRange(m.tables, range);
     const elapsed = m.deps.now() - started;
     s.copiedUpTo = s.copiedUpTo === null ? range.hi : maxId(s.copiedUpTo, range.hi);
     s.rowsCopied = (BigInt(s.rowsCopied) + BigInt(inserted)).toString();
-    s.chunkRows = nextChunkRows(s.chunkRows, elapsed, chunk);
+    resizeChunk(m, elapsed);
     onRows?.(inserted);
     await save(m);
     report(m, `copied ids ${range.lo}..${range.hi} (${inserted} rows in ${elapsed} ms)`);
@@ -195,7 +225,7 @@ export async function copyUntil(m: AnyMigration, upTo: Id, onRows?: (inserted: n
 /**
  * The next range to verify, contiguous with the last one so no id is skipped: from the lowest id
  * on either side (a stray target row below the source's is seen) or just after `verifiedUpTo`, to
- * about `chunkRows` existing source ids further, never past `upTo`. Null when no id is left.
+ * `chunkSpan` ids past the next existing source id, never past `upTo`. Null when no id is left.
  */
 export async function nextVerifyRange(m: AnyMigration, verifiedUpTo: Id | null, upTo: Id): Promise<IdRange | null> {
   let lo: Id | null;
@@ -207,7 +237,7 @@ export async function nextVerifyRange(m: AnyMigration, verifiedUpTo: Id | null, 
   }
   if (lo === null) return null;
   const next = await nextExistingId(m.source, m.input.source, m.tables.idColumn, addId(lo, -1));
-  return { lo, hi: next === null ? upTo : minId(addId(next, m.state.chunkRows - 1), upTo) };
+  return { lo, hi: next === null ? upTo : minId(addId(next, m.state.chunkSpan - 1), upTo) };
 }
 
 /** The value a task hands back to the state machine. */

@@ -1,6 +1,6 @@
 import type { SqlConnection } from '../ports/sql.ts';
-import { str } from '../ports/sql.ts';
-import type { TableRef } from '../identifiers.ts';
+import { scalar, str } from '../ports/sql.ts';
+import { qualified, type TableRef } from '../identifiers.ts';
 
 export interface ColumnInfo {
   readonly name: string;
@@ -75,4 +75,60 @@ export async function inspectTable(conn: SqlConnection, ref: TableRef): Promise<
 /** The columns that are copied and compared: every stored column of the source, in its order. */
 export function copiedColumns(source: TableInfo): string[] {
   return source.columns.filter((c) => !c.generated).map((c) => c.name);
+}
+
+/** Whether the table holds any row at all (one index probe, not a count). */
+export async function hasAnyRow(conn: SqlConnection, ref: TableRef): Promise<boolean> {
+  return (await conn.query(`SELECT 1 AS any_row FROM ${qualified(ref)} LIMIT 1`)).length > 0;
+}
+
+/** The server's row estimate (`information_schema.TABLES.TABLE_ROWS`), as a decimal string. */
+export async function estimatedRows(conn: SqlConnection, ref: TableRef): Promise<string> {
+  return (await scalar(conn, 'SELECT TABLE_ROWS FROM information_schema.TABLES WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ?', [ref.database, ref.table])) ?? '0';
+}
+
+/** The table's next AUTO_INCREMENT value, or null when it has no AUTO_INCREMENT column. */
+export async function autoIncrementOf(conn: SqlConnection, ref: TableRef): Promise<string | null> {
+  return scalar(conn, 'SELECT AUTO_INCREMENT FROM information_schema.TABLES WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ?', [ref.database, ref.table]);
+}
+
+/** Data and index bytes of the table, as the server reports them. */
+export async function tableBytes(conn: SqlConnection, ref: TableRef): Promise<string | null> {
+  return scalar(conn, 'SELECT DATA_LENGTH + INDEX_LENGTH FROM information_schema.TABLES WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ?', [ref.database, ref.table]);
+}
+
+/** Free bytes on the data directory's disk, where the server reports it (MariaDB's DISKS plugin), else null. */
+export async function diskFreeBytes(conn: SqlConnection): Promise<string | null> {
+  try {
+    return await scalar(conn, 'SELECT MIN(Available) * 1024 FROM information_schema.DISKS');
+  } catch {
+    return null;
+  }
+}
+
+export interface ForeignKeyRef {
+  readonly name: string;
+  /** The table that holds the constraint. */
+  readonly table: TableRef;
+  readonly column: string;
+}
+
+/** Foreign keys of other tables that point at this one. */
+export async function foreignKeysPointingAt(conn: SqlConnection, ref: TableRef): Promise<ForeignKeyRef[]> {
+  const rows = await conn.query(
+    `SELECT CONSTRAINT_SCHEMA AS db, TABLE_NAME AS tbl, CONSTRAINT_NAME AS name, COLUMN_NAME AS col
+       FROM information_schema.KEY_COLUMN_USAGE WHERE REFERENCED_TABLE_SCHEMA = ? AND REFERENCED_TABLE_NAME = ?
+      ORDER BY CONSTRAINT_SCHEMA, TABLE_NAME, CONSTRAINT_NAME`,
+    [ref.database, ref.table],
+  );
+  return rows.map((r) => ({ name: str(r, 'name')!, table: { database: str(r, 'db')!, table: str(r, 'tbl')! }, column: str(r, 'col')! }));
+}
+
+/** Triggers defined on the table, as `name (timing event)`. */
+export async function triggersOn(conn: SqlConnection, ref: TableRef): Promise<string[]> {
+  const rows = await conn.query(
+    'SELECT TRIGGER_NAME AS name, ACTION_TIMING AS timing, EVENT_MANIPULATION AS event FROM information_schema.TRIGGERS WHERE EVENT_OBJECT_SCHEMA = ? AND EVENT_OBJECT_TABLE = ?',
+    [ref.database, ref.table],
+  );
+  return rows.map((r) => `${str(r, 'name')} (${str(r, 'timing')} ${str(r, 'event')})`);
 }

@@ -1,15 +1,28 @@
-import type { SqlConnection } from '../ports/sql.ts';
-import { str } from '../ports/sql.ts';
+import { type SqlConnection, str } from '../ports/sql.ts';
 import { differingIds, rangeChecksumSql, rowHashesSql, sameChecksum, type RangeChecksum } from '../checksum.ts';
 import { VerificationFailed } from '../errors.ts';
-import type { IdRange } from '../ids.ts';
-import { qualified, type TableRef } from '../identifiers.ts';
+import type { Id, IdRange } from '../ids.ts';
+import { qualified, quoteIdent, type TableRef } from '../identifiers.ts';
 import { copyRange, type CopyTables } from './copier.ts';
 
 export async function checksumRange(conn: SqlConnection, table: TableRef, idColumn: string, columns: readonly string[], range: IdRange): Promise<RangeChecksum> {
   const rows = await conn.query(rangeChecksumSql(qualified(table), idColumn, columns), [range.lo, range.hi]);
   const r = rows[0] ?? {};
   return { rowCount: str(r, 'row_count') ?? '0', checksum: str(r, 'checksum') ?? '0' };
+}
+
+/** Per-row hashes of a range, in id order. */
+export async function rowHashes(conn: SqlConnection, table: TableRef, idColumn: string, columns: readonly string[], range: IdRange): Promise<{ id: Id; hash: string }[]> {
+  const rows = await conn.query(rowHashesSql(qualified(table), idColumn, columns), [range.lo, range.hi]);
+  return rows.map((r) => ({ id: str(r, 'id')!, hash: str(r, 'hash')! }));
+}
+
+/** Per-row hashes of a range on both sides of a copy, read at the same time. */
+export function rowHashesBothSides(t: CopyTables, range: IdRange): Promise<[{ id: Id; hash: string }[], { id: Id; hash: string }[]]> {
+  return Promise.all([
+    rowHashes(t.source, t.sourceTable, t.idColumn, t.columns, range),
+    rowHashes(t.target, t.targetTable, t.idColumn, t.columns, range),
+  ]);
 }
 
 export interface RangeVerdict {
@@ -38,12 +51,8 @@ export async function verifyRange(t: CopyTables, range: IdRange): Promise<RangeV
   await copyRange(t, range);
   const second = await compare(t, range);
   if (second.equal) return { range, rows: second.source.rowCount, repaired: true };
-  const [sourceRows, targetRows] = await Promise.all([
-    t.source.query(rowHashesSql(qualified(t.sourceTable), t.idColumn, t.columns), [range.lo, range.hi]),
-    t.target.query(rowHashesSql(qualified(t.targetTable), t.idColumn, t.columns), [range.lo, range.hi]),
-  ]);
-  const toPairs = (rows: typeof sourceRows) => rows.map((r) => ({ id: str(r, 'id')!, hash: str(r, 'hash')! }));
-  const diffs = differingIds(toPairs(sourceRows), toPairs(targetRows));
+  const [sourceRows, targetRows] = await rowHashesBothSides(t, range);
+  const diffs = differingIds(sourceRows, targetRows);
   const listed = diffs.map((d) => `${d.id} (${d.problem})`).join(', ');
   throw new VerificationFailed(
     `ids ${range.lo}..${range.hi} still differ after a re-copy: source ${second.source.rowCount} rows, target ${second.target.rowCount} rows; ` +
@@ -51,4 +60,41 @@ export async function verifyRange(t: CopyTables, range: IdRange): Promise<RangeV
       'A target row with the same id but other content usually means the application wrote it there: raise idOffset so ' +
       "the target's AUTO_INCREMENT starts above every id the source can still receive.",
   );
+}
+
+/**
+ * Both checksums of a range in one consistent snapshot, for two tables on one server (a table and
+ * its shadow): triggers write the shadow in the same transaction as the table, so inside one
+ * snapshot the two agree unless the copy is wrong.
+ */
+export async function snapshotCompare(conn: SqlConnection, t: CopyTables, range: IdRange): Promise<{ source: RangeChecksum; target: RangeChecksum }> {
+  await conn.execute('START TRANSACTION WITH CONSISTENT SNAPSHOT, READ ONLY');
+  try {
+    const source = await checksumRange(conn, t.sourceTable, t.idColumn, t.columns, range);
+    const target = await checksumRange(conn, t.targetTable, t.idColumn, t.columns, range);
+    return { source, target };
+  } finally {
+    await conn.execute('COMMIT');
+  }
+}
+
+/**
+ * Makes a range of the target equal the source's, both on one server, under share locks on the
+ * source's rows: rows replaced from the source, target rows the source no longer has removed.
+ */
+export async function repairRange(conn: SqlConnection, t: CopyTables, range: IdRange): Promise<void> {
+  const cols = t.columns.map(quoteIdent).join(', ');
+  const id = quoteIdent(t.idColumn);
+  await conn.execute('START TRANSACTION');
+  try {
+    await conn.execute(`REPLACE INTO ${qualified(t.targetTable)} (${cols}) SELECT ${cols} FROM ${qualified(t.sourceTable)} WHERE ${id} BETWEEN ? AND ? LOCK IN SHARE MODE`, [range.lo, range.hi]);
+    await conn.execute(
+      `DELETE s FROM ${qualified(t.targetTable)} s LEFT JOIN ${qualified(t.sourceTable)} o ON o.${id} = s.${id} WHERE s.${id} BETWEEN ? AND ? AND o.${id} IS NULL`,
+      [range.lo, range.hi],
+    );
+    await conn.execute('COMMIT');
+  } catch (err) {
+    await conn.execute('ROLLBACK').catch(() => undefined);
+    throw err;
+  }
 }

@@ -1,0 +1,112 @@
+import { InvalidInput } from '../errors.ts';
+import type { TableRef } from '../identifiers.ts';
+import type { OnlineAlterInput } from '../online-alter-input.ts';
+import type { SqlConnection } from '../ports/sql.ts';
+import type { TableCopyInput } from '../table-copy-input.ts';
+import { idBounds } from './copier.ts';
+import { databaseExists, diskFreeBytes, foreignKeysPointingAt, inspectTable, integerRange, tableBytes, triggersOn, type TableInfo } from './inspector.ts';
+import { throttleQueryValue } from './probes.ts';
+import { shadowNames, tryAlter } from './shadow.ts';
+
+async function requireTable(conn: SqlConnection, field: string, ref: TableRef, fix: { database: string; table: string }): Promise<TableInfo> {
+  if (!(await databaseExists(conn, ref.database))) {
+    throw new InvalidInput(`${field}.database`, `database ${ref.database} does not exist on connection "${conn.name}"; ${fix.database}`);
+  }
+  const info = await inspectTable(conn, ref);
+  if (!info) throw new InvalidInput(`${field}.table`, `table ${ref.database}.${ref.table} does not exist on connection "${conn.name}"; ${fix.table}`);
+  return info;
+}
+
+const COPY_FIX = { database: 'create it or fix the name', table: 'create it (same columns, wider id) or fix the name' };
+
+/**
+ * Every check of table-copy's two tables that can refuse the input, in the order an operator would
+ * fix them. Reads only: nothing is written until all of them pass.
+ */
+export async function checkCopyTables(input: TableCopyInput, source: SqlConnection, target: SqlConnection): Promise<{ sourceInfo: TableInfo; targetInfo: TableInfo }> {
+  const sourceInfo = await requireTable(source, 'source', input.source, COPY_FIX);
+  const targetInfo = await requireTable(target, 'target', input.target, COPY_FIX);
+  if (sourceInfo.primaryKey.length !== 1) {
+    throw new InvalidInput('source.table', `primary key of ${input.source.table} is ${sourceInfo.primaryKey.length === 0 ? 'missing' : `(${sourceInfo.primaryKey.join(', ')})`}; ferry copies tables keyed by one integer column`);
+  }
+  const idName = sourceInfo.primaryKey[0]!;
+  const sourceId = sourceInfo.columns.find((c) => c.name === idName)!;
+  const sourceRange = integerRange(sourceId);
+  if (!sourceRange) {
+    throw new InvalidInput('source.table', `primary key ${idName} of ${input.source.table} is ${sourceId.columnType}, not an integer; ferry copies tables keyed by one integer column`);
+  }
+  if (targetInfo.primaryKey.length !== 1 || targetInfo.primaryKey[0] !== idName) {
+    throw new InvalidInput('target.table', `primary key of ${input.target.table} must be the single column ${idName}, like the source's (it is ${targetInfo.primaryKey.join(', ') || 'missing'})`);
+  }
+  const targetColumns = new Map(targetInfo.columns.map((c) => [c.name, c]));
+  const missing = sourceInfo.columns.filter((c) => !c.generated && (!targetColumns.has(c.name) || targetColumns.get(c.name)!.generated));
+  if (missing.length > 0) {
+    throw new InvalidInput('target.table', `${input.target.table} lacks source column(s) ${missing.map((c) => c.name).join(', ')}; add them to the target`);
+  }
+  const targetRange = integerRange(targetColumns.get(idName)!);
+  if (!targetRange) {
+    throw new InvalidInput('target.table', `${idName} of ${input.target.table} is ${targetColumns.get(idName)!.columnType}, not an integer`);
+  }
+  const { min } = await idBounds(source, input.source, idName);
+  const needMax = sourceRange.max + BigInt(input.idOffset);
+  const needMin = min === null ? 0n : BigInt(min);
+  if (targetRange.max < needMax || targetRange.min > needMin) {
+    throw new InvalidInput(
+      'target.table',
+      `${idName} of ${input.target.table} is ${targetColumns.get(idName)!.columnType}, too small for source ids of type ${sourceId.columnType}` +
+        ` plus idOffset ${input.idOffset} (up to ${needMax}${needMin < 0n ? `, down to ${needMin}` : ''}); widen it, e.g. BIGINT UNSIGNED`,
+    );
+  }
+  return { sourceInfo, targetInfo };
+}
+
+/**
+ * Every check of online-alter's table and clause that can refuse the input. The clause is tried on
+ * an empty scratch copy, which is dropped again: nothing lasting is written.
+ */
+export async function checkAlterTable(conn: SqlConnection, input: OnlineAlterInput): Promise<void> {
+  const t = input.table;
+  const info = await requireTable(conn, 'table', t, { database: 'fix the name', table: 'fix the name' });
+  const idName = info.primaryKey[0];
+  const idColumn = info.columns.find((c) => c.name === idName);
+  if (info.primaryKey.length !== 1 || !idColumn || !integerRange(idColumn)) {
+    throw new InvalidInput('table.table', `primary key of ${t.table} is ${info.primaryKey.length ? `(${info.primaryKey.join(', ')})` : 'missing'}; ferry alters tables keyed by one integer column`);
+  }
+  const fks = await foreignKeysPointingAt(conn, t);
+  if (fks.length) {
+    const listed = fks.map((fk) => `${fk.name} on ${fk.table.database}.${fk.table.table}(${fk.column}) — drop it first: ALTER TABLE \`${fk.table.database}\`.\`${fk.table.table}\` DROP FOREIGN KEY \`${fk.name}\``);
+    throw new InvalidInput('table.table', `foreign keys point at ${t.table}, and would stay on the old table after the swap: ${listed.join('; ')}`);
+  }
+  const triggers = await triggersOn(conn, t);
+  if (triggers.length) throw new InvalidInput('table.table', `${t.table} has triggers of its own (${triggers.join(', ')}); ferry captures changes with triggers and will not mix with them`);
+  const { shadow, old } = shadowNames(t);
+  for (const leftover of [shadow, old]) {
+    if (await inspectTable(conn, leftover)) throw new InvalidInput('table.table', `${t.database}.${leftover.table} already exists and no checkpoint of "${input.migrationId}" explains it; drop or rename it first`);
+  }
+  const tried = await tryAlter(conn, t, input.alter);
+  if (!tried.ok) throw new InvalidInput('alter', `the database refused it: ${tried.error}; fix the clause`);
+  const altered = tried.altered;
+  if (altered.primaryKey.length !== 1 || altered.primaryKey[0] !== idName) {
+    throw new InvalidInput('alter', `must keep the primary key on ${idName} alone (the altered table's key is ${altered.primaryKey.join(', ') || 'missing'})`);
+  }
+  const newRange = integerRange(altered.columns.find((c) => c.name === idName)!);
+  const { min, max } = await idBounds(conn, t, idName!);
+  if (!newRange || (max !== null && (BigInt(max) > newRange.max || BigInt(min!) < newRange.min))) {
+    throw new InvalidInput('alter', `leaves ${idName} unable to hold the ids the table has (${min}..${max})`);
+  }
+  const size = await tableBytes(conn, t);
+  const free = await diskFreeBytes(conn);
+  if (free !== null && size !== null && BigInt(free) < BigInt(size) * 2n) {
+    throw new InvalidInput('table.table', `the server has ${free} bytes free and a second copy of ${t.table} needs about ${size} (twice that with its log); free space first`);
+  }
+}
+
+/** The operator's throttle query must run where it will be asked. */
+export async function checkThrottleQuery(conn: SqlConnection, query: string | undefined, where: string): Promise<void> {
+  if (!query) return;
+  try {
+    await throttleQueryValue(conn, query);
+  } catch (err) {
+    throw new InvalidInput('throttle.query', `the throttle query fails${where}: ${(err as Error).message}`);
+  }
+}
