@@ -8,6 +8,7 @@ import { parseTableCopyInput, type TaskEvent } from '../../lambdas/table-copy/op
 import { preflight } from '../../lambdas/table-copy/preflight.ts';
 import { raiseAutoIncrement } from '../../lambdas/table-copy/raise-auto-increment.ts';
 import { summarize } from '../../lambdas/table-copy/summarize.ts';
+import { sweep } from '../../lambdas/table-copy/sweep.ts';
 import { verify } from '../../lambdas/table-copy/verify.ts';
 import { assertComplete } from '../../lambdas/doctype-copy/assert-complete.ts';
 import { cleanup as docCleanup } from '../../lambdas/doctype-copy/cleanup.ts';
@@ -65,6 +66,7 @@ export const MACHINES: Readonly<Record<string, MachineSpec>> = {
       CatchUp: catchUp,
       Verify: verify,
       SetCutoverFlags: setCutoverFlags,
+      Sweep: sweep,
       Cleanup: cleanup,
       Summarize: summarize,
     },

@@ -1,24 +1,25 @@
 import { quoteIdent } from './identifiers.ts';
 
 /**
- * The per-row fingerprint used to compare a range on both sides:
- * `CRC32(CONCAT_WS('#', c1, …, cn, null-bitmap))`.
- *
- * CONCAT_WS skips NULLs, so ('a', NULL) and (NULL, 'a') would collide without the bitmap of
- * which columns are NULL. Columns are listed in a fixed order (the source's), so both sides
- * hash the same text even when the target declares them in another order.
+ * The per-row fingerprint used to compare rows on both sides: MD5 over an unambiguous encoding
+ * of the row, every column `QUOTE`d (NULL is the bare word NULL, a string is quoted with its
+ * quotes escaped) and joined by commas, so ('a,b', 'c') and ('a', 'b,c'), NULL and 'NULL', and
+ * '' all differ. Columns are listed in a fixed order (the source's), so both sides hash the same
+ * text even when the target declares them in another order.
  */
 export function rowHashExpr(columns: readonly string[]): string {
   if (columns.length === 0) throw new TypeError('rowHashExpr needs at least one column');
-  const quoted = columns.map(quoteIdent);
-  const bitmap = `CONCAT(${quoted.map((c) => `ISNULL(${c})`).join(', ')})`;
-  return `CRC32(CONCAT_WS('#', ${quoted.join(', ')}, ${bitmap}))`;
+  return `MD5(CONCAT_WS(',', ${columns.map((c) => `QUOTE(${quoteIdent(c)})`).join(', ')}))`;
 }
 
-/** `SELECT COUNT(*), BIT_XOR(hash)` over an id range: two placeholders, lo and hi. */
+/**
+ * `SELECT COUNT(*)` and the XOR of every row's 64-bit hash (the first half of its MD5) over an id
+ * range: two placeholders, lo and hi. XOR makes it independent of row order; a hash that is not
+ * affine in the row's bytes means two equal-length edits never cancel out, as they do under CRC32.
+ */
 export function rangeChecksumSql(qualifiedTable: string, idColumn: string, columns: readonly string[]): string {
   return (
-    `SELECT COUNT(*) AS row_count, COALESCE(BIT_XOR(${rowHashExpr(columns)}), 0) AS checksum ` +
+    `SELECT COUNT(*) AS row_count, COALESCE(BIT_XOR(CAST(CONV(LEFT(${rowHashExpr(columns)}, 16), 16, 10) AS UNSIGNED)), 0) AS checksum ` +
     `FROM ${qualifiedTable} WHERE ${quoteIdent(idColumn)} BETWEEN ? AND ?`
   );
 }
@@ -27,6 +28,12 @@ export function rangeChecksumSql(qualifiedTable: string, idColumn: string, colum
 export function rowHashesSql(qualifiedTable: string, idColumn: string, columns: readonly string[]): string {
   const id = quoteIdent(idColumn);
   return `SELECT ${id} AS id, ${rowHashExpr(columns)} AS hash FROM ${qualifiedTable} WHERE ${id} BETWEEN ? AND ? ORDER BY ${id}`;
+}
+
+/** Per-row hashes of the rows with these ids (`count` placeholders). */
+export function rowHashesOfIdsSql(qualifiedTable: string, idColumn: string, columns: readonly string[], count: number): string {
+  const id = quoteIdent(idColumn);
+  return `SELECT ${id} AS id, ${rowHashExpr(columns)} AS hash FROM ${qualifiedTable} WHERE ${id} IN (${Array(count).fill('?').join(', ')}) ORDER BY ${id}`;
 }
 
 export interface RangeChecksum {

@@ -8,7 +8,8 @@ export const tableCopyInputSchema = z
     migrationId,
     source: tableRef,
     target: tableRef,
-    idOffset: decimalString.default('0'),
+    /** Left out: chosen by RaiseAutoIncrement from the source's insert rate (see id-offset.ts). */
+    idOffset: decimalString.optional(),
     catchUp: z
       .strictObject({
         quietSeconds: z.number().int().min(0).max(86_400, 'at most 86400 (a day)').default(30),
@@ -39,5 +40,5 @@ export type TableCopyInput = z.output<typeof tableCopyInputSchema>;
  * tuning (chunk, throttle, catch-up, execution) may change between runs.
  */
 export function identityOf(i: TableCopyInput): Record<string, unknown> {
-  return { source: i.source, target: i.target, idOffset: i.idOffset, flags: i.flags, cleanup: { mode: i.cleanup.mode } };
+  return { source: i.source, target: i.target, idOffset: i.idOffset ?? 'auto', flags: i.flags, cleanup: { mode: i.cleanup.mode } };
 }

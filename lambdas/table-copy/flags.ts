@@ -6,6 +6,8 @@ async function applyFlags(event: TaskEvent, deps: TaskDeps, which: 'copy' | 'cut
   const m = await openMigration(event, deps);
   const values = m.input.flags[which];
   await deps.flags.set(m.input.migrationId, values);
+  // The sweep that follows the cut-over waits for the old table to be quiet from here on.
+  if (which === 'cutover' && m.phase !== next) m.state.quietSince = new Date(deps.now()).toISOString();
   const names = Object.entries(values).map(([k, v]) => `${k}=${v}`).join(', ');
   await save(m, next);
   report(m, names ? `flags of phase ${which} set: ${names}` : `no flags for phase ${which}`);
@@ -15,5 +17,5 @@ async function applyFlags(event: TaskEvent, deps: TaskDeps, which: 'copy' | 'cut
 /** "Write new, read both": the application starts using the target table. */
 export const setCopyFlags = (event: TaskEvent, deps: TaskDeps) => applyFlags(event, deps, 'copy', 'copy');
 
-/** "Read only new": runs only after the cutover approval. */
-export const setCutoverFlags = (event: TaskEvent, deps: TaskDeps) => applyFlags(event, deps, 'cutover', 'cleanup-approval');
+/** "Read only new": runs only after the cutover approval; the sweep follows. */
+export const setCutoverFlags = (event: TaskEvent, deps: TaskDeps) => applyFlags(event, deps, 'cutover', 'sweep');

@@ -7,6 +7,7 @@ import { setCopyFlags as setCopyFlagsTask, setCutoverFlags as setCutoverFlagsTas
 import { preflight as preflightTask } from './preflight.ts';
 import { raiseAutoIncrement as raiseAutoIncrementTask } from './raise-auto-increment.ts';
 import { summarize as summarizeTask } from './summarize.ts';
+import { sweep as sweepTask } from './sweep.ts';
 import { verify as verifyTask } from './verify.ts';
 
 const machine = 'table-copy';
@@ -17,5 +18,6 @@ export const copyChunks = onLambda(machine, copyChunksTask);
 export const catchUp = onLambda(machine, catchUpTask);
 export const verify = onLambda(machine, verifyTask);
 export const setCutoverFlags = onLambda(machine, setCutoverFlagsTask);
+export const sweep = onLambda(machine, sweepTask);
 export const cleanup = onLambda(machine, cleanupTask);
 export const summarize = onLambda(machine, summarizeTask);

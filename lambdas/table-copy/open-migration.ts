@@ -1,7 +1,9 @@
 import type { TaskDeps } from '../core/ports/task-deps.ts';
 import type { Id } from '../core/ids.ts';
+import { DeliveryLedger } from '../core/tables/ledger.ts';
+import type { SweepingState } from '../core/tables/sweeper.ts';
 import { identityOf, parseInput, tableCopyInputSchema, type TableCopyInput } from '../core/table-copy-input.ts';
-import { openCopy, type CopyState, type LoopState as GenericLoopState, type Migration as GenericMigration, type TaskEvent } from '../core/tables/chunked-copy.ts';
+import { openCopy, type LoopState as GenericLoopState, type Migration as GenericMigration, type TaskEvent } from '../core/tables/chunked-copy.ts';
 
 export { checkThrottle, connectBoth, copyTables, copyUntil, outcomeState, report, save, timeLeft, loopState } from '../core/tables/chunked-copy.ts';
 export type { CopyOutcome, TaskEvent } from '../core/tables/chunked-copy.ts';
@@ -9,26 +11,26 @@ export type { CopyOutcome, TaskEvent } from '../core/tables/chunked-copy.ts';
 export const MACHINE = 'table-copy';
 
 /** Phases in order; the checkpoint says which one a migration is in. */
-export const PHASES = ['prepare', 'copy', 'catch-up', 'verify', 'cutover-approval', 'cleanup-approval', 'cleanup', 'done'] as const;
+export const PHASES = ['prepare', 'copy', 'catch-up', 'verify', 'cutover-approval', 'sweep', 'cleanup-approval', 'cleanup', 'done'] as const;
 export type Phase = (typeof PHASES)[number];
 
 /** The durable state kept in `_ferry_checkpoints`. Ids are decimal strings. */
-export interface TableCopyState extends CopyState {
+export interface TableCopyState extends SweepingState {
   readonly startedAt: string;
   /** Source ids at the start: the initial copy covers [rangeMin, rangeMax]. */
   rangeMin: Id | null;
   rangeMax: Id | null;
   autoIncrement: Id | null;
-  /** When the catch-up last saw a new source row. */
-  quietSince: string | null;
+  /** The idOffset in force: the input's, or the one chosen from the source's insert rate. */
+  idOffset: Id | null;
+  /** Rows per hour the source received while the offset was chosen, when it was measured. */
+  insertsPerHour: string | null;
   verifiedUpTo: Id | null;
   rangesVerified: number;
   /** Source rows found equal in the target by verification, summed over ranges. */
   rowsVerified: string;
   rangesRepaired: number;
   cleanedUpTo: Id | null;
-  /** Rows the trickle-delete found missing from the target and copied before deleting them. */
-  lateRowsCopied?: string;
 }
 
 export type LoopState = GenericLoopState<Phase>;
@@ -42,4 +44,9 @@ export function parseTableCopyInput(raw: unknown): TableCopyInput {
 export function openMigration(event: TaskEvent, deps: TaskDeps): Promise<Migration> {
   const input = parseTableCopyInput(event.migration);
   return openCopy<TableCopyInput, TableCopyState, Phase>(MACHINE, input, identityOf(input), event, deps);
+}
+
+/** The ledger of what was delivered, beside the checkpoint in the target database. */
+export function ledgerOf(m: Migration): DeliveryLedger {
+  return new DeliveryLedger(m.target, m.input.target.database, m.input.migrationId);
 }

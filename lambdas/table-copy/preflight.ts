@@ -3,7 +3,9 @@ import { InvalidInput } from '../core/errors.ts';
 import { identityOf } from '../core/table-copy-input.ts';
 import { CheckpointStore } from '../core/checkpoints.ts';
 import { idBounds } from '../core/tables/copier.ts';
-import { estimatedRows, hasAnyRow } from '../core/tables/inspector.ts';
+import { estimatedRows, hasAnyRow, integerRange } from '../core/tables/inspector.ts';
+import { DeliveryLedger } from '../core/tables/ledger.ts';
+import { checkCanSeeTransactions, initialSweep } from '../core/tables/sweeper.ts';
 import { checkCopyTables, checkThrottleQuery } from '../core/tables/preflight-checks.ts';
 import { chunkSettings, initialChunkSpan } from '../core/chunker.ts';
 import { executionOf, startState, takeOver } from '../core/tables/chunked-copy.ts';
@@ -19,6 +21,7 @@ export async function preflight(event: TaskEvent, deps: TaskDeps): Promise<LoopS
   }
   const { sourceInfo } = await checkCopyTables(input, source, target);
   await checkThrottleQuery(source, input.throttle.query, ` on "${source.name}"`);
+  await checkCanSeeTransactions(source, 'source.connection');
   const store = new CheckpointStore<TableCopyState>(target, input.target.database, MACHINE);
   const identity = identityOf(input);
   let checkpoint = await store.load(input.migrationId, identity);
@@ -32,7 +35,10 @@ export async function preflight(event: TaskEvent, deps: TaskDeps): Promise<LoopS
           'empty it, or resume with the migrationId and input that filled it',
       );
     }
-    const bounds = await idBounds(source, input.source, sourceInfo.primaryKey[0]!);
+    const idName = sourceInfo.primaryKey[0]!;
+    const bounds = await idBounds(source, input.source, idName);
+    const idFloor = integerRange(sourceInfo.columns.find((c) => c.name === idName)!)!.min.toString();
+    await new DeliveryLedger(target, input.target.database, input.migrationId).ensureTable();
     const now = new Date(deps.now()).toISOString();
     checkpoint = await store.create(input.migrationId, identity, 'prepare', {
       startedAt: now,
@@ -43,13 +49,16 @@ export async function preflight(event: TaskEvent, deps: TaskDeps): Promise<LoopS
       rowsCopied: '0',
       chunkSpan: initialChunkSpan(chunkSettings(input.chunk)),
       autoIncrement: null,
+      idOffset: input.idOffset ?? null,
+      insertsPerHour: null,
+      idFloor,
+      sweep: initialSweep(),
       quietSince: null,
       verifiedUpTo: null,
       rangesVerified: 0,
       rowsVerified: '0',
       rangesRepaired: 0,
       cleanedUpTo: null,
-      lateRowsCopied: '0',
       rowsDeleted: '0',
       throttledMillis: 0,
       phaseStartedAt: { prepare: now },

@@ -1,18 +1,45 @@
 import type { TaskDeps } from '../core/ports/task-deps.ts';
+import { chooseIdOffset, RATE_SAMPLE_SECONDS } from '../core/id-offset.ts';
 import { idBounds } from '../core/tables/copier.ts';
 import { autoIncrementOf } from '../core/tables/inspector.ts';
 import { setAutoIncrement } from '../core/tables/table-writes.ts';
-import { loopState, openMigration, report, save, type LoopState, type TaskEvent } from './open-migration.ts';
+import { loopState, openMigration, report, save, type LoopState, type Migration, type TaskEvent } from './open-migration.ts';
 
 /**
- * Moves the target's AUTO_INCREMENT above every id the source holds, plus `idOffset`, so rows the
- * application writes to the new table never take an id a copied row needs. Only ever raises it.
+ * The idOffset in force: the input's, or a day of the source's insert rate (at least a million),
+ * measured from the highest id Preflight saw to the highest id at least ten seconds later.
+ */
+async function idOffset(m: Migration): Promise<{ offset: bigint; max: bigint; note: string }> {
+  const read = async () => {
+    const { max } = await idBounds(m.source, m.input.source, m.tables.idColumn);
+    return max === null ? 0n : BigInt(max);
+  };
+  if (m.input.idOffset !== undefined) return { offset: BigInt(m.input.idOffset), max: await read(), note: 'idOffset from the input' };
+  const since = Date.parse(m.state.startedAt);
+  const wait = RATE_SAMPLE_SECONDS * 1000 - (m.deps.now() - since);
+  if (wait > 0) {
+    report(m, `measuring the source's insert rate for ${RATE_SAMPLE_SECONDS} s to choose idOffset`);
+    await new Promise((r) => setTimeout(r, wait));
+  }
+  const max = await read();
+  const first = m.state.rangeMax === null ? 0n : BigInt(m.state.rangeMax);
+  const choice = chooseIdOffset(max > first ? max - first : 0n, m.deps.now() - since);
+  m.state.insertsPerHour = choice.insertsPerHour.toString();
+  return { offset: choice.offset, max, note: `idOffset ${choice.offset} chosen: the source receives about ${choice.insertsPerHour} rows an hour, and the offset is a day of that, at least 1000000` };
+}
+
+/**
+ * Moves the target's AUTO_INCREMENT above every id the source holds, plus the idOffset, so rows the
+ * application writes to the new table never take an id the old table still hands out. Only ever
+ * raises it.
  */
 export async function raiseAutoIncrement(event: TaskEvent, deps: TaskDeps): Promise<LoopState> {
   const m = await openMigration(event, deps);
   const { input } = m;
-  const { max } = await idBounds(m.source, input.source, m.tables.idColumn);
-  const wanted = (max === null ? 0n : BigInt(max)) + BigInt(input.idOffset) + 1n;
+  const { offset, max, note } = await idOffset(m);
+  m.state.idOffset = offset.toString();
+  report(m, note);
+  const wanted = max + offset + 1n;
   const current = await autoIncrementOf(m.target, input.target);
   if (current === null) {
     report(m, `${input.target.table} has no AUTO_INCREMENT column: nothing to raise`);

@@ -1,10 +1,11 @@
 import type { TaskDeps } from '../core/ports/task-deps.ts';
-import { openMigration, type TaskEvent } from './open-migration.ts';
+import { ledgerOf, openMigration, type TaskEvent } from './open-migration.ts';
 
 /** The execution's final output: what moved, what was checked, what was removed. */
 export async function summarize(event: TaskEvent, deps: TaskDeps) {
   const m = await openMigration(event, deps);
   const s = m.state;
+  const ledger = await ledgerOf(m).totals();
   return {
     migrationId: m.input.migrationId,
     machine: 'table-copy',
@@ -13,13 +14,18 @@ export async function summarize(event: TaskEvent, deps: TaskDeps) {
     target: `${m.input.target.database}.${m.input.target.table}`,
     rowsCopied: s.rowsCopied,
     copiedUpTo: s.copiedUpTo,
+    idOffset: s.idOffset,
+    sourceInsertsPerHour: s.insertsPerHour,
     targetAutoIncrement: s.autoIncrement,
     rangesVerified: s.rangesVerified,
     rowsVerified: s.rowsVerified,
     rangesRepaired: s.rangesRepaired,
+    lateRowsCopied: s.sweep.lateRows,
+    rowsCopiedAfterCutover: s.sweep.newRows,
+    rowsDelivered: ledger.rows,
+    holeIntervals: ledger.holes,
     cleanup: m.input.cleanup.mode,
     rowsDeleted: s.rowsDeleted,
-    lateRowsCopiedAtCleanup: s.lateRowsCopied ?? '0',
     throttledSeconds: Math.round(s.throttledMillis / 1000),
     flags: await deps.flags.list(m.input.migrationId),
     startedAt: s.startedAt,

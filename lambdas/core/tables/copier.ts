@@ -1,6 +1,9 @@
 import type { SqlConnection, SqlRow } from '../ports/sql.ts';
-import { ResultTooLarge } from '../errors.ts';
-import { addId, type IdRange } from '../ids.ts';
+import { ERRNO, ResultTooLarge, type FerryError } from '../errors.ts';
+import { addId, type Id, type IdRange } from '../ids.ts';
+
+/** Ids per `IN (…)` list: keeps statements short. */
+export const IDS_PER_STATEMENT = 1000;
 import { qualified, quoteIdent, type TableRef } from '../identifiers.ts';
 
 export interface CopyTables {
@@ -38,11 +41,7 @@ export async function copyRange(t: CopyTables, range: IdRange): Promise<CopyResu
   const cols = t.columns.map(quoteIdent).join(', ');
   const id = quoteIdent(t.idColumn);
   if (sameServer(t)) {
-    const { affectedRows } = await t.target.execute(
-      `INSERT IGNORE INTO ${qualified(t.targetTable)} (${cols}) SELECT ${cols} FROM ${qualified(t.sourceTable)} WHERE ${id} BETWEEN ? AND ?${t.readLock ? ' LOCK IN SHARE MODE' : ''}`,
-      [range.lo, range.hi],
-    );
-    return { inserted: affectedRows };
+    return { inserted: await insertSelect(t, `${id} BETWEEN ? AND ?`, [range.lo, range.hi]) };
   }
   // Rows travel through ferry: read in pages the source can return at once, from the lowest id up.
   let inserted = 0;
@@ -64,6 +63,49 @@ export async function copyRange(t: CopyTables, range: IdRange): Promise<CopyResu
     const last = rows[rows.length - 1]![t.idColumn];
     from = addId(String(last), 1);
   }
+}
+
+/**
+ * `INSERT IGNORE … SELECT` on one server. Without `readLock` the source is read as a consistent,
+ * non-locking read (READ COMMITTED for this statement): a row whose transaction is still open is
+ * not waited for, and is found later among the holes. Returns the rows written.
+ */
+async function insertSelect(t: CopyTables, where: string, params: readonly unknown[]): Promise<number> {
+  const cols = t.columns.map(quoteIdent).join(', ');
+  const sql = `INSERT IGNORE INTO ${qualified(t.targetTable)} (${cols}) SELECT ${cols} FROM ${qualified(t.sourceTable)} WHERE ${where}${t.readLock ? ' LOCK IN SHARE MODE' : ''}`;
+  if (!t.readLock && t.target.sessions && !LOCKING_READS_ONLY.has(t.target)) {
+    await t.target.execute('SET TRANSACTION ISOLATION LEVEL READ COMMITTED');
+    try {
+      return (await t.target.execute(sql, params)).affectedRows;
+    } catch (err) {
+      // Statement-based binary logging refuses READ COMMITTED writes: fall back to the locking read.
+      if ((err as FerryError).errno !== ERRNO.BINLOG_STATEMENT_MODE) throw err;
+      LOCKING_READS_ONLY.add(t.target);
+    }
+  }
+  return (await t.target.execute(sql, params)).affectedRows;
+}
+
+/** Connections whose server logs statements (binlog_format=STATEMENT): their copies read with locks. */
+const LOCKING_READS_ONLY = new WeakSet<SqlConnection>();
+
+/**
+ * Copies exactly these rows (by id), idempotently, as `copyRange` does a range: rows already in the
+ * target are left alone. Ids no longer in the source are skipped. Returns the rows written.
+ */
+export async function copyIds(t: CopyTables, ids: readonly Id[]): Promise<number> {
+  let inserted = 0;
+  for (let i = 0; i < ids.length; i += IDS_PER_STATEMENT) {
+    const batch = ids.slice(i, i + IDS_PER_STATEMENT);
+    const where = `${quoteIdent(t.idColumn)} IN (${batch.map(() => '?').join(', ')})`;
+    if (sameServer(t)) {
+      inserted += await insertSelect(t, where, batch);
+    } else {
+      const cols = t.columns.map(quoteIdent).join(', ');
+      inserted += await insertRows(t, await t.source.query(`SELECT ${cols} FROM ${qualified(t.sourceTable)} WHERE ${where}`, batch));
+    }
+  }
+  return inserted;
 }
 
 async function insertRows(t: CopyTables, rows: readonly SqlRow[]): Promise<number> {

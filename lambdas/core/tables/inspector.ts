@@ -1,6 +1,9 @@
 import type { SqlConnection } from '../ports/sql.ts';
 import { scalar, str } from '../ports/sql.ts';
-import { qualified, type TableRef } from '../identifiers.ts';
+import { ResultTooLarge } from '../errors.ts';
+import { holesFromGaps, type Hole } from '../holes.ts';
+import { addId, compareIds, fromBig, toBig, type IdRange } from '../ids.ts';
+import { qualified, quoteIdent, type TableRef } from '../identifiers.ts';
 
 export interface ColumnInfo {
   readonly name: string;
@@ -131,4 +134,34 @@ export async function triggersOn(conn: SqlConnection, ref: TableRef): Promise<st
     [ref.database, ref.table],
   );
   return rows.map((r) => `${str(r, 'name')} (${str(r, 'timing')} ${str(r, 'event')})`);
+}
+
+/**
+ * The ids of `[lo, hi]` that hold no row now, as holes: one pass over the primary key that returns
+ * only the rows that follow a gap. A result too big for the connection is asked for in halves.
+ */
+export async function idHoles(conn: SqlConnection, ref: TableRef, idColumn: string, range: IdRange): Promise<Hole[]> {
+  const id = quoteIdent(idColumn);
+  try {
+    const gaps = await conn.query(
+      `SELECT prev_id AS prev, id FROM (SELECT ${id} AS id, LAG(${id}) OVER (ORDER BY ${id}) AS prev_id FROM ${qualified(ref)} WHERE ${id} BETWEEN ? AND ?) AS ids
+        WHERE prev_id IS NULL OR id > prev_id + 1`,
+      [range.lo, range.hi],
+    );
+    const last = await scalar(conn, `SELECT MAX(${id}) FROM ${qualified(ref)} WHERE ${id} BETWEEN ? AND ?`, [range.lo, range.hi]);
+    return holesFromGaps(range.lo, range.hi, gaps.map((g) => ({ prev: str(g, 'prev'), id: str(g, 'id')! })), last);
+  } catch (err) {
+    if (!(err instanceof ResultTooLarge) || compareIds(range.lo, range.hi) === 0) throw err;
+    const mid = fromBig((toBig(range.lo) + toBig(range.hi)) / 2n);
+    return [...(await idHoles(conn, ref, idColumn, { lo: range.lo, hi: mid })), ...(await idHoles(conn, ref, idColumn, { lo: addId(mid, 1), hi: range.hi }))].reduce<Hole[]>(
+      (all, h) => {
+        const prev = all[all.length - 1];
+        // the two halves' holes touch at mid: join them
+        if (prev && compareIds(addId(prev[1], 1), h[0]) === 0) all[all.length - 1] = [prev[0], h[1]];
+        else all.push(h);
+        return all;
+      },
+      [],
+    );
+  }
 }

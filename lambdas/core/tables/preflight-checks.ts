@@ -1,4 +1,5 @@
 import { InvalidInput } from '../errors.ts';
+import { ID_OFFSET_FLOOR } from '../id-offset.ts';
 import type { TableRef } from '../identifiers.ts';
 import type { OnlineAlterInput } from '../online-alter-input.ts';
 import type { SqlConnection } from '../ports/sql.ts';
@@ -47,14 +48,21 @@ export async function checkCopyTables(input: TableCopyInput, source: SqlConnecti
   if (!targetRange) {
     throw new InvalidInput('target.table', `${idName} of ${input.target.table} is ${targetColumns.get(idName)!.columnType}, not an integer`);
   }
-  const { min } = await idBounds(source, input.source, idName);
-  const needMax = sourceRange.max + BigInt(input.idOffset);
+  const { min, max } = await idBounds(source, input.source, idName);
+  const needMax = sourceRange.max + BigInt(input.idOffset ?? '0');
   const needMin = min === null ? 0n : BigInt(min);
   if (targetRange.max < needMax || targetRange.min > needMin) {
     throw new InvalidInput(
       'target.table',
       `${idName} of ${input.target.table} is ${targetColumns.get(idName)!.columnType}, too small for source ids of type ${sourceId.columnType}` +
-        ` plus idOffset ${input.idOffset} (up to ${needMax}${needMin < 0n ? `, down to ${needMin}` : ''}); widen it, e.g. BIGINT UNSIGNED`,
+        ` plus idOffset ${input.idOffset ?? '0'} (up to ${needMax}${needMin < 0n ? `, down to ${needMin}` : ''}); widen it, e.g. BIGINT UNSIGNED`,
+    );
+  }
+  if (input.idOffset === undefined && (max === null ? 0n : BigInt(max)) + ID_OFFSET_FLOOR >= targetRange.max) {
+    throw new InvalidInput(
+      'idOffset',
+      `${idName} of ${input.target.table} (${targetColumns.get(idName)!.columnType}) has no room above the source's ids for the default offset of ${ID_OFFSET_FLOOR} ids; ` +
+        'widen it, or give idOffset explicitly ("0" when the old table receives no row once the copy flags are set)',
     );
   }
   return { sourceInfo, targetInfo };

@@ -28,6 +28,8 @@ export function rowHashesBothSides(t: CopyTables, range: IdRange): Promise<[{ id
 export interface RangeVerdict {
   readonly range: IdRange;
   readonly rows: string;
+  /** The range checksum both sides agreed on. */
+  readonly checksum: string;
   /** True when the first comparison differed and a re-copy made the range equal. */
   readonly repaired: boolean;
 }
@@ -47,10 +49,10 @@ async function compare(t: CopyTables, range: IdRange): Promise<{ equal: boolean;
  */
 export async function verifyRange(t: CopyTables, range: IdRange): Promise<RangeVerdict> {
   const first = await compare(t, range);
-  if (first.equal) return { range, rows: first.source.rowCount, repaired: false };
+  if (first.equal) return { range, rows: first.source.rowCount, checksum: first.source.checksum, repaired: false };
   await copyRange(t, range);
   const second = await compare(t, range);
-  if (second.equal) return { range, rows: second.source.rowCount, repaired: true };
+  if (second.equal) return { range, rows: second.source.rowCount, checksum: second.source.checksum, repaired: true };
   const [sourceRows, targetRows] = await rowHashesBothSides(t, range);
   const diffs = differingIds(sourceRows, targetRows);
   const listed = diffs.map((d) => `${d.id} (${d.problem})`).join(', ');

@@ -4,10 +4,10 @@ import { differingIds, rangeChecksumSql, rowHashExpr, sameChecksum } from '../..
 import { admin, makeDatabases } from '../../helpers/db.ts';
 
 describe('checksum SQL', () => {
-  it('hashes the columns in order with a null bitmap, every identifier quoted', () => {
-    expect(rowHashExpr(['id', 'state'])).toBe("CRC32(CONCAT_WS('#', `id`, `state`, CONCAT(ISNULL(`id`), ISNULL(`state`))))");
+  it('hashes the columns in order, each one QUOTEd, every identifier quoted', () => {
+    expect(rowHashExpr(['id', 'state'])).toBe("MD5(CONCAT_WS(',', QUOTE(`id`), QUOTE(`state`)))");
     expect(rangeChecksumSql('`d`.`t`', 'id', ['id'])).toBe(
-      "SELECT COUNT(*) AS row_count, COALESCE(BIT_XOR(CRC32(CONCAT_WS('#', `id`, CONCAT(ISNULL(`id`))))), 0) AS checksum FROM `d`.`t` WHERE `id` BETWEEN ? AND ?",
+      "SELECT COUNT(*) AS row_count, COALESCE(BIT_XOR(CAST(CONV(LEFT(MD5(CONCAT_WS(',', QUOTE(`id`))), 16), 16, 10) AS UNSIGNED)), 0) AS checksum FROM `d`.`t` WHERE `id` BETWEEN ? AND ?",
     );
   });
 
@@ -50,6 +50,34 @@ describe('checksum SQL', () => {
       const [rows] = await conn.query(`SELECT id, ${rowHashExpr(['a', 'b'])} AS h FROM \`${db}\`.t ORDER BY id`);
       const hashes = (rows as { h: string }[]).map((r) => String(r.h));
       expect(new Set(hashes).size).toBe(4);
+    });
+
+    /** The range checksum of a table's rows 1 and 2, by the expression given. */
+    async function rangeSum(db: string, table: string, sql: string): Promise<string> {
+      const [rows] = await conn.query(sql.replace('`d`.`t`', `\`${db}\`.\`${table}\``), [1, 2]);
+      const r = (rows as Record<string, unknown>[])[0]!;
+      return `${r.row_count}/${r.checksum}`;
+    }
+
+    it('tells apart two rows that swapped one character in the same place, which cancel out under BIT_XOR(CRC32)', async () => {
+      const db = dbs.names.ck!;
+      await conn.query(`CREATE TABLE \`${db}\`.src (id int PRIMARY KEY, v char(2) NOT NULL)`);
+      await conn.query(`CREATE TABLE \`${db}\`.tgt (id int PRIMARY KEY, v char(2) NOT NULL)`);
+      await conn.query(`INSERT INTO \`${db}\`.src VALUES (1, 'AB'), (2, 'CD')`);
+      await conn.query(`INSERT INTO \`${db}\`.tgt VALUES (1, 'AD'), (2, 'CB')`);
+      // CRC32 is affine in the bytes: for equal-length texts crc(a)^crc(b) depends only on a^b, the same here
+      const crc = "SELECT COUNT(*) AS row_count, BIT_XOR(CRC32(CONCAT_WS('#', id, v))) AS checksum FROM `d`.`t` WHERE id BETWEEN ? AND ?";
+      expect(await rangeSum(db, 'src', crc)).toBe(await rangeSum(db, 'tgt', crc));
+      const ours = rangeChecksumSql('`d`.`t`', 'id', ['id', 'v']);
+      expect(await rangeSum(db, 'src', ours)).not.toBe(await rangeSum(db, 'tgt', ours));
+    });
+
+    it('tells a separator inside a value from a column boundary', async () => {
+      const db = dbs.names.ck!;
+      await conn.query(`CREATE TABLE \`${db}\`.sep (id int PRIMARY KEY, a varchar(10) NULL, b varchar(10) NULL)`);
+      await conn.query(`INSERT INTO \`${db}\`.sep VALUES (1, 'x,y', 'z'), (2, 'x', 'y,z'), (3, 'x#y', 'z'), (4, 'x', 'y#z'), (5, 'NULL', NULL), (6, NULL, 'NULL'), (7, "x'", 'y'), (8, 'x', "'y")`);
+      const [rows] = await conn.query(`SELECT id, ${rowHashExpr(['a', 'b'])} AS h FROM \`${db}\`.sep ORDER BY id`);
+      expect(new Set((rows as { h: string }[]).map((r) => r.h)).size).toBe(8);
     });
   });
 });

@@ -1,0 +1,128 @@
+import type { Hole } from '../holes.ts';
+import type { Id } from '../ids.ts';
+import { quoteIdent } from '../identifiers.ts';
+import { str, type SqlConnection } from '../ports/sql.ts';
+
+export const LEDGER_TABLE = '_ferry_ledger';
+
+/**
+ * One span of source ids and what ferry knows of it: every id in `[lo, hi]` outside `holes` held a
+ * row that is in the target (it was verified equal there, or copied and checked), so it is
+ * delivered: from then on the target's copy belongs to the application, and the source's may be
+ * deleted. A hole is an id that held no row when ferry looked; a row appearing there later was
+ * committed late and is copied before anything else happens to it.
+ */
+export interface LedgerEntry {
+  readonly lo: Id;
+  readonly hi: Id;
+  /** Rows delivered in the span. */
+  readonly rows: string;
+  /** The range checksum both sides agreed on when verified, or null for a span delivered row by row. */
+  readonly checksum: string | null;
+  readonly holes: readonly Hole[];
+  /**
+   * Settled: no transaction that could still commit a row into a hole is open (see sweeper.ts), so
+   * the holes were looked at for the last time. A span without holes is settled from the start.
+   */
+  readonly settled: boolean;
+}
+
+/** Ids are compared as exact decimals: a string compared with a DECIMAL column would go through a double. */
+const ID = 'CAST(? AS DECIMAL(20,0))';
+
+/** The delivery ledger of a migration: a table beside the checkpoint, in the target database. */
+export class DeliveryLedger {
+  private readonly table: string;
+  constructor(private readonly conn: SqlConnection, private readonly database: string, private readonly migrationId: string) {
+    this.table = `${quoteIdent(database)}.${quoteIdent(LEDGER_TABLE)}`;
+  }
+
+  async ensureTable(): Promise<void> {
+    await this.conn.execute(
+      `CREATE TABLE IF NOT EXISTS ${this.table} (
+        migration_id VARCHAR(80) NOT NULL,
+        lo DECIMAL(20,0) NOT NULL,
+        hi DECIMAL(20,0) NOT NULL,
+        source_rows BIGINT UNSIGNED NOT NULL,
+        checksum VARCHAR(40) NULL,
+        holes MEDIUMTEXT NOT NULL,
+        hole_count INT UNSIGNED NOT NULL,
+        settled TINYINT NOT NULL,
+        recorded_at DATETIME(6) NOT NULL DEFAULT CURRENT_TIMESTAMP(6),
+        PRIMARY KEY (migration_id, lo),
+        KEY unsettled (migration_id, settled, lo)
+      ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4`,
+    );
+  }
+
+  private entry(row: Record<string, unknown>): LedgerEntry {
+    const r = row as Parameters<typeof str>[0];
+    return {
+      lo: str(r, 'lo')!,
+      hi: str(r, 'hi')!,
+      rows: str(r, 'source_rows')!,
+      checksum: str(r, 'checksum'),
+      holes: JSON.parse(str(r, 'holes')!) as Hole[],
+      settled: str(r, 'settled') === '1',
+    };
+  }
+
+  private async select(where: string, params: readonly unknown[], tail = 'ORDER BY lo'): Promise<LedgerEntry[]> {
+    const rows = await this.conn.query(
+      `SELECT lo, hi, source_rows, checksum, holes, settled FROM ${this.table} WHERE migration_id = ? AND ${where} ${tail}`,
+      [this.migrationId, ...params],
+    );
+    return rows.map((r) => this.entry(r));
+  }
+
+  /** Records a span, replacing whatever was recorded for ids it covers. */
+  async record(e: LedgerEntry): Promise<void> {
+    await this.conn.execute(`DELETE FROM ${this.table} WHERE migration_id = ? AND lo <= ${ID} AND hi >= ${ID}`, [this.migrationId, e.hi, e.lo]);
+    await this.conn.execute(
+      `INSERT INTO ${this.table} (migration_id, lo, hi, source_rows, checksum, holes, hole_count, settled) VALUES (?, ${ID}, ${ID}, ?, ?, ?, ?, ?)`,
+      [this.migrationId, e.lo, e.hi, e.rows, e.checksum, JSON.stringify(e.holes), e.holes.length, e.settled ? 1 : 0],
+    );
+  }
+
+  /** A span's holes, row count and settledness, after late rows were delivered or it was looked at for the last time. */
+  async update(e: LedgerEntry): Promise<void> {
+    await this.conn.execute(
+      `UPDATE ${this.table} SET source_rows = ?, holes = ?, hole_count = ?, settled = ?, recorded_at = CURRENT_TIMESTAMP(6) WHERE migration_id = ? AND lo = ${ID}`,
+      [e.rows, JSON.stringify(e.holes), e.holes.length, e.settled ? 1 : 0, this.migrationId, e.lo],
+    );
+  }
+
+  /** The highest id the ledger covers, or null when it is empty. */
+  async top(): Promise<Id | null> {
+    const rows = await this.conn.query(`SELECT MAX(hi) AS top FROM ${this.table} WHERE migration_id = ?`, [this.migrationId]);
+    return rows[0] ? str(rows[0], 'top') : null;
+  }
+
+  /** The spans that overlap `[lo, hi]`, in order. */
+  overlapping(lo: Id, hi: Id): Promise<LedgerEntry[]> {
+    return this.select(`lo <= ${ID} AND hi >= ${ID}`, [hi, lo]);
+  }
+
+  /** Unsettled spans above `after` that end at or below `upTo`, in order, at most `limit`. */
+  unsettled(after: Id | null, upTo: Id, limit: number): Promise<LedgerEntry[]> {
+    return after === null
+      ? this.select(`settled = 0 AND hi <= ${ID}`, [upTo], `ORDER BY lo LIMIT ${Math.trunc(limit)}`)
+      : this.select(`settled = 0 AND lo > ${ID} AND hi <= ${ID}`, [after, upTo], `ORDER BY lo LIMIT ${Math.trunc(limit)}`);
+  }
+
+  /** Whether any span is unsettled. */
+  async anyUnsettled(): Promise<boolean> {
+    const rows = await this.conn.query(`SELECT 1 AS x FROM ${this.table} WHERE migration_id = ? AND settled = 0 LIMIT 1`, [this.migrationId]);
+    return rows.length > 0;
+  }
+
+  /** Rows delivered over every span, and how many spans and holes there are. */
+  async totals(): Promise<{ rows: string; spans: string; holes: string }> {
+    const rows = await this.conn.query(
+      `SELECT COALESCE(SUM(source_rows), 0) AS n, COUNT(*) AS spans, COALESCE(SUM(hole_count), 0) AS holes FROM ${this.table} WHERE migration_id = ?`,
+      [this.migrationId],
+    );
+    const r = rows[0] ?? {};
+    return { rows: str(r, 'n') ?? '0', spans: str(r, 'spans') ?? '0', holes: str(r, 'holes') ?? '0' };
+  }
+}

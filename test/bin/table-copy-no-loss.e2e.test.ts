@@ -1,0 +1,104 @@
+import type mysql from 'mysql2/promise';
+import { afterEach, describe, expect, it } from 'vitest';
+import { runFerry, startFerry, type Running } from '../helpers/cli.ts';
+import { admin, MYSQL_URL, OTHER_HOST_URL, tableFingerprint } from '../helpers/db.ts';
+import { scenario, SRC, TGT, type Scenario } from '../helpers/scenario.ts';
+
+/**
+ * What a careful operator meets with a live application: a row whose transaction commits long after
+ * higher ids are visible, and the application writing to the new table once the cut-over flags flip.
+ */
+describe('table-copy never exits 0 with a row lost, and never undoes the application', () => {
+  let sc: Scenario | undefined;
+  const open: mysql.Connection[] = [];
+  afterEach(async () => {
+    for (const c of open.splice(0)) await c.end().catch(() => undefined);
+    await sc?.close();
+    sc = undefined;
+  });
+
+  const approve = (step: string) => runFerry(['approve', sc!.input().migrationId as string, '--step', step, '--state-dir', sc!.stateDir]);
+
+  /** A session that inserts a row and keeps its transaction open: its id is taken, the row invisible. */
+  async function lateRow(s: Scenario): Promise<{ id: string; commit: () => Promise<void> }> {
+    const late = await admin();
+    open.push(late);
+    await late.query('START TRANSACTION');
+    const [r] = await late.query(`INSERT INTO \`${s.src}\`.${SRC} (created, state, student_module_id) VALUES (NOW(6), 'committed late', 7)`);
+    return { id: String((r as { insertId: number }).insertId), commit: async () => void (await late.query('COMMIT')) };
+  }
+
+  /** Other sessions insert and commit rows with higher ids while the late one is open. */
+  async function laterRows(s: Scenario, n: number): Promise<void> {
+    for (let i = 0; i < n; i++) await s.conn.query(`INSERT INTO \`${s.src}\`.${SRC} (created, state, student_module_id) VALUES (NOW(6), 'on time', ?)`, [i]);
+  }
+
+  async function targetRow(s: Scenario, id: string): Promise<{ state: string | null } | undefined> {
+    const [rows] = await s.conn.query(`SELECT state FROM \`${s.tgt}\`.${TGT} WHERE id = ?`, [id]);
+    return (rows as { state: string | null }[])[0];
+  }
+
+  const servers = { 'one server': {}, 'two servers (rows streamed)': { FERRY_MYSQL_EDXAPP: MYSQL_URL, FERRY_MYSQL_CSMH: OTHER_HOST_URL } };
+
+  describe.each(Object.entries(servers))('%s', (_name, env) => {
+    it.each(['none', 'trickle-delete', 'truncate'])('a row committed while the cut-over approval waits reaches the target (cleanup %s)', async (mode) => {
+      sc = await scenario({ rows: 3000 });
+      const late = await lateRow(sc);
+      await laterRows(sc, 20);
+      const running = startFerry(['local', 'table-copy', '--input', sc.inputFile({ cleanup: { mode, batchRows: 700 } }), '--state-dir', sc.stateDir], env);
+      await running.waitFor(/waiting for approval "cutover"/);
+      expect(await targetRow(sc, late.id)).toBeUndefined();
+      await late.commit();
+      const everything = await tableFingerprint(sc.conn, sc.src, SRC);
+      expect(everything.rows).toBe('3021');
+      expect((await approve('cutover')).code).toBe(0);
+      await running.waitFor(/waiting for approval "cleanup"/);
+      expect(await targetRow(sc, late.id)).toEqual({ state: 'committed late' });
+      expect((await approve('cleanup')).code).toBe(0);
+      const run = await running.done;
+      expect(run.code, run.stderr).toBe(0);
+      expect(run.last).toMatchObject({ phase: 'done', lateRowsCopied: '1' });
+      expect(await tableFingerprint(sc.conn, sc.tgt, TGT)).toEqual(everything);
+      expect((await tableFingerprint(sc.conn, sc.src, SRC)).rows).toBe(mode === 'none' ? '3021' : '0');
+    });
+  });
+
+  it('waits for a transaction still open when the cut-over flags flip, then copies its row', async () => {
+    sc = await scenario({ rows: 2000 });
+    const late = await lateRow(sc);
+    await laterRows(sc, 5);
+    const running = startFerry(['local', 'table-copy', '--input', sc.inputFile({ cleanup: { mode: 'none' } }), '--state-dir', sc.stateDir, '--approve', 'cutover']);
+    await running.waitFor(/waiting for .*transaction/);
+    await new Promise((r) => setTimeout(r, 1500));
+    expect(running.child.exitCode).toBeNull();
+    expect(running.stderr()).not.toMatch(/waiting for approval "cleanup"/);
+    await late.commit();
+    await running.waitFor(/waiting for approval "cleanup"/);
+    expect((await approve('cleanup')).code).toBe(0);
+    const run = await running.done;
+    expect(run.code, run.stderr).toBe(0);
+    expect(await targetRow(sc, late.id)).toEqual({ state: 'committed late' });
+    expect(run.last).toMatchObject({ lateRowsCopied: '1' });
+    expect(run.stderr).toMatch(new RegExp(`oldest: thread \\d+ .*1 rows changed`));
+    expect(await tableFingerprint(sc.conn, sc.tgt, TGT)).toEqual(await tableFingerprint(sc.conn, sc.src, SRC));
+  });
+
+  it('after the cut-over the new table is the application’s: a row it deleted stays deleted, a row it updated keeps its value', async () => {
+    sc = await scenario({ rows: 3000 });
+    const s = sc;
+    const running: Running = startFerry(['local', 'table-copy', '--input', s.inputFile({ cleanup: { mode: 'trickle-delete', batchRows: 700 } }), '--state-dir', s.stateDir, '--approve', 'cutover']);
+    await running.waitFor(/waiting for approval "cleanup"/);
+    const before = await tableFingerprint(s.conn, s.tgt, TGT);
+    expect(before.rows).toBe('3000');
+    // learner data retirement deletes a row, and a grade is corrected, in the new table only
+    await s.conn.query(`DELETE FROM \`${s.tgt}\`.${TGT} WHERE id = 10`);
+    await s.conn.query(`UPDATE \`${s.tgt}\`.${TGT} SET state = 'changed by the application' WHERE id = 20`);
+    expect((await approve('cleanup')).code).toBe(0);
+    const run = await running.done;
+    expect(run.code, run.stderr).toBe(0);
+    expect(await targetRow(s, '10')).toBeUndefined();
+    expect(await targetRow(s, '20')).toEqual({ state: 'changed by the application' });
+    expect((await tableFingerprint(s.conn, s.tgt, TGT)).rows).toBe('2999');
+    expect((await tableFingerprint(s.conn, s.src, SRC)).rows).toBe('0');
+  });
+});
