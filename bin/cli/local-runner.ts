@@ -108,6 +108,24 @@ class LocalApprovals {
   }
 }
 
+/**
+ * Retries wait as Step Functions would (the ASL's IntervalSeconds, BackoffRate, MaxDelaySeconds);
+ * `FERRY_LOCAL_RETRY_MILLIS` makes every retry of every state wait that long instead.
+ */
+function retryOverrides(definition: unknown, env: NodeJS.ProcessEnv): Record<string, number> | undefined {
+  const millis = Number(env.FERRY_LOCAL_RETRY_MILLIS);
+  if (!env.FERRY_LOCAL_RETRY_MILLIS || !Number.isFinite(millis) || millis < 0) return undefined;
+  const names: string[] = [];
+  const visit = (states: Record<string, { Retry?: unknown; Branches?: { States: Record<string, never> }[] }>) => {
+    for (const [name, s] of Object.entries(states)) {
+      if (s.Retry) names.push(name);
+      for (const b of s.Branches ?? []) visit(b.States);
+    }
+  };
+  visit((definition as { States: Record<string, never> }).States);
+  return Object.fromEntries(names.map((n) => [n, millis]));
+}
+
 type ExecutionOutcome = { readonly output: unknown } | { readonly continueWith: unknown };
 
 /**
@@ -122,6 +140,8 @@ async function runExecution(
   deps: TaskDeps,
   approvals: LocalApprovals,
   abort: AbortSignal,
+  retryIntervalOverrides: Record<string, number> | undefined,
+  say: (line: string) => void,
 ): Promise<ExecutionOutcome> {
   const executionId = `local:${spec.name}:${migrationId}:${randomUUID()}`;
   let continuation: unknown;
@@ -138,13 +158,24 @@ async function runExecution(
   };
   for (const [state, handler] of Object.entries(spec.handlers)) taskHandlers[state] = (event: never) => handler(event, deps);
   const execution = machine.run(input as never, {
-    overrides: { taskResourceLocalHandlers: taskHandlers as never },
+    overrides: { taskResourceLocalHandlers: taskHandlers as never, retryIntervalOverrides },
     context: {
       Execution: { Id: executionId, Name: executionId.split(':').pop(), Input: input as never, StartTime: new Date().toISOString() },
       StateMachine: { Id: `local:${spec.name}`, Name: spec.name },
       Task: { Token: `${executionId}:${randomUUID()}` },
     },
   });
+  void (async () => {
+    // Retries happen inside the execution: say why, as the console's execution history would.
+    let failed: { Error: string; Cause: unknown } | undefined;
+    for await (const event of execution.eventLogs) {
+      if (event.type === 'StateFailed') failed = event;
+      if (event.type === 'StateRetried' && failed) {
+        const cause = failed.Cause instanceof Error ? failed.Cause.message : String((failed.Cause as { message?: string } | undefined)?.message ?? failed.Cause);
+        say(`${event.state.name} failed (${failed.Error}: ${cause}); retry ${event.retry.attempt} of ${event.retry.retrier.MaxAttempts ?? 3}`);
+      }
+    }
+  })().catch(() => undefined);
   const onAbort = () => execution.abort();
   abort.addEventListener('abort', onAbort, { once: true });
   try {
@@ -188,13 +219,15 @@ export async function runLocal(opts: LocalRunOptions): Promise<LocalRunResult> {
   const approvals = new LocalApprovals(new LocalApprovalStore(opts.stateDir), opts, say);
   const abort = new AbortController();
   opts.signal?.addEventListener('abort', () => abort.abort(opts.signal?.reason), { once: true });
-  const machine = new StateMachine(loadDefinition(spec.name) as StateMachineDefinition, { validationOptions: { checkArn: false } });
+  const definition = loadDefinition(spec.name);
+  const machine = new StateMachine(definition as StateMachineDefinition, { validationOptions: { checkArn: false } });
+  const retries = retryOverrides(definition, opts.env ?? process.env);
   let input: unknown = opts.input;
   try {
     for (let executions = 1; ; executions++) {
       let outcome: ExecutionOutcome;
       try {
-        outcome = await runExecution(machine, spec, migrationId, input, deps, approvals, abort.signal);
+        outcome = await runExecution(machine, spec, migrationId, input, deps, approvals, abort.signal, retries, say);
       } catch (err) {
         return executionFailure(err, executions);
       }

@@ -1,5 +1,5 @@
 import nano, { type ServerScope } from 'nano';
-import { DatabaseError, InvalidInput, TransientError, WriteConflict } from '../core/errors.ts';
+import { DatabaseError, TransientError, WriteConflict } from '../core/errors.ts';
 import type { AllDocsRow, ChangeRow, CouchConnector, CouchDatabase, CouchDoc } from '../core/ports/couch.ts';
 import { envNameFor } from './mysql2.ts';
 
@@ -144,10 +144,11 @@ export class NanoConnector implements CouchConnector {
       try {
         await server.relax({ path: '' });
       } catch (err) {
-        throw new InvalidInput(
-          'connection',
+        // Down, restarting, or refusing credentials being rotated: a retry may pass.
+        throw new TransientError(
           `cannot reach CouchDB connection "${connection}" at ${redactUrl(url)} (from ${from}): ${(err as Error).message}. ` +
-            `Start the server or point ${envNameFor('COUCH', connection)} (or COUCH_URL) at it.`,
+            `Start the server or point ${envNameFor('COUCH', connection)} (or COUCH_URL) at it, then run again to resume.`,
+          { cause: err },
         );
       }
       entry = { server, where: redactUrl(url) };

@@ -1,6 +1,6 @@
 import mysql from 'mysql2/promise';
 import type { Connection } from 'mysql2/promise';
-import { DatabaseError, InvalidInput, TransientError } from '../core/errors.ts';
+import { DatabaseError, TransientError } from '../core/errors.ts';
 import type { SqlConnection, SqlConnector, SqlRow } from '../core/ports/sql.ts';
 
 /** The part of mysql2's typeCast field this adapter reads. */
@@ -41,15 +41,25 @@ export function redact(url: string): string {
   }
 }
 
+/**
+ * The driver's error as ferry's. A connection-level failure (the server went away, killed this
+ * session, or the session was closed) is transient: a fresh connection and the same unit of work
+ * will likely pass.
+ */
 export function toFerryError(err: unknown, what: string): Error {
-  const e = err as { code?: string; errno?: number; sqlMessage?: string; message?: string };
+  const e = err as { code?: string; errno?: number; sqlMessage?: string; message?: string; fatal?: boolean };
   const detail = e.sqlMessage ?? e.message ?? String(err);
   // mysql2 names errnos after MySQL's list, which MariaDB's numbers do not always follow: show the number.
   const ref = e.errno ? ` (error ${e.errno}${e.code?.startsWith('ER_') ? '' : `, ${e.code}`})` : e.code ? ` (${e.code})` : '';
-  if (e.code && TRANSIENT_CODES.has(e.code)) {
+  if ((e.code && TRANSIENT_CODES.has(e.code)) || e.fatal || isClosedConnection(err)) {
     return new TransientError(`${what}: ${detail}${ref}`, { cause: err, errno: e.errno });
   }
   return new DatabaseError(`${what}: ${detail}${ref}`, { cause: err, errno: e.errno });
+}
+
+/** mysql2's error for a command on a connection that has already ended. */
+function isClosedConnection(err: unknown): boolean {
+  return /connection is in closed state/i.test((err as Error)?.message ?? '');
 }
 
 const AS_TEXT = new Set(['TINY', 'SHORT', 'LONG', 'INT24', 'LONGLONG', 'YEAR', 'DECIMAL', 'NEWDECIMAL', 'FLOAT', 'DOUBLE']);
@@ -77,7 +87,11 @@ class Mysql2Connection implements SqlConnection {
     return !this.broken;
   }
 
+  /** When the session last answered, for deciding whether to ping it before reuse. */
+  lastUsed = Date.now();
+
   async query(sql: string, params: readonly unknown[] = []): Promise<SqlRow[]> {
+    this.lastUsed = Date.now();
     try {
       const [rows] = await this.conn.query({ sql, values: params as unknown[], typeCast });
       return rows as SqlRow[];
@@ -88,6 +102,7 @@ class Mysql2Connection implements SqlConnection {
   }
 
   async execute(sql: string, params: readonly unknown[] = []): Promise<{ affectedRows: number }> {
+    this.lastUsed = Date.now();
     try {
       const [result] = await this.conn.query({ sql, values: params as unknown[] });
       return { affectedRows: (result as { affectedRows?: number }).affectedRows ?? 0 };
@@ -99,8 +114,20 @@ class Mysql2Connection implements SqlConnection {
 
   private markIfDropped(err: unknown): void {
     const code = (err as { code?: string }).code;
-    // Network-level failures (ECONNRESET, EPIPE, …) and fatal protocol errors end the session; ER_* errors do not.
-    if ((err as { fatal?: boolean }).fatal || (code && /^E[A-Z]+$/.test(code))) this.broken = true;
+    // Network-level failures (ECONNRESET, EPIPE, …), fatal protocol errors and a killed session end it; other ER_* errors do not.
+    if ((err as { fatal?: boolean }).fatal || isClosedConnection(err) || code === 'ER_CONNECTION_KILLED' || (code && /^E[A-Z]+$/.test(code))) this.broken = true;
+  }
+
+  /** Whether the session still answers; a session the server dropped while idle is found here. */
+  async alive(): Promise<boolean> {
+    if (this.broken) return false;
+    try {
+      await this.conn.ping();
+      return true;
+    } catch {
+      this.broken = true;
+      return false;
+    }
   }
 
   async close(): Promise<void> {
@@ -128,6 +155,9 @@ export function envMysqlResolver(env: NodeJS.ProcessEnv = process.env): MysqlRes
   };
 }
 
+/** Idle longer than this, a cached session is pinged before it is handed out again. */
+const IDLE_PING_MILLIS = 5_000;
+
 /** Connections by name, opened once and reused while healthy. */
 export class Mysql2Connector implements SqlConnector {
   private readonly open = new Map<string, Mysql2Connection>();
@@ -138,7 +168,8 @@ export class Mysql2Connector implements SqlConnector {
 
   async connect(name: string): Promise<SqlConnection> {
     const cached = this.open.get(name);
-    if (cached?.usable) return cached;
+    // A session idle for a while (an approval wait, wait_timeout, a failover) is pinged before reuse.
+    if (cached?.usable && (Date.now() - cached.lastUsed < IDLE_PING_MILLIS || (await cached.alive()))) return cached;
     // A session that lost its connection is closed for good, so nothing it held lingers.
     if (cached) await cached.close();
     const fresh = await this.connectDedicated(name);
@@ -162,11 +193,13 @@ export class Mysql2Connector implements SqlConnector {
       // Session time zone fixed so TIMESTAMP columns read and write the same text on both sides.
       await conn.query("SET SESSION time_zone = '+00:00'");
     } catch (err) {
-      const e = err as { code?: string; message?: string };
-      throw new InvalidInput(
-        'connection',
+      // Unreachable, restarting, out of connections, or refusing credentials being rotated: all may
+      // pass on a retry, and after the retries the message names the server and the error.
+      const e = err as { code?: string; errno?: number; message?: string };
+      throw new TransientError(
         `cannot reach connection "${name}" at ${where} (from ${from}): ${e.code ?? ''} ${e.message ?? ''}`.trim() +
-          `. Start the server or point ${envNameFor('MYSQL', name)} (or MYSQL_URL) at it.`,
+          `. Start the server or point ${envNameFor('MYSQL', name)} (or MYSQL_URL) at it, then run again to resume.`,
+        { cause: err, errno: e.errno },
       );
     }
     return new Mysql2Connection(name, where, conn);

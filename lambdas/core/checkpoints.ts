@@ -1,6 +1,6 @@
 import type { SqlConnection } from './ports/sql.ts';
 import { str } from './ports/sql.ts';
-import { CheckpointConflict } from './errors.ts';
+import { CheckpointConflict, OwnershipLost } from './errors.ts';
 import { quoteIdent } from './identifiers.ts';
 
 export const CHECKPOINT_TABLE = '_ferry_checkpoints';
@@ -90,12 +90,23 @@ export class CheckpointStore<S> {
     return (await this.load(migrationId, identity))!;
   }
 
-  async save(migrationId: string, phase: string, state: S): Promise<void> {
+  /**
+   * Writes the checkpoint if, and only if, it is still owned by `owner` (the state's own owner
+   * unless told otherwise): a compare-and-set, so a task of an execution that has been replaced
+   * (stopped, timed out, still finishing a Lambda) can never overwrite its successor's progress.
+   */
+  async save(migrationId: string, phase: string, state: S, owner: string | null | undefined = (state as { owner?: string | null }).owner): Promise<void> {
     const { affectedRows } = await this.conn.execute(
-      `UPDATE ${this.table} SET phase = ?, state = ?, updated_at = CURRENT_TIMESTAMP(6) WHERE migration_id = ?`,
-      [phase, JSON.stringify(state), migrationId],
+      `UPDATE ${this.table} SET phase = ?, state = ?, updated_at = CURRENT_TIMESTAMP(6)
+        WHERE migration_id = ? AND COALESCE(JSON_UNQUOTE(JSON_EXTRACT(state, '$.owner')), 'null') = ?`,
+      [phase, JSON.stringify(state), migrationId, owner ?? 'null'],
     );
-    if (affectedRows !== 1) throw new CheckpointConflict(`checkpoint of "${migrationId}" vanished from ${this.table}`);
+    if (affectedRows === 1) return;
+    const rows = await this.conn.query(`SELECT JSON_UNQUOTE(JSON_EXTRACT(state, '$.owner')) AS owner FROM ${this.table} WHERE migration_id = ?`, [migrationId]);
+    if (rows.length === 0) throw new CheckpointConflict(`checkpoint of "${migrationId}" vanished from ${this.table}`);
+    throw new OwnershipLost(
+      `execution ${str(rows[0]!, 'owner') ?? '(none)'} has taken migration "${migrationId}" over; this task of ${owner ?? '(no execution)'} stops without writing its checkpoint (the owner redoes at most the one unit of work it did)`,
+    );
   }
 
   /** Forgets the migration: a later run with the same input starts from the beginning. */

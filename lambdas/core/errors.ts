@@ -88,5 +88,11 @@ export class MigrationBusy extends FerryError {
   readonly retryable = false;
 }
 
+/** Another execution took the migration over while this one still ran a task: it stops, writing nothing more. */
+export class OwnershipLost extends FerryError {
+  override readonly name = 'OwnershipLost';
+  readonly retryable = false;
+}
+
 /** Names of errors that mean "nothing was written, the input was refused". */
 export const REFUSAL_ERRORS: readonly string[] = ['InvalidInput', 'CheckpointConflict', 'MigrationBusy'];

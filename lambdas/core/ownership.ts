@@ -1,4 +1,4 @@
-import { MigrationBusy } from './errors.ts';
+import { MigrationBusy, OwnershipLost } from './errors.ts';
 
 /**
  * Which execution runs a migration. The checkpoint records its owner; a new execution takes the
@@ -19,4 +19,13 @@ export async function claimOwnership(
     `execution ${owner} is running migration "${migrationId}"; a second one would race it over the same data. ` +
       'Wait for it, or stop it, then start again: the new execution resumes from the checkpoint.',
   );
+}
+
+/**
+ * A task of an execution that no longer owns the migration (another took it over after this one
+ * was stopped) stops before it reads or writes anything.
+ */
+export function refuseIfReplaced(migrationId: string, owner: string | null | undefined, execution: string | undefined): void {
+  if (execution === undefined || !owner || owner === execution) return;
+  throw new OwnershipLost(`execution ${owner} has taken migration "${migrationId}" over; this task of ${execution} stops without writing anything`);
 }

@@ -6,6 +6,7 @@ import { wantedDocTypes } from '../core/docs/doc-types.ts';
 import { DocCheckpointStore } from '../core/docs/checkpoint.ts';
 import { doctypeCopyInputSchema, doctypeIdentityOf, type DoctypeCopyInput } from '../core/doctype-copy-input.ts';
 import { parseInput } from '../core/input-parts.ts';
+import { refuseIfReplaced } from '../core/ownership.ts';
 
 export const MACHINE = 'doctype-copy';
 
@@ -92,6 +93,7 @@ export async function openDocMigration(event: DocTaskEvent, deps: TaskDeps): Pro
   if (!checkpoint) {
     throw new InvalidInput('migrationId', `no checkpoint for "${input.migrationId}" in ${input.target.database}; start the execution from the beginning so Preflight can check the databases`);
   }
+  refuseIfReplaced(input.migrationId, checkpoint.state.owner, event.execution);
   const wanted = wantedDocTypes(input.docTypes);
   return {
     input, deps, source, target, wanted, wantedSet: new Set(wanted), store,

@@ -5,7 +5,7 @@ import type { SweepingState } from '../core/tables/sweeper.ts';
 import { identityOf, parseInput, tableCopyInputSchema, type TableCopyInput } from '../core/table-copy-input.ts';
 import { openCopy, type LoopState as GenericLoopState, type Migration as GenericMigration, type TaskEvent } from '../core/tables/chunked-copy.ts';
 
-export { checkThrottle, connectBoth, copyTables, copyUntil, outcomeState, report, save, timeLeft, loopState } from '../core/tables/chunked-copy.ts';
+export { checkThrottle, connectBoth, copyUntil, outcomeState, report, save, timeLeft, loopState } from '../core/tables/chunked-copy.ts';
 export type { CopyOutcome, TaskEvent } from '../core/tables/chunked-copy.ts';
 
 export const MACHINE = 'table-copy';

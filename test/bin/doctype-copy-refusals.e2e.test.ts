@@ -25,7 +25,19 @@ describe('ferry local doctype-copy refuses bad input with exit 2 and deletes not
       await bulk(sc.target, [{ _id: 'd000000', doc_type: 'CommCareUser', written: 'elsewhere' }]);
       return {};
     }, /already holds revisions the source does not have \(ids d000000\)/));
-  it('an unreachable server', () => expectRefused(async () => ({}), /cannot reach CouchDB connection "main" at http:\/\/127.0.0.1:1/, { COUCH_URL: 'http://127.0.0.1:1' }));
+});
+
+describe('ferry local doctype-copy with its server down', () => {
+  it('fails after the retries with exit 1, naming the server, and writes nothing', async () => {
+    const sc = await docScenario({ docs: 5 });
+    const before = await revisions(sc.source);
+    const run = await runFerry(['local', 'doctype-copy', '--input', sc.inputFile(), '--state-dir', sc.stateDir, '--approve', 'all'], { ...sc.env, COUCH_URL: 'http://127.0.0.1:1', FERRY_LOCAL_RETRY_MILLIS: '20' });
+    expect(run.code, run.stderr).toBe(1);
+    expect(run.last).toMatchObject({ error: 'TransientError', cause: expect.stringMatching(/cannot reach CouchDB connection "main" at http:\/\/127.0.0.1:1 \(from COUCH_URL\)/) });
+    expect(run.stderr).toMatch(/retry 6 of 6/);
+    expect(await revisions(sc.source)).toEqual(before);
+    expect(sc.flags()).toEqual({});
+  });
 });
 
 describe('ferry local doctype-copy with no CouchDB configured', () => {

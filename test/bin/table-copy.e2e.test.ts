@@ -1,5 +1,5 @@
 import { afterEach, describe, expect, it } from 'vitest';
-import { runFerry, startFerry } from '../helpers/cli.ts';
+import { runFerry, startFerry, writeJson } from '../helpers/cli.ts';
 import { OTHER_HOST_URL, MYSQL_URL, tableFingerprint } from '../helpers/db.ts';
 import { scenario, SRC, TGT, type Scenario } from '../helpers/scenario.ts';
 
@@ -172,6 +172,37 @@ describe('ferry local table-copy', () => {
     const done = await again.done;
     expect(done.code, done.stderr).toBe(0);
     expect((await tableFingerprint(sc.conn, sc.src, SRC)).rows).toBe('0');
+  });
+
+  it('chooses idOffset from the insert rate it measures when the input leaves it out, and says so', async () => {
+    sc = await scenario({ rows: 1000 });
+    const s = sc;
+    const input = s.input({ cleanup: { mode: 'none' } });
+    delete input.idOffset;
+    let writing = true;
+    const writer = (async () => {
+      // about 40 rows a second: 144,000 an hour, 3.5 million a day
+      while (writing) {
+        await s.conn.query(`INSERT INTO \`${s.src}\`.${SRC} (created, student_module_id) VALUES (NOW(6), 1), (NOW(6), 2)`);
+        await new Promise((r) => setTimeout(r, 50));
+      }
+    })();
+    const running = startFerry(['local', 'table-copy', '--input', writeJson(s.dir, 'auto-offset.json', input), '--state-dir', s.stateDir, '--approve', 'all']);
+    await running.waitFor(/idOffset \d+ chosen/, 30_000);
+    writing = false;
+    await writer;
+    const run = await running.done;
+    expect(run.code, run.stderr).toBe(0);
+    const offset = BigInt(run.last!.idOffset as string);
+    const perHour = BigInt(run.last!.sourceInsertsPerHour as string);
+    expect(perHour).toBeGreaterThan(50_000n);
+    expect(perHour).toBeLessThan(200_000n);
+    // a day of the measured rate (rounded up), above the floor of a million ids
+    expect(offset).toBeGreaterThanOrEqual(perHour * 24n);
+    expect(offset).toBeLessThanOrEqual(perHour * 24n + 24n);
+    expect(offset).toBeGreaterThan(1_000_000n);
+    expect(BigInt(run.last!.targetAutoIncrement as string)).toBeGreaterThan(offset + 1000n);
+    expect(run.stderr).toMatch(new RegExp(`idOffset ${offset} chosen: the source receives about ${perHour} rows an hour`));
   });
 
   it('hands over to new executions before the history limit and still finishes', async () => {

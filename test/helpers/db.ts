@@ -69,11 +69,15 @@ export async function seedHistory(conn: mysql.Connection, db: string, table: str
   }
 }
 
-/** Count and an order-independent fingerprint of every row, for "same data" assertions. */
+/**
+ * Count and an order-independent fingerprint of every row (64 bits of each row's MD5, text as
+ * utf8mb4 characters whatever the column's character set), for "same data" assertions.
+ */
 export async function tableFingerprint(conn: mysql.Connection, db: string, table: string): Promise<{ rows: string; checksum: string; minId: string | null; maxId: string | null }> {
+  const text = (c: string) => `QUOTE(CONVERT(${c} USING utf8mb4))`;
+  const row = `CONCAT_WS('|', id, ${text('version')}, created, ${text('state')}, QUOTE(grade), QUOTE(max_grade), student_module_id)`;
   const [rows] = await conn.query(
-    `SELECT COUNT(*) AS n, COALESCE(BIT_XOR(CRC32(CONCAT_WS('#', id, version, created, state, grade, max_grade, student_module_id,
-       CONCAT(ISNULL(version), ISNULL(state), ISNULL(grade), ISNULL(max_grade))))), 0) AS c, MIN(id) AS lo, MAX(id) AS hi FROM \`${db}\`.\`${table}\``,
+    `SELECT COUNT(*) AS n, COALESCE(BIT_XOR(CAST(CONV(LEFT(MD5(${row}), 16), 16, 10) AS UNSIGNED)), 0) AS c, MIN(id) AS lo, MAX(id) AS hi FROM \`${db}\`.\`${table}\``,
   );
   const r = (rows as Record<string, string | null>[])[0]!;
   return { rows: String(r.n), checksum: String(r.c), minId: r.lo === null ? null : String(r.lo), maxId: r.hi === null ? null : String(r.hi) };

@@ -44,6 +44,12 @@ describe.each(Object.keys(MACHINES))('statemachines/%s.asl.json', (machine) => {
     }
   });
 
+  it('tells every Lambda Task which execution it runs in, so a replaced execution cannot write', () => {
+    for (const [name, s] of tasks.filter(([, t]) => /FunctionArn/.test(String(t.Resource)))) {
+      expect((s.Parameters as Record<string, string>)['execution.$'], name).toBe('$$.Execution.Id');
+    }
+  });
+
   it('maps every Lambda Task to a local handler, and only those', () => {
     const lambdaTasks = tasks.filter(([, s]) => /^\$\{\w+FunctionArn\}$/.test(String(s.Resource))).map(([n]) => n).sort();
     expect(lambdaTasks).toEqual(Object.keys(MACHINES[machine]!.handlers).sort());

@@ -50,6 +50,6 @@ export interface CouchDatabase {
 }
 
 export interface CouchConnector {
-  /** Throws InvalidInput when the server of that connection does not answer. */
+  /** Unknown connection names throw InvalidInput; a server that does not answer, TransientError. */
   database(connection: string, name: string): Promise<CouchDatabase>;
 }

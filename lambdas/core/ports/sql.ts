@@ -25,7 +25,7 @@ export interface SqlConnection {
 }
 
 export interface SqlConnector {
-  /** Opens (or reuses) the connection of that name. Unknown or unreachable names throw InvalidInput. */
+  /** Opens (or reuses) the connection of that name. Unknown names throw InvalidInput; an unreachable server, TransientError. */
   connect(name: string): Promise<SqlConnection>;
   /** A connection of its own, not shared with other work (for LOCK TABLES); the caller closes it. */
   connectDedicated(name: string): Promise<SqlConnection>;

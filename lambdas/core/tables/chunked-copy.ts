@@ -4,12 +4,12 @@ import type { SqlConnection } from '../ports/sql.ts';
 import { CheckpointStore, type Checkpoint } from '../checkpoints.ts';
 import { chunkSettings, initialChunkSpan, nextChunkSpan, planChunk, type ChunkInput } from '../chunker.ts';
 import { InvalidInput } from '../errors.ts';
-import { claimOwnership } from '../ownership.ts';
+import { claimOwnership, refuseIfReplaced } from '../ownership.ts';
 import { addId, maxId, minId, type Id, type IdRange } from '../ids.ts';
 import type { TableRef } from '../identifiers.ts';
 import { decideThrottle, type ThrottleDecision } from '../throttler.ts';
 import { copyRange, idBounds, nextExistingId, type CopyTables } from './copier.ts';
-import { copiedColumns, inspectTable, type TableInfo } from './inspector.ts';
+import { copiedColumns, hashColumns, inspectTable, type TableInfo } from './inspector.ts';
 import { replicaLagSeconds, threadsRunning, throttleQueryValue } from './probes.ts';
 
 /** What a chunked copy between two tables needs from a migration's input, whichever machine it is. */
@@ -81,8 +81,9 @@ export async function connectBoth(input: CopySettings, deps: TaskDeps): Promise<
   return { source, target };
 }
 
-export function copyTables(input: CopySettings, source: SqlConnection, target: SqlConnection, sourceInfo: TableInfo, columns = copiedColumns(sourceInfo)): CopyTables {
-  return { source, target, sourceTable: input.source, targetTable: input.target, idColumn: sourceInfo.primaryKey[0]!, columns };
+function copyTables(input: CopySettings, source: SqlConnection, target: SqlConnection, sourceInfo: TableInfo, targetInfo: TableInfo | null, columns: string[]): CopyTables {
+  const hash = { source: hashColumns(sourceInfo, columns), target: hashColumns(targetInfo ?? sourceInfo, columns) };
+  return { source, target, sourceTable: input.source, targetTable: input.target, idColumn: sourceInfo.primaryKey[0]!, columns, hash };
 }
 
 /**
@@ -104,6 +105,7 @@ export async function openCopy<I extends CopySettings, S extends CopyState, P ex
   if (!checkpoint) {
     throw new InvalidInput('migrationId', `no checkpoint for "${input.migrationId}" in ${input.target.database}; start the execution from the beginning so Preflight can check the tables`);
   }
+  refuseIfReplaced(input.migrationId, checkpoint.state.owner, event.execution);
   const sourceInfo = await inspectTable(source, input.source);
   if (!sourceInfo) throw new InvalidInput('source.table', `${input.source.database}.${input.source.table} no longer exists`);
   const columns = options.columns ? await options.columns(sourceInfo, source) : copiedColumns(sourceInfo);
@@ -114,7 +116,7 @@ export async function openCopy<I extends CopySettings, S extends CopyState, P ex
     deps,
     source,
     target,
-    tables: { ...copyTables(input, source, target, sourceInfo, columns), readLock: options.readLock ?? false },
+    tables: { ...copyTables(input, source, target, sourceInfo, await inspectTable(target, input.target), columns), readLock: options.readLock ?? false },
     store,
     checkpoint,
     state,
@@ -138,7 +140,7 @@ export function executionOf(event: TaskEvent): string {
 export async function takeOver<S extends CopyState>(store: CheckpointStore<S>, checkpoint: Checkpoint<S>, event: TaskEvent, deps: TaskDeps): Promise<void> {
   const me = executionOf(event);
   await claimOwnership(checkpoint.migrationId, checkpoint.state.owner, me, event.state?.handedOverBy, (id) => deps.executions.isRunning(id));
-  if (checkpoint.state.owner !== me) await store.save(checkpoint.migrationId, checkpoint.phase, { ...checkpoint.state, owner: me });
+  if (checkpoint.state.owner !== me) await store.save(checkpoint.migrationId, checkpoint.phase, { ...checkpoint.state, owner: me }, checkpoint.state.owner);
 }
 
 /** What Preflight hands to RouteByPhase: the checkpoint's phase and progress. */

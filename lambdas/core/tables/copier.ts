@@ -1,4 +1,5 @@
 import type { SqlConnection, SqlRow } from '../ports/sql.ts';
+import type { HashColumn } from '../checksum.ts';
 import { ERRNO, ResultTooLarge, type FerryError } from '../errors.ts';
 import { addId, type Id, type IdRange } from '../ids.ts';
 
@@ -13,6 +14,8 @@ export interface CopyTables {
   readonly targetTable: TableRef;
   readonly idColumn: string;
   readonly columns: readonly string[];
+  /** How each side's values go into a row's hash (by each side's column types), in `columns`' order. */
+  readonly hash: { readonly source: readonly HashColumn[]; readonly target: readonly HashColumn[] };
   /**
    * Read source rows with `LOCK IN SHARE MODE` (one server only): a writer of those rows waits for
    * the chunk to commit, so a row deleted meanwhile cannot be copied back to life after its

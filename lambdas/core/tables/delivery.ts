@@ -1,4 +1,4 @@
-import { rowHashesOfIdsSql } from '../checksum.ts';
+import { rowHashesOfIdsSql, type HashColumn } from '../checksum.ts';
 import { VerificationFailed } from '../errors.ts';
 import { fillHoles, holesAround, inHoles } from '../holes.ts';
 import { addId, compareIds, type Id } from '../ids.ts';
@@ -8,11 +8,11 @@ import type { TableRef } from '../identifiers.ts';
 import { copyIds, IDS_PER_STATEMENT, type CopyTables } from './copier.ts';
 import type { DeliveryLedger, LedgerEntry } from './ledger.ts';
 
-async function hashesOf(conn: SqlConnection, table: TableRef, t: CopyTables, ids: readonly Id[]): Promise<Map<Id, string>> {
+async function hashesOf(conn: SqlConnection, table: TableRef, t: CopyTables, columns: readonly HashColumn[], ids: readonly Id[]): Promise<Map<Id, string>> {
   const out = new Map<Id, string>();
   for (let i = 0; i < ids.length; i += IDS_PER_STATEMENT) {
     const batch = ids.slice(i, i + IDS_PER_STATEMENT);
-    for (const r of await conn.query(rowHashesOfIdsSql(qualified(table), t.idColumn, t.columns, batch.length), batch)) out.set(str(r, 'id')!, str(r, 'hash')!);
+    for (const r of await conn.query(rowHashesOfIdsSql(qualified(table), t.idColumn, columns, batch.length), batch)) out.set(str(r, 'id')!, str(r, 'hash')!);
   }
   return out;
 }
@@ -26,7 +26,7 @@ async function hashesOf(conn: SqlConnection, table: TableRef, t: CopyTables, ids
  */
 export async function deliverRows(t: CopyTables, ids: readonly Id[]): Promise<Id[]> {
   if (ids.length === 0) return [];
-  const [source, target] = await Promise.all([hashesOf(t.source, t.sourceTable, t, ids), hashesOf(t.target, t.targetTable, t, ids)]);
+  const [source, target] = await Promise.all([hashesOf(t.source, t.sourceTable, t, t.hash.source, ids), hashesOf(t.target, t.targetTable, t, t.hash.target, ids)]);
   const collisions = [...source].filter(([id, hash]) => target.has(id) && target.get(id) !== hash).map(([id]) => id);
   if (collisions.length) {
     throw new VerificationFailed(

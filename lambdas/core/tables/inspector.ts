@@ -1,5 +1,6 @@
 import type { SqlConnection } from '../ports/sql.ts';
 import { scalar, str } from '../ports/sql.ts';
+import { valueKind, type HashColumn } from '../checksum.ts';
 import { ResultTooLarge } from '../errors.ts';
 import { holesFromGaps, type Hole } from '../holes.ts';
 import { addId, compareIds, fromBig, toBig, type IdRange } from '../ids.ts';
@@ -73,6 +74,14 @@ export async function inspectTable(conn: SqlConnection, ref: TableRef): Promise<
     })),
     primaryKey: pkRows.map((r) => str(r, 'name')!),
   };
+}
+
+/** How the named columns of this table go into a row's hash; a column it lacks (or no table yet) is hashed as plain. */
+export function hashColumns(info: TableInfo | null, names: readonly string[]): HashColumn[] {
+  return names.map((name) => {
+    const c = info?.columns.find((x) => x.name.toLowerCase() === name.toLowerCase());
+    return { name, kind: c ? valueKind(c.dataType) : 'plain' };
+  });
 }
 
 /** The columns that are copied and compared: every stored column of the source, in its order. */

@@ -1,18 +1,18 @@
 import { type SqlConnection, str } from '../ports/sql.ts';
-import { differingIds, rangeChecksumSql, rowHashesSql, sameChecksum, type RangeChecksum } from '../checksum.ts';
+import { differingIds, rangeChecksumSql, rowHashesSql, sameChecksum, type HashColumn, type RangeChecksum } from '../checksum.ts';
 import { VerificationFailed } from '../errors.ts';
 import type { Id, IdRange } from '../ids.ts';
 import { qualified, quoteIdent, type TableRef } from '../identifiers.ts';
 import { copyRange, type CopyTables } from './copier.ts';
 
-export async function checksumRange(conn: SqlConnection, table: TableRef, idColumn: string, columns: readonly string[], range: IdRange): Promise<RangeChecksum> {
+export async function checksumRange(conn: SqlConnection, table: TableRef, idColumn: string, columns: readonly HashColumn[], range: IdRange): Promise<RangeChecksum> {
   const rows = await conn.query(rangeChecksumSql(qualified(table), idColumn, columns), [range.lo, range.hi]);
   const r = rows[0] ?? {};
   return { rowCount: str(r, 'row_count') ?? '0', checksum: str(r, 'checksum') ?? '0' };
 }
 
 /** Per-row hashes of a range, in id order. */
-export async function rowHashes(conn: SqlConnection, table: TableRef, idColumn: string, columns: readonly string[], range: IdRange): Promise<{ id: Id; hash: string }[]> {
+export async function rowHashes(conn: SqlConnection, table: TableRef, idColumn: string, columns: readonly HashColumn[], range: IdRange): Promise<{ id: Id; hash: string }[]> {
   const rows = await conn.query(rowHashesSql(qualified(table), idColumn, columns), [range.lo, range.hi]);
   return rows.map((r) => ({ id: str(r, 'id')!, hash: str(r, 'hash')! }));
 }
@@ -20,8 +20,8 @@ export async function rowHashes(conn: SqlConnection, table: TableRef, idColumn: 
 /** Per-row hashes of a range on both sides of a copy, read at the same time. */
 export function rowHashesBothSides(t: CopyTables, range: IdRange): Promise<[{ id: Id; hash: string }[], { id: Id; hash: string }[]]> {
   return Promise.all([
-    rowHashes(t.source, t.sourceTable, t.idColumn, t.columns, range),
-    rowHashes(t.target, t.targetTable, t.idColumn, t.columns, range),
+    rowHashes(t.source, t.sourceTable, t.idColumn, t.hash.source, range),
+    rowHashes(t.target, t.targetTable, t.idColumn, t.hash.target, range),
   ]);
 }
 
@@ -36,8 +36,8 @@ export interface RangeVerdict {
 
 async function compare(t: CopyTables, range: IdRange): Promise<{ equal: boolean; source: RangeChecksum; target: RangeChecksum }> {
   const [source, target] = await Promise.all([
-    checksumRange(t.source, t.sourceTable, t.idColumn, t.columns, range),
-    checksumRange(t.target, t.targetTable, t.idColumn, t.columns, range),
+    checksumRange(t.source, t.sourceTable, t.idColumn, t.hash.source, range),
+    checksumRange(t.target, t.targetTable, t.idColumn, t.hash.target, range),
   ]);
   return { equal: sameChecksum(source, target), source, target };
 }
@@ -72,8 +72,8 @@ export async function verifyRange(t: CopyTables, range: IdRange): Promise<RangeV
 export async function snapshotCompare(conn: SqlConnection, t: CopyTables, range: IdRange): Promise<{ source: RangeChecksum; target: RangeChecksum }> {
   await conn.execute('START TRANSACTION WITH CONSISTENT SNAPSHOT, READ ONLY');
   try {
-    const source = await checksumRange(conn, t.sourceTable, t.idColumn, t.columns, range);
-    const target = await checksumRange(conn, t.targetTable, t.idColumn, t.columns, range);
+    const source = await checksumRange(conn, t.sourceTable, t.idColumn, t.hash.source, range);
+    const target = await checksumRange(conn, t.targetTable, t.idColumn, t.hash.target, range);
     return { source, target };
   } finally {
     await conn.execute('COMMIT');

@@ -43,6 +43,19 @@ describe('CheckpointStore on MariaDB', () => {
     await expect(other.load('m3', { source: 's', idOffset: '0' })).rejects.toMatchObject({ name: 'CheckpointConflict', message: expect.stringContaining('machine') });
   });
 
+  it('is fenced: once another execution took the migration over, a task of the old owner can no longer write', async () => {
+    const store = new CheckpointStore<{ owner: string; copiedUpTo: string }>(await sql.connect('x'), dbs.names.cp!, 'table-copy');
+    await store.create('m4', { a: 1 }, 'copy', { owner: 'exec-old', copiedUpTo: '100' });
+    // the new execution takes over from the one it saw owning it
+    await store.save('m4', 'copy', { owner: 'exec-new', copiedUpTo: '100' }, 'exec-old');
+    await store.save('m4', 'copy', { owner: 'exec-new', copiedUpTo: '200' });
+    // a Lambda of the old execution, still finishing a chunk, tries to move the cursor
+    await expect(store.save('m4', 'verify', { owner: 'exec-old', copiedUpTo: '150' })).rejects.toMatchObject({ name: 'OwnershipLost', message: expect.stringContaining('exec-new') });
+    // and two executions cannot both take over from the same owner
+    await expect(store.save('m4', 'copy', { owner: 'exec-third', copiedUpTo: '100' }, 'exec-old')).rejects.toMatchObject({ name: 'OwnershipLost' });
+    expect(await store.load('m4', { a: 1 })).toMatchObject({ phase: 'copy', state: { owner: 'exec-new', copiedUpTo: '200' } });
+  });
+
   it('serializes identities canonically', () => {
     expect(canonicalJson({ b: 1, a: { d: [2, { f: 1, e: 0 }], c: null } })).toBe('{"a":{"c":null,"d":[2,{"e":0,"f":1}]},"b":1}');
   });

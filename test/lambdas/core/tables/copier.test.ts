@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type mysql from 'mysql2/promise';
 import { Mysql2Connector } from '../../../../lambdas/adapters/mysql2.ts';
 import { copyRange, idBounds, nextExistingId, sameServer, type CopyTables } from '../../../../lambdas/core/tables/copier.ts';
-import { copiedColumns, inspectTable } from '../../../../lambdas/core/tables/inspector.ts';
+import { copiedColumns, hashColumns, inspectTable } from '../../../../lambdas/core/tables/inspector.ts';
 import { verifyRange } from '../../../../lambdas/core/tables/verifier.ts';
 import { admin, historyTableSql, makeDatabases, MYSQL_URL, OTHER_HOST_URL, seedHistory, tableFingerprint } from '../../../helpers/db.ts';
 
@@ -38,6 +38,7 @@ describe('copier and verifier on MariaDB', () => {
       targetTable: { database: dbs.names.tgt!, table: targetTable },
       idColumn: 'id',
       columns: copiedColumns(info),
+      hash: { source: hashColumns(info, copiedColumns(info)), target: hashColumns(info, copiedColumns(info)) },
     };
   }
 

@@ -1,0 +1,118 @@
+import { join } from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { FileFlagStore } from '../../../lambdas/adapters/flags.ts';
+import { Mysql2Connector } from '../../../lambdas/adapters/mysql2.ts';
+import type { SqlConnection, SqlConnector } from '../../../lambdas/core/ports/sql.ts';
+import type { TaskDeps } from '../../../lambdas/core/ports/task-deps.ts';
+import { catchUp } from '../../../lambdas/table-copy/catch-up.ts';
+import { cleanup } from '../../../lambdas/table-copy/cleanup.ts';
+import { copyChunks } from '../../../lambdas/table-copy/copy-chunks.ts';
+import { setCopyFlags, setCutoverFlags } from '../../../lambdas/table-copy/flags.ts';
+import type { LoopState, TaskEvent } from '../../../lambdas/table-copy/open-migration.ts';
+import { preflight } from '../../../lambdas/table-copy/preflight.ts';
+import { raiseAutoIncrement } from '../../../lambdas/table-copy/raise-auto-increment.ts';
+import { sweep } from '../../../lambdas/table-copy/sweep.ts';
+import { verify } from '../../../lambdas/table-copy/verify.ts';
+import { tableFingerprint } from '../../helpers/db.ts';
+import { scenario, SRC, TGT, type Scenario } from '../../helpers/scenario.ts';
+
+/** Every statement sent, and whether this session held LOCK TABLES when it was sent. */
+class Recorder implements SqlConnector {
+  readonly statements: { sql: string; locked: boolean }[] = [];
+  constructor(private readonly inner: SqlConnector) {}
+  private wrap(conn: SqlConnection): SqlConnection {
+    let locked = false;
+    const note = (sql: string) => {
+      if (/^LOCK TABLES/.test(sql)) locked = true;
+      this.statements.push({ sql, locked });
+      if (/^UNLOCK TABLES/.test(sql)) locked = false;
+    };
+    return Object.assign(Object.create(conn) as SqlConnection, {
+      query: (sql: string, params?: readonly unknown[]) => (note(sql), conn.query(sql, params)),
+      execute: (sql: string, params?: readonly unknown[]) => (note(sql), conn.execute(sql, params)),
+    });
+  }
+  async connect(name: string) {
+    return this.wrap(await this.inner.connect(name));
+  }
+  async connectDedicated(name: string) {
+    return this.wrap(await this.inner.connectDedicated(name));
+  }
+  closeAll() {
+    return this.inner.closeAll();
+  }
+}
+
+describe('table-copy handlers, as Lambda would run them', () => {
+  let sc: Scenario | undefined;
+  const sql = new Mysql2Connector({});
+  afterEach(async () => {
+    await sql.closeAll();
+    await sc?.close();
+    sc = undefined;
+  });
+
+  function deps(s: Scenario, running: (id: string) => boolean, connector: SqlConnector = sql): TaskDeps {
+    return {
+      executions: { isRunning: async (id) => running(id) },
+      sql: connector,
+      couch: { database: async () => Promise.reject(new Error('no CouchDB here')) },
+      flags: new FileFlagStore(join(s.dir, 'state')),
+      budgetMillis: 10_000,
+      now: Date.now,
+      report: () => undefined,
+    };
+  }
+
+  /** Runs a looping task until it says done, as the state machine's Choice and Wait would. */
+  async function loop(task: (e: TaskEvent, d: TaskDeps) => Promise<LoopState>, event: { migration: unknown; state?: unknown; execution?: string }, d: TaskDeps): Promise<LoopState> {
+    for (;;) {
+      const state = await task(event as TaskEvent, d);
+      event.state = state;
+      if (state.done) return state;
+      await new Promise((r) => setTimeout(r, Math.min(state.waitSeconds * 1000, 200)));
+    }
+  }
+
+  it('a task of an execution that was replaced cannot move the checkpoint its successor owns', async () => {
+    sc = await scenario({ rows: 2000 });
+    const migration = sc.input({ cleanup: { mode: 'none' }, chunk: { targetMillis: 10, minRows: 50, maxRows: 100 } });
+    const old = { migration, execution: 'arn:exec:old', state: null as unknown };
+    const d = deps(sc, (id) => id === 'arn:exec:new');
+    await preflight(old as TaskEvent, d);
+    await raiseAutoIncrement(old as TaskEvent, d);
+    await setCopyFlags(old as TaskEvent, d);
+    await copyChunks({ ...old, state: { iterations: 1 } } as TaskEvent, { ...d, budgetMillis: 1 });
+    // the old execution is stopped (its Lambda still runs); a new one takes the migration over
+    const fresh = { migration, execution: 'arn:exec:new', state: null as unknown };
+    await preflight(fresh as TaskEvent, d);
+    const [before] = await sc.conn.query(`SELECT phase, state FROM \`${sc.tgt}\`._ferry_checkpoints`);
+    await expect(copyChunks(old as TaskEvent, d)).rejects.toMatchObject({ name: 'OwnershipLost', message: expect.stringContaining('arn:exec:new') });
+    const [after] = await sc.conn.query(`SELECT phase, state FROM \`${sc.tgt}\`._ferry_checkpoints`);
+    expect(after).toEqual(before);
+    // the owner goes on and finishes, with every row
+    await loop(copyChunks, fresh, d);
+    expect((await tableFingerprint(sc.conn, sc.tgt, TGT)).rows).toBe('2000');
+  });
+
+  it('truncate holds the lock only for index probes and the TRUNCATE: no count of the table under it', async () => {
+    sc = await scenario({ rows: 3000 });
+    const migration = sc.input({ cleanup: { mode: 'truncate' } });
+    const event = { migration, execution: 'arn:exec:one', state: null as unknown };
+    const d = deps(sc, () => true);
+    await preflight(event as TaskEvent, d);
+    for (const task of [raiseAutoIncrement, setCopyFlags]) await task(event as TaskEvent, d);
+    for (const task of [copyChunks, catchUp, verify]) await loop(task, event, d);
+    await setCutoverFlags(event as TaskEvent, d);
+    await loop(sweep, event, d);
+    const recorder = new Recorder(sql);
+    await loop(cleanup, event, deps(sc, () => true, recorder));
+    expect((await tableFingerprint(sc.conn, sc.src, SRC)).rows).toBe('0');
+    expect((await tableFingerprint(sc.conn, sc.tgt, TGT)).rows).toBe('3000');
+    const underLock = recorder.statements.filter((s) => s.locked).map((s) => s.sql.replace(/\s+/g, ' '));
+    expect(underLock[0]).toMatch(/^LOCK TABLES/);
+    expect(underLock.some((s) => /^TRUNCATE TABLE/.test(s))).toBe(true);
+    expect(underLock.filter((s) => /COUNT\(/i.test(s))).toEqual([]);
+    expect(underLock.length).toBeLessThanOrEqual(6);
+  });
+});
