@@ -9,7 +9,7 @@ describe('ferry local table-copy refuses bad input with exit 2 and writes nothin
   let sc: Scenario;
   afterEach(async () => sc.close());
 
-  async function expectRefused(mutate: (s: Scenario) => Promise<Record<string, unknown>>, field: string, message: RegExp) {
+  async function expectRefused(mutate: (s: Scenario) => Promise<Record<string, unknown>>, field: string, message: RegExp, env: (s: Scenario) => NodeJS.ProcessEnv = () => ({})) {
     sc = await scenario({ rows: 100 });
     const overrides = await mutate(sc);
     const file = sc.inputFile(overrides);
@@ -19,7 +19,7 @@ describe('ferry local table-copy refuses bad input with exit 2 and writes nothin
       return String((rows as { ai: string }[])[0]?.ai ?? 'none');
     };
     const autoIncrementBefore = await autoIncrement();
-    const run = await runFerry(['local', 'table-copy', '--input', file, '--state-dir', sc.stateDir, '--approve', 'all']);
+    const run = await runFerry(['local', 'table-copy', '--input', file, '--state-dir', sc.stateDir, '--approve', 'all'], env(sc));
     expect(run.code, run.stderr).toBe(2);
     expect(run.stderr).toContain(field);
     expect(run.stderr).toMatch(message);
@@ -55,6 +55,23 @@ describe('ferry local table-copy refuses bad input with exit 2 and writes nothin
       await s.conn.query(`ALTER TABLE \`${s.tgt}\`.${TGT} MODIFY id int NOT NULL AUTO_INCREMENT`);
       return { idOffset: undefined };
     }, 'idOffset', /no room above the source's ids for the default offset of 1000000 ids; widen it, or give idOffset explicitly/));
+  it('a source user that cannot see open transactions', async () => {
+    const user = `ferry_np_${process.pid}`;
+    try {
+      await expectRefused(
+        async (s) => {
+          await s.conn.query(`CREATE USER IF NOT EXISTS '${user}'@'%' IDENTIFIED BY 'pw'`);
+          for (const db of [s.src, s.tgt]) await s.conn.query(`GRANT ALL ON \`${db}\`.* TO '${user}'@'%'`);
+          return {};
+        },
+        'source.connection',
+        /needs to see the open transactions on "edxapp" .* GRANT PROCESS ON \*\.\* TO/,
+        () => ({ FERRY_MYSQL_EDXAPP: `mysql://${user}:pw@127.0.0.1:3306`, FERRY_MYSQL_CSMH: `mysql://${user}:pw@127.0.0.1:3306` }),
+      );
+    } finally {
+      await sc.conn.query(`DROP USER IF EXISTS '${user}'@'%'`);
+    }
+  });
   it('absurd chunk sizes', () => expectRefused(async () => ({ chunk: { minRows: 0 } }), 'chunk.minRows', /at least 1/));
   it('a target that already holds rows with no checkpoint', () =>
     expectRefused(async (s) => {
