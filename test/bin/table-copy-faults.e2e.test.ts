@@ -9,6 +9,20 @@ import { SRC, TGT } from '../helpers/scenario.ts';
 /** Retries wait a second here (Step Functions' waits start at 2 s and double): a server restart fits in them. */
 const RETRY = { FERRY_LOCAL_RETRY_MILLIS: '1000' };
 
+/** A table-copy input from `src` on connection edxapp to `tgt` on csmh, in a new directory. */
+function inputFile(src: string, tgt: string, prefix: string, rest: Record<string, unknown>): { file: string; stateDir: string } {
+  const dir = tempDir();
+  const file = writeJson(dir, 'input.json', {
+    migrationId: `${prefix}-${src.slice(-8)}`,
+    source: { connection: 'edxapp', database: src, table: SRC },
+    target: { connection: 'csmh', database: tgt, table: TGT },
+    idOffset: '1000',
+    catchUp: { quietSeconds: 1, pollSeconds: 1 },
+    ...rest,
+  });
+  return { file, stateDir: join(dir, 'state') };
+}
+
 describe('table-copy through faults that are not a kill', () => {
   let second: SecondServer;
   beforeAll(async () => {
@@ -26,16 +40,8 @@ describe('table-copy through faults that are not a kill', () => {
       await conn.query(historyTableSql(src, SRC, 'int'));
       await conn.query(historyTableSql(tgt, TGT, 'bigint unsigned'));
       await seedHistory(conn, src, SRC, 500);
-      const dir = tempDir();
-      const file = writeJson(dir, 'input.json', {
-        migrationId: `u-${src.slice(-8)}`,
-        source: { connection: 'edxapp', database: src, table: SRC },
-        target: { connection: 'csmh', database: tgt, table: TGT },
-        idOffset: '1000',
-        catchUp: { quietSeconds: 1, pollSeconds: 1 },
-        cleanup: { mode: 'none' },
-      });
-      const args = ['local', 'table-copy', '--input', file, '--state-dir', join(dir, 'state'), '--approve', 'all'];
+      const { file, stateDir } = inputFile(src, tgt, 'u', { cleanup: { mode: 'none' } });
+      const args = ['local', 'table-copy', '--input', file, '--state-dir', stateDir, '--approve', 'all'];
       const down = await runFerry(args, { ...RETRY, FERRY_LOCAL_RETRY_MILLIS: '50', FERRY_MYSQL_CSMH: 'mysql://root@127.0.0.1:1' });
       expect(down.code, down.stderr).toBe(1);
       expect(down.last).toMatchObject({ error: 'TransientError', cause: expect.stringMatching(/cannot reach connection "csmh" at 127\.0\.0\.1:1 \(from FERRY_MYSQL_CSMH\): ECONNREFUSED/) });
@@ -73,18 +79,13 @@ describe('table-copy through faults that are not a kill', () => {
         await c.query(`GRANT ALL ON *.* TO '${user}'@'%'`);
       }
       const env = { ...RETRY, FERRY_MYSQL_EDXAPP: `mysql://${user}:pw@127.0.0.1:3306`, FERRY_MYSQL_CSMH: `mysql://${user}:pw@127.0.0.1:${second.port}` };
-      const dir = tempDir();
-      const file = writeJson(dir, 'input.json', {
-        migrationId: `f-${src.slice(-8)}`,
-        source: { connection: 'edxapp', database: src, table: SRC },
-        target: { connection: 'csmh', database: tgt, table: TGT },
-        idOffset: '1000000',
+      const { file, stateDir } = inputFile(src, tgt, 'f', {
         catchUp: { quietSeconds: 2, pollSeconds: 1 },
         chunk: { targetMillis: 20, minRows: 50, maxRows: 400 },
         throttle: { maxThreadsRunning: 1000, waitSeconds: 1 },
         cleanup: { mode: 'trickle-delete', batchRows: 500 },
       });
-      const args = ['local', 'table-copy', '--input', file, '--state-dir', join(dir, 'state'), '--approve', 'all'];
+      const args = ['local', 'table-copy', '--input', file, '--state-dir', stateDir, '--approve', 'all'];
 
       // the application: every row it writes to the old table also goes to `reference`, in the same transaction
       let written = 0;

@@ -1,9 +1,9 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import mysql from 'mysql2/promise';
+import { freePort } from '../../bin/cli/embedded-couch.ts';
 
 /** A second, throwaway MariaDB server of its own (data dir, port, socket), for tests that need two servers or a restart. */
 export interface SecondServer {
@@ -18,17 +18,6 @@ export interface SecondServer {
 function binary(name: string): string {
   for (const dir of ['/usr/sbin', '/usr/bin', '/usr/local/sbin', '/usr/local/bin']) if (existsSync(join(dir, name))) return join(dir, name);
   throw new Error(`${name} is not installed: the two-server tests start a second MariaDB with it (apt-get install -y mariadb-server, as .ci/run does)`);
-}
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = createServer();
-    srv.once('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const port = (srv.address() as { port: number }).port;
-      srv.close(() => resolve(port));
-    });
-  });
 }
 
 export async function startSecondServer(): Promise<SecondServer> {
