@@ -1,44 +1,34 @@
 import { quoteIdent } from './identifiers.ts';
 
-/** How a column's value is put into a row's hash, from its type on that side. */
-export type ValueKind = 'text' | 'binary' | 'plain';
-
+/** A column as it goes into a row's hash on one side. */
 export interface HashColumn {
   readonly name: string;
-  readonly kind: ValueKind;
+  /** Text in a character set other than UTF-8: hashed as its utf8mb4 bytes, so 'é' in latin1 equals 'é' in utf8mb4. */
+  readonly toUtf8: boolean;
 }
 
-const TEXT_TYPES = new Set(['char', 'varchar', 'tinytext', 'text', 'mediumtext', 'longtext', 'enum', 'set']);
-const BINARY_TYPES = new Set([
-  'binary', 'varbinary', 'tinyblob', 'blob', 'mediumblob', 'longblob', 'bit',
-  'geometry', 'point', 'linestring', 'polygon', 'multipoint', 'multilinestring', 'multipolygon', 'geometrycollection',
-]);
+const UTF8 = new Set(['utf8mb4', 'utf8mb3', 'utf8']);
 
-/** The kind of a column of this `DATA_TYPE`. */
-export function valueKind(dataType: string): ValueKind {
-  const t = dataType.toLowerCase();
-  return TEXT_TYPES.has(t) ? 'text' : BINARY_TYPES.has(t) ? 'binary' : 'plain';
-}
-
-function encoded(c: HashColumn): string {
-  const q = quoteIdent(c.name);
-  // Text is hashed as utf8mb4 whatever the column's character set, so 'é' in a latin1 target equals 'é' in a utf8mb4 source.
-  if (c.kind === 'text') return `QUOTE(CONVERT(${q} USING utf8mb4))`;
-  if (c.kind === 'binary') return `QUOTE(HEX(${q}))`;
-  return `QUOTE(${q})`;
+/** Whether a column of this character set (null for numbers, dates and bytes) is converted before hashing. */
+export function needsUtf8(charset: string | null): boolean {
+  return charset !== null && charset !== 'binary' && !UTF8.has(charset.toLowerCase());
 }
 
 /**
- * The per-row fingerprint used to compare rows on both sides: MD5 over an unambiguous encoding
- * of the row, every column `QUOTE`d (NULL is the bare word NULL, a string is quoted with its
- * quotes escaped) and joined by commas, so ('a,b', 'c') and ('a', 'b,c'), NULL and 'NULL', and
- * '' all differ. Text is compared as characters (in utf8mb4), bytes as hex. Columns are listed in a
- * fixed order (the source's), so both sides hash the same text even when the target declares them
- * in another order.
+ * The per-row fingerprint used to compare rows on both sides: MD5 over an unambiguous encoding of
+ * the row, every column as `<bytes>:<value>` (NULL as `N`), joined by commas, so ('a,b', 'c') and
+ * ('a', 'b,c'), NULL and 'N', and '' all differ. Values are compared as their text (a number or a
+ * date as MySQL prints it, text as UTF-8, bytes as they are), so a type the ALTER changed still
+ * compares equal when its values print the same. Columns are listed in a fixed order (the
+ * source's), so both sides hash the same text even when the target declares them in another order.
  */
 export function rowHashExpr(columns: readonly HashColumn[]): string {
   if (columns.length === 0) throw new TypeError('rowHashExpr needs at least one column');
-  return `MD5(CONCAT_WS(',', ${columns.map(encoded).join(', ')}))`;
+  const encoded = columns.map((c) => {
+    const v = c.toUtf8 ? `CONVERT(${quoteIdent(c.name)} USING utf8mb4)` : quoteIdent(c.name);
+    return `IFNULL(CONCAT(LENGTH(${v}), ':', ${v}), 'N')`;
+  });
+  return `MD5(CONCAT_WS(',', ${encoded.join(', ')}))`;
 }
 
 /**

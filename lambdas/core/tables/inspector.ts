@@ -1,6 +1,6 @@
 import type { SqlConnection } from '../ports/sql.ts';
 import { scalar, str } from '../ports/sql.ts';
-import { valueKind, type HashColumn } from '../checksum.ts';
+import { needsUtf8, type HashColumn } from '../checksum.ts';
 import { ResultTooLarge } from '../errors.ts';
 import { holesFromGaps, type Hole } from '../holes.ts';
 import { addId, compareIds, fromBig, toBig, type IdRange } from '../ids.ts';
@@ -15,6 +15,8 @@ export interface ColumnInfo {
   readonly nullable: boolean;
   /** Generated columns are computed by the server and never copied. */
   readonly generated: boolean;
+  /** The character set of a text column, null for other types. */
+  readonly charset: string | null;
 }
 
 export interface IntegerRange {
@@ -53,7 +55,7 @@ export async function inspectTable(conn: SqlConnection, ref: TableRef): Promise<
   const table = tables[0];
   if (!table || str(table, 'type') !== 'BASE TABLE') return null;
   const columnRows = await conn.query(
-    `SELECT COLUMN_NAME AS name, DATA_TYPE AS data_type, COLUMN_TYPE AS column_type, IS_NULLABLE AS nullable, EXTRA AS extra
+    `SELECT COLUMN_NAME AS name, DATA_TYPE AS data_type, COLUMN_TYPE AS column_type, IS_NULLABLE AS nullable, EXTRA AS extra, CHARACTER_SET_NAME AS charset
        FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ? ORDER BY ORDINAL_POSITION`,
     [ref.database, ref.table],
   );
@@ -71,16 +73,17 @@ export async function inspectTable(conn: SqlConnection, ref: TableRef): Promise<
       columnType: str(r, 'column_type')!,
       nullable: str(r, 'nullable') === 'YES',
       generated: /GENERATED/i.test(str(r, 'extra') ?? ''),
+      charset: str(r, 'charset'),
     })),
     primaryKey: pkRows.map((r) => str(r, 'name')!),
   };
 }
 
-/** How the named columns of this table go into a row's hash; a column it lacks (or no table yet) is hashed as plain. */
+/** How the named columns of this table go into a row's hash (a column it lacks, as it is). */
 export function hashColumns(info: TableInfo | null, names: readonly string[]): HashColumn[] {
   return names.map((name) => {
     const c = info?.columns.find((x) => x.name.toLowerCase() === name.toLowerCase());
-    return { name, kind: c ? valueKind(c.dataType) : 'plain' };
+    return { name, toUtf8: needsUtf8(c?.charset ?? null) };
   });
 }
 

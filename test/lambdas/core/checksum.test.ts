@@ -1,19 +1,23 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type mysql from 'mysql2/promise';
-import { differingIds, rangeChecksumSql, rowHashExpr, sameChecksum, type HashColumn } from '../../../lambdas/core/checksum.ts';
+import { differingIds, needsUtf8, rangeChecksumSql, rowHashExpr, sameChecksum, type HashColumn } from '../../../lambdas/core/checksum.ts';
 
-const plain = (...names: string[]): HashColumn[] => names.map((name) => ({ name, kind: 'plain' }));
-const text = (...names: string[]): HashColumn[] => names.map((name) => ({ name, kind: 'text' }));
+const plain = (...names: string[]): HashColumn[] => names.map((name) => ({ name, toUtf8: false }));
+const latin1 = (...names: string[]): HashColumn[] => names.map((name) => ({ name, toUtf8: true }));
 import { admin, makeDatabases } from '../../helpers/db.ts';
 
 describe('checksum SQL', () => {
-  it('hashes the columns in order, each one QUOTEd (text as utf8mb4, bytes as hex), every identifier quoted', () => {
-    expect(rowHashExpr([...plain('id'), ...text('state'), { name: 'photo', kind: 'binary' }])).toBe(
-      "MD5(CONCAT_WS(',', QUOTE(`id`), QUOTE(CONVERT(`state` USING utf8mb4)), QUOTE(HEX(`photo`))))",
+  it('hashes the columns in order, each one length-prefixed (text not in UTF-8 converted first), every identifier quoted', () => {
+    expect(rowHashExpr([...plain('id'), ...latin1('state')])).toBe(
+      "MD5(CONCAT_WS(',', IFNULL(CONCAT(LENGTH(`id`), ':', `id`), 'N'), IFNULL(CONCAT(LENGTH(CONVERT(`state` USING utf8mb4)), ':', CONVERT(`state` USING utf8mb4)), 'N')))",
     );
     expect(rangeChecksumSql('`d`.`t`', 'id', plain('id'))).toBe(
-      "SELECT COUNT(*) AS row_count, COALESCE(BIT_XOR(CAST(CONV(LEFT(MD5(CONCAT_WS(',', QUOTE(`id`))), 16), 16, 10) AS UNSIGNED)), 0) AS checksum FROM `d`.`t` WHERE `id` BETWEEN ? AND ?",
+      "SELECT COUNT(*) AS row_count, COALESCE(BIT_XOR(CAST(CONV(LEFT(MD5(CONCAT_WS(',', IFNULL(CONCAT(LENGTH(`id`), ':', `id`), 'N'))), 16), 16, 10) AS UNSIGNED)), 0) AS checksum FROM `d`.`t` WHERE `id` BETWEEN ? AND ?",
     );
+  });
+
+  it('converts only text in a character set other than UTF-8', () => {
+    expect([needsUtf8(null), needsUtf8('utf8mb4'), needsUtf8('utf8mb3'), needsUtf8('binary'), needsUtf8('latin1'), needsUtf8('ucs2')]).toEqual([false, false, false, false, true, true]);
   });
 
   it('refuses an identifier that is not a plain name', () => {
@@ -52,7 +56,7 @@ describe('checksum SQL', () => {
       const db = dbs.names.ck!;
       await conn.query(`CREATE TABLE \`${db}\`.t (id int PRIMARY KEY, a varchar(10) NULL, b varchar(10) NULL)`);
       await conn.query(`INSERT INTO \`${db}\`.t VALUES (1, 'x', NULL), (2, NULL, 'x'), (3, '', NULL), (4, NULL, NULL)`);
-      const [rows] = await conn.query(`SELECT id, ${rowHashExpr(text('a', 'b'))} AS h FROM \`${db}\`.t ORDER BY id`);
+      const [rows] = await conn.query(`SELECT id, ${rowHashExpr(plain('a', 'b'))} AS h FROM \`${db}\`.t ORDER BY id`);
       const hashes = (rows as { h: string }[]).map((r) => String(r.h));
       expect(new Set(hashes).size).toBe(4);
     });
@@ -73,16 +77,16 @@ describe('checksum SQL', () => {
       // CRC32 is affine in the bytes: for equal-length texts crc(a)^crc(b) depends only on a^b, the same here
       const crc = "SELECT COUNT(*) AS row_count, BIT_XOR(CRC32(CONCAT_WS('#', id, v))) AS checksum FROM `d`.`t` WHERE id BETWEEN ? AND ?";
       expect(await rangeSum(db, 'src', crc)).toBe(await rangeSum(db, 'tgt', crc));
-      const ours = rangeChecksumSql('`d`.`t`', 'id', [...plain('id'), ...text('v')]);
+      const ours = rangeChecksumSql('`d`.`t`', 'id', plain('id', 'v'));
       expect(await rangeSum(db, 'src', ours)).not.toBe(await rangeSum(db, 'tgt', ours));
     });
 
     it('tells a separator inside a value from a column boundary', async () => {
       const db = dbs.names.ck!;
       await conn.query(`CREATE TABLE \`${db}\`.sep (id int PRIMARY KEY, a varchar(10) NULL, b varchar(10) NULL)`);
-      await conn.query(`INSERT INTO \`${db}\`.sep VALUES (1, 'x,y', 'z'), (2, 'x', 'y,z'), (3, 'x#y', 'z'), (4, 'x', 'y#z'), (5, 'NULL', NULL), (6, NULL, 'NULL'), (7, "x'", 'y'), (8, 'x', "'y")`);
-      const [rows] = await conn.query(`SELECT id, ${rowHashExpr(text('a', 'b'))} AS h FROM \`${db}\`.sep ORDER BY id`);
-      expect(new Set((rows as { h: string }[]).map((r) => r.h)).size).toBe(8);
+      await conn.query(`INSERT INTO \`${db}\`.sep VALUES (1, 'x,y', 'z'), (2, 'x', 'y,z'), (3, 'x#y', 'z'), (4, 'x', 'y#z'), (5, 'NULL', NULL), (6, NULL, 'NULL'), (7, "x'", 'y'), (8, 'x', "'y"), (9, 'N', NULL), (10, NULL, 'N'), (11, '1:x', NULL), (12, NULL, NULL)`);
+      const [rows] = await conn.query(`SELECT id, ${rowHashExpr(plain('a', 'b'))} AS h FROM \`${db}\`.sep ORDER BY id`);
+      expect(new Set((rows as { h: string }[]).map((r) => r.h)).size).toBe(12);
     });
 
     it('hashes the same characters alike in a latin1 and a utf8mb4 column', async () => {
@@ -90,10 +94,11 @@ describe('checksum SQL', () => {
       await conn.query(`CREATE TABLE \`${db}\`.u8 (id int PRIMARY KEY, v varchar(10) CHARACTER SET utf8mb4 NULL)`);
       await conn.query(`CREATE TABLE \`${db}\`.l1 (id int PRIMARY KEY, v varchar(10) CHARACTER SET latin1 NULL)`);
       for (const t of ['u8', 'l1']) await conn.query(`INSERT INTO \`${db}\`.\`${t}\` VALUES (1, 'é ü'), (2, NULL)`);
-      const sum = rangeChecksumSql('`d`.`t`', 'id', [...plain('id'), ...text('v')]);
-      expect(await rangeSum(db, 'u8', sum)).toBe(await rangeSum(db, 'l1', sum));
+      const utf8 = rangeChecksumSql('`d`.`t`', 'id', plain('id', 'v'));
+      const converted = rangeChecksumSql('`d`.`t`', 'id', [...plain('id'), ...latin1('v')]);
+      expect(await rangeSum(db, 'u8', utf8)).toBe(await rangeSum(db, 'l1', converted));
       await conn.query(`UPDATE \`${db}\`.l1 SET v = 'e u' WHERE id = 1`);
-      expect(await rangeSum(db, 'u8', sum)).not.toBe(await rangeSum(db, 'l1', sum));
+      expect(await rangeSum(db, 'u8', utf8)).not.toBe(await rangeSum(db, 'l1', converted));
     });
   });
 });
