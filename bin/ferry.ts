@@ -6,7 +6,7 @@ import { type ApprovalDecider } from '../lambdas/core/ports/approvals.ts';
 import type { FlagStore } from '../lambdas/core/ports/flags.ts';
 import { FileFlagStore } from '../lambdas/adapters/flags.ts';
 import { PAUSED_FLAG } from '../lambdas/core/ports/flags.ts';
-import { runLocal } from './cli/local-runner.ts';
+import { runLocal, savedInputPath } from './cli/local-runner.ts';
 import { MACHINES } from './cli/machines.ts';
 import { embeddedCouchIfNeeded } from './cli/embedded-couch.ts';
 import { ProgressBar } from './cli/progress.ts';
@@ -23,6 +23,8 @@ const USAGE = `ferry: online migrations of huge tables as resumable state machin
   ferry status <migrationId|executionArn>
       an AWS execution's status, phase, progress, throttle reason and pending approvals
   ferry stats --input FILE          counts on both sides (rows and id bounds, or docs per type), and the checkpoint
+  ferry abandon <migrationId> [--input FILE] [--state-dir DIR | --aws]
+      online-alter: take back the triggers, the shadow and the capture log, leaving the table as it was
   ferry flags <migrationId> [--state-dir DIR | --aws]
       the migration's flags (local file, or SSM Parameter Store)
   ferry pause|resume <migrationId> [--state-dir DIR]
@@ -142,6 +144,49 @@ async function approve(args: string[]): Promise<number> {
   return 0;
 }
 
+/**
+ * `ferry abandon <migrationId>`: takes back what an online-alter put on the live table (triggers
+ * first, then the shadow and the capture log) and forgets its checkpoint. Locally with the input
+ * the last run saved in the state dir (or --input), refused while that run is running; on AWS
+ * (`--aws`) by stopping its executions and starting the machine's abandon path.
+ */
+async function abandon(args: string[]): Promise<number> {
+  const { values, positionals } = parseArgs({
+    args,
+    allowPositionals: true,
+    options: { input: { type: 'string' }, 'state-dir': { type: 'string', default: '.ferry' }, aws: { type: 'boolean', default: false } },
+  });
+  const migrationId = positionals[0];
+  if (!migrationId) throw new UsageError('name the migrationId to abandon');
+  const stateDir = values['state-dir']!;
+  let input: unknown = values.input ? await readInput(values.input) : undefined;
+  if (values.aws) {
+    const [{ abandonExecution }, { SFNClient }] = await Promise.all([import('./cli/aws.ts'), import('@aws-sdk/client-sfn')]);
+    process.stdout.write(JSON.stringify(await abandonExecution(new SFNClient({}), migrationId, input)) + '\n');
+    return 0;
+  }
+  if (input === undefined) {
+    try {
+      input = JSON.parse(await readFile(savedInputPath(stateDir, migrationId), 'utf8'));
+    } catch {
+      throw new UsageError(`no run of ${migrationId} is recorded in ${stateDir}: give its input with --input FILE (or the --state-dir it ran with)`);
+    }
+  }
+  if (!(input && typeof input === 'object' && 'alter' in input)) {
+    throw new UsageError(`${migrationId} is not an online-alter: only online-alter puts triggers and a shadow on a live table. Stop the run (Ctrl-C) instead; it resumes from its checkpoint`);
+  }
+  const bar = new ProgressBar();
+  const result = await runLocal({ machine: 'online-alter', input, stateDir, approve: [], abandon: true, onProgress: (p) => bar.update(p), say: (line) => bar.say(line) });
+  if (result.status === 'FAILED') {
+    bar.say(`abandon: FAILED: ${result.error}: ${result.cause}`);
+    return result.refused ? 2 : 1;
+  }
+  const out = (result.output as { abandoned?: { note?: string } }).abandoned;
+  bar.say(`abandon: ${out?.note ?? 'done'}`);
+  process.stdout.write(JSON.stringify(out ?? {}) + '\n');
+  return 0;
+}
+
 async function flags(args: string[], set?: Record<string, string>): Promise<number> {
   const { values, positionals } = parseArgs({
     args,
@@ -205,6 +250,8 @@ export async function main(argv: string[]): Promise<number> {
         return await start(rest);
       case 'status':
         return await status(rest);
+      case 'abandon':
+        return await abandon(rest);
       case 'flags':
         return await flags(rest);
       case 'pause':

@@ -1,4 +1,4 @@
-import { DescribeExecutionCommand, GetExecutionHistoryCommand, ListExecutionsCommand, ListStateMachinesCommand, SFNClient, StartExecutionCommand } from '@aws-sdk/client-sfn';
+import { DescribeExecutionCommand, GetExecutionHistoryCommand, ListExecutionsCommand, ListStateMachinesCommand, SFNClient, StartExecutionCommand, StopExecutionCommand } from '@aws-sdk/client-sfn';
 import { AwsApprovals } from '../../lambdas/adapters/approvals-aws.ts';
 import { MACHINES } from './machines.ts';
 
@@ -92,4 +92,38 @@ export async function executionStatus(sfn: SFNClient, approvals: AwsApprovals, i
     pendingApprovals: pending.map((p) => ({ step: p.step, since: p.since?.toISOString(), approve: `npx ferry approve ${p.migrationId} --step ${p.step} --aws` })),
     ...(exec.status === 'FAILED' ? { error: exec.error, cause: exec.cause } : {}),
   };
+}
+
+/**
+ * `ferry abandon <migrationId> --aws` for online-alter: stops every running execution of the
+ * migration, then starts one that only takes back the triggers, the shadow and the capture log
+ * (the state machine's AbandonRequested path). The input is the one the newest execution was
+ * started with, unless one is given.
+ */
+export async function abandonExecution(sfn: SFNClient, migrationId: string, given?: unknown): Promise<{ stopped: string[]; executionArn: string; name: string }> {
+  const machineArn = await stateMachineArn(sfn, 'online-alter');
+  const mine: { arn: string; status?: string; start: number }[] = [];
+  let nextToken: string | undefined;
+  do {
+    const page = await sfn.send(new ListExecutionsCommand({ stateMachineArn: machineArn, maxResults: 100, nextToken }));
+    for (const e of page.executions ?? []) if (e.name?.startsWith(`${migrationId}-`)) mine.push({ arn: e.executionArn!, status: e.status, start: e.startDate?.getTime() ?? 0 });
+    nextToken = page.nextToken;
+  } while (nextToken);
+  let input = given;
+  if (input === undefined) {
+    const newest = mine.sort((a, b) => b.start - a.start)[0];
+    if (!newest) throw new Error(`no execution of migration ${migrationId} on ${stateMachineName('online-alter')}; give its input with --input FILE`);
+    const started = JSON.parse((await sfn.send(new DescribeExecutionCommand({ executionArn: newest.arn }))).input ?? '{}') as { migration?: unknown };
+    input = started.migration ?? started;
+  }
+  const { migrationId: id } = MACHINES['online-alter']!.parse(input);
+  if (id !== migrationId) throw new Error(`the input is for migration ${id}, not ${migrationId}`);
+  const stopped: string[] = [];
+  for (const e of mine.filter((x) => x.status === 'RUNNING')) {
+    await sfn.send(new StopExecutionCommand({ executionArn: e.arn, error: 'Abandoned', cause: `abandoned by ferry abandon ${migrationId}` }));
+    stopped.push(e.arn);
+  }
+  const name = executionName(`${migrationId}-abandon`);
+  const out = await sfn.send(new StartExecutionCommand({ stateMachineArn: machineArn, name, input: JSON.stringify({ migration: input, abandon: true }) }));
+  return { stopped, executionArn: out.executionArn!, name };
 }

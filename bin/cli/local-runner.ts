@@ -1,6 +1,7 @@
 import './polyfill.ts';
 import { randomUUID } from 'node:crypto';
-import { mkdir } from 'node:fs/promises';
+import { mkdir, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import { ExecutionAbortedError, ExecutionError, StateMachine, type StateMachineDefinition } from 'aws-local-stepfunctions';
 import { LocalApprovalStore } from '../../lambdas/adapters/approvals.ts';
 import { NanoConnector } from '../../lambdas/adapters/couch.ts';
@@ -25,6 +26,13 @@ export interface LocalRunOptions {
   readonly onProgress?: (p: Progress) => void;
   readonly say?: (line: string) => void;
   readonly signal?: AbortSignal;
+  /** Run the machine's abandon path (online-alter: take back triggers, shadow and capture log) instead of the migration. */
+  readonly abandon?: boolean;
+}
+
+/** Where a run keeps the input it was started with, so `ferry abandon <migrationId>` can find it. */
+export function savedInputPath(stateDir: string, migrationId: string): string {
+  return join(stateDir, 'inputs', `${migrationId}.json`);
 }
 
 export type LocalRunResult =
@@ -213,6 +221,10 @@ export async function runLocal(opts: LocalRunOptions): Promise<LocalRunResult> {
   if ('heldBy' in lock) {
     return failure('InvalidInput', `migrationId: another ferry local run of "${migrationId}" is running (pid ${lock.heldBy}) with state dir ${opts.stateDir}; wait for it, or stop it and run again to resume`, 0);
   }
+  if (!opts.abandon) {
+    await mkdir(join(opts.stateDir, 'inputs'), { recursive: true });
+    await writeFile(savedInputPath(opts.stateDir, migrationId), JSON.stringify(opts.input, null, 2) + '\n');
+  }
   const say = opts.say ?? ((line: string) => process.stderr.write(line + '\n'));
   const sql = new Mysql2Connector(opts.env ?? process.env);
   const deps = localDeps(opts, sql);
@@ -222,7 +234,7 @@ export async function runLocal(opts: LocalRunOptions): Promise<LocalRunResult> {
   const definition = loadDefinition(spec.name);
   const machine = new StateMachine(definition as StateMachineDefinition, { validationOptions: { checkArn: false } });
   const retries = retryOverrides(definition, opts.env ?? process.env);
-  let input: unknown = opts.input;
+  let input: unknown = opts.abandon ? { migration: opts.input, abandon: true } : opts.input;
   try {
     for (let executions = 1; ; executions++) {
       let outcome: ExecutionOutcome;

@@ -97,6 +97,8 @@ export const MACHINES: Readonly<Record<string, MachineSpec>> = {
       Verify: alterVerify,
       SwapTables: swapTables,
       AbandonAlter: abandonAlter,
+      TakeBackCapture: abandonAlter,
+      AbandonRequested: abandonAlter,
       Cleanup: alterCleanup,
       Summarize: alterSummarize,
     },

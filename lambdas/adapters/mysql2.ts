@@ -192,6 +192,8 @@ export class Mysql2Connector implements SqlConnector {
       });
       // Session time zone fixed so TIMESTAMP columns read and write the same text on both sides.
       await conn.query("SET SESSION time_zone = '+00:00'");
+      // Strict, whatever the server's default: a value a table cannot hold fails ferry's statement instead of being cut.
+      await conn.query("SET SESSION sql_mode = CONCAT_WS(',', NULLIF(@@SESSION.sql_mode, ''), 'STRICT_ALL_TABLES')");
     } catch (err) {
       // Unreachable, restarting, out of connections, or refusing credentials being rotated: all may
       // pass on a retry, and after the retries the message names the server and the error.

@@ -109,6 +109,14 @@ export class CheckpointStore<S> {
     );
   }
 
+  /** The execution that owns the migration, null when none is recorded, undefined when there is no checkpoint. Writes nothing. */
+  async owner(migrationId: string): Promise<string | null | undefined> {
+    const exists = await this.conn.query('SELECT 1 FROM information_schema.TABLES WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ?', [this.database, CHECKPOINT_TABLE]);
+    if (exists.length === 0) return undefined;
+    const rows = await this.conn.query(`SELECT JSON_UNQUOTE(JSON_EXTRACT(state, '$.owner')) AS owner FROM ${this.table} WHERE migration_id = ?`, [migrationId]);
+    return rows.length === 0 ? undefined : str(rows[0]!, 'owner');
+  }
+
   /** Forgets the migration: a later run with the same input starts from the beginning. */
   async remove(migrationId: string): Promise<void> {
     const exists = await this.conn.query('SELECT 1 FROM information_schema.TABLES WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ?', [this.database, CHECKPOINT_TABLE]);

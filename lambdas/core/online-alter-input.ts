@@ -14,7 +14,7 @@ export function alterClauseProblem(clause: string): string | null {
   if (/;/.test(text)) return 'must be one clause with no ";" (ferry applies it to the shadow table only)';
   if (/--|\/\*|#/.test(text)) return 'must not contain comments';
   if (/^\s*ALTER\s+TABLE\b/i.test(text)) return 'is the clause only, without "ALTER TABLE <name>"';
-  if (/\bRENAME\b/i.test(text)) return 'must not RENAME: ferry swaps the tables itself after the cutover approval';
+  if (/\bRENAME\b(?!\s+(COLUMN|INDEX|KEY)\b)/i.test(text)) return 'must not RENAME the table: ferry swaps the tables itself after the cutover approval (RENAME COLUMN and RENAME INDEX are fine)';
   if (/\bDROP\s+(TABLE|DATABASE|SCHEMA)\b/i.test(text)) return 'must not drop tables or databases';
   if (/\bDROP\s+PRIMARY\s+KEY\b/i.test(text)) return 'must keep the primary key: ferry copies by it';
   if (/\b(PARTITION|DISCARD|IMPORT)\s+TABLESPACE\b|\bDISCARD\b|\bIMPORT\b/i.test(text)) return 'must not discard or import tablespaces';
@@ -35,6 +35,8 @@ export const onlineAlterInputSchema = z.strictObject({
       const problem = alterClauseProblem(clause);
       if (problem) ctx.addIssue({ code: 'custom', message: problem });
     }),
+  /** Lets an ALTER add or narrow a unique key: existing rows are checked, and a clash fails the migration instead of deleting. */
+  allowNewUniqueKeys: z.boolean().default(false),
   chunk: chunkSchema,
   throttle: throttleSchema,
   cutover: z

@@ -1,18 +1,42 @@
 import type { TaskDeps } from '../core/ports/task-deps.ts';
 import { CheckpointStore } from '../core/checkpoints.ts';
-import { dropShadow, shadowNames } from '../core/tables/shadow.ts';
-import { MACHINE, parseOnlineAlterInput } from './open-alter.ts';
+import { dropShadow, shadowNames, swapDone } from '../core/tables/shadow.ts';
+import { lockOf, MACHINE, parseOnlineAlterInput, type OnlineAlterState } from './open-alter.ts';
+
+export interface AbandonEvent {
+  readonly migration: unknown;
+  /** `$$.Execution.Id`: a task of an execution another one has replaced leaves everything to the new owner. */
+  readonly execution?: string;
+  /** Asked for by `ferry abandon`, which stops the running execution first: whoever owns the migration. */
+  readonly requested?: boolean;
+}
 
 /**
- * After a rejected cut-over: drops the triggers and the shadow and forgets the checkpoint, leaving
- * the table exactly as it was. A later run with the same input starts from the beginning.
+ * Takes back what the migration put on the live table — its triggers first (so the application's
+ * writes stop being doubled at once), then the shadow and the capture log — and forgets the
+ * checkpoint, leaving the table exactly as it was; a later run with the same input starts from the
+ * beginning. Runs after a rejected cut-over, after a failure, and for `ferry abandon`. Once the
+ * tables are swapped there is nothing to take back: the altered table is in use.
  */
-export async function abandonAlter(event: { migration: unknown }, deps: TaskDeps): Promise<{ abandoned: true }> {
+export async function abandonAlter(event: AbandonEvent, deps: TaskDeps): Promise<{ abandoned: boolean; note: string }> {
   const input = parseOnlineAlterInput(event.migration);
   const t = input.table;
   const conn = await deps.sql.connect(t.connection);
-  await dropShadow(conn, input.migrationId, t);
-  await new CheckpointStore(conn, t.database, MACHINE).remove(input.migrationId);
-  deps.report({ migrationId: input.migrationId, phase: 'abandoned', done: '0', total: null, note: `triggers and ${shadowNames(t).shadow.table} dropped; ${t.table} is as it was`, throttle: null });
-  return { abandoned: true };
+  const store = new CheckpointStore<OnlineAlterState>(conn, t.database, MACHINE);
+  const owner = (await store.owner(input.migrationId)) ?? null;
+  const say = (note: string, abandoned: boolean) => {
+    deps.report({ migrationId: input.migrationId, phase: abandoned ? 'abandoned' : 'abandon', done: '0', total: null, note, throttle: null });
+    return { abandoned, note };
+  };
+  if (!event.requested && event.execution && owner && owner !== event.execution) {
+    return say(`execution ${owner} now runs ${input.migrationId}; its triggers and shadow stay`, false);
+  }
+  if (await swapDone(conn, t)) {
+    return say(`${t.table} was already swapped for the altered table (the original is ${shadowNames(t).old.table}); nothing to take back`, false);
+  }
+  await dropShadow(conn, input.migrationId, t, lockOf(input), (attempt, backoff) =>
+    say(`dropping the triggers: another session holds a lock on ${t.table}; retrying in ${backoff} s (attempt ${attempt})`, false),
+  );
+  await store.remove(input.migrationId);
+  return say(`triggers, ${shadowNames(t).shadow.table} and the capture log dropped; ${t.table} is as it was`, true);
 }

@@ -2,7 +2,7 @@ import type { TaskDeps } from '../core/ports/task-deps.ts';
 import { idBounds } from '../core/tables/copier.ts';
 import { createShadow as createShadowTable, shadowNames } from '../core/tables/shadow.ts';
 import { loopState, report, save } from '../core/tables/chunked-copy.ts';
-import { openAlter, type LoopState } from './open-alter.ts';
+import { lockOf, openAlter, type LoopState } from './open-alter.ts';
 
 /**
  * Creates `_<table>_new` like the table, applies the ALTER to it, and starts change capture with
@@ -14,11 +14,14 @@ export async function createShadow(event: { migration: unknown; state?: { iterat
   const m = await openAlter(event, deps);
   const input = m.input.alter;
   const t = input.table;
-  await createShadowTable(m.source, input.migrationId, t, input.alter, m.tables.idColumn);
+  const mapping = await createShadowTable(m.source, input.migrationId, t, input.alter, m.tables.idColumn, lockOf(input), (attempt, backoff) =>
+    report(m, `creating the triggers: another session holds a lock on ${t.table} (waited ${input.cutover.lockWaitSeconds} s); ${t.table} is unchanged and serving; retrying in ${backoff} s (attempt ${attempt})`),
+  );
+  const renamed = mapping.source.flatMap((c, i) => (c.toLowerCase() === mapping.target[i]!.toLowerCase() ? [] : [`${c} → ${mapping.target[i]}`]));
   const bounds = await idBounds(m.source, t, m.tables.idColumn);
   m.state.rangeMin = bounds.min;
   m.state.rangeMax = bounds.max;
   await save(m, 'copy');
-  report(m, `shadow ${shadowNames(t).shadow.table} created with "${input.alter}"; triggers capture changes; copying ids ${bounds.min ?? '-'}..${bounds.max ?? '-'}`);
+  report(m, `shadow ${shadowNames(t).shadow.table} created with "${input.alter}"${renamed.length ? ` (columns renamed: ${renamed.join(', ')})` : ''}; triggers capture changes; copying ids ${bounds.min ?? '-'}..${bounds.max ?? '-'}`);
   return loopState(m, { done: true });
 }

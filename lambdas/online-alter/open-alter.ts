@@ -3,7 +3,7 @@ import type { Id } from '../core/ids.ts';
 import { alterIdentityOf, onlineAlterInputSchema, type OnlineAlterInput } from '../core/online-alter-input.ts';
 import { parseInput } from '../core/input-parts.ts';
 import { openCopy, type CopySettings, type CopyState, type LoopState as GenericLoopState, type Migration, type TaskEvent } from '../core/tables/chunked-copy.ts';
-import { shadowNames, sharedColumns } from '../core/tables/shadow.ts';
+import { columnMapping, shadowNames } from '../core/tables/shadow.ts';
 
 export const MACHINE = 'online-alter';
 
@@ -53,7 +53,12 @@ export function settingsOf(input: OnlineAlterInput): OnlineAlterSettings {
 export function openAlter(event: TaskEvent, deps: TaskDeps): Promise<AlterMigration> {
   const input = parseOnlineAlterInput(event.migration);
   return openCopy<OnlineAlterSettings, OnlineAlterState, Phase>(MACHINE, settingsOf(input), alterIdentityOf(input), event, deps, {
-    columns: sharedColumns,
+    columns: (table, shadow) => columnMapping(table, shadow, input.alter),
     readLock: true,
   });
+}
+
+/** How DDL on the live table waits for its lock: `cutover.lockWaitSeconds` at a time, `cutover.attempts` times. */
+export function lockOf(input: OnlineAlterInput): { seconds: number; attempts: number } {
+  return { seconds: input.cutover.lockWaitSeconds, attempts: input.cutover.attempts };
 }

@@ -4,7 +4,8 @@ import { chunkSettings, initialChunkSpan } from '../core/chunker.ts';
 import { InvalidInput } from '../core/errors.ts';
 import { alterIdentityOf } from '../core/online-alter-input.ts';
 import { estimatedRows } from '../core/tables/inspector.ts';
-import { checkAlterTable, checkThrottleQuery } from '../core/tables/preflight-checks.ts';
+import { checkAlterTable } from '../core/tables/alter-checks.ts';
+import { checkThrottleQuery } from '../core/tables/preflight-checks.ts';
 import { executionOf, startState, takeOver, type TaskEvent } from '../core/tables/chunked-copy.ts';
 import { MACHINE, parseOnlineAlterInput, type LoopState, type OnlineAlterState, type Phase } from './open-alter.ts';
 

@@ -1,14 +1,49 @@
 import type { TaskDeps } from '../core/ports/task-deps.ts';
-import { ERRNO, SwapFailed, type FerryError } from '../core/errors.ts';
+import { ERRNO, SwapFailed, VerificationFailed, type FerryError } from '../core/errors.ts';
 import { loopState, report, save, type TaskEvent } from '../core/tables/chunked-copy.ts';
-import { dropTriggers, shadowNames, swapDone, swapOnce } from '../core/tables/shadow.ts';
-import { openAlter, type LoopState } from './open-alter.ts';
+import { captureNames, clearLogged, dropTriggers, loggedRows, rewriteLogged, shadowNames, swapDone, swapOnce, withShortLockWait } from '../core/tables/shadow.ts';
+import { dropTableIfExists } from '../core/tables/table-writes.ts';
+import { insertMissing } from '../core/tables/copier.ts';
+import { lockOf, openAlter, type AlterMigration, type LoopState } from './open-alter.ts';
 
 /**
- * The postponed cut-over, after its approval: one atomic `RENAME TABLE t TO _t_old, _t_new TO t`
- * under a short lock_wait_timeout (while it waits, every query on the table queues behind it),
- * retried with backoff while another session holds a lock. A failed attempt changes nothing:
- * the original table stays in place and serving. Then the triggers go.
+ * Writes of the old table that its triggers could not carry into the shadow in the last moments
+ * before the RENAME (the log was looked at just before it): each row the new table lacks is
+ * written to it from the old one, strictly; one it refuses fails the task, naming it. Rows the new
+ * table has are the application's by now and are left alone.
+ */
+async function settleLateLogged(m: AlterMigration): Promise<void> {
+  const t = m.input.alter.table;
+  const conn = m.source;
+  const { old } = shadowNames(t);
+  const refused: string[] = [];
+  for (;;) {
+    const logged = await loggedRows(conn, m.input.migrationId, t, 100);
+    if (logged.length === 0) break;
+    for (const row of logged) {
+      try {
+        await insertMissing({ ...m.tables, sourceTable: old, targetTable: t }, row.id);
+      } catch (err) {
+        refused.push(`${row.id} (${(err as Error).message.replace(/^[^:]*: statement failed: /, '')})`);
+      }
+      await clearLogged(conn, m.input.migrationId, t, row.id, row.id);
+    }
+  }
+  if (refused.length) {
+    throw new VerificationFailed(
+      `${t.table} was swapped for the altered table, but rows the application wrote just before the swap could not be written to it: ids ${refused.slice(0, 10).join(', ')}. ` +
+        `They are in ${old.table}, which no cleanup has touched; write them to ${t.table} by hand.`,
+    );
+  }
+}
+
+/**
+ * The postponed cut-over, after its approval. First the rows the triggers could not write to the
+ * shadow (a clash on a new unique key, a value it cannot hold) are written again; one still
+ * refused stops the swap, naming it. Then one atomic `RENAME TABLE t TO _t_old, _t_new TO t` under
+ * a short lock_wait_timeout (while it waits, every query on the table queues behind it), retried
+ * with backoff while another session holds a lock: a failed attempt changes nothing, the original
+ * table stays in place and serving. Then the triggers go, and the capture log is read once more.
  */
 export async function swapTables(event: TaskEvent, deps: TaskDeps): Promise<LoopState> {
   const m = await openAlter(event, deps);
@@ -17,30 +52,29 @@ export async function swapTables(event: TaskEvent, deps: TaskDeps): Promise<Loop
   const { old } = shadowNames(t);
   const conn = m.source;
   if (!(await swapDone(conn, t))) {
-    const { lockWaitSeconds, attempts } = input.cutover;
-    for (let attempt = 1; ; attempt++) {
-      m.state.swapAttempts += 1;
-      try {
-        const ai = await swapOnce(conn, t, lockWaitSeconds);
-        if (ai !== null) m.state.autoIncrementAtSwap = ai;
-        break;
-      } catch (err) {
-        if ((err as FerryError).errno !== ERRNO.LOCK_WAIT_TIMEOUT) throw err;
-        if (attempt >= attempts) {
-          await save(m);
-          throw new SwapFailed(
-            `RENAME TABLE could not get the lock on ${t.table} in ${attempts} attempts of ${lockWaitSeconds} s; ${t.table} is unchanged and serving, ` +
-              'the triggers still keep the shadow in step. Find the long transaction (SHOW PROCESSLIST) and run the migration again to ask for the cut-over again.',
-          );
-        }
-        const backoff = Math.min(30, 2 ** (attempt - 1));
-        report(m, `swap attempt ${attempt}/${attempts}: another session holds a lock on ${t.table} (waited ${lockWaitSeconds} s); the table is unchanged and serving; retrying in ${backoff} s`);
-        await new Promise((r) => setTimeout(r, backoff * 1000));
-      }
+    const rewritten = await rewriteLogged(conn, input.migrationId, m.tables);
+    if (rewritten) report(m, `${rewritten} rows the triggers could not write to the shadow were written again`);
+    const lock = lockOf(input);
+    try {
+      const ai = await withShortLockWait(conn, lock, async () => {
+        m.state.swapAttempts += 1;
+        return swapOnce(conn, t);
+      }, (attempt, backoff) => report(m, `swap attempt ${attempt}/${lock.attempts}: another session holds a lock on ${t.table} (waited ${lock.seconds} s); the table is unchanged and serving; retrying in ${backoff} s`));
+      m.state.autoIncrementAtSwap = ai;
+    } catch (err) {
+      if ((err as FerryError).errno !== ERRNO.LOCK_WAIT_TIMEOUT) throw err;
+      await save(m);
+      throw new SwapFailed(
+        `RENAME TABLE could not get the lock on ${t.table} in ${lock.attempts} attempts of ${lock.seconds} s; ${t.table} is unchanged and serving. ` +
+          'Find the long transaction (SHOW PROCESSLIST) and run the migration again.',
+      );
     }
   }
-  await dropTriggers(conn, input.migrationId, t);
+  await withShortLockWait(conn, lockOf(input), () => dropTriggers(conn, input.migrationId, t));
   m.state.swappedAt = m.state.swappedAt ?? new Date(deps.now()).toISOString();
+  await save(m);
+  await settleLateLogged(m);
+  await dropTableIfExists(conn, captureNames(input.migrationId, t).log);
   await save(m, 'cleanup-approval');
   report(m, `swapped: ${t.table} is the altered table; the original is ${old.table}; triggers dropped`);
   return loopState(m, { done: true });

@@ -4,6 +4,7 @@ import { VerificationFailed } from '../core/errors.ts';
 import { compareIds } from '../core/ids.ts';
 import { idBounds } from '../core/tables/copier.ts';
 import { checkThrottle, loopState, nextVerifyRange, resizeChunk, outcomeState, report, save, timeLeft, type TaskEvent } from '../core/tables/chunked-copy.ts';
+import { clearLogged, rewriteLogged } from '../core/tables/shadow.ts';
 import { repairRange, snapshotCompare } from '../core/tables/verifier.ts';
 import { openAlter, type LoopState } from './open-alter.ts';
 
@@ -37,7 +38,7 @@ export async function verify(event: TaskEvent, deps: TaskDeps): Promise<LoopStat
             `(table ${result.source.rowCount} rows, shadow ${result.target.rowCount}); does the ALTER change how values print (a type or charset change)?`,
         );
       }
-      await repairRange(m.source, t, range);
+      await repairRange(m.source, t, range, () => clearLogged(m.source, m.input.migrationId, t.sourceTable, range.lo, range.hi));
       s.rangesRepaired += 1;
       result = await snapshotCompare(m.source, t, range);
     }
@@ -48,6 +49,8 @@ export async function verify(event: TaskEvent, deps: TaskDeps): Promise<LoopStat
     await save(m);
     report(m, `verified ids ${range.lo}..${range.hi}: ${result.source.rowCount} rows equal`);
   }
+  const rewritten = await rewriteLogged(m.source, m.input.migrationId, t);
+  s.rangesRepaired += rewritten;
   await save(m, 'cutover-approval');
   report(m, `verified ${s.rangesVerified} ranges, ${s.rowsVerified} rows (${s.rangesRepaired} repaired); triggers keep the shadow in step until the swap`);
   return loopState(m, { done: true });

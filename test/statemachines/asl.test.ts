@@ -64,7 +64,9 @@ describe.each(Object.keys(MACHINES))('statemachines/%s.asl.json', (machine) => {
       const catches = (s.Catch ?? states.find(([, p]) => p.Type === 'Parallel')![1].Catch) as { ErrorEquals: string[]; Next: string }[];
       const rejected = catches.find((c) => c.ErrorEquals.includes('ApprovalRejected'))!.Next;
       expect(['ApprovalRejected', 'AbandonAlter']).toContain(rejected);
-      expect(catches.find((c) => c.ErrorEquals.includes('States.Timeout'))?.Next).toBe('ApprovalTimedOut');
+      // online-alter takes its triggers back before it ends as timed out
+      const timedOut = catches.find((c) => c.ErrorEquals.includes('States.Timeout'))!.Next;
+      expect(timedOut === 'ApprovalTimedOut' || (timedOut === 'TakeBackCapture' && (asl.States.AfterTakeBack!.Choices as { Next: string }[])[0]!.Next === 'ApprovalTimedOut')).toBe(true);
     }
   });
 
@@ -88,6 +90,18 @@ describe.each(Object.keys(MACHINES))('statemachines/%s.asl.json', (machine) => {
     expect((asl.States.ContinueFromHandover!.Parameters as { state: Record<string, string> }).state['handedOverBy.$']).toBe('$.handedOverBy');
     expect((asl.States.Preflight!.Parameters as Record<string, string>)['execution.$']).toBe('$$.Execution.Id');
   });
+
+  if (machine === 'online-alter') {
+    it('takes the triggers back on every failure before the swap, and never after it', () => {
+      for (const name of ['CreateShadow', 'CopyChunks', 'Verify', 'SwapTables']) {
+        expect((asl.States[name]!.Catch as { ErrorEquals: string[]; Next: string }[]).find((c) => c.ErrorEquals.includes('States.ALL'))!.Next, name).toBe('TakeBackCapture');
+      }
+      for (const name of ['AwaitCleanupApproval', 'Cleanup', 'Summarize']) {
+        expect((asl.States[name]!.Catch as { Next: string }[]).map((c) => c.Next), name).not.toContain('TakeBackCapture');
+      }
+      expect(asl.States.TakeBackCapture!.Resource).toBe(asl.States.AbandonAlter!.Resource);
+    });
+  }
 
   it('uses JSONPath only (aws-local-stepfunctions ignores JSONata and Assign)', () => {
     const text = JSON.stringify(asl);

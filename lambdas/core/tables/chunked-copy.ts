@@ -81,9 +81,15 @@ export async function connectBoth(input: CopySettings, deps: TaskDeps): Promise<
   return { source, target };
 }
 
-function copyTables(input: CopySettings, source: SqlConnection, target: SqlConnection, sourceInfo: TableInfo, targetInfo: TableInfo | null, columns: string[]): CopyTables {
-  const hash = { source: hashColumns(sourceInfo, columns), target: hashColumns(targetInfo ?? sourceInfo, columns) };
-  return { source, target, sourceTable: input.source, targetTable: input.target, idColumn: sourceInfo.primaryKey[0]!, columns, hash };
+/** Which source column goes to which target column: the same names unless the machine says otherwise. */
+export type ColumnPairs = (source: TableInfo, target: TableInfo | null) => { source: string[]; target: string[] };
+
+const sameNames: ColumnPairs = (source) => ({ source: copiedColumns(source), target: copiedColumns(source) });
+
+function copyTables(input: CopySettings, source: SqlConnection, target: SqlConnection, sourceInfo: TableInfo, targetInfo: TableInfo | null, pairs: ColumnPairs): CopyTables {
+  const { source: columns, target: targetColumns } = pairs(sourceInfo, targetInfo);
+  const hash = { source: hashColumns(sourceInfo, columns), target: hashColumns(targetInfo ?? sourceInfo, targetColumns) };
+  return { source, target, sourceTable: input.source, targetTable: input.target, idColumn: sourceInfo.primaryKey[0]!, columns, targetColumns, hash };
 }
 
 /**
@@ -96,7 +102,7 @@ export async function openCopy<I extends CopySettings, S extends CopyState, P ex
   identity: Record<string, unknown>,
   event: TaskEvent,
   deps: TaskDeps,
-  options: { columns?: (source: TableInfo, conn: SqlConnection) => Promise<string[]>; readLock?: boolean } = {},
+  options: { columns?: ColumnPairs; readLock?: boolean } = {},
 ): Promise<Migration<I, S, P>> {
   const startedMillis = deps.now();
   const { source, target } = await connectBoth(input, deps);
@@ -108,7 +114,6 @@ export async function openCopy<I extends CopySettings, S extends CopyState, P ex
   refuseIfReplaced(input.migrationId, checkpoint.state.owner, event.execution);
   const sourceInfo = await inspectTable(source, input.source);
   if (!sourceInfo) throw new InvalidInput('source.table', `${input.source.database}.${input.source.table} no longer exists`);
-  const columns = options.columns ? await options.columns(sourceInfo, source) : copiedColumns(sourceInfo);
   const state = structuredClone(checkpoint.state);
   if (!(state.chunkSpan > 0)) state.chunkSpan = initialChunkSpan(chunkSettings(input.chunk));
   return {
@@ -116,7 +121,7 @@ export async function openCopy<I extends CopySettings, S extends CopyState, P ex
     deps,
     source,
     target,
-    tables: { ...copyTables(input, source, target, sourceInfo, await inspectTable(target, input.target), columns), readLock: options.readLock ?? false },
+    tables: { ...copyTables(input, source, target, sourceInfo, await inspectTable(target, input.target), options.columns ?? sameNames), readLock: options.readLock ?? false },
     store,
     checkpoint,
     state,

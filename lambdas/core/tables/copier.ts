@@ -13,7 +13,10 @@ export interface CopyTables {
   readonly sourceTable: TableRef;
   readonly targetTable: TableRef;
   readonly idColumn: string;
+  /** The source's columns that are copied and compared, in the source's order. */
   readonly columns: readonly string[];
+  /** Each of `columns`' name in the target (another where the ALTER renames it; the same for table-copy). */
+  readonly targetColumns: readonly string[];
   /** How each side's values go into a row's hash (by each side's column types), in `columns`' order. */
   readonly hash: { readonly source: readonly HashColumn[]; readonly target: readonly HashColumn[] };
   /**
@@ -74,8 +77,7 @@ export async function copyRange(t: CopyTables, range: IdRange): Promise<CopyResu
  * not waited for, and is found later among the holes. Returns the rows written.
  */
 async function insertSelect(t: CopyTables, where: string, params: readonly unknown[]): Promise<number> {
-  const cols = t.columns.map(quoteIdent).join(', ');
-  const sql = `INSERT IGNORE INTO ${qualified(t.targetTable)} (${cols}) SELECT ${cols} FROM ${qualified(t.sourceTable)} WHERE ${where}${t.readLock ? ' LOCK IN SHARE MODE' : ''}`;
+  const sql = `INSERT IGNORE INTO ${qualified(t.targetTable)} (${t.targetColumns.map(quoteIdent).join(', ')}) SELECT ${t.columns.map(quoteIdent).join(', ')} FROM ${qualified(t.sourceTable)} WHERE ${where}${t.readLock ? ' LOCK IN SHARE MODE' : ''}`;
   if (!t.readLock && t.target.sessions && !LOCKING_READS_ONLY.has(t.target)) {
     await t.target.execute('SET TRANSACTION ISOLATION LEVEL READ COMMITTED');
     try {
@@ -112,7 +114,7 @@ export async function copyIds(t: CopyTables, ids: readonly Id[]): Promise<number
 }
 
 async function insertRows(t: CopyTables, rows: readonly SqlRow[]): Promise<number> {
-  const cols = t.columns.map(quoteIdent).join(', ');
+  const cols = t.targetColumns.map(quoteIdent).join(', ');
   const tuple = `(${t.columns.map(() => '?').join(', ')})`;
   let inserted = 0;
   let batch: unknown[] = [];
@@ -154,4 +156,18 @@ export async function idBounds(conn: SqlConnection, table: TableRef, idColumn: s
   const rows = await conn.query(`SELECT MIN(${id}) AS min_id, MAX(${id}) AS max_id FROM ${qualified(table)}`);
   const r = rows[0] ?? {};
   return { min: r.min_id == null ? null : String(r.min_id), max: r.max_id == null ? null : String(r.max_id) };
+}
+
+/**
+ * Writes one row to the target, strictly (the target refusing it is an error), unless the target
+ * already holds that id. Both tables on one server. Returns whether it was written.
+ */
+export async function insertMissing(t: CopyTables, id: Id): Promise<boolean> {
+  const idCol = quoteIdent(t.idColumn);
+  const { affectedRows } = await t.target.execute(
+    `INSERT INTO ${qualified(t.targetTable)} (${t.targetColumns.map(quoteIdent).join(', ')}) SELECT ${t.columns.map((c) => `o.${quoteIdent(c)}`).join(', ')} FROM ${qualified(t.sourceTable)} o ` +
+      `WHERE o.${idCol} = ? AND NOT EXISTS (SELECT 1 FROM ${qualified(t.targetTable)} n WHERE n.${idCol} = ?)`,
+    [id, id],
+  );
+  return affectedRows > 0;
 }

@@ -17,6 +17,8 @@ export interface ColumnInfo {
   readonly generated: boolean;
   /** The character set of a text column, null for other types. */
   readonly charset: string | null;
+  /** Its collation, null for other types. */
+  readonly collation: string | null;
 }
 
 export interface IntegerRange {
@@ -55,7 +57,7 @@ export async function inspectTable(conn: SqlConnection, ref: TableRef): Promise<
   const table = tables[0];
   if (!table || str(table, 'type') !== 'BASE TABLE') return null;
   const columnRows = await conn.query(
-    `SELECT COLUMN_NAME AS name, DATA_TYPE AS data_type, COLUMN_TYPE AS column_type, IS_NULLABLE AS nullable, EXTRA AS extra, CHARACTER_SET_NAME AS charset
+    `SELECT COLUMN_NAME AS name, DATA_TYPE AS data_type, COLUMN_TYPE AS column_type, IS_NULLABLE AS nullable, EXTRA AS extra, CHARACTER_SET_NAME AS charset, COLLATION_NAME AS collation
        FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ? ORDER BY ORDINAL_POSITION`,
     [ref.database, ref.table],
   );
@@ -74,6 +76,7 @@ export async function inspectTable(conn: SqlConnection, ref: TableRef): Promise<
       nullable: str(r, 'nullable') === 'YES',
       generated: /GENERATED/i.test(str(r, 'extra') ?? ''),
       charset: str(r, 'charset'),
+      collation: str(r, 'collation'),
     })),
     primaryKey: pkRows.map((r) => str(r, 'name')!),
   };
@@ -176,4 +179,48 @@ export async function idHoles(conn: SqlConnection, ref: TableRef, idColumn: stri
       [],
     );
   }
+}
+
+/** A unique key: its name and its parts, each a column and the length of its prefix (null: the whole value). */
+export interface UniqueKey {
+  readonly name: string;
+  readonly parts: readonly { readonly column: string; readonly prefix: number | null }[];
+}
+
+/** The table's unique keys, the primary key included (named PRIMARY). */
+export async function uniqueKeysOf(conn: SqlConnection, ref: TableRef): Promise<UniqueKey[]> {
+  const rows = await conn.query(
+    `SELECT INDEX_NAME AS name, COLUMN_NAME AS col, SUB_PART AS sub FROM information_schema.STATISTICS
+      WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ? AND NON_UNIQUE = 0 ORDER BY INDEX_NAME, SEQ_IN_INDEX`,
+    [ref.database, ref.table],
+  );
+  const keys = new Map<string, { column: string; prefix: number | null }[]>();
+  for (const r of rows) {
+    const name = str(r, 'name')!;
+    const sub = str(r, 'sub');
+    keys.set(name, [...(keys.get(name) ?? []), { column: str(r, 'col')!, prefix: sub === null ? null : Number(sub) }]);
+  }
+  return [...keys].map(([name, parts]) => ({ name, parts }));
+}
+
+export interface ForeignKeyDefinition {
+  readonly name: string;
+  /** Everything after the name: `FOREIGN KEY (…) REFERENCES … [ON DELETE …] [ON UPDATE …]`. */
+  readonly definition: string;
+}
+
+/** The table's own foreign keys (it is the child), as SHOW CREATE TABLE states them. */
+export async function foreignKeysOf(conn: SqlConnection, ref: TableRef): Promise<ForeignKeyDefinition[]> {
+  const rows = await conn.query(`SHOW CREATE TABLE ${qualified(ref)}`);
+  const text = str(rows[0] ?? {}, 'Create Table') ?? '';
+  return text.split('\n').flatMap((line) => {
+    const m = /^\s*CONSTRAINT `((?:[^`]|``)+)` (FOREIGN KEY .*?),?$/.exec(line);
+    return m ? [{ name: m[1]!.replace(/``/g, '`'), definition: m[2]! }] : [];
+  });
+}
+
+/** Constraint names in use in a database (they are unique per database), by lower-cased name. */
+export async function constraintNames(conn: SqlConnection, database: string): Promise<Set<string>> {
+  const rows = await conn.query('SELECT CONSTRAINT_NAME AS name FROM information_schema.TABLE_CONSTRAINTS WHERE CONSTRAINT_SCHEMA = ?', [database]);
+  return new Set(rows.map((r) => str(r, 'name')!.toLowerCase()));
 }

@@ -1,15 +1,13 @@
 import { InvalidInput } from '../errors.ts';
 import { ID_OFFSET_FLOOR } from '../id-offset.ts';
 import type { TableRef } from '../identifiers.ts';
-import type { OnlineAlterInput } from '../online-alter-input.ts';
 import type { SqlConnection } from '../ports/sql.ts';
 import type { TableCopyInput } from '../table-copy-input.ts';
 import { idBounds } from './copier.ts';
-import { databaseExists, diskFreeBytes, foreignKeysPointingAt, inspectTable, integerRange, tableBytes, triggersOn, type TableInfo } from './inspector.ts';
+import { databaseExists, inspectTable, integerRange, type TableInfo } from './inspector.ts';
 import { throttleQueryValue } from './probes.ts';
-import { shadowNames, tryAlter } from './shadow.ts';
 
-async function requireTable(conn: SqlConnection, field: string, ref: TableRef, fix: { database: string; table: string }): Promise<TableInfo> {
+export async function requireTable(conn: SqlConnection, field: string, ref: TableRef, fix: { database: string; table: string }): Promise<TableInfo> {
   if (!(await databaseExists(conn, ref.database))) {
     throw new InvalidInput(`${field}.database`, `database ${ref.database} does not exist on connection "${conn.name}"; ${fix.database}`);
   }
@@ -66,47 +64,6 @@ export async function checkCopyTables(input: TableCopyInput, source: SqlConnecti
     );
   }
   return { sourceInfo, targetInfo };
-}
-
-/**
- * Every check of online-alter's table and clause that can refuse the input. The clause is tried on
- * an empty scratch copy, which is dropped again: nothing lasting is written.
- */
-export async function checkAlterTable(conn: SqlConnection, input: OnlineAlterInput): Promise<void> {
-  const t = input.table;
-  const info = await requireTable(conn, 'table', t, { database: 'fix the name', table: 'fix the name' });
-  const idName = info.primaryKey[0];
-  const idColumn = info.columns.find((c) => c.name === idName);
-  if (info.primaryKey.length !== 1 || !idColumn || !integerRange(idColumn)) {
-    throw new InvalidInput('table.table', `primary key of ${t.table} is ${info.primaryKey.length ? `(${info.primaryKey.join(', ')})` : 'missing'}; ferry alters tables keyed by one integer column`);
-  }
-  const fks = await foreignKeysPointingAt(conn, t);
-  if (fks.length) {
-    const listed = fks.map((fk) => `${fk.name} on ${fk.table.database}.${fk.table.table}(${fk.column}) — drop it first: ALTER TABLE \`${fk.table.database}\`.\`${fk.table.table}\` DROP FOREIGN KEY \`${fk.name}\``);
-    throw new InvalidInput('table.table', `foreign keys point at ${t.table}, and would stay on the old table after the swap: ${listed.join('; ')}`);
-  }
-  const triggers = await triggersOn(conn, t);
-  if (triggers.length) throw new InvalidInput('table.table', `${t.table} has triggers of its own (${triggers.join(', ')}); ferry captures changes with triggers and will not mix with them`);
-  const { shadow, old } = shadowNames(t);
-  for (const leftover of [shadow, old]) {
-    if (await inspectTable(conn, leftover)) throw new InvalidInput('table.table', `${t.database}.${leftover.table} already exists and no checkpoint of "${input.migrationId}" explains it; drop or rename it first`);
-  }
-  const tried = await tryAlter(conn, t, input.alter);
-  if (!tried.ok) throw new InvalidInput('alter', `the database refused it: ${tried.error}; fix the clause`);
-  const altered = tried.altered;
-  if (altered.primaryKey.length !== 1 || altered.primaryKey[0] !== idName) {
-    throw new InvalidInput('alter', `must keep the primary key on ${idName} alone (the altered table's key is ${altered.primaryKey.join(', ') || 'missing'})`);
-  }
-  const newRange = integerRange(altered.columns.find((c) => c.name === idName)!);
-  const { min, max } = await idBounds(conn, t, idName!);
-  if (!newRange || (max !== null && (BigInt(max) > newRange.max || BigInt(min!) < newRange.min))) {
-    throw new InvalidInput('alter', `leaves ${idName} unable to hold the ids the table has (${min}..${max})`);
-  }
-  const size = await tableBytes(conn, t);
-  const free = await diskFreeBytes(conn);
-  if (free !== null && size !== null && BigInt(free) < BigInt(size) * 2n) {
-    throw new InvalidInput('table.table', `the server has ${free} bytes free and a second copy of ${t.table} needs about ${size} (twice that with its log); free space first`);
-  }
 }
 
 /** The operator's throttle query must run where it will be asked. */

@@ -1,101 +1,201 @@
 import { createHash } from 'node:crypto';
+import { renameDroppedConstraints, renameMap } from '../alter-clause.ts';
+import { ERRNO, VerificationFailed, type FerryError } from '../errors.ts';
 import { qualified, quoteIdent, type TableRef } from '../identifiers.ts';
-import type { SqlConnection } from '../ports/sql.ts';
-import { autoIncrementOf, copiedColumns, inspectTable, type TableInfo } from './inspector.ts';
+import { str, type SqlConnection } from '../ports/sql.ts';
+import { autoIncrementOf, copiedColumns, foreignKeysOf, inspectTable, type TableInfo } from './inspector.ts';
+import type { CopyTables } from './copier.ts';
 import { setAutoIncrement } from './table-writes.ts';
+import { repairRange } from './verifier.ts';
 
 /** The names ferry gives the altered copy and, after the swap, the original. */
 export function shadowNames(t: TableRef): { shadow: TableRef; old: TableRef } {
   return { shadow: { database: t.database, table: `_${t.table}_new` }, old: { database: t.database, table: `_${t.table}_old` } };
 }
 
-/** Trigger names: fixed length whatever the table's, and recognisably ferry's. */
-export function triggerNames(migrationId: string, t: TableRef): { insert: string; update: string; delete: string } {
+/** Trigger and capture-log names: fixed length whatever the table's, and recognisably ferry's. */
+export function captureNames(migrationId: string, t: TableRef): { insert: string; update: string; delete: string; log: TableRef } {
   const tag = createHash('sha1').update(`${migrationId}\0${t.database}\0${t.table}`).digest('hex').slice(0, 12);
-  return { insert: `_ferry_${tag}_ins`, update: `_ferry_${tag}_upd`, delete: `_ferry_${tag}_del` };
+  return { insert: `_ferry_${tag}_ins`, update: `_ferry_${tag}_upd`, delete: `_ferry_${tag}_del`, log: { database: t.database, table: `_ferry_${tag}_log` } };
 }
 
 export const FERRY_TRIGGER = /^_ferry_[0-9a-f]{12}_(ins|upd|del)$/;
 
 /**
- * Change capture into the shadow: every write to the table is replayed on the shadow in the same
- * transaction. REPLACE makes the shadow row equal the table's, whatever the copy did before; an
- * update that changes the key first removes the row under the old key.
+ * The name a foreign key of the table takes on the shadow, and so on the table after the swap:
+ * constraint names are unique in a database, so while both tables exist they must differ. As
+ * pt-online-schema-change does, a leading underscore is added, or removed if there was one.
  */
-export function triggerSql(migrationId: string, t: TableRef, shadow: TableRef, idColumn: string, columns: readonly string[]): string[] {
-  const names = triggerNames(migrationId, t);
-  const cols = columns.map(quoteIdent).join(', ');
-  const values = (row: 'NEW' | 'OLD') => columns.map((c) => `${row}.${quoteIdent(c)}`).join(', ');
+export function shadowConstraintName(name: string): string {
+  return name.startsWith('_') ? name.slice(1) : `_${name}`;
+}
+
+/** Where the table's columns go in the altered one: the pairs that exist on both sides. */
+export interface ColumnMapping {
+  /** Columns of the table that are copied and compared, in the table's order. */
+  readonly source: string[];
+  /** Each one's name in the altered table. */
+  readonly target: string[];
+}
+
+/**
+ * Pairs the table's stored columns with the altered table's: by the clause's renames (`CHANGE old
+ * new`, `RENAME COLUMN`), and otherwise by name, case-insensitively as MySQL compares them.
+ * Dropped columns are not copied; added ones take their defaults.
+ */
+export function columnMapping(table: TableInfo, altered: TableInfo | null, alter: string): ColumnMapping {
+  const own = copiedColumns(table);
+  if (!altered) return { source: own, target: own };
+  const to = renameMap(alter);
+  const theirs = new Map(copiedColumns(altered).map((c) => [c.toLowerCase(), c]));
+  const source: string[] = [];
+  const target: string[] = [];
+  for (const c of own) {
+    const there = theirs.get(to(c).toLowerCase());
+    if (there === undefined) continue;
+    source.push(c);
+    target.push(there);
+  }
+  return { source, target };
+}
+
+/**
+ * Change capture into the shadow: every write to the table is replayed on the shadow in the same
+ * transaction. The shadow's row is deleted and written again with `INSERT IGNORE`, so a trigger
+ * never fails the application's write and never deletes another row: a row the altered table
+ * refuses (a duplicate on a new unique key, a value it cannot hold) is left out, and logged with
+ * the database's reason in the capture log, which is looked at before the cut-over.
+ */
+export function triggerSql(migrationId: string, t: TableRef, idColumn: string, mapping: ColumnMapping): string[] {
+  const names = captureNames(migrationId, t);
+  const sh = qualified(shadowNames(t).shadow);
+  const log = qualified(names.log);
   const id = quoteIdent(idColumn);
-  const table = qualified(t);
-  const sh = qualified(shadow);
+  const cols = mapping.target.map(quoteIdent).join(', ');
+  const values = mapping.source.map((c) => `NEW.${quoteIdent(c)}`).join(', ');
+  const write = (event: string) =>
+    `INSERT IGNORE INTO ${sh} (${cols}) VALUES (${values}); ` +
+    'GET DIAGNOSTICS n = NUMBER; ' +
+    'IF n > 0 THEN GET DIAGNOSTICS CONDITION 1 m = MESSAGE_TEXT; END IF; ' +
+    `IF n > 0 OR NOT EXISTS (SELECT 1 FROM ${sh} WHERE ${id} <=> NEW.${id}) THEN ` +
+    `INSERT INTO ${log} (row_id, event, message) VALUES (NEW.${id}, '${event}', LEFT(m, 500)); END IF;`;
+  const declare = 'DECLARE n INT DEFAULT 0; DECLARE m TEXT DEFAULT NULL;';
+  const on = (name: string, event: string) => `CREATE TRIGGER ${qualified({ database: t.database, table: name })} AFTER ${event} ON ${qualified(t)} FOR EACH ROW`;
   return [
-    `CREATE TRIGGER ${qualified({ database: t.database, table: names.insert })} AFTER INSERT ON ${table} FOR EACH ROW REPLACE INTO ${sh} (${cols}) VALUES (${values('NEW')})`,
-    `CREATE TRIGGER ${qualified({ database: t.database, table: names.update })} AFTER UPDATE ON ${table} FOR EACH ROW BEGIN ` +
-      `DELETE IGNORE FROM ${sh} WHERE NOT (OLD.${id} <=> NEW.${id}) AND ${id} <=> OLD.${id}; ` +
-      `REPLACE INTO ${sh} (${cols}) VALUES (${values('NEW')}); END`,
-    `CREATE TRIGGER ${qualified({ database: t.database, table: names.delete })} AFTER DELETE ON ${table} FOR EACH ROW DELETE IGNORE FROM ${sh} WHERE ${id} <=> OLD.${id}`,
+    `${on(names.insert, 'INSERT')} BEGIN ${declare} DELETE IGNORE FROM ${sh} WHERE ${id} <=> NEW.${id}; ${write('insert')} END`,
+    `${on(names.update, 'UPDATE')} BEGIN ${declare} DELETE IGNORE FROM ${sh} WHERE ${id} <=> OLD.${id} OR ${id} <=> NEW.${id}; ${write('update')} END`,
+    `${on(names.delete, 'DELETE')} DELETE IGNORE FROM ${sh} WHERE ${id} <=> OLD.${id}`,
   ];
 }
 
+function captureLogSql(log: TableRef): string {
+  return `CREATE TABLE IF NOT EXISTS ${qualified(log)} (
+    seq BIGINT UNSIGNED NOT NULL AUTO_INCREMENT PRIMARY KEY,
+    row_id DECIMAL(20,0) NOT NULL,
+    event VARCHAR(8) NOT NULL,
+    message VARCHAR(512) NULL,
+    at DATETIME(6) NOT NULL DEFAULT CURRENT_TIMESTAMP(6),
+    KEY row_id (row_id)
+  ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4`;
+}
+
 export function dropTriggerSql(migrationId: string, t: TableRef): string[] {
-  const names = triggerNames(migrationId, t);
+  const names = captureNames(migrationId, t);
   return [names.insert, names.update, names.delete].map((n) => `DROP TRIGGER IF EXISTS ${qualified({ database: t.database, table: n })}`);
+}
+
+/**
+ * Runs DDL on the live table under a short `lock_wait_timeout`: while a DDL waits for the table's
+ * metadata lock every query on the table queues behind it, so it gives up after `seconds` and tries
+ * again after a pause (1, 2, 4 … up to 30 s), `attempts` times in all. `onWait` hears each retry.
+ */
+export async function withShortLockWait<T>(
+  conn: SqlConnection,
+  lock: { readonly seconds: number; readonly attempts: number },
+  fn: () => Promise<T>,
+  onWait: (attempt: number, backoffSeconds: number) => void = () => undefined,
+): Promise<T> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      await conn.execute(`SET SESSION lock_wait_timeout = ${Math.trunc(lock.seconds)}`);
+      return await fn();
+    } catch (err) {
+      if ((err as FerryError).errno !== ERRNO.LOCK_WAIT_TIMEOUT || attempt >= lock.attempts) throw err;
+      const backoff = Math.min(30, 2 ** (attempt - 1));
+      onWait(attempt, backoff);
+      await new Promise((r) => setTimeout(r, backoff * 1000));
+    } finally {
+      await conn.execute('SET SESSION lock_wait_timeout = DEFAULT').catch(() => undefined);
+    }
+  }
 }
 
 export async function dropTriggers(conn: SqlConnection, migrationId: string, t: TableRef): Promise<void> {
   for (const sql of dropTriggerSql(migrationId, t)) await conn.execute(sql);
 }
 
-/** Columns copied and compared: those the table and its altered shadow share, in the table's order. */
-export async function sharedColumns(table: TableInfo, conn: SqlConnection): Promise<string[]> {
-  const shadow = await inspectTable(conn, shadowNames(table.ref).shadow);
-  const own = copiedColumns(table);
-  if (!shadow) return own;
-  const theirs = new Set(copiedColumns(shadow));
-  return own.filter((c) => theirs.has(c));
+/**
+ * Builds `target` like the table with the ALTER applied: created LIKE the table, given the
+ * table's own foreign keys (named by `fkName`; LIKE leaves them out), then altered, with the
+ * clause's DROP FOREIGN KEY names changed to match.
+ */
+export async function buildAltered(conn: SqlConnection, t: TableRef, target: TableRef, alter: string, fkName: (name: string) => string, fill?: (conn: SqlConnection) => Promise<void>): Promise<void> {
+  await conn.execute(`CREATE TABLE ${qualified(target)} LIKE ${qualified(t)}`);
+  for (const fk of await foreignKeysOf(conn, t)) await conn.execute(`ALTER TABLE ${qualified(target)} ADD CONSTRAINT ${quoteIdent(fkName(fk.name))} ${fk.definition}`);
+  await fill?.(conn);
+  await conn.execute(`ALTER TABLE ${qualified(target)} ${renameDroppedConstraints(alter, fkName)}`);
 }
 
 /**
- * Creates `_<table>_new` like the table with the ALTER applied, then starts change capture with
- * AFTER INSERT/UPDATE/DELETE triggers. Starts over from nothing when a half-made one exists.
- * Returns the columns the triggers carry.
+ * Creates `_<table>_new` like the table with the ALTER applied and its foreign keys, the capture
+ * log, then starts change capture with AFTER INSERT/UPDATE/DELETE triggers (their DDL under a
+ * short lock wait). Starts over from nothing when a half-made one exists. Returns the column mapping.
  */
-export async function createShadow(conn: SqlConnection, migrationId: string, t: TableRef, alter: string, idColumn: string): Promise<string[]> {
+export async function createShadow(
+  conn: SqlConnection,
+  migrationId: string,
+  t: TableRef,
+  alter: string,
+  idColumn: string,
+  lock: { readonly seconds: number; readonly attempts: number },
+  onWait?: (attempt: number, backoffSeconds: number) => void,
+): Promise<ColumnMapping> {
   const { shadow } = shadowNames(t);
-  await dropShadow(conn, migrationId, t);
-  await conn.execute(`CREATE TABLE ${qualified(shadow)} LIKE ${qualified(t)}`);
-  await conn.execute(`ALTER TABLE ${qualified(shadow)} ${alter}`);
-  const columns = await sharedColumns((await inspectTable(conn, t))!, conn);
-  for (const sql of triggerSql(migrationId, t, shadow, idColumn, columns)) await conn.execute(sql);
-  return columns;
+  await dropShadow(conn, migrationId, t, lock, onWait);
+  await buildAltered(conn, t, shadow, alter, shadowConstraintName);
+  await conn.execute(captureLogSql(captureNames(migrationId, t).log));
+  const mapping = columnMapping((await inspectTable(conn, t))!, await inspectTable(conn, shadow), alter);
+  await withShortLockWait(conn, lock, async () => {
+    for (const sql of triggerSql(migrationId, t, idColumn, mapping)) await conn.execute(sql);
+  }, onWait);
+  return mapping;
 }
 
-/** Drops ferry's triggers on the table and its shadow, leaving the table as it was. */
-export async function dropShadow(conn: SqlConnection, migrationId: string, t: TableRef): Promise<void> {
-  await dropTriggers(conn, migrationId, t);
+/** Drops ferry's triggers on the table (first, under a short lock wait), then its shadow and capture log, leaving the table as it was. */
+export async function dropShadow(
+  conn: SqlConnection,
+  migrationId: string,
+  t: TableRef,
+  lock: { readonly seconds: number; readonly attempts: number },
+  onWait?: (attempt: number, backoffSeconds: number) => void,
+): Promise<void> {
+  await withShortLockWait(conn, lock, () => dropTriggers(conn, migrationId, t), onWait);
   await conn.execute(`DROP TABLE IF EXISTS ${qualified(shadowNames(t).shadow)}`);
+  await conn.execute(`DROP TABLE IF EXISTS ${qualified(captureNames(migrationId, t).log)}`);
 }
 
-/**
- * Applies the ALTER to an empty scratch copy of the table, so the database itself judges it, and
- * removes the scratch table whatever happens. Returns the altered table's shape, or the
- * database's refusal.
- */
-export async function tryAlter(conn: SqlConnection, t: TableRef, alter: string): Promise<{ ok: true; altered: TableInfo } | { ok: false; error: string }> {
-  const scratch = { database: t.database, table: `_${t.table}_chk` };
-  await conn.execute(`DROP TABLE IF EXISTS ${qualified(scratch)}`);
-  try {
-    await conn.execute(`CREATE TABLE ${qualified(scratch)} LIKE ${qualified(t)}`);
-    try {
-      await conn.execute(`ALTER TABLE ${qualified(scratch)} ${alter}`);
-    } catch (err) {
-      return { ok: false, error: (err as Error).message.replace(/^[^:]*: statement failed: /, '') };
-    }
-    return { ok: true, altered: (await inspectTable(conn, scratch))! };
-  } finally {
-    await conn.execute(`DROP TABLE IF EXISTS ${qualified(scratch)}`);
-  }
+/** Ids of rows the capture log holds (writes the shadow refused), with the first reason for each, lowest first. */
+export async function loggedRows(conn: SqlConnection, migrationId: string, t: TableRef, limit: number): Promise<{ id: string; event: string; message: string | null }[]> {
+  const log = captureNames(migrationId, t).log;
+  const exists = await inspectTable(conn, log);
+  if (!exists) return [];
+  const rows = await conn.query(`SELECT row_id, MIN(event) AS event, MIN(message) AS message FROM ${qualified(log)} GROUP BY row_id ORDER BY row_id LIMIT ${Math.trunc(limit)}`);
+  return rows.map((r) => ({ id: str(r, 'row_id')!, event: str(r, 'event')!, message: str(r, 'message') }));
+}
+
+/** Forgets logged writes of ids in `[lo, hi]` (they were just written again). */
+export async function clearLogged(conn: SqlConnection, migrationId: string, t: TableRef, lo: string, hi: string): Promise<void> {
+  await conn.execute(`DELETE FROM ${qualified(captureNames(migrationId, t).log)} WHERE row_id BETWEEN CAST(? AS DECIMAL(20,0)) AND CAST(? AS DECIMAL(20,0))`, [lo, hi]);
 }
 
 /** Whether the swap already happened: the shadow is gone and the old table is there. */
@@ -105,21 +205,45 @@ export async function swapDone(conn: SqlConnection, t: TableRef): Promise<boolea
 }
 
 /**
- * One attempt at the cut-over: the shadow's AUTO_INCREMENT raised to the table's (so ids continue
- * above every id the table ever handed out, not only above its max), then one atomic
- * `RENAME TABLE t TO _t_old, _t_new TO t`. Every DDL waits at most `lockWaitSeconds` for the
- * table's lock, since queries on the table queue behind a waiting one. A failed attempt changes
- * nothing. Returns the AUTO_INCREMENT carried over (null when the table has none).
+ * The cut-over itself: the shadow's AUTO_INCREMENT raised to the table's when that is higher (ids
+ * continue above every id the table ever handed out; an AUTO_INCREMENT the ALTER set higher
+ * stays), then one atomic `RENAME TABLE t TO _t_old, _t_new TO t`, under the short lock wait the
+ * caller set. A failed attempt changes nothing. Returns the shadow's AUTO_INCREMENT.
  */
-export async function swapOnce(conn: SqlConnection, t: TableRef, lockWaitSeconds: number): Promise<string | null> {
+export async function swapOnce(conn: SqlConnection, t: TableRef): Promise<string | null> {
   const { shadow, old } = shadowNames(t);
-  try {
-    await conn.execute(`SET SESSION lock_wait_timeout = ${Math.trunc(lockWaitSeconds)}`);
-    const ai = await autoIncrementOf(conn, t);
-    if (ai !== null) await setAutoIncrement(conn, shadow, BigInt(ai));
-    await conn.execute(`RENAME TABLE ${qualified(t)} TO ${qualified(old)}, ${qualified(shadow)} TO ${qualified(t)}`);
-    return ai;
-  } finally {
-    await conn.execute('SET SESSION lock_wait_timeout = DEFAULT').catch(() => undefined);
+  const [ai, mine] = [await autoIncrementOf(conn, t), await autoIncrementOf(conn, shadow)];
+  let kept = mine;
+  if (ai !== null && (mine === null || BigInt(ai) > BigInt(mine))) {
+    await setAutoIncrement(conn, shadow, BigInt(ai));
+    kept = ai;
+  }
+  await conn.execute(`RENAME TABLE ${qualified(t)} TO ${qualified(old)}, ${qualified(shadow)} TO ${qualified(t)}`);
+  return kept;
+}
+
+/**
+ * Writes again, strictly, every row the triggers could not write to the shadow (see triggerSql),
+ * from the table as it is now, and forgets them: a clash that has since gone away (two rows that
+ * swapped values) heals. One the altered table still refuses fails with the application's id and
+ * the database's reason, and nothing is deleted. Returns how many rows were written again.
+ */
+export async function rewriteLogged(conn: SqlConnection, migrationId: string, t: CopyTables): Promise<number> {
+  let n = 0;
+  for (;;) {
+    const logged = await loggedRows(conn, migrationId, t.sourceTable, 100);
+    if (logged.length === 0) return n;
+    for (const row of logged) {
+      try {
+        await repairRange(conn, t, { lo: row.id, hi: row.id }, () => clearLogged(conn, migrationId, t.sourceTable, row.id, row.id));
+      } catch (err) {
+        if (!(err instanceof VerificationFailed)) throw err;
+        throw new VerificationFailed(
+          `the application's ${row.event} of id ${row.id} in ${t.sourceTable.table} could not be written to the altered table (${row.message ?? 'the row was refused'}), and writing it again fails: ${err.message}`,
+          { cause: err },
+        );
+      }
+      n++;
+    }
   }
 }

@@ -1,6 +1,6 @@
 import { type SqlConnection, str } from '../ports/sql.ts';
 import { differingIds, rangeChecksumSql, rowHashesSql, sameChecksum, type HashColumn, type RangeChecksum } from '../checksum.ts';
-import { VerificationFailed } from '../errors.ts';
+import { DatabaseError, VerificationFailed } from '../errors.ts';
 import type { Id, IdRange } from '../ids.ts';
 import { qualified, quoteIdent, type TableRef } from '../identifiers.ts';
 import { copyRange, type CopyTables } from './copier.ts';
@@ -81,22 +81,30 @@ export async function snapshotCompare(conn: SqlConnection, t: CopyTables, range:
 }
 
 /**
- * Makes a range of the target equal the source's, both on one server, under share locks on the
- * source's rows: rows replaced from the source, target rows the source no longer has removed.
+ * Makes a range of the target equal the source's, both on one server, in one transaction under
+ * share locks on the source's rows: the target's rows of the range are deleted and the source's
+ * written again, strictly. A row the target refuses (a duplicate on a unique key the source does
+ * not have, a value its column cannot hold) fails the repair with the database's reason, and the
+ * transaction is rolled back: nothing is deleted. `also` runs inside the same transaction.
  */
-export async function repairRange(conn: SqlConnection, t: CopyTables, range: IdRange): Promise<void> {
-  const cols = t.columns.map(quoteIdent).join(', ');
+export async function repairRange(conn: SqlConnection, t: CopyTables, range: IdRange, also?: () => Promise<void>): Promise<void> {
   const id = quoteIdent(t.idColumn);
   await conn.execute('START TRANSACTION');
   try {
-    await conn.execute(`REPLACE INTO ${qualified(t.targetTable)} (${cols}) SELECT ${cols} FROM ${qualified(t.sourceTable)} WHERE ${id} BETWEEN ? AND ? LOCK IN SHARE MODE`, [range.lo, range.hi]);
+    await conn.execute(`DELETE FROM ${qualified(t.targetTable)} WHERE ${id} BETWEEN ? AND ?`, [range.lo, range.hi]);
     await conn.execute(
-      `DELETE s FROM ${qualified(t.targetTable)} s LEFT JOIN ${qualified(t.sourceTable)} o ON o.${id} = s.${id} WHERE s.${id} BETWEEN ? AND ? AND o.${id} IS NULL`,
+      `INSERT INTO ${qualified(t.targetTable)} (${t.targetColumns.map(quoteIdent).join(', ')}) SELECT ${t.columns.map(quoteIdent).join(', ')} FROM ${qualified(t.sourceTable)} WHERE ${id} BETWEEN ? AND ? LOCK IN SHARE MODE`,
       [range.lo, range.hi],
     );
+    await also?.();
     await conn.execute('COMMIT');
   } catch (err) {
     await conn.execute('ROLLBACK').catch(() => undefined);
-    throw err;
+    if (!(err instanceof DatabaseError)) throw err;
+    throw new VerificationFailed(
+      `ids ${range.lo}..${range.hi} of ${t.sourceTable.table} cannot be written to ${t.targetTable.table}: ${err.message.replace(/^[^:]*: statement failed: /, '')}. ` +
+        'The same ALTER run directly on this data would fail too. Nothing was deleted; fix those rows (or the ALTER) and run again.',
+      { cause: err },
+    );
   }
 }

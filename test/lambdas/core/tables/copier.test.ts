@@ -38,6 +38,7 @@ describe('copier and verifier on MariaDB', () => {
       targetTable: { database: dbs.names.tgt!, table: targetTable },
       idColumn: 'id',
       columns: copiedColumns(info),
+      targetColumns: copiedColumns(info),
       hash: { source: hashColumns(info, copiedColumns(info)), target: hashColumns(info, copiedColumns(info)) },
     };
   }

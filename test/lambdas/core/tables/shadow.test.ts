@@ -1,7 +1,17 @@
 import { describe, expect, it } from 'vitest';
-import { dropTriggerSql, FERRY_TRIGGER, shadowNames, triggerNames, triggerSql } from '../../../../lambdas/core/tables/shadow.ts';
+import type { TableInfo } from '../../../../lambdas/core/tables/inspector.ts';
+import { captureNames, columnMapping, dropTriggerSql, FERRY_TRIGGER, shadowConstraintName, shadowNames, triggerSql } from '../../../../lambdas/core/tables/shadow.ts';
 
 const t = { database: 'edxapp', table: 'courseware_studentmodule' };
+
+function table(...names: string[]): TableInfo {
+  return {
+    ref: t,
+    engine: 'InnoDB',
+    primaryKey: ['id'],
+    columns: names.map((name) => ({ name, dataType: 'int', columnType: 'int(11)', nullable: true, generated: name.startsWith('gen'), charset: null, collation: null })),
+  };
+}
 
 describe('shadow and triggers', () => {
   it('names the shadow and the old table beside the original', () => {
@@ -11,19 +21,37 @@ describe('shadow and triggers', () => {
     });
   });
 
-  it('gives triggers short, stable, recognisable names', () => {
-    const a = triggerNames('csm-bigint', t);
-    expect(a).toEqual(triggerNames('csm-bigint', t));
-    expect(a).not.toEqual(triggerNames('other', t));
-    for (const n of Object.values(a)) expect(n).toMatch(FERRY_TRIGGER);
+  it('gives triggers and the capture log short, stable, recognisable names', () => {
+    const a = captureNames('csm-bigint', t);
+    expect(a).toEqual(captureNames('csm-bigint', t));
+    expect(a).not.toEqual(captureNames('other', t));
+    for (const n of [a.insert, a.update, a.delete]) expect(n).toMatch(FERRY_TRIGGER);
+    expect(a.log.table).toMatch(/^_ferry_[0-9a-f]{12}_log$/);
   });
 
-  it('replays inserts and updates with REPLACE, key changes and deletes with DELETE, every identifier quoted', () => {
-    const [ins, upd, del] = triggerSql('m', t, shadowNames(t).shadow, 'id', ['id', 'state']);
-    expect(ins).toMatch(/AFTER INSERT ON `edxapp`.`courseware_studentmodule` FOR EACH ROW REPLACE INTO `edxapp`.`_courseware_studentmodule_new` \(`id`, `state`\) VALUES \(NEW.`id`, NEW.`state`\)$/);
-    expect(upd).toContain('DELETE IGNORE FROM `edxapp`.`_courseware_studentmodule_new` WHERE NOT (OLD.`id` <=> NEW.`id`) AND `id` <=> OLD.`id`;');
-    expect(upd).toMatch(/REPLACE INTO .* VALUES \(NEW.`id`, NEW.`state`\); END$/);
+  it('replays writes with DELETE and INSERT IGNORE, logs what the shadow refused, never REPLACEs, every identifier quoted', () => {
+    const [ins, upd, del] = triggerSql('m', t, 'id', { source: ['id', 'state'], target: ['id', 'State2'] });
+    const log = '`edxapp`.`' + captureNames('m', t).log.table + '`';
+    expect(ins).toMatch(/AFTER INSERT ON `edxapp`.`courseware_studentmodule` FOR EACH ROW BEGIN/);
+    expect(ins).toContain('INSERT IGNORE INTO `edxapp`.`_courseware_studentmodule_new` (`id`, `State2`) VALUES (NEW.`id`, NEW.`state`);');
+    expect(ins).toContain(`INSERT INTO ${log} (row_id, event, message) VALUES (NEW.\`id\`, 'insert', LEFT(m, 500))`);
+    expect(upd).toContain('DELETE IGNORE FROM `edxapp`.`_courseware_studentmodule_new` WHERE `id` <=> OLD.`id` OR `id` <=> NEW.`id`;');
     expect(del).toMatch(/AFTER DELETE ON .* DELETE IGNORE FROM `edxapp`.`_courseware_studentmodule_new` WHERE `id` <=> OLD.`id`$/);
+    for (const sql of [ins, upd, del]) expect(sql).not.toMatch(/REPLACE/);
     expect(dropTriggerSql('m', t)).toHaveLength(3);
+  });
+
+  it('maps columns through the renames of the clause, case-insensitively, leaving out dropped and generated ones', () => {
+    const before = table('id', 'c2', 'grade', 'gone', 'gen_x');
+    const after = table('id', 'c3', 'Grade', 'added', 'gen_x');
+    expect(columnMapping(before, after, 'CHANGE c2 c3 int NOT NULL, MODIFY GRADE bigint, DROP COLUMN gone, ADD COLUMN added int')).toEqual({
+      source: ['id', 'c2', 'grade'],
+      target: ['id', 'c3', 'Grade'],
+    });
+  });
+
+  it("names the table's own foreign keys on the shadow with a leading underscore, added or taken away", () => {
+    expect(shadowConstraintName('fk_user')).toBe('_fk_user');
+    expect(shadowConstraintName('_fk_user')).toBe('fk_user');
   });
 });

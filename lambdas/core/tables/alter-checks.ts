@@ -1,0 +1,170 @@
+import { createHash } from 'node:crypto';
+import { InvalidInput } from '../errors.ts';
+import { qualified, quoteIdent, type TableRef } from '../identifiers.ts';
+import type { OnlineAlterInput } from '../online-alter-input.ts';
+import { str, type SqlConnection } from '../ports/sql.ts';
+import { idBounds } from './copier.ts';
+import {
+  constraintNames, copiedColumns, diskFreeBytes, foreignKeysOf, foreignKeysPointingAt, inspectTable, integerRange, tableBytes, triggersOn, uniqueKeysOf,
+  type ColumnInfo, type TableInfo, type UniqueKey,
+} from './inspector.ts';
+import { requireTable } from './preflight-checks.ts';
+import { buildAltered, captureNames, columnMapping, shadowConstraintName, shadowNames, type ColumnMapping } from './shadow.ts';
+
+/** Rows of the table copied into the scratch table (the lowest and the highest ids) before the ALTER is tried on them. */
+export const SAMPLE_ROWS = 1000;
+
+/**
+ * The unique keys of the altered table that the table does not already enforce: a key is implied
+ * when some unique key of the table covers no more than its columns, each unchanged in type and
+ * collation and not cut to a shorter prefix. Any other can refuse rows the table accepts.
+ */
+export function newUniqueKeys(table: TableInfo, tableKeys: readonly UniqueKey[], altered: TableInfo, alteredKeys: readonly UniqueKey[], mapping: ColumnMapping): UniqueKey[] {
+  const alteredCol = (name: string) => altered.columns.find((c) => c.name.toLowerCase() === name.toLowerCase());
+  const implies = (e: UniqueKey, k: UniqueKey) =>
+    e.parts.every((pe) => {
+      const i = mapping.source.findIndex((c) => c.toLowerCase() === pe.column.toLowerCase());
+      if (i < 0) return false;
+      const there = mapping.target[i]!.toLowerCase();
+      const pk = k.parts.find((p) => p.column.toLowerCase() === there);
+      const before = table.columns.find((c) => c.name.toLowerCase() === pe.column.toLowerCase());
+      const after = alteredCol(there);
+      if (!pk || !before || !after) return false;
+      const longEnough = pe.prefix === null ? pk.prefix === null : pk.prefix === null || pk.prefix >= pe.prefix;
+      return longEnough && before.collation === after.collation && notNarrower(before, after);
+    });
+  // The primary key stays on the id, copied one for one (checked apart).
+  return alteredKeys.filter((k) => k.name !== 'PRIMARY' && !tableKeys.some((e) => implies(e, k)));
+}
+
+/** Whether every value of the column's old type is kept as it is by the new one: the same type, a wider integer, or a longer string. */
+function notNarrower(before: ColumnInfo, after: ColumnInfo): boolean {
+  if (before.columnType === after.columnType) return true;
+  const [a, b] = [integerRange(before), integerRange(after)];
+  if (a && b) return b.min <= a.min && b.max >= a.max;
+  const length = (c: ColumnInfo) => /^(var)?char\((\d+)\)$/i.exec(c.columnType);
+  const [la, lb] = [length(before), length(after)];
+  return la !== null && lb !== null && Number(lb[2]) >= Number(la[2]);
+}
+
+const SAFE_NAME = /^[A-Za-z0-9_]+$/;
+
+/**
+ * Existing rows that would clash on a new unique key: the first few groups of equal values (rows
+ * with a NULL in the key never clash), read from the table through the column mapping. Null when
+ * the key has a column the table does not have (an added one): the copy's verification sees those.
+ */
+export async function duplicatesFor(conn: SqlConnection, t: TableRef, key: UniqueKey, table: TableInfo, altered: TableInfo, mapping: ColumnMapping): Promise<string[] | null> {
+  const parts: string[] = [];
+  for (const p of key.parts) {
+    const i = mapping.target.findIndex((c) => c.toLowerCase() === p.column.toLowerCase());
+    if (i < 0) return null;
+    const col = quoteIdent(mapping.source[i]!);
+    const before = table.columns.find((c) => c.name.toLowerCase() === mapping.source[i]!.toLowerCase());
+    const after = altered.columns.find((c) => c.name.toLowerCase() === p.column.toLowerCase());
+    let expr = p.prefix === null ? col : `LEFT(${col}, ${Math.trunc(p.prefix)})`;
+    if (after?.collation && after.collation !== before?.collation && SAFE_NAME.test(after.collation) && SAFE_NAME.test(after.charset ?? '')) {
+      expr = `CONVERT(${expr} USING ${after.charset}) COLLATE ${after.collation}`;
+    }
+    parts.push(expr);
+  }
+  const rows = await conn.query(
+    `SELECT CONCAT_WS(', ', ${parts.join(', ')}) AS v, COUNT(*) AS n FROM ${qualified(t)} WHERE ${parts.map((p) => `${p} IS NOT NULL`).join(' AND ')} GROUP BY ${parts.join(', ')} HAVING n > 1 LIMIT 3`,
+  );
+  return rows.map((r) => `(${str(r, 'v')}) × ${str(r, 'n')}`);
+}
+
+/**
+ * Tries the ALTER on a scratch copy of the table holding a sample of its real rows (foreign keys
+ * included), so the database judges the clause and the data together, strictly, and always drops
+ * the scratch table. Hands the altered shape and its unique keys to `inspect`.
+ */
+async function onScratch<T>(conn: SqlConnection, input: OnlineAlterInput, columns: readonly string[], idName: string, inspect: (altered: TableInfo, keys: UniqueKey[]) => Promise<T>): Promise<T> {
+  const t = input.table;
+  const scratch = { database: t.database, table: `_${t.table}_chk` };
+  const tag = (name: string) => `_ferry_chk_${createHash('sha1').update(`${t.table}\0${name}`).digest('hex').slice(0, 12)}`;
+  const cols = columns.map(quoteIdent).join(', ');
+  const id = quoteIdent(idName);
+  const sample = async (c: SqlConnection) => {
+    for (const order of ['ASC', 'DESC']) {
+      await c.execute(`INSERT IGNORE INTO ${qualified(scratch)} (${cols}) SELECT ${cols} FROM ${qualified(t)} ORDER BY ${id} ${order} LIMIT ${SAMPLE_ROWS}`);
+    }
+  };
+  await conn.execute(`DROP TABLE IF EXISTS ${qualified(scratch)}`);
+  try {
+    try {
+      await buildAltered(conn, t, scratch, input.alter, tag, sample);
+    } catch (err) {
+      throw new InvalidInput('alter', `the database refused it on a copy of up to ${2 * SAMPLE_ROWS} of the table's rows: ${(err as Error).message.replace(/^[^:]*: statement failed: /, '')}; fix the clause (or those rows)`);
+    }
+    return await inspect((await inspectTable(conn, scratch))!, await uniqueKeysOf(conn, scratch));
+  } finally {
+    await conn.execute(`DROP TABLE IF EXISTS ${qualified(scratch)}`);
+  }
+}
+
+/**
+ * Every check of online-alter's table and clause that can refuse the input, before anything
+ * lasting is written: the ALTER is tried on a scratch copy with real rows, which is dropped again.
+ */
+export async function checkAlterTable(conn: SqlConnection, input: OnlineAlterInput): Promise<void> {
+  const t = input.table;
+  const info = await requireTable(conn, 'table', t, { database: 'fix the name', table: 'fix the name' });
+  const idName = info.primaryKey[0];
+  const idColumn = info.columns.find((c) => c.name === idName);
+  if (info.primaryKey.length !== 1 || !idColumn || !integerRange(idColumn)) {
+    throw new InvalidInput('table.table', `primary key of ${t.table} is ${info.primaryKey.length ? `(${info.primaryKey.join(', ')})` : 'missing'}; ferry alters tables keyed by one integer column`);
+  }
+  const fks = await foreignKeysPointingAt(conn, t);
+  if (fks.length) {
+    const listed = fks.map((fk) => `${fk.name} on ${fk.table.database}.${fk.table.table}(${fk.column}) — drop it first: ALTER TABLE \`${fk.table.database}\`.\`${fk.table.table}\` DROP FOREIGN KEY \`${fk.name}\``);
+    throw new InvalidInput('table.table', `foreign keys point at ${t.table}, and would stay on the old table after the swap: ${listed.join('; ')}`);
+  }
+  const triggers = await triggersOn(conn, t);
+  if (triggers.length) throw new InvalidInput('table.table', `${t.table} has triggers of its own (${triggers.join(', ')}); ferry captures changes with triggers and will not mix with them`);
+  const { shadow, old } = shadowNames(t);
+  for (const leftover of [shadow, old, captureNames(input.migrationId, t).log]) {
+    if (await inspectTable(conn, leftover)) {
+      throw new InvalidInput('table.table', `${t.database}.${leftover.table} already exists and no checkpoint of "${input.migrationId}" explains it; drop or rename it first (or: npx ferry abandon ${input.migrationId})`);
+    }
+  }
+  const taken = await constraintNames(conn, t.database);
+  for (const fk of await foreignKeysOf(conn, t)) {
+    const name = shadowConstraintName(fk.name);
+    if (name.length > 64 || taken.has(name.toLowerCase())) {
+      throw new InvalidInput(
+        'table.table',
+        `foreign key ${fk.name} of ${t.table} is recreated on the altered table as ${name}, which ${name.length > 64 ? 'is longer than 64 characters' : 'another constraint in the database already uses'}; rename the foreign key first`,
+      );
+    }
+  }
+  await onScratch(conn, input, copiedColumns(info), idName!, async (altered, alteredKeys) => {
+    if (altered.primaryKey.length !== 1 || altered.primaryKey[0]!.toLowerCase() !== idName!.toLowerCase()) {
+      throw new InvalidInput('alter', `must keep the primary key on ${idName} alone, under that name (the altered table's key is ${altered.primaryKey.join(', ') || 'missing'})`);
+    }
+    const newRange = integerRange(altered.columns.find((c) => c.name.toLowerCase() === idName!.toLowerCase())!);
+    const { min, max } = await idBounds(conn, t, idName!);
+    if (!newRange || (max !== null && (BigInt(max) > newRange.max || BigInt(min!) < newRange.min))) {
+      throw new InvalidInput('alter', `leaves ${idName} unable to hold the ids the table has (${min}..${max})`);
+    }
+    const mapping = columnMapping(info, altered, input.alter);
+    const added = newUniqueKeys(info, await uniqueKeysOf(conn, t), altered, alteredKeys, mapping);
+    if (added.length && !input.allowNewUniqueKeys) {
+      const names = added.map((k) => `${k.name} (${k.parts.map((p) => p.column + (p.prefix ? `(${p.prefix})` : '')).join(', ')})`).join(', ');
+      throw new InvalidInput(
+        'alter',
+        `adds or narrows unique key ${names}, which ${t.table} does not enforce: a row the application writes during the migration could be refused by the new table. ` +
+          'Set "allowNewUniqueKeys": true to go on: ferry then checks the existing rows for duplicates now, never deletes a clashing row, and fails the migration before the cut-over if one appears',
+      );
+    }
+    for (const key of added) {
+      const dup = await duplicatesFor(conn, t, key, info, altered, mapping);
+      if (dup?.length) throw new InvalidInput('alter', `unique key ${key.name} would be broken by rows already in ${t.table}: ${dup.join('; ')}; fix those rows first`);
+    }
+  });
+  const size = await tableBytes(conn, t);
+  const free = await diskFreeBytes(conn);
+  if (free !== null && size !== null && BigInt(free) < BigInt(size) * 2n) {
+    throw new InvalidInput('table.table', `the server has ${free} bytes free and a second copy of ${t.table} needs about ${size} (twice that with its log); free space first`);
+  }
+}
