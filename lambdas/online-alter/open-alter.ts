@@ -20,6 +20,8 @@ export interface OnlineAlterState extends CopyState {
   rangesVerified: number;
   rowsVerified: string;
   rangesRepaired: number;
+  /** Rows the triggers could not write to the shadow, written again before the cut-over. */
+  rowsWrittenAgain?: number;
   swappedAt: string | null;
   swapAttempts: number;
   autoIncrementAtSwap: Id | null;

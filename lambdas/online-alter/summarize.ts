@@ -20,6 +20,7 @@ export async function summarize(event: TaskEvent, deps: TaskDeps) {
     rangesVerified: s.rangesVerified,
     rowsVerified: s.rowsVerified,
     rangesRepaired: s.rangesRepaired,
+    rowsWrittenAgain: s.rowsWrittenAgain ?? 0,
     swappedAt: s.swappedAt,
     swapAttempts: s.swapAttempts,
     autoIncrementAtSwap: s.autoIncrementAtSwap,

@@ -3,7 +3,7 @@ import { ERRNO, SwapFailed, VerificationFailed, type FerryError } from '../core/
 import { loopState, report, save, type TaskEvent } from '../core/tables/chunked-copy.ts';
 import { captureNames, clearLogged, dropTriggers, loggedRows, rewriteLogged, shadowNames, swapDone, swapOnce, withShortLockWait } from '../core/tables/shadow.ts';
 import { dropTableIfExists } from '../core/tables/table-writes.ts';
-import { insertMissing } from '../core/tables/copier.ts';
+import { insertMissing } from '../core/tables/verifier.ts';
 import { lockOf, openAlter, type AlterMigration, type LoopState } from './open-alter.ts';
 
 /**
@@ -53,7 +53,10 @@ export async function swapTables(event: TaskEvent, deps: TaskDeps): Promise<Loop
   const conn = m.source;
   if (!(await swapDone(conn, t))) {
     const rewritten = await rewriteLogged(conn, input.migrationId, m.tables);
-    if (rewritten) report(m, `${rewritten} rows the triggers could not write to the shadow were written again`);
+    if (rewritten) {
+      m.state.rowsWrittenAgain = (m.state.rowsWrittenAgain ?? 0) + rewritten;
+      report(m, `${rewritten} rows the triggers could not write to the shadow were written again`);
+    }
     const lock = lockOf(input);
     try {
       const ai = await withShortLockWait(conn, lock, async () => {

@@ -49,8 +49,7 @@ export async function verify(event: TaskEvent, deps: TaskDeps): Promise<LoopStat
     await save(m);
     report(m, `verified ids ${range.lo}..${range.hi}: ${result.source.rowCount} rows equal`);
   }
-  const rewritten = await rewriteLogged(m.source, m.input.migrationId, t);
-  s.rangesRepaired += rewritten;
+  s.rowsWrittenAgain = (s.rowsWrittenAgain ?? 0) + (await rewriteLogged(m.source, m.input.migrationId, t));
   await save(m, 'cutover-approval');
   report(m, `verified ${s.rangesVerified} ranges, ${s.rowsVerified} rows (${s.rangesRepaired} repaired); triggers keep the shadow in step until the swap`);
   return loopState(m, { done: true });

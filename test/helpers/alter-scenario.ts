@@ -89,7 +89,9 @@ export async function alterScenario(rows = 5000): Promise<AlterScenario> {
               if (op === 0) {
                 const [r] = await w.query(`INSERT INTO \`${db}\`.${CSM} (module_id, student_id, state, created, modified, course_id) VALUES (?, ?, 'new', NOW(6), NOW(6), 'course-v1:live')`, [`live-${i}`, 1_000_000 + i]);
                 const id = (r as { insertId: number }).insertId;
-                await w.query(`INSERT INTO \`${db}\`.reference SELECT * FROM \`${db}\`.${CSM} WHERE id = ?`, [id]);
+                // by name: an ALTER under test may rename or move the table's other columns
+                const cols = 'id, module_id, student_id, state, created, modified, course_id';
+                await w.query(`INSERT INTO \`${db}\`.reference (${cols}) SELECT ${cols} FROM \`${db}\`.${CSM} WHERE id = ?`, [id]);
                 if (attempt === 0) counts.inserts++;
               } else {
                 const [pick] = await w.query(`SELECT id FROM \`${db}\`.reference ORDER BY RAND() LIMIT 1`);
@@ -139,4 +141,40 @@ export async function alterScenario(rows = 5000): Promise<AlterScenario> {
       await conn.end();
     },
   };
+}
+
+/** The migration's checkpoint: its phase and how many rows it has copied, or null before there is one. */
+export async function checkpointOf(sc: AlterScenario): Promise<{ phase: string; rowsCopied: bigint } | null> {
+  const [rows] = await sc.conn.query(`SELECT phase, state FROM \`${sc.db}\`._ferry_checkpoints WHERE migration_id = ?`, [sc.migrationId]).catch(() => [[]] as never);
+  const row = (rows as { phase: string; state: string }[])[0];
+  return row ? { phase: row.phase, rowsCopied: BigInt(JSON.parse(row.state).rowsCopied) } : null;
+}
+
+/** Waits until the copy has copied more than `rows` rows (the table must be big enough that it has not finished by then). */
+export async function whileCopying(sc: AlterScenario, rows: bigint, running: { child: { exitCode: number | null } }): Promise<void> {
+  for (;;) {
+    const cp = await checkpointOf(sc);
+    if (cp?.phase === 'copy' && cp.rowsCopied > rows) return;
+    if (running.child.exitCode !== null || (cp && cp.phase !== 'copy' && cp.phase !== 'prepare')) throw new Error(`the copy was not seen under way (checkpoint ${JSON.stringify(cp)})`);
+    await new Promise((r) => setTimeout(r, 5));
+  }
+}
+
+/** Count and an order-independent fingerprint of every row over all of a table's columns, in their order. */
+export async function tableContent(conn: mysql.Connection, db: string, table: string): Promise<{ rows: string; checksum: string; columns: string[] }> {
+  const [cols] = await conn.query('SELECT COLUMN_NAME AS c FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ? ORDER BY ORDINAL_POSITION', [db, table]);
+  const columns = (cols as { c: string }[]).map((r) => r.c);
+  const row = `CONCAT_WS('|', ${columns.map((c) => `QUOTE(\`${c}\`)`).join(', ')})`;
+  const [rows] = await conn.query(`SELECT COUNT(*) AS n, COALESCE(BIT_XOR(CAST(CONV(LEFT(MD5(${row}), 16), 16, 10) AS UNSIGNED)), 0) AS c FROM \`${db}\`.\`${table}\``);
+  const r = (rows as { n: string; c: string }[])[0]!;
+  return { rows: String(r.n), checksum: String(r.c), columns };
+}
+
+/** SHOW CREATE TABLE, with the table's name, its AUTO_INCREMENT counter and its constraints' names left out, for "same schema" assertions. */
+export async function tableSchema(conn: mysql.Connection, db: string, table: string): Promise<string> {
+  const [rows] = await conn.query(`SHOW CREATE TABLE \`${db}\`.\`${table}\``);
+  return String((rows as Record<string, string>[])[0]!['Create Table'])
+    .replace(/^CREATE TABLE `[^`]+`/, 'CREATE TABLE t')
+    .replace(/ AUTO_INCREMENT=\d+/, '')
+    .replace(/CONSTRAINT `[^`]+`/g, 'CONSTRAINT fk');
 }

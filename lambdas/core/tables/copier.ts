@@ -158,16 +158,3 @@ export async function idBounds(conn: SqlConnection, table: TableRef, idColumn: s
   return { min: r.min_id == null ? null : String(r.min_id), max: r.max_id == null ? null : String(r.max_id) };
 }
 
-/**
- * Writes one row to the target, strictly (the target refusing it is an error), unless the target
- * already holds that id. Both tables on one server. Returns whether it was written.
- */
-export async function insertMissing(t: CopyTables, id: Id): Promise<boolean> {
-  const idCol = quoteIdent(t.idColumn);
-  const { affectedRows } = await t.target.execute(
-    `INSERT INTO ${qualified(t.targetTable)} (${t.targetColumns.map(quoteIdent).join(', ')}) SELECT ${t.columns.map((c) => `o.${quoteIdent(c)}`).join(', ')} FROM ${qualified(t.sourceTable)} o ` +
-      `WHERE o.${idCol} = ? AND NOT EXISTS (SELECT 1 FROM ${qualified(t.targetTable)} n WHERE n.${idCol} = ?)`,
-    [id, id],
-  );
-  return affectedRows > 0;
-}

@@ -73,13 +73,14 @@ export function triggerSql(migrationId: string, t: TableRef, idColumn: string, m
   const id = quoteIdent(idColumn);
   const cols = mapping.target.map(quoteIdent).join(', ');
   const values = mapping.source.map((c) => `NEW.${quoteIdent(c)}`).join(', ');
+  // Every warning but "no default value" (an added NOT NULL column takes its implicit default, as a plain ALTER gives existing rows) means the shadow's row is not the table's.
   const write = (event: string) =>
     `INSERT IGNORE INTO ${sh} (${cols}) VALUES (${values}); ` +
     'GET DIAGNOSTICS n = NUMBER; ' +
-    'IF n > 0 THEN GET DIAGNOSTICS CONDITION 1 m = MESSAGE_TEXT; END IF; ' +
-    `IF n > 0 OR NOT EXISTS (SELECT 1 FROM ${sh} WHERE ${id} <=> NEW.${id}) THEN ` +
-    `INSERT INTO ${log} (row_id, event, message) VALUES (NEW.${id}, '${event}', LEFT(m, 500)); END IF;`;
-  const declare = 'DECLARE n INT DEFAULT 0; DECLARE m TEXT DEFAULT NULL;';
+    `WHILE i <= n DO GET DIAGNOSTICS CONDITION i e = MYSQL_ERRNO, w = MESSAGE_TEXT; IF e <> ${ERRNO.NO_DEFAULT} AND m IS NULL THEN SET m = w; END IF; SET i = i + 1; END WHILE; ` +
+    `IF m IS NOT NULL OR NOT EXISTS (SELECT 1 FROM ${sh} WHERE ${id} <=> NEW.${id}) THEN ` +
+    `INSERT INTO ${log} (row_id, event, message) VALUES (NEW.${id}, '${event}', LEFT(IFNULL(m, 'not written'), 500)); END IF;`;
+  const declare = 'DECLARE n INT DEFAULT 0; DECLARE i INT DEFAULT 1; DECLARE e INT DEFAULT 0; DECLARE m TEXT DEFAULT NULL; DECLARE w TEXT DEFAULT NULL;';
   const on = (name: string, event: string) => `CREATE TRIGGER ${qualified({ database: t.database, table: name })} AFTER ${event} ON ${qualified(t)} FOR EACH ROW`;
   return [
     `${on(names.insert, 'INSERT')} BEGIN ${declare} DELETE IGNORE FROM ${sh} WHERE ${id} <=> NEW.${id}; ${write('insert')} END`,
@@ -141,9 +142,33 @@ export async function dropTriggers(conn: SqlConnection, migrationId: string, t: 
  */
 export async function buildAltered(conn: SqlConnection, t: TableRef, target: TableRef, alter: string, fkName: (name: string) => string, fill?: (conn: SqlConnection) => Promise<void>): Promise<void> {
   await conn.execute(`CREATE TABLE ${qualified(target)} LIKE ${qualified(t)}`);
-  for (const fk of await foreignKeysOf(conn, t)) await conn.execute(`ALTER TABLE ${qualified(target)} ADD CONSTRAINT ${quoteIdent(fkName(fk.name))} ${fk.definition}`);
+  const fks = await foreignKeysOf(conn, t);
+  for (const fk of fks) await conn.execute(`ALTER TABLE ${qualified(target)} ADD CONSTRAINT ${quoteIdent(fkName(fk.name))} ${fk.definition}`);
+  if (fks.length) await keepIndexNames(conn, t, target);
   await fill?.(conn);
   await conn.execute(`ALTER TABLE ${qualified(target)} ${renameDroppedConstraints(alter, fkName)}`);
+}
+
+/**
+ * MariaDB renames the index a new foreign key uses after the constraint: give each index of
+ * `target` that `t` does not have by name the name of `t`'s index on the same columns.
+ */
+async function keepIndexNames(conn: SqlConnection, t: TableRef, target: TableRef): Promise<void> {
+  const [mine, theirs] = await Promise.all([indexColumns(conn, t), indexColumns(conn, target)]);
+  for (const [name, cols] of theirs) {
+    if (mine.has(name)) continue;
+    const original = [...mine].find(([n, c]) => c === cols && !theirs.has(n))?.[0];
+    if (original) await conn.execute(`ALTER TABLE ${qualified(target)} RENAME INDEX ${quoteIdent(name)} TO ${quoteIdent(original)}`);
+  }
+}
+
+async function indexColumns(conn: SqlConnection, t: TableRef): Promise<Map<string, string>> {
+  const rows = await conn.query(
+    `SELECT INDEX_NAME AS name, GROUP_CONCAT(COLUMN_NAME, '(', IFNULL(SUB_PART, ''), ')' ORDER BY SEQ_IN_INDEX) AS cols
+       FROM information_schema.STATISTICS WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ? GROUP BY INDEX_NAME`,
+    [t.database, t.table],
+  );
+  return new Map(rows.map((r) => [str(r, 'name')!, str(r, 'cols')!]));
 }
 
 /**

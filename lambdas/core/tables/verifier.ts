@@ -1,6 +1,6 @@
 import { type SqlConnection, str } from '../ports/sql.ts';
 import { differingIds, rangeChecksumSql, rowHashesSql, sameChecksum, type HashColumn, type RangeChecksum } from '../checksum.ts';
-import { DatabaseError, VerificationFailed } from '../errors.ts';
+import { DatabaseError, ERRNO, VerificationFailed } from '../errors.ts';
 import type { Id, IdRange } from '../ids.ts';
 import { qualified, quoteIdent, type TableRef } from '../identifiers.ts';
 import { copyRange, type CopyTables } from './copier.ts';
@@ -81,6 +81,20 @@ export async function snapshotCompare(conn: SqlConnection, t: CopyTables, range:
 }
 
 /**
+ * Runs an `INSERT IGNORE` and fails with the first warning it raised, unless that warning only
+ * says a column has no default (an added NOT NULL column takes its implicit default, as a plain
+ * ALTER gives the rows it already has). So a row the table refuses, a value cut short or changed,
+ * is an error here with the database's own words, while the insert itself never stops half-way.
+ */
+export async function insertRefusing(conn: SqlConnection, sql: string, params: readonly unknown[]): Promise<number> {
+  const { affectedRows } = await conn.execute(sql, params);
+  const warnings = await conn.query('SHOW WARNINGS');
+  const refused = warnings.find((w) => str(w, 'Code') !== String(ERRNO.NO_DEFAULT));
+  if (refused) throw new DatabaseError(`${str(refused, 'Message')} (error ${str(refused, 'Code')})`, { errno: Number(str(refused, 'Code')) });
+  return affectedRows;
+}
+
+/**
  * Makes a range of the target equal the source's, both on one server, in one transaction under
  * share locks on the source's rows: the target's rows of the range are deleted and the source's
  * written again, strictly. A row the target refuses (a duplicate on a unique key the source does
@@ -92,8 +106,9 @@ export async function repairRange(conn: SqlConnection, t: CopyTables, range: IdR
   await conn.execute('START TRANSACTION');
   try {
     await conn.execute(`DELETE FROM ${qualified(t.targetTable)} WHERE ${id} BETWEEN ? AND ?`, [range.lo, range.hi]);
-    await conn.execute(
-      `INSERT INTO ${qualified(t.targetTable)} (${t.targetColumns.map(quoteIdent).join(', ')}) SELECT ${t.columns.map(quoteIdent).join(', ')} FROM ${qualified(t.sourceTable)} WHERE ${id} BETWEEN ? AND ? LOCK IN SHARE MODE`,
+    await insertRefusing(
+      conn,
+      `INSERT IGNORE INTO ${qualified(t.targetTable)} (${t.targetColumns.map(quoteIdent).join(', ')}) SELECT ${t.columns.map(quoteIdent).join(', ')} FROM ${qualified(t.sourceTable)} WHERE ${id} BETWEEN ? AND ? LOCK IN SHARE MODE`,
       [range.lo, range.hi],
     );
     await also?.();
@@ -107,4 +122,19 @@ export async function repairRange(conn: SqlConnection, t: CopyTables, range: IdR
       { cause: err },
     );
   }
+}
+
+/**
+ * Writes one row to the target (the target refusing it or changing a value is an error, see insertRefusing), unless the target
+ * already holds that id. Both tables on one server. Returns whether it was written.
+ */
+export async function insertMissing(t: CopyTables, id: Id): Promise<boolean> {
+  const idCol = quoteIdent(t.idColumn);
+  const affectedRows = await insertRefusing(
+    t.target,
+    `INSERT IGNORE INTO ${qualified(t.targetTable)} (${t.targetColumns.map(quoteIdent).join(', ')}) SELECT ${t.columns.map((c) => `o.${quoteIdent(c)}`).join(', ')} FROM ${qualified(t.sourceTable)} o ` +
+      `WHERE o.${idCol} = ? AND NOT EXISTS (SELECT 1 FROM ${qualified(t.targetTable)} n WHERE n.${idCol} = ?)`,
+    [id, id],
+  );
+  return affectedRows > 0;
 }

@@ -1,0 +1,238 @@
+import { describe, expect, it } from 'vitest';
+import { runFerry, startFerry } from '../helpers/cli.ts';
+import { alterScenario, checkpointOf, CSM, tableContent, tableSchema, whileCopying, type AlterScenario } from '../helpers/alter-scenario.ts';
+
+/**
+ * The ALTERs real teams run, each with the application writing during the run: the result must be
+ * what a plain ALTER of the same data gives, schema included, or the migration must stop loudly
+ * having deleted nothing and taken its triggers back.
+ */
+describe('ferry local online-alter, ALTER by ALTER', () => {
+  const local = (sc: AlterScenario, overrides: Record<string, unknown>, approve = ['--approve', 'all']) =>
+    runFerry(['local', 'online-alter', '--input', sc.inputFile({ cleanup: { mode: 'drop' }, ...overrides }), '--state-dir', sc.stateDir, ...approve]);
+
+  /** Runs the ALTER through ferry with the writer going, then the same ALTER plainly on `reference`, and compares. */
+  async function likePlainAlter(sc: AlterScenario, alter: string, overrides: Record<string, unknown> = {}): Promise<Record<string, unknown>> {
+    const writer = sc.startWriter();
+    const run = await local(sc, { alter, ...overrides });
+    const counts = await writer.stop();
+    expect(run.code, run.stderr).toBe(0);
+    expect(counts.inserts + counts.updates + counts.deletes).toBeGreaterThan(10);
+    await sc.conn.query(`ALTER TABLE \`${sc.db}\`.reference ${alter}`);
+    expect(await tableContent(sc.conn, sc.db, CSM)).toEqual(await tableContent(sc.conn, sc.db, 'reference'));
+    expect(await tableSchema(sc.conn, sc.db, CSM)).toBe(await tableSchema(sc.conn, sc.db, 'reference'));
+    expect(await sc.triggers()).toEqual([]);
+    return run.last!;
+  }
+
+  it('renames a column and moves it, and changes the case of another: every value follows its column', async () => {
+    const sc = await alterScenario(3000);
+    try {
+      const last = await likePlainAlter(sc, "CHANGE max_grade max_score double NULL AFTER id, MODIFY DONE varchar(8) NOT NULL DEFAULT 'na'");
+      expect((await tableContent(sc.conn, sc.db, CSM)).columns.slice(0, 2)).toEqual(['id', 'max_score']);
+      expect(last).toMatchObject({ phase: 'done' });
+    } finally {
+      await sc.close();
+    }
+  });
+
+  it('adds a NOT NULL column without a default while the application inserts rows that do not name it', async () => {
+    const sc = await alterScenario(3000);
+    try {
+      const alter = 'ADD COLUMN attempts int NOT NULL';
+      const writer = sc.startWriter();
+      const running = startFerry(['local', 'online-alter', '--input', sc.inputFile({ alter, cleanup: { mode: 'drop' } }), '--state-dir', sc.stateDir, '--approve', 'cleanup']);
+      await running.waitFor(/waiting for approval "cutover"/);
+      // the application's inserts, which do not name the new column, never failed; it is updated before the cut-over
+      const counts = await writer.stop();
+      expect(counts.inserts).toBeGreaterThan(3);
+      expect((await runFerry(['approve', sc.migrationId, '--step', 'cutover', '--state-dir', sc.stateDir])).code).toBe(0);
+      const run = await running.done;
+      expect(run.code, run.stderr).toBe(0);
+      await sc.conn.query(`ALTER TABLE \`${sc.db}\`.reference ${alter}`);
+      expect(await tableContent(sc.conn, sc.db, CSM)).toEqual(await tableContent(sc.conn, sc.db, 'reference'));
+      expect(await tableSchema(sc.conn, sc.db, CSM)).toBe(await tableSchema(sc.conn, sc.db, 'reference'));
+    } finally {
+      await sc.close();
+    }
+  });
+
+  it('keeps the AUTO_INCREMENT the ALTER sets when it is above the table’s', async () => {
+    const sc = await alterScenario(2000);
+    try {
+      await likePlainAlter(sc, 'MODIFY id bigint unsigned NOT NULL AUTO_INCREMENT, AUTO_INCREMENT = 5000000');
+      const [r] = await sc.conn.query('SELECT AUTO_INCREMENT AS ai FROM information_schema.TABLES WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ?', [sc.db, CSM]);
+      expect(BigInt((r as { ai: string }[])[0]!.ai)).toBeGreaterThanOrEqual(5000000n);
+    } finally {
+      await sc.close();
+    }
+  });
+
+  it('keeps the table’s own foreign keys, cascades included, named with a leading underscore', async () => {
+    const sc = await alterScenario(3000);
+    try {
+      const db = `\`${sc.db}\``;
+      await sc.conn.query(`CREATE TABLE ${db}.courses (id varchar(255) NOT NULL PRIMARY KEY)`);
+      await sc.conn.query(`INSERT INTO ${db}.courses VALUES ('course-v1:0'), ('course-v1:1'), ('course-v1:2'), ('course-v1:3'), ('course-v1:4'), ('course-v1:live')`);
+      await sc.conn.query(`ALTER TABLE ${db}.${CSM} ADD CONSTRAINT fk_course FOREIGN KEY (course_id) REFERENCES ${db}.courses (id) ON DELETE CASCADE`);
+      await sc.conn.query(`ALTER TABLE ${db}.reference ADD CONSTRAINT fk_course_ref FOREIGN KEY (course_id) REFERENCES ${db}.courses (id) ON DELETE CASCADE`);
+      const writer = sc.startWriter();
+      const running = startFerry(['local', 'online-alter', '--input', sc.inputFile({ cleanup: { mode: 'drop' } }), '--state-dir', sc.stateDir, '--approve', 'cleanup']);
+      await running.waitFor(/waiting for approval "cutover"/);
+      // a course goes while the triggers capture changes: InnoDB's cascade fires no trigger, the shadow's own foreign key cascades too
+      await sc.conn.query(`DELETE FROM ${db}.courses WHERE id = 'course-v1:3'`);
+      expect((await runFerry(['approve', sc.migrationId, '--step', 'cutover', '--state-dir', sc.stateDir])).code).toBe(0);
+      const run = await running.done;
+      await writer.stop();
+      expect(run.code, run.stderr).toBe(0);
+      await sc.conn.query(`ALTER TABLE ${db}.reference MODIFY id bigint unsigned NOT NULL AUTO_INCREMENT`);
+      expect(await tableContent(sc.conn, sc.db, CSM)).toEqual(await tableContent(sc.conn, sc.db, 'reference'));
+      // the one difference a plain ALTER would not make: the foreign key's name (the reference table needs a name of its own)
+      expect(await tableSchema(sc.conn, sc.db, CSM)).toBe((await tableSchema(sc.conn, sc.db, 'reference')).replace('KEY `fk_course_ref`', 'KEY `fk_course`'));
+      const [fks] = await sc.conn.query(`SELECT CONSTRAINT_NAME AS n, DELETE_RULE AS d FROM information_schema.REFERENTIAL_CONSTRAINTS WHERE CONSTRAINT_SCHEMA = ? AND TABLE_NAME = ?`, [sc.db, CSM]);
+      expect(fks).toEqual([{ n: '_fk_course', d: 'CASCADE' }]);
+      const [left] = await sc.conn.query(`SELECT COUNT(*) AS n FROM ${db}.${CSM} WHERE course_id = 'course-v1:3'`);
+      expect(String((left as { n: string }[])[0]!.n)).toBe('0');
+    } finally {
+      await sc.close();
+    }
+  });
+
+  it('refuses a new unique key unless allowed, and then never deletes a row: a clash during the copy stops the migration and takes its triggers back', async () => {
+    const sc = await alterScenario(20000);
+    try {
+      const alter = 'ADD UNIQUE KEY one_module_per_student (student_id)';
+      const refused = await local(sc, { alter });
+      expect(refused.code).toBe(2);
+      expect(refused.stderr).toMatch(/adds or narrows unique key one_module_per_student \(student_id\).*"allowNewUniqueKeys": true/);
+      expect(await sc.triggers()).toEqual([]);
+      const before = await tableContent(sc.conn, sc.db, CSM);
+      const running = startFerry(['local', 'online-alter', '--input', sc.inputFile({ alter, allowNewUniqueKeys: true, chunk: { targetMillis: 10, minRows: 50, maxRows: 200 } }), '--state-dir', sc.stateDir, '--approve', 'all'], { FERRY_LOCAL_RETRY_MILLIS: '50' });
+      await whileCopying(sc, 2000n, running);
+      // the application writes a second module for student 7 — fine for the old table, a clash for the new one
+      await sc.conn.query(`INSERT INTO \`${sc.db}\`.${CSM} (module_id, student_id, created, modified, course_id) VALUES ('another', 7, NOW(6), NOW(6), 'c')`);
+      const run = await running.done;
+      expect(run.code, run.stderr).toBe(1);
+      expect(run.last).toMatchObject({ error: 'VerificationFailed', cause: expect.stringMatching(/Duplicate entry '7' for key 'one_module_per_student'.*Nothing was deleted/) });
+      expect(await sc.triggers()).toEqual([]);
+      expect(await sc.tables()).toEqual(['_ferry_checkpoints', CSM, 'reference']);
+      expect(await checkpointOf(sc)).toBeNull();
+      const after = await tableContent(sc.conn, sc.db, CSM);
+      expect(after.columns).toEqual(before.columns);
+      expect(BigInt(after.rows)).toBe(BigInt(before.rows) + 1n);
+    } finally {
+      await sc.close();
+    }
+  });
+
+  it('with a new unique key allowed, a passing clash made while the cut-over approval waits heals before the swap', async () => {
+    const sc = await alterScenario(2000);
+    try {
+      const alter = 'ADD UNIQUE KEY one_module_per_student (student_id)';
+      const db = `\`${sc.db}\``;
+      const file = sc.inputFile({ alter, allowNewUniqueKeys: true, cleanup: { mode: 'drop' } });
+      const first = startFerry(['local', 'online-alter', '--input', file, '--state-dir', sc.stateDir, '--approve', 'cleanup']);
+      await first.waitFor(/waiting for approval "cutover"/);
+      // two students swap modules in one transaction: a passing clash in the shadow that heals by the end of it
+      await sc.conn.query(`START TRANSACTION; UPDATE ${db}.${CSM} SET student_id = 2 WHERE id = 1; UPDATE ${db}.${CSM} SET student_id = 1 WHERE id = 2; COMMIT`);
+      expect((await runFerry(['approve', sc.migrationId, '--step', 'cutover', '--state-dir', sc.stateDir])).code).toBe(0);
+      const healed = await first.done;
+      expect(healed.code, healed.stderr).toBe(0);
+      expect(healed.last).toMatchObject({ rowsWrittenAgain: 1 });
+      expect(await sc.tables()).toEqual(['_ferry_checkpoints', CSM, 'reference']);
+      const [rows] = await sc.conn.query(`SELECT id, student_id AS s FROM ${db}.${CSM} WHERE id IN (1, 2) ORDER BY id`);
+      expect(rows).toEqual([{ id: 1, s: 2 }, { id: 2, s: 1 }]);
+    } finally {
+      await sc.close();
+    }
+  });
+
+  it('with a new unique key allowed, a clash made while the cut-over approval waits stops the swap, deletes nothing and takes the triggers back', async () => {
+    const sc = await alterScenario(2000);
+    try {
+      const db = `\`${sc.db}\``;
+      const before = await tableSchema(sc.conn, sc.db, CSM);
+      const file = sc.inputFile({ alter: 'ADD UNIQUE KEY one_module_per_student (student_id)', allowNewUniqueKeys: true, cleanup: { mode: 'drop' } });
+      const running = startFerry(['local', 'online-alter', '--input', file, '--state-dir', sc.stateDir, '--approve', 'cleanup'], { FERRY_LOCAL_RETRY_MILLIS: '50' });
+      await running.waitFor(/waiting for approval "cutover"/);
+      await sc.conn.query(`UPDATE ${db}.${CSM} SET student_id = 4 WHERE id = 3`);
+      expect((await runFerry(['approve', sc.migrationId, '--step', 'cutover', '--state-dir', sc.stateDir])).code).toBe(0);
+      const run = await running.done;
+      expect(run.code, run.stderr).toBe(1);
+      expect(run.last).toMatchObject({ error: 'VerificationFailed', cause: expect.stringMatching(/the application's update of id 3 .*Duplicate entry '4' for key 'one_module_per_student'/) });
+      expect(await tableSchema(sc.conn, sc.db, CSM)).toBe(before);
+      expect(await sc.triggers()).toEqual([]);
+      const [rows] = await sc.conn.query(`SELECT id FROM ${db}.${CSM} WHERE student_id = 4 ORDER BY id`);
+      expect(rows).toEqual([{ id: 3 }, { id: 4 }]);
+    } finally {
+      await sc.close();
+    }
+  });
+
+  it('a value the altered column cannot hold, written while the copy runs, stops the migration with the reason and leaves the table as it was', async () => {
+    const sc = await alterScenario(20000);
+    try {
+      const before = await tableSchema(sc.conn, sc.db, CSM);
+      const running = startFerry(['local', 'online-alter', '--input', sc.inputFile({ alter: 'MODIFY state varchar(20) NULL', chunk: { targetMillis: 10, minRows: 50, maxRows: 200 } }), '--state-dir', sc.stateDir, '--approve', 'all'], { FERRY_LOCAL_RETRY_MILLIS: '50' });
+      await whileCopying(sc, 2000n, running);
+      // the application's write succeeds: the trigger writes what it can and logs the rest
+      await sc.conn.query(`INSERT INTO \`${sc.db}\`.${CSM} (module_id, student_id, state, created, modified, course_id) VALUES ('m', 5555555, ?, NOW(6), NOW(6), 'c')`, ['{"a much longer state": true}']);
+      const run = await running.done;
+      expect(run.code, run.stderr).toBe(1);
+      expect(run.last).toMatchObject({ error: 'VerificationFailed', cause: expect.stringMatching(/(Data too long|Data truncated) for column 'state'/) });
+      expect(await sc.triggers()).toEqual([]);
+      expect(await sc.tables()).toEqual(['_ferry_checkpoints', CSM, 'reference']);
+      expect(await checkpointOf(sc)).toBeNull();
+      expect(await tableSchema(sc.conn, sc.db, CSM)).toBe(before);
+    } finally {
+      await sc.close();
+    }
+  });
+
+  it('repairs a range of the shadow that differs from the table, and ends equal to it', async () => {
+    const sc = await alterScenario(20000);
+    try {
+      const writer = sc.startWriter();
+      const running = startFerry(['local', 'online-alter', '--input', sc.inputFile({ chunk: { targetMillis: 10, minRows: 50, maxRows: 200 }, cleanup: { mode: 'drop' } }), '--state-dir', sc.stateDir, '--approve', 'all']);
+      await whileCopying(sc, 2000n, running);
+      // rows already copied go wrong in the shadow, behind the triggers' back
+      const [r] = await sc.conn.query(`UPDATE \`${sc.db}\`.\`_${CSM}_new\` SET state = 'corrupted' WHERE id <= 500`);
+      expect((r as { affectedRows: number }).affectedRows).toBeGreaterThan(100);
+      const run = await running.done;
+      await writer.stop();
+      expect(run.code, run.stderr).toBe(0);
+      expect(Number(run.last!.rangesRepaired)).toBeGreaterThan(0);
+      await sc.conn.query(`ALTER TABLE \`${sc.db}\`.reference MODIFY id bigint unsigned NOT NULL AUTO_INCREMENT`);
+      expect(await tableContent(sc.conn, sc.db, CSM)).toEqual(await tableContent(sc.conn, sc.db, 'reference'));
+    } finally {
+      await sc.close();
+    }
+  });
+
+  it('ferry abandon takes the triggers, the shadow and the capture log back, and a new run starts afresh', async () => {
+    const sc = await alterScenario(2000);
+    try {
+      const before = await tableSchema(sc.conn, sc.db, CSM);
+      const file = sc.inputFile({ cleanup: { mode: 'drop' } });
+      const running = startFerry(['local', 'online-alter', '--input', file, '--state-dir', sc.stateDir]);
+      await running.waitFor(/waiting for approval "cutover"/);
+      expect(await sc.triggers()).toHaveLength(3);
+      const busy = await runFerry(['abandon', sc.migrationId, '--state-dir', sc.stateDir]);
+      expect(busy.code).toBe(2);
+      expect(busy.stderr).toMatch(/another ferry local run .* is running/);
+      running.child.kill('SIGTERM');
+      await running.done;
+      const gone = await runFerry(['abandon', sc.migrationId, '--state-dir', sc.stateDir]);
+      expect(gone.code, gone.stderr).toBe(0);
+      expect(gone.stderr).toMatch(/triggers, _courseware_studentmodule_new and the capture log dropped; courseware_studentmodule is as it was/);
+      expect(await sc.triggers()).toEqual([]);
+      expect(await sc.tables()).toEqual(['_ferry_checkpoints', CSM, 'reference']);
+      expect(await tableSchema(sc.conn, sc.db, CSM)).toBe(before);
+      const again = await runFerry(['local', 'online-alter', '--input', file, '--state-dir', sc.stateDir, '--approve', 'all']);
+      expect(again.code, again.stderr).toBe(0);
+      expect(again.stderr).toMatch(/shadow _courseware_studentmodule_new created/);
+    } finally {
+      await sc.close();
+    }
+  });
+});
