@@ -1,20 +1,74 @@
 import type { TaskDeps } from '../core/ports/task-deps.ts';
+import type { SqlConnection } from '../core/ports/sql.ts';
 import { sameChecksum } from '../core/checksum.ts';
 import { VerificationFailed } from '../core/errors.ts';
-import { compareIds } from '../core/ids.ts';
-import { idBounds } from '../core/tables/copier.ts';
+import { addId, compareIds, minId, type Id, type IdRange } from '../core/ids.ts';
+import { idBounds, type CopyTables } from '../core/tables/copier.ts';
 import { checkThrottle, loopState, nextVerifyRange, resizeChunk, outcomeState, report, save, timeLeft, type TaskEvent } from '../core/tables/chunked-copy.ts';
 import { clearLogged, rewriteLogged } from '../core/tables/shadow.ts';
 import { repairRange, snapshotCompare } from '../core/tables/verifier.ts';
-import { openAlter, type LoopState } from './open-alter.ts';
+import { openAlter, type AlterMigration, type LoopState } from './open-alter.ts';
 
 /** Attempts at a range that keeps differing: writes under way can move it between reads. */
 const ATTEMPTS = 3;
 
 /**
+ * Compares a range of the table and its shadow under one consistent snapshot; one that differs is
+ * written again from the table and compared again, three times at most. Runs on `conn` (the table's
+ * server). Returns the rows verified and how many repairs it took.
+ */
+async function verifyAlterRange(conn: SqlConnection, t: CopyTables, migrationId: string, range: IdRange): Promise<{ rows: string; repairs: number }> {
+  const tables = { ...t, source: conn, target: conn };
+  let result = await snapshotCompare(conn, tables, range);
+  let repairs = 0;
+  while (!sameChecksum(result.source, result.target)) {
+    if (repairs >= ATTEMPTS) {
+      throw new VerificationFailed(
+        `ids ${range.lo}..${range.hi} of ${t.sourceTable.table} and ${t.targetTable.table} still differ after ${ATTEMPTS} repairs ` +
+          `(table ${result.source.rowCount} rows, shadow ${result.target.rowCount}); does the ALTER change how values print (a type or charset change)?`,
+      );
+    }
+    await repairRange(conn, tables, range, () => clearLogged(conn, migrationId, t.sourceTable, range.lo, range.hi));
+    repairs += 1;
+    result = await snapshotCompare(conn, tables, range);
+  }
+  return { rows: result.source.rowCount, repairs };
+}
+
+function recordVerified(m: AlterMigration, range: IdRange, verdict: { rows: string; repairs: number }): void {
+  const s = m.state;
+  s.verifiedUpTo = range.hi;
+  s.rangesVerified += 1;
+  s.rowsVerified = (BigInt(s.rowsVerified) + BigInt(verdict.rows)).toString();
+  s.rangesRepaired += verdict.repairs;
+}
+
+/**
+ * Verification that trails the copy: each chunk just copied is compared on a connection of its own
+ * while the next one copies. Ranges are contiguous from the lowest id on either side, so no id is
+ * skipped; the Verify phase then covers only what arrived since.
+ */
+export function trailingVerify(m: AlterMigration, conn: SqlConnection): (hi: Id) => Promise<void> {
+  return async (hi) => {
+    const s = m.state;
+    let lo: Id;
+    if (s.verifiedUpTo === null) {
+      const [a, b] = await Promise.all([idBounds(conn, m.tables.sourceTable, m.tables.idColumn), idBounds(conn, m.tables.targetTable, m.tables.idColumn)]);
+      lo = a.min === null ? b.min ?? hi : b.min === null ? a.min : minId(a.min, b.min);
+    } else {
+      lo = addId(s.verifiedUpTo, 1);
+    }
+    if (compareIds(lo, hi) > 0) return;
+    const range = { lo, hi };
+    recordVerified(m, range, await verifyAlterRange(conn, m.tables, m.input.migrationId, range));
+  };
+}
+
+/**
  * Compares the table and its shadow range by range, each under a consistent snapshot, up to the
- * highest id present when verification began. A differing range is repaired from the table and
- * compared again; one still differing after three tries fails before any approval.
+ * highest id present when verification began (most of it was verified while the copy ran). A
+ * differing range is repaired from the table and compared again; one still differing after three
+ * tries fails before any approval. Then every write the triggers logged as refused is written again.
  */
 export async function verify(event: TaskEvent, deps: TaskDeps): Promise<LoopState> {
   const m = await openAlter(event, deps);
@@ -30,24 +84,11 @@ export async function verify(event: TaskEvent, deps: TaskDeps): Promise<LoopStat
     // Rows deleted since verification began can put the lowest id past verifyUpTo: check that id alone.
     const range = compareIds(next.hi, next.lo) < 0 ? { lo: next.lo, hi: next.lo } : next;
     const started = deps.now();
-    let result = await snapshotCompare(m.source, t, range);
-    for (let attempt = 1; !sameChecksum(result.source, result.target); attempt++) {
-      if (attempt > ATTEMPTS) {
-        throw new VerificationFailed(
-          `ids ${range.lo}..${range.hi} of ${t.sourceTable.table} and ${t.targetTable.table} still differ after ${ATTEMPTS} repairs ` +
-            `(table ${result.source.rowCount} rows, shadow ${result.target.rowCount}); does the ALTER change how values print (a type or charset change)?`,
-        );
-      }
-      await repairRange(m.source, t, range, () => clearLogged(m.source, m.input.migrationId, t.sourceTable, range.lo, range.hi));
-      s.rangesRepaired += 1;
-      result = await snapshotCompare(m.source, t, range);
-    }
+    const verdict = await verifyAlterRange(m.source, t, m.input.migrationId, range);
     resizeChunk(m, deps.now() - started);
-    s.verifiedUpTo = range.hi;
-    s.rangesVerified += 1;
-    s.rowsVerified = (BigInt(s.rowsVerified) + BigInt(result.source.rowCount)).toString();
+    recordVerified(m, range, verdict);
     await save(m);
-    report(m, `verified ids ${range.lo}..${range.hi}: ${result.source.rowCount} rows equal`);
+    report(m, `verified ids ${range.lo}..${range.hi}: ${verdict.rows} rows equal`);
   }
   s.rowsWrittenAgain = (s.rowsWrittenAgain ?? 0) + (await rewriteLogged(m.source, m.input.migrationId, t));
   await save(m, 'cutover-approval');

@@ -13,8 +13,10 @@ export async function catchUp(event: TaskEvent, deps: TaskDeps): Promise<LoopSta
   const s = m.state;
   const { max } = await idBounds(m.source, m.input.source, m.tables.idColumn);
   if (max !== null && (s.copiedUpTo === null || compareIds(max, s.copiedUpTo) > 0)) {
-    const outcome = await copyUntil(m, max, (inserted) => {
-      if (inserted > 0) s.quietSince = new Date(deps.now()).toISOString();
+    const outcome = await copyUntil(m, max, {
+      onRows: (inserted) => {
+        if (inserted > 0) s.quietSince = new Date(deps.now()).toISOString();
+      },
     });
     if (outcome.kind !== 'caught-up') return outcomeState(m, outcome);
     await save(m);

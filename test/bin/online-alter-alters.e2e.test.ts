@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { runFerry, startFerry } from '../helpers/cli.ts';
-import { alterScenario, checkpointOf, CSM, tableContent, tableSchema, whileCopying, type AlterScenario } from '../helpers/alter-scenario.ts';
+import { alterScenario, asApplication, checkpointOf, CSM, tableContent, tableSchema, whileCopying, type AlterScenario } from '../helpers/alter-scenario.ts';
 
 /**
  * The ALTERs real teams run, each with the application writing during the run: the result must be
@@ -14,7 +14,7 @@ describe('ferry local online-alter, ALTER by ALTER', () => {
   /** Runs the ALTER through ferry with the writer going, then the same ALTER plainly on `reference`, and compares. */
   async function likePlainAlter(sc: AlterScenario, alter: string, overrides: Record<string, unknown> = {}): Promise<Record<string, unknown>> {
     const writer = sc.startWriter();
-    const run = await local(sc, { alter, ...overrides });
+    const run = await local(sc, { alter, ...overrides }).finally(() => writer.stop());
     const counts = await writer.stop();
     expect(run.code, run.stderr).toBe(0);
     expect(counts.inserts + counts.updates + counts.deletes).toBeGreaterThan(10);
@@ -42,6 +42,7 @@ describe('ferry local online-alter, ALTER by ALTER', () => {
       const alter = 'ADD COLUMN attempts int NOT NULL';
       const writer = sc.startWriter();
       const running = startFerry(['local', 'online-alter', '--input', sc.inputFile({ alter, cleanup: { mode: 'drop' } }), '--state-dir', sc.stateDir, '--approve', 'cleanup']);
+      void running.done.finally(() => writer.stop());
       await running.waitFor(/waiting for approval "cutover"/);
       // the application's inserts, which do not name the new column, never failed; it is updated before the cut-over
       const counts = await writer.stop();
@@ -78,6 +79,7 @@ describe('ferry local online-alter, ALTER by ALTER', () => {
       await sc.conn.query(`ALTER TABLE ${db}.reference ADD CONSTRAINT fk_course_ref FOREIGN KEY (course_id) REFERENCES ${db}.courses (id) ON DELETE CASCADE`);
       const writer = sc.startWriter();
       const running = startFerry(['local', 'online-alter', '--input', sc.inputFile({ cleanup: { mode: 'drop' } }), '--state-dir', sc.stateDir, '--approve', 'cleanup']);
+      void running.done.finally(() => writer.stop());
       await running.waitFor(/waiting for approval "cutover"/);
       // a course goes while the triggers capture changes: InnoDB's cascade fires no trigger, the shadow's own foreign key cascades too
       await sc.conn.query(`DELETE FROM ${db}.courses WHERE id = 'course-v1:3'`);
@@ -110,7 +112,7 @@ describe('ferry local online-alter, ALTER by ALTER', () => {
       const running = startFerry(['local', 'online-alter', '--input', sc.inputFile({ alter, allowNewUniqueKeys: true, chunk: { targetMillis: 10, minRows: 50, maxRows: 200 } }), '--state-dir', sc.stateDir, '--approve', 'all'], { FERRY_LOCAL_RETRY_MILLIS: '50' });
       await whileCopying(sc, 2000n, running);
       // the application writes a second module for student 7 — fine for the old table, a clash for the new one
-      await sc.conn.query(`INSERT INTO \`${sc.db}\`.${CSM} (module_id, student_id, created, modified, course_id) VALUES ('another', 7, NOW(6), NOW(6), 'c')`);
+      await asApplication(() => sc.conn.query(`INSERT INTO \`${sc.db}\`.${CSM} (module_id, student_id, created, modified, course_id) VALUES ('another', 7, NOW(6), NOW(6), 'c')`));
       const run = await running.done;
       expect(run.code, run.stderr).toBe(1);
       expect(run.last).toMatchObject({ error: 'VerificationFailed', cause: expect.stringMatching(/Duplicate entry '7' for key 'one_module_per_student'.*Nothing was deleted/) });
@@ -176,7 +178,7 @@ describe('ferry local online-alter, ALTER by ALTER', () => {
       const running = startFerry(['local', 'online-alter', '--input', sc.inputFile({ alter: 'MODIFY state varchar(20) NULL', chunk: { targetMillis: 10, minRows: 50, maxRows: 200 } }), '--state-dir', sc.stateDir, '--approve', 'all'], { FERRY_LOCAL_RETRY_MILLIS: '50' });
       await whileCopying(sc, 2000n, running);
       // the application's write succeeds: the trigger writes what it can and logs the rest
-      await sc.conn.query(`INSERT INTO \`${sc.db}\`.${CSM} (module_id, student_id, state, created, modified, course_id) VALUES ('m', 5555555, ?, NOW(6), NOW(6), 'c')`, ['{"a much longer state": true}']);
+      await asApplication(() => sc.conn.query(`INSERT INTO \`${sc.db}\`.${CSM} (module_id, student_id, state, created, modified, course_id) VALUES ('m', 5555555, ?, NOW(6), NOW(6), 'c')`, ['{"a much longer state": true}']));
       const run = await running.done;
       expect(run.code, run.stderr).toBe(1);
       expect(run.last).toMatchObject({ error: 'VerificationFailed', cause: expect.stringMatching(/(Data too long|Data truncated) for column 'state'/) });
@@ -191,12 +193,15 @@ describe('ferry local online-alter, ALTER by ALTER', () => {
 
   it('repairs a range of the shadow that differs from the table, and ends equal to it', async () => {
     const sc = await alterScenario(20000);
+    const writer = sc.startWriter();
     try {
-      const writer = sc.startWriter();
       const running = startFerry(['local', 'online-alter', '--input', sc.inputFile({ chunk: { targetMillis: 10, minRows: 50, maxRows: 200 }, cleanup: { mode: 'drop' } }), '--state-dir', sc.stateDir, '--approve', 'all']);
       await whileCopying(sc, 2000n, running);
-      // rows already copied go wrong in the shadow, behind the triggers' back
-      const [r] = await sc.conn.query(`UPDATE \`${sc.db}\`.\`_${CSM}_new\` SET state = 'corrupted' WHERE id <= 500`);
+      // wrong rows land in the shadow ahead of the copy, which keeps what it finds there (INSERT IGNORE): verification must catch them
+      const cols = 'id, module_type, module_id, student_id, state, grade, created, modified, max_grade, done, course_id';
+      const [r] = await asApplication(() =>
+        sc.conn.query(`INSERT IGNORE INTO \`${sc.db}\`.\`_${CSM}_new\` (${cols}) SELECT ${cols.replace('state', "'corrupted'")} FROM \`${sc.db}\`.${CSM} WHERE id > 18000 ORDER BY id LIMIT 300`),
+      );
       expect((r as { affectedRows: number }).affectedRows).toBeGreaterThan(100);
       const run = await running.done;
       await writer.stop();
@@ -205,6 +210,7 @@ describe('ferry local online-alter, ALTER by ALTER', () => {
       await sc.conn.query(`ALTER TABLE \`${sc.db}\`.reference MODIFY id bigint unsigned NOT NULL AUTO_INCREMENT`);
       expect(await tableContent(sc.conn, sc.db, CSM)).toEqual(await tableContent(sc.conn, sc.db, 'reference'));
     } finally {
+      await writer.stop().catch(() => undefined);
       await sc.close();
     }
   });

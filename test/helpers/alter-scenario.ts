@@ -143,6 +143,17 @@ export async function alterScenario(rows = 5000): Promise<AlterScenario> {
   };
 }
 
+/** Runs an application's write as an application on InnoDB does: a transaction chosen as a deadlock victim is run again. */
+export async function asApplication<T>(write: () => Promise<T>): Promise<T> {
+  for (let attempt = 0; ; attempt++) {
+    try {
+      return await write();
+    } catch (err) {
+      if ((err as { errno?: number }).errno !== 1213 || attempt >= 20) throw err;
+    }
+  }
+}
+
 /** The migration's checkpoint: its phase and how many rows it has copied, or null before there is one. */
 export async function checkpointOf(sc: AlterScenario): Promise<{ phase: string; rowsCopied: bigint } | null> {
   const [rows] = await sc.conn.query(`SELECT phase, state FROM \`${sc.db}\`._ferry_checkpoints WHERE migration_id = ?`, [sc.migrationId]).catch(() => [[]] as never);

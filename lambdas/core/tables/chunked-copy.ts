@@ -208,25 +208,55 @@ export type CopyOutcome = { kind: 'caught-up' } | { kind: 'budget' } | { kind: '
  * Copies chunk after chunk of source ids in (copiedUpTo, upTo] until caught up, the time budget
  * is spent, or the throttle says wait. The checkpoint moves after every committed chunk.
  */
-export async function copyUntil(m: AnyMigration, upTo: Id, onRows?: (inserted: number) => void): Promise<CopyOutcome> {
+/**
+ * Verifies the source's ids up to `hi`, from just after what it verified last, on connections of
+ * its own, and records it in the migration's state (the copy loop saves the checkpoint).
+ */
+export type TrailingVerify = (hi: Id) => Promise<void>;
+
+/**
+ * Copies chunk after chunk of source ids in (copiedUpTo, upTo] until caught up, the time budget
+ * is spent, or the throttle says wait. The checkpoint moves after every committed chunk. With
+ * `verify`, each chunk is verified while the next one copies (one verification at a time, in
+ * order), so verification costs the second core, not wall time.
+ */
+export async function copyUntil(m: AnyMigration, upTo: Id, options: { onRows?: (inserted: number) => void; verify?: TrailingVerify } = {}): Promise<CopyOutcome> {
   const s = m.state;
-  while (timeLeft(m)) {
-    const decision = await checkThrottle(m);
-    if (decision.throttled) return { kind: 'throttled', reason: decision.reason, waitSeconds: decision.waitSeconds };
-    const first = await nextExistingId(m.source, m.input.source, m.tables.idColumn, s.copiedUpTo);
-    const range = planChunk(first, s.chunkSpan, upTo);
-    if (!range) return { kind: 'caught-up' };
-    const started = m.deps.now();
-    const { inserted } = await copyRange(m.tables, range);
-    const elapsed = m.deps.now() - started;
-    s.copiedUpTo = s.copiedUpTo === null ? range.hi : maxId(s.copiedUpTo, range.hi);
-    s.rowsCopied = (BigInt(s.rowsCopied) + BigInt(inserted)).toString();
-    resizeChunk(m, elapsed);
-    onRows?.(inserted);
+  let verifying: Promise<void> | null = null;
+  const settle = async () => {
+    const v = verifying;
+    verifying = null;
+    if (v) await v;
+  };
+  const stop = async (outcome: CopyOutcome): Promise<CopyOutcome> => {
+    await settle();
     await save(m);
-    report(m, `copied ids ${range.lo}..${range.hi} (${inserted} rows in ${elapsed} ms)`);
+    return outcome;
+  };
+  try {
+    while (timeLeft(m)) {
+      const decision = await checkThrottle(m);
+      if (decision.throttled) return await stop({ kind: 'throttled', reason: decision.reason, waitSeconds: decision.waitSeconds });
+      const first = await nextExistingId(m.source, m.input.source, m.tables.idColumn, s.copiedUpTo);
+      const range = planChunk(first, s.chunkSpan, upTo);
+      if (!range) return await stop({ kind: 'caught-up' });
+      const started = m.deps.now();
+      const { inserted } = await copyRange(m.tables, range);
+      const elapsed = m.deps.now() - started;
+      s.copiedUpTo = s.copiedUpTo === null ? range.hi : maxId(s.copiedUpTo, range.hi);
+      s.rowsCopied = (BigInt(s.rowsCopied) + BigInt(inserted)).toString();
+      resizeChunk(m, elapsed);
+      options.onRows?.(inserted);
+      await settle();
+      if (options.verify) verifying = options.verify(range.hi);
+      await save(m);
+      report(m, `copied ids ${range.lo}..${range.hi} (${inserted} rows in ${elapsed} ms)`);
+    }
+    return await stop({ kind: 'budget' });
+  } finally {
+    // A failed copy still waits for the verification under way, so nothing runs on after the task.
+    await (verifying as Promise<void> | null)?.catch(() => undefined);
   }
-  return { kind: 'budget' };
 }
 
 /**

@@ -34,7 +34,7 @@ describe('shadow and triggers', () => {
     const log = '`edxapp`.`' + captureNames('m', t).log.table + '`';
     expect(ins).toMatch(/AFTER INSERT ON `edxapp`.`courseware_studentmodule` FOR EACH ROW BEGIN/);
     expect(ins).toContain('INSERT IGNORE INTO `edxapp`.`_courseware_studentmodule_new` (`id`, `State2`) VALUES (NEW.`id`, NEW.`state`);');
-    expect(ins).toContain(`INSERT INTO ${log} (row_id, event, message) VALUES (NEW.\`id\`, 'insert', LEFT(m, 500))`);
+    expect(ins).toContain(`INSERT INTO ${log} (row_id, event, message) VALUES (NEW.\`id\`, 'insert', LEFT(IFNULL(m, 'not written'), 500))`);
     expect(upd).toContain('DELETE IGNORE FROM `edxapp`.`_courseware_studentmodule_new` WHERE `id` <=> OLD.`id` OR `id` <=> NEW.`id`;');
     expect(del).toMatch(/AFTER DELETE ON .* DELETE IGNORE FROM `edxapp`.`_courseware_studentmodule_new` WHERE `id` <=> OLD.`id`$/);
     for (const sql of [ins, upd, del]) expect(sql).not.toMatch(/REPLACE/);
