@@ -48,7 +48,8 @@ export class FerryStack extends Stack {
       operators.addToPrincipalPolicy(new iam.PolicyStatement({ actions: ['states:StartExecution', 'states:ListExecutions'], resources: this.machines.map((m) => m.arn) }));
       operators.addToPrincipalPolicy(
         new iam.PolicyStatement({
-          actions: ['states:DescribeExecution', 'states:GetExecutionHistory'],
+          // StopExecution: `ferry abandon --aws` stops a migration's executions before taking its triggers back.
+          actions: ['states:DescribeExecution', 'states:GetExecutionHistory', 'states:StopExecution'],
           resources: this.machines.map((m) => m.arn.replace(':stateMachine:', ':execution:') + ':*'),
         }),
       );

@@ -164,6 +164,12 @@ describe('FerryStack', () => {
     }
   });
 
+  it('lets operators start, follow and stop executions (ferry abandon --aws), and nothing more on Step Functions', () => {
+    const policies = ofType('AWS::IAM::Policy').filter(([id]) => id.startsWith('Operators'));
+    const actions = policies.flatMap(([, p]) => (p.Properties.PolicyDocument as { Statement: Statement[] }).Statement.flatMap((s) => ([] as string[]).concat(s.Action)));
+    expect(actions.filter((a) => a.startsWith('states:')).sort()).toEqual(['states:DescribeExecution', 'states:GetExecutionHistory', 'states:ListExecutions', 'states:StartExecution', 'states:StopExecution']);
+  });
+
   it('passes the cdk-nag AwsSolutions checks with every finding acknowledged for a reason', () => {
     const { app } = synth(true);
     expect(() => app.synth()).not.toThrow();

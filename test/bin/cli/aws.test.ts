@@ -1,10 +1,10 @@
-import { DescribeExecutionCommand, GetExecutionHistoryCommand, ListExecutionsCommand, ListStateMachinesCommand, SFNClient, StartExecutionCommand } from '@aws-sdk/client-sfn';
+import { DescribeExecutionCommand, GetExecutionHistoryCommand, ListExecutionsCommand, ListStateMachinesCommand, SFNClient, StartExecutionCommand, StopExecutionCommand } from '@aws-sdk/client-sfn';
 import { GetParametersByPathCommand, SSMClient } from '@aws-sdk/client-ssm';
 import { AwsApprovals } from '../../../lambdas/adapters/approvals-aws.ts';
 import { mockClient } from 'aws-sdk-client-mock';
 import { readFileSync } from 'node:fs';
 import { beforeEach, describe, expect, it } from 'vitest';
-import { executionName, executionStatus, startExecution } from '../../../bin/cli/aws.ts';
+import { abandonExecution, executionName, executionStatus, startExecution } from '../../../bin/cli/aws.ts';
 
 const sfn = mockClient(SFNClient);
 const client = new SFNClient({ region: 'eu-west-1' });
@@ -74,5 +74,38 @@ describe('ferry status', () => {
       progress: { rowsCopied: '1200000' },
       pendingApprovals: [{ step: 'cutover', since: '2026-11-21T12:00:00.000Z', approve: 'npx ferry approve csmh-extended --step cutover --aws' }],
     });
+  });
+});
+
+describe('ferry abandon --aws', () => {
+  beforeEach(() => sfn.reset());
+  const alterArn = 'arn:aws:states:eu-west-1:123456789012:stateMachine:ferry-online-alter';
+  const alter = JSON.parse(readFileSync(new URL('../../../examples/csm-bigint.json', import.meta.url), 'utf8'));
+
+  it('stops the running executions of the migration, then starts the abandon path with the input they ran', async () => {
+    sfn.on(ListStateMachinesCommand).resolves({ stateMachines: [{ name: 'ferry-online-alter', stateMachineArn: alterArn, type: 'STANDARD', creationDate: new Date() }] });
+    sfn.on(ListExecutionsCommand).resolves({
+      executions: [
+        { name: 'csm-bigint-2026-01-02', executionArn: `${alterArn}:old`, status: 'FAILED', startDate: new Date(1000), stateMachineArn: alterArn },
+        { name: 'csm-bigint-2026-01-03', executionArn: `${alterArn}:running`, status: 'RUNNING', startDate: new Date(2000), stateMachineArn: alterArn },
+        { name: 'other-2026-01-03', executionArn: `${alterArn}:other`, status: 'RUNNING', startDate: new Date(3000), stateMachineArn: alterArn },
+      ],
+    });
+    sfn.on(DescribeExecutionCommand).resolves({ input: JSON.stringify({ migration: alter, handedOverBy: 'x' }), executionArn: `${alterArn}:running`, stateMachineArn: alterArn, status: 'RUNNING', startDate: new Date() });
+    sfn.on(StopExecutionCommand).resolves({ stopDate: new Date() });
+    sfn.on(StartExecutionCommand).resolves({ executionArn: `${alterArn}:abandon`, startDate: new Date() });
+    const out = await abandonExecution(client, 'csm-bigint');
+    expect(out.stopped).toEqual([`${alterArn}:running`]);
+    expect(sfn.commandCalls(StopExecutionCommand)[0]!.args[0].input).toMatchObject({ executionArn: `${alterArn}:running`, error: 'Abandoned' });
+    const started = sfn.commandCalls(StartExecutionCommand)[0]!.args[0].input;
+    expect(JSON.parse(started.input!)).toEqual({ migration: alter, abandon: true });
+    expect(started.name).toMatch(/^csm-bigint-abandon-/);
+  });
+
+  it('refuses an input for another migration', async () => {
+    sfn.on(ListStateMachinesCommand).resolves({ stateMachines: [{ name: 'ferry-online-alter', stateMachineArn: alterArn, type: 'STANDARD', creationDate: new Date() }] });
+    sfn.on(ListExecutionsCommand).resolves({ executions: [] });
+    await expect(abandonExecution(client, 'other', alter)).rejects.toThrow(/the input is for migration csm-bigint, not other/);
+    expect(sfn.commandCalls(StopExecutionCommand)).toHaveLength(0);
   });
 });
