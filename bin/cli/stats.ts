@@ -2,9 +2,9 @@ import { NanoConnector } from '../../lambdas/adapters/couch.ts';
 import { Mysql2Connector } from '../../lambdas/adapters/mysql2.ts';
 import { DocCheckpointStore } from '../../lambdas/core/docs/checkpoint.ts';
 import { compareCounts, formatCounts, wantedDocTypes } from '../../lambdas/core/docs/doc-types.ts';
-import { countByType, STATS_DDOC } from '../../lambdas/core/docs/stats.ts';
+import { docTypeIndex, hasFerryView } from '../../lambdas/core/docs/doc-type-index.ts';
 import { doctypeIdentityOf } from '../../lambdas/core/doctype-copy-input.ts';
-import { MACHINE as DOC_MACHINE, parseDoctypeCopyInput, type DoctypeCopyState } from '../../lambdas/doctype-copy/open-doc-migration.ts';
+import { MACHINE as DOC_MACHINE, parseDoctypeCopyInput, sourceIndex, type DoctypeCopyState } from '../../lambdas/doctype-copy/open-doc-migration.ts';
 import type { SqlConnection } from '../../lambdas/core/ports/sql.ts';
 import type { TableRef } from '../../lambdas/core/identifiers.ts';
 import { countRows } from '../../lambdas/core/tables/table-writes.ts';
@@ -52,8 +52,8 @@ export async function tableStats(raw: unknown, env: NodeJS.ProcessEnv = process.
 
 /**
  * Per doc type (and -Deleted twin), live docs in source and target, like the original `--stats`.
- * Counts come from ferry's stats view; a database without it (nothing migrated yet) is counted
- * by reading `_all_docs`, so stats never writes.
+ * The source is counted as the migration reads it (the view the input names, ferry's own when
+ * allowed, or a scan); the target by ferry's view when it has one, else by a scan. Stats never write.
  */
 export async function docStats(raw: unknown, env: NodeJS.ProcessEnv = process.env): Promise<string> {
   const input = parseDoctypeCopyInput(raw);
@@ -62,13 +62,8 @@ export async function docStats(raw: unknown, env: NodeJS.ProcessEnv = process.en
   const count = async (which: 'source' | 'target') => {
     const db = await couch.database(input[which].connection, input[which].database);
     if (!(await db.info())) return { counts: {}, missing: true, db };
-    if (await db.get(`_design/${STATS_DDOC}`)) return { counts: await countByType(db, wanted), missing: false, db };
-    const counts: Record<string, number> = Object.fromEntries(wanted.map((t) => [t, 0]));
-    for (const row of await db.allDocs({ include_docs: true })) {
-      const t = row.doc?.doc_type;
-      if (typeof t === 'string' && t in counts) counts[t]! += 1;
-    }
-    return { counts, missing: false, db };
+    const index = which === 'source' ? sourceIndex(input, db, wanted) : docTypeIndex(db, wanted, { ferryView: await hasFerryView(db) });
+    return { counts: await index.counts(), missing: false, db };
   };
   const [source, target] = await Promise.all([count('source'), count('target')]);
   const lines = [`${input.migrationId}: ${input.source.database} → ${input.target.database}`, formatCounts(compareCounts(wanted, source.counts, target.counts))];
@@ -77,6 +72,12 @@ export async function docStats(raw: unknown, env: NodeJS.ProcessEnv = process.en
   else {
     const cp = await new DocCheckpointStore<DoctypeCopyState>(target.db, input.migrationId, DOC_MACHINE).load(input.migrationId, doctypeIdentityOf(input));
     lines.push(cp ? `checkpoint: phase ${cp.phase}, ${cp.state.docsCopied} docs copied, top-off at seq ${cp.state.topOffSeq}, ${cp.state.docsDeleted} deleted` : 'checkpoint: none');
+    const both = cp?.state.editedInBoth ?? [];
+    if (both.length) {
+      lines.push(`edited in both after the cut-over (the target keeps the application's edit; the source's is ${cp!.phase === 'done' ? 'left in the source' : 'not carried over'}):`);
+      for (const d of both) lines.push(`  ${d.id}  target ${d.targetRev}  source ${d.sourceRev}`);
+      if ((cp!.state.editedInBothCount ?? 0) > both.length) lines.push(`  … and ${cp!.state.editedInBothCount! - both.length} more`);
+    }
   }
   return lines.join('\n');
 }

@@ -52,6 +52,16 @@ class NanoDatabase implements CouchDatabase {
     }
   }
 
+  async create() {
+    try {
+      await this.server.relax({ db: this.name, method: 'PUT' });
+      return true;
+    } catch (err) {
+      if ((err as { statusCode?: number }).statusCode === 412) return false;
+      throw couchError(err, `${this.connection}/${this.name} create`);
+    }
+  }
+
   async allDocs(qs: Record<string, unknown>, keys?: readonly string[]) {
     const r = await this.call<{ rows: AllDocsRow[] }>('_all_docs', keys ? { path: '_all_docs', method: 'POST', qs, body: { keys } } : { path: '_all_docs', qs });
     return r.rows;
@@ -66,14 +76,25 @@ class NanoDatabase implements CouchDatabase {
   }
 
   async bulkGet(items: readonly { id: string; rev: string }[]) {
-    if (items.length === 0) return [];
-    const r = await this.call<{ results: { id: string; docs: { ok?: CouchDoc; error?: unknown }[] }[] }>('_bulk_get', {
+    if (items.length === 0) return { docs: [], missing: [] };
+    const r = await this.call<{ results: { id: string; docs: { ok?: CouchDoc; error?: { id?: string; rev?: string; error?: string; reason?: string } }[] }[] }>('_bulk_get', {
       path: '_bulk_get',
       method: 'POST',
       qs: { revs: true, attachments: true },
       body: { docs: items },
     });
-    return r.results.flatMap((res) => res.docs.flatMap((d) => (d.ok ? [d.ok] : [])));
+    const docs: CouchDoc[] = [];
+    const errors = new Map<string, string>();
+    for (const res of r.results) {
+      for (const d of res.docs) {
+        if (d.ok) docs.push(d.ok);
+        else errors.set(res.id, `${d.error?.error ?? 'error'}${d.error?.reason ? `: ${d.error.reason}` : ''}`);
+      }
+    }
+    // What came back is matched to what was asked for by id and rev: an answer may carry no rev of its own.
+    const got = new Set(docs.map((d) => `${d._id}\0${d._rev}`));
+    const missing = items.filter((i) => !got.has(`${i.id}\0${i.rev}`)).map((i) => ({ ...i, error: errors.get(i.id) ?? 'not returned' }));
+    return { docs, missing };
   }
 
   async writeRevisions(docs: readonly CouchDoc[]) {

@@ -8,13 +8,28 @@ const couchDbName = z
 
 const couchRef = z.strictObject({ connection: connectionName, database: couchDbName });
 
+/** A view of the source keyed `[doc_type, _id]`, as `design/view`. */
+const viewName = z.string().regex(/^[A-Za-z0-9_.-]{1,128}\/[A-Za-z0-9_.-]{1,128}$/, 'must name a view as "design/view", e.g. "all_docs/by_doc_type"');
+
+const sourceRef = couchRef.extend({
+  /** An existing view keyed `[doc_type, _id]` to page and count the wanted docs by (CommCare: `all_docs/by_doc_type`). */
+  docTypeView: viewName.optional(),
+});
+
+const targetRef = couchRef.extend({
+  /** Create the target database when it is missing. */
+  create: z.boolean().default(true),
+});
+
 const docType = z.string().regex(/^[A-Za-z][A-Za-z0-9_.-]{0,127}$/, 'doc types are names like "CommCareUser": letters, digits, _ . -');
 
 export const doctypeCopyInputSchema = z
   .strictObject({
     migrationId,
-    source: couchRef,
-    target: couchRef,
+    source: sourceRef,
+    target: targetRef,
+    /** Without a docTypeView: let ferry build its own view in the source (`_design/ferry`) instead of reading every doc. */
+    allowSourceView: z.boolean().default(false),
     docTypes: z
       .array(docType, 'must be a list of doc type names, e.g. ["CommCareUser", "WebUser"]')
       .min(1, 'name at least one doc type')
@@ -47,5 +62,6 @@ export const doctypeCopyInputSchema = z
 export type DoctypeCopyInput = z.output<typeof doctypeCopyInputSchema>;
 
 export function doctypeIdentityOf(i: DoctypeCopyInput): Record<string, unknown> {
-  return { source: i.source, target: i.target, docTypes: [...i.docTypes].sort(), flags: i.flags, cleanup: { mode: i.cleanup.mode } };
+  const where = (r: { connection: string; database: string }) => ({ connection: r.connection, database: r.database });
+  return { source: where(i.source), target: where(i.target), docTypes: [...i.docTypes].sort(), flags: i.flags, cleanup: { mode: i.cleanup.mode } };
 }

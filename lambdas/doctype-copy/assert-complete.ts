@@ -2,7 +2,7 @@ import type { TaskDeps } from '../core/ports/task-deps.ts';
 import { IncompleteCopy } from '../core/errors.ts';
 import { checkComplete } from '../core/docs/complete-check.ts';
 import { compareCounts, formatCounts } from '../core/docs/doc-types.ts';
-import { countByType } from '../core/docs/stats.ts';
+import { compareDocs } from '../core/docs/compare.ts';
 import { docLoopState, openDocMigration, reportDoc, saveDoc, type DocLoopState, type DocTaskEvent } from './open-doc-migration.ts';
 import { topOffToHead } from './top-off.ts';
 
@@ -10,7 +10,8 @@ const ROUNDS = 3;
 
 /**
  * The blocking check before the cut-over approval: checkpoint present, initial copy finished,
- * per-type counts equal on both sides, and the top-off seq close to the source's. The site keeps
+ * every doc of the wanted types in the target with the source's winning revision (by key, no view
+ * built), nothing live in the target the source lacks, and the top-off seq close to the source's. The site keeps
  * writing, so it tops off to the head and compares again, up to three rounds, before failing.
  */
 export async function assertComplete(event: DocTaskEvent, deps: TaskDeps): Promise<DocLoopState> {
@@ -19,7 +20,9 @@ export async function assertComplete(event: DocTaskEvent, deps: TaskDeps): Promi
   let problems: readonly string[] = [];
   for (let round = 1; round <= ROUNDS; round++) {
     await topOffToHead(m);
-    const [sourceCounts, targetCounts, info] = await Promise.all([countByType(m.source, m.wanted), countByType(m.target, m.wanted), m.source.info()]);
+    const info = await m.source.info();
+    const compared = await compareDocs(m.index, m.source, m.target, m.wanted, m.state.movedOut.length);
+    const { sourceCounts, targetCounts } = compared;
     const verdict = checkComplete({
       checkpointFound: true,
       initialCopyDone: m.state.initialDone,
@@ -29,6 +32,9 @@ export async function assertComplete(event: DocTaskEvent, deps: TaskDeps): Promi
       checkpointSeq: m.state.topOffSeq,
       sourceSeq: info!.updateSeq,
       maxSeqLag: m.input.topOff.maxSeqLag,
+      differing: compared.differing,
+      differingCount: compared.differingCount,
+      extraInTarget: compared.extraInTarget,
     });
     if (verdict.complete) {
       await saveDoc(m, () => 'cutover-approval');

@@ -11,7 +11,7 @@ export async function copyDocs(event: DocTaskEvent, deps: TaskDeps): Promise<Doc
       reportDoc(m, 'throttled', paused, 5);
       return docLoopState(m, { done: false, waitSeconds: 5, throttle: paused });
     }
-    const page = await copyPage(m.source, m.target, m.wantedSet, m.state.initialCursor, m.input.page.docs);
+    const page = await copyPage(m.source, m.target, m.index, m.state.initialCursor, m.input.page.docs);
     await saveDoc(m, (s) => {
       s.docsCopied += page.copied;
       s.revisionsWritten += page.revisions;

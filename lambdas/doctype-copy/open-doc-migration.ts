@@ -6,6 +6,7 @@ import { wantedDocTypes } from '../core/docs/doc-types.ts';
 import { DocCheckpointStore } from '../core/docs/checkpoint.ts';
 import { doctypeCopyInputSchema, doctypeIdentityOf, type DoctypeCopyInput } from '../core/doctype-copy-input.ts';
 import { parseInput } from '../core/input-parts.ts';
+import { docTypeIndex, type DocTypeIndex } from '../core/docs/doc-type-index.ts';
 import { refuseIfReplaced } from '../core/ownership.ts';
 
 export const MACHINE = 'doctype-copy';
@@ -32,6 +33,19 @@ export interface DoctypeCopyState {
   tombstonesCopied: number;
   /** Docs in the target whose doc_type changed to one not migrated (first 100). */
   movedOut: { id: string; docType: string }[];
+  /**
+   * Docs the application changed in the target after the cut-over while a late server changed them
+   * in the source too (first 100): the target's stays as the application left it, the source's is
+   * not carried over, and the cleanup leaves the source doc in place for a person to decide.
+   */
+  editedInBoth?: { id: string; targetRev: string; sourceRev: string }[];
+  editedInBothCount?: number;
+  /** Where the cleanup's deletions stand in the source's index. */
+  cleanupCursor?: string | null;
+  /** Docs the cleanup left in the source (edited in both places). */
+  docsLeftInSource?: number;
+  /** Conflict leaves in the target that the source never had (the application's): kept, not deleted. */
+  conflictsKept?: number;
   conflictsCursor: string | null;
   conflictsResolved: number;
   docsDeleted: number;
@@ -67,6 +81,8 @@ export interface DocMigration {
   readonly target: CouchDatabase;
   readonly wanted: readonly string[];
   readonly wantedSet: ReadonlySet<string>;
+  /** Where the source's docs of the wanted types are found. */
+  readonly index: DocTypeIndex;
   readonly store: DocCheckpointStore<DoctypeCopyState>;
   phase: Phase;
   state: DoctypeCopyState;
@@ -97,6 +113,7 @@ export async function openDocMigration(event: DocTaskEvent, deps: TaskDeps): Pro
   const wanted = wantedDocTypes(input.docTypes);
   return {
     input, deps, source, target, wanted, wantedSet: new Set(wanted), store,
+    index: sourceIndex(input, source, wanted),
     phase: checkpoint.phase as Phase,
     state: checkpoint.state,
     iterations: (event.state?.iterations ?? 0) + 1,
@@ -117,6 +134,21 @@ export async function saveDoc(m: DocMigration, change: (s: DoctypeCopyState, pha
   });
   m.phase = next.phase as Phase;
   m.state = next.state;
+}
+
+/** The source's index of the wanted docs: the view the input names, ferry's own when allowed, or a scan. */
+export function sourceIndex(input: DoctypeCopyInput, source: CouchDatabase, wanted: readonly string[]): DocTypeIndex {
+  return docTypeIndex(source, wanted, { view: input.source.docTypeView, ferryView: input.allowSourceView });
+}
+
+/** Notes docs edited in both databases after the cut-over (the first 100 kept by id). */
+export function noteEditedInBoth(s: DoctypeCopyState, docs: readonly { id: string; targetRev: string; sourceRev: string }[]): void {
+  const list = (s.editedInBoth ??= []);
+  for (const d of docs) {
+    if (list.some((x) => x.id === d.id)) continue;
+    s.editedInBothCount = (s.editedInBothCount ?? 0) + 1;
+    if (list.length < 100) list.push(d);
+  }
 }
 
 export function timeLeft(m: DocMigration): boolean {

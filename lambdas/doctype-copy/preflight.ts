@@ -3,10 +3,10 @@ import type { TaskDeps } from '../core/ports/task-deps.ts';
 import { InvalidInput } from '../core/errors.ts';
 import { DocCheckpointStore } from '../core/docs/checkpoint.ts';
 import { isDataDocId, wantedDocTypes } from '../core/docs/doc-types.ts';
-import { countByType, ensureStatsView } from '../core/docs/stats.ts';
+import { ensureFerryView, ScanIndex } from '../core/docs/doc-type-index.ts';
 import { claimOwnership } from '../core/ownership.ts';
 import { doctypeIdentityOf } from '../core/doctype-copy-input.ts';
-import { MACHINE, openDatabases, parseDoctypeCopyInput, type DocLoopState, type DocTaskEvent, type DoctypeCopyState, type Phase } from './open-doc-migration.ts';
+import { MACHINE, openDatabases, parseDoctypeCopyInput, sourceIndex, type DocLoopState, type DocTaskEvent, type DoctypeCopyState, type Phase } from './open-doc-migration.ts';
 
 const SCAN_PAGE = 2000;
 
@@ -18,14 +18,14 @@ async function foreignRevisions(source: CouchDatabase, target: CouchDatabase, li
   const found: string[] = [];
   let cursor: string | null = null;
   for (;;) {
-    const qs: Record<string, unknown> = { limit: SCAN_PAGE };
-    if (cursor !== null) Object.assign(qs, { startkey: cursor, skip: 1 });
+    const qs: Record<string, unknown> = { limit: SCAN_PAGE + (cursor === null ? 0 : 1) };
+    if (cursor !== null) qs.startkey = cursor;
     const rows = await target.allDocs(qs);
     const revs: Record<string, string[]> = {};
-    for (const r of rows) if (isDataDocId(r.id)) revs[r.id] = [r.value.rev];
+    for (const r of rows) if (isDataDocId(r.id) && r.id !== cursor) revs[r.id] = [r.value.rev];
     const missing = await source.revsDiff(revs);
     for (const [id, m] of Object.entries(missing)) if (m.length) found.push(id);
-    if (found.length >= limit || rows.length < SCAN_PAGE) return found.slice(0, limit);
+    if (found.length >= limit || rows.length < (qs.limit as number)) return found.slice(0, limit);
     cursor = rows[rows.length - 1]!.id;
   }
 }
@@ -36,8 +36,8 @@ export async function preflight(event: DocTaskEvent, deps: TaskDeps): Promise<Do
   const { source, target } = await openDatabases(input, deps);
   const sourceInfo = await source.info();
   if (!sourceInfo) throw new InvalidInput('source.database', `database ${input.source.database} does not exist at ${source.where} (connection "${source.connection}"); fix the name`);
-  if (!(await target.info())) {
-    throw new InvalidInput('target.database', `database ${input.target.database} does not exist at ${target.where} (connection "${target.connection}"); create it (PUT /${input.target.database}) or fix the name`);
+  if (!(await target.info()) && !input.target.create) {
+    throw new InvalidInput('target.database', `database ${input.target.database} does not exist at ${target.where} (connection "${target.connection}"); create it (PUT /${input.target.database}), let ferry create it ("create": true), or fix the name`);
   }
   const store = new DocCheckpointStore<DoctypeCopyState>(target, input.migrationId, MACHINE);
   const identity = doctypeIdentityOf(input);
@@ -47,18 +47,28 @@ export async function preflight(event: DocTaskEvent, deps: TaskDeps): Promise<Do
     await claimOwnership(input.migrationId, checkpoint.state.owner, me, event.state?.handedOverBy, (id) => deps.executions.isRunning(id));
     if (checkpoint.state.owner !== me) checkpoint = await store.update((c) => ({ phase: c.phase, state: { ...c.state, owner: me } }));
   } else {
-    const foreign = await foreignRevisions(source, target);
+    const wanted = wantedDocTypes(input.docTypes);
+    const index = sourceIndex(input, source, wanted);
+    if (input.source.docTypeView) {
+      try {
+        await index.page(null, 1);
+      } catch (err) {
+        throw new InvalidInput('source.docTypeView', `${input.source.docTypeView} cannot be read in ${input.source.database}: ${(err as Error).message}; name a view keyed [doc_type, _id] that exists, or leave it out`);
+      }
+    }
+    const foreign = (await target.info()) ? await foreignRevisions(source, target) : [];
     if (foreign.length) {
       throw new InvalidInput('target.database', `${input.target.database} already holds revisions the source does not have (ids ${foreign.join(', ')}); copying history onto them would create conflicts. Empty the target or remove those docs.`);
     }
     // Recorded before the first page is read: the top-off replays every change made during the copy.
     const startSeq = sourceInfo.updateSeq;
-    await ensureStatsView(source);
-    await ensureStatsView(target);
-    const counts = await countByType(source, wantedDocTypes(input.docTypes));
+    if (await target.create()) deps.report({ migrationId: input.migrationId, phase: 'initial-copy', done: '0', total: null, unit: 'docs', note: `created ${input.target.database}`, throttle: null });
+    // Nothing is written to the source unless the operator allowed ferry's view there.
+    if (input.allowSourceView) await ensureFerryView(source);
+    const estimatedDocs = index instanceof ScanIndex ? sourceInfo.docCount : Object.values(await index.counts()).reduce((a, b) => a + b, 0);
     const now = new Date(deps.now()).toISOString();
     const state: DoctypeCopyState = {
-      startedAt: now, startSeq, estimatedDocs: Object.values(counts).reduce((a, b) => a + b, 0),
+      startedAt: now, startSeq, estimatedDocs,
       initialCursor: null, initialDone: false, docsCopied: 0, revisionsWritten: 0,
       topOffSeq: startSeq, quietSince: null, changesRead: 0, docsToppedOff: 0, tombstonesCopied: 0, movedOut: [],
       conflictsCursor: null, conflictsResolved: 0, docsDeleted: 0, leavesDeleted: 0,

@@ -1,7 +1,7 @@
 import type { TaskDeps } from '../core/ports/task-deps.ts';
 import { classifyChanges } from '../core/docs/changes.ts';
-import { copyRevisions } from '../core/docs/copier.ts';
-import { TOP_OFF_STOPPED, docLoopState, openDocMigration, pausedReason, reportDoc, saveDoc, timeLeft, type DocLoopState, type DocMigration, type DocTaskEvent } from './open-doc-migration.ts';
+import { changedInTarget, copyRevisions } from '../core/docs/copier.ts';
+import { TOP_OFF_STOPPED, docLoopState, noteEditedInBoth, openDocMigration, pausedReason, reportDoc, saveDoc, timeLeft, type DocLoopState, type DocMigration, type DocTaskEvent } from './open-doc-migration.ts';
 
 const MOVED_OUT_KEPT = 100;
 
@@ -20,18 +20,22 @@ export async function topOffToHead(m: DocMigration): Promise<boolean> {
     const known = await m.target.allDocs({}, ids);
     const inTarget = new Set(known.filter((r) => !r.error && r.value).map((r) => r.id));
     const actions = classifyChanges(feed.results, m.wantedSet, inTarget);
-    const copies = actions.flatMap((a) => (a.kind === 'copy' ? a.revs.map((rev) => ({ id: a.id, rev })) : []));
-    await copyRevisions(m.source, m.target, copies);
-    const copied = actions.filter((a) => a.kind === 'copy');
+    // A doc the application changed in the target (after the cut-over) is its own now: a late source edit is not carried over.
+    const theirs = await changedInTarget(m.source, m.target, actions.flatMap((a) => (a.kind === 'copy' && inTarget.has(a.id) ? [a.id] : [])));
+    const copied = actions.filter((a): a is Extract<typeof a, { kind: 'copy' }> => a.kind === 'copy' && !theirs.has(a.id));
+    const kept = actions.flatMap((a) => (a.kind === 'copy' && theirs.has(a.id) ? [{ id: a.id, targetRev: theirs.get(a.id)!, sourceRev: a.revs[0]! }] : []));
+    await copyRevisions(m.source, m.target, copied.flatMap((a) => a.revs.map((rev) => ({ id: a.id, rev }))));
     const movedOut = actions.flatMap((a) => (a.kind === 'moved-out' ? [{ id: a.id, docType: a.docType }] : []));
     await saveDoc(m, (s) => {
       s.topOffSeq = feed.lastSeq;
       s.changesRead += feed.results.length;
       s.docsToppedOff += copied.length;
-      s.tombstonesCopied += copied.filter((a) => a.kind === 'copy' && a.deleted).length;
+      s.tombstonesCopied += copied.filter((a) => a.deleted).length;
       for (const o of movedOut) if (s.movedOut.length < MOVED_OUT_KEPT && !s.movedOut.some((x) => x.id === o.id)) s.movedOut.push(o);
       if (copied.length > 0) s.quietSince = new Date(m.deps.now()).toISOString();
+      noteEditedInBoth(s, kept);
     });
+    for (const k of kept) reportDoc(m, `doc ${k.id} was changed in ${m.input.target.database} by the application and in ${m.input.source.database} since: the target's stays, the source's is left for a person to decide`);
     for (const o of movedOut) reportDoc(m, `doc ${o.id} is in the target but its doc_type is now ${o.docType}, which is not migrated`);
     if (copied.length) reportDoc(m, `topped off ${copied.length} docs up to seq ${String(feed.lastSeq).slice(0, 24)}`);
     if (feed.results.length < m.input.page.docs) return true;

@@ -17,7 +17,8 @@ describe('ferry local doctype-copy refuses bad input with exit 2 and deletes not
   }
 
   it('an unknown source database', () => expectRefused(async () => ({ source: { connection: 'main', database: 'no_such_db' } }), /source.database: database no_such_db does not exist/));
-  it('an unknown target database', () => expectRefused(async () => ({ target: { connection: 'main', database: 'no_such_target' } }), /target.database: .* create it/));
+  it('an unknown target database that ferry may not create', () => expectRefused(async () => ({ target: { connection: 'main', database: 'no_such_target', create: false } }), /target.database: .* create it \(PUT \/no_such_target\), let ferry create it/));
+  it('a source view that does not exist', () => expectRefused(async (sc) => ({ source: { connection: 'main', database: sc.source, docTypeView: 'nope/by_doc_type' } }), /source.docTypeView: nope\/by_doc_type cannot be read/));
   it('an empty docTypes', () => expectRefused(async () => ({ docTypes: [] }), /docTypes: name at least one doc type/));
   it('a malformed docTypes', () => expectRefused(async () => ({ docTypes: [42] }), /docTypes.0: /));
   it('a target holding other revisions of the same ids', () =>

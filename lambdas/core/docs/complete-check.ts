@@ -11,6 +11,11 @@ export interface CompletenessFacts {
   readonly sourceSeq: string;
   /** How many changes the checkpoint may trail the source by. */
   readonly maxSeqLag: number;
+  /** Docs of the wanted types whose winning revision in the target is not the source's (first few), and how many in all. */
+  readonly differing?: readonly string[];
+  readonly differingCount?: number;
+  /** Live docs in the target that no live doc of the wanted types in the source accounts for. */
+  readonly extraInTarget?: number;
 }
 
 export type CompletenessVerdict = { readonly complete: true } | { readonly complete: false; readonly problems: readonly string[] };
@@ -22,6 +27,8 @@ export function checkComplete(f: CompletenessFacts): CompletenessVerdict {
   else if (!f.initialCopyDone) problems.push('the initial copy has not finished');
   const rows = compareCounts(f.wanted, f.sourceCounts, f.targetCounts);
   if (rows.some((r) => r.source !== r.target)) problems.push(`per-type counts differ:\n${formatCounts(rows)}`);
+  if (f.differingCount) problems.push(`${f.differingCount} docs have another winning revision in the target, first ${(f.differing ?? []).join(', ')}`);
+  if (f.extraInTarget) problems.push(`the target holds ${f.extraInTarget} live docs the source no longer has (deleted there, or no longer of a wanted type)`);
   const at = seqNumber(f.checkpointSeq);
   const head = seqNumber(f.sourceSeq);
   if (f.checkpointSeq === null) problems.push('the top-off has no checkpoint seq');

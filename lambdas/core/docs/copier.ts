@@ -1,4 +1,6 @@
-import type { AllDocsRow, CouchDatabase } from '../ports/couch.ts';
+import { TransientError } from '../errors.ts';
+import type { AllDocsRow, CouchDatabase, CouchDoc } from '../ports/couch.ts';
+import type { DocTypeIndex } from './doc-type-index.ts';
 import { isDataDocId } from './doc-types.ts';
 
 /** Every leaf revision of a document as `_all_docs?conflicts=true&include_docs=true` shows it. */
@@ -8,15 +10,40 @@ export function leafRevs(row: AllDocsRow): string[] {
   return [doc._rev, ...(doc._conflicts ?? [])];
 }
 
+/** Each doc's leaves as the database holds them now (a deleted doc: its tombstone; an unknown id: none). */
+export async function currentLeaves(db: CouchDatabase, ids: readonly string[]): Promise<Map<string, string[]>> {
+  if (ids.length === 0) return new Map();
+  const rows = await db.allDocs({ include_docs: true, conflicts: true }, ids);
+  return new Map(rows.filter((r) => !r.error && r.value).map((r) => [r.id, leafRevs(r)]));
+}
+
 /**
- * Copies the given revisions with their history (`_revisions`), attachments and deletion state:
- * read with `_bulk_get?revs=true`, written with `new_edits: false`, so the target holds the same
- * `_rev`s and a later update of the source doc extends the same tree instead of conflicting.
- * Writing a revision the target already has changes nothing. Returns the revisions written.
+ * Reads revisions with their history (`_revisions`), attachments and deletion state. A revision
+ * the source does not give (the doc moved on between the two reads) is asked for again by the
+ * doc's current leaves; one still not given is a TransientError naming it, so the page is read
+ * again, and the run fails loudly if it never can be: nothing is passed over in silence.
+ */
+export async function readRevisions(source: CouchDatabase, items: readonly { id: string; rev: string }[]): Promise<CouchDoc[]> {
+  if (items.length === 0) return [];
+  const first = await source.bulkGet(items);
+  if (first.missing.length === 0) return first.docs;
+  const again = [...(await currentLeaves(source, [...new Set(first.missing.map((m) => m.id))]))].flatMap(([id, revs]) => revs.map((rev) => ({ id, rev })));
+  const second = await source.bulkGet(again);
+  if (second.missing.length) {
+    const m = second.missing[0]!;
+    throw new TransientError(`${source.connection}/${source.name} did not give revision ${m.rev} of ${m.id} (${m.error}), twice; the page is read again`);
+  }
+  return [...first.docs, ...second.docs];
+}
+
+/**
+ * Copies the given revisions with their history, attachments and deletion state: read with
+ * `_bulk_get?revs=true`, written with `new_edits: false`, so the target holds the same `_rev`s and
+ * a later update of the source doc extends the same tree instead of conflicting. Writing a
+ * revision the target already has changes nothing. Returns the revisions written.
  */
 export async function copyRevisions(source: CouchDatabase, target: CouchDatabase, items: readonly { id: string; rev: string }[]): Promise<number> {
-  if (items.length === 0) return 0;
-  const docs = await source.bulkGet(items);
+  const docs = await readRevisions(source, items);
   await target.writeRevisions(docs);
   return docs.length;
 }
@@ -25,21 +52,31 @@ export interface PageResult {
   /** Docs of the wanted types on this page. */
   readonly copied: number;
   readonly revisions: number;
-  /** Id to continue after, or null when the page was the last. */
+  /** Where the next page starts, or null when this was the last. */
   readonly nextCursor: string | null;
+  /** The last doc of the page, for messages. */
   readonly lastId: string | null;
 }
 
 /**
- * One page of the initial copy: `_all_docs` in id order after `cursor`, the wanted doc types kept,
- * every leaf (conflicts too) copied with history. Pages are idempotent.
+ * One page of the initial copy: the next docs of the wanted types from the index, every leaf
+ * (conflicts too) copied with history. Pages are idempotent.
  */
-export async function copyPage(source: CouchDatabase, target: CouchDatabase, wanted: ReadonlySet<string>, cursor: string | null, pageSize: number): Promise<PageResult> {
-  const qs: Record<string, unknown> = { include_docs: true, conflicts: true, limit: pageSize };
-  if (cursor !== null) Object.assign(qs, { startkey: cursor, skip: 1 });
-  const rows = await source.allDocs(qs);
-  const mine = rows.filter((r) => isDataDocId(r.id) && typeof r.doc?.doc_type === 'string' && wanted.has(r.doc.doc_type));
-  const revisions = await copyRevisions(source, target, mine.flatMap((r) => leafRevs(r).map((rev) => ({ id: r.id, rev }))));
-  const lastId = rows.length ? rows[rows.length - 1]!.id : null;
-  return { copied: mine.length, revisions, lastId, nextCursor: rows.length < pageSize ? null : lastId };
+export async function copyPage(source: CouchDatabase, target: CouchDatabase, index: DocTypeIndex, cursor: string | null, pageSize: number): Promise<PageResult> {
+  const { refs, next } = await index.page(cursor, pageSize);
+  const ids = refs.map((r) => r.id).filter(isDataDocId);
+  const leaves = await currentLeaves(source, ids);
+  const revisions = await copyRevisions(source, target, [...leaves].flatMap(([id, revs]) => revs.map((rev) => ({ id, rev }))));
+  return { copied: leaves.size, revisions, lastId: ids[ids.length - 1] ?? null, nextCursor: next };
+}
+
+/**
+ * Which of these docs the application has changed in the target: a leaf there the source has never
+ * had (an edit or a deletion made in the new database). Such a doc is the application's now.
+ */
+export async function changedInTarget(source: CouchDatabase, target: CouchDatabase, ids: readonly string[]): Promise<Map<string, string>> {
+  const leaves = await currentLeaves(target, ids);
+  if (leaves.size === 0) return new Map();
+  const unknown = await source.revsDiff(Object.fromEntries(leaves));
+  return new Map(Object.entries(unknown).filter(([, revs]) => revs.length > 0).map(([id, revs]) => [id, revs[0]!]));
 }

@@ -34,10 +34,12 @@ export interface CouchDatabase {
   readonly where: string;
   /** `update_seq` and `doc_count`, or null when the database does not exist. */
   info(): Promise<{ updateSeq: string; docCount: number } | null>;
+  /** Creates the database; true when it did, false when it already existed. */
+  create(): Promise<boolean>;
   allDocs(qs: Record<string, unknown>, keys?: readonly string[]): Promise<AllDocsRow[]>;
   changes(since: string, limit: number): Promise<{ results: ChangeRow[]; lastSeq: string }>;
-  /** Each requested revision with its `_revisions` history and attachments inline; missing ones left out. */
-  bulkGet(items: readonly { id: string; rev: string }[]): Promise<CouchDoc[]>;
+  /** Each requested revision with its `_revisions` history and attachments inline, and those the database could not give. */
+  bulkGet(items: readonly { id: string; rev: string }[]): Promise<{ docs: CouchDoc[]; missing: { id: string; rev: string; error: string }[] }>;
   /** Writes revisions as they are (`new_edits: false`): history, tombstones and conflicts kept. */
   writeRevisions(docs: readonly CouchDoc[]): Promise<void>;
   /** Ordinary writes (new revisions); throws naming every document refused. */
