@@ -130,7 +130,7 @@ export class Workers extends Construct {
       const secrets = (spec.store === 'mysql' ? mysql : couch).map((c) => c.secretArn);
       if (secrets.length) f.role.addToPolicy(new iam.PolicyStatement({ actions: ['secretsmanager:GetSecretValue'], resources: secrets }));
       const clusters = spec.store === 'mysql' ? mysql.flatMap((c) => (c.kind === 'data-api' ? [c.clusterArn] : [])) : [];
-      if (clusters.length) f.role.addToPolicy(new iam.PolicyStatement({ actions: ['rds-data:ExecuteStatement', 'rds-data:BatchExecuteStatement'], resources: clusters }));
+      if (clusters.length) f.role.addToPolicy(new iam.PolicyStatement({ actions: ['rds-data:ExecuteStatement', 'rds-data:BatchExecuteStatement', 'rds-data:BeginTransaction', 'rds-data:CommitTransaction', 'rds-data:RollbackTransaction'], resources: clusters }));
       const flagStatement = {
         none: null,
         paused: { actions: ['ssm:GetParameter'], resources: [param('/ferry/*/flags/FERRY_PAUSED')] },

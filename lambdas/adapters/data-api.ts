@@ -1,4 +1,4 @@
-import { ExecuteStatementCommand, RDSDataClient, type Field, type SqlParameter } from '@aws-sdk/client-rds-data';
+import { BeginTransactionCommand, CommitTransactionCommand, ExecuteStatementCommand, RDSDataClient, RollbackTransactionCommand, type Field, type SqlParameter } from '@aws-sdk/client-rds-data';
 import { DatabaseError, ResultTooLarge, TransientError } from '../core/errors.ts';
 import type { SqlConnection, SqlRow, SqlValue } from '../core/ports/sql.ts';
 
@@ -67,8 +67,48 @@ export class DataApiConnection implements SqlConnection {
   /** Requests are capped too; multi-row INSERTs stay well below. */
   readonly maxStatementBytes = 512 * 1024;
   readonly serverKey: string;
-  constructor(readonly name: string, private readonly target: DataApiTarget, private readonly client: RDSDataClient = new RDSDataClient({})) {
+  constructor(
+    readonly name: string,
+    private readonly target: DataApiTarget,
+    private readonly client: RDSDataClient = new RDSDataClient({}),
+    /** Set on the connection a transaction hands to its body: every statement carries it. */
+    private readonly transactionId?: string,
+  ) {
     this.serverKey = target.clusterArn;
+  }
+
+  /**
+   * BeginTransaction, the body's statements under its id, then CommitTransaction (RollbackTransaction
+   * when it throws). The Data API cannot set a transaction's isolation before it begins, so it runs
+   * at the cluster's default whatever `readCommitted` asks; that only takes more locks.
+   */
+  async transaction<T>(fn: (tx: SqlConnection) => Promise<T>): Promise<T> {
+    if (this.transactionId) throw new TypeError('transactions do not nest');
+    const call = async <R>(what: string, send: () => Promise<R>): Promise<R> => {
+      try {
+        return await send();
+      } catch (err) {
+        throw this.failure(err, what);
+      }
+    };
+    const { transactionId } = await call('begin transaction', () => this.client.send(new BeginTransactionCommand({ resourceArn: this.target.clusterArn, secretArn: this.target.secretArn })));
+    const tx = new DataApiConnection(this.name, this.target, this.client, transactionId);
+    try {
+      const result = await fn(tx);
+      await call('commit', () => this.client.send(new CommitTransactionCommand({ resourceArn: this.target.clusterArn, secretArn: this.target.secretArn, transactionId })));
+      return result;
+    } catch (err) {
+      await this.client.send(new RollbackTransactionCommand({ resourceArn: this.target.clusterArn, secretArn: this.target.secretArn, transactionId })).catch(() => undefined);
+      throw err;
+    }
+  }
+
+  private failure(err: unknown, what: string): Error {
+    const e = err as Error;
+    const detail = `${this.name}: ${what}: ${e.name}: ${e.message}`;
+    if (/more than the allowed response size limit/i.test(e.message)) return new ResultTooLarge(detail, { cause: err });
+    if (TRANSIENT.has(e.name) || /Communications link failure/i.test(e.message)) return new TransientError(detail, { cause: err });
+    return new DatabaseError(detail, { cause: err });
   }
 
   private async run(sql: string, params: readonly unknown[], what: string) {
@@ -84,14 +124,11 @@ export class DataApiConnection implements SqlConnection {
           parameters,
           includeResultMetadata: true,
           resultSetOptions: { longReturnType: 'STRING', decimalReturnType: 'STRING' },
+          transactionId: this.transactionId,
         }),
       );
     } catch (err) {
-      const e = err as Error;
-      const detail = `${this.name}: ${what}: ${e.name}: ${e.message}`;
-      if (/more than the allowed response size limit/i.test(e.message)) throw new ResultTooLarge(detail, { cause: err });
-      if (TRANSIENT.has(e.name) || /Communications link failure/i.test(e.message)) throw new TransientError(detail, { cause: err });
-      throw new DatabaseError(detail, { cause: err });
+      throw this.failure(err, what);
     }
   }
 

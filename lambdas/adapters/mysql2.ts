@@ -112,6 +112,19 @@ class Mysql2Connection implements SqlConnection {
     }
   }
 
+  async transaction<T>(fn: (tx: SqlConnection) => Promise<T>, options: { readCommitted?: boolean } = {}): Promise<T> {
+    if (options.readCommitted) await this.execute('SET TRANSACTION ISOLATION LEVEL READ COMMITTED');
+    await this.execute('START TRANSACTION');
+    try {
+      const result = await fn(this);
+      await this.execute('COMMIT');
+      return result;
+    } catch (err) {
+      await this.execute('ROLLBACK').catch(() => undefined);
+      throw err;
+    }
+  }
+
   private markIfDropped(err: unknown): void {
     const code = (err as { code?: string }).code;
     // Network-level failures (ECONNRESET, EPIPE, …), fatal protocol errors and a killed session end it; other ER_* errors do not.

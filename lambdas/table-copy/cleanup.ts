@@ -1,10 +1,11 @@
 import type { TaskDeps } from '../core/ports/task-deps.ts';
 import { compareIds } from '../core/ids.ts';
 import { idBounds } from '../core/tables/copier.ts';
-import { deliverAndRecord } from '../core/tables/delivery.ts';
+import { deliverAndRecord, deliverRows } from '../core/tables/delivery.ts';
 import type { DeliveryLedger } from '../core/tables/ledger.ts';
 import { sweep } from '../core/tables/sweeper.ts';
-import { deleteIds, idsAfter, truncateTable, withWriteLock } from '../core/tables/table-writes.ts';
+import { deleteIds, idsAfter, setAutoIncrement, truncateTable, withWriteLock } from '../core/tables/table-writes.ts';
+import { liveAutoIncrementOf } from '../core/tables/inspector.ts';
 import { checkThrottle, ledgerOf, loopState, openMigration, outcomeState, report, save, timeLeft, type LoopState, type Migration, type TaskEvent } from './open-migration.ts';
 import { sweepState } from './sweep.ts';
 
@@ -60,15 +61,26 @@ async function trickleDelete(m: Migration, ledger: DeliveryLedger): Promise<Loop
  * The lock is held for two index probes, never for a count of the table.
  */
 async function truncate(m: Migration, ledger: DeliveryLedger): Promise<LoopState> {
+  const s = m.state;
+  const src = m.input.source;
+  if (s.truncating) await afterUnrecordedTruncate(m, s.truncating.autoIncrement);
   const swept = await sweep(m, ledger);
   if (swept.kind !== 'caught-up') return sweepState(m, swept);
-  const lock = await m.deps.sql.connectDedicated(m.input.source.connection);
+  const lock = await m.deps.sql.connectDedicated(src.connection);
   try {
-    const changed = await withWriteLock(lock, m.input.source, 10, async () => {
-      const { max } = await idBounds(lock, m.input.source, m.tables.idColumn);
+    const changed = await withWriteLock(lock, src, 10, async () => {
+      const { max } = await idBounds(lock, src, m.tables.idColumn);
       const top = await ledger.top();
       if ((max !== null && (top === null || compareIds(max, top) > 0)) || (await ledger.anyUnsettled())) return true;
-      await truncateTable(lock, m.input.source);
+      // TRUNCATE starts AUTO_INCREMENT again from 1: the counter is put back, and noted first, so a run that stops
+      // in between finds out (ids handed out again below the copied ones would pass every later check).
+      const counter = await liveAutoIncrementOf(lock, src);
+      if (counter !== null) {
+        s.truncating = { autoIncrement: counter };
+        await save(m);
+      }
+      await truncateTable(lock, src);
+      if (counter !== null) await setAutoIncrement(lock, src, BigInt(counter));
       return false;
     });
     if (changed) {
@@ -78,8 +90,33 @@ async function truncate(m: Migration, ledger: DeliveryLedger): Promise<LoopState
   } finally {
     await lock.close();
   }
-  m.state.rowsDeleted = (await ledger.totals()).rows;
+  s.truncating = null;
+  s.rowsDeleted = (await ledger.totals()).rows;
   return finish(m);
+}
+
+/**
+ * A run that truncated the source may have stopped before it recorded so. If the source's counter
+ * is below the one noted, the TRUNCATE ran and its counter was not put back: every row the source
+ * holds now was written after it, under ids handed out again. They are delivered like any other
+ * (an id the target already holds with other content stops the run, deleting nothing), and the
+ * counter is raised back. Otherwise nothing of the kind happened.
+ */
+async function afterUnrecordedTruncate(m: Migration, noted: string): Promise<void> {
+  const src = m.input.source;
+  const now = await liveAutoIncrementOf(m.source, src);
+  if (now !== null && BigInt(now) < BigInt(noted)) {
+    report(m, `the source's AUTO_INCREMENT is ${now}, below ${noted} before the last TRUNCATE: its rows were written after it; delivering them before anything else`);
+    for (let after: string | null = null; ; ) {
+      const ids = await idsAfter(m.source, src, m.tables.idColumn, after, m.input.cleanup.batchRows);
+      if (ids.length === 0) break;
+      await deliverRows(m.tables, ids);
+      after = ids[ids.length - 1]!;
+    }
+    await setAutoIncrement(m.source, src, BigInt(noted));
+  }
+  m.state.truncating = null;
+  await save(m);
 }
 
 async function finish(m: Migration): Promise<LoopState> {

@@ -31,6 +31,8 @@ export interface TableCopyState extends SweepingState {
   rowsVerified: string;
   rangesRepaired: number;
   cleanedUpTo: Id | null;
+  /** Noted just before the TRUNCATE: the source's AUTO_INCREMENT, put back after it (see cleanup.ts). */
+  truncating?: { autoIncrement: Id } | null;
 }
 
 export type LoopState = GenericLoopState<Phase>;

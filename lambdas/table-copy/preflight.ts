@@ -5,7 +5,7 @@ import { CheckpointStore } from '../core/checkpoints.ts';
 import { idBounds } from '../core/tables/copier.ts';
 import { estimatedRows, hasAnyRow, integerRange } from '../core/tables/inspector.ts';
 import { DeliveryLedger } from '../core/tables/ledger.ts';
-import { checkCanSeeTransactions, initialSweep } from '../core/tables/sweeper.ts';
+import { checkCanWaitForWriters, initialSweep } from '../core/tables/sweeper.ts';
 import { checkCopyTables, checkThrottleQuery } from '../core/tables/preflight-checks.ts';
 import { chunkSettings, initialChunkSpan } from '../core/chunker.ts';
 import { executionOf, startState, takeOver } from '../core/tables/chunked-copy.ts';
@@ -21,7 +21,7 @@ export async function preflight(event: TaskEvent, deps: TaskDeps): Promise<LoopS
   }
   const { sourceInfo } = await checkCopyTables(input, source, target);
   await checkThrottleQuery(source, input.throttle.query, ` on "${source.name}"`);
-  await checkCanSeeTransactions(source, 'source.connection');
+  await checkCanWaitForWriters(() => deps.sql.connectDedicated(input.source.connection), input.source, 'source.connection');
   const store = new CheckpointStore<TableCopyState>(target, input.target.database, MACHINE);
   const identity = identityOf(input);
   let checkpoint = await store.load(input.migrationId, identity);

@@ -21,6 +21,12 @@ export interface SqlConnection {
   readonly maxStatementBytes: number;
   query(sql: string, params?: readonly unknown[]): Promise<SqlRow[]>;
   execute(sql: string, params?: readonly unknown[]): Promise<{ affectedRows: number }>;
+  /**
+   * Runs `fn` in one transaction on this connection, committed when it resolves and rolled back
+   * when it throws. `fn` is given the connection to use inside it (the Data API's carries the
+   * transaction id). No nesting.
+   */
+  transaction<T>(fn: (tx: SqlConnection) => Promise<T>, options?: { readCommitted?: boolean }): Promise<T>;
   close(): Promise<void>;
 }
 

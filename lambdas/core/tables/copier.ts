@@ -25,6 +25,8 @@ export interface CopyTables {
    * trigger already ran. Needed when triggers keep the target in step (online-alter).
    */
   readonly readLock?: boolean;
+  /** The target connection is inside a transaction (begun READ COMMITTED where it matters): no isolation change per statement. */
+  readonly inTransaction?: boolean;
 }
 
 export interface CopyResult {
@@ -78,7 +80,7 @@ export async function copyRange(t: CopyTables, range: IdRange): Promise<CopyResu
  */
 async function insertSelect(t: CopyTables, where: string, params: readonly unknown[]): Promise<number> {
   const sql = `INSERT IGNORE INTO ${qualified(t.targetTable)} (${t.targetColumns.map(quoteIdent).join(', ')}) SELECT ${t.columns.map(quoteIdent).join(', ')} FROM ${qualified(t.sourceTable)} WHERE ${where}${t.readLock ? ' LOCK IN SHARE MODE' : ''}`;
-  if (!t.readLock && t.target.sessions && !LOCKING_READS_ONLY.has(t.target)) {
+  if (!t.readLock && !t.inTransaction && t.target.sessions && !LOCKING_READS_ONLY.has(t.target)) {
     await t.target.execute('SET TRANSACTION ISOLATION LEVEL READ COMMITTED');
     try {
       return (await t.target.execute(sql, params)).affectedRows;

@@ -110,6 +110,12 @@ export async function autoIncrementOf(conn: SqlConnection, ref: TableRef): Promi
   return scalar(conn, 'SELECT AUTO_INCREMENT FROM information_schema.TABLES WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ?', [ref.database, ref.table]);
 }
 
+/** The table's AUTO_INCREMENT as it is now (MySQL 8 caches information_schema's statistics unless told not to). */
+export async function liveAutoIncrementOf(conn: SqlConnection, ref: TableRef): Promise<string | null> {
+  if (conn.sessions) await conn.execute('SET SESSION information_schema_stats_expiry = 0').catch(() => undefined);
+  return autoIncrementOf(conn, ref);
+}
+
 /** Data and index bytes of the table, as the server reports them. */
 export async function tableBytes(conn: SqlConnection, ref: TableRef): Promise<string | null> {
   return scalar(conn, 'SELECT DATA_LENGTH + INDEX_LENGTH FROM information_schema.TABLES WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ?', [ref.database, ref.table]);

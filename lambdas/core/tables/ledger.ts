@@ -37,6 +37,11 @@ export class DeliveryLedger {
     this.table = `${quoteIdent(database)}.${quoteIdent(LEDGER_TABLE)}`;
   }
 
+  /** The same ledger written through another connection to its server (one inside a transaction). */
+  on(conn: SqlConnection): DeliveryLedger {
+    return new DeliveryLedger(conn, this.database, this.migrationId);
+  }
+
   async ensureTable(): Promise<void> {
     await this.conn.execute(
       `CREATE TABLE IF NOT EXISTS ${this.table} (

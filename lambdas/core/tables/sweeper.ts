@@ -1,8 +1,8 @@
-import { InvalidInput } from '../errors.ts';
+import { ERRNO, InvalidInput, type FerryError } from '../errors.ts';
 import { fillHoles, type Hole } from '../holes.ts';
 import type { Id } from '../ids.ts';
 import { qualified, quoteIdent, type TableRef } from '../identifiers.ts';
-import { scalar, str, type SqlConnection } from '../ports/sql.ts';
+import { str, type SqlConnection } from '../ports/sql.ts';
 import { checkThrottle, report, save, timeLeft, type CopyOutcome, type CopySettings, type CopyState, type Migration } from './chunked-copy.ts';
 import { deliverAndRecord, deliverRows } from './delivery.ts';
 import type { DeliveryLedger } from './ledger.ts';
@@ -26,49 +26,74 @@ export function mayHoldRows(t: OpenTransaction): boolean {
   return t.rowsModified > 0 || /^\s*(\/\*[\s\S]*?\*\/\s*)*(insert|replace)\b/i.test(t.query ?? '');
 }
 
-/** The server's clock, in the session's time zone (the one INNODB_TRX speaks). */
-export async function serverNow(conn: SqlConnection): Promise<string> {
-  return (await scalar(conn, 'SELECT NOW() AS now'))!;
-}
-
 /**
- * Transactions on the server that began at or before `since` and may still hold rows, other than
- * this session's. Needs the PROCESS privilege (checked by Preflight).
+ * Write transactions open on the server now, oldest first, other than this session's: who a wait
+ * for the table's writers may be waiting for. Best effort, for messages only (INNODB_TRX is a
+ * cache, refreshed at most every 100 ms, and says nothing of which tables a transaction touched).
  */
-export async function transactionsOpenSince(conn: SqlConnection, since: string): Promise<OpenTransaction[]> {
+export async function openWriters(conn: SqlConnection): Promise<OpenTransaction[]> {
   const rows = await conn.query(
     `SELECT t.trx_mysql_thread_id AS thread, t.trx_started AS started, t.trx_rows_modified AS rows_modified, t.trx_query AS query, p.USER AS user, p.HOST AS host
        FROM information_schema.INNODB_TRX t LEFT JOIN information_schema.PROCESSLIST p ON p.ID = t.trx_mysql_thread_id
-      WHERE t.trx_started <= ? AND t.trx_mysql_thread_id <> CONNECTION_ID() ORDER BY t.trx_started`,
-    [since],
+      WHERE t.trx_mysql_thread_id <> CONNECTION_ID() ORDER BY t.trx_started`,
   );
   return rows
     .map((r) => ({ thread: str(r, 'thread')!, started: str(r, 'started')!, rowsModified: Number(str(r, 'rows_modified') ?? '0'), query: str(r, 'query'), user: str(r, 'user'), host: str(r, 'host') }))
     .filter(mayHoldRows);
 }
 
-/** Refuses a source connection that cannot see the server's open transactions. */
-export async function checkCanSeeTransactions(conn: SqlConnection, field: string): Promise<void> {
+/**
+ * Waits, once, for every transaction that has written to the table to end: `LOCK TABLES … READ`
+ * is granted only when no transaction holds a write lock on the table's metadata, which a
+ * transaction that inserted a row keeps until it commits or rolls back. The lock is released at
+ * once. While the request waits (at most `seconds`) new writes to the table queue behind it, so it
+ * gives up soon and is tried again later. Needs a session of its own. Returns whether it got through.
+ */
+export async function writersGone(conn: SqlConnection, ref: TableRef, seconds: number): Promise<boolean> {
   try {
-    await conn.query('SELECT COUNT(*) AS n FROM information_schema.INNODB_TRX');
+    await conn.execute(`SET SESSION lock_wait_timeout = ${Math.trunc(seconds)}`);
+    await conn.execute(`LOCK TABLES ${qualified(ref)} READ`);
+    await conn.execute('UNLOCK TABLES');
+    return true;
   } catch (err) {
-    throw new InvalidInput(
-      field,
-      `ferry needs to see the open transactions on "${conn.name}" (information_schema.INNODB_TRX) to know when every late row has committed, and was refused: ` +
-        `${(err as Error).message}. Grant it: GRANT PROCESS ON *.* TO <ferry's user>`,
-    );
+    if ((err as FerryError).errno === ERRNO.LOCK_WAIT_TIMEOUT) return false;
+    throw err;
   }
 }
 
-/** What to tell an operator about transactions ferry waits for. */
-export function describeWait(open: readonly OpenTransaction[], server: string): string {
-  const first = open[0]!;
+/**
+ * Refuses a source the sweep cannot wait on: it needs a session of its own (not the RDS Data API)
+ * and the LOCK TABLES privilege on the source's database.
+ */
+export async function checkCanWaitForWriters(connect: () => Promise<SqlConnection>, ref: TableRef, field: string): Promise<void> {
+  const session = await connect();
+  try {
+    if (!session.sessions) {
+      throw new InvalidInput(field, `"${session.name}" is an RDS Data API connection; table-copy waits for the source table's writers with a table lock of a session of its own: configure it as a host connection (mysql2 in the VPC)`);
+    }
+    await writersGone(session, ref, 1);
+  } catch (err) {
+    if (err instanceof InvalidInput) throw err;
+    throw new InvalidInput(
+      field,
+      `table-copy waits for the transactions writing to ${ref.database}.${ref.table} with LOCK TABLES … READ (released at once), and "${session.name}" may not: ${(err as Error).message}. ` +
+        `Grant it: GRANT LOCK TABLES ON \`${ref.database}\`.* TO <ferry's user>`,
+    );
+  } finally {
+    await session.close();
+  }
+}
+
+/** What to tell an operator while ferry waits for a table's writers. */
+export function describeWait(table: TableRef, open: readonly OpenTransaction[], server: string): string {
+  const first = open[0];
+  const head = `waiting for the transactions that wrote to ${table.table} on ${server} to end (one may hold a row not yet visible)`;
+  if (!first) return `${head}; the lock wait will be tried again`;
   const who = [first.user, first.host].filter(Boolean).join('@');
   return (
-    `waiting for ${open.length} transaction${open.length > 1 ? 's' : ''} on ${server} open since before the sweep began to end (it may hold a row not yet visible); ` +
-    `oldest: thread ${first.thread}${who ? ` (${who})` : ''}, started ${first.started}, ${first.rowsModified} rows changed` +
+    `${head}; the oldest open write transaction on the server is thread ${first.thread}${who ? ` (${who})` : ''}, started ${first.started}, ${first.rowsModified} rows changed` +
     (first.query ? `, running: ${first.query.replace(/\s+/g, ' ').slice(0, 80)}` : '') +
-    `. If it was left open by mistake: KILL ${first.thread}`
+    `. If it is the one and was left open by mistake: KILL ${first.thread}`
   );
 }
 
@@ -94,11 +119,11 @@ export async function idsInHoles(conn: SqlConnection, ref: TableRef, idColumn: s
 export interface SweepState {
   /** Rounds begun. Each round settles (waits out the transactions open when it began), probes, then extends. */
   round: number;
-  /** When the round began (server time), or null between rounds. */
+  /** When the round began, or null between rounds. */
   horizonAt: string | null;
-  /** The ledger's top when the round began: every id up to it was handed out before `horizonAt`. */
+  /** The ledger's top when the round began: every id up to it had been handed out by then. */
   horizonTop: Id | null;
-  /** The transactions open at `horizonAt` have all ended. */
+  /** Every transaction that had written to the table when the round began has ended since. */
   settled: boolean;
   /** The last span probed this round. */
   probedAfter: Id | null;
@@ -131,15 +156,18 @@ export interface SweepSettings extends CopySettings {
 
 type SweepMigration = Migration<SweepSettings, SweepingState, string>;
 
+/** How long one wait for the table's writers may hold up new writes to it before it gives up until the next poll. */
+export const SETTLE_LOCK_WAIT_SECONDS = 2;
+
 export type SweepOutcome = CopyOutcome | { kind: 'wait'; seconds: number; note: string };
 
 /**
  * Looks again at every id that held no row when ferry last looked, and copies what arrived since,
  * until nothing is left to find. Round after round:
  *
- * 1. Settle: note the server's time and the ledger's top, then wait until every transaction open
- *    at that time that may hold rows has ended. Every id up to the top was handed out before that
- *    time (AUTO_INCREMENT only grows), so its row is now visible or never will be.
+ * 1. Settle: note the ledger's top, then wait until every transaction that has written to the
+ *    table has ended (a table lock granted only then, see writersGone). Every id up to the top was
+ *    handed out before (AUTO_INCREMENT only grows), so its row is now visible or never will be.
  * 2. Probe the holes of every unsettled span up to that top (index probes), deliver what is found
  *    there, and mark the span settled: it is never looked at again.
  * 3. Extend: deliver the source rows above the ledger's top, recording their holes.
@@ -153,12 +181,18 @@ export async function sweep(m: SweepMigration, ledger: DeliveryLedger): Promise<
   const w = s.sweep;
   const source = m.input.source;
   if (w.horizonAt === null) {
-    Object.assign(w, { round: w.round + 1, horizonTop: await ledger.top(), horizonAt: await serverNow(m.source), settled: false, probedAfter: null, foundInRound: 0, extendedInRound: 0 });
+    Object.assign(w, { round: w.round + 1, horizonTop: await ledger.top(), horizonAt: new Date(m.deps.now()).toISOString(), settled: false, probedAfter: null, foundInRound: 0, extendedInRound: 0 });
     await save(m);
   }
   if (!w.settled) {
-    const open = await transactionsOpenSince(m.source, w.horizonAt!);
-    if (open.length) return { kind: 'wait', seconds: m.input.catchUp.pollSeconds, note: describeWait(open, m.source.name) };
+    const session = await m.deps.sql.connectDedicated(m.input.source.connection);
+    try {
+      if (!(await writersGone(session, source, SETTLE_LOCK_WAIT_SECONDS))) {
+        return { kind: 'wait', seconds: m.input.catchUp.pollSeconds, note: describeWait(source, await openWriters(session).catch(() => []), m.source.name) };
+      }
+    } finally {
+      await session.close();
+    }
     w.settled = true;
     await save(m);
   }
@@ -170,8 +204,10 @@ export async function sweep(m: SweepMigration, ledger: DeliveryLedger): Promise<
     if (entries.length === 0) break;
     for (const e of entries) {
       const found = await idsInHoles(m.source, source, m.tables.idColumn, e.holes);
-      const late = found.length ? await deliverRows(m.tables, found) : [];
-      await ledger.update({ ...e, rows: (BigInt(e.rows) + BigInt(late.length)).toString(), holes: fillHoles(e.holes, late), settled: true });
+      const settle = (book: DeliveryLedger, late: readonly string[]) => book.update({ ...e, rows: (BigInt(e.rows) + BigInt(late.length)).toString(), holes: fillHoles(e.holes, late), settled: true });
+      let late: string[] = [];
+      if (found.length) late = await deliverRows(m.tables, found, (tx, rows) => settle(ledger.on(tx), rows));
+      else await settle(ledger, []);
       if (late.length) {
         w.foundInRound += late.length;
         w.lateRows = (BigInt(w.lateRows) + BigInt(late.length)).toString();

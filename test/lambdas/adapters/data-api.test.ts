@@ -1,4 +1,4 @@
-import { BadRequestException, DatabaseResumingException, ExecuteStatementCommand, RDSDataClient, StatementTimeoutException } from '@aws-sdk/client-rds-data';
+import { BadRequestException, BeginTransactionCommand, CommitTransactionCommand, DatabaseResumingException, ExecuteStatementCommand, RollbackTransactionCommand, RDSDataClient, StatementTimeoutException } from '@aws-sdk/client-rds-data';
 import { mockClient } from 'aws-sdk-client-mock';
 import { beforeEach, describe, expect, it } from 'vitest';
 import { DataApiConnection, namedPlaceholders } from '../../../lambdas/adapters/data-api.ts';
@@ -28,6 +28,30 @@ describe('DataApiConnection', () => {
       parameters: [{ name: 'p0', value: { stringValue: '18446744073709551614' } }],
       resultSetOptions: { longReturnType: 'STRING', decimalReturnType: 'STRING' },
     });
+  });
+
+  it('runs the statements of a transaction under its id, commits it, and rolls it back when the body throws', async () => {
+    rds.on(BeginTransactionCommand).resolvesOnce({ transactionId: 'tx-1' }).resolvesOnce({ transactionId: 'tx-2' });
+    rds.on(ExecuteStatementCommand).resolves({ numberOfRecordsUpdated: 1 });
+    rds.on(CommitTransactionCommand).resolves({ transactionStatus: 'Transaction Committed' });
+    rds.on(RollbackTransactionCommand).resolves({ transactionStatus: 'Rollback Complete' });
+    await port.transaction(async (tx) => {
+      await tx.execute('INSERT INTO t (id) VALUES (?)', ['1']);
+      await tx.execute('INSERT INTO ledger (lo) VALUES (?)', ['1']);
+    });
+    expect(rds.commandCalls(ExecuteStatementCommand).map((c) => c.args[0].input.transactionId)).toEqual(['tx-1', 'tx-1']);
+    expect(rds.commandCalls(CommitTransactionCommand).map((c) => c.args[0].input)).toEqual([{ resourceArn: cluster.clusterArn, secretArn: cluster.secretArn, transactionId: 'tx-1' }]);
+    await expect(
+      port.transaction(async (tx) => {
+        await tx.execute('INSERT INTO t (id) VALUES (?)', ['2']);
+        throw new Error('refused');
+      }),
+    ).rejects.toThrow('refused');
+    expect(rds.commandCalls(RollbackTransactionCommand).map((c) => c.args[0].input.transactionId)).toEqual(['tx-2']);
+    expect(rds.commandCalls(CommitTransactionCommand)).toHaveLength(1);
+    // a statement outside any transaction carries no id
+    await port.execute('DELETE FROM t WHERE id = ?', ['3']);
+    expect(rds.commandCalls(ExecuteStatementCommand).at(-1)!.args[0].input.transactionId).toBeUndefined();
   });
 
   it('names placeholders outside quoted text only', () => {

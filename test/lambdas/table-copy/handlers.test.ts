@@ -113,6 +113,8 @@ describe('table-copy handlers, as Lambda would run them', () => {
     expect(underLock[0]).toMatch(/^LOCK TABLES/);
     expect(underLock.some((s) => /^TRUNCATE TABLE/.test(s))).toBe(true);
     expect(underLock.filter((s) => /COUNT\(/i.test(s))).toEqual([]);
-    expect(underLock.length).toBeLessThanOrEqual(6);
+    // every statement under the lock is an index probe, the counter read and put back, or the TRUNCATE
+    const cheap = [/^(UN)?LOCK TABLES/, /^SELECT MIN\(`id`\) AS min_id, MAX\(`id`\) AS max_id FROM /, /^SET SESSION information_schema_stats_expiry = 0$/, /^SELECT AUTO_INCREMENT FROM information_schema\.TABLES WHERE/, /^TRUNCATE TABLE /, /^ALTER TABLE \S+ AUTO_INCREMENT = 3001$/];
+    expect(underLock.filter((s) => !cheap.some((re) => re.test(s)))).toEqual([]);
   });
 });
