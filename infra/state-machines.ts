@@ -57,5 +57,17 @@ export class MigrationStateMachine extends Construct {
     role.addToPolicy(new iam.PolicyStatement({ actions: ['lambda:InvokeFunction'], resources: used.map((f) => f.fn.functionArn) }));
     acknowledge(this, 'IAM5[Resource::*]', 'Step Functions log delivery (logs:*LogDelivery, DescribeLogGroups, PutResourcePolicy) and X-Ray tracing have no resource-level permissions.');
     role.addToPolicy(new iam.PolicyStatement({ actions: ['states:StartExecution'], resources: [this.arn] }));
+    if (definition.includes('"arn:aws:states:::states:startExecution.sync:2"')) {
+      // Waiting for an execution it started: Step Functions reads it, stops it when the waiting branch is cancelled, and learns of its end through an EventBridge rule it manages.
+      const executions = `arn:${stack.partition}:states:${stack.region}:${stack.account}:execution:${this.name}:*`;
+      role.addToPolicy(new iam.PolicyStatement({ actions: ['states:DescribeExecution', 'states:StopExecution'], resources: [executions] }));
+      role.addToPolicy(
+        new iam.PolicyStatement({
+          actions: ['events:PutTargets', 'events:PutRule', 'events:DescribeRule'],
+          resources: [`arn:${stack.partition}:events:${stack.region}:${stack.account}:rule/StepFunctionsGetEventsForStepFunctionsExecutionRule`],
+        }),
+      );
+      acknowledge(this, `IAM5[Resource::${executions.replace(stack.partition, '<AWS::Partition>')}]`, 'The executions it starts and waits for are named by Step Functions at run time.');
+    }
   }
 }

@@ -123,39 +123,58 @@ class LocalApprovals {
 function retryOverrides(definition: unknown, env: NodeJS.ProcessEnv): Record<string, number> | undefined {
   const millis = Number(env.FERRY_LOCAL_RETRY_MILLIS);
   if (!env.FERRY_LOCAL_RETRY_MILLIS || !Number.isFinite(millis) || millis < 0) return undefined;
-  const names: string[] = [];
-  const visit = (states: Record<string, { Retry?: unknown; Branches?: { States: Record<string, never> }[] }>) => {
-    for (const [name, s] of Object.entries(states)) {
-      if (s.Retry) names.push(name);
-      for (const b of s.Branches ?? []) visit(b.States);
-    }
-  };
-  visit((definition as { States: Record<string, never> }).States);
-  return Object.fromEntries(names.map((n) => [n, millis]));
+  return Object.fromEntries(allStates(definition).flatMap(([name, s]) => (s.Retry ? [[name, millis]] : [])));
+}
+
+type AslState = { readonly Resource?: string; readonly Retry?: unknown; readonly Branches?: readonly { States: Record<string, AslState> }[] };
+
+/** Every state of a definition by name, those in Parallel branches included. */
+function allStates(definition: unknown): [string, AslState][] {
+  const visit = (states: Record<string, AslState>): [string, AslState][] =>
+    Object.entries(states).flatMap(([name, s]) => [[name, s] as [string, AslState], ...(s.Branches ?? []).flatMap((b) => visit(b.States))]);
+  return visit((definition as { States: Record<string, AslState> }).States);
 }
 
 type ExecutionOutcome = { readonly output: unknown } | { readonly continueWith: unknown };
 
+/** What every execution of one local run shares. */
+interface RunContext {
+  readonly machine: StateMachine;
+  readonly spec: MachineSpec;
+  readonly migrationId: string;
+  readonly deps: TaskDeps;
+  readonly approvals: LocalApprovals;
+  readonly retries: Record<string, number> | undefined;
+  readonly say: (line: string) => void;
+  /** Task states that start an execution and wait for it (`states:startExecution.sync:2`). */
+  readonly startsAndWaits: readonly string[];
+}
+
+/**
+ * A started execution's failure as Step Functions reports it to the Task that waited for it:
+ * `States.TaskFailed`, its cause the execution's description with its error and cause.
+ */
+function startedExecutionFailed(err: unknown, executionArn: string): Error {
+  const failed = executionFailure(err, 1);
+  if (failed.status !== 'FAILED') return err as Error;
+  const e = new Error(JSON.stringify({ executionArn, status: 'FAILED', error: failed.error, cause: failed.cause }));
+  e.name = 'States.TaskFailed';
+  return e;
+}
+
 /**
  * One execution of the ASL: task states mapped to the handlers, approvals to the local store,
- * `ContinueAsNew` recorded so the caller can start the next execution as Step Functions would.
+ * `ContinueAsNew` recorded so the caller can start the next execution as Step Functions would, and
+ * an execution a Task starts and waits for run here, nested, to its end.
  */
-async function runExecution(
-  machine: StateMachine,
-  spec: MachineSpec,
-  migrationId: string,
-  input: unknown,
-  deps: TaskDeps,
-  approvals: LocalApprovals,
-  abort: AbortSignal,
-  retryIntervalOverrides: Record<string, number> | undefined,
-  say: (line: string) => void,
-): Promise<ExecutionOutcome> {
+async function runExecution(ctx: RunContext, input: unknown, abort: AbortSignal): Promise<ExecutionOutcome> {
+  const { spec, migrationId } = ctx;
   const executionId = `local:${spec.name}:${migrationId}:${randomUUID()}`;
   let continuation: unknown;
-  // Ends every approval still waiting when this execution ends (a branch beside it failed or handed over).
+  // Ends every approval and started execution still waiting when this execution ends (a branch beside it failed or handed over).
   const finished = new AbortController();
-  const approval = approvals.handler(AbortSignal.any([abort, finished.signal]));
+  const ended = AbortSignal.any([abort, finished.signal]);
+  const approval = ctx.approvals.handler(ended);
   const taskHandlers: Record<string, (input: never) => Promise<unknown>> = {
     AwaitCutoverApproval: approval,
     AwaitCleanupApproval: approval,
@@ -164,9 +183,23 @@ async function runExecution(
       return { ExecutionArn: `local:${spec.name}:${migrationId}:${randomUUID()}` };
     },
   };
-  for (const [state, handler] of Object.entries(spec.handlers)) taskHandlers[state] = (event: never) => handler(event, deps);
-  const execution = machine.run(input as never, {
-    overrides: { taskResourceLocalHandlers: taskHandlers as never, retryIntervalOverrides },
+  for (const state of ctx.startsAndWaits) {
+    taskHandlers[state] = async (params: { Input: unknown }) => {
+      const executionArn = `local:${spec.name}:${migrationId}:${randomUUID()}`;
+      ctx.say(`${state}: started execution ${executionArn.split(':').pop()} and waits for it`);
+      let outcome: ExecutionOutcome;
+      try {
+        outcome = await runExecution(ctx, params.Input, ended);
+      } catch (err) {
+        throw startedExecutionFailed(err, executionArn);
+      }
+      if (!('output' in outcome)) throw new Error(`${state}: the execution it started handed over, which a waited-for execution may not do`);
+      return { ExecutionArn: executionArn, Status: 'SUCCEEDED', Output: outcome.output };
+    };
+  }
+  for (const [state, handler] of Object.entries(spec.handlers)) taskHandlers[state] = (event: never) => handler(event, ctx.deps);
+  const execution = ctx.machine.run(input as never, {
+    overrides: { taskResourceLocalHandlers: taskHandlers as never, retryIntervalOverrides: ctx.retries },
     context: {
       Execution: { Id: executionId, Name: executionId.split(':').pop(), Input: input as never, StartTime: new Date().toISOString() },
       StateMachine: { Id: `local:${spec.name}`, Name: spec.name },
@@ -180,7 +213,7 @@ async function runExecution(
       if (event.type === 'StateFailed') failed = event;
       if (event.type === 'StateRetried' && failed) {
         const cause = failed.Cause instanceof Error ? failed.Cause.message : String((failed.Cause as { message?: string } | undefined)?.message ?? failed.Cause);
-        say(`${event.state.name} failed (${failed.Error}: ${cause}); retry ${event.retry.attempt} of ${event.retry.retrier.MaxAttempts ?? 3}`);
+        ctx.say(`${event.state.name} failed (${failed.Error}: ${cause}); retry ${event.retry.attempt} of ${event.retry.retrier.MaxAttempts ?? 3}`);
       }
     }
   })().catch(() => undefined);
@@ -233,13 +266,17 @@ export async function runLocal(opts: LocalRunOptions): Promise<LocalRunResult> {
   opts.signal?.addEventListener('abort', () => abort.abort(opts.signal?.reason), { once: true });
   const definition = loadDefinition(spec.name);
   const machine = new StateMachine(definition as StateMachineDefinition, { validationOptions: { checkArn: false } });
-  const retries = retryOverrides(definition, opts.env ?? process.env);
+  const ctx: RunContext = {
+    machine, spec, migrationId, deps, approvals, say,
+    retries: retryOverrides(definition, opts.env ?? process.env),
+    startsAndWaits: allStates(definition).flatMap(([name, s]) => (s.Resource === 'arn:aws:states:::states:startExecution.sync:2' ? [name] : [])),
+  };
   let input: unknown = opts.abandon ? { migration: opts.input, abandon: true } : opts.input;
   try {
     for (let executions = 1; ; executions++) {
       let outcome: ExecutionOutcome;
       try {
-        outcome = await runExecution(machine, spec, migrationId, input, deps, approvals, abort.signal, retries, say);
+        outcome = await runExecution(ctx, input, abort.signal);
       } catch (err) {
         return executionFailure(err, executions);
       }

@@ -79,7 +79,7 @@ export const MACHINES: Readonly<Record<string, MachineSpec>> = {
       Preflight: docPreflight,
       CopyDocs: copyDocs,
       TopOff: topOff,
-      TopOffDuringCutOver: topOff,
+      TopOffForParent: topOff,
       AssertComplete: assertComplete,
       SetCutoverFlags: docSetCutoverFlags,
       StopTopOff: stopTopOff,

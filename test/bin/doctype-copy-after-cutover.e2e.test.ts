@@ -1,3 +1,5 @@
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { runFerry, startFerry } from '../helpers/cli.ts';
 import { bulk, couch } from '../helpers/couch.ts';
@@ -58,5 +60,37 @@ describe('doctype-copy after the cut-over: the new database belongs to the appli
     // and ferry stats names them
     const stats = await runFerry(['stats', '--input', sc.inputFile()], sc.env);
     expect(stats.stdout).toMatch(new RegExp(`edited in both after the cut-over.*${both}`, 's'));
+  });
+
+  it('asks for the cut-over once through a long wait: the top-off runs on in fresh executions, the request and its age stay', async () => {
+    const sc = await docScenario({ docs: 60 });
+    const get = async (db: string, id: string) => (await couch<Doc>('GET', `/${db}/${id}`)).body;
+    // each top-off execution ends after 2 loops, as one on AWS does after 1,000
+    const file = sc.inputFile({ execution: { maxLoopIterations: 2 }, topOff: { quietSeconds: 1, pollSeconds: 1 } });
+    const running = startFerry(['local', 'doctype-copy', '--input', file, '--state-dir', sc.stateDir], sc.env);
+    await running.waitFor(/waiting for approval "cutover"/);
+    const record = join(sc.stateDir, 'approvals', `${sc.migrationId}.cutover.json`);
+    const firstAsked = JSON.parse(await readFile(record, 'utf8')) as { requestedAt: string; token: string };
+    const startedTopOffs = () => running.stderr().match(/RunTopOff: started execution/g)?.length ?? 0;
+    const deadline = Date.now() + 30_000;
+    while (startedTopOffs() < 4) {
+      expect(Date.now(), running.stderr()).toBeLessThan(deadline);
+      await new Promise((r) => setTimeout(r, 200));
+    }
+    // a late write still reaches the new database after several hand-overs of the top-off
+    const [late] = Object.keys(await wantedRevisions(sc.source)).filter((id) => id.startsWith('d'));
+    await bulk(sc.source, [{ ...(await get(sc.source, late!)), note: 'written during the wait' }]);
+    while ((await get(sc.target, late!)).note !== 'written during the wait') {
+      expect(Date.now(), running.stderr()).toBeLessThan(deadline);
+      await new Promise((r) => setTimeout(r, 200));
+    }
+    expect(running.stderr().match(/waiting for approval "cutover"/g)).toHaveLength(1);
+    expect(JSON.parse(await readFile(record, 'utf8'))).toMatchObject(firstAsked);
+    expect((await runFerry(['approve', sc.migrationId, '--step', 'cutover', '--state-dir', sc.stateDir])).code).toBe(0);
+    await running.waitFor(/waiting for approval "cleanup"/);
+    expect((await runFerry(['approve', sc.migrationId, '--step', 'cleanup', '--state-dir', sc.stateDir])).code).toBe(0);
+    const run = await running.done;
+    expect(run.code, run.stderr).toBe(0);
+    expect((await get(sc.target, late!)).note).toBe('written during the wait');
   });
 });

@@ -33,22 +33,59 @@ describe.each(Object.keys(MACHINES))('statemachines/%s.asl.json', (machine) => {
     for (const [name, s] of tasks) expect(s.TimeoutSeconds, name).toBeGreaterThan(0);
   });
 
+  type Catcher = { ErrorEquals: string[]; Next: string };
+  const stateNamed = (name: string) => states.find(([n]) => n === name)![1];
+  /** The Parallel state whose branches hold `name`, if any. */
+  const parallelAround = (name: string) => states.find(([, p]) => p.Type === 'Parallel' && (p.Branches as Definition[]).some((b) => name in b.States))?.[1];
+  /** A state's own Catch, then that of the Parallel state around it. */
+  const catchesOf = (name: string): Catcher[] => [...((stateNamed(name).Catch ?? []) as Catcher[]), ...((parallelAround(name)?.Catch ?? []) as Catcher[])];
+  /** Where `error` raised in `name` leads; a Fail state inside a branch raises its own Error to the Parallel around it. */
+  const leadsTo = (name: string, error: string): string => {
+    const next = catchesOf(name).find((c) => c.ErrorEquals.includes(error) || c.ErrorEquals.includes('States.ALL'))!.Next;
+    const target = stateNamed(next);
+    return target.Type === 'Fail' && parallelAround(next) && typeof target.Error === 'string' ? leadsTo(next, target.Error) : next;
+  };
+
   it('retries transient errors, and every error ends in a named failure', () => {
     const parallels = states.filter(([, s]) => s.Type === 'Parallel');
     for (const [name, s] of tasks) {
       const retry = s.Retry as { ErrorEquals: string[] }[];
       if (String(s.Resource).includes('FunctionArn')) expect(retry.flatMap((r) => r.ErrorEquals), name).toContain('TransientError');
-      // a Task inside a Parallel branch is caught by the Parallel state around it
-      const caught = ((s.Catch ?? parallels.find(([, p]) => JSON.stringify(p.Branches).includes(`"${name}"`))?.[1].Catch) as { ErrorEquals: string[] }[]).flatMap((c) => c.ErrorEquals);
+      // a Task inside a Parallel branch is caught by the Parallel state around it too
+      const caught = catchesOf(name).flatMap((c) => c.ErrorEquals);
       expect(caught, name).toContain('States.ALL');
     }
   });
 
-  it('tells every Lambda Task which execution it runs in, so a replaced execution cannot write', () => {
+  it('tells every Lambda Task which execution it runs for, so a replaced execution cannot write', () => {
     for (const [name, s] of tasks.filter(([, t]) => /FunctionArn/.test(String(t.Resource)))) {
-      expect((s.Parameters as Record<string, string>)['execution.$'], name).toBe('$$.Execution.Id');
+      // the top-off run during the cut-over acts for the execution that started it and waits for it
+      expect((s.Parameters as Record<string, string>)['execution.$'], name).toBe(name === 'TopOffForParent' ? '$.topOffFor' : '$$.Execution.Id');
     }
   });
+
+  if (machine === 'doctype-copy') {
+    it('keeps one approval request through the cut-over wait: the top-off runs in executions it starts and waits for, never by handing the approving execution over', () => {
+      const run = stateNamed('RunTopOff');
+      expect(run.Resource).toBe('arn:aws:states:::states:startExecution.sync:2');
+      expect(run.Parameters).toMatchObject({ 'StateMachineArn.$': '$$.StateMachine.Id', Input: { 'migration.$': '$.migration', 'topOffFor.$': '$$.Execution.Id' } });
+      expect(stateNamed('AfterRunTopOff').Default).toBe('RunTopOff');
+      expect(JSON.stringify(asl.States.CutOver)).not.toMatch(/HandOver|ContinueAsNew/);
+      // a started execution goes straight to the top-off loop, which ends when it stopped or ran long enough
+      const init = asl.States.Init!.Choices as { Next: string; And: { Variable: string }[] }[];
+      expect(init[0]!.And.map((c) => c.Variable)).toContain('$.topOffFor');
+      expect(stateNamed(init[0]!.Next).Next).toBe('TopOffForParent');
+      expect((stateNamed('AfterTopOffForParent').Choices as { Variable: string; Next: string }[]).filter((c) => c.Next === 'TopOffForParentDone').map((c) => c.Variable).sort()).toEqual(['$.state.continueAsNew', '$.state.stopped']);
+    });
+
+    it('names a top-off that timed out as such, never as an approval that timed out', () => {
+      expect(leadsTo('TopOffForParent', 'States.Timeout')).toBe('TopOffTimedOut');
+      expect(leadsTo('RunTopOff', 'States.Timeout')).toBe('MigrationFailed');
+      expect(stateNamed('TopOffRunTimedOut').Error).toBe('TopOffTimedOut');
+      expect(leadsTo('RunTopOff', 'States.TaskFailed')).toBe('MigrationFailed');
+      expect(leadsTo('AwaitCutoverApproval', 'States.Timeout')).toBe('ApprovalTimedOut');
+    });
+  }
 
   it('maps every Lambda Task to a local handler, and only those', () => {
     const lambdaTasks = tasks.filter(([, s]) => /^\$\{\w+FunctionArn\}$/.test(String(s.Resource))).map(([n]) => n).sort();
@@ -61,11 +98,9 @@ describe.each(Object.keys(MACHINES))('statemachines/%s.asl.json', (machine) => {
     for (const [name, s] of approvals) {
       expect(s.Resource, name).toBe('arn:aws:states:::lambda:invoke.waitForTaskToken');
       expect((s.Parameters as { Payload: Record<string, string> }).Payload['token.$']).toBe('$$.Task.Token');
-      const catches = (s.Catch ?? states.find(([, p]) => p.Type === 'Parallel')![1].Catch) as { ErrorEquals: string[]; Next: string }[];
-      const rejected = catches.find((c) => c.ErrorEquals.includes('ApprovalRejected'))!.Next;
-      expect(['ApprovalRejected', 'AbandonAlter']).toContain(rejected);
+      expect(['ApprovalRejected', 'AbandonAlter']).toContain(leadsTo(name, 'ApprovalRejected'));
       // online-alter takes its triggers back before it ends as timed out
-      const timedOut = catches.find((c) => c.ErrorEquals.includes('States.Timeout'))!.Next;
+      const timedOut = leadsTo(name, 'States.Timeout');
       expect(timedOut === 'ApprovalTimedOut' || (timedOut === 'TakeBackCapture' && (asl.States.AfterTakeBack!.Choices as { Next: string }[])[0]!.Next === 'ApprovalTimedOut')).toBe(true);
     }
   });
