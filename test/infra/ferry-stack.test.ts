@@ -125,6 +125,20 @@ describe('FerryStack', () => {
     expect(JSON.stringify(start.Resource)).toContain(':stateMachine:ferry-table-copy');
   });
 
+  it('lets doctype-copy wait for the top-off executions it starts, and only it', () => {
+    const actionsOf = (prefix: string) => {
+      const [, policy] = ofType('AWS::IAM::Policy').find(([id]) => id.startsWith(prefix))!;
+      return (policy.Properties.PolicyDocument as { Statement: Statement[] }).Statement;
+    };
+    const doc = actionsOf('DoctypeCopyRole');
+    const describe = doc.find((s) => JSON.stringify(s.Action).includes('states:DescribeExecution'))!;
+    expect([describe.Action].flat().sort()).toEqual(['states:DescribeExecution', 'states:StopExecution']);
+    expect(JSON.stringify(describe.Resource)).toContain(':execution:ferry-doctype-copy:*');
+    const events = doc.find((s) => JSON.stringify(s.Action).includes('events:PutRule'))!;
+    expect(JSON.stringify(events.Resource)).toContain(':rule/StepFunctionsGetEventsForStepFunctionsExecutionRule');
+    expect(JSON.stringify(actionsOf('TableCopyRole'))).not.toMatch(/DescribeExecution|events:/);
+  });
+
   it('logs every state of every machine and traces it', () => {
     template.allResourcesProperties('AWS::StepFunctions::StateMachine', {
       LoggingConfiguration: { Level: 'ALL', IncludeExecutionData: true, Destinations: Match.anyValue() },
