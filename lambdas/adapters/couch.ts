@@ -124,7 +124,7 @@ class NanoDatabase implements CouchDatabase {
 
   async view(ddoc: string, view: string, qs: Record<string, unknown>, keys?: readonly unknown[]) {
     const path = `_design/${ddoc}/_view/${view}`;
-    return this.call<{ rows: { key: unknown; value: unknown; id?: string }[] }>(path, keys ? { path, method: 'POST', qs, body: { keys } } : { path, qs });
+    return this.call<{ rows: { key: unknown; value: unknown; id?: string; doc?: CouchDoc | null }[] }>(path, keys ? { path, method: 'POST', qs, body: { keys } } : { path, qs });
   }
 
   async get(id: string, qs: Record<string, unknown> = {}) {

@@ -37,7 +37,10 @@ export async function assertComplete(event: DocTaskEvent, deps: TaskDeps): Promi
       extraInTarget: compared.extraInTarget,
     });
     if (verdict.complete) {
-      await saveDoc(m, () => 'cutover-approval');
+      await saveDoc(m, (s) => {
+        s.checkedCounts = { source: sourceCounts, target: targetCounts };
+        return 'cutover-approval';
+      });
       reportDoc(m, `initial copy complete:\n${formatCounts(compareCounts(m.wanted, sourceCounts, targetCounts))}`);
       return docLoopState(m, { done: true });
     }

@@ -40,6 +40,8 @@ export interface DoctypeCopyState {
    */
   editedInBoth?: { id: string; targetRev: string; sourceRev: string }[];
   editedInBothCount?: number;
+  /** Live docs per type on both sides when the completeness check passed, before the cut-over. */
+  checkedCounts?: { source: Record<string, number>; target: Record<string, number> };
   /** Where the cleanup's deletions stand in the source's index. */
   cleanupCursor?: string | null;
   /** Docs the cleanup left in the source (edited in both places). */

@@ -1,22 +1,24 @@
 import type { TaskDeps } from '../core/ports/task-deps.ts';
 import { compareCounts } from '../core/docs/doc-types.ts';
-import { ensureFerryView, ViewIndex, FERRY_DDOC, FERRY_VIEW } from '../core/docs/doc-type-index.ts';
 import { openDocMigration, type DocTaskEvent } from './open-doc-migration.ts';
 
-/** The execution's output: what moved, per-type counts on both sides now, what was deleted. */
+/**
+ * The execution's output: what moved, what was deleted, the source's per-type counts now (through
+ * its index) and both sides' when the completeness check passed. The target is the application's
+ * by now: ferry writes nothing there to count it (no view to build over a live database).
+ */
 export async function summarize(event: DocTaskEvent, deps: TaskDeps) {
   const m = await openDocMigration(event, deps);
   const s = m.state;
-  // The target is ferry's to write to: its own view there counts what it holds.
-  await ensureFerryView(m.target);
-  const [source, target] = await Promise.all([m.index.counts(), new ViewIndex(m.target, FERRY_DDOC, FERRY_VIEW, m.wanted).counts()]);
+  const checked = s.checkedCounts ?? { source: {}, target: {} };
   return {
     migrationId: m.input.migrationId,
     machine: 'doctype-copy',
     phase: m.phase,
     source: m.input.source.database,
     target: m.input.target.database,
-    counts: compareCounts(m.wanted, source, target),
+    countsAtCheck: compareCounts(m.wanted, checked.source, checked.target),
+    sourceLeft: await m.index.counts(),
     docsCopied: s.docsCopied,
     revisionsWritten: s.revisionsWritten,
     docsToppedOff: s.docsToppedOff,

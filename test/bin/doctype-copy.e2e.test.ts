@@ -32,9 +32,12 @@ describe('ferry local doctype-copy', () => {
       expect.arrayContaining([expect.objectContaining({ ok: expect.objectContaining({ _deleted: true }) })]),
     );
     expect(run.last).toMatchObject({ phase: 'done', flags: { USERS_GROUPS_DB: sc.target }, conflictsResolved: 1 });
-    const counts = run.last!.counts as { docType: string; source: number; target: number }[];
-    expect(counts.every((c) => c.source === 0)).toBe(true);
+    const counts = run.last!.countsAtCheck as { docType: string; source: number; target: number }[];
+    expect(counts.every((c) => c.source === c.target)).toBe(true);
     expect(counts.find((c) => c.docType === 'CommCareUser-Deleted')!.target).toBeGreaterThan(0);
+    expect(Object.values(run.last!.sourceLeft as Record<string, number>).every((n) => n === 0)).toBe(true);
+    // nothing of ferry's is left in the application's new database
+    expect((await couch<{ rows: unknown[] }>('GET', `/${sc.target}/_all_docs?startkey="_design/"&endkey="_design0"`)).body.rows).toEqual([]);
   });
 
   it('tops off updates, creations, deletions and type changes made while the cut-over waits, with the same _rev', async () => {

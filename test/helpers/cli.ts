@@ -33,8 +33,20 @@ export interface Running {
   stderr(): string;
 }
 
+/** ferry processes started by this test file and not yet ended. */
+const alive = new Set<ChildProcess>();
+
+/** Kills what a test left running (a test that failed or timed out while ferry waited for an approval). */
+export function killStrays(): void {
+  for (const child of alive) child.kill('SIGKILL');
+  alive.clear();
+}
+process.once('exit', killStrays);
+
 export function startFerry(args: string[], env: NodeJS.ProcessEnv = {}): Running {
   const child = spawn(process.execPath, [FERRY, ...args], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  alive.add(child);
+  child.once('exit', () => alive.delete(child));
   let stdout = '';
   let stderr = '';
   const watchers: { pattern: RegExp; resolve: () => void }[] = [];

@@ -48,10 +48,12 @@ export async function copyRevisions(source: CouchDatabase, target: CouchDatabase
   return docs.length;
 }
 
-export interface PageResult {
+/** A page of the initial copy, read from the source and not yet written. */
+export interface ReadPage {
+  /** The revisions to write, with history, attachments and deletion state. */
+  readonly docs: readonly CouchDoc[];
   /** Docs of the wanted types on this page. */
   readonly copied: number;
-  readonly revisions: number;
   /** Where the next page starts, or null when this was the last. */
   readonly nextCursor: string | null;
   /** The last doc of the page, for messages. */
@@ -59,15 +61,23 @@ export interface PageResult {
 }
 
 /**
- * One page of the initial copy: the next docs of the wanted types from the index, every leaf
- * (conflicts too) copied with history. Pages are idempotent.
+ * Reads one page of the initial copy: the next docs of the wanted types from the index with their
+ * leaves (conflicts too) in the same request, then every leaf with its history. Writes nothing.
  */
-export async function copyPage(source: CouchDatabase, target: CouchDatabase, index: DocTypeIndex, cursor: string | null, pageSize: number): Promise<PageResult> {
-  const { refs, next } = await index.page(cursor, pageSize);
-  const ids = refs.map((r) => r.id).filter(isDataDocId);
-  const leaves = await currentLeaves(source, ids);
-  const revisions = await copyRevisions(source, target, [...leaves].flatMap(([id, revs]) => revs.map((rev) => ({ id, rev }))));
-  return { copied: leaves.size, revisions, lastId: ids[ids.length - 1] ?? null, nextCursor: next };
+export async function readPage(source: CouchDatabase, index: DocTypeIndex, cursor: string | null, pageSize: number): Promise<ReadPage> {
+  const { refs, next } = await index.page(cursor, pageSize, { leaves: true });
+  const docs = await readRevisions(source, refs.flatMap((r) => (r.leaves ?? []).map((rev) => ({ id: r.id, rev }))));
+  return { docs, copied: refs.length, lastId: refs[refs.length - 1]?.id ?? null, nextCursor: next };
+}
+
+/**
+ * One page of the initial copy: read (`readPage`) and written with `new_edits: false`, so the
+ * target holds the same revision trees. Pages are idempotent.
+ */
+export async function copyPage(source: CouchDatabase, target: CouchDatabase, index: DocTypeIndex, cursor: string | null, pageSize: number): Promise<ReadPage> {
+  const page = await readPage(source, index, cursor, pageSize);
+  await target.writeRevisions(page.docs);
+  return page;
 }
 
 /**

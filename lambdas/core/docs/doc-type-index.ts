@@ -1,11 +1,18 @@
 import { DatabaseError, WriteConflict } from '../errors.ts';
-import type { CouchDatabase } from '../ports/couch.ts';
+import type { CouchDatabase, CouchDoc } from '../ports/couch.ts';
 import { isDataDocId, type DocTypeCounts } from './doc-types.ts';
 
 /** A live doc of a wanted type, as an index lists it. */
 export interface DocRef {
   readonly type: string;
   readonly id: string;
+  /** Its leaf revisions (winner first, then conflicts), when the page was asked for them. */
+  readonly leaves?: readonly string[];
+}
+
+/** The leaves of a doc read with `include_docs=true&conflicts=true`. */
+function leavesOf(doc: CouchDoc | null | undefined): string[] | undefined {
+  return doc ? [doc._rev, ...(doc._conflicts ?? [])] : undefined;
 }
 
 /**
@@ -20,9 +27,10 @@ export interface DocTypeIndex {
    * The next docs of the wanted types after `cursor`, at most `limit` of them (a scan may return
    * fewer while docs remain: it reads `limit` docs of any type), and the cursor after them, null
    * when none are left. A page starts at the cursor's key and drops that key's own row, so a doc
-   * deleted in between never makes it skip the next one.
+   * deleted in between never makes it skip the next one. With `leaves`, each ref carries its
+   * doc's leaf revisions, read in the same request.
    */
-  page(cursor: string | null, limit: number): Promise<{ refs: DocRef[]; next: string | null }>;
+  page(cursor: string | null, limit: number, options?: { leaves?: boolean }): Promise<{ refs: DocRef[]; next: string | null }>;
   /** Live docs per wanted type. */
   counts(): Promise<DocTypeCounts>;
 }
@@ -34,14 +42,21 @@ export class ViewIndex implements DocTypeIndex {
     this.label = `view ${ddoc}/${view} of ${db.name}`;
   }
 
-  async page(cursor: string | null, limit: number) {
+  async page(cursor: string | null, limit: number, options: { leaves?: boolean } = {}) {
     let { t, id } = cursor === null ? { t: 0, id: null as string | null } : (JSON.parse(cursor) as { t: number; id: string | null });
     const refs: DocRef[] = [];
     while (refs.length < limit && t < this.wanted.length) {
       const type = this.wanted[t]!;
       const ask = limit - refs.length + (id === null ? 0 : 1);
-      const { rows } = await this.db.view(this.ddoc, this.view, { startkey: [type, id ?? ''], endkey: [type, {}], reduce: false, limit: ask });
-      refs.push(...rows.filter((r) => r.id !== undefined && r.id !== id && isDataDocId(r.id)).map((r) => ({ type, id: r.id! })));
+      const qs = { startkey: [type, id ?? ''], endkey: [type, {}], reduce: false, limit: ask, ...(options.leaves ? { include_docs: true, conflicts: true } : {}) };
+      const { rows } = await this.db.view(this.ddoc, this.view, qs);
+      for (const r of rows) {
+        if (r.id === undefined || r.id === id || !isDataDocId(r.id)) continue;
+        const leaves = options.leaves ? leavesOf(r.doc) : undefined;
+        // with leaves asked for, a row without its doc is one deleted since the view was read
+        if (options.leaves && !leaves) continue;
+        refs.push(leaves ? { type, id: r.id, leaves } : { type, id: r.id });
+      }
       if (rows.length < ask) {
         t += 1;
         id = null;
@@ -88,14 +103,14 @@ export class ScanIndex implements DocTypeIndex {
     this.wanted = new Set(wanted);
   }
 
-  async page(cursor: string | null, limit: number) {
-    const qs: Record<string, unknown> = { include_docs: true, limit: limit + (cursor === null ? 0 : 1) };
+  async page(cursor: string | null, limit: number, options: { leaves?: boolean } = {}) {
+    const qs: Record<string, unknown> = { include_docs: true, limit: limit + (cursor === null ? 0 : 1), ...(options.leaves ? { conflicts: true } : {}) };
     // nano encodes startkey as JSON itself
     if (cursor !== null) qs.startkey = cursor;
     const rows = await this.db.allDocs(qs);
     const refs = rows
       .filter((r) => r.id !== cursor && isDataDocId(r.id) && typeof r.doc?.doc_type === 'string' && this.wanted.has(r.doc.doc_type))
-      .map((r) => ({ type: r.doc!.doc_type as string, id: r.id }));
+      .map((r) => (options.leaves ? { type: r.doc!.doc_type as string, id: r.id, leaves: leavesOf(r.doc) } : { type: r.doc!.doc_type as string, id: r.id }));
     const full = rows.length === qs.limit;
     return { refs, next: full ? rows[rows.length - 1]!.id : null };
   }

@@ -46,7 +46,7 @@ export interface CouchDatabase {
   bulkDocs(docs: readonly Record<string, unknown>[]): Promise<void>;
   /** Which of these revisions the database does not have. */
   revsDiff(revs: Readonly<Record<string, readonly string[]>>): Promise<Record<string, readonly string[]>>;
-  view(ddoc: string, view: string, qs: Record<string, unknown>, keys?: readonly unknown[]): Promise<{ rows: { key: unknown; value: unknown; id?: string }[] }>;
+  view(ddoc: string, view: string, qs: Record<string, unknown>, keys?: readonly unknown[]): Promise<{ rows: { key: unknown; value: unknown; id?: string; doc?: CouchDoc | null }[] }>;
   get(id: string, qs?: Record<string, unknown>): Promise<CouchDoc | null>;
   put(doc: Record<string, unknown>): Promise<{ rev: string }>;
 }
