@@ -79,7 +79,9 @@ async function main() {
         stateDir: mkdtempSync(join(tmpdir(), 'ferry-bench-')),
         approve: 'all',
         input: { migrationId: `bench-alter-${Date.now()}`, table: { connection: 'edxapp', database: DB, table: T }, alter: ALTER, throttle: { maxThreadsRunning: 100000 }, cleanup: { mode } },
-        say: () => undefined,
+        // BENCH_VERBOSE=1 prints what the run says as it goes
+        say: (line) => void (process.env.BENCH_VERBOSE && process.stderr.write(`${line}\n`)),
+        onProgress: (p) => void (process.env.BENCH_VERBOSE && process.stderr.write(`${new Date().toISOString().slice(11, 23)} [${p.phase}] ${p.note}\n`)),
       });
       if (result.status !== 'SUCCEEDED') throw new Error(`ferry (${mode}): ${result.error}: ${result.cause}`);
       output = result.output as Record<string, unknown>;
