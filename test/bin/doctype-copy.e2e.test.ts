@@ -116,13 +116,17 @@ describe('ferry local doctype-copy', () => {
 });
 
 describe('ferry local doctype-copy over many executions', () => {
-  it('hands the top-off over to fresh executions while the cut-over waits, re-asks, and finishes once approved', async () => {
+  it('hands the loops before the approval over to fresh executions, asks for the cut-over once, and finishes once approved', async () => {
     const sc = await docScenario({ docs: 60 });
-    const running = startFerry(['local', 'doctype-copy', '--input', sc.inputFile({ execution: { maxLoopIterations: 2 } }), '--state-dir', sc.stateDir, '--approve', 'cleanup'], sc.env);
-    await running.waitFor(/waiting for approval "cutover"[\s\S]*continuing as a new execution[\s\S]*waiting for approval "cutover"/, 60_000);
+    // the top-off before the cut-over polls at least three times before it is quiet: more loops than one execution may run
+    const file = sc.inputFile({ execution: { maxLoopIterations: 2 }, topOff: { quietSeconds: 3, pollSeconds: 1, maxSeqLag: 10 } });
+    const running = startFerry(['local', 'doctype-copy', '--input', file, '--state-dir', sc.stateDir, '--approve', 'cleanup'], sc.env);
+    await running.waitFor(/continuing as a new execution[\s\S]*waiting for approval "cutover"/, 60_000);
+    await new Promise((r) => setTimeout(r, 3000));
     expect((await runFerry(['approve', sc.migrationId, '--step', 'cutover', '--state-dir', sc.stateDir])).code).toBe(0);
     const run = await running.done;
     expect(run.code, run.stderr).toBe(0);
+    expect(run.stderr.match(/waiting for approval "cutover"/g)).toHaveLength(1);
     expect(await wantedRevisions(sc.source)).toEqual({});
     expect(run.stderr).toMatch(/SUCCEEDED over \d+ executions/);
   });

@@ -26,7 +26,7 @@ describe('doctype-copy input', () => {
     [{ ...example, docTypes: ['Group', 'Group'] }, 'docTypes', /twice/],
     [{ ...example, docTypes: ['Group', 'bad type!'] }, 'docTypes.1', /doc types are names/],
     [{ ...example, source: { connection: 'main', database: 'CommCareHQ' } }, 'source.database', /CouchDB database name/],
-    [{ ...example, target: example.source }, 'target.database', /different database/],
+    [{ ...example, target: { connection: example.source.connection, database: example.source.database } }, 'target.database', /different database/],
     [{ ...example, cleanup: { mode: 'purge' } }, 'cleanup.mode', /delete/],
   ])('refuses bad input %#, naming the field', (raw, field, message) => {
     const err = refusal(raw);
