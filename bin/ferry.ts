@@ -16,11 +16,12 @@ const USAGE = `ferry: online migrations of huge tables as resumable state machin
 
   ferry local <machine> --input FILE [--approve all|STEP,...] [--state-dir DIR]
       run a migration locally, end to end (machines: ${Object.keys(MACHINES).join(', ')})
-  ferry approve <migrationId> --step STEP [--reject --reason TEXT] [--state-dir DIR | --aws]
-  ferry reject <migrationId> --step STEP --reason TEXT [--state-dir DIR | --aws]
+  ferry approve <migrationId> --step STEP [--reject --reason TEXT] [--state-dir DIR | --aws [--env ENV]]
+  ferry reject <migrationId> --step STEP --reason TEXT [--state-dir DIR | --aws [--env ENV]]
       complete a pending approval (cutover, cleanup), locally or of an AWS execution
-  ferry start <machine> --input FILE  start an execution on AWS (the deployed ferry-<machine>)
-  ferry status <migrationId|executionArn>
+  ferry start <machine> --input FILE [--env ENV]
+      start an execution on AWS (the deployed ferry-<machine>, or ferry-<ENV>-<machine>)
+  ferry status <migrationId|executionArn> [--env ENV]
       an AWS execution's status, phase, progress, throttle reason and pending approvals
   ferry stats --input FILE          counts on both sides (rows and id bounds, or docs per type), and the checkpoint
   ferry abandon <migrationId> [--input FILE] [--state-dir DIR | --aws]
@@ -29,6 +30,8 @@ const USAGE = `ferry: online migrations of huge tables as resumable state machin
       the migration's flags (local file, or SSM Parameter Store)
   ferry pause|resume <migrationId> [--state-dir DIR]
       hold copying at the next chunk (the FERRY_PAUSED flag), or let it go on
+
+On AWS, --env ENV (or FERRY_ENV) picks the deployment of that environment (cdk deploy -c env=ENV).
 
 Exit codes: 0 succeeded, 1 failed, 2 refused (bad input or usage; nothing written).`;
 
@@ -119,18 +122,33 @@ async function approve(args: string[]): Promise<number> {
       reason: { type: 'string' },
       'state-dir': { type: 'string', default: '.ferry' },
       aws: { type: 'boolean', default: false },
+      env: { type: 'string' },
     },
   });
   const migrationId = positionals[0];
   if (!migrationId) throw new UsageError('name the migrationId to approve');
   if (!values.step) throw new UsageError('--step STEP is required (cutover or cleanup)');
   if (values.reject && !values.reason) throw new UsageError('--reject needs --reason TEXT, so the record says why');
-  // The AWS SDK loads only for --aws, so local commands start quickly.
-  const store: ApprovalDecider = values.aws
-    ? new (await import('../lambdas/adapters/approvals-aws.ts')).AwsApprovals()
-    : new LocalApprovalStore(values['state-dir']!);
+  let store: ApprovalDecider;
+  let by: string;
+  if (values.aws) {
+    // The AWS SDK loads only for --aws, so local commands start quickly.
+    const aws = await awsApprovals(values.env);
+    store = aws.approvals;
+    // The approver is who AWS says is calling, not who the shell says.
+    by = aws.caller;
+    if (!values.reject) {
+      const refusal = await aws.refusal(migrationId, values.step);
+      if (refusal) {
+        process.stderr.write(`${refusal}\n`);
+        return 2;
+      }
+    }
+  } else {
+    store = new LocalApprovalStore(values['state-dir']!);
+    by = process.env.USER ? `${process.env.USER} (ferry approve)` : 'ferry approve';
+  }
   const where = values.aws ? 'on AWS' : `in ${values['state-dir']}`;
-  const by = process.env.USER ? `${process.env.USER} (ferry approve)` : 'ferry approve';
   const ok = await store.decide(migrationId, values.step, { approved: !values.reject, by, reason: values.reason });
   if (!ok) {
     const pending = (await store.pending()).map((p) => `${p.migrationId} --step ${p.step}`);
@@ -145,6 +163,38 @@ async function approve(args: string[]): Promise<number> {
 }
 
 /**
+ * Approvals on AWS for `ferry approve --aws`: the deployment's token store, who is calling (STS),
+ * and, when the deployment separates duties, a refusal for the person who started the execution.
+ */
+async function awsApprovals(env: string | undefined) {
+  const [{ AwsApprovals }, { SSMClient }, { SFNClient }, { STSClient }, { CloudTrailClient }, { chosenDeployment }, identity] = await Promise.all([
+    import('../lambdas/adapters/approvals-aws.ts'),
+    import('@aws-sdk/client-ssm'),
+    import('@aws-sdk/client-sfn'),
+    import('@aws-sdk/client-sts'),
+    import('@aws-sdk/client-cloudtrail'),
+    import('./cli/aws.ts'),
+    import('./cli/identity.ts'),
+  ]);
+  const d = chosenDeployment(env);
+  const sfn = new SFNClient({});
+  const approvals = new AwsApprovals(new SSMClient({}), sfn, d.ssmRoot);
+  const caller = await identity.callerArn(new STSClient({}));
+  return {
+    approvals,
+    caller,
+    async refusal(migrationId: string, step: string): Promise<string | null> {
+      const pending = await approvals.pendingRequest(migrationId, step);
+      if (!pending?.separateFromStarter) return null;
+      const starter = await identity.startedBy(sfn, new CloudTrailClient({}), pending.execution);
+      if (!starter) return `${d.name} separates duties, and CloudTrail does not (yet) say who started ${pending.execution}; nothing was approved. Try again in a few minutes, or ask another approver.`;
+      if (identity.personOf(starter) === identity.personOf(caller)) return `${caller} started ${pending.execution} (as ${starter}); ${d.name} separates duties: another approver must approve ${step}. Nothing was approved.`;
+      return null;
+    },
+  };
+}
+
+/**
  * `ferry abandon <migrationId>`: takes back what an online-alter put on the live table (triggers
  * first, then the shadow and the capture log) and forgets its checkpoint. Locally with the input
  * the last run saved in the state dir (or --input), refused while that run is running; on AWS
@@ -154,15 +204,15 @@ async function abandon(args: string[]): Promise<number> {
   const { values, positionals } = parseArgs({
     args,
     allowPositionals: true,
-    options: { input: { type: 'string' }, 'state-dir': { type: 'string', default: '.ferry' }, aws: { type: 'boolean', default: false } },
+    options: { input: { type: 'string' }, 'state-dir': { type: 'string', default: '.ferry' }, aws: { type: 'boolean', default: false }, env: { type: 'string' } },
   });
   const migrationId = positionals[0];
   if (!migrationId) throw new UsageError('name the migrationId to abandon');
   const stateDir = values['state-dir']!;
   let input: unknown = values.input ? await readInput(values.input) : undefined;
   if (values.aws) {
-    const [{ abandonExecution }, { SFNClient }] = await Promise.all([import('./cli/aws.ts'), import('@aws-sdk/client-sfn')]);
-    process.stdout.write(JSON.stringify(await abandonExecution(new SFNClient({}), migrationId, input)) + '\n');
+    const [{ abandonExecution, chosenDeployment }, { SFNClient }] = await Promise.all([import('./cli/aws.ts'), import('@aws-sdk/client-sfn')]);
+    process.stdout.write(JSON.stringify(await abandonExecution(new SFNClient({}), chosenDeployment(values.env), migrationId, input)) + '\n');
     return 0;
   }
   if (input === undefined) {
@@ -191,11 +241,17 @@ async function flags(args: string[], set?: Record<string, string>): Promise<numb
   const { values, positionals } = parseArgs({
     args,
     allowPositionals: true,
-    options: { 'state-dir': { type: 'string', default: '.ferry' }, aws: { type: 'boolean', default: false } },
+    options: { 'state-dir': { type: 'string', default: '.ferry' }, aws: { type: 'boolean', default: false }, env: { type: 'string' } },
   });
   const migrationId = positionals[0];
   if (!migrationId) throw new UsageError('name the migrationId');
-  const store: FlagStore = values.aws ? new (await import('../lambdas/adapters/flags-ssm.ts')).SsmFlagStore() : new FileFlagStore(values['state-dir']!);
+  let store: FlagStore;
+  if (values.aws) {
+    const [{ SsmFlagStore }, { SSMClient }, { chosenDeployment }] = await Promise.all([import('../lambdas/adapters/flags-ssm.ts'), import('@aws-sdk/client-ssm'), import('./cli/aws.ts')]);
+    store = new SsmFlagStore(new SSMClient({}), chosenDeployment(values.env).ssmRoot);
+  } else {
+    store = new FileFlagStore(values['state-dir']!);
+  }
   if (set) await store.set(migrationId, set);
   process.stdout.write(JSON.stringify(await store.list(migrationId), null, 2) + '\n');
   return 0;
@@ -214,25 +270,28 @@ async function stats(args: string[]): Promise<number> {
 }
 
 async function start(args: string[]): Promise<number> {
-  const { values, positionals } = parseArgs({ args, allowPositionals: true, options: { input: { type: 'string' } } });
+  const { values, positionals } = parseArgs({ args, allowPositionals: true, options: { input: { type: 'string' }, env: { type: 'string' } } });
   const machine = positionals[0];
   if (!machine || !MACHINES[machine]) throw new UsageError(`name a machine: ${Object.keys(MACHINES).join(', ')}`);
   const input = await readInput(values.input);
-  const [{ startExecution }, { SFNClient }] = await Promise.all([import('./cli/aws.ts'), import('@aws-sdk/client-sfn')]);
-  const started = await startExecution(new SFNClient({}), machine, input);
+  const [{ startExecution, chosenDeployment }, { SFNClient }] = await Promise.all([import('./cli/aws.ts'), import('@aws-sdk/client-sfn')]);
+  const started = await startExecution(new SFNClient({}), chosenDeployment(values.env), machine, input);
   process.stdout.write(JSON.stringify(started) + '\n');
   return 0;
 }
 
 async function status(args: string[]): Promise<number> {
-  const { positionals } = parseArgs({ args, allowPositionals: true, options: {} });
+  const { values, positionals } = parseArgs({ args, allowPositionals: true, options: { env: { type: 'string' } } });
   if (!positionals[0]) throw new UsageError('name a migrationId or an execution ARN');
-  const [{ executionStatus }, { SFNClient }, { AwsApprovals }] = await Promise.all([
+  const [{ executionStatus, chosenDeployment }, { SFNClient }, { SSMClient }, { AwsApprovals }] = await Promise.all([
     import('./cli/aws.ts'),
     import('@aws-sdk/client-sfn'),
+    import('@aws-sdk/client-ssm'),
     import('../lambdas/adapters/approvals-aws.ts'),
   ]);
-  process.stdout.write(JSON.stringify(await executionStatus(new SFNClient({}), new AwsApprovals(), positionals[0]), null, 2) + '\n');
+  const d = chosenDeployment(values.env);
+  const sfn = new SFNClient({});
+  process.stdout.write(JSON.stringify(await executionStatus(sfn, new AwsApprovals(new SSMClient({}), sfn, d.ssmRoot), d, positionals[0]), null, 2) + '\n');
   return 0;
 }
 

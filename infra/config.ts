@@ -1,29 +1,49 @@
 import { z } from 'zod';
 import { connectionsSchema } from '../lambdas/adapters/aws.ts';
+import { deployment, ENVIRONMENT_NAME, type Deployment } from '../lambdas/core/deployment.ts';
 
-const arn = (service: string) => z.string().regex(new RegExp(`^arn:aws[a-z-]*:${service}:`), `must be an ${service} ARN`);
+/** The retention periods CloudFormation accepts for a log group, in days. */
+export const LOG_RETENTION_DAYS = [1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653] as const;
+
+const roleArn = z
+  .string()
+  .regex(/^arn:aws[a-z-]*:iam::\d{12}:role\/[\w+=,.@/-]{1,512}$/, 'must be the ARN of an IAM role that exists, e.g. arn:aws:iam::123456789012:role/ferry-approvers');
 
 /**
- * The `ferry` context of cdk.json: everything the stack needs to know about the account, with no
- * lookups, so `cdk synth` runs offline. Connection names here are the names inputs use.
+ * One environment's block of the `ferry` context of cdk.json: everything the stack needs to know
+ * about the account, with no lookups, so `cdk synth` runs offline. Connection names here are the
+ * names inputs use. Roles named here are existing roles the stack adds policies to.
  */
 export const ferryConfigSchema = z.strictObject({
   account: z.string().regex(/^\d{12}$/, 'must be the 12-digit account id'),
   region: z.string().regex(/^[a-z]{2}(-[a-z]+)+-\d$/, 'must be a region like eu-west-1'),
-  /** Subnets and security groups of the Lambdas that reach MySQL hosts or CouchDB inside a VPC. */
+  /** Subnets and security groups of the Lambdas that open MySQL sessions (host connections) or reach a CouchDB inside the VPC. */
   vpc: z
     .strictObject({
-      vpcId: z.string(),
+      vpcId: z.string().regex(/^vpc-[0-9a-f]+$/, 'must be a VPC id like vpc-0a1b2c3d'),
       availabilityZones: z.array(z.string()).min(1),
-      privateSubnetIds: z.array(z.string()).min(1),
-      securityGroupIds: z.array(z.string()).min(1),
+      privateSubnetIds: z.array(z.string().regex(/^subnet-[0-9a-f]+$/, 'must be a subnet id')).min(1),
+      securityGroupIds: z.array(z.string().regex(/^sg-[0-9a-f]+$/, 'must be a security group id')).min(1),
+      /**
+       * How the functions in the subnets reach AWS APIs (Secrets Manager, SSM, Step Functions, the
+       * RDS Data API): `endpoints` creates interface endpoints in the subnets; `nat` says the
+       * subnets already route to the internet through a NAT gateway.
+       */
+      awsApis: z.enum(['endpoints', 'nat']).default('endpoints'),
     })
     .optional(),
   connections: connectionsSchema,
-  approvers: z.strictObject({ roleArn: arn('iam'), emails: z.array(z.string().email()).default([]) }),
-  operators: z.strictObject({ roleArn: arn('iam').optional(), emails: z.array(z.string().email()).default([]) }).prefault({}),
+  approvers: z.strictObject({
+    roleArn,
+    emails: z.array(z.string().email()).default([]),
+    /** Only sessions signed in with MFA may complete an approval (the aws:MultiFactorAuthPresent condition). */
+    requireMfa: z.boolean().default(true),
+    /** `ferry approve --aws` refuses an approval by the principal that started the execution. */
+    separateFromStarter: z.boolean().default(false),
+  }),
+  operators: z.strictObject({ roleArn: roleArn.optional(), emails: z.array(z.string().email()).default([]) }).prefault({}),
   /** Roles of the applications that read the flags (e.g. the edxapp or CommCare web servers). */
-  flagReaderRoleArns: z.array(arn('iam')).default([]),
+  flagReaderRoleArns: z.array(roleArn).default([]),
   alarms: z
     .strictObject({
       /** Alarm when a machine spent more than this many minutes of an hour throttled. */
@@ -32,14 +52,48 @@ export const ferryConfigSchema = z.strictObject({
       approvalWaitingHours: z.number().min(1).max(168).default(24),
     })
     .prefault({}),
-  logRetentionDays: z.number().int().default(365),
+  logRetentionDays: z
+    .number()
+    .int()
+    .refine((d) => (LOG_RETENTION_DAYS as readonly number[]).includes(d), `must be one of the periods CloudFormation accepts: ${LOG_RETENTION_DAYS.join(', ')}`)
+    .default(365),
 });
 
 export type FerryConfig = z.output<typeof ferryConfigSchema>;
 
-export function parseConfig(raw: unknown): FerryConfig {
+function refuse(path: string, message: string): never {
+  throw new Error(`cdk.json context "ferry"${path ? `.${path}` : ''}: ${message}`);
+}
+
+export function parseConfig(raw: unknown, path = ''): FerryConfig {
   const result = ferryConfigSchema.safeParse(raw);
   if (result.success) return result.data;
   const issue = result.error.issues[0]!;
-  throw new Error(`cdk.json context "ferry".${issue.path.join('.')}: ${issue.message}`);
+  return refuse([path, ...issue.path.map(String)].filter(Boolean).join('.'), issue.message);
+}
+
+/** An environment to deploy: its names and its configuration. */
+export interface Environment {
+  readonly env: string | null;
+  readonly deployment: Deployment;
+  readonly config: FerryConfig;
+}
+
+/**
+ * The environments of the `ferry` context: `{ "environments": { "staging": {…}, "production": {…} } }`
+ * (each deployed as `ferry-<env>`, chosen with `-c env=<env>`; all of them when none is chosen), or
+ * one configuration deployed as `ferry`.
+ */
+export function environments(raw: unknown, chosen?: string): Environment[] {
+  const ctx = (raw ?? {}) as Record<string, unknown>;
+  if (ctx && typeof ctx === 'object' && 'environments' in ctx) {
+    const all = ctx.environments as Record<string, unknown>;
+    const names = Object.keys(all ?? {});
+    if (names.length === 0) refuse('environments', 'name at least one environment, e.g. { "staging": { … } }');
+    for (const n of names) if (!ENVIRONMENT_NAME.test(n)) refuse(`environments.${n}`, 'environment names are lowercase letters, digits and hyphens, starting with a letter (at most 20)');
+    if (chosen !== undefined && !names.includes(chosen)) refuse('environments', `no environment "${chosen}"; choose one of ${names.join(', ')} (-c env=<name>)`);
+    return (chosen === undefined ? names : [chosen]).map((env) => ({ env, deployment: deployment(env), config: parseConfig(all[env], `environments.${env}`) }));
+  }
+  if (chosen !== undefined) refuse('', `-c env=${chosen} given, but the context has no "environments": put each environment's block under "environments"`);
+  return [{ env: null, deployment: deployment(), config: parseConfig(raw) }];
 }

@@ -1,25 +1,32 @@
-import { Stack, type StackProps } from 'aws-cdk-lib';
+import { CfnOutput, Stack, type StackProps } from 'aws-cdk-lib';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import * as kms from 'aws-cdk-lib/aws-kms';
 import { Construct } from 'constructs';
+import type { Deployment } from '../lambdas/core/deployment.ts';
+import { PAUSED_FLAG } from '../lambdas/core/ports/flags.ts';
 import { Approvals } from './approvals.ts';
 import type { FerryConfig } from './config.ts';
+import { consoleExample } from './console-inputs.ts';
 import { Observability } from './observability.ts';
 import { MigrationStateMachine } from './state-machines.ts';
 import { acknowledge, Workers } from './workers.ts';
 
 export interface FerryStackProps extends StackProps {
   readonly config: FerryConfig;
+  readonly deployment: Deployment;
 }
+
+/** `Ferry` for the single deployment, `Ferry-<env>` for one of several. */
+export const stackId = (d: Deployment) => (d.name === 'ferry' ? 'Ferry' : `Ferry-${d.name.slice('ferry-'.length)}`);
 
 /** The three migrations, deployable: task functions, state machines, approvals, flags' readers, dashboard and alarms. */
 export class FerryStack extends Stack {
   readonly machines: MigrationStateMachine[];
 
   constructor(scope: Construct, id: string, props: FerryStackProps) {
-    super(scope, id, { ...props, env: { account: props.config.account, region: props.config.region } });
-    const { config } = props;
-    const key = new kms.Key(this, 'Key', { enableKeyRotation: true, description: 'ferry: approval tokens and notification topics' });
+    super(scope, id, { ...props, env: { account: props.config.account, region: props.config.region }, description: `ferry (${props.deployment.name}): online table and document migrations` });
+    const { config, deployment } = props;
+    const key = new kms.Key(this, 'Key', { enableKeyRotation: true, description: `${deployment.name}: approval tokens and notification topics` });
     key.addToResourcePolicy(
       new iam.PolicyStatement({
         principals: [new iam.ServicePrincipal('cloudwatch.amazonaws.com')],
@@ -28,44 +35,55 @@ export class FerryStack extends Stack {
         conditions: { StringEquals: { 'aws:SourceAccount': config.account } },
       }),
     );
-    const workers = new Workers(this, 'Workers', { config });
-    const approvals = new Approvals(this, 'Approvals', { config, key });
+    const workers = new Workers(this, 'Workers', { config, deployment });
+    const approvals = new Approvals(this, 'Approvals', { config, key, deployment });
     const functions = { ...workers.functions, RequestApproval: approvals.requestApproval };
     this.machines = (['table-copy', 'doctype-copy', 'online-alter'] as const).map(
-      (machine) => new MigrationStateMachine(this, machine.replace(/(^|-)(\w)/g, (_, __, c: string) => c.toUpperCase()), { machine, functions, logRetentionDays: config.logRetentionDays }),
+      (machine) => new MigrationStateMachine(this, machine.replace(/(^|-)(\w)/g, (_, __, c: string) => c.toUpperCase()), { machine, deployment, functions, logRetentionDays: config.logRetentionDays }),
     );
-    for (const m of this.machines) {
-      approvals.approvers.addToPrincipalPolicy(new iam.PolicyStatement({ actions: ['states:SendTaskSuccess', 'states:SendTaskFailure'], resources: [m.arn] }));
-    }
-    const flags = `arn:${this.partition}:ssm:${config.region}:${config.account}:parameter/ferry/*/flags`;
+    approvals.gate(this.machines);
+    const param = (path: string) => `arn:${this.partition}:ssm:${config.region}:${config.account}:parameter${deployment.ssmRoot}${path}`;
+    const flags = param('/*/flags');
     config.flagReaderRoleArns.forEach((arn, i) => {
-      iam.Role.fromRoleArn(this, `FlagReader${i}`, arn, { mutable: true }).addToPrincipalPolicy(
-        new iam.PolicyStatement({ actions: ['ssm:GetParameter', 'ssm:GetParameters', 'ssm:GetParametersByPath'], resources: [flags, `${flags}/*`] }),
-      );
+      const reader = iam.Role.fromRoleArn(this, `FlagReader${i}`, arn, { mutable: true });
+      reader.addToPrincipalPolicy(new iam.PolicyStatement({ actions: ['ssm:GetParameter', 'ssm:GetParameters', 'ssm:GetParametersByPath'], resources: [flags, `${flags}/*`] }));
     });
     if (config.operators.roleArn) {
       const operators = iam.Role.fromRoleArn(this, 'Operators', config.operators.roleArn, { mutable: true });
-      operators.addToPrincipalPolicy(new iam.PolicyStatement({ actions: ['states:StartExecution', 'states:ListExecutions'], resources: this.machines.map((m) => m.arn) }));
-      operators.addToPrincipalPolicy(
-        new iam.PolicyStatement({
-          // StopExecution: `ferry abandon --aws` stops a migration's executions before taking its triggers back.
-          actions: ['states:DescribeExecution', 'states:GetExecutionHistory', 'states:StopExecution'],
-          resources: this.machines.map((m) => m.arn.replace(':stateMachine:', ':execution:') + ':*'),
-        }),
-      );
-      operators.addToPrincipalPolicy(new iam.PolicyStatement({ actions: ['ssm:GetParametersByPath', 'ssm:GetParameter', 'ssm:PutParameter'], resources: [flags, `${flags}/*`] }));
-      for (const m of this.machines) {
-        acknowledge(this, `IAM5[Resource::${m.arn.replace(':stateMachine:', ':execution:').replace(this.partition, '<AWS::Partition>')}:*]`, `Operators follow any execution of ${m.name}; execution names are made at start time.`);
+      const executions = this.machines.map((m) => m.arn.replace(':stateMachine:', ':execution:') + ':*');
+      operators.addToPrincipalPolicy(new iam.PolicyStatement({ actions: ['states:StartExecution', 'states:ListExecutions', 'states:DescribeStateMachine'], resources: this.machines.map((m) => m.arn) }));
+      // StopExecution: `ferry abandon --aws`; RedriveExecution: resuming a failed execution from the console.
+      operators.addToPrincipalPolicy(new iam.PolicyStatement({ actions: ['states:DescribeExecution', 'states:GetExecutionHistory', 'states:StopExecution', 'states:RedriveExecution'], resources: executions }));
+      // `ferry start/status --aws` find the machines by name; listing has no resource-level permission.
+      operators.addToPrincipalPolicy(new iam.PolicyStatement({ actions: ['states:ListStateMachines'], resources: ['*'] }));
+      operators.addToPrincipalPolicy(new iam.PolicyStatement({ actions: ['ssm:GetParametersByPath', 'ssm:GetParameter'], resources: [param(''), flags, `${flags}/*`] }));
+      // Operators pause and resume (FERRY_PAUSED); the cut-over flags are set only by the approved Tasks.
+      operators.addToPrincipalPolicy(new iam.PolicyStatement({ actions: ['ssm:PutParameter'], resources: [param(`/*/flags/${PAUSED_FLAG}`)] }));
+      const policy = operators.node.tryFindChild('Policy') ?? operators;
+      acknowledge(policy, 'IAM5[Resource::*]', 'states:ListStateMachines has no resource-level permission; `ferry --aws` finds the machines by name with it.');
+      for (const e of executions) acknowledge(policy, `IAM5[Resource::${e.replace(this.partition, '<AWS::Partition>')}]`, 'Operators follow any execution of the machine; execution names are made at start time.');
+      for (const r of [flags, `${flags}/*`, param(`/*/flags/${PAUSED_FLAG}`)]) {
+        acknowledge(policy, `IAM5[Resource::${r.replace(this.partition, '<AWS::Partition>')}]`, `Operators read the flags of any migration under ${deployment.ssmRoot}/<migrationId>/flags/ and may set only ${PAUSED_FLAG}.`);
       }
     }
-    for (const finding of [flags, `${flags}/*`]) {
-      acknowledge(this, `IAM5[Resource::${finding.replace(this.partition, '<AWS::Partition>')}]`, 'Applications and operators read the flags of any migration under /ferry/<migrationId>/flags/, and nothing else in SSM.');
-    }
+    config.flagReaderRoleArns.forEach((_, i) => {
+      const policy = this.node.findChild(`FlagReader${i}`).node.tryFindChild('Policy');
+      for (const r of [flags, `${flags}/*`]) {
+        if (policy) acknowledge(policy, `IAM5[Resource::${r.replace(this.partition, '<AWS::Partition>')}]`, `Applications read the flags of any migration under ${deployment.ssmRoot}/<migrationId>/flags/, and nothing else in SSM.`);
+      }
+    });
     new Observability(this, 'Observability', {
       config,
+      deployment,
       key,
       machines: this.machines,
       taskLogGroups: Object.values(workers.functions).map((f) => f.fn.logGroup),
     });
+    for (const m of this.machines) {
+      new CfnOutput(this, `${m.node.id}ConsoleInput`, {
+        description: `${m.name}: an example execution input for the Step Functions console (JSON schema: schemas/${m.machine}.schema.json in the repository)`,
+        value: JSON.stringify(consoleExample(m.machine)),
+      });
+    }
   }
 }

@@ -8,9 +8,12 @@ import * as subs from 'aws-cdk-lib/aws-sns-subscriptions';
 import { Construct } from 'constructs';
 import type { FerryConfig } from './config.ts';
 import type { MigrationStateMachine } from './state-machines.ts';
+import type { Deployment } from '../lambdas/core/deployment.ts';
+import { METRIC_NAMESPACE, TASK_DIMENSION_SETS } from '../lambdas/core/metrics.ts';
 
 export interface ObservabilityProps {
   readonly config: FerryConfig;
+  readonly deployment: Deployment;
   readonly key: kms.IKey;
   readonly machines: readonly MigrationStateMachine[];
   /** Log groups of the task functions, for the phase table. */
@@ -27,20 +30,22 @@ export class Observability extends Construct {
 
   constructor(scope: Construct, id: string, props: ObservabilityProps) {
     super(scope, id);
-    const { config } = props;
-    this.topic = new sns.Topic(this, 'AlarmTopic', { displayName: 'ferry alarms', masterKey: props.key, enforceSSL: true });
+    const { config, deployment } = props;
+    // Every metric of this deployment carries its name as the `service` dimension (see lambdas/adapters/telemetry.ts).
+    const service = deployment.name;
+    this.topic = new sns.Topic(this, 'AlarmTopic', { displayName: `${deployment.name} alarms`, masterKey: props.key, enforceSSL: true });
     for (const email of config.operators.emails) this.topic.addSubscription(new subs.EmailSubscription(email));
     const notify = new actions.SnsAction(this.topic);
 
-    const dashboard = new cloudwatch.Dashboard(this, 'Dashboard', { dashboardName: 'ferry' });
+    const dashboard = new cloudwatch.Dashboard(this, 'Dashboard', { dashboardName: deployment.name });
     for (const m of props.machines) {
-      const machine = m.name.replace(/^ferry-/, '');
+      const machine = m.machine;
       const perMinute = new cloudwatch.MathExpression({
-        expression: `RATE(SEARCH('{Ferry,Machine,MigrationId} MetricName="Done" Machine="${machine}"', 'Maximum', 60)) * 60`,
+        expression: `RATE(SEARCH('{${METRIC_NAMESPACE},${TASK_DIMENSION_SETS[1].join(',')}} MetricName="Done" service="${service}" Machine="${machine}"', 'Maximum', 60)) * 60`,
         label: 'per minute',
         period: Duration.minutes(1),
       });
-      const throttled = new cloudwatch.Metric({ namespace: 'Ferry', metricName: 'ThrottledSeconds', dimensionsMap: { Machine: machine }, statistic: 'Sum', period: Duration.minutes(5) });
+      const throttled = new cloudwatch.Metric({ namespace: METRIC_NAMESPACE, metricName: 'ThrottledSeconds', dimensionsMap: { service, Machine: machine }, statistic: 'Sum', period: Duration.minutes(5) });
       dashboard.addWidgets(
         new cloudwatch.GraphWidget({ title: `${m.name}: ${machine === 'doctype-copy' ? 'docs' : 'rows'} per minute`, left: [perMinute], width: 8 }),
         new cloudwatch.GraphWidget({ title: `${m.name}: seconds throttled`, left: [throttled], width: 8 }),
@@ -65,7 +70,7 @@ export class Observability extends Construct {
         this.alarms.push(alarm);
       }
     }
-    const waiting = new cloudwatch.Metric({ namespace: 'Ferry', metricName: 'OldestPendingApprovalHours', statistic: 'Maximum', period: Duration.minutes(15) }).createAlarm(this, 'ApprovalWaiting', {
+    const waiting = new cloudwatch.Metric({ namespace: METRIC_NAMESPACE, metricName: 'OldestPendingApprovalHours', dimensionsMap: { service }, statistic: 'Maximum', period: Duration.minutes(15) }).createAlarm(this, 'ApprovalWaiting', {
       alarmDescription: `An approval has waited more than ${config.alarms.approvalWaitingHours} hours (it fails the execution safely after 7 days).`,
       threshold: config.alarms.approvalWaitingHours,
       evaluationPeriods: 1,
@@ -78,7 +83,7 @@ export class Observability extends Construct {
       new cloudwatch.LogQueryWidget({
         title: 'phase of each migration (latest task reports)',
         logGroupNames: props.taskLogGroups.map((g) => g.logGroupName),
-        queryLines: ['fields @timestamp, Machine, MigrationId, phase, note, throttle', 'filter ispresent(phase)', 'stats latest(phase) as phase, latest(note) as note, latest(throttle) as throttle by Machine, MigrationId'],
+        queryLines: ['fields @timestamp, machine, migrationId, phase, message, throttle', 'filter ispresent(phase) and ispresent(migrationId)', 'stats latest(phase) as phase, latest(message) as note, latest(throttle) as throttle by machine, migrationId'],
         width: 16,
       }),
       new cloudwatch.AlarmStatusWidget({ title: 'alarms', alarms: this.alarms, width: 8 }),

@@ -1,6 +1,7 @@
 import { RemovalPolicy, Stack } from 'aws-cdk-lib';
+import { stateMachineName, type Deployment } from '../lambdas/core/deployment.ts';
 import { aslText, functionPlaceholders } from '../statemachines/asl.ts';
-import { acknowledge } from './workers.ts';
+import { acknowledgeOnPolicy } from './workers.ts';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import * as logs from 'aws-cdk-lib/aws-logs';
 import * as sfn from 'aws-cdk-lib/aws-stepfunctions';
@@ -9,18 +10,20 @@ import type { FerryFunction } from './workers.ts';
 
 export interface MigrationStateMachineProps {
   readonly machine: 'table-copy' | 'doctype-copy' | 'online-alter';
+  readonly deployment: Deployment;
   /** Functions by placeholder name; every placeholder of the ASL must be here. */
   readonly functions: Readonly<Record<string, FerryFunction>>;
   readonly logRetentionDays: number;
 }
 
 /**
- * One of the ASL files deployed as `ferry-<machine>`: inlined (so the template shows it), its
+ * One of the ASL files deployed as `<deployment>-<machine>` (`ferry-table-copy`): inlined (so the template shows it), its
  * placeholders bound to the stack's functions, every state logged, traced, and allowed to invoke
  * only its own functions and to start a fresh execution of itself (continue-as-new).
  */
 export class MigrationStateMachine extends Construct {
   readonly stateMachine: sfn.StateMachine;
+  readonly machine: MigrationStateMachineProps['machine'];
   readonly name: string;
   readonly arn: string;
 
@@ -36,13 +39,17 @@ export class MigrationStateMachine extends Construct {
       substitutions[`${name}FunctionArn`] = f.fn.functionArn;
       used.push(f);
     }
-    this.name = `ferry-${props.machine}`;
+    this.machine = props.machine;
+    this.name = stateMachineName(props.deployment, props.machine);
     // Built from the name, not taken from the resource: the role below cannot depend on the machine it serves.
     this.arn = `arn:${stack.partition}:states:${stack.region}:${stack.account}:stateMachine:${this.name}`;
+    // Named after the deployment, so staging and production never share it; kept when the stack is
+    // updated or deleted, but removed when the create that made it rolls back, so a failed first
+    // deploy does not leave a name the next one trips over.
     const logGroup = new logs.LogGroup(this, 'Logs', {
       logGroupName: `/aws/vendedlogs/states/${this.name}`,
       retention: props.logRetentionDays as logs.RetentionDays,
-      removalPolicy: RemovalPolicy.RETAIN,
+      removalPolicy: RemovalPolicy.RETAIN_ON_UPDATE_OR_DELETE,
     });
     const role = new iam.Role(this, 'Role', { assumedBy: new iam.ServicePrincipal('states.amazonaws.com'), description: `ferry: runs ${this.name}` });
     this.stateMachine = new sfn.StateMachine(this, 'StateMachine', {
@@ -51,11 +58,12 @@ export class MigrationStateMachine extends Construct {
       definitionSubstitutions: substitutions,
       role,
       tracingEnabled: true,
-      logs: { destination: logGroup, level: sfn.LogLevel.ALL, includeExecutionData: true },
+      // Every state's events, without their input and output: callback tokens and migration inputs stay out of the logs.
+      logs: { destination: logGroup, level: sfn.LogLevel.ALL, includeExecutionData: false },
     });
     // The ASL calls each function by its unqualified ARN: no version or alias wildcard is needed.
     role.addToPolicy(new iam.PolicyStatement({ actions: ['lambda:InvokeFunction'], resources: used.map((f) => f.fn.functionArn) }));
-    acknowledge(this, 'IAM5[Resource::*]', 'Step Functions log delivery (logs:*LogDelivery, DescribeLogGroups, PutResourcePolicy) and X-Ray tracing have no resource-level permissions.');
+    acknowledgeOnPolicy(role, 'IAM5[Resource::*]', 'Step Functions log delivery (logs:*LogDelivery, DescribeLogGroups, PutResourcePolicy) and X-Ray tracing have no resource-level permissions.');
     role.addToPolicy(new iam.PolicyStatement({ actions: ['states:StartExecution'], resources: [this.arn] }));
     if (definition.includes('"arn:aws:states:::states:startExecution.sync:2"')) {
       // Waiting for an execution it started: Step Functions reads it, stops it when the waiting branch is cancelled, and learns of its end through an EventBridge rule it manages.
@@ -67,7 +75,7 @@ export class MigrationStateMachine extends Construct {
           resources: [`arn:${stack.partition}:events:${stack.region}:${stack.account}:rule/StepFunctionsGetEventsForStepFunctionsExecutionRule`],
         }),
       );
-      acknowledge(this, `IAM5[Resource::${executions.replace(stack.partition, '<AWS::Partition>')}]`, 'The executions it starts and waits for are named by Step Functions at run time.');
+      acknowledgeOnPolicy(role, `IAM5[Resource::${executions.replace(stack.partition, '<AWS::Partition>')}]`, 'The executions it starts and waits for are named by Step Functions at run time.');
     }
   }
 }

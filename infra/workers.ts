@@ -1,4 +1,4 @@
-import { Annotations, Duration, Stack, Validations } from 'aws-cdk-lib';
+import { Annotations, Duration, RemovalPolicy, Stack, Validations } from 'aws-cdk-lib';
 import * as ec2 from 'aws-cdk-lib/aws-ec2';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import * as lambda from 'aws-cdk-lib/aws-lambda';
@@ -6,6 +6,8 @@ import { NodejsFunction } from 'aws-cdk-lib/aws-lambda-nodejs';
 import * as logs from 'aws-cdk-lib/aws-logs';
 import { Construct } from 'constructs';
 import { fileURLToPath } from 'node:url';
+import { deploymentVariables, stateMachineName, type Deployment } from '../lambdas/core/deployment.ts';
+import { PAUSED_FLAG } from '../lambdas/core/ports/flags.ts';
 import type { FerryConfig } from './config.ts';
 
 /** What one task function touches, so its role holds exactly that. */
@@ -34,12 +36,23 @@ export const WORKERS: readonly WorkerSpec[] = [
   a('SwapTables', 'swapTables'), a('AbandonAlter', 'abandonAlter'), a('AlterCleanup', 'cleanup', 'paused'), a('AlterSummarize', 'summarize'),
 ];
 
-/** Records why a cdk-nag AwsSolutions finding is accepted on this construct and everything below it. */
+/**
+ * Records why a cdk-nag AwsSolutions finding is accepted, on the construct it is about (a policy,
+ * a function), never on a whole stack or group of resources, so a new grant elsewhere is judged anew.
+ */
 export function acknowledge(scope: Construct, finding: string, reason: string): void {
   Validations.of(scope).acknowledge({ id: `AwsSolutions-${finding}`, reason });
 }
 
+/** Acknowledges a finding on a role's default policy (the one `addToPolicy` fills), which must exist by now. */
+export function acknowledgeOnPolicy(role: iam.IRole, finding: string, reason: string): void {
+  acknowledge(role.node.findChild('DefaultPolicy'), finding, reason);
+}
+
 export const lambdaEntry = (path: string) => fileURLToPath(new URL(`../lambdas/${path}`, import.meta.url));
+
+/** The Lambda timeout of the task functions: above the 300 s budget a task works to, below the Task's TimeoutSeconds (900). */
+export const TASK_FUNCTION_TIMEOUT = Duration.seconds(840);
 
 export interface FerryFunctionProps {
   readonly entry: string;
@@ -60,16 +73,26 @@ export class FerryFunction extends Construct {
   readonly role: iam.Role;
   constructor(scope: Construct, id: string, props: FerryFunctionProps) {
     super(scope, id);
-    const logGroup = new logs.LogGroup(this, 'Logs', { retention: props.logRetentionDays as logs.RetentionDays });
+    // Removed only when the create that made it rolls back: a failed first deploy strands nothing.
+    const logGroup = new logs.LogGroup(this, 'Logs', { retention: props.logRetentionDays as logs.RetentionDays, removalPolicy: RemovalPolicy.RETAIN_ON_UPDATE_OR_DELETE });
     this.role = new iam.Role(this, 'Role', { assumedBy: new iam.ServicePrincipal('lambda.amazonaws.com'), description: `ferry: ${props.description}` });
     // A log group's Arn attribute already ends in ":*", which covers its streams.
     this.role.addToPolicy(new iam.PolicyStatement({ actions: ['logs:CreateLogStream', 'logs:PutLogEvents'], resources: [logGroup.logGroupArn] }));
+    // X-Ray and, in a VPC, the network interfaces: actions without resource-level permissions, each in a policy of its own.
+    const tracing = new iam.Policy(this, 'Tracing', { statements: [new iam.PolicyStatement({ actions: ['xray:PutTraceSegments', 'xray:PutTelemetryRecords'], resources: ['*'] })], roles: [this.role] });
+    acknowledge(tracing, 'IAM5[Resource::*]', 'X-Ray tracing (xray:PutTraceSegments, PutTelemetryRecords) has no resource-level permissions.');
     if (props.vpc) {
-      this.role.addManagedPolicy(iam.ManagedPolicy.fromAwsManagedPolicyName('service-role/AWSLambdaVPCAccessExecutionRole'));
-      acknowledge(this, 'IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AWSLambdaVPCAccessExecutionRole]',
-        "AWS's own policy for the network interfaces of a Lambda in a VPC; it is needed to reach MySQL hosts and CouchDB inside the VPC, and AWS keeps it current.");
+      const network = new iam.Policy(this, 'Network', {
+        statements: [
+          new iam.PolicyStatement({
+            actions: ['ec2:CreateNetworkInterface', 'ec2:DescribeNetworkInterfaces', 'ec2:DescribeSubnets', 'ec2:DeleteNetworkInterface', 'ec2:AssignPrivateIpAddresses', 'ec2:UnassignPrivateIpAddresses'],
+            resources: ['*'],
+          }),
+        ],
+        roles: [this.role],
+      });
+      acknowledge(network, 'IAM5[Resource::*]', "A Lambda's network interfaces in a VPC are created and described by these actions, which have no resource-level permissions (what AWSLambdaVPCAccessExecutionRole grants, without its logs:*).");
     }
-    acknowledge(this, 'IAM5[Resource::*]', 'X-Ray tracing (xray:PutTraceSegments, PutTelemetryRecords) has no resource-level permissions.');
     acknowledge(this, 'L1', 'Node.js 22 is the runtime ferry is built (esbuild target node22) and tested for; a newer runtime is an upgrade made on purpose, with its own test run.');
     this.fn = new NodejsFunction(this, 'Function', {
       entry: props.entry,
@@ -78,44 +101,64 @@ export class FerryFunction extends Construct {
       runtime: lambda.Runtime.NODEJS_22_X,
       architecture: lambda.Architecture.ARM_64,
       memorySize: 1024,
-      timeout: props.timeout ?? Duration.minutes(15),
-      tracing: lambda.Tracing.ACTIVE,
+      timeout: props.timeout ?? TASK_FUNCTION_TIMEOUT,
       role: this.role,
       logGroup,
-      environment: { NODE_OPTIONS: '--enable-source-maps', ...props.environment },
+      // Amazon's RDS certificate authorities: Node on Lambda trusts them only when told to, and MySQL sessions verify TLS.
+      environment: { NODE_OPTIONS: '--enable-source-maps', NODE_EXTRA_CA_CERTS: '/var/runtime/ca-cert.pem', ...props.environment },
       bundling: { minify: true, sourceMap: true, target: 'node22', forceDockerBundling: false },
       ...(props.vpc ? { vpc: props.vpc.vpc, vpcSubnets: props.vpc.subnets, securityGroups: props.vpc.securityGroups } : {}),
     });
+    // Active tracing, set on the resource: the role's grants are the Tracing policy above.
+    (this.fn.node.defaultChild as lambda.CfnFunction).tracingConfig = { mode: 'Active' };
   }
 }
 
 export interface WorkersProps {
   readonly config: FerryConfig;
+  readonly deployment: Deployment;
 }
+
+/** The AWS APIs the functions in the subnets call, as interface endpoints. */
+const ENDPOINTS = {
+  secretsmanager: ec2.InterfaceVpcEndpointAwsService.SECRETS_MANAGER,
+  ssm: ec2.InterfaceVpcEndpointAwsService.SSM,
+  states: ec2.InterfaceVpcEndpointAwsService.STEP_FUNCTIONS,
+  'rds-data': ec2.InterfaceVpcEndpointAwsService.RDS_DATA,
+} as const;
 
 /** Every task function of the three machines, each granted only what its task touches. */
 export class Workers extends Construct {
   /** By ASL placeholder name (`CopyChunks` for `${CopyChunksFunctionArn}`). */
   readonly functions: Record<string, FerryFunction> = {};
+  /** Interface endpoints made for the functions in the subnets, by service. */
+  readonly endpoints: Record<string, ec2.InterfaceVpcEndpoint> = {};
 
   constructor(scope: Construct, id: string, props: WorkersProps) {
     super(scope, id);
-    const { config } = props;
+    const { config, deployment } = props;
     const stack = Stack.of(this);
-    const param = (path: string) => `arn:${stack.partition}:ssm:${config.region}:${config.account}:parameter${path}`;
-    let vpc: FerryFunctionProps['vpc'];
-    if (config.vpc) {
-      const imported = ec2.Vpc.fromVpcAttributes(this, 'Vpc', { vpcId: config.vpc.vpcId, availabilityZones: config.vpc.availabilityZones, privateSubnetIds: config.vpc.privateSubnetIds });
-      Annotations.of(imported).acknowledgeWarning('@aws-cdk/aws-ec2:noSubnetRouteTableId', 'ferry never reads route tables: the subnets only place the functions\' network interfaces.');
-      vpc = {
-        vpc: imported,
-        subnets: { subnets: imported.privateSubnets },
-        securityGroups: config.vpc.securityGroupIds.map((sg, i) => ec2.SecurityGroup.fromSecurityGroupId(this, `Sg${i}`, sg, { mutable: false })),
-      };
-    }
+    const param = (path: string) => `arn:${stack.partition}:ssm:${config.region}:${config.account}:parameter${deployment.ssmRoot}${path}`;
     const mysql = Object.values(config.connections.mysql);
     const couch = Object.values(config.connections.couch);
-    const environment = { FERRY_CONNECTIONS: JSON.stringify(config.connections) };
+    // Only the functions that open sessions inside the VPC run in it: MySQL hosts, CouchDB reached privately.
+    const needsVpc = { mysql: mysql.some((c) => c.kind === 'host'), couch: couch.some((c) => c.inVpc) };
+    let vpc: FerryFunctionProps['vpc'];
+    if (config.vpc && (needsVpc.mysql || needsVpc.couch)) {
+      const imported = ec2.Vpc.fromVpcAttributes(this, 'Vpc', { vpcId: config.vpc.vpcId, availabilityZones: config.vpc.availabilityZones, privateSubnetIds: config.vpc.privateSubnetIds });
+      Annotations.of(imported).acknowledgeWarning('@aws-cdk/aws-ec2:noSubnetRouteTableId', 'ferry never reads route tables: the subnets only place the functions\' network interfaces.');
+      const securityGroups = config.vpc.securityGroupIds.map((sg, i) => ec2.SecurityGroup.fromSecurityGroupId(this, `Sg${i}`, sg, { mutable: false }));
+      vpc = { vpc: imported, subnets: { subnets: imported.privateSubnets }, securityGroups };
+      if (config.vpc.awsApis === 'endpoints') {
+        const sg = new ec2.SecurityGroup(this, 'EndpointsSg', { vpc: imported, description: `${deployment.name}: HTTPS from the task functions to the AWS API endpoints`, allowAllOutbound: false });
+        for (const from of securityGroups) sg.addIngressRule(ec2.Peer.securityGroupId(from.securityGroupId), ec2.Port.tcp(443), 'HTTPS from ferry task functions');
+        const wanted: (keyof typeof ENDPOINTS)[] = ['secretsmanager', 'ssm', 'states', ...(mysql.some((c) => c.kind === 'data-api') && needsVpc.mysql ? (['rds-data'] as const) : [])];
+        for (const service of wanted) {
+          this.endpoints[service] = new ec2.InterfaceVpcEndpoint(this, `Endpoint-${service}`, { vpc: imported, service: ENDPOINTS[service], subnets: vpc.subnets, securityGroups: [sg], privateDnsEnabled: true, open: false });
+        }
+      }
+    }
+    const environment = { FERRY_CONNECTIONS: JSON.stringify(config.connections), ...deploymentVariables(deployment) };
 
     for (const spec of WORKERS) {
       const f = new FerryFunction(this, spec.name, {
@@ -123,30 +166,30 @@ export class Workers extends Construct {
         handler: spec.handler,
         description: `${spec.machine} ${spec.name}`,
         environment,
-        vpc,
+        vpc: needsVpc[spec.store] ? vpc : undefined,
         logRetentionDays: config.logRetentionDays,
       });
       this.functions[spec.name] = f;
       const secrets = (spec.store === 'mysql' ? mysql : couch).map((c) => c.secretArn);
       if (secrets.length) f.role.addToPolicy(new iam.PolicyStatement({ actions: ['secretsmanager:GetSecretValue'], resources: secrets }));
       const clusters = spec.store === 'mysql' ? mysql.flatMap((c) => (c.kind === 'data-api' ? [c.clusterArn] : [])) : [];
-      if (clusters.length) f.role.addToPolicy(new iam.PolicyStatement({ actions: ['rds-data:ExecuteStatement', 'rds-data:BatchExecuteStatement', 'rds-data:BeginTransaction', 'rds-data:CommitTransaction', 'rds-data:RollbackTransaction'], resources: clusters }));
+      if (clusters.length) f.role.addToPolicy(new iam.PolicyStatement({ actions: ['rds-data:ExecuteStatement', 'rds-data:BeginTransaction', 'rds-data:CommitTransaction', 'rds-data:RollbackTransaction'], resources: clusters }));
       const flagStatement = {
         none: null,
-        paused: { actions: ['ssm:GetParameter'], resources: [param('/ferry/*/flags/FERRY_PAUSED')] },
-        write: { actions: ['ssm:PutParameter', 'ssm:GetParameter'], resources: [param('/ferry/*/flags/*')] },
-        list: { actions: ['ssm:GetParametersByPath'], resources: [param('/ferry/*/flags')] },
+        paused: { actions: ['ssm:GetParameter'], resources: [param(`/*/flags/${PAUSED_FLAG}`)] },
+        write: { actions: ['ssm:PutParameter', 'ssm:GetParameter'], resources: [param('/*/flags/*')] },
+        list: { actions: ['ssm:GetParametersByPath'], resources: [param('/*/flags')] },
       }[spec.flags];
       if (spec.handler === 'preflight') {
-        // Preflight asks Step Functions whether the execution that owns the migration still runs.
-        const executions = `arn:${stack.partition}:states:${config.region}:${config.account}:execution:ferry-${spec.machine}:*`;
-        f.role.addToPolicy(new iam.PolicyStatement({ actions: ['states:DescribeExecution'], resources: [executions] }));
-        acknowledge(f, `IAM5[Resource::${executions.replace(stack.partition, '<AWS::Partition>')}]`, `Any execution of ferry-${spec.machine} may own the migration; their names are made at start time.`);
+        // Preflight asks Step Functions whether the execution that owns the migration still runs, and who started it.
+        const executions = `arn:${stack.partition}:states:${config.region}:${config.account}:execution:${stateMachineName(deployment, spec.machine)}:*`;
+        f.role.addToPolicy(new iam.PolicyStatement({ actions: ['states:DescribeExecution', 'states:GetExecutionHistory'], resources: [executions] }));
+        acknowledgeOnPolicy(f.role, `IAM5[Resource::${executions.replace(stack.partition, '<AWS::Partition>')}]`, `Any execution of ${stateMachineName(deployment, spec.machine)} may own the migration; their names are made at start time.`);
       }
       if (flagStatement) {
         f.role.addToPolicy(new iam.PolicyStatement(flagStatement));
-        acknowledge(f, `IAM5[Resource::${flagStatement.resources[0]!.replace(stack.partition, '<AWS::Partition>')}]`,
-          'Flags live at /ferry/<migrationId>/flags/; the migration id comes with each execution, so the grant covers ferry\'s flag namespace and nothing else in SSM.');
+        acknowledgeOnPolicy(f.role, `IAM5[Resource::${flagStatement.resources[0]!.replace(stack.partition, '<AWS::Partition>')}]`,
+          `Flags live at ${deployment.ssmRoot}/<migrationId>/flags/; the migration id comes with each execution, so the grant covers this deployment's flag namespace and nothing else in SSM.`);
       }
     }
   }

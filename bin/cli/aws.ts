@@ -1,34 +1,88 @@
 import { DescribeExecutionCommand, GetExecutionHistoryCommand, ListExecutionsCommand, ListStateMachinesCommand, SFNClient, StartExecutionCommand, StopExecutionCommand } from '@aws-sdk/client-sfn';
 import { AwsApprovals } from '../../lambdas/adapters/approvals-aws.ts';
+import { deployment, stateMachineName, type Deployment } from '../../lambdas/core/deployment.ts';
 import { MACHINES } from './machines.ts';
 
-/** State machines are deployed as `ferry-<machine>`. */
-export const stateMachineName = (machine: string) => `ferry-${machine}`;
+/** The deployment `--env` (or FERRY_ENV) names: `ferry` when none. */
+export function chosenDeployment(env: string | undefined = process.env.FERRY_ENV): Deployment {
+  return deployment(env);
+}
 
-export async function stateMachineArn(sfn: SFNClient, machine: string): Promise<string> {
+export async function stateMachineArn(sfn: SFNClient, d: Deployment, machine: string): Promise<string> {
+  const name = stateMachineName(d, machine);
   let nextToken: string | undefined;
   do {
     const page = await sfn.send(new ListStateMachinesCommand({ nextToken }));
-    const hit = page.stateMachines?.find((s) => s.name === stateMachineName(machine));
+    const hit = page.stateMachines?.find((s) => s.name === name);
     if (hit?.stateMachineArn) return hit.stateMachineArn;
     nextToken = page.nextToken;
   } while (nextToken);
-  throw new Error(`no state machine ${stateMachineName(machine)} in this account and region: deploy the stack (npx cdk deploy) or check AWS_REGION`);
+  throw new Error(`no state machine ${name} in this account and region: deploy the stack (npx cdk deploy${d.env ? ` -c env=${d.env}` : ''}), or check AWS_REGION and --env`);
 }
 
-/** Execution names: the migration id, then the time, so `ferry status <migrationId>` finds them. */
+/** Execution names: the migration id, then the time, so they sort and read well in the console. */
 export function executionName(migrationId: string, now = new Date()): string {
   return `${migrationId}-${now.toISOString().replace(/[:.]/g, '-')}`.slice(0, 80);
 }
 
 /** Starts an execution after validating the input here (a refusal writes nothing). */
-export async function startExecution(sfn: SFNClient, machine: string, input: unknown): Promise<{ executionArn: string; name: string }> {
+export async function startExecution(sfn: SFNClient, d: Deployment, machine: string, input: unknown): Promise<{ executionArn: string; name: string }> {
   const spec = MACHINES[machine];
   if (!spec) throw new Error(`unknown machine ${machine}`);
   const { migrationId } = spec.parse(input);
   const name = executionName(migrationId);
-  const out = await sfn.send(new StartExecutionCommand({ stateMachineArn: await stateMachineArn(sfn, machine), name, input: JSON.stringify(input) }));
+  const out = await sfn.send(new StartExecutionCommand({ stateMachineArn: await stateMachineArn(sfn, d, machine), name, input: JSON.stringify(input) }));
   return { executionArn: out.executionArn!, name };
+}
+
+/** The migration an execution's input is for: an operator's input, or a continuation's `{migration}`. */
+export function migrationIdOf(input: string | undefined): string | undefined {
+  try {
+    const parsed = JSON.parse(input ?? '{}') as { migrationId?: string; migration?: { migrationId?: string } };
+    return parsed.migrationId ?? parsed.migration?.migrationId;
+  } catch {
+    return undefined;
+  }
+}
+
+interface FoundExecution {
+  readonly arn: string;
+  readonly status?: string;
+  readonly start: number;
+}
+
+/** Executions listed per machine, newest first; older ones are beyond what `status` looks at. */
+const LISTED = 1000;
+/** Of those not named after the migration, how many are opened to read their input. */
+const DESCRIBED = 50;
+
+/**
+ * The executions of a migration on one machine, newest first: those named after it (`ferry start`),
+ * and those whose input is for it (started from the console, continuations, top-off runs), found by
+ * reading the input of every running execution and of the newest others.
+ */
+export async function executionsOf(sfn: SFNClient, machineArn: string, migrationId: string): Promise<FoundExecution[]> {
+  const listed: { arn: string; name?: string; status?: string; start: number }[] = [];
+  let nextToken: string | undefined;
+  do {
+    const page = await sfn.send(new ListExecutionsCommand({ stateMachineArn: machineArn, maxResults: 100, nextToken }));
+    for (const e of page.executions ?? []) listed.push({ arn: e.executionArn!, name: e.name, status: e.status, start: e.startDate?.getTime() ?? 0 });
+    nextToken = page.nextToken;
+  } while (nextToken && listed.length < LISTED);
+  listed.sort((a, b) => b.start - a.start);
+  const mine: FoundExecution[] = [];
+  let described = 0;
+  for (const e of listed) {
+    if (e.name?.startsWith(`${migrationId}-`)) {
+      mine.push(e);
+      continue;
+    }
+    if (e.status !== 'RUNNING' && described >= DESCRIBED) continue;
+    described++;
+    const d = await sfn.send(new DescribeExecutionCommand({ executionArn: e.arn }));
+    if (migrationIdOf(d.input) === migrationId) mine.push(e);
+  }
+  return mine;
 }
 
 interface LoopStateOutput {
@@ -38,29 +92,42 @@ interface LoopStateOutput {
   waitSeconds?: number;
 }
 
-/** The newest execution of a migration, on any of the machines, running ones first. */
-async function latestExecution(sfn: SFNClient, migrationId: string): Promise<string | null> {
-  let best: { arn: string; start: number; running: boolean } | null = null;
+/**
+ * The execution that carries a migration now, on any of the machines: running ones first, then
+ * the newest; one that handed over is followed to the execution it started, to the end of the chain.
+ */
+async function latestExecution(sfn: SFNClient, d: Deployment, migrationId: string): Promise<string | null> {
+  let best: (FoundExecution & { running: boolean }) | null = null;
   for (const machine of Object.keys(MACHINES)) {
     let arn: string;
     try {
-      arn = await stateMachineArn(sfn, machine);
+      arn = await stateMachineArn(sfn, d, machine);
     } catch {
       continue;
     }
-    const page = await sfn.send(new ListExecutionsCommand({ stateMachineArn: arn, maxResults: 100 }));
-    for (const e of page.executions ?? []) {
-      if (!e.name?.startsWith(`${migrationId}-`)) continue;
-      const cand = { arn: e.executionArn!, start: e.startDate?.getTime() ?? 0, running: e.status === 'RUNNING' };
+    for (const e of await executionsOf(sfn, arn, migrationId)) {
+      const cand = { ...e, running: e.status === 'RUNNING' };
       if (!best || (cand.running && !best.running) || (cand.running === best.running && cand.start > best.start)) best = cand;
     }
   }
-  return best?.arn ?? null;
+  let arn = best?.arn ?? null;
+  for (let hops = 0; arn && hops < 100; hops++) {
+    const d = await sfn.send(new DescribeExecutionCommand({ executionArn: arn }));
+    let next: string | undefined;
+    try {
+      next = (JSON.parse(d.output ?? '{}') as { continuedAs?: string }).continuedAs;
+    } catch {
+      next = undefined;
+    }
+    if (d.status !== 'SUCCEEDED' || !next) break;
+    arn = next;
+  }
+  return arn;
 }
 
 /** Phase, progress and throttle reason from the newest task result, and any approval waiting. */
-export async function executionStatus(sfn: SFNClient, approvals: AwsApprovals, idOrArn: string) {
-  const arn = idOrArn.startsWith('arn:') ? idOrArn : await latestExecution(sfn, idOrArn);
+export async function executionStatus(sfn: SFNClient, approvals: AwsApprovals, d: Deployment, idOrArn: string) {
+  const arn = idOrArn.startsWith('arn:') ? idOrArn : await latestExecution(sfn, d, idOrArn);
   if (!arn) throw new Error(`no execution of migration ${idOrArn} found; start one with ferry start`);
   const exec = await sfn.send(new DescribeExecutionCommand({ executionArn: arn }));
   const history = await sfn.send(new GetExecutionHistoryCommand({ executionArn: arn, reverseOrder: true, maxResults: 100 }));
@@ -79,7 +146,7 @@ export async function executionStatus(sfn: SFNClient, approvals: AwsApprovals, i
       // not JSON: not one of ferry's results
     }
   }
-  const migrationId = (JSON.parse(exec.input ?? '{}') as { migrationId?: string }).migrationId;
+  const migrationId = migrationIdOf(exec.input);
   const pending = migrationId ? (await approvals.pending()).filter((p) => p.migrationId === migrationId) : [];
   return {
     executionArn: arn,
@@ -89,7 +156,7 @@ export async function executionStatus(sfn: SFNClient, approvals: AwsApprovals, i
     phase: last?.phase ?? null,
     progress: last?.progress ?? null,
     throttle: last?.throttle ?? null,
-    pendingApprovals: pending.map((p) => ({ step: p.step, since: p.since?.toISOString(), approve: `npx ferry approve ${p.migrationId} --step ${p.step} --aws` })),
+    pendingApprovals: pending.map((p) => ({ step: p.step, since: p.since?.toISOString(), approve: `npx ferry approve ${p.migrationId} --step ${p.step} --aws${d.env ? ` --env ${d.env}` : ''}` })),
     ...(exec.status === 'FAILED' ? { error: exec.error, cause: exec.cause } : {}),
   };
 }
@@ -100,19 +167,13 @@ export async function executionStatus(sfn: SFNClient, approvals: AwsApprovals, i
  * (the state machine's AbandonRequested path). The input is the one the newest execution was
  * started with, unless one is given.
  */
-export async function abandonExecution(sfn: SFNClient, migrationId: string, given?: unknown): Promise<{ stopped: string[]; executionArn: string; name: string }> {
-  const machineArn = await stateMachineArn(sfn, 'online-alter');
-  const mine: { arn: string; status?: string; start: number }[] = [];
-  let nextToken: string | undefined;
-  do {
-    const page = await sfn.send(new ListExecutionsCommand({ stateMachineArn: machineArn, maxResults: 100, nextToken }));
-    for (const e of page.executions ?? []) if (e.name?.startsWith(`${migrationId}-`)) mine.push({ arn: e.executionArn!, status: e.status, start: e.startDate?.getTime() ?? 0 });
-    nextToken = page.nextToken;
-  } while (nextToken);
+export async function abandonExecution(sfn: SFNClient, d: Deployment, migrationId: string, given?: unknown): Promise<{ stopped: string[]; executionArn: string; name: string }> {
+  const machineArn = await stateMachineArn(sfn, d, 'online-alter');
+  const mine = [...(await executionsOf(sfn, machineArn, migrationId))];
   let input = given;
   if (input === undefined) {
     const newest = mine.sort((a, b) => b.start - a.start)[0];
-    if (!newest) throw new Error(`no execution of migration ${migrationId} on ${stateMachineName('online-alter')}; give its input with --input FILE`);
+    if (!newest) throw new Error(`no execution of migration ${migrationId} on ${stateMachineName(d, 'online-alter')}; give its input with --input FILE`);
     const started = JSON.parse((await sfn.send(new DescribeExecutionCommand({ executionArn: newest.arn }))).input ?? '{}') as { migration?: unknown };
     input = started.migration ?? started;
   }

@@ -55,12 +55,15 @@ function identify(opts: LocalRunOptions): { spec: MachineSpec; migrationId: stri
   }
 }
 
+/** The hand-overs of one local run: which execution's continue-as-new started which. */
+const localHandovers = new Set<string>();
+
 /** The ports a task gets locally: MariaDB and CouchDB from the environment, flags in the state dir. */
 function localDeps(opts: LocalRunOptions, sql: Mysql2Connector): TaskDeps {
   return {
     // Local executions of this migration run only in this process (the run lock sees to it): an
     // owner recorded by any other local execution is no longer running.
-    executions: { isRunning: async () => false },
+    executions: { isRunning: async () => false, handedOver: async (from, to) => localHandovers.has(`${from} → ${to}`) },
     sql,
     couch: new NanoConnector(opts.env ?? process.env),
     flags: new FileFlagStore(opts.stateDir),
@@ -135,7 +138,7 @@ function allStates(definition: unknown): [string, AslState][] {
   return visit((definition as { States: Record<string, AslState> }).States);
 }
 
-type ExecutionOutcome = { readonly output: unknown } | { readonly continueWith: unknown };
+type ExecutionOutcome = { readonly output: unknown } | { readonly continueWith: unknown; readonly as: string };
 
 /** What every execution of one local run shares. */
 interface RunContext {
@@ -167,10 +170,9 @@ function startedExecutionFailed(err: unknown, executionArn: string): Error {
  * `ContinueAsNew` recorded so the caller can start the next execution as Step Functions would, and
  * an execution a Task starts and waits for run here, nested, to its end.
  */
-async function runExecution(ctx: RunContext, input: unknown, abort: AbortSignal): Promise<ExecutionOutcome> {
+async function runExecution(ctx: RunContext, input: unknown, abort: AbortSignal, executionId = `local:${ctx.spec.name}:${ctx.migrationId}:${randomUUID()}`): Promise<ExecutionOutcome> {
   const { spec, migrationId } = ctx;
-  const executionId = `local:${spec.name}:${migrationId}:${randomUUID()}`;
-  let continuation: unknown;
+  let continuation: { input: unknown; as: string } | undefined;
   // Ends every approval and started execution still waiting when this execution ends (a branch beside it failed or handed over).
   const finished = new AbortController();
   const ended = AbortSignal.any([abort, finished.signal]);
@@ -178,9 +180,11 @@ async function runExecution(ctx: RunContext, input: unknown, abort: AbortSignal)
   const taskHandlers: Record<string, (input: never) => Promise<unknown>> = {
     AwaitCutoverApproval: approval,
     AwaitCleanupApproval: approval,
-    ContinueAsNew: async (params: { Input: unknown }) => {
-      continuation = params.Input;
-      return { ExecutionArn: `local:${spec.name}:${migrationId}:${randomUUID()}` };
+    ContinueAsNew: async (params: { Input: unknown; Name?: string }) => {
+      const next = `local:${spec.name}:${migrationId}:${params.Name ?? randomUUID()}`;
+      localHandovers.add(`${executionId} → ${next}`);
+      continuation = { input: params.Input, as: next };
+      return { ExecutionArn: next };
     },
   };
   for (const state of ctx.startsAndWaits) {
@@ -221,7 +225,7 @@ async function runExecution(ctx: RunContext, input: unknown, abort: AbortSignal)
   abort.addEventListener('abort', onAbort, { once: true });
   try {
     const output = await execution.result;
-    return continuation === undefined ? { output } : { continueWith: continuation };
+    return continuation === undefined ? { output } : { continueWith: continuation.input, as: continuation.as };
   } finally {
     finished.abort();
     abort.removeEventListener('abort', onAbort);
@@ -272,17 +276,19 @@ export async function runLocal(opts: LocalRunOptions): Promise<LocalRunResult> {
     startsAndWaits: allStates(definition).flatMap(([name, s]) => (s.Resource === 'arn:aws:states:::states:startExecution.sync:2' ? [name] : [])),
   };
   let input: unknown = opts.abandon ? { migration: opts.input, abandon: true } : opts.input;
+  let next: string | undefined;
   try {
     for (let executions = 1; ; executions++) {
       let outcome: ExecutionOutcome;
       try {
-        outcome = await runExecution(ctx, input, abort.signal);
+        outcome = await runExecution(ctx, input, abort.signal, next);
       } catch (err) {
         return executionFailure(err, executions);
       }
       if ('output' in outcome) return { status: 'SUCCEEDED', output: outcome.output, executions };
       say(`continuing as a new execution (${executions + 1}) from the checkpoint`);
       input = outcome.continueWith;
+      next = outcome.as;
     }
   } finally {
     await sql.closeAll();

@@ -4,11 +4,11 @@ import { DeleteParameterCommand, GetParameterCommand, GetParametersByPathCommand
 import type { ApprovalDecider, ApprovalDecision, ApprovalRequest } from '../core/ports/approvals.ts';
 
 /** Where a pending approval's callback token is kept: a SecureString only approvers can decrypt. */
-export function approvalParameterName(migrationId: string, step: string): string {
-  return `/ferry/${migrationId}/approvals/${step}`;
+export function approvalParameterName(migrationId: string, step: string, root = '/ferry'): string {
+  return `${root}/${migrationId}/approvals/${step}`;
 }
 
-const APPROVAL_NAME = /^\/ferry\/([^/]+)\/approvals\/([^/]+)$/;
+const APPROVAL_NAME = /^\/[^/]+\/([^/]+)\/approvals\/([^/]+)$/;
 
 /** The notification an approver receives: what, where, and the exact command. The token is not in it. */
 export function approvalMessage(req: ApprovalRequest & { machine?: string }, approvers?: string): { subject: string; body: string } {
@@ -34,15 +34,15 @@ export function approvalMessage(req: ApprovalRequest & { machine?: string }, app
 /** The approval task's side on AWS: keep the token, tell the approvers. */
 export async function requestAwsApproval(
   req: ApprovalRequest & { machine?: string },
-  ports: { ssm: SSMClient; sns: SNSClient; topicArn: string; keyId: string; approvers?: string },
+  ports: { ssm: SSMClient; sns: SNSClient; topicArn: string; keyId: string; approvers?: string; root?: string; separateFromStarter?: boolean },
 ): Promise<void> {
   await ports.ssm.send(
     new PutParameterCommand({
-      Name: approvalParameterName(req.migrationId, req.step),
+      Name: approvalParameterName(req.migrationId, req.step, ports.root),
       Type: 'SecureString',
       KeyId: ports.keyId,
       Overwrite: true,
-      Value: JSON.stringify({ token: req.token, execution: req.execution, machine: req.machine, requestedAt: new Date().toISOString() }),
+      Value: JSON.stringify({ token: req.token, execution: req.execution, machine: req.machine, requestedAt: new Date().toISOString(), separateFromStarter: ports.separateFromStarter === true }),
     }),
   );
   const { subject, body } = approvalMessage(req, ports.approvers);
@@ -51,10 +51,27 @@ export async function requestAwsApproval(
 
 /** The approver's side on AWS: the token from SSM, then SendTaskSuccess or SendTaskFailure. */
 export class AwsApprovals implements ApprovalDecider {
-  constructor(private readonly ssm: SSMClient = new SSMClient({}), private readonly sfn: SFNClient = new SFNClient({})) {}
+  constructor(
+    private readonly ssm: SSMClient = new SSMClient({}),
+    private readonly sfn: SFNClient = new SFNClient({}),
+    /** The deployment's SSM root (`/ferry`, `/ferry-staging`). */
+    private readonly root = '/ferry',
+  ) {}
+
+  /** The pending request of this step: which execution waits, and whether its starter may not approve it. Null when none waits. */
+  async pendingRequest(migrationId: string, step: string): Promise<{ execution: string; separateFromStarter: boolean } | null> {
+    try {
+      const out = await this.ssm.send(new GetParameterCommand({ Name: approvalParameterName(migrationId, step, this.root), WithDecryption: true }));
+      const value = JSON.parse(out.Parameter?.Value ?? '{}') as { execution?: string; separateFromStarter?: boolean };
+      return value.execution ? { execution: value.execution, separateFromStarter: value.separateFromStarter === true } : null;
+    } catch (err) {
+      if (err instanceof ParameterNotFound) return null;
+      throw err;
+    }
+  }
 
   async decide(migrationId: string, step: string, decision: Omit<ApprovalDecision, 'at'>): Promise<boolean> {
-    const Name = approvalParameterName(migrationId, step);
+    const Name = approvalParameterName(migrationId, step, this.root);
     let token: string;
     try {
       const out = await this.ssm.send(new GetParameterCommand({ Name, WithDecryption: true }));
@@ -98,7 +115,7 @@ export class AwsApprovals implements ApprovalDecider {
     const out: { migrationId: string; step: string; since: Date | undefined }[] = [];
     let NextToken: string | undefined;
     do {
-      const page = await this.ssm.send(new GetParametersByPathCommand({ Path: '/ferry', Recursive: true, WithDecryption: false, NextToken }));
+      const page = await this.ssm.send(new GetParametersByPathCommand({ Path: this.root, Recursive: true, WithDecryption: false, NextToken }));
       for (const p of page.Parameters ?? []) {
         const m = APPROVAL_NAME.exec(p.Name ?? '');
         if (m) out.push({ migrationId: m[1]!, step: m[2]!, since: p.LastModifiedDate });
@@ -106,5 +123,36 @@ export class AwsApprovals implements ApprovalDecider {
       NextToken = page.NextToken;
     } while (NextToken);
     return out;
+  }
+
+  /**
+   * Removes the tokens an execution left when it ended without its approvals being given (it
+   * failed, timed out, was stopped or rejected), so nothing shows them as pending any more.
+   * Returns the parameters removed.
+   */
+  async forgetExecution(executionArn: string): Promise<string[]> {
+    const removed: string[] = [];
+    let NextToken: string | undefined;
+    do {
+      const page = await this.ssm.send(new GetParametersByPathCommand({ Path: this.root, Recursive: true, WithDecryption: true, NextToken }));
+      for (const p of page.Parameters ?? []) {
+        if (!p.Name || !APPROVAL_NAME.test(p.Name)) continue;
+        let execution: string | undefined;
+        try {
+          execution = (JSON.parse(p.Value ?? '{}') as { execution?: string }).execution;
+        } catch {
+          continue;
+        }
+        if (execution !== executionArn) continue;
+        try {
+          await this.ssm.send(new DeleteParameterCommand({ Name: p.Name }));
+          removed.push(p.Name);
+        } catch (err) {
+          if (!(err instanceof ParameterNotFound)) throw err;
+        }
+      }
+      NextToken = page.NextToken;
+    } while (NextToken);
+    return removed;
   }
 }

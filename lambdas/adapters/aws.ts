@@ -1,11 +1,14 @@
 import { GetSecretValueCommand, SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
-import { DescribeExecutionCommand, ExecutionDoesNotExist, SFNClient } from '@aws-sdk/client-sfn';
+import { RDSDataClient } from '@aws-sdk/client-rds-data';
+import { DescribeExecutionCommand, ExecutionDoesNotExist, GetExecutionHistoryCommand, SFNClient } from '@aws-sdk/client-sfn';
 import { SSMClient } from '@aws-sdk/client-ssm';
 import { z } from 'zod';
 import { InvalidInput } from '../core/errors.ts';
 import { NanoConnector } from './couch.ts';
 import { DataApiConnection } from './data-api.ts';
-import type { Progress, TaskDeps } from '../core/ports/task-deps.ts';
+import type { TaskDeps } from '../core/ports/task-deps.ts';
+import { deploymentFromEnv } from '../core/deployment.ts';
+import { progressReporter, telemetry } from './telemetry.ts';
 import { SsmFlagStore } from './flags-ssm.ts';
 import { Mysql2Connector } from './mysql2.ts';
 import type { SqlConnection, SqlConnector } from '../core/ports/sql.ts';
@@ -24,7 +27,17 @@ export const connectionsSchema = z.strictObject({
       ]),
     )
     .default({}),
-  couch: z.record(z.string(), z.strictObject({ url: z.string().url(), secretArn: z.string() })).default({}),
+  couch: z
+    .record(
+      z.string(),
+      z.strictObject({
+        url: z.string().url(),
+        secretArn: z.string(),
+        /** Reached from inside the VPC (a private address): the CouchDB tasks then run in the configured subnets too. */
+        inVpc: z.boolean().default(false),
+      }),
+    )
+    .default({}),
 });
 export type Connections = z.output<typeof connectionsSchema>;
 
@@ -57,11 +70,16 @@ function unknown(kind: string, name: string, known: string[]): InvalidInput {
 export class AwsSqlConnector implements SqlConnector {
   private readonly dataApi = new Map<string, DataApiConnection>();
   private readonly driver: Mysql2Connector;
-  constructor(private readonly config: Connections, secrets: SecretCache) {
+  constructor(
+    private readonly config: Connections,
+    secrets: SecretCache,
+    private readonly rdsData: RDSDataClient = new RDSDataClient({}),
+  ) {
     this.driver = new Mysql2Connector(async (name) => {
       const c = this.config.mysql[name];
       if (!c || c.kind !== 'host') throw unknown('MySQL', name, Object.keys(this.config.mysql));
       const { username, password } = await secrets.credentials(c.secretArn);
+      // TLS verified against Amazon's RDS certificate authorities, which the stack points Node at (NODE_EXTRA_CA_CERTS).
       return { options: { host: c.host, port: c.port, user: username, password, ssl: { rejectUnauthorized: true } }, where: `${c.host}:${c.port}`, from: 'the stack configuration' };
     });
   }
@@ -77,7 +95,7 @@ export class AwsSqlConnector implements SqlConnector {
     let conn = this.dataApi.get(name);
     if (!conn) {
       const c = this.config.mysql[name] as { clusterArn: string; secretArn: string };
-      conn = new DataApiConnection(name, c);
+      conn = new DataApiConnection(name, c, this.rdsData);
       this.dataApi.set(name, conn);
     }
     return conn;
@@ -105,23 +123,6 @@ export function awsCouchConnector(config: Connections, secrets: SecretCache): Na
   });
 }
 
-/**
- * Progress as CloudWatch embedded-metric log lines: `Done` (rows or docs so far, a gauge) and
- * `ThrottledSeconds` (the wait a throttle imposed), by machine and migration, with the phase and the note as searchable fields.
- */
-export function emfReporter(machine: string, write: (line: string) => void = (l) => process.stdout.write(l + '\n')): (p: Progress) => void {
-  return (p) => {
-    const metrics = [{ Name: 'Done', Unit: 'Count' }];
-    const line: Record<string, unknown> = { Machine: machine, MigrationId: p.migrationId, Done: Number(p.done), phase: p.phase, note: p.note, throttle: p.throttle };
-    if (p.throttle) {
-      metrics.push({ Name: 'ThrottledSeconds', Unit: 'Seconds' });
-      line.ThrottledSeconds = p.waitSeconds ?? 0;
-    }
-    line._aws = { Timestamp: Date.now(), CloudWatchMetrics: [{ Namespace: 'Ferry', Dimensions: [['Machine', 'MigrationId']], Metrics: metrics }] };
-    write(JSON.stringify(line));
-  };
-}
-
 /** Seconds a Lambda keeps in hand: the chunk under way finishes, the checkpoint is written, the answer returns. */
 const SAFETY_MILLIS = 60_000;
 const MAX_BUDGET_MILLIS = 300_000;
@@ -138,20 +139,40 @@ export class SfnExecutionRegistry {
       throw err;
     }
   }
+
+  /** Reads `from`'s latest events: its continue-as-new Task must have started `to`. */
+  async handedOver(from: string, to: string): Promise<boolean> {
+    try {
+      const out = await this.sfn.send(new GetExecutionHistoryCommand({ executionArn: from, reverseOrder: true, maxResults: 40 }));
+      return (out.events ?? []).some((e) => {
+        if (e.type !== 'TaskSucceeded' || e.taskSucceededEventDetails?.resourceType !== 'states' || !e.taskSucceededEventDetails.resource?.startsWith('startExecution')) return false;
+        try {
+          return (JSON.parse(e.taskSucceededEventDetails.output ?? '{}') as { ExecutionArn?: string }).ExecutionArn === to;
+        } catch {
+          return false;
+        }
+      });
+    } catch (err) {
+      if (err instanceof ExecutionDoesNotExist) return false;
+      throw err;
+    }
+  }
 }
 
-let shared: { sql: AwsSqlConnector; couch: NanoConnector; flags: SsmFlagStore; executions: SfnExecutionRegistry } | undefined;
+let shared: { sql: AwsSqlConnector; couch: NanoConnector; flags: SsmFlagStore; executions: SfnExecutionRegistry; telemetry: ReturnType<typeof telemetry> } | undefined;
 
 /** The ports on AWS, built once per warm function; the time budget from the invocation's remaining time. */
 export function awsDeps(machine: string, context?: { getRemainingTimeInMillis(): number }, env: NodeJS.ProcessEnv = process.env): TaskDeps {
   if (!shared) {
     const config = connectionsFromEnv(env);
-    const secrets = new SecretCache();
+    const t = telemetry(env);
+    const secrets = new SecretCache(t.tracer.captureAWSv3Client(new SecretsManagerClient({})));
     shared = {
-      sql: new AwsSqlConnector(config, secrets),
+      sql: new AwsSqlConnector(config, secrets, t.tracer.captureAWSv3Client(new RDSDataClient({}))),
       couch: awsCouchConnector(config, secrets),
-      flags: new SsmFlagStore(new SSMClient({})),
-      executions: new SfnExecutionRegistry(),
+      flags: new SsmFlagStore(t.tracer.captureAWSv3Client(new SSMClient({})), deploymentFromEnv(env).ssmRoot),
+      executions: new SfnExecutionRegistry(t.tracer.captureAWSv3Client(new SFNClient({}))),
+      telemetry: t,
     };
   }
   const remaining = context?.getRemainingTimeInMillis() ?? MAX_BUDGET_MILLIS + SAFETY_MILLIS;
@@ -159,7 +180,7 @@ export function awsDeps(machine: string, context?: { getRemainingTimeInMillis():
     ...shared,
     budgetMillis: Math.max(1000, Math.min(MAX_BUDGET_MILLIS, remaining - SAFETY_MILLIS)),
     now: Date.now,
-    report: emfReporter(machine),
+    report: progressReporter(machine, shared.telemetry),
   };
 }
 

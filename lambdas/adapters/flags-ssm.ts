@@ -2,13 +2,16 @@ import { GetParameterCommand, GetParametersByPathCommand, ParameterNotFound, Put
 import { flagParameterName, type FlagStore } from '../core/ports/flags.ts';
 import { TransientError } from '../core/errors.ts';
 
-/** Flags as SSM String parameters under `/ferry/<migrationId>/flags/`. */
+/** Flags as SSM String parameters under `<root>/<migrationId>/flags/` (root: the deployment's, `/ferry` by default). */
 export class SsmFlagStore implements FlagStore {
-  constructor(private readonly client: SSMClient = new SSMClient({})) {}
+  constructor(
+    private readonly client: SSMClient = new SSMClient({}),
+    private readonly root = '/ferry',
+  ) {}
 
   async get(migrationId: string, name: string): Promise<string | undefined> {
     try {
-      const out = await this.client.send(new GetParameterCommand({ Name: flagParameterName(migrationId, name) }));
+      const out = await this.client.send(new GetParameterCommand({ Name: flagParameterName(migrationId, name, this.root) }));
       return out.Parameter?.Value;
     } catch (err) {
       if (err instanceof ParameterNotFound) return undefined;
@@ -19,7 +22,7 @@ export class SsmFlagStore implements FlagStore {
   async set(migrationId: string, values: Readonly<Record<string, string>>): Promise<void> {
     for (const [name, value] of Object.entries(values)) {
       try {
-        await this.client.send(new PutParameterCommand({ Name: flagParameterName(migrationId, name), Value: value, Type: 'String', Overwrite: true }));
+        await this.client.send(new PutParameterCommand({ Name: flagParameterName(migrationId, name, this.root), Value: value, Type: 'String', Overwrite: true }));
       } catch (err) {
         throw asFerryError(err);
       }
@@ -27,7 +30,7 @@ export class SsmFlagStore implements FlagStore {
   }
 
   async list(migrationId: string): Promise<Record<string, string>> {
-    const prefix = flagParameterName(migrationId, '');
+    const prefix = flagParameterName(migrationId, '', this.root);
     const out: Record<string, string> = {};
     let NextToken: string | undefined;
     do {

@@ -2,9 +2,13 @@ import { SNSClient } from '@aws-sdk/client-sns';
 import { SSMClient } from '@aws-sdk/client-ssm';
 import type { ApprovalRequest } from '../core/ports/approvals.ts';
 import { requestAwsApproval } from '../adapters/approvals-aws.ts';
+import { telemetry } from '../adapters/telemetry.ts';
+import { deploymentFromEnv } from '../core/deployment.ts';
 
-const ssm = new SSMClient({});
-const sns = new SNSClient({});
+const { tracer } = telemetry();
+const ssm = tracer.captureAWSv3Client(new SSMClient({}));
+const sns = tracer.captureAWSv3Client(new SNSClient({}));
+const root = deploymentFromEnv().ssmRoot;
 
 /**
  * The Lambda behind every approval Task (`lambda:invoke.waitForTaskToken`): keeps the callback
@@ -18,6 +22,8 @@ export async function handler(event: ApprovalRequest & { machine?: string }): Pr
     topicArn: process.env.FERRY_APPROVALS_TOPIC_ARN!,
     keyId: process.env.FERRY_APPROVALS_KEY_ID!,
     approvers: process.env.FERRY_APPROVERS_ROLE_ARN,
+    root,
+    separateFromStarter: process.env.FERRY_SEPARATE_FROM_STARTER === 'true',
   });
   return { requested: true };
 }

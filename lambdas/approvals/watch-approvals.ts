@@ -1,7 +1,11 @@
 import { SSMClient } from '@aws-sdk/client-ssm';
+import { MetricUnit } from '@aws-lambda-powertools/metrics';
 import { AwsApprovals } from '../adapters/approvals-aws.ts';
+import { telemetry } from '../adapters/telemetry.ts';
+import { deploymentFromEnv } from '../core/deployment.ts';
 
-const approvals = new AwsApprovals(new SSMClient({}));
+const { logger, metrics, tracer } = telemetry();
+const approvals = new AwsApprovals(tracer.captureAWSv3Client(new SSMClient({})), undefined, deploymentFromEnv().ssmRoot);
 
 /** The hours the oldest pending approval has waited, among those given. */
 export function oldestPendingHours(pending: readonly { since: Date | undefined }[], now: number): number {
@@ -9,17 +13,13 @@ export function oldestPendingHours(pending: readonly { since: Date | undefined }
   return ages.length ? Math.max(...ages) : 0;
 }
 
-/** Runs on a schedule: publishes how long the oldest pending approval has waited, for the alarm. */
+/** Runs on a schedule: publishes how long this deployment's oldest pending approval has waited, for the alarm. */
 export async function handler(): Promise<{ pending: number; oldestHours: number }> {
   const pending = await approvals.pending();
   const oldestHours = oldestPendingHours(pending, Date.now());
-  process.stdout.write(
-    JSON.stringify({
-      _aws: { Timestamp: Date.now(), CloudWatchMetrics: [{ Namespace: 'Ferry', Dimensions: [[]], Metrics: [{ Name: 'OldestPendingApprovalHours', Unit: 'None' }, { Name: 'PendingApprovals', Unit: 'Count' }] }] },
-      OldestPendingApprovalHours: oldestHours,
-      PendingApprovals: pending.length,
-      pending: pending.map((p) => `${p.migrationId}/${p.step}`),
-    }) + '\n',
-  );
+  metrics.addMetric('OldestPendingApprovalHours', MetricUnit.NoUnit, oldestHours);
+  metrics.addMetric('PendingApprovals', MetricUnit.Count, pending.length);
+  metrics.publishStoredMetrics();
+  logger.info('pending approvals', { pending: pending.map((p) => `${p.migrationId}/${p.step}`), oldestHours });
   return { pending: pending.length, oldestHours };
 }

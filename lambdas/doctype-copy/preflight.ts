@@ -44,7 +44,7 @@ export async function preflight(event: DocTaskEvent, deps: TaskDeps): Promise<Do
   let checkpoint = await store.load(input.migrationId, identity);
   const me = event.execution ?? 'unnamed execution';
   if (checkpoint) {
-    await claimOwnership(input.migrationId, checkpoint.state.owner, me, event.state?.handedOverBy, (id) => deps.executions.isRunning(id));
+    await claimOwnership(input.migrationId, checkpoint.state.owner, me, event.state?.handedOverBy, deps.executions);
     if (checkpoint.state.owner !== me) checkpoint = await store.update((c) => ({ phase: c.phase, state: { ...c.state, owner: me } }));
   } else {
     const wanted = wantedDocTypes(input.docTypes);

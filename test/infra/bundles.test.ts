@@ -20,4 +20,11 @@ describe('Lambda bundles', () => {
     process.env.FERRY_CONNECTIONS = JSON.stringify({ mysql: {}, couch: {} });
     await expect(bundle.preflight!({ migration: { migrationId: 'x' } }, { getRemainingTimeInMillis: () => 900_000 })).rejects.toMatchObject({ name: 'InvalidInput' });
   });
+
+  it.each(['request-approval', 'watch-approvals', 'forget-approvals'])('approvals/%s bundles and exports its handler', async (name) => {
+    const outfile = fileURLToPath(new URL(`../../node_modules/.cache/ferry-test-bundles/${name}-${process.pid}.js`, import.meta.url));
+    await build({ entryPoints: [lambdaEntry(`approvals/${name}.ts`)], bundle: true, platform: 'node', format: 'cjs', target: 'node22', outfile, external: ['@aws-sdk/*'], logLevel: 'silent' });
+    const bundle = createRequire(import.meta.url)(outfile) as Record<string, unknown>;
+    expect(typeof bundle.handler).toBe('function');
+  });
 });

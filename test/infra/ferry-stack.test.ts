@@ -2,24 +2,28 @@ import { readFileSync } from 'node:fs';
 import { App, Validations } from 'aws-cdk-lib';
 import { Match, Template } from 'aws-cdk-lib/assertions';
 import { AwsSolutionsChecks } from 'cdk-nag';
-import { beforeAll, describe, expect, it } from 'vitest';
-import { parseConfig } from '../../infra/config.ts';
-import { FerryStack } from '../../infra/ferry-stack.ts';
-import { WORKERS } from '../../infra/workers.ts';
+import { beforeAll, describe, expect, it, vi } from 'vitest';
+import { environments, parseConfig, type Environment } from '../../infra/config.ts';
+import { inputJsonSchema, MACHINE_NAMES } from '../../infra/console-inputs.ts';
+import { FerryStack, stackId } from '../../infra/ferry-stack.ts';
+import { TASK_FUNCTION_TIMEOUT, WORKERS } from '../../infra/workers.ts';
+import { progressReporter, telemetry } from '../../lambdas/adapters/telemetry.ts';
+import { MACHINES } from '../../bin/cli/machines.ts';
 
 const cdkJson = JSON.parse(readFileSync(new URL('../../cdk.json', import.meta.url), 'utf8'));
-const config = parseConfig(cdkJson.context.ferry);
+const production = environments(cdkJson.context.ferry, 'production')[0]!;
+const config = production.config;
 
 /** The stack as `cdk synth` builds it, without bundling the functions (their code is not what is asserted). */
-function synth(withNag = false): { template: Template; app: App } {
+function synth(withNag = false, env: Environment = production): { template: Template; app: App } {
   const app = new App({ context: { 'aws:cdk:bundling-stacks': [] } });
-  const stack = new FerryStack(app, 'Ferry', { config });
+  const stack = new FerryStack(app, stackId(env.deployment), { config: env.config, deployment: env.deployment });
   if (withNag) Validations.of(app).addPlugins(new AwsSolutionsChecks(app));
   return { template: Template.fromStack(stack), app };
 }
 
 type Resource = { Type: string; Properties: Record<string, unknown> };
-type Statement = { Action: string | string[]; Resource: unknown; Effect: string };
+type Statement = { Action: string | string[]; Resource: unknown; Effect: string; Condition?: unknown };
 
 /** A synthesized definition and the functions its `${…}` placeholders are bound to (by logical id). */
 function definitionOf(sm: Resource): { asl: { States: Record<string, Record<string, unknown>> }; text: string; functions: Record<string, string> } {
@@ -47,7 +51,7 @@ describe('FerryStack', () => {
 
   it('deploys the three state machines, inlined from the ASL files, each invoking only functions of this stack', () => {
     const machines = ofType('AWS::StepFunctions::StateMachine');
-    expect(machines.map(([, r]) => r.Properties.StateMachineName).sort()).toEqual(['ferry-doctype-copy', 'ferry-online-alter', 'ferry-table-copy']);
+    expect(machines.map(([, r]) => r.Properties.StateMachineName).sort()).toEqual(['ferry-production-doctype-copy', 'ferry-production-online-alter', 'ferry-production-table-copy']);
     for (const [id, sm] of machines) {
       const { asl, text, functions } = definitionOf(sm);
       const used = [...new Set([...text.matchAll(/\$\{(\w+)\}/g)].map((m) => m[1]!))].sort();
@@ -58,18 +62,49 @@ describe('FerryStack', () => {
     }
   });
 
-  it('runs every task function on Node 22, arm64, traced, with its own role and log group', () => {
+  it('runs every function on Node 22, arm64, traced, with its own role and log group, trusting the RDS certificate authorities', () => {
     const functions = ofType('AWS::Lambda::Function');
-    expect(functions.length).toBe(WORKERS.length + 2);
+    expect(functions.length).toBe(WORKERS.length + 3);
     const roles = new Set<string>();
     for (const [id, f] of functions) {
       expect(f.Properties.Runtime, id).toBe('nodejs22.x');
       expect(f.Properties.Architectures, id).toEqual(['arm64']);
       expect(f.Properties.TracingConfig, id).toEqual({ Mode: 'Active' });
       expect((f.Properties.LoggingConfig as { LogGroup?: unknown })?.LogGroup, id).toBeDefined();
+      expect((f.Properties.Environment as { Variables: Record<string, string> }).Variables, id).toMatchObject({ NODE_EXTRA_CA_CERTS: '/var/runtime/ca-cert.pem', FERRY_ENV: 'production' });
       roles.add(JSON.stringify(f.Properties.Role));
     }
     expect(roles.size).toBe(functions.length);
+  });
+
+  it('gives every Task a timeout above its Lambda\'s, and every task Lambda one above the 300 s budget', () => {
+    const lambdas = Object.fromEntries(ofType('AWS::Lambda::Function').map(([id, f]) => [id, f.Properties.Timeout as number]));
+    expect(TASK_FUNCTION_TIMEOUT.toSeconds()).toBeGreaterThan(300);
+    for (const [id, sm] of ofType('AWS::StepFunctions::StateMachine')) {
+      const { asl, functions } = definitionOf(sm);
+      for (const [name, task] of allTasks(asl.States)) {
+        const placeholder = /^\$\{(\w+)\}$/.exec(String(task.Resource))?.[1] ?? /^\$\{(\w+)\}$/.exec(String((task.Parameters as { FunctionName?: string } | undefined)?.FunctionName))?.[1];
+        if (!placeholder) continue;
+        const timeout = lambdas[functions[placeholder]!]!;
+        if (name.startsWith('Await')) continue; // a callback wait outlives its Lambda by design
+        expect(task.TimeoutSeconds as number, `${id} ${name}`).toBeGreaterThan(timeout);
+      }
+    }
+  });
+
+  it('places in the VPC only the functions that open sessions there, with endpoints for the AWS APIs they call', () => {
+    const inVpc = ofType('AWS::Lambda::Function').filter(([, f]) => f.Properties.VpcConfig).map(([id]) => id);
+    const mysqlTasks = WORKERS.filter((w) => w.store === 'mysql').map((w) => `Workers${w.name}Function`);
+    expect(inVpc.map((id) => id.replace(/[0-9A-F]{8}$/, '')).sort()).toEqual(mysqlTasks.sort());
+    const endpoints = ofType('AWS::EC2::VPCEndpoint').map(([, e]) => JSON.stringify(e.Properties.ServiceName));
+    for (const service of ['secretsmanager', 'ssm', 'states', 'rds-data']) expect(endpoints.some((e) => e.includes(`.${service}`)), service).toBe(true);
+    template.hasResourceProperties('AWS::EC2::SecurityGroup', {
+      SecurityGroupIngress: [Match.objectLike({ FromPort: 443, ToPort: 443, SourceSecurityGroupId: config.vpc!.securityGroupIds[0] })],
+    });
+    // no managed policy with logs:* on *: the network-interface actions only
+    expect(JSON.stringify(ofType('AWS::IAM::Role'))).not.toContain('AWSLambdaVPCAccessExecutionRole');
+    const nat = synth(false, { ...production, config: parseConfig({ ...cdkJson.context.ferry.environments.production, vpc: { ...cdkJson.context.ferry.environments.production.vpc, awsApis: 'nat' } }) });
+    nat.template.resourceCountIs('AWS::EC2::VPCEndpoint', 0);
   });
 
   it('never grants ssm, secretsmanager or rds-data on "*"', () => {
@@ -93,8 +128,12 @@ describe('FerryStack', () => {
     expect(actions('SetCutoverFlags')).toContain('ssm:PutParameter');
     expect(actions('CopyChunks')).not.toContain('ssm:PutParameter');
     expect(policyOf('CopyChunks').find((s) => s.Action === 'ssm:GetParameter')!.Resource).toEqual(
-      { 'Fn::Join': ['', ['arn:', { Ref: 'AWS::Partition' }, ':ssm:eu-west-1:123456789012:parameter/ferry/*/flags/FERRY_PAUSED']] },
+      { 'Fn::Join': ['', ['arn:', { Ref: 'AWS::Partition' }, ':ssm:eu-west-1:123456789012:parameter/ferry-production/*/flags/FERRY_PAUSED']] },
     );
+    // grants nothing unused
+    const everything = JSON.stringify(ofType('AWS::IAM::Policy'));
+    expect(everything).not.toContain('rds-data:BatchExecuteStatement');
+    expect(everything).not.toContain('kms:ReEncrypt');
     expect(actions('CopyChunks')).toContain('rds-data:ExecuteStatement');
     expect(actions('TopOff')).not.toContain('rds-data:ExecuteStatement');
     const topOffSecrets = policyOf('TopOff').find((s) => s.Action === 'secretsmanager:GetSecretValue')!.Resource;
@@ -106,8 +145,9 @@ describe('FerryStack', () => {
   it('lets each Preflight ask only about executions of its own machine', () => {
     for (const [worker, machine] of [['Preflight', 'table-copy'], ['DocPreflight', 'doctype-copy'], ['AlterPreflight', 'online-alter']] as const) {
       const [, p] = ofType('AWS::IAM::Policy').find(([id]) => id.startsWith(`Workers${worker}Role`))!;
-      const st = (p.Properties.PolicyDocument as { Statement: Statement[] }).Statement.find((s) => s.Action === 'states:DescribeExecution')!;
-      expect(JSON.stringify(st.Resource)).toContain(`:execution:ferry-${machine}:*`);
+      const st = (p.Properties.PolicyDocument as { Statement: Statement[] }).Statement.find((s) => JSON.stringify(s.Action).includes('states:DescribeExecution'))!;
+      expect([st.Action].flat().sort()).toEqual(['states:DescribeExecution', 'states:GetExecutionHistory']);
+      expect(JSON.stringify(st.Resource)).toContain(`:execution:ferry-production-${machine}:*`);
     }
     const [, copy] = ofType('AWS::IAM::Policy').find(([id]) => id.startsWith('WorkersCopyChunksRole'))!;
     expect(JSON.stringify(copy.Properties.PolicyDocument)).not.toContain('states:');
@@ -122,7 +162,7 @@ describe('FerryStack', () => {
     expect(invoked).toEqual([...new Set(Object.values(definitionOf(sm).functions))].sort());
     expect(invoked.some((id) => /Doc|Alter|TopOff|Swap/.test(id))).toBe(false);
     const start = statements.find((s) => s.Action === 'states:StartExecution')!;
-    expect(JSON.stringify(start.Resource)).toContain(':stateMachine:ferry-table-copy');
+    expect(JSON.stringify(start.Resource)).toContain(':stateMachine:ferry-production-table-copy');
   });
 
   it('lets doctype-copy wait for the top-off executions it starts, and only it', () => {
@@ -133,39 +173,82 @@ describe('FerryStack', () => {
     const doc = actionsOf('DoctypeCopyRole');
     const describe = doc.find((s) => JSON.stringify(s.Action).includes('states:DescribeExecution'))!;
     expect([describe.Action].flat().sort()).toEqual(['states:DescribeExecution', 'states:StopExecution']);
-    expect(JSON.stringify(describe.Resource)).toContain(':execution:ferry-doctype-copy:*');
+    expect(JSON.stringify(describe.Resource)).toContain(':execution:ferry-production-doctype-copy:*');
     const events = doc.find((s) => JSON.stringify(s.Action).includes('events:PutRule'))!;
     expect(JSON.stringify(events.Resource)).toContain(':rule/StepFunctionsGetEventsForStepFunctionsExecutionRule');
     expect(JSON.stringify(actionsOf('TableCopyRole'))).not.toMatch(/DescribeExecution|events:/);
   });
 
-  it('logs every state of every machine and traces it', () => {
+  it('logs every state of every machine without its data, traces it, and names its log group after the deployment', () => {
     template.allResourcesProperties('AWS::StepFunctions::StateMachine', {
-      LoggingConfiguration: { Level: 'ALL', IncludeExecutionData: true, Destinations: Match.anyValue() },
+      LoggingConfiguration: { Level: 'ALL', IncludeExecutionData: false, Destinations: Match.anyValue() },
       TracingConfiguration: { Enabled: true },
     });
-    template.resourceCountIs('AWS::Logs::LogGroup', WORKERS.length + 2 + 3);
+    template.resourceCountIs('AWS::Logs::LogGroup', WORKERS.length + 3 + 3);
+    const groups = ofType('AWS::Logs::LogGroup');
+    expect(groups.map(([, g]) => g.Properties.LogGroupName).filter(Boolean).sort()).toEqual(MACHINE_NAMES.map((m) => `/aws/vendedlogs/states/ferry-production-${m}`).sort());
+    // a rolled-back first deploy removes them; updates and deletes keep them
+    const raw = template.toJSON().Resources as Record<string, { Type: string; DeletionPolicy?: string; UpdateReplacePolicy?: string }>;
+    for (const [id, g] of Object.entries(raw).filter(([, r]) => r.Type === 'AWS::Logs::LogGroup')) expect(g.DeletionPolicy, id).toBe('RetainExceptOnCreate');
   });
 
-  it('keeps approval tokens where only approvers can read them, and publishes the request on an encrypted topic', () => {
+  it('lets staging and production live in one account and region: no name in common', () => {
+    const names = (env: Environment) => {
+      const t = synth(false, env).template.toJSON().Resources as Record<string, Resource>;
+      return Object.values(t).flatMap((r) => [r.Properties?.StateMachineName, r.Properties?.LogGroupName, r.Properties?.DashboardName].filter((n): n is string => typeof n === 'string'));
+    };
+    const [staging, prod] = environments(cdkJson.context.ferry).map(names);
+    expect(prod!.length).toBeGreaterThan(5);
+    expect(staging!.filter((n) => prod!.includes(n))).toEqual([]);
+  });
+
+  it('keeps approval tokens where only approvers can read them, lets approvers with MFA complete them, and forgets them when an execution ends', () => {
     const approvers = ofType('AWS::IAM::Policy').filter(([, p]) => JSON.stringify(p.Properties.Roles).includes('ferry-approvers'));
-    const text = JSON.stringify(approvers);
-    expect(text).toContain('states:SendTaskSuccess');
-    expect(text).toContain('kms:Decrypt');
-    expect(text).toContain('/approvals/*');
+    const statements = approvers.flatMap(([, p]) => (p.Properties.PolicyDocument as { Statement: Statement[] }).Statement);
+    const send = statements.find((st) => JSON.stringify(st.Action).includes('states:SendTaskSuccess'))!;
+    expect(send.Condition).toEqual({ Bool: { 'aws:MultiFactorAuthPresent': 'true' } });
+    expect(JSON.stringify(statements)).toContain('/approvals/*');
     const grantedDecrypt = ofType('AWS::IAM::Policy').filter(([, p]) => JSON.stringify(p.Properties.PolicyDocument).includes('kms:Decrypt')).map(([id]) => id);
-    expect(grantedDecrypt.every((id) => /Approvers|ApprovalsRequestApproval/.test(id))).toBe(true);
+    expect(grantedDecrypt.every((id) => /Approvers|ApprovalsRequestApproval|ApprovalsForgetApprovals/.test(id))).toBe(true);
     template.allResourcesProperties('AWS::SNS::Topic', { KmsMasterKeyId: Match.anyValue() });
     template.hasResourceProperties('AWS::KMS::Key', { EnableKeyRotation: true });
+    // an execution that ends, however it ends, has its tokens removed
+    template.hasResourceProperties('AWS::Events::Rule', {
+      EventPattern: { source: ['aws.states'], 'detail-type': ['Step Functions Execution Status Change'], detail: { status: ['SUCCEEDED', 'FAILED', 'TIMED_OUT', 'ABORTED'], stateMachineArn: Match.anyValue() } },
+      Targets: [Match.objectLike({ Arn: { 'Fn::GetAtt': [Match.stringLikeRegexp('ForgetApprovals'), 'Arn'] } })],
+    });
+    // staging is configured without MFA
+    const staging = environments(cdkJson.context.ferry, 'staging')[0]!;
+    const stagingSend = JSON.stringify(synth(false, staging).template.toJSON()).match(/"Action":\["states:SendTaskSuccess","states:SendTaskFailure"\][^}]*/)![0];
+    expect(stagingSend).not.toContain('MultiFactorAuthPresent');
   });
 
-  it('alarms on failed executions, long throttling and approvals waiting too long', () => {
+  it('alarms on what the functions really emit: the alarms\' dimensions are a set every metric is published with', () => {
     const alarms = ofType('AWS::CloudWatch::Alarm').map(([, a]) => a.Properties);
+    const throttle = alarms.filter((a) => a.MetricName === 'ThrottledSeconds');
+    expect(throttle).toHaveLength(3);
+    const lines: string[] = [];
+    const write = vi.spyOn(process.stdout, 'write').mockImplementation((chunk) => (lines.push(String(chunk)), true));
+    try {
+      for (const machine of MACHINE_NAMES) {
+        progressReporter(machine, telemetry({ FERRY_ENV: 'production' }))({ migrationId: 'm1', phase: 'copy', done: '1', total: null, unit: 'rows', note: 'throttled', throttle: 'busy', waitSeconds: 5 });
+      }
+    } finally {
+      write.mockRestore();
+    }
+    const emitted = lines.flatMap((l) => l.split('\n')).filter((l) => l.includes('ThrottledSeconds')).map((l) => JSON.parse(l) as Record<string, unknown> & { _aws: { CloudWatchMetrics: { Namespace: string; Dimensions: string[][] }[] } });
+    for (const alarm of throttle) {
+      const dims = alarm.Dimensions as { Name: string; Value: string }[];
+      const names = dims.map((d) => d.Name).sort();
+      const match = emitted.find((e) => e._aws.CloudWatchMetrics[0]!.Namespace === alarm.Namespace && e._aws.CloudWatchMetrics[0]!.Dimensions.some((set) => [...set].sort().join() === names.join()) && dims.every((d) => e[d.Name] === d.Value));
+      expect(match, JSON.stringify(dims)).toBeDefined();
+    }
     expect(alarms.filter((a) => a.MetricName === 'ExecutionsFailed')).toHaveLength(3);
-    expect(alarms.filter((a) => a.MetricName === 'ThrottledSeconds')).toHaveLength(3);
-    expect(alarms.filter((a) => a.MetricName === 'OldestPendingApprovalHours').map((a) => a.Threshold)).toEqual([24]);
+    const waiting = alarms.filter((a) => a.MetricName === 'OldestPendingApprovalHours');
+    expect(waiting.map((a) => a.Threshold)).toEqual([24]);
+    expect(waiting[0]!.Dimensions).toEqual([{ Name: 'service', Value: 'ferry-production' }]);
     for (const a of alarms) expect((a.AlarmActions as unknown[]).length).toBe(1);
-    template.resourceCountIs('AWS::CloudWatch::Dashboard', 1);
+    template.hasResourceProperties('AWS::CloudWatch::Dashboard', { DashboardName: 'ferry-production' });
   });
 
   it('lets the applications named in config read the flags, and only the flags', () => {
@@ -173,15 +256,38 @@ describe('FerryStack', () => {
     expect(readers).toHaveLength(2);
     for (const [, p] of readers) {
       const st = (p.Properties.PolicyDocument as { Statement: Statement[] }).Statement;
-      expect(JSON.stringify(st)).toMatch(/parameter\/ferry\/\*\/flags/);
+      expect(JSON.stringify(st)).toMatch(/parameter\/ferry-production\/\*\/flags/);
       expect(st.flatMap((s) => ([] as string[]).concat(s.Action)).every((a) => a.startsWith('ssm:Get'))).toBe(true);
     }
   });
 
-  it('lets operators start, follow and stop executions (ferry abandon --aws), and nothing more on Step Functions', () => {
+  it('lets operators start, follow, stop and redrive executions, and set only the pause flag', () => {
     const policies = ofType('AWS::IAM::Policy').filter(([id]) => id.startsWith('Operators'));
-    const actions = policies.flatMap(([, p]) => (p.Properties.PolicyDocument as { Statement: Statement[] }).Statement.flatMap((s) => ([] as string[]).concat(s.Action)));
-    expect(actions.filter((a) => a.startsWith('states:')).sort()).toEqual(['states:DescribeExecution', 'states:GetExecutionHistory', 'states:ListExecutions', 'states:StartExecution', 'states:StopExecution']);
+    const statements = policies.flatMap(([, p]) => (p.Properties.PolicyDocument as { Statement: Statement[] }).Statement);
+    const actions = statements.flatMap((s) => ([] as string[]).concat(s.Action));
+    expect(actions.filter((a) => a.startsWith('states:')).sort()).toEqual([
+      'states:DescribeExecution', 'states:DescribeStateMachine', 'states:GetExecutionHistory', 'states:ListExecutions', 'states:ListStateMachines', 'states:RedriveExecution', 'states:StartExecution', 'states:StopExecution',
+    ]);
+    const put = statements.filter((s) => ([] as string[]).concat(s.Action).includes('ssm:PutParameter'));
+    expect(put).toHaveLength(1);
+    expect(JSON.stringify(put[0]!.Resource)).toMatch(/parameter\/ferry-production\/\*\/flags\/FERRY_PAUSED"/);
+  });
+
+  it('shows the console an example input per machine, valid against the schema the tasks parse with, and keeps schemas/ current', () => {
+    const outputs = template.toJSON().Outputs as Record<string, { Value: string }>;
+    for (const machine of MACHINE_NAMES) {
+      const [, out] = Object.entries(outputs).find(([id]) => id.toLowerCase().startsWith(machine.replace('-', '')))!;
+      expect(MACHINES[machine]!.parse(JSON.parse(out.Value)).migrationId).toBeTruthy();
+      expect(JSON.parse(readFileSync(new URL(`../../schemas/${machine}.schema.json`, import.meta.url), 'utf8')), `schemas/${machine}.schema.json: run npm run schemas`).toEqual(inputJsonSchema(machine));
+    }
+  });
+
+  it('refuses a configuration CloudFormation or IAM would refuse, naming the field', () => {
+    const base = cdkJson.context.ferry.environments.production;
+    expect(() => parseConfig({ ...base, logRetentionDays: 10 })).toThrow(/"ferry".logRetentionDays: must be one of the periods CloudFormation accepts/);
+    expect(() => parseConfig({ ...base, approvers: { roleArn: 'ferry-approvers' } })).toThrow(/"ferry".approvers.roleArn: must be the ARN of an IAM role/);
+    expect(() => environments(cdkJson.context.ferry, 'qa')).toThrow(/no environment "qa"; choose one of staging, production/);
+    expect(() => environments({ environments: { Prod: base } })).toThrow(/environments.Prod: environment names are lowercase/);
   });
 
   it('passes the cdk-nag AwsSolutions checks with every finding acknowledged for a reason', () => {

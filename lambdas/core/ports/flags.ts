@@ -1,6 +1,6 @@
-/** Full name of a flag: the same on SSM and in the local flags file. */
-export function flagParameterName(migrationId: string, name: string): string {
-  return `/ferry/${migrationId}/flags/${name}`;
+/** Full name of a flag: the same on SSM (under the deployment's root) and in the local flags file. */
+export function flagParameterName(migrationId: string, name: string, root = '/ferry'): string {
+  return `${root}/${migrationId}/flags/${name}`;
 }
 
 /** Set to "true" to hold a migration's copying at its next chunk. */

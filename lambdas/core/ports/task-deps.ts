@@ -23,6 +23,8 @@ export interface Progress {
 /** Whether an execution (by id) is still running: Step Functions on AWS; locally the run lock answers instead. */
 export interface ExecutionRegistry {
   isRunning(executionId: string): Promise<boolean>;
+  /** Whether execution `from` really started `to` to continue it (its continue-as-new step did). */
+  handedOver(from: string, to: string): Promise<boolean>;
 }
 
 /** The ports a task handler is given: on Lambda built from the environment, locally by the runner. */

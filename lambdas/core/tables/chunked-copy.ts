@@ -144,7 +144,7 @@ export function executionOf(event: TaskEvent): string {
  */
 export async function takeOver<S extends CopyState>(store: CheckpointStore<S>, checkpoint: Checkpoint<S>, event: TaskEvent, deps: TaskDeps): Promise<void> {
   const me = executionOf(event);
-  await claimOwnership(checkpoint.migrationId, checkpoint.state.owner, me, event.state?.handedOverBy, (id) => deps.executions.isRunning(id));
+  await claimOwnership(checkpoint.migrationId, checkpoint.state.owner, me, event.state?.handedOverBy, deps.executions);
   if (checkpoint.state.owner !== me) await store.save(checkpoint.migrationId, checkpoint.phase, { ...checkpoint.state, owner: me }, checkpoint.state.owner);
 }
 

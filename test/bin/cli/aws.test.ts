@@ -5,6 +5,9 @@ import { mockClient } from 'aws-sdk-client-mock';
 import { readFileSync } from 'node:fs';
 import { beforeEach, describe, expect, it } from 'vitest';
 import { abandonExecution, executionName, executionStatus, startExecution } from '../../../bin/cli/aws.ts';
+import { personOf, startedBy } from '../../../bin/cli/identity.ts';
+import { deployment } from '../../../lambdas/core/deployment.ts';
+import { CloudTrailClient, LookupEventsCommand } from '@aws-sdk/client-cloudtrail';
 
 const sfn = mockClient(SFNClient);
 const client = new SFNClient({ region: 'eu-west-1' });
@@ -19,7 +22,7 @@ describe('ferry start', () => {
       stateMachines: [{ name: 'ferry-table-copy', stateMachineArn: arn, type: 'STANDARD', creationDate: new Date() }],
     });
     sfn.on(StartExecutionCommand).resolves({ executionArn: `${arn.replace('stateMachine', 'execution')}:x`, startDate: new Date() });
-    const started = await startExecution(client, 'table-copy', example);
+    const started = await startExecution(client, deployment(), 'table-copy', example);
     const input = sfn.commandCalls(StartExecutionCommand)[0]!.args[0].input;
     expect(input.stateMachineArn).toBe(arn);
     expect(input.name).toMatch(/^csmh-extended-\d{4}-\d\d-\d\dT/);
@@ -27,8 +30,16 @@ describe('ferry start', () => {
     expect(started.name).toBe(input.name);
   });
 
+  it('starts the machine of the environment asked for (ferry-<env>-<machine>)', async () => {
+    const staging = arn.replace('ferry-table-copy', 'ferry-staging-table-copy');
+    sfn.on(ListStateMachinesCommand).resolves({ stateMachines: [{ name: 'ferry-table-copy', stateMachineArn: arn, type: 'STANDARD', creationDate: new Date() }, { name: 'ferry-staging-table-copy', stateMachineArn: staging, type: 'STANDARD', creationDate: new Date() }] });
+    sfn.on(StartExecutionCommand).resolves({ executionArn: `${staging}:x`, startDate: new Date() });
+    await startExecution(client, deployment('staging'), 'table-copy', example);
+    expect(sfn.commandCalls(StartExecutionCommand)[0]!.args[0].input.stateMachineArn).toBe(staging);
+  });
+
   it('refuses bad input before calling AWS', async () => {
-    await expect(startExecution(client, 'table-copy', { ...example, idOffset: 5 })).rejects.toMatchObject({ name: 'InvalidInput', field: 'idOffset' });
+    await expect(startExecution(client, deployment(), 'table-copy', { ...example, idOffset: 5 })).rejects.toMatchObject({ name: 'InvalidInput', field: 'idOffset' });
     expect(sfn.calls()).toHaveLength(0);
   });
 
@@ -55,6 +66,8 @@ describe('ferry status', () => {
         { executionArn: 'x', stateMachineArn: arn, name: 'other-2026-11-22T10-00-00-000Z', status: 'RUNNING', startDate: new Date('2026-11-22') },
       ],
     });
+    // another migration's execution, opened to read its input
+    sfn.on(DescribeExecutionCommand).resolves({ executionArn: 'x', stateMachineArn: arn, status: 'RUNNING', startDate: new Date('2026-11-22'), input: JSON.stringify({ ...example, migrationId: 'other' }) });
     sfn.on(DescribeExecutionCommand, { executionArn: execArn }).resolves({ executionArn: execArn, stateMachineArn: arn, status: 'RUNNING', startDate: new Date('2026-11-21'), input: JSON.stringify(example) });
     const state = { phase: 'copy', done: false, waitSeconds: 10, throttle: 'Threads_running 40 > 25 on edxapp', iterations: 7, continueAsNew: false, progress: { rowsCopied: '1200000', estimatedRows: '2000000', copiedUpTo: '1250000', rowsDeleted: '0' } };
     sfn.on(GetExecutionHistoryCommand).resolves({
@@ -64,7 +77,7 @@ describe('ferry status', () => {
       ],
     });
     ssm.on(GetParametersByPathCommand).resolves({ Parameters: [{ Name: '/ferry/csmh-extended/approvals/cutover', LastModifiedDate: new Date('2026-11-21T12:00:00Z') }, { Name: '/ferry/csmh-extended/flags/X' }] });
-    const status = await executionStatus(client, new AwsApprovals(new SSMClient({ region: 'eu-west-1' }), client), 'csmh-extended');
+    const status = await executionStatus(client, new AwsApprovals(new SSMClient({ region: 'eu-west-1' }), client), deployment(), 'csmh-extended');
     expect(status).toMatchObject({
       executionArn: execArn,
       status: 'RUNNING',
@@ -74,6 +87,58 @@ describe('ferry status', () => {
       progress: { rowsCopied: '1200000' },
       pendingApprovals: [{ step: 'cutover', since: '2026-11-21T12:00:00.000Z', approve: 'npx ferry approve csmh-extended --step cutover --aws' }],
     });
+  });
+});
+
+describe('ferry status, for executions not named after the migration', () => {
+  const ssm = mockClient(SSMClient);
+  beforeEach(() => {
+    sfn.reset();
+    ssm.reset();
+  });
+
+  it('finds one started from the console by its input, follows its hand-overs to the execution running now, and shows the approval it waits for', async () => {
+    const exec = (name: string) => `${arn.replace('stateMachine', 'execution')}:${name}`;
+    sfn.on(ListStateMachinesCommand).resolves({ stateMachines: [{ name: 'ferry-table-copy', stateMachineArn: arn, type: 'STANDARD', creationDate: new Date() }] });
+    sfn.on(ListExecutionsCommand).resolves({
+      executions: [
+        { executionArn: exec('console-start'), stateMachineArn: arn, name: 'console-start', status: 'SUCCEEDED', startDate: new Date('2026-11-20') },
+        { executionArn: exec('someone-else'), stateMachineArn: arn, name: 'someone-else', status: 'RUNNING', startDate: new Date('2026-11-21') },
+      ],
+    });
+    const continuation = JSON.stringify({ migration: example, handedOverBy: exec('console-start') });
+    sfn.on(DescribeExecutionCommand, { executionArn: exec('console-start') }).resolves({ executionArn: exec('console-start'), stateMachineArn: arn, status: 'SUCCEEDED', startDate: new Date('2026-11-20'), input: JSON.stringify(example), output: JSON.stringify({ continuedAs: exec('a1b2c3') }) });
+    sfn.on(DescribeExecutionCommand, { executionArn: exec('someone-else') }).resolves({ executionArn: exec('someone-else'), stateMachineArn: arn, status: 'RUNNING', startDate: new Date('2026-11-21'), input: JSON.stringify({ ...example, migrationId: 'another' }) });
+    sfn.on(DescribeExecutionCommand, { executionArn: exec('a1b2c3') }).resolves({ executionArn: exec('a1b2c3'), stateMachineArn: arn, status: 'RUNNING', startDate: new Date('2026-11-21'), input: continuation });
+    sfn.on(GetExecutionHistoryCommand).resolves({ events: [] });
+    ssm.on(GetParametersByPathCommand).resolves({ Parameters: [{ Name: '/ferry/csmh-extended/approvals/cutover', LastModifiedDate: new Date('2026-11-21T12:00:00Z') }] });
+    const status = await executionStatus(client, new AwsApprovals(new SSMClient({ region: 'eu-west-1' }), client), deployment(), 'csmh-extended');
+    expect(status).toMatchObject({ executionArn: exec('a1b2c3'), status: 'RUNNING', migrationId: 'csmh-extended', pendingApprovals: [{ step: 'cutover' }] });
+  });
+});
+
+describe('who started an execution (separation of duties)', () => {
+  const trail = mockClient(CloudTrailClient);
+  beforeEach(() => {
+    sfn.reset();
+    trail.reset();
+  });
+
+  it('follows hand-overs back to the execution a person started, and reads CloudTrail for who did', async () => {
+    const exec = (name: string) => `${arn.replace('stateMachine', 'execution')}:${name}`;
+    sfn.on(DescribeExecutionCommand, { executionArn: exec('next') }).resolves({ executionArn: exec('next'), stateMachineArn: arn, status: 'RUNNING', startDate: new Date(), input: JSON.stringify({ migration: example, handedOverBy: exec('first') }) });
+    sfn.on(DescribeExecutionCommand, { executionArn: exec('first') }).resolves({ executionArn: exec('first'), stateMachineArn: arn, status: 'SUCCEEDED', startDate: new Date('2026-11-20T10:00:00Z'), input: JSON.stringify(example) });
+    trail.on(LookupEventsCommand).resolves({
+      Events: [
+        { CloudTrailEvent: JSON.stringify({ responseElements: { executionArn: exec('other') }, userIdentity: { arn: 'arn:aws:sts::123456789012:assumed-role/ferry-operators/bob' } }) },
+        { CloudTrailEvent: JSON.stringify({ responseElements: { executionArn: exec('first') }, userIdentity: { arn: 'arn:aws:sts::123456789012:assumed-role/ferry-operators/alice' } }) },
+      ],
+    });
+    const starter = await startedBy(client, new CloudTrailClient({ region: 'eu-west-1' }), exec('next'));
+    expect(starter).toBe('arn:aws:sts::123456789012:assumed-role/ferry-operators/alice');
+    // alice approving through the approvers' role is still alice
+    expect(personOf(starter!)).toBe(personOf('arn:aws:sts::123456789012:assumed-role/ferry-approvers/alice'));
+    expect(personOf(starter!)).not.toBe(personOf('arn:aws:sts::123456789012:assumed-role/ferry-approvers/bob'));
   });
 });
 
@@ -92,9 +157,10 @@ describe('ferry abandon --aws', () => {
       ],
     });
     sfn.on(DescribeExecutionCommand).resolves({ input: JSON.stringify({ migration: alter, handedOverBy: 'x' }), executionArn: `${alterArn}:running`, stateMachineArn: alterArn, status: 'RUNNING', startDate: new Date() });
+    sfn.on(DescribeExecutionCommand, { executionArn: `${alterArn}:other` }).resolves({ input: JSON.stringify({ ...alter, migrationId: 'other' }), executionArn: `${alterArn}:other`, stateMachineArn: alterArn, status: 'RUNNING', startDate: new Date() });
     sfn.on(StopExecutionCommand).resolves({ stopDate: new Date() });
     sfn.on(StartExecutionCommand).resolves({ executionArn: `${alterArn}:abandon`, startDate: new Date() });
-    const out = await abandonExecution(client, 'csm-bigint');
+    const out = await abandonExecution(client, deployment(), 'csm-bigint');
     expect(out.stopped).toEqual([`${alterArn}:running`]);
     expect(sfn.commandCalls(StopExecutionCommand)[0]!.args[0].input).toMatchObject({ executionArn: `${alterArn}:running`, error: 'Abandoned' });
     const started = sfn.commandCalls(StartExecutionCommand)[0]!.args[0].input;
@@ -105,7 +171,7 @@ describe('ferry abandon --aws', () => {
   it('refuses an input for another migration', async () => {
     sfn.on(ListStateMachinesCommand).resolves({ stateMachines: [{ name: 'ferry-online-alter', stateMachineArn: alterArn, type: 'STANDARD', creationDate: new Date() }] });
     sfn.on(ListExecutionsCommand).resolves({ executions: [] });
-    await expect(abandonExecution(client, 'other', alter)).rejects.toThrow(/the input is for migration csm-bigint, not other/);
+    await expect(abandonExecution(client, deployment(), 'other', alter)).rejects.toThrow(/the input is for migration csm-bigint, not other/);
     expect(sfn.commandCalls(StopExecutionCommand)).toHaveLength(0);
   });
 });

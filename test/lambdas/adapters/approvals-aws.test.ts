@@ -1,6 +1,6 @@
 import { SendTaskFailureCommand, SendTaskSuccessCommand, SFNClient, TaskTimedOut } from '@aws-sdk/client-sfn';
 import { PublishCommand, SNSClient } from '@aws-sdk/client-sns';
-import { DeleteParameterCommand, GetParameterCommand, ParameterNotFound, PutParameterCommand, SSMClient } from '@aws-sdk/client-ssm';
+import { DeleteParameterCommand, GetParameterCommand, GetParametersByPathCommand, ParameterNotFound, PutParameterCommand, SSMClient } from '@aws-sdk/client-ssm';
 import { mockClient } from 'aws-sdk-client-mock';
 import { beforeEach, describe, expect, it } from 'vitest';
 import { approvalMessage, approvalParameterName, AwsApprovals, requestAwsApproval } from '../../../lambdas/adapters/approvals-aws.ts';
@@ -16,6 +16,31 @@ describe('approvals on AWS', () => {
     ssm.reset();
     sns.reset();
     sfn.reset();
+  });
+
+  it('forgets the tokens of an execution that ended, and only those, under the deployment\'s root', async () => {
+    const other = 'arn:aws:states:eu-west-1:123456789012:execution:ferry-staging-table-copy:other';
+    ssm.on(GetParametersByPathCommand, { Path: '/ferry-staging' }).resolves({
+      Parameters: [
+        { Name: '/ferry-staging/csmh-extended/approvals/cutover', Value: JSON.stringify({ token: 't1', execution: req.execution }) },
+        { Name: '/ferry-staging/m2/approvals/cleanup', Value: JSON.stringify({ token: 't2', execution: other }) },
+        { Name: '/ferry-staging/csmh-extended/flags/X', Value: 'true' },
+      ],
+    });
+    ssm.on(DeleteParameterCommand).resolves({});
+    const removed = await new AwsApprovals(clients.ssm, clients.sfn, '/ferry-staging').forgetExecution(req.execution);
+    expect(removed).toEqual(['/ferry-staging/csmh-extended/approvals/cutover']);
+    expect(ssm.commandCalls(DeleteParameterCommand).map((c) => c.args[0].input.Name)).toEqual(['/ferry-staging/csmh-extended/approvals/cutover']);
+  });
+
+  it('records whether the starter may approve, for ferry approve to check', async () => {
+    ssm.on(PutParameterCommand).resolves({});
+    sns.on(PublishCommand).resolves({ MessageId: '1' });
+    await requestAwsApproval(req, { ssm: clients.ssm, sns: clients.sns, topicArn: 't', keyId: 'k', root: '/ferry-production', separateFromStarter: true });
+    const put = ssm.commandCalls(PutParameterCommand)[0]!.args[0].input;
+    expect(put.Name).toBe('/ferry-production/csmh-extended/approvals/cutover');
+    ssm.on(GetParameterCommand).resolves({ Parameter: { Value: put.Value } });
+    expect(await new AwsApprovals(clients.ssm, clients.sfn, '/ferry-production').pendingRequest('csmh-extended', 'cutover')).toEqual({ execution: req.execution, separateFromStarter: true });
   });
 
   it('keeps the token as a SecureString under the key, and tells approvers the exact command without the token', async () => {

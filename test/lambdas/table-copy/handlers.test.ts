@@ -54,7 +54,7 @@ describe('table-copy handlers, as Lambda would run them', () => {
 
   function deps(s: Scenario, running: (id: string) => boolean, connector: SqlConnector = sql): TaskDeps {
     return {
-      executions: { isRunning: async (id) => running(id) },
+      executions: { isRunning: async (id) => running(id), handedOver: async () => false },
       sql: connector,
       couch: { database: async () => Promise.reject(new Error('no CouchDB here')) },
       flags: new FileFlagStore(join(s.dir, 'state')),
