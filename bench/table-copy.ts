@@ -1,37 +1,42 @@
 /**
- * `npm run bench`: ferry's table-copy against the baselines an operator would otherwise use,
- * measured in the same run on the same server:
- *   - one server:  a single `INSERT INTO target SELECT * FROM source`  vs  ferry's chunked, checkpointed copy
- *   - two servers: `mysqldump | mysql`                                  vs  ferry's streamed batches
- * The table has the edX history shape with a ~300-byte `state`. Prints rows/s and time ratios.
+ * `npm run bench` (first part): ferry's table-copy against the baselines an operator would
+ * otherwise use, measured in the same run, the ferry runs timed from outside as a user runs them
+ * (`node bin/ferry.js local table-copy … --approve all`, compiled, quietSeconds 1, cleanup none):
+ *   - one server:  a single `INSERT INTO target SELECT * FROM source`  vs  ferry's whole run
+ *   - ids spread over 1 … 2^31−1 in a few dense clusters: the chunks it takes against a dense table
+ *   - two servers (a second MariaDB started here on another port): `mysqldump | mysql`  vs  ferry
+ * The table has the edX history shape with a ~300-byte `state`. Prints times, rows/s and ratios,
+ * and per 1,000,000 rows what the run would be billed for on AWS (state transitions, Lambda
+ * invocations, Lambda-seconds) with the process's peak memory, then projects them to bigger tables.
  * BENCH_ROWS overrides the row count (default 1,000,000).
  */
-import '../bin/cli/polyfill.ts';
 import { spawn } from 'node:child_process';
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import mysql from 'mysql2/promise';
-import { runLocal } from '../bin/cli/local-runner.ts';
 import { resolveMysqlUrl } from '../lambdas/adapters/mysql2.ts';
+import { startSecondServer } from '../test/helpers/second-server.ts';
+import { build } from '../bin/build.mjs';
 
 const ROWS = Number(process.env.BENCH_ROWS ?? 1_000_000);
 const SRC_DB = 'ferry_bench_src';
 const TGT_DB = 'ferry_bench_tgt';
 const T = 'courseware_studentmodulehistory';
 const X = 'coursewarehistoryextended_studentmodulehistoryextended';
-
+const FERRY = fileURLToPath(new URL('../bin/ferry.js', import.meta.url));
 const url = resolveMysqlUrl('bench').url;
-const otherHost = (() => {
-  const u = new URL(url);
-  u.hostname = u.hostname === '127.0.0.1' ? 'localhost' : '127.0.0.1';
-  return u.toString();
-})();
+
+/** us-east-1 list prices (AWS pricing pages as published in 2024; check yours): */
+const PRICE = { perTransition: 0.025 / 1000, perInvocation: 0.2 / 1_000_000, perGbSecond: 0.0000166667, lambdaGb: 1 };
 
 const table = (idType: string) => `(
   id ${idType} NOT NULL AUTO_INCREMENT PRIMARY KEY, version varchar(255) NULL, created datetime(6) NOT NULL,
   state longtext NULL, grade double NULL, max_grade double NULL, student_module_id int NOT NULL,
   KEY created (created), KEY student_module_id (student_module_id), KEY version (version))`;
+
+const ROW = `CONCAT('v', n % 5), TIMESTAMP('2024-01-01') + INTERVAL n SECOND, REPEAT(CHAR(97 + n % 26), 300), n % 10, 10, n % 50000`;
 
 async function timed(fn: () => Promise<unknown>): Promise<number> {
   const start = process.hrtime.bigint();
@@ -46,88 +51,173 @@ function sh(command: string): Promise<void> {
   });
 }
 
+interface Usage {
+  transitions: number;
+  invocations: number;
+  taskSeconds: number;
+  peakMb: number;
+}
+
+interface FerryRun {
+  wall: number;
+  /** From the process's start to Preflight's checkpoint (start-up and Preflight's checks). */
+  startup: number;
+  copy: number;
+  catchUp: number;
+  verify: number;
+  rangesVerified: number;
+  usage: Usage;
+}
+
+/** Runs `ferry local table-copy` as a user would, and reads what it printed. */
+async function ferryRun(label: string, env: NodeJS.ProcessEnv, target: { database: string; table: string }): Promise<FerryRun> {
+  const dir = mkdtempSync(join(tmpdir(), 'ferry-bench-'));
+  const inputFile = join(dir, 'input.json');
+  writeFileSync(inputFile, JSON.stringify({
+    migrationId: `bench-${Date.now()}`,
+    source: { connection: 'edxapp', database: SRC_DB, table: T },
+    target: { connection: 'csmh', ...target },
+    catchUp: { quietSeconds: 1 },
+    throttle: { maxThreadsRunning: 100000 },
+    cleanup: { mode: 'none' },
+  }));
+  const started = Date.now();
+  const { code, stdout, stderr } = await new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve) => {
+    const child = spawn(process.execPath, [FERRY, 'local', 'table-copy', '--input', inputFile, '--approve', 'all', '--state-dir', join(dir, 'state')], {
+      env: { ...process.env, ...env, CI: 'true' },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let out = '';
+    let err = '';
+    child.stdout.on('data', (d) => (out += d));
+    child.stderr.on('data', (d) => (err += d));
+    child.on('close', (c) => resolve({ code: c, stdout: out, stderr: err }));
+  });
+  const wall = (Date.now() - started) / 1000;
+  rmSync(dir, { recursive: true, force: true });
+  if (code !== 0) throw new Error(`${label}: ferry exited ${code}:\n${stderr.slice(-3000)}`);
+  const output = JSON.parse(stdout.trim().split('\n').pop()!) as { phases: Record<string, string>; rangesVerified: number; rowsCopied: string };
+  if (output.rowsCopied !== String(ROWS)) throw new Error(`${label}: ferry copied ${output.rowsCopied} rows, not ${ROWS}`);
+  const u = /usage: (\d+) state transitions, (\d+) task invocations, ([\d.]+) task-seconds, peak memory (\d+) MB/.exec(stderr);
+  if (!u) throw new Error(`${label}: ferry printed no usage line:\n${stderr.slice(-2000)}`);
+  const p = output.phases;
+  const at = (phase: string) => Date.parse(p[phase]!);
+  const run: FerryRun = {
+    wall,
+    startup: (at('prepare') - started) / 1000,
+    copy: (at('catch-up') - at('copy')) / 1000,
+    catchUp: (at('verify') - at('catch-up')) / 1000,
+    verify: (at('cutover-approval') - at('verify')) / 1000,
+    rangesVerified: output.rangesVerified,
+    usage: { transitions: Number(u[1]), invocations: Number(u[2]), taskSeconds: Number(u[3]), peakMb: Number(u[4]) },
+  };
+  process.stderr.write(`bench: ${label}: ${JSON.stringify(run)}\n`);
+  return run;
+}
+
 async function main() {
+  await build();
   const conn = await mysql.createConnection({ uri: url, multipleStatements: true });
-  const resetTarget = () => conn.query(`DROP TABLE IF EXISTS ${TGT_DB}.${X}; CREATE TABLE ${TGT_DB}.${X} ${table('bigint unsigned')}`);
-  const targetRows = async () => String(((await conn.query(`SELECT COUNT(*) AS n FROM ${TGT_DB}.${X}`)) as unknown as [{ n: number }[]])[0][0]!.n);
+  const count = async (c: mysql.Connection, db: string) => String(((await c.query(`SELECT COUNT(*) AS n FROM ${db}.${X}`)) as unknown as [{ n: number }[]])[0][0]!.n);
+  const resetTarget = (c: mysql.Connection = conn) => c.query(`CREATE DATABASE IF NOT EXISTS ${TGT_DB}; DROP TABLE IF EXISTS ${TGT_DB}.${X}; DROP TABLE IF EXISTS ${TGT_DB}._ferry_checkpoints; DROP TABLE IF EXISTS ${TGT_DB}._ferry_ledger; CREATE TABLE ${TGT_DB}.${X} ${table('bigint unsigned')}`);
+  const seed = async (ids: string) => {
+    await conn.query(`DROP DATABASE IF EXISTS ${SRC_DB}; CREATE DATABASE ${SRC_DB}; CREATE TABLE ${SRC_DB}.${T} ${table('int')};
+      SET SESSION max_recursive_iterations = ${ROWS};
+      INSERT INTO ${SRC_DB}.${T} (id, version, created, state, grade, max_grade, student_module_id)
+        WITH RECURSIVE seq(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM seq WHERE n < ${ROWS})
+        SELECT ${ids}, ${ROW} FROM seq;`);
+  };
+  const insertSelect = async () => {
+    await resetTarget();
+    const s = await timed(() => conn.query(`INSERT INTO ${TGT_DB}.${X} SELECT * FROM ${SRC_DB}.${T}`));
+    process.stderr.write(`bench: single INSERT … SELECT: ${s.toFixed(2)} s\n`);
+    return s;
+  };
+  const startup = async () => {
+    const times: number[] = [];
+    for (let i = 0; i < 3; i++) times.push(await timed(() => sh(`${JSON.stringify(process.execPath)} ${JSON.stringify(FERRY)} --help`)));
+    return Math.min(...times);
+  };
 
   process.stderr.write(`bench: seeding ${ROWS.toLocaleString('en-US')} rows…\n`);
-  await conn.query(`DROP DATABASE IF EXISTS ${SRC_DB}; DROP DATABASE IF EXISTS ${TGT_DB}; CREATE DATABASE ${SRC_DB}; CREATE DATABASE ${TGT_DB};
-    CREATE TABLE ${SRC_DB}.${T} ${table('int')};
-    SET SESSION max_recursive_iterations = ${ROWS};
-    INSERT INTO ${SRC_DB}.${T} (version, created, state, grade, max_grade, student_module_id)
-      WITH RECURSIVE seq(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM seq WHERE n < ${ROWS})
-      SELECT CONCAT('v', n % 5), TIMESTAMP('2024-01-01') + INTERVAL n SECOND, REPEAT(CHAR(97 + n % 26), 300), n % 10, 10, n % 50000 FROM seq;`);
+  await conn.query(`DROP DATABASE IF EXISTS ${TGT_DB}; CREATE DATABASE ${TGT_DB}`);
+  await seed('n');
+  const same = { FERRY_MYSQL_EDXAPP: url, FERRY_MYSQL_CSMH: url };
+  const target = { database: TGT_DB, table: X };
 
-  const results: { name: string; seconds: number }[] = [];
-  const record = (name: string, seconds: number) => {
-    results.push({ name, seconds });
-    process.stderr.write(`bench: ${name}: ${seconds.toFixed(2)} s\n`);
-  };
-
-  const ferry = async (name: string, env: NodeJS.ProcessEnv) => {
-    await resetTarget();
-    await conn.query(`DROP TABLE IF EXISTS ${TGT_DB}._ferry_checkpoints`);
-    const migrationId = `bench-${Date.now()}`;
-    let output: Record<string, unknown> = {};
-    const wall = await timed(async () => {
-      const result = await runLocal({
-        machine: 'table-copy',
-        stateDir: mkdtempSync(join(tmpdir(), 'ferry-bench-')),
-        approve: 'all',
-        env,
-        input: {
-          migrationId,
-          source: { connection: 'edxapp', database: SRC_DB, table: T },
-          target: { connection: 'csmh', database: TGT_DB, table: X },
-          catchUp: { quietSeconds: 0 },
-          throttle: { maxThreadsRunning: 100000 },
-          cleanup: { mode: 'none' },
-        },
-        say: () => undefined,
-      });
-      if (result.status !== 'SUCCEEDED') throw new Error(`${name}: ${result.error}: ${result.cause}`);
-      output = result.output as Record<string, unknown>;
-    });
-    const phases = output.phases as Record<string, string>;
-    const copySeconds = (Date.parse(phases['catch-up']!) - Date.parse(phases.copy!)) / 1000;
-    if ((await targetRows()) !== String(ROWS)) throw new Error(`${name}: target has ${await targetRows()} rows`);
-    record(`${name}, copy phase`, copySeconds);
-    record(`${name}, whole run (preflight, copy, catch-up, verify)`, wall);
-    return copySeconds;
-  };
-
-  // One server.
+  // One server, dense ids: the single statement before and after ferry, the better of the two.
+  const base1 = await insertSelect();
   await resetTarget();
-  const insertSelect1 = await timed(() => conn.query(`INSERT INTO ${TGT_DB}.${X} SELECT * FROM ${SRC_DB}.${T}`));
-  record('single INSERT … SELECT (1st)', insertSelect1);
-  const ferrySame = await ferry('ferry, one server', { FERRY_MYSQL_EDXAPP: url, FERRY_MYSQL_CSMH: url });
-  await resetTarget();
-  const insertSelect2 = await timed(() => conn.query(`INSERT INTO ${TGT_DB}.${X} SELECT * FROM ${SRC_DB}.${T}`));
-  record('single INSERT … SELECT (2nd)', insertSelect2);
+  const dense = await ferryRun('ferry, one server', same, target);
+  const base2 = await insertSelect();
+  const baseline = Math.min(base1, base2);
+  const cli = await startup();
 
-  // Two servers (the same MariaDB reached under two host names, so ferry streams rows through itself).
-  const u = new URL(url);
-  const cli = `-h${u.hostname} -P${u.port || 3306} -u${decodeURIComponent(u.username || 'root')}`;
-  await conn.query(`DROP TABLE IF EXISTS ${TGT_DB}.${X}`);
-  const dump = await timed(() => sh(`mysqldump ${cli} --single-transaction --no-create-info ${SRC_DB} ${T} | sed 's/\`${T}\`/\`${X}\`/g' | { echo 'CREATE TABLE ${X} ${table('bigint unsigned').replace(/\n/g, ' ')};'; cat; } | mysql ${cli} ${TGT_DB}`));
-  if ((await targetRows()) !== String(ROWS)) throw new Error('mysqldump | mysql copied the wrong number of rows');
-  record('mysqldump | mysql', dump);
-  const ferryStreamed = await ferry('ferry, two servers (streamed)', { FERRY_MYSQL_EDXAPP: url, FERRY_MYSQL_CSMH: otherHost });
+  // Ids in four dense clusters spread over 1 … 2^31−1.
+  const cluster = Math.ceil(ROWS / 4);
+  const starts = [1, 500_000_000, 1_200_000_000, 2 ** 31 - 1 - cluster];
+  await seed(`ELT(1 + (n - 1) DIV ${cluster}, ${starts.map((s) => `${s} + (n - 1) % ${cluster}`).join(', ')})`);
+  await resetTarget();
+  const sparse = await ferryRun('ferry, one server, ids spread to 2^31-1', same, target);
+  await seed('n');
+
+  // Two servers: a second MariaDB of its own, started here.
+  process.stderr.write('bench: starting a second MariaDB…\n');
+  const second = await startSecondServer();
+  let dump: number;
+  let streamed: FerryRun;
+  try {
+    const other = await second.connect();
+    await other.query(`CREATE DATABASE ${TGT_DB}`);
+    const u = new URL(url);
+    const from = `-h${u.hostname} -P${u.port || 3306} -u${decodeURIComponent(u.username || 'root')}`;
+    const to = `-h127.0.0.1 -P${second.port} -uroot`;
+    dump = await timed(() => sh(`mysqldump ${from} --single-transaction --no-create-info ${SRC_DB} ${T} | sed 's/\`${T}\`/\`${X}\`/g' | { echo 'CREATE TABLE ${X} ${table('bigint unsigned').replace(/\n/g, ' ')};'; cat; } | mysql ${to} ${TGT_DB}`));
+    if ((await count(other, TGT_DB)) !== String(ROWS)) throw new Error('mysqldump | mysql copied the wrong number of rows');
+    process.stderr.write(`bench: mysqldump | mysql: ${dump.toFixed(2)} s\n`);
+    await resetTarget(other);
+    streamed = await ferryRun('ferry, two servers', { FERRY_MYSQL_EDXAPP: url, FERRY_MYSQL_CSMH: second.url }, target);
+    await other.end();
+  } finally {
+    await second.stop();
+  }
 
   await conn.query(`DROP DATABASE ${SRC_DB}; DROP DATABASE ${TGT_DB}`);
   await conn.end();
 
-  const baseline = Math.min(insertSelect1, insertSelect2);
-  const line = (label: string, seconds: number, base: number) =>
-    `${label.padEnd(44)} ${seconds.toFixed(2).padStart(7)} s ${Math.round(ROWS / seconds).toLocaleString('en-US').padStart(10)} rows/s   ${(seconds / base).toFixed(2)}× the baseline's time`;
+  const s = (x: number) => `${x.toFixed(2).padStart(6)} s`;
+  const rate = (x: number) => `${Math.round(ROWS / x).toLocaleString('en-US').padStart(9)} rows/s`;
+  const line = (label: string, x: number, base?: number) => `  ${label.padEnd(46)} ${s(x)} ${rate(x)}${base ? `   ${(x / base).toFixed(2)}×` : ''}`;
+  const perMillion = (n: number) => (n * 1_000_000) / ROWS;
+  const u = dense.usage;
+  const dollars = (rows: number, run: FerryRun) => {
+    const k = rows / ROWS;
+    const r = run.usage;
+    return k * (r.transitions * PRICE.perTransition + r.invocations * PRICE.perInvocation + r.taskSeconds * PRICE.lambdaGb * PRICE.perGbSecond);
+  };
+  const project = (rows: number) => {
+    const k = rows / ROWS;
+    const hours = (dense.wall * k) / 3600;
+    return `  ${rows.toLocaleString('en-US').padStart(13)} rows   ${hours.toFixed(1).padStart(6)} h   ${Math.round(u.transitions * k).toLocaleString('en-US').padStart(10)} transitions   ${Math.round(u.invocations * k).toLocaleString('en-US').padStart(8)} invocations   $${dollars(rows, dense).toFixed(2)}`;
+  };
   const report = [
-    `table-copy benchmark: ${ROWS.toLocaleString('en-US')} rows, ~300-byte state, unthrottled, MariaDB at ${u.hostname}:${u.port || 3306}`,
-    line('single INSERT … SELECT (best of 2)', baseline, baseline),
-    line('ferry copy phase, one server', ferrySame, baseline),
+    `table-copy benchmark: ${ROWS.toLocaleString('en-US')} rows, ~300-byte state, unthrottled, quietSeconds 1, cleanup none`,
+    'one server (ratios against the single statement):',
+    line('single INSERT … SELECT (better of 2)', baseline, baseline),
+    line('ferry whole run (from the shell)', dense.wall, baseline),
+    line('  of which start-up and Preflight', dense.startup, baseline),
+    line('  copy phase (verification trailing it)', dense.copy, baseline),
+    line('  catch-up phase', dense.catchUp, baseline),
+    line('  verify phase (what was left)', dense.verify, baseline),
+    `  ferry --help, process start to exit:          ${s(cli)}`,
+    `ids in 4 clusters over 1 … 2^31−1: ${sparse.rangesVerified} chunks (dense: ${dense.rangesVerified}), whole run ${sparse.wall.toFixed(2)} s = ${(sparse.wall / dense.wall).toFixed(2)}× the dense run`,
+    'two servers (ratios against mysqldump | mysql):',
     line('mysqldump | mysql', dump, dump),
-    line('ferry copy phase, two servers (streamed)', ferryStreamed, dump),
-    ...results.filter((r) => r.name.includes('whole run')).map((r) => `  (${r.name}: ${r.seconds.toFixed(2)} s)`),
+    line('ferry whole run (from the shell)', streamed.wall, dump),
+    line('  copy phase', streamed.copy, dump),
+    `per 1,000,000 rows, one server: ${Math.round(perMillion(u.transitions))} state transitions, ${Math.round(perMillion(u.invocations))} Lambda invocations, ${perMillion(u.taskSeconds).toFixed(1)} Lambda-seconds; peak memory ${u.peakMb} MB (sparse run ${sparse.usage.peakMb} MB, two servers ${streamed.usage.peakMb} MB)`,
+    `projected from this run (same speed, unthrottled; Lambda at ${PRICE.lambdaGb} GB, us-east-1 2024 list prices):`,
+    ...[10_000_000, 100_000_000, 2 ** 31].map(project),
   ];
   process.stdout.write(report.join('\n') + '\n');
 }

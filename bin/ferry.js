@@ -1,6 +1,9 @@
 #!/usr/bin/env node
-// Entry point of `npx ferry`: loads the TypeScript CLI through tsx, so no build step is needed.
-import { tsImport } from 'tsx/esm/api';
+// Entry point of `npx ferry`: runs the compiled command line (dist/ferry.mjs), building it first
+// when it is missing or older than its sources (`npm run build` does the same).
+import { build, isCurrent, OUTPUT } from './build.mjs';
+import { pathToFileURL } from 'node:url';
 
-const { main } = await tsImport('./ferry.ts', import.meta.url);
+if (!isCurrent()) await build();
+const { main } = await import(pathToFileURL(OUTPUT).href);
 process.exitCode = await main(process.argv.slice(2));

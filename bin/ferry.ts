@@ -6,7 +6,7 @@ import { type ApprovalDecider } from '../lambdas/core/ports/approvals.ts';
 import type { FlagStore } from '../lambdas/core/ports/flags.ts';
 import { FileFlagStore } from '../lambdas/adapters/flags.ts';
 import { PAUSED_FLAG } from '../lambdas/core/ports/flags.ts';
-import { runLocal, savedInputPath } from './cli/local-runner.ts';
+import { runLocal, savedInputPath, type RunUsage } from './cli/local-runner.ts';
 import { MACHINES } from './cli/machines.ts';
 import { embeddedCouchIfNeeded } from './cli/embedded-couch.ts';
 import { ProgressBar } from './cli/progress.ts';
@@ -61,6 +61,12 @@ function parseApprove(value: string | undefined): 'all' | string[] {
   return steps;
 }
 
+/** What the run would be billed for on AWS, and the memory it took here: the last line of `ferry local`. */
+function usageLine(u: RunUsage): string {
+  const peakMb = Math.round(process.resourceUsage().maxRSS / 1024);
+  return `usage: ${u.transitions} state transitions, ${u.invocations} task invocations, ${(u.taskMillis / 1000).toFixed(1)} task-seconds, peak memory ${peakMb} MB`;
+}
+
 async function local(args: string[]): Promise<number> {
   const { values, positionals } = parseArgs({
     args,
@@ -102,6 +108,7 @@ async function local(args: string[]): Promise<number> {
     process.off('SIGTERM', stop);
     await embedded?.stop();
   }
+  if (result.usage) bar.say(usageLine(result.usage));
   if (result.status === 'SUCCEEDED') {
     bar.say(`${machine}: SUCCEEDED${result.executions > 1 ? ` over ${result.executions} executions` : ''}`);
     process.stdout.write(JSON.stringify(result.output) + '\n');

@@ -1,9 +1,17 @@
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 
-/** A machine's ASL file, resolved from this module, never from the working directory. */
+/**
+ * A machine's ASL file, found from this module upwards (here, or from the compiled command line
+ * in dist/), never from the working directory.
+ */
 export function aslPath(machine: string): string {
-  return fileURLToPath(new URL(`./${machine}.asl.json`, import.meta.url));
+  const file = `statemachines/${machine}.asl.json`;
+  for (let dir = new URL('.', import.meta.url); ; dir = new URL('..', dir)) {
+    const candidate = new URL(file, dir);
+    if (existsSync(candidate)) return fileURLToPath(candidate);
+    if (dir.pathname === '/') throw new Error(`${file} not found above ${fileURLToPath(import.meta.url)}`);
+  }
 }
 
 export function aslText(machine: string): string {

@@ -35,12 +35,22 @@ export function savedInputPath(stateDir: string, migrationId: string): string {
   return join(stateDir, 'inputs', `${migrationId}.json`);
 }
 
-export type LocalRunResult =
-  | { readonly status: 'SUCCEEDED'; readonly output: unknown; readonly executions: number }
-  | { readonly status: 'FAILED'; readonly error: string; readonly cause: string; readonly refused: boolean; readonly executions: number };
+/**
+ * What a run would be billed for on AWS: state transitions (each state entered, in every
+ * execution, nested ones included), Lambda invocations (task states run) and the time they ran.
+ */
+export interface RunUsage {
+  transitions: number;
+  invocations: number;
+  taskMillis: number;
+}
 
-function failure(error: string, cause: string, executions: number): LocalRunResult {
-  return { status: 'FAILED', error, cause, refused: REFUSAL_ERRORS.includes(error), executions };
+export type LocalRunResult =
+  | { readonly status: 'SUCCEEDED'; readonly output: unknown; readonly executions: number; readonly usage?: RunUsage }
+  | { readonly status: 'FAILED'; readonly error: string; readonly cause: string; readonly refused: boolean; readonly executions: number; readonly usage?: RunUsage };
+
+function failure(error: string, cause: string, executions: number, usage?: RunUsage): LocalRunResult {
+  return { status: 'FAILED', error, cause, refused: REFUSAL_ERRORS.includes(error), executions, ...(usage ? { usage } : {}) };
 }
 
 /** The machine and migration a run is for, or the refusal; nothing is written before it. */
@@ -151,6 +161,7 @@ interface RunContext {
   readonly say: (line: string) => void;
   /** Task states that start an execution and wait for it (`states:startExecution.sync:2`). */
   readonly startsAndWaits: readonly string[];
+  readonly usage: RunUsage;
 }
 
 /**
@@ -201,7 +212,17 @@ async function runExecution(ctx: RunContext, input: unknown, abort: AbortSignal,
       return { ExecutionArn: executionArn, Status: 'SUCCEEDED', Output: outcome.output };
     };
   }
-  for (const [state, handler] of Object.entries(spec.handlers)) taskHandlers[state] = (event: never) => handler(event, ctx.deps);
+  for (const [state, handler] of Object.entries(spec.handlers)) {
+    taskHandlers[state] = async (event: never) => {
+      const started = performance.now();
+      ctx.usage.invocations += 1;
+      try {
+        return await handler(event, ctx.deps);
+      } finally {
+        ctx.usage.taskMillis += performance.now() - started;
+      }
+    };
+  }
   const execution = ctx.machine.run(input as never, {
     overrides: { taskResourceLocalHandlers: taskHandlers as never, retryIntervalOverrides: ctx.retries },
     context: {
@@ -210,10 +231,11 @@ async function runExecution(ctx: RunContext, input: unknown, abort: AbortSignal,
       Task: { Token: `${executionId}:${randomUUID()}` },
     },
   });
-  void (async () => {
+  const events = (async () => {
     // Retries happen inside the execution: say why, as the console's execution history would.
     let failed: { Error: string; Cause: unknown } | undefined;
     for await (const event of execution.eventLogs) {
+      if (event.type === 'StateEntered') ctx.usage.transitions += 1;
       if (event.type === 'StateFailed') failed = event;
       if (event.type === 'StateRetried' && failed) {
         const cause = failed.Cause instanceof Error ? failed.Cause.message : String((failed.Cause as { message?: string } | undefined)?.message ?? failed.Cause);
@@ -225,6 +247,8 @@ async function runExecution(ctx: RunContext, input: unknown, abort: AbortSignal,
   abort.addEventListener('abort', onAbort, { once: true });
   try {
     const output = await execution.result;
+    // The last events are counted before the outcome is (they follow the result by a tick or two).
+    await Promise.race([events, new Promise((resolve) => setTimeout(resolve, 50))]);
     return continuation === undefined ? { output } : { continueWith: continuation.input, as: continuation.as };
   } finally {
     finished.abort();
@@ -233,13 +257,13 @@ async function runExecution(ctx: RunContext, input: unknown, abort: AbortSignal,
 }
 
 /** An execution's failure as the run's result; anything else is not the execution's and is thrown on. */
-function executionFailure(err: unknown, executions: number): LocalRunResult {
+function executionFailure(err: unknown, executions: number, usage?: RunUsage): LocalRunResult {
   if (err instanceof ExecutionAbortedError) {
-    return failure('ExecutionAborted', 'stopped before it finished; the checkpoint is kept: run the same command again to resume', executions);
+    return failure('ExecutionAborted', 'stopped before it finished; the checkpoint is kept: run the same command again to resume', executions, usage);
   }
   if (err instanceof ExecutionError) {
     const cause = (err as Error & { cause?: { name?: string; message?: string } }).cause;
-    return failure(cause?.name ?? 'ExecutionError', cause?.message ?? err.message, executions);
+    return failure(cause?.name ?? 'ExecutionError', cause?.message ?? err.message, executions, usage);
   }
   throw err;
 }
@@ -274,6 +298,7 @@ export async function runLocal(opts: LocalRunOptions): Promise<LocalRunResult> {
     machine, spec, migrationId, deps, approvals, say,
     retries: retryOverrides(definition, opts.env ?? process.env),
     startsAndWaits: allStates(definition).flatMap(([name, s]) => (s.Resource === 'arn:aws:states:::states:startExecution.sync:2' ? [name] : [])),
+    usage: { transitions: 0, invocations: 0, taskMillis: 0 },
   };
   let input: unknown = opts.abandon ? { migration: opts.input, abandon: true } : opts.input;
   let next: string | undefined;
@@ -283,9 +308,9 @@ export async function runLocal(opts: LocalRunOptions): Promise<LocalRunResult> {
       try {
         outcome = await runExecution(ctx, input, abort.signal, next);
       } catch (err) {
-        return executionFailure(err, executions);
+        return executionFailure(err, executions, ctx.usage);
       }
-      if ('output' in outcome) return { status: 'SUCCEEDED', output: outcome.output, executions };
+      if ('output' in outcome) return { status: 'SUCCEEDED', output: outcome.output, executions, usage: ctx.usage };
       say(`continuing as a new execution (${executions + 1}) from the checkpoint`);
       input = outcome.continueWith;
       next = outcome.as;

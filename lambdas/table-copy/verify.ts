@@ -1,7 +1,9 @@
 import type { TaskDeps } from '../core/ports/task-deps.ts';
+import type { SqlConnection } from '../core/ports/sql.ts';
 import { holesAround, type Hole } from '../core/holes.ts';
-import { addId, compareIds, toBig } from '../core/ids.ts';
-import { nextVerifyRange, resizeChunk } from '../core/tables/chunked-copy.ts';
+import { addId, compareIds, toBig, type Id } from '../core/ids.ts';
+import { nextVerifyRange, resizeChunk, type TrailingVerify } from '../core/tables/chunked-copy.ts';
+import type { CopyTables } from '../core/tables/copier.ts';
 import { idHoles } from '../core/tables/inspector.ts';
 import { verifyRange, type RangeVerdict } from '../core/tables/verifier.ts';
 import { checkThrottle, ledgerOf, loopState, openMigration, outcomeState, report, save, timeLeft, type LoopState, type Migration, type TaskEvent } from './open-migration.ts';
@@ -11,13 +13,36 @@ import { checkThrottle, ledgerOf, loopState, openMigration, outcomeState, report
  * that hold none are its holes, read from the target (the two sides are equal now, and the
  * target is not the production server). The first span starts at the lowest id the type allows.
  */
-async function recordVerified(m: Migration, verdict: RangeVerdict, first: boolean): Promise<void> {
+async function recordVerified(m: Migration, verdict: RangeVerdict, target: SqlConnection = m.target): Promise<void> {
+  const s = m.state;
   const { range } = verdict;
   const dense = toBig(verdict.rows) === toBig(range.hi) - toBig(range.lo) + 1n;
-  const inRange: Hole[] = dense ? [] : await idHoles(m.target, m.input.target, m.tables.idColumn, range);
-  const lo = first && compareIds(m.state.idFloor, range.lo) < 0 ? m.state.idFloor : range.lo;
+  const inRange: Hole[] = dense ? [] : await idHoles(target, m.input.target, m.tables.idColumn, range);
+  const lo = s.verifiedUpTo === null && compareIds(s.idFloor, range.lo) < 0 ? s.idFloor : range.lo;
   const holes = lo === range.lo ? inRange : [...holesAround(lo, addId(range.lo, -1), []), ...inRange];
-  await ledgerOf(m).record({ lo, hi: range.hi, rows: verdict.rows, checksum: verdict.checksum, holes, settled: holes.length === 0 });
+  await ledgerOf(m).on(target).record({ lo, hi: range.hi, rows: verdict.rows, checksum: verdict.checksum, holes, settled: holes.length === 0 });
+  s.verifiedUpTo = range.hi;
+  s.rangesVerified += 1;
+  s.rowsVerified = (BigInt(s.rowsVerified) + BigInt(verdict.rows)).toString();
+  if (verdict.repaired) s.rangesRepaired += 1;
+}
+
+/**
+ * Verification that trails the copy: each chunk just copied is compared and recorded in the
+ * ledger on sessions of its own (`sessions`) while the next chunk copies, so it takes the second
+ * core rather than wall time. Ranges stay contiguous (from the lowest id on either side, then
+ * just after the last one verified), so no id is skipped; the Verify phase covers what is left.
+ */
+export function trailingVerify(m: Migration, sessions: { source: SqlConnection; target: SqlConnection }): TrailingVerify {
+  const tables: CopyTables = { ...m.tables, source: sessions.source, target: sessions.target };
+  const on = { ...m, source: sessions.source, target: sessions.target, tables } as Migration;
+  return async (hi: Id) => {
+    while (m.state.verifiedUpTo === null || compareIds(m.state.verifiedUpTo, hi) < 0) {
+      const range = await nextVerifyRange(on, m.state.verifiedUpTo, hi);
+      if (range === null || compareIds(range.lo, range.hi) > 0) return;
+      await recordVerified(m, await verifyRange(tables, range), sessions.target);
+    }
+  };
 }
 
 /**
@@ -36,12 +61,8 @@ export async function verifyCopied(m: Migration): Promise<boolean | LoopState> {
     if (decision.throttled) return outcomeState(m, { kind: 'throttled', reason: decision.reason, waitSeconds: decision.waitSeconds });
     const started = m.deps.now();
     const verdict = await verifyRange(m.tables, range);
-    await recordVerified(m, verdict, s.verifiedUpTo === null);
+    await recordVerified(m, verdict);
     resizeChunk(m, m.deps.now() - started);
-    s.verifiedUpTo = verdict.range.hi;
-    s.rangesVerified += 1;
-    s.rowsVerified = (BigInt(s.rowsVerified) + BigInt(verdict.rows)).toString();
-    if (verdict.repaired) s.rangesRepaired += 1;
     await save(m);
     report(m, `verified ids ${verdict.range.lo}..${verdict.range.hi}: ${verdict.rows} rows equal${verdict.repaired ? ' after a re-copy' : ''}`);
   }

@@ -1,0 +1,3 @@
+export const OUTPUT: string;
+export function isCurrent(): boolean;
+export function build(): Promise<void>;
