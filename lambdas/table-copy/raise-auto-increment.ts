@@ -4,10 +4,12 @@ import { idBounds } from '../core/tables/copier.ts';
 import { autoIncrementOf } from '../core/tables/inspector.ts';
 import { setAutoIncrement } from '../core/tables/table-writes.ts';
 import { loopState, openMigration, report, save, type LoopState, type Migration, type TaskEvent } from './open-migration.ts';
+import { copyInitial } from './copy-chunks.ts';
 
 /**
  * The idOffset in force: the input's, or a day of the source's insert rate (at least a million),
- * measured from the highest id Preflight saw to the highest id at least ten seconds later.
+ * measured from the highest id Preflight saw to the highest id at least ten seconds later. The
+ * initial copy starts meanwhile: ids up to rangeMax are the source's alone whatever the offset.
  */
 async function idOffset(m: Migration): Promise<{ offset: bigint; max: bigint; note: string }> {
   const read = async () => {
@@ -18,8 +20,12 @@ async function idOffset(m: Migration): Promise<{ offset: bigint; max: bigint; no
   const since = Date.parse(m.state.startedAt);
   const wait = RATE_SAMPLE_SECONDS * 1000 - (m.deps.now() - since);
   if (wait > 0) {
-    report(m, `measuring the source's insert rate for ${RATE_SAMPLE_SECONDS} s to choose idOffset`);
-    await new Promise((r) => setTimeout(r, wait));
+    report(m, `measuring the source's insert rate for ${RATE_SAMPLE_SECONDS} s to choose idOffset; the initial copy starts meanwhile`);
+    const until = m.deps.now() + wait;
+    // Each chunk moves the checkpoint; a throttle's answer only ends the copying early.
+    await copyInitial(m, until);
+    const left = until - m.deps.now();
+    if (left > 0) await new Promise((r) => setTimeout(r, left));
   }
   const max = await read();
   const first = m.state.rangeMax === null ? 0n : BigInt(m.state.rangeMax);

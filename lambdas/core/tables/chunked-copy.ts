@@ -205,10 +205,6 @@ export async function checkThrottle(m: AnyMigration): Promise<ThrottleDecision> 
 export type CopyOutcome = { kind: 'caught-up' } | { kind: 'budget' } | { kind: 'throttled'; reason: string; waitSeconds: number };
 
 /**
- * Copies chunk after chunk of source ids in (copiedUpTo, upTo] until caught up, the time budget
- * is spent, or the throttle says wait. The checkpoint moves after every committed chunk.
- */
-/**
  * Verifies the source's ids up to `hi`, from just after what it verified last, on connections of
  * its own, and records it in the migration's state (the copy loop saves the checkpoint).
  */
@@ -218,9 +214,10 @@ export type TrailingVerify = (hi: Id) => Promise<void>;
  * Copies chunk after chunk of source ids in (copiedUpTo, upTo] until caught up, the time budget
  * is spent, or the throttle says wait. The checkpoint moves after every committed chunk. With
  * `verify`, each chunk is verified while the next one copies (one verification at a time, in
- * order), so verification costs the second core, not wall time.
+ * order), so verification costs the second core, not wall time. With `until` (a time in
+ * milliseconds), no chunk starts after it, and the outcome is 'budget'.
  */
-export async function copyUntil(m: AnyMigration, upTo: Id, options: { onRows?: (inserted: number) => void; verify?: TrailingVerify } = {}): Promise<CopyOutcome> {
+export async function copyUntil(m: AnyMigration, upTo: Id, options: { onRows?: (inserted: number) => void; verify?: TrailingVerify; until?: number } = {}): Promise<CopyOutcome> {
   const s = m.state;
   let verifying: Promise<void> | null = null;
   const settle = async () => {
@@ -234,7 +231,7 @@ export async function copyUntil(m: AnyMigration, upTo: Id, options: { onRows?: (
     return outcome;
   };
   try {
-    while (timeLeft(m)) {
+    while (timeLeft(m) && (options.until === undefined || m.deps.now() < options.until)) {
       const decision = await checkThrottle(m);
       if (decision.throttled) return await stop({ kind: 'throttled', reason: decision.reason, waitSeconds: decision.waitSeconds });
       const first = await nextExistingId(m.source, m.input.source, m.tables.idColumn, s.copiedUpTo);

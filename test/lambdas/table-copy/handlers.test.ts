@@ -124,6 +124,30 @@ describe('table-copy handlers, as Lambda would run them', () => {
     expect(checksums() - before).toBeLessThanOrEqual(2);
   });
 
+  it('while it measures the insert rate to choose idOffset, the initial copy already runs', async () => {
+    sc = await scenario({ rows: 3000 });
+    const migration = sc.input({ cleanup: { mode: 'none' }, chunk: { targetMillis: 10, minRows: 100, maxRows: 200 } });
+    delete (migration as { idOffset?: unknown }).idOffset;
+    const event = { migration, execution: 'arn:exec:one', state: null as unknown };
+    const d = deps(sc, () => true);
+    await preflight(event as TaskEvent, d);
+    const started = Date.now();
+    await raiseAutoIncrement(event as TaskEvent, d);
+    expect(Date.now() - started).toBeGreaterThanOrEqual(9_000);
+    const read = async () => {
+      const [[row]] = (await sc!.conn.query(`SELECT phase, state FROM \`${sc!.tgt}\`._ferry_checkpoints`)) as unknown as [{ phase: string; state: string }[]];
+      return { phase: row!.phase, ...(JSON.parse(row!.state) as { copiedUpTo: string; verifiedUpTo: string; rowsCopied: string; idOffset: string }) };
+    };
+    const measured = await read();
+    expect(measured).toMatchObject({ phase: 'prepare', copiedUpTo: '3000', verifiedUpTo: '3000', rowsCopied: '3000', idOffset: '1000000' });
+    expect((await tableFingerprint(sc.conn, sc.tgt, TGT)).rows).toBe('3000');
+    // the copy phase finds nothing left, and copies nothing twice
+    await setCopyFlags(event as TaskEvent, d);
+    await loop(copyChunks, event, d);
+    expect(await read()).toMatchObject({ phase: 'catch-up', copiedUpTo: '3000', rowsCopied: '3000' });
+    expect(await tableFingerprint(sc.conn, sc.tgt, TGT)).toEqual(await tableFingerprint(sc.conn, sc.src, SRC));
+  });
+
   it('truncate holds the lock only for index probes and the TRUNCATE: no count of the table under it', async () => {
     sc = await scenario({ rows: 3000 });
     const migration = sc.input({ cleanup: { mode: 'truncate' } });
