@@ -1,6 +1,7 @@
 import mysql from 'mysql2/promise';
 import type { Connection } from 'mysql2/promise';
-import { DatabaseError, TransientError } from '../core/errors.ts';
+import { Readable } from 'node:stream';
+import { DatabaseError, LocalInfileRefused, TransientError } from '../core/errors.ts';
 import type { SqlConnection, SqlConnector, SqlRow } from '../core/ports/sql.ts';
 
 /** The part of mysql2's typeCast field this adapter reads. */
@@ -57,6 +58,9 @@ export function toFerryError(err: unknown, what: string): Error {
   return new DatabaseError(`${what}: ${detail}${ref}`, { cause: err, errno: e.errno });
 }
 
+/** The server's "local infile is disabled / not allowed" errors (MySQL's and MariaDB's numbers). */
+const LOCAL_INFILE_REFUSED = new Set([1148, 3948, 3950, 4166]);
+
 /** mysql2's error for a command on a connection that has already ended. */
 function isClosedConnection(err: unknown): boolean {
   return /connection is in closed state/i.test((err as Error)?.message ?? '');
@@ -70,7 +74,8 @@ const AS_TEXT = new Set(['TINY', 'SHORT', 'LONG', 'INT24', 'LONGLONG', 'YEAR', '
  */
 function typeCast(field: TypeCastField, next: () => unknown): unknown {
   if (AS_TEXT.has(field.type)) return field.string();
-  if (field.type === 'JSON') return field.string('utf8');
+  // MariaDB's JSON is LONGTEXT marked as JSON in its extended metadata; the driver would parse it.
+  if (field.type === 'JSON' || (field as { extendedFormat?: string }).extendedFormat === 'json') return field.string('utf8');
   return next();
 }
 
@@ -109,6 +114,46 @@ class Mysql2Connection implements SqlConnection {
     } catch (err) {
       this.markIfDropped(err);
       throw toFerryError(err, `${this.name}: statement failed`);
+    }
+  }
+
+  async *streamQuery(sql: string, params: readonly unknown[] = []): AsyncGenerator<SqlRow> {
+    this.lastUsed = Date.now();
+    // The callback connection under the promise wrapper streams a result.
+    const core = (this.conn as unknown as { connection: import('mysql2').Connection }).connection;
+    const rows = core.query({ sql, values: params as unknown[], typeCast }).stream({ highWaterMark: 500 });
+    let finished = false;
+    try {
+      for await (const row of rows) yield row as SqlRow;
+      finished = true;
+    } catch (err) {
+      this.markIfDropped(err);
+      throw toFerryError(err, `${this.name}: query failed`);
+    } finally {
+      // Rows left unread would hold up the session's next command: the session ends here.
+      if (!finished) {
+        this.broken = true;
+        core.destroy();
+      }
+      this.lastUsed = Date.now();
+    }
+  }
+
+  async loadLocal(sql: string, data: AsyncIterable<Uint8Array>): Promise<{ affectedRows: number }> {
+    this.lastUsed = Date.now();
+    try {
+      const file = async function* () {
+        for await (const part of data) yield Buffer.from(part.buffer, part.byteOffset, part.byteLength);
+      };
+      const [result] = await this.conn.query({ sql, infileStreamFactory: () => Readable.from(file()) });
+      return { affectedRows: (result as { affectedRows?: number }).affectedRows ?? 0 };
+    } catch (err) {
+      const errno = (err as { errno?: number }).errno;
+      if (errno !== undefined && LOCAL_INFILE_REFUSED.has(errno)) throw new LocalInfileRefused(`${this.name}: LOAD DATA LOCAL INFILE refused: ${(err as Error).message}`, { cause: err, errno });
+      this.markIfDropped(err);
+      throw toFerryError(err, `${this.name}: LOAD DATA failed`);
+    } finally {
+      this.lastUsed = Date.now();
     }
   }
 

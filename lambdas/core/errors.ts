@@ -37,6 +37,12 @@ export class DatabaseError extends FerryError {
   readonly retryable = false;
 }
 
+/** The server does not take `LOAD DATA LOCAL INFILE` (local_infile off, or not allowed): rows go in as INSERTs. */
+export class LocalInfileRefused extends FerryError {
+  override readonly name = 'LocalInfileRefused';
+  readonly retryable = false;
+}
+
 /** A result bigger than the connection can return at once (the Data API's 1 MiB): read fewer rows. */
 export class ResultTooLarge extends FerryError {
   override readonly name = 'ResultTooLarge';

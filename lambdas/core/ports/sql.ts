@@ -27,6 +27,13 @@ export interface SqlConnection {
    * transaction id). No nesting.
    */
   transaction<T>(fn: (tx: SqlConnection) => Promise<T>, options?: { readCommitted?: boolean }): Promise<T>;
+  /** A query's rows as they arrive, none held beyond the consumer's pace (driver connections only). */
+  streamQuery?(sql: string, params?: readonly unknown[]): AsyncIterable<SqlRow>;
+  /**
+   * Runs a `LOAD DATA LOCAL INFILE` statement whose file is `data` (driver connections only).
+   * Throws LocalInfileRefused when the server or its settings do not allow it.
+   */
+  loadLocal?(sql: string, data: AsyncIterable<Uint8Array>): Promise<{ affectedRows: number }>;
   close(): Promise<void>;
 }
 

@@ -1,11 +1,12 @@
 import type { SqlConnection, SqlRow } from '../ports/sql.ts';
 import type { HashColumn } from '../checksum.ts';
-import { ERRNO, ResultTooLarge, type FerryError } from '../errors.ts';
+import { ERRNO, LocalInfileRefused, ResultTooLarge, type FerryError } from '../errors.ts';
 import { addId, type Id, type IdRange } from '../ids.ts';
 
 /** Ids per `IN (…)` list: keeps statements short. */
 export const IDS_PER_STATEMENT = 1000;
 import { qualified, quoteIdent, type TableRef } from '../identifiers.ts';
+import { loadDataLines, loadDataSql } from './load-data.ts';
 
 export interface CopyTables {
   readonly source: SqlConnection;
@@ -27,6 +28,8 @@ export interface CopyTables {
   readonly readLock?: boolean;
   /** The target connection is inside a transaction (begun READ COMMITTED where it matters): no isolation change per statement. */
   readonly inTransaction?: boolean;
+  /** Every copied column's type and character set, on both sides, survives LOAD DATA as bytes (see load-data.ts). */
+  readonly loadable?: boolean;
 }
 
 export interface CopyResult {
@@ -42,14 +45,25 @@ export function sameServer(t: CopyTables): boolean {
 /**
  * Copies one id range, idempotently: `INSERT IGNORE` keeps a row that is already in the target,
  * so a chunk run twice (after a crash, a retry, a verify re-copy) changes nothing the second time.
- * On one server it is a single `INSERT … SELECT`; across servers the rows are read then written in
- * multi-row INSERTs bounded by size.
+ * On one server it is a single `INSERT … SELECT`; across servers the rows stream into
+ * `LOAD DATA LOCAL INFILE … IGNORE` when the columns allow it (load-data.ts), else they are read in
+ * pages and written in multi-row INSERTs bounded by size.
  */
 export async function copyRange(t: CopyTables, range: IdRange): Promise<CopyResult> {
   const cols = t.columns.map(quoteIdent).join(', ');
   const id = quoteIdent(t.idColumn);
   if (sameServer(t)) {
     return { inserted: await insertSelect(t, `${id} BETWEEN ? AND ?`, [range.lo, range.hi]) };
+  }
+  if (t.loadable && !t.inTransaction && t.source.streamQuery && t.target.loadLocal && !NO_LOCAL_INFILE.has(t.target)) {
+    // Rows stream from the source's result into the target's LOAD DATA, a buffer at a time.
+    const rows = t.source.streamQuery(`SELECT ${cols} FROM ${qualified(t.sourceTable)} WHERE ${id} BETWEEN ? AND ? ORDER BY ${id}`, [range.lo, range.hi]);
+    try {
+      return { inserted: (await t.target.loadLocal(loadDataSql(t.targetTable, t.targetColumns), loadDataLines(rows, t.columns))).affectedRows };
+    } catch (err) {
+      if (!(err instanceof LocalInfileRefused)) throw err;
+      NO_LOCAL_INFILE.add(t.target);
+    }
   }
   // Rows travel through ferry: read in pages the source can return at once, from the lowest id up.
   let inserted = 0;
@@ -92,6 +106,9 @@ async function insertSelect(t: CopyTables, where: string, params: readonly unkno
   }
   return (await t.target.execute(sql, params)).affectedRows;
 }
+
+/** Target connections whose server refused LOAD DATA LOCAL INFILE: their copies are INSERTs. */
+const NO_LOCAL_INFILE = new WeakSet<SqlConnection>();
 
 /** Connections whose server logs statements (binlog_format=STATEMENT): their copies read with locks. */
 const LOCKING_READS_ONLY = new WeakSet<SqlConnection>();
