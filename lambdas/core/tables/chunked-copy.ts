@@ -10,7 +10,7 @@ import type { TableRef } from '../identifiers.ts';
 import { decideThrottle, type ThrottleDecision } from '../throttler.ts';
 import { copyRange, idBounds, nextExistingId, type CopyTables } from './copier.ts';
 import { copiedColumns, hashColumns, inspectTable, type TableInfo } from './inspector.ts';
-import { loadableColumns } from './load-data.ts';
+import { loadCharset as loadDataCharset } from './load-data.ts';
 import { replicaLagSeconds, threadsRunning, throttleQueryValue } from './probes.ts';
 
 /** What a chunked copy between two tables needs from a migration's input, whichever machine it is. */
@@ -90,8 +90,8 @@ const sameNames: ColumnPairs = (source) => ({ source: copiedColumns(source), tar
 function copyTables(input: CopySettings, source: SqlConnection, target: SqlConnection, sourceInfo: TableInfo, targetInfo: TableInfo | null, pairs: ColumnPairs): CopyTables {
   const { source: columns, target: targetColumns } = pairs(sourceInfo, targetInfo);
   const hash = { source: hashColumns(sourceInfo, columns), target: hashColumns(targetInfo ?? sourceInfo, targetColumns) };
-  const loadable = targetInfo !== null && loadableColumns(sourceInfo.columns, targetInfo.columns, columns, targetColumns);
-  return { source, target, sourceTable: input.source, targetTable: input.target, idColumn: sourceInfo.primaryKey[0]!, columns, targetColumns, hash, loadable };
+  const loadCharset = targetInfo === null ? null : loadDataCharset(sourceInfo.columns, targetInfo.columns, columns, targetColumns);
+  return { source, target, sourceTable: input.source, targetTable: input.target, idColumn: sourceInfo.primaryKey[0]!, columns, targetColumns, hash, loadCharset };
 }
 
 /**

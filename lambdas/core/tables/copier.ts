@@ -6,7 +6,7 @@ import { addId, type Id, type IdRange } from '../ids.ts';
 /** Ids per `IN (…)` list: keeps statements short. */
 export const IDS_PER_STATEMENT = 1000;
 import { qualified, quoteIdent, type TableRef } from '../identifiers.ts';
-import { loadDataLines, loadDataSql } from './load-data.ts';
+import { loadDataLines, loadDataSql, type LoadCharset } from './load-data.ts';
 
 export interface CopyTables {
   readonly source: SqlConnection;
@@ -28,8 +28,8 @@ export interface CopyTables {
   readonly readLock?: boolean;
   /** The target connection is inside a transaction (begun READ COMMITTED where it matters): no isolation change per statement. */
   readonly inTransaction?: boolean;
-  /** Every copied column's type and character set, on both sides, survives LOAD DATA as bytes (see load-data.ts). */
-  readonly loadable?: boolean;
+  /** How rows streamed between servers can go in by LOAD DATA (see load-data.ts); absent or null: INSERTs. */
+  readonly loadCharset?: LoadCharset | null;
 }
 
 export interface CopyResult {
@@ -55,11 +55,11 @@ export async function copyRange(t: CopyTables, range: IdRange): Promise<CopyResu
   if (sameServer(t)) {
     return { inserted: await insertSelect(t, `${id} BETWEEN ? AND ?`, [range.lo, range.hi]) };
   }
-  if (t.loadable && !t.inTransaction && t.source.streamQuery && t.target.loadLocal && !NO_LOCAL_INFILE.has(t.target)) {
+  if (t.loadCharset && !t.inTransaction && t.source.streamQuery && t.target.loadLocal && !NO_LOCAL_INFILE.has(t.target)) {
     // Rows stream from the source's result into the target's LOAD DATA, a buffer at a time.
     const rows = t.source.streamQuery(`SELECT ${cols} FROM ${qualified(t.sourceTable)} WHERE ${id} BETWEEN ? AND ? ORDER BY ${id}`, [range.lo, range.hi]);
     try {
-      return { inserted: (await t.target.loadLocal(loadDataSql(t.targetTable, t.targetColumns), loadDataLines(rows, t.columns))).affectedRows };
+      return { inserted: (await t.target.loadLocal(loadDataSql(t.targetTable, t.targetColumns, t.loadCharset), loadDataLines(rows, t.columns))).affectedRows };
     } catch (err) {
       if (!(err instanceof LocalInfileRefused)) throw err;
       NO_LOCAL_INFILE.add(t.target);

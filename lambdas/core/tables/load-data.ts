@@ -5,10 +5,10 @@ import { qualified, quoteIdent, type TableRef } from '../identifiers.ts';
 /**
  * Rows streamed between two servers go in as `LOAD DATA LOCAL INFILE … IGNORE` fed from the
  * source's rows as they arrive: the server's fastest way in, with the same outcome as
- * `INSERT IGNORE` (a row already in the target is kept), and memory bounded by one buffer. Values
- * travel as bytes (`CHARACTER SET binary`), so only tables whose every copied column is a type
- * and character set that survive that unchanged take this path; the others are inserted in
- * multi-row INSERTs, and either way verification compares both sides.
+ * `INSERT IGNORE` (a row already in the target is kept), and memory bounded by one buffer. Only
+ * tables whose every copied column is of a type whose values survive the text format unchanged take
+ * this path (see loadCharset); the others are inserted in multi-row INSERTs, and either way
+ * verification compares both sides.
  */
 
 /** Types whose values the driver gives as text (numbers, dates, JSON), UTF-8 text or bytes. */
@@ -20,20 +20,28 @@ const LOADABLE_TYPES = new Set([
 ]);
 /** Text in these goes in as the UTF-8 bytes the driver's string encodes to; bytes go in as they are. */
 const BYTE_EXACT_CHARSETS = new Set(['utf8mb4', 'utf8mb3', 'utf8', 'binary']);
+const BYTES = new Set(['binary', 'varbinary', 'tinyblob', 'blob', 'mediumblob', 'longblob']);
 
-function loadableColumn(c: ColumnInfo | undefined): boolean {
-  return c !== undefined && LOADABLE_TYPES.has(c.dataType.toLowerCase()) && (c.charset === null || BYTE_EXACT_CHARSETS.has(c.charset.toLowerCase()));
+/** How LOAD DATA reads the rows' bytes: as they are, or as UTF-8 converted to each column's character set. */
+export type LoadCharset = 'binary' | 'utf8mb4';
+
+/**
+ * Whether every copied column, on both sides, can take the LOAD DATA path, and how its bytes are
+ * read: a table with binary columns only as bytes (so its text must be UTF-8 on both sides), one
+ * without them as UTF-8 converted to each column's character set, as an INSERT's values are.
+ * Null: the rows go in as INSERTs.
+ */
+export function loadCharset(source: readonly ColumnInfo[], target: readonly ColumnInfo[], columns: readonly string[], targetColumns: readonly string[]): LoadCharset | null {
+  const pairs = columns.map((name, i) => [source.find((c) => c.name === name), target.find((c) => c.name === targetColumns[i])] as const);
+  const sides = pairs.flat();
+  if (sides.some((c) => c === undefined || !LOADABLE_TYPES.has(c.dataType.toLowerCase()))) return null;
+  if (!sides.some((c) => BYTES.has(c!.dataType.toLowerCase()))) return 'utf8mb4';
+  return sides.every((c) => c!.charset === null || BYTE_EXACT_CHARSETS.has(c!.charset.toLowerCase())) ? 'binary' : null;
 }
 
-/** Whether every copied column, on both sides, can take the LOAD DATA path. */
-export function loadableColumns(source: readonly ColumnInfo[], target: readonly ColumnInfo[], columns: readonly string[], targetColumns: readonly string[]): boolean {
-  const byName = (cols: readonly ColumnInfo[], name: string) => cols.find((c) => c.name === name);
-  return columns.every((name, i) => loadableColumn(byName(source, name)) && loadableColumn(byName(target, targetColumns[i]!)));
-}
-
-/** The statement: tab-separated fields, backslash escapes, `\N` for NULL, bytes as they are. */
-export function loadDataSql(table: TableRef, columns: readonly string[]): string {
-  return `LOAD DATA LOCAL INFILE 'ferry-rows' IGNORE INTO TABLE ${qualified(table)} CHARACTER SET binary ` +
+/** The statement: tab-separated fields, backslash escapes, `\N` for NULL. */
+export function loadDataSql(table: TableRef, columns: readonly string[], charset: LoadCharset): string {
+  return `LOAD DATA LOCAL INFILE 'ferry-rows' IGNORE INTO TABLE ${qualified(table)} CHARACTER SET ${charset} ` +
     `FIELDS TERMINATED BY '\\t' ESCAPED BY '\\\\' LINES TERMINATED BY '\\n' (${columns.map(quoteIdent).join(', ')})`;
 }
 

@@ -5,6 +5,7 @@ import { copyRange, idBounds, nextExistingId, sameServer, type CopyTables } from
 import { copiedColumns, hashColumns, inspectTable } from '../../../../lambdas/core/tables/inspector.ts';
 import { verifyRange } from '../../../../lambdas/core/tables/verifier.ts';
 import type { SqlConnection } from '../../../../lambdas/core/ports/sql.ts';
+import { loadCharset as loadDataCharset } from '../../../../lambdas/core/tables/load-data.ts';
 import { admin, historyTableSql, makeDatabases, MYSQL_URL, OTHER_HOST_URL, seedHistory, tableFingerprint } from '../../../helpers/db.ts';
 
 const SRC = 'courseware_studentmodulehistory';
@@ -64,50 +65,62 @@ describe('copier and verifier on MariaDB', () => {
 
   it('two servers: rows stream into LOAD DATA with every value exact, and go in as INSERTs where the server refuses it', async () => {
     const db = { src: dbs.names.src!, tgt: dbs.names.tgt! };
-    const shape = `(id bigint unsigned PRIMARY KEY, s varchar(100) NULL, tx text NULL, c char(5) NULL, b blob NULL, vb varbinary(300) NULL,
+    const shape = (charset: string, blobs: boolean) => `(id bigint unsigned PRIMARY KEY, s varchar(100) NULL, tx text NULL, c char(5) NULL,
+      ${blobs ? 'b blob NULL, vb varbinary(300) NULL,' : ''}
       d decimal(30,10) NULL, f double NULL, fl float NULL, dt datetime(6) NULL, ts timestamp(3) NULL, tm time(2) NULL, dte date NULL,
-      y year NULL, e enum('a','b c') NULL, st set('x','y') NULL, j json NULL, i bigint NULL, u tinyint unsigned NULL) DEFAULT CHARSET=utf8mb4`;
-    await conn.query(`CREATE TABLE \`${db.src}\`.odd ${shape}`);
+      y year NULL, e enum('a','b c','é') NULL, st set('x','y') NULL, j json NULL, i bigint NULL, u tinyint unsigned NULL) DEFAULT CHARSET=${charset}`;
     const all = Buffer.from(Array.from({ length: 256 }, (_, i) => i));
-    await conn.query(`INSERT INTO \`${db.src}\`.odd VALUES
-      (1, '\\N', 'a\tb\nc\r\\d', 'x', ?, ?, '-12345678901234567890.0123456789', 1.7976931348623157e308, 3.25, '2024-02-29 23:59:59.999999', '2038-01-19 03:14:07.999', '-838:59:59.00', '1000-01-01', 1901, 'b c', 'x,y', ?, -9223372036854775808, 255),
-      (2, '', '', '', '', '', 0, -0.0, -1.5e-30, '1000-01-01 00:00:00', '1970-01-01 00:00:01', '00:00:00', '9999-12-31', 2155, 'a', '', '[]', 0, 0),
-      (3, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL),
-      (4, '😀 é ü \\'quote" ', CONCAT('zero', CHAR(0), 'byte'), 'ab ', ?, 'tab\there', 1, 1e-300, 1, '2000-01-01', '2000-01-01', '12:00', '2000-01-01', 2000, 'a', 'y', 'null', 1, 1)`,
-    [all, Buffer.from('\\N'), JSON.stringify({ a: '\t\n\\', b: [1.5, null] }), Buffer.from([0, 9, 10, 13, 92, 78])]);
-    const source = await sql.connect('edxapp');
-    const info = (await inspectTable(source, { database: db.src, table: 'odd' }))!;
-    const cols = copiedColumns(info);
-    const rowsOf = async (database: string, table: string) => {
-      const [rows] = await conn.query(`SELECT id, CONCAT_WS('|', ${cols.map((c) => `IFNULL(HEX(\`${c}\`), 'NULL')`).join(', ')}) AS v FROM \`${database}\`.\`${table}\` ORDER BY id`);
-      return rows;
-    };
-    for (const refuse of [false, true]) {
-      const table = `odd_${refuse ? 'inserts' : 'load'}`;
-      await conn.query(`CREATE TABLE \`${db.tgt}\`.\`${table}\` ${shape}`);
-      const real = await sql.connectDedicated('csmh');
-      let loads = 0;
-      const target: SqlConnection = Object.assign(Object.create(real) as SqlConnection, {
-        loadLocal: (q: string, data: AsyncIterable<Uint8Array>) => {
-          loads += 1;
-          return real.loadLocal!(q, data);
-        },
-      });
-      const t: CopyTables = {
-        source, target, sourceTable: { database: db.src, table: 'odd' }, targetTable: { database: db.tgt, table }, idColumn: 'id',
-        columns: cols, targetColumns: cols, hash: { source: hashColumns(info, cols), target: hashColumns(info, cols) }, loadable: true,
+    const json = JSON.stringify({ a: '\t\n\\', b: [1.5, null] });
+    for (const blobs of [true, false]) {
+      const source = `odd_${blobs ? 'blobs' : 'text'}`;
+      await conn.query(`CREATE TABLE \`${db.src}\`.${source} ${shape('utf8mb4', blobs)}`);
+      const b = (v: string) => (blobs ? `${v},` : '');
+      await conn.query(`INSERT INTO \`${db.src}\`.${source} VALUES
+        (1, '\\N', 'a\tb\nc\r\\d', 'x', ${b('?, ?')} '-12345678901234567890.0123456789', 1.7976931348623157e308, 3.25, '2024-02-29 23:59:59.999999', '2038-01-19 03:14:07.999', '-838:59:59.00', '1000-01-01', 1901, 'b c', 'x,y', ?, -9223372036854775808, 255),
+        (2, '', '', '', ${b("'', ''")} 0, -0.0, -1.5e-30, '1000-01-01 00:00:00', '1970-01-01 00:00:01', '00:00:00', '9999-12-31', 2155, 'a', '', '[]', 0, 0),
+        (3, NULL, NULL, NULL, ${b('NULL, NULL')} NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL),
+        (4, 'é ü ß \\'quote" ', CONCAT('zero', CHAR(0), 'byte'), 'ab ', ${b("?, 'tab\there'")} 1, 1e-300, 1, '2000-01-01', '2000-01-01', '12:00', '2000-01-01', 2000, 'é', 'y', 'null', 1, 1)`,
+      blobs ? [all, Buffer.from('\\N'), json, Buffer.from([0, 9, 10, 13, 92, 78])] : [json]);
+      const src = await sql.connect('edxapp');
+      const info = (await inspectTable(src, { database: db.src, table: source }))!;
+      const cols = copiedColumns(info);
+      const rowsOf = async (database: string, table: string) => {
+        const [rows] = await conn.query(`SELECT id, CONCAT_WS('|', ${cols.map((c) => `IFNULL(HEX(CONVERT(\`${c}\` USING utf8mb4)), 'NULL')`).join(', ')}) AS v FROM \`${database}\`.\`${table}\` ORDER BY id`);
+        return rows;
       };
-      if (refuse) await conn.query('SET GLOBAL local_infile = 0');
-      try {
-        expect((await copyRange(t, { lo: '0', hi: '10' })).inserted).toBe(4);
-        expect((await copyRange(t, { lo: '0', hi: '10' })).inserted).toBe(0);
-        if (refuse) await conn.query('SET GLOBAL local_infile = 1');
-        expect(loads).toBe(refuse ? 1 : 2);
-        expect(await rowsOf(db.tgt, table)).toEqual(await rowsOf(db.src, 'odd'));
-        expect(await verifyRange(t, { lo: '0', hi: '10' })).toMatchObject({ rows: '4', repaired: false });
-      } finally {
-        if (refuse) await conn.query('SET GLOBAL local_infile = 1');
-        await real.close();
+      // bytes exact into UTF-8 columns; text converted into latin1 ones, as an INSERT's values are; blobs into latin1 text: INSERTs
+      for (const [charset, expected] of [['utf8mb4', blobs ? 'binary' : 'utf8mb4'], ['latin1', blobs ? null : 'utf8mb4']] as const) {
+        for (const refuse of expected === null ? [false] : [false, true]) {
+          const table = `${source}_${charset}_${refuse ? 'refused' : 'load'}`;
+          await conn.query(`CREATE TABLE \`${db.tgt}\`.\`${table}\` ${shape(charset, blobs)}`);
+          const real = await sql.connectDedicated('csmh');
+          let loads = 0;
+          const target: SqlConnection = Object.assign(Object.create(real) as SqlConnection, {
+            loadLocal: (q: string, data: AsyncIterable<Uint8Array>) => {
+              loads += 1;
+              return real.loadLocal!(q, data);
+            },
+          });
+          const targetInfo = (await inspectTable(real, { database: db.tgt, table }))!;
+          const loadCharset = loadDataCharset(info.columns, targetInfo.columns, cols, cols);
+          expect(loadCharset).toBe(expected);
+          const t: CopyTables = {
+            source: src, target, sourceTable: { database: db.src, table: source }, targetTable: { database: db.tgt, table }, idColumn: 'id',
+            columns: cols, targetColumns: cols, hash: { source: hashColumns(info, cols), target: hashColumns(targetInfo, cols) }, loadCharset,
+          };
+          if (refuse) await conn.query('SET GLOBAL local_infile = 0');
+          try {
+            expect((await copyRange(t, { lo: '0', hi: '10' })).inserted).toBe(4);
+            expect((await copyRange(t, { lo: '0', hi: '10' })).inserted).toBe(0);
+            if (refuse) await conn.query('SET GLOBAL local_infile = 1');
+            expect(loads).toBe(expected === null ? 0 : refuse ? 1 : 2);
+            expect(await rowsOf(db.tgt, table)).toEqual(await rowsOf(db.src, source));
+            expect(await verifyRange(t, { lo: '0', hi: '10' })).toMatchObject({ rows: '4', repaired: false });
+          } finally {
+            if (refuse) await conn.query('SET GLOBAL local_infile = 1');
+            await real.close();
+          }
+        }
       }
     }
   });
