@@ -62,9 +62,12 @@ interface FerryRun {
   wall: number;
   /** From the process's start to Preflight's checkpoint (start-up and Preflight's checks). */
   startup: number;
+  /** From the checkpoint to the catch-up: the copy, which starts while idOffset is measured. */
   copy: number;
   catchUp: number;
   verify: number;
+  /** The sweep after the cut-over flags: at least `quietSeconds` of quiet after the flip. */
+  sweep: number;
   rangesVerified: number;
   usage: Usage;
 }
@@ -105,9 +108,10 @@ async function ferryRun(label: string, env: NodeJS.ProcessEnv, target: { databas
   const run: FerryRun = {
     wall,
     startup: (at('prepare') - started) / 1000,
-    copy: (at('catch-up') - at('copy')) / 1000,
+    copy: (at('catch-up') - at('prepare')) / 1000,
     catchUp: (at('verify') - at('catch-up')) / 1000,
     verify: (at('cutover-approval') - at('verify')) / 1000,
+    sweep: (at('cleanup-approval') - at('sweep')) / 1000,
     rangesVerified: output.rangesVerified,
     usage: { transitions: Number(u[1]), invocations: Number(u[2]), taskSeconds: Number(u[3]), peakMb: Number(u[4]) },
   };
@@ -206,15 +210,16 @@ async function main() {
     line('single INSERT … SELECT (better of 2)', baseline, baseline),
     line('ferry whole run (from the shell)', dense.wall, baseline),
     line('  of which start-up and Preflight', dense.startup, baseline),
-    line('  copy phase (verification trailing it)', dense.copy, baseline),
-    line('  catch-up phase', dense.catchUp, baseline),
-    line('  verify phase (what was left)', dense.verify, baseline),
+    line('  copy, verification trailing it', dense.copy, baseline),
+    line('  catch-up', dense.catchUp, baseline),
+    line('  verify (what was left)', dense.verify, baseline),
+    line('  sweep after the cut-over flags', dense.sweep, baseline),
     `  ferry --help, process start to exit:          ${s(cli)}`,
     `ids in 4 clusters over 1 … 2^31−1: ${sparse.rangesVerified} chunks (dense: ${dense.rangesVerified}), whole run ${sparse.wall.toFixed(2)} s = ${(sparse.wall / dense.wall).toFixed(2)}× the dense run`,
     'two servers (ratios against mysqldump | mysql):',
     line('mysqldump | mysql', dump, dump),
     line('ferry whole run (from the shell)', streamed.wall, dump),
-    line('  copy phase', streamed.copy, dump),
+    line('  copy, verification trailing it', streamed.copy, dump),
     `per 1,000,000 rows, one server: ${Math.round(perMillion(u.transitions))} state transitions, ${Math.round(perMillion(u.invocations))} Lambda invocations, ${perMillion(u.taskSeconds).toFixed(1)} Lambda-seconds; peak memory ${u.peakMb} MB (sparse run ${sparse.usage.peakMb} MB, two servers ${streamed.usage.peakMb} MB)`,
     `projected from this run (same speed, unthrottled; Lambda at ${PRICE.lambdaGb} GB, us-east-1 2024 list prices):`,
     ...[10_000_000, 100_000_000, 2 ** 31].map(project),

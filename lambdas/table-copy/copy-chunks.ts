@@ -1,4 +1,6 @@
 import type { TaskDeps } from '../core/ports/task-deps.ts';
+import { compareIds } from '../core/ids.ts';
+import { idBounds } from '../core/tables/copier.ts';
 import { copyUntil, loopState, openMigration, outcomeState, report, save, type CopyOutcome, type LoopState, type Migration, type TaskEvent } from './open-migration.ts';
 import { trailingVerify } from './verify.ts';
 
@@ -30,7 +32,11 @@ export async function copyChunks(event: TaskEvent, deps: TaskDeps): Promise<Loop
   const m = await openMigration(event, deps);
   const outcome = await copyInitial(m);
   if (outcome.kind !== 'caught-up') return outcomeState(m, outcome);
-  m.state.quietSince = new Date(deps.now()).toISOString();
+  // A source whose highest id has not moved since Preflight received no row all along: its quiet
+  // period began then. Otherwise it begins now, and the catch-up waits it out.
+  const { max } = await idBounds(m.source, m.input.source, m.tables.idColumn);
+  const untouched = max === null ? m.state.rangeMax === null : m.state.rangeMax !== null && compareIds(max, m.state.rangeMax) === 0;
+  m.state.quietSince = untouched ? m.state.startedAt : new Date(deps.now()).toISOString();
   await save(m, 'catch-up');
   report(m, `initial copy done up to id ${m.state.copiedUpTo ?? '(empty source)'}, verified up to ${m.state.verifiedUpTo ?? '(none)'}`);
   return loopState(m, { done: true });

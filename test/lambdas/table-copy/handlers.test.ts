@@ -148,6 +148,31 @@ describe('table-copy handlers, as Lambda would run them', () => {
     expect(await tableFingerprint(sc.conn, sc.tgt, TGT)).toEqual(await tableFingerprint(sc.conn, sc.src, SRC));
   });
 
+  it('a source that received no row since Preflight is quiet since then: the catch-up does not wait again', async () => {
+    for (const written of [false, true]) {
+      sc = await scenario({ rows: 2000 });
+      const migration = sc.input({ cleanup: { mode: 'none' }, catchUp: { quietSeconds: 2, pollSeconds: 1 } });
+      const event = { migration, execution: 'arn:exec:one', state: null as unknown };
+      const d = deps(sc, () => true);
+      await preflight(event as TaskEvent, d);
+      for (const task of [raiseAutoIncrement, setCopyFlags]) await task(event as TaskEvent, d);
+      if (written) await sc.conn.query(`INSERT INTO \`${sc.src}\`.${SRC} (created, student_module_id) VALUES (NOW(6), 7)`);
+      // the quiet period is longer than the copy, not than the time since Preflight
+      await new Promise((r) => setTimeout(r, 2_100));
+      await loop(copyChunks, event, d);
+      const started = Date.now();
+      const state = await catchUp(event as TaskEvent, d);
+      // untouched: done at once; written to: the row is copied, then the catch-up waits out its quiet period
+      expect(state.done).toBe(!written);
+      expect(state.progress.rowsCopied).toBe(written ? '2001' : '2000');
+      if (written) expect(state.waitSeconds).toBeGreaterThan(0);
+      expect(Date.now() - started).toBeLessThan(5_000);
+      await sql.closeAll();
+      await sc.close();
+      sc = undefined;
+    }
+  });
+
   it('truncate holds the lock only for index probes and the TRUNCATE: no count of the table under it', async () => {
     sc = await scenario({ rows: 3000 });
     const migration = sc.input({ cleanup: { mode: 'truncate' } });
