@@ -28,6 +28,8 @@ const X = 'coursewarehistoryextended_studentmodulehistoryextended';
 const FERRY = fileURLToPath(new URL('../bin/ferry.js', import.meta.url));
 const url = resolveMysqlUrl('bench').url;
 
+/** A Lambda task's time budget on AWS (lambdas/adapters/aws.ts). */
+const AWS_BUDGET_SECONDS = 300;
 /** us-east-1 list prices (AWS pricing pages as published in 2024; check yours): */
 const PRICE = { perTransition: 0.025 / 1000, perInvocation: 0.2 / 1_000_000, perGbSecond: 0.0000166667, lambdaGb: 1 };
 
@@ -54,6 +56,8 @@ function sh(command: string): Promise<void> {
 interface Usage {
   transitions: number;
   invocations: number;
+  /** Of which the copy loop's (CopyChunks): the part that grows with the table. */
+  copyInvocations: number;
   taskSeconds: number;
   peakMb: number;
 }
@@ -101,7 +105,7 @@ async function ferryRun(label: string, env: NodeJS.ProcessEnv, target: { databas
   if (code !== 0) throw new Error(`${label}: ferry exited ${code}:\n${stderr.slice(-3000)}`);
   const output = JSON.parse(stdout.trim().split('\n').pop()!) as { phases: Record<string, string>; rangesVerified: number; rowsCopied: string };
   if (output.rowsCopied !== String(ROWS)) throw new Error(`${label}: ferry copied ${output.rowsCopied} rows, not ${ROWS}`);
-  const u = /usage: (\d+) state transitions, (\d+) task invocations, ([\d.]+) task-seconds, peak memory (\d+) MB/.exec(stderr);
+  const u = /usage: (\d+) state transitions, (\d+) task invocations \(([^)]*)\), ([\d.]+) task-seconds, peak memory (\d+) MB/.exec(stderr);
   if (!u) throw new Error(`${label}: ferry printed no usage line:\n${stderr.slice(-2000)}`);
   const p = output.phases;
   const at = (phase: string) => Date.parse(p[phase]!);
@@ -113,7 +117,7 @@ async function ferryRun(label: string, env: NodeJS.ProcessEnv, target: { databas
     verify: (at('cutover-approval') - at('verify')) / 1000,
     sweep: (at('cleanup-approval') - at('sweep')) / 1000,
     rangesVerified: output.rangesVerified,
-    usage: { transitions: Number(u[1]), invocations: Number(u[2]), taskSeconds: Number(u[3]), peakMb: Number(u[4]) },
+    usage: { transitions: Number(u[1]), invocations: Number(u[2]), copyInvocations: Number(/CopyChunks (\d+)/.exec(u[3]!)?.[1] ?? 0), taskSeconds: Number(u[4]), peakMb: Number(u[5]) },
   };
   process.stderr.write(`bench: ${label}: ${JSON.stringify(run)}\n`);
   return run;
@@ -194,15 +198,21 @@ async function main() {
   const line = (label: string, x: number, base?: number) => `  ${label.padEnd(46)} ${s(x)} ${rate(x)}${base ? `   ${(x / base).toFixed(2)}×` : ''}`;
   const perMillion = (n: number) => (n * 1_000_000) / ROWS;
   const u = dense.usage;
-  const dollars = (rows: number, run: FerryRun) => {
+  /**
+   * A bigger table on AWS: the copy takes proportionally longer and runs in Lambda invocations of
+   * at most 300 s (three state transitions each: the Task, its Choice, its Wait); every other task
+   * runs about as often as here. Lambda-seconds grow with the rows.
+   */
+  const atScale = (rows: number) => {
     const k = rows / ROWS;
-    const r = run.usage;
-    return k * (r.transitions * PRICE.perTransition + r.invocations * PRICE.perInvocation + r.taskSeconds * PRICE.lambdaGb * PRICE.perGbSecond);
-  };
-  const project = (rows: number) => {
-    const k = rows / ROWS;
-    const hours = (dense.wall * k) / 3600;
-    return `  ${rows.toLocaleString('en-US').padStart(13)} rows   ${hours.toFixed(1).padStart(6)} h   ${Math.round(u.transitions * k).toLocaleString('en-US').padStart(10)} transitions   ${Math.round(u.invocations * k).toLocaleString('en-US').padStart(8)} invocations   $${dollars(rows, dense).toFixed(2)}`;
+    const copyCalls = Math.max(1, Math.ceil((dense.copy * k) / AWS_BUDGET_SECONDS));
+    const transitions = u.transitions - 3 * u.copyInvocations + 3 * copyCalls;
+    const invocations = u.invocations - u.copyInvocations + copyCalls;
+    const lambdaSeconds = u.taskSeconds * k;
+    const dollars = transitions * PRICE.perTransition + invocations * PRICE.perInvocation + lambdaSeconds * PRICE.lambdaGb * PRICE.perGbSecond;
+    const seconds = dense.wall * k;
+    const time = seconds < 5400 ? `${Math.round(seconds / 60)} min` : `${(seconds / 3600).toFixed(1)} h`;
+    return `  ${rows.toLocaleString('en-US').padStart(13)} rows   ${time.padStart(8)}   ${transitions.toLocaleString('en-US').padStart(6)} transitions   ${invocations.toLocaleString('en-US').padStart(5)} invocations   ${Math.round(lambdaSeconds).toLocaleString('en-US').padStart(7)} Lambda-s   $${dollars.toFixed(2)}`;
   };
   const report = [
     `table-copy benchmark: ${ROWS.toLocaleString('en-US')} rows, ~300-byte state, unthrottled, quietSeconds 1, cleanup none`,
@@ -222,7 +232,7 @@ async function main() {
     line('  copy, verification trailing it', streamed.copy, dump),
     `per 1,000,000 rows, one server: ${Math.round(perMillion(u.transitions))} state transitions, ${Math.round(perMillion(u.invocations))} Lambda invocations, ${perMillion(u.taskSeconds).toFixed(1)} Lambda-seconds; peak memory ${u.peakMb} MB (sparse run ${sparse.usage.peakMb} MB, two servers ${streamed.usage.peakMb} MB)`,
     `projected from this run (same speed, unthrottled; Lambda at ${PRICE.lambdaGb} GB, us-east-1 2024 list prices):`,
-    ...[10_000_000, 100_000_000, 2 ** 31].map(project),
+    ...[10_000_000, 100_000_000, 2 ** 31].map(atScale),
   ];
   process.stdout.write(report.join('\n') + '\n');
 }

@@ -64,7 +64,8 @@ function parseApprove(value: string | undefined): 'all' | string[] {
 /** What the run would be billed for on AWS, and the memory it took here: the last line of `ferry local`. */
 function usageLine(u: RunUsage): string {
   const peakMb = Math.round(process.resourceUsage().maxRSS / 1024);
-  return `usage: ${u.transitions} state transitions, ${u.invocations} task invocations, ${(u.taskMillis / 1000).toFixed(1)} task-seconds, peak memory ${peakMb} MB`;
+  const byTask = Object.entries(u.byTask).map(([task, n]) => `${task} ${n}`).join(', ');
+  return `usage: ${u.transitions} state transitions, ${u.invocations} task invocations (${byTask}), ${(u.taskMillis / 1000).toFixed(1)} task-seconds, peak memory ${peakMb} MB`;
 }
 
 async function local(args: string[]): Promise<number> {

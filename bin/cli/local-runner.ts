@@ -42,6 +42,8 @@ export function savedInputPath(stateDir: string, migrationId: string): string {
 export interface RunUsage {
   transitions: number;
   invocations: number;
+  /** Invocations by task state. */
+  byTask: Record<string, number>;
   taskMillis: number;
 }
 
@@ -216,6 +218,7 @@ async function runExecution(ctx: RunContext, input: unknown, abort: AbortSignal,
     taskHandlers[state] = async (event: never) => {
       const started = performance.now();
       ctx.usage.invocations += 1;
+      ctx.usage.byTask[state] = (ctx.usage.byTask[state] ?? 0) + 1;
       try {
         return await handler(event, ctx.deps);
       } finally {
@@ -298,7 +301,7 @@ export async function runLocal(opts: LocalRunOptions): Promise<LocalRunResult> {
     machine, spec, migrationId, deps, approvals, say,
     retries: retryOverrides(definition, opts.env ?? process.env),
     startsAndWaits: allStates(definition).flatMap(([name, s]) => (s.Resource === 'arn:aws:states:::states:startExecution.sync:2' ? [name] : [])),
-    usage: { transitions: 0, invocations: 0, taskMillis: 0 },
+    usage: { transitions: 0, invocations: 0, byTask: {}, taskMillis: 0 },
   };
   let input: unknown = opts.abandon ? { migration: opts.input, abandon: true } : opts.input;
   let next: string | undefined;
