@@ -215,7 +215,7 @@ describe('ferry local table-copy', () => {
     // what the run would be billed for, summed over every execution of the chain
     const usage = /usage: (\d+) state transitions, (\d+) task invocations \(([^)]*)\), ([\d.]+) task-seconds, peak memory (\d+) MB/.exec(run.stderr);
     expect(usage, run.stderr).not.toBeNull();
-    const byTask = Object.fromEntries(usage![3]!.split(', ').map((e) => [e.split(' ')[0], Number(e.split(' ')[1])]));
+    const byTask: Record<string, number> = Object.fromEntries(usage![3]!.split(', ').map((e) => [e.split(' ')[0], Number(e.split(' ')[1])]));
     expect(byTask.Preflight).toBe(Number(/SUCCEEDED over (\d+) executions/.exec(run.stderr)![1]));
     expect(byTask.CopyChunks).toBeGreaterThanOrEqual(1);
     expect(byTask.Sweep).toBeGreaterThanOrEqual(2);
