@@ -247,7 +247,11 @@ export async function copyUntil(m: AnyMigration, upTo: Id, options: { onRows?: (
       resizeChunk(m, elapsed);
       options.onRows?.(inserted);
       await settle();
-      if (options.verify) verifying = options.verify(range.hi);
+      if (options.verify) {
+        verifying = options.verify(range.hi);
+        // Its failure is thrown where it is awaited (the next chunk, or the end); until then it is not unhandled.
+        verifying.catch(() => undefined);
+      }
       await save(m);
       report(m, `copied ids ${range.lo}..${range.hi} (${inserted} rows in ${elapsed} ms)`);
     }

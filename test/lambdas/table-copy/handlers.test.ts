@@ -4,6 +4,7 @@ import { FileFlagStore } from '../../../lambdas/adapters/flags.ts';
 import { Mysql2Connector } from '../../../lambdas/adapters/mysql2.ts';
 import type { SqlConnection, SqlConnector } from '../../../lambdas/core/ports/sql.ts';
 import type { TaskDeps } from '../../../lambdas/core/ports/task-deps.ts';
+import { TransientError } from '../../../lambdas/core/errors.ts';
 import { catchUp } from '../../../lambdas/table-copy/catch-up.ts';
 import { cleanup } from '../../../lambdas/table-copy/cleanup.ts';
 import { copyChunks } from '../../../lambdas/table-copy/copy-chunks.ts';
@@ -122,6 +123,36 @@ describe('table-copy handlers, as Lambda would run them', () => {
     const before = checksums();
     await loop(verify, event, d);
     expect(checksums() - before).toBeLessThanOrEqual(2);
+  });
+
+  it('a verifier session lost while the copy runs fails the task as transient, and a re-run resumes with every row', async () => {
+    sc = await scenario({ rows: 3000 });
+    const migration = sc.input({ cleanup: { mode: 'none' }, chunk: { targetMillis: 10, minRows: 100, maxRows: 200 } });
+    const event = { migration, execution: 'arn:exec:one', state: null as unknown };
+    const d = deps(sc, () => true);
+    await preflight(event as TaskEvent, d);
+    for (const task of [raiseAutoIncrement, setCopyFlags]) await task(event as TaskEvent, d);
+    // the verifier's own sessions answer a few statements, then the server drops them
+    let answered = 0;
+    const dropping: SqlConnector = {
+      connect: (name) => sql.connect(name),
+      connectDedicated: async (name) => {
+        const conn = await sql.connectDedicated(name);
+        const fail = () => Promise.reject(new TransientError(`${name}: query failed: Connection lost: The server closed the connection.`));
+        return Object.assign(Object.create(conn) as SqlConnection, {
+          query: (q: string, p?: readonly unknown[]) => (++answered > 12 ? fail() : conn.query(q, p)),
+          execute: (q: string, p?: readonly unknown[]) => (++answered > 12 ? fail() : conn.execute(q, p)),
+        });
+      },
+      closeAll: () => sql.closeAll(),
+    };
+    await expect(copyChunks(event as TaskEvent, { ...d, sql: dropping })).rejects.toMatchObject({ name: 'TransientError' });
+    await loop(copyChunks, event, d);
+    await loop(catchUp, event, d);
+    await loop(verify, event, d);
+    expect(await tableFingerprint(sc.conn, sc.tgt, TGT)).toEqual(await tableFingerprint(sc.conn, sc.src, SRC));
+    const [[row]] = (await sc.conn.query(`SELECT state FROM \`${sc.tgt}\`._ferry_checkpoints`)) as unknown as [{ state: string }[]];
+    expect(JSON.parse(row!.state)).toMatchObject({ verifiedUpTo: '3000', rowsVerified: '3000' });
   });
 
   it('while it measures the insert rate to choose idOffset, the initial copy already runs', async () => {
