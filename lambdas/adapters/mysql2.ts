@@ -1,7 +1,7 @@
 import mysql from 'mysql2/promise';
 import type { Connection } from 'mysql2/promise';
 import { Readable } from 'node:stream';
-import { DatabaseError, LocalInfileRefused, TransientError } from '../core/errors.ts';
+import { DatabaseError, FerryError, LocalInfileRefused, TransientError } from '../core/errors.ts';
 import type { SqlConnection, SqlConnector, SqlRow } from '../core/ports/sql.ts';
 
 /** The part of mysql2's typeCast field this adapter reads. */
@@ -122,6 +122,12 @@ class Mysql2Connection implements SqlConnection {
     // The callback connection under the promise wrapper streams a result.
     const core = (this.conn as unknown as { connection: import('mysql2').Connection }).connection;
     const rows = core.query({ sql, values: params as unknown[], typeCast }).stream({ highWaterMark: 500 });
+    // The driver tells a streamed query nothing when its session is lost (a KILL, the server gone):
+    // the rows would wait for ever. The session's own error or end ends them.
+    const lost = (err?: unknown) => rows.destroy(err instanceof Error ? err : Object.assign(new Error('Connection lost: the server closed the connection'), { fatal: true }));
+    const ended = () => lost();
+    core.on('error', lost);
+    core.on('end', ended);
     let finished = false;
     try {
       for await (const row of rows) yield row as SqlRow;
@@ -130,6 +136,8 @@ class Mysql2Connection implements SqlConnection {
       this.markIfDropped(err);
       throw toFerryError(err, `${this.name}: query failed`);
     } finally {
+      core.off('error', lost);
+      core.off('end', ended);
       // Rows left unread would hold up the session's next command: the session ends here.
       if (!finished) {
         this.broken = true;
@@ -141,13 +149,18 @@ class Mysql2Connection implements SqlConnection {
 
   async loadLocal(sql: string, data: AsyncIterable<Uint8Array>): Promise<{ affectedRows: number }> {
     this.lastUsed = Date.now();
+    let file: Readable | null = null;
     try {
-      const file = async function* () {
+      const parts = async function* () {
         for await (const part of data) yield Buffer.from(part.buffer, part.byteOffset, part.byteLength);
       };
-      const [result] = await this.conn.query({ sql, infileStreamFactory: () => Readable.from(file()) });
+      const [result] = await this.conn.query({ sql, infileStreamFactory: () => (file = Readable.from(parts())) });
       return { affectedRows: (result as { affectedRows?: number }).affectedRows ?? 0 };
     } catch (err) {
+      // The rows' reader is left where it stopped: end it, and with it the source's result.
+      (file as Readable | null)?.destroy();
+      // The rows' own failure (the source's session lost) is already ferry's, and says where it happened.
+      if (err instanceof FerryError) throw err;
       const errno = (err as { errno?: number }).errno;
       if (errno !== undefined && LOCAL_INFILE_REFUSED.has(errno)) throw new LocalInfileRefused(`${this.name}: LOAD DATA LOCAL INFILE refused: ${(err as Error).message}`, { cause: err, errno });
       this.markIfDropped(err);
@@ -251,7 +264,10 @@ export class Mysql2Connector implements SqlConnector {
       // Session time zone fixed so TIMESTAMP columns read and write the same text on both sides.
       await conn.query("SET SESSION time_zone = '+00:00'");
       // Strict, whatever the server's default: a value a table cannot hold fails ferry's statement instead of being cut.
-      await conn.query("SET SESSION sql_mode = CONCAT_WS(',', NULLIF(@@SESSION.sql_mode, ''), 'STRICT_ALL_TABLES')");
+      // Backslash escapes on: the driver escapes values with them, and LOAD DATA's input uses them.
+      await conn.query(
+        "SET SESSION sql_mode = CONCAT_WS(',', NULLIF(TRIM(BOTH ',' FROM REPLACE(CONCAT(',', @@SESSION.sql_mode, ','), ',NO_BACKSLASH_ESCAPES,', ',')), ''), 'STRICT_ALL_TABLES')",
+      );
     } catch (err) {
       // Unreachable, restarting, out of connections, or refusing credentials being rotated: all may
       // pass on a retry, and after the retries the message names the server and the error.

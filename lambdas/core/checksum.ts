@@ -5,6 +5,16 @@ export interface HashColumn {
   readonly name: string;
   /** Text in a character set other than UTF-8: hashed as its utf8mb4 bytes, so 'é' in latin1 equals 'é' in utf8mb4. */
   readonly toUtf8: boolean;
+  /**
+   * FLOAT: the server prints it with six significant digits (16777217 and 16777218 both as
+   * 1.67772e7), so it is read and hashed as the DOUBLE it converts to exactly.
+   */
+  readonly float?: boolean;
+}
+
+/** A column's value as text that keeps all of it: a FLOAT as its exact DOUBLE, anything else as it is. */
+export function wholeValue(c: HashColumn): string {
+  return c.float ? `CAST(${quoteIdent(c.name)} AS DOUBLE)` : quoteIdent(c.name);
 }
 
 const UTF8 = new Set(['utf8mb4', 'utf8mb3', 'utf8']);
@@ -25,7 +35,7 @@ export function needsUtf8(charset: string | null): boolean {
 export function rowHashExpr(columns: readonly HashColumn[]): string {
   if (columns.length === 0) throw new TypeError('rowHashExpr needs at least one column');
   const encoded = columns.map((c) => {
-    const v = c.toUtf8 ? `CONVERT(${quoteIdent(c.name)} USING utf8mb4)` : quoteIdent(c.name);
+    const v = c.toUtf8 ? `CONVERT(${quoteIdent(c.name)} USING utf8mb4)` : wholeValue(c);
     return `IFNULL(CONCAT(LENGTH(${v}), ':', ${v}), 'N')`;
   });
   return `MD5(CONCAT_WS(',', ${encoded.join(', ')}))`;

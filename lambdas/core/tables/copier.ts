@@ -1,5 +1,5 @@
 import type { SqlConnection, SqlRow } from '../ports/sql.ts';
-import type { HashColumn } from '../checksum.ts';
+import { wholeValue, type HashColumn } from '../checksum.ts';
 import { ERRNO, LocalInfileRefused, ResultTooLarge, type FerryError } from '../errors.ts';
 import { addId, type Id, type IdRange } from '../ids.ts';
 
@@ -50,19 +50,22 @@ export function sameServer(t: CopyTables): boolean {
  * pages and written in multi-row INSERTs bounded by size.
  */
 export async function copyRange(t: CopyTables, range: IdRange): Promise<CopyResult> {
-  const cols = t.columns.map(quoteIdent).join(', ');
+  const cols = readList(t);
   const id = quoteIdent(t.idColumn);
   if (sameServer(t)) {
     return { inserted: await insertSelect(t, `${id} BETWEEN ? AND ?`, [range.lo, range.hi]) };
   }
   if (t.loadCharset && !t.inTransaction && t.source.streamQuery && t.target.loadLocal && !NO_LOCAL_INFILE.has(t.target)) {
     // Rows stream from the source's result into the target's LOAD DATA, a buffer at a time.
-    const rows = t.source.streamQuery(`SELECT ${cols} FROM ${qualified(t.sourceTable)} WHERE ${id} BETWEEN ? AND ? ORDER BY ${id}`, [range.lo, range.hi]);
+    const rows = t.source.streamQuery(`SELECT ${cols} FROM ${qualified(t.sourceTable)} WHERE ${id} BETWEEN ? AND ? ORDER BY ${id}`, [range.lo, range.hi])[Symbol.asyncIterator]();
     try {
-      return { inserted: (await t.target.loadLocal(loadDataSql(t.targetTable, t.targetColumns, t.loadCharset), loadDataLines(rows, t.columns))).affectedRows };
+      return { inserted: (await t.target.loadLocal(loadDataSql(t.targetTable, t.targetColumns, t.loadCharset), loadDataLines({ [Symbol.asyncIterator]: () => rows }, t.columns))).affectedRows };
     } catch (err) {
       if (!(err instanceof LocalInfileRefused)) throw err;
       NO_LOCAL_INFILE.add(t.target);
+    } finally {
+      // A LOAD that stopped early leaves the source in the middle of its result: that ends its session.
+      await rows.return?.();
     }
   }
   // Rows travel through ferry: read in pages the source can return at once, from the lowest id up.
@@ -107,6 +110,14 @@ async function insertSelect(t: CopyTables, where: string, params: readonly unkno
   return (await t.target.execute(sql, params)).affectedRows;
 }
 
+/** The source columns as rows leaving the server are read: every value whole (a FLOAT as its exact DOUBLE), under its own name. */
+function readList(t: CopyTables): string {
+  return t.columns.map((c, i) => {
+    const h = t.hash.source[i];
+    return h?.float && h.name === c ? `${wholeValue(h)} AS ${quoteIdent(c)}` : quoteIdent(c);
+  }).join(', ');
+}
+
 /** Target connections whose server refused LOAD DATA LOCAL INFILE: their copies are INSERTs. */
 const NO_LOCAL_INFILE = new WeakSet<SqlConnection>();
 
@@ -125,7 +136,7 @@ export async function copyIds(t: CopyTables, ids: readonly Id[]): Promise<number
     if (sameServer(t)) {
       inserted += await insertSelect(t, where, batch);
     } else {
-      const cols = t.columns.map(quoteIdent).join(', ');
+      const cols = readList(t);
       inserted += await insertRows(t, await t.source.query(`SELECT ${cols} FROM ${qualified(t.sourceTable)} WHERE ${where}`, batch));
     }
   }

@@ -86,7 +86,7 @@ export async function inspectTable(conn: SqlConnection, ref: TableRef): Promise<
 export function hashColumns(info: TableInfo | null, names: readonly string[]): HashColumn[] {
   return names.map((name) => {
     const c = info?.columns.find((x) => x.name.toLowerCase() === name.toLowerCase());
-    return { name, toUtf8: needsUtf8(c?.charset ?? null) };
+    return { name, toUtf8: needsUtf8(c?.charset ?? null), float: c?.dataType.toLowerCase() === 'float' };
   });
 }
 

@@ -36,13 +36,18 @@ export function loadCharset(source: readonly ColumnInfo[], target: readonly Colu
   const sides = pairs.flat();
   if (sides.some((c) => c === undefined || !LOADABLE_TYPES.has(c.dataType.toLowerCase()))) return null;
   if (!sides.some((c) => BYTES.has(c!.dataType.toLowerCase()))) return 'utf8mb4';
+  // MySQL's JSON type has no character set to read it in, and refuses CHARACTER SET binary.
+  if (sides.some((c) => c!.dataType.toLowerCase() === 'json')) return null;
   return sides.every((c) => c!.charset === null || BYTE_EXACT_CHARSETS.has(c!.charset.toLowerCase())) ? 'binary' : null;
 }
 
-/** The statement: tab-separated fields, backslash escapes, `\N` for NULL. */
+/**
+ * The statement: tab-separated fields, backslash escapes, `\N` for NULL. The separators are written
+ * as hex, which no sql_mode reads differently.
+ */
 export function loadDataSql(table: TableRef, columns: readonly string[], charset: LoadCharset): string {
   return `LOAD DATA LOCAL INFILE 'ferry-rows' IGNORE INTO TABLE ${qualified(table)} CHARACTER SET ${charset} ` +
-    `FIELDS TERMINATED BY '\\t' ESCAPED BY '\\\\' LINES TERMINATED BY '\\n' (${columns.map(quoteIdent).join(', ')})`;
+    `FIELDS TERMINATED BY X'09' ESCAPED BY X'5C' LINES TERMINATED BY X'0A' (${columns.map(quoteIdent).join(', ')})`;
 }
 
 const TEXT_ESCAPES: Record<string, string> = { '\\': '\\\\', '\t': '\\t', '\n': '\\n', '\r': '\\r', '\0': '\\0' };

@@ -4,7 +4,7 @@ import { Mysql2Connector } from '../../../../lambdas/adapters/mysql2.ts';
 import { copyRange, idBounds, nextExistingId, sameServer, type CopyTables } from '../../../../lambdas/core/tables/copier.ts';
 import { copiedColumns, hashColumns, inspectTable } from '../../../../lambdas/core/tables/inspector.ts';
 import { verifyRange } from '../../../../lambdas/core/tables/verifier.ts';
-import type { SqlConnection } from '../../../../lambdas/core/ports/sql.ts';
+import { scalar, type SqlConnection } from '../../../../lambdas/core/ports/sql.ts';
 import { loadCharset as loadDataCharset } from '../../../../lambdas/core/tables/load-data.ts';
 import { admin, historyTableSql, makeDatabases, MYSQL_URL, OTHER_HOST_URL, seedHistory, tableFingerprint } from '../../../helpers/db.ts';
 
@@ -123,6 +123,105 @@ describe('copier and verifier on MariaDB', () => {
           }
         }
       }
+    }
+  });
+
+  it('two servers: FLOAT values arrive exactly, by LOAD DATA and by INSERTs, and a float one step off is found', async () => {
+    const db = { src: dbs.names.src!, tgt: dbs.names.tgt! };
+    // The server prints a FLOAT with six significant digits: 16777217 reads as 1.67772e7, 123456.789 as 123457.
+    await conn.query(`CREATE TABLE \`${db.src}\`.floats (id bigint unsigned PRIMARY KEY, f float NULL, fd float(7,3) NULL, b blob NULL)`);
+    await conn.query(`INSERT INTO \`${db.src}\`.floats VALUES (1, 16777217, 1234.567, 'x'), (2, 123456.789, -0.5, NULL), (3, 0.1, NULL, ''), (4, -3.4028234e38, 9999.999, NULL), (5, 1.17549435e-38, 0, NULL), (6, NULL, 1, NULL)`);
+    const src = await sql.connect('edxapp');
+    const info = (await inspectTable(src, { database: db.src, table: 'floats' }))!;
+    const exact = async (database: string, table: string) => {
+      const [rows] = await conn.query(`SELECT id, CAST(f AS DOUBLE) AS f, CAST(fd AS DOUBLE) AS fd FROM \`${database}\`.\`${table}\` ORDER BY id`);
+      return rows;
+    };
+    for (const path of ['load', 'inserts'] as const) {
+      const table = `floats_${path}`;
+      await conn.query(`CREATE TABLE \`${db.tgt}\`.\`${table}\` LIKE \`${db.src}\`.floats`);
+      const target = await sql.connect('csmh');
+      const targetInfo = (await inspectTable(target, { database: db.tgt, table }))!;
+      const cols = copiedColumns(info);
+      const loadCharset = path === 'load' ? loadDataCharset(info.columns, targetInfo.columns, cols, cols) : null;
+      if (path === 'load') expect(loadCharset).toBe('binary');
+      const t: CopyTables = {
+        source: src, target, sourceTable: { database: db.src, table: 'floats' }, targetTable: { database: db.tgt, table }, idColumn: 'id',
+        columns: cols, targetColumns: cols, hash: { source: hashColumns(info, cols), target: hashColumns(targetInfo, cols) }, loadCharset,
+      };
+      expect((await copyRange(t, { lo: '0', hi: '10' })).inserted).toBe(6);
+      expect(await exact(db.tgt, table)).toEqual(await exact(db.src, 'floats'));
+      expect(await verifyRange(t, { lo: '0', hi: '10' })).toMatchObject({ rows: '6', repaired: false });
+      // the next float up from 16777216 is 16777218: both print as 1.67772e7, and verification must still tell them apart
+      await conn.query(`UPDATE \`${db.tgt}\`.\`${table}\` SET f = 16777218 WHERE id = 1`);
+      await expect(verifyRange(t, { lo: '0', hi: '10' })).rejects.toMatchObject({ name: 'VerificationFailed', message: expect.stringContaining('1 (differs)') });
+    }
+  });
+
+  it('two servers: a session lost in the middle of a LOAD fails the copy as transient, and the next copy completes', { timeout: 30_000 }, async () => {
+    await conn.query(historyTableSql(dbs.names.src!, 'lost', 'int'));
+    await seedHistory(conn, dbs.names.src!, 'lost', 20_000, { stateBytes: 300 });
+    for (const victim of ['target', 'source'] as const) {
+      const table = `lost_${victim}`;
+      await conn.query(historyTableSql(dbs.names.tgt!, table, 'bigint unsigned'));
+      const base: CopyTables = { ...(await tables(table, 'csmh')), sourceTable: { database: dbs.names.src!, table: 'lost' } };
+      const info = (await inspectTable(base.source, base.sourceTable))!;
+      const targetInfo = (await inspectTable(base.target, base.targetTable))!;
+      const loadCharset = loadDataCharset(info.columns, targetInfo.columns, base.columns, base.targetColumns);
+      expect(loadCharset).toBe('utf8mb4');
+      const victimId = await scalar(victim === 'target' ? base.target : base.source, 'SELECT CONNECTION_ID()');
+      // the victim's session is killed once a few thousand rows have left the source
+      const real = base.source;
+      const source: SqlConnection = Object.assign(Object.create(real) as SqlConnection, {
+        async *streamQuery(q: string, params: readonly unknown[]) {
+          let n = 0;
+          for await (const row of real.streamQuery!(q, params)) {
+            if (++n === 5000) await conn.query(`KILL ${victimId}`);
+            yield row;
+          }
+        },
+      });
+      await expect(copyRange({ ...base, source, loadCharset }, { lo: '0', hi: '99999' })).rejects.toMatchObject({ name: 'TransientError' });
+      // a re-run asks for the sessions again: the one killed is replaced, the other is not left in the middle of a result
+      const again: CopyTables = { ...(await tables(table, 'csmh')), sourceTable: base.sourceTable, loadCharset };
+      await copyRange(again, { lo: '0', hi: '99999' });
+      expect(await tableFingerprint(conn, dbs.names.tgt!, table)).toEqual(await tableFingerprint(conn, dbs.names.src!, 'lost'));
+    }
+  });
+
+  it('two servers: a server whose sql_mode has NO_BACKSLASH_ESCAPES gets every byte exact, by LOAD DATA and by INSERTs', async () => {
+    const db = { src: dbs.names.src!, tgt: dbs.names.tgt! };
+    await conn.query(`CREATE TABLE \`${db.src}\`.escapes (id bigint unsigned PRIMARY KEY, s varchar(50) NULL, b varbinary(50) NULL)`);
+    await conn.query(`INSERT INTO \`${db.src}\`.escapes VALUES (1, 'back\\\\slash', 'tab\there'), (2, 'new\nline \\'q', CONCAT('nul', CHAR(0))), (3, '\\N', NULL)`);
+    // sessions opened while the server's default has it (set for the moment the sessions open, then put back)
+    const [[{ mode }]] = (await conn.query('SELECT @@GLOBAL.sql_mode AS mode')) as unknown as [[{ mode: string }]];
+    await conn.query(`SET GLOBAL sql_mode = CONCAT_WS(',', NULLIF(@@GLOBAL.sql_mode, ''), 'NO_BACKSLASH_ESCAPES')`);
+    let sessions: SqlConnection[];
+    try {
+      sessions = [await sql.connectDedicated('edxapp'), await sql.connectDedicated('csmh'), await sql.connectDedicated('csmh')];
+    } finally {
+      await conn.query('SET GLOBAL sql_mode = ?', [mode]);
+    }
+    const [src, ...targets] = sessions;
+    const info = (await inspectTable(src!, { database: db.src, table: 'escapes' }))!;
+    const cols = copiedColumns(info);
+    const hexes = async (database: string, table: string) => (await conn.query(`SELECT id, HEX(s) AS s, HEX(b) AS b FROM \`${database}\`.\`${table}\` ORDER BY id`))[0];
+    try {
+      for (const [i, path] of (['load', 'inserts'] as const).entries()) {
+        const table = `escapes_${path}`;
+        await conn.query(`CREATE TABLE \`${db.tgt}\`.\`${table}\` LIKE \`${db.src}\`.escapes`);
+        const target = targets[i]!;
+        const targetInfo = (await inspectTable(target, { database: db.tgt, table }))!;
+        const t: CopyTables = {
+          source: src!, target, sourceTable: { database: db.src, table: 'escapes' }, targetTable: { database: db.tgt, table }, idColumn: 'id',
+          columns: cols, targetColumns: cols, hash: { source: hashColumns(info, cols), target: hashColumns(targetInfo, cols) },
+          loadCharset: path === 'load' ? loadDataCharset(info.columns, targetInfo.columns, cols, cols) : null,
+        };
+        expect((await copyRange(t, { lo: '0', hi: '10' })).inserted).toBe(3);
+        expect(await hexes(db.tgt, table)).toEqual(await hexes(db.src, 'escapes'));
+      }
+    } finally {
+      await Promise.all(sessions.map((c) => c.close()));
     }
   });
 
