@@ -105,7 +105,7 @@ async function ferryRun(label: string, env: NodeJS.ProcessEnv, target: { databas
   if (code !== 0) throw new Error(`${label}: ferry exited ${code}:\n${stderr.slice(-3000)}`);
   const output = JSON.parse(stdout.trim().split('\n').pop()!) as { phases: Record<string, string>; rangesVerified: number; rowsCopied: string };
   if (output.rowsCopied !== String(ROWS)) throw new Error(`${label}: ferry copied ${output.rowsCopied} rows, not ${ROWS}`);
-  const u = /usage: (\d+) state transitions, (\d+) task invocations \(([^)]*)\), ([\d.]+) task-seconds, peak memory (\d+) MB/.exec(stderr);
+  const u = /usage: (\d+) state transitions, (\d+) task invocations \(([^)]*)\), ([\d.]+) task-seconds, at most (\d+) at once, peak memory (\d+) MB/.exec(stderr);
   if (!u) throw new Error(`${label}: ferry printed no usage line:\n${stderr.slice(-2000)}`);
   const p = output.phases;
   const at = (phase: string) => Date.parse(p[phase]!);
@@ -117,7 +117,7 @@ async function ferryRun(label: string, env: NodeJS.ProcessEnv, target: { databas
     verify: (at('cutover-approval') - at('verify')) / 1000,
     sweep: (at('cleanup-approval') - at('sweep')) / 1000,
     rangesVerified: output.rangesVerified,
-    usage: { transitions: Number(u[1]), invocations: Number(u[2]), copyInvocations: Number(/CopyChunks (\d+)/.exec(u[3]!)?.[1] ?? 0), taskSeconds: Number(u[4]), peakMb: Number(u[5]) },
+    usage: { transitions: Number(u[1]), invocations: Number(u[2]), copyInvocations: Number(/CopyChunks (\d+)/.exec(u[3]!)?.[1] ?? 0), taskSeconds: Number(u[4]), peakMb: Number(u[6]) },
   };
   process.stderr.write(`bench: ${label}: ${JSON.stringify(run)}\n`);
   return run;

@@ -65,7 +65,7 @@ function parseApprove(value: string | undefined): 'all' | string[] {
 function usageLine(u: RunUsage): string {
   const peakMb = Math.round(process.resourceUsage().maxRSS / 1024);
   const byTask = Object.entries(u.byTask).map(([task, n]) => `${task} ${n}`).join(', ');
-  return `usage: ${u.transitions} state transitions, ${u.invocations} task invocations (${byTask}), ${(u.taskMillis / 1000).toFixed(1)} task-seconds, peak memory ${peakMb} MB`;
+  return `usage: ${u.transitions} state transitions, ${u.invocations} task invocations (${byTask}), ${(u.taskMillis / 1000).toFixed(1)} task-seconds, at most ${u.peakConcurrent} at once, peak memory ${peakMb} MB`;
 }
 
 async function local(args: string[]): Promise<number> {

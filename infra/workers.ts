@@ -28,7 +28,8 @@ const a = (name: string, handler: string, flags: WorkerSpec['flags'] = 'none'): 
 
 export const WORKERS: readonly WorkerSpec[] = [
   t('Preflight', 'preflight'), t('RaiseAutoIncrement', 'raiseAutoIncrement'), t('SetCopyFlags', 'setCopyFlags', 'write'),
-  t('CopyChunks', 'copyChunks', 'paused'), t('CatchUp', 'catchUp', 'paused'), t('Verify', 'verify', 'paused'),
+  t('CopyChunks', 'copyChunks', 'paused'), t('PlanPartitions', 'planPartitions'), t('CopyPartition', 'copyPartition', 'paused'), t('FinishPartitions', 'finishPartitions'),
+  t('CatchUp', 'catchUp', 'paused'), t('Verify', 'verify', 'paused'),
   t('SetCutoverFlags', 'setCutoverFlags', 'write'), t('Sweep', 'sweep', 'paused'), t('Cleanup', 'cleanup', 'paused'), t('Summarize', 'summarize', 'list'),
   d('DocPreflight', 'preflight'), d('CopyDocs', 'copyDocs', 'paused'), d('TopOff', 'topOff', 'paused'), d('AssertComplete', 'assertComplete'),
   d('DocSetCutoverFlags', 'setCutoverFlags', 'write'), d('StopTopOff', 'stopTopOff'), d('DocCleanup', 'cleanup', 'paused'), d('DocSummarize', 'summarize', 'list'),

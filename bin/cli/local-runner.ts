@@ -45,6 +45,9 @@ export interface RunUsage {
   /** Invocations by task state. */
   byTask: Record<string, number>;
   taskMillis: number;
+  /** Most task invocations running at the same moment (a Map state's items run side by side). */
+  peakConcurrent: number;
+  running: number;
 }
 
 export type LocalRunResult =
@@ -219,10 +222,13 @@ async function runExecution(ctx: RunContext, input: unknown, abort: AbortSignal,
       const started = performance.now();
       ctx.usage.invocations += 1;
       ctx.usage.byTask[state] = (ctx.usage.byTask[state] ?? 0) + 1;
+      ctx.usage.running += 1;
+      ctx.usage.peakConcurrent = Math.max(ctx.usage.peakConcurrent, ctx.usage.running);
       try {
         return await handler(event, ctx.deps);
       } finally {
         ctx.usage.taskMillis += performance.now() - started;
+        ctx.usage.running -= 1;
       }
     };
   }
@@ -301,7 +307,7 @@ export async function runLocal(opts: LocalRunOptions): Promise<LocalRunResult> {
     machine, spec, migrationId, deps, approvals, say,
     retries: retryOverrides(definition, opts.env ?? process.env),
     startsAndWaits: allStates(definition).flatMap(([name, s]) => (s.Resource === 'arn:aws:states:::states:startExecution.sync:2' ? [name] : [])),
-    usage: { transitions: 0, invocations: 0, byTask: {}, taskMillis: 0 },
+    usage: { transitions: 0, invocations: 0, byTask: {}, taskMillis: 0, peakConcurrent: 0, running: 0 },
   };
   let input: unknown = opts.abandon ? { migration: opts.input, abandon: true } : opts.input;
   let next: string | undefined;

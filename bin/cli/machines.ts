@@ -3,6 +3,7 @@ import type { TaskDeps } from '../../lambdas/core/ports/task-deps.ts';
 import { catchUp } from '../../lambdas/table-copy/catch-up.ts';
 import { cleanup } from '../../lambdas/table-copy/cleanup.ts';
 import { copyChunks } from '../../lambdas/table-copy/copy-chunks.ts';
+import { copyPartition, finishPartitions, planPartitions } from '../../lambdas/table-copy/partitions.ts';
 import { setCopyFlags, setCutoverFlags } from '../../lambdas/table-copy/flags.ts';
 import { parseTableCopyInput, type TaskEvent } from '../../lambdas/table-copy/open-migration.ts';
 import { preflight } from '../../lambdas/table-copy/preflight.ts';
@@ -63,6 +64,9 @@ export const MACHINES: Readonly<Record<string, MachineSpec>> = {
       RaiseAutoIncrement: raiseAutoIncrement,
       SetCopyFlags: setCopyFlags,
       CopyChunks: copyChunks,
+      PlanPartitions: planPartitions,
+      CopyPartition: copyPartition as Handler,
+      FinishPartitions: finishPartitions,
       CatchUp: catchUp,
       Verify: verify,
       SetCutoverFlags: setCutoverFlags,

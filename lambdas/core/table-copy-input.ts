@@ -17,6 +17,12 @@ export const tableCopyInputSchema = z
       })
       .prefault({}),
     chunk: chunkSchema,
+    /**
+     * The initial copy split into this many id ranges, copied at once by a Map state (each its own
+     * chunk loop and checkpoint row). 1: one chunk loop. Changing it on a resumed run changes how
+     * many copy at once, not the ranges already planned.
+     */
+    partitions: z.number().int().min(1).max(64, 'at most 64').default(1),
     throttle: throttleSchema,
     flags: z.strictObject({ copy: flagSet.default({}), cutover: flagSet.default({}) }).prefault({}),
     cleanup: z

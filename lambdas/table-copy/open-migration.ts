@@ -1,6 +1,7 @@
 import type { TaskDeps } from '../core/ports/task-deps.ts';
 import type { Id } from '../core/ids.ts';
 import { DeliveryLedger } from '../core/tables/ledger.ts';
+import { PartitionStore } from '../core/tables/partitions.ts';
 import type { SweepingState } from '../core/tables/sweeper.ts';
 import { identityOf, parseInput, tableCopyInputSchema, type TableCopyInput } from '../core/table-copy-input.ts';
 import { openCopy, type LoopState as GenericLoopState, type Migration as GenericMigration, type TaskEvent } from '../core/tables/chunked-copy.ts';
@@ -51,4 +52,9 @@ export function openMigration(event: TaskEvent, deps: TaskDeps): Promise<Migrati
 /** The ledger of what was delivered, beside the checkpoint in the target database. */
 export function ledgerOf(m: Migration): DeliveryLedger {
   return new DeliveryLedger(m.target, m.input.target.database, m.input.migrationId);
+}
+
+/** The checkpoints of the initial copy's partitions, beside the migration's (see partitions.ts). */
+export function partitionsOf(m: Migration): PartitionStore<TableCopyState> {
+  return new PartitionStore<TableCopyState>(m.target, m.input.target.database, m.input.migrationId);
 }

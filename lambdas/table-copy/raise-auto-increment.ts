@@ -23,7 +23,7 @@ async function idOffset(m: Migration): Promise<{ offset: bigint; max: bigint; no
     report(m, `measuring the source's insert rate for ${RATE_SAMPLE_SECONDS} s to choose idOffset; the initial copy starts meanwhile`);
     const until = m.deps.now() + wait;
     // Each chunk moves the checkpoint; a throttle's answer only ends the copying early.
-    await copyInitial(m, until);
+    await copyInitial(m, { until });
     const left = until - m.deps.now();
     if (left > 0) await new Promise((r) => setTimeout(r, left));
   }

@@ -213,7 +213,7 @@ describe('ferry local table-copy', () => {
     expect(run.stderr).toMatch(/SUCCEEDED over \d+ executions/);
     expect((await tableFingerprint(sc.conn, sc.tgt, TGT)).rows).toBe('3000');
     // what the run would be billed for, summed over every execution of the chain
-    const usage = /usage: (\d+) state transitions, (\d+) task invocations \(([^)]*)\), ([\d.]+) task-seconds, peak memory (\d+) MB/.exec(run.stderr);
+    const usage = /usage: (\d+) state transitions, (\d+) task invocations \(([^)]*)\), ([\d.]+) task-seconds, at most (\d+) at once, peak memory (\d+) MB/.exec(run.stderr);
     expect(usage, run.stderr).not.toBeNull();
     const byTask: Record<string, number> = Object.fromEntries(usage![3]!.split(', ').map((e) => [e.split(' ')[0], Number(e.split(' ')[1])]));
     expect(byTask.Preflight).toBe(Number(/SUCCEEDED over (\d+) executions/.exec(run.stderr)![1]));
@@ -222,6 +222,7 @@ describe('ferry local table-copy', () => {
     expect(Object.values(byTask).reduce((a, b) => a + b, 0)).toBe(Number(usage![2]));
     // every invocation is a Task state entered, and the Choices, Waits and approvals are transitions too
     expect(Number(usage![1])).toBeGreaterThan(2 * Number(usage![2]));
-    expect(Number(usage![5])).toBeGreaterThan(20);
+    expect(Number(usage![5])).toBe(1);
+    expect(Number(usage![6])).toBeGreaterThan(20);
   });
 });

@@ -13,7 +13,12 @@ type Definition = { StartAt: string; States: Record<string, State> };
 
 /** Every state, nested ones (Parallel branches) included. */
 function allStates(d: Definition): [string, State][] {
-  return Object.entries(d.States).flatMap(([name, s]) => [[name, s] as [string, State], ...((s.Branches as Definition[] | undefined) ?? []).flatMap(allStates)]);
+  return Object.entries(d.States).flatMap(([name, s]) => [[name, s] as [string, State], ...innerDefinitions(s).flatMap(allStates)]);
+}
+
+/** The state machines a Parallel state's branches or a Map state's items run. */
+function innerDefinitions(s: State): Definition[] {
+  return [...((s.Branches as Definition[] | undefined) ?? []), ...(s.ItemProcessor ? [s.ItemProcessor as Definition] : [])];
 }
 
 const PHASES: Record<string, readonly string[]> = { 'table-copy': TABLE_COPY_PHASES, 'doctype-copy': DOCTYPE_COPY_PHASES, 'online-alter': ONLINE_ALTER_PHASES };
@@ -36,7 +41,7 @@ describe.each(Object.keys(MACHINES))('statemachines/%s.asl.json', (machine) => {
   type Catcher = { ErrorEquals: string[]; Next: string };
   const stateNamed = (name: string) => states.find(([n]) => n === name)![1];
   /** The Parallel state whose branches hold `name`, if any. */
-  const parallelAround = (name: string) => states.find(([, p]) => p.Type === 'Parallel' && (p.Branches as Definition[]).some((b) => name in b.States))?.[1];
+  const parallelAround = (name: string) => states.find(([, p]) => innerDefinitions(p).some((b) => name in b.States))?.[1];
   /** A state's own Catch, then that of the Parallel state around it. */
   const catchesOf = (name: string): Catcher[] => [...((stateNamed(name).Catch ?? []) as Catcher[]), ...((parallelAround(name)?.Catch ?? []) as Catcher[])];
   /** Where `error` raised in `name` leads; a Fail state inside a branch raises its own Error to the Parallel around it. */
@@ -60,8 +65,10 @@ describe.each(Object.keys(MACHINES))('statemachines/%s.asl.json', (machine) => {
   it('tells every Lambda Task which execution it runs for, so a replaced execution cannot write', () => {
     for (const [name, s] of tasks.filter(([, t]) => /FunctionArn/.test(String(t.Resource)))) {
       // the top-off run during the cut-over acts for the execution that started it and waits for it
-      expect((s.Parameters as Record<string, string>)['execution.$'], name).toBe(name === 'TopOffForParent' ? '$.topOffFor' : '$$.Execution.Id');
+      // a partition's item carries it from the Map's ItemSelector
+      expect((s.Parameters as Record<string, string>)['execution.$'], name).toBe(name === 'TopOffForParent' ? '$.topOffFor' : name === 'CopyPartition' ? '$.execution' : '$$.Execution.Id');
     }
+    for (const [name, m] of states.filter(([, x]) => x.Type === 'Map')) expect((m.ItemSelector as Record<string, string>)['execution.$'], name).toBe('$$.Execution.Id');
   });
 
   if (machine === 'doctype-copy') {

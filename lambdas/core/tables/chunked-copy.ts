@@ -67,7 +67,8 @@ export interface Migration<I extends CopySettings, S extends CopyState, P extend
   readonly source: SqlConnection;
   readonly target: SqlConnection;
   readonly tables: CopyTables;
-  readonly store: CheckpointStore<S>;
+  /** Where `save` writes the state: the migration's checkpoint, or a partition's (see partitions.ts). */
+  readonly store: Pick<CheckpointStore<S>, 'save'>;
   readonly checkpoint: Checkpoint<S>;
   /** Mutable copy of the checkpoint's state; `save` writes it back. */
   readonly state: S;

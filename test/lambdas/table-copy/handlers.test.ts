@@ -8,6 +8,7 @@ import { TransientError } from '../../../lambdas/core/errors.ts';
 import { catchUp } from '../../../lambdas/table-copy/catch-up.ts';
 import { cleanup } from '../../../lambdas/table-copy/cleanup.ts';
 import { copyChunks } from '../../../lambdas/table-copy/copy-chunks.ts';
+import { copyPartition, finishPartitions, planPartitions, type PartitionEvent } from '../../../lambdas/table-copy/partitions.ts';
 import { setCopyFlags, setCutoverFlags } from '../../../lambdas/table-copy/flags.ts';
 import type { LoopState, TaskEvent } from '../../../lambdas/table-copy/open-migration.ts';
 import { preflight } from '../../../lambdas/table-copy/preflight.ts';
@@ -94,6 +95,44 @@ describe('table-copy handlers, as Lambda would run them', () => {
     // the owner goes on and finishes, with every row
     await loop(copyChunks, fresh, d);
     expect((await tableFingerprint(sc.conn, sc.tgt, TGT)).rows).toBe('2000');
+  });
+
+  it('partitions: each copies on from its own row, empty ones included; one not through hands over; a replaced execution writes none', async () => {
+    // ids in the lowest and highest thirds only: the middle partition holds no row
+    sc = await scenario({ rows: 1000, first: 1n });
+    const { seedHistory } = await import('../../helpers/db.ts');
+    await seedHistory(sc.conn, sc.src, SRC, 1000, { first: 9001n });
+    const migration = sc.input({ partitions: 3, idOffset: '0', cleanup: { mode: 'none' }, chunk: { targetMillis: 10, minRows: 100, maxRows: 200 } });
+    const event = { migration, execution: 'arn:exec:one', state: null as unknown };
+    const d = deps(sc, (id) => id === event.execution);
+    await preflight(event as TaskEvent, d);
+    for (const task of [raiseAutoIncrement, setCopyFlags]) await task(event as TaskEvent, d);
+    const plan = await planPartitions(event as TaskEvent, d);
+    expect(plan.items).toEqual([{ index: 0 }, { index: 1 }, { index: 2 }]);
+    const part = (index: number, execution = event.execution) => ({ ...event, execution, partition: { index }, state: { iterations: 0 } }) as PartitionEvent;
+    // no time left: nothing copied, and the Map ends with partitions not through
+    expect(await copyPartition(part(0), { ...d, budgetMillis: 1 })).toMatchObject({ done: false });
+    expect(await finishPartitions(event as TaskEvent, d)).toMatchObject({ done: false, continueAsNew: true });
+    // a new execution takes over: the old one's task cannot move a partition's row
+    const fresh = { ...event, execution: 'arn:exec:two' };
+    await preflight(fresh as TaskEvent, { ...d, executions: { isRunning: async (id) => id === 'arn:exec:two', handedOver: async () => false } });
+    const d2 = deps(sc, (id) => id === 'arn:exec:two');
+    await expect(copyPartition(part(0), d2)).rejects.toMatchObject({ name: 'OwnershipLost' });
+    expect(await planPartitions(fresh as TaskEvent, d2)).toEqual(plan);
+    for (const index of [2, 1, 0]) expect(await copyPartition(part(index, fresh.execution), d2)).toMatchObject({ done: true });
+    expect(await planPartitions(fresh as TaskEvent, d2)).toEqual({ items: [] });
+    expect(await finishPartitions(fresh as TaskEvent, d2)).toMatchObject({ done: true, phase: 'catch-up' });
+    const [[row]] = (await sc.conn.query(`SELECT phase, state FROM \`${sc.tgt}\`._ferry_checkpoints`)) as unknown as [{ phase: string; state: string }[]];
+    const state = JSON.parse(row!.state) as { copiedUpTo: string; verifiedUpTo: string; rowsCopied: string; rowsVerified: string };
+    expect(state).toMatchObject({ copiedUpTo: '10000', verifiedUpTo: '10000', rowsCopied: '2000', rowsVerified: '2000' });
+    // the ledger's spans cover every id without a gap, the empty middle partition too
+    const [spans] = await sc.conn.query(`SELECT CAST(lo AS CHAR) AS lo, CAST(hi AS CHAR) AS hi FROM \`${sc.tgt}\`._ferry_ledger l ORDER BY l.lo`);
+    const list = spans as { lo: string; hi: string }[];
+    for (let i = 1; i < list.length; i++) expect(BigInt(list[i]!.lo)).toBe(BigInt(list[i - 1]!.hi) + 1n);
+    expect(list.at(-1)!.hi).toBe('10000');
+    expect(await tableFingerprint(sc.conn, sc.tgt, TGT)).toEqual(await tableFingerprint(sc.conn, sc.src, SRC));
+    const [left] = await sc.conn.query(`SELECT COUNT(*) AS n FROM \`${sc.tgt}\`._ferry_partitions`);
+    expect(String((left as { n: string }[])[0]!.n)).toBe('0');
   });
 
   it('the initial copy verifies each chunk behind it, on sessions of its own, and records it in the ledger', async () => {

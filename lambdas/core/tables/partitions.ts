@@ -1,0 +1,119 @@
+import { CHECKPOINT_TABLE } from '../checkpoints.ts';
+import { OwnershipLost } from '../errors.ts';
+import { addId, fromBig, toBig, type Id } from '../ids.ts';
+import { quoteIdent } from '../identifiers.ts';
+import { str, type SqlConnection } from '../ports/sql.ts';
+
+export const PARTITIONS_TABLE = '_ferry_partitions';
+
+/** One of the id ranges an initial copy is split into, copied on its own with its own checkpoint. */
+export interface PartitionBounds {
+  readonly index: number;
+  readonly lo: Id;
+  readonly hi: Id;
+}
+
+/**
+ * Splits `[lo, hi]` into at most `count` contiguous ranges of equal id span (never an empty one):
+ * every id in exactly one. Spans are by id, not by rows, so a table whose ids cluster copies
+ * unevenly; reading the rows' quantiles would cost a scan of the whole index.
+ */
+export function splitRange(lo: Id, hi: Id, count: number): PartitionBounds[] {
+  const a = toBig(lo);
+  const span = toBig(hi) - a + 1n;
+  if (span <= 0n) return [];
+  const n = BigInt(Math.max(1, Math.min(count, Number(span > 1_000_000n ? 1_000_000n : span))));
+  const out: PartitionBounds[] = [];
+  for (let i = 0n; i < n; i++) {
+    const from = a + (span * i) / n;
+    const to = a + (span * (i + 1n)) / n - 1n;
+    out.push({ index: Number(i), lo: fromBig(from), hi: fromBig(to) });
+  }
+  return out;
+}
+
+/** A partition's durable state: its bounds and the chunk loop's own state over them. */
+export interface PartitionRow<S> {
+  readonly bounds: PartitionBounds;
+  readonly done: boolean;
+  readonly state: S;
+}
+
+/**
+ * The partitions' checkpoints: a row each beside the migration's checkpoint, in the target
+ * database, written only while the migration's checkpoint names the same owning execution.
+ */
+export class PartitionStore<S> {
+  private readonly table: string;
+  constructor(private readonly conn: SqlConnection, private readonly database: string, private readonly migrationId: string) {
+    this.table = `${quoteIdent(database)}.${quoteIdent(PARTITIONS_TABLE)}`;
+  }
+
+  async ensureTable(): Promise<void> {
+    await this.conn.execute(
+      `CREATE TABLE IF NOT EXISTS ${this.table} (
+        migration_id VARCHAR(80) NOT NULL,
+        part INT UNSIGNED NOT NULL,
+        lo DECIMAL(20,0) NOT NULL,
+        hi DECIMAL(20,0) NOT NULL,
+        done TINYINT NOT NULL DEFAULT 0,
+        state LONGTEXT NOT NULL,
+        updated_at DATETIME(6) NOT NULL DEFAULT CURRENT_TIMESTAMP(6),
+        PRIMARY KEY (migration_id, part)
+      ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4`,
+    );
+  }
+
+  /** Every partition of the migration, in order; empty when none was planned. Writes nothing. */
+  async all(): Promise<PartitionRow<S>[]> {
+    const exists = await this.conn.query('SELECT 1 FROM information_schema.TABLES WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ?', [this.database, PARTITIONS_TABLE]);
+    if (exists.length === 0) return [];
+    const rows = await this.conn.query(`SELECT part, CAST(lo AS CHAR) AS lo, CAST(hi AS CHAR) AS hi, done, state FROM ${this.table} WHERE migration_id = ? ORDER BY part`, [this.migrationId]);
+    return rows.map((r) => ({
+      bounds: { index: Number(str(r, 'part')), lo: str(r, 'lo')!, hi: str(r, 'hi')! },
+      done: str(r, 'done') === '1',
+      state: JSON.parse(str(r, 'state')!) as S,
+    }));
+  }
+
+  async one(index: number): Promise<PartitionRow<S> | null> {
+    return (await this.all()).find((p) => p.bounds.index === index) ?? null;
+  }
+
+  /** Records the plan; a partition already recorded (a plan written before a crash) is kept as it is. */
+  async plan(partitions: readonly PartitionRow<S>[]): Promise<void> {
+    await this.ensureTable();
+    for (const p of partitions) {
+      await this.conn.execute(
+        `INSERT IGNORE INTO ${this.table} (migration_id, part, lo, hi, done, state) VALUES (?, ?, CAST(? AS DECIMAL(20,0)), CAST(? AS DECIMAL(20,0)), ?, ?)`,
+        [this.migrationId, p.bounds.index, p.bounds.lo, p.bounds.hi, p.done ? 1 : 0, JSON.stringify(p.state)],
+      );
+    }
+  }
+
+  /**
+   * Writes a partition's state if, and only if, `owner` still owns the migration (its checkpoint's
+   * owner, as CheckpointStore.save checks it): a task of a replaced execution writes nothing.
+   */
+  async save(index: number, state: S, done: boolean, owner: string | null | undefined): Promise<void> {
+    const { affectedRows } = await this.conn.execute(
+      `UPDATE ${this.table} p JOIN ${quoteIdent(this.database)}.${quoteIdent(CHECKPOINT_TABLE)} c ON c.migration_id = p.migration_id
+          SET p.state = ?, p.done = ?, p.updated_at = CURRENT_TIMESTAMP(6)
+        WHERE p.migration_id = ? AND p.part = ? AND COALESCE(JSON_UNQUOTE(JSON_EXTRACT(c.state, '$.owner')), 'null') = ?`,
+      [JSON.stringify(state), done ? 1 : 0, this.migrationId, index, owner ?? 'null'],
+    );
+    if (affectedRows === 1) return;
+    throw new OwnershipLost(`migration "${this.migrationId}" is no longer owned by ${owner ?? '(no execution)'}: this task of partition ${index + 1} stops without writing its checkpoint`);
+  }
+
+  /** Forgets the partitions once their progress is in the migration's checkpoint. */
+  async remove(): Promise<void> {
+    const exists = await this.conn.query('SELECT 1 FROM information_schema.TABLES WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ?', [this.database, PARTITIONS_TABLE]);
+    if (exists.length) await this.conn.execute(`DELETE FROM ${this.table} WHERE migration_id = ?`, [this.migrationId]);
+  }
+}
+
+/** The id just below a partition: where its copy and its verification start from. */
+export function justBelow(bounds: PartitionBounds): Id {
+  return addId(bounds.lo, -1);
+}

@@ -1,0 +1,116 @@
+import type { TaskDeps } from '../core/ports/task-deps.ts';
+import { CheckpointConflict } from '../core/errors.ts';
+import { addId, compareIds, maxId, toBig, type Id } from '../core/ids.ts';
+import { justBelow, splitRange, type PartitionBounds, type PartitionRow } from '../core/tables/partitions.ts';
+import { copyInitial, initialCopyDone } from './copy-chunks.ts';
+import { loopState, openMigration, outcomeState, partitionsOf, report, type LoopState, type Migration, type TableCopyState, type TaskEvent } from './open-migration.ts';
+
+/**
+ * The initial copy in partitions: PlanPartitions splits what is left of [rangeMin, rangeMax] into
+ * `partitions` id ranges, each with a checkpoint row of its own; a Map state runs CopyPartition
+ * over them, `partitions` at a time, each its own chunk loop (its own chunk sizing, the same
+ * throttle, its chunks verified while the next copies); FinishPartitions adds them up into the
+ * migration's checkpoint and moves on to the catch-up.
+ */
+
+/** What the Map state iterates over: the partitions not yet through. */
+export interface PartitionPlan {
+  readonly items: readonly { readonly index: number }[];
+}
+
+/** A partition's chunk loop starts from the migration's state, with its own bounds and counters. */
+function startOf(m: Migration, bounds: PartitionBounds, share: bigint, whole: bigint): TableCopyState {
+  const first = bounds.index === 0;
+  return {
+    ...structuredClone(m.state),
+    copiedUpTo: justBelow(bounds),
+    // The lowest partition goes on from what was verified (from the lowest id on either side when nothing was); the others from their own start.
+    verifiedUpTo: first ? m.state.verifiedUpTo : justBelow(bounds),
+    rowsCopied: '0',
+    rowsVerified: '0',
+    rangesVerified: 0,
+    rangesRepaired: 0,
+    throttledMillis: 0,
+    estimatedRows: whole === 0n ? '0' : ((BigInt(m.state.estimatedRows) * share) / whole).toString(),
+  };
+}
+
+export async function planPartitions(event: TaskEvent, deps: TaskDeps): Promise<PartitionPlan> {
+  const m = await openMigration(event, deps);
+  const store = partitionsOf(m);
+  let planned = await store.all();
+  if (planned.length === 0) {
+    const s = m.state;
+    const from = s.copiedUpTo === null ? s.rangeMin : addId(s.copiedUpTo, 1);
+    if (from === null || s.rangeMax === null || compareIds(from, s.rangeMax) > 0) return { items: [] };
+    const bounds = splitRange(from, s.rangeMax, m.input.partitions);
+    const whole = toBig(s.rangeMax) - toBig(from) + 1n;
+    await store.plan(bounds.map((b): PartitionRow<TableCopyState> => ({ bounds: b, done: false, state: startOf(m, b, toBig(b.hi) - toBig(b.lo) + 1n, whole) })));
+    planned = await store.all();
+    report(m, `initial copy of ids ${from}..${s.rangeMax} in ${planned.length} partitions, ${m.input.partitions} at a time`);
+  }
+  return { items: planned.filter((p) => !p.done).map((p) => ({ index: p.bounds.index })) };
+}
+
+export interface PartitionEvent extends TaskEvent {
+  readonly partition: { readonly index: number };
+}
+
+/** One partition's chunk loop, until its time budget is spent, the throttle says wait, or it is through. */
+export async function copyPartition(event: PartitionEvent, deps: TaskDeps): Promise<LoopState> {
+  const m = await openMigration(event, deps);
+  const store = partitionsOf(m);
+  const all = await store.all();
+  const index = event.partition.index;
+  const p = all.find((x) => x.bounds.index === index);
+  if (!p) throw new CheckpointConflict(`partition ${index + 1} of migration "${m.input.migrationId}" was never planned (or was already added up): start the execution again to resume from the checkpoint`);
+  const owner = m.state.owner;
+  const others = BigInt(m.state.rowsCopied) + all.filter((x) => x !== p).reduce((n, x) => n + BigInt(x.state.rowsCopied), 0n);
+  const label = `partition ${index + 1}/${all.length} (ids ${p.bounds.lo}..${p.bounds.hi})`;
+  // The partition's own view of the migration: its state, its checkpoint row, its share of the history's loop iterations.
+  const view: Migration = {
+    ...m,
+    input: { ...m.input, execution: { ...m.input.execution, maxLoopIterations: Math.max(1, Math.floor(m.input.execution.maxLoopIterations / all.length)) } },
+    // Progress is the migration's: what was copied before the split and by the other partitions (as of this task's start), and this one's.
+    deps: { ...m.deps, report: (r) => m.deps.report({ ...r, done: (BigInt(r.done) + others).toString(), total: m.state.estimatedRows, note: `${label}: ${r.note}` }) },
+    state: { ...p.state, owner },
+    store: { save: (_id, _phase, state) => store.save(index, state, false, owner) },
+  };
+  if (p.done) return loopState(view, { done: true });
+  const outcome = await copyInitial(view, { upTo: p.bounds.hi, verifyToEnd: true });
+  if (outcome.kind !== 'caught-up') return outcomeState(view, outcome);
+  await store.save(index, view.state, true, owner);
+  report(view, `through: ${view.state.rowsCopied} rows copied, verified up to ${view.state.verifiedUpTo}`);
+  return loopState(view, { done: true });
+}
+
+/**
+ * Adds the partitions up into the migration's checkpoint once every one is through, and goes on to
+ * the catch-up. One not through (its loop handed back before the history grew too long) hands the
+ * migration to a new execution, which plans nothing new and copies on from the partitions' rows.
+ */
+export async function finishPartitions(event: TaskEvent, deps: TaskDeps): Promise<LoopState> {
+  const m = await openMigration(event, deps);
+  const store = partitionsOf(m);
+  const all = await store.all();
+  if (all.some((p) => !p.done)) return { ...loopState(m, { done: false }), continueAsNew: true };
+  const s = m.state;
+  let verified: Id | null = s.verifiedUpTo;
+  let contiguous = true;
+  for (const { bounds, state } of all) {
+    s.rowsCopied = (BigInt(s.rowsCopied) + BigInt(state.rowsCopied)).toString();
+    s.rowsVerified = (BigInt(s.rowsVerified) + BigInt(state.rowsVerified)).toString();
+    s.rangesVerified += state.rangesVerified;
+    s.rangesRepaired += state.rangesRepaired;
+    s.throttledMillis += state.throttledMillis;
+    if (state.copiedUpTo !== null) s.copiedUpTo = s.copiedUpTo === null ? state.copiedUpTo : maxId(s.copiedUpTo, state.copiedUpTo);
+    // Verified up to where the ranges stay unbroken; the Verify phase covers anything past a break.
+    if (bounds.index === 0) verified = state.verifiedUpTo;
+    else if (contiguous && verified !== null && state.verifiedUpTo !== null && compareIds(verified, justBelow(bounds)) >= 0) verified = maxId(verified, state.verifiedUpTo);
+    else contiguous = false;
+  }
+  s.verifiedUpTo = verified;
+  const done = await initialCopyDone(m);
+  await store.remove();
+  return done;
+}
