@@ -2,9 +2,11 @@
  * `npm run bench` (first part): ferry's table-copy against the baselines an operator would
  * otherwise use, measured in the same run, the ferry runs timed from outside as a user runs them
  * (`node bin/ferry.js local table-copy … --approve all`, compiled, quietSeconds 1, cleanup none):
- *   - one server:  a single `INSERT INTO target SELECT * FROM source`  vs  ferry's whole run
+ *   - one server:  a single `INSERT INTO target SELECT * FROM source`  vs  ferry's whole run, with
+ *     the initial copy in 1, 2 and 4 partitions
  *   - ids spread over 1 … 2^31−1 in a few dense clusters: the chunks it takes against a dense table
- *   - two servers (a second MariaDB started here on another port): `mysqldump | mysql`  vs  ferry
+ *   - two servers (a second MariaDB started here on another port): `mysqldump | mysql`  vs  ferry,
+ *     in 1, 2 and 4 partitions
  * The table has the edX history shape with a ~300-byte `state`. Prints times, rows/s and ratios,
  * and per 1,000,000 rows what the run would be billed for on AWS (state transitions, Lambda
  * invocations, Lambda-seconds) with the process's peak memory, then projects them to bigger tables.
@@ -56,7 +58,7 @@ function sh(command: string): Promise<void> {
 interface Usage {
   transitions: number;
   invocations: number;
-  /** Of which the copy loop's (CopyChunks): the part that grows with the table. */
+  /** Of which the copy loops' (CopyChunks, or CopyPartition): the part that grows with the table. */
   copyInvocations: number;
   taskSeconds: number;
   peakMb: number;
@@ -73,11 +75,12 @@ interface FerryRun {
   /** The sweep after the cut-over flags: at least `quietSeconds` of quiet after the flip. */
   sweep: number;
   rangesVerified: number;
+  partitions: number;
   usage: Usage;
 }
 
 /** Runs `ferry local table-copy` as a user would, and reads what it printed. */
-async function ferryRun(label: string, env: NodeJS.ProcessEnv, target: { database: string; table: string }): Promise<FerryRun> {
+async function ferryRun(label: string, env: NodeJS.ProcessEnv, target: { database: string; table: string }, partitions = 1): Promise<FerryRun> {
   const dir = mkdtempSync(join(tmpdir(), 'ferry-bench-'));
   const inputFile = join(dir, 'input.json');
   writeFileSync(inputFile, JSON.stringify({
@@ -87,6 +90,7 @@ async function ferryRun(label: string, env: NodeJS.ProcessEnv, target: { databas
     catchUp: { quietSeconds: 1 },
     throttle: { maxThreadsRunning: 100000 },
     cleanup: { mode: 'none' },
+    partitions,
   }));
   const started = Date.now();
   const { code, stdout, stderr } = await new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve) => {
@@ -117,7 +121,8 @@ async function ferryRun(label: string, env: NodeJS.ProcessEnv, target: { databas
     verify: (at('cutover-approval') - at('verify')) / 1000,
     sweep: (at('cleanup-approval') - at('sweep')) / 1000,
     rangesVerified: output.rangesVerified,
-    usage: { transitions: Number(u[1]), invocations: Number(u[2]), copyInvocations: Number(/CopyChunks (\d+)/.exec(u[3]!)?.[1] ?? 0), taskSeconds: Number(u[4]), peakMb: Number(u[6]) },
+    partitions,
+    usage: { transitions: Number(u[1]), invocations: Number(u[2]), copyInvocations: Number(/Copy(?:Chunks|Partition) (\d+)/.exec(u[3]!)?.[1] ?? 0), taskSeconds: Number(u[4]), peakMb: Number(u[6]) },
   };
   process.stderr.write(`bench: ${label}: ${JSON.stringify(run)}\n`);
   return run;
@@ -127,7 +132,7 @@ async function main() {
   await build();
   const conn = await mysql.createConnection({ uri: url, multipleStatements: true });
   const count = async (c: mysql.Connection, db: string) => String(((await c.query(`SELECT COUNT(*) AS n FROM ${db}.${X}`)) as unknown as [{ n: number }[]])[0][0]!.n);
-  const resetTarget = (c: mysql.Connection = conn) => c.query(`CREATE DATABASE IF NOT EXISTS ${TGT_DB}; DROP TABLE IF EXISTS ${TGT_DB}.${X}; DROP TABLE IF EXISTS ${TGT_DB}._ferry_checkpoints; DROP TABLE IF EXISTS ${TGT_DB}._ferry_ledger; CREATE TABLE ${TGT_DB}.${X} ${table('bigint unsigned')}`);
+  const resetTarget = (c: mysql.Connection = conn) => c.query(`CREATE DATABASE IF NOT EXISTS ${TGT_DB}; DROP TABLE IF EXISTS ${TGT_DB}.${X}; DROP TABLE IF EXISTS ${TGT_DB}._ferry_checkpoints; DROP TABLE IF EXISTS ${TGT_DB}._ferry_ledger; DROP TABLE IF EXISTS ${TGT_DB}._ferry_partitions; CREATE TABLE ${TGT_DB}.${X} ${table('bigint unsigned')}`);
   const seed = async (ids: string) => {
     await conn.query(`DROP DATABASE IF EXISTS ${SRC_DB}; CREATE DATABASE ${SRC_DB}; CREATE TABLE ${SRC_DB}.${T} ${table('int')};
       SET SESSION max_recursive_iterations = ${ROWS};
@@ -159,6 +164,11 @@ async function main() {
   const dense = await ferryRun('ferry, one server', same, target);
   const base2 = await insertSelect();
   const baseline = Math.min(base1, base2);
+  const parted: FerryRun[] = [];
+  for (const partitions of [2, 4]) {
+    await resetTarget();
+    parted.push(await ferryRun(`ferry, one server, ${partitions} partitions`, same, target, partitions));
+  }
   const cli = await startup();
 
   // Ids in four dense clusters spread over 1 … 2^31−1.
@@ -174,6 +184,7 @@ async function main() {
   const second = await startSecondServer();
   let dump: number;
   let streamed: FerryRun;
+  const streamedParted: FerryRun[] = [];
   try {
     const other = await second.connect();
     await other.query(`CREATE DATABASE ${TGT_DB}`);
@@ -185,6 +196,10 @@ async function main() {
     process.stderr.write(`bench: mysqldump | mysql: ${dump.toFixed(2)} s\n`);
     await resetTarget(other);
     streamed = await ferryRun('ferry, two servers', { FERRY_MYSQL_EDXAPP: url, FERRY_MYSQL_CSMH: second.url }, target);
+    for (const partitions of [2, 4]) {
+      await resetTarget(other);
+      streamedParted.push(await ferryRun(`ferry, two servers, ${partitions} partitions`, { FERRY_MYSQL_EDXAPP: url, FERRY_MYSQL_CSMH: second.url }, target, partitions));
+    }
     await other.end();
   } finally {
     await second.stop();
@@ -203,16 +218,18 @@ async function main() {
    * at most 300 s (three state transitions each: the Task, its Choice, its Wait); every other task
    * runs about as often as here. Lambda-seconds grow with the rows.
    */
-  const atScale = (rows: number) => {
+  const atScale = (rows: number, run: FerryRun) => {
     const k = rows / ROWS;
-    const copyCalls = Math.max(1, Math.ceil((dense.copy * k) / AWS_BUDGET_SECONDS));
+    const u = run.usage;
+    // each partition's loop runs for the whole copy, side by side with the others
+    const copyCalls = run.partitions * Math.max(1, Math.ceil((run.copy * k) / AWS_BUDGET_SECONDS));
     const transitions = u.transitions - 3 * u.copyInvocations + 3 * copyCalls;
     const invocations = u.invocations - u.copyInvocations + copyCalls;
     const lambdaSeconds = u.taskSeconds * k;
     const dollars = transitions * PRICE.perTransition + invocations * PRICE.perInvocation + lambdaSeconds * PRICE.lambdaGb * PRICE.perGbSecond;
-    const seconds = dense.wall * k;
+    const seconds = run.wall * k;
     const time = seconds < 5400 ? `${Math.round(seconds / 60)} min` : `${(seconds / 3600).toFixed(1)} h`;
-    return `  ${rows.toLocaleString('en-US').padStart(13)} rows   ${time.padStart(8)}   ${transitions.toLocaleString('en-US').padStart(6)} transitions   ${invocations.toLocaleString('en-US').padStart(5)} invocations   ${Math.round(lambdaSeconds).toLocaleString('en-US').padStart(7)} Lambda-s   $${dollars.toFixed(2)}`;
+    return `  ${rows.toLocaleString('en-US').padStart(13)} rows, ${run.partitions} partition${run.partitions > 1 ? 's' : ' '}   ${time.padStart(8)}   ${transitions.toLocaleString('en-US').padStart(6)} transitions   ${invocations.toLocaleString('en-US').padStart(5)} invocations   ${Math.round(lambdaSeconds).toLocaleString('en-US').padStart(7)} Lambda-s   $${dollars.toFixed(2)}`;
   };
   const report = [
     `table-copy benchmark: ${ROWS.toLocaleString('en-US')} rows, ~300-byte state, unthrottled, quietSeconds 1, cleanup none`,
@@ -224,15 +241,17 @@ async function main() {
     line('  catch-up', dense.catchUp, baseline),
     line('  verify (what was left)', dense.verify, baseline),
     line('  sweep after the cut-over flags', dense.sweep, baseline),
+    ...parted.flatMap((r) => [line(`ferry whole run, ${r.partitions} partitions`, r.wall, baseline), line(`  copy, ${r.partitions} partitions (at most ${r.partitions} at once)`, r.copy, baseline)]),
     `  ferry --help, process start to exit:          ${s(cli)}`,
     `ids in 4 clusters over 1 … 2^31−1: ${sparse.rangesVerified} chunks (dense: ${dense.rangesVerified}), whole run ${sparse.wall.toFixed(2)} s = ${(sparse.wall / dense.wall).toFixed(2)}× the dense run`,
     'two servers (ratios against mysqldump | mysql):',
     line('mysqldump | mysql', dump, dump),
     line('ferry whole run (from the shell)', streamed.wall, dump),
     line('  copy, verification trailing it', streamed.copy, dump),
+    ...streamedParted.flatMap((r) => [line(`ferry whole run, ${r.partitions} partitions`, r.wall, dump), line(`  copy, ${r.partitions} partitions`, r.copy, dump)]),
     `per 1,000,000 rows, one server: ${Math.round(perMillion(u.transitions))} state transitions, ${Math.round(perMillion(u.invocations))} Lambda invocations, ${perMillion(u.taskSeconds).toFixed(1)} Lambda-seconds; peak memory ${u.peakMb} MB (sparse run ${sparse.usage.peakMb} MB, two servers ${streamed.usage.peakMb} MB)`,
     `projected from this run (same speed, unthrottled; Lambda at ${PRICE.lambdaGb} GB, us-east-1 2024 list prices):`,
-    ...[10_000_000, 100_000_000, 2 ** 31].map(atScale),
+    ...[10_000_000, 100_000_000, 2 ** 31].flatMap((rows) => [atScale(rows, dense), atScale(rows, parted.find((r) => r.partitions === 4)!)]),
   ];
   process.stdout.write(report.join('\n') + '\n');
 }
