@@ -121,13 +121,21 @@ class Mysql2Connection implements SqlConnection {
     this.lastUsed = Date.now();
     // The callback connection under the promise wrapper streams a result.
     const core = (this.conn as unknown as { connection: import('mysql2').Connection }).connection;
-    const rows = core.query({ sql, values: params as unknown[], typeCast }).stream({ highWaterMark: 500 });
-    // The driver tells a streamed query nothing when its session is lost (a KILL, the server gone):
-    // the rows would wait for ever. The session's own error or end ends them.
-    const lost = (err?: unknown) => rows.destroy(err instanceof Error ? err : Object.assign(new Error('Connection lost: the server closed the connection'), { fatal: true }));
+    if (this.broken) throw new TransientError(`${this.name}: query failed: the session was lost`);
+    // The driver tells a streamed query nothing when its session is lost (a KILL, the server gone),
+    // not even when it was lost before the query was sent: the rows would wait for ever. The
+    // session's own error or end ends them, listened for before the query goes out.
+    let gone: Error | null = null;
+    let rows: Readable | null = null;
+    const lost = (err?: unknown) => {
+      gone ??= err instanceof Error ? err : Object.assign(new Error('Connection lost: the server closed the connection'), { fatal: true });
+      rows?.destroy(gone);
+    };
     const ended = () => lost();
     core.on('error', lost);
     core.on('end', ended);
+    rows = core.query({ sql, values: params as unknown[], typeCast }).stream({ highWaterMark: 500 });
+    if (gone) rows.destroy(gone);
     let finished = false;
     try {
       for await (const row of rows) yield row as SqlRow;

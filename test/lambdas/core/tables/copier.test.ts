@@ -182,6 +182,12 @@ describe('copier and verifier on MariaDB', () => {
         },
       });
       await expect(copyRange({ ...base, source, loadCharset }, { lo: '0', hi: '99999' })).rejects.toMatchObject({ name: 'TransientError' });
+      // a session killed while it sat idle between chunks: the next chunk fails at once, it does not wait for rows that never come
+      const idle = await sql.connectDedicated('edxapp');
+      await conn.query(`KILL ${await scalar(idle, 'SELECT CONNECTION_ID()')}`);
+      await new Promise((r) => setTimeout(r, 100));
+      await expect(copyRange({ ...base, source: idle, loadCharset }, { lo: '0', hi: '99999' })).rejects.toMatchObject({ name: 'TransientError' });
+      await idle.close();
       // a re-run asks for the sessions again: the one killed is replaced, the other is not left in the middle of a result
       const again: CopyTables = { ...(await tables(table, 'csmh')), sourceTable: base.sourceTable, loadCharset };
       await copyRange(again, { lo: '0', hi: '99999' });
