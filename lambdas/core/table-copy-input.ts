@@ -19,10 +19,11 @@ export const tableCopyInputSchema = z
     chunk: chunkSchema,
     /**
      * The initial copy split into this many id ranges, copied at once by a Map state (each its own
-     * chunk loop and checkpoint row). 1: one chunk loop. Changing it on a resumed run changes how
-     * many copy at once, not the ranges already planned.
+     * chunk loop and checkpoint row). 1: one chunk loop. On a resumed run whose ranges are already
+     * planned, it (2 or more) sets only how many copy at once. At most 40: what an inline Map state
+     * runs at once.
      */
-    partitions: z.number().int().min(1).max(64, 'at most 64').default(1),
+    partitions: z.number().int().min(1).max(40, 'at most 40 (an inline Map state runs at most 40 at once)').default(1),
     throttle: throttleSchema,
     flags: z.strictObject({ copy: flagSet.default({}), cutover: flagSet.default({}) }).prefault({}),
     cleanup: z

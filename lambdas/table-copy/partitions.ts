@@ -45,7 +45,7 @@ export async function planPartitions(event: TaskEvent, deps: TaskDeps): Promise<
     if (from === null || s.rangeMax === null || compareIds(from, s.rangeMax) > 0) return { items: [] };
     const bounds = splitRange(from, s.rangeMax, m.input.partitions);
     const whole = toBig(s.rangeMax) - toBig(from) + 1n;
-    await store.plan(bounds.map((b): PartitionRow<TableCopyState> => ({ bounds: b, done: false, state: startOf(m, b, toBig(b.hi) - toBig(b.lo) + 1n, whole) })));
+    await store.plan(bounds.map((b): PartitionRow<TableCopyState> => ({ bounds: b, done: false, state: startOf(m, b, toBig(b.hi) - toBig(b.lo) + 1n, whole) })), s.owner);
     planned = await store.all();
     report(m, `initial copy of ids ${from}..${s.rangeMax} in ${planned.length} partitions, ${m.input.partitions} at a time`);
   }
@@ -92,24 +92,32 @@ export async function copyPartition(event: PartitionEvent, deps: TaskDeps): Prom
 export async function finishPartitions(event: TaskEvent, deps: TaskDeps): Promise<LoopState> {
   const m = await openMigration(event, deps);
   const store = partitionsOf(m);
+  // Already added up (a retry after the save, or a re-run after a crash): only the rows are left to forget.
+  if (m.phase !== 'copy') {
+    await store.remove();
+    return loopState(m, { done: true });
+  }
   const all = await store.all();
   if (all.some((p) => !p.done)) return { ...loopState(m, { done: false }), continueAsNew: true };
   const s = m.state;
-  let verified: Id | null = s.verifiedUpTo;
-  let contiguous = true;
   for (const { bounds, state } of all) {
     s.rowsCopied = (BigInt(s.rowsCopied) + BigInt(state.rowsCopied)).toString();
+    s.throttledMillis += state.throttledMillis;
+    // Every id up to a partition's end was copied (its loop went through it).
+    s.copiedUpTo = s.copiedUpTo === null ? bounds.hi : maxId(s.copiedUpTo, bounds.hi);
+  }
+  // Verified as far as the ranges stay unbroken, from the lowest partition on; past a break the
+  // Verify phase verifies (and counts) again.
+  let verified: Id | null = null;
+  for (const { bounds, state } of all) {
+    if (state.verifiedUpTo === null) break;
+    if (bounds.index > 0 && (verified === null || compareIds(verified, justBelow(bounds)) < 0)) break;
+    verified = verified === null ? state.verifiedUpTo : maxId(verified, state.verifiedUpTo);
     s.rowsVerified = (BigInt(s.rowsVerified) + BigInt(state.rowsVerified)).toString();
     s.rangesVerified += state.rangesVerified;
     s.rangesRepaired += state.rangesRepaired;
-    s.throttledMillis += state.throttledMillis;
-    if (state.copiedUpTo !== null) s.copiedUpTo = s.copiedUpTo === null ? state.copiedUpTo : maxId(s.copiedUpTo, state.copiedUpTo);
-    // Verified up to where the ranges stay unbroken; the Verify phase covers anything past a break.
-    if (bounds.index === 0) verified = state.verifiedUpTo;
-    else if (contiguous && verified !== null && state.verifiedUpTo !== null && compareIds(verified, justBelow(bounds)) >= 0) verified = maxId(verified, state.verifiedUpTo);
-    else contiguous = false;
   }
-  s.verifiedUpTo = verified;
+  if (all.length > 0) s.verifiedUpTo = verified;
   const done = await initialCopyDone(m);
   await store.remove();
   return done;

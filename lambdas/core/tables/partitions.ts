@@ -80,15 +80,25 @@ export class PartitionStore<S> {
     return (await this.all()).find((p) => p.bounds.index === index) ?? null;
   }
 
-  /** Records the plan; a partition already recorded (a plan written before a crash) is kept as it is. */
-  async plan(partitions: readonly PartitionRow<S>[]): Promise<void> {
+  /**
+   * Records the plan, all of it or none (one transaction), and only while `owner` still owns the
+   * migration; a plan already recorded is kept as it is.
+   */
+  async plan(partitions: readonly PartitionRow<S>[], owner: string | null | undefined): Promise<void> {
     await this.ensureTable();
-    for (const p of partitions) {
-      await this.conn.execute(
-        `INSERT IGNORE INTO ${this.table} (migration_id, part, lo, hi, done, state) VALUES (?, ?, CAST(? AS DECIMAL(20,0)), CAST(? AS DECIMAL(20,0)), ?, ?)`,
-        [this.migrationId, p.bounds.index, p.bounds.lo, p.bounds.hi, p.done ? 1 : 0, JSON.stringify(p.state)],
+    if (partitions.length === 0) return;
+    await this.conn.transaction(async (tx) => {
+      const rows = await tx.query(
+        `SELECT COALESCE(JSON_UNQUOTE(JSON_EXTRACT(state, '$.owner')), 'null') AS owner FROM ${quoteIdent(this.database)}.${quoteIdent(CHECKPOINT_TABLE)} WHERE migration_id = ? FOR UPDATE`,
+        [this.migrationId],
       );
-    }
+      const current = rows[0] ? str(rows[0], 'owner') : null;
+      if (current !== (owner ?? 'null')) throw new OwnershipLost(`migration "${this.migrationId}" is owned by ${current ?? '(nobody: no checkpoint)'}, not ${owner ?? '(no execution)'}: its partitions are not planned by this task`);
+      await tx.execute(
+        `INSERT IGNORE INTO ${this.table} (migration_id, part, lo, hi, done, state) VALUES ${partitions.map(() => '(?, ?, CAST(? AS DECIMAL(20,0)), CAST(? AS DECIMAL(20,0)), ?, ?)').join(', ')}`,
+        partitions.flatMap((p) => [this.migrationId, p.bounds.index, p.bounds.lo, p.bounds.hi, p.done ? 1 : 0, JSON.stringify(p.state)]),
+      );
+    });
   }
 
   /**

@@ -121,8 +121,16 @@ describe('table-copy handlers, as Lambda would run them', () => {
     expect(await planPartitions(fresh as TaskEvent, d2)).toEqual(plan);
     for (const index of [2, 1, 0]) expect(await copyPartition(part(index, fresh.execution), d2)).toMatchObject({ done: true });
     expect(await planPartitions(fresh as TaskEvent, d2)).toEqual({ items: [] });
+    await sc.conn.query(`CREATE TABLE \`${sc.tgt}\`.kept_partitions AS SELECT * FROM \`${sc.tgt}\`._ferry_partitions`);
     expect(await finishPartitions(fresh as TaskEvent, d2)).toMatchObject({ done: true, phase: 'catch-up' });
+    // a retry after the sums were saved but before the rows were deleted (the Lambda timed out, the DELETE failed) adds nothing again
+    await sc.conn.query(`INSERT INTO \`${sc.tgt}\`._ferry_partitions SELECT * FROM \`${sc.tgt}\`.kept_partitions`);
+    const [[saved]] = (await sc.conn.query(`SELECT state FROM \`${sc.tgt}\`._ferry_checkpoints`)) as unknown as [{ state: string }[]];
+    expect(await finishPartitions(fresh as TaskEvent, d2)).toMatchObject({ done: true, phase: 'catch-up' });
+    // and an execution that was replaced plans nothing
+    await expect(planPartitions(event as TaskEvent, d2)).rejects.toMatchObject({ name: 'OwnershipLost' });
     const [[row]] = (await sc.conn.query(`SELECT phase, state FROM \`${sc.tgt}\`._ferry_checkpoints`)) as unknown as [{ phase: string; state: string }[]];
+    expect(row!.state).toBe(saved!.state);
     const state = JSON.parse(row!.state) as { copiedUpTo: string; verifiedUpTo: string; rowsCopied: string; rowsVerified: string };
     expect(state).toMatchObject({ copiedUpTo: '10000', verifiedUpTo: '10000', rowsCopied: '2000', rowsVerified: '2000' });
     // the ledger's spans cover every id without a gap, the empty middle partition too
