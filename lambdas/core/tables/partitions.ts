@@ -76,10 +76,6 @@ export class PartitionStore<S> {
     }));
   }
 
-  async one(index: number): Promise<PartitionRow<S> | null> {
-    return (await this.all()).find((p) => p.bounds.index === index) ?? null;
-  }
-
   /**
    * Records the plan, all of it or none (one transaction), and only while `owner` still owns the
    * migration; a plan already recorded is kept as it is.
