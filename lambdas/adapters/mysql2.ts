@@ -131,9 +131,8 @@ class Mysql2Connection implements SqlConnection {
       gone ??= err instanceof Error ? err : Object.assign(new Error('Connection lost: the server closed the connection'), { fatal: true });
       rows?.destroy(gone);
     };
-    const ended = () => lost();
     core.on('error', lost);
-    core.on('end', ended);
+    core.on('end', lost);
     rows = core.query({ sql, values: params as unknown[], typeCast }).stream({ highWaterMark: 500 });
     if (gone) rows.destroy(gone);
     let finished = false;
@@ -145,7 +144,7 @@ class Mysql2Connection implements SqlConnection {
       throw toFerryError(err, `${this.name}: query failed`);
     } finally {
       core.off('error', lost);
-      core.off('end', ended);
+      core.off('end', lost);
       // Rows left unread would hold up the session's next command: the session ends here.
       if (!finished) {
         this.broken = true;

@@ -2,6 +2,7 @@ import type { SqlConnection } from './ports/sql.ts';
 import { str } from './ports/sql.ts';
 import { CheckpointConflict, OwnershipLost } from './errors.ts';
 import { quoteIdent } from './identifiers.ts';
+import { tableExists } from './tables/inspector.ts';
 
 export const CHECKPOINT_TABLE = '_ferry_checkpoints';
 
@@ -70,8 +71,7 @@ export class CheckpointStore<S> {
 
   /** The checkpoint, or null when the table or the row does not exist yet. Reading writes nothing. */
   async load(migrationId: string, identity: Record<string, unknown>): Promise<Checkpoint<S> | null> {
-    const exists = await this.conn.query('SELECT 1 FROM information_schema.TABLES WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ?', [this.database, CHECKPOINT_TABLE]);
-    if (exists.length === 0) return null;
+    if (!(await tableExists(this.conn, this.database, CHECKPOINT_TABLE))) return null;
     const rows = await this.conn.query(`SELECT machine, identity, phase, state, updated_at FROM ${this.table} WHERE migration_id = ?`, [migrationId]);
     const row = rows[0];
     if (!row) return null;
@@ -111,15 +111,13 @@ export class CheckpointStore<S> {
 
   /** The execution that owns the migration, null when none is recorded, undefined when there is no checkpoint. Writes nothing. */
   async owner(migrationId: string): Promise<string | null | undefined> {
-    const exists = await this.conn.query('SELECT 1 FROM information_schema.TABLES WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ?', [this.database, CHECKPOINT_TABLE]);
-    if (exists.length === 0) return undefined;
+    if (!(await tableExists(this.conn, this.database, CHECKPOINT_TABLE))) return undefined;
     const rows = await this.conn.query(`SELECT JSON_UNQUOTE(JSON_EXTRACT(state, '$.owner')) AS owner FROM ${this.table} WHERE migration_id = ?`, [migrationId]);
     return rows.length === 0 ? undefined : str(rows[0]!, 'owner');
   }
 
   /** Forgets the migration: a later run with the same input starts from the beginning. */
   async remove(migrationId: string): Promise<void> {
-    const exists = await this.conn.query('SELECT 1 FROM information_schema.TABLES WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ?', [this.database, CHECKPOINT_TABLE]);
-    if (exists.length) await this.conn.execute(`DELETE FROM ${this.table} WHERE migration_id = ?`, [migrationId]);
+    if (await tableExists(this.conn, this.database, CHECKPOINT_TABLE)) await this.conn.execute(`DELETE FROM ${this.table} WHERE migration_id = ?`, [migrationId]);
   }
 }

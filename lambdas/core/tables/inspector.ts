@@ -48,6 +48,12 @@ export async function databaseExists(conn: SqlConnection, database: string): Pro
   return rows.length > 0;
 }
 
+/** Whether the database holds a table (or view) of that name: one dictionary lookup, nothing written. */
+export async function tableExists(conn: SqlConnection, database: string, table: string): Promise<boolean> {
+  const rows = await conn.query('SELECT 1 FROM information_schema.TABLES WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ?', [database, table]);
+  return rows.length > 0;
+}
+
 /** Columns and primary key of a table, or null when it does not exist. */
 export async function inspectTable(conn: SqlConnection, ref: TableRef): Promise<TableInfo | null> {
   const tables = await conn.query(

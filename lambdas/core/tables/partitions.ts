@@ -3,6 +3,7 @@ import { OwnershipLost } from '../errors.ts';
 import { addId, fromBig, toBig, type Id } from '../ids.ts';
 import { quoteIdent } from '../identifiers.ts';
 import { str, type SqlConnection } from '../ports/sql.ts';
+import { tableExists } from './inspector.ts';
 
 export const PARTITIONS_TABLE = '_ferry_partitions';
 
@@ -22,7 +23,7 @@ export function splitRange(lo: Id, hi: Id, count: number): PartitionBounds[] {
   const a = toBig(lo);
   const span = toBig(hi) - a + 1n;
   if (span <= 0n) return [];
-  const n = BigInt(Math.max(1, Math.min(count, Number(span > 1_000_000n ? 1_000_000n : span))));
+  const n = BigInt(count) < span ? BigInt(Math.max(1, count)) : span;
   const out: PartitionBounds[] = [];
   for (let i = 0n; i < n; i++) {
     const from = a + (span * i) / n;
@@ -66,8 +67,7 @@ export class PartitionStore<S> {
 
   /** Every partition of the migration, in order; empty when none was planned. Writes nothing. */
   async all(): Promise<PartitionRow<S>[]> {
-    const exists = await this.conn.query('SELECT 1 FROM information_schema.TABLES WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ?', [this.database, PARTITIONS_TABLE]);
-    if (exists.length === 0) return [];
+    if (!(await tableExists(this.conn, this.database, PARTITIONS_TABLE))) return [];
     const rows = await this.conn.query(`SELECT part, CAST(lo AS CHAR) AS lo, CAST(hi AS CHAR) AS hi, done, state FROM ${this.table} WHERE migration_id = ? ORDER BY part`, [this.migrationId]);
     return rows.map((r) => ({
       bounds: { index: Number(str(r, 'part')), lo: str(r, 'lo')!, hi: str(r, 'hi')! },
@@ -114,8 +114,7 @@ export class PartitionStore<S> {
 
   /** Forgets the partitions once their progress is in the migration's checkpoint. */
   async remove(): Promise<void> {
-    const exists = await this.conn.query('SELECT 1 FROM information_schema.TABLES WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ?', [this.database, PARTITIONS_TABLE]);
-    if (exists.length) await this.conn.execute(`DELETE FROM ${this.table} WHERE migration_id = ?`, [this.migrationId]);
+    if (await tableExists(this.conn, this.database, PARTITIONS_TABLE)) await this.conn.execute(`DELETE FROM ${this.table} WHERE migration_id = ?`, [this.migrationId]);
   }
 }
 
