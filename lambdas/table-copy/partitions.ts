@@ -19,8 +19,9 @@ export interface PartitionPlan {
 }
 
 /** A partition's chunk loop starts from the migration's state, with its own bounds and counters. */
-function startOf(m: Migration, bounds: PartitionBounds, share: bigint, whole: bigint): TableCopyState {
+function startOf(m: Migration, bounds: PartitionBounds, whole: bigint): TableCopyState {
   const first = bounds.index === 0;
+  const share = toBig(bounds.hi) - toBig(bounds.lo) + 1n;
   return {
     ...structuredClone(m.state),
     copiedUpTo: justBelow(bounds),
@@ -45,7 +46,7 @@ export async function planPartitions(event: TaskEvent, deps: TaskDeps): Promise<
     if (from === null || s.rangeMax === null || compareIds(from, s.rangeMax) > 0) return { items: [] };
     const bounds = splitRange(from, s.rangeMax, m.input.partitions);
     const whole = toBig(s.rangeMax) - toBig(from) + 1n;
-    await store.plan(bounds.map((b): PartitionRow<TableCopyState> => ({ bounds: b, done: false, state: startOf(m, b, toBig(b.hi) - toBig(b.lo) + 1n, whole) })), s.owner);
+    await store.plan(bounds.map((b): PartitionRow<TableCopyState> => ({ bounds: b, done: false, state: startOf(m, b, whole) })), s.owner);
     planned = await store.all();
     report(m, `initial copy of ids ${from}..${s.rangeMax} in ${planned.length} partitions, ${m.input.partitions} at a time`);
   }
