@@ -121,3 +121,33 @@ export class CheckpointStore<S> {
     if (await tableExists(this.conn, this.database, CHECKPOINT_TABLE)) await this.conn.execute(`DELETE FROM ${this.table} WHERE migration_id = ?`, [migrationId]);
   }
 }
+
+/**
+ * Inside a transaction: refuses unless `owner` owns the migration, and holds a shared lock on its
+ * checkpoint until the transaction ends, so no other execution can take it over meanwhile (a
+ * takeover's save waits). What the transaction writes is then written by the owner or not at all.
+ */
+export async function holdOwnership(tx: SqlConnection, database: string, migrationId: string, owner: string | null | undefined, what: string): Promise<void> {
+  const rows = await tx.query(
+    `SELECT COALESCE(JSON_UNQUOTE(JSON_EXTRACT(state, '$.owner')), 'null') AS owner FROM ${quoteIdent(database)}.${quoteIdent(CHECKPOINT_TABLE)} WHERE migration_id = ? LOCK IN SHARE MODE`,
+    [migrationId],
+  );
+  const current = rows[0] ? str(rows[0], 'owner') : null;
+  if (current !== (owner ?? 'null')) {
+    throw new OwnershipLost(`migration "${migrationId}" is owned by ${current ?? '(nobody: no checkpoint)'}, not ${owner ?? '(no execution)'}: ${what} is not written by this task`);
+  }
+}
+
+/**
+ * The condition, on the checkpoint row `alias` (joined by migration_id), that the migration is
+ * owned by the execution given as its one placeholder (`'null'` for none): a write joined to it is
+ * made by the owner or not at all, in the same statement.
+ */
+export function ownedBy(alias: string): string {
+  return `COALESCE(JSON_UNQUOTE(JSON_EXTRACT(${alias}.state, '$.owner')), 'null') = ?`;
+}
+
+/** The checkpoint table of a database, quoted. */
+export function checkpointTable(database: string): string {
+  return `${quoteIdent(database)}.${quoteIdent(CHECKPOINT_TABLE)}`;
+}

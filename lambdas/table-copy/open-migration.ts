@@ -51,7 +51,7 @@ export function openMigration(event: TaskEvent, deps: TaskDeps): Promise<Migrati
 
 /** The ledger of what was delivered, beside the checkpoint in the target database. */
 export function ledgerOf(m: Migration): DeliveryLedger {
-  return new DeliveryLedger(m.target, m.input.target.database, m.input.migrationId);
+  return new DeliveryLedger(m.target, m.input.target.database, m.input.migrationId, { execution: m.state.owner });
 }
 
 /** The checkpoints of the initial copy's partitions, beside the migration's (see partitions.ts). */

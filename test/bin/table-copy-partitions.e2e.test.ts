@@ -29,7 +29,7 @@ describe('ferry local table-copy with partitions', () => {
     const source = await tableFingerprint(s.conn, s.src, SRC);
     expect(source.rows).toBe('12020');
     expect(await tableFingerprint(s.conn, s.tgt, TGT)).toEqual(source);
-    expect(run.last).toMatchObject({ phase: 'done', rowsCopied: '12020', rangesRepaired: 0 });
+    expect(run.last, run.stderr).toMatchObject({ phase: 'done', rowsCopied: '12020', rangesRepaired: 0 });
     expect(run.last!.rowsVerified).toBe('12020');
     // three chunk loops, each over its own ids, ran side by side
     const usage = /usage: \d+ state transitions, \d+ task invocations \(([^)]*)\), [\d.]+ task-seconds, at most (\d+) at once/.exec(run.stderr);

@@ -2,6 +2,8 @@ import type { Hole } from '../holes.ts';
 import type { Id } from '../ids.ts';
 import { quoteIdent } from '../identifiers.ts';
 import { str, type SqlConnection } from '../ports/sql.ts';
+import { checkpointTable, ownedBy } from '../checkpoints.ts';
+import { OwnershipLost } from '../errors.ts';
 
 export const LEDGER_TABLE = '_ferry_ledger';
 
@@ -33,13 +35,36 @@ const ID = 'CAST(? AS DECIMAL(20,0))';
 /** The delivery ledger of a migration: a table beside the checkpoint, in the target database. */
 export class DeliveryLedger {
   private readonly table: string;
-  constructor(private readonly conn: SqlConnection, private readonly database: string, private readonly migrationId: string) {
+  /**
+   * With `owner`, every write is made only while that execution owns the migration (its checkpoint
+   * says so, see ownedBy), checked in the same statement: a task of a replaced execution, still
+   * running, cannot replace or settle its successor's spans.
+   */
+  constructor(
+    private readonly conn: SqlConnection,
+    private readonly database: string,
+    private readonly migrationId: string,
+    private readonly owner?: { readonly execution: string | null | undefined },
+  ) {
     this.table = `${quoteIdent(database)}.${quoteIdent(LEDGER_TABLE)}`;
   }
 
   /** The same ledger written through another connection to its server (one inside a transaction). */
   on(conn: SqlConnection): DeliveryLedger {
-    return new DeliveryLedger(conn, this.database, this.migrationId);
+    return new DeliveryLedger(conn, this.database, this.migrationId, this.owner);
+  }
+
+  /** The condition that makes a write the owner's, with its parameters; nothing when the ledger has no owner. */
+  private guard(): { where: string; params: unknown[] } {
+    if (!this.owner) return { where: '', params: [] };
+    return { where: ` AND EXISTS (SELECT 1 FROM ${checkpointTable(this.database)} c WHERE c.migration_id = ? AND ${ownedBy('c')})`, params: [this.migrationId, this.owner.execution ?? 'null'] };
+  }
+
+  /** The refusal of a write by an execution that no longer owns the migration, naming the one that does. */
+  private async lost(): Promise<OwnershipLost> {
+    const rows = await this.conn.query(`SELECT JSON_UNQUOTE(JSON_EXTRACT(state, '$.owner')) AS owner FROM ${checkpointTable(this.database)} WHERE migration_id = ?`, [this.migrationId]);
+    const current = rows[0] ? str(rows[0], 'owner') : null;
+    return new OwnershipLost(`execution ${current ?? '(none)'} has taken migration "${this.migrationId}" over; this task of ${this.owner?.execution ?? '(no execution)'} does not write its delivery ledger`);
   }
 
   async ensureTable(): Promise<void> {
@@ -82,19 +107,37 @@ export class DeliveryLedger {
 
   /** Records a span, replacing whatever was recorded for ids it covers. */
   async record(e: LedgerEntry): Promise<void> {
-    await this.conn.execute(`DELETE FROM ${this.table} WHERE migration_id = ? AND lo <= ${ID} AND hi >= ${ID}`, [this.migrationId, e.hi, e.lo]);
-    await this.conn.execute(
-      `INSERT INTO ${this.table} (migration_id, lo, hi, source_rows, checksum, holes, hole_count, settled) VALUES (?, ${ID}, ${ID}, ?, ?, ?, ?, ?)`,
-      [this.migrationId, e.lo, e.hi, e.rows, e.checksum, JSON.stringify(e.holes), e.holes.length, e.settled ? 1 : 0],
+    const g = this.guard();
+    await this.conn.execute(`DELETE FROM ${this.table} WHERE migration_id = ? AND lo <= ${ID} AND hi >= ${ID}${g.where}`, [this.migrationId, e.hi, e.lo, ...g.params]);
+    const values = [this.migrationId, e.lo, e.hi, e.rows, e.checksum, JSON.stringify(e.holes), e.holes.length, e.settled ? 1 : 0];
+    const columns = `(migration_id, lo, hi, source_rows, checksum, holes, hole_count, settled)`;
+    const row = `?, ${ID}, ${ID}, ?, ?, ?, ?, ?`;
+    if (!this.owner) {
+      await this.conn.execute(`INSERT INTO ${this.table} ${columns} VALUES (${row})`, values);
+      return;
+    }
+    const { affectedRows } = await this.conn.execute(
+      `INSERT INTO ${this.table} ${columns} SELECT ${row} FROM ${checkpointTable(this.database)} c WHERE c.migration_id = ? AND ${ownedBy('c')}`,
+      [...values, this.migrationId, this.owner.execution ?? 'null'],
     );
+    if (affectedRows !== 1) throw await this.lost();
   }
 
   /** A span's holes, row count and settledness, after late rows were delivered or it was looked at for the last time. */
   async update(e: LedgerEntry): Promise<void> {
-    await this.conn.execute(
-      `UPDATE ${this.table} SET source_rows = ?, holes = ?, hole_count = ?, settled = ?, recorded_at = CURRENT_TIMESTAMP(6) WHERE migration_id = ? AND lo = ${ID}`,
-      [e.rows, JSON.stringify(e.holes), e.holes.length, e.settled ? 1 : 0, this.migrationId, e.lo],
+    const g = this.guard();
+    const { affectedRows } = await this.conn.execute(
+      `UPDATE ${this.table} SET source_rows = ?, holes = ?, hole_count = ?, settled = ?, recorded_at = CURRENT_TIMESTAMP(6) WHERE migration_id = ? AND lo = ${ID}${g.where}`,
+      [e.rows, JSON.stringify(e.holes), e.holes.length, e.settled ? 1 : 0, this.migrationId, e.lo, ...g.params],
     );
+    // Nothing written: the span is gone, or the migration has another owner, which must not go unnoticed.
+    if (affectedRows === 0 && this.owner && !(await this.stillOwned())) throw await this.lost();
+  }
+
+  private async stillOwned(): Promise<boolean> {
+    const g = this.guard();
+    const rows = await this.conn.query(`SELECT 1 AS owned FROM DUAL WHERE TRUE${g.where}`, g.params);
+    return rows.length > 0;
   }
 
   /** The highest id the ledger covers, or null when it is empty. */

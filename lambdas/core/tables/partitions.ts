@@ -1,4 +1,4 @@
-import { CHECKPOINT_TABLE } from '../checkpoints.ts';
+import { checkpointTable, holdOwnership, ownedBy } from '../checkpoints.ts';
 import { OwnershipLost } from '../errors.ts';
 import { addId, fromBig, toBig, type Id } from '../ids.ts';
 import { quoteIdent } from '../identifiers.ts';
@@ -84,12 +84,7 @@ export class PartitionStore<S> {
     await this.ensureTable();
     if (partitions.length === 0) return;
     await this.conn.transaction(async (tx) => {
-      const rows = await tx.query(
-        `SELECT COALESCE(JSON_UNQUOTE(JSON_EXTRACT(state, '$.owner')), 'null') AS owner FROM ${quoteIdent(this.database)}.${quoteIdent(CHECKPOINT_TABLE)} WHERE migration_id = ? FOR UPDATE`,
-        [this.migrationId],
-      );
-      const current = rows[0] ? str(rows[0], 'owner') : null;
-      if (current !== (owner ?? 'null')) throw new OwnershipLost(`migration "${this.migrationId}" is owned by ${current ?? '(nobody: no checkpoint)'}, not ${owner ?? '(no execution)'}: its partitions are not planned by this task`);
+      await holdOwnership(tx, this.database, this.migrationId, owner, 'its partitions plan');
       await tx.execute(
         `INSERT IGNORE INTO ${this.table} (migration_id, part, lo, hi, done, state) VALUES ${partitions.map(() => '(?, ?, CAST(? AS DECIMAL(20,0)), CAST(? AS DECIMAL(20,0)), ?, ?)').join(', ')}`,
         partitions.flatMap((p) => [this.migrationId, p.bounds.index, p.bounds.lo, p.bounds.hi, p.done ? 1 : 0, JSON.stringify(p.state)]),
@@ -103,9 +98,9 @@ export class PartitionStore<S> {
    */
   async save(index: number, state: S, done: boolean, owner: string | null | undefined): Promise<void> {
     const { affectedRows } = await this.conn.execute(
-      `UPDATE ${this.table} p JOIN ${quoteIdent(this.database)}.${quoteIdent(CHECKPOINT_TABLE)} c ON c.migration_id = p.migration_id
+      `UPDATE ${this.table} p JOIN ${checkpointTable(this.database)} c ON c.migration_id = p.migration_id
           SET p.state = ?, p.done = ?, p.updated_at = CURRENT_TIMESTAMP(6)
-        WHERE p.migration_id = ? AND p.part = ? AND COALESCE(JSON_UNQUOTE(JSON_EXTRACT(c.state, '$.owner')), 'null') = ?`,
+        WHERE p.migration_id = ? AND p.part = ? AND ${ownedBy('c')}`,
       [JSON.stringify(state), done ? 1 : 0, this.migrationId, index, owner ?? 'null'],
     );
     if (affectedRows === 1) return;

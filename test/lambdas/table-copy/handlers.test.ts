@@ -10,7 +10,7 @@ import { cleanup } from '../../../lambdas/table-copy/cleanup.ts';
 import { copyChunks } from '../../../lambdas/table-copy/copy-chunks.ts';
 import { copyPartition, finishPartitions, planPartitions, type PartitionEvent } from '../../../lambdas/table-copy/partitions.ts';
 import { setCopyFlags, setCutoverFlags } from '../../../lambdas/table-copy/flags.ts';
-import type { LoopState, TaskEvent } from '../../../lambdas/table-copy/open-migration.ts';
+import { ledgerOf, openMigration, type LoopState, type TaskEvent } from '../../../lambdas/table-copy/open-migration.ts';
 import { preflight } from '../../../lambdas/table-copy/preflight.ts';
 import { raiseAutoIncrement } from '../../../lambdas/table-copy/raise-auto-increment.ts';
 import { sweep } from '../../../lambdas/table-copy/sweep.ts';
@@ -85,11 +85,19 @@ describe('table-copy handlers, as Lambda would run them', () => {
     await raiseAutoIncrement(old as TaskEvent, d);
     await setCopyFlags(old as TaskEvent, d);
     await copyChunks({ ...old, state: { iterations: 1 } } as TaskEvent, { ...d, budgetMillis: 1 });
-    // the old execution is stopped (its Lambda still runs); a new one takes the migration over
+    // the old execution is stopped (its Lambda still runs, a task already under way); a new one takes the migration over
+    const running = await openMigration(old as TaskEvent, d);
     const fresh = { migration, execution: 'arn:exec:new', state: null as unknown };
     await preflight(fresh as TaskEvent, d);
+    const ledgerRows = async () => (await sc!.conn.query(`SELECT CAST(lo AS CHAR) AS lo, CAST(hi AS CHAR) AS hi, source_rows FROM \`${sc!.tgt}\`._ferry_ledger l ORDER BY l.lo`))[0];
     const [before] = await sc.conn.query(`SELECT phase, state FROM \`${sc.tgt}\`._ferry_checkpoints`);
+    const spans = await ledgerRows();
     await expect(copyChunks(old as TaskEvent, d)).rejects.toMatchObject({ name: 'OwnershipLost', message: expect.stringContaining('arn:exec:new') });
+    // nor can the task already under way replace a span of the ledger, or settle one
+    const span = { lo: '1', hi: '5000', rows: '0', checksum: null, holes: [], settled: true };
+    await expect(ledgerOf(running).record(span)).rejects.toMatchObject({ name: 'OwnershipLost', message: expect.stringContaining('arn:exec:new') });
+    await expect(ledgerOf(running).update(span)).rejects.toMatchObject({ name: 'OwnershipLost' });
+    expect(await ledgerRows()).toEqual(spans);
     const [after] = await sc.conn.query(`SELECT phase, state FROM \`${sc.tgt}\`._ferry_checkpoints`);
     expect(after).toEqual(before);
     // the owner goes on and finishes, with every row
