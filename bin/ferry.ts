@@ -6,6 +6,9 @@ import { type ApprovalDecider } from '../lambdas/core/ports/approvals.ts';
 import type { FlagStore } from '../lambdas/core/ports/flags.ts';
 import { FileFlagStore } from '../lambdas/adapters/flags.ts';
 import { PAUSED_FLAG } from '../lambdas/core/ports/flags.ts';
+import { InvalidInput } from '../lambdas/core/errors.ts';
+import { KNOB_NAMES, parseKnobAssignments } from '../lambdas/core/knobs.ts';
+import { tuneInput } from '../lambdas/core/machine-inputs.ts';
 import { runLocal, savedInputPath, type RunUsage } from './cli/local-runner.ts';
 import { MACHINES } from './cli/machines.ts';
 import { embeddedCouchIfNeeded } from './cli/embedded-couch.ts';
@@ -22,14 +25,17 @@ const USAGE = `ferry: online migrations of huge tables as resumable state machin
   ferry start <machine> --input FILE [--env ENV]
       start an execution on AWS (the deployed ferry-<machine>, or ferry-<ENV>-<machine>)
   ferry status <migrationId|executionArn> [--env ENV]
-      an AWS execution's status, phase, progress, throttle reason and pending approvals
+      an AWS execution's status, phase, progress, throttle reason, knobs in force and pending approvals
   ferry stats --input FILE          counts on both sides (rows and id bounds, or docs per type), and the checkpoint
   ferry abandon <migrationId> [--input FILE] [--state-dir DIR | --aws]
       online-alter: take back the triggers, the shadow and the capture log, leaving the table as it was
   ferry flags <migrationId> [--state-dir DIR | --aws]
       the migration's flags (local file, or SSM Parameter Store)
-  ferry pause|resume <migrationId> [--state-dir DIR]
+  ferry pause|resume <migrationId> [--state-dir DIR | --aws]
       hold copying at the next chunk (the FERRY_PAUSED flag), or let it go on
+  ferry set <migrationId> [NAME=VALUE...] [--state-dir DIR | --aws [--env ENV]]
+      change a running migration's knobs, read before its next chunk (NAME= takes one back):
+      ${KNOB_NAMES.join(', ')}
 
 On AWS, --env ENV (or FERRY_ENV) picks the deployment of that environment (cdk deploy -c env=ENV).
 
@@ -223,13 +229,8 @@ async function abandon(args: string[]): Promise<number> {
     process.stdout.write(JSON.stringify(await abandonExecution(new SFNClient({}), chosenDeployment(values.env), migrationId, input)) + '\n');
     return 0;
   }
-  if (input === undefined) {
-    try {
-      input = JSON.parse(await readFile(savedInputPath(stateDir, migrationId), 'utf8'));
-    } catch {
-      throw new UsageError(`no run of ${migrationId} is recorded in ${stateDir}: give its input with --input FILE (or the --state-dir it ran with)`);
-    }
-  }
+  input ??= await readSavedInput(stateDir, migrationId);
+  if (input === undefined) throw new UsageError(`no run of ${migrationId} is recorded in ${stateDir}: give its input with --input FILE (or the --state-dir it ran with)`);
   if (!(input && typeof input === 'object' && 'alter' in input)) {
     throw new UsageError(`${migrationId} is not an online-alter: only online-alter puts triggers and a shadow on a live table. Stop the run (Ctrl-C) instead; it resumes from its checkpoint`);
   }
@@ -265,6 +266,50 @@ async function flags(args: string[], set?: Record<string, string>): Promise<numb
   return 0;
 }
 
+/**
+ * `ferry set <migrationId> NAME=VALUE…`: writes live knobs, each checked with its input field's
+ * rule and, when the state dir holds the migration's input, with the machine's whole schema (a
+ * knob that would not apply is refused, nothing written). Prints the knobs set afterwards.
+ */
+async function setKnobs(args: string[]): Promise<number> {
+  const { values, positionals } = parseArgs({
+    args,
+    allowPositionals: true,
+    options: { 'state-dir': { type: 'string', default: '.ferry' }, aws: { type: 'boolean', default: false }, env: { type: 'string' } },
+  });
+  const [migrationId, ...words] = positionals;
+  if (!migrationId) throw new UsageError('name the migrationId whose knobs to set');
+  const { set, unset } = words.length ? parseKnobAssignments(words) : { set: {}, unset: [] };
+  let store: FlagStore;
+  if (values.aws) {
+    const [{ SsmFlagStore }, { SSMClient }, { chosenDeployment }] = await Promise.all([import('../lambdas/adapters/flags-ssm.ts'), import('@aws-sdk/client-ssm'), import('./cli/aws.ts')]);
+    store = new SsmFlagStore(new SSMClient({}), chosenDeployment(values.env).ssmRoot, 'knobs');
+  } else {
+    store = new FileFlagStore(values['state-dir']!, 'knobs');
+    const input = await readSavedInput(values['state-dir']!, migrationId);
+    if (input !== undefined) {
+      const after: Record<string, string> = { ...(await store.list(migrationId)), ...set };
+      for (const name of unset) delete after[name];
+      const refused = tuneInput(input, after).ignored.find((w) => Object.keys(set).some((name) => w.startsWith(`${name}=`)));
+      if (refused) throw new InvalidInput(refused.slice(0, refused.indexOf('=')), refused.slice(refused.indexOf(':') + 2));
+    }
+  }
+  await store.set(migrationId, set);
+  await store.unset(migrationId, unset);
+  process.stdout.write(JSON.stringify(await store.list(migrationId), null, 2) + '\n');
+  if (words.length) process.stderr.write(`${migrationId}: read before the next chunk (or page) of a running copy, verification or cleanup\n`);
+  return 0;
+}
+
+/** The input `ferry local` saved for a migration in the state dir, if it ran there. */
+async function readSavedInput(stateDir: string, migrationId: string): Promise<unknown> {
+  try {
+    return JSON.parse(await readFile(savedInputPath(stateDir, migrationId), 'utf8'));
+  } catch {
+    return undefined;
+  }
+}
+
 async function stats(args: string[]): Promise<number> {
   const { values } = parseArgs({ args, options: { input: { type: 'string' } } });
   const input = await readInput(values.input);
@@ -291,15 +336,18 @@ async function start(args: string[]): Promise<number> {
 async function status(args: string[]): Promise<number> {
   const { values, positionals } = parseArgs({ args, allowPositionals: true, options: { env: { type: 'string' } } });
   if (!positionals[0]) throw new UsageError('name a migrationId or an execution ARN');
-  const [{ executionStatus, chosenDeployment }, { SFNClient }, { SSMClient }, { AwsApprovals }] = await Promise.all([
+  const [{ executionStatus, chosenDeployment }, { SFNClient }, { SSMClient }, { AwsApprovals }, { SsmFlagStore }] = await Promise.all([
     import('./cli/aws.ts'),
     import('@aws-sdk/client-sfn'),
     import('@aws-sdk/client-ssm'),
     import('../lambdas/adapters/approvals-aws.ts'),
+    import('../lambdas/adapters/flags-ssm.ts'),
   ]);
   const d = chosenDeployment(values.env);
   const sfn = new SFNClient({});
-  process.stdout.write(JSON.stringify(await executionStatus(sfn, new AwsApprovals(new SSMClient({}), sfn, d.ssmRoot), d, positionals[0]), null, 2) + '\n');
+  const ssm = new SSMClient({});
+  const status = await executionStatus(sfn, new AwsApprovals(ssm, sfn, d.ssmRoot), d, positionals[0], new SsmFlagStore(ssm, d.ssmRoot, 'knobs'));
+  process.stdout.write(JSON.stringify(status, null, 2) + '\n');
   return 0;
 }
 
@@ -327,6 +375,8 @@ export async function main(argv: string[]): Promise<number> {
         return await flags(rest, { [PAUSED_FLAG]: 'false' });
       case 'stats':
         return await stats(rest);
+      case 'set':
+        return await setKnobs(rest);
       case undefined:
       case 'help':
       case '--help':

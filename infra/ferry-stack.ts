@@ -44,6 +44,7 @@ export class FerryStack extends Stack {
     approvals.gate(this.machines);
     const param = (path: string) => `arn:${this.partition}:ssm:${config.region}:${config.account}:parameter${deployment.ssmRoot}${path}`;
     const flags = param('/*/flags');
+    const knobs = param('/*/knobs');
     config.flagReaderRoleArns.forEach((arn, i) => {
       const reader = iam.Role.fromRoleArn(this, `FlagReader${i}`, arn, { mutable: true });
       reader.addToPrincipalPolicy(new iam.PolicyStatement({ actions: ['ssm:GetParameter', 'ssm:GetParameters', 'ssm:GetParametersByPath'], resources: [flags, `${flags}/*`] }));
@@ -59,11 +60,17 @@ export class FerryStack extends Stack {
       operators.addToPrincipalPolicy(new iam.PolicyStatement({ actions: ['ssm:GetParametersByPath', 'ssm:GetParameter'], resources: [param(''), flags, `${flags}/*`] }));
       // Operators pause and resume (FERRY_PAUSED); the cut-over flags are set only by the approved Tasks.
       operators.addToPrincipalPolicy(new iam.PolicyStatement({ actions: ['ssm:PutParameter'], resources: [param(`/*/flags/${PAUSED_FLAG}`)] }));
+      // Operators set and take back live knobs (ferry set --aws), and ferry status reads them.
+      operators.addToPrincipalPolicy(new iam.PolicyStatement({ actions: ['ssm:GetParametersByPath'], resources: [knobs] }));
+      operators.addToPrincipalPolicy(new iam.PolicyStatement({ actions: ['ssm:PutParameter', 'ssm:DeleteParameters'], resources: [`${knobs}/*`] }));
       const policy = operators.node.tryFindChild('Policy') ?? operators;
       acknowledge(policy, 'IAM5[Resource::*]', 'states:ListStateMachines has no resource-level permission; `ferry --aws` finds the machines by name with it.');
       for (const e of executions) acknowledge(policy, `IAM5[Resource::${e.replace(this.partition, '<AWS::Partition>')}]`, 'Operators follow any execution of the machine; execution names are made at start time.');
       for (const r of [flags, `${flags}/*`, param(`/*/flags/${PAUSED_FLAG}`)]) {
         acknowledge(policy, `IAM5[Resource::${r.replace(this.partition, '<AWS::Partition>')}]`, `Operators read the flags of any migration under ${deployment.ssmRoot}/<migrationId>/flags/ and may set only ${PAUSED_FLAG}.`);
+      }
+      for (const r of [knobs, `${knobs}/*`]) {
+        acknowledge(policy, `IAM5[Resource::${r.replace(this.partition, '<AWS::Partition>')}]`, `Operators tune any migration's live knobs under ${deployment.ssmRoot}/<migrationId>/knobs/ (chunk and throttle fields, each checked by the tasks), and nothing else in SSM.`);
       }
     }
     config.flagReaderRoleArns.forEach((_, i) => {

@@ -192,6 +192,13 @@ export class Workers extends Construct {
         acknowledgeOnPolicy(f.role, `IAM5[Resource::${flagStatement.resources[0]!.replace(stack.partition, '<AWS::Partition>')}]`,
           `Flags live at ${deployment.ssmRoot}/<migrationId>/flags/; the migration id comes with each execution, so the grant covers this deployment's flag namespace and nothing else in SSM.`);
       }
+      if (spec.flags === 'paused') {
+        // The loops that check FERRY_PAUSED before each chunk also read the operator's live knobs there (ferry set).
+        const knobs = param('/*/knobs');
+        f.role.addToPolicy(new iam.PolicyStatement({ actions: ['ssm:GetParametersByPath'], resources: [knobs] }));
+        acknowledgeOnPolicy(f.role, `IAM5[Resource::${knobs.replace(stack.partition, '<AWS::Partition>')}]`,
+          `Live knobs live at ${deployment.ssmRoot}/<migrationId>/knobs/; the migration id comes with each execution, so the grant covers this deployment's knob namespace, read only.`);
+      }
     }
   }
 }

@@ -1,3 +1,5 @@
+import type { FlagStore } from '../../lambdas/core/ports/flags.ts';
+import { tuneInput } from '../../lambdas/core/machine-inputs.ts';
 import { DescribeExecutionCommand, GetExecutionHistoryCommand, ListExecutionsCommand, ListStateMachinesCommand, SFNClient, StartExecutionCommand, StopExecutionCommand } from '@aws-sdk/client-sfn';
 import { AwsApprovals } from '../../lambdas/adapters/approvals-aws.ts';
 import { deployment, stateMachineName, type Deployment } from '../../lambdas/core/deployment.ts';
@@ -126,7 +128,28 @@ async function latestExecution(sfn: SFNClient, d: Deployment, migrationId: strin
 }
 
 /** Phase, progress and throttle reason from the newest task result, and any approval waiting. */
-export async function executionStatus(sfn: SFNClient, approvals: AwsApprovals, d: Deployment, idOrArn: string) {
+/** The migration input an execution was started with (a continuation carries it as `migration`). */
+function migrationInputOf(input: string | undefined): unknown {
+  try {
+    const parsed = JSON.parse(input ?? '{}') as { migration?: unknown };
+    return parsed.migration ?? parsed;
+  } catch {
+    return undefined;
+  }
+}
+
+/** The knobs set for a migration and what its tasks make of them with its input (see knobs.ts). */
+async function knobsOf(knobs: FlagStore, migrationId: string, input: unknown): Promise<{ set: Record<string, string>; inForce: Readonly<Record<string, string>>; ignored: readonly string[] }> {
+  const set = await knobs.list(migrationId);
+  try {
+    const tuned = tuneInput(input, set);
+    return { set, inForce: tuned.inForce, ignored: tuned.ignored };
+  } catch {
+    return { set, inForce: {}, ignored: Object.keys(set).map((k) => `${k}: the execution's input does not parse, so no knob applies`) };
+  }
+}
+
+export async function executionStatus(sfn: SFNClient, approvals: AwsApprovals, d: Deployment, idOrArn: string, knobs?: FlagStore) {
   const arn = idOrArn.startsWith('arn:') ? idOrArn : await latestExecution(sfn, d, idOrArn);
   if (!arn) throw new Error(`no execution of migration ${idOrArn} found; start one with ferry start`);
   const exec = await sfn.send(new DescribeExecutionCommand({ executionArn: arn }));
@@ -156,6 +179,7 @@ export async function executionStatus(sfn: SFNClient, approvals: AwsApprovals, d
     phase: last?.phase ?? null,
     progress: last?.progress ?? null,
     throttle: last?.throttle ?? null,
+    ...(knobs && migrationId ? { knobs: await knobsOf(knobs, migrationId, migrationInputOf(exec.input)) } : {}),
     pendingApprovals: pending.map((p) => ({ step: p.step, since: p.since?.toISOString(), approve: `npx ferry approve ${p.migrationId} --step ${p.step} --aws${d.env ? ` --env ${d.env}` : ''}` })),
     ...(exec.status === 'FAILED' ? { error: exec.error, cause: exec.cause } : {}),
   };

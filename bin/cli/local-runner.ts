@@ -73,7 +73,7 @@ function identify(opts: LocalRunOptions): { spec: MachineSpec; migrationId: stri
 /** The hand-overs of one local run: which execution's continue-as-new started which. */
 const localHandovers = new Set<string>();
 
-/** The ports a task gets locally: MariaDB and CouchDB from the environment, flags in the state dir. */
+/** The ports a task gets locally: MariaDB and CouchDB from the environment, flags and knobs in the state dir. */
 function localDeps(opts: LocalRunOptions, sql: Mysql2Connector): TaskDeps {
   return {
     // Local executions of this migration run only in this process (the run lock sees to it): an
@@ -82,6 +82,7 @@ function localDeps(opts: LocalRunOptions, sql: Mysql2Connector): TaskDeps {
     sql,
     couch: new NanoConnector(opts.env ?? process.env),
     flags: new FileFlagStore(opts.stateDir),
+    knobs: new FileFlagStore(opts.stateDir, 'knobs'),
     budgetMillis: LOCAL_BUDGET_MILLIS,
     now: Date.now,
     report: opts.onProgress ?? (() => undefined),

@@ -29,6 +29,7 @@ export function formatProgress(p: Progress, rowsPerSecond: number | null, width 
   }
   if (p.throttle) parts.push(`throttled: ${p.throttle}`);
   else if (p.note) parts.push(p.note);
+  if (p.knobs) parts.push(`[knobs ${Object.entries(p.knobs).map(([k, v]) => `${k}=${v}`).join(' ')}]`);
   return parts.join('  ');
 }
 
@@ -38,6 +39,7 @@ export class ProgressBar {
   private lastPrinted = 0;
   private lastLine = '';
   private lastPhase = '';
+  private lastKnobs = '';
   constructor(private readonly out: NodeJS.WriteStream = process.stderr, private readonly now: () => number = Date.now) {}
 
   private rate(done: number, at: number): number | null {
@@ -49,6 +51,10 @@ export class ProgressBar {
   }
 
   update(p: Progress): void {
+    if (p.warning) {
+      this.say(`warning: ${p.warning}`);
+      return;
+    }
     const at = this.now();
     if (p.phase !== this.lastPhase) {
       this.samples = [];
@@ -57,12 +63,15 @@ export class ProgressBar {
       this.lastPrinted = 0;
     }
     const line = formatProgress(p, this.rate(Number(p.done), at));
+    // A change of knobs is shown at once, so the operator sees it taken in.
+    const knobs = JSON.stringify(p.knobs ?? {});
     if (this.out.isTTY) {
       this.out.write(`\r\x1b[2K${line.slice(0, (this.out.columns || 120) - 1)}`);
       this.lastLine = line;
-    } else if (at - this.lastPrinted >= 1000 || p.throttle) {
+    } else if (at - this.lastPrinted >= 1000 || p.throttle || knobs !== this.lastKnobs) {
       this.out.write(line + '\n');
       this.lastPrinted = at;
+      this.lastKnobs = knobs;
     }
   }
 

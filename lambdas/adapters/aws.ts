@@ -159,7 +159,7 @@ export class SfnExecutionRegistry {
   }
 }
 
-let shared: { sql: AwsSqlConnector; couch: NanoConnector; flags: SsmFlagStore; executions: SfnExecutionRegistry; telemetry: ReturnType<typeof telemetry> } | undefined;
+let shared: { sql: AwsSqlConnector; couch: NanoConnector; flags: SsmFlagStore; knobs: SsmFlagStore; executions: SfnExecutionRegistry; telemetry: ReturnType<typeof telemetry> } | undefined;
 
 /** The ports on AWS, built once per warm function; the time budget from the invocation's remaining time. */
 export function awsDeps(machine: string, context?: { getRemainingTimeInMillis(): number }, env: NodeJS.ProcessEnv = process.env): TaskDeps {
@@ -167,10 +167,12 @@ export function awsDeps(machine: string, context?: { getRemainingTimeInMillis():
     const config = connectionsFromEnv(env);
     const t = telemetry(env);
     const secrets = new SecretCache(t.tracer.captureAWSv3Client(new SecretsManagerClient({})));
+    const ssm = t.tracer.captureAWSv3Client(new SSMClient({}));
     shared = {
       sql: new AwsSqlConnector(config, secrets, t.tracer.captureAWSv3Client(new RDSDataClient({}))),
       couch: awsCouchConnector(config, secrets),
-      flags: new SsmFlagStore(t.tracer.captureAWSv3Client(new SSMClient({})), deploymentFromEnv(env).ssmRoot),
+      flags: new SsmFlagStore(ssm, deploymentFromEnv(env).ssmRoot),
+      knobs: new SsmFlagStore(ssm, deploymentFromEnv(env).ssmRoot, 'knobs'),
       executions: new SfnExecutionRegistry(t.tracer.captureAWSv3Client(new SFNClient({}))),
       telemetry: t,
     };

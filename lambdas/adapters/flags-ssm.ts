@@ -1,17 +1,34 @@
-import { GetParameterCommand, GetParametersByPathCommand, ParameterNotFound, PutParameterCommand, SSMClient } from '@aws-sdk/client-ssm';
-import { flagParameterName, type FlagStore } from '../core/ports/flags.ts';
+import { DeleteParametersCommand, GetParameterCommand, GetParametersByPathCommand, ParameterNotFound, PutParameterCommand, SSMClient } from '@aws-sdk/client-ssm';
+import { flagParameterName, type FlagStore, type ParameterKind } from '../core/ports/flags.ts';
 import { TransientError } from '../core/errors.ts';
 
-/** Flags as SSM String parameters under `<root>/<migrationId>/flags/` (root: the deployment's, `/ferry` by default). */
+/**
+ * Flags as SSM String parameters under `<root>/<migrationId>/flags/` (root: the deployment's,
+ * `/ferry` by default); knobs likewise under `<root>/<migrationId>/knobs/`.
+ */
 export class SsmFlagStore implements FlagStore {
   constructor(
     private readonly client: SSMClient = new SSMClient({}),
     private readonly root = '/ferry',
+    private readonly kind: ParameterKind = 'flags',
   ) {}
+
+  private name(migrationId: string, name: string): string {
+    return flagParameterName(migrationId, name, this.root, this.kind);
+  }
+
+  async unset(migrationId: string, names: readonly string[]): Promise<void> {
+    // DeleteParameters takes at most 10 names a call; names it does not find are no error.
+    for (let i = 0; i < names.length; i += 10) {
+      await this.client.send(new DeleteParametersCommand({ Names: names.slice(i, i + 10).map((n) => this.name(migrationId, n)) })).catch((err) => {
+        throw asFerryError(err);
+      });
+    }
+  }
 
   async get(migrationId: string, name: string): Promise<string | undefined> {
     try {
-      const out = await this.client.send(new GetParameterCommand({ Name: flagParameterName(migrationId, name, this.root) }));
+      const out = await this.client.send(new GetParameterCommand({ Name: this.name(migrationId, name) }));
       return out.Parameter?.Value;
     } catch (err) {
       if (err instanceof ParameterNotFound) return undefined;
@@ -22,7 +39,7 @@ export class SsmFlagStore implements FlagStore {
   async set(migrationId: string, values: Readonly<Record<string, string>>): Promise<void> {
     for (const [name, value] of Object.entries(values)) {
       try {
-        await this.client.send(new PutParameterCommand({ Name: flagParameterName(migrationId, name, this.root), Value: value, Type: 'String', Overwrite: true }));
+        await this.client.send(new PutParameterCommand({ Name: this.name(migrationId, name), Value: value, Type: 'String', Overwrite: true }));
       } catch (err) {
         throw asFerryError(err);
       }
@@ -30,7 +47,7 @@ export class SsmFlagStore implements FlagStore {
   }
 
   async list(migrationId: string): Promise<Record<string, string>> {
-    const prefix = flagParameterName(migrationId, '', this.root);
+    const prefix = this.name(migrationId, '');
     const out: Record<string, string> = {};
     let NextToken: string | undefined;
     do {

@@ -23,7 +23,11 @@ export function telemetry(env: NodeJS.ProcessEnv = process.env) {
  */
 export function progressReporter(machine: string, t: Pick<ReturnType<typeof telemetry>, 'logger' | 'metrics'>): (p: Progress) => void {
   return (p) => {
-    t.logger.info(p.note ?? p.phase, { migrationId: p.migrationId, machine, phase: p.phase, done: p.done, total: p.total, unit: p.unit, throttle: p.throttle, waitSeconds: p.waitSeconds });
+    if (p.warning) {
+      t.logger.warn(p.warning, { migrationId: p.migrationId, machine, phase: p.phase });
+      return;
+    }
+    t.logger.info(p.note ?? p.phase, { migrationId: p.migrationId, machine, phase: p.phase, done: p.done, total: p.total, unit: p.unit, throttle: p.throttle, waitSeconds: p.waitSeconds, knobs: p.knobs });
     const metric = t.metrics.singleMetric();
     metric.setDefaultDimensions({ Machine: machine });
     metric.addDimensions({ MigrationId: p.migrationId });

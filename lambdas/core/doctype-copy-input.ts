@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { connectionName, executionSchema, flagSet, migrationId } from './input-parts.ts';
+import { connectionName, executionSchema, flagSet, knobFields, migrationId } from './input-parts.ts';
 
 /** CouchDB's rule for database names. */
 const couchDbName = z
@@ -35,7 +35,7 @@ export const doctypeCopyInputSchema = z
       .min(1, 'name at least one doc type')
       .max(200)
       .refine((t) => new Set(t).size === t.length, 'lists a doc type twice'),
-    page: z.strictObject({ docs: z.number().int().min(1).max(10_000, 'at most 10,000 docs a page').default(1000) }).prefault({}),
+    page: z.strictObject({ docs: knobFields['page.docs'].default(1000) }).prefault({}),
     topOff: z
       .strictObject({
         quietSeconds: z.number().int().min(0).max(86_400).default(30),
@@ -48,8 +48,8 @@ export const doctypeCopyInputSchema = z
     cleanup: z
       .strictObject({
         mode: z.enum(['delete', 'none']).default('delete'),
-        batchDocs: z.number().int().min(1).max(10_000).default(500),
-        pauseMillis: z.number().int().min(0).max(60_000).default(0),
+        batchDocs: knobFields['cleanup.batchDocs'].default(500),
+        pauseMillis: knobFields['cleanup.pauseMillis'].default(0),
       })
       .prefault({}),
     execution: executionSchema,

@@ -30,12 +30,31 @@ export const tableRef = z.strictObject({
 export const flagName = z.string().regex(/^[A-Za-z][A-Za-z0-9_.-]{0,127}$/, 'flag names are letters, digits, _ . or -');
 export const flagSet = z.record(flagName, z.string().max(4096, 'flag values are at most 4096 characters'));
 
+/**
+ * The fields an operator may change while a migration runs (`ferry set`, read at each chunk), each
+ * with the rule the input schemas use for it: a knob is validated exactly like the input field.
+ */
+export const knobFields = {
+  'chunk.targetMillis': z.number().int().min(10, 'at least 10 ms').max(60_000, 'at most 60000 ms'),
+  'chunk.minRows': z.number().int().min(1, 'at least 1 row').max(1_000_000, 'at most 1,000,000 rows'),
+  'chunk.maxRows': z.number().int().min(1, 'at least 1 row').max(1_000_000, 'at most 1,000,000 rows'),
+  'throttle.maxThreadsRunning': z.number().int().min(1, 'at least 1').max(100_000, 'at most 100000'),
+  'throttle.replica.maxLagSeconds': z.number().int().min(0, 'at least 0').max(86_400, 'at most 86400 (a day)'),
+  'throttle.waitSeconds': z.number().int().min(1, 'at least 1 second').max(3600, 'at most 3600 seconds'),
+  'cleanup.batchRows': z.number().int().min(1, 'at least 1 row').max(1_000_000, 'at most 1,000,000 rows'),
+  'cleanup.batchDocs': z.number().int().min(1, 'at least 1 doc').max(10_000, 'at most 10,000 docs'),
+  'cleanup.pauseMillis': z.number().int().min(0, 'at least 0 ms').max(60_000, 'at most 60000 ms'),
+  'page.docs': z.number().int().min(1, 'at least 1 doc').max(10_000, 'at most 10,000 docs a page'),
+} as const;
+
+export type KnobName = keyof typeof knobFields;
+
 /** Chunks sized by time within bounds (see chunker.ts). */
 export const chunkSchema = z
   .strictObject({
-    targetMillis: z.number().int().min(10, 'at least 10 ms').max(60_000, 'at most 60000 ms').default(DEFAULT_CHUNK.targetMillis),
-    minRows: z.number().int().min(1, 'at least 1 row').max(1_000_000).default(DEFAULT_CHUNK.minRows),
-    maxRows: z.number().int().min(1, 'at least 1 row').max(1_000_000, 'at most 1,000,000 rows').default(DEFAULT_CHUNK.maxRows),
+    targetMillis: knobFields['chunk.targetMillis'].default(DEFAULT_CHUNK.targetMillis),
+    minRows: knobFields['chunk.minRows'].default(DEFAULT_CHUNK.minRows),
+    maxRows: knobFields['chunk.maxRows'].default(DEFAULT_CHUNK.maxRows),
   })
   .prefault({})
   .refine((c) => c.minRows <= c.maxRows, { message: 'minRows must not exceed maxRows', path: ['minRows'] });
@@ -43,18 +62,24 @@ export const chunkSchema = z
 /** When to wait before the next chunk (see throttler.ts). */
 export const throttleSchema = z
   .strictObject({
-    maxThreadsRunning: z.number().int().min(1).max(100_000).default(DEFAULT_THROTTLE.maxThreadsRunning),
+    maxThreadsRunning: knobFields['throttle.maxThreadsRunning'].default(DEFAULT_THROTTLE.maxThreadsRunning),
     replica: z
-      .strictObject({ connection: connectionName, maxLagSeconds: z.number().int().min(0).max(86_400).default(DEFAULT_THROTTLE.maxReplicaLagSeconds) })
+      .strictObject({ connection: connectionName, maxLagSeconds: knobFields['throttle.replica.maxLagSeconds'].default(DEFAULT_THROTTLE.maxReplicaLagSeconds) })
       .optional(),
     query: z
       .string()
       .max(2000)
       .regex(/^\s*select\s[^;]*$/i, 'must be a single SELECT statement with no ;')
       .optional(),
-    waitSeconds: z.number().int().min(1).max(3600).default(DEFAULT_THROTTLE.waitSeconds),
+    waitSeconds: knobFields['throttle.waitSeconds'].default(DEFAULT_THROTTLE.waitSeconds),
   })
   .prefault({});
+
+/** How a table's rows are deleted from the source after the cut-over, in batches. */
+export const rowCleanupFields = {
+  batchRows: knobFields['cleanup.batchRows'].default(20_000),
+  pauseMillis: knobFields['cleanup.pauseMillis'].default(0),
+};
 
 export const executionSchema = z
   .strictObject({

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { chunkSchema, connectionName, executionSchema, migrationId, plainName, throttleSchema } from './input-parts.ts';
+import { chunkSchema, connectionName, executionSchema, migrationId, plainName, throttleSchema, rowCleanupFields } from './input-parts.ts';
 
 /** Longest table name whose `_<table>_new` / `_<table>_old` still fits MySQL's 64 characters. */
 export const MAX_ALTERED_TABLE_NAME = 59;
@@ -49,8 +49,7 @@ export const onlineAlterInputSchema = z.strictObject({
   cleanup: z
     .strictObject({
       mode: z.enum(['trickle-delete', 'drop', 'none']).default('trickle-delete'),
-      batchRows: z.number().int().min(1).max(1_000_000).default(20_000),
-      pauseMillis: z.number().int().min(0).max(60_000).default(0),
+      ...rowCleanupFields,
     })
     .prefault({}),
   execution: executionSchema,

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { chunkSchema, decimalString, executionSchema, flagSet, migrationId, tableRef, throttleSchema } from './input-parts.ts';
+import { chunkSchema, decimalString, executionSchema, flagSet, migrationId, tableRef, throttleSchema, rowCleanupFields } from './input-parts.ts';
 
 export { parseInput } from './input-parts.ts';
 
@@ -29,8 +29,7 @@ export const tableCopyInputSchema = z
     cleanup: z
       .strictObject({
         mode: z.enum(['trickle-delete', 'truncate', 'none']).default('trickle-delete'),
-        batchRows: z.number().int().min(1).max(1_000_000).default(20_000),
-        pauseMillis: z.number().int().min(0).max(60_000).default(0),
+        ...rowCleanupFields,
       })
       .prefault({}),
     execution: executionSchema,

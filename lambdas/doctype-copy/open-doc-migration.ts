@@ -1,5 +1,6 @@
 import type { CouchDatabase } from '../core/ports/couch.ts';
-import type { TaskDeps } from '../core/ports/task-deps.ts';
+import type { Progress, TaskDeps } from '../core/ports/task-deps.ts';
+import { knobsNotRead, readKnobs, withKnobs, type Knobbed } from '../core/knobs.ts';
 import { PAUSED_FLAG } from '../core/ports/flags.ts';
 import { InvalidInput } from '../core/errors.ts';
 import { wantedDocTypes } from '../core/docs/doc-types.ts';
@@ -76,8 +77,7 @@ export interface DocTaskEvent {
   readonly execution?: string;
 }
 
-export interface DocMigration {
-  readonly input: DoctypeCopyInput;
+export interface DocMigration extends Knobbed<DoctypeCopyInput> {
   readonly deps: TaskDeps;
   readonly source: CouchDatabase;
   readonly target: CouchDatabase;
@@ -115,6 +115,8 @@ export async function openDocMigration(event: DocTaskEvent, deps: TaskDeps): Pro
   const wanted = wantedDocTypes(input.docTypes);
   return {
     input, deps, source, target, wanted, wantedSet: new Set(wanted), store,
+    knobs: knobsNotRead(),
+    retune: (knobs) => withKnobs(doctypeCopyInputSchema, input, knobs),
     index: sourceIndex(input, source, wanted),
     phase: checkpoint.phase as Phase,
     state: checkpoint.state,
@@ -157,23 +159,31 @@ export function timeLeft(m: DocMigration): boolean {
   return m.deps.now() - m.startedMillis < m.deps.budgetMillis;
 }
 
+/** Whether to hold before the next page (the FERRY_PAUSED flag), after taking in the live knobs. */
 export async function pausedReason(m: DocMigration): Promise<string | null> {
+  const change = await readKnobs(m, m.deps.knobs);
+  for (const warning of change?.ignored ?? []) m.deps.report({ ...progressOf(m, warning), warning });
+  if (change?.inForce) reportDoc(m, change.inForce);
   return (await m.deps.flags.get(m.input.migrationId, PAUSED_FLAG)) === 'true' ? 'paused by the FERRY_PAUSED flag' : null;
 }
 
-export function reportDoc(m: DocMigration, note: string, throttle: string | null = null, waitSeconds?: number): void {
+function progressOf(m: DocMigration, note: string): Progress {
   const s = m.state;
   const done = m.phase === 'cleanup' || m.phase === 'done' ? s.docsDeleted : m.phase === 'initial-copy' ? s.docsCopied : s.docsToppedOff;
-  m.deps.report({
+  return {
     migrationId: m.input.migrationId,
     phase: m.phase,
     done: String(done),
     total: m.phase === 'initial-copy' || m.phase === 'cleanup' ? String(s.estimatedDocs) : null,
     unit: 'docs',
     note,
-    throttle,
-    waitSeconds,
-  });
+    throttle: null,
+    ...(Object.keys(m.knobs.inForce).length ? { knobs: m.knobs.inForce } : {}),
+  };
+}
+
+export function reportDoc(m: DocMigration, note: string, throttle: string | null = null, waitSeconds?: number): void {
+  m.deps.report({ ...progressOf(m, note), throttle, waitSeconds });
 }
 
 export function docLoopState(m: DocMigration, fields: { done: boolean; stopped?: boolean; waitSeconds?: number; throttle?: string | null }): DocLoopState {

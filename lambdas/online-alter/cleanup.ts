@@ -15,12 +15,14 @@ export async function cleanup(event: TaskEvent, deps: TaskDeps): Promise<LoopSta
   if (m.phase === 'cleanup-approval') await save(m, 'cleanup');
   if (m.phase === 'done') return loopState(m, { done: true });
   const { old } = shadowNames(m.input.alter.table);
-  const { mode, batchRows, pauseMillis } = m.input.alter.cleanup;
+  const { mode } = m.input.alter.cleanup;
   const conn = m.source;
   if (mode === 'trickle-delete' && (await inspectTable(conn, old))) {
     while (timeLeft(m)) {
       const decision = await checkThrottle(m);
       if (decision.throttled) return outcomeState(m, { kind: 'throttled', reason: decision.reason, waitSeconds: decision.waitSeconds });
+      // Read after the throttle check, which takes in the live knobs.
+      const { batchRows, pauseMillis } = m.input.alter.cleanup;
       const deleted = await deleteLowest(conn, old, m.tables.idColumn, batchRows);
       m.state.rowsDeleted = (BigInt(m.state.rowsDeleted) + BigInt(deleted)).toString();
       await save(m);

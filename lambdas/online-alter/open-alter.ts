@@ -2,6 +2,7 @@ import type { TaskDeps } from '../core/ports/task-deps.ts';
 import type { Id } from '../core/ids.ts';
 import { alterIdentityOf, onlineAlterInputSchema, type OnlineAlterInput } from '../core/online-alter-input.ts';
 import { parseInput } from '../core/input-parts.ts';
+import { withKnobs } from '../core/knobs.ts';
 import { openCopy, type CopySettings, type CopyState, type LoopState as GenericLoopState, type Migration, type TaskEvent } from '../core/tables/chunked-copy.ts';
 import { columnMapping, shadowNames } from '../core/tables/shadow.ts';
 
@@ -57,6 +58,10 @@ export function openAlter(event: TaskEvent, deps: TaskDeps): Promise<AlterMigrat
   return openCopy<OnlineAlterSettings, OnlineAlterState, Phase>(MACHINE, settingsOf(input), alterIdentityOf(input), event, deps, {
     columns: (table, shadow) => columnMapping(table, shadow, input.alter),
     readLock: true,
+    retune: (knobs) => {
+      const tuned = withKnobs(onlineAlterInputSchema, input, knobs);
+      return { ...tuned, input: settingsOf(tuned.input) };
+    },
   });
 }
 

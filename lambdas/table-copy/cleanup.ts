@@ -34,7 +34,6 @@ async function deleteBatch(m: Migration, ledger: DeliveryLedger): Promise<number
 }
 
 async function trickleDelete(m: Migration, ledger: DeliveryLedger): Promise<LoopState> {
-  const pause = m.input.cleanup.pauseMillis;
   while (timeLeft(m)) {
     const decision = await checkThrottle(m);
     if (decision.throttled) return outcomeState(m, { kind: 'throttled', reason: decision.reason, waitSeconds: decision.waitSeconds });
@@ -49,6 +48,8 @@ async function trickleDelete(m: Migration, ledger: DeliveryLedger): Promise<Loop
       await save(m);
       continue;
     }
+    // Read after the throttle check, which takes in the live knobs.
+    const pause = m.input.cleanup.pauseMillis;
     if (pause > 0) await new Promise((r) => setTimeout(r, pause));
   }
   return loopState(m, { done: false });

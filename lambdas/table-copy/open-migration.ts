@@ -1,5 +1,6 @@
 import type { TaskDeps } from '../core/ports/task-deps.ts';
 import type { Id } from '../core/ids.ts';
+import { withKnobs } from '../core/knobs.ts';
 import { DeliveryLedger } from '../core/tables/ledger.ts';
 import { PartitionStore } from '../core/tables/partitions.ts';
 import type { SweepingState } from '../core/tables/sweeper.ts';
@@ -46,7 +47,9 @@ export function parseTableCopyInput(raw: unknown): TableCopyInput {
 /** Opens a table-copy that Preflight has already checked and checkpointed. */
 export function openMigration(event: TaskEvent, deps: TaskDeps): Promise<Migration> {
   const input = parseTableCopyInput(event.migration);
-  return openCopy<TableCopyInput, TableCopyState, Phase>(MACHINE, input, identityOf(input), event, deps);
+  return openCopy<TableCopyInput, TableCopyState, Phase>(MACHINE, input, identityOf(input), event, deps, {
+    retune: (knobs) => withKnobs(tableCopyInputSchema, input, knobs),
+  });
 }
 
 /** The ledger of what was delivered, beside the checkpoint in the target database. */

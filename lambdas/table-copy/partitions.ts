@@ -69,9 +69,14 @@ export async function copyPartition(event: PartitionEvent, deps: TaskDeps): Prom
   const others = BigInt(m.state.rowsCopied) + all.filter((x) => x !== p).reduce((n, x) => n + BigInt(x.state.rowsCopied), 0n);
   const label = `partition ${index + 1}/${all.length} (ids ${p.bounds.lo}..${p.bounds.hi})`;
   // The partition's own view of the migration: its state, its checkpoint row, its share of the history's loop iterations.
+  const share = (input: Migration['input']): Migration['input'] => ({ ...input, execution: { ...input.execution, maxLoopIterations: Math.max(1, Math.floor(input.execution.maxLoopIterations / all.length)) } });
   const view: Migration = {
     ...m,
-    input: { ...m.input, execution: { ...m.input.execution, maxLoopIterations: Math.max(1, Math.floor(m.input.execution.maxLoopIterations / all.length)) } },
+    input: share(m.input),
+    retune: (knobs) => {
+      const tuned = m.retune(knobs);
+      return { ...tuned, input: share(tuned.input) };
+    },
     // Progress is the migration's: what was copied before the split and by the other partitions (as of this task's start), and this one's.
     deps: { ...m.deps, report: (r) => m.deps.report({ ...r, done: (BigInt(r.done) + others).toString(), total: m.state.estimatedRows, note: `${label}: ${r.note}` }) },
     state: { ...p.state, owner },

@@ -130,6 +130,11 @@ describe('FerryStack', () => {
     expect(policyOf('CopyChunks').find((s) => s.Action === 'ssm:GetParameter')!.Resource).toEqual(
       { 'Fn::Join': ['', ['arn:', { Ref: 'AWS::Partition' }, ':ssm:eu-west-1:123456789012:parameter/ferry-production/*/flags/FERRY_PAUSED']] },
     );
+    // the loops that check the pause flag read the knobs too, and only read them
+    expect(policyOf('CopyChunks').find((s) => s.Action === 'ssm:GetParametersByPath')!.Resource).toEqual(
+      { 'Fn::Join': ['', ['arn:', { Ref: 'AWS::Partition' }, ':ssm:eu-west-1:123456789012:parameter/ferry-production/*/knobs']] },
+    );
+    expect(actions('SetCutoverFlags')).not.toContain('ssm:GetParametersByPath');
     // grants nothing unused
     const everything = JSON.stringify(ofType('AWS::IAM::Policy'));
     expect(everything).not.toContain('rds-data:BatchExecuteStatement');
@@ -261,7 +266,7 @@ describe('FerryStack', () => {
     }
   });
 
-  it('lets operators start, follow, stop and redrive executions, and set only the pause flag', () => {
+  it('lets operators start, follow, stop and redrive executions, and set only the pause flag and the knobs', () => {
     const policies = ofType('AWS::IAM::Policy').filter(([id]) => id.startsWith('Operators'));
     const statements = policies.flatMap(([, p]) => (p.Properties.PolicyDocument as { Statement: Statement[] }).Statement);
     const actions = statements.flatMap((s) => ([] as string[]).concat(s.Action));
@@ -269,8 +274,11 @@ describe('FerryStack', () => {
       'states:DescribeExecution', 'states:DescribeStateMachine', 'states:GetExecutionHistory', 'states:ListExecutions', 'states:ListStateMachines', 'states:RedriveExecution', 'states:StartExecution', 'states:StopExecution',
     ]);
     const put = statements.filter((s) => ([] as string[]).concat(s.Action).includes('ssm:PutParameter'));
-    expect(put).toHaveLength(1);
+    expect(put).toHaveLength(2);
     expect(JSON.stringify(put[0]!.Resource)).toMatch(/parameter\/ferry-production\/\*\/flags\/FERRY_PAUSED"/);
+    // and the live knobs, nothing else: ferry set --aws puts and takes them back
+    expect([put[1]!.Action].flat().sort()).toEqual(['ssm:DeleteParameters', 'ssm:PutParameter']);
+    expect(JSON.stringify(put[1]!.Resource)).toMatch(/parameter\/ferry-production\/\*\/knobs\/\*"\]/);
   });
 
   it('shows the console an example input per machine, valid against the schema the tasks parse with, and keeps schemas/ current', () => {

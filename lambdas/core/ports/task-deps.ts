@@ -18,6 +18,10 @@ export interface Progress {
   readonly throttle: string | null;
   /** How long the state machine now waits because of that throttle. */
   readonly waitSeconds?: number;
+  /** The live knobs in force (`ferry set`), by name, when any is set. */
+  readonly knobs?: Readonly<Record<string, string>>;
+  /** Something the operator should know and act on (a knob ignored, and why). */
+  readonly warning?: string;
 }
 
 /** Whether an execution (by id) is still running: Step Functions on AWS; locally the run lock answers instead. */
@@ -33,6 +37,8 @@ export interface TaskDeps {
   readonly sql: SqlConnector;
   readonly couch: CouchConnector;
   readonly flags: FlagStore;
+  /** The operator's live knobs (see knobs.ts), read before each chunk. */
+  readonly knobs: FlagStore;
   /** Milliseconds one invocation may spend copying before it hands back to the state machine. */
   readonly budgetMillis: number;
   readonly now: () => number;

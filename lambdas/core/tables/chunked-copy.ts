@@ -1,4 +1,5 @@
-import type { TaskDeps } from '../ports/task-deps.ts';
+import type { Progress, TaskDeps } from '../ports/task-deps.ts';
+import { knobsNotRead, readKnobs, type Retune } from '../knobs.ts';
 import { PAUSED_FLAG } from '../ports/flags.ts';
 import type { SqlConnection } from '../ports/sql.ts';
 import { CheckpointStore, type Checkpoint } from '../checkpoints.ts';
@@ -62,7 +63,12 @@ export interface TaskEvent {
 }
 
 export interface Migration<I extends CopySettings, S extends CopyState, P extends string> {
-  readonly input: I;
+  /** The input, with the live knobs in force put in (see followKnobs). */
+  input: I;
+  /** The knobs as last read (to see a change) and those in force. */
+  readonly knobs: { seen: string; inForce: Readonly<Record<string, string>> };
+  /** The input with knobs put in, validated by the machine's schema. */
+  readonly retune: Retune<I>;
   readonly deps: TaskDeps;
   readonly source: SqlConnection;
   readonly target: SqlConnection;
@@ -105,7 +111,7 @@ export async function openCopy<I extends CopySettings, S extends CopyState, P ex
   identity: Record<string, unknown>,
   event: TaskEvent,
   deps: TaskDeps,
-  options: { columns?: ColumnPairs; readLock?: boolean } = {},
+  options: { columns?: ColumnPairs; readLock?: boolean; retune: Retune<I> },
 ): Promise<Migration<I, S, P>> {
   const startedMillis = deps.now();
   const { source, target } = await connectBoth(input, deps);
@@ -124,6 +130,8 @@ export async function openCopy<I extends CopySettings, S extends CopyState, P ex
     deps,
     source,
     target,
+    knobs: knobsNotRead(),
+    retune: options.retune,
     tables: { ...copyTables(input, source, target, sourceInfo, await inspectTable(target, input.target), options.columns ?? sameNames), readLock: options.readLock ?? false },
     store,
     checkpoint,
@@ -177,21 +185,44 @@ export function timeLeft(m: AnyMigration): boolean {
 /** Phases whose progress counts deletions rather than copies. */
 const DELETING = new Set(['cleanup']);
 
-export function report(m: AnyMigration, note: string, throttle: string | null = null, waitSeconds?: number): void {
+function progressOf(m: AnyMigration): Progress {
   const deleting = DELETING.has(m.phase);
-  m.deps.report({
+  return {
     migrationId: m.input.migrationId,
     phase: m.phase,
     done: deleting ? m.state.rowsDeleted : m.state.rowsCopied,
     total: deleting ? m.state.rowsCopied : m.state.estimatedRows,
+    throttle: null,
+    ...(Object.keys(m.knobs.inForce).length ? { knobs: m.knobs.inForce } : {}),
+  };
+}
+
+export function report(m: AnyMigration, note: string, throttle: string | null = null, waitSeconds?: number): void {
+  m.deps.report({
+    ...progressOf(m),
     note,
     throttle,
     waitSeconds,
   });
 }
 
-/** Reads every throttle signal the input asks for and decides. */
+/**
+ * Reads the migration's live knobs and, when they changed since the last read, puts them into its
+ * input (the chunk span brought within the new bounds at once); a knob the schema refuses is
+ * ignored with a warning. Called before every chunk, with the throttle.
+ */
+export async function followKnobs(m: AnyMigration): Promise<void> {
+  const change = await readKnobs(m, m.deps.knobs);
+  if (!change) return;
+  const { minSpan, maxSpan } = chunkSettings(m.input.chunk);
+  m.state.chunkSpan = Math.min(Math.max(m.state.chunkSpan, minSpan), maxSpan);
+  for (const warning of change.ignored) m.deps.report({ ...progressOf(m), note: warning, warning });
+  if (change.inForce) report(m, change.inForce);
+}
+
+/** Reads every throttle signal the input asks for and decides, after taking in the live knobs. */
 export async function checkThrottle(m: AnyMigration): Promise<ThrottleDecision> {
+  await followKnobs(m);
   const t = m.input.throttle;
   const threads: Record<string, number> = { [m.source.name]: await threadsRunning(m.source) };
   if (m.target !== m.source) threads[m.target.name] = await threadsRunning(m.target);

@@ -1,6 +1,7 @@
 import { DescribeExecutionCommand, GetExecutionHistoryCommand, ListExecutionsCommand, ListStateMachinesCommand, SFNClient, StartExecutionCommand, StopExecutionCommand } from '@aws-sdk/client-sfn';
 import { GetParametersByPathCommand, SSMClient } from '@aws-sdk/client-ssm';
 import { AwsApprovals } from '../../../lambdas/adapters/approvals-aws.ts';
+import { SsmFlagStore } from '../../../lambdas/adapters/flags-ssm.ts';
 import { mockClient } from 'aws-sdk-client-mock';
 import { readFileSync } from 'node:fs';
 import { beforeEach, describe, expect, it } from 'vitest';
@@ -77,7 +78,17 @@ describe('ferry status', () => {
       ],
     });
     ssm.on(GetParametersByPathCommand).resolves({ Parameters: [{ Name: '/ferry/csmh-extended/approvals/cutover', LastModifiedDate: new Date('2026-11-21T12:00:00Z') }, { Name: '/ferry/csmh-extended/flags/X' }] });
-    const status = await executionStatus(client, new AwsApprovals(new SSMClient({ region: 'eu-west-1' }), client), deployment(), 'csmh-extended');
+    // the operator's knobs: one the input takes, one it cannot (no page.docs in a table-copy)
+    ssm.on(GetParametersByPathCommand, { Path: '/ferry/csmh-extended/knobs' }).resolves({
+      Parameters: [{ Name: '/ferry/csmh-extended/knobs/chunk.targetMillis', Value: '250' }, { Name: '/ferry/csmh-extended/knobs/page.docs', Value: '10' }],
+    });
+    const ssmClient = new SSMClient({ region: 'eu-west-1' });
+    const status = await executionStatus(client, new AwsApprovals(ssmClient, client), deployment(), 'csmh-extended', new SsmFlagStore(ssmClient, '/ferry', 'knobs'));
+    expect(status.knobs).toEqual({
+      set: { 'chunk.targetMillis': '250', 'page.docs': '10' },
+      inForce: { 'chunk.targetMillis': '250' },
+      ignored: ["page.docs=10: this migration's input has no page.docs"],
+    });
     expect(status).toMatchObject({
       executionArn: execArn,
       status: 'RUNNING',

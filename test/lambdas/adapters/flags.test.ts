@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { GetParameterCommand, GetParametersByPathCommand, ParameterNotFound, PutParameterCommand, SSMClient, ThrottlingException } from '@aws-sdk/client-ssm';
+import { DeleteParametersCommand, GetParameterCommand, GetParametersByPathCommand, ParameterNotFound, PutParameterCommand, SSMClient, ThrottlingException } from '@aws-sdk/client-ssm';
 import { mockClient } from 'aws-sdk-client-mock';
 import { beforeEach, describe, expect, it } from 'vitest';
 import { FileFlagStore } from '../../../lambdas/adapters/flags.ts';
@@ -72,6 +72,20 @@ describe('SsmFlagStore', () => {
       .on(GetParametersByPathCommand, { Path: '/ferry/m/flags', NextToken: 't' })
       .resolves({ Parameters: [{ Name: '/ferry/m/flags/B', Value: '2' }] });
     expect(await store.list('m')).toEqual({ A: '1', B: '2' });
+  });
+
+  it('keeps knobs beside the flags, under /ferry/<migrationId>/knobs/, and takes them back ten names a call', async () => {
+    const knobs = new SsmFlagStore(new SSMClient({ region: 'us-east-1' }), '/ferry-staging', 'knobs');
+    ssm.on(PutParameterCommand).resolves({ Version: 1 });
+    ssm.on(GetParametersByPathCommand, { Path: '/ferry-staging/m/knobs' }).resolves({ Parameters: [{ Name: '/ferry-staging/m/knobs/chunk.maxRows', Value: '100' }] });
+    ssm.on(DeleteParametersCommand).resolves({});
+    await knobs.set('m', { 'chunk.maxRows': '100' });
+    expect(ssm.commandCalls(PutParameterCommand)[0]!.args[0].input.Name).toBe('/ferry-staging/m/knobs/chunk.maxRows');
+    expect(await knobs.list('m')).toEqual({ 'chunk.maxRows': '100' });
+    await knobs.unset('m', Array.from({ length: 11 }, (_, i) => `k${i}`));
+    const deletes = ssm.commandCalls(DeleteParametersCommand).map((c) => c.args[0].input.Names!);
+    expect(deletes.map((n) => n.length)).toEqual([10, 1]);
+    expect(deletes[1]).toEqual(['/ferry-staging/m/knobs/k10']);
   });
 
   it('turns SSM throttling into the retryable TransientError the ASL retries', async () => {

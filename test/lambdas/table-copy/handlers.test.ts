@@ -60,6 +60,7 @@ describe('table-copy handlers, as Lambda would run them', () => {
       sql: connector,
       couch: { database: async () => Promise.reject(new Error('no CouchDB here')) },
       flags: new FileFlagStore(join(s.dir, 'state')),
+      knobs: new FileFlagStore(join(s.dir, 'state'), 'knobs'),
       budgetMillis: 10_000,
       now: Date.now,
       report: () => undefined,
