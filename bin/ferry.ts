@@ -8,7 +8,7 @@ import { FileFlagStore } from '../lambdas/adapters/flags.ts';
 import { PAUSED_FLAG } from '../lambdas/core/ports/flags.ts';
 import { InvalidInput } from '../lambdas/core/errors.ts';
 import { KNOB_NAMES, parseKnobAssignments } from '../lambdas/core/knobs.ts';
-import { tuneInput } from '../lambdas/core/machine-inputs.ts';
+import { tuneInput, type MachineName } from '../lambdas/core/machine-inputs.ts';
 import { runLocal, savedInputPath, type RunUsage } from './cli/local-runner.ts';
 import { MACHINES } from './cli/machines.ts';
 import { embeddedCouchIfNeeded } from './cli/embedded-couch.ts';
@@ -19,6 +19,9 @@ const USAGE = `ferry: online migrations of huge tables as resumable state machin
 
   ferry local <machine> --input FILE [--approve all|STEP,...] [--state-dir DIR]
       run a migration locally, end to end (machines: ${Object.keys(MACHINES).join(', ')})
+  ferry plan <machine> --input FILE [--json] [--state-dir DIR]
+      a no-op run: every Preflight check, then what would move, the disk it needs, the time and
+      AWS cost it would take, the flags and approvals, and warnings; nothing is written
   ferry approve <migrationId> --step STEP [--reject --reason TEXT] [--state-dir DIR | --aws [--env ENV]]
   ferry reject <migrationId> --step STEP --reason TEXT [--state-dir DIR | --aws [--env ENV]]
       complete a pending approval (cutover, cleanup), locally or of an AWS execution
@@ -267,6 +270,33 @@ async function flags(args: string[], set?: Record<string, string>): Promise<numb
 }
 
 /**
+ * `ferry plan <machine> --input FILE`: Preflight's checks and what the run would do, writing
+ * nothing. Exit 0 when it would run; 2, with Preflight's own message, when it would refuse.
+ */
+async function plan(args: string[]): Promise<number> {
+  const { values, positionals } = parseArgs({
+    args,
+    allowPositionals: true,
+    options: { input: { type: 'string' }, json: { type: 'boolean', default: false }, 'state-dir': { type: 'string', default: '.ferry' }, aws: { type: 'boolean', default: false } },
+  });
+  const machine = positionals[0];
+  if (!machine || !MACHINES[machine]) throw new UsageError(`name a machine: ${Object.keys(MACHINES).join(', ')}`);
+  if (values.aws) throw new UsageError('--aws: ferry plan runs where the databases answer; run it from a host that reaches them, with FERRY_MYSQL_<NAME> / FERRY_COUCH_<NAME> set');
+  const input = await readInput(values.input);
+  const { planLocal } = await import('./cli/plan.ts');
+  const { formatPlan } = await import('../lambdas/core/plan.ts');
+  try {
+    const result = await planLocal(machine as MachineName, input, values['state-dir']!, process.env);
+    process.stdout.write((values.json ? JSON.stringify(result, null, 2) : formatPlan(result)) + '\n');
+    return 0;
+  } catch (err) {
+    const e = err as Error & { field?: string };
+    if (e.name === 'InvalidInput' && values.json) process.stdout.write(JSON.stringify({ machine, wouldRun: false, refused: { field: e.field, message: e.message } }, null, 2) + '\n');
+    throw err;
+  }
+}
+
+/**
  * `ferry set <migrationId> NAME=VALUE…`: writes live knobs, each checked with its input field's
  * rule and, when the state dir holds the migration's input, with the machine's whole schema (a
  * knob that would not apply is refused, nothing written). Prints the knobs set afterwards.
@@ -377,6 +407,8 @@ export async function main(argv: string[]): Promise<number> {
         return await stats(rest);
       case 'set':
         return await setKnobs(rest);
+      case 'plan':
+        return await plan(rest);
       case undefined:
       case 'help':
       case '--help':

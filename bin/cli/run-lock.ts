@@ -10,6 +10,16 @@ function alive(pid: number): boolean {
   }
 }
 
+/** The pid of the live `ferry local` run holding the migration's lock in this state dir, or null. Reads only. */
+export function runLockHolder(stateDir: string, migrationId: string): number | null {
+  try {
+    const holder = (JSON.parse(readFileSync(join(stateDir, `${migrationId}.lock`), 'utf8')) as { pid: number }).pid;
+    return holder && alive(holder) ? holder : null;
+  } catch {
+    return null;
+  }
+}
+
 /**
  * One `ferry local` run per migration and state dir: a second one started by mistake (another
  * terminal, a retry loop) is refused instead of racing the first over the same tables. A lock

@@ -96,7 +96,7 @@ export function parseDoctypeCopyInput(raw: unknown): DoctypeCopyInput {
   return parseInput(doctypeCopyInputSchema, raw);
 }
 
-export async function openDatabases(input: DoctypeCopyInput, deps: TaskDeps): Promise<{ source: CouchDatabase; target: CouchDatabase }> {
+export async function openDatabases(input: DoctypeCopyInput, deps: Pick<TaskDeps, 'couch'>): Promise<{ source: CouchDatabase; target: CouchDatabase }> {
   const source = await deps.couch.database(input.source.connection, input.source.database);
   const target = await deps.couch.database(input.target.connection, input.target.database);
   return { source, target };

@@ -5,7 +5,7 @@ import { DocCheckpointStore } from '../core/docs/checkpoint.ts';
 import { isDataDocId, wantedDocTypes } from '../core/docs/doc-types.ts';
 import { ensureFerryView, ScanIndex } from '../core/docs/doc-type-index.ts';
 import { claimOwnership } from '../core/ownership.ts';
-import { doctypeIdentityOf } from '../core/doctype-copy-input.ts';
+import { doctypeIdentityOf, type DoctypeCopyInput } from '../core/doctype-copy-input.ts';
 import { MACHINE, openDatabases, parseDoctypeCopyInput, sourceIndex, type DocLoopState, type DocTaskEvent, type DoctypeCopyState, type Phase } from './open-doc-migration.ts';
 
 const SCAN_PAGE = 2000;
@@ -30,25 +30,24 @@ async function foreignRevisions(source: CouchDatabase, target: CouchDatabase, li
   }
 }
 
-/** Validates the input and both databases (reads only), then records the start seq and the checkpoint. */
-export async function preflight(event: DocTaskEvent, deps: TaskDeps): Promise<DocLoopState> {
-  const input = parseDoctypeCopyInput(event.migration);
+/**
+ * Every check Preflight makes before it writes anything: both databases, then the checkpoint of
+ * this input or (none yet) the doc-type view and a target free of revisions the source never had.
+ * Reads only; `ferry plan` runs exactly these.
+ */
+export async function checkDoctypeCopy(input: DoctypeCopyInput, deps: Pick<TaskDeps, 'couch'>) {
   const { source, target } = await openDatabases(input, deps);
   const sourceInfo = await source.info();
   if (!sourceInfo) throw new InvalidInput('source.database', `database ${input.source.database} does not exist at ${source.where} (connection "${source.connection}"); fix the name`);
-  if (!(await target.info()) && !input.target.create) {
+  const targetInfo = await target.info();
+  if (!targetInfo && !input.target.create) {
     throw new InvalidInput('target.database', `database ${input.target.database} does not exist at ${target.where} (connection "${target.connection}"); create it (PUT /${input.target.database}), let ferry create it ("create": true), or fix the name`);
   }
   const store = new DocCheckpointStore<DoctypeCopyState>(target, input.migrationId, MACHINE);
-  const identity = doctypeIdentityOf(input);
-  let checkpoint = await store.load(input.migrationId, identity);
-  const me = event.execution ?? 'unnamed execution';
-  if (checkpoint) {
-    await claimOwnership(input.migrationId, checkpoint.state.owner, me, event.state?.handedOverBy, deps.executions);
-    if (checkpoint.state.owner !== me) checkpoint = await store.update((c) => ({ phase: c.phase, state: { ...c.state, owner: me } }));
-  } else {
-    const wanted = wantedDocTypes(input.docTypes);
-    const index = sourceIndex(input, source, wanted);
+  const checkpoint = targetInfo ? await store.load(input.migrationId, doctypeIdentityOf(input)) : null;
+  const wanted = wantedDocTypes(input.docTypes);
+  const index = sourceIndex(input, source, wanted);
+  if (!checkpoint) {
     if (input.source.docTypeView) {
       try {
         await index.page(null, 1);
@@ -56,10 +55,25 @@ export async function preflight(event: DocTaskEvent, deps: TaskDeps): Promise<Do
         throw new InvalidInput('source.docTypeView', `${input.source.docTypeView} cannot be read in ${input.source.database}: ${(err as Error).message}; name a view keyed [doc_type, _id] that exists, or leave it out`);
       }
     }
-    const foreign = (await target.info()) ? await foreignRevisions(source, target) : [];
+    const foreign = targetInfo ? await foreignRevisions(source, target) : [];
     if (foreign.length) {
       throw new InvalidInput('target.database', `${input.target.database} already holds revisions the source does not have (ids ${foreign.join(', ')}); copying history onto them would create conflicts. Empty the target or remove those docs.`);
     }
+  }
+  return { source, target, sourceInfo, targetInfo, store, checkpoint, index };
+}
+
+/** Validates the input and both databases (reads only), then records the start seq and the checkpoint. */
+export async function preflight(event: DocTaskEvent, deps: TaskDeps): Promise<DocLoopState> {
+  const input = parseDoctypeCopyInput(event.migration);
+  const { source, target, sourceInfo, store, index, ...checked } = await checkDoctypeCopy(input, deps);
+  const identity = doctypeIdentityOf(input);
+  let checkpoint = checked.checkpoint;
+  const me = event.execution ?? 'unnamed execution';
+  if (checkpoint) {
+    await claimOwnership(input.migrationId, checkpoint.state.owner, me, event.state?.handedOverBy, deps.executions);
+    if (checkpoint.state.owner !== me) checkpoint = await store.update((c) => ({ phase: c.phase, state: { ...c.state, owner: me } }));
+  } else {
     // Recorded before the first page is read: the top-off replays every change made during the copy.
     const startSeq = sourceInfo.updateSeq;
     if (await target.create()) deps.report({ migrationId: input.migrationId, phase: 'initial-copy', done: '0', total: null, unit: 'docs', note: `created ${input.target.database}`, throttle: null });

@@ -2,27 +2,42 @@ import type { TaskDeps } from '../core/ports/task-deps.ts';
 import { CheckpointStore } from '../core/checkpoints.ts';
 import { chunkSettings, initialChunkSpan } from '../core/chunker.ts';
 import { InvalidInput } from '../core/errors.ts';
-import { alterIdentityOf } from '../core/online-alter-input.ts';
+import { alterIdentityOf, type OnlineAlterInput } from '../core/online-alter-input.ts';
 import { estimatedRows } from '../core/tables/inspector.ts';
 import { checkAlterTable } from '../core/tables/alter-checks.ts';
 import { checkThrottleQuery } from '../core/tables/preflight-checks.ts';
 import { executionOf, startState, takeOver, type TaskEvent } from '../core/tables/chunked-copy.ts';
 import { MACHINE, parseOnlineAlterInput, type LoopState, type OnlineAlterState, type Phase } from './open-alter.ts';
 
-/** Validates everything (leaving nothing behind), then creates or finds the checkpoint. */
-export async function preflight(event: TaskEvent, deps: TaskDeps): Promise<LoopState> {
-  const input = parseOnlineAlterInput(event.migration);
+/**
+ * Every check Preflight makes before it writes anything: a session-capable connection, then the
+ * checkpoint of this input, or (none yet) the table, the ALTER tried on an empty scratch table that
+ * is dropped at once, and the throttle query. `ferry plan` runs exactly these.
+ */
+export async function checkOnlineAlter(input: OnlineAlterInput, deps: Pick<TaskDeps, 'sql'>) {
   const conn = await deps.sql.connect(input.table.connection);
   if (!conn.sessions) {
     throw new InvalidInput('table.connection', `"${conn.name}" is an RDS Data API connection; online-alter's triggers, consistent-snapshot verification and swap need a session of their own: configure the cluster as a host connection (mysql2 in the VPC)`);
   }
   const store = new CheckpointStore<OnlineAlterState>(conn, input.table.database, MACHINE);
-  let checkpoint = await store.load(input.migrationId, alterIdentityOf(input));
+  const checkpoint = await store.load(input.migrationId, alterIdentityOf(input));
+  let addedUniqueKeys: string[] = [];
+  if (!checkpoint) {
+    ({ addedUniqueKeys } = await checkAlterTable(conn, input));
+    await checkThrottleQuery(conn, input.throttle.query, '');
+  }
+  return { conn, store, checkpoint, addedUniqueKeys };
+}
+
+/** Validates everything (leaving nothing behind), then creates or finds the checkpoint. */
+export async function preflight(event: TaskEvent, deps: TaskDeps): Promise<LoopState> {
+  const input = parseOnlineAlterInput(event.migration);
+  const checked = await checkOnlineAlter(input, deps);
+  const { conn, store } = checked;
+  let checkpoint = checked.checkpoint;
   if (checkpoint) {
     await takeOver(store, checkpoint, event, deps);
   } else {
-    await checkAlterTable(conn, input);
-    await checkThrottleQuery(conn, input.throttle.query, '');
     const now = new Date(deps.now()).toISOString();
     checkpoint = await store.create(input.migrationId, alterIdentityOf(input), 'prepare', {
       startedAt: now, estimatedRows: await estimatedRows(conn, input.table), copiedUpTo: null, rowsCopied: '0', chunkSpan: initialChunkSpan(chunkSettings(input.chunk)),

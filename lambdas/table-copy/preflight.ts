@@ -10,31 +10,44 @@ import { checkCopyTables, checkThrottleQuery } from '../core/tables/preflight-ch
 import { chunkSettings, initialChunkSpan } from '../core/chunker.ts';
 import { executionOf, startState, takeOver } from '../core/tables/chunked-copy.ts';
 import { connectBoth, MACHINE, parseTableCopyInput, type LoopState, type Phase, type TableCopyState, type TaskEvent } from './open-migration.ts';
+import type { TableCopyInput } from '../core/table-copy-input.ts';
 
-/** First task: validate everything, then create the checkpoint (or find it) and say which phase to run. */
-export async function preflight(event: TaskEvent, deps: TaskDeps): Promise<LoopState> {
-  const input = parseTableCopyInput(event.migration);
+/**
+ * Every check Preflight makes before it writes anything, in its order: the input, both tables,
+ * the throttle query, the table lock the sweep needs, and either the checkpoint of this input or
+ * an empty target. Reads only; `ferry plan` runs exactly these.
+ */
+export async function checkTableCopy(input: TableCopyInput, deps: Pick<TaskDeps, 'sql'>) {
   const { source, target } = await connectBoth(input, deps);
   if (input.throttle.replica) await deps.sql.connect(input.throttle.replica.connection);
   if (input.cleanup.mode === 'truncate' && !source.sessions) {
     throw new InvalidInput('cleanup.mode', `"truncate" locks the source table, which "${source.name}" (RDS Data API) cannot hold between calls; use "trickle-delete"`);
   }
-  const { sourceInfo } = await checkCopyTables(input, source, target);
+  const { sourceInfo, targetInfo } = await checkCopyTables(input, source, target);
   await checkThrottleQuery(source, input.throttle.query, ` on "${source.name}"`);
   await checkCanWaitForWriters(() => deps.sql.connectDedicated(input.source.connection), input.source, 'source.connection');
   const store = new CheckpointStore<TableCopyState>(target, input.target.database, MACHINE);
+  const checkpoint = await store.load(input.migrationId, identityOf(input));
+  if (!checkpoint && (await hasAnyRow(target, input.target))) {
+    throw new InvalidInput(
+      'target.table',
+      `${input.target.database}.${input.target.table} already holds rows but has no checkpoint for "${input.migrationId}"; ` +
+        'empty it, or resume with the migrationId and input that filled it',
+    );
+  }
+  return { source, target, sourceInfo, targetInfo, store, checkpoint };
+}
+
+/** First task: validate everything, then create the checkpoint (or find it) and say which phase to run. */
+export async function preflight(event: TaskEvent, deps: TaskDeps): Promise<LoopState> {
+  const input = parseTableCopyInput(event.migration);
+  const checked = await checkTableCopy(input, deps);
+  const { source, target, sourceInfo, store } = checked;
   const identity = identityOf(input);
-  let checkpoint = await store.load(input.migrationId, identity);
+  let checkpoint = checked.checkpoint;
   if (checkpoint) {
     await takeOver(store, checkpoint, event, deps);
   } else {
-    if (await hasAnyRow(target, input.target)) {
-      throw new InvalidInput(
-        'target.table',
-        `${input.target.database}.${input.target.table} already holds rows but has no checkpoint for "${input.migrationId}"; ` +
-          'empty it, or resume with the migrationId and input that filled it',
-      );
-    }
     const idName = sourceInfo.primaryKey[0]!;
     const bounds = await idBounds(source, input.source, idName);
     const idFloor = integerRange(sourceInfo.columns.find((c) => c.name === idName)!)!.min.toString();

@@ -107,7 +107,7 @@ async function onScratch<T>(conn: SqlConnection, input: OnlineAlterInput, column
  * Every check of online-alter's table and clause that can refuse the input, before anything
  * lasting is written: the ALTER is tried on a scratch copy with real rows, which is dropped again.
  */
-export async function checkAlterTable(conn: SqlConnection, input: OnlineAlterInput): Promise<void> {
+export async function checkAlterTable(conn: SqlConnection, input: OnlineAlterInput): Promise<{ addedUniqueKeys: string[] }> {
   const t = input.table;
   const info = await requireTable(conn, 'table', t, { database: 'fix the name', table: 'fix the name' });
   const idName = info.primaryKey[0];
@@ -138,7 +138,7 @@ export async function checkAlterTable(conn: SqlConnection, input: OnlineAlterInp
       );
     }
   }
-  await onScratch(conn, input, copiedColumns(info), idName!, async (altered, alteredKeys) => {
+  const addedUniqueKeys = await onScratch(conn, input, copiedColumns(info), idName!, async (altered, alteredKeys) => {
     if (altered.primaryKey.length !== 1 || altered.primaryKey[0]!.toLowerCase() !== idName!.toLowerCase()) {
       throw new InvalidInput('alter', `must keep the primary key on ${idName} alone, under that name (the altered table's key is ${altered.primaryKey.join(', ') || 'missing'})`);
     }
@@ -161,10 +161,12 @@ export async function checkAlterTable(conn: SqlConnection, input: OnlineAlterInp
       const dup = await duplicatesFor(conn, t, key, info, altered, mapping);
       if (dup?.length) throw new InvalidInput('alter', `unique key ${key.name} would be broken by rows already in ${t.table}: ${dup.join('; ')}; fix those rows first`);
     }
+    return added.map((k) => `${k.name} (${k.parts.map((p) => p.column + (p.prefix ? `(${p.prefix})` : '')).join(', ')})`);
   });
   const size = await tableBytes(conn, t);
   const free = await diskFreeBytes(conn);
   if (free !== null && size !== null && BigInt(free) < BigInt(size) * 2n) {
     throw new InvalidInput('table.table', `the server has ${free} bytes free and a second copy of ${t.table} needs about ${size} (twice that with its log); free space first`);
   }
+  return { addedUniqueKeys };
 }

@@ -83,7 +83,7 @@ export interface Migration<I extends CopySettings, S extends CopyState, P extend
   readonly startedMillis: number;
 }
 
-export async function connectBoth(input: CopySettings, deps: TaskDeps): Promise<{ source: SqlConnection; target: SqlConnection }> {
+export async function connectBoth(input: CopySettings, deps: Pick<TaskDeps, 'sql'>): Promise<{ source: SqlConnection; target: SqlConnection }> {
   const source = await deps.sql.connect(input.source.connection);
   const target = input.target.connection === input.source.connection ? source : await deps.sql.connect(input.target.connection);
   return { source, target };
@@ -223,13 +223,18 @@ export async function followKnobs(m: AnyMigration): Promise<void> {
 /** Reads every throttle signal the input asks for and decides, after taking in the live knobs. */
 export async function checkThrottle(m: AnyMigration): Promise<ThrottleDecision> {
   await followKnobs(m);
-  const t = m.input.throttle;
-  const threads: Record<string, number> = { [m.source.name]: await threadsRunning(m.source) };
-  if (m.target !== m.source) threads[m.target.name] = await threadsRunning(m.target);
+  return throttleNow(m.input, m.source, m.target, m.deps);
+}
+
+/** What the throttle says now: every signal the settings ask for, on both servers, and the pause flag. */
+export async function throttleNow(settings: Pick<CopySettings, 'migrationId' | 'throttle'>, source: SqlConnection, target: SqlConnection, deps: Pick<TaskDeps, 'sql' | 'flags'>): Promise<ThrottleDecision> {
+  const t = settings.throttle;
+  const threads: Record<string, number> = { [source.name]: await threadsRunning(source) };
+  if (target !== source) threads[target.name] = await threadsRunning(target);
   let lag: number | null | undefined;
-  if (t.replica) lag = await replicaLagSeconds(await m.deps.sql.connect(t.replica.connection));
-  const queryValue = t.query ? await throttleQueryValue(m.source, t.query) : undefined;
-  const paused = (await m.deps.flags.get(m.input.migrationId, PAUSED_FLAG)) === 'true';
+  if (t.replica) lag = await replicaLagSeconds(await deps.sql.connect(t.replica.connection));
+  const queryValue = t.query ? await throttleQueryValue(source, t.query) : undefined;
+  const paused = (await deps.flags.get(settings.migrationId, PAUSED_FLAG)) === 'true';
   return decideThrottle(
     { threadsRunning: threads, replicaLagSeconds: lag, throttleQueryValue: queryValue, paused },
     { maxThreadsRunning: t.maxThreadsRunning, maxReplicaLagSeconds: t.replica?.maxLagSeconds ?? 0, waitSeconds: t.waitSeconds },

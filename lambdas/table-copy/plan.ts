@@ -1,0 +1,102 @@
+import { ID_OFFSET_FLOOR } from '../core/id-offset.ts';
+import { count, diskWarning, formatSeconds, projectAws, secondsAt, type Plan, type PlanDeps, type PlanKnobs } from '../core/plan.ts';
+import type { TableCopyInput } from '../core/table-copy-input.ts';
+import { idBounds } from '../core/tables/copier.ts';
+import { copiedColumns, foreignKeysOf, hashColumns, tableBytes, triggersOn } from '../core/tables/inspector.ts';
+import { binlogOn, diskNote, freeSpace, idsLine, rowsLine, rowsOf, tableBytesAtLeast, timedSample } from '../core/tables/plan-reads.ts';
+import { throttleNow } from '../core/tables/chunked-copy.ts';
+import { PartitionStore } from '../core/tables/partitions.ts';
+import { MACHINE, type TableCopyState } from './open-migration.ts';
+import { checkTableCopy } from './preflight.ts';
+
+/** The fixed path of a table-copy on AWS (each task once, the Choices between), measured with `ferry local`'s usage line. */
+const FIXED = { transitions: 21, invocations: 10 };
+
+/**
+ * `ferry plan table-copy`: Preflight's checks (InvalidInput when it would refuse), then what would
+ * move, the disk it takes, how long and what it costs, the flags and approvals, and what to watch
+ * out for. Reads only.
+ */
+export async function planTableCopy(input: TableCopyInput, deps: PlanDeps, knobs: PlanKnobs): Promise<Plan> {
+  const { source, target, sourceInfo, targetInfo, checkpoint } = await checkTableCopy(input, deps);
+  const idName = sourceInfo.primaryKey[0]!;
+  const warnings: string[] = [];
+  const sameServer = source === target || source.serverKey === target.serverKey;
+  const bounds = await idBounds(source, input.source, idName);
+  const rows = await rowsOf(source, input.source);
+  const columns = copiedColumns(sourceInfo);
+  const sourceId = sourceInfo.columns.find((c) => c.name === idName)!;
+  const targetId = targetInfo.columns.find((c) => c.name === idName)!;
+  const moves = [
+    `${input.source.database}.${input.source.table} on "${source.name}" → ${input.target.database}.${input.target.table} on "${target.name}" ` +
+      `(${sameServer ? 'one server: INSERT … SELECT, rows never leave it' : 'two servers: rows stream through ferry (LOAD DATA LOCAL INFILE where allowed)'})`,
+    rowsLine('rows', rows),
+    idsLine(bounds.min, bounds.max, rows.rows),
+    `${columns.length} columns; ${idName} ${sourceId.columnType} → ${targetId.columnType}`,
+    `idOffset: ${input.idOffset ?? `chosen at the start from the source's insert rate (at least ${ID_OFFSET_FLOOR})`}; target AUTO_INCREMENT raised above the source's highest id plus it before any copy`,
+    `chunks of ${input.chunk.minRows}–${input.chunk.maxRows} ids sized to ${input.chunk.targetMillis} ms; ${input.partitions === 1 ? 'one chunk loop' : `${input.partitions} partitions copied at once`}`,
+  ];
+
+  let resumes: Plan['resumes'] = null;
+  let left = BigInt(rows.rows);
+  if (checkpoint) {
+    const s = checkpoint.state;
+    const planned = await new PartitionStore<TableCopyState>(target, input.target.database, input.migrationId).all();
+    const copied = BigInt(s.rowsCopied) + planned.reduce((n, p) => n + BigInt(p.state.rowsCopied), 0n);
+    left = checkpoint.phase === 'prepare' || checkpoint.phase === 'copy' ? (left > copied ? left - copied : 0n) : 0n;
+    resumes = {
+      phase: checkpoint.phase,
+      note: `${checkpoint.machine} checkpoint of ${checkpoint.updatedAt}: ${s.rowsCopied} rows copied${planned.length ? ` (and ${planned.length} partitions under way)` : ''}, up to id ${s.copiedUpTo ?? '(none)'}, verified up to ${s.verifiedUpTo ?? '(none)'}; owned by ${s.owner ?? 'no execution'}`,
+    };
+  }
+
+  const size = await tableBytesAtLeast(source, input.source, idName, columns, bounds.min, rows.rows, await tableBytes(source, input.source));
+  const free = await freeSpace(target, deps);
+  const binlog = await binlogOn(target);
+  const need = size === null ? null : (BigInt(size) * (binlog ? 2n : 1n)).toString();
+  const diskProblem = checkpoint && checkpoint.phase !== 'prepare' && checkpoint.phase !== 'copy' ? null : diskWarning(need, free?.bytes ?? null, `a second copy of ${input.source.table} on "${target.name}"`);
+  if (diskProblem) warnings.push(diskProblem);
+
+  const sample = await timedSample(source, input.source, idName, hashColumns(sourceInfo, columns), bounds.min, deps.now);
+  const copySeconds = secondsAt(sample, left);
+  const polls = 2 * Math.ceil(input.catchUp.quietSeconds / input.catchUp.pollSeconds);
+  const waits = 2 * input.catchUp.quietSeconds;
+  const seconds = copySeconds === null ? (left === 0n ? waits : null) : copySeconds / input.partitions + waits;
+  const throttle = await throttleNow(input, source, target, deps);
+  if (throttle.throttled) warnings.push(`the throttle would hold the copy now: ${throttle.reason} (it waits ${throttle.waitSeconds} s and looks again)`);
+  const estimateNote = sample
+    ? `reading and checksumming ${sample.count} rows of the source took ${sample.millis} ms; ${left === BigInt(rows.rows) ? 'all' : count(left)} rows at that pace${input.partitions > 1 ? `, ${input.partitions} at once` : ''}, plus the quiet periods of the catch-up and the sweep (${input.catchUp.quietSeconds} s each). ` +
+      'Writing the target comes on top, as do waits while throttled and the approvals'
+    : left === 0n ? 'nothing left to copy' : 'the source has no row to time';
+
+  const aws = projectAws({ fixedTransitions: FIXED.transitions, fixedInvocations: FIXED.invocations, loopSeconds: (copySeconds ?? 0) / input.partitions, parallel: input.partitions, polls });
+
+  const targetTriggers = await triggersOn(target, input.target);
+  if (targetTriggers.length) warnings.push(`${input.target.table} has triggers (${targetTriggers.join(', ')}): they fire on every copied row`);
+  const targetFks = await foreignKeysOf(target, input.target);
+  if (targetFks.length) warnings.push(`${input.target.table} has foreign keys (${targetFks.map((f) => f.name).join(', ')}): every copied row is checked against them, and a row whose parent is missing stops the copy`);
+  if (input.cleanup.mode === 'truncate') warnings.push(`cleanup "truncate" empties ${input.source.table} at once after the cleanup approval, under a write lock that waits for its writers`);
+  if (copySeconds !== null && copySeconds > 7 * 86_400) warnings.push(`the copy alone is estimated at ${formatSeconds(copySeconds)}: more partitions, or a larger chunk.targetMillis, shorten it`);
+
+  return {
+    machine: MACHINE,
+    migrationId: input.migrationId,
+    wouldRun: true,
+    resumes,
+    moves,
+    counts: { rows: rows.rows, exact: rows.exact, minId: bounds.min, maxId: bounds.max, rowsLeft: left.toString(), sourceBytes: size, sameServer },
+    disk: { needBytes: need, freeBytes: free?.bytes ?? null, note: diskNote(free, target.name, binlog, size) },
+    estimate: { sample, seconds, note: estimateNote },
+    aws: { ...aws, note: `${input.partitions === 1 ? 'one chunk loop' : `${input.partitions} partitions`}, copy invocations of at most 300 s, ${polls} polls while waiting for quiet; 1 GB Lambdas at us-east-1 2024 list prices` },
+    flags: [
+      { step: 'SetCopyFlags (after RaiseAutoIncrement, before the copy)', values: input.flags.copy },
+      { step: 'SetCutoverFlags (after the cutover approval)', values: input.flags.cutover },
+    ],
+    approvals: [
+      'cutover: after everything is copied and verified, before the cut-over flags',
+      `cleanup: before ${input.cleanup.mode === 'none' ? 'the end (cleanup "none" keeps the source)' : input.cleanup.mode === 'truncate' ? `${input.source.table} is truncated` : `${input.source.table}'s rows are deleted in batches of ${input.cleanup.batchRows}`}`,
+    ],
+    knobs,
+    warnings,
+  };
+}
