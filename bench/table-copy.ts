@@ -21,6 +21,7 @@ import mysql from 'mysql2/promise';
 import { resolveMysqlUrl } from '../lambdas/adapters/mysql2.ts';
 import { startSecondServer } from '../test/helpers/second-server.ts';
 import { build } from '../bin/build.mjs';
+import { AWS_BUDGET_SECONDS, AWS_PRICE, awsDollars } from '../lambdas/core/plan.ts';
 
 const ROWS = Number(process.env.BENCH_ROWS ?? 1_000_000);
 const SRC_DB = 'ferry_bench_src';
@@ -29,11 +30,6 @@ const T = 'courseware_studentmodulehistory';
 const X = 'coursewarehistoryextended_studentmodulehistoryextended';
 const FERRY = fileURLToPath(new URL('../bin/ferry.js', import.meta.url));
 const url = resolveMysqlUrl('bench').url;
-
-/** A Lambda task's time budget on AWS (lambdas/adapters/aws.ts). */
-const AWS_BUDGET_SECONDS = 300;
-/** us-east-1 list prices (AWS pricing pages as published in 2024; check yours): */
-const PRICE = { perTransition: 0.025 / 1000, perInvocation: 0.2 / 1_000_000, perGbSecond: 0.0000166667, lambdaGb: 1 };
 
 const table = (idType: string) => `(
   id ${idType} NOT NULL AUTO_INCREMENT PRIMARY KEY, version varchar(255) NULL, created datetime(6) NOT NULL,
@@ -226,7 +222,7 @@ async function main() {
     const transitions = u.transitions - 3 * u.copyInvocations + 3 * copyCalls;
     const invocations = u.invocations - u.copyInvocations + copyCalls;
     const lambdaSeconds = u.taskSeconds * k;
-    const dollars = transitions * PRICE.perTransition + invocations * PRICE.perInvocation + lambdaSeconds * PRICE.lambdaGb * PRICE.perGbSecond;
+    const dollars = awsDollars({ transitions, invocations, lambdaSeconds });
     const seconds = run.wall * k;
     const time = seconds < 5400 ? `${Math.round(seconds / 60)} min` : `${(seconds / 3600).toFixed(1)} h`;
     return `  ${rows.toLocaleString('en-US').padStart(13)} rows, ${run.partitions} partition${run.partitions > 1 ? 's' : ' '}   ${time.padStart(8)}   ${transitions.toLocaleString('en-US').padStart(6)} transitions   ${invocations.toLocaleString('en-US').padStart(5)} invocations   ${Math.round(lambdaSeconds).toLocaleString('en-US').padStart(7)} Lambda-s   $${dollars.toFixed(2)}`;
@@ -250,7 +246,7 @@ async function main() {
     line('  copy, verification trailing it', streamed.copy, dump),
     ...streamedParted.flatMap((r) => [line(`ferry whole run, ${r.partitions} partitions`, r.wall, dump), line(`  copy, ${r.partitions} partitions`, r.copy, dump)]),
     `per 1,000,000 rows, one server: ${Math.round(perMillion(u.transitions))} state transitions, ${Math.round(perMillion(u.invocations))} Lambda invocations, ${perMillion(u.taskSeconds).toFixed(1)} Lambda-seconds; peak memory ${u.peakMb} MB (sparse run ${sparse.usage.peakMb} MB, two servers ${streamed.usage.peakMb} MB)`,
-    `projected from this run (same speed, unthrottled; Lambda at ${PRICE.lambdaGb} GB, us-east-1 2024 list prices):`,
+    `projected from this run (same speed, unthrottled; Lambda at ${AWS_PRICE.lambdaGb} GB, us-east-1 2024 list prices):`,
     ...[10_000_000, 100_000_000, 2 ** 31].flatMap((rows) => [atScale(rows, dense), atScale(rows, parted.find((r) => r.partitions === 4)!)]),
   ];
   process.stdout.write(report.join('\n') + '\n');

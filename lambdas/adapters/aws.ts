@@ -1,3 +1,4 @@
+import { AWS_BUDGET_SECONDS } from '../core/plan.ts';
 import { GetSecretValueCommand, SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import { RDSDataClient } from '@aws-sdk/client-rds-data';
 import { DescribeExecutionCommand, ExecutionDoesNotExist, GetExecutionHistoryCommand, SFNClient } from '@aws-sdk/client-sfn';
@@ -125,7 +126,7 @@ export function awsCouchConnector(config: Connections, secrets: SecretCache): Na
 
 /** Seconds a Lambda keeps in hand: the chunk under way finishes, the checkpoint is written, the answer returns. */
 const SAFETY_MILLIS = 60_000;
-const MAX_BUDGET_MILLIS = 300_000;
+const MAX_BUDGET_MILLIS = AWS_BUDGET_SECONDS * 1000;
 
 /** Step Functions knows whether the execution that owns a migration still runs. */
 export class SfnExecutionRegistry {

@@ -10,7 +10,7 @@ import { MACHINE, type TableCopyState } from './open-migration.ts';
 import { checkTableCopy } from './preflight.ts';
 
 /** The fixed path of a table-copy on AWS (each task once, the Choices between), measured with `ferry local`'s usage line. */
-const FIXED = { transitions: 21, invocations: 10 };
+const FIXED = { transitions: 18, invocations: 8 };
 
 /**
  * `ferry plan table-copy`: Preflight's checks (InvalidInput when it would refuse), then what would
