@@ -10,7 +10,7 @@ import { Mysql2Connector } from '../../lambdas/adapters/mysql2.ts';
 import { ApprovalRejected, FerryError, REFUSAL_ERRORS } from '../../lambdas/core/errors.ts';
 import type { ApprovalRequest } from '../../lambdas/core/ports/approvals.ts';
 import type { Progress, TaskDeps } from '../../lambdas/core/ports/task-deps.ts';
-import { loadDefinition, MACHINES, type MachineSpec } from './machines.ts';
+import { loadDefinition, MACHINES, type Handler, type MachineSpec } from './machines.ts';
 import { acquireRunLock } from './run-lock.ts';
 
 /** How long one local task invocation copies before handing back to the state machine. */
@@ -104,7 +104,7 @@ class LocalApprovals {
   ) {}
 
   /** The Task handler for one execution; its waits end when `stop` fires (the run aborted or the execution ended). */
-  handler(stop: AbortSignal) {
+  handler(stop: AbortSignal, beside?: (req: ApprovalRequest, until: AbortSignal) => Promise<void>) {
     return async (params: { Payload: ApprovalRequest }) => {
       const req = params.Payload;
       const rejected = this.rejectedEarlier.get(req.step);
@@ -123,11 +123,17 @@ class LocalApprovals {
         this.say(`waiting for approval "${req.step}" of ${req.migrationId}. To approve:\n  npx ferry approve ${req.migrationId} --step ${req.step}${dir}\nTo reject:\n  npx ferry approve ${req.migrationId} --step ${req.step} --reject --reason "..."`);
       }
       let decision;
+      const decided = new AbortController();
+      // What runs beside the wait ends before the decision is handed on, so nothing of it overlaps the next step.
+      const besides = beside?.(req, AbortSignal.any([stop, decided.signal]));
       try {
         decision = await this.store.waitFor(req, stop);
       } catch (err) {
         if (err instanceof ApprovalRejected) this.rejectedEarlier.set(req.step, err);
         throw err;
+      } finally {
+        decided.abort();
+        await besides;
       }
       this.approvedEarlier.set(req.step, { by: decision.by, at: decision.at });
       return { approved: true, by: decision.by, at: decision.at };
@@ -152,6 +158,42 @@ function allStates(definition: unknown): [string, AslState][] {
   const visit = (states: Record<string, AslState>): [string, AslState][] =>
     Object.entries(states).flatMap(([name, s]) => [[name, s] as [string, AslState], ...(s.Branches ?? []).flatMap((b) => visit(b.States))]);
   return visit((definition as { States: Record<string, AslState> }).States);
+}
+
+/** Local seconds between two calls of the work beside an approval (it decides itself whether anything is due). */
+const BESIDE_POLL_MILLIS = 2000;
+
+/**
+ * Runs the machine's work beside a pending approval (the re-verification beside the cut-over) for
+ * the execution that waits, until `until` fires; its failures are said and tried again later, as
+ * the scheduled function on AWS would.
+ */
+async function besideApproval(ctx: RunContext, input: unknown, executionId: string, req: ApprovalRequest, until: AbortSignal): Promise<void> {
+  const handler = ctx.spec.besideApproval?.[req.step];
+  if (!handler) return;
+  const migration = input && typeof input === 'object' && 'migration' in input ? (input as { migration: unknown }).migration : input;
+  const name = `${req.step === 'cutover' ? 'Reverify' : 'Beside'}`;
+  while (!until.aborted) {
+    const started = performance.now();
+    ctx.usage.invocations += 1;
+    ctx.usage.byTask[name] = (ctx.usage.byTask[name] ?? 0) + 1;
+    try {
+      await handler({ migration, execution: executionId } as Parameters<Handler>[0], ctx.deps);
+    } catch (err) {
+      ctx.say(`${name} (beside the ${req.step} approval) failed: ${(err as Error).name}: ${(err as Error).message}; tried again later`);
+    } finally {
+      ctx.usage.taskMillis += performance.now() - started;
+    }
+    await new Promise<void>((resolve) => {
+      const done = () => {
+        clearTimeout(timer);
+        until.removeEventListener('abort', done);
+        resolve();
+      };
+      const timer = setTimeout(done, BESIDE_POLL_MILLIS);
+      until.addEventListener('abort', done, { once: true });
+    });
+  }
 }
 
 type ExecutionOutcome = { readonly output: unknown } | { readonly continueWith: unknown; readonly as: string };
@@ -193,7 +235,7 @@ async function runExecution(ctx: RunContext, input: unknown, abort: AbortSignal,
   // Ends every approval and started execution still waiting when this execution ends (a branch beside it failed or handed over).
   const finished = new AbortController();
   const ended = AbortSignal.any([abort, finished.signal]);
-  const approval = ctx.approvals.handler(ended);
+  const approval = ctx.approvals.handler(ended, (req, until) => besideApproval(ctx, input, executionId, req, until));
   const taskHandlers: Record<string, (input: never) => Promise<unknown>> = {
     AwaitCutoverApproval: approval,
     AwaitCleanupApproval: approval,

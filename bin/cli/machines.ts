@@ -11,6 +11,7 @@ import { raiseAutoIncrement } from '../../lambdas/table-copy/raise-auto-incremen
 import { summarize } from '../../lambdas/table-copy/summarize.ts';
 import { sweep } from '../../lambdas/table-copy/sweep.ts';
 import { verify } from '../../lambdas/table-copy/verify.ts';
+import { reverify } from '../../lambdas/table-copy/reverify.ts';
 import { assertComplete } from '../../lambdas/doctype-copy/assert-complete.ts';
 import { cleanup as docCleanup } from '../../lambdas/doctype-copy/cleanup.ts';
 import { copyDocs } from '../../lambdas/doctype-copy/copy-docs.ts';
@@ -39,6 +40,11 @@ export interface MachineSpec {
   readonly handlers: Readonly<Record<string, Handler>>;
   /** Needs a CouchDB: the runner starts an embedded one when none is configured or answering. */
   readonly couch?: boolean;
+  /**
+   * Work that runs beside a pending approval, by step (on AWS a scheduled function does it): called
+   * again and again while the approval waits, with the waiting execution's id as `execution`.
+   */
+  readonly besideApproval?: Readonly<Record<string, Handler>>;
 }
 
 /**
@@ -73,6 +79,9 @@ export const MACHINES: Readonly<Record<string, MachineSpec>> = {
       Sweep: sweep,
       Cleanup: cleanup,
       Summarize: summarize,
+    },
+    besideApproval: {
+      cutover: reverify as Handler,
     },
   },
   'doctype-copy': {

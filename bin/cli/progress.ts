@@ -68,7 +68,7 @@ export class ProgressBar {
     if (this.out.isTTY) {
       this.out.write(`\r\x1b[2K${line.slice(0, (this.out.columns || 120) - 1)}`);
       this.lastLine = line;
-    } else if (at - this.lastPrinted >= 1000 || p.throttle || knobs !== this.lastKnobs) {
+    } else if (at - this.lastPrinted >= 1000 || p.throttle || p.notice || knobs !== this.lastKnobs) {
       this.out.write(line + '\n');
       this.lastPrinted = at;
       this.lastKnobs = knobs;

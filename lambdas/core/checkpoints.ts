@@ -109,6 +109,22 @@ export class CheckpointStore<S> {
     );
   }
 
+  /**
+   * Sets one field of the state and nothing else, only while the migration is still in `phase` and
+   * owned by `owner`, in one statement: work done beside an execution's wait (the re-verification
+   * while an approval is pending) never overwrites what the execution itself writes once it goes on.
+   * False when the migration has moved on.
+   */
+  async setStateField(migrationId: string, field: string, value: unknown, when: { phase: string; owner: string | null | undefined }): Promise<boolean> {
+    if (!/^[A-Za-z][A-Za-z0-9]*$/.test(field)) throw new TypeError(`not a state field name: ${field}`);
+    const { affectedRows } = await this.conn.execute(
+      `UPDATE ${this.table} SET state = JSON_SET(state, '$.${field}', JSON_QUERY(?, '$')), updated_at = CURRENT_TIMESTAMP(6)
+        WHERE migration_id = ? AND phase = ? AND COALESCE(JSON_UNQUOTE(JSON_EXTRACT(state, '$.owner')), 'null') = ?`,
+      [JSON.stringify(value), migrationId, when.phase, when.owner ?? 'null'],
+    );
+    return affectedRows === 1;
+  }
+
   /** The execution that owns the migration, null when none is recorded, undefined when there is no checkpoint. Writes nothing. */
   async owner(migrationId: string): Promise<string | null | undefined> {
     if (!(await tableExists(this.conn, this.database, CHECKPOINT_TABLE))) return undefined;

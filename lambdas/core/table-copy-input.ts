@@ -25,6 +25,13 @@ export const tableCopyInputSchema = z
      */
     partitions: z.number().int().min(1).max(40, 'at most 40 (an inline Map state runs at most 40 at once)').default(1),
     throttle: throttleSchema,
+    /**
+     * While the cut-over approval is pending, the verified ranges are checked again, a pass at most
+     * this often (0: not at all). See lambdas/table-copy/reverify.ts.
+     */
+    reverify: z
+      .strictObject({ everySeconds: z.number().int().min(0).max(86_400, 'at most 86400 (a day)').default(600) })
+      .prefault({}),
     flags: z.strictObject({ copy: flagSet.default({}), cutover: flagSet.default({}) }).prefault({}),
     cleanup: z
       .strictObject({

@@ -1,9 +1,12 @@
 import type { TaskDeps } from '../core/ports/task-deps.ts';
+import { refuseIfStillDifferent } from './reverify.ts';
 import { loopState, openMigration, report, save, type LoopState, type Phase, type TaskEvent } from './open-migration.ts';
 
 /** Sets the flags the input gives for `which`, then records the phase that follows. */
 async function applyFlags(event: TaskEvent, deps: TaskDeps, which: 'copy' | 'cutover', next: Phase): Promise<LoopState> {
   const m = await openMigration(event, deps);
+  // Nothing changed in the old table since verification is left behind by the cut-over.
+  if (which === 'cutover' && m.phase === 'cutover-approval') await refuseIfStillDifferent(m);
   const values = m.input.flags[which];
   await deps.flags.set(m.input.migrationId, values);
   // The sweep that follows the cut-over waits for the old table to be quiet from here on.

@@ -4,6 +4,7 @@ import { withKnobs } from '../core/knobs.ts';
 import { DeliveryLedger } from '../core/tables/ledger.ts';
 import { PartitionStore } from '../core/tables/partitions.ts';
 import type { SweepingState } from '../core/tables/sweeper.ts';
+import type { ReverifyRecord } from './reverify.ts';
 import { identityOf, parseInput, tableCopyInputSchema, type TableCopyInput } from '../core/table-copy-input.ts';
 import { openCopy, type LoopState as GenericLoopState, type Migration as GenericMigration, type TaskEvent } from '../core/tables/chunked-copy.ts';
 
@@ -33,6 +34,8 @@ export interface TableCopyState extends SweepingState {
   rowsVerified: string;
   rangesRepaired: number;
   cleanedUpTo: Id | null;
+  /** The re-verification while the cut-over approval is pending (see reverify.ts). */
+  reverify?: ReverifyRecord | null;
   /** Noted just before the TRUNCATE: the source's AUTO_INCREMENT, put back after it (see cleanup.ts). */
   truncating?: { autoIncrement: Id } | null;
 }

@@ -20,6 +20,8 @@ export interface Progress {
   readonly waitSeconds?: number;
   /** The live knobs in force (`ferry set`), by name, when any is set. */
   readonly knobs?: Readonly<Record<string, string>>;
+  /** A finding to show whole, never skipped like a progress update may be (a pass's summary). */
+  readonly notice?: boolean;
   /** Something the operator should know and act on (a knob ignored, and why). */
   readonly warning?: string;
 }

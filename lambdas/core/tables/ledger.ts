@@ -151,6 +151,11 @@ export class DeliveryLedger {
     return this.select(`lo <= ${ID} AND hi >= ${ID}`, [hi, lo]);
   }
 
+  /** Spans whose lowest id is above `after` (from the first with null), in order, at most `limit`. */
+  spansAfter(after: Id | null, limit: number): Promise<LedgerEntry[]> {
+    return after === null ? this.select('TRUE', [], `ORDER BY lo LIMIT ${Math.trunc(limit)}`) : this.select(`lo > ${ID}`, [after], `ORDER BY lo LIMIT ${Math.trunc(limit)}`);
+  }
+
   /** Unsettled spans above `after` that end at or below `upTo`, in order, at most `limit`. */
   unsettled(after: Id | null, upTo: Id, limit: number): Promise<LedgerEntry[]> {
     return after === null

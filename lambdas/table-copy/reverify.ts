@@ -1,0 +1,226 @@
+import type { TaskDeps } from '../core/ports/task-deps.ts';
+import { differingIds, sameChecksum, type RangeChecksum } from '../core/checksum.ts';
+import { VerificationFailed } from '../core/errors.ts';
+import type { Id } from '../core/ids.ts';
+import { qualified, quoteIdent } from '../core/identifiers.ts';
+import { sameServer, type CopyTables } from '../core/tables/copier.ts';
+import type { LedgerEntry } from '../core/tables/ledger.ts';
+import { checksumRange, insertRefusing, rowHashesBothSides } from '../core/tables/verifier.ts';
+import { CheckpointStore } from '../core/checkpoints.ts';
+import { checkThrottle, ledgerOf, MACHINE, openMigration, report, timeLeft, type Migration, type TaskEvent, type TableCopyState } from './open-migration.ts';
+
+/**
+ * While the cut-over approval is pending (it may wait days), the ranges verified earlier are
+ * checked again, span by span of the delivery ledger, pass after pass at `reverify.everySeconds`.
+ * What a span can show:
+ * - equal on both sides: still verified;
+ * - the target changed and the source did not (the source still has the checksum both sides agreed
+ *   on): the application wrote the new table, which is its own; kept, counted;
+ * - rows committed late into the span's holes: the sweep after the cut-over delivers them;
+ * - the source changed after it was verified: a writer still updates the old table, and the cut-over
+ *   would leave that change behind. When the target is exactly as ferry delivered it (its checksum is
+ *   still the agreed one) and both tables share a server, the span is written again from the source
+ *   in one transaction, the target's rows locked and checked first ("repaired"); otherwise it is a
+ *   difference, and SetCutoverFlags refuses to flip the flags while it lasts.
+ */
+
+export interface ReverifyCount {
+  ranges: number;
+  rows: string;
+  lateRows: number;
+  changedByApplication: number;
+  repaired: number;
+}
+
+export interface ReverifyDifference {
+  readonly lo: Id;
+  readonly hi: Id;
+  readonly detail: string;
+  readonly foundAt: string;
+}
+
+/** Kept in the checkpoint's state (`reverify`), written only while the approval is pending. */
+export interface ReverifyRecord {
+  /** The lowest id of the last span checked in the pass under way; null between passes. */
+  cursor: Id | null;
+  passStartedAt: string | null;
+  current: ReverifyCount;
+  /** The last complete pass. */
+  last: (ReverifyCount & { readonly endedAt: string }) | null;
+  /** Spans that differ (the first 100), each until a later look finds it equal. */
+  differences: ReverifyDifference[];
+}
+
+const SPANS_PER_READ = 50;
+
+function zero(): ReverifyCount {
+  return { ranges: 0, rows: '0', lateRows: 0, changedByApplication: 0, repaired: 0 };
+}
+
+function inHoles(id: Id, holes: LedgerEntry['holes']): boolean {
+  const v = BigInt(id);
+  return holes.some(([lo, hi]) => BigInt(lo) <= v && v <= BigInt(hi));
+}
+
+type Look =
+  | { kind: 'equal'; rows: string }
+  | { kind: 'late'; rows: string; late: number }
+  | { kind: 'application'; rows: string }
+  | { kind: 'repaired'; rows: string; checksum: RangeChecksum }
+  | { kind: 'differs'; detail: string };
+
+function agreed(now: RangeChecksum, span: LedgerEntry): boolean {
+  return span.checksum !== null && now.checksum === span.checksum;
+}
+
+/** Looks at one span again, and repairs it when that is safe (see above). */
+export async function lookAgain(t: CopyTables, span: LedgerEntry): Promise<Look> {
+  const range = { lo: span.lo, hi: span.hi };
+  const [source, target] = await Promise.all([
+    checksumRange(t.source, t.sourceTable, t.idColumn, t.hash.source, range),
+    checksumRange(t.target, t.targetTable, t.idColumn, t.hash.target, range),
+  ]);
+  if (sameChecksum(source, target)) return { kind: 'equal', rows: source.rowCount };
+  if (agreed(source, span)) return { kind: 'application', rows: source.rowCount };
+  const [s, tg] = await rowHashesBothSides(t, range);
+  const diffs = differingIds(s, tg, 1000);
+  const others = diffs.filter((d) => !(d.problem === 'missing in target' && inHoles(d.id, span.holes)));
+  if (others.length === 0) return { kind: 'late', rows: source.rowCount, late: diffs.length };
+  if (agreed(target, span) && sameServer(t)) {
+    const repaired = await rewriteFromSource(t, span);
+    if (repaired) return { kind: 'repaired', rows: repaired.rowCount, checksum: repaired };
+  }
+  const listed = others.slice(0, 5).map((d) => `${d.id} (${d.problem})`).join(', ');
+  const why = span.checksum === null
+    ? 'the span was delivered row by row, so which side changed is not known'
+    : agreed(target, span) ? `${t.sourceTable.table} changed after it was verified, and the tables are on two servers, so it is not written again` : 'both tables changed after it was verified';
+  return { kind: 'differs', detail: `ids ${span.lo}..${span.hi}: ${listed}${others.length > 5 ? ` and ${others.length - 5} more` : ''}: ${why}` };
+}
+
+/**
+ * Writes a span of the target again from the source, both on one server, in one transaction: the
+ * target's rows of the span are locked and must still have the checksum both sides agreed on (else
+ * the application wrote them, and nothing is changed: null). The source's rows are read under share locks.
+ */
+async function rewriteFromSource(t: CopyTables, span: LedgerEntry): Promise<RangeChecksum | null> {
+  const id = quoteIdent(t.idColumn);
+  const conn = t.target;
+  return conn.transaction(async (tx) => {
+    await tx.query(`SELECT ${id} FROM ${qualified(t.targetTable)} WHERE ${id} BETWEEN ? AND ? FOR UPDATE`, [span.lo, span.hi]);
+    const target = await checksumRange(tx, t.targetTable, t.idColumn, t.hash.target, span);
+    if (!agreed(target, span)) return null;
+    await tx.execute(`DELETE FROM ${qualified(t.targetTable)} WHERE ${id} BETWEEN ? AND ?`, [span.lo, span.hi]);
+    await insertRefusing(
+      tx,
+      `INSERT IGNORE INTO ${qualified(t.targetTable)} (${t.targetColumns.map(quoteIdent).join(', ')}) SELECT ${t.columns.map(quoteIdent).join(', ')} FROM ${qualified(t.sourceTable)} WHERE ${id} BETWEEN ? AND ? LOCK IN SHARE MODE`,
+      [span.lo, span.hi],
+    );
+    const after = await checksumRange(tx, t.targetTable, t.idColumn, t.hash.target, span);
+    const source = await checksumRange(tx, t.sourceTable, t.idColumn, t.hash.source, span);
+    if (!sameChecksum(after, source)) throw new VerificationFailed(`ids ${span.lo}..${span.hi} differ right after being written again from the source; nothing was changed`);
+    return source;
+  });
+}
+
+/** "verified 12 minutes ago, 40 ranges, 0 differences" */
+export function describeReverify(r: ReverifyRecord | null | undefined, now: number): string {
+  if (!r?.last) return r?.cursor ? `re-verifying: ${r.current.ranges} ranges checked so far` : 'not re-verified yet';
+  const minutes = Math.max(0, Math.round((now - Date.parse(r.last.endedAt)) / 60_000));
+  const extra = [
+    r.last.repaired ? `${r.last.repaired} repaired` : '',
+    r.last.changedByApplication ? `${r.last.changedByApplication} changed by the application in the new table (kept)` : '',
+    r.last.lateRows ? `${r.last.lateRows} late rows for the sweep` : '',
+  ].filter(Boolean);
+  return `verified ${minutes} minute${minutes === 1 ? '' : 's'} ago, ${r.last.ranges} ranges, ${r.differences.length} difference${r.differences.length === 1 ? '' : 's'}${extra.length ? ` (${extra.join(', ')})` : ''}`;
+}
+
+/** A line the operator must see (a finding, a pass's summary), never skipped like a progress update may be. */
+function say(m: Migration, note: string): void {
+  m.deps.report({ migrationId: m.input.migrationId, phase: m.phase, done: m.state.rowsCopied, total: m.state.estimatedRows, note, throttle: null, notice: true });
+}
+
+async function write(m: Migration, r: ReverifyRecord): Promise<boolean> {
+  const store = new CheckpointStore<TableCopyState>(m.target, m.input.target.database, MACHINE);
+  return store.setStateField(m.input.migrationId, 'reverify', r, { phase: 'cutover-approval', owner: m.state.owner });
+}
+
+/**
+ * One step of the re-verification beside a pending cut-over approval, acting for the execution
+ * that waits (`execution` is its id): checks spans until the time budget is spent, the throttle
+ * says wait, or a pass ends; starts a new pass when the last ended `reverify.everySeconds` ago.
+ * Writes only its own record, and only while the approval is still pending.
+ */
+export async function reverify(event: TaskEvent, deps: TaskDeps): Promise<{ phase: string; reverify: ReverifyRecord | null; note: string }> {
+  const m = await openMigration(event, deps);
+  if (m.phase !== 'cutover-approval' || m.input.reverify.everySeconds === 0) return { phase: m.phase, reverify: m.state.reverify ?? null, note: 'no approval of the cut-over is pending' };
+  const r: ReverifyRecord = structuredClone(m.state.reverify) ?? { cursor: null, passStartedAt: null, current: zero(), last: null, differences: [] };
+  const now = () => new Date(deps.now()).toISOString();
+  if (r.cursor === null) {
+    if (r.last && deps.now() - Date.parse(r.last.endedAt) < m.input.reverify.everySeconds * 1000) return { phase: m.phase, reverify: r, note: describeReverify(r, deps.now()) };
+    r.passStartedAt = now();
+    r.current = zero();
+  }
+  const ledger = ledgerOf(m);
+  while (timeLeft(m)) {
+    const decision = await checkThrottle(m);
+    if (decision.throttled) {
+      report(m, 're-verification throttled', decision.reason, decision.waitSeconds);
+      break;
+    }
+    const spans = await ledger.spansAfter(r.cursor, SPANS_PER_READ);
+    if (spans.length === 0) {
+      r.last = { ...r.current, endedAt: now() };
+      r.cursor = null;
+      break;
+    }
+    for (const span of spans) {
+      const look = await lookAgain(m.tables, span);
+      const known = r.differences.find((d) => d.lo === span.lo);
+      r.differences = r.differences.filter((d) => d.lo !== span.lo);
+      if (look.kind === 'differs') {
+        if (r.differences.length < 100) r.differences.push({ lo: span.lo, hi: span.hi, detail: look.detail, foundAt: known?.detail === look.detail ? known.foundAt : now() });
+        if (known?.detail !== look.detail) say(m, `re-verification: ${look.detail}`);
+      } else {
+        r.current.ranges++;
+        r.current.rows = (BigInt(r.current.rows) + BigInt(look.rows)).toString();
+        if (look.kind === 'late') r.current.lateRows += look.late;
+        if (look.kind === 'application') r.current.changedByApplication++;
+        if (look.kind === 'repaired') {
+          r.current.repaired++;
+          await ledger.record({ ...span, rows: look.rows, checksum: look.checksum.checksum });
+          say(m, `re-verification: ids ${span.lo}..${span.hi} changed in ${m.input.source.table} after they were verified, and were written again to ${m.input.target.table} (untouched there since)`);
+        }
+      }
+      r.cursor = span.lo;
+      if (!timeLeft(m)) break;
+    }
+  }
+  if (!(await write(m, r))) return { phase: 'moved on', reverify: r, note: 'the approval was decided meanwhile' };
+  const note = describeReverify(r, deps.now());
+  if (r.cursor === null) say(m, `re-verification: ${note}`);
+  return { phase: m.phase, reverify: r, note };
+}
+
+/**
+ * Before the cut-over flags: a difference the re-verification recorded that is still there when
+ * looked at once more refuses the cut-over, naming the ids, so no change made in the old table is
+ * left behind. One that went away (or was repaired) lets it go on.
+ */
+export async function refuseIfStillDifferent(m: Migration): Promise<void> {
+  const found = m.state.reverify?.differences ?? [];
+  if (found.length === 0) return;
+  const ledger = ledgerOf(m);
+  const still: string[] = [];
+  for (const d of found) {
+    const [span] = await ledger.overlapping(d.lo, d.lo);
+    if (!span) continue;
+    const look = await lookAgain(m.tables, span);
+    if (look.kind === 'differs') still.push(look.detail);
+  }
+  if (still.length === 0) return;
+  throw new VerificationFailed(
+    `the cut-over flags were not set: while the approval waited, re-verification found rows of ${m.input.source.table} that changed after they were verified, and they still differ: ` +
+      `${still.slice(0, 5).join('; ')}${still.length > 5 ? `; and ${still.length - 5} more spans` : ''}. ` +
+      `The cut-over would leave those changes behind. Stop whatever still writes ${m.input.source.table}, make ${m.input.target.table}'s rows of those ids right, then start the execution again: it asks for the approval again and looks once more.`,
+  );
+}
