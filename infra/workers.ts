@@ -1,5 +1,7 @@
 import { Annotations, Duration, RemovalPolicy, Stack, Validations } from 'aws-cdk-lib';
 import * as ec2 from 'aws-cdk-lib/aws-ec2';
+import * as events from 'aws-cdk-lib/aws-events';
+import * as targets from 'aws-cdk-lib/aws-events-targets';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import * as lambda from 'aws-cdk-lib/aws-lambda';
 import { NodejsFunction } from 'aws-cdk-lib/aws-lambda-nodejs';
@@ -20,6 +22,8 @@ export interface WorkerSpec {
   readonly store: 'mysql' | 'couch';
   /** none; read the FERRY_PAUSED flag; write flags; list a migration's flags. */
   readonly flags: 'none' | 'paused' | 'write' | 'list';
+  /** Not a Task: run on this schedule, beside the executions of its machine that wait for an approval. */
+  readonly every?: Duration;
 }
 
 const t = (name: string, handler: string, flags: WorkerSpec['flags'] = 'none'): WorkerSpec => ({ name, machine: 'table-copy', handler, store: 'mysql', flags });
@@ -30,6 +34,7 @@ export const WORKERS: readonly WorkerSpec[] = [
   t('Preflight', 'preflight'), t('RaiseAutoIncrement', 'raiseAutoIncrement'), t('SetCopyFlags', 'setCopyFlags', 'write'),
   t('CopyChunks', 'copyChunks', 'paused'), t('PlanPartitions', 'planPartitions'), t('CopyPartition', 'copyPartition', 'paused'), t('FinishPartitions', 'finishPartitions'),
   t('CatchUp', 'catchUp', 'paused'), t('Verify', 'verify', 'paused'),
+  { ...t('Reverify', 'reverify', 'paused'), every: Duration.minutes(5) },
   t('SetCutoverFlags', 'setCutoverFlags', 'write'), t('Sweep', 'sweep', 'paused'), t('Cleanup', 'cleanup', 'paused'), t('Summarize', 'summarize', 'list'),
   d('DocPreflight', 'preflight'), d('CopyDocs', 'copyDocs', 'paused'), d('TopOff', 'topOff', 'paused'), d('AssertComplete', 'assertComplete'),
   d('DocSetCutoverFlags', 'setCutoverFlags', 'write'), d('StopTopOff', 'stopTopOff'), d('DocCleanup', 'cleanup', 'paused'), d('DocSummarize', 'summarize', 'list'),
@@ -162,11 +167,13 @@ export class Workers extends Construct {
     const environment = { FERRY_CONNECTIONS: JSON.stringify(config.connections), ...deploymentVariables(deployment) };
 
     for (const spec of WORKERS) {
+      const machineArn = `arn:${stack.partition}:states:${config.region}:${config.account}:stateMachine:${stateMachineName(deployment, spec.machine)}`;
       const f = new FerryFunction(this, spec.name, {
         entry: lambdaEntry(`${spec.machine}/lambda.ts`),
         handler: spec.handler,
         description: `${spec.machine} ${spec.name}`,
-        environment,
+        // Built from the name, not taken from the resource: the machine depends on these functions.
+        environment: spec.every ? { ...environment, FERRY_TABLE_COPY_MACHINE_ARN: machineArn } : environment,
         vpc: needsVpc[spec.store] ? vpc : undefined,
         logRetentionDays: config.logRetentionDays,
       });
@@ -186,6 +193,17 @@ export class Workers extends Construct {
         const executions = `arn:${stack.partition}:states:${config.region}:${config.account}:execution:${stateMachineName(deployment, spec.machine)}:*`;
         f.role.addToPolicy(new iam.PolicyStatement({ actions: ['states:DescribeExecution', 'states:GetExecutionHistory'], resources: [executions] }));
         acknowledgeOnPolicy(f.role, `IAM5[Resource::${executions.replace(stack.partition, '<AWS::Partition>')}]`, `Any execution of ${stateMachineName(deployment, spec.machine)} may own the migration; their names are made at start time.`);
+      }
+      if (spec.every) {
+        // The pending approvals by their parameters' names and dates (nothing decrypted), and the executions that wait.
+        f.role.addToPolicy(new iam.PolicyStatement({ actions: ['ssm:GetParametersByPath'], resources: [param('')] }));
+        f.role.addToPolicy(new iam.PolicyStatement({ actions: ['states:ListExecutions'], resources: [machineArn] }));
+        const executions = machineArn.replace(':stateMachine:', ':execution:') + ':*';
+        f.role.addToPolicy(new iam.PolicyStatement({ actions: ['states:DescribeExecution'], resources: [executions] }));
+        acknowledgeOnPolicy(f.role, `IAM5[Resource::${executions.replace(stack.partition, '<AWS::Partition>')}]`, `Any execution of ${stateMachineName(deployment, spec.machine)} may be the one waiting for an approval; their names are made at start time.`);
+        // One at a time: a slow pass is never overlapped by the next scheduled one.
+        (f.fn.node.defaultChild as lambda.CfnFunction).reservedConcurrentExecutions = 1;
+        new events.Rule(this, `${spec.name}Schedule`, { schedule: events.Schedule.rate(spec.every), targets: [new targets.LambdaFunction(f.fn)] });
       }
       if (flagStatement) {
         f.role.addToPolicy(new iam.PolicyStatement(flagStatement));

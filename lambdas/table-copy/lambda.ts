@@ -1,5 +1,10 @@
 /** Lambda entry points of table-copy: each Task's handler, given the AWS ports. */
-import { onLambda } from '../adapters/aws.ts';
+import { SFNClient } from '@aws-sdk/client-sfn';
+import { SSMClient } from '@aws-sdk/client-ssm';
+import { AwsApprovals } from '../adapters/approvals-aws.ts';
+import { awsDeps, onLambda } from '../adapters/aws.ts';
+import { deploymentFromEnv } from '../core/deployment.ts';
+import { reverifyPending } from './reverify-pending.ts';
 import { catchUp as catchUpTask } from './catch-up.ts';
 import { cleanup as cleanupTask } from './cleanup.ts';
 import { copyChunks as copyChunksTask } from './copy-chunks.ts';
@@ -25,3 +30,16 @@ export const setCutoverFlags = onLambda(machine, setCutoverFlagsTask);
 export const sweep = onLambda(machine, sweepTask);
 export const cleanup = onLambda(machine, cleanupTask);
 export const summarize = onLambda(machine, summarizeTask);
+
+/**
+ * Not a Task: run on a schedule, the re-verification beside every pending cut-over approval
+ * (reverify.ts), for the execution that waits.
+ */
+export const reverify = async (_event: unknown, context?: { getRemainingTimeInMillis(): number }) => {
+  const deps = awsDeps(machine, context);
+  const sfn = new SFNClient({});
+  const approvals = new AwsApprovals(new SSMClient({}), sfn, deploymentFromEnv().ssmRoot);
+  const machineArn = process.env.FERRY_TABLE_COPY_MACHINE_ARN;
+  if (!machineArn) throw new Error('FERRY_TABLE_COPY_MACHINE_ARN is not set: the stack sets it on this function');
+  return reverifyPending(deps, { approvals, sfn, machineArn });
+};

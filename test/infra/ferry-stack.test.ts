@@ -147,6 +147,22 @@ describe('FerryStack', () => {
     expect([copySecrets].flat()).toEqual(Object.values(config.connections.mysql).map((c) => c.secretArn));
   });
 
+  it('re-verifies beside pending cut-over approvals on a schedule, one run at a time, reading no approval token', () => {
+    const [fnId, fn] = ofType('AWS::Lambda::Function').find(([id]) => id.startsWith('WorkersReverifyFunction'))!;
+    expect(fn.Properties.ReservedConcurrentExecutions).toBe(1);
+    expect(JSON.stringify((fn.Properties.Environment as { Variables: Record<string, unknown> }).Variables.FERRY_TABLE_COPY_MACHINE_ARN)).toContain(':stateMachine:ferry-production-table-copy');
+    const rules = ofType('AWS::Events::Rule').filter(([, r]) => JSON.stringify(r.Properties.Targets).includes(fnId));
+    expect(rules.map(([, r]) => r.Properties.ScheduleExpression)).toEqual(['rate(5 minutes)']);
+    const [, p] = ofType('AWS::IAM::Policy').find(([id]) => id.startsWith('WorkersReverifyRole'))!;
+    const statements = (p.Properties.PolicyDocument as { Statement: Statement[] }).Statement;
+    const actions = statements.flatMap((st) => ([] as string[]).concat(st.Action));
+    expect(actions).toEqual(expect.arrayContaining(['ssm:GetParametersByPath', 'states:ListExecutions', 'states:DescribeExecution']));
+    // names and dates of the pending approvals only: no decryption, no token, no decision
+    for (const a of ['kms:Decrypt', 'states:SendTaskSuccess', 'states:SendTaskFailure', 'ssm:PutParameter']) expect(actions, a).not.toContain(a);
+    // the one parameter it reads by name is the pause flag, which its throttle checks like every loop's
+    for (const st of statements.filter((x) => ([] as string[]).concat(x.Action).includes('ssm:GetParameter'))) expect(JSON.stringify(st.Resource)).toMatch(/flags\/FERRY_PAUSED"/);
+  });
+
   it('lets each Preflight ask only about executions of its own machine', () => {
     for (const [worker, machine] of [['Preflight', 'table-copy'], ['DocPreflight', 'doctype-copy'], ['AlterPreflight', 'online-alter']] as const) {
       const [, p] = ofType('AWS::IAM::Policy').find(([id]) => id.startsWith(`Workers${worker}Role`))!;
