@@ -4,6 +4,7 @@ import { parseArgs } from 'node:util';
 import { LocalApprovalStore } from '../lambdas/adapters/approvals.ts';
 import { type ApprovalDecider } from '../lambdas/core/ports/approvals.ts';
 import type { FlagStore } from '../lambdas/core/ports/flags.ts';
+import type { Progress } from '../lambdas/core/ports/task-deps.ts';
 import { FileFlagStore } from '../lambdas/adapters/flags.ts';
 import { PAUSED_FLAG } from '../lambdas/core/ports/flags.ts';
 import { InvalidInput } from '../lambdas/core/errors.ts';
@@ -22,6 +23,8 @@ const USAGE = `ferry: online migrations of huge tables as resumable state machin
   ferry plan <machine> --input FILE [--json] [--state-dir DIR]
       a no-op run: every Preflight check, then what would move, the disk it needs, the time and
       AWS cost it would take, the flags and approvals, and warnings; nothing is written
+  ferry ui [--state-dir DIR] [--port N]
+      the approval page on 127.0.0.1 (ferry local serves it too while it waits for an approval)
   ferry approve <migrationId> --step STEP [--reject --reason TEXT] [--state-dir DIR | --aws [--env ENV]]
   ferry reject <migrationId> --step STEP --reason TEXT [--state-dir DIR | --aws [--env ENV]]
       complete a pending approval (cutover, cleanup), locally or of an AWS execution
@@ -101,6 +104,10 @@ async function local(args: string[]): Promise<number> {
   }
   process.once('SIGINT', stop);
   process.once('SIGTERM', stop);
+  // The approval page, for the steps a person approves; it also shows the run's live throttle reason.
+  const live = new Map<string, Progress>();
+  const page = approve === 'all' ? null : await (await import('./cli/ui.ts')).servePage({ stateDir: values['state-dir']!, env, live });
+  if (page) bar.say(`approval page: ${page.url}`);
   let result;
   try {
     result = await runLocal({
@@ -109,13 +116,18 @@ async function local(args: string[]): Promise<number> {
       stateDir: values['state-dir']!,
       approve,
       env,
-      onProgress: (p) => bar.update(p),
+      onProgress: (p) => {
+        live.set(p.migrationId, p);
+        bar.update(p);
+      },
       say: (line) => bar.say(line),
       signal: abort.signal,
+      ...(page ? { pageUrl: page.url } : {}),
     });
   } finally {
     process.off('SIGINT', stop);
     process.off('SIGTERM', stop);
+    await page?.close();
     await embedded?.stop();
   }
   if (result.usage) bar.say(usageLine(result.usage));
@@ -269,6 +281,21 @@ async function flags(args: string[], set?: Record<string, string>): Promise<numb
   return 0;
 }
 
+/** `ferry ui`: the approval page for a state dir, on 127.0.0.1, until Ctrl-C. */
+async function ui(args: string[]): Promise<number> {
+  const { values } = parseArgs({ args, options: { 'state-dir': { type: 'string', default: '.ferry' }, port: { type: 'string' } } });
+  const port = values.port === undefined ? 0 : Number(values.port);
+  if (!Number.isInteger(port) || port < 0 || port > 65_535) throw new UsageError('--port: a port number, 0 to 65535 (0: any free port)');
+  const page = await (await import('./cli/ui.ts')).servePage({ stateDir: values['state-dir']!, env: process.env, port });
+  process.stderr.write(`approval page for ${values['state-dir']}: ${page.url} (Ctrl-C to stop)\n`);
+  await new Promise<void>((resolve) => {
+    process.once('SIGINT', resolve);
+    process.once('SIGTERM', resolve);
+  });
+  await page.close();
+  return 0;
+}
+
 /**
  * `ferry plan <machine> --input FILE`: Preflight's checks and what the run would do, writing
  * nothing. Exit 0 when it would run; 2, with Preflight's own message, when it would refuse.
@@ -409,6 +436,8 @@ export async function main(argv: string[]): Promise<number> {
         return await setKnobs(rest);
       case 'plan':
         return await plan(rest);
+      case 'ui':
+        return await ui(rest);
       case undefined:
       case 'help':
       case '--help':

@@ -28,6 +28,8 @@ export interface LocalRunOptions {
   readonly signal?: AbortSignal;
   /** Run the machine's abandon path (online-alter: take back triggers, shadow and capture log) instead of the migration. */
   readonly abandon?: boolean;
+  /** The approval page serving this state dir, named in each approval prompt. */
+  readonly pageUrl?: string;
 }
 
 /** Where a run keeps the input it was started with, so `ferry abandon <migrationId>` can find it. */
@@ -120,7 +122,8 @@ class LocalApprovals {
         this.say(`approval ${req.step}: given by --approve`);
       } else {
         const dir = this.opts.stateDir === '.ferry' ? '' : ` --state-dir ${this.opts.stateDir}`;
-        this.say(`waiting for approval "${req.step}" of ${req.migrationId}. To approve:\n  npx ferry approve ${req.migrationId} --step ${req.step}${dir}\nTo reject:\n  npx ferry approve ${req.migrationId} --step ${req.step} --reject --reason "..."`);
+        const page = this.opts.pageUrl ? `\nOr decide on the approval page: ${this.opts.pageUrl}` : '';
+        this.say(`waiting for approval "${req.step}" of ${req.migrationId}. To approve:\n  npx ferry approve ${req.migrationId} --step ${req.step}${dir}\nTo reject:\n  npx ferry approve ${req.migrationId} --step ${req.step} --reject --reason "..."${page}`);
       }
       let decision;
       const decided = new AbortController();

@@ -1,4 +1,5 @@
 import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { userInfo } from 'node:os';
 import { join } from 'node:path';
 
 function alive(pid: number): boolean {
@@ -10,14 +11,19 @@ function alive(pid: number): boolean {
   }
 }
 
-/** The pid of the live `ferry local` run holding the migration's lock in this state dir, or null. Reads only. */
-export function runLockHolder(stateDir: string, migrationId: string): number | null {
+/** The live `ferry local` run holding the migration's lock in this state dir (who, since when), or null. Reads only. */
+export function runLockInfo(stateDir: string, migrationId: string): { pid: number; startedAt: string; user: string | null } | null {
   try {
-    const holder = (JSON.parse(readFileSync(join(stateDir, `${migrationId}.lock`), 'utf8')) as { pid: number }).pid;
-    return holder && alive(holder) ? holder : null;
+    const lock = JSON.parse(readFileSync(join(stateDir, `${migrationId}.lock`), 'utf8')) as { pid: number; startedAt: string; user?: string };
+    return lock.pid && alive(lock.pid) ? { pid: lock.pid, startedAt: lock.startedAt, user: lock.user ?? null } : null;
   } catch {
     return null;
   }
+}
+
+/** The pid of the live `ferry local` run holding the migration's lock in this state dir, or null. Reads only. */
+export function runLockHolder(stateDir: string, migrationId: string): number | null {
+  return runLockInfo(stateDir, migrationId)?.pid ?? null;
 }
 
 /**
@@ -30,7 +36,7 @@ export function acquireRunLock(stateDir: string, migrationId: string): { release
   const path = join(stateDir, `${migrationId}.lock`);
   for (let attempt = 0; attempt < 2; attempt++) {
     try {
-      writeFileSync(path, JSON.stringify({ pid: process.pid, startedAt: new Date().toISOString() }), { flag: 'wx' });
+      writeFileSync(path, JSON.stringify({ pid: process.pid, startedAt: new Date().toISOString(), user: userInfo().username }), { flag: 'wx' });
       return { release: () => rmSync(path, { force: true }) };
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;

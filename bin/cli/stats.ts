@@ -43,7 +43,11 @@ export async function tableStats(raw: unknown, env: NodeJS.ProcessEnv = process.
       migrationId: input.migrationId,
       source: await side('source'),
       target: await side('target'),
-      checkpoint: checkpoint && { phase: checkpoint.phase, updatedAt: checkpoint.updatedAt, copiedUpTo: checkpoint.state.copiedUpTo, rowsCopied: checkpoint.state.rowsCopied, verifiedUpTo: checkpoint.state.verifiedUpTo, rowsDeleted: checkpoint.state.rowsDeleted },
+      checkpoint: checkpoint && {
+        phase: checkpoint.phase, updatedAt: checkpoint.updatedAt, copiedUpTo: checkpoint.state.copiedUpTo, rowsCopied: checkpoint.state.rowsCopied, estimatedRows: checkpoint.state.estimatedRows,
+        verifiedUpTo: checkpoint.state.verifiedUpTo, rangesVerified: checkpoint.state.rangesVerified, rowsVerified: checkpoint.state.rowsVerified, rangesRepaired: checkpoint.state.rangesRepaired,
+        reverify: checkpoint.state.reverify ?? null, rowsDeleted: checkpoint.state.rowsDeleted, throttledMillis: checkpoint.state.throttledMillis,
+      },
     };
   } finally {
     await sql.closeAll();
@@ -96,7 +100,10 @@ export async function alterStats(raw: unknown, env: NodeJS.ProcessEnv = process.
       table: await side(input.table),
       shadow: await side(shadow),
       old: await side(old),
-      checkpoint: checkpoint && { phase: checkpoint.phase, updatedAt: checkpoint.updatedAt, copiedUpTo: checkpoint.state.copiedUpTo, rowsCopied: checkpoint.state.rowsCopied, verifiedUpTo: checkpoint.state.verifiedUpTo, swappedAt: checkpoint.state.swappedAt },
+      checkpoint: checkpoint && {
+        phase: checkpoint.phase, updatedAt: checkpoint.updatedAt, copiedUpTo: checkpoint.state.copiedUpTo, rowsCopied: checkpoint.state.rowsCopied, estimatedRows: checkpoint.state.estimatedRows,
+        verifiedUpTo: checkpoint.state.verifiedUpTo, rangesVerified: checkpoint.state.rangesVerified, rowsVerified: checkpoint.state.rowsVerified, rangesRepaired: checkpoint.state.rangesRepaired, swappedAt: checkpoint.state.swappedAt,
+      },
     };
   } finally {
     await sql.closeAll();

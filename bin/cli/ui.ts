@@ -1,0 +1,162 @@
+import { randomBytes } from 'node:crypto';
+import { readdir, readFile } from 'node:fs/promises';
+import { createServer, type IncomingMessage } from 'node:http';
+import { userInfo } from 'node:os';
+import { join } from 'node:path';
+import { LocalApprovalStore } from '../../lambdas/adapters/approvals.ts';
+import { FileFlagStore } from '../../lambdas/adapters/flags.ts';
+import { handlePage, type Fact, type MigrationView, type PageBackend, type PendingView } from '../../lambdas/approvals/page.ts';
+import { machineOfInput } from '../../lambdas/core/machine-inputs.ts';
+import type { Progress } from '../../lambdas/core/ports/task-deps.ts';
+import { describeReverify, type ReverifyRecord } from '../../lambdas/table-copy/reverify.ts';
+import { runLockInfo } from './run-lock.ts';
+import { alterStats, docStats, tableStats } from './stats.ts';
+
+const fmt = new Intl.NumberFormat('en-US');
+const n = (v: string | number | null | undefined) => (v === null || v === undefined ? '?' : fmt.format(BigInt(v)));
+
+type TableSide = { table: string; exists: boolean; rows?: string; min?: string | null; max?: string | null };
+
+function side(label: string, s: TableSide): Fact {
+  return { label, value: s.exists ? `${s.table}: ${n(s.rows)} rows, ids ${s.min ?? '–'} … ${s.max ?? '–'}` : `${s.table}: does not exist` };
+}
+
+/** Phase, progress and, when an approval is pending, the facts to decide on, read from the databases. */
+async function describe(raw: unknown, env: NodeJS.ProcessEnv, withFacts: boolean): Promise<{ phase: string | null; progress: string | null; facts: Fact[]; flags: (step: string) => Record<string, string> }> {
+  const machine = machineOfInput(raw);
+  const input = raw as { flags?: { cutover?: Record<string, string> } };
+  const flags = (step: string) => (step === 'cutover' ? (input.flags?.cutover ?? {}) : {});
+  if (machine === 'table-copy') {
+    const s = await tableStats(raw, env);
+    const c = s.checkpoint;
+    const facts: Fact[] = !withFacts || !c ? [] : [
+      { label: 'verified', value: `${n(c.rangesVerified)} ranges, ${n(c.rowsVerified)} rows, up to id ${c.verifiedUpTo ?? '–'}; ${n(c.rangesRepaired)} repaired by a re-copy` },
+      { label: 're-verification', value: describeReverify(c.reverify as ReverifyRecord | null, Date.now()) },
+      ...((c.reverify as ReverifyRecord | null)?.differences ?? []).map((d) => ({ label: 'difference', value: d.detail })),
+      side('rows in the source', s.source as TableSide),
+      side('rows in the target', s.target as TableSide),
+    ];
+    return { phase: c?.phase ?? null, progress: c ? `${n(c.rowsCopied)} of ~${n(c.estimatedRows)} rows copied, up to id ${c.copiedUpTo ?? '–'}; ${n(c.rowsDeleted)} deleted` : null, facts, flags };
+  }
+  if (machine === 'online-alter') {
+    const s = await alterStats(raw, env);
+    const c = s.checkpoint;
+    const facts: Fact[] = !withFacts || !c ? [] : [
+      { label: 'verified', value: `${n(c.rangesVerified)} ranges, ${n(c.rowsVerified)} rows, up to id ${c.verifiedUpTo ?? '–'}; ${n(c.rangesRepaired)} repaired` },
+      side('rows in the table', s.table as TableSide),
+      side('rows in the altered copy', s.shadow as TableSide),
+    ];
+    return { phase: c?.phase ?? null, progress: c ? `${n(c.rowsCopied)} of ~${n(c.estimatedRows)} rows copied, up to id ${c.copiedUpTo ?? '–'}` : null, facts, flags: () => ({}) };
+  }
+  const lines = (await docStats(raw, env)).split('\n');
+  const checkpoint = lines.find((l) => l.startsWith('checkpoint: '));
+  const phase = /phase (\S+),/.exec(checkpoint ?? '')?.[1] ?? null;
+  return { phase, progress: checkpoint?.replace(/^checkpoint: /, '') ?? null, facts: withFacts ? lines.slice(1).filter((l) => !l.startsWith('checkpoint: ')).map((l) => ({ label: 'docs', value: l.trim() })) : [], flags };
+}
+
+/**
+ * The page's view of a state dir: every migration `ferry local` ran from it (its saved input),
+ * its checkpoint read from the databases, its knobs, and its pending approvals; decisions go
+ * through the state dir's approval files, as `ferry approve` does.
+ */
+export function localBackend(stateDir: string, env: NodeJS.ProcessEnv, live?: ReadonlyMap<string, Progress>): PageBackend {
+  const approvals = new LocalApprovalStore(stateDir);
+  const knobs = new FileFlagStore(stateDir, 'knobs');
+  return {
+    async migrations(): Promise<MigrationView[]> {
+      let names: string[] = [];
+      try {
+        names = (await readdir(join(stateDir, 'inputs'))).filter((f) => f.endsWith('.json')).sort();
+      } catch {
+        return [];
+      }
+      const pending = await approvals.pending();
+      return Promise.all(
+        names.map(async (file): Promise<MigrationView> => {
+          const raw = JSON.parse(await readFile(join(stateDir, 'inputs', file), 'utf8')) as { migrationId: string };
+          const migrationId = raw.migrationId;
+          const mine = pending.filter((p) => p.migrationId === migrationId);
+          const lock = runLockInfo(stateDir, migrationId);
+          const last = live?.get(migrationId);
+          let d: Awaited<ReturnType<typeof describe>> | null = null;
+          let problem: string | undefined;
+          try {
+            d = await describe(raw, env, mine.length > 0);
+          } catch (err) {
+            problem = `${(err as Error).name}: ${(err as Error).message}`;
+          }
+          const views: PendingView[] = mine.map((p) => ({
+            step: p.step,
+            since: p.requestedAt,
+            execution: p.execution,
+            startedBy: lock ? `${lock.user ?? 'someone'} (ferry local, pid ${lock.pid})` : null,
+            startedAt: lock?.startedAt ?? null,
+            facts: d?.facts ?? [],
+            flags: d?.flags(p.step) ?? {},
+          }));
+          return {
+            migrationId,
+            machine: machineOfInput(raw),
+            phase: d?.phase ?? last?.phase ?? null,
+            progress: d?.progress ?? null,
+            throttle: last?.throttle ?? null,
+            knobs: await knobs.list(migrationId),
+            pending: views,
+            ...(problem ? { problem } : {}),
+          };
+        }),
+      );
+    },
+    decide: (migrationId, step, decision) => approvals.decide(migrationId, step, decision),
+  };
+}
+
+async function body(req: IncomingMessage): Promise<string> {
+  let text = '';
+  for await (const chunk of req) {
+    text += chunk;
+    if (text.length > 16_384) throw new Error('form too large');
+  }
+  return text;
+}
+
+/**
+ * Serves the approval page on 127.0.0.1 (a port of its own, or `port`) for the state dir. It
+ * answers only requests addressed to that host and port (a page of another site cannot reach it
+ * through a name that resolves there), and a decision must carry the key of the page it came from.
+ * The decision is recorded as the local user's, through the approval page.
+ */
+export async function servePage(opts: { stateDir: string; env: NodeJS.ProcessEnv; port?: number; live?: ReadonlyMap<string, Progress> }): Promise<{ url: string; close: () => Promise<void> }> {
+  const backend = localBackend(opts.stateDir, opts.env, opts.live);
+  const formKey = randomBytes(24).toString('base64url');
+  const caller = { name: `${userInfo().username} (approval page)`, mayDecide: true };
+  let port = 0;
+  const server = createServer((req, res) => {
+    void (async () => {
+      const host = req.headers.host ?? '';
+      if (host !== `127.0.0.1:${port}` && host !== `localhost:${port}`) {
+        res.writeHead(421, { 'content-type': 'text/plain' }).end('this page answers only at its own address\n');
+        return;
+      }
+      const url = new URL(req.url ?? '/', `http://${host}`);
+      const form = req.method === 'POST' ? Object.fromEntries(new URLSearchParams(await body(req))) : {};
+      const out = await handlePage({ method: req.method ?? 'GET', path: url.pathname, form }, caller, backend, { where: `local, state dir ${opts.stateDir}`, formKey });
+      res.writeHead(out.status, out.headers).end(out.body);
+    })().catch((err: Error) => {
+      if (!res.headersSent) res.writeHead(500, { 'content-type': 'text/plain' });
+      res.end(`ferry: ${err.name}: ${err.message}\n`);
+    });
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(opts.port ?? 0, '127.0.0.1', () => resolve());
+  });
+  port = (server.address() as { port: number }).port;
+  return {
+    url: `http://127.0.0.1:${port}/`,
+    close: () => new Promise<void>((resolve) => {
+      server.closeAllConnections();
+      server.close(() => resolve());
+    }),
+  };
+}

@@ -1,0 +1,189 @@
+/**
+ * The approval page: one small HTML page that lists the migrations and, for an approval that is
+ * pending, shows what a person needs to decide and takes the decision. The same code serves it
+ * locally (`ferry ui`, `ferry local`, on 127.0.0.1) and on AWS (a Lambda behind an HTTP API with a
+ * Cognito authorizer); each side supplies a PageBackend and says who the caller is.
+ */
+
+export interface Fact {
+  readonly label: string;
+  readonly value: string;
+}
+
+export interface PendingView {
+  readonly step: string;
+  /** When the approval was asked for (ISO), if known. */
+  readonly since: string | null;
+  readonly execution: string;
+  readonly startedBy: string | null;
+  readonly startedAt: string | null;
+  /** What the decision rests on: verification, re-verification, counts on both sides. */
+  readonly facts: readonly Fact[];
+  /** The flags the step sets once approved. */
+  readonly flags: Readonly<Record<string, string>>;
+}
+
+export interface MigrationView {
+  readonly migrationId: string;
+  readonly machine: string;
+  readonly phase: string | null;
+  readonly progress: string | null;
+  readonly throttle: string | null;
+  readonly knobs: Readonly<Record<string, string>>;
+  readonly pending: readonly PendingView[];
+  /** Why the facts could not be read (a database not answering), if so. */
+  readonly problem?: string;
+}
+
+export interface PageBackend {
+  migrations(): Promise<MigrationView[]>;
+  /** Completes the pending approval through the same token path as `ferry approve`; false when none is pending. */
+  decide(migrationId: string, step: string, decision: { approved: boolean; by: string; reason?: string }): Promise<boolean>;
+}
+
+export interface PageRequest {
+  readonly method: string;
+  /** Path without the query. */
+  readonly path: string;
+  /** The form fields of a POST (application/x-www-form-urlencoded). */
+  readonly form: Readonly<Record<string, string>>;
+}
+
+export interface PageCaller {
+  /** Who the caller is, as the record will say it (an approver's name, never taken from the form). */
+  readonly name: string;
+  /** Whether the caller may decide (the `approvers` group on AWS; whoever reaches 127.0.0.1 locally). */
+  readonly mayDecide: boolean;
+}
+
+export interface PageResponse {
+  readonly status: number;
+  readonly headers: Readonly<Record<string, string>>;
+  readonly body: string;
+}
+
+export interface PageOptions {
+  /** Where the page runs, for its title: "local (state dir .ferry)" or the deployment's name. */
+  readonly where: string;
+  /** A secret of this server the form must carry back: a page of another site cannot post a decision. */
+  readonly formKey: string;
+  /** Prefix of every link and form action (an API stage, or ""). */
+  readonly base?: string;
+}
+
+const REASON_MAX = 1000;
+
+export function escapeHtml(text: string): string {
+  return text.replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c]!);
+}
+
+const SECURITY_HEADERS = {
+  'content-type': 'text/html; charset=utf-8',
+  'cache-control': 'no-store',
+  'content-security-policy': "default-src 'none'; style-src 'unsafe-inline'; img-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
+  'x-content-type-options': 'nosniff',
+  'referrer-policy': 'no-referrer',
+};
+
+const CSS = `
+body{font:16px/1.45 system-ui,sans-serif;margin:0 auto;max-width:60rem;padding:1rem 1.5rem;color:#1b1b1b;background:#fff}
+h1{font-size:1.4rem;margin:.2rem 0 1rem}h2{font-size:1.15rem;margin:1.6rem 0 .4rem}h3{font-size:1rem;margin:1rem 0 .3rem}
+table{border-collapse:collapse;width:100%;margin:.4rem 0}th,td{text-align:left;padding:.3rem .5rem;border-bottom:1px solid #ddd;vertical-align:top}
+th{font-weight:600;background:#f4f4f4}caption{text-align:left;font-weight:600;padding:.3rem 0}
+section.pending{border:2px solid #b35c00;border-radius:6px;padding:.4rem 1rem 1rem;margin:1rem 0;background:#fffaf3}
+dl{display:grid;grid-template-columns:max-content 1fr;gap:.2rem 1rem;margin:.4rem 0}dt{font-weight:600}dd{margin:0}
+.status{padding:.6rem 1rem;border-radius:6px;margin:1rem 0;font-weight:600}.ok{background:#e7f5e9;border:1px solid #2e7d32}.bad{background:#fdecea;border:1px solid #c62828}
+form{display:inline-block;margin:.6rem 1.2rem .2rem 0;vertical-align:top}label{display:block;font-weight:600;margin-bottom:.2rem}
+textarea{width:22rem;max-width:100%;min-height:3.5rem;font:inherit}
+button{font:inherit;font-weight:600;padding:.45rem 1.1rem;border-radius:4px;border:1px solid #333;cursor:pointer}
+button.approve{background:#1b5e20;color:#fff;border-color:#1b5e20}button.reject{background:#fff;color:#b71c1c;border-color:#b71c1c}
+code{background:#f4f4f4;padding:0 .2rem}.muted{color:#555}`;
+
+function page(title: string, where: string, caller: PageCaller, body: string): string {
+  return `<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width,initial-scale=1"><title>${escapeHtml(title)}</title><style>${CSS}</style></head>
+<body><header><h1>ferry approvals <span class="muted">· ${escapeHtml(where)}</span></h1><p class="muted">Signed in as <strong>${escapeHtml(caller.name)}</strong>${caller.mayDecide ? '' : ' (not an approver: you can look, not decide)'}</p></header>
+<main>${body}</main></body></html>`;
+}
+
+function factsList(facts: readonly Fact[]): string {
+  return `<dl>${facts.map((f) => `<dt>${escapeHtml(f.label)}</dt><dd>${escapeHtml(f.value)}</dd>`).join('')}</dl>`;
+}
+
+function pendingSection(m: MigrationView, p: PendingView, caller: PageCaller, o: PageOptions): string {
+  const id = `${m.migrationId}-${p.step}`;
+  const flags = Object.entries(p.flags);
+  const hidden = (extra: string) =>
+    `<input type="hidden" name="migrationId" value="${escapeHtml(m.migrationId)}"><input type="hidden" name="step" value="${escapeHtml(p.step)}"><input type="hidden" name="formKey" value="${escapeHtml(o.formKey)}"><input type="hidden" name="decision" value="${extra}">`;
+  const decide = caller.mayDecide
+    ? `<form method="post" action="${o.base ?? ''}/decide">${hidden('approve')}<button class="approve" type="submit">Approve ${escapeHtml(p.step)}</button></form>` +
+      `<form method="post" action="${o.base ?? ''}/decide">${hidden('reject')}<label for="reason-${escapeHtml(id)}">Reason for rejecting (required)</label>` +
+      `<textarea id="reason-${escapeHtml(id)}" name="reason" required maxlength="${REASON_MAX}"></textarea><br><button class="reject" type="submit">Reject ${escapeHtml(p.step)}</button></form>`
+    : '<p class="muted">Only members of the approvers group can decide.</p>';
+  return `<section class="pending" aria-labelledby="h-${escapeHtml(id)}"><h3 id="h-${escapeHtml(id)}">Approval pending: ${escapeHtml(p.step)} of ${escapeHtml(m.migrationId)}</h3>
+${factsList([
+    { label: 'asked for', value: p.since ?? 'unknown' },
+    { label: 'execution', value: p.execution },
+    { label: 'started by', value: p.startedBy ?? 'unknown' },
+    { label: 'started at', value: p.startedAt ?? 'unknown' },
+    ...p.facts,
+    { label: 'flags this step sets', value: flags.length ? flags.map(([k, v]) => `${k}=${v}`).join(', ') : 'none' },
+  ])}
+${decide}</section>`;
+}
+
+function migrationSection(m: MigrationView, caller: PageCaller, o: PageOptions): string {
+  const knobs = Object.entries(m.knobs);
+  return `<section aria-labelledby="m-${escapeHtml(m.migrationId)}"><h2 id="m-${escapeHtml(m.migrationId)}">${escapeHtml(m.migrationId)} <span class="muted">(${escapeHtml(m.machine)})</span></h2>
+${factsList([
+    { label: 'phase', value: m.phase ?? 'unknown' },
+    { label: 'progress', value: m.progress ?? 'unknown' },
+    { label: 'throttle', value: m.throttle ?? 'not throttled' },
+    { label: 'knobs', value: knobs.length ? knobs.map(([k, v]) => `${k}=${v}`).join(' ') : 'none set' },
+    ...(m.problem ? [{ label: 'could not read', value: m.problem }] : []),
+  ])}
+${m.pending.map((p) => pendingSection(m, p, caller, o)).join('\n')}</section>`;
+}
+
+function result(outcome: Readonly<Record<string, string>>): string {
+  const { result: r, migrationId, step, by } = outcome;
+  if (!r || !migrationId || !step) return '';
+  const text =
+    r === 'approved' ? `Approved: ${step} of ${migrationId}, by ${by ?? 'you'}. The migration goes on.`
+    : r === 'rejected' ? `Rejected: ${step} of ${migrationId}, by ${by ?? 'you'}. The execution stops as rejected.`
+    : `Nothing was decided: no approval "${step}" of ${migrationId} is pending (decided already, or not asked for yet).`;
+  return `<p class="status ${r === 'none' ? 'bad' : 'ok'}" role="status">${escapeHtml(text)}</p>`;
+}
+
+function problem(status: number, message: string, caller: PageCaller, o: PageOptions): PageResponse {
+  return { status, headers: SECURITY_HEADERS, body: page('ferry approvals', o.where, caller, `<p class="status bad" role="alert">${escapeHtml(message)}</p><p><a href="${o.base ?? ''}/">Back to the approvals</a></p>`) };
+}
+
+async function listPage(outcome: Readonly<Record<string, string>>, caller: PageCaller, backend: PageBackend, o: PageOptions): Promise<PageResponse> {
+  const base = o.base ?? '';
+  const migrations = await backend.migrations();
+  const waiting = migrations.reduce((n, m) => n + m.pending.length, 0);
+  const body = `${result(outcome)}<p>${waiting === 0 ? 'No approval is pending.' : `${waiting} approval${waiting === 1 ? ' is' : 's are'} pending.`} <a href="${base}/">Refresh</a></p>
+${migrations.length ? migrations.map((m) => migrationSection(m, caller, o)).join('\n') : '<p class="muted">No migration is known here yet.</p>'}`;
+  return { status: 200, headers: SECURITY_HEADERS, body: page('ferry approvals', o.where, caller, body) };
+}
+
+/** Answers one request of the page: GET / (the list), POST /decide (a decision), anything else 404. */
+export async function handlePage(req: PageRequest, caller: PageCaller, backend: PageBackend, o: PageOptions): Promise<PageResponse> {
+  if (req.method === 'GET' && (req.path === '/' || req.path === '')) return listPage({}, caller, backend, o);
+  if (req.method === 'POST' && req.path === '/decide') {
+    if (req.form.formKey !== o.formKey) return problem(403, 'This form did not come from this page (or the page is stale): reload it and decide again.', caller, o);
+    if (!caller.mayDecide) return problem(403, `${caller.name} is not an approver: only members of the approvers group can decide.`, caller, o);
+    const { migrationId, step, decision } = req.form;
+    const reason = (req.form.reason ?? '').trim();
+    if (!migrationId || !step || (decision !== 'approve' && decision !== 'reject')) return problem(400, 'The form lacks the migration, the step or the decision: reload the page and decide again.', caller, o);
+    if (decision === 'reject' && !reason) return problem(400, 'A rejection needs a reason, so the record says why: go back and write one.', caller, o);
+    if (reason.length > REASON_MAX) return problem(400, `The reason is longer than ${REASON_MAX} characters.`, caller, o);
+    const approved = decision === 'approve';
+    const ok = await backend.decide(migrationId, step, { approved, by: caller.name, ...(approved ? {} : { reason }) });
+    // The answer is the page itself, with the result on top: no second request, which a run that
+    // ends on this very decision (a rejection) might no longer be there to answer.
+    return listPage({ result: ok ? (approved ? 'approved' : 'rejected') : 'none', migrationId, step, by: caller.name }, caller, backend, o);
+  }
+  return problem(404, `Nothing here (${req.method} ${req.path}).`, caller, o);
+}
