@@ -8,6 +8,7 @@ import * as subs from 'aws-cdk-lib/aws-sns-subscriptions';
 import { Construct } from 'constructs';
 import { deploymentVariables, type Deployment } from '../lambdas/core/deployment.ts';
 import type { FerryConfig } from './config.ts';
+import { ApprovalPage } from './approval-page.ts';
 import type { MigrationStateMachine } from './state-machines.ts';
 import { acknowledge, acknowledgeOnPolicy, FerryFunction, lambdaEntry } from './workers.ts';
 
@@ -30,6 +31,8 @@ export class Approvals extends Construct {
   readonly watch: FerryFunction;
   readonly forget: FerryFunction;
   readonly approvers: iam.IRole;
+  /** The approval page, linked from every notice. */
+  readonly page: ApprovalPage;
   private readonly config: FerryConfig;
 
   constructor(scope: Construct, id: string, props: ApprovalsProps) {
@@ -45,12 +48,14 @@ export class Approvals extends Construct {
     this.topic = new sns.Topic(this, 'Topic', { displayName: `${deployment.name} approvals`, masterKey: key, enforceSSL: true });
     for (const email of config.approvers.emails) this.topic.addSubscription(new subs.EmailSubscription(email));
 
+    this.page = new ApprovalPage(this, 'Page', { config, deployment, key });
+
     this.requestApproval = new FerryFunction(this, 'RequestApproval', {
       entry: lambdaEntry('approvals/request-approval.ts'),
       handler: 'handler',
       description: 'ferry: keeps an approval token for the approvers and notifies them',
       timeout: Duration.seconds(30),
-      environment: { ...environment, FERRY_APPROVALS_TOPIC_ARN: this.topic.topicArn, FERRY_APPROVALS_KEY_ID: key.keyArn, FERRY_APPROVERS_ROLE_ARN: config.approvers.roleArn, FERRY_SEPARATE_FROM_STARTER: String(config.approvers.separateFromStarter) },
+      environment: { ...environment, FERRY_APPROVALS_TOPIC_ARN: this.topic.topicArn, FERRY_APPROVALS_KEY_ID: key.keyArn, FERRY_APPROVERS_ROLE_ARN: config.approvers.roleArn, FERRY_SEPARATE_FROM_STARTER: String(config.approvers.separateFromStarter), FERRY_APPROVAL_PAGE_URL: `${this.page.url}/` },
       logRetentionDays: config.logRetentionDays,
     });
     this.requestApproval.role.addToPolicy(new iam.PolicyStatement({ actions: ['ssm:PutParameter', 'ssm:GetParameter'], resources: [tokens] }));

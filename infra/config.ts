@@ -40,6 +40,18 @@ export const ferryConfigSchema = z.strictObject({
     requireMfa: z.boolean().default(true),
     /** `ferry approve --aws` refuses an approval by the principal that started the execution. */
     separateFromStarter: z.boolean().default(false),
+    /**
+     * The approval page: a Cognito user pool whose `approvers` group may decide. `mfa`: "required"
+     * (every sign-in with a one-time code) or "optional". `domainPrefix`: the hosted UI's
+     * `<prefix>.auth.<region>.amazoncognito.com` (default `<deployment name>-<account>`).
+     */
+    page: z
+      .strictObject({
+        /** Left out: "required" when approvers.requireMfa is (the default), else "optional". */
+        mfa: z.enum(['required', 'optional']).optional(),
+        domainPrefix: z.string().regex(/^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$/, 'lower-case letters, digits and -, at most 63, not starting or ending with -').optional(),
+      })
+      .prefault({}),
   }),
   operators: z.strictObject({ roleArn: roleArn.optional(), emails: z.array(z.string().email()).default([]) }).prefault({}),
   /** Roles of the applications that read the flags (e.g. the edxapp or CommCare web servers). */

@@ -197,6 +197,10 @@ export class Workers extends Construct {
       if (spec.every) {
         // The pending approvals by their parameters' names and dates (nothing decrypted), and the executions that wait.
         f.role.addToPolicy(new iam.PolicyStatement({ actions: ['ssm:GetParametersByPath'], resources: [param('')] }));
+        // What it found, for the approval page: one String parameter per migration.
+        const status = param('/*/status/reverify');
+        f.role.addToPolicy(new iam.PolicyStatement({ actions: ['ssm:PutParameter'], resources: [status] }));
+        acknowledgeOnPolicy(f.role, `IAM5[Resource::${status.replace(stack.partition, '<AWS::Partition>')}]`, 'The re-verification of any migration of this deployment reports at <root>/<migrationId>/status/reverify, and nowhere else.');
         f.role.addToPolicy(new iam.PolicyStatement({ actions: ['states:ListExecutions'], resources: [machineArn] }));
         const executions = machineArn.replace(':stateMachine:', ':execution:') + ':*';
         f.role.addToPolicy(new iam.PolicyStatement({ actions: ['states:DescribeExecution'], resources: [executions] }));

@@ -11,7 +11,7 @@ export function approvalParameterName(migrationId: string, step: string, root = 
 const APPROVAL_NAME = /^\/[^/]+\/([^/]+)\/approvals\/([^/]+)$/;
 
 /** The notification an approver receives: what, where, and the exact command. The token is not in it. */
-export function approvalMessage(req: ApprovalRequest & { machine?: string }, approvers?: string): { subject: string; body: string } {
+export function approvalMessage(req: ApprovalRequest & { machine?: string }, approvers?: string, pageUrl?: string): { subject: string; body: string } {
   const what = req.step === 'cutover' ? 'the cut-over (the application switches to the new home)' : 'the cleanup (data is removed from the old home)';
   const subject = `ferry: approve ${req.step} of ${req.migrationId}`.slice(0, 99);
   const body = [
@@ -21,7 +21,7 @@ export function approvalMessage(req: ApprovalRequest & { machine?: string }, app
     `Execution: ${req.execution}`,
     `Progress: ${JSON.stringify(req.summary ?? {})}`,
     '',
-    'To approve:',
+    ...(pageUrl ? [`Decide on the approval page (sign in as a member of the approvers group): ${pageUrl}`, 'Or, to approve:'] : ['To approve:']),
     `  npx ferry approve ${req.migrationId} --step ${req.step} --aws`,
     'To reject (the execution stops; nothing irreversible has happened):',
     `  npx ferry approve ${req.migrationId} --step ${req.step} --reject --reason "..." --aws`,
@@ -34,7 +34,7 @@ export function approvalMessage(req: ApprovalRequest & { machine?: string }, app
 /** The approval task's side on AWS: keep the token, tell the approvers. */
 export async function requestAwsApproval(
   req: ApprovalRequest & { machine?: string },
-  ports: { ssm: SSMClient; sns: SNSClient; topicArn: string; keyId: string; approvers?: string; root?: string; separateFromStarter?: boolean },
+  ports: { ssm: SSMClient; sns: SNSClient; topicArn: string; keyId: string; approvers?: string; root?: string; separateFromStarter?: boolean; pageUrl?: string },
 ): Promise<void> {
   await ports.ssm.send(
     new PutParameterCommand({
@@ -42,10 +42,10 @@ export async function requestAwsApproval(
       Type: 'SecureString',
       KeyId: ports.keyId,
       Overwrite: true,
-      Value: JSON.stringify({ token: req.token, execution: req.execution, machine: req.machine, requestedAt: new Date().toISOString(), separateFromStarter: ports.separateFromStarter === true }),
+      Value: JSON.stringify({ token: req.token, execution: req.execution, machine: req.machine, requestedAt: new Date().toISOString(), separateFromStarter: ports.separateFromStarter === true, summary: req.summary ?? null }),
     }),
   );
-  const { subject, body } = approvalMessage(req, ports.approvers);
+  const { subject, body } = approvalMessage(req, ports.approvers, ports.pageUrl);
   await ports.sns.send(new PublishCommand({ TopicArn: ports.topicArn, Subject: subject, Message: body }));
 }
 
@@ -59,11 +59,11 @@ export class AwsApprovals implements ApprovalDecider {
   ) {}
 
   /** The pending request of this step: which execution waits, and whether its starter may not approve it. Null when none waits. */
-  async pendingRequest(migrationId: string, step: string): Promise<{ execution: string; separateFromStarter: boolean } | null> {
+  async pendingRequest(migrationId: string, step: string): Promise<{ execution: string; separateFromStarter: boolean; requestedAt: string | null; summary: unknown } | null> {
     try {
       const out = await this.ssm.send(new GetParameterCommand({ Name: approvalParameterName(migrationId, step, this.root), WithDecryption: true }));
-      const value = JSON.parse(out.Parameter?.Value ?? '{}') as { execution?: string; separateFromStarter?: boolean };
-      return value.execution ? { execution: value.execution, separateFromStarter: value.separateFromStarter === true } : null;
+      const value = JSON.parse(out.Parameter?.Value ?? '{}') as { execution?: string; separateFromStarter?: boolean; requestedAt?: string; summary?: unknown };
+      return value.execution ? { execution: value.execution, separateFromStarter: value.separateFromStarter === true, requestedAt: value.requestedAt ?? null, summary: value.summary ?? null } : null;
     } catch (err) {
       if (err instanceof ParameterNotFound) return null;
       throw err;

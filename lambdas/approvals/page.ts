@@ -5,6 +5,9 @@
  * Cognito authorizer); each side supplies a PageBackend and says who the caller is.
  */
 
+/** The Cognito group whose members may decide on AWS. */
+export const APPROVERS_GROUP = 'approvers';
+
 export interface Fact {
   readonly label: string;
   readonly value: string;
@@ -39,6 +42,8 @@ export interface PageBackend {
   migrations(): Promise<MigrationView[]>;
   /** Completes the pending approval through the same token path as `ferry approve`; false when none is pending. */
   decide(migrationId: string, step: string, decision: { approved: boolean; by: string; reason?: string }): Promise<boolean>;
+  /** Why this caller may not decide this approval here (a deployment that separates duties), or null. */
+  refusal?(migrationId: string, step: string, caller: PageCaller): Promise<string | null>;
 }
 
 export interface PageRequest {
@@ -179,6 +184,8 @@ export async function handlePage(req: PageRequest, caller: PageCaller, backend: 
     if (!migrationId || !step || (decision !== 'approve' && decision !== 'reject')) return problem(400, 'The form lacks the migration, the step or the decision: reload the page and decide again.', caller, o);
     if (decision === 'reject' && !reason) return problem(400, 'A rejection needs a reason, so the record says why: go back and write one.', caller, o);
     if (reason.length > REASON_MAX) return problem(400, `The reason is longer than ${REASON_MAX} characters.`, caller, o);
+    const refused = await backend.refusal?.(migrationId, step, caller);
+    if (refused) return problem(403, refused, caller, o);
     const approved = decision === 'approve';
     const ok = await backend.decide(migrationId, step, { approved, by: caller.name, ...(approved ? {} : { reason }) });
     // The answer is the page itself, with the result on top: no second request, which a run that

@@ -24,6 +24,7 @@ export async function handler(event: ApprovalRequest & { machine?: string }): Pr
     approvers: process.env.FERRY_APPROVERS_ROLE_ARN,
     root,
     separateFromStarter: process.env.FERRY_SEPARATE_FROM_STARTER === 'true',
+    pageUrl: process.env.FERRY_APPROVAL_PAGE_URL,
   });
   return { requested: true };
 }

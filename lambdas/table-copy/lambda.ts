@@ -1,6 +1,6 @@
 /** Lambda entry points of table-copy: each Task's handler, given the AWS ports. */
 import { SFNClient } from '@aws-sdk/client-sfn';
-import { SSMClient } from '@aws-sdk/client-ssm';
+import { PutParameterCommand, SSMClient } from '@aws-sdk/client-ssm';
 import { AwsApprovals } from '../adapters/approvals-aws.ts';
 import { awsDeps, onLambda } from '../adapters/aws.ts';
 import { deploymentFromEnv } from '../core/deployment.ts';
@@ -41,5 +41,12 @@ export const reverify = async (_event: unknown, context?: { getRemainingTimeInMi
   const approvals = new AwsApprovals(new SSMClient({}), sfn, deploymentFromEnv().ssmRoot);
   const machineArn = process.env.FERRY_TABLE_COPY_MACHINE_ARN;
   if (!machineArn) throw new Error('FERRY_TABLE_COPY_MACHINE_ARN is not set: the stack sets it on this function');
-  return reverifyPending(deps, { approvals, sfn, machineArn });
+  const ssm = new SSMClient({});
+  const done = await reverifyPending(deps, { approvals, sfn, machineArn });
+  // What the approval page shows beside the pending approval.
+  for (const r of done) {
+    const Value = JSON.stringify({ at: new Date().toISOString(), note: r.note, differences: r.differences.slice(0, 20) });
+    await ssm.send(new PutParameterCommand({ Name: `${deploymentFromEnv().ssmRoot}/${r.migrationId}/status/reverify`, Value: Value.slice(0, 4000), Type: 'String', Overwrite: true }));
+  }
+  return done;
 };

@@ -23,10 +23,10 @@ function migrationOf(input: string | undefined): { migration: unknown; migration
 export async function reverifyPending(
   deps: TaskDeps,
   aws: { readonly approvals: { pending(): Promise<{ migrationId: string; step: string }[]> }; readonly sfn: SFNClient; readonly machineArn: string },
-  run: (event: TaskEvent, deps: TaskDeps) => Promise<{ note: string }> = reverify,
-): Promise<{ migrationId: string; execution: string; note: string }[]> {
+  run: (event: TaskEvent, deps: TaskDeps) => Promise<{ note: string; reverify?: { differences: readonly { detail: string }[] } | null }> = reverify,
+): Promise<{ migrationId: string; execution: string; note: string; differences: string[] }[]> {
   const waiting = new Set((await aws.approvals.pending()).filter((p) => p.step === 'cutover').map((p) => p.migrationId));
-  const done: { migrationId: string; execution: string; note: string }[] = [];
+  const done: { migrationId: string; execution: string; note: string; differences: string[] }[] = [];
   if (waiting.size === 0) return done;
   let nextToken: string | undefined;
   do {
@@ -38,7 +38,7 @@ export async function reverifyPending(
       if (!migrationId || !waiting.has(migrationId)) continue;
       waiting.delete(migrationId);
       const out = await run({ migration, execution: e.executionArn }, deps);
-      done.push({ migrationId, execution: e.executionArn, note: out.note });
+      done.push({ migrationId, execution: e.executionArn, note: out.note, differences: (out.reverify?.differences ?? []).map((d) => d.detail) });
     }
     nextToken = page.nextToken;
   } while (nextToken && waiting.size > 0);

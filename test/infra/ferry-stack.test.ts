@@ -64,7 +64,7 @@ describe('FerryStack', () => {
 
   it('runs every function on Node 22, arm64, traced, with its own role and log group, trusting the RDS certificate authorities', () => {
     const functions = ofType('AWS::Lambda::Function');
-    expect(functions.length).toBe(WORKERS.length + 3);
+    expect(functions.length).toBe(WORKERS.length + 4);
     const roles = new Set<string>();
     for (const [id, f] of functions) {
       expect(f.Properties.Runtime, id).toBe('nodejs22.x');
@@ -158,7 +158,9 @@ describe('FerryStack', () => {
     const actions = statements.flatMap((st) => ([] as string[]).concat(st.Action));
     expect(actions).toEqual(expect.arrayContaining(['ssm:GetParametersByPath', 'states:ListExecutions', 'states:DescribeExecution']));
     // names and dates of the pending approvals only: no decryption, no token, no decision
-    for (const a of ['kms:Decrypt', 'states:SendTaskSuccess', 'states:SendTaskFailure', 'ssm:PutParameter']) expect(actions, a).not.toContain(a);
+    for (const a of ['kms:Decrypt', 'states:SendTaskSuccess', 'states:SendTaskFailure']) expect(actions, a).not.toContain(a);
+    // it writes only its own report, for the approval page
+    for (const st of statements.filter((x) => ([] as string[]).concat(x.Action).includes('ssm:PutParameter'))) expect(JSON.stringify(st.Resource)).toMatch(/\/\*\/status\/reverify"/);
     // the one parameter it reads by name is the pause flag, which its throttle checks like every loop's
     for (const st of statements.filter((x) => ([] as string[]).concat(x.Action).includes('ssm:GetParameter'))) expect(JSON.stringify(st.Resource)).toMatch(/flags\/FERRY_PAUSED"/);
   });
@@ -205,7 +207,7 @@ describe('FerryStack', () => {
       LoggingConfiguration: { Level: 'ALL', IncludeExecutionData: false, Destinations: Match.anyValue() },
       TracingConfiguration: { Enabled: true },
     });
-    template.resourceCountIs('AWS::Logs::LogGroup', WORKERS.length + 3 + 3);
+    template.resourceCountIs('AWS::Logs::LogGroup', WORKERS.length + 4 + 3 + 1);
     const groups = ofType('AWS::Logs::LogGroup');
     expect(groups.map(([, g]) => g.Properties.LogGroupName).filter(Boolean).sort()).toEqual(MACHINE_NAMES.map((m) => `/aws/vendedlogs/states/ferry-production-${m}`).sort());
     // a rolled-back first deploy removes them; updates and deletes keep them
@@ -230,7 +232,7 @@ describe('FerryStack', () => {
     expect(send.Condition).toEqual({ Bool: { 'aws:MultiFactorAuthPresent': 'true' } });
     expect(JSON.stringify(statements)).toContain('/approvals/*');
     const grantedDecrypt = ofType('AWS::IAM::Policy').filter(([, p]) => JSON.stringify(p.Properties.PolicyDocument).includes('kms:Decrypt')).map(([id]) => id);
-    expect(grantedDecrypt.every((id) => /Approvers|ApprovalsRequestApproval|ApprovalsForgetApprovals/.test(id))).toBe(true);
+    expect(grantedDecrypt.every((id) => /Approvers|ApprovalsRequestApproval|ApprovalsForgetApprovals|ApprovalsPageRole/.test(id)), grantedDecrypt.join(', ')).toBe(true);
     template.allResourcesProperties('AWS::SNS::Topic', { KmsMasterKeyId: Match.anyValue() });
     template.hasResourceProperties('AWS::KMS::Key', { EnableKeyRotation: true });
     // an execution that ends, however it ends, has its tokens removed
@@ -242,6 +244,24 @@ describe('FerryStack', () => {
     const staging = environments(cdkJson.context.ferry, 'staging')[0]!;
     const stagingSend = JSON.stringify(synth(false, staging).template.toJSON()).match(/"Action":\["states:SendTaskSuccess","states:SendTaskFailure"\][^}]*/)![0];
     expect(stagingSend).not.toContain('MultiFactorAuthPresent');
+  });
+
+  it('serves the approval page behind a Cognito user pool with MFA, whose approvers group alone may decide, linked from every notice', () => {
+    template.hasResourceProperties('AWS::Cognito::UserPool', { MfaConfiguration: 'ON', AdminCreateUserConfig: { AllowAdminCreateUserOnly: true }, EnabledMfas: ['SOFTWARE_TOKEN_MFA'] });
+    template.hasResourceProperties('AWS::Cognito::UserPoolGroup', { GroupName: 'approvers' });
+    template.hasResourceProperties('AWS::Cognito::UserPoolClient', { GenerateSecret: false, AllowedOAuthFlows: ['code'], CallbackURLs: [Match.objectLike({ 'Fn::Join': Match.arrayWith([Match.arrayWith(['/callback'])]) })] });
+    template.hasResourceProperties('AWS::ApiGatewayV2::Stage', { AccessLogSettings: Match.objectLike({ DestinationArn: Match.anyValue() }) });
+    const [, page] = ofType('AWS::IAM::Policy').find(([id]) => id.startsWith('ApprovalsPageRole'))!;
+    const statements = (page.Properties.PolicyDocument as { Statement: Statement[] }).Statement;
+    const send = statements.find((st) => JSON.stringify(st.Action).includes('states:SendTaskSuccess'))!;
+    expect(JSON.stringify(send.Resource)).toMatch(/stateMachine:ferry-production-table-copy.*stateMachine:ferry-production-doctype-copy.*stateMachine:ferry-production-online-alter/);
+    // the notice links to the page
+    const [, request] = ofType('AWS::Lambda::Function').find(([id]) => id.startsWith('ApprovalsRequestApproval'))!;
+    expect(JSON.stringify((request.Properties.Environment as { Variables: Record<string, unknown> }).Variables.FERRY_APPROVAL_PAGE_URL)).toContain('ApprovalsPageApi');
+    expect(template.toJSON().Outputs.ApprovalPageUrl).toBeDefined();
+    // staging does not require MFA of its approvers, nor on its page
+    const staging = synth(false, environments(cdkJson.context.ferry, 'staging')[0]!).template;
+    staging.hasResourceProperties('AWS::Cognito::UserPool', { MfaConfiguration: 'OPTIONAL' });
   });
 
   it('alarms on what the functions really emit: the alarms\' dimensions are a set every metric is published with', () => {

@@ -33,7 +33,7 @@ describe('the scheduled re-verification on AWS', () => {
       return { note: 'verified 0 minutes ago, 3 ranges, 0 differences' };
     });
     expect(calls).toEqual([{ migration: { migrationId: 'csmh' }, execution: exec('b') }]);
-    expect(out).toEqual([{ migrationId: 'csmh', execution: exec('b'), note: 'verified 0 minutes ago, 3 ranges, 0 differences' }]);
+    expect(out).toEqual([{ migrationId: 'csmh', execution: exec('b'), note: 'verified 0 minutes ago, 3 ranges, 0 differences', differences: [] }]);
   });
 
   it('asks Step Functions nothing when no cut-over approval is pending', async () => {

@@ -1,0 +1,157 @@
+import { createHash, generateKeyPairSync, sign, type KeyObject } from 'node:crypto';
+import { DescribeExecutionCommand, SendTaskFailureCommand, SendTaskSuccessCommand, SFNClient } from '@aws-sdk/client-sfn';
+import { DeleteParameterCommand, GetParameterCommand, GetParametersByPathCommand, ParameterNotFound, SSMClient } from '@aws-sdk/client-ssm';
+import { mockClient } from 'aws-sdk-client-mock';
+import { CognitoJwtVerifier } from 'aws-jwt-verify';
+import { beforeEach, describe, expect, it } from 'vitest';
+import { AwsApprovals } from '../../../lambdas/adapters/approvals-aws.ts';
+import { SsmFlagStore } from '../../../lambdas/adapters/flags-ssm.ts';
+import { handleAwsPage, type HttpEvent, type PageAws } from '../../../lambdas/approvals/page-aws.ts';
+
+const REGION = 'eu-west-1';
+const POOL = 'eu-west-1_Example1';
+const CLIENT = 'client123';
+const HOSTED = 'https://ferry-production-123456789012.auth.eu-west-1.amazoncognito.com';
+const DOMAIN = 'abc123.execute-api.eu-west-1.amazonaws.com';
+const EXEC = 'arn:aws:states:eu-west-1:123456789012:execution:ferry-production-table-copy:csmh-1';
+
+function keyPair() {
+  const { privateKey, publicKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
+  return { privateKey, jwk: { ...publicKey.export({ format: 'jwk' }), kid: 'k1', alg: 'RS256', use: 'sig' } };
+}
+const trusted = keyPair();
+const stranger = keyPair();
+
+/** An ID token of the pool, signed as Cognito signs them. */
+function idToken(claims: Record<string, unknown>, key: KeyObject = trusted.privateKey): string {
+  const now = Math.floor(Date.now() / 1000);
+  const b64 = (v: unknown) => Buffer.from(JSON.stringify(v)).toString('base64url');
+  const head = b64({ alg: 'RS256', kid: 'k1', typ: 'JWT' });
+  const body = b64({ iss: `https://cognito-idp.${REGION}.amazonaws.com/${POOL}`, aud: CLIENT, token_use: 'id', iat: now, exp: now + 3600, auth_time: now, sub: 'sub-1', ...claims });
+  return `${head}.${body}.${sign('RSA-SHA256', new TextEncoder().encode(`${head}.${body}`), key).toString('base64url')}`;
+}
+
+const approver = () => idToken({ 'cognito:username': 'ana', email: 'ana@example.org', 'cognito:groups': ['approvers'] });
+const looker = () => idToken({ 'cognito:username': 'bo', email: 'bo@example.org' });
+
+const ssm = mockClient(SSMClient);
+const sfn = mockClient(SFNClient);
+
+function event(method: string, path: string, opts: { query?: string; cookies?: string[]; body?: string } = {}): HttpEvent {
+  return { rawPath: path, rawQueryString: opts.query ?? '', cookies: opts.cookies, body: opts.body, requestContext: { domainName: DOMAIN, http: { method } } };
+}
+
+describe('the approval page on AWS', () => {
+  const verifier = CognitoJwtVerifier.create({ userPoolId: POOL, tokenUse: 'id', clientId: CLIENT });
+  verifier.cacheJwks({ keys: [trusted.jwk as never] });
+  const exchanged: URLSearchParams[] = [];
+  let aws: PageAws;
+  beforeEach(() => {
+    ssm.reset();
+    sfn.reset();
+    exchanged.length = 0;
+    const ssmClient = new SSMClient({ region: REGION });
+    const sfnClient = new SFNClient({ region: REGION });
+    aws = {
+      approvals: new AwsApprovals(ssmClient, sfnClient, '/ferry-production'),
+      sfn: sfnClient,
+      ssm: ssmClient,
+      knobs: new SsmFlagStore(ssmClient, '/ferry-production', 'knobs'),
+      root: '/ferry-production',
+      deployment: 'ferry-production',
+      hostedUi: HOSTED,
+      clientId: async () => CLIENT,
+      verify: (t) => verifier.verify(t),
+      exchange: async (form) => {
+        exchanged.push(form);
+        return { id_token: approver() };
+      },
+    };
+    const token = { token: 'task-token-1', execution: EXEC, machine: 'table-copy', requestedAt: '2026-12-01T09:00:00.000Z', separateFromStarter: false, summary: { rowsCopied: '1500', estimatedRows: '1500' } };
+    ssm.on(GetParametersByPathCommand, { Path: '/ferry-production', Recursive: true }).resolves({ Parameters: [{ Name: '/ferry-production/csmh/approvals/cutover', LastModifiedDate: new Date('2026-12-01T09:00:00Z') }] });
+    ssm.on(GetParametersByPathCommand, { Path: '/ferry-production/csmh/knobs' }).resolves({ Parameters: [{ Name: '/ferry-production/csmh/knobs/chunk.targetMillis', Value: '250' }] });
+    ssm.on(GetParameterCommand, { Name: '/ferry-production/csmh/approvals/cutover', WithDecryption: true }).resolves({ Parameter: { Value: JSON.stringify(token) } });
+    ssm.on(GetParameterCommand, { Name: '/ferry-production/csmh/status/reverify' }).resolves({ Parameter: { Value: JSON.stringify({ note: 'verified 3 minutes ago, 40 ranges, 0 differences', differences: [] }) } });
+    ssm.on(DeleteParameterCommand).resolves({});
+    sfn.on(DescribeExecutionCommand, { executionArn: EXEC }).resolves({
+      executionArn: EXEC, stateMachineArn: 'x', status: 'RUNNING', startDate: new Date('2026-11-30T08:00:00Z'),
+      input: JSON.stringify({ migrationId: 'csmh', source: {}, target: {}, flags: { cutover: { ENABLE_READING_FROM_MULTIPLE_HISTORY_TABLES: 'false' } } }),
+    });
+    sfn.on(SendTaskSuccessCommand).resolves({});
+    sfn.on(SendTaskFailureCommand).resolves({});
+  });
+
+  const session = (token: string) => [`ferry_session=${token}`];
+  const formKeyOf = (body: string) => /name="formKey" value="([^"]+)"/.exec(body)![1]!;
+
+  it('signs a person in through the hosted UI with PKCE, then keeps the verified ID token in an HttpOnly cookie', async () => {
+    expect(await handleAwsPage(event('GET', '/'), aws)).toMatchObject({ statusCode: 302, headers: { location: `https://${DOMAIN}/login` } });
+    const login = await handleAwsPage(event('GET', '/login'), aws);
+    const authorize = new URL(login.headers.location!);
+    expect(authorize.origin + authorize.pathname).toBe(`${HOSTED}/oauth2/authorize`);
+    expect(Object.fromEntries(authorize.searchParams)).toMatchObject({ response_type: 'code', client_id: CLIENT, redirect_uri: `https://${DOMAIN}/callback`, code_challenge_method: 'S256' });
+    const pkce = login.cookies![0]!;
+    expect(pkce).toMatch(/^ferry_pkce=[^;]+; HttpOnly; Secure; SameSite=Lax/);
+    const [state, verifierText] = pkce.slice('ferry_pkce='.length, pkce.indexOf(';')).split('.');
+    expect(authorize.searchParams.get('state')).toBe(state);
+    expect(authorize.searchParams.get('code_challenge')).toBe(createHash('sha256').update(verifierText!).digest('base64url'));
+
+    // a callback whose state is not the one this browser started with is refused
+    expect((await handleAwsPage(event('GET', '/callback', { query: 'code=c1&state=other', cookies: [pkce.split(';')[0]!] }), aws)).statusCode).toBe(400);
+    const back = await handleAwsPage(event('GET', '/callback', { query: `code=c1&state=${state}`, cookies: [pkce.split(';')[0]!] }), aws);
+    expect(exchanged[0]!.get('code_verifier')).toBe(verifierText);
+    expect(back).toMatchObject({ statusCode: 302, headers: { location: `https://${DOMAIN}/` } });
+    expect(back.cookies![0]).toMatch(/^ferry_session=[^;]+; HttpOnly; Secure; SameSite=Lax; Path=\/; Max-Age=3600$/);
+  });
+
+  it('shows a pending approval with what it rests on, and an approver\'s Approve completes the token as that person', async () => {
+    const token = approver();
+    const page = await handleAwsPage(event('GET', '/', { cookies: session(token) }), aws);
+    expect(page.statusCode).toBe(200);
+    expect(page.headers['content-security-policy']).toContain("default-src 'none'");
+    expect(page.body).toContain('Signed in as <strong>ana@example.org (Cognito user ana)</strong>');
+    expect(page.body).toContain('Approval pending: cutover of csmh');
+    expect(page.body).toContain('verified 3 minutes ago, 40 ranges, 0 differences');
+    expect(page.body).toContain('ENABLE_READING_FROM_MULTIPLE_HISTORY_TABLES=false');
+    expect(page.body).toContain('chunk.targetMillis=250');
+    expect(page.body).toContain('2026-11-30T08:00:00.000Z');
+    const body = new URLSearchParams({ migrationId: 'csmh', step: 'cutover', decision: 'approve', formKey: formKeyOf(page.body) }).toString();
+    const done = await handleAwsPage(event('POST', '/decide', { cookies: session(token), body }), aws);
+    expect(done.statusCode).toBe(200);
+    expect(done.body).toContain('Approved: cutover of csmh, by ana@example.org (Cognito user ana)');
+    const sent = sfn.commandCalls(SendTaskSuccessCommand)[0]!.args[0].input;
+    expect(sent.taskToken).toBe('task-token-1');
+    expect(JSON.parse(sent.output!)).toMatchObject({ approved: true, by: 'ana@example.org (Cognito user ana)' });
+  });
+
+  it('lets someone outside the approvers group look but not decide, and refuses a forged or expired sign-in', async () => {
+    const page = await handleAwsPage(event('GET', '/', { cookies: session(looker()) }), aws);
+    expect(page.body).toContain('not an approver');
+    expect(page.body).not.toContain('Approve cutover');
+    const key = createHash('sha256').update(looker()).digest('base64url');
+    const tried = await handleAwsPage(event('POST', '/decide', { cookies: session(looker()), body: new URLSearchParams({ migrationId: 'csmh', step: 'cutover', decision: 'approve', formKey: key }).toString() }), aws);
+    expect(tried.statusCode).toBe(403);
+    // an approver's form key posted with another session is refused too
+    const approverPage = await handleAwsPage(event('GET', '/', { cookies: session(approver()) }), aws);
+    const crossed = await handleAwsPage(event('POST', '/decide', { cookies: session(looker()), body: new URLSearchParams({ migrationId: 'csmh', step: 'cutover', decision: 'reject', reason: 'x', formKey: formKeyOf(approverPage.body) }).toString() }), aws);
+    expect(crossed.statusCode).toBe(403);
+    // a token signed by anyone but the pool, or claiming the group it was not given, is no sign-in
+    const forged = idToken({ 'cognito:username': 'mallory', 'cognito:groups': ['approvers'] }, stranger.privateKey);
+    expect(await handleAwsPage(event('GET', '/', { cookies: session(forged) }), aws)).toMatchObject({ statusCode: 302, headers: { location: `https://${DOMAIN}/login` } });
+    expect((await handleAwsPage(event('POST', '/decide', { cookies: session(forged), body: 'decision=approve' }), aws)).statusCode).toBe(401);
+    expect(sfn.commandCalls(SendTaskSuccessCommand)).toHaveLength(0);
+    expect(sfn.commandCalls(SendTaskFailureCommand)).toHaveLength(0);
+  });
+
+  it('rejects only with a reason, and says so when the approval is no longer pending', async () => {
+    const token = approver();
+    const key = formKeyOf((await handleAwsPage(event('GET', '/', { cookies: session(token) }), aws)).body);
+    const post = (fields: Record<string, string>) => handleAwsPage(event('POST', '/decide', { cookies: session(token), body: new URLSearchParams({ migrationId: 'csmh', step: 'cutover', formKey: key, ...fields }).toString() }), aws);
+    expect((await post({ decision: 'reject', reason: '  ' })).statusCode).toBe(400);
+    const rejected = await post({ decision: 'reject', reason: 'exam week' });
+    expect(rejected.body).toContain('Rejected: cutover of csmh');
+    expect(sfn.commandCalls(SendTaskFailureCommand)[0]!.args[0].input).toMatchObject({ error: 'ApprovalRejected', cause: 'cutover rejected by ana@example.org (Cognito user ana): exam week' });
+    ssm.on(GetParameterCommand, { Name: '/ferry-production/csmh/approvals/cutover', WithDecryption: true }).rejects(new ParameterNotFound({ message: 'gone', $metadata: {} }));
+    expect((await post({ decision: 'approve' })).body).toContain('Nothing was decided: no approval &quot;cutover&quot; of csmh is pending');
+  });
+});
