@@ -20,7 +20,7 @@ const USAGE = `ferry: online migrations of huge tables as resumable state machin
 
   ferry local <machine> --input FILE [--approve all|STEP,...] [--state-dir DIR]
       run a migration locally, end to end (machines: ${Object.keys(MACHINES).join(', ')})
-  ferry plan <machine> --input FILE [--json] [--state-dir DIR]
+  ferry plan <machine> --input FILE [--json] [--state-dir DIR | --aws [--env ENV]]
       a no-op run: every Preflight check, then what would move, the disk it needs, the time and
       AWS cost it would take, the flags and approvals, and warnings; nothing is written
   ferry ui [--state-dir DIR] [--port N]
@@ -304,14 +304,24 @@ async function plan(args: string[]): Promise<number> {
   const { values, positionals } = parseArgs({
     args,
     allowPositionals: true,
-    options: { input: { type: 'string' }, json: { type: 'boolean', default: false }, 'state-dir': { type: 'string', default: '.ferry' }, aws: { type: 'boolean', default: false } },
+    options: { input: { type: 'string' }, json: { type: 'boolean', default: false }, 'state-dir': { type: 'string', default: '.ferry' }, aws: { type: 'boolean', default: false }, env: { type: 'string' } },
   });
   const machine = positionals[0];
   if (!machine || !MACHINES[machine]) throw new UsageError(`name a machine: ${Object.keys(MACHINES).join(', ')}`);
-  if (values.aws) throw new UsageError('--aws: ferry plan runs where the databases answer; run it from a host that reaches them, with FERRY_MYSQL_<NAME> / FERRY_COUCH_<NAME> set');
   const input = await readInput(values.input);
-  const { planLocal } = await import('./cli/plan.ts');
   const { formatPlan } = await import('../lambdas/core/plan.ts');
+  if (values.aws) {
+    const [{ planOnDeployment, chosenDeployment }, { LambdaClient }] = await Promise.all([import('./cli/aws.ts'), import('@aws-sdk/client-lambda')]);
+    const answer = await planOnDeployment(new LambdaClient({}), chosenDeployment(values.env), machine, input);
+    if ('refused' in answer) {
+      if (values.json) process.stdout.write(JSON.stringify({ machine, wouldRun: false, refused: answer.refused }, null, 2) + '\n');
+      process.stderr.write(`ferry: ${answer.refused.message}\n`);
+      return 2;
+    }
+    process.stdout.write((values.json ? JSON.stringify(answer.plan, null, 2) : formatPlan(answer.plan)) + '\n');
+    return 0;
+  }
+  const { planLocal } = await import('./cli/plan.ts');
   try {
     const result = await planLocal(machine as MachineName, input, values['state-dir']!, process.env);
     process.stdout.write((values.json ? JSON.stringify(result, null, 2) : formatPlan(result)) + '\n');

@@ -2,7 +2,7 @@ import { CfnOutput, Stack, type StackProps } from 'aws-cdk-lib';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import * as kms from 'aws-cdk-lib/aws-kms';
 import { Construct } from 'constructs';
-import type { Deployment } from '../lambdas/core/deployment.ts';
+import { planFunctionName, type Deployment } from '../lambdas/core/deployment.ts';
 import { PAUSED_FLAG } from '../lambdas/core/ports/flags.ts';
 import { Approvals } from './approvals.ts';
 import type { FerryConfig } from './config.ts';
@@ -60,6 +60,8 @@ export class FerryStack extends Stack {
       operators.addToPrincipalPolicy(new iam.PolicyStatement({ actions: ['ssm:GetParametersByPath', 'ssm:GetParameter'], resources: [param(''), flags, `${flags}/*`] }));
       // Operators pause and resume (FERRY_PAUSED); the cut-over flags are set only by the approved Tasks.
       operators.addToPrincipalPolicy(new iam.PolicyStatement({ actions: ['ssm:PutParameter'], resources: [param(`/*/flags/${PAUSED_FLAG}`)] }));
+      // ferry plan --aws: the plan functions run the checks where the databases answer, writing nothing.
+      operators.addToPrincipalPolicy(new iam.PolicyStatement({ actions: ['lambda:InvokeFunction'], resources: (['table-copy', 'doctype-copy', 'online-alter'] as const).map((m) => `arn:${this.partition}:lambda:${config.region}:${config.account}:function:${planFunctionName(deployment, m)}`) }));
       // Operators set and take back live knobs (ferry set --aws), and ferry status reads them.
       operators.addToPrincipalPolicy(new iam.PolicyStatement({ actions: ['ssm:GetParametersByPath'], resources: [knobs] }));
       operators.addToPrincipalPolicy(new iam.PolicyStatement({ actions: ['ssm:PutParameter', 'ssm:DeleteParameters'], resources: [`${knobs}/*`] }));

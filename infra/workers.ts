@@ -8,7 +8,7 @@ import { NodejsFunction } from 'aws-cdk-lib/aws-lambda-nodejs';
 import * as logs from 'aws-cdk-lib/aws-logs';
 import { Construct } from 'constructs';
 import { fileURLToPath } from 'node:url';
-import { deploymentVariables, stateMachineName, type Deployment } from '../lambdas/core/deployment.ts';
+import { deploymentVariables, planFunctionName, stateMachineName, type Deployment } from '../lambdas/core/deployment.ts';
 import { PAUSED_FLAG } from '../lambdas/core/ports/flags.ts';
 import type { FerryConfig } from './config.ts';
 
@@ -24,7 +24,10 @@ export interface WorkerSpec {
   readonly flags: 'none' | 'paused' | 'write' | 'list';
   /** Not a Task: run on this schedule, beside the executions of its machine that wait for an approval. */
   readonly every?: Duration;
+  /** Not a Task: invoked by the CLI (`ferry plan --aws`), which finds it by its name, `<deployment>-<machine>-plan`. */
+  readonly plan?: boolean;
 }
+
 
 const t = (name: string, handler: string, flags: WorkerSpec['flags'] = 'none'): WorkerSpec => ({ name, machine: 'table-copy', handler, store: 'mysql', flags });
 const d = (name: string, handler: string, flags: WorkerSpec['flags'] = 'none'): WorkerSpec => ({ name, machine: 'doctype-copy', handler, store: 'couch', flags });
@@ -38,6 +41,7 @@ export const WORKERS: readonly WorkerSpec[] = [
   t('SetCutoverFlags', 'setCutoverFlags', 'write'), t('Sweep', 'sweep', 'paused'), t('Cleanup', 'cleanup', 'paused'), t('Summarize', 'summarize', 'list'),
   d('DocPreflight', 'preflight'), d('CopyDocs', 'copyDocs', 'paused'), d('TopOff', 'topOff', 'paused'), d('AssertComplete', 'assertComplete'),
   d('DocSetCutoverFlags', 'setCutoverFlags', 'write'), d('StopTopOff', 'stopTopOff'), d('DocCleanup', 'cleanup', 'paused'), d('DocSummarize', 'summarize', 'list'),
+  { ...t('Plan', 'plan', 'paused'), plan: true }, { ...d('DocPlan', 'plan', 'paused'), plan: true }, { ...a('AlterPlan', 'plan', 'paused'), plan: true },
   a('AlterPreflight', 'preflight'), a('CreateShadow', 'createShadow'), a('AlterCopyChunks', 'copyChunks', 'paused'), a('AlterVerify', 'verify', 'paused'),
   a('SwapTables', 'swapTables'), a('AbandonAlter', 'abandonAlter'), a('AlterCleanup', 'cleanup', 'paused'), a('AlterSummarize', 'summarize'),
 ];
@@ -68,6 +72,8 @@ export interface FerryFunctionProps {
   readonly vpc?: { vpc: ec2.IVpc; subnets: ec2.SubnetSelection; securityGroups: ec2.ISecurityGroup[] };
   readonly timeout?: Duration;
   readonly logRetentionDays: number;
+  /** A name of its own, for a function something outside the stack invokes by name. */
+  readonly functionName?: string;
 }
 
 /**
@@ -104,6 +110,7 @@ export class FerryFunction extends Construct {
       entry: props.entry,
       handler: props.handler,
       description: props.description,
+      ...(props.functionName ? { functionName: props.functionName } : {}),
       runtime: lambda.Runtime.NODEJS_22_X,
       architecture: lambda.Architecture.ARM_64,
       memorySize: 1024,
@@ -172,6 +179,7 @@ export class Workers extends Construct {
         entry: lambdaEntry(`${spec.machine}/lambda.ts`),
         handler: spec.handler,
         description: `${spec.machine} ${spec.name}`,
+        ...(spec.plan ? { functionName: planFunctionName(deployment, spec.machine) } : {}),
         // Built from the name, not taken from the resource: the machine depends on these functions.
         environment: spec.every ? { ...environment, FERRY_TABLE_COPY_MACHINE_ARN: machineArn } : environment,
         vpc: needsVpc[spec.store] ? vpc : undefined,
@@ -193,6 +201,11 @@ export class Workers extends Construct {
         const executions = `arn:${stack.partition}:states:${config.region}:${config.account}:execution:${stateMachineName(deployment, spec.machine)}:*`;
         f.role.addToPolicy(new iam.PolicyStatement({ actions: ['states:DescribeExecution', 'states:GetExecutionHistory'], resources: [executions] }));
         acknowledgeOnPolicy(f.role, `IAM5[Resource::${executions.replace(stack.partition, '<AWS::Partition>')}]`, `Any execution of ${stateMachineName(deployment, spec.machine)} may own the migration; their names are made at start time.`);
+      }
+      if (spec.plan) {
+        // Free storage of an RDS instance, for the plan's disk line: CloudWatch reads have no resource-level permission.
+        const metrics = new iam.Policy(this, `${spec.name}Metrics`, { statements: [new iam.PolicyStatement({ actions: ['cloudwatch:GetMetricStatistics'], resources: ['*'] })], roles: [f.role] });
+        acknowledge(metrics, 'IAM5[Resource::*]', 'cloudwatch:GetMetricStatistics has no resource-level permission; the plan reads FreeStorageSpace of the RDS instance a connection reaches.');
       }
       if (spec.every) {
         // The pending approvals by their parameters' names and dates (nothing decrypted), and the executions that wait.

@@ -1,8 +1,12 @@
+import { InvokeCommand, type LambdaClient } from '@aws-sdk/client-lambda';
+import type { PlanAnswer } from '../../lambdas/adapters/plan-aws.ts';
+
+import { parseInput } from '../../lambdas/core/input-parts.ts';
 import type { FlagStore } from '../../lambdas/core/ports/flags.ts';
-import { tuneInput } from '../../lambdas/core/machine-inputs.ts';
+import { INPUT_SCHEMAS, tuneInput, type MachineName } from '../../lambdas/core/machine-inputs.ts';
 import { DescribeExecutionCommand, GetExecutionHistoryCommand, ListExecutionsCommand, ListStateMachinesCommand, SFNClient, StartExecutionCommand, StopExecutionCommand } from '@aws-sdk/client-sfn';
 import { AwsApprovals } from '../../lambdas/adapters/approvals-aws.ts';
-import { deployment, stateMachineName, type Deployment } from '../../lambdas/core/deployment.ts';
+import { deployment, planFunctionName, stateMachineName, type Deployment } from '../../lambdas/core/deployment.ts';
 import { MACHINES } from './machines.ts';
 
 /** The deployment `--env` (or FERRY_ENV) names: `ferry` when none. */
@@ -211,4 +215,22 @@ export async function abandonExecution(sfn: SFNClient, d: Deployment, migrationI
   const name = executionName(`${migrationId}-abandon`);
   const out = await sfn.send(new StartExecutionCommand({ stateMachineArn: machineArn, name, input: JSON.stringify({ migration: input, abandon: true }) }));
   return { stopped, executionArn: out.executionArn!, name };
+}
+
+/**
+ * `ferry plan <machine> --input FILE --aws`: the input checked here first, then the deployment's
+ * plan function of that machine (`<deployment>-<machine>-plan`) runs every check where the
+ * databases answer, writing nothing, and answers with the plan or Preflight's refusal.
+ */
+export async function planOnDeployment(lambda: LambdaClient, d: Deployment, machine: string, input: unknown): Promise<PlanAnswer> {
+  const schema = INPUT_SCHEMAS[machine as MachineName];
+  parseInput(schema, input);
+  const FunctionName = planFunctionName(d, machine);
+  const out = await lambda.send(new InvokeCommand({ FunctionName, Payload: new TextEncoder().encode(JSON.stringify({ migration: input })) }));
+  const text = out.Payload ? new TextDecoder().decode(out.Payload) : '{}';
+  if (out.FunctionError) {
+    const e = JSON.parse(text) as { errorType?: string; errorMessage?: string };
+    throw new Error(`${FunctionName} failed: ${e.errorType ?? out.FunctionError}: ${e.errorMessage ?? text}`);
+  }
+  return JSON.parse(text) as PlanAnswer;
 }

@@ -154,9 +154,14 @@ export async function servePage(opts: { stateDir: string; env: NodeJS.ProcessEnv
   port = (server.address() as { port: number }).port;
   return {
     url: `http://127.0.0.1:${port}/`,
+    // A request under way (the decision that ends the run, and the page that answers it) is finished first, for at most 5 s.
     close: () => new Promise<void>((resolve) => {
-      server.closeAllConnections();
-      server.close(() => resolve());
+      const timer = setTimeout(() => server.closeAllConnections(), 5000);
+      server.close(() => {
+        clearTimeout(timer);
+        resolve();
+      });
+      server.closeIdleConnections();
     }),
   };
 }

@@ -35,4 +35,7 @@ export function deploymentVariables(d: Deployment): Record<string, string> {
 
 export const stateMachineName = (d: Deployment, machine: string) => `${d.name}-${machine}`;
 
+/** The name of a machine's plan function, which `ferry plan --aws` invokes. */
+export const planFunctionName = (d: Deployment, machine: string) => `${stateMachineName(d, machine)}-plan`;
+
 export const ENVIRONMENT_NAME = ENV_NAME;

@@ -1,5 +1,8 @@
 /** Lambda entry points of doctype-copy: each Task's handler, given the AWS ports. */
-import { onLambda } from '../adapters/aws.ts';
+import { planOnAws } from '../adapters/plan-aws.ts';
+import { doctypeCopyInputSchema } from '../core/doctype-copy-input.ts';
+import { planDoctypeCopy } from './plan.ts';
+import { awsDeps, onLambda } from '../adapters/aws.ts';
 import { assertComplete as assertCompleteTask } from './assert-complete.ts';
 import { cleanup as cleanupTask } from './cleanup.ts';
 import { copyDocs as copyDocsTask } from './copy-docs.ts';
@@ -17,3 +20,6 @@ export const setCutoverFlags = onLambda(machine, setCutoverFlagsTask);
 export const stopTopOff = onLambda(machine, stopTopOffTask);
 export const cleanup = onLambda(machine, cleanupTask);
 export const summarize = onLambda(machine, summarizeTask);
+
+/** Not a Task: `ferry plan doctype-copy --aws` invokes it, where the databases answer (see plan.ts). */
+export const plan = (event: { migration: unknown }, context?: { getRemainingTimeInMillis(): number }) => planOnAws(doctypeCopyInputSchema, planDoctypeCopy, event, awsDeps(machine, context));

@@ -1,5 +1,8 @@
 /** Lambda entry points of online-alter: each Task's handler, given the AWS ports. */
-import { onLambda } from '../adapters/aws.ts';
+import { planOnAws } from '../adapters/plan-aws.ts';
+import { onlineAlterInputSchema } from '../core/online-alter-input.ts';
+import { planOnlineAlter } from './plan.ts';
+import { awsDeps, onLambda } from '../adapters/aws.ts';
 import { abandonAlter as abandonAlterTask } from './abandon.ts';
 import { cleanup as cleanupTask } from './cleanup.ts';
 import { copyChunks as copyChunksTask } from './copy-chunks.ts';
@@ -18,3 +21,6 @@ export const swapTables = onLambda(machine, swapTablesTask);
 export const abandonAlter = onLambda(machine, abandonAlterTask);
 export const cleanup = onLambda(machine, cleanupTask);
 export const summarize = onLambda(machine, summarizeTask);
+
+/** Not a Task: `ferry plan online-alter --aws` invokes it, where the databases answer (see plan.ts). */
+export const plan = (event: { migration: unknown }, context?: { getRemainingTimeInMillis(): number }) => planOnAws(onlineAlterInputSchema, planOnlineAlter, event, awsDeps(machine, context));

@@ -1,4 +1,7 @@
 /** Lambda entry points of table-copy: each Task's handler, given the AWS ports. */
+import { planOnAws } from '../adapters/plan-aws.ts';
+import { tableCopyInputSchema } from '../core/table-copy-input.ts';
+import { planTableCopy } from './plan.ts';
 import { SFNClient } from '@aws-sdk/client-sfn';
 import { PutParameterCommand, SSMClient } from '@aws-sdk/client-ssm';
 import { AwsApprovals } from '../adapters/approvals-aws.ts';
@@ -50,3 +53,6 @@ export const reverify = async (_event: unknown, context?: { getRemainingTimeInMi
   }
   return done;
 };
+
+/** Not a Task: `ferry plan table-copy --aws` invokes it, where the databases answer (see plan.ts). */
+export const plan = (event: { migration: unknown }, context?: { getRemainingTimeInMillis(): number }) => planOnAws(tableCopyInputSchema, planTableCopy, event, awsDeps(machine, context));

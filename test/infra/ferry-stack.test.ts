@@ -165,6 +165,16 @@ describe('FerryStack', () => {
     for (const st of statements.filter((x) => ([] as string[]).concat(x.Action).includes('ssm:GetParameter'))) expect(JSON.stringify(st.Resource)).toMatch(/flags\/FERRY_PAUSED"/);
   });
 
+  it('runs ferry plan --aws in named plan functions beside the tasks, which operators alone may invoke', () => {
+    const functions = ofType('AWS::Lambda::Function').map(([, f]) => f.Properties.FunctionName).filter(Boolean);
+    expect(functions.sort()).toEqual(['ferry-production-doctype-copy-plan', 'ferry-production-online-alter-plan', 'ferry-production-table-copy-plan']);
+    const operators = ofType('AWS::IAM::Policy').filter(([id]) => id.startsWith('Operators')).flatMap(([, p]) => (p.Properties.PolicyDocument as { Statement: Statement[] }).Statement);
+    const invoke = operators.find((st) => st.Action === 'lambda:InvokeFunction')!;
+    expect(JSON.stringify(invoke.Resource)).toMatch(/function:ferry-production-table-copy-plan.*function:ferry-production-doctype-copy-plan.*function:ferry-production-online-alter-plan/);
+    const [, metrics] = ofType('AWS::IAM::Policy').find(([id]) => id.startsWith('WorkersPlanMetrics'))!;
+    expect((metrics.Properties.PolicyDocument as { Statement: Statement[] }).Statement).toEqual([expect.objectContaining({ Action: 'cloudwatch:GetMetricStatistics' })]);
+  });
+
   it('lets each Preflight ask only about executions of its own machine', () => {
     for (const [worker, machine] of [['Preflight', 'table-copy'], ['DocPreflight', 'doctype-copy'], ['AlterPreflight', 'online-alter']] as const) {
       const [, p] = ofType('AWS::IAM::Policy').find(([id]) => id.startsWith(`Workers${worker}Role`))!;

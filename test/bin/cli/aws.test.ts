@@ -5,7 +5,8 @@ import { SsmFlagStore } from '../../../lambdas/adapters/flags-ssm.ts';
 import { mockClient } from 'aws-sdk-client-mock';
 import { readFileSync } from 'node:fs';
 import { beforeEach, describe, expect, it } from 'vitest';
-import { abandonExecution, executionName, executionStatus, startExecution } from '../../../bin/cli/aws.ts';
+import { abandonExecution, executionName, executionStatus, planOnDeployment, startExecution } from '../../../bin/cli/aws.ts';
+import { InvokeCommand, LambdaClient } from '@aws-sdk/client-lambda';
 import { personOf, startedBy } from '../../../bin/cli/identity.ts';
 import { deployment } from '../../../lambdas/core/deployment.ts';
 import { CloudTrailClient, LookupEventsCommand } from '@aws-sdk/client-cloudtrail';
@@ -184,5 +185,27 @@ describe('ferry abandon --aws', () => {
     sfn.on(ListExecutionsCommand).resolves({ executions: [] });
     await expect(abandonExecution(client, deployment(), 'other', alter)).rejects.toThrow(/the input is for migration csm-bigint, not other/);
     expect(sfn.commandCalls(StopExecutionCommand)).toHaveLength(0);
+  });
+});
+
+describe('ferry plan --aws', () => {
+  const lambda = mockClient(LambdaClient);
+  const client = new LambdaClient({ region: 'eu-west-1' });
+  beforeEach(() => lambda.reset());
+  const payload = (v: unknown) => new TextEncoder().encode(JSON.stringify(v)) as never;
+
+  it('invokes the deployment\'s plan function of the machine with the input, and hands back its answer', async () => {
+    lambda.on(InvokeCommand).resolves({ StatusCode: 200, Payload: payload({ refused: { field: 'target.table', message: 'target.table: already holds rows' } }) });
+    expect(await planOnDeployment(client, deployment('staging'), 'table-copy', example)).toEqual({ refused: { field: 'target.table', message: 'target.table: already holds rows' } });
+    const call = lambda.commandCalls(InvokeCommand)[0]!.args[0].input;
+    expect(call.FunctionName).toBe('ferry-staging-table-copy-plan');
+    expect(JSON.parse(new TextDecoder().decode(call.Payload as Uint8Array))).toEqual({ migration: example });
+  });
+
+  it('refuses bad input before calling AWS, and says which function failed and how', async () => {
+    await expect(planOnDeployment(client, deployment(), 'table-copy', { ...example, chunk: { maxRows: 0 } })).rejects.toMatchObject({ name: 'InvalidInput', field: 'chunk.maxRows' });
+    expect(lambda.calls()).toHaveLength(0);
+    lambda.on(InvokeCommand).resolves({ StatusCode: 200, FunctionError: 'Unhandled', Payload: payload({ errorType: 'TransientError', errorMessage: 'edxapp: connect ETIMEDOUT' }) });
+    await expect(planOnDeployment(client, deployment(), 'table-copy', example)).rejects.toThrow('ferry-table-copy-plan failed: TransientError: edxapp: connect ETIMEDOUT');
   });
 });
