@@ -98,4 +98,11 @@ describe('approvals on AWS', () => {
   it('writes a cleanup notice that says data will be removed', () => {
     expect(approvalMessage({ ...req, step: 'cleanup' }).body).toMatch(/cleanup \(data is removed from the old home\)/);
   });
+
+  it('links the notice to the approval page, and keeps the command for those who use it', () => {
+    const body = approvalMessage(req, undefined, 'https://abc.execute-api.eu-west-1.amazonaws.com/').body;
+    expect(body).toContain('Decide on the approval page (sign in as a member of the approvers group): https://abc.execute-api.eu-west-1.amazonaws.com/');
+    expect(body).toContain(`npx ferry approve ${req.migrationId} --step cutover --aws`);
+    expect(approvalMessage(req).body).not.toContain('approval page');
+  });
 });
