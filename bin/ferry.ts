@@ -31,7 +31,8 @@ const USAGE = `ferry: online migrations of huge tables as resumable state machin
   ferry start <machine> --input FILE [--env ENV]
       start an execution on AWS (the deployed ferry-<machine>, or ferry-<ENV>-<machine>)
   ferry status <migrationId|executionArn> [--env ENV]
-      an AWS execution's status, phase, progress, throttle reason, knobs in force and pending approvals
+      an AWS execution's status, phase, progress, throttle reason, knobs in force, pending approvals
+      and, beside a pending cut-over, the re-verification's last report
   ferry stats --input FILE          counts on both sides (rows and id bounds, or docs per type), and the checkpoint
   ferry abandon <migrationId> [--input FILE] [--state-dir DIR | --aws]
       online-alter: take back the triggers, the shadow and the capture log, leaving the table as it was
@@ -413,7 +414,7 @@ async function status(args: string[]): Promise<number> {
   const d = chosenDeployment(values.env);
   const sfn = new SFNClient({});
   const ssm = new SSMClient({});
-  const status = await executionStatus(sfn, new AwsApprovals(ssm, sfn, d.ssmRoot), d, positionals[0], new SsmFlagStore(ssm, d.ssmRoot, 'knobs'));
+  const status = await executionStatus(sfn, new AwsApprovals(ssm, sfn, d.ssmRoot), d, positionals[0], new SsmFlagStore(ssm, d.ssmRoot, 'knobs'), ssm);
   process.stdout.write(JSON.stringify(status, null, 2) + '\n');
   return 0;
 }

@@ -1,3 +1,4 @@
+import { GetParameterCommand, type SSMClient } from '@aws-sdk/client-ssm';
 import { InvokeCommand, type LambdaClient } from '@aws-sdk/client-lambda';
 import type { PlanAnswer } from '../../lambdas/adapters/plan-aws.ts';
 
@@ -153,7 +154,18 @@ async function knobsOf(knobs: FlagStore, migrationId: string, input: unknown): P
   }
 }
 
-export async function executionStatus(sfn: SFNClient, approvals: AwsApprovals, d: Deployment, idOrArn: string, knobs?: FlagStore) {
+/** The scheduled re-verification's last words beside a pending cut-over approval, if any. */
+async function reverifyReport(ssm: SSMClient, d: Deployment, migrationId: string): Promise<unknown> {
+  try {
+    const out = await ssm.send(new GetParameterCommand({ Name: `${d.ssmRoot}/${migrationId}/status/reverify` }));
+    return out.Parameter?.Value ? JSON.parse(out.Parameter.Value) : null;
+  } catch (err) {
+    if ((err as Error).name === 'ParameterNotFound') return null;
+    throw err;
+  }
+}
+
+export async function executionStatus(sfn: SFNClient, approvals: AwsApprovals, d: Deployment, idOrArn: string, knobs?: FlagStore, ssm?: SSMClient) {
   const arn = idOrArn.startsWith('arn:') ? idOrArn : await latestExecution(sfn, d, idOrArn);
   if (!arn) throw new Error(`no execution of migration ${idOrArn} found; start one with ferry start`);
   const exec = await sfn.send(new DescribeExecutionCommand({ executionArn: arn }));
@@ -184,6 +196,7 @@ export async function executionStatus(sfn: SFNClient, approvals: AwsApprovals, d
     progress: last?.progress ?? null,
     throttle: last?.throttle ?? null,
     ...(knobs && migrationId ? { knobs: await knobsOf(knobs, migrationId, migrationInputOf(exec.input)) } : {}),
+    ...(ssm && migrationId && pending.some((p) => p.step === 'cutover') ? { reverify: await reverifyReport(ssm, d, migrationId) } : {}),
     pendingApprovals: pending.map((p) => ({ step: p.step, since: p.since?.toISOString(), approve: `npx ferry approve ${p.migrationId} --step ${p.step} --aws${d.env ? ` --env ${d.env}` : ''}` })),
     ...(exec.status === 'FAILED' ? { error: exec.error, cause: exec.cause } : {}),
   };

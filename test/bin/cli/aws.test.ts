@@ -1,5 +1,5 @@
 import { DescribeExecutionCommand, GetExecutionHistoryCommand, ListExecutionsCommand, ListStateMachinesCommand, SFNClient, StartExecutionCommand, StopExecutionCommand } from '@aws-sdk/client-sfn';
-import { GetParametersByPathCommand, SSMClient } from '@aws-sdk/client-ssm';
+import { GetParameterCommand, GetParametersByPathCommand, SSMClient } from '@aws-sdk/client-ssm';
 import { AwsApprovals } from '../../../lambdas/adapters/approvals-aws.ts';
 import { SsmFlagStore } from '../../../lambdas/adapters/flags-ssm.ts';
 import { mockClient } from 'aws-sdk-client-mock';
@@ -84,7 +84,9 @@ describe('ferry status', () => {
       Parameters: [{ Name: '/ferry/csmh-extended/knobs/chunk.targetMillis', Value: '250' }, { Name: '/ferry/csmh-extended/knobs/page.docs', Value: '10' }],
     });
     const ssmClient = new SSMClient({ region: 'eu-west-1' });
-    const status = await executionStatus(client, new AwsApprovals(ssmClient, client), deployment(), 'csmh-extended', new SsmFlagStore(ssmClient, '/ferry', 'knobs'));
+    ssm.on(GetParameterCommand, { Name: '/ferry/csmh-extended/status/reverify' }).resolves({ Parameter: { Value: JSON.stringify({ note: 'verified 4 minutes ago, 12 ranges, 0 differences', differences: [] }) } });
+    const status = await executionStatus(client, new AwsApprovals(ssmClient, client), deployment(), 'csmh-extended', new SsmFlagStore(ssmClient, '/ferry', 'knobs'), ssmClient);
+    expect(status.reverify).toEqual({ note: 'verified 4 minutes ago, 12 ranges, 0 differences', differences: [] });
     expect(status.knobs).toEqual({
       set: { 'chunk.targetMillis': '250', 'page.docs': '10' },
       inForce: { 'chunk.targetMillis': '250' },
