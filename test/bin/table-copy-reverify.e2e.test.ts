@@ -67,4 +67,19 @@ describe('table-copy re-verifies while the cut-over approval waits', () => {
     expect(again.code, again.stderr).toBe(0);
     expect(sc.flags()[`/ferry/${migrationId}/flags/ENABLE_READING_FROM_MULTIPLE_HISTORY_TABLES`]).toBe('false');
   });
+
+  it('killed while it re-verifies beside the approval, a new run asks again and finishes with every row', async () => {
+    sc = await scenario({ rows: 6000 });
+    const file = sc.inputFile({ reverify: { everySeconds: 1 }, chunk: { minRows: 50, maxRows: 100 }, cleanup: { mode: 'none' } });
+    const first = startFerry(['local', 'table-copy', '--input', file, '--state-dir', sc.stateDir]);
+    await first.waitFor(/re-verification: verified 0 minutes ago, \d+ ranges, 0 differences/);
+    // the next pass is under way within a couple of seconds: kill it in the middle of one
+    await new Promise((r) => setTimeout(r, 1500));
+    first.child.kill('SIGKILL');
+    expect((await first.done).signal).toBe('SIGKILL');
+    const second = await runFerry(['local', 'table-copy', '--input', file, '--state-dir', sc.stateDir, '--approve', 'all']);
+    expect(second.code, second.stderr).toBe(0);
+    expect(await tableFingerprint(sc.conn, sc.tgt, TGT)).toEqual(await tableFingerprint(sc.conn, sc.src, SRC));
+    expect(second.last).toMatchObject({ phase: 'done' });
+  });
 });
