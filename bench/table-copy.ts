@@ -72,6 +72,8 @@ interface FerryRun {
   sweep: number;
   rangesVerified: number;
   partitions: number;
+  /** The whole run as `ferry plan` estimated it beforehand (seconds), or null. */
+  planned: number | null;
   usage: Usage;
 }
 
@@ -88,6 +90,14 @@ async function ferryRun(label: string, env: NodeJS.ProcessEnv, target: { databas
     cleanup: { mode: 'none' },
     partitions,
   }));
+  // What `ferry plan` expected, from its timed sample, before the run: compared with the copy below.
+  const planned = await new Promise<string>((resolve) => {
+    const child = spawn(process.execPath, [FERRY, 'plan', 'table-copy', '--input', inputFile, '--json', '--state-dir', join(dir, 'state')], { env: { ...process.env, ...env, CI: 'true' }, stdio: ['ignore', 'pipe', 'inherit'] });
+    let out = '';
+    child.stdout.on('data', (d) => (out += d));
+    child.on('close', () => resolve(out));
+  });
+  const plan = JSON.parse(planned) as { estimate: { seconds: number | null } };
   const started = Date.now();
   const { code, stdout, stderr } = await new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve) => {
     const child = spawn(process.execPath, [FERRY, 'local', 'table-copy', '--input', inputFile, '--approve', 'all', '--state-dir', join(dir, 'state')], {
@@ -118,6 +128,7 @@ async function ferryRun(label: string, env: NodeJS.ProcessEnv, target: { databas
     sweep: (at('cleanup-approval') - at('sweep')) / 1000,
     rangesVerified: output.rangesVerified,
     partitions,
+    planned: plan.estimate.seconds,
     usage: { transitions: Number(u[1]), invocations: Number(u[2]), copyInvocations: Number(/Copy(?:Chunks|Partition) (\d+)/.exec(u[3]!)?.[1] ?? 0), taskSeconds: Number(u[4]), peakMb: Number(u[6]) },
   };
   process.stderr.write(`bench: ${label}: ${JSON.stringify(run)}\n`);
@@ -239,6 +250,7 @@ async function main() {
     line('  sweep after the cut-over flags', dense.sweep, baseline),
     ...parted.flatMap((r) => [line(`ferry whole run, ${r.partitions} partitions`, r.wall, baseline), line(`  copy, ${r.partitions} partitions (at most ${r.partitions} at once)`, r.copy, baseline)]),
     `  ferry --help, process start to exit:          ${s(cli)}`,
+    `ferry plan's estimate beforehand (a timed sample read, scaled; writes come on top): ${dense.planned === null ? 'none' : `${dense.planned.toFixed(2)} s`} against the whole run's ${dense.wall.toFixed(2)} s${dense.planned ? ` (the run took ${(dense.wall / dense.planned).toFixed(2)}× the estimate)` : ''}; two servers ${streamed.planned === null ? 'none' : `${streamed.planned.toFixed(2)} s`} against ${streamed.wall.toFixed(2)} s`,
     `ids in 4 clusters over 1 … 2^31−1: ${sparse.rangesVerified} chunks (dense: ${dense.rangesVerified}), whole run ${sparse.wall.toFixed(2)} s = ${(sparse.wall / dense.wall).toFixed(2)}× the dense run`,
     'two servers (ratios against mysqldump | mysql):',
     line('mysqldump | mysql', dump, dump),
