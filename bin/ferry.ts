@@ -356,10 +356,13 @@ async function setKnobs(args: string[]): Promise<number> {
     store = new FileFlagStore(values['state-dir']!, 'knobs');
     const input = await readSavedInput(values['state-dir']!, migrationId);
     if (input !== undefined) {
-      const after: Record<string, string> = { ...(await store.list(migrationId)), ...set };
+      // Checked against the whole input: a knob set, or one left in force when another is taken back, must still go in.
+      const before = await store.list(migrationId);
+      const after: Record<string, string> = { ...before, ...set };
       for (const name of unset) delete after[name];
-      const refused = tuneInput(input, after).ignored.find((w) => Object.keys(set).some((name) => w.startsWith(`${name}=`)));
-      if (refused) throw new InvalidInput(refused.slice(0, refused.indexOf('=')), refused.slice(refused.indexOf(':') + 2));
+      const ignoredBefore = new Set(tuneInput(input, before).ignored);
+      const refused = tuneInput(input, after).ignored.find((w) => !ignoredBefore.has(w));
+      if (refused) throw new InvalidInput(refused.slice(0, refused.indexOf('=')), refused.slice(refused.indexOf(':') + 2) + (unset.length ? ` (with ${unset.join(', ')} taken back)` : ''));
     }
   }
   await store.set(migrationId, set);

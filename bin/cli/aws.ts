@@ -158,7 +158,12 @@ async function knobsOf(knobs: FlagStore, migrationId: string, input: unknown): P
 async function reverifyReport(ssm: SSMClient, d: Deployment, migrationId: string): Promise<unknown> {
   try {
     const out = await ssm.send(new GetParameterCommand({ Name: `${d.ssmRoot}/${migrationId}/status/reverify` }));
-    return out.Parameter?.Value ? JSON.parse(out.Parameter.Value) : null;
+    if (!out.Parameter?.Value) return null;
+    try {
+      return JSON.parse(out.Parameter.Value);
+    } catch {
+      return { unreadable: out.Parameter.Value.slice(0, 200) };
+    }
   } catch (err) {
     if ((err as Error).name === 'ParameterNotFound') return null;
     throw err;

@@ -117,7 +117,8 @@ class LocalApprovals {
         return { approved: true, ...earlier };
       }
       await this.store.request(req);
-      if (this.opts.approve === 'all' || this.opts.approve.includes(req.step)) {
+      const given = this.opts.approve === 'all' || this.opts.approve.includes(req.step);
+      if (given) {
         await this.store.decide(req.migrationId, req.step, { approved: true, by: 'ferry local --approve' });
         this.say(`approval ${req.step}: given by --approve`);
       } else {
@@ -128,7 +129,7 @@ class LocalApprovals {
       let decision;
       const decided = new AbortController();
       // What runs beside the wait ends before the decision is handed on, so nothing of it overlaps the next step.
-      const besides = beside?.(req, AbortSignal.any([stop, decided.signal]));
+      const besides = given ? undefined : beside?.(req, AbortSignal.any([stop, decided.signal]));
       try {
         decision = await this.store.waitFor(req, stop);
       } catch (err) {

@@ -12,31 +12,42 @@ import { identityOf } from '../../lambdas/core/table-copy-input.ts';
 import { CheckpointStore } from '../../lambdas/core/checkpoints.ts';
 import { idBounds } from '../../lambdas/core/tables/copier.ts';
 import { inspectTable } from '../../lambdas/core/tables/inspector.ts';
+import { rowsOf } from '../../lambdas/core/tables/plan-reads.ts';
 import { MACHINE, parseTableCopyInput, type TableCopyState } from '../../lambdas/table-copy/open-migration.ts';
 import { alterIdentityOf } from '../../lambdas/core/online-alter-input.ts';
 import { shadowNames } from '../../lambdas/core/tables/shadow.ts';
 import { MACHINE as ALTER_MACHINE, parseOnlineAlterInput, type OnlineAlterState } from '../../lambdas/online-alter/open-alter.ts';
 
-/** A table's exact row count, id bounds and id type, or that it does not exist. */
-async function describeTable(conn: SqlConnection, ref: TableRef) {
+/**
+ * How tables are counted: `exact` (COUNT(*), what `ferry stats` promises), `bounded` (exact up to
+ * 1,000,000 rows by the server's estimate, the estimate above: a page refreshed often never scans a
+ * huge live table), or `none` (the checkpoint alone).
+ */
+export type Counting = 'exact' | 'bounded' | 'none';
+
+/** A table's row count, id bounds and id type, or that it does not exist. */
+async function describeTable(conn: SqlConnection, ref: TableRef, counting: Counting = 'exact') {
+  if (counting === 'none') return { table: `${ref.database}.${ref.table}`, exists: true };
   const info = await inspectTable(conn, ref);
   if (!info) return { table: `${ref.database}.${ref.table}`, exists: false };
   const id = info.primaryKey[0];
+  const counted = counting === 'exact' ? { rows: await countRows(conn, ref), exact: true } : await rowsOf(conn, ref);
   return {
     table: `${ref.database}.${ref.table}`,
     exists: true,
     idType: info.columns.find((c) => c.name === id)?.columnType ?? null,
-    rows: await countRows(conn, ref),
+    rows: counted.rows,
+    ...(counted.exact ? {} : { estimated: true }),
     ...(id ? await idBounds(conn, ref, id) : {}),
   };
 }
 
 /** Exact row counts and id bounds on both sides of a table-copy, and where its checkpoint stands. Reads only. */
-export async function tableStats(raw: unknown, env: NodeJS.ProcessEnv = process.env) {
+export async function tableStats(raw: unknown, env: NodeJS.ProcessEnv = process.env, counting: Counting = 'exact') {
   const input = parseTableCopyInput(raw);
   const sql = new Mysql2Connector(env);
   try {
-    const side = async (which: 'source' | 'target') => describeTable(await sql.connect(input[which].connection), input[which]);
+    const side = async (which: 'source' | 'target') => describeTable(await sql.connect(input[which].connection), input[which], counting);
     const target = await sql.connect(input.target.connection);
     const checkpoint = await new CheckpointStore<TableCopyState>(target, input.target.database, MACHINE).load(input.migrationId, identityOf(input));
     return {
@@ -87,12 +98,12 @@ export async function docStats(raw: unknown, env: NodeJS.ProcessEnv = process.en
 }
 
 /** Rows and id bounds of an online-alter's table and its shadow, and where its checkpoint stands. Reads only. */
-export async function alterStats(raw: unknown, env: NodeJS.ProcessEnv = process.env) {
+export async function alterStats(raw: unknown, env: NodeJS.ProcessEnv = process.env, counting: Counting = 'exact') {
   const input = parseOnlineAlterInput(raw);
   const sql = new Mysql2Connector(env);
   try {
     const conn = await sql.connect(input.table.connection);
-    const side = (ref: TableRef) => describeTable(conn, ref);
+    const side = (ref: TableRef) => describeTable(conn, ref, counting);
     const { shadow, old } = shadowNames(input.table);
     const checkpoint = await new CheckpointStore<OnlineAlterState>(conn, input.table.database, ALTER_MACHINE).load(input.migrationId, alterIdentityOf(input));
     return {

@@ -15,10 +15,10 @@ import { alterStats, docStats, tableStats } from './stats.ts';
 const fmt = new Intl.NumberFormat('en-US');
 const n = (v: string | number | null | undefined) => (v === null || v === undefined ? '?' : fmt.format(BigInt(v)));
 
-type TableSide = { table: string; exists: boolean; rows?: string; min?: string | null; max?: string | null };
+type TableSide = { table: string; exists: boolean; rows?: string; estimated?: boolean; min?: string | null; max?: string | null };
 
 function side(label: string, s: TableSide): Fact {
-  return { label, value: s.exists ? `${s.table}: ${n(s.rows)} rows, ids ${s.min ?? '–'} … ${s.max ?? '–'}` : `${s.table}: does not exist` };
+  return { label, value: s.exists ? `${s.table}: ${s.estimated ? '~' : ''}${n(s.rows)} rows${s.estimated ? " (the server's estimate)" : ''}, ids ${s.min ?? '–'} … ${s.max ?? '–'}` : `${s.table}: does not exist` };
 }
 
 /** Phase, progress and, when an approval is pending, the facts to decide on, read from the databases. */
@@ -27,7 +27,7 @@ async function describe(raw: unknown, env: NodeJS.ProcessEnv, withFacts: boolean
   const input = raw as { flags?: { cutover?: Record<string, string> } };
   const flags = (step: string) => (step === 'cutover' ? (input.flags?.cutover ?? {}) : {});
   if (machine === 'table-copy') {
-    const s = await tableStats(raw, env);
+    const s = await tableStats(raw, env, withFacts ? 'bounded' : 'none');
     const c = s.checkpoint;
     const facts: Fact[] = !withFacts || !c ? [] : [
       { label: 'verified', value: `${n(c.rangesVerified)} ranges, ${n(c.rowsVerified)} rows, up to id ${c.verifiedUpTo ?? '–'}; ${n(c.rangesRepaired)} repaired by a re-copy` },
@@ -39,7 +39,7 @@ async function describe(raw: unknown, env: NodeJS.ProcessEnv, withFacts: boolean
     return { phase: c?.phase ?? null, progress: c ? `${n(c.rowsCopied)} of ~${n(c.estimatedRows)} rows copied, up to id ${c.copiedUpTo ?? '–'}; ${n(c.rowsDeleted)} deleted` : null, facts, flags };
   }
   if (machine === 'online-alter') {
-    const s = await alterStats(raw, env);
+    const s = await alterStats(raw, env, withFacts ? 'bounded' : 'none');
     const c = s.checkpoint;
     const facts: Fact[] = !withFacts || !c ? [] : [
       { label: 'verified', value: `${n(c.rangesVerified)} ranges, ${n(c.rowsVerified)} rows, up to id ${c.verifiedUpTo ?? '–'}; ${n(c.rangesRepaired)} repaired` },
@@ -48,6 +48,8 @@ async function describe(raw: unknown, env: NodeJS.ProcessEnv, withFacts: boolean
     ];
     return { phase: c?.phase ?? null, progress: c ? `${n(c.rowsCopied)} of ~${n(c.estimatedRows)} rows copied, up to id ${c.copiedUpTo ?? '–'}` : null, facts, flags: () => ({}) };
   }
+  // Counting docs per type reads a view (or every doc): only when an approval is pending.
+  if (!withFacts) return { phase: null, progress: null, facts: [], flags };
   const lines = (await docStats(raw, env)).split('\n');
   const checkpoint = lines.find((l) => l.startsWith('checkpoint: '));
   const phase = /phase (\S+),/.exec(checkpoint ?? '')?.[1] ?? null;
@@ -112,12 +114,16 @@ export function localBackend(stateDir: string, env: NodeJS.ProcessEnv, live?: Re
 }
 
 async function body(req: IncomingMessage): Promise<string> {
+  const decoder = new TextDecoder();
   let text = '';
+  let size = 0;
   for await (const chunk of req) {
-    text += chunk;
-    if (text.length > 16_384) throw new Error('form too large');
+    size += (chunk as Uint8Array).length;
+    if (size > 16_384) throw new Error('form too large');
+    // Decoded as a stream: a character split between two chunks stays one character.
+    text += decoder.decode(chunk as Uint8Array, { stream: true });
   }
-  return text;
+  return text + decoder.decode();
 }
 
 /**

@@ -102,10 +102,7 @@ export function awsBackend(aws: PageAws): PageBackend {
               const facts: Fact[] = [];
               if (req?.summary) facts.push({ label: 'progress when asked', value: Object.entries(req.summary as Record<string, unknown>).map(([k, v]) => `${k} ${v}`).join(', ') });
               const reverify = await readParameter(aws.ssm, `${aws.root}/${migrationId}/status/reverify`);
-              if (reverify) {
-                const r = JSON.parse(reverify) as { note?: string; differences?: { detail: string }[] };
-                facts.push({ label: 're-verification', value: r.note ?? 'unknown' }, ...(r.differences ?? []).map((d) => ({ label: 'difference', value: d.detail })));
-              }
+              if (reverify) facts.push(...reverifyFacts(reverify));
               return {
                 step: p.step,
                 since: req?.requestedAt ?? p.since?.toISOString() ?? null,
@@ -127,6 +124,20 @@ export function awsBackend(aws: PageAws): PageBackend {
       return req?.separateFromStarter ? `${aws.deployment} separates duties: an approver who did not start the execution decides with \`npx ferry approve ${migrationId} --step ${step} --aws\`, where AWS says who is calling. Nothing was decided.` : null;
     },
   };
+}
+
+/** The scheduled re-verification's report (reverifyReportText) as facts; one that does not read is said to be unreadable. */
+export function reverifyFacts(text: string): Fact[] {
+  try {
+    const r = JSON.parse(text) as { at?: string; note?: string; differences?: { detail?: string }[]; left?: number };
+    return [
+      { label: 're-verification', value: `${r.note ?? 'unknown'}${r.at ? ` (reported ${r.at})` : ''}` },
+      ...(r.differences ?? []).map((d) => ({ label: 'difference', value: String(d.detail ?? d) })),
+      ...(r.left ? [{ label: 'difference', value: `and ${r.left} more spans (see the task's log)` }] : []),
+    ];
+  } catch {
+    return [{ label: 're-verification', value: 'its report does not read as JSON; see the Reverify function\'s log' }];
+  }
 }
 
 async function readParameter(ssm: SSMClient, name: string): Promise<string | null> {

@@ -89,29 +89,38 @@ export function withKnobs<S extends z.ZodType>(schema: S, input: z.output<S>, kn
   if (all?.success) return { input: all.data, inForce: Object.fromEntries(names.map((n) => [n, knobs[n]!])), ignored: [] };
   let current: z.output<S> = input;
   const inForce: Record<string, string> = {};
-  const ignored: string[] = [];
-  for (const name of names) {
-    const value = knobs[name]!;
-    const problem = knobProblem(name, value);
-    if (problem) {
-      ignored.push(`${name}=${value}: ${problem}`);
-      continue;
+  const problems = new Map<string, string>();
+  let left = names.filter((name) => {
+    const problem = knobProblem(name, knobs[name]!);
+    if (problem) problems.set(name, problem);
+    return !problem;
+  });
+  // One at a time, again and again while any goes in: a knob that needs another (minRows below a
+  // lower maxRows) goes in once that one has, whatever their order.
+  for (let progress = true; progress && left.length; ) {
+    progress = false;
+    for (const name of [...left]) {
+      const candidate = withValue(current, name as KnobName, Number(knobs[name]));
+      if (candidate === null) {
+        problems.set(name, `this migration's input has no ${name}`);
+        left = left.filter((n) => n !== name);
+        continue;
+      }
+      const parsed = schema.safeParse(candidate);
+      if (!parsed.success) {
+        const issue = parsed.error.issues[0]!;
+        problems.set(name, `${issue.path.join('.') || '(input)'} ${issue.message}`);
+        continue;
+      }
+      current = parsed.data;
+      inForce[name] = knobs[name]!;
+      problems.delete(name);
+      left = left.filter((n) => n !== name);
+      progress = true;
     }
-    const candidate = withValue(current, name as KnobName, Number(value));
-    if (candidate === null) {
-      ignored.push(`${name}=${value}: this migration's input has no ${name}`);
-      continue;
-    }
-    const parsed = schema.safeParse(candidate);
-    if (!parsed.success) {
-      const issue = parsed.error.issues[0]!;
-      ignored.push(`${name}=${value}: ${issue.path.join('.') || '(input)'} ${issue.message}`);
-      continue;
-    }
-    current = parsed.data;
-    inForce[name] = value;
   }
-  return { input: current, inForce, ignored };
+  const ignored = names.filter((name) => problems.has(name)).map((name) => `${name}=${knobs[name]}: ${problems.get(name)}`);
+  return { input: current, inForce: Object.fromEntries(names.filter((n) => n in inForce).map((n) => [n, inForce[n]!])), ignored };
 }
 
 /** `chunk.maxRows=100 throttle.maxThreadsRunning=10`: knobs as an operator writes them. */

@@ -1,7 +1,7 @@
 import type { TaskDeps } from '../core/ports/task-deps.ts';
 import { VerificationFailed } from '../core/errors.ts';
 import { changedInTarget, copyRevisions, currentLeaves } from '../core/docs/copier.ts';
-import { docLoopState, noteEditedInBoth, openDocMigration, pausedReason, reportDoc, saveDoc, timeLeft, type DocLoopState, type DocMigration, type DocTaskEvent } from './open-doc-migration.ts';
+import { docLoopState, followDocKnobs, noteEditedInBoth, openDocMigration, pausedReason, reportDoc, saveDoc, timeLeft, type DocLoopState, type DocMigration, type DocTaskEvent } from './open-doc-migration.ts';
 
 /** The conflicts cursor once every page has been handled. */
 const ALL_DONE = '\ufff0';
@@ -82,6 +82,7 @@ export async function cleanup(event: DocTaskEvent, deps: TaskDeps): Promise<DocL
     await saveDoc(m, () => 'done');
     return docLoopState(m, { done: true, stopped: true });
   }
+  await followDocKnobs(m);
   if (m.state.conflictsCursor !== ALL_DONE && !(await resolveTargetConflicts(m))) return docLoopState(m, { done: false, stopped: true });
   while (timeLeft(m)) {
     const paused = await pausedReason(m);

@@ -159,11 +159,16 @@ export function timeLeft(m: DocMigration): boolean {
   return m.deps.now() - m.startedMillis < m.deps.budgetMillis;
 }
 
-/** Whether to hold before the next page (the FERRY_PAUSED flag), after taking in the live knobs. */
-export async function pausedReason(m: DocMigration): Promise<string | null> {
+/** Takes in the live knobs (see knobs.ts): before each page. */
+export async function followDocKnobs(m: DocMigration): Promise<void> {
   const change = await readKnobs(m, m.deps.knobs);
   for (const warning of change?.ignored ?? []) m.deps.report({ ...progressOf(m, warning), warning });
   if (change?.inForce) reportDoc(m, change.inForce);
+}
+
+/** Whether to hold before the next page (the FERRY_PAUSED flag), after taking in the live knobs. */
+export async function pausedReason(m: DocMigration): Promise<string | null> {
+  await followDocKnobs(m);
   return (await m.deps.flags.get(m.input.migrationId, PAUSED_FLAG)) === 'true' ? 'paused by the FERRY_PAUSED flag' : null;
 }
 

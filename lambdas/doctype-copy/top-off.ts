@@ -1,7 +1,7 @@
 import type { TaskDeps } from '../core/ports/task-deps.ts';
 import { classifyChanges } from '../core/docs/changes.ts';
 import { changedInTarget, copyRevisions } from '../core/docs/copier.ts';
-import { TOP_OFF_STOPPED, docLoopState, noteEditedInBoth, openDocMigration, pausedReason, reportDoc, saveDoc, timeLeft, type DocLoopState, type DocMigration, type DocTaskEvent } from './open-doc-migration.ts';
+import { TOP_OFF_STOPPED, docLoopState, followDocKnobs, noteEditedInBoth, openDocMigration, pausedReason, reportDoc, saveDoc, timeLeft, type DocLoopState, type DocMigration, type DocTaskEvent } from './open-doc-migration.ts';
 
 const MOVED_OUT_KEPT = 100;
 
@@ -14,6 +14,7 @@ const MOVED_OUT_KEPT = 100;
 export async function topOffToHead(m: DocMigration): Promise<boolean> {
   for (;;) {
     if (TOP_OFF_STOPPED.includes(m.phase)) return true;
+    await followDocKnobs(m);
     const feed = await m.source.changes(m.state.topOffSeq, m.input.page.docs);
     if (feed.results.length === 0) return true;
     const ids = [...new Set(feed.results.map((r) => r.id))];

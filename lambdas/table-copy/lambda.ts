@@ -7,7 +7,7 @@ import { PutParameterCommand, SSMClient } from '@aws-sdk/client-ssm';
 import { AwsApprovals } from '../adapters/approvals-aws.ts';
 import { awsDeps, onLambda } from '../adapters/aws.ts';
 import { deploymentFromEnv } from '../core/deployment.ts';
-import { reverifyPending } from './reverify-pending.ts';
+import { reverifyPending, reverifyReportText } from './reverify-pending.ts';
 import { catchUp as catchUpTask } from './catch-up.ts';
 import { cleanup as cleanupTask } from './cleanup.ts';
 import { copyChunks as copyChunksTask } from './copy-chunks.ts';
@@ -45,13 +45,11 @@ export const reverify = async (_event: unknown, context?: { getRemainingTimeInMi
   const machineArn = process.env.FERRY_TABLE_COPY_MACHINE_ARN;
   if (!machineArn) throw new Error('FERRY_TABLE_COPY_MACHINE_ARN is not set: the stack sets it on this function');
   const ssm = new SSMClient({});
-  const done = await reverifyPending(deps, { approvals, sfn, machineArn });
-  // What the approval page shows beside the pending approval.
-  for (const r of done) {
-    const Value = JSON.stringify({ at: new Date().toISOString(), note: r.note, differences: r.differences.slice(0, 20) });
-    await ssm.send(new PutParameterCommand({ Name: `${deploymentFromEnv().ssmRoot}/${r.migrationId}/status/reverify`, Value: Value.slice(0, 4000), Type: 'String', Overwrite: true }));
-  }
-  return done;
+  // What the approval page and ferry status show beside the pending approval, written as each is done.
+  return reverifyPending(deps, { approvals, sfn, machineArn }, undefined, async (r) => {
+    const Value = reverifyReportText(new Date().toISOString(), r.note, r.differences);
+    await ssm.send(new PutParameterCommand({ Name: `${deploymentFromEnv().ssmRoot}/${r.migrationId}/status/reverify`, Value, Type: 'String', Overwrite: true }));
+  });
 };
 
 /** Not a Task: `ferry plan table-copy --aws` invokes it, where the databases answer (see plan.ts). */

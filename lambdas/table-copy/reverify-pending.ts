@@ -20,27 +20,58 @@ function migrationOf(input: string | undefined): { migration: unknown; migration
  * token is read); the execution that waits, by the running executions' inputs. Each is re-verified
  * for that execution (see reverify.ts), one after another within the invocation's budget.
  */
+export type ReverifyResult = { migrationId: string; execution: string; note: string; differences: string[] };
+
 export async function reverifyPending(
   deps: TaskDeps,
   aws: { readonly approvals: { pending(): Promise<{ migrationId: string; step: string }[]> }; readonly sfn: SFNClient; readonly machineArn: string },
   run: (event: TaskEvent, deps: TaskDeps) => Promise<{ note: string; reverify?: { differences: readonly { detail: string }[] } | null }> = reverify,
-): Promise<{ migrationId: string; execution: string; note: string; differences: string[] }[]> {
+  onDone?: (result: ReverifyResult) => Promise<void>,
+): Promise<ReverifyResult[]> {
+  const deadline = deps.now() + deps.budgetMillis;
   const waiting = new Set((await aws.approvals.pending()).filter((p) => p.step === 'cutover').map((p) => p.migrationId));
-  const done: { migrationId: string; execution: string; note: string; differences: string[] }[] = [];
-  if (waiting.size === 0) return done;
+  const found: { migrationId: string; execution: string; migration: unknown }[] = [];
   let nextToken: string | undefined;
-  do {
+  while (waiting.size > 0) {
     const page = await aws.sfn.send(new ListExecutionsCommand({ stateMachineArn: aws.machineArn, statusFilter: 'RUNNING', nextToken }));
     for (const e of page.executions ?? []) {
       if (!e.executionArn) continue;
       const described = await aws.sfn.send(new DescribeExecutionCommand({ executionArn: e.executionArn }));
       const { migration, migrationId } = migrationOf(described.input);
-      if (!migrationId || !waiting.has(migrationId)) continue;
-      waiting.delete(migrationId);
-      const out = await run({ migration, execution: e.executionArn }, deps);
-      done.push({ migrationId, execution: e.executionArn, note: out.note, differences: (out.reverify?.differences ?? []).map((d) => d.detail) });
+      if (!migrationId || !waiting.delete(migrationId)) continue;
+      found.push({ migrationId, execution: e.executionArn, migration });
     }
     nextToken = page.nextToken;
-  } while (nextToken && waiting.size > 0);
+    if (!nextToken) break;
+  }
+  // Each run starts with another migration (the schedule is every 5 minutes), so none waits behind the others for good.
+  const first = found.length ? Math.floor(deps.now() / 300_000) % found.length : 0;
+  const done: ReverifyResult[] = [];
+  for (const f of [...found.slice(first), ...found.slice(0, first)]) {
+    // One budget for the whole invocation, shared in turn: the Lambda's timeout is never reached.
+    const left = deadline - deps.now();
+    if (left < 10_000) break;
+    let result: ReverifyResult;
+    try {
+      const out = await run({ migration: f.migration, execution: f.execution }, { ...deps, budgetMillis: left });
+      result = { migrationId: f.migrationId, execution: f.execution, note: out.note, differences: (out.reverify?.differences ?? []).map((d) => d.detail) };
+    } catch (err) {
+      // One migration's failure (a lost connection, a replaced execution) does not stop the others'.
+      result = { migrationId: f.migrationId, execution: f.execution, note: `re-verification failed: ${(err as Error).name}: ${(err as Error).message}`, differences: [] };
+    }
+    done.push(result);
+    await onDone?.(result);
+  }
   return done;
+}
+
+/** A standard SSM String parameter holds at most 4 KB: the report keeps as many differences as fit, whole, and says how many it left out. */
+export const REPORT_MAX_BYTES = 4096;
+
+/** The re-verification's report for the page and `ferry status`, as JSON that always fits one parameter. */
+export function reverifyReportText(at: string, note: string, differences: readonly string[]): string {
+  const text = (kept: readonly string[]) => JSON.stringify({ at, note: note.slice(0, 1000), differences: kept.map((detail) => ({ detail: detail.slice(0, 600) })), left: differences.length - kept.length });
+  let kept = differences.length;
+  while (kept > 0 && Buffer.byteLength(text(differences.slice(0, kept))) > REPORT_MAX_BYTES) kept--;
+  return text(differences.slice(0, kept));
 }

@@ -6,6 +6,7 @@ import { qualified, quoteIdent } from '../core/identifiers.ts';
 import { sameServer, type CopyTables } from '../core/tables/copier.ts';
 import type { LedgerEntry } from '../core/tables/ledger.ts';
 import { checksumRange, insertRefusing, rowHashesBothSides } from '../core/tables/verifier.ts';
+import { idHoles } from '../core/tables/inspector.ts';
 import { CheckpointStore } from '../core/checkpoints.ts';
 import { checkThrottle, ledgerOf, MACHINE, openMigration, report, timeLeft, type Migration, type TaskEvent, type TableCopyState } from './open-migration.ts';
 
@@ -30,6 +31,8 @@ export interface ReverifyCount {
   lateRows: number;
   changedByApplication: number;
   repaired: number;
+  /** Spans found different but not kept in `differences` (it holds the first 100). */
+  unrecorded?: number;
 }
 
 export interface ReverifyDifference {
@@ -65,15 +68,23 @@ function inHoles(id: Id, holes: LedgerEntry['holes']): boolean {
 type Look =
   | { kind: 'equal'; rows: string }
   | { kind: 'late'; rows: string; late: number }
-  | { kind: 'application'; rows: string }
-  | { kind: 'repaired'; rows: string; checksum: RangeChecksum }
+  | { kind: 'application'; rows: string; late: number }
+  | { kind: 'repaired'; rows: string; checksum: RangeChecksum; holes: LedgerEntry['holes'] }
   | { kind: 'differs'; detail: string };
 
 function agreed(now: RangeChecksum, span: LedgerEntry): boolean {
-  return span.checksum !== null && now.checksum === span.checksum;
+  return span.checksum !== null && now.checksum === span.checksum && now.rowCount === span.rows;
 }
 
-/** Looks at one span again, and repairs it when that is safe (see above). */
+/** The range checksum of some of a range's rows, from their row hashes: what rangeChecksumSql would give for them alone. */
+function checksumOf(rows: readonly { hash: string }[]): RangeChecksum {
+  return { rowCount: String(rows.length), checksum: rows.reduce((x, r) => x ^ BigInt(`0x${r.hash.slice(0, 16)}`), 0n).toString() };
+}
+
+/**
+ * Looks at one span again, and repairs it when that is safe (see above). Every row of the span is
+ * compared when the checksums differ, so rows committed late into its holes never hide another change.
+ */
 export async function lookAgain(t: CopyTables, span: LedgerEntry): Promise<Look> {
   const range = { lo: span.lo, hi: span.hi };
   const [source, target] = await Promise.all([
@@ -81,14 +92,17 @@ export async function lookAgain(t: CopyTables, span: LedgerEntry): Promise<Look>
     checksumRange(t.target, t.targetTable, t.idColumn, t.hash.target, range),
   ]);
   if (sameChecksum(source, target)) return { kind: 'equal', rows: source.rowCount };
-  if (agreed(source, span)) return { kind: 'application', rows: source.rowCount };
+  if (agreed(source, span)) return { kind: 'application', rows: source.rowCount, late: 0 };
   const [s, tg] = await rowHashesBothSides(t, range);
-  const diffs = differingIds(s, tg, 1000);
-  const others = diffs.filter((d) => !(d.problem === 'missing in target' && inHoles(d.id, span.holes)));
-  if (others.length === 0) return { kind: 'late', rows: source.rowCount, late: diffs.length };
+  const diffs = differingIds(s, tg, Number.MAX_SAFE_INTEGER);
+  const late = new Set(diffs.filter((d) => d.problem === 'missing in target' && inHoles(d.id, span.holes)).map((d) => d.id));
+  const others = diffs.filter((d) => !late.has(d.id));
+  if (others.length === 0) return { kind: 'late', rows: source.rowCount, late: late.size };
+  // Without the rows committed late, is the source still what both sides agreed on? Then the rest is the application's.
+  if (agreed(checksumOf(s.filter((r) => !late.has(r.id))), span)) return { kind: 'application', rows: source.rowCount, late: late.size };
   if (agreed(target, span) && sameServer(t)) {
     const repaired = await rewriteFromSource(t, span);
-    if (repaired) return { kind: 'repaired', rows: repaired.rowCount, checksum: repaired };
+    if (repaired) return { kind: 'repaired', rows: repaired.checksum.rowCount, checksum: repaired.checksum, holes: repaired.holes };
   }
   const listed = others.slice(0, 5).map((d) => `${d.id} (${d.problem})`).join(', ');
   const why = span.checksum === null
@@ -98,28 +112,33 @@ export async function lookAgain(t: CopyTables, span: LedgerEntry): Promise<Look>
 }
 
 /**
- * Writes a span of the target again from the source, both on one server, in one transaction: the
- * target's rows of the span are locked and must still have the checksum both sides agreed on (else
- * the application wrote them, and nothing is changed: null). The source's rows are read under share locks.
+ * Makes a span of the target the source's again, both on one server, in one READ COMMITTED
+ * transaction: the target's rows of the span are locked and must still have the checksum both
+ * sides agreed on (else the application wrote them, and nothing is changed: null). Rows are
+ * updated in place (never deleted and inserted again, which would fire the new table's triggers
+ * and cascades), rows gone from the source are deleted, the source's rows read under share locks.
+ * Returns the span's checksum and holes as they are now.
  */
-async function rewriteFromSource(t: CopyTables, span: LedgerEntry): Promise<RangeChecksum | null> {
+async function rewriteFromSource(t: CopyTables, span: LedgerEntry): Promise<{ checksum: RangeChecksum; holes: LedgerEntry['holes'] } | null> {
   const id = quoteIdent(t.idColumn);
-  const conn = t.target;
-  return conn.transaction(async (tx) => {
-    await tx.query(`SELECT ${id} FROM ${qualified(t.targetTable)} WHERE ${id} BETWEEN ? AND ? FOR UPDATE`, [span.lo, span.hi]);
-    const target = await checksumRange(tx, t.targetTable, t.idColumn, t.hash.target, span);
-    if (!agreed(target, span)) return null;
-    await tx.execute(`DELETE FROM ${qualified(t.targetTable)} WHERE ${id} BETWEEN ? AND ?`, [span.lo, span.hi]);
+  const target = qualified(t.targetTable);
+  const source = qualified(t.sourceTable);
+  return t.target.transaction(async (tx) => {
+    await tx.query(`SELECT ${id} FROM ${target} WHERE ${id} BETWEEN ? AND ? FOR UPDATE`, [span.lo, span.hi]);
+    if (!agreed(await checksumRange(tx, t.targetTable, t.idColumn, t.hash.target, span), span)) return null;
+    const updates = t.targetColumns.filter((c) => c.toLowerCase() !== t.idColumn.toLowerCase()).map((c) => `${quoteIdent(c)} = VALUES(${quoteIdent(c)})`);
     await insertRefusing(
       tx,
-      `INSERT IGNORE INTO ${qualified(t.targetTable)} (${t.targetColumns.map(quoteIdent).join(', ')}) SELECT ${t.columns.map(quoteIdent).join(', ')} FROM ${qualified(t.sourceTable)} WHERE ${id} BETWEEN ? AND ? LOCK IN SHARE MODE`,
+      `INSERT INTO ${target} (${t.targetColumns.map(quoteIdent).join(', ')}) SELECT ${t.columns.map(quoteIdent).join(', ')} FROM ${source} WHERE ${id} BETWEEN ? AND ? LOCK IN SHARE MODE` +
+        (updates.length ? ` ON DUPLICATE KEY UPDATE ${updates.join(', ')}` : ''),
       [span.lo, span.hi],
     );
+    await tx.execute(`DELETE FROM ${target} WHERE ${id} BETWEEN ? AND ? AND ${id} NOT IN (SELECT ${id} FROM ${source} WHERE ${id} BETWEEN ? AND ?)`, [span.lo, span.hi, span.lo, span.hi]);
     const after = await checksumRange(tx, t.targetTable, t.idColumn, t.hash.target, span);
-    const source = await checksumRange(tx, t.sourceTable, t.idColumn, t.hash.source, span);
-    if (!sameChecksum(after, source)) throw new VerificationFailed(`ids ${span.lo}..${span.hi} differ right after being written again from the source; nothing was changed`);
-    return source;
-  });
+    const now = await checksumRange(tx, t.sourceTable, t.idColumn, t.hash.source, span);
+    if (!sameChecksum(after, now)) throw new VerificationFailed(`ids ${span.lo}..${span.hi} differ right after being written again from the source; nothing was changed`);
+    return { checksum: now, holes: await idHoles(tx, t.sourceTable, t.idColumn, span) };
+  }, { readCommitted: true });
 }
 
 /** "verified 12 minutes ago, 40 ranges, 0 differences" */
@@ -132,6 +151,12 @@ export function describeReverify(r: ReverifyRecord | null | undefined, now: numb
     r.last.lateRows ? `${r.last.lateRows} late rows for the sweep` : '',
   ].filter(Boolean);
   return `verified ${minutes} minute${minutes === 1 ? '' : 's'} ago, ${r.last.ranges} ranges, ${r.differences.length} difference${r.differences.length === 1 ? '' : 's'}${extra.length ? ` (${extra.join(', ')})` : ''}`;
+}
+
+/** A span written again from the source: the ledger says what it holds now, and the operator is told. */
+async function recordRepair(m: Migration, span: LedgerEntry, look: Extract<Look, { kind: 'repaired' }>): Promise<void> {
+  await ledgerOf(m).record({ ...span, rows: look.rows, checksum: look.checksum.checksum, holes: look.holes, settled: look.holes.length === 0 || span.settled });
+  say(m, `re-verification: ids ${span.lo}..${span.hi} changed in ${m.input.source.table} after they were verified, and were written again to ${m.input.target.table} (untouched there since)`);
 }
 
 /** A line the operator must see (a finding, a pass's summary), never skipped like a progress update may be. */
@@ -179,16 +204,16 @@ export async function reverify(event: TaskEvent, deps: TaskDeps): Promise<{ phas
       r.differences = r.differences.filter((d) => d.lo !== span.lo);
       if (look.kind === 'differs') {
         if (r.differences.length < 100) r.differences.push({ lo: span.lo, hi: span.hi, detail: look.detail, foundAt: known?.detail === look.detail ? known.foundAt : now() });
+        else r.current.unrecorded = (r.current.unrecorded ?? 0) + 1;
         if (known?.detail !== look.detail) say(m, `re-verification: ${look.detail}`);
       } else {
         r.current.ranges++;
         r.current.rows = (BigInt(r.current.rows) + BigInt(look.rows)).toString();
-        if (look.kind === 'late') r.current.lateRows += look.late;
+        if (look.kind === 'late' || look.kind === 'application') r.current.lateRows += look.late;
         if (look.kind === 'application') r.current.changedByApplication++;
         if (look.kind === 'repaired') {
           r.current.repaired++;
-          await ledger.record({ ...span, rows: look.rows, checksum: look.checksum.checksum });
-          say(m, `re-verification: ids ${span.lo}..${span.hi} changed in ${m.input.source.table} after they were verified, and were written again to ${m.input.target.table} (untouched there since)`);
+          await recordRepair(m, span, look);
         }
       }
       r.cursor = span.lo;
@@ -207,7 +232,15 @@ export async function reverify(event: TaskEvent, deps: TaskDeps): Promise<{ phas
  * left behind. One that went away (or was repaired) lets it go on.
  */
 export async function refuseIfStillDifferent(m: Migration): Promise<void> {
-  const found = m.state.reverify?.differences ?? [];
+  const r = m.state.reverify;
+  const found = r?.differences ?? [];
+  const unrecorded = Math.max(r?.current.unrecorded ?? 0, r?.last?.unrecorded ?? 0);
+  if (unrecorded > 0) {
+    throw new VerificationFailed(
+      `the cut-over flags were not set: while the approval waited, re-verification found more spans of ${m.input.source.table} changed after they were verified than it keeps (${found.length} named, ${unrecorded} more): ` +
+        `${found.slice(0, 3).map((d) => d.detail).join('; ')}. Stop whatever still writes ${m.input.source.table}, make ${m.input.target.table}'s rows of those ids right, then start the execution again: it asks for the approval again and looks at every span once more.`,
+    );
+  }
   if (found.length === 0) return;
   const ledger = ledgerOf(m);
   const still: string[] = [];
@@ -216,6 +249,7 @@ export async function refuseIfStillDifferent(m: Migration): Promise<void> {
     if (!span) continue;
     const look = await lookAgain(m.tables, span);
     if (look.kind === 'differs') still.push(look.detail);
+    if (look.kind === 'repaired') await recordRepair(m, span, look);
   }
   if (still.length === 0) return;
   throw new VerificationFailed(

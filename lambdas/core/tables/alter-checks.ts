@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { InvalidInput } from '../errors.ts';
 import { qualified, quoteIdent, type TableRef } from '../identifiers.ts';
 import type { OnlineAlterInput } from '../online-alter-input.ts';
@@ -81,8 +81,9 @@ export async function duplicatesFor(conn: SqlConnection, t: TableRef, key: Uniqu
  */
 async function onScratch<T>(conn: SqlConnection, input: OnlineAlterInput, columns: readonly string[], idName: string, inspect: (altered: TableInfo, keys: UniqueKey[]) => Promise<T>): Promise<T> {
   const t = input.table;
-  const scratch = { database: t.database, table: `_${t.table}_chk` };
-  const tag = (name: string) => `_ferry_chk_${createHash('sha1').update(`${t.table}\0${name}`).digest('hex').slice(0, 12)}`;
+  // A name of its own each time: never a table someone else keeps, never another check's running at once.
+  const scratch = { database: t.database, table: `_ferry_chk_${randomBytes(8).toString('hex')}` };
+  const tag = (name: string) => `_ferry_chk_${createHash('sha1').update(`${scratch.table}\0${name}`).digest('hex').slice(0, 12)}`;
   const cols = columns.map(quoteIdent).join(', ');
   const id = quoteIdent(idName);
   const sample = async (c: SqlConnection) => {

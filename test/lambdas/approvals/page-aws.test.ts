@@ -7,6 +7,7 @@ import { beforeEach, describe, expect, it } from 'vitest';
 import { AwsApprovals } from '../../../lambdas/adapters/approvals-aws.ts';
 import { SsmFlagStore } from '../../../lambdas/adapters/flags-ssm.ts';
 import { handleAwsPage, type HttpEvent, type PageAws } from '../../../lambdas/approvals/page-aws.ts';
+import { REPORT_MAX_BYTES, reverifyReportText } from '../../../lambdas/table-copy/reverify-pending.ts';
 
 const REGION = 'eu-west-1';
 const POOL = 'eu-west-1_Example1';
@@ -153,5 +154,22 @@ describe('the approval page on AWS', () => {
     expect(sfn.commandCalls(SendTaskFailureCommand)[0]!.args[0].input).toMatchObject({ error: 'ApprovalRejected', cause: 'cutover rejected by ana@example.org (Cognito user ana): exam week' });
     ssm.on(GetParameterCommand, { Name: '/ferry-production/csmh/approvals/cutover', WithDecryption: true }).rejects(new ParameterNotFound({ message: 'gone', $metadata: {} }));
     expect((await post({ decision: 'approve' })).body).toContain('Nothing was decided: no approval &quot;cutover&quot; of csmh is pending');
+  });
+
+  it('shows what the scheduled re-verification last reported, differences included, as it writes them', async () => {
+    const differences = Array.from({ length: 40 }, (_, i) => `ids ${i * 100}..${i * 100 + 99}: ${i * 100 + 7} (differs): both tables changed after it was verified, on a server far away`);
+    const text = reverifyReportText('2026-12-01T10:00:00.000Z', 'verified 2 minutes ago, 40 ranges, 40 differences', differences);
+    expect(Buffer.byteLength(text)).toBeLessThanOrEqual(REPORT_MAX_BYTES);
+    ssm.on(GetParameterCommand, { Name: '/ferry-production/csmh/status/reverify' }).resolves({ Parameter: { Value: text } });
+    const page = await handleAwsPage(event('GET', '/', { cookies: session(approver()) }), aws);
+    expect(page.statusCode).toBe(200);
+    expect(page.body).toContain('verified 2 minutes ago, 40 ranges, 40 differences (reported 2026-12-01T10:00:00.000Z)');
+    expect(page.body).toContain('ids 0..99: 7 (differs)');
+    const left = JSON.parse(text).left as number;
+    expect(left).toBeGreaterThan(0);
+    expect(page.body).toContain(`and ${left} more spans`);
+    // a report that does not read does not take the page down
+    ssm.on(GetParameterCommand, { Name: '/ferry-production/csmh/status/reverify' }).resolves({ Parameter: { Value: '{"cut short' } });
+    expect((await handleAwsPage(event('GET', '/', { cookies: session(approver()) }), aws)).body).toContain('its report does not read as JSON');
   });
 });

@@ -41,6 +41,13 @@ describe('live knobs', () => {
     expect(tuned.input.chunk).toMatchObject({ targetMillis: 300, maxRows: 1000 });
   });
 
+  it('take the ones that go together even when another of them does not apply', () => {
+    const tuned = withKnobs(tableCopyInputSchema, input, { 'chunk.maxRows': '50', 'chunk.minRows': '10', 'throttle.replica.maxLagSeconds': '5' });
+    expect(tuned.input.chunk).toMatchObject({ minRows: 10, maxRows: 50 });
+    expect(tuned.inForce).toEqual({ 'chunk.maxRows': '50', 'chunk.minRows': '10' });
+    expect(tuned.ignored).toEqual(["throttle.replica.maxLagSeconds=5: this migration's input has no throttle.replica.maxLagSeconds"]);
+  });
+
   it('are refused on the command line with the field and the rule', () => {
     expect(() => parseKnobAssignments(['chunk.targetMillis=5'])).toThrow(/chunk\.targetMillis: at least 10 ms/);
     expect(() => parseKnobAssignments(['chunk.targetMillis=1e3'])).toThrow(/must be a whole number/);

@@ -6,6 +6,8 @@ import { reverifyPending } from '../../../lambdas/table-copy/reverify-pending.ts
 import type { TaskEvent } from '../../../lambdas/table-copy/open-migration.ts';
 
 describe('the scheduled re-verification on AWS', () => {
+  let clock = 0;
+  const deps = { now: () => clock, budgetMillis: 300_000 } as TaskDeps;
   const sfn = mockClient(SFNClient);
   const machineArn = 'arn:aws:states:eu-west-1:123456789012:stateMachine:ferry-production-table-copy';
   const exec = (name: string) => `arn:aws:states:eu-west-1:123456789012:execution:ferry-production-table-copy:${name}`;
@@ -28,7 +30,7 @@ describe('the scheduled re-verification on AWS', () => {
     sfn.on(DescribeExecutionCommand, { executionArn: exec('c') }).resolves({ executionArn: exec('c'), stateMachineArn: machineArn, status: 'RUNNING', startDate: new Date(), input: JSON.stringify({ migrationId: 'other' }) });
     const approvals = { pending: async () => [{ migrationId: 'csmh', step: 'cutover' }, { migrationId: 'other', step: 'cleanup' }] };
     const calls: TaskEvent[] = [];
-    const out = await reverifyPending({} as TaskDeps, { approvals, sfn: new SFNClient({ region: 'eu-west-1' }), machineArn }, async (event) => {
+    const out = await reverifyPending(deps, { approvals, sfn: new SFNClient({ region: 'eu-west-1' }), machineArn }, async (event) => {
       calls.push(event);
       return { note: 'verified 0 minutes ago, 3 ranges, 0 differences' };
     });
@@ -38,8 +40,30 @@ describe('the scheduled re-verification on AWS', () => {
 
   it('asks Step Functions nothing when no cut-over approval is pending', async () => {
     sfn.reset();
-    const out = await reverifyPending({} as TaskDeps, { approvals: { pending: async () => [{ migrationId: 'm', step: 'cleanup' }] }, sfn: new SFNClient({ region: 'eu-west-1' }), machineArn }, async () => ({ note: '' }));
+    const out = await reverifyPending(deps, { approvals: { pending: async () => [{ migrationId: 'm', step: 'cleanup' }] }, sfn: new SFNClient({ region: 'eu-west-1' }), machineArn }, async () => ({ note: '' }));
     expect(out).toEqual([]);
     expect(sfn.calls()).toHaveLength(0);
+  });
+
+  it('shares one budget among the migrations, and one that fails does not stop the others; each report is written when done', async () => {
+    sfn.reset();
+    clock = 0;
+    const execs = ['p', 'q', 'r'].map((n) => ({ executionArn: exec(n), stateMachineArn: machineArn, name: n, status: 'RUNNING' as const, startDate: new Date() }));
+    sfn.on(ListExecutionsCommand).resolves({ executions: execs });
+    for (const n of ['p', 'q', 'r']) sfn.on(DescribeExecutionCommand, { executionArn: exec(n) }).resolves({ executionArn: exec(n), stateMachineArn: machineArn, status: 'RUNNING', startDate: new Date(), input: JSON.stringify({ migrationId: n }) });
+    const approvals = { pending: async () => ['p', 'q', 'r'].map((migrationId) => ({ migrationId, step: 'cutover' })) };
+    const budgets: number[] = [];
+    const written: string[] = [];
+    const out = await reverifyPending(deps, { approvals, sfn: new SFNClient({ region: 'eu-west-1' }), machineArn }, async (event, d) => {
+      budgets.push(d.budgetMillis);
+      const id = (event.migration as { migrationId: string }).migrationId;
+      clock += 200_000;
+      if (id === 'p') throw Object.assign(new Error('edxapp: connect ETIMEDOUT'), { name: 'TransientError' });
+      return { note: `${id} checked` };
+    }, async (r) => void written.push(`${r.migrationId}: ${r.note}`));
+    // p took 200 s of the 300 and failed; q had the 100 s left; r had none left and waits for the next run
+    expect(budgets).toEqual([300_000, 100_000]);
+    expect(written).toEqual(['p: re-verification failed: TransientError: edxapp: connect ETIMEDOUT', 'q: q checked']);
+    expect(out.map((r) => r.migrationId)).toEqual(['p', 'q']);
   });
 });
