@@ -160,7 +160,8 @@ describe('copier and verifier on MariaDB', () => {
 
   it('two servers: a session lost in the middle of a LOAD fails the copy as transient, and the next copy completes', { timeout: 30_000 }, async () => {
     await conn.query(historyTableSql(dbs.names.src!, 'lost', 'int'));
-    await seedHistory(conn, dbs.names.src!, 'lost', 20_000, { stateBytes: 300 });
+    // far more bytes than the sockets' buffers hold, so the rows after the kill are still to come
+    await seedHistory(conn, dbs.names.src!, 'lost', 60_000, { stateBytes: 300 });
     for (const victim of ['target', 'source'] as const) {
       const table = `lost_${victim}`;
       await conn.query(historyTableSql(dbs.names.tgt!, table, 'bigint unsigned'));
@@ -176,7 +177,11 @@ describe('copier and verifier on MariaDB', () => {
         async *streamQuery(q: string, params: readonly unknown[]) {
           let n = 0;
           for await (const row of real.streamQuery!(q, params)) {
-            if (++n === 5000) await conn.query(`KILL ${victimId}`);
+            if (++n === 5000) {
+              await conn.query(`KILL ${victimId}`);
+              // the session is gone before another row is handed on
+              for (let i = 0; i < 100 && ((await conn.query('SELECT 1 FROM information_schema.PROCESSLIST WHERE ID = ?', [victimId]))[0] as unknown[]).length > 0; i++) await new Promise((r) => setTimeout(r, 20));
+            }
             yield row;
           }
         },
