@@ -134,7 +134,7 @@ export type Retune<I> = (knobs: Readonly<Record<string, string>>) => Tuned<I>;
 /** A running migration that follows the live knobs: its input, what was last read, and how to retune. */
 export interface Knobbed<I extends { readonly migrationId: string }> {
   input: I;
-  readonly knobs: { seen: string; inForce: Readonly<Record<string, string>> };
+  readonly knobs: { seen: string; inForce: Readonly<Record<string, string>>; readAt?: number };
   readonly retune: Retune<I>;
 }
 
@@ -143,11 +143,20 @@ export function knobsNotRead(): Knobbed<{ migrationId: string }>['knobs'] {
 }
 
 /**
+ * Knobs are read before every chunk, but within one task at most this often: chunks of a few
+ * milliseconds (and up to 40 partitions) would otherwise call SSM, which an account shares, far more
+ * than it allows. A change is taken in within this long.
+ */
+export const KNOB_READ_MILLIS = 2000;
+
+/**
  * Reads the migration's knobs from the store and, when they changed since the last read, puts
  * them into its input. Says what was ignored, and, when they changed since this task's first
  * read (the progress line shows the knobs in force in any case), what is in force now.
  */
-export async function readKnobs<I extends { readonly migrationId: string }>(m: Knobbed<I>, store: FlagStore): Promise<{ inForce: string | null; ignored: readonly string[] } | null> {
+export async function readKnobs<I extends { readonly migrationId: string }>(m: Knobbed<I>, store: FlagStore, now: number): Promise<{ inForce: string | null; ignored: readonly string[] } | null> {
+  if (m.knobs.readAt !== undefined && now - m.knobs.readAt < KNOB_READ_MILLIS) return null;
+  m.knobs.readAt = now;
   const knobs = await store.list(m.input.migrationId);
   const seen = JSON.stringify(knobs);
   if (seen === m.knobs.seen) return null;

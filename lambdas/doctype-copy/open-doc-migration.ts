@@ -161,7 +161,7 @@ export function timeLeft(m: DocMigration): boolean {
 
 /** Takes in the live knobs (see knobs.ts): before each page. */
 export async function followDocKnobs(m: DocMigration): Promise<void> {
-  const change = await readKnobs(m, m.deps.knobs);
+  const change = await readKnobs(m, m.deps.knobs, m.deps.now());
   for (const warning of change?.ignored ?? []) m.deps.report({ ...progressOf(m, warning), warning });
   if (change?.inForce) reportDoc(m, change.inForce);
 }

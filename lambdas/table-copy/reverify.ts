@@ -150,7 +150,8 @@ export function describeReverify(r: ReverifyRecord | null | undefined, now: numb
     r.last.changedByApplication ? `${r.last.changedByApplication} changed by the application in the new table (kept)` : '',
     r.last.lateRows ? `${r.last.lateRows} late rows for the sweep` : '',
   ].filter(Boolean);
-  return `verified ${minutes} minute${minutes === 1 ? '' : 's'} ago, ${r.last.ranges} ranges, ${r.differences.length} difference${r.differences.length === 1 ? '' : 's'}${extra.length ? ` (${extra.join(', ')})` : ''}`;
+  const differences = r.differences.length + (r.last.unrecorded ?? 0);
+  return `verified ${minutes} minute${minutes === 1 ? '' : 's'} ago, ${r.last.ranges} ranges, ${differences} difference${differences === 1 ? '' : 's'}${extra.length ? ` (${extra.join(', ')})` : ''}`;
 }
 
 /** A span written again from the source: the ledger says what it holds now, and the operator is told. */

@@ -212,7 +212,7 @@ export function report(m: AnyMigration, note: string, throttle: string | null = 
  * ignored with a warning. Called before every chunk, with the throttle.
  */
 export async function followKnobs(m: AnyMigration): Promise<void> {
-  const change = await readKnobs(m, m.deps.knobs);
+  const change = await readKnobs(m, m.deps.knobs, m.deps.now());
   if (!change) return;
   const { minSpan, maxSpan } = chunkSettings(m.input.chunk);
   m.state.chunkSpan = Math.min(Math.max(m.state.chunkSpan, minSpan), maxSpan);
