@@ -43,6 +43,7 @@ export const WORKERS: readonly WorkerSpec[] = [
   d('DocSetCutoverFlags', 'setCutoverFlags', 'write'), d('StopTopOff', 'stopTopOff'), d('DocCleanup', 'cleanup', 'paused'), d('DocSummarize', 'summarize', 'list'),
   { ...t('Plan', 'plan', 'paused'), plan: true }, { ...d('DocPlan', 'plan', 'paused'), plan: true }, { ...a('AlterPlan', 'plan', 'paused'), plan: true },
   a('AlterPreflight', 'preflight'), a('CreateShadow', 'createShadow'), a('AlterCopyChunks', 'copyChunks', 'paused'), a('AlterVerify', 'verify', 'paused'),
+  { ...a('AlterReverify', 'reverify', 'paused'), every: Duration.minutes(5) },
   a('SwapTables', 'swapTables'), a('AbandonAlter', 'abandonAlter'), a('AlterCleanup', 'cleanup', 'paused'), a('AlterSummarize', 'summarize'),
 ];
 
@@ -181,7 +182,7 @@ export class Workers extends Construct {
         description: `${spec.machine} ${spec.name}`,
         ...(spec.plan ? { functionName: planFunctionName(deployment, spec.machine) } : {}),
         // Built from the name, not taken from the resource: the machine depends on these functions.
-        environment: spec.every ? { ...environment, FERRY_TABLE_COPY_MACHINE_ARN: machineArn } : environment,
+        environment: spec.every ? { ...environment, FERRY_MACHINE_ARN: machineArn } : environment,
         vpc: needsVpc[spec.store] ? vpc : undefined,
         logRetentionDays: config.logRetentionDays,
       });

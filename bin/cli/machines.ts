@@ -29,6 +29,7 @@ import { preflight as alterPreflight } from '../../lambdas/online-alter/prefligh
 import { summarize as alterSummarize } from '../../lambdas/online-alter/summarize.ts';
 import { swapTables } from '../../lambdas/online-alter/swap.ts';
 import { verify as alterVerify } from '../../lambdas/online-alter/verify.ts';
+import { reverify as alterReverify } from '../../lambdas/online-alter/reverify.ts';
 
 export type Handler = (event: TaskEvent, deps: TaskDeps) => Promise<unknown>;
 
@@ -114,6 +115,9 @@ export const MACHINES: Readonly<Record<string, MachineSpec>> = {
       AbandonRequested: abandonAlter,
       Cleanup: alterCleanup,
       Summarize: alterSummarize,
+    },
+    besideApproval: {
+      cutover: alterReverify as Handler,
     },
   },
 };

@@ -114,6 +114,7 @@ export async function alterStats(raw: unknown, env: NodeJS.ProcessEnv = process.
       checkpoint: checkpoint && {
         phase: checkpoint.phase, updatedAt: checkpoint.updatedAt, copiedUpTo: checkpoint.state.copiedUpTo, rowsCopied: checkpoint.state.rowsCopied, estimatedRows: checkpoint.state.estimatedRows,
         verifiedUpTo: checkpoint.state.verifiedUpTo, rangesVerified: checkpoint.state.rangesVerified, rowsVerified: checkpoint.state.rowsVerified, rangesRepaired: checkpoint.state.rangesRepaired, swappedAt: checkpoint.state.swappedAt,
+        reverify: checkpoint.state.reverify ?? null,
       },
     };
   } finally {

@@ -8,7 +8,7 @@ import { FileFlagStore } from '../../lambdas/adapters/flags.ts';
 import { handlePage, type Fact, type MigrationView, type PageBackend, type PendingView } from '../../lambdas/approvals/page.ts';
 import { machineOfInput } from '../../lambdas/core/machine-inputs.ts';
 import type { Progress } from '../../lambdas/core/ports/task-deps.ts';
-import { describeReverify, type ReverifyRecord } from '../../lambdas/table-copy/reverify.ts';
+import { describeReverify, type ReverifyRecord } from '../../lambdas/core/tables/reverify-record.ts';
 import { runLockInfo } from './run-lock.ts';
 import { alterStats, docStats, tableStats } from './stats.ts';
 
@@ -21,6 +21,10 @@ function side(label: string, s: TableSide): Fact {
   return { label, value: s.exists ? `${s.table}: ${s.estimated ? '~' : ''}${n(s.rows)} rows${s.estimated ? " (the server's estimate)" : ''}, ids ${s.min ?? '–'} … ${s.max ?? '–'}` : `${s.table}: does not exist` };
 }
 
+function reverifyFacts(r: ReverifyRecord | null): Fact[] {
+  return [{ label: 're-verification', value: describeReverify(r, Date.now()) }, ...(r?.differences ?? []).map((d) => ({ label: 'difference', value: d.detail }))];
+}
+
 /** Phase, progress and, when an approval is pending, the facts to decide on, read from the databases. */
 async function describe(raw: unknown, env: NodeJS.ProcessEnv, withFacts: boolean): Promise<{ phase: string | null; progress: string | null; facts: Fact[]; flags: (step: string) => Record<string, string> }> {
   const machine = machineOfInput(raw);
@@ -31,8 +35,7 @@ async function describe(raw: unknown, env: NodeJS.ProcessEnv, withFacts: boolean
     const c = s.checkpoint;
     const facts: Fact[] = !withFacts || !c ? [] : [
       { label: 'verified', value: `${n(c.rangesVerified)} ranges, ${n(c.rowsVerified)} rows, up to id ${c.verifiedUpTo ?? '–'}; ${n(c.rangesRepaired)} repaired by a re-copy` },
-      { label: 're-verification', value: describeReverify(c.reverify as ReverifyRecord | null, Date.now()) },
-      ...((c.reverify as ReverifyRecord | null)?.differences ?? []).map((d) => ({ label: 'difference', value: d.detail })),
+      ...reverifyFacts(c.reverify as ReverifyRecord | null),
       side('rows in the source', s.source as TableSide),
       side('rows in the target', s.target as TableSide),
     ];
@@ -43,6 +46,7 @@ async function describe(raw: unknown, env: NodeJS.ProcessEnv, withFacts: boolean
     const c = s.checkpoint;
     const facts: Fact[] = !withFacts || !c ? [] : [
       { label: 'verified', value: `${n(c.rangesVerified)} ranges, ${n(c.rowsVerified)} rows, up to id ${c.verifiedUpTo ?? '–'}; ${n(c.rangesRepaired)} repaired` },
+      ...reverifyFacts(c.reverify as ReverifyRecord | null),
       side('rows in the table', s.table as TableSide),
       side('rows in the altered copy', s.shadow as TableSide),
     ];

@@ -81,6 +81,14 @@ export const rowCleanupFields = {
   pauseMillis: knobFields['cleanup.pauseMillis'].default(0),
 };
 
+/**
+ * While the cut-over approval is pending, what was verified is checked again, a pass at most this
+ * often (0: not at all). See lambdas/<machine>/reverify.ts.
+ */
+export const reverifySchema = z
+  .strictObject({ everySeconds: z.number().int().min(0).max(86_400, 'at most 86400 (a day)').default(600) })
+  .prefault({});
+
 export const executionSchema = z
   .strictObject({
     /** Loop iterations before handing over to a fresh execution (Standard workflows stop at 25,000 events). */

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { chunkSchema, connectionName, executionSchema, migrationId, plainName, throttleSchema, rowCleanupFields } from './input-parts.ts';
+import { chunkSchema, connectionName, executionSchema, migrationId, plainName, throttleSchema, rowCleanupFields, reverifySchema } from './input-parts.ts';
 
 /** Longest table name whose `_<table>_new` / `_<table>_old` still fits MySQL's 64 characters. */
 export const MAX_ALTERED_TABLE_NAME = 59;
@@ -46,6 +46,7 @@ export const onlineAlterInputSchema = z.strictObject({
       attempts: z.number().int().min(1).max(100).default(10),
     })
     .prefault({}),
+  reverify: reverifySchema,
   cleanup: z
     .strictObject({
       mode: z.enum(['trickle-delete', 'drop', 'none']).default('trickle-delete'),

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { chunkSchema, decimalString, executionSchema, flagSet, migrationId, tableRef, throttleSchema, rowCleanupFields } from './input-parts.ts';
+import { chunkSchema, decimalString, executionSchema, flagSet, migrationId, tableRef, throttleSchema, rowCleanupFields, reverifySchema } from './input-parts.ts';
 
 export { parseInput } from './input-parts.ts';
 
@@ -25,13 +25,7 @@ export const tableCopyInputSchema = z
      */
     partitions: z.number().int().min(1).max(40, 'at most 40 (an inline Map state runs at most 40 at once)').default(1),
     throttle: throttleSchema,
-    /**
-     * While the cut-over approval is pending, the verified ranges are checked again, a pass at most
-     * this often (0: not at all). See lambdas/table-copy/reverify.ts.
-     */
-    reverify: z
-      .strictObject({ everySeconds: z.number().int().min(0).max(86_400, 'at most 86400 (a day)').default(600) })
-      .prefault({}),
+    reverify: reverifySchema,
     flags: z.strictObject({ copy: flagSet.default({}), cutover: flagSet.default({}) }).prefault({}),
     cleanup: z
       .strictObject({

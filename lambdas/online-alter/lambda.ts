@@ -11,6 +11,8 @@ import { preflight as preflightTask } from './preflight.ts';
 import { summarize as summarizeTask } from './summarize.ts';
 import { swapTables as swapTablesTask } from './swap.ts';
 import { verify as verifyTask } from './verify.ts';
+import { reverify as reverifyTask } from './reverify.ts';
+import { scheduledReverify } from '../adapters/reverify-aws.ts';
 
 const machine = 'online-alter';
 export const preflight = onLambda(machine, preflightTask);
@@ -24,3 +26,6 @@ export const summarize = onLambda(machine, summarizeTask);
 
 /** Not a Task: `ferry plan online-alter --aws` invokes it, where the databases answer (see plan.ts). */
 export const plan = (event: { migration: unknown }, context?: { getRemainingTimeInMillis(): number }) => planOnAws(onlineAlterInputSchema, planOnlineAlter, event, awsDeps(machine, context));
+
+/** Not a Task: run on a schedule, the re-verification beside every pending cut-over approval (reverify.ts). */
+export const reverify = scheduledReverify(machine, reverifyTask);

@@ -5,6 +5,7 @@ import { parseInput } from '../core/input-parts.ts';
 import { withKnobs } from '../core/knobs.ts';
 import { openCopy, type CopySettings, type CopyState, type LoopState as GenericLoopState, type Migration, type TaskEvent } from '../core/tables/chunked-copy.ts';
 import { columnMapping, shadowNames } from '../core/tables/shadow.ts';
+import type { ReverifyRecord } from '../core/tables/reverify-record.ts';
 
 export const MACHINE = 'online-alter';
 
@@ -26,6 +27,8 @@ export interface OnlineAlterState extends CopyState {
   swappedAt: string | null;
   swapAttempts: number;
   autoIncrementAtSwap: Id | null;
+  /** The re-verification while the cut-over approval is pending (see reverify.ts). */
+  reverify?: ReverifyRecord | null;
 }
 
 export type LoopState = GenericLoopState<Phase>;

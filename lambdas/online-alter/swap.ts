@@ -5,6 +5,7 @@ import { captureNames, clearLogged, dropTriggers, loggedRows, rewriteLogged, sha
 import { dropTableIfExists } from '../core/tables/table-writes.ts';
 import { insertMissing } from '../core/tables/verifier.ts';
 import { lockOf, openAlter, type AlterMigration, type LoopState } from './open-alter.ts';
+import { refuseIfStillDifferent } from './reverify.ts';
 
 /**
  * Writes of the old table that its triggers could not carry into the shadow in the last moments
@@ -52,6 +53,8 @@ export async function swapTables(event: TaskEvent, deps: TaskDeps): Promise<Loop
   const { old } = shadowNames(t);
   const conn = m.source;
   if (!(await swapDone(conn, t))) {
+    // Nothing the re-verification found different while the approval waited is swapped in.
+    if (m.phase === 'cutover-approval') await refuseIfStillDifferent(m);
     const rewritten = await rewriteLogged(conn, input.migrationId, m.tables);
     if (rewritten) {
       m.state.rowsWrittenAgain = (m.state.rowsWrittenAgain ?? 0) + rewritten;

@@ -17,7 +17,7 @@ const ATTEMPTS = 3;
  * written again from the table and compared again, three times at most. Runs on `conn` (the table's
  * server). Returns the rows verified and how many repairs it took.
  */
-async function verifyAlterRange(conn: SqlConnection, t: CopyTables, migrationId: string, range: IdRange): Promise<{ rows: string; repairs: number }> {
+export async function verifyAlterRange(conn: SqlConnection, t: CopyTables, migrationId: string, range: IdRange): Promise<{ rows: string; repairs: number }> {
   const tables = { ...t, source: conn, target: conn };
   let result = await snapshotCompare(conn, tables, range);
   let repairs = 0;

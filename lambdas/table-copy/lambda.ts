@@ -2,12 +2,9 @@
 import { planOnAws } from '../adapters/plan-aws.ts';
 import { tableCopyInputSchema } from '../core/table-copy-input.ts';
 import { planTableCopy } from './plan.ts';
-import { SFNClient } from '@aws-sdk/client-sfn';
-import { PutParameterCommand, SSMClient } from '@aws-sdk/client-ssm';
-import { AwsApprovals } from '../adapters/approvals-aws.ts';
 import { awsDeps, onLambda } from '../adapters/aws.ts';
-import { deploymentFromEnv } from '../core/deployment.ts';
-import { reverifyPending, reverifyReportText } from './reverify-pending.ts';
+import { scheduledReverify } from '../adapters/reverify-aws.ts';
+import { reverify as reverifyTask } from './reverify.ts';
 import { catchUp as catchUpTask } from './catch-up.ts';
 import { cleanup as cleanupTask } from './cleanup.ts';
 import { copyChunks as copyChunksTask } from './copy-chunks.ts';
@@ -34,23 +31,8 @@ export const sweep = onLambda(machine, sweepTask);
 export const cleanup = onLambda(machine, cleanupTask);
 export const summarize = onLambda(machine, summarizeTask);
 
-/**
- * Not a Task: run on a schedule, the re-verification beside every pending cut-over approval
- * (reverify.ts), for the execution that waits.
- */
-export const reverify = async (_event: unknown, context?: { getRemainingTimeInMillis(): number }) => {
-  const deps = awsDeps(machine, context);
-  const sfn = new SFNClient({});
-  const approvals = new AwsApprovals(new SSMClient({}), sfn, deploymentFromEnv().ssmRoot);
-  const machineArn = process.env.FERRY_TABLE_COPY_MACHINE_ARN;
-  if (!machineArn) throw new Error('FERRY_TABLE_COPY_MACHINE_ARN is not set: the stack sets it on this function');
-  const ssm = new SSMClient({});
-  // What the approval page and ferry status show beside the pending approval, written as each is done.
-  return reverifyPending(deps, { approvals, sfn, machineArn }, undefined, async (r) => {
-    const Value = reverifyReportText(new Date().toISOString(), r.note, r.differences);
-    await ssm.send(new PutParameterCommand({ Name: `${deploymentFromEnv().ssmRoot}/${r.migrationId}/status/reverify`, Value, Type: 'String', Overwrite: true }));
-  });
-};
+/** Not a Task: run on a schedule, the re-verification beside every pending cut-over approval (reverify.ts). */
+export const reverify = scheduledReverify(machine, reverifyTask);
 
 /** Not a Task: `ferry plan table-copy --aws` invokes it, where the databases answer (see plan.ts). */
 export const plan = (event: { migration: unknown }, context?: { getRemainingTimeInMillis(): number }) => planOnAws(tableCopyInputSchema, planTableCopy, event, awsDeps(machine, context));

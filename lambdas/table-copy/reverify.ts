@@ -8,6 +8,9 @@ import type { LedgerEntry } from '../core/tables/ledger.ts';
 import { checksumRange, insertRefusing, rowHashesBothSides } from '../core/tables/verifier.ts';
 import { idHoles } from '../core/tables/inspector.ts';
 import { CheckpointStore } from '../core/checkpoints.ts';
+import { describeReverify, freshReverify, type ReverifyRecord, zeroReverifyCount } from '../core/tables/reverify-record.ts';
+
+export { describeReverify, type ReverifyRecord } from '../core/tables/reverify-record.ts';
 import { checkThrottle, ledgerOf, MACHINE, openMigration, report, timeLeft, type Migration, type TaskEvent, type TableCopyState } from './open-migration.ts';
 
 /**
@@ -25,40 +28,7 @@ import { checkThrottle, ledgerOf, MACHINE, openMigration, report, timeLeft, type
  *   difference, and SetCutoverFlags refuses to flip the flags while it lasts.
  */
 
-export interface ReverifyCount {
-  ranges: number;
-  rows: string;
-  lateRows: number;
-  changedByApplication: number;
-  repaired: number;
-  /** Spans found different but not kept in `differences` (it holds the first 100). */
-  unrecorded?: number;
-}
-
-export interface ReverifyDifference {
-  readonly lo: Id;
-  readonly hi: Id;
-  readonly detail: string;
-  readonly foundAt: string;
-}
-
-/** Kept in the checkpoint's state (`reverify`), written only while the approval is pending. */
-export interface ReverifyRecord {
-  /** The lowest id of the last span checked in the pass under way; null between passes. */
-  cursor: Id | null;
-  passStartedAt: string | null;
-  current: ReverifyCount;
-  /** The last complete pass. */
-  last: (ReverifyCount & { readonly endedAt: string }) | null;
-  /** Spans that differ (the first 100), each until a later look finds it equal. */
-  differences: ReverifyDifference[];
-}
-
 const SPANS_PER_READ = 50;
-
-function zero(): ReverifyCount {
-  return { ranges: 0, rows: '0', lateRows: 0, changedByApplication: 0, repaired: 0 };
-}
 
 function inHoles(id: Id, holes: LedgerEntry['holes']): boolean {
   const v = BigInt(id);
@@ -141,18 +111,6 @@ async function rewriteFromSource(t: CopyTables, span: LedgerEntry): Promise<{ ch
   }, { readCommitted: true });
 }
 
-/** "verified 12 minutes ago, 40 ranges, 0 differences" */
-export function describeReverify(r: ReverifyRecord | null | undefined, now: number): string {
-  if (!r?.last) return r?.cursor ? `re-verifying: ${r.current.ranges} ranges checked so far` : 'not re-verified yet';
-  const minutes = Math.max(0, Math.round((now - Date.parse(r.last.endedAt)) / 60_000));
-  const extra = [
-    r.last.repaired ? `${r.last.repaired} repaired` : '',
-    r.last.changedByApplication ? `${r.last.changedByApplication} changed by the application in the new table (kept)` : '',
-    r.last.lateRows ? `${r.last.lateRows} late rows for the sweep` : '',
-  ].filter(Boolean);
-  const differences = r.differences.length + (r.last.unrecorded ?? 0);
-  return `verified ${minutes} minute${minutes === 1 ? '' : 's'} ago, ${r.last.ranges} ranges, ${differences} difference${differences === 1 ? '' : 's'}${extra.length ? ` (${extra.join(', ')})` : ''}`;
-}
 
 /** A span written again from the source: the ledger says what it holds now, and the operator is told. */
 async function recordRepair(m: Migration, span: LedgerEntry, look: Extract<Look, { kind: 'repaired' }>): Promise<void> {
@@ -179,12 +137,12 @@ async function write(m: Migration, r: ReverifyRecord): Promise<boolean> {
 export async function reverify(event: TaskEvent, deps: TaskDeps): Promise<{ phase: string; reverify: ReverifyRecord | null; note: string }> {
   const m = await openMigration(event, deps);
   if (m.phase !== 'cutover-approval' || m.input.reverify.everySeconds === 0) return { phase: m.phase, reverify: m.state.reverify ?? null, note: 'no approval of the cut-over is pending' };
-  const r: ReverifyRecord = structuredClone(m.state.reverify) ?? { cursor: null, passStartedAt: null, current: zero(), last: null, differences: [] };
+  const r: ReverifyRecord = structuredClone(m.state.reverify) ?? freshReverify();
   const now = () => new Date(deps.now()).toISOString();
   if (r.cursor === null) {
     if (r.last && deps.now() - Date.parse(r.last.endedAt) < m.input.reverify.everySeconds * 1000) return { phase: m.phase, reverify: r, note: describeReverify(r, deps.now()) };
     r.passStartedAt = now();
-    r.current = zero();
+    r.current = zeroReverifyCount();
   }
   const ledger = ledgerOf(m);
   while (timeLeft(m)) {

@@ -147,13 +147,13 @@ describe('FerryStack', () => {
     expect([copySecrets].flat()).toEqual(Object.values(config.connections.mysql).map((c) => c.secretArn));
   });
 
-  it('re-verifies beside pending cut-over approvals on a schedule, one run at a time, reading no approval token', () => {
-    const [fnId, fn] = ofType('AWS::Lambda::Function').find(([id]) => id.startsWith('WorkersReverifyFunction'))!;
+  it.each([['Reverify', 'table-copy'], ['AlterReverify', 'online-alter']])('re-verifies beside pending cut-over approvals on a schedule (%s, %s), one run at a time, reading no approval token', (worker, machine) => {
+    const [fnId, fn] = ofType('AWS::Lambda::Function').find(([id]) => id.startsWith(`Workers${worker}Function`))!;
     expect(fn.Properties.ReservedConcurrentExecutions).toBe(1);
-    expect(JSON.stringify((fn.Properties.Environment as { Variables: Record<string, unknown> }).Variables.FERRY_TABLE_COPY_MACHINE_ARN)).toContain(':stateMachine:ferry-production-table-copy');
+    expect(JSON.stringify((fn.Properties.Environment as { Variables: Record<string, unknown> }).Variables.FERRY_MACHINE_ARN)).toContain(`:stateMachine:ferry-production-${machine}"`);
     const rules = ofType('AWS::Events::Rule').filter(([, r]) => JSON.stringify(r.Properties.Targets).includes(fnId));
     expect(rules.map(([, r]) => r.Properties.ScheduleExpression)).toEqual(['rate(5 minutes)']);
-    const [, p] = ofType('AWS::IAM::Policy').find(([id]) => id.startsWith('WorkersReverifyRole'))!;
+    const [, p] = ofType('AWS::IAM::Policy').find(([id]) => id.startsWith(`Workers${worker}Role`))!;
     const statements = (p.Properties.PolicyDocument as { Statement: Statement[] }).Statement;
     const actions = statements.flatMap((st) => ([] as string[]).concat(st.Action));
     expect(actions).toEqual(expect.arrayContaining(['ssm:GetParametersByPath', 'states:ListExecutions', 'states:DescribeExecution']));

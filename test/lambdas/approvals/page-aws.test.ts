@@ -7,7 +7,7 @@ import { beforeEach, describe, expect, it } from 'vitest';
 import { AwsApprovals } from '../../../lambdas/adapters/approvals-aws.ts';
 import { SsmFlagStore } from '../../../lambdas/adapters/flags-ssm.ts';
 import { handleAwsPage, type HttpEvent, type PageAws } from '../../../lambdas/approvals/page-aws.ts';
-import { REPORT_MAX_BYTES, reverifyReportText } from '../../../lambdas/table-copy/reverify-pending.ts';
+import { REPORT_MAX_BYTES, reverifyReportText } from '../../../lambdas/adapters/reverify-aws.ts';
 
 const REGION = 'eu-west-1';
 const POOL = 'eu-west-1_Example1';

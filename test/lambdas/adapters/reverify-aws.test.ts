@@ -2,7 +2,7 @@ import { DescribeExecutionCommand, ListExecutionsCommand, SFNClient } from '@aws
 import { mockClient } from 'aws-sdk-client-mock';
 import { describe, expect, it } from 'vitest';
 import type { TaskDeps } from '../../../lambdas/core/ports/task-deps.ts';
-import { reverifyPending } from '../../../lambdas/table-copy/reverify-pending.ts';
+import { reverifyPending } from '../../../lambdas/adapters/reverify-aws.ts';
 import type { TaskEvent } from '../../../lambdas/table-copy/open-migration.ts';
 
 describe('the scheduled re-verification on AWS', () => {

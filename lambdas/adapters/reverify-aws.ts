@@ -1,7 +1,12 @@
-import { DescribeExecutionCommand, ListExecutionsCommand, type SFNClient } from '@aws-sdk/client-sfn';
+import { DescribeExecutionCommand, ListExecutionsCommand, SFNClient } from '@aws-sdk/client-sfn';
+import { PutParameterCommand, SSMClient } from '@aws-sdk/client-ssm';
 import type { TaskDeps } from '../core/ports/task-deps.ts';
-import type { TaskEvent } from './open-migration.ts';
-import { reverify } from './reverify.ts';
+import { deploymentFromEnv } from '../core/deployment.ts';
+import { AwsApprovals } from './approvals-aws.ts';
+import { awsDeps } from './aws.ts';
+
+/** A machine's re-verification step, for the execution that waits (see lambdas/<machine>/reverify.ts). */
+export type ReverifyStep = (event: { migration: unknown; execution: string }, deps: TaskDeps) => Promise<{ note: string; reverify?: { differences: readonly { detail: string }[] } | null }>;
 
 /** The migration input an execution was started with (a continuation carries it as `migration`). */
 function migrationOf(input: string | undefined): { migration: unknown; migrationId: string | undefined } {
@@ -25,7 +30,7 @@ export type ReverifyResult = { migrationId: string; execution: string; note: str
 export async function reverifyPending(
   deps: TaskDeps,
   aws: { readonly approvals: { pending(): Promise<{ migrationId: string; step: string }[]> }; readonly sfn: SFNClient; readonly machineArn: string },
-  run: (event: TaskEvent, deps: TaskDeps) => Promise<{ note: string; reverify?: { differences: readonly { detail: string }[] } | null }> = reverify,
+  run: ReverifyStep,
   onDone?: (result: ReverifyResult) => Promise<void>,
 ): Promise<ReverifyResult[]> {
   const deadline = deps.now() + deps.budgetMillis;
@@ -74,4 +79,24 @@ export function reverifyReportText(at: string, note: string, differences: readon
   let kept = differences.length;
   while (kept > 0 && Buffer.byteLength(text(differences.slice(0, kept))) > REPORT_MAX_BYTES) kept--;
   return text(differences.slice(0, kept));
+}
+
+/**
+ * The Lambda handler of a machine's scheduled re-verification: every pending cut-over approval of
+ * its state machine (named by FERRY_MACHINE_ARN) is re-verified for the execution that waits, and
+ * each report is written, as it is done, where the approval page and `ferry status` read it.
+ */
+export function scheduledReverify(machine: string, run: ReverifyStep) {
+  return async (_event: unknown, context?: { getRemainingTimeInMillis(): number }): Promise<ReverifyResult[]> => {
+    const deps = awsDeps(machine, context);
+    const sfn = new SFNClient({});
+    const ssm = new SSMClient({});
+    const root = deploymentFromEnv().ssmRoot;
+    const machineArn = process.env.FERRY_MACHINE_ARN;
+    if (!machineArn) throw new Error('FERRY_MACHINE_ARN is not set: the stack sets it on this function');
+    return reverifyPending(deps, { approvals: new AwsApprovals(ssm, sfn, root), sfn, machineArn }, run, async (r) => {
+      const Value = reverifyReportText(new Date().toISOString(), r.note, r.differences);
+      await ssm.send(new PutParameterCommand({ Name: `${root}/${r.migrationId}/status/reverify`, Value, Type: 'String', Overwrite: true }));
+    });
+  };
 }

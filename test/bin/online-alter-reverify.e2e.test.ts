@@ -1,0 +1,28 @@
+import { describe, expect, it } from 'vitest';
+import { runFerry, startFerry } from '../helpers/cli.ts';
+import { alterScenario, csmFingerprint, CSM } from '../helpers/alter-scenario.ts';
+
+/** online-alter's re-verification beside the pending cut-over approval (lambdas/online-alter/reverify.ts). */
+describe('online-alter re-verifies while the cut-over approval waits', () => {
+  it('writes again, from the table, a row of the altered copy that went wrong while it waited, so the swap brings no stale row', async () => {
+    const sc = await alterScenario(3000);
+    try {
+      const run = startFerry(['local', 'online-alter', '--input', sc.inputFile({ reverify: { everySeconds: 1 } }), '--state-dir', sc.stateDir]);
+      await run.waitFor(/waiting for approval "cutover"/);
+      await run.waitFor(/re-verification: verified 0 minutes ago, \d+ ranges, 0 differences/);
+      // a row of the altered copy changed behind the triggers' back (a hand edit, a write they missed)
+      await sc.conn.query(`UPDATE \`${sc.db}\`.\`_${CSM}_new\` SET grade = 99, state = 'stale' WHERE id = 1234`);
+      await run.waitFor(/re-verification: ids \d+\.\.\d+ of _courseware_studentmodule_new differed from courseware_studentmodule and were written again from it/);
+      await run.waitFor(/re-verification: verified 0 minutes ago, \d+ ranges, 0 differences \(1 repaired\)/);
+      expect((await runFerry(['approve', sc.migrationId, '--step', 'cutover', '--state-dir', sc.stateDir])).code).toBe(0);
+      await run.waitFor(/waiting for approval "cleanup"/);
+      expect((await runFerry(['approve', sc.migrationId, '--step', 'cleanup', '--state-dir', sc.stateDir])).code).toBe(0);
+      const done = await run.done;
+      expect(done.code, done.stderr).toBe(0);
+      expect(await sc.columnType()).toBe('bigint(20) unsigned');
+      expect(await csmFingerprint(sc.conn, sc.db, CSM)).toEqual(await csmFingerprint(sc.conn, sc.db, 'reference'));
+    } finally {
+      await sc.close();
+    }
+  });
+});
