@@ -56,7 +56,7 @@ export async function reverify(event: TaskEvent, deps: TaskDeps): Promise<{ phas
       }
     } catch (err) {
       if (!(err instanceof VerificationFailed)) throw err;
-      const detail = `ids ${range.lo}..${range.hi}: ${err.message}`;
+      const detail = err.message.replace(/\.+$/, '');
       if (r.differences.length < 100) r.differences.push({ lo: range.lo, hi: range.hi, detail, foundAt: known?.detail === detail ? known.foundAt : now() });
       else r.current.unrecorded = (r.current.unrecorded ?? 0) + 1;
       if (known?.detail !== detail) say(m, `re-verification: ${detail}`);

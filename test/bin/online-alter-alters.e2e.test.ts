@@ -132,7 +132,8 @@ describe('ferry local online-alter, ALTER by ALTER', () => {
     try {
       const alter = 'ADD UNIQUE KEY one_module_per_student (student_id)';
       const db = `\`${sc.db}\``;
-      const file = sc.inputFile({ alter, allowNewUniqueKeys: true, cleanup: { mode: 'drop' } });
+      // SwapTables' own last look is what is tested here (the re-verification beside the wait, off, would otherwise heal it first)
+      const file = sc.inputFile({ alter, allowNewUniqueKeys: true, cleanup: { mode: 'drop' }, reverify: { everySeconds: 0 } });
       const first = startFerry(['local', 'online-alter', '--input', file, '--state-dir', sc.stateDir, '--approve', 'cleanup']);
       await first.waitFor(/waiting for approval "cutover"/);
       // two students swap modules in one transaction: a passing clash in the shadow that heals by the end of it
@@ -154,7 +155,8 @@ describe('ferry local online-alter, ALTER by ALTER', () => {
     try {
       const db = `\`${sc.db}\``;
       const before = await tableSchema(sc.conn, sc.db, CSM);
-      const file = sc.inputFile({ alter: 'ADD UNIQUE KEY one_module_per_student (student_id)', allowNewUniqueKeys: true, cleanup: { mode: 'drop' } });
+      // SwapTables' own last look is what is tested here; with the re-verification on, it refuses the swap first (test below)
+      const file = sc.inputFile({ alter: 'ADD UNIQUE KEY one_module_per_student (student_id)', allowNewUniqueKeys: true, cleanup: { mode: 'drop' }, reverify: { everySeconds: 0 } });
       const running = startFerry(['local', 'online-alter', '--input', file, '--state-dir', sc.stateDir, '--approve', 'cleanup'], { FERRY_LOCAL_RETRY_MILLIS: '50' });
       await running.waitFor(/waiting for approval "cutover"/);
       await sc.conn.query(`UPDATE ${db}.${CSM} SET student_id = 4 WHERE id = 3`);

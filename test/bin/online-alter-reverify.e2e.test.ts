@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { runFerry, startFerry } from '../helpers/cli.ts';
-import { alterScenario, csmFingerprint, CSM } from '../helpers/alter-scenario.ts';
+import { alterScenario, csmFingerprint, CSM, tableSchema } from '../helpers/alter-scenario.ts';
 
 /** online-alter's re-verification beside the pending cut-over approval (lambdas/online-alter/reverify.ts). */
 describe('online-alter re-verifies while the cut-over approval waits', () => {
@@ -21,6 +21,29 @@ describe('online-alter re-verifies while the cut-over approval waits', () => {
       expect(done.code, done.stderr).toBe(0);
       expect(await sc.columnType()).toBe('bigint(20) unsigned');
       expect(await csmFingerprint(sc.conn, sc.db, CSM)).toEqual(await csmFingerprint(sc.conn, sc.db, 'reference'));
+    } finally {
+      await sc.close();
+    }
+  });
+
+  it('names a clash with a new unique key made while it waited, and the swap is refused with the table as it was and the triggers taken back', async () => {
+    const sc = await alterScenario(2000);
+    try {
+      const before = await tableSchema(sc.conn, sc.db, CSM);
+      const file = sc.inputFile({ alter: 'ADD UNIQUE KEY one_module_per_student (student_id)', allowNewUniqueKeys: true, cleanup: { mode: 'drop' }, reverify: { everySeconds: 1 } });
+      const running = startFerry(['local', 'online-alter', '--input', file, '--state-dir', sc.stateDir, '--approve', 'cleanup'], { FERRY_LOCAL_RETRY_MILLIS: '50' });
+      await running.waitFor(/re-verification: verified 0 minutes ago, \d+ ranges, 0 differences/);
+      await sc.conn.query(`UPDATE \`${sc.db}\`.${CSM} SET student_id = 4 WHERE id = 3`);
+      await running.waitFor(/re-verification: ids \d+\.\.\d+ of courseware_studentmodule cannot be written to _courseware_studentmodule_new: Duplicate entry '4' for key 'one_module_per_student'/);
+      await running.waitFor(/re-verification: verified 0 minutes ago, \d+ ranges, 1 difference\b/);
+      expect((await runFerry(['approve', sc.migrationId, '--step', 'cutover', '--state-dir', sc.stateDir])).code).toBe(0);
+      const run = await running.done;
+      expect(run.code, run.stderr).toBe(1);
+      expect(run.last).toMatchObject({ error: 'VerificationFailed', cause: expect.stringMatching(/the swap was not made: .*Duplicate entry '4' for key 'one_module_per_student'/) });
+      expect(await tableSchema(sc.conn, sc.db, CSM)).toBe(before);
+      expect(await sc.triggers()).toEqual([]);
+      const [rows] = await sc.conn.query(`SELECT id FROM \`${sc.db}\`.${CSM} WHERE student_id = 4 ORDER BY id`);
+      expect(rows).toEqual([{ id: 3 }, { id: 4 }]);
     } finally {
       await sc.close();
     }

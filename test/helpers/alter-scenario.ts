@@ -82,7 +82,8 @@ export async function alterScenario(rows = 5000): Promise<AlterScenario> {
         while (running) {
           i++;
           const op = i % 3;
-          // Like any application on InnoDB, a transaction chosen as a deadlock victim is retried whole.
+          // Like any application on InnoDB, a transaction chosen as a deadlock victim (1213), or one whose
+          // snapshot predates the swap's RENAME (1412, "table definition has changed"), is retried whole.
           for (let attempt = 0; ; attempt++) {
             await w.query('START TRANSACTION');
             try {
@@ -108,7 +109,7 @@ export async function alterScenario(rows = 5000): Promise<AlterScenario> {
               break;
             } catch (err) {
               await w.query('ROLLBACK');
-              if ((err as { errno?: number }).errno !== 1213 || attempt >= 20) throw err;
+              if (![1213, 1412].includes((err as { errno?: number }).errno ?? 0) || attempt >= 20) throw err;
               counts.deadlocks++;
             }
           }
