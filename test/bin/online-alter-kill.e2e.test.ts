@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { runFerry, startFerry } from '../helpers/cli.ts';
 import { alterScenario, csmFingerprint, CSM } from '../helpers/alter-scenario.ts';
+import { phaseGate } from '../helpers/db.ts';
 
 /** A SIGKILL in online-alter's verification and cleanup, with the application writing throughout. */
 describe.each(['verify', 'cleanup'])('ferry local online-alter killed during %s', (phase) => {
@@ -8,8 +9,11 @@ describe.each(['verify', 'cleanup'])('ferry local online-alter killed during %s'
     const sc = await alterScenario(15000);
     try {
       const writer = sc.startWriter();
-      const file = sc.inputFile({ chunk: { targetMillis: 10, minRows: 50, maxRows: 100 }, cleanup: { mode: 'trickle-delete', batchRows: 200 } });
-      const first = startFerry(['local', 'online-alter', '--input', file, '--state-dir', sc.stateDir, '--approve', 'all']);
+      const settings = { chunk: { targetMillis: 10, minRows: 50, maxRows: 100 }, cleanup: { mode: 'trickle-delete', batchRows: 200 } };
+      const file = sc.inputFile(settings);
+      // Verify is short (most ranges were verified behind the copy): the first run is held there until it is killed.
+      const held = phase === 'verify' ? sc.inputFile({ ...settings, throttle: { maxThreadsRunning: 1000, waitSeconds: 1, query: await phaseGate(sc.db, 'verify') } }) : file;
+      const first = startFerry(['local', 'online-alter', '--input', held, '--state-dir', sc.stateDir, '--approve', 'all']);
       for (;;) {
         const [rows] = await sc.conn.query(`SELECT phase, state FROM \`${sc.db}\`._ferry_checkpoints`).catch(() => [[]] as never);
         const row = (rows as { phase: string; state: string }[])[0];

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { runFerry, startFerry } from '../helpers/cli.ts';
-import { tableFingerprint } from '../helpers/db.ts';
+import { phaseGate, tableFingerprint } from '../helpers/db.ts';
 import { scenario, SRC, TGT } from '../helpers/scenario.ts';
 
 /** A SIGKILL in each later phase of table-copy, then the same command again: the end state is the uninterrupted one. */
@@ -9,12 +9,15 @@ describe.each(['catch-up', 'verify', 'cleanup'])('ferry local table-copy killed 
     const sc = await scenario({ rows: 30000 });
     try {
       const before = await tableFingerprint(sc.conn, sc.src, SRC);
-      const file = sc.inputFile({
+      const settings = {
         chunk: { targetMillis: 10, minRows: 50, maxRows: 100 },
         catchUp: { quietSeconds: 3, pollSeconds: 1 },
         cleanup: { mode: 'trickle-delete', batchRows: 200 },
-      });
-      const first = startFerry(['local', 'table-copy', '--input', file, '--state-dir', sc.stateDir, '--approve', 'all']);
+      };
+      const file = sc.inputFile(settings);
+      // Verify is short (most ranges were verified behind the copy): the first run is held there until it is killed.
+      const held = phase === 'verify' ? sc.inputFile({ ...settings, throttle: { waitSeconds: 1, query: await phaseGate(sc.tgt, 'verify') } }) : file;
+      const first = startFerry(['local', 'table-copy', '--input', held, '--state-dir', sc.stateDir, '--approve', 'all']);
       for (;;) {
         const [rows] = await sc.conn.query(`SELECT phase, state FROM \`${sc.tgt}\`._ferry_checkpoints`).catch(() => [[]] as never);
         const row = (rows as { phase: string; state: string }[])[0];

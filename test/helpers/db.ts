@@ -82,3 +82,20 @@ export async function tableFingerprint(conn: mysql.Connection, db: string, table
   const r = (rows as Record<string, string | null>[])[0]!;
   return { rows: String(r.n), checksum: String(r.c), minId: r.lo === null ? null : String(r.lo), maxId: r.hi === null ? null : String(r.hi) };
 }
+
+/**
+ * A throttle query that holds a migration for as long as its checkpoint (in `db`) is in `phase`:
+ * a test that must act during a short phase (kill it there) gets all the time it needs. The
+ * checkpoint table is created first, as ferry creates it, so Preflight can run the query.
+ */
+export async function phaseGate(db: string, phase: string): Promise<string> {
+  const { CheckpointStore } = await import('../../lambdas/core/checkpoints.ts');
+  const { Mysql2Connector } = await import('../../lambdas/adapters/mysql2.ts');
+  const sql = new Mysql2Connector({ MYSQL_URL });
+  try {
+    await new CheckpointStore(await sql.connect('gate'), db, 'gate').ensureTable();
+  } finally {
+    await sql.closeAll();
+  }
+  return `SELECT COUNT(*) FROM \`${db}\`._ferry_checkpoints WHERE phase = '${phase}'`;
+}
