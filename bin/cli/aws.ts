@@ -4,7 +4,7 @@ import type { PlanAnswer } from '../../lambdas/adapters/plan-aws.ts';
 
 import { parseInput } from '../../lambdas/core/input-parts.ts';
 import type { FlagStore } from '../../lambdas/core/ports/flags.ts';
-import { INPUT_SCHEMAS, tuneInput, type MachineName } from '../../lambdas/core/machine-inputs.ts';
+import { INPUT_SCHEMAS, migrationInputOfExecution, tuneInput, type MachineName } from '../../lambdas/core/machine-inputs.ts';
 import { DescribeExecutionCommand, GetExecutionHistoryCommand, ListExecutionsCommand, ListStateMachinesCommand, SFNClient, StartExecutionCommand, StopExecutionCommand } from '@aws-sdk/client-sfn';
 import { AwsApprovals } from '../../lambdas/adapters/approvals-aws.ts';
 import { deployment, planFunctionName, stateMachineName, type Deployment } from '../../lambdas/core/deployment.ts';
@@ -132,16 +132,6 @@ async function latestExecution(sfn: SFNClient, d: Deployment, migrationId: strin
   return arn;
 }
 
-/** Phase, progress and throttle reason from the newest task result, and any approval waiting. */
-/** The migration input an execution was started with (a continuation carries it as `migration`). */
-function migrationInputOf(input: string | undefined): unknown {
-  try {
-    const parsed = JSON.parse(input ?? '{}') as { migration?: unknown };
-    return parsed.migration ?? parsed;
-  } catch {
-    return undefined;
-  }
-}
 
 /** The knobs set for a migration and what its tasks make of them with its input (see knobs.ts). */
 async function knobsOf(knobs: FlagStore, migrationId: string, input: unknown): Promise<{ set: Record<string, string>; inForce: Readonly<Record<string, string>>; ignored: readonly string[] }> {
@@ -170,6 +160,7 @@ async function reverifyReport(ssm: SSMClient, d: Deployment, migrationId: string
   }
 }
 
+/** Phase, progress and throttle reason from the newest task result, and any approval waiting. */
 export async function executionStatus(sfn: SFNClient, approvals: AwsApprovals, d: Deployment, idOrArn: string, knobs?: FlagStore, ssm?: SSMClient) {
   const arn = idOrArn.startsWith('arn:') ? idOrArn : await latestExecution(sfn, d, idOrArn);
   if (!arn) throw new Error(`no execution of migration ${idOrArn} found; start one with ferry start`);
@@ -200,7 +191,7 @@ export async function executionStatus(sfn: SFNClient, approvals: AwsApprovals, d
     phase: last?.phase ?? null,
     progress: last?.progress ?? null,
     throttle: last?.throttle ?? null,
-    ...(knobs && migrationId ? { knobs: await knobsOf(knobs, migrationId, migrationInputOf(exec.input)) } : {}),
+    ...(knobs && migrationId ? { knobs: await knobsOf(knobs, migrationId, migrationInputOfExecution(exec.input)) } : {}),
     ...(ssm && migrationId && pending.some((p) => p.step === 'cutover') ? { reverify: await reverifyReport(ssm, d, migrationId) } : {}),
     pendingApprovals: pending.map((p) => ({ step: p.step, since: p.since?.toISOString(), approve: `npx ferry approve ${p.migrationId} --step ${p.step} --aws${d.env ? ` --env ${d.env}` : ''}` })),
     ...(exec.status === 'FAILED' ? { error: exec.error, cause: exec.cause } : {}),

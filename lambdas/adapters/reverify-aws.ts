@@ -2,22 +2,12 @@ import { DescribeExecutionCommand, ListExecutionsCommand, SFNClient } from '@aws
 import { PutParameterCommand, SSMClient } from '@aws-sdk/client-ssm';
 import type { TaskDeps } from '../core/ports/task-deps.ts';
 import { deploymentFromEnv } from '../core/deployment.ts';
+import { migrationInputOfExecution } from '../core/machine-inputs.ts';
 import { AwsApprovals } from './approvals-aws.ts';
 import { awsDeps } from './aws.ts';
 
 /** A machine's re-verification step, for the execution that waits (see lambdas/<machine>/reverify.ts). */
 export type ReverifyStep = (event: { migration: unknown; execution: string }, deps: TaskDeps) => Promise<{ note: string; reverify?: { differences: readonly { detail: string }[] } | null }>;
-
-/** The migration input an execution was started with (a continuation carries it as `migration`). */
-function migrationOf(input: string | undefined): { migration: unknown; migrationId: string | undefined } {
-  try {
-    const parsed = JSON.parse(input ?? '{}') as { migration?: { migrationId?: string }; migrationId?: string };
-    const migration = parsed.migration ?? parsed;
-    return { migration, migrationId: (migration as { migrationId?: string }).migrationId };
-  } catch {
-    return { migration: undefined, migrationId: undefined };
-  }
-}
 
 /**
  * On AWS, on a schedule: the re-verification beside every pending cut-over approval of this
@@ -42,7 +32,9 @@ export async function reverifyPending(
     for (const e of page.executions ?? []) {
       if (!e.executionArn) continue;
       const described = await aws.sfn.send(new DescribeExecutionCommand({ executionArn: e.executionArn }));
-      const { migration, migrationId } = migrationOf(described.input);
+      const migration = migrationInputOfExecution(described.input);
+      const migrationId = (migration as { migrationId?: unknown } | undefined)?.migrationId;
+      if (typeof migrationId !== 'string') continue;
       if (!migrationId || !waiting.delete(migrationId)) continue;
       found.push({ migrationId, execution: e.executionArn, migration });
     }

@@ -3,7 +3,7 @@ import { DescribeExecutionCommand, type SFNClient } from '@aws-sdk/client-sfn';
 import { GetParameterCommand, ParameterNotFound, type SSMClient } from '@aws-sdk/client-ssm';
 import type { AwsApprovals } from '../adapters/approvals-aws.ts';
 import type { FlagStore } from '../core/ports/flags.ts';
-import { machineOfInput } from '../core/machine-inputs.ts';
+import { machineOfInput, migrationInputOfExecution } from '../core/machine-inputs.ts';
 import { APPROVERS_GROUP, handlePage, type Fact, type MigrationView, type PageBackend, type PageCaller, type PageResponse } from './page.ts';
 
 /**
@@ -95,8 +95,7 @@ export function awsBackend(aws: PageAws): PageBackend {
             pending.filter((p) => p.migrationId === migrationId).map(async (p) => {
               const req = await aws.approvals.pendingRequest(migrationId, p.step);
               const exec = req ? await aws.sfn.send(new DescribeExecutionCommand({ executionArn: req.execution })) : null;
-              const raw = JSON.parse(exec?.input ?? '{}') as { migration?: unknown };
-              const input = (raw.migration ?? raw) as { flags?: { cutover?: Record<string, string> } };
+              const input = (migrationInputOfExecution(exec?.input) ?? {}) as { flags?: { cutover?: Record<string, string> } };
               machine = machineOfInput(input);
               flagsOf = (step) => (step === 'cutover' && machine !== 'online-alter' ? (input.flags?.cutover ?? {}) : {});
               const facts: Fact[] = [];

@@ -25,3 +25,13 @@ export function tuneInput(raw: unknown, knobs: Readonly<Record<string, string>>)
   const schema = INPUT_SCHEMAS[machineOfInput(raw)];
   return withKnobs(schema, parseInput(schema, raw), knobs);
 }
+
+/** The migration input an execution was started with: an operator's input, or a continuation's `{migration}`; undefined when it is not JSON. */
+export function migrationInputOfExecution(input: string | undefined): unknown {
+  try {
+    const parsed = JSON.parse(input ?? '{}') as { migration?: unknown };
+    return parsed.migration ?? parsed;
+  } catch {
+    return undefined;
+  }
+}

@@ -2,8 +2,8 @@ import type { TaskDeps } from '../core/ports/task-deps.ts';
 import { CheckpointStore } from '../core/checkpoints.ts';
 import { VerificationFailed } from '../core/errors.ts';
 import { idBounds } from '../core/tables/copier.ts';
-import { checkThrottle, nextVerifyRange, report, timeLeft, type TaskEvent } from '../core/tables/chunked-copy.ts';
-import { describeReverify, freshReverify, zeroReverifyCount, type ReverifyRecord } from '../core/tables/reverify-record.ts';
+import { checkThrottle, nextVerifyRange, notice, report, timeLeft, type TaskEvent } from '../core/tables/chunked-copy.ts';
+import { describeReverify, endPass, freshReverify, noteLook, startPass, unrecordedOf, writeReverify, type ReverifyRecord } from '../core/tables/reverify-record.ts';
 import { MACHINE, openAlter, type AlterMigration, type OnlineAlterState } from './open-alter.ts';
 import { verifyAlterRange } from './verify.ts';
 
@@ -16,21 +16,12 @@ import { verifyAlterRange } from './verify.ts';
  * after the approval, looks at it again and will not swap while it lasts.
  */
 
-function say(m: AlterMigration, note: string): void {
-  m.deps.report({ migrationId: m.input.migrationId, phase: m.phase, done: m.state.rowsCopied, total: m.state.estimatedRows, note, throttle: null, notice: true });
-}
-
 /** One step of the re-verification beside the pending cut-over approval, for the execution that waits. */
 export async function reverify(event: TaskEvent, deps: TaskDeps): Promise<{ phase: string; reverify: ReverifyRecord | null; note: string }> {
   const m = await openAlter(event, deps);
   if (m.phase !== 'cutover-approval' || m.input.alter.reverify.everySeconds === 0) return { phase: m.phase, reverify: m.state.reverify ?? null, note: 'no approval of the cut-over is pending' };
   const r: ReverifyRecord = structuredClone(m.state.reverify) ?? freshReverify();
-  const now = () => new Date(deps.now()).toISOString();
-  if (r.cursor === null) {
-    if (r.last && deps.now() - Date.parse(r.last.endedAt) < m.input.alter.reverify.everySeconds * 1000) return { phase: m.phase, reverify: r, note: describeReverify(r, deps.now()) };
-    r.passStartedAt = now();
-    r.current = zeroReverifyCount();
-  }
+  if (!startPass(r, deps.now(), m.input.alter.reverify.everySeconds)) return { phase: m.phase, reverify: r, note: describeReverify(r, deps.now()) };
   const upTo = (await idBounds(m.source, m.tables.sourceTable, m.tables.idColumn)).max;
   while (timeLeft(m)) {
     const decision = await checkThrottle(m);
@@ -40,33 +31,28 @@ export async function reverify(event: TaskEvent, deps: TaskDeps): Promise<{ phas
     }
     const range = upTo === null ? null : await nextVerifyRange(m, r.cursor, upTo);
     if (range === null || BigInt(range.hi) < BigInt(range.lo)) {
-      r.last = { ...r.current, endedAt: now() };
-      r.cursor = null;
+      endPass(r, deps.now());
       break;
     }
-    const known = r.differences.find((d) => d.lo === range.lo);
-    r.differences = r.differences.filter((d) => d.lo !== range.lo);
     try {
       const verdict = await verifyAlterRange(m.source, m.tables, m.input.migrationId, range);
+      noteLook(r, range, null, deps.now());
       r.current.ranges++;
       r.current.rows = (BigInt(r.current.rows) + BigInt(verdict.rows)).toString();
       if (verdict.repairs) {
         r.current.repaired++;
-        say(m, `re-verification: ids ${range.lo}..${range.hi} of ${m.tables.targetTable.table} differed from ${m.tables.sourceTable.table} and were written again from it`);
+        notice(m, `re-verification: ids ${range.lo}..${range.hi} of ${m.tables.targetTable.table} differed from ${m.tables.sourceTable.table} and were written again from it`);
       }
     } catch (err) {
       if (!(err instanceof VerificationFailed)) throw err;
       const detail = err.message.replace(/\.+$/, '');
-      if (r.differences.length < 100) r.differences.push({ lo: range.lo, hi: range.hi, detail, foundAt: known?.detail === detail ? known.foundAt : now() });
-      else r.current.unrecorded = (r.current.unrecorded ?? 0) + 1;
-      if (known?.detail !== detail) say(m, `re-verification: ${detail}`);
+      if (noteLook(r, range, detail, deps.now())) notice(m, `re-verification: ${detail}`);
     }
     r.cursor = range.hi;
   }
-  const store = new CheckpointStore<OnlineAlterState>(m.source, m.input.alter.table.database, MACHINE);
-  if (!(await store.setStateField(m.input.migrationId, 'reverify', r, { phase: 'cutover-approval', owner: m.state.owner }))) return { phase: 'moved on', reverify: r, note: 'the approval was decided meanwhile' };
+  if (!(await writeReverify(new CheckpointStore<OnlineAlterState>(m.source, m.input.alter.table.database, MACHINE), m.input.migrationId, r, m.state.owner))) return { phase: 'moved on', reverify: r, note: 'the approval was decided meanwhile' };
   const note = describeReverify(r, deps.now());
-  if (r.cursor === null) say(m, `re-verification: ${note}`);
+  if (r.cursor === null) notice(m, `re-verification: ${note}`);
   return { phase: m.phase, reverify: r, note };
 }
 
@@ -74,7 +60,7 @@ export async function reverify(event: TaskEvent, deps: TaskDeps): Promise<{ phas
 export async function refuseIfStillDifferent(m: AlterMigration): Promise<void> {
   const r = m.state.reverify;
   const found = r?.differences ?? [];
-  const unrecorded = Math.max(r?.current.unrecorded ?? 0, r?.last?.unrecorded ?? 0);
+  const unrecorded = unrecordedOf(r);
   const still: string[] = [];
   for (const d of found) {
     try {

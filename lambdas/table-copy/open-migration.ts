@@ -8,7 +8,7 @@ import type { ReverifyRecord } from './reverify.ts';
 import { identityOf, parseInput, tableCopyInputSchema, type TableCopyInput } from '../core/table-copy-input.ts';
 import { openCopy, type LoopState as GenericLoopState, type Migration as GenericMigration, type TaskEvent } from '../core/tables/chunked-copy.ts';
 
-export { checkThrottle, connectBoth, copyUntil, outcomeState, report, save, timeLeft, loopState } from '../core/tables/chunked-copy.ts';
+export { checkThrottle, connectBoth, copyUntil, notice, outcomeState, report, save, timeLeft, loopState } from '../core/tables/chunked-copy.ts';
 export type { CopyOutcome, TaskEvent } from '../core/tables/chunked-copy.ts';
 
 export const MACHINE = 'table-copy';

@@ -8,10 +8,10 @@ import type { LedgerEntry } from '../core/tables/ledger.ts';
 import { checksumRange, insertRefusing, rowHashesBothSides } from '../core/tables/verifier.ts';
 import { idHoles } from '../core/tables/inspector.ts';
 import { CheckpointStore } from '../core/checkpoints.ts';
-import { describeReverify, freshReverify, type ReverifyRecord, zeroReverifyCount } from '../core/tables/reverify-record.ts';
+import { describeReverify, endPass, freshReverify, noteLook, startPass, unrecordedOf, writeReverify, type ReverifyRecord } from '../core/tables/reverify-record.ts';
 
 export { describeReverify, type ReverifyRecord } from '../core/tables/reverify-record.ts';
-import { checkThrottle, ledgerOf, MACHINE, openMigration, report, timeLeft, type Migration, type TaskEvent, type TableCopyState } from './open-migration.ts';
+import { checkThrottle, ledgerOf, MACHINE, notice, openMigration, report, timeLeft, type Migration, type TaskEvent, type TableCopyState } from './open-migration.ts';
 
 /**
  * While the cut-over approval is pending (it may wait days), the ranges verified earlier are
@@ -115,17 +115,7 @@ async function rewriteFromSource(t: CopyTables, span: LedgerEntry): Promise<{ ch
 /** A span written again from the source: the ledger says what it holds now, and the operator is told. */
 async function recordRepair(m: Migration, span: LedgerEntry, look: Extract<Look, { kind: 'repaired' }>): Promise<void> {
   await ledgerOf(m).record({ ...span, rows: look.rows, checksum: look.checksum.checksum, holes: look.holes, settled: look.holes.length === 0 || span.settled });
-  say(m, `re-verification: ids ${span.lo}..${span.hi} changed in ${m.input.source.table} after they were verified, and were written again to ${m.input.target.table} (untouched there since)`);
-}
-
-/** A line the operator must see (a finding, a pass's summary), never skipped like a progress update may be. */
-function say(m: Migration, note: string): void {
-  m.deps.report({ migrationId: m.input.migrationId, phase: m.phase, done: m.state.rowsCopied, total: m.state.estimatedRows, note, throttle: null, notice: true });
-}
-
-async function write(m: Migration, r: ReverifyRecord): Promise<boolean> {
-  const store = new CheckpointStore<TableCopyState>(m.target, m.input.target.database, MACHINE);
-  return store.setStateField(m.input.migrationId, 'reverify', r, { phase: 'cutover-approval', owner: m.state.owner });
+  notice(m, `re-verification: ids ${span.lo}..${span.hi} changed in ${m.input.source.table} after they were verified, and were written again to ${m.input.target.table} (untouched there since)`);
 }
 
 /**
@@ -138,12 +128,7 @@ export async function reverify(event: TaskEvent, deps: TaskDeps): Promise<{ phas
   const m = await openMigration(event, deps);
   if (m.phase !== 'cutover-approval' || m.input.reverify.everySeconds === 0) return { phase: m.phase, reverify: m.state.reverify ?? null, note: 'no approval of the cut-over is pending' };
   const r: ReverifyRecord = structuredClone(m.state.reverify) ?? freshReverify();
-  const now = () => new Date(deps.now()).toISOString();
-  if (r.cursor === null) {
-    if (r.last && deps.now() - Date.parse(r.last.endedAt) < m.input.reverify.everySeconds * 1000) return { phase: m.phase, reverify: r, note: describeReverify(r, deps.now()) };
-    r.passStartedAt = now();
-    r.current = zeroReverifyCount();
-  }
+  if (!startPass(r, deps.now(), m.input.reverify.everySeconds)) return { phase: m.phase, reverify: r, note: describeReverify(r, deps.now()) };
   const ledger = ledgerOf(m);
   while (timeLeft(m)) {
     const decision = await checkThrottle(m);
@@ -153,19 +138,13 @@ export async function reverify(event: TaskEvent, deps: TaskDeps): Promise<{ phas
     }
     const spans = await ledger.spansAfter(r.cursor, SPANS_PER_READ);
     if (spans.length === 0) {
-      r.last = { ...r.current, endedAt: now() };
-      r.cursor = null;
+      endPass(r, deps.now());
       break;
     }
     for (const span of spans) {
       const look = await lookAgain(m.tables, span);
-      const known = r.differences.find((d) => d.lo === span.lo);
-      r.differences = r.differences.filter((d) => d.lo !== span.lo);
-      if (look.kind === 'differs') {
-        if (r.differences.length < 100) r.differences.push({ lo: span.lo, hi: span.hi, detail: look.detail, foundAt: known?.detail === look.detail ? known.foundAt : now() });
-        else r.current.unrecorded = (r.current.unrecorded ?? 0) + 1;
-        if (known?.detail !== look.detail) say(m, `re-verification: ${look.detail}`);
-      } else {
+      if (noteLook(r, span, look.kind === 'differs' ? look.detail : null, deps.now()) && look.kind === 'differs') notice(m, `re-verification: ${look.detail}`);
+      if (look.kind !== 'differs') {
         r.current.ranges++;
         r.current.rows = (BigInt(r.current.rows) + BigInt(look.rows)).toString();
         if (look.kind === 'late' || look.kind === 'application') r.current.lateRows += look.late;
@@ -179,9 +158,9 @@ export async function reverify(event: TaskEvent, deps: TaskDeps): Promise<{ phas
       if (!timeLeft(m)) break;
     }
   }
-  if (!(await write(m, r))) return { phase: 'moved on', reverify: r, note: 'the approval was decided meanwhile' };
+  if (!(await writeReverify(new CheckpointStore<TableCopyState>(m.target, m.input.target.database, MACHINE), m.input.migrationId, r, m.state.owner))) return { phase: 'moved on', reverify: r, note: 'the approval was decided meanwhile' };
   const note = describeReverify(r, deps.now());
-  if (r.cursor === null) say(m, `re-verification: ${note}`);
+  if (r.cursor === null) notice(m, `re-verification: ${note}`);
   return { phase: m.phase, reverify: r, note };
 }
 
@@ -193,7 +172,7 @@ export async function reverify(event: TaskEvent, deps: TaskDeps): Promise<{ phas
 export async function refuseIfStillDifferent(m: Migration): Promise<void> {
   const r = m.state.reverify;
   const found = r?.differences ?? [];
-  const unrecorded = Math.max(r?.current.unrecorded ?? 0, r?.last?.unrecorded ?? 0);
+  const unrecorded = unrecordedOf(r);
   if (unrecorded > 0) {
     throw new VerificationFailed(
       `the cut-over flags were not set: while the approval waited, re-verification found more spans of ${m.input.source.table} changed after they were verified than it keeps (${found.length} named, ${unrecorded} more): ` +

@@ -197,6 +197,11 @@ function progressOf(m: AnyMigration): Progress {
   };
 }
 
+/** A line the operator must see (a finding, a pass's summary), never skipped like a progress update may be. */
+export function notice(m: AnyMigration, note: string): void {
+  m.deps.report({ ...progressOf(m), note, notice: true });
+}
+
 export function report(m: AnyMigration, note: string, throttle: string | null = null, waitSeconds?: number): void {
   m.deps.report({
     ...progressOf(m),

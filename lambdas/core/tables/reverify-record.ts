@@ -1,3 +1,4 @@
+import type { CheckpointStore } from '../checkpoints.ts';
 import type { Id } from '../ids.ts';
 
 /**
@@ -54,4 +55,45 @@ export function describeReverify(r: ReverifyRecord | null | undefined, now: numb
   ].filter(Boolean);
   const differences = r.differences.length + (r.last.unrecorded ?? 0);
   return `verified ${minutes} minute${minutes === 1 ? '' : 's'} ago, ${r.last.ranges} ranges, ${differences} difference${differences === 1 ? '' : 's'}${extra.length ? ` (${extra.join(', ')})` : ''}`;
+}
+
+/**
+ * Starts a pass when none is under way and the last ended `everySeconds` ago (or never); false when
+ * the next pass is not due yet.
+ */
+export function startPass(r: ReverifyRecord, now: number, everySeconds: number): boolean {
+  if (r.cursor !== null) return true;
+  if (r.last && now - Date.parse(r.last.endedAt) < everySeconds * 1000) return false;
+  r.passStartedAt = new Date(now).toISOString();
+  r.current = zeroReverifyCount();
+  return true;
+}
+
+export function endPass(r: ReverifyRecord, now: number): void {
+  r.last = { ...r.current, endedAt: new Date(now).toISOString() };
+  r.cursor = null;
+}
+
+/**
+ * What a look at the range starting at `lo` found: a difference (its words), or none (null). A
+ * difference is kept (the first 100; past that only counted), with when it was first seen; one
+ * gone is forgotten. True when the difference is new or its words changed: worth saying.
+ */
+export function noteLook(r: ReverifyRecord, range: { lo: Id; hi: Id }, detail: string | null, now: number): boolean {
+  const known = r.differences.find((d) => d.lo === range.lo);
+  r.differences = r.differences.filter((d) => d.lo !== range.lo);
+  if (detail === null) return false;
+  if (r.differences.length < 100) r.differences.push({ lo: range.lo, hi: range.hi, detail, foundAt: known?.detail === detail ? known.foundAt : new Date(now).toISOString() });
+  else r.current.unrecorded = (r.current.unrecorded ?? 0) + 1;
+  return known?.detail !== detail;
+}
+
+/** Differing spans the record could not name, in the pass under way or the last one. */
+export function unrecordedOf(r: ReverifyRecord | null | undefined): number {
+  return Math.max(r?.current.unrecorded ?? 0, r?.last?.unrecorded ?? 0);
+}
+
+/** Writes the record into the checkpoint, only while the cut-over approval is still pending for `owner`; false when it no longer is. */
+export function writeReverify(store: Pick<CheckpointStore<unknown>, 'setStateField'>, migrationId: string, r: ReverifyRecord, owner: string | null | undefined): Promise<boolean> {
+  return store.setStateField(migrationId, 'reverify', r, { phase: 'cutover-approval', owner });
 }
