@@ -7,13 +7,14 @@
  * the row count (default 1,000,000).
  */
 import '../bin/cli/polyfill.ts';
-import { spawn, spawnSync } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import mysql from 'mysql2/promise';
 import { runLocal } from '../bin/cli/local-runner.ts';
 import { resolveMysqlUrl } from '../lambdas/adapters/mysql2.ts';
+import { ensurePtOsc } from './pt-osc.ts';
 
 const ROWS = Number(process.env.BENCH_ROWS ?? 1_000_000);
 const DB = 'ferry_bench_alter';
@@ -31,13 +32,6 @@ async function timed(fn: () => Promise<unknown>): Promise<number> {
   const start = process.hrtime.bigint();
   await fn();
   return Number(process.hrtime.bigint() - start) / 1e9;
-}
-
-function ensurePtOsc(): void {
-  if (spawnSync('pt-online-schema-change', ['--version']).status === 0) return;
-  process.stderr.write('bench: installing percona-toolkit from Debian\'s packages…\n');
-  const r = spawnSync('apt-get', ['install', '-y', '-qq', 'percona-toolkit'], { stdio: 'inherit' });
-  if (r.status !== 0) throw new Error('cannot install percona-toolkit (apt-get install -y percona-toolkit)');
 }
 
 function run(command: string, args: string[]): Promise<void> {

@@ -66,6 +66,8 @@ export interface Plan {
   readonly approvals: readonly string[];
   readonly knobs: { readonly inForce: Readonly<Record<string, string>>; readonly ignored: readonly string[] };
   readonly warnings: readonly string[];
+  /** What the application will feel while it runs, measured where ferry can (online-alter: on a scratch copy). */
+  readonly application?: readonly string[];
 }
 
 /** Seconds to go through `units` at the rate the sample was read at, or null when nothing was timed. */
@@ -122,6 +124,7 @@ export function formatPlan(p: Plan): string {
   lines.push(`approvals: ${p.approvals.join('; ')}`);
   if (Object.keys(p.knobs.inForce).length) lines.push(`knobs in force: ${Object.entries(p.knobs.inForce).map(([k, v]) => `${k}=${v}`).join(' ')}`);
   for (const k of p.knobs.ignored) lines.push(`knob ignored: ${k}`);
+  if (p.application?.length) lines.push('the application:', ...p.application.map((a) => `  ${a}`));
   if (p.warnings.length === 0) lines.push('warnings: none');
   for (const w of p.warnings) lines.push(`warning: ${w}`);
   return lines.join('\n');

@@ -5,6 +5,7 @@ import { copiedColumns, hashColumns, inspectTable, tableBytes } from '../core/ta
 import { binlogOn, diskNote, freeSpace, idsLine, rowsLine, rowsOf, tableBytesAtLeast, timedSample } from '../core/tables/plan-reads.ts';
 import { throttleNow } from '../core/tables/chunked-copy.ts';
 import { captureNames, shadowNames } from '../core/tables/shadow.ts';
+import { describeAlterCost, describeTransaction, longTransactions, measureOnScratch, type AlterCost } from '../core/tables/app-impact.ts';
 import { MACHINE } from './open-alter.ts';
 import { checkOnlineAlter } from './preflight.ts';
 
@@ -28,6 +29,8 @@ export async function planOnlineAlter(input: OnlineAlterInput, deps: PlanDeps, k
   let bounds: { min: string | null; max: string | null } = { min: null, max: null };
   let sample: Plan['estimate']['sample'] = null;
   let left = 0n;
+  let cost: AlterCost | null = null;
+  const beforeTriggers = !checkpoint || checkpoint.phase === 'prepare' || checkpoint.phase === 'copy';
   if (checkpoint) {
     const s = checkpoint.state;
     resumes = { phase: checkpoint.phase, note: `checkpoint of ${checkpoint.updatedAt}: ${s.rowsCopied} rows copied up to id ${s.copiedUpTo ?? '(none)'}, verified up to ${s.verifiedUpTo ?? '(none)'}${s.swappedAt ? `, swapped at ${s.swappedAt}` : ''}; owned by ${s.owner ?? 'no execution'}` };
@@ -39,6 +42,7 @@ export async function planOnlineAlter(input: OnlineAlterInput, deps: PlanDeps, k
     sample = await timedSample(conn, t, idName, hashColumns(info, copiedColumns(info)), bounds.min, deps.now);
     left = !checkpoint || checkpoint.phase === 'prepare' || checkpoint.phase === 'copy' ? BigInt(rows.rows) - (checkpoint ? BigInt(checkpoint.state.rowsCopied) : 0n) : 0n;
     if (left < 0n) left = 0n;
+    if (beforeTriggers) cost = await measureOnScratch(conn, input, info, deps.now);
   }
   const moves = [
     `${t.database}.${t.table} on "${conn.name}" altered in place: ALTER TABLE … ${input.alter.trim()}`,
@@ -54,11 +58,19 @@ export async function planOnlineAlter(input: OnlineAlterInput, deps: PlanDeps, k
   const need = size === null ? null : (BigInt(size) * (binlog ? 2n : 1n)).toString();
   const diskProblem = checkpoint && checkpoint.phase !== 'prepare' && checkpoint.phase !== 'copy' ? null : diskWarning(need, free?.bytes ?? null, `the shadow copy of ${t.table}`);
   if (diskProblem) warnings.push(diskProblem);
-  const copySeconds = secondsAt(sample, left);
+  const copied = cost && cost.copiedRows > 0 ? { unit: 'rows', count: cost.copiedRows, millis: cost.copyMillis } : null;
+  const copySeconds = secondsAt(copied ?? sample, left);
   const throttle = await throttleNow(input, conn, conn, deps);
   if (throttle.throttled) warnings.push(`the throttle would hold the copy now: ${throttle.reason} (it waits ${throttle.waitSeconds} s and looks again)`);
   if (!checkpoint || checkpoint.phase === 'prepare' || checkpoint.phase === 'copy' || checkpoint.phase === 'verify' || checkpoint.phase === 'cutover-approval') {
     warnings.push(`three triggers on ${t.table} write every insert, update and delete of the application a second time (into the shadow) from CreateShadow until the swap: its writes get slower for that long`);
+  }
+  const waiting = await longTransactions(conn, input.cutover.lockWaitSeconds);
+  if (waiting.length) {
+    warnings.push(
+      `${waiting.length} transaction${waiting.length > 1 ? 's are' : ' is'} open on the server for more than ${input.cutover.lockWaitSeconds} s (${waiting.slice(0, 3).map(describeTransaction).join('; ')}${waiting.length > 3 ? '; …' : ''}): ` +
+        `one that has used ${t.table} holds CREATE TRIGGER and the swap's RENAME, each waiting ${input.cutover.lockWaitSeconds} s per attempt (${input.cutover.attempts} attempts) while the application's queries on ${t.table} queue behind it; let it end, or KILL it, first`,
+    );
   }
   if (addedUniqueKeys.length) {
     warnings.push(`the ALTER adds unique key ${addedUniqueKeys.join(', ')} (allowNewUniqueKeys): the existing rows have no duplicates now, but a row the application writes during the migration that clashes is left out of the shadow and logged, and unless the clash goes away the migration stops before the swap`);
@@ -77,9 +89,13 @@ export async function planOnlineAlter(input: OnlineAlterInput, deps: PlanDeps, k
     estimate: {
       sample,
       seconds: copySeconds,
-      note: sample
-        ? `reading and checksumming ${sample.count} rows took ${sample.millis} ms; ${rows.exact ? '' : '~'}${left} rows at that pace. Writing the shadow comes on top, as do waits while throttled and the approvals`
-        : 'the table has no row to time',
+      note: copied
+        ? `the copy's own code copied ${copied.count} rows of a scratch copy into its altered copy in ${copied.millis} ms; ${rows.exact ? '' : '~'}${left} rows at that pace` +
+          `${sample ? ` (reading and checksumming ${sample.count} rows of the table took ${sample.millis} ms)` : ''}. Verification runs beside the copy on a session of its own; ` +
+          `waits while throttled (Threads_running above ${input.throttle.maxThreadsRunning}${input.throttle.replica ? `, replica lag above ${input.throttle.replica.maxLagSeconds} s` : ''}${input.throttle.query ? ', the throttle query' : ''}; ${input.throttle.waitSeconds} s each) and the approvals come on top`
+        : sample
+          ? `reading and checksumming ${sample.count} rows took ${sample.millis} ms; ${rows.exact ? '' : '~'}${left} rows at that pace. Writing the shadow comes on top, as do waits while throttled and the approvals`
+          : 'the table has no row to time',
     },
     aws: { ...aws, note: 'copy invocations of at most 300 s; 1 GB Lambdas at us-east-1 2024 list prices' },
     flags: [],
@@ -89,5 +105,6 @@ export async function planOnlineAlter(input: OnlineAlterInput, deps: PlanDeps, k
     ],
     knobs,
     warnings,
+    application: cost ? describeAlterCost(cost, t.table) : [],
   };
 }

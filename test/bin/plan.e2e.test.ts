@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import type mysql from 'mysql2/promise';
 import { afterEach, describe, expect, it } from 'vitest';
 import { runFerry, startFerry } from '../helpers/cli.ts';
+import { admin } from '../helpers/db.ts';
 import { couch } from '../helpers/couch.ts';
 import { docScenario } from '../helpers/doc-scenario.ts';
 import { alterScenario, type AlterScenario } from '../helpers/alter-scenario.ts';
@@ -123,6 +124,25 @@ describe('ferry plan', () => {
     expect(ok.stdout).toMatch(/altered in place: ALTER TABLE … MODIFY id bigint unsigned/);
     expect(ok.stdout).toMatch(/warning: three triggers on courseware_studentmodule write every insert, update and delete/);
     expect(ok.stdout).toMatch(/rows: 1,999/);
+    // what the application will feel: the triggers' cost per write and the copy's time, both measured on a scratch copy
+    expect(ok.stdout).toMatch(/the application:\n  each insert, update and delete of courseware_studentmodule costs about \d+\.\d\d ms more .*200 deletes and 200 inserts \(commits left out\) took \d+ ms without them and \d+ ms with them/);
+    expect(ok.stdout).toMatch(/the copy holds its locks about 50 ms at a time/);
+    expect(ok.stdout).toMatch(/time: .*: the copy's own code copied 1999 rows of a scratch copy into its altered copy in \d+ ms; 1999 rows at that pace/);
+    expect(await databases(alter.conn, alter.db)).toEqual(before);
+
+    // a transaction left open on the server is named: it would hold the triggers' creation and the swap
+    const idle = await admin();
+    try {
+      await idle.query('START TRANSACTION');
+      await idle.query(`SELECT COUNT(*) FROM \`${alter.db}\`.courseware_studentmodule`);
+      const [[{ thread }]] = (await idle.query('SELECT CONNECTION_ID() AS thread')) as unknown as [[{ thread: string }]];
+      await new Promise((r) => setTimeout(r, 2100));
+      const held = await runFerry(['plan', 'online-alter', '--input', alter.inputFile(), '--state-dir', alter.stateDir]);
+      expect(held.code, held.stderr).toBe(0);
+      expect(held.stdout).toMatch(new RegExp(`warning: \\d+ transactions? (is|are) open on the server for more than 1 s \\(.*thread ${thread} \\(root@[^)]*\\), open \\d+ s.*holds CREATE TRIGGER and the swap's RENAME`));
+    } finally {
+      await idle.end();
+    }
     expect(await databases(alter.conn, alter.db)).toEqual(before);
 
     // a new unique key is refused as the run would refuse it; allowed, the plan warns what it means

@@ -1,7 +1,8 @@
 import type { SqlConnection, SqlRow } from '../ports/sql.ts';
 import { wholeValue, type HashColumn } from '../checksum.ts';
 import { ERRNO, LocalInfileRefused, ResultTooLarge, type FerryError } from '../errors.ts';
-import { addId, type Id, type IdRange } from '../ids.ts';
+import { addId, compareIds, minId, type Id, type IdRange } from '../ids.ts';
+import { nextChunkSpan } from '../chunker.ts';
 
 /** Ids per `IN (…)` list: keeps statements short. */
 export const IDS_PER_STATEMENT = 1000;
@@ -53,6 +54,7 @@ export async function copyRange(t: CopyTables, range: IdRange): Promise<CopyResu
   const cols = readList(t);
   const id = quoteIdent(t.idColumn);
   if (sameServer(t)) {
+    if (t.readLock && !t.inTransaction && t.target.sessions) return { inserted: await lockedCopy(t, range) };
     return { inserted: await insertSelect(t, `${id} BETWEEN ? AND ?`, [range.lo, range.hi]) };
   }
   if (t.loadCharset && !t.inTransaction && t.source.streamQuery && t.target.loadLocal && !NO_LOCAL_INFILE.has(t.target)) {
@@ -93,10 +95,11 @@ export async function copyRange(t: CopyTables, range: IdRange): Promise<CopyResu
 /**
  * `INSERT IGNORE … SELECT` on one server. Without `readLock` the source is read as a consistent,
  * non-locking read (READ COMMITTED for this statement): a row whose transaction is still open is
- * not waited for, and is found later among the holes. Returns the rows written.
+ * not waited for, and is found later among the holes. With it, see lockedInsertSelect. Returns the
+ * rows written.
  */
 async function insertSelect(t: CopyTables, where: string, params: readonly unknown[]): Promise<number> {
-  const sql = `INSERT IGNORE INTO ${qualified(t.targetTable)} (${t.targetColumns.map(quoteIdent).join(', ')}) SELECT ${t.columns.map(quoteIdent).join(', ')} FROM ${qualified(t.sourceTable)} WHERE ${where}${t.readLock ? ' LOCK IN SHARE MODE' : ''}`;
+  const sql = insertSelectSql(t, where);
   if (!t.readLock && !t.inTransaction && t.target.sessions && !LOCKING_READS_ONLY.has(t.target)) {
     await t.target.execute('SET TRANSACTION ISOLATION LEVEL READ COMMITTED');
     try {
@@ -108,6 +111,83 @@ async function insertSelect(t: CopyTables, where: string, params: readonly unkno
     }
   }
   return (await t.target.execute(sql, params)).affectedRows;
+}
+
+function insertSelectSql(t: CopyTables, where: string): string {
+  const from = `${qualified(t.sourceTable)}${t.readLock ? ' FORCE INDEX (PRIMARY)' : ''}`;
+  return `INSERT IGNORE INTO ${qualified(t.targetTable)} (${t.targetColumns.map(quoteIdent).join(', ')}) SELECT ${t.columns.map(quoteIdent).join(', ')} FROM ${from} WHERE ${where}${t.readLock ? ' LOCK IN SHARE MODE' : ''}`;
+}
+
+/**
+ * How long one transaction of a copy under share locks should hold them (ms): about the longest
+ * an application's write waits for the copy.
+ */
+export const LOCKED_PIECE_MILLIS = 50;
+
+/** The id span of the last piece each connection copied under share locks, to start the next chunk's from. */
+const pieceSpans = new WeakMap<SqlConnection, number>();
+
+/**
+ * A chunk of a copy that triggers keep in step (online-alter), in pieces of about
+ * LOCKED_PIECE_MILLIS each (sized by time, as chunks are), each one transaction that first takes
+ * the share locks on the piece's source rows, in primary key order, and only then copies them.
+ * An `INSERT … SELECT` holds the target's table-wide AUTO-INC lock until it ends, and every insert
+ * into the target (a trigger's too) waits for it; if the copy then waited for a row an application
+ * holds, and that application's trigger waited for the AUTO-INC lock, InnoDB would end the cycle by
+ * failing the application's write, the one with fewer rows changed. Taken this way, every row lock
+ * the copy needs from the source is held before it takes the AUTO-INC lock, no lock is held longer
+ * than a piece, and the copy gives way (see givingWay) rather than wait long on an application.
+ */
+async function lockedCopy(t: CopyTables, range: IdRange): Promise<number> {
+  const id = quoteIdent(t.idColumn);
+  const where = `${id} BETWEEN ? AND ?`;
+  const sql = insertSelectSql(t, where);
+  const settings = { targetMillis: LOCKED_PIECE_MILLIS, minSpan: 1, maxSpan: Number.MAX_SAFE_INTEGER };
+  let span = pieceSpans.get(t.target) ?? 100;
+  let inserted = 0;
+  for (let lo = range.lo; compareIds(lo, range.hi) <= 0; ) {
+    const hi = minId(addId(lo, span - 1), range.hi);
+    const started = performance.now();
+    inserted += await givingWay(t.target, async (tx) => {
+      await tx.query(`SELECT COUNT(*) AS n FROM ${qualified(t.sourceTable)} FORCE INDEX (PRIMARY) WHERE ${where} LOCK IN SHARE MODE`, [lo, hi]);
+      return (await tx.execute(sql, [lo, hi])).affectedRows;
+    });
+    span = nextChunkSpan(span, performance.now() - started, settings);
+    lo = addId(hi, 1);
+  }
+  pieceSpans.set(t.target, span);
+  return inserted;
+}
+
+/**
+ * How long ferry's transactions that lock rows of a live table wait for one row lock (seconds)
+ * before they give way: roll back, releasing every lock they hold, and try again. An application's
+ * write queued behind one of them waits about this long plus that transaction's own time at most,
+ * never its own lock wait timeout.
+ */
+export const GIVE_WAY_SECONDS = 1;
+const GIVE_WAY_ATTEMPTS = 30;
+
+/**
+ * Runs `fn` in one transaction on `conn` (a session-keeping connection) whose row lock waits last
+ * at most GIVE_WAY_SECONDS; after a lock wait timeout or a deadlock (InnoDB chose ferry's
+ * transaction as the victim) it is rolled back and run again, after a growing pause, up to 30 times.
+ */
+export async function givingWay<T>(conn: SqlConnection, fn: (tx: SqlConnection) => Promise<T>): Promise<T> {
+  await conn.execute(`SET SESSION innodb_lock_wait_timeout = ${GIVE_WAY_SECONDS}`);
+  try {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await conn.transaction(fn);
+      } catch (err) {
+        const errno = (err as FerryError).errno;
+        if ((errno !== ERRNO.LOCK_WAIT_TIMEOUT && errno !== ERRNO.DEADLOCK) || attempt >= GIVE_WAY_ATTEMPTS) throw err;
+        await new Promise((r) => setTimeout(r, Math.min(2000, 25 * 2 ** attempt) * (0.5 + Math.random() / 2)));
+      }
+    }
+  } finally {
+    await conn.execute('SET SESSION innodb_lock_wait_timeout = DEFAULT').catch(() => undefined);
+  }
 }
 
 /** The source columns as rows leaving the server are read: every value whole (a FLOAT as its exact DOUBLE), under its own name. */

@@ -60,11 +60,36 @@ export function columnMapping(table: TableInfo, altered: TableInfo | null, alter
 }
 
 /**
+ * The errors with which the altered table refuses a row (a duplicate on one of its unique keys, a
+ * foreign key or CHECK constraint it fails): a trigger's write that meets one is left out and
+ * logged, never failing the application's write. Every other error (a deadlock, a killed query)
+ * fails the application's statement as it would without ferry.
+ */
+const REFUSALS = [1022, 1062, 1586, 1216, 1452, 3819, 4025];
+
+/**
+ * The sql_mode ferry's triggers are created with, and so run with, whatever the application's:
+ * not strict, so a value the altered column cannot hold is a warning (the row is logged, see
+ * triggerSql) instead of failing the application's write; and an id 0 is written as 0.
+ */
+export const TRIGGER_SQL_MODE = 'NO_AUTO_VALUE_ON_ZERO,NO_ENGINE_SUBSTITUTION';
+
+/**
  * Change capture into the shadow: every write to the table is replayed on the shadow in the same
- * transaction. The shadow's row is deleted and written again with `INSERT IGNORE`, so a trigger
- * never fails the application's write and never deletes another row: a row the altered table
- * refuses (a duplicate on a new unique key, a value it cannot hold) is left out, and logged with
- * the database's reason in the capture log, which is looked at before the cut-over.
+ * transaction, taking as few locks as it can, so that an application's write never waits for the
+ * copy while holding a lock the copy waits for (a deadlock the application, changing fewer rows,
+ * would lose):
+ * - an insert is written with `INSERT IGNORE`;
+ * - an update that keeps the id updates the shadow's row in place: a row the copy has not reached
+ *   yet is not there, and the copy takes it later with the new values, once the application's
+ *   transaction has ended; an update the shadow refuses deletes the shadow's row, so no stale row
+ *   is left to clash with a later write; only a key change writes the new row first, then deletes
+ *   the old one;
+ * - a delete deletes the shadow's row.
+ * None reads the shadow, none inserts after taking a lock on a missing row, and none ever deletes
+ * another row: a row the altered table refuses (a duplicate on a new unique key, a value it cannot
+ * hold) is left out and logged with the database's reason in the capture log, which is looked at
+ * before the cut-over. A trigger never fails the application's write for a row it refuses.
  */
 export function triggerSql(migrationId: string, t: TableRef, idColumn: string, mapping: ColumnMapping): string[] {
   const names = captureNames(migrationId, t);
@@ -73,19 +98,24 @@ export function triggerSql(migrationId: string, t: TableRef, idColumn: string, m
   const id = quoteIdent(idColumn);
   const cols = mapping.target.map(quoteIdent).join(', ');
   const values = mapping.source.map((c) => `NEW.${quoteIdent(c)}`).join(', ');
-  // Every warning but "no default value" (an added NOT NULL column takes its implicit default, as a plain ALTER gives existing rows) means the shadow's row is not the table's.
-  const write = (event: string) =>
-    `INSERT IGNORE INTO ${sh} (${cols}) VALUES (${values}); ` +
-    'GET DIAGNOSTICS n = NUMBER; ' +
-    `WHILE i <= n DO GET DIAGNOSTICS CONDITION i e = MYSQL_ERRNO, w = MESSAGE_TEXT; IF e <> ${ERRNO.NO_DEFAULT} AND m IS NULL THEN SET m = w; END IF; SET i = i + 1; END WHILE; ` +
-    `IF m IS NOT NULL OR NOT EXISTS (SELECT 1 FROM ${sh} WHERE ${id} <=> NEW.${id}) THEN ` +
-    `INSERT INTO ${log} (row_id, event, message) VALUES (NEW.${id}, '${event}', LEFT(IFNULL(m, 'not written'), 500)); END IF;`;
-  const declare = 'DECLARE n INT DEFAULT 0; DECLARE i INT DEFAULT 1; DECLARE e INT DEFAULT 0; DECLARE m TEXT DEFAULT NULL; DECLARE w TEXT DEFAULT NULL;';
+  const assignments = mapping.target.map((c, i) => `${quoteIdent(c)} = NEW.${quoteIdent(mapping.source[i]!)}`).join(', ');
+  // The first refusal (h, from the handler) or warning but "no default value" (an added NOT NULL column takes its implicit default, as a plain ALTER gives existing rows): the shadow's row is not the table's.
+  const refused =
+    'GET DIAGNOSTICS n = NUMBER, r = ROW_COUNT; SET i = 1, m = h; ' +
+    `WHILE i <= n DO GET DIAGNOSTICS CONDITION i e = MYSQL_ERRNO, w = MESSAGE_TEXT; IF e <> ${ERRNO.NO_DEFAULT} AND m IS NULL THEN SET m = w; END IF; SET i = i + 1; END WHILE; `;
+  const logIf = (condition: string, event: string) => `IF ${condition} THEN INSERT INTO ${log} (row_id, event, message) VALUES (NEW.${id}, '${event}', LEFT(IFNULL(m, 'not written'), 500)); END IF;`;
+  const insert = (event: string) => `SET h = NULL; INSERT IGNORE INTO ${sh} (${cols}) VALUES (${values}); ${refused}${logIf('m IS NOT NULL OR r = 0', event)}`;
+  const declare =
+    'DECLARE n INT DEFAULT 0; DECLARE r BIGINT DEFAULT 0; DECLARE i INT DEFAULT 1; DECLARE e INT DEFAULT 0; DECLARE m TEXT DEFAULT NULL; DECLARE w TEXT DEFAULT NULL; DECLARE h TEXT DEFAULT NULL; ' +
+    `DECLARE CONTINUE HANDLER FOR ${REFUSALS.join(', ')} GET DIAGNOSTICS CONDITION 1 h = MESSAGE_TEXT;`;
   const on = (name: string, event: string) => `CREATE TRIGGER ${qualified({ database: t.database, table: name })} AFTER ${event} ON ${qualified(t)} FOR EACH ROW`;
   return [
-    `${on(names.insert, 'INSERT')} BEGIN ${declare} DELETE IGNORE FROM ${sh} WHERE ${id} <=> NEW.${id}; ${write('insert')} END`,
-    `${on(names.update, 'UPDATE')} BEGIN ${declare} DELETE IGNORE FROM ${sh} WHERE ${id} <=> OLD.${id} OR ${id} <=> NEW.${id}; ${write('update')} END`,
-    `${on(names.delete, 'DELETE')} DELETE IGNORE FROM ${sh} WHERE ${id} <=> OLD.${id}`,
+    `${on(names.insert, 'INSERT')} BEGIN ${declare} ${insert('insert')} END`,
+    `${on(names.update, 'UPDATE')} BEGIN ${declare} IF NEW.${id} <=> OLD.${id} THEN ` +
+      `SET h = NULL; UPDATE ${sh} SET ${assignments} WHERE ${id} = OLD.${id}; ${refused}` +
+      `IF m IS NOT NULL THEN DELETE IGNORE FROM ${sh} WHERE ${id} = OLD.${id}; END IF; ${logIf('m IS NOT NULL', 'update')} ` +
+      `ELSE ${insert('update')} DELETE IGNORE FROM ${sh} WHERE ${id} = OLD.${id}; END IF; END`,
+    `${on(names.delete, 'DELETE')} DELETE IGNORE FROM ${sh} WHERE ${id} = OLD.${id}`,
   ];
 }
 
@@ -190,10 +220,28 @@ export async function createShadow(
   await buildAltered(conn, t, shadow, alter, shadowConstraintName);
   await conn.execute(captureLogSql(captureNames(migrationId, t).log));
   const mapping = columnMapping((await inspectTable(conn, t))!, await inspectTable(conn, shadow), alter);
-  await withShortLockWait(conn, lock, async () => {
-    for (const sql of triggerSql(migrationId, t, idColumn, mapping)) await conn.execute(sql);
-  }, onWait);
+  await createTriggers(conn, migrationId, t, idColumn, mapping, lock, onWait);
   return mapping;
+}
+
+/** Creates the three capture triggers (see triggerSql) under a short lock wait, with the sql_mode they run with. */
+export async function createTriggers(
+  conn: SqlConnection,
+  migrationId: string,
+  t: TableRef,
+  idColumn: string,
+  mapping: ColumnMapping,
+  lock: { readonly seconds: number; readonly attempts: number },
+  onWait?: (attempt: number, backoffSeconds: number) => void,
+): Promise<void> {
+  await withShortLockWait(conn, lock, async () => {
+    await conn.execute(`SET @ferry_sql_mode = @@SESSION.sql_mode, SESSION sql_mode = '${TRIGGER_SQL_MODE}'`);
+    try {
+      for (const sql of triggerSql(migrationId, t, idColumn, mapping)) await conn.execute(sql);
+    } finally {
+      await conn.execute('SET SESSION sql_mode = @ferry_sql_mode');
+    }
+  }, onWait);
 }
 
 /** Drops ferry's triggers on the table (first, under a short lock wait), then its shadow and capture log, leaving the table as it was. */

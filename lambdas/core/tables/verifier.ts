@@ -3,7 +3,7 @@ import { differingIds, rangeChecksumSql, rowHashesSql, sameChecksum, type HashCo
 import { DatabaseError, ERRNO, VerificationFailed } from '../errors.ts';
 import type { Id, IdRange } from '../ids.ts';
 import { qualified, quoteIdent, type TableRef } from '../identifiers.ts';
-import { copyRange, type CopyTables } from './copier.ts';
+import { copyRange, givingWay, type CopyTables } from './copier.ts';
 
 export async function checksumRange(conn: SqlConnection, table: TableRef, idColumn: string, columns: readonly HashColumn[], range: IdRange): Promise<RangeChecksum> {
   const rows = await conn.query(rangeChecksumSql(qualified(table), idColumn, columns), [range.lo, range.hi]);
@@ -95,26 +95,30 @@ export async function insertRefusing(conn: SqlConnection, sql: string, params: r
 }
 
 /**
- * Makes a range of the target equal the source's, both on one server, in one transaction under
- * share locks on the source's rows: the target's rows of the range are deleted and the source's
- * written again, strictly. A row the target refuses (a duplicate on a unique key the source does
- * not have, a value its column cannot hold) fails the repair with the database's reason, and the
- * transaction is rolled back: nothing is deleted. `also` runs inside the same transaction.
+ * Makes a range of the target equal the source's, both on one server, in one transaction: the
+ * source's rows of the range are share-locked first, in primary key order (so no write to them
+ * can land between the two steps, and no lock on the target is held while waiting for one on the
+ * source), then the target's rows of the range are deleted and the source's written again,
+ * strictly. It gives way to the application's locks (see givingWay). A row the target refuses (a
+ * duplicate on a unique key the source does not have, a value its column cannot hold) fails the
+ * repair with the database's reason, and the transaction is rolled back: nothing is deleted.
+ * `also` runs inside the same transaction.
  */
 export async function repairRange(conn: SqlConnection, t: CopyTables, range: IdRange, also?: () => Promise<void>): Promise<void> {
   const id = quoteIdent(t.idColumn);
-  await conn.execute('START TRANSACTION');
+  const source = `${qualified(t.sourceTable)} FORCE INDEX (PRIMARY)`;
   try {
-    await conn.execute(`DELETE FROM ${qualified(t.targetTable)} WHERE ${id} BETWEEN ? AND ?`, [range.lo, range.hi]);
-    await insertRefusing(
-      conn,
-      `INSERT IGNORE INTO ${qualified(t.targetTable)} (${t.targetColumns.map(quoteIdent).join(', ')}) SELECT ${t.columns.map(quoteIdent).join(', ')} FROM ${qualified(t.sourceTable)} WHERE ${id} BETWEEN ? AND ? LOCK IN SHARE MODE`,
-      [range.lo, range.hi],
-    );
-    await also?.();
-    await conn.execute('COMMIT');
+    await givingWay(conn, async (tx) => {
+      await tx.query(`SELECT COUNT(*) AS n FROM ${source} WHERE ${id} BETWEEN ? AND ? LOCK IN SHARE MODE`, [range.lo, range.hi]);
+      await tx.execute(`DELETE FROM ${qualified(t.targetTable)} WHERE ${id} BETWEEN ? AND ?`, [range.lo, range.hi]);
+      await insertRefusing(
+        tx,
+        `INSERT IGNORE INTO ${qualified(t.targetTable)} (${t.targetColumns.map(quoteIdent).join(', ')}) SELECT ${t.columns.map(quoteIdent).join(', ')} FROM ${source} WHERE ${id} BETWEEN ? AND ? LOCK IN SHARE MODE`,
+        [range.lo, range.hi],
+      );
+      await also?.();
+    });
   } catch (err) {
-    await conn.execute('ROLLBACK').catch(() => undefined);
     if (!(err instanceof DatabaseError)) throw err;
     throw new VerificationFailed(
       `ids ${range.lo}..${range.hi} of ${t.sourceTable.table} cannot be written to ${t.targetTable.table}: ${err.message.replace(/^[^:]*: statement failed: /, '')}. ` +

@@ -1,0 +1,60 @@
+import { describe, expect, it } from 'vitest';
+import { runFerry, tempDir, writeJson } from '../helpers/cli.ts';
+import { admin, makeDatabases } from '../helpers/db.ts';
+import { failures, replayStudentModuleWrites, startAppWriter, studentModuleWrites } from '../helpers/app-writer.ts';
+import { CSM, tableContent } from '../helpers/alter-scenario.ts';
+
+const ROWS = 150_000;
+const RUNS = 3;
+
+/** courseware_studentmodule as the runbook has it: the unique key and three secondary keys. */
+const TABLE = `(id int NOT NULL AUTO_INCREMENT PRIMARY KEY, module_type varchar(32) NOT NULL DEFAULT 'problem',
+  module_id varchar(255) NOT NULL, student_id int NOT NULL, state longtext NULL, grade double NULL, created datetime(6) NOT NULL,
+  modified datetime(6) NOT NULL, max_grade double NULL, done varchar(8) NOT NULL DEFAULT 'na', course_id varchar(255) NOT NULL,
+  UNIQUE KEY student_module (student_id, module_id, course_id), KEY module_type (module_type), KEY module_id (module_id), KEY modified (modified))`;
+
+/**
+ * The application's writes never fail because online-alter runs: an application inserting,
+ * updating and deleting single rows with autocommit, with no retry, all through the copy,
+ * verification, the swap and the trickle-delete, in several runs in a row; and every write it
+ * made is in the altered table.
+ */
+describe('ferry local online-alter under an application writing single rows', () => {
+  it(`fails none of the application's writes in ${RUNS} runs, and every write is in the altered table`, async () => {
+    const conn = await admin();
+    const dbs = await makeDatabases(conn, 'appw');
+    const db = dbs.names.appw!;
+    try {
+      await conn.query(`CREATE TABLE \`${db}\`.pristine ${TABLE}; SET SESSION max_recursive_iterations = ${ROWS}`);
+      await conn.query(`INSERT INTO \`${db}\`.pristine (module_id, student_id, state, grade, created, modified, max_grade, course_id)
+        WITH RECURSIVE s(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM s WHERE n < ${ROWS})
+        SELECT CONCAT('block-v1:edX+DemoX+type@problem+block@', n % 500), n DIV 7, CONCAT('{"attempts": ', n % 5, '}'), n % 4,
+               TIMESTAMP('2024-01-01') + INTERVAL n SECOND, TIMESTAMP('2024-01-01') + INTERVAL n SECOND, 3, CONCAT('course-v1:edX+DemoX+', n % 7) FROM s`);
+      const dir = tempDir();
+      for (let run = 1; run <= RUNS; run++) {
+        await conn.query(`DROP TABLE IF EXISTS \`${db}\`.${CSM}, \`${db}\`.reference, \`${db}\`._ferry_checkpoints;
+          CREATE TABLE \`${db}\`.${CSM} ${TABLE}; INSERT INTO \`${db}\`.${CSM} SELECT * FROM \`${db}\`.pristine;
+          CREATE TABLE \`${db}\`.reference ${TABLE}; INSERT INTO \`${db}\`.reference SELECT * FROM \`${db}\`.pristine`);
+        const input = writeJson(dir, `run-${run}.json`, {
+          migrationId: `appw-${run}`,
+          table: { connection: 'edxapp', database: db, table: CSM },
+          alter: 'MODIFY id bigint unsigned NOT NULL AUTO_INCREMENT',
+          throttle: { maxThreadsRunning: 1000, waitSeconds: 1 },
+          cleanup: { mode: 'trickle-delete', batchRows: 20000 },
+        });
+        const writer = startAppWriter(studentModuleWrites(db, CSM, ROWS));
+        const result = await runFerry(['local', 'online-alter', '--input', input, '--state-dir', `${dir}/state`, '--approve', 'all']);
+        const ops = await writer.stop();
+        expect(result.code, result.stderr).toBe(0);
+        expect(failures(ops), `run ${run} of ${RUNS}: the application's writes that failed`).toEqual([]);
+        expect(ops.length).toBeGreaterThan(100);
+        await replayStudentModuleWrites(conn, db, 'reference', ops);
+        const [altered, reference] = [await tableContent(conn, db, CSM), await tableContent(conn, db, 'reference')];
+        expect({ rows: altered.rows, checksum: altered.checksum }, `run ${run}`).toEqual({ rows: reference.rows, checksum: reference.checksum });
+      }
+    } finally {
+      await dbs.drop();
+      await conn.end();
+    }
+  }, 600_000);
+});
