@@ -1,4 +1,5 @@
 import type { TaskDeps } from '../core/ports/task-deps.ts';
+import { whoHoldsTheTable } from '../core/tables/app-impact.ts';
 import { CheckpointStore } from '../core/checkpoints.ts';
 import { dropShadow, shadowNames, swapDone } from '../core/tables/shadow.ts';
 import { lockOf, MACHINE, parseOnlineAlterInput, type OnlineAlterState } from './open-alter.ts';
@@ -34,9 +35,9 @@ export async function abandonAlter(event: AbandonEvent, deps: TaskDeps): Promise
   if (await swapDone(conn, t)) {
     return say(`${t.table} was already swapped for the altered table (the original is ${shadowNames(t).old.table}); nothing to take back`, false);
   }
-  await dropShadow(conn, input.migrationId, t, lockOf(input), (attempt, backoff) =>
-    say(`dropping the triggers: another session holds a lock on ${t.table}; retrying in ${backoff} s (attempt ${attempt})`, false),
-  );
+  await dropShadow(conn, input.migrationId, t, lockOf(input), async (attempt, backoff) => {
+    say(`dropping the triggers: another session holds a lock on ${t.table}${await whoHoldsTheTable(conn, input.cutover.lockWaitSeconds)}; retrying in ${backoff} s (attempt ${attempt})`, false);
+  });
   await store.remove(input.migrationId);
   return say(`triggers, ${shadowNames(t).shadow.table} and the capture log dropped; ${t.table} is as it was`, true);
 }

@@ -2,6 +2,7 @@ import type { TaskDeps } from '../core/ports/task-deps.ts';
 import { idBounds } from '../core/tables/copier.ts';
 import { createShadow as createShadowTable, shadowNames } from '../core/tables/shadow.ts';
 import { loopState, report, save } from '../core/tables/chunked-copy.ts';
+import { whoHoldsTheTable } from '../core/tables/app-impact.ts';
 import { lockOf, openAlter, type LoopState } from './open-alter.ts';
 
 /**
@@ -14,8 +15,12 @@ export async function createShadow(event: { migration: unknown; state?: { iterat
   const m = await openAlter(event, deps);
   const input = m.input.alter;
   const t = input.table;
-  const mapping = await createShadowTable(m.source, input.migrationId, t, input.alter, m.tables.idColumn, lockOf(input), (attempt, backoff) =>
-    report(m, `creating the triggers: another session holds a lock on ${t.table} (waited ${input.cutover.lockWaitSeconds} s); ${t.table} is unchanged and serving; retrying in ${backoff} s (attempt ${attempt})`),
+  const mapping = await createShadowTable(m.source, input.migrationId, t, input.alter, m.tables.idColumn, lockOf(input), async (attempt, backoff) =>
+    report(
+      m,
+      `creating the triggers: another session holds a lock on ${t.table} (waited ${input.cutover.lockWaitSeconds} s)${await whoHoldsTheTable(m.source, input.cutover.lockWaitSeconds)}; ` +
+        `${t.table} is unchanged and serving; retrying in ${backoff} s (attempt ${attempt})`,
+    ),
   );
   const renamed = mapping.source.flatMap((c, i) => (c.toLowerCase() === mapping.target[i]!.toLowerCase() ? [] : [`${c} → ${mapping.target[i]}`]));
   const bounds = await idBounds(m.source, t, m.tables.idColumn);

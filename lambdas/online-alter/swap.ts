@@ -4,6 +4,7 @@ import { loopState, report, save, type TaskEvent } from '../core/tables/chunked-
 import { captureNames, clearLogged, dropTriggers, loggedRows, rewriteLogged, shadowNames, swapDone, swapOnce, withShortLockWait } from '../core/tables/shadow.ts';
 import { dropTableIfExists } from '../core/tables/table-writes.ts';
 import { insertMissing } from '../core/tables/verifier.ts';
+import { whoHoldsTheTable } from '../core/tables/app-impact.ts';
 import { lockOf, openAlter, type AlterMigration, type LoopState } from './open-alter.ts';
 import { refuseIfStillDifferent } from './reverify.ts';
 
@@ -65,7 +66,7 @@ export async function swapTables(event: TaskEvent, deps: TaskDeps): Promise<Loop
       const ai = await withShortLockWait(conn, lock, async () => {
         m.state.swapAttempts += 1;
         return swapOnce(conn, t);
-      }, (attempt, backoff) => report(m, `swap attempt ${attempt}/${lock.attempts}: another session holds a lock on ${t.table} (waited ${lock.seconds} s); the table is unchanged and serving; retrying in ${backoff} s`));
+      }, async (attempt, backoff) => report(m, `swap attempt ${attempt}/${lock.attempts}: another session holds a lock on ${t.table} (waited ${lock.seconds} s)${await whoHoldsTheTable(conn, lock.seconds)}; the table is unchanged and serving; retrying in ${backoff} s`));
       m.state.autoIncrementAtSwap = ai;
     } catch (err) {
       if ((err as FerryError).errno !== ERRNO.LOCK_WAIT_TIMEOUT) throw err;

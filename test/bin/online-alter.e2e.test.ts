@@ -105,6 +105,9 @@ describe('ferry local online-alter', () => {
       await blocker.query(`SELECT * FROM \`${sc.db}\`.${CSM} WHERE id = 1 FOR UPDATE`);
       expect((await runFerry(['approve', sc.migrationId, '--step', 'cutover', '--state-dir', sc.stateDir])).code).toBe(0);
       await running.waitFor(/swap attempt 2\/20: another session holds a lock/);
+      // the wait names the transaction that holds the table, so an operator can find it
+      const [[{ thread }]] = (await blocker.query('SELECT CONNECTION_ID() AS thread')) as unknown as [[{ thread: string }]];
+      expect(running.stderr()).toMatch(new RegExp(`swap attempt \\d+/20: another session holds a lock on courseware_studentmodule \\(waited 1 s\\); open longer than that: (.*; )?thread ${thread} \\(root@`));
       // the original table is in place and serving while the swap waits
       expect(await sc.columnType()).toBe('int(11)');
       await blocker.query('COMMIT');

@@ -3,7 +3,7 @@ import type { OnlineAlterInput } from '../online-alter-input.ts';
 import { qualified, quoteIdent, type TableRef } from '../identifiers.ts';
 import { str, type SqlConnection } from '../ports/sql.ts';
 import { SAMPLE_ROWS } from './alter-checks.ts';
-import { copyRange, LOCKED_PIECE_MILLIS, GIVE_WAY_SECONDS } from './copier.ts';
+import { copyRange, PIECE_MILLIS, GIVE_WAY_SECONDS } from './copier.ts';
 import { copiedColumns, hashColumns, inspectTable, type TableInfo } from './inspector.ts';
 import { createShadow, createTriggers, dropShadow, dropTriggers, shadowNames } from './shadow.ts';
 
@@ -96,7 +96,7 @@ export function describeAlterCost(c: AlterCost, table: string): string[] {
   return [
     `each insert, update and delete of ${table} costs about ${Math.max(0, per).toFixed(2)} ms more while the triggers are on (CreateShadow until the swap): ` +
       `on a scratch copy of ${c.rows} of its rows, ${c.writes} deletes and ${c.writes} inserts (commits left out) took ${c.millisWithout} ms without them and ${c.millisWith} ms with them`,
-    `during the copy an application write to the rows being copied, or an insert, waits for the piece under way: the copy holds its locks about ${LOCKED_PIECE_MILLIS} ms at a time, ` +
+    `during the copy an application write to the rows being copied, or an insert, waits for the piece under way: the copy holds its locks about ${PIECE_MILLIS} ms at a time, ` +
       `and rolls back and tries again rather than wait more than ${GIVE_WAY_SECONDS} s for one of the application's`,
   ];
 }
@@ -128,4 +128,14 @@ export async function longTransactions(conn: SqlConnection, seconds: number): Pr
 export function describeTransaction(x: LongTransaction): string {
   const who = [x.user, x.host].filter(Boolean).join('@');
   return `thread ${x.thread}${who ? ` (${who})` : ''}, open ${x.seconds} s${x.query ? `, running: ${x.query.replace(/\s+/g, ' ').slice(0, 80)}` : ''}`;
+}
+
+/**
+ * What to tell an operator while a DDL on the live table waits for its lock: the transactions
+ * open longer than that wait, the oldest first (one of them, having used the table, holds it).
+ */
+export async function whoHoldsTheTable(conn: SqlConnection, seconds: number): Promise<string> {
+  const open = await longTransactions(conn, seconds).catch(() => []);
+  if (!open.length) return '';
+  return `; open longer than that: ${open.slice(0, 3).map(describeTransaction).join('; ')}${open.length > 3 ? `; and ${open.length - 3} more` : ''} (one that was left open by mistake can be ended with KILL <thread>)`;
 }

@@ -46,7 +46,7 @@ export function sameServer(t: CopyTables): boolean {
 /**
  * Copies one id range, idempotently: `INSERT IGNORE` keeps a row that is already in the target,
  * so a chunk run twice (after a crash, a retry, a verify re-copy) changes nothing the second time.
- * On one server it is a single `INSERT … SELECT`; across servers the rows stream into
+ * On one server it is `INSERT … SELECT`, in pieces (see inPieces); across servers the rows stream into
  * `LOAD DATA LOCAL INFILE … IGNORE` when the columns allow it (load-data.ts), else they are read in
  * pages and written in multi-row INSERTs bounded by size.
  */
@@ -54,8 +54,8 @@ export async function copyRange(t: CopyTables, range: IdRange): Promise<CopyResu
   const cols = readList(t);
   const id = quoteIdent(t.idColumn);
   if (sameServer(t)) {
-    if (t.readLock && !t.inTransaction && t.target.sessions) return { inserted: await lockedCopy(t, range) };
-    return { inserted: await insertSelect(t, `${id} BETWEEN ? AND ?`, [range.lo, range.hi]) };
+    if (t.inTransaction || !t.target.sessions) return { inserted: await insertSelect(t, `${id} BETWEEN ? AND ?`, [range.lo, range.hi]) };
+    return { inserted: await inPieces(t, range, t.readLock ? (piece) => lockedPiece(t, piece) : (piece) => insertSelect(t, `${id} BETWEEN ? AND ?`, [piece.lo, piece.hi])) };
   }
   if (t.loadCharset && !t.inTransaction && t.source.streamQuery && t.target.loadLocal && !NO_LOCAL_INFILE.has(t.target)) {
     // Rows stream from the source's result into the target's LOAD DATA, a buffer at a time.
@@ -95,8 +95,8 @@ export async function copyRange(t: CopyTables, range: IdRange): Promise<CopyResu
 /**
  * `INSERT IGNORE … SELECT` on one server. Without `readLock` the source is read as a consistent,
  * non-locking read (READ COMMITTED for this statement): a row whose transaction is still open is
- * not waited for, and is found later among the holes. With it, see lockedInsertSelect. Returns the
- * rows written.
+ * not waited for, and is found later among the holes. With it (inside a transaction), see
+ * lockedPiece. Returns the rows written.
  */
 async function insertSelect(t: CopyTables, where: string, params: readonly unknown[]): Promise<number> {
   const sql = insertSelectSql(t, where);
@@ -119,44 +119,51 @@ function insertSelectSql(t: CopyTables, where: string): string {
 }
 
 /**
- * How long one transaction of a copy under share locks should hold them (ms): about the longest
- * an application's write waits for the copy.
+ * How long one statement of a copy on one server should take (ms): about the longest an
+ * application's insert into the target waits for the copy. An `INSERT … SELECT` holds the target's
+ * table-wide AUTO-INC lock until it ends (innodb_autoinc_lock_mode 1, MariaDB's default), and
+ * every insert into the target, the application's or its triggers', waits for it.
  */
-export const LOCKED_PIECE_MILLIS = 50;
+export const PIECE_MILLIS = 50;
 
-/** The id span of the last piece each connection copied under share locks, to start the next chunk's from. */
+/** The id span of the last piece each connection copied, to start the next chunk's from. */
 const pieceSpans = new WeakMap<SqlConnection, number>();
 
 /**
- * A chunk of a copy that triggers keep in step (online-alter), in pieces of about
- * LOCKED_PIECE_MILLIS each (sized by time, as chunks are), each one transaction that first takes
- * the share locks on the piece's source rows, in primary key order, and only then copies them.
- * An `INSERT … SELECT` holds the target's table-wide AUTO-INC lock until it ends, and every insert
- * into the target (a trigger's too) waits for it; if the copy then waited for a row an application
- * holds, and that application's trigger waited for the AUTO-INC lock, InnoDB would end the cycle by
- * failing the application's write, the one with fewer rows changed. Taken this way, every row lock
- * the copy needs from the source is held before it takes the AUTO-INC lock, no lock is held longer
- * than a piece, and the copy gives way (see givingWay) rather than wait long on an application.
+ * Copies a range on one server in pieces of about PIECE_MILLIS each, sized by time as chunks are
+ * (a chunk keeps its own size, checkpoint and verification; its pieces only bound how long the
+ * copy holds a lock). Returns the rows written.
  */
-async function lockedCopy(t: CopyTables, range: IdRange): Promise<number> {
-  const id = quoteIdent(t.idColumn);
-  const where = `${id} BETWEEN ? AND ?`;
-  const sql = insertSelectSql(t, where);
-  const settings = { targetMillis: LOCKED_PIECE_MILLIS, minSpan: 1, maxSpan: Number.MAX_SAFE_INTEGER };
+async function inPieces(t: CopyTables, range: IdRange, copy: (piece: IdRange) => Promise<number>): Promise<number> {
+  const settings = { targetMillis: PIECE_MILLIS, minSpan: 1, maxSpan: Number.MAX_SAFE_INTEGER };
   let span = pieceSpans.get(t.target) ?? 100;
   let inserted = 0;
   for (let lo = range.lo; compareIds(lo, range.hi) <= 0; ) {
     const hi = minId(addId(lo, span - 1), range.hi);
     const started = performance.now();
-    inserted += await givingWay(t.target, async (tx) => {
-      await tx.query(`SELECT COUNT(*) AS n FROM ${qualified(t.sourceTable)} FORCE INDEX (PRIMARY) WHERE ${where} LOCK IN SHARE MODE`, [lo, hi]);
-      return (await tx.execute(sql, [lo, hi])).affectedRows;
-    });
+    inserted += await copy({ lo, hi });
     span = nextChunkSpan(span, performance.now() - started, settings);
     lo = addId(hi, 1);
   }
   pieceSpans.set(t.target, span);
   return inserted;
+}
+
+/**
+ * A piece of a copy that triggers keep in step (online-alter): one transaction that first takes
+ * the share locks on the piece's source rows, in primary key order, and only then copies them.
+ * If the copy held the target's AUTO-INC lock while it waited for a row an application holds, and
+ * that application's trigger waited for the AUTO-INC lock, InnoDB would end the cycle by failing
+ * the application's write, the one with fewer rows changed. Taken this way, every row lock the
+ * copy needs from the source is held before it takes the AUTO-INC lock, no lock is held longer
+ * than a piece, and the copy gives way (see givingWay) rather than wait long on an application.
+ */
+async function lockedPiece(t: CopyTables, piece: IdRange): Promise<number> {
+  const where = `${quoteIdent(t.idColumn)} BETWEEN ? AND ?`;
+  return givingWay(t.target, async (tx) => {
+    await tx.query(`SELECT COUNT(*) AS n FROM ${qualified(t.sourceTable)} FORCE INDEX (PRIMARY) WHERE ${where} LOCK IN SHARE MODE`, [piece.lo, piece.hi]);
+    return (await tx.execute(insertSelectSql(t, where), [piece.lo, piece.hi])).affectedRows;
+  });
 }
 
 /**

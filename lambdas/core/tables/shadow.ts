@@ -144,7 +144,7 @@ export async function withShortLockWait<T>(
   conn: SqlConnection,
   lock: { readonly seconds: number; readonly attempts: number },
   fn: () => Promise<T>,
-  onWait: (attempt: number, backoffSeconds: number) => void = () => undefined,
+  onWait: (attempt: number, backoffSeconds: number) => void | Promise<void> = () => undefined,
 ): Promise<T> {
   for (let attempt = 1; ; attempt++) {
     try {
@@ -153,7 +153,7 @@ export async function withShortLockWait<T>(
     } catch (err) {
       if ((err as FerryError).errno !== ERRNO.LOCK_WAIT_TIMEOUT || attempt >= lock.attempts) throw err;
       const backoff = Math.min(30, 2 ** (attempt - 1));
-      onWait(attempt, backoff);
+      await onWait(attempt, backoff);
       await new Promise((r) => setTimeout(r, backoff * 1000));
     } finally {
       await conn.execute('SET SESSION lock_wait_timeout = DEFAULT').catch(() => undefined);
@@ -213,7 +213,7 @@ export async function createShadow(
   alter: string,
   idColumn: string,
   lock: { readonly seconds: number; readonly attempts: number },
-  onWait?: (attempt: number, backoffSeconds: number) => void,
+  onWait?: (attempt: number, backoffSeconds: number) => void | Promise<void>,
 ): Promise<ColumnMapping> {
   const { shadow } = shadowNames(t);
   await dropShadow(conn, migrationId, t, lock, onWait);
@@ -232,7 +232,7 @@ export async function createTriggers(
   idColumn: string,
   mapping: ColumnMapping,
   lock: { readonly seconds: number; readonly attempts: number },
-  onWait?: (attempt: number, backoffSeconds: number) => void,
+  onWait?: (attempt: number, backoffSeconds: number) => void | Promise<void>,
 ): Promise<void> {
   await withShortLockWait(conn, lock, async () => {
     await conn.execute(`SET @ferry_sql_mode = @@SESSION.sql_mode, SESSION sql_mode = '${TRIGGER_SQL_MODE}'`);
@@ -250,7 +250,7 @@ export async function dropShadow(
   migrationId: string,
   t: TableRef,
   lock: { readonly seconds: number; readonly attempts: number },
-  onWait?: (attempt: number, backoffSeconds: number) => void,
+  onWait?: (attempt: number, backoffSeconds: number) => void | Promise<void>,
 ): Promise<void> {
   await withShortLockWait(conn, lock, () => dropTriggers(conn, migrationId, t), onWait);
   await conn.execute(`DROP TABLE IF EXISTS ${qualified(shadowNames(t).shadow)}`);
