@@ -74,6 +74,11 @@ function parseApprove(value: string | undefined): 'all' | string[] {
   return steps;
 }
 
+/** A run stopped by a signal exits as shells expect: 128 + the signal's number (130 for Ctrl-C, 143 for SIGTERM). */
+function exitCodeFor(signal: NodeJS.Signals): number {
+  return 128 + (signal === 'SIGINT' ? 2 : 15);
+}
+
 /** What the run would be billed for on AWS, and the memory it took here: the last line of `ferry local`. */
 function usageLine(u: RunUsage): string {
   const peakMb = Math.round(process.resourceUsage().maxRSS / 1024);
@@ -93,8 +98,15 @@ async function local(args: string[]): Promise<number> {
   const approve = parseApprove(values.approve);
   const bar = new ProgressBar();
   const abort = new AbortController();
-  const stop = () => {
-    bar.say('stopping: the checkpoint is kept; run the same command again to resume');
+  let stoppedBy: NodeJS.Signals | null = null;
+  const stop = (signal: NodeJS.Signals) => {
+    if (stoppedBy) {
+      // A second Ctrl-C: at once. The server rolls back what the sessions had under way; the lock of a process that is gone is taken over.
+      bar.say('stopped at once: the checkpoint is kept; run the same command again to resume');
+      process.exit(exitCodeFor(signal));
+    }
+    stoppedBy = signal;
+    bar.say('stopping at the end of the chunk under way (Ctrl-C again to stop at once); the checkpoint is kept; run the same command again to resume');
     abort.abort();
   };
   const env = { ...process.env };
@@ -103,8 +115,8 @@ async function local(args: string[]): Promise<number> {
     env.COUCH_URL = embedded.url;
     bar.say(`no CouchDB answers at the default URL and COUCH_URL is not set: started an embedded in-memory PouchDB Server at ${embedded.url} for this run`);
   }
-  process.once('SIGINT', stop);
-  process.once('SIGTERM', stop);
+  process.on('SIGINT', stop);
+  process.on('SIGTERM', stop);
   // The approval page, for the steps a person approves; it also shows the run's live throttle reason.
   const live = new Map<string, Progress>();
   const page = approve === 'all' ? null : await (await import('./cli/ui.ts')).servePage({ stateDir: values['state-dir']!, env, live });
@@ -132,6 +144,11 @@ async function local(args: string[]): Promise<number> {
     await embedded?.stop();
   }
   if (result.usage) bar.say(usageLine(result.usage));
+  if (stoppedBy && result.status !== 'SUCCEEDED') {
+    bar.say(`${machine}: stopped (${stoppedBy}); every task ended and its sessions are closed`);
+    process.stdout.write(JSON.stringify({ status: 'STOPPED', signal: stoppedBy, error: result.error, cause: result.cause }) + '\n');
+    return exitCodeFor(stoppedBy);
+  }
   if (result.status === 'SUCCEEDED') {
     bar.say(`${machine}: SUCCEEDED${result.executions > 1 ? ` over ${result.executions} executions` : ''}`);
     process.stdout.write(JSON.stringify(result.output) + '\n');

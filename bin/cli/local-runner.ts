@@ -76,8 +76,9 @@ function identify(opts: LocalRunOptions): { spec: MachineSpec; migrationId: stri
 const localHandovers = new Set<string>();
 
 /** The ports a task gets locally: MariaDB and CouchDB from the environment, flags and knobs in the state dir. */
-function localDeps(opts: LocalRunOptions, sql: Mysql2Connector): TaskDeps {
+function localDeps(opts: LocalRunOptions, sql: Mysql2Connector, stopping: AbortSignal): TaskDeps {
   return {
+    stopping,
     // Local executions of this migration run only in this process (the run lock sees to it): an
     // owner recorded by any other local execution is no longer running.
     executions: { isRunning: async () => false, handedOver: async (from, to) => localHandovers.has(`${from} → ${to}`) },
@@ -182,7 +183,7 @@ async function besideApproval(ctx: RunContext, input: unknown, executionId: stri
     ctx.usage.invocations += 1;
     ctx.usage.byTask[name] = (ctx.usage.byTask[name] ?? 0) + 1;
     try {
-      await handler({ migration, execution: executionId } as Parameters<Handler>[0], ctx.deps);
+      await tracked(ctx, () => handler({ migration, execution: executionId } as Parameters<Handler>[0], ctx.deps));
     } catch (err) {
       ctx.say(`${name} (beside the ${req.step} approval) failed: ${(err as Error).name}: ${(err as Error).message}; tried again later`);
     } finally {
@@ -200,6 +201,14 @@ async function besideApproval(ctx: RunContext, input: unknown, executionId: stri
   }
 }
 
+/** A task the state machine asked for after the run was stopped: it does not run. */
+class ExecutionStopped extends Error {
+  override readonly name = 'ExecutionStopped';
+  constructor(state: string) {
+    super(`${state} was not run: the run is stopping`);
+  }
+}
+
 type ExecutionOutcome = { readonly output: unknown } | { readonly continueWith: unknown; readonly as: string };
 
 /** What every execution of one local run shares. */
@@ -214,6 +223,17 @@ interface RunContext {
   /** Task states that start an execution and wait for it (`states:startExecution.sync:2`). */
   readonly startsAndWaits: readonly string[];
   readonly usage: RunUsage;
+  /** Task invocations under way (the work beside an approval included): a stopped run waits for them before it lets go of its sessions and its lock. */
+  readonly inflight: Set<Promise<unknown>>;
+}
+
+/** Runs one task invocation, counted among those under way until it ends. */
+function tracked<T>(ctx: RunContext, work: () => Promise<T>): Promise<T> {
+  const p = work();
+  const settled = p.then(() => undefined, () => undefined);
+  ctx.inflight.add(settled);
+  void settled.then(() => ctx.inflight.delete(settled));
+  return p;
 }
 
 /**
@@ -266,13 +286,15 @@ async function runExecution(ctx: RunContext, input: unknown, abort: AbortSignal,
   }
   for (const [state, handler] of Object.entries(spec.handlers)) {
     taskHandlers[state] = async (event: never) => {
+      // A stopped execution may still retry a task that failed as it stopped: it is not run again.
+      if (abort.aborted) throw new ExecutionStopped(state);
       const started = performance.now();
       ctx.usage.invocations += 1;
       ctx.usage.byTask[state] = (ctx.usage.byTask[state] ?? 0) + 1;
       ctx.usage.running += 1;
       ctx.usage.peakConcurrent = Math.max(ctx.usage.peakConcurrent, ctx.usage.running);
       try {
-        return await handler(event, ctx.deps);
+        return await tracked(ctx, () => handler(event, ctx.deps));
       } finally {
         ctx.usage.taskMillis += performance.now() - started;
         ctx.usage.running -= 1;
@@ -344,9 +366,9 @@ export async function runLocal(opts: LocalRunOptions): Promise<LocalRunResult> {
   }
   const say = opts.say ?? ((line: string) => process.stderr.write(line + '\n'));
   const sql = new Mysql2Connector(opts.env ?? process.env);
-  const deps = localDeps(opts, sql);
-  const approvals = new LocalApprovals(new LocalApprovalStore(opts.stateDir), opts, say);
   const abort = new AbortController();
+  const deps = localDeps(opts, sql, abort.signal);
+  const approvals = new LocalApprovals(new LocalApprovalStore(opts.stateDir), opts, say);
   opts.signal?.addEventListener('abort', () => abort.abort(opts.signal?.reason), { once: true });
   const definition = loadDefinition(spec.name);
   const machine = new StateMachine(definition as StateMachineDefinition, { validationOptions: { checkArn: false } });
@@ -355,6 +377,7 @@ export async function runLocal(opts: LocalRunOptions): Promise<LocalRunResult> {
     retries: retryOverrides(definition, opts.env ?? process.env),
     startsAndWaits: allStates(definition).flatMap(([name, s]) => (s.Resource === 'arn:aws:states:::states:startExecution.sync:2' ? [name] : [])),
     usage: { transitions: 0, invocations: 0, byTask: {}, taskMillis: 0, peakConcurrent: 0, running: 0 },
+    inflight: new Set(),
   };
   let input: unknown = opts.abandon ? { migration: opts.input, abandon: true } : opts.input;
   let next: string | undefined;
@@ -372,6 +395,14 @@ export async function runLocal(opts: LocalRunOptions): Promise<LocalRunResult> {
       next = outcome.as;
     }
   } finally {
+    // A stopped execution no longer waits for its tasks: each ends at its next chunk (deps.stopping), and only then are
+    // the sessions closed and the lock let go, so a new run never overlaps a task of this one.
+    while (ctx.inflight.size) await Promise.all([...ctx.inflight]);
+    if (abort.signal.aborted && spec.leftOnStop && !opts.abandon) {
+      const left = await spec.leftOnStop(opts.input, deps).catch(() => null);
+      const dir = opts.stateDir === '.ferry' ? '' : ` --state-dir ${opts.stateDir}`;
+      if (left) say(`${left}. Run the same command again to resume, or take them back with: npx ferry abandon ${migrationId}${dir}`);
+    }
     await sql.closeAll();
     lock.release();
   }

@@ -20,7 +20,7 @@ import { parseDoctypeCopyInput } from '../../lambdas/doctype-copy/open-doc-migra
 import { preflight as docPreflight } from '../../lambdas/doctype-copy/preflight.ts';
 import { summarize as docSummarize } from '../../lambdas/doctype-copy/summarize.ts';
 import { topOff } from '../../lambdas/doctype-copy/top-off.ts';
-import { abandonAlter } from '../../lambdas/online-alter/abandon.ts';
+import { abandonAlter, triggersLeft } from '../../lambdas/online-alter/abandon.ts';
 import { cleanup as alterCleanup } from '../../lambdas/online-alter/cleanup.ts';
 import { copyChunks as alterCopyChunks } from '../../lambdas/online-alter/copy-chunks.ts';
 import { createShadow } from '../../lambdas/online-alter/create-shadow.ts';
@@ -46,6 +46,8 @@ export interface MachineSpec {
    * again and again while the approval waits, with the waiting execution's id as `execution`.
    */
   readonly besideApproval?: Readonly<Record<string, Handler>>;
+  /** What a stopped run leaves on the live tables until it is resumed or abandoned, in words (null: nothing). */
+  readonly leftOnStop?: (input: unknown, deps: TaskDeps) => Promise<string | null>;
 }
 
 /**
@@ -119,5 +121,6 @@ export const MACHINES: Readonly<Record<string, MachineSpec>> = {
     besideApproval: {
       cutover: alterReverify as Handler,
     },
+    leftOnStop: triggersLeft,
   },
 };

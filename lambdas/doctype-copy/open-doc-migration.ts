@@ -156,7 +156,7 @@ export function noteEditedInBoth(s: DoctypeCopyState, docs: readonly { id: strin
 }
 
 export function timeLeft(m: DocMigration): boolean {
-  return m.deps.now() - m.startedMillis < m.deps.budgetMillis;
+  return !m.deps.stopping?.aborted && m.deps.now() - m.startedMillis < m.deps.budgetMillis;
 }
 
 /** Takes in the live knobs (see knobs.ts): before each page. */

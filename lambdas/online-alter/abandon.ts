@@ -1,7 +1,7 @@
 import type { TaskDeps } from '../core/ports/task-deps.ts';
 import { whoHoldsTheTable } from '../core/tables/app-impact.ts';
 import { CheckpointStore } from '../core/checkpoints.ts';
-import { dropShadow, shadowNames, swapDone } from '../core/tables/shadow.ts';
+import { captureOn, dropShadow, shadowNames, swapDone } from '../core/tables/shadow.ts';
 import { lockOf, MACHINE, parseOnlineAlterInput, type OnlineAlterState } from './open-alter.ts';
 
 export interface AbandonEvent {
@@ -35,9 +35,18 @@ export async function abandonAlter(event: AbandonEvent, deps: TaskDeps): Promise
   if (await swapDone(conn, t)) {
     return say(`${t.table} was already swapped for the altered table (the original is ${shadowNames(t).old.table}); nothing to take back`, false);
   }
-  await dropShadow(conn, input.migrationId, t, lockOf(input), async (attempt, backoff) => {
+  await dropShadow(conn, input.migrationId, t, lockOf(input, deps), async (attempt, backoff) => {
     say(`dropping the triggers: another session holds a lock on ${t.table}${await whoHoldsTheTable(conn, input.cutover.lockWaitSeconds)}; retrying in ${backoff} s (attempt ${attempt})`, false);
   });
   await store.remove(input.migrationId);
   return say(`triggers, ${shadowNames(t).shadow.table} and the capture log dropped; ${t.table} is as it was`, true);
+}
+
+/** What a stopped run leaves on the live table: ferry's triggers, if they are there, in words (null: none). */
+export async function triggersLeft(raw: unknown, deps: TaskDeps): Promise<string | null> {
+  const input = parseOnlineAlterInput(raw);
+  const t = input.table;
+  const { triggers, since } = await captureOn(await deps.sql.connect(t.connection), t);
+  if (!triggers.length) return null;
+  return `ferry's triggers stay on ${t.database}.${t.table} (since ${since}): every insert, update and delete of the application there also writes ${shadowNames(t).shadow.table}`;
 }

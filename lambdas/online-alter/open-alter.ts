@@ -4,7 +4,7 @@ import { alterIdentityOf, onlineAlterInputSchema, type OnlineAlterInput } from '
 import { parseInput } from '../core/input-parts.ts';
 import { withKnobs } from '../core/knobs.ts';
 import { openCopy, type CopySettings, type CopyState, type LoopState as GenericLoopState, type Migration, type TaskEvent } from '../core/tables/chunked-copy.ts';
-import { columnMapping, shadowNames } from '../core/tables/shadow.ts';
+import { columnMapping, shadowNames, type DdlLock } from '../core/tables/shadow.ts';
 import type { ReverifyRecord } from '../core/tables/reverify-record.ts';
 
 export const MACHINE = 'online-alter';
@@ -68,7 +68,7 @@ export function openAlter(event: TaskEvent, deps: TaskDeps): Promise<AlterMigrat
   });
 }
 
-/** How DDL on the live table waits for its lock: `cutover.lockWaitSeconds` at a time, `cutover.attempts` times. */
-export function lockOf(input: OnlineAlterInput): { seconds: number; attempts: number } {
-  return { seconds: input.cutover.lockWaitSeconds, attempts: input.cutover.attempts };
+/** How DDL on the live table waits for its lock: `cutover.lockWaitSeconds` at a time, `cutover.attempts` times, no more once the run is stopping. */
+export function lockOf(input: OnlineAlterInput, deps?: Pick<TaskDeps, 'stopping'>): DdlLock {
+  return { seconds: input.cutover.lockWaitSeconds, attempts: input.cutover.attempts, ...(deps?.stopping ? { stopping: deps.stopping } : {}) };
 }

@@ -61,7 +61,7 @@ export async function swapTables(event: TaskEvent, deps: TaskDeps): Promise<Loop
       m.state.rowsWrittenAgain = (m.state.rowsWrittenAgain ?? 0) + rewritten;
       report(m, `${rewritten} rows the triggers could not write to the shadow were written again`);
     }
-    const lock = lockOf(input);
+    const lock = lockOf(input, deps);
     try {
       const ai = await withShortLockWait(conn, lock, async () => {
         m.state.swapAttempts += 1;
@@ -77,7 +77,7 @@ export async function swapTables(event: TaskEvent, deps: TaskDeps): Promise<Loop
       );
     }
   }
-  await withShortLockWait(conn, lockOf(input), () => dropTriggers(conn, input.migrationId, t));
+  await withShortLockWait(conn, lockOf(input, deps), () => dropTriggers(conn, input.migrationId, t));
   m.state.swappedAt = m.state.swappedAt ?? new Date(deps.now()).toISOString();
   await save(m);
   await settleLateLogged(m);

@@ -43,6 +43,11 @@ export interface TaskDeps {
   readonly knobs: FlagStore;
   /** Milliseconds one invocation may spend copying before it hands back to the state machine. */
   readonly budgetMillis: number;
+  /**
+   * Fires when the run is being stopped (an operator's Ctrl-C locally): every loop then ends at its
+   * next chunk or page, as if its time budget were spent, with the checkpoint saved.
+   */
+  readonly stopping?: AbortSignal;
   readonly now: () => number;
   readonly report: (progress: Progress) => void;
 }

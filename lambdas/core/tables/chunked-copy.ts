@@ -132,7 +132,7 @@ export async function openCopy<I extends CopySettings, S extends CopyState, P ex
     target,
     knobs: knobsNotRead(),
     retune: options.retune,
-    tables: { ...copyTables(input, source, target, sourceInfo, await inspectTable(target, input.target), options.columns ?? sameNames), readLock: options.readLock ?? false },
+    tables: { ...copyTables(input, source, target, sourceInfo, await inspectTable(target, input.target), options.columns ?? sameNames), readLock: options.readLock ?? false, ...(deps.stopping ? { stopping: deps.stopping } : {}) },
     store,
     checkpoint,
     state,
@@ -179,7 +179,7 @@ export function resizeChunk(m: AnyMigration, elapsedMillis: number): void {
 }
 
 export function timeLeft(m: AnyMigration): boolean {
-  return m.deps.now() - m.startedMillis < m.deps.budgetMillis;
+  return !m.deps.stopping?.aborted && m.deps.now() - m.startedMillis < m.deps.budgetMillis;
 }
 
 /** Phases whose progress counts deletions rather than copies. */

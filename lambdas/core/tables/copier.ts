@@ -31,6 +31,8 @@ export interface CopyTables {
   readonly inTransaction?: boolean;
   /** How rows streamed between servers can go in by LOAD DATA (see load-data.ts); absent or null: INSERTs. */
   readonly loadCharset?: LoadCharset | null;
+  /** The run is being stopped: a transaction that gave way to the application is not tried again (see givingWay). */
+  readonly stopping?: AbortSignal;
 }
 
 export interface CopyResult {
@@ -163,7 +165,7 @@ async function lockedPiece(t: CopyTables, piece: IdRange): Promise<number> {
   return givingWay(t.target, async (tx) => {
     await tx.query(`SELECT COUNT(*) AS n FROM ${qualified(t.sourceTable)} FORCE INDEX (PRIMARY) WHERE ${where} LOCK IN SHARE MODE`, [piece.lo, piece.hi]);
     return (await tx.execute(insertSelectSql(t, where), [piece.lo, piece.hi])).affectedRows;
-  });
+  }, t.stopping);
 }
 
 /**
@@ -178,9 +180,10 @@ const GIVE_WAY_ATTEMPTS = 30;
 /**
  * Runs `fn` in one transaction on `conn` (a session-keeping connection) whose row lock waits last
  * at most GIVE_WAY_SECONDS; after a lock wait timeout or a deadlock (InnoDB chose ferry's
- * transaction as the victim) it is rolled back and run again, after a growing pause, up to 30 times.
+ * transaction as the victim) it is rolled back and run again, after a growing pause, up to 30 times
+ * (not once `stopping` has fired: the error is thrown, and the work is done again on resuming).
  */
-export async function givingWay<T>(conn: SqlConnection, fn: (tx: SqlConnection) => Promise<T>): Promise<T> {
+export async function givingWay<T>(conn: SqlConnection, fn: (tx: SqlConnection) => Promise<T>, stopping?: AbortSignal): Promise<T> {
   await conn.execute(`SET SESSION innodb_lock_wait_timeout = ${GIVE_WAY_SECONDS}`);
   try {
     for (let attempt = 1; ; attempt++) {
@@ -188,7 +191,7 @@ export async function givingWay<T>(conn: SqlConnection, fn: (tx: SqlConnection) 
         return await conn.transaction(fn);
       } catch (err) {
         const errno = (err as FerryError).errno;
-        if ((errno !== ERRNO.LOCK_WAIT_TIMEOUT && errno !== ERRNO.DEADLOCK) || attempt >= GIVE_WAY_ATTEMPTS) throw err;
+        if ((errno !== ERRNO.LOCK_WAIT_TIMEOUT && errno !== ERRNO.DEADLOCK) || attempt >= GIVE_WAY_ATTEMPTS || stopping?.aborted) throw err;
         await new Promise((r) => setTimeout(r, Math.min(2000, 25 * 2 ** attempt) * (0.5 + Math.random() / 2)));
       }
     }

@@ -21,6 +21,16 @@ export function captureNames(migrationId: string, t: TableRef): { insert: string
 
 export const FERRY_TRIGGER = /^_ferry_[0-9a-f]{12}_(ins|upd|del)$/;
 
+/** ferry's capture triggers on the table now, and when the first of them was made (null: none). */
+export async function captureOn(conn: SqlConnection, t: TableRef): Promise<{ triggers: string[]; since: string | null }> {
+  const rows = await conn.query(
+    "SELECT TRIGGER_NAME AS name, DATE_FORMAT(CREATED, '%Y-%m-%d %H:%i:%s') AS created FROM information_schema.TRIGGERS WHERE EVENT_OBJECT_SCHEMA = ? AND EVENT_OBJECT_TABLE = ? ORDER BY CREATED",
+    [t.database, t.table],
+  );
+  const ours = rows.filter((r) => FERRY_TRIGGER.test(str(r, 'name') ?? ''));
+  return { triggers: ours.map((r) => str(r, 'name')!), since: ours.length ? str(ours[0]!, 'created') : null };
+}
+
 /**
  * The name a foreign key of the table takes on the shadow, and so on the table after the swap:
  * constraint names are unique in a database, so while both tables exist they must differ. As
@@ -135,14 +145,22 @@ export function dropTriggerSql(migrationId: string, t: TableRef): string[] {
   return [names.insert, names.update, names.delete].map((n) => `DROP TRIGGER IF EXISTS ${qualified({ database: t.database, table: n })}`);
 }
 
+/** How a DDL on the live table waits for its lock: seconds per attempt, attempts, and the run's stop signal. */
+export interface DdlLock {
+  readonly seconds: number;
+  readonly attempts: number;
+  readonly stopping?: AbortSignal;
+}
+
 /**
  * Runs DDL on the live table under a short `lock_wait_timeout`: while a DDL waits for the table's
  * metadata lock every query on the table queues behind it, so it gives up after `seconds` and tries
- * again after a pause (1, 2, 4 … up to 30 s), `attempts` times in all. `onWait` hears each retry.
+ * again after a pause (1, 2, 4 … up to 30 s), `attempts` times in all (no more once the run is
+ * `stopping`). `onWait` hears each retry.
  */
 export async function withShortLockWait<T>(
   conn: SqlConnection,
-  lock: { readonly seconds: number; readonly attempts: number },
+  lock: DdlLock,
   fn: () => Promise<T>,
   onWait: (attempt: number, backoffSeconds: number) => void | Promise<void> = () => undefined,
 ): Promise<T> {
@@ -151,7 +169,7 @@ export async function withShortLockWait<T>(
       await conn.execute(`SET SESSION lock_wait_timeout = ${Math.trunc(lock.seconds)}`);
       return await fn();
     } catch (err) {
-      if ((err as FerryError).errno !== ERRNO.LOCK_WAIT_TIMEOUT || attempt >= lock.attempts) throw err;
+      if ((err as FerryError).errno !== ERRNO.LOCK_WAIT_TIMEOUT || attempt >= lock.attempts || lock.stopping?.aborted) throw err;
       const backoff = Math.min(30, 2 ** (attempt - 1));
       await onWait(attempt, backoff);
       await new Promise((r) => setTimeout(r, backoff * 1000));
@@ -212,7 +230,7 @@ export async function createShadow(
   t: TableRef,
   alter: string,
   idColumn: string,
-  lock: { readonly seconds: number; readonly attempts: number },
+  lock: DdlLock,
   onWait?: (attempt: number, backoffSeconds: number) => void | Promise<void>,
 ): Promise<ColumnMapping> {
   const { shadow } = shadowNames(t);
@@ -231,7 +249,7 @@ export async function createTriggers(
   t: TableRef,
   idColumn: string,
   mapping: ColumnMapping,
-  lock: { readonly seconds: number; readonly attempts: number },
+  lock: DdlLock,
   onWait?: (attempt: number, backoffSeconds: number) => void | Promise<void>,
 ): Promise<void> {
   await withShortLockWait(conn, lock, async () => {
@@ -249,7 +267,7 @@ export async function dropShadow(
   conn: SqlConnection,
   migrationId: string,
   t: TableRef,
-  lock: { readonly seconds: number; readonly attempts: number },
+  lock: DdlLock,
   onWait?: (attempt: number, backoffSeconds: number) => void | Promise<void>,
 ): Promise<void> {
   await withShortLockWait(conn, lock, () => dropTriggers(conn, migrationId, t), onWait);

@@ -117,7 +117,7 @@ export async function repairRange(conn: SqlConnection, t: CopyTables, range: IdR
         [range.lo, range.hi],
       );
       await also?.();
-    });
+    }, t.stopping);
   } catch (err) {
     if (!(err instanceof DatabaseError)) throw err;
     throw new VerificationFailed(

@@ -1,0 +1,115 @@
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { runFerry, startFerry } from '../helpers/cli.ts';
+import { admin, tableFingerprint } from '../helpers/db.ts';
+import { alterScenario, checkpointOf, CSM } from '../helpers/alter-scenario.ts';
+import { scenario, SRC, TGT } from '../helpers/scenario.ts';
+
+async function copyState(conn: import('mysql2/promise').Connection, db: string): Promise<{ phase: string; rowsCopied: bigint } | null> {
+  const [rows] = await conn.query(`SELECT phase, state FROM \`${db}\`._ferry_checkpoints`).catch(() => [[]] as never);
+  const row = (rows as { phase: string; state: string }[])[0];
+  return row ? { phase: row.phase, rowsCopied: BigInt(JSON.parse(row.state).rowsCopied) } : null;
+}
+
+/** Ctrl-C (SIGINT) and SIGTERM stop a local run at once and cleanly; a second Ctrl-C stops it there and then. */
+describe('stopping ferry local', () => {
+  it('table-copy: Ctrl-C mid-copy ends every task within a chunk, exits 130, and the same command resumes to exact counts', async () => {
+    const sc = await scenario({ rows: 200_000, stateBytes: 100 });
+    try {
+      const before = await tableFingerprint(sc.conn, sc.src, SRC);
+      const file = sc.inputFile({ chunk: { targetMillis: 100, minRows: 100, maxRows: 2000 }, cleanup: { mode: 'none' } });
+      const first = startFerry(['local', 'table-copy', '--input', file, '--state-dir', sc.stateDir, '--approve', 'all']);
+      for (;;) {
+        const cp = await copyState(sc.conn, sc.tgt);
+        if (cp?.phase === 'copy' && cp.rowsCopied > 40_000n) break;
+        expect(first.child.exitCode, first.stderr()).toBeNull();
+        await new Promise((r) => setTimeout(r, 10));
+      }
+      const signalled = Date.now();
+      first.child.kill('SIGINT');
+      const stopped = await first.done;
+      expect(Date.now() - signalled, stopped.stderr).toBeLessThan(5000);
+      expect(stopped.code, stopped.stderr).toBe(130);
+      expect(stopped.last).toMatchObject({ status: 'STOPPED', signal: 'SIGINT' });
+      expect(stopped.stderr).toMatch(/stopping at the end of the chunk under way/);
+      expect(stopped.stderr).toMatch(/table-copy: stopped \(SIGINT\); every task ended and its sessions are closed/);
+      // nothing of it runs on: the checkpoint stays where it was left, and the run lock is gone with the process
+      const atStop = await copyState(sc.conn, sc.tgt);
+      expect(atStop!.phase).toBe('copy');
+      expect(atStop!.rowsCopied).toBeLessThan(200_000n);
+      await new Promise((r) => setTimeout(r, 1500));
+      expect(await copyState(sc.conn, sc.tgt)).toEqual(atStop);
+      expect(existsSync(join(sc.stateDir, `${sc.input().migrationId}.lock`))).toBe(false);
+      const second = await runFerry(['local', 'table-copy', '--input', file, '--state-dir', sc.stateDir, '--approve', 'all']);
+      expect(second.code, second.stderr).toBe(0);
+      expect(await tableFingerprint(sc.conn, sc.tgt, TGT)).toEqual(before);
+      expect(second.last).toMatchObject({ rowsCopied: '200000', rowsVerified: '200000', rowsDelivered: '200000' });
+    } finally {
+      await sc.close();
+    }
+  });
+
+  it('online-alter: Ctrl-C while the copy waits on a row the application holds stops at once and says the triggers stay, naming ferry abandon', async () => {
+    const sc = await alterScenario(20_000);
+    const app = await admin();
+    try {
+      const file = sc.inputFile({ chunk: { targetMillis: 50, minRows: 50, maxRows: 500 } });
+      const running = startFerry(['local', 'online-alter', '--input', file, '--state-dir', sc.stateDir, '--approve', 'all']);
+      for (;;) {
+        const cp = await checkpointOf(sc);
+        if (cp?.phase === 'copy') break;
+        expect(running.child.exitCode, running.stderr()).toBeNull();
+        await new Promise((r) => setTimeout(r, 5));
+      }
+      // the application holds the last row (the copy goes in id order): the copy gives way to it again and again
+      await app.query('START TRANSACTION');
+      await app.query(`SELECT * FROM \`${sc.db}\`.${CSM} ORDER BY id DESC LIMIT 1 FOR UPDATE`);
+      for (;;) {
+        const cp = await checkpointOf(sc);
+        if (cp!.rowsCopied > 15_000n) break;
+        expect(running.child.exitCode, running.stderr()).toBeNull();
+        await new Promise((r) => setTimeout(r, 10));
+      }
+      await new Promise((r) => setTimeout(r, 1500));
+      expect((await checkpointOf(sc))!.phase).toBe('copy');
+      const signalled = Date.now();
+      running.child.kill('SIGTERM');
+      const stopped = await running.done;
+      expect(Date.now() - signalled, stopped.stderr).toBeLessThan(5000);
+      expect(stopped.code, stopped.stderr).toBe(143);
+      expect(stopped.stderr).toMatch(new RegExp(`ferry's triggers stay on ${sc.db}\\.${CSM} \\(since \\d{4}-\\d\\d-\\d\\d \\d\\d:\\d\\d:\\d\\d\\): every insert, update and delete of the application there also writes _${CSM}_new\\. ` +
+        `Run the same command again to resume, or take them back with: npx ferry abandon ${sc.migrationId} --state-dir ${sc.stateDir.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}`));
+      expect((await sc.triggers()).length).toBe(3);
+      await app.query('ROLLBACK');
+      const abandoned = await runFerry(['abandon', sc.migrationId, '--state-dir', sc.stateDir]);
+      expect(abandoned.code, abandoned.stderr).toBe(0);
+      expect(await sc.triggers()).toEqual([]);
+      expect(await sc.tables()).toEqual(['_ferry_checkpoints', CSM, 'reference']);
+    } finally {
+      await app.end();
+      await sc.close();
+    }
+  });
+
+  it('a second Ctrl-C ends the run there and then', async () => {
+    const sc = await scenario({ rows: 100_000, stateBytes: 100 });
+    try {
+      const running = startFerry(['local', 'table-copy', '--input', sc.inputFile({ chunk: { targetMillis: 200, minRows: 100, maxRows: 5000 } }), '--state-dir', sc.stateDir, '--approve', 'all']);
+      await running.waitFor(/\[copy\]/);
+      running.child.kill('SIGINT');
+      await new Promise((r) => setTimeout(r, 5));
+      const signalled = Date.now();
+      running.child.kill('SIGINT');
+      const stopped = await running.done;
+      expect(Date.now() - signalled).toBeLessThan(1000);
+      expect(stopped.code, stopped.stderr).toBe(130);
+      expect(stopped.stderr).toMatch(/stopped at once: the checkpoint is kept/);
+      // and the next run takes the lock of the process that is gone, and finishes
+      const again = await runFerry(['local', 'table-copy', '--input', sc.inputFile({ chunk: { targetMillis: 200, minRows: 100, maxRows: 5000 } }), '--state-dir', sc.stateDir, '--approve', 'all']);
+      expect(again.code, again.stderr).toBe(0);
+    } finally {
+      await sc.close();
+    }
+  });
+});
