@@ -271,9 +271,10 @@ export class Mysql2Connector implements SqlConnector {
       // Session time zone fixed so TIMESTAMP columns read and write the same text on both sides.
       await conn.query("SET SESSION time_zone = '+00:00'");
       // Strict, whatever the server's default: a value a table cannot hold fails ferry's statement instead of being cut.
+      // NO_AUTO_VALUE_ON_ZERO: ferry writes ids as they are, and a row whose id is 0 keeps it.
       // Backslash escapes on: the driver escapes values with them, and LOAD DATA's input uses them.
       await conn.query(
-        "SET SESSION sql_mode = CONCAT_WS(',', NULLIF(TRIM(BOTH ',' FROM REPLACE(CONCAT(',', @@SESSION.sql_mode, ','), ',NO_BACKSLASH_ESCAPES,', ',')), ''), 'STRICT_ALL_TABLES')",
+        "SET SESSION sql_mode = CONCAT_WS(',', NULLIF(TRIM(BOTH ',' FROM REPLACE(CONCAT(',', @@SESSION.sql_mode, ','), ',NO_BACKSLASH_ESCAPES,', ',')), ''), 'STRICT_ALL_TABLES', 'NO_AUTO_VALUE_ON_ZERO')",
       );
     } catch (err) {
       // Unreachable, restarting, out of connections, or refusing credentials being rotated: all may

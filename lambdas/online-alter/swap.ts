@@ -56,14 +56,15 @@ export async function swapTables(event: TaskEvent, deps: TaskDeps): Promise<Loop
   if (!(await swapDone(conn, t))) {
     // Nothing the re-verification found different while the approval waited is swapped in.
     if (m.phase === 'cutover-approval') await refuseIfStillDifferent(m);
-    const rewritten = await rewriteLogged(conn, input.migrationId, m.tables);
-    if (rewritten) {
-      m.state.rowsWrittenAgain = (m.state.rowsWrittenAgain ?? 0) + rewritten;
-      report(m, `${rewritten} rows the triggers could not write to the shadow were written again`);
-    }
     const lock = lockOf(input, deps);
     try {
       const ai = await withShortLockWait(conn, lock, async () => {
+        // Right before each attempt (a wait for the lock can last minutes while the application writes on), so a refusal logged since is met here, before the swap.
+        const rewritten = await rewriteLogged(conn, input.migrationId, m.tables);
+        if (rewritten) {
+          m.state.rowsWrittenAgain = (m.state.rowsWrittenAgain ?? 0) + rewritten;
+          report(m, `${rewritten} rows the triggers could not write to the shadow were written again`);
+        }
         m.state.swapAttempts += 1;
         return swapOnce(conn, t);
       }, async (attempt, backoff) => report(m, `swap attempt ${attempt}/${lock.attempts}: another session holds a lock on ${t.table} (waited ${lock.seconds} s)${await whoHoldsTheTable(conn, lock.seconds)}; the table is unchanged and serving; retrying in ${backoff} s`));

@@ -2,7 +2,7 @@ import type { TaskDeps } from '../core/ports/task-deps.ts';
 import type { SqlConnection } from '../core/ports/sql.ts';
 import { sameChecksum } from '../core/checksum.ts';
 import { VerificationFailed } from '../core/errors.ts';
-import { addId, compareIds, minId, type Id, type IdRange } from '../core/ids.ts';
+import { addId, compareIds, maxId, minId, type Id, type IdRange } from '../core/ids.ts';
 import { idBounds, type CopyTables } from '../core/tables/copier.ts';
 import { checkThrottle, loopState, nextVerifyRange, resizeChunk, outcomeState, report, save, timeLeft, type TaskEvent } from '../core/tables/chunked-copy.ts';
 import { clearLogged, rewriteLogged } from '../core/tables/shadow.ts';
@@ -74,7 +74,11 @@ export async function verify(event: TaskEvent, deps: TaskDeps): Promise<LoopStat
   const m = await openAlter(event, deps);
   const s = m.state;
   const t = m.tables;
-  if (s.verifyUpTo === null) s.verifyUpTo = (await idBounds(m.source, t.sourceTable, t.idColumn)).max;
+  if (s.verifyUpTo === null) {
+    // up to the highest id on either side: a row of the shadow above the table's highest is compared too
+    const [table, shadow] = [await idBounds(m.source, t.sourceTable, t.idColumn), await idBounds(m.source, t.targetTable, t.idColumn)];
+    s.verifyUpTo = table.max === null ? shadow.max : shadow.max === null ? table.max : maxId(table.max, shadow.max);
+  }
   while (s.verifyUpTo !== null && (s.verifiedUpTo === null || compareIds(s.verifiedUpTo, s.verifyUpTo) < 0)) {
     if (!timeLeft(m)) return loopState(m, { done: false });
     const decision = await checkThrottle(m);

@@ -70,36 +70,39 @@ export function columnMapping(table: TableInfo, altered: TableInfo | null, alter
 }
 
 /**
- * The errors with which the altered table refuses a row (a duplicate on one of its unique keys, a
- * foreign key or CHECK constraint it fails): a trigger's write that meets one is left out and
- * logged, never failing the application's write. Every other error (a deadlock, a killed query)
- * fails the application's statement as it would without ferry.
+ * Errors that end the application's statement or transaction whatever ferry does (a deadlock, a
+ * lock wait timeout, a killed or timed-out query, the server or its disk failing): a trigger
+ * raises them again, so the application's statement fails as it would without ferry. Any other
+ * error writing the altered table (a duplicate on one of its unique keys, a foreign key, a CHECK,
+ * a value its column refuses) is the altered table refusing the row: it is logged, never raised.
  */
-const REFUSALS = [1022, 1062, 1586, 1216, 1452, 3819, 4025];
+const RAISED_AGAIN = [1021, 1028, 1030, 1036, 1037, 1041, 1053, 1114, 1180, 1181, 1205, 1213, 1317, 1637, 1927, 1969, 3024, 4031];
 
 /**
  * The sql_mode ferry's triggers are created with, and so run with, whatever the application's:
  * not strict, so a value the altered column cannot hold is a warning (the row is logged, see
- * triggerSql) instead of failing the application's write; and an id 0 is written as 0.
+ * triggerSql) instead of failing the application's write; a division by zero in a generated
+ * column a warning too; and an id 0 written as 0.
  */
-export const TRIGGER_SQL_MODE = 'NO_AUTO_VALUE_ON_ZERO,NO_ENGINE_SUBSTITUTION';
+export const TRIGGER_SQL_MODE = 'NO_AUTO_VALUE_ON_ZERO,ERROR_FOR_DIVISION_BY_ZERO,NO_ENGINE_SUBSTITUTION';
 
 /**
  * Change capture into the shadow: every write to the table is replayed on the shadow in the same
- * transaction, taking as few locks as it can, so that an application's write never waits for the
- * copy while holding a lock the copy waits for (a deadlock the application, changing fewer rows,
- * would lose):
- * - an insert is written with `INSERT IGNORE`;
- * - an update that keeps the id updates the shadow's row in place: a row the copy has not reached
- *   yet is not there, and the copy takes it later with the new values, once the application's
- *   transaction has ended; an update the shadow refuses deletes the shadow's row, so no stale row
- *   is left to clash with a later write; only a key change writes the new row first, then deletes
- *   the old one;
- * - a delete deletes the shadow's row.
- * None reads the shadow, none inserts after taking a lock on a missing row, and none ever deletes
- * another row: a row the altered table refuses (a duplicate on a new unique key, a value it cannot
- * hold) is left out and logged with the database's reason in the capture log, which is looked at
- * before the cut-over. A trigger never fails the application's write for a row it refuses.
+ * transaction. No trigger ever looks for a row of the shadow that is not there: in REPEATABLE READ
+ * that takes a gap lock, in the very gap where the copy inserts, and an application transaction
+ * that held one and then inserted (waiting for the copy's AUTO-INC lock) would be failed by InnoDB
+ * to end the cycle. So each trigger first makes sure the row is there, with `INSERT IGNORE` (an
+ * insert only waits for the copy's statement under way, never the other way round), and only then
+ * changes or deletes it:
+ * - an insert writes the new row;
+ * - an update writes the new row, or, when the shadow has the row already, updates it in place;
+ *   an update that changes the id takes the old row out (written first if it is not there) before
+ *   it writes the new one, which may take the old one's unique values;
+ * - a delete writes the old row if it is not there, then deletes it.
+ * None ever deletes another row: a row the altered table refuses (a duplicate on a new unique key,
+ * a value it cannot hold) is taken out of the shadow and logged with the database's reason in the
+ * capture log, which is looked at before the cut-over. A trigger never fails the application's
+ * write for a row it refuses; an error that ends the statement anyway is raised again.
  */
 export function triggerSql(migrationId: string, t: TableRef, idColumn: string, mapping: ColumnMapping): string[] {
   const names = captureNames(migrationId, t);
@@ -107,25 +110,37 @@ export function triggerSql(migrationId: string, t: TableRef, idColumn: string, m
   const log = qualified(names.log);
   const id = quoteIdent(idColumn);
   const cols = mapping.target.map(quoteIdent).join(', ');
-  const values = mapping.source.map((c) => `NEW.${quoteIdent(c)}`).join(', ');
+  const row = (which: 'NEW' | 'OLD') => mapping.source.map((c) => `${which}.${quoteIdent(c)}`).join(', ');
   const assignments = mapping.target.map((c, i) => `${quoteIdent(c)} = NEW.${quoteIdent(mapping.source[i]!)}`).join(', ');
-  // The first refusal (h, from the handler) or warning but "no default value" (an added NOT NULL column takes its implicit default, as a plain ALTER gives existing rows): the shadow's row is not the table's.
-  const refused =
-    'GET DIAGNOSTICS n = NUMBER, r = ROW_COUNT; SET i = 1, m = h; ' +
+  // After a write: m is the first refusal (h, from the handler) or warning but "no default value" (an added NOT NULL column takes its
+  // implicit default, as a plain ALTER gives existing rows); p is 1 when the write met the row already there (a duplicate on the primary key).
+  const outcome =
+    'GET DIAGNOSTICS n = NUMBER, r = ROW_COUNT; SET i = 1, m = h, p = 0; ' +
+    'WHILE i <= n DO GET DIAGNOSTICS CONDITION i e = MYSQL_ERRNO, w = MESSAGE_TEXT; ' +
+    `IF e = 1062 AND (w LIKE '%''PRIMARY''' OR w LIKE '%.PRIMARY''') THEN SET p = 1; ELSEIF e <> ${ERRNO.NO_DEFAULT} AND m IS NULL THEN SET m = w; END IF; SET i = i + 1; END WHILE; `;
+  // After an update in place: m only (its row count depends on the application's client flags).
+  const refusal =
+    'GET DIAGNOSTICS n = NUMBER; SET i = 1, m = h; ' +
     `WHILE i <= n DO GET DIAGNOSTICS CONDITION i e = MYSQL_ERRNO, w = MESSAGE_TEXT; IF e <> ${ERRNO.NO_DEFAULT} AND m IS NULL THEN SET m = w; END IF; SET i = i + 1; END WHILE; `;
-  const logIf = (condition: string, event: string) => `IF ${condition} THEN INSERT INTO ${log} (row_id, event, message) VALUES (NEW.${id}, '${event}', LEFT(IFNULL(m, 'not written'), 500)); END IF;`;
-  const insert = (event: string) => `SET h = NULL; INSERT IGNORE INTO ${sh} (${cols}) VALUES (${values}); ${refused}${logIf('m IS NOT NULL OR r = 0', event)}`;
+  const write = (which: 'NEW' | 'OLD') => `SET h = NULL; INSERT IGNORE INTO ${sh} (${cols}) VALUES (${row(which)}); `;
+  const takeOut = (which: 'NEW' | 'OLD') => `DELETE IGNORE FROM ${sh} WHERE ${id} = ${which}.${id};`;
+  const logged = (event: string) => `INSERT INTO ${log} (row_id, event, message) VALUES (NEW.${id}, '${event}', LEFT(IFNULL(m, 'not written'), 500));`;
+  // the new row written: a refused one (cut, or not written) is taken out again and logged
+  const writeNew = (event: string) => `${write('NEW')}${outcome}IF p = 1 OR m IS NOT NULL OR r = 0 THEN ${takeOut('NEW')} ${logged(event)} END IF;`;
   const declare =
-    'DECLARE n INT DEFAULT 0; DECLARE r BIGINT DEFAULT 0; DECLARE i INT DEFAULT 1; DECLARE e INT DEFAULT 0; DECLARE m TEXT DEFAULT NULL; DECLARE w TEXT DEFAULT NULL; DECLARE h TEXT DEFAULT NULL; ' +
-    `DECLARE CONTINUE HANDLER FOR ${REFUSALS.join(', ')} GET DIAGNOSTICS CONDITION 1 h = MESSAGE_TEXT;`;
+    'DECLARE n INT DEFAULT 0; DECLARE r BIGINT DEFAULT 0; DECLARE i INT DEFAULT 1; DECLARE e INT DEFAULT 0; DECLARE p INT DEFAULT 0; DECLARE x INT DEFAULT 0; ' +
+    'DECLARE m TEXT DEFAULT NULL; DECLARE w TEXT DEFAULT NULL; DECLARE h TEXT DEFAULT NULL; ' +
+    `DECLARE CONTINUE HANDLER FOR SQLEXCEPTION BEGIN GET DIAGNOSTICS CONDITION 1 x = MYSQL_ERRNO, h = MESSAGE_TEXT; IF x IN (${RAISED_AGAIN.join(', ')}) THEN RESIGNAL; END IF; END;`;
   const on = (name: string, event: string) => `CREATE TRIGGER ${qualified({ database: t.database, table: name })} AFTER ${event} ON ${qualified(t)} FOR EACH ROW`;
+  // Made delete first, insert last (see createTriggers): a row is in the shadow only once every trigger that could take it out exists.
   return [
-    `${on(names.insert, 'INSERT')} BEGIN ${declare} ${insert('insert')} END`,
+    `${on(names.delete, 'DELETE')} BEGIN ${declare} ${write('OLD')}${takeOut('OLD')} END`,
     `${on(names.update, 'UPDATE')} BEGIN ${declare} IF NEW.${id} <=> OLD.${id} THEN ` +
-      `SET h = NULL; UPDATE ${sh} SET ${assignments} WHERE ${id} = OLD.${id}; ${refused}` +
-      `IF m IS NOT NULL THEN DELETE IGNORE FROM ${sh} WHERE ${id} = OLD.${id}; END IF; ${logIf('m IS NOT NULL', 'update')} ` +
-      `ELSE ${insert('update')} DELETE IGNORE FROM ${sh} WHERE ${id} = OLD.${id}; END IF; END`,
-    `${on(names.delete, 'DELETE')} DELETE IGNORE FROM ${sh} WHERE ${id} = OLD.${id}`,
+      `${write('NEW')}${outcome}` +
+      `IF p = 1 THEN SET h = NULL; UPDATE ${sh} SET ${assignments} WHERE ${id} = OLD.${id}; ${refusal}END IF; ` +
+      `IF m IS NOT NULL OR (r = 0 AND p = 0) THEN ${takeOut('OLD')} ${logged('update')} END IF; ` +
+      `ELSE ${write('OLD')}${takeOut('OLD')} ${writeNew('update')} END IF; END`,
+    `${on(names.insert, 'INSERT')} BEGIN ${declare} ${writeNew('insert')} END`,
   ];
 }
 

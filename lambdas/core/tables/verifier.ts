@@ -129,16 +129,19 @@ export async function repairRange(conn: SqlConnection, t: CopyTables, range: IdR
 }
 
 /**
- * Writes one row to the target (the target refusing it or changing a value is an error, see insertRefusing), unless the target
- * already holds that id. Both tables on one server. Returns whether it was written.
+ * Writes one row to the target, unless the target already holds that id, in a transaction of its
+ * own: the target refusing it or changing a value (see insertRefusing) is an error, and then
+ * nothing is written. Both tables on one server. Returns whether it was written.
  */
 export async function insertMissing(t: CopyTables, id: Id): Promise<boolean> {
   const idCol = quoteIdent(t.idColumn);
-  const affectedRows = await insertRefusing(
-    t.target,
-    `INSERT IGNORE INTO ${qualified(t.targetTable)} (${t.targetColumns.map(quoteIdent).join(', ')}) SELECT ${t.columns.map((c) => `o.${quoteIdent(c)}`).join(', ')} FROM ${qualified(t.sourceTable)} o ` +
-      `WHERE o.${idCol} = ? AND NOT EXISTS (SELECT 1 FROM ${qualified(t.targetTable)} n WHERE n.${idCol} = ?)`,
-    [id, id],
+  const affectedRows = await t.target.transaction((tx) =>
+    insertRefusing(
+      tx,
+      `INSERT IGNORE INTO ${qualified(t.targetTable)} (${t.targetColumns.map(quoteIdent).join(', ')}) SELECT ${t.columns.map((c) => `o.${quoteIdent(c)}`).join(', ')} FROM ${qualified(t.sourceTable)} o ` +
+        `WHERE o.${idCol} = ? AND NOT EXISTS (SELECT 1 FROM ${qualified(t.targetTable)} n WHERE n.${idCol} = ?)`,
+      [id, id],
+    ),
   );
   return affectedRows > 0;
 }
