@@ -182,11 +182,16 @@ async function tableCopy(conn: mysql.Connection): Promise<Measured[]> {
   const stateDir = join(dir, 'state');
   const migrationId = `bench-app-copy-${Date.now()}`;
   const flagsFile = join(stateDir, 'flags.json');
-  const cutOver = () => existsSync(flagsFile) && readFileSync(flagsFile, 'utf8').includes('"false"');
-  // The application: history rows into the old table until the cut-over flags say otherwise, then into the new one, where it also updates and deletes its own rows.
+  // The application: history rows into the old table until it has seen the copy flags ("write new"; it takes it 3 s to
+  // notice, while the copy runs), then into the new one, where it also updates and deletes its own rows.
+  let flagsSeenAt: number | null = null;
+  const writesNew = () => {
+    if (flagsSeenAt === null && existsSync(flagsFile) && readFileSync(flagsFile, 'utf8').includes('ENABLE_CSMH_EXTENDED')) flagsSeenAt = Date.now();
+    return flagsSeenAt !== null && Date.now() - flagsSeenAt > 3000;
+  };
   let lastTargetId = 0;
   const writes = (i: number): AppStatement => {
-    const table = cutOver() ? `${tgt}.h` : `${src}.h`;
+    const table = writesNew() ? `${tgt}.h` : `${src}.h`;
     if (table === `${tgt}.h` && i % 3 !== 0 && lastTargetId > 0) {
       return i % 3 === 1
         ? { op: 'update', sql: `UPDATE ${table} SET grade = ? WHERE id = ?`, params: [i % 10, lastTargetId] }
@@ -194,11 +199,10 @@ async function tableCopy(conn: mysql.Connection): Promise<Measured[]> {
     }
     return { op: 'insert', sql: `INSERT INTO ${table} (version, created, state, student_module_id) VALUES ('live', NOW(6), 'x', ?)`, params: [i] };
   };
-  const tracking = (i: number) => writes(i);
   const results: Measured[] = [];
 
   // The same application, no migration running.
-  let writer = startAppWriter(tracking, { url });
+  let writer = startAppWriter(writes, { url });
   await sleep(QUIET_MILLIS * 3);
   results.push({ tool: 'table-copy: the application alone, no migration', ops: await writer.stop(), windows: [{ label: 'no migration', from: -Infinity, to: Infinity }] });
 
@@ -213,10 +217,7 @@ async function tableCopy(conn: mysql.Connection): Promise<Measured[]> {
     flags: { copy: { ENABLE_CSMH_EXTENDED: 'true' }, cutover: { READ_FROM_OLD: 'false' } },
     cleanup: { mode: 'trickle-delete' },
   }));
-  writer = startAppWriter((i) => {
-    const s = tracking(i);
-    return s;
-  }, { url });
+  writer = startAppWriter(writes, { url });
   // remember the ids the application gets in the new table, to update and delete its own rows there
   const follow = setInterval(() => {
     const last = [...writer.ops].reverse().find((o) => o.op === 'insert' && o.insertId && BigInt(o.insertId) > BigInt(ROWS) + 1000n);
@@ -234,7 +235,7 @@ async function tableCopy(conn: mysql.Connection): Promise<Measured[]> {
     ops: await writer.stop(),
     windows: [
       { label: 'before', from: -Infinity, to: start },
-      ...ferryWindows(phases, [['copy', 'copy (writes: old table)'], ['catch-up', 'catch-up'], ['verify', 'verify'], ['sweep', 'sweep after the cut-over (new table)'], ['cleanup', 'trickle-delete (new table)']], end),
+      ...ferryWindows(phases, [['copy', 'copy (old table, then the new one)'], ['catch-up', 'catch-up'], ['verify', 'verify'], ['sweep', 'sweep after the cut-over flags'], ['cleanup', 'trickle-delete of the old table']], end),
       { label: 'whole run', from: start, to: end },
       { label: 'after', from: end, to: Infinity },
     ],
@@ -247,16 +248,11 @@ async function main() {
   ensurePtOsc();
   await build();
   const conn = await mysql.createConnection({ uri: url, multipleStatements: true });
-  const alter = await onlineAlter(conn);
-  const copy = process.env.BENCH_APP_SKIP_COPY ? [] : await tableCopy(conn);
+  process.stdout.write(`application impact: single-row autocommit writes, 10 ms apart, no retries; ${ROWS.toLocaleString('en-US')} rows; MariaDB at ${new URL(url).hostname}\n`);
+  for (const m of await onlineAlter(conn)) process.stdout.write(report(m).join('\n') + '\n');
+  if (!process.env.BENCH_APP_SKIP_COPY) for (const m of await tableCopy(conn)) process.stdout.write(report(m).join('\n') + '\n');
   await conn.query(`DROP DATABASE IF EXISTS ${DB}`);
   await conn.end();
-  process.stdout.write(
-    [
-      `application impact: single-row autocommit writes, 10 ms apart, no retries; ${ROWS.toLocaleString('en-US')} rows; MariaDB at ${new URL(url).hostname}`,
-      ...[...alter, ...copy].flatMap(report),
-    ].join('\n') + '\n',
-  );
 }
 
 await main();

@@ -1,6 +1,7 @@
 import './cli/polyfill.ts';
 import { readFile } from 'node:fs/promises';
 import { parseArgs } from 'node:util';
+import { userInfo } from 'node:os';
 import { LocalApprovalStore } from '../lambdas/adapters/approvals.ts';
 import { type ApprovalDecider } from '../lambdas/core/ports/approvals.ts';
 import type { FlagStore } from '../lambdas/core/ports/flags.ts';
@@ -192,8 +193,17 @@ async function approve(args: string[]): Promise<number> {
       }
     }
   } else {
-    store = new LocalApprovalStore(values['state-dir']!);
-    by = process.env.USER ? `${process.env.USER} (ferry approve)` : 'ferry approve';
+    const local = new LocalApprovalStore(values['state-dir']!);
+    store = local;
+    by = `${userInfo().username} (ferry approve)`;
+    const asked = await local.requestOf(migrationId, values.step);
+    if (asked && !asked.alive) {
+      process.stderr.write(
+        `no approval "${values.step}" of ${migrationId} is pending in ${values['state-dir']}: the run that asked for it (pid ${asked.record.pid}, ${asked.record.requestedAt}) is no longer running. ` +
+          'A decision applies only to the request it answers: run the migration again, and decide when it asks.\n',
+      );
+      return 1;
+    }
   }
   const where = values.aws ? 'on AWS' : `in ${values['state-dir']}`;
   const ok = await store.decide(migrationId, values.step, { approved: !values.reject, by, reason: values.reason });
@@ -273,10 +283,10 @@ async function abandon(args: string[]): Promise<number> {
     bar.say(`abandon: FAILED: ${result.error}: ${result.cause}`);
     return result.refused ? 2 : 1;
   }
-  const out = (result.output as { abandoned?: { note?: string } }).abandoned;
+  const out = (result.output as { abandoned?: { abandoned?: boolean; note?: string } }).abandoned;
   bar.say(`abandon: ${out?.note ?? 'done'}`);
   process.stdout.write(JSON.stringify(out ?? {}) + '\n');
-  return 0;
+  return out?.abandoned === false ? 1 : 0;
 }
 
 async function flags(args: string[], set?: Record<string, string>): Promise<number> {

@@ -223,6 +223,8 @@ interface RunContext {
   /** Task states that start an execution and wait for it (`states:startExecution.sync:2`). */
   readonly startsAndWaits: readonly string[];
   readonly usage: RunUsage;
+  /** Called when Preflight has accepted the input. */
+  readonly inputAccepted: () => Promise<void>;
   /** Task invocations under way (the work beside an approval included): a stopped run waits for them before it lets go of its sessions and its lock. */
   readonly inflight: Set<Promise<unknown>>;
 }
@@ -294,7 +296,10 @@ async function runExecution(ctx: RunContext, input: unknown, abort: AbortSignal,
       ctx.usage.running += 1;
       ctx.usage.peakConcurrent = Math.max(ctx.usage.peakConcurrent, ctx.usage.running);
       try {
-        return await tracked(ctx, () => handler(event, ctx.deps));
+        const out = await tracked(ctx, () => handler(event, ctx.deps));
+        // The input is kept (for ferry abandon) once Preflight has accepted it: a refused input writes nothing.
+        if (state === 'Preflight') await ctx.inputAccepted();
+        return out;
       } finally {
         ctx.usage.taskMillis += performance.now() - started;
         ctx.usage.running -= 1;
@@ -360,10 +365,6 @@ export async function runLocal(opts: LocalRunOptions): Promise<LocalRunResult> {
   if ('heldBy' in lock) {
     return failure('InvalidInput', `migrationId: another ferry local run of "${migrationId}" is running (pid ${lock.heldBy}) with state dir ${opts.stateDir}; wait for it, or stop it and run again to resume`, 0);
   }
-  if (!opts.abandon) {
-    await mkdir(join(opts.stateDir, 'inputs'), { recursive: true });
-    await writeFile(savedInputPath(opts.stateDir, migrationId), JSON.stringify(opts.input, null, 2) + '\n');
-  }
   const say = opts.say ?? ((line: string) => process.stderr.write(line + '\n'));
   const sql = new Mysql2Connector(opts.env ?? process.env);
   const abort = new AbortController();
@@ -378,6 +379,11 @@ export async function runLocal(opts: LocalRunOptions): Promise<LocalRunResult> {
     startsAndWaits: allStates(definition).flatMap(([name, s]) => (s.Resource === 'arn:aws:states:::states:startExecution.sync:2' ? [name] : [])),
     usage: { transitions: 0, invocations: 0, byTask: {}, taskMillis: 0, peakConcurrent: 0, running: 0 },
     inflight: new Set(),
+    inputAccepted: async () => {
+      if (opts.abandon) return;
+      await mkdir(join(opts.stateDir, 'inputs'), { recursive: true });
+      await writeFile(savedInputPath(opts.stateDir, migrationId), JSON.stringify(opts.input, null, 2) + '\n');
+    },
   };
   let input: unknown = opts.abandon ? { migration: opts.input, abandon: true } : opts.input;
   let next: string | undefined;

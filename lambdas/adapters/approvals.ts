@@ -5,9 +5,21 @@ import type { ApprovalDecider, ApprovalDecision, ApprovalRequest } from '../core
 
 interface ApprovalRecord extends ApprovalRequest {
   readonly requestedAt: string;
+  /** The process of the run that asked (the local runner): a request whose run is gone is not pending. */
+  readonly pid?: number;
   readonly decision?: ApprovalDecision;
   /** Set once a waiting run has acted on the decision. */
   readonly consumed?: boolean;
+}
+
+/** Whether a process of this machine is running (one of another user's counts). */
+function processAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
 }
 
 /**
@@ -41,17 +53,21 @@ export class LocalApprovalStore implements ApprovalDecider {
   }
 
   /**
-   * Records a pending request; one for the same step from an earlier run is replaced. A decision
-   * given to the earlier request that no run has acted on yet (the run died, or handed over to a
-   * new execution) carries over to this one, so an approver never has to say it twice.
+   * Records a pending request of this process's run; one for the same step from an earlier run is
+   * replaced, with any decision it was given: a decision applies only to the request it answers.
    */
   async request(req: ApprovalRequest): Promise<void> {
-    const path = this.file(req.migrationId, req.step);
-    const earlier = await this.read(path);
-    const carried = earlier?.decision && !earlier.consumed ? { decision: earlier.decision } : {};
-    await this.write(path, { ...req, requestedAt: new Date().toISOString(), ...carried });
+    await this.write(this.file(req.migrationId, req.step), { ...req, requestedAt: new Date().toISOString(), pid: process.pid });
   }
 
+  /** The request of that step, undecided, and whether the run that asked for it is still running; null when there is none. */
+  async requestOf(migrationId: string, step: string): Promise<{ readonly record: ApprovalRecord; readonly alive: boolean } | null> {
+    const record = await this.read(this.file(migrationId, step));
+    if (!record || record.decision) return null;
+    return { record, alive: record.pid === undefined || processAlive(record.pid) };
+  }
+
+  /** Requests waiting for a decision whose run is still running. */
   async pending(): Promise<ApprovalRecord[]> {
     let names: string[];
     try {
@@ -60,18 +76,19 @@ export class LocalApprovalStore implements ApprovalDecider {
       return [];
     }
     const records = await Promise.all(names.filter((n) => n.endsWith('.json')).map((n) => this.read(join(this.dir, n))));
-    return records.filter((r): r is ApprovalRecord => r !== null && r.decision === undefined);
+    return records.filter((r): r is ApprovalRecord => r !== null && r.decision === undefined && (r.pid === undefined || processAlive(r.pid)));
   }
 
   /**
-   * Completes the pending approval of that step. Returns false when none is pending
-   * (never requested, or already decided).
+   * Completes the pending approval of that step. Returns false when none is pending: never
+   * requested, already decided, or asked for by a run that is no longer running (its successor
+   * asks again, and only that request can be decided).
    */
   async decide(migrationId: string, step: string, decision: Omit<ApprovalDecision, 'at'>): Promise<boolean> {
     const path = this.file(migrationId, step);
-    const record = await this.read(path);
-    if (!record || record.decision) return false;
-    await this.write(path, { ...record, decision: { ...decision, at: new Date().toISOString() } });
+    const asked = await this.requestOf(migrationId, step);
+    if (!asked?.alive) return false;
+    await this.write(path, { ...asked.record, decision: { ...decision, at: new Date().toISOString() } });
     return true;
   }
 

@@ -1,7 +1,10 @@
 import type { TaskDeps } from '../core/ports/task-deps.ts';
 import { whoHoldsTheTable } from '../core/tables/app-impact.ts';
 import { CheckpointStore } from '../core/checkpoints.ts';
-import { captureOn, dropShadow, shadowNames, swapDone } from '../core/tables/shadow.ts';
+import { captureNames, captureOn, dropShadow, shadowNames, swapDone } from '../core/tables/shadow.ts';
+import { inspectTable } from '../core/tables/inspector.ts';
+import type { SqlConnection } from '../core/ports/sql.ts';
+import type { TableRef } from '../core/identifiers.ts';
 import { lockOf, MACHINE, parseOnlineAlterInput, type OnlineAlterState } from './open-alter.ts';
 
 export interface AbandonEvent {
@@ -35,11 +38,24 @@ export async function abandonAlter(event: AbandonEvent, deps: TaskDeps): Promise
   if (await swapDone(conn, t)) {
     return say(`${t.table} was already swapped for the altered table (the original is ${shadowNames(t).old.table}); nothing to take back`, false);
   }
+  const before = await leftBy(conn, input.migrationId, t);
   await dropShadow(conn, input.migrationId, t, lockOf(input, deps), async (attempt, backoff) => {
     say(`dropping the triggers: another session holds a lock on ${t.table}${await whoHoldsTheTable(conn, input.cutover.lockWaitSeconds)}; retrying in ${backoff} s (attempt ${attempt})`, false);
   });
+  const after = await leftBy(conn, input.migrationId, t);
+  if (after.length) return say(`still on ${t.database}: ${after.join(', ')}; nothing else was left by ${input.migrationId}`, false);
   await store.remove(input.migrationId);
-  return say(`triggers, ${shadowNames(t).shadow.table} and the capture log dropped; ${t.table} is as it was`, true);
+  return say(before.length ? `dropped ${before.join(', ')}; ${t.table} is as it was` : `nothing of ${input.migrationId} was on ${t.database}.${t.table} (no trigger, shadow or capture log of it); its checkpoint is forgotten`, true);
+}
+
+/** What the migration put beside the live table that is there now: its triggers, the shadow and the capture log, by name. */
+async function leftBy(conn: SqlConnection, migrationId: string, t: TableRef): Promise<string[]> {
+  const names = captureNames(migrationId, t);
+  const ours = new Set([names.insert, names.update, names.delete]);
+  const triggers = (await captureOn(conn, t)).triggers.filter((n) => ours.has(n)).map((n) => `trigger ${n}`);
+  const tables: string[] = [];
+  for (const table of [shadowNames(t).shadow, names.log]) if (await inspectTable(conn, table)) tables.push(table.table);
+  return [...triggers, ...tables];
 }
 
 /** What a stopped run leaves on the live table: ferry's triggers, if they are there, in words (null: none). */

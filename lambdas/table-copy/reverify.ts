@@ -30,6 +30,9 @@ import { checkThrottle, ledgerOf, MACHINE, notice, openMigration, report, timeLe
 
 const SPANS_PER_READ = 50;
 
+/** The largest share of a span's verified rows a repair deletes from the new table because they are gone from the old one. */
+export const MAX_REPAIR_DELETES_SHARE = 0.05;
+
 function inHoles(id: Id, holes: LedgerEntry['holes']): boolean {
   const v = BigInt(id);
   return holes.some(([lo, hi]) => BigInt(lo) <= v && v <= BigInt(hi));
@@ -70,6 +73,15 @@ export async function lookAgain(t: CopyTables, span: LedgerEntry): Promise<Look>
   if (others.length === 0) return { kind: 'late', rows: source.rowCount, late: late.size };
   // Without the rows committed late, is the source still what both sides agreed on? Then the rest is the application's.
   if (agreed(checksumOf(s.filter((r) => !late.has(r.id))), span)) return { kind: 'application', rows: source.rowCount, late: late.size };
+  // Rows gone from the old table since they were verified: a repair would delete them from the new one. A few are an
+  // application's deletes; many (the old table emptied by mistake, a cleanup run elsewhere) are for a person to judge.
+  const gone = others.filter((d) => d.problem === 'extra in target').length;
+  if (gone > MAX_REPAIR_DELETES_SHARE * Number(span.rows)) {
+    return {
+      kind: 'differs',
+      detail: `ids ${span.lo}..${span.hi}: ${gone} of the ${span.rows} rows verified are gone from ${t.sourceTable.table} since; ferry does not delete so many from ${t.targetTable.table} by itself (was ${t.sourceTable.table} emptied or cleaned up by something else?): a person must look`,
+    };
+  }
   if (agreed(target, span) && sameServer(t)) {
     const repaired = await rewriteFromSource(t, span);
     if (repaired) return { kind: 'repaired', rows: repaired.checksum.rowCount, checksum: repaired.checksum, holes: repaired.holes };

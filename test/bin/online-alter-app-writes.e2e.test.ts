@@ -4,8 +4,9 @@ import { admin, makeDatabases } from '../helpers/db.ts';
 import { failures, replayStudentModuleWrites, startAppWriter, studentModuleWrites } from '../helpers/app-writer.ts';
 import { CSM, tableContent } from '../helpers/alter-scenario.ts';
 
-const ROWS = 150_000;
-const RUNS = 3;
+// FERRY_APP_ROWS / FERRY_APP_RUNS make it the issue's full check (500,000 rows, 10 runs); the suite runs it smaller.
+const ROWS = Number(process.env.FERRY_APP_ROWS ?? 150_000);
+const RUNS = Number(process.env.FERRY_APP_RUNS ?? 3);
 
 /** courseware_studentmodule as the runbook has it: the unique key and three secondary keys. */
 const TABLE = `(id int NOT NULL AUTO_INCREMENT PRIMARY KEY, module_type varchar(32) NOT NULL DEFAULT 'problem',

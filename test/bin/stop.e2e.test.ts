@@ -1,4 +1,4 @@
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { runFerry, startFerry } from '../helpers/cli.ts';
@@ -108,6 +108,36 @@ describe('stopping ferry local', () => {
       // and the next run takes the lock of the process that is gone, and finishes
       const again = await runFerry(['local', 'table-copy', '--input', sc.inputFile({ chunk: { targetMillis: 200, minRows: 100, maxRows: 5000 } }), '--state-dir', sc.stateDir, '--approve', 'all']);
       expect(again.code, again.stderr).toBe(0);
+    } finally {
+      await sc.close();
+    }
+  });
+
+  it('online-alter: a refused re-run writes nothing, not even the saved input, and abandon takes back exactly what the migration left', async () => {
+    const sc = await alterScenario(600);
+    try {
+      const file = sc.inputFile();
+      const first = startFerry(['local', 'online-alter', '--input', file, '--state-dir', sc.stateDir]);
+      await first.waitFor(/waiting for approval "cutover"/);
+      first.child.kill('SIGKILL');
+      await first.done;
+      const saved = join(sc.stateDir, 'inputs', `${sc.migrationId}.json`);
+      const kept = readFileSync(saved, 'utf8');
+      // the same migration id with a typo in the table's name: refused, and the saved input is the accepted one
+      const typo = sc.inputFile({ table: { connection: 'edxapp', database: sc.db, table: 'courseware_studentmodul' } });
+      const refused = await runFerry(['local', 'online-alter', '--input', typo, '--state-dir', sc.stateDir]);
+      expect(refused.code, refused.stderr).toBe(2);
+      expect(readFileSync(saved, 'utf8')).toBe(kept);
+      expect((await sc.triggers()).length).toBe(3);
+      const abandoned = await runFerry(['abandon', sc.migrationId, '--state-dir', sc.stateDir]);
+      expect(abandoned.code, abandoned.stderr).toBe(0);
+      expect(abandoned.stderr).toMatch(new RegExp(`abandon: dropped trigger _ferry_[0-9a-f]{12}_ins, trigger _ferry_[0-9a-f]{12}_upd, trigger _ferry_[0-9a-f]{12}_del, _${CSM}_new, _ferry_[0-9a-f]{12}_log; ${CSM} is as it was`));
+      expect(await sc.triggers()).toEqual([]);
+      expect(await sc.tables()).toEqual(['_ferry_checkpoints', CSM, 'reference']);
+      // a second abandon finds nothing, and says so
+      const again = await runFerry(['abandon', sc.migrationId, '--state-dir', sc.stateDir]);
+      expect(again.code, again.stderr).toBe(0);
+      expect(again.stderr).toMatch(/nothing of .* was on .*courseware_studentmodule \(no trigger, shadow or capture log of it\)/);
     } finally {
       await sc.close();
     }

@@ -1,3 +1,6 @@
+import { spawnSync } from 'node:child_process';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { LocalApprovalStore } from '../../../lambdas/adapters/approvals.ts';
 import { tempDir } from '../../helpers/cli.ts';
@@ -31,15 +34,33 @@ describe('LocalApprovalStore', () => {
     });
   });
 
-  it('carries a decision no run has acted on over to the next request, but not one already acted on', async () => {
+  it('applies a decision only to the request it answers: a new request does not take one given to an earlier one', async () => {
     const store = new LocalApprovalStore(tempDir());
     await store.request(req);
     await store.decide('m', 'cutover', { approved: true, by: 'ops' });
-    // the run that asked died (or handed over) before reading the decision
+    // the run that asked died before reading the decision; the next run asks again, and waits for a decision of its own
     await store.request({ ...req, token: 't2' });
-    expect(await store.waitFor({ ...req, token: 't2' }, new AbortController().signal, 10)).toMatchObject({ approved: true, by: 'ops' });
-    await store.request({ ...req, token: 't3' });
-    expect((await store.pending()).map((p) => p.token)).toEqual(['t3']);
+    expect((await store.pending()).map((p) => p.token)).toEqual(['t2']);
+    const stop = new AbortController();
+    const waiting = store.waitFor({ ...req, token: 't2' }, stop.signal, 10);
+    const early = await Promise.race([waiting.then(() => 'decided', () => 'failed'), new Promise((r) => setTimeout(() => r('still waiting'), 100))]);
+    expect(early).toBe('still waiting');
+    expect(await store.decide('m', 'cutover', { approved: true, by: 'ops, again' })).toBe(true);
+    expect(await waiting).toMatchObject({ approved: true, by: 'ops, again' });
+  });
+
+  it('a request whose run is no longer running is not pending, and cannot be decided', async () => {
+    const dir = tempDir();
+    const store = new LocalApprovalStore(dir);
+    await store.request(req);
+    // the run that asked is gone: a process that has already exited
+    const gone = spawnSync(process.execPath, ['-e', '0']).pid;
+    const path = join(dir, 'approvals', 'm.cutover.json');
+    writeFileSync(path, JSON.stringify({ ...JSON.parse(readFileSync(path, 'utf8')), pid: gone }));
+    expect(await store.pending()).toEqual([]);
+    expect(await store.requestOf('m', 'cutover')).toMatchObject({ alive: false, record: { pid: gone } });
+    expect(await store.decide('m', 'cutover', { approved: true, by: 'ops' })).toBe(false);
+    expect(JSON.parse(readFileSync(path, 'utf8')).decision).toBeUndefined();
   });
 
   it('a request from a newer run supersedes the old token', async () => {

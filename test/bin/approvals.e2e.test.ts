@@ -1,0 +1,60 @@
+import { afterEach, describe, expect, it } from 'vitest';
+import { runFerry, startFerry } from '../helpers/cli.ts';
+import { tableFingerprint } from '../helpers/db.ts';
+import { scenario, SRC, TGT, type Scenario } from '../helpers/scenario.ts';
+
+/** A decision applies only to the request it answers, and is never taken on data a person did not see. */
+describe('approvals that mean what they say', () => {
+  let sc: Scenario | undefined;
+  afterEach(async () => {
+    await sc?.close();
+    sc = undefined;
+  });
+
+  it('an approval given after the run that asked for it died is refused, and the next run asks again and waits', async () => {
+    sc = await scenario({ rows: 2000 });
+    const migrationId = sc.input().migrationId as string;
+    const file = sc.inputFile({ cleanup: { mode: 'none' } });
+    const cutoverFlag = `/ferry/${migrationId}/flags/ENABLE_READING_FROM_MULTIPLE_HISTORY_TABLES`;
+    const first = startFerry(['local', 'table-copy', '--input', file, '--state-dir', sc.stateDir]);
+    await first.waitFor(/waiting for approval "cutover"/);
+    first.child.kill('SIGKILL');
+    await first.done;
+
+    const late = await runFerry(['approve', migrationId, '--step', 'cutover', '--state-dir', sc.stateDir]);
+    expect(late.code).toBe(1);
+    expect(late.stderr).toMatch(/no approval "cutover" of .* is pending .*: the run that asked for it \(pid \d+, .*\) is no longer running\. A decision applies only to the request it answers/);
+
+    // the next run asks again and waits for a decision of its own: the flags stay as the copy set them
+    const second = startFerry(['local', 'table-copy', '--input', file, '--state-dir', sc.stateDir, '--approve', 'cleanup']);
+    await second.waitFor(/waiting for approval "cutover"/);
+    await new Promise((r) => setTimeout(r, 1500));
+    expect(second.child.exitCode).toBeNull();
+    expect(sc.flags()[cutoverFlag]).toBe('true');
+    const now = await runFerry(['approve', migrationId, '--step', 'cutover', '--state-dir', sc.stateDir]);
+    expect(now.code, now.stderr).toBe(0);
+    expect(now.stderr).toMatch(/^approved: .* step cutover\n$/);
+    const done = await second.done;
+    expect(done.code, done.stderr).toBe(0);
+    expect(sc.flags()[cutoverFlag]).toBe('false');
+    expect(done.stderr).toMatch(/approval cutover: given by .+ \(ferry approve\)|cutover/);
+  });
+
+  it('the re-verification does not empty the new table when the old one was emptied while the approval waited: it refuses the cut-over', async () => {
+    sc = await scenario({ rows: 3000 });
+    const migrationId = sc.input().migrationId as string;
+    const run = startFerry(['local', 'table-copy', '--input', sc.inputFile({ reverify: { everySeconds: 1 }, cleanup: { mode: 'none' } }), '--state-dir', sc.stateDir]);
+    await run.waitFor(/re-verification: verified 0 minutes ago, \d+ ranges, 0 differences/);
+    const before = await tableFingerprint(sc.conn, sc.tgt, TGT);
+    // someone empties the old table (a cleanup run by mistake)
+    await sc.conn.query(`DELETE FROM \`${sc.src}\`.${SRC}`);
+    await run.waitFor(/rows verified are gone from courseware_studentmodulehistory since; ferry does not delete so many from coursewarehistoryextended_studentmodulehistoryextended by itself/);
+    expect(await tableFingerprint(sc.conn, sc.tgt, TGT)).toEqual(before);
+    expect((await runFerry(['approve', migrationId, '--step', 'cutover', '--state-dir', sc.stateDir])).code).toBe(0);
+    const failed = await run.done;
+    expect(failed.code).toBe(1);
+    expect(failed.last).toMatchObject({ error: 'VerificationFailed', cause: expect.stringMatching(/the cut-over flags were not set/) });
+    expect(await tableFingerprint(sc.conn, sc.tgt, TGT)).toEqual(before);
+    expect(sc.flags()[`/ferry/${migrationId}/flags/ENABLE_READING_FROM_MULTIPLE_HISTORY_TABLES`]).toBe('true');
+  });
+});
