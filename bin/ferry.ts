@@ -31,7 +31,10 @@ const USAGE = `ferry: online migrations of huge tables as resumable state machin
       complete a pending approval (cutover, cleanup), locally or of an AWS execution
   ferry start <machine> --input FILE [--env ENV]
       start an execution on AWS (the deployed ferry-<machine>, or ferry-<ENV>-<machine>)
-  ferry status <migrationId|executionArn> [--env ENV]
+  ferry status <migrationId> [--state-dir DIR]
+      the local run: whether it is going (and whose), its phase and progress, the knobs, what it
+      holds on a live table (online-alter's triggers, since when) and the approvals it waits for
+  ferry status <migrationId|executionArn> --aws [--env ENV]
       an AWS execution's status, phase, progress, throttle reason, knobs in force, pending approvals
       and, beside a pending cut-over, the re-verification's last report
   ferry stats --input FILE          counts on both sides (rows and id bounds, or docs per type), and the checkpoint
@@ -432,8 +435,17 @@ async function start(args: string[]): Promise<number> {
 }
 
 async function status(args: string[]): Promise<number> {
-  const { values, positionals } = parseArgs({ args, allowPositionals: true, options: { env: { type: 'string' } } });
+  const { values, positionals } = parseArgs({ args, allowPositionals: true, options: { env: { type: 'string' }, aws: { type: 'boolean', default: false }, 'state-dir': { type: 'string', default: '.ferry' } } });
   if (!positionals[0]) throw new UsageError('name a migrationId or an execution ARN');
+  if (!values.aws && !values.env && !positionals[0].startsWith('arn:')) {
+    // The local run of that migration from the state dir: whether it is going, its phase and progress, what it holds, what waits for a decision.
+    const { localBackend } = await import('./cli/ui.ts');
+    const view = (await localBackend(values['state-dir']!, process.env).migrations()).find((m) => m.migrationId === positionals[0]);
+    if (!view) throw new UsageError(`no run of ${positionals[0]} is recorded in ${values['state-dir']} (give --state-dir, or --aws for a deployment's executions)`);
+    const { pending, ...rest } = view;
+    process.stdout.write(JSON.stringify({ ...rest, pending: pending.map((p) => ({ step: p.step, since: p.since })) }, null, 2) + '\n');
+    return 0;
+  }
   const [{ executionStatus, chosenDeployment }, { SFNClient }, { SSMClient }, { AwsApprovals }, { SsmFlagStore }] = await Promise.all([
     import('./cli/aws.ts'),
     import('@aws-sdk/client-sfn'),

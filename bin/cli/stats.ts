@@ -15,7 +15,7 @@ import { inspectTable } from '../../lambdas/core/tables/inspector.ts';
 import { rowsOf } from '../../lambdas/core/tables/plan-reads.ts';
 import { MACHINE, parseTableCopyInput, type TableCopyState } from '../../lambdas/table-copy/open-migration.ts';
 import { alterIdentityOf } from '../../lambdas/core/online-alter-input.ts';
-import { shadowNames } from '../../lambdas/core/tables/shadow.ts';
+import { captureOn, shadowNames } from '../../lambdas/core/tables/shadow.ts';
 import { MACHINE as ALTER_MACHINE, parseOnlineAlterInput, type OnlineAlterState } from '../../lambdas/online-alter/open-alter.ts';
 
 /**
@@ -117,6 +117,18 @@ export async function alterStats(raw: unknown, env: NodeJS.ProcessEnv = process.
         reverify: checkpoint.state.reverify ?? null,
       },
     };
+  } finally {
+    await sql.closeAll();
+  }
+}
+
+/** ferry's triggers on an online-alter's live table now, in words ("triggers on … since …"), or null when there are none. */
+export async function triggersHeld(raw: unknown, env: NodeJS.ProcessEnv = process.env): Promise<string | null> {
+  const input = parseOnlineAlterInput(raw);
+  const sql = new Mysql2Connector(env);
+  try {
+    const { triggers, since } = await captureOn(await sql.connect(input.table.connection), input.table);
+    return triggers.length ? `triggers on ${input.table.database}.${input.table.table} since ${since}: every insert, update and delete there also writes ${shadowNames(input.table).shadow.table} (ferry abandon ${input.migrationId} takes them back)` : null;
   } finally {
     await sql.closeAll();
   }

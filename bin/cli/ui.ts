@@ -10,7 +10,7 @@ import { machineOfInput } from '../../lambdas/core/machine-inputs.ts';
 import type { Progress } from '../../lambdas/core/ports/task-deps.ts';
 import { describeReverify, type ReverifyRecord } from '../../lambdas/core/tables/reverify-record.ts';
 import { runLockInfo } from './run-lock.ts';
-import { alterStats, docStats, tableStats } from './stats.ts';
+import { alterStats, docStats, tableStats, triggersHeld } from './stats.ts';
 
 const fmt = new Intl.NumberFormat('en-US');
 const n = (v: string | number | null | undefined) => (v === null || v === undefined ? '?' : fmt.format(BigInt(v)));
@@ -100,9 +100,12 @@ export function localBackend(stateDir: string, env: NodeJS.ProcessEnv, live?: Re
             facts: d?.facts ?? [],
             flags: d?.flags(p.step) ?? {},
           }));
+          const holds = machineOfInput(raw) === 'online-alter' ? await triggersHeld(raw, env).catch(() => null) : null;
           return {
             migrationId,
             machine: machineOfInput(raw),
+            run: lock ? `ferry local running since ${lock.startedAt} (pid ${lock.pid}${lock.user ? `, ${lock.user}` : ''})` : 'no run is going: run the same command to resume',
+            ...(holds ? { holds } : {}),
             phase: d?.phase ?? last?.phase ?? null,
             progress: d?.progress ?? null,
             throttle: last?.throttle ?? null,

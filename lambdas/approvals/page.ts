@@ -36,6 +36,10 @@ export interface MigrationView {
   readonly pending: readonly PendingView[];
   /** Why the facts could not be read (a database not answering), if so. */
   readonly problem?: string;
+  /** What the migration holds on a live table now (online-alter: its triggers, and since when), if anything. */
+  readonly holds?: string;
+  /** Whether a run of it is going now, and whose (local: the run lock). */
+  readonly run?: string;
 }
 
 export interface PageBackend {
@@ -145,6 +149,8 @@ ${factsList([
     { label: 'progress', value: m.progress ?? 'unknown' },
     { label: 'throttle', value: m.throttle ?? 'not throttled' },
     { label: 'knobs', value: knobs.length ? knobs.map(([k, v]) => `${k}=${v}`).join(' ') : 'none set' },
+    ...(m.run ? [{ label: 'run', value: m.run }] : []),
+    ...(m.holds ? [{ label: 'on the live table', value: m.holds }] : []),
     ...(m.problem ? [{ label: 'could not read', value: m.problem }] : []),
   ])}
 ${m.pending.map((p) => pendingSection(m, p, caller, o)).join('\n')}</section>`;

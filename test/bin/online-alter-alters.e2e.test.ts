@@ -232,7 +232,7 @@ describe('ferry local online-alter, ALTER by ALTER', () => {
       await running.done;
       const gone = await runFerry(['abandon', sc.migrationId, '--state-dir', sc.stateDir]);
       expect(gone.code, gone.stderr).toBe(0);
-      expect(gone.stderr).toMatch(/triggers, _courseware_studentmodule_new and the capture log dropped; courseware_studentmodule is as it was/);
+      expect(gone.stderr).toMatch(/dropped trigger _ferry_\w+_ins, trigger _ferry_\w+_upd, trigger _ferry_\w+_del, _courseware_studentmodule_new, _ferry_\w+_log; courseware_studentmodule is as it was/);
       expect(await sc.triggers()).toEqual([]);
       expect(await sc.tables()).toEqual(['_ferry_checkpoints', CSM, 'reference']);
       expect(await tableSchema(sc.conn, sc.db, CSM)).toBe(before);

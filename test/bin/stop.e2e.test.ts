@@ -81,6 +81,15 @@ describe('stopping ferry local', () => {
       expect(stopped.stderr).toMatch(new RegExp(`ferry's triggers stay on ${sc.db}\\.${CSM} \\(since \\d{4}-\\d\\d-\\d\\d \\d\\d:\\d\\d:\\d\\d\\): every insert, update and delete of the application there also writes _${CSM}_new\\. ` +
         `Run the same command again to resume, or take them back with: npx ferry abandon ${sc.migrationId} --state-dir ${sc.stateDir.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}`));
       expect((await sc.triggers()).length).toBe(3);
+      // ferry status says the same: no run is going, and the triggers it holds on the live table
+      const status = await runFerry(['status', sc.migrationId, '--state-dir', sc.stateDir]);
+      expect(status.code, status.stderr).toBe(0);
+      expect(JSON.parse(status.stdout)).toMatchObject({
+        migrationId: sc.migrationId,
+        phase: 'copy',
+        run: 'no run is going: run the same command to resume',
+        holds: expect.stringMatching(new RegExp(`^triggers on ${sc.db}\\.${CSM} since \\d{4}-\\d\\d-\\d\\d \\d\\d:\\d\\d:\\d\\d: every insert, update and delete there also writes _${CSM}_new`)),
+      });
       await app.query('ROLLBACK');
       const abandoned = await runFerry(['abandon', sc.migrationId, '--state-dir', sc.stateDir]);
       expect(abandoned.code, abandoned.stderr).toBe(0);
