@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import mysql from 'mysql2/promise';
 import { freePort } from '../../bin/cli/embedded-couch.ts';
 
-/** A second, throwaway MariaDB server of its own (data dir, port, socket), for tests that need two servers or a restart. */
+/** A second, throwaway MariaDB server of its own (data dir, port, socket), for tests that need two servers, a restart, or server settings of their own (`args`). */
 export interface SecondServer {
   readonly url: string;
   readonly port: number;
@@ -20,7 +20,7 @@ function binary(name: string): string {
   throw new Error(`${name} is not installed: the two-server tests start a second MariaDB with it (apt-get install -y mariadb-server, as .ci/run does)`);
 }
 
-export async function startSecondServer(): Promise<SecondServer> {
+export async function startSecondServer(opts: { args?: readonly string[] } = {}): Promise<SecondServer> {
   const dir = mkdtempSync(join(tmpdir(), 'ferry-mariadb-'));
   const data = join(dir, 'data');
   const asRoot = process.getuid?.() === 0;
@@ -32,7 +32,7 @@ export async function startSecondServer(): Promise<SecondServer> {
   let child: ChildProcess | null = null;
   let log = '';
   const start = async () => {
-    child = spawn(binary('mariadbd'), ['--no-defaults', `--datadir=${data}`, `--port=${port}`, `--socket=${join(dir, 'sock')}`, '--bind-address=127.0.0.1', `--pid-file=${join(dir, 'pid')}`, ...user], { stdio: ['ignore', 'ignore', 'pipe'] });
+    child = spawn(binary('mariadbd'), ['--no-defaults', `--datadir=${data}`, `--port=${port}`, `--socket=${join(dir, 'sock')}`, '--bind-address=127.0.0.1', `--pid-file=${join(dir, 'pid')}`, ...user, ...(opts.args ?? [])], { stdio: ['ignore', 'ignore', 'pipe'] });
     child.stderr!.on('data', (d) => (log += d));
     const deadline = Date.now() + 30_000;
     for (;;) {

@@ -1,5 +1,5 @@
 import { createHash, randomBytes } from 'node:crypto';
-import { InvalidInput } from '../errors.ts';
+import { InvalidInput, type FerryError } from '../errors.ts';
 import { qualified, quoteIdent, type TableRef } from '../identifiers.ts';
 import type { OnlineAlterInput } from '../online-alter-input.ts';
 import { str, type SqlConnection } from '../ports/sql.ts';
@@ -74,6 +74,34 @@ export async function duplicatesFor(conn: SqlConnection, t: TableRef, key: Uniqu
   return rows.map((r) => `(${str(r, 'v')}) × ${str(r, 'n')}`);
 }
 
+/** MySQL's and MariaDB's "you need SUPER (or log_bin_trust_function_creators) to create a trigger while the binary log is on". */
+const BINLOG_TRIGGER_NEEDS_SUPER = 1419;
+
+/**
+ * Creates a trigger on the scratch table and drops it again, so the server itself says whether
+ * ferry's user may make the triggers CreateShadow makes: with a binary log on, that takes SUPER or
+ * `log_bin_trust_function_creators` (error 1419, as on RDS with its default parameter group), and
+ * the TRIGGER privilege always.
+ */
+async function mayCreateTriggers(conn: SqlConnection, scratch: TableRef): Promise<void> {
+  const trigger = qualified({ database: scratch.database, table: `${scratch.table}_t` });
+  try {
+    await conn.execute(`CREATE TRIGGER ${trigger} AFTER INSERT ON ${qualified(scratch)} FOR EACH ROW SET @ferry_check = 1`);
+  } catch (err) {
+    const e = err as FerryError;
+    const words = e.message.replace(/^[^:]*: statement failed: /, '');
+    if (e.errno === BINLOG_TRIGGER_NEEDS_SUPER) {
+      throw new InvalidInput(
+        'table.connection',
+        `the server writes a binary log, and "${conn.name}"'s user may not create the triggers online-alter needs there (${words}). ` +
+          'On RDS or Aurora set log_bin_trust_function_creators = 1 in the DB parameter group; elsewhere SET GLOBAL log_bin_trust_function_creators = 1 (and in the server\'s configuration), or GRANT SUPER ON *.* TO ferry\'s user',
+      );
+    }
+    throw new InvalidInput('table.connection', `"${conn.name}"'s user may not create the triggers online-alter needs on ${scratch.database} (${words}): GRANT TRIGGER ON \`${scratch.database}\`.* TO ferry's user`);
+  }
+  await conn.execute(`DROP TRIGGER IF EXISTS ${trigger}`);
+}
+
 /**
  * Tries the ALTER on a scratch copy of the table holding a sample of its real rows (foreign keys
  * included), so the database judges the clause and the data together, strictly, and always drops
@@ -98,6 +126,7 @@ async function onScratch<T>(conn: SqlConnection, input: OnlineAlterInput, column
     } catch (err) {
       throw new InvalidInput('alter', `the database refused it on a copy of up to ${2 * SAMPLE_ROWS} of the table's rows: ${(err as Error).message.replace(/^[^:]*: statement failed: /, '')}; fix the clause (or those rows)`);
     }
+    await mayCreateTriggers(conn, scratch);
     return await inspect((await inspectTable(conn, scratch))!, await uniqueKeysOf(conn, scratch));
   } finally {
     await conn.execute(`DROP TABLE IF EXISTS ${qualified(scratch)}`);

@@ -1,0 +1,48 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { runFerry, tempDir, writeJson } from '../helpers/cli.ts';
+import { csmSql, CSM } from '../helpers/alter-scenario.ts';
+import { startSecondServer, type SecondServer } from '../helpers/second-server.ts';
+
+/**
+ * A server like RDS's default: a binary log, and ferry's user with every privilege on its schema
+ * but not SUPER. ferry plan and the run refuse online-alter before anything is written, with the fix.
+ */
+describe('ferry checks the privileges each step needs before it writes anything', () => {
+  let server: SecondServer;
+  beforeAll(async () => {
+    server = await startSecondServer({ args: ['--log-bin=ferry-bin', '--server-id=7', '--log-bin-trust-function-creators=0'] });
+    const c = await server.connect();
+    await c.query(`CREATE DATABASE app; ${csmSql('app', CSM)}; INSERT INTO app.${CSM} (module_id, student_id, created, modified, course_id) VALUES ('m', 1, NOW(6), NOW(6), 'c'), ('m', 2, NOW(6), NOW(6), 'c');
+      CREATE USER 'ferry'@'%' IDENTIFIED BY 'ferry-pw'; GRANT ALL PRIVILEGES ON app.* TO 'ferry'@'%'; GRANT PROCESS ON *.* TO 'ferry'@'%'`);
+    await c.end();
+  }, 60_000);
+  afterAll(async () => {
+    await server?.stop();
+  });
+
+  it('online-alter on a binlog server without SUPER: plan and run refuse (exit 2) naming log_bin_trust_function_creators, and nothing is written', async () => {
+    const dir = tempDir();
+    const input = writeJson(dir, 'in.json', { migrationId: 'priv', table: { connection: 'edxapp', database: 'app', table: CSM }, alter: 'MODIFY id bigint unsigned NOT NULL AUTO_INCREMENT' });
+    const env = { FERRY_MYSQL_EDXAPP: `mysql://ferry:ferry-pw@127.0.0.1:${server.port}` };
+    const fix = /table\.connection: the server writes a binary log, and "edxapp"'s user may not create the triggers online-alter needs there \(.*\)\. On RDS or Aurora set log_bin_trust_function_creators = 1 in the DB parameter group/;
+    const plan = await runFerry(['plan', 'online-alter', '--input', input, '--state-dir', `${dir}/state`], env);
+    expect(plan.code, plan.stderr).toBe(2);
+    expect(plan.stderr).toMatch(fix);
+    const run = await runFerry(['local', 'online-alter', '--input', input, '--state-dir', `${dir}/state`, '--approve', 'all'], env);
+    expect(run.code, run.stderr).toBe(2);
+    expect(run.stderr).toMatch(fix);
+    const c = await server.connect();
+    try {
+      const [tables] = await c.query("SELECT TABLE_NAME AS t FROM information_schema.TABLES WHERE TABLE_SCHEMA = 'app' ORDER BY 1");
+      expect((tables as { t: string }[]).map((r) => r.t)).toEqual([CSM]);
+      const [triggers] = await c.query("SELECT COUNT(*) AS n FROM information_schema.TRIGGERS WHERE TRIGGER_SCHEMA = 'app'");
+      expect(Number((triggers as { n: string }[])[0]!.n)).toBe(0);
+      // with the setting the fix names, the same run goes through
+      await c.query('SET GLOBAL log_bin_trust_function_creators = 1');
+      const ok = await runFerry(['local', 'online-alter', '--input', input, '--state-dir', `${dir}/state`, '--approve', 'all'], env);
+      expect(ok.code, ok.stderr).toBe(0);
+    } finally {
+      await c.end();
+    }
+  });
+});
