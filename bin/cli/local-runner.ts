@@ -1,7 +1,8 @@
 import './polyfill.ts';
 import { randomUUID } from 'node:crypto';
 import { mkdir, writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
+import { hostname } from 'node:os';
+import { join, resolve } from 'node:path';
 import { ExecutionAbortedError, ExecutionError, StateMachine, type StateMachineDefinition } from 'aws-local-stepfunctions';
 import { LocalApprovalStore } from '../../lambdas/adapters/approvals.ts';
 import { NanoConnector } from '../../lambdas/adapters/couch.ts';
@@ -72,6 +73,31 @@ function identify(opts: LocalRunOptions): { spec: MachineSpec; migrationId: stri
   }
 }
 
+/**
+ * A local execution's id: `local:<machine>:<migrationId>:<host>:<pid>:<state dir, encoded>:<uuid>`, so a run of the same
+ * migration from another state dir can tell that this one is alive, and say where it runs.
+ */
+export function localExecutionId(machine: string, migrationId: string, stateDir: string, name: string = randomUUID()): string {
+  return `local:${machine}:${migrationId}:${hostname()}:${process.pid}:${encodeURIComponent(resolve(stateDir))}:${name}`;
+}
+
+function localExecutionOf(id: string): { host: string; pid: number; stateDir: string } | null {
+  const parts = id.split(':');
+  if (parts[0] !== 'local' || parts.length < 7) return null;
+  const [host, pid, dir] = parts.slice(-4, -1);
+  const n = Number(pid);
+  return host && Number.isInteger(n) && n > 0 ? { host, pid: n, stateDir: decodeURIComponent(dir ?? '') } : null;
+}
+
+function processAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
 /** The hand-overs of one local run: which execution's continue-as-new started which. */
 const localHandovers = new Set<string>();
 
@@ -79,9 +105,19 @@ const localHandovers = new Set<string>();
 function localDeps(opts: LocalRunOptions, sql: Mysql2Connector, stopping: AbortSignal): TaskDeps {
   return {
     stopping,
-    // Local executions of this migration run only in this process (the run lock sees to it): an
-    // owner recorded by any other local execution is no longer running.
-    executions: { isRunning: async () => false, handedOver: async (from, to) => localHandovers.has(`${from} → ${to}`) },
+    // A local execution's id names its host, process and state dir (see localExecutionId): one of another process that is
+    // still alive (a run of the same migration from another state dir) is running; this process's own hand over by continue-as-new.
+    executions: {
+      isRunning: async (id) => {
+        const of = localExecutionOf(id);
+        return of !== null && of.host === hostname() && of.pid !== process.pid && processAlive(of.pid);
+      },
+      handedOver: async (from, to) => localHandovers.has(`${from} → ${to}`),
+      describe: (id) => {
+        const of = localExecutionOf(id);
+        return of ? `ferry local, pid ${of.pid} on ${of.host}, state dir ${of.stateDir}` : 'another ferry local run';
+      },
+    },
     sql,
     couch: new NanoConnector(opts.env ?? process.env),
     flags: new FileFlagStore(opts.stateDir),
@@ -223,6 +259,7 @@ interface RunContext {
   /** Task states that start an execution and wait for it (`states:startExecution.sync:2`). */
   readonly startsAndWaits: readonly string[];
   readonly usage: RunUsage;
+  readonly stateDir: string;
   /** Called when Preflight has accepted the input. */
   readonly inputAccepted: () => Promise<void>;
   /** Task invocations under way (the work beside an approval included): a stopped run waits for them before it lets go of its sessions and its lock. */
@@ -255,7 +292,7 @@ function startedExecutionFailed(err: unknown, executionArn: string): Error {
  * `ContinueAsNew` recorded so the caller can start the next execution as Step Functions would, and
  * an execution a Task starts and waits for run here, nested, to its end.
  */
-async function runExecution(ctx: RunContext, input: unknown, abort: AbortSignal, executionId = `local:${ctx.spec.name}:${ctx.migrationId}:${randomUUID()}`): Promise<ExecutionOutcome> {
+async function runExecution(ctx: RunContext, input: unknown, abort: AbortSignal, executionId = localExecutionId(ctx.spec.name, ctx.migrationId, ctx.stateDir)): Promise<ExecutionOutcome> {
   const { spec, migrationId } = ctx;
   let continuation: { input: unknown; as: string } | undefined;
   // Ends every approval and started execution still waiting when this execution ends (a branch beside it failed or handed over).
@@ -266,7 +303,7 @@ async function runExecution(ctx: RunContext, input: unknown, abort: AbortSignal,
     AwaitCutoverApproval: approval,
     AwaitCleanupApproval: approval,
     ContinueAsNew: async (params: { Input: unknown; Name?: string }) => {
-      const next = `local:${spec.name}:${migrationId}:${params.Name ?? randomUUID()}`;
+      const next = localExecutionId(spec.name, migrationId, ctx.stateDir, params.Name);
       localHandovers.add(`${executionId} → ${next}`);
       continuation = { input: params.Input, as: next };
       return { ExecutionArn: next };
@@ -274,7 +311,7 @@ async function runExecution(ctx: RunContext, input: unknown, abort: AbortSignal,
   };
   for (const state of ctx.startsAndWaits) {
     taskHandlers[state] = async (params: { Input: unknown }) => {
-      const executionArn = `local:${spec.name}:${migrationId}:${randomUUID()}`;
+      const executionArn = localExecutionId(spec.name, migrationId, ctx.stateDir);
       ctx.say(`${state}: started execution ${executionArn.split(':').pop()} and waits for it`);
       let outcome: ExecutionOutcome;
       try {
@@ -371,6 +408,18 @@ export async function runLocal(opts: LocalRunOptions): Promise<LocalRunResult> {
   const deps = localDeps(opts, sql, abort.signal);
   const approvals = new LocalApprovals(new LocalApprovalStore(opts.stateDir), opts, say);
   opts.signal?.addEventListener('abort', () => abort.abort(opts.signal?.reason), { once: true });
+  // A server that refuses the run's very first connection is a wrong name, URL or password, not a fault to wait out.
+  for (const c of spec.connections(opts.input)) {
+    try {
+      if (c.kind === 'mysql') await sql.connect(c.name);
+      else await deps.couch.database(c.name, '_users');
+    } catch (err) {
+      await sql.closeAll();
+      lock.release();
+      const e = err as Error;
+      return failure('InvalidInput', `${c.field}: ${e.message.replace(/, then run again to resume\.$/, '.')}`, 0);
+    }
+  }
   const definition = loadDefinition(spec.name);
   const machine = new StateMachine(definition as StateMachineDefinition, { validationOptions: { checkArn: false } });
   const ctx: RunContext = {
@@ -379,6 +428,7 @@ export async function runLocal(opts: LocalRunOptions): Promise<LocalRunResult> {
     startsAndWaits: allStates(definition).flatMap(([name, s]) => (s.Resource === 'arn:aws:states:::states:startExecution.sync:2' ? [name] : [])),
     usage: { transitions: 0, invocations: 0, byTask: {}, taskMillis: 0, peakConcurrent: 0, running: 0 },
     inflight: new Set(),
+    stateDir: opts.stateDir,
     inputAccepted: async () => {
       if (opts.abandon) return;
       await mkdir(join(opts.stateDir, 'inputs'), { recursive: true });

@@ -48,6 +48,22 @@ export interface MachineSpec {
   readonly besideApproval?: Readonly<Record<string, Handler>>;
   /** What a stopped run leaves on the live tables until it is resumed or abandoned, in words (null: nothing). */
   readonly leftOnStop?: (input: unknown, deps: TaskDeps) => Promise<string | null>;
+  /** The connections the input names, each with its field: the runner reaches each before anything runs. */
+  readonly connections: (input: unknown) => readonly Connection[];
+}
+
+export interface Connection {
+  readonly field: string;
+  readonly kind: 'mysql' | 'couch';
+  readonly name: string;
+}
+
+/** The `connection` of each of these input fields that has one. */
+function connectionsAt(input: unknown, kind: Connection['kind'], fields: readonly string[]): Connection[] {
+  return fields.flatMap((field) => {
+    const at = field.split('.').reduce<unknown>((o, k) => (o && typeof o === 'object' ? (o as Record<string, unknown>)[k] : undefined), input);
+    return typeof at === 'string' ? [{ field, kind, name: at }] : [];
+  });
 }
 
 /**
@@ -68,6 +84,7 @@ export const MACHINES: Readonly<Record<string, MachineSpec>> = {
   'table-copy': {
     name: 'table-copy',
     parse: parseTableCopyInput,
+    connections: (input) => connectionsAt(input, 'mysql', ['source.connection', 'target.connection', 'throttle.replica.connection']),
     handlers: {
       Preflight: preflight,
       RaiseAutoIncrement: raiseAutoIncrement,
@@ -90,6 +107,7 @@ export const MACHINES: Readonly<Record<string, MachineSpec>> = {
   'doctype-copy': {
     name: 'doctype-copy',
     parse: parseDoctypeCopyInput,
+    connections: (input) => connectionsAt(input, 'couch', ['source.connection', 'target.connection']),
     couch: true,
     handlers: {
       Preflight: docPreflight,
@@ -106,6 +124,7 @@ export const MACHINES: Readonly<Record<string, MachineSpec>> = {
   'online-alter': {
     name: 'online-alter',
     parse: (raw) => parseOnlineAlterInput(raw),
+    connections: (input) => connectionsAt(input, 'mysql', ['table.connection']),
     handlers: {
       Preflight: alterPreflight,
       CreateShadow: createShadow,

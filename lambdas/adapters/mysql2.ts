@@ -19,6 +19,9 @@ const TRANSIENT_CODES = new Set([
 
 export const DEFAULT_MYSQL_URL = 'mysql://root@127.0.0.1:3306';
 
+/** The server refused the user or its password (MySQL's and MariaDB's 1045). */
+const ER_ACCESS_DENIED = 1045;
+
 /** The environment variable that may override one connection: `csmh` → `FERRY_MYSQL_CSMH`. */
 export function envNameFor(kind: 'MYSQL' | 'COUCH', connection: string): string {
   return `FERRY_${kind}_${connection.toUpperCase().replace(/[^A-Z0-9]/g, '_')}`;
@@ -280,11 +283,13 @@ export class Mysql2Connector implements SqlConnector {
       // Unreachable, restarting, out of connections, or refusing credentials being rotated: all may
       // pass on a retry, and after the retries the message names the server and the error.
       const e = err as { code?: string; errno?: number; message?: string };
-      throw new TransientError(
-        `cannot reach connection "${name}" at ${where} (from ${from}): ${e.code ?? ''} ${e.message ?? ''}`.trim() +
-          `. Start the server or point ${envNameFor('MYSQL', name)} (or MYSQL_URL) at it, then run again to resume.`,
-        { cause: err, errno: e.errno },
-      );
+      const advice = e.errno === ER_ACCESS_DENIED
+        ? `the server refused the user and password: fix them in ${envNameFor('MYSQL', name)} (or MYSQL_URL)`
+        : `start the server, or point ${envNameFor('MYSQL', name)} (or MYSQL_URL) at the right one`;
+      throw new TransientError(`cannot reach connection "${name}" at ${where} (from ${from}): ${e.code ?? ''} ${e.message ?? ''}`.trim() + `. ${advice[0]!.toUpperCase()}${advice.slice(1)}, then run again to resume.`, {
+        cause: err,
+        errno: e.errno,
+      });
     }
     return new Mysql2Connection(name, where, conn);
   }

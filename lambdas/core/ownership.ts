@@ -20,7 +20,7 @@ export async function claimOwnership(migrationId: string, owner: string | null |
     );
   }
   throw new MigrationBusy(
-    `execution ${owner} is running migration "${migrationId}"; a second one would race it over the same data. ` +
+    `execution ${owner}${executions.describe ? ` (${executions.describe(owner)})` : ''} is running migration "${migrationId}"; a second one would race it over the same data. ` +
       'Wait for it, or stop it, then start again: the new execution resumes from the checkpoint.',
   );
 }

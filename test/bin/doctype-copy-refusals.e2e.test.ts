@@ -28,14 +28,14 @@ describe('ferry local doctype-copy refuses bad input with exit 2 and deletes not
     }, /already holds revisions the source does not have \(ids d000000\)/));
 });
 
-describe('ferry local doctype-copy with its server down', () => {
-  it('fails after the retries with exit 1, naming the server, and writes nothing', async () => {
+describe('ferry local doctype-copy with its server not answering when the run starts', () => {
+  it('refuses at once (exit 2), naming the server and where its URL came from, and writes nothing', async () => {
     const sc = await docScenario({ docs: 5 });
     const before = await revisions(sc.source);
     const run = await runFerry(['local', 'doctype-copy', '--input', sc.inputFile(), '--state-dir', sc.stateDir, '--approve', 'all'], { ...sc.env, COUCH_URL: 'http://127.0.0.1:1', FERRY_LOCAL_RETRY_MILLIS: '20' });
-    expect(run.code, run.stderr).toBe(1);
-    expect(run.last).toMatchObject({ error: 'TransientError', cause: expect.stringMatching(/cannot reach CouchDB connection "main" at http:\/\/127.0.0.1:1 \(from COUCH_URL\)/) });
-    expect(run.stderr).toMatch(/retry 6 of 6/);
+    expect(run.code, run.stderr).toBe(2);
+    expect(run.last).toMatchObject({ error: 'InvalidInput', cause: expect.stringMatching(/^source\.connection: cannot reach CouchDB connection "main" at http:\/\/127.0.0.1:1 \(from COUCH_URL\)/) });
+    expect(run.stderr).not.toMatch(/retry \d of 6/);
     expect(await revisions(sc.source)).toEqual(before);
     expect(sc.flags()).toEqual({});
   });

@@ -151,4 +151,28 @@ describe('stopping ferry local', () => {
       await sc.close();
     }
   });
+
+  it('a second ferry local of a running migration from another state dir is refused (exit 2), naming the first run and its state dir', async () => {
+    const sc = await scenario({ rows: 2000 });
+    try {
+      const file = sc.inputFile({ cleanup: { mode: 'none' } });
+      const first = startFerry(['local', 'table-copy', '--input', file, '--state-dir', sc.stateDir]);
+      await first.waitFor(/waiting for approval "cutover"/);
+      const other = join(sc.dir, 'elsewhere');
+      const second = await runFerry(['local', 'table-copy', '--input', file, '--state-dir', other, '--approve', 'all']);
+      expect(second.code, second.stderr).toBe(2);
+      expect(second.last).toMatchObject({ error: 'MigrationBusy', cause: expect.stringContaining(`(ferry local, pid ${first.child.pid} on `) });
+      expect(second.last!.cause).toContain(`state dir ${sc.stateDir}) is running migration`);
+      // the first is untouched: it still owns the migration and goes on when approved
+      expect((await runFerry(['approve', sc.input().migrationId as string, '--step', 'cutover', '--state-dir', sc.stateDir])).code).toBe(0);
+      await first.waitFor(/waiting for approval "cleanup"/);
+      first.child.kill('SIGINT');
+      expect((await first.done).code).toBe(130);
+      // once it is gone, a run from the other state dir takes the migration over
+      const third = await runFerry(['local', 'table-copy', '--input', file, '--state-dir', other, '--approve', 'all']);
+      expect(third.code, third.stderr).toBe(0);
+    } finally {
+      await sc.close();
+    }
+  });
 });

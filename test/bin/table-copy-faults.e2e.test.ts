@@ -32,7 +32,7 @@ describe('table-copy through faults that are not a kill', () => {
     await second?.stop();
   });
 
-  it('an unreachable server fails after the retries, naming it, writes nothing, and a run once it answers resumes', async () => {
+  it('a server that refuses the run\'s first connection is refused at once (exit 2), naming it, nothing written, and a run once it answers goes through', async () => {
     const conn = await admin();
     const dbs = await makeDatabases(conn, 'edxapp', 'csmh');
     try {
@@ -43,9 +43,13 @@ describe('table-copy through faults that are not a kill', () => {
       const { file, stateDir } = inputFile(src, tgt, 'u', { cleanup: { mode: 'none' } });
       const args = ['local', 'table-copy', '--input', file, '--state-dir', stateDir, '--approve', 'all'];
       const down = await runFerry(args, { ...RETRY, FERRY_LOCAL_RETRY_MILLIS: '50', FERRY_MYSQL_CSMH: 'mysql://root@127.0.0.1:1' });
-      expect(down.code, down.stderr).toBe(1);
-      expect(down.last).toMatchObject({ error: 'TransientError', cause: expect.stringMatching(/cannot reach connection "csmh" at 127\.0\.0\.1:1 \(from FERRY_MYSQL_CSMH\): ECONNREFUSED/) });
-      expect(down.stderr).toMatch(/Preflight failed \(TransientError: .*ECONNREFUSED.*\); retry 6 of 6/);
+      expect(down.code, down.stderr).toBe(2);
+      expect(down.last).toMatchObject({ error: 'InvalidInput', cause: expect.stringMatching(/^target\.connection: cannot reach connection "csmh" at 127\.0\.0\.1:1 \(from FERRY_MYSQL_CSMH\): ECONNREFUSED .*Start the server, or point FERRY_MYSQL_CSMH \(or MYSQL_URL\) at the right one\.$/) });
+      expect(down.stderr).not.toMatch(/retry \d of 6/);
+      // a wrong password is named as such
+      const denied = await runFerry(args, { FERRY_MYSQL_CSMH: MYSQL_URL.replace('mysql://root@', 'mysql://root:wrong@') });
+      expect(denied.code, denied.stderr).toBe(2);
+      expect(denied.last).toMatchObject({ cause: expect.stringMatching(/Access denied.*The server refused the user and password: fix them in FERRY_MYSQL_CSMH \(or MYSQL_URL\)\.$/) });
       const [tables] = await conn.query('SELECT TABLE_NAME AS t FROM information_schema.TABLES WHERE TABLE_SCHEMA = ?', [tgt]);
       expect((tables as { t: string }[]).map((r) => r.t)).toEqual([TGT]);
       const up = await runFerry(args, { FERRY_MYSQL_CSMH: MYSQL_URL });

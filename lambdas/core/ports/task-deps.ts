@@ -31,6 +31,8 @@ export interface ExecutionRegistry {
   isRunning(executionId: string): Promise<boolean>;
   /** Whether execution `from` really started `to` to continue it (its continue-as-new step did). */
   handedOver(from: string, to: string): Promise<boolean>;
+  /** Words that let an operator find a running execution (locally: its process and state dir). */
+  describe?(executionId: string): string;
 }
 
 /** The ports a task handler is given: on Lambda built from the environment, locally by the runner. */
