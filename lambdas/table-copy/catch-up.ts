@@ -1,7 +1,7 @@
 import type { TaskDeps } from '../core/ports/task-deps.ts';
 import { compareIds } from '../core/ids.ts';
 import { idBounds } from '../core/tables/copier.ts';
-import { copyUntil, loopState, openMigration, outcomeState, report, save, type LoopState, type TaskEvent } from './open-migration.ts';
+import { copyUntil, loopState, notice, openMigration, outcomeState, report, save, type LoopState, type Migration, type TaskEvent } from './open-migration.ts';
 
 /**
  * Copies the rows written to the source since the initial copy began, until the source has been
@@ -28,7 +28,40 @@ export async function catchUp(event: TaskEvent, deps: TaskDeps): Promise<LoopSta
     report(m, `source quiet for ${Math.floor(quietFor)} s: caught up at id ${s.copiedUpTo ?? '(none)'}`);
     return loopState(m, { done: true });
   }
+  await sayWhatStillArrives(m);
   report(m, `caught up at id ${s.copiedUpTo ?? '(none)'}; waiting for ${quietSeconds} s without new source rows (${Math.floor(quietFor)} s so far)`);
   const untilQuiet = Math.max(1, Math.ceil(quietSeconds - quietFor));
   return loopState(m, { done: false, waitSeconds: Math.min(m.input.catchUp.pollSeconds, untilQuiet) });
+}
+
+/** How often (seconds, at least) a catch-up that is not getting quiet says how many rows still arrive. */
+export const ARRIVALS_NOTICE_SECONDS = 20;
+
+/**
+ * A catch-up that does not get quiet says why, every max(20 s, 4 × quietSeconds): how many rows the
+ * old table received since it last said so, and what to look at, since the catch-up ends only once
+ * the application writes the new table.
+ */
+async function sayWhatStillArrives(m: Migration): Promise<void> {
+  const s = m.state;
+  const now = m.deps.now();
+  const every = Math.max(ARRIVALS_NOTICE_SECONDS, 4 * m.input.catchUp.quietSeconds) * 1000;
+  if (!s.arrivals) {
+    s.arrivals = { since: new Date(now).toISOString(), rowsCopied: s.rowsCopied };
+    await save(m);
+    return;
+  }
+  const elapsed = now - Date.parse(s.arrivals.since);
+  if (elapsed < every) return;
+  const rows = BigInt(s.rowsCopied) - BigInt(s.arrivals.rowsCopied);
+  s.arrivals = { since: new Date(now).toISOString(), rowsCopied: s.rowsCopied };
+  await save(m);
+  if (rows <= 0n) return;
+  const waited = Math.round((now - Date.parse(s.phaseStartedAt['catch-up'] ?? new Date(now).toISOString())) / 1000);
+  const flags = Object.entries(m.input.flags.copy).map(([k, v]) => `${k}=${v}`).join(', ');
+  notice(
+    m,
+    `the old table still receives rows: ${rows} in the last ${Math.round(elapsed / 1000)} s, and the catch-up has waited ${waited} s for ${m.input.catchUp.quietSeconds} s without one. ` +
+      `It ends only once the application writes the new table: is every server honouring the copy flags${flags ? ` (${flags})` : ''}? ferry flags ${m.input.migrationId} shows them`,
+  );
 }

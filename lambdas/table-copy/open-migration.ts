@@ -38,6 +38,8 @@ export interface TableCopyState extends SweepingState {
   reverify?: ReverifyRecord | null;
   /** Noted just before the TRUNCATE: the source's AUTO_INCREMENT, put back after it (see cleanup.ts). */
   truncating?: { autoIncrement: Id } | null;
+  /** Rows copied when the catch-up last looked at how many still arrive (see catch-up.ts). */
+  arrivals?: { since: string; rowsCopied: string } | null;
 }
 
 export type LoopState = GenericLoopState<Phase>;

@@ -73,6 +73,26 @@ describe('ferry local table-copy', () => {
     expect(run.last).toMatchObject({ cleanup: 'truncate', rowsDeleted: '20050' });
   });
 
+  it('a catch-up that does not get quiet says how many rows still arrive and what to check, and ends once they stop', async () => {
+    sc = await scenario({ rows: 3000 });
+    const s = sc;
+    const runP = startFerry(['local', 'table-copy', '--input', s.inputFile({ cleanup: { mode: 'none' }, catchUp: { quietSeconds: 2, pollSeconds: 1 } }), '--state-dir', s.stateDir, '--approve', 'all']);
+    // an application server that never picked up the copy flags keeps writing the old table
+    let writing = true;
+    const writer = (async () => {
+      while (writing) {
+        await s.conn.query(`INSERT INTO \`${s.src}\`.${SRC} (created, state, student_module_id) VALUES (NOW(6), 'late', 1)`);
+        await new Promise((r) => setTimeout(r, 200));
+      }
+    })();
+    await runP.waitFor(/the old table still receives rows: \d+ in the last 2\d s, and the catch-up has waited \d+ s for 2 s without one\. It ends only once the application writes the new table: is every server honouring the copy flags \(ENABLE_CSMH_EXTENDED=true, ENABLE_READING_FROM_MULTIPLE_HISTORY_TABLES=true\)\? ferry flags t-\w+ shows them/, 60_000);
+    writing = false;
+    await writer;
+    const run = await runP.done;
+    expect(run.code, run.stderr).toBe(0);
+    expect(await tableFingerprint(s.conn, s.tgt, TGT)).toEqual(await tableFingerprint(s.conn, s.src, SRC));
+  });
+
   it('resumes after SIGKILL mid-copy from the checkpoint: same data, nothing twice, nothing lost', async () => {
     sc = await scenario({ rows: 60000, stateBytes: 300 });
     const before = await tableFingerprint(sc.conn, sc.src, SRC);
