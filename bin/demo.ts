@@ -1,15 +1,18 @@
 /**
- * `npm run demo`: two migrations, end to end, with approvals given.
- * 1. table-copy: seeds a sample Open edX history table in the local MariaDB (databases
- *    ferry_demo_edxapp and ferry_demo_csmh, recreated each time), keeps writing to it for a few
- *    seconds like a live site, and moves it to a BIGINT table in the other database.
- * 2. online-alter: widens the id of ferry_demo_edxapp.courseware_studentmodule to BIGINT UNSIGNED
+ * `npm run demo`: three migrations, end to end, with approvals given. Every database it makes is
+ * named for this run (`ferry_demo_<6 hex>_…`, so two demos on one server never meet, and nobody
+ * else's database is touched) and dropped when it ends.
+ * 1. table-copy: seeds a sample Open edX history table in the MariaDB MYSQL_URL names (databases
+ *    <run>_edxapp and <run>_csmh), keeps writing to it for a few seconds like a live site, and
+ *    moves it to a BIGINT table in the other database.
+ * 2. online-alter: widens the id of <run>_edxapp.courseware_studentmodule to BIGINT UNSIGNED
  *    while a writer inserts, updates and deletes rows, with the atomic swap approved.
  * 3. doctype-copy: seeds a CommCare-like CouchDB database (an embedded in-memory PouchDB Server
  *    unless COUCH_URL is set), keeps editing users while it runs, and moves the user and group
- *    doc types to their own database.
+ *    doc types to their own database (<run>_commcarehq__users).
  */
 import { spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import mysql from 'mysql2/promise';
@@ -17,11 +20,15 @@ import { redact, resolveMysqlUrl } from '../lambdas/adapters/mysql2.ts';
 import { startPouchDbServer } from './cli/embedded-couch.ts';
 
 const ROWS = 200_000;
-const SOURCE_DB = 'ferry_demo_edxapp';
-const TARGET_DB = 'ferry_demo_csmh';
+/** This run's name: every database and state dir of the demo carries it. */
+const RUN = `ferry_demo_${randomBytes(3).toString('hex')}`;
+const SOURCE_DB = `${RUN}_edxapp`;
+const TARGET_DB = `${RUN}_csmh`;
+const COUCH_SOURCE = `${RUN}_commcarehq`;
+const COUCH_TARGET = `${RUN}_commcarehq__users`;
 const SOURCE = 'courseware_studentmodulehistory';
 const TARGET = 'coursewarehistoryextended_studentmodulehistoryextended';
-const STATE_DIR = '.ferry/demo';
+const STATE_DIR = `.ferry/${RUN}/table-copy`;
 
 const columns = (idType: string) => `(
   id ${idType} NOT NULL AUTO_INCREMENT PRIMARY KEY,
@@ -152,7 +159,7 @@ async function onlineAlterDemo(): Promise<number> {
       await new Promise((r) => setTimeout(r, 20));
     }
   })();
-  const stateDir = '.ferry/demo-alter';
+  const stateDir = `.ferry/${RUN}/online-alter`;
   const inputFile = freshRun(stateDir, {
     migrationId: 'csm-bigint-demo',
     table: { connection: 'edxapp', database: SOURCE_DB, table: 'courseware_studentmodule' },
@@ -182,24 +189,24 @@ async function doctypeCopyDemo(): Promise<number> {
     return { status: res.status, body: (await res.json()) as never };
   };
   try {
-    for (const db of ['ferry_demo_commcarehq', 'ferry_demo_commcarehq__users']) {
+    for (const db of [COUCH_SOURCE, COUCH_TARGET]) {
       await call(`/${db}`, 'DELETE');
       await call(`/${db}`, 'PUT');
     }
     const types = [...USER_TYPES, ...USER_TYPES.map((t) => `${t}-Deleted`).slice(0, 2), ...OTHER_TYPES];
     const docs = Array.from({ length: 6000 }, (_, i) => ({ _id: `doc-${String(i).padStart(5, '0')}`, doc_type: types[i % types.length], domain: `demo-${i % 12}` }));
-    await call('/ferry_demo_commcarehq/_bulk_docs', 'POST', { docs });
+    await call(`/${COUCH_SOURCE}/_bulk_docs`, 'POST', { docs });
     // CommCare's own view of docs by type, which the migration reads instead of every doc
-    await call('/ferry_demo_commcarehq/_design/all_docs', 'PUT', { views: { by_doc_type: { map: 'function (doc) { if (doc.doc_type) { emit([doc.doc_type, doc._id], null); } }', reduce: '_count' } } });
-    process.stderr.write(`demo: seeded ferry_demo_commcarehq with ${docs.length} docs of ${types.length} types, and CommCare's all_docs/by_doc_type view\n`);
-    const stateDir = '.ferry/demo-users';
+    await call(`/${COUCH_SOURCE}/_design/all_docs`, 'PUT', { views: { by_doc_type: { map: 'function (doc) { if (doc.doc_type) { emit([doc.doc_type, doc._id], null); } }', reduce: '_count' } } });
+    process.stderr.write(`demo: seeded ${COUCH_SOURCE} with ${docs.length} docs of ${types.length} types, and CommCare's all_docs/by_doc_type view\n`);
+    const stateDir = `.ferry/${RUN}/doctype-copy`;
     const inputFile = freshRun(stateDir, {
       migrationId: 'user_db_migration_demo',
-      source: { connection: 'main', database: 'ferry_demo_commcarehq', docTypeView: 'all_docs/by_doc_type' },
-      target: { connection: 'main', database: 'ferry_demo_commcarehq__users' },
+      source: { connection: 'main', database: COUCH_SOURCE, docTypeView: 'all_docs/by_doc_type' },
+      target: { connection: 'main', database: COUCH_TARGET },
       docTypes: USER_TYPES,
       topOff: { quietSeconds: 2, pollSeconds: 1 },
-      flags: { cutover: { USERS_GROUPS_DB: 'ferry_demo_commcarehq__users' } },
+      flags: { cutover: { USERS_GROUPS_DB: COUCH_TARGET } },
       cleanup: { mode: 'delete' },
     });
     // Users sign up while the migration runs: the top-off carries them over.
@@ -207,7 +214,7 @@ async function doctypeCopyDemo(): Promise<number> {
     const writer = (async () => {
       const until = Date.now() + 3000;
       while (Date.now() < until) {
-        await call('/ferry_demo_commcarehq/_bulk_docs', 'POST', { docs: [{ _id: `signup-${created}`, doc_type: 'CommCareUser', domain: 'demo-0' }] });
+        await call(`/${COUCH_SOURCE}/_bulk_docs`, 'POST', { docs: [{ _id: `signup-${created}`, doc_type: 'CommCareUser', domain: 'demo-0' }] });
         created++;
         await new Promise((r) => setTimeout(r, 100));
       }
@@ -215,22 +222,40 @@ async function doctypeCopyDemo(): Promise<number> {
     const code = await ferry(['local', 'doctype-copy', '--input', inputFile, '--approve', 'all', '--state-dir', stateDir], { ...process.env, COUCH_URL: url });
     await writer;
     if (code === 0) {
-      const stats = await call('/ferry_demo_commcarehq__users/_all_docs', 'GET');
+      const stats = await call(`/${COUCH_TARGET}/_all_docs`, 'GET');
       const moved = (stats.body as { rows: { id: string }[] }).rows.filter((r) => !r.id.startsWith('_design/')).length;
-      process.stderr.write(`demo: ${created} users signed up during the run; ${moved} docs now in ferry_demo_commcarehq__users\n`);
+      process.stderr.write(`demo: ${created} users signed up during the run; ${moved} docs now in ${COUCH_TARGET}\n`);
     }
     return code;
   } finally {
+    for (const db of [COUCH_SOURCE, COUCH_TARGET]) await call(`/${db}`, 'DELETE').catch(() => undefined);
     await embedded?.stop();
   }
 }
 
 async function main(): Promise<number> {
-  for (const demo of [tableCopyDemo, onlineAlterDemo, doctypeCopyDemo]) {
-    const code = await demo();
-    if (code !== 0) return code;
+  process.stderr.write(`demo: this run's databases are ${SOURCE_DB} and ${TARGET_DB} in the MariaDB of MYSQL_URL, ${COUCH_SOURCE} and ${COUCH_TARGET} in CouchDB; all are dropped when it ends\n`);
+  try {
+    for (const demo of [tableCopyDemo, onlineAlterDemo, doctypeCopyDemo]) {
+      const code = await demo();
+      if (code !== 0) return code;
+    }
+    return 0;
+  } finally {
+    await dropDemoDatabases();
+    rmSync(`.ferry/${RUN}`, { recursive: true, force: true });
   }
-  return 0;
+}
+
+/** Drops the MariaDB databases this run made (named for it), and nothing else. */
+async function dropDemoDatabases(): Promise<void> {
+  const conn = await mysql.createConnection({ uri: resolveMysqlUrl('edxapp').url }).catch(() => null);
+  if (!conn) return;
+  try {
+    for (const db of [SOURCE_DB, TARGET_DB]) await conn.query(`DROP DATABASE IF EXISTS \`${db}\``);
+  } finally {
+    await conn.end();
+  }
 }
 
 process.exitCode = await main();
