@@ -191,7 +191,8 @@ function progressOf(m: AnyMigration): Progress {
     migrationId: m.input.migrationId,
     phase: m.phase,
     done: deleting ? m.state.rowsDeleted : m.state.rowsCopied,
-    total: deleting ? m.state.rowsCopied : m.state.estimatedRows,
+    // an estimate the count has passed is no longer a total
+    total: deleting ? m.state.rowsCopied : maxId(m.state.estimatedRows, m.state.rowsCopied),
     throttle: null,
     ...(Object.keys(m.knobs.inForce).length ? { knobs: m.knobs.inForce } : {}),
   };

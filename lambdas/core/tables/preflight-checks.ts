@@ -16,15 +16,17 @@ export async function requireTable(conn: SqlConnection, field: string, ref: Tabl
   return info;
 }
 
-const COPY_FIX = { database: 'create it or fix the name', table: 'create it (same columns, wider id) or fix the name' };
+/** The fix for a missing source (it is what is moved: the name must be wrong) and a missing target (it may simply not be made yet). */
+const SOURCE_FIX = { database: 'fix the name (the source is the database being moved)', table: 'fix the name (the source is the table being moved)' };
+const TARGET_FIX = { database: 'create it or fix the name', table: 'create it (the source\'s columns, a wider id) or fix the name' };
 
 /**
  * Every check of table-copy's two tables that can refuse the input, in the order an operator would
  * fix them. Reads only: nothing is written until all of them pass.
  */
 export async function checkCopyTables(input: TableCopyInput, source: SqlConnection, target: SqlConnection): Promise<{ sourceInfo: TableInfo; targetInfo: TableInfo }> {
-  const sourceInfo = await requireTable(source, 'source', input.source, COPY_FIX);
-  const targetInfo = await requireTable(target, 'target', input.target, COPY_FIX);
+  const sourceInfo = await requireTable(source, 'source', input.source, SOURCE_FIX);
+  const targetInfo = await requireTable(target, 'target', input.target, TARGET_FIX);
   if (sourceInfo.primaryKey.length !== 1) {
     throw new InvalidInput('source.table', `primary key of ${input.source.table} is ${sourceInfo.primaryKey.length === 0 ? 'missing' : `(${sourceInfo.primaryKey.join(', ')})`}; ferry copies tables keyed by one integer column`);
   }
