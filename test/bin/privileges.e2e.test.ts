@@ -45,4 +45,32 @@ describe('ferry checks the privileges each step needs before it writes anything'
       await c.end();
     }
   });
+
+  it('table-copy whose source user may not delete, with cleanup trickle-delete: plan and run refuse (exit 2) before anything is written, with the grant', async () => {
+    const c = await server.connect();
+    try {
+      await c.query(`CREATE DATABASE src; CREATE DATABASE tgt;
+        CREATE TABLE src.h (id int NOT NULL AUTO_INCREMENT PRIMARY KEY, v varchar(20)); INSERT INTO src.h (v) VALUES ('a'), ('b');
+        CREATE TABLE tgt.h (id bigint unsigned NOT NULL AUTO_INCREMENT PRIMARY KEY, v varchar(20));
+        CREATE USER 'copier'@'%' IDENTIFIED BY 'copier-pw'; GRANT SELECT, LOCK TABLES ON src.* TO 'copier'@'%'; GRANT ALL PRIVILEGES ON tgt.* TO 'copier'@'%'`);
+      const dir = tempDir();
+      const input = (cleanup: string) => writeJson(dir, `${cleanup}.json`, {
+        migrationId: `nodelete-${cleanup}`, source: { connection: 'src', database: 'src', table: 'h' }, target: { connection: 'tgt', database: 'tgt', table: 'h' },
+        idOffset: '0', catchUp: { quietSeconds: 1, pollSeconds: 1 }, cleanup: { mode: cleanup },
+      });
+      const env = { MYSQL_URL: `mysql://copier:copier-pw@127.0.0.1:${server.port}` };
+      for (const command of ['plan', 'local']) {
+        const refused = await runFerry([command, 'table-copy', '--input', input('trickle-delete'), '--state-dir', `${dir}/state`, ...(command === 'local' ? ['--approve', 'all'] : [])], env);
+        expect(refused.code, refused.stderr).toBe(2);
+        expect(refused.stderr).toMatch(/cleanup\.mode: "src"'s user may not DELETE on src\.h, which cleanup "trickle-delete" does after the cut-over: GRANT DELETE ON `src`\.`h` TO ferry's user, or choose cleanup "none"/);
+      }
+      const [tables] = await c.query("SELECT TABLE_NAME AS t FROM information_schema.TABLES WHERE TABLE_SCHEMA = 'tgt'");
+      expect((tables as { t: string }[]).map((r) => r.t)).toEqual(['h']);
+      // with cleanup "none" it needs no more than it has
+      const ok = await runFerry(['local', 'table-copy', '--input', input('none'), '--state-dir', `${dir}/state`, '--approve', 'all'], env);
+      expect(ok.code, ok.stderr).toBe(0);
+    } finally {
+      await c.end();
+    }
+  });
 });

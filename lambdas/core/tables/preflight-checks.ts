@@ -1,7 +1,7 @@
 import { InvalidInput } from '../errors.ts';
 import { ID_OFFSET_FLOOR } from '../id-offset.ts';
 import type { TableRef } from '../identifiers.ts';
-import type { SqlConnection } from '../ports/sql.ts';
+import { scalar, type SqlConnection } from '../ports/sql.ts';
 import type { TableCopyInput } from '../table-copy-input.ts';
 import { idBounds } from './copier.ts';
 import { databaseExists, inspectTable, integerRange, type TableInfo } from './inspector.ts';
@@ -65,7 +65,45 @@ export async function checkCopyTables(input: TableCopyInput, source: SqlConnecti
         'widen it, or give idOffset explicitly ("0" when the old table receives no row once the copy flags are set)',
     );
   }
+  const cleanupNeeds = input.cleanup.mode === 'trickle-delete' ? 'DELETE' : input.cleanup.mode === 'truncate' ? 'DROP' : null;
+  if (cleanupNeeds && (await lacksPrivilege(source, input.source, cleanupNeeds))) {
+    throw new InvalidInput(
+      'cleanup.mode',
+      `"${source.name}"'s user may not ${cleanupNeeds} on ${input.source.database}.${input.source.table}, which cleanup "${input.cleanup.mode}" does after the cut-over: ` +
+        `GRANT ${cleanupNeeds} ON \`${input.source.database}\`.\`${input.source.table}\` TO ferry's user, or choose cleanup "none"`,
+    );
+  }
+  for (const privilege of ['INSERT', 'UPDATE', 'DELETE', 'CREATE', 'ALTER']) {
+    if (await lacksPrivilege(target, input.target, privilege)) {
+      throw new InvalidInput('target.table', `"${target.name}"'s user may not ${privilege} on ${input.target.database}.${input.target.table} (ferry writes the table, and its checkpoint and ledger beside it): GRANT ${privilege} ON \`${input.target.database}\`.* TO ferry's user`);
+    }
+  }
   return { sourceInfo, targetInfo };
+}
+
+/**
+ * Whether the server says the connection's user surely lacks a privilege on a table: granted
+ * neither globally, nor on its database, nor on the table. False when it has it, or when it cannot
+ * tell (a role is in use, or the server does not answer the question).
+ */
+export async function lacksPrivilege(conn: SqlConnection, ref: TableRef, privilege: string): Promise<boolean> {
+  try {
+    // Privileges through a role (nested ones, default ones) are not all in information_schema: then it cannot tell.
+    const role = await scalar(conn, 'SELECT CURRENT_ROLE()');
+    if (role !== null && role !== 'NONE') return false;
+    const rows = await conn.query(
+      `SELECT 1 FROM (
+         SELECT GRANTEE, PRIVILEGE_TYPE FROM information_schema.USER_PRIVILEGES
+         UNION ALL SELECT GRANTEE, PRIVILEGE_TYPE FROM information_schema.SCHEMA_PRIVILEGES WHERE TABLE_SCHEMA = ?
+         UNION ALL SELECT GRANTEE, PRIVILEGE_TYPE FROM information_schema.TABLE_PRIVILEGES WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ?
+       ) p
+       WHERE p.PRIVILEGE_TYPE = ? AND p.GRANTEE = CONCAT('''', SUBSTRING_INDEX(CURRENT_USER(), '@', 1), '''@''', SUBSTRING_INDEX(CURRENT_USER(), '@', -1), '''') LIMIT 1`,
+      [ref.database, ref.database, ref.table, privilege],
+    );
+    return rows.length === 0;
+  } catch {
+    return false;
+  }
 }
 
 /** The operator's throttle query must run where it will be asked. */
