@@ -13,6 +13,7 @@ import type { ApprovalRequest } from '../../lambdas/core/ports/approvals.ts';
 import type { Progress, TaskDeps } from '../../lambdas/core/ports/task-deps.ts';
 import { loadDefinition, MACHINES, type Handler, type MachineSpec } from './machines.ts';
 import { acquireRunLock } from './run-lock.ts';
+import { processAlive } from '../../lambdas/adapters/processes.ts';
 
 /** How long one local task invocation copies before handing back to the state machine. */
 export const LOCAL_BUDGET_MILLIS = 10_000;
@@ -87,15 +88,6 @@ function localExecutionOf(id: string): { host: string; pid: number; stateDir: st
   const [host, pid, dir] = parts.slice(-4, -1);
   const n = Number(pid);
   return host && Number.isInteger(n) && n > 0 ? { host, pid: n, stateDir: decodeURIComponent(dir ?? '') } : null;
-}
-
-function processAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
-  }
 }
 
 /** The hand-overs of one local run: which execution's continue-as-new started which. */

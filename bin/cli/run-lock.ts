@@ -1,21 +1,13 @@
 import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { userInfo } from 'node:os';
 import { join } from 'node:path';
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
+import { processAlive } from '../../lambdas/adapters/processes.ts';
 
 /** The live `ferry local` run holding the migration's lock in this state dir (who, since when), or null. Reads only. */
 export function runLockInfo(stateDir: string, migrationId: string): { pid: number; startedAt: string; user: string | null } | null {
   try {
     const lock = JSON.parse(readFileSync(join(stateDir, `${migrationId}.lock`), 'utf8')) as { pid: number; startedAt: string; user?: string };
-    return lock.pid && alive(lock.pid) ? { pid: lock.pid, startedAt: lock.startedAt, user: lock.user ?? null } : null;
+    return lock.pid && processAlive(lock.pid) ? { pid: lock.pid, startedAt: lock.startedAt, user: lock.user ?? null } : null;
   } catch {
     return null;
   }
@@ -46,7 +38,7 @@ export function acquireRunLock(stateDir: string, migrationId: string): { release
       } catch {
         // unreadable: treated as stale
       }
-      if (holder && holder !== process.pid && alive(holder)) return { heldBy: holder };
+      if (holder && holder !== process.pid && processAlive(holder)) return { heldBy: holder };
       rmSync(path, { force: true });
     }
   }

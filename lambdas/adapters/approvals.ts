@@ -2,6 +2,7 @@ import { mkdir, readFile, readdir, rename, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { ApprovalRejected, ApprovalSuperseded } from '../core/errors.ts';
 import type { ApprovalDecider, ApprovalDecision, ApprovalRequest } from '../core/ports/approvals.ts';
+import { processAlive } from './processes.ts';
 
 interface ApprovalRecord extends ApprovalRequest {
   readonly requestedAt: string;
@@ -10,16 +11,6 @@ interface ApprovalRecord extends ApprovalRequest {
   readonly decision?: ApprovalDecision;
   /** Set once a waiting run has acted on the decision. */
   readonly consumed?: boolean;
-}
-
-/** Whether a process of this machine is running (one of another user's counts). */
-function processAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
-  }
 }
 
 /**
