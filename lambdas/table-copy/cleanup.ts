@@ -4,6 +4,7 @@ import { idBounds } from '../core/tables/copier.ts';
 import { deliverAndRecord, deliverRows } from '../core/tables/delivery.ts';
 import type { DeliveryLedger } from '../core/tables/ledger.ts';
 import { sweep } from '../core/tables/sweeper.ts';
+import { lowWater } from '../core/tables/horizon.ts';
 import { deleteIds, idsAfter, setAutoIncrement, truncateTable, withWriteLock } from '../core/tables/table-writes.ts';
 import { liveAutoIncrementOf } from '../core/tables/inspector.ts';
 import { checkThrottle, ledgerOf, loopState, openMigration, outcomeState, report, save, timeLeft, type LoopState, type Migration, type TaskEvent } from './open-migration.ts';
@@ -18,9 +19,10 @@ import { sweepState } from './sweep.ts';
  */
 async function deleteBatch(m: Migration, ledger: DeliveryLedger): Promise<number | null> {
   const s = m.state;
+  const low = await lowWater(m.source, m.input.source, m.tables.idColumn, (s.idClock ??= []));
   const ids = await idsAfter(m.source, m.input.source, m.tables.idColumn, s.cleanedUpTo, m.input.cleanup.batchRows);
   if (ids.length === 0) return null;
-  const late = await deliverAndRecord(m.tables, ledger, ids, s.idFloor);
+  const late = await deliverAndRecord(m.tables, ledger, ids, s.idFloor, low);
   if (late > 0) {
     s.sweep.lateRows = (BigInt(s.sweep.lateRows) + BigInt(late)).toString();
     s.quietSince = new Date(m.deps.now()).toISOString();

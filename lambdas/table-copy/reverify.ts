@@ -1,4 +1,5 @@
 import type { TaskDeps } from '../core/ports/task-deps.ts';
+import { MAX_HOLES_KEPT } from '../core/tables/ledger.ts';
 import { differingIds, sameChecksum, type RangeChecksum } from '../core/checksum.ts';
 import { VerificationFailed } from '../core/errors.ts';
 import type { Id } from '../core/ids.ts';
@@ -33,7 +34,9 @@ const SPANS_PER_READ = 50;
 /** The largest share of a span's verified rows a repair deletes from the new table because they are gone from the old one. */
 export const MAX_REPAIR_DELETES_SHARE = 0.05;
 
+/** Whether `id` is in one of the span's holes that may still fill (in a span whose holes were not kept, any id may be). */
 function inHoles(id: Id, holes: LedgerEntry['holes']): boolean {
+  if (holes === null) return true;
   const v = BigInt(id);
   return holes.some(([lo, hi]) => BigInt(lo) <= v && v <= BigInt(hi));
 }
@@ -119,14 +122,15 @@ async function rewriteFromSource(t: CopyTables, span: LedgerEntry): Promise<{ ch
     const after = await checksumRange(tx, t.targetTable, t.idColumn, t.hash.target, span);
     const now = await checksumRange(tx, t.sourceTable, t.idColumn, t.hash.source, span);
     if (!sameChecksum(after, now)) throw new VerificationFailed(`ids ${span.lo}..${span.hi} differ right after being written again from the source; nothing was changed`);
-    return { checksum: now, holes: await idHoles(tx, t.sourceTable, t.idColumn, span) };
+    const holes = await idHoles(tx, t.sourceTable, t.idColumn, span);
+    return { checksum: now, holes: holes.length > MAX_HOLES_KEPT ? null : holes };
   }, { readCommitted: true });
 }
 
 
 /** A span written again from the source: the ledger says what it holds now, and the operator is told. */
 async function recordRepair(m: Migration, span: LedgerEntry, look: Extract<Look, { kind: 'repaired' }>): Promise<void> {
-  await ledgerOf(m).record({ ...span, rows: look.rows, checksum: look.checksum.checksum, holes: look.holes, settled: look.holes.length === 0 || span.settled });
+  await ledgerOf(m).record({ ...span, rows: look.rows, checksum: look.checksum.checksum, holes: look.holes, settled: look.holes?.length === 0 || span.settled });
   notice(m, `re-verification: ids ${span.lo}..${span.hi} changed in ${m.input.source.table} after they were verified, and were written again to ${m.input.target.table} (untouched there since)`);
 }
 

@@ -5,22 +5,44 @@ import { addId, compareIds, toBig, type Id } from '../core/ids.ts';
 import { nextVerifyRange, resizeChunk, type TrailingVerify } from '../core/tables/chunked-copy.ts';
 import type { CopyTables } from '../core/tables/copier.ts';
 import { idHoles } from '../core/tables/inspector.ts';
+import { openHoles } from '../core/tables/delivery.ts';
+import { lowWater } from '../core/tables/horizon.ts';
+import { MAX_HOLES_KEPT } from '../core/tables/ledger.ts';
 import { verifyRange, type RangeVerdict } from '../core/tables/verifier.ts';
 import { checkThrottle, ledgerOf, loopState, openMigration, outcomeState, report, save, timeLeft, type LoopState, type Migration, type TaskEvent } from './open-migration.ts';
 
 /**
- * The ledger span for a verified range: every id in it that holds a row is delivered; the ids
- * that hold none are its holes, read from the target (the two sides are equal now, and the
- * target is not the production server). The first span starts at the lowest id the type allows.
+ * The low water of the source now (see horizon.ts), asked for before a range is read. Right after
+ * the run starts the clock has no sample from a second before the copy's own writes began; it
+ * waits for that second once, rather than keep every hole of the first ranges.
  */
-async function recordVerified(m: Migration, verdict: RangeVerdict, target: SqlConnection = m.target): Promise<void> {
+async function lowWaterNow(m: Migration, source: SqlConnection): Promise<Id | null> {
+  const clock = (m.state.idClock ??= []);
+  const low = await lowWater(source, m.input.source, m.tables.idColumn, clock);
+  if (low !== null || clock.length > 1) return low;
+  await new Promise((r) => setTimeout(r, 1100));
+  return lowWater(source, m.input.source, m.tables.idColumn, clock);
+}
+
+/**
+ * The ledger span for a verified range: every id in it that holds a row is delivered; the ids
+ * that hold none and may still receive a row (at or above the low water asked for before the
+ * range was read) are its holes, read from the target (the two sides are equal now, and the target
+ * is not the production server). The first span starts at the lowest id the type allows.
+ */
+async function recordVerified(m: Migration, verdict: RangeVerdict, low: Id | null, target: SqlConnection = m.target): Promise<void> {
   const s = m.state;
   const { range } = verdict;
   const dense = toBig(verdict.rows) === toBig(range.hi) - toBig(range.lo) + 1n;
-  const inRange: Hole[] = dense ? [] : await idHoles(target, m.input.target, m.tables.idColumn, range);
   const lo = s.verifiedUpTo === null && compareIds(s.idFloor, range.lo) < 0 ? s.idFloor : range.lo;
-  const holes = lo === range.lo ? inRange : [...holesAround(lo, addId(range.lo, -1), []), ...inRange];
-  await ledgerOf(m).on(target).record({ lo, hi: range.hi, rows: verdict.rows, checksum: verdict.checksum, holes, settled: holes.length === 0 });
+  let holes: Hole[] | null = [];
+  if (low === null || compareIds(low, range.hi) <= 0) {
+    const from = low === null || compareIds(low, range.lo) < 0 ? range.lo : low;
+    const inRange = dense ? [] : await idHoles(target, m.input.target, m.tables.idColumn, { lo: from, hi: range.hi });
+    holes = openHoles(lo === range.lo ? inRange : [...holesAround(lo, addId(range.lo, -1), []), ...inRange], low);
+    if (holes.length > MAX_HOLES_KEPT) holes = null;
+  }
+  await ledgerOf(m).on(target).record({ lo, hi: range.hi, rows: verdict.rows, checksum: verdict.checksum, holes, settled: holes !== null && holes.length === 0 });
   s.verifiedUpTo = range.hi;
   s.rangesVerified += 1;
   s.rowsVerified = (BigInt(s.rowsVerified) + BigInt(verdict.rows)).toString();
@@ -40,7 +62,8 @@ export function trailingVerify(m: Migration, sessions: { source: SqlConnection; 
     while (m.state.verifiedUpTo === null || compareIds(m.state.verifiedUpTo, hi) < 0) {
       const range = await nextVerifyRange(on, m.state.verifiedUpTo, hi);
       if (range === null || compareIds(range.lo, range.hi) > 0) return;
-      await recordVerified(m, await verifyRange(tables, range), sessions.target);
+      const low = await lowWaterNow(m, sessions.source);
+      await recordVerified(m, await verifyRange(tables, range), low, sessions.target);
     }
   };
 }
@@ -60,8 +83,9 @@ export async function verifyCopied(m: Migration): Promise<boolean | LoopState> {
     const decision = await checkThrottle(m);
     if (decision.throttled) return outcomeState(m, { kind: 'throttled', reason: decision.reason, waitSeconds: decision.waitSeconds });
     const started = m.deps.now();
+    const low = await lowWaterNow(m, m.source);
     const verdict = await verifyRange(m.tables, range);
-    await recordVerified(m, verdict);
+    await recordVerified(m, verdict, low);
     resizeChunk(m, m.deps.now() - started);
     await save(m);
     report(m, `verified ids ${verdict.range.lo}..${verdict.range.hi}: ${verdict.rows} rows equal${verdict.repaired ? ' after a re-copy' : ''}`);

@@ -1,6 +1,6 @@
 import { rowHashesOfIdsSql, type HashColumn } from '../checksum.ts';
 import { VerificationFailed } from '../errors.ts';
-import { fillHoles, holesAround, inHoles } from '../holes.ts';
+import { fillHoles, holesAround, inHoles, type Hole } from '../holes.ts';
 import { addId, compareIds, type Id } from '../ids.ts';
 import { qualified, quoteIdent, type TableRef } from '../identifiers.ts';
 import { str, type SqlConnection, type SqlRow } from '../ports/sql.ts';
@@ -73,20 +73,31 @@ async function refusalReason(tx: SqlConnection, t: CopyTables, refused: readonly
   return (await tx.query('SHOW WARNINGS'))[0];
 }
 
-/** Whether the ledger says `id` was delivered: inside a span and not in its holes. */
+/**
+ * Whether the ledger says `id` was delivered: inside a span and not in its holes. In a span whose
+ * holes were not kept it cannot say, and the row is delivered again (deliverRows finds it in the
+ * target as it was, and leaves it).
+ */
 export function delivered(entries: readonly LedgerEntry[], id: Id): boolean {
   const e = entries.find((x) => compareIds(x.lo, id) <= 0 && compareIds(id, x.hi) <= 0);
-  return e !== undefined && !inHoles(e.holes, id);
+  return e !== undefined && e.holes !== null && !inHoles(e.holes, id);
+}
+
+/** The holes that may still fill: the parts of `holes` at or above the low water (all of them when it is not known). */
+export function openHoles(holes: readonly Hole[], low: Id | null): Hole[] {
+  if (low === null) return [...holes];
+  return holes.flatMap(([a, b]): Hole[] => (compareIds(b, low) < 0 ? [] : [[compareIds(a, low) < 0 ? low : a, b]]));
 }
 
 /**
  * Delivers the source rows among `ids` (ascending, read from the source just now) that the ledger
  * does not count as delivered, and records them in the same transaction: holes they fill are
  * filled, and ids above the ledger's top become a new span from just above it to the last of them,
- * whose holes are the ids between them the source does not hold. So `ids` must include every
- * source id in that stretch. Returns how many rows were newly delivered.
+ * whose holes are the ids between them the source does not hold that may still fill (those at or
+ * above `low`, the low water asked for before `ids` were read; see horizon.ts). So `ids` must
+ * include every source id in that stretch. Returns how many rows were newly delivered.
  */
-export async function deliverAndRecord(t: CopyTables, ledger: DeliveryLedger, ids: readonly Id[], floor: Id): Promise<number> {
+export async function deliverAndRecord(t: CopyTables, ledger: DeliveryLedger, ids: readonly Id[], floor: Id, low: Id | null): Promise<number> {
   if (ids.length === 0) return 0;
   const top = await ledger.top();
   const entries = top === null ? [] : await ledger.overlapping(ids[0]!, ids[ids.length - 1]!);
@@ -97,13 +108,13 @@ export async function deliverAndRecord(t: CopyTables, ledger: DeliveryLedger, id
     const book = ledger.on(tx);
     for (const e of entries) {
       const mine = rows.filter((id) => compareIds(e.lo, id) <= 0 && compareIds(id, e.hi) <= 0);
-      if (mine.length) await book.update({ ...e, rows: (BigInt(e.rows) + BigInt(mine.length)).toString(), holes: fillHoles(e.holes, mine) });
+      if (mine.length) await book.update({ ...e, rows: (BigInt(e.rows) + BigInt(mine.length)).toString(), holes: e.holes === null ? null : fillHoles(e.holes, mine) });
     }
     if (above.length) {
       const lo = top === null ? floor : addId(top, 1);
       const hi = above[above.length - 1]!;
       const present = rows.filter((id) => compareIds(id, lo) >= 0);
-      const holes = holesAround(lo, hi, present);
+      const holes = openHoles(holesAround(lo, hi, present), low);
       await book.record({ lo, hi, rows: String(present.length), checksum: null, holes, settled: holes.length === 0 });
     }
   });

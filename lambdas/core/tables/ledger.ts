@@ -7,6 +7,9 @@ import { OwnershipLost } from '../errors.ts';
 
 export const LEDGER_TABLE = '_ferry_ledger';
 
+/** Holes kept for one span at the most (about 50 KB), when the low water is not known; past that none are kept (see LedgerEntry.holes). */
+export const MAX_HOLES_KEPT = 2000;
+
 /**
  * One span of source ids and what ferry knows of it: every id in `[lo, hi]` outside `holes` held a
  * row that is in the target (it was verified equal there, or copied and checked), so it is
@@ -21,7 +24,13 @@ export interface LedgerEntry {
   readonly rows: string;
   /** The range checksum both sides agreed on when verified, or null for a span delivered row by row. */
   readonly checksum: string | null;
-  readonly holes: readonly Hole[];
+  /**
+   * The ids of the span that held no row and may still receive one (see horizon.ts: holes below
+   * the low water when the span was read are final and not kept). Null: not kept, because a write
+   * transaction older than the id clock was open and there were too many to keep; the sweep then
+   * settles the span by counting its rows.
+   */
+  readonly holes: readonly Hole[] | null;
   /**
    * Settled: no transaction that could still commit a row into a hole is open (see sweeper.ts), so
    * the holes were looked at for the last time. A span without holes is settled from the start.
@@ -92,7 +101,7 @@ export class DeliveryLedger {
       hi: str(r, 'hi')!,
       rows: str(r, 'source_rows')!,
       checksum: str(r, 'checksum'),
-      holes: JSON.parse(str(r, 'holes')!) as Hole[],
+      holes: JSON.parse(str(r, 'holes')!) as Hole[] | null,
       settled: str(r, 'settled') === '1',
     };
   }
@@ -109,7 +118,7 @@ export class DeliveryLedger {
   async record(e: LedgerEntry): Promise<void> {
     const g = this.guard();
     await this.conn.execute(`DELETE FROM ${this.table} WHERE migration_id = ? AND lo <= ${ID} AND hi >= ${ID}${g.where}`, [this.migrationId, e.hi, e.lo, ...g.params]);
-    const values = [this.migrationId, e.lo, e.hi, e.rows, e.checksum, JSON.stringify(e.holes), e.holes.length, e.settled ? 1 : 0];
+    const values = [this.migrationId, e.lo, e.hi, e.rows, e.checksum, JSON.stringify(e.holes), e.holes?.length ?? 0, e.settled ? 1 : 0];
     const columns = `(migration_id, lo, hi, source_rows, checksum, holes, hole_count, settled)`;
     const row = `?, ${ID}, ${ID}, ?, ?, ?, ?, ?`;
     if (!this.owner) {
@@ -128,7 +137,7 @@ export class DeliveryLedger {
     const g = this.guard();
     const { affectedRows } = await this.conn.execute(
       `UPDATE ${this.table} SET source_rows = ?, holes = ?, hole_count = ?, settled = ?, recorded_at = CURRENT_TIMESTAMP(6) WHERE migration_id = ? AND lo = ${ID}${g.where}`,
-      [e.rows, JSON.stringify(e.holes), e.holes.length, e.settled ? 1 : 0, this.migrationId, e.lo, ...g.params],
+      [e.rows, JSON.stringify(e.holes), e.holes?.length ?? 0, e.settled ? 1 : 0, this.migrationId, e.lo, ...g.params],
     );
     // Nothing written: the span is gone, or the migration has another owner, which must not go unnoticed.
     if (affectedRows === 0 && this.owner && !(await this.stillOwned())) throw await this.lost();

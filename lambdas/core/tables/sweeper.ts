@@ -1,11 +1,12 @@
-import { ERRNO, InvalidInput, type FerryError } from '../errors.ts';
+import { ERRNO, InvalidInput, VerificationFailed, type FerryError } from '../errors.ts';
 import { fillHoles, type Hole } from '../holes.ts';
-import type { Id } from '../ids.ts';
+import { addId, type Id } from '../ids.ts';
 import { qualified, quoteIdent, type TableRef } from '../identifiers.ts';
-import { str, type SqlConnection } from '../ports/sql.ts';
+import { scalar, str, type SqlConnection } from '../ports/sql.ts';
 import { checkThrottle, report, save, timeLeft, type CopyOutcome, type CopySettings, type CopyState, type Migration } from './chunked-copy.ts';
 import { deliverAndRecord, deliverRows } from './delivery.ts';
-import type { DeliveryLedger } from './ledger.ts';
+import type { DeliveryLedger, LedgerEntry } from './ledger.ts';
+import { lowWater, type IdClock } from './horizon.ts';
 import { idsAfter } from './table-writes.ts';
 
 /** An InnoDB transaction open on the source's server. */
@@ -148,6 +149,8 @@ export interface SweepingState extends CopyState {
   quietSince: string | null;
   /** The lowest id the id column's type allows: the ledger's first span starts there. */
   idFloor: Id;
+  /** The source's id clock (see horizon.ts), kept with the checkpoint. */
+  idClock?: IdClock;
 }
 
 export interface SweepSettings extends CopySettings {
@@ -203,8 +206,8 @@ export async function sweep(m: SweepMigration, ledger: DeliveryLedger): Promise<
     const entries = await ledger.unsettled(w.probedAfter, w.horizonTop, 100);
     if (entries.length === 0) break;
     for (const e of entries) {
-      const found = await idsInHoles(m.source, source, m.tables.idColumn, e.holes);
-      const settle = (book: DeliveryLedger, late: readonly string[]) => book.update({ ...e, rows: (BigInt(e.rows) + BigInt(late.length)).toString(), holes: fillHoles(e.holes, late), settled: true });
+      const found = e.holes === null ? await lateByCount(m, e) : await idsInHoles(m.source, source, m.tables.idColumn, e.holes);
+      const settle = (book: DeliveryLedger, late: readonly string[]) => book.update({ ...e, rows: (BigInt(e.rows) + BigInt(late.length)).toString(), holes: e.holes === null ? [] : fillHoles(e.holes, late), settled: true });
       let late: string[] = [];
       if (found.length) late = await deliverRows(m.tables, found, (tx, rows) => settle(ledger.on(tx), rows));
       else await settle(ledger, []);
@@ -222,9 +225,10 @@ export async function sweep(m: SweepMigration, ledger: DeliveryLedger): Promise<
     if (!timeLeft(m)) return { kind: 'budget' };
     const decision = await checkThrottle(m);
     if (decision.throttled) return { kind: 'throttled', reason: decision.reason, waitSeconds: decision.waitSeconds };
+    const low = await lowWater(m.source, source, m.tables.idColumn, (s.idClock ??= []));
     const ids = await idsAfter(m.source, source, m.tables.idColumn, await ledger.top(), s.chunkSpan);
     if (ids.length === 0) break;
-    const n = await deliverAndRecord(m.tables, ledger, ids, s.idFloor);
+    const n = await deliverAndRecord(m.tables, ledger, ids, s.idFloor, low);
     w.extendedInRound += n;
     w.newRows = (BigInt(w.newRows) + BigInt(n)).toString();
     s.quietSince = new Date(m.deps.now()).toISOString();
@@ -242,4 +246,34 @@ export async function sweep(m: SweepMigration, ledger: DeliveryLedger): Promise<
   await save(m);
   const seconds = found > 0 ? 0 : Math.max(1, Math.min(pollSeconds, Math.ceil(quietSeconds - quietFor)));
   return { kind: 'wait', seconds, note: `sweep round ${w.round}: ${w.foundInRound} late rows, ${w.extendedInRound} new rows; quiet for ${Math.floor(quietFor)} of ${quietSeconds} s` };
+}
+
+/**
+ * The rows committed late into a span whose holes were not kept (see LedgerEntry.holes), once
+ * every writer has ended: the span now holds more rows than were delivered, and those the target
+ * lacks are them. When the target lacks more (the application deleted some of the delivered ones
+ * there since the cut-over), which are late cannot be told apart, and the sweep stops, naming the span.
+ */
+async function lateByCount(m: SweepMigration, e: LedgerEntry): Promise<Id[]> {
+  const t = m.tables;
+  const id = quoteIdent(t.idColumn);
+  const count = await scalar(t.source, `SELECT COUNT(*) FROM ${qualified(t.sourceTable)} WHERE ${id} BETWEEN ? AND ?`, [e.lo, e.hi]);
+  const extra = BigInt(count ?? '0') - BigInt(e.rows);
+  if (extra <= 0n) return [];
+  const missing: Id[] = [];
+  for (let after = addId(e.lo, -1); ; ) {
+    const ids = await idsAfter(t.source, t.sourceTable, t.idColumn, after, 5000, e.hi);
+    if (ids.length === 0) break;
+    const there = new Set((await t.target.query(`SELECT ${id} AS id FROM ${qualified(t.targetTable)} WHERE ${id} IN (${ids.map(() => '?').join(', ')})`, ids)).map((r) => str(r, 'id')!));
+    missing.push(...ids.filter((x) => !there.has(x)));
+    if (BigInt(missing.length) > extra) break;
+    after = ids[ids.length - 1]!;
+  }
+  if (BigInt(missing.length) !== extra) {
+    throw new VerificationFailed(
+      `ids ${e.lo}..${e.hi} of ${t.sourceTable.table} hold ${extra} rows more than were delivered, and ${t.targetTable.table} lacks ${missing.length}${BigInt(missing.length) > extra ? ' or more' : ''} of them ` +
+        '(the application deleted some delivered rows there since the cut-over): which were committed late cannot be told apart. No row was deleted; copy the late ones by hand, then run again.',
+    );
+  }
+  return missing;
 }

@@ -16,11 +16,11 @@ export async function dropTableIfExists(conn: SqlConnection, ref: TableRef): Pro
 }
 
 /** The first `limit` ids above `after` (from the lowest when null), in order. */
-export async function idsAfter(conn: SqlConnection, ref: TableRef, idColumn: string, after: Id | null, limit: number): Promise<Id[]> {
+export async function idsAfter(conn: SqlConnection, ref: TableRef, idColumn: string, after: Id | null, limit: number, upTo?: Id): Promise<Id[]> {
   const id = quoteIdent(idColumn);
-  const rows = after === null
-    ? await conn.query(`SELECT ${id} AS id FROM ${qualified(ref)} ORDER BY ${id} LIMIT ?`, [limit])
-    : await conn.query(`SELECT ${id} AS id FROM ${qualified(ref)} WHERE ${id} > ? ORDER BY ${id} LIMIT ?`, [after, limit]);
+  const conditions = [...(after === null ? [] : [`${id} > ?`]), ...(upTo === undefined ? [] : [`${id} <= ?`])];
+  const params = [...(after === null ? [] : [after]), ...(upTo === undefined ? [] : [upTo]), limit];
+  const rows = await conn.query(`SELECT ${id} AS id FROM ${qualified(ref)}${conditions.length ? ` WHERE ${conditions.join(' AND ')}` : ''} ORDER BY ${id} LIMIT ?`, params);
   return rows.map((r) => str(r, 'id')!);
 }
 
