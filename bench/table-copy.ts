@@ -7,7 +7,9 @@
  *   - ids spread over 1 … 2^31−1 in a few dense clusters: the chunks it takes against a dense table
  *   - two servers (a second MariaDB started here on another port): `mysqldump | mysql`  vs  ferry,
  *     in 1, 2 and 4 partitions
- * The table has the edX history shape with a ~300-byte `state`. Prints times, rows/s and ratios,
+ * The table has the edX history shape with a ~300-byte `state`; idOffset "0" (nothing writes the old
+ * table here, so no 10-second measurement of its insert rate). BENCH_GAPS_ONLY=1 runs only dense and
+ * every-other-id ids on one server (for a big table's separate run). Prints times, rows/s and ratios,
  * and per 1,000,000 rows what the run would be billed for on AWS (state transitions, Lambda
  * invocations, Lambda-seconds) with the process's peak memory, then projects them to bigger tables.
  * BENCH_ROWS overrides the row count (default 1,000,000).
@@ -85,6 +87,8 @@ async function ferryRun(label: string, env: NodeJS.ProcessEnv, target: { databas
     migrationId: `bench-${Date.now()}`,
     source: { connection: 'edxapp', database: SRC_DB, table: T },
     target: { connection: 'csmh', ...target },
+    // nothing writes the old table here: no 10-second measurement of its insert rate
+    idOffset: '0',
     catchUp: { quietSeconds: 1 },
     throttle: { maxThreadsRunning: 100000 },
     cleanup: { mode: 'none' },
@@ -113,8 +117,8 @@ async function ferryRun(label: string, env: NodeJS.ProcessEnv, target: { databas
   const wall = (Date.now() - started) / 1000;
   rmSync(dir, { recursive: true, force: true });
   if (code !== 0) throw new Error(`${label}: ferry exited ${code}:\n${stderr.slice(-3000)}`);
-  const output = JSON.parse(stdout.trim().split('\n').pop()!) as { phases: Record<string, string>; rangesVerified: number; rowsCopied: string };
-  if (output.rowsCopied !== String(ROWS)) throw new Error(`${label}: ferry copied ${output.rowsCopied} rows, not ${ROWS}`);
+  const output = JSON.parse(stdout.trim().split('\n').pop()!) as { phases: Record<string, string>; rangesVerified: number; rowsCopied: string; rowsDelivered: string };
+  if (output.rowsDelivered !== String(ROWS)) throw new Error(`${label}: ferry delivered ${output.rowsDelivered} rows, not ${ROWS}`);
   const u = /usage: (\d+) state transitions, (\d+) task invocations \(([^)]*)\), ([\d.]+) task-seconds, at most (\d+) at once, peak memory (\d+) MB/.exec(stderr);
   if (!u) throw new Error(`${label}: ferry printed no usage line:\n${stderr.slice(-2000)}`);
   const p = output.phases;
@@ -161,6 +165,29 @@ async function main() {
 
   process.stderr.write(`bench: seeding ${ROWS.toLocaleString('en-US')} rows…\n`);
   await conn.query(`DROP DATABASE IF EXISTS ${TGT_DB}; CREATE DATABASE ${TGT_DB}`);
+
+  // Ids with gaps the way real tables have them: every other id unused (auto_increment_increment = 2,
+  // or the ids upserts and rollbacks burn), against the single statement on the same ids.
+  await seed('n * 2');
+  const gappyBase = await insertSelect();
+  await resetTarget();
+  const gappy = await ferryRun('ferry, one server, every other id', { FERRY_MYSQL_EDXAPP: url, FERRY_MYSQL_CSMH: url }, { database: TGT_DB, table: X });
+  const gapsLine = `every other id unused: single INSERT … SELECT ${gappyBase.toFixed(2)} s, ferry ${gappy.wall.toFixed(2)} s = ${(gappy.wall / gappyBase).toFixed(2)}×, copy ${gappy.copy.toFixed(2)} s, sweep ${gappy.sweep.toFixed(2)} s, peak memory ${gappy.usage.peakMb} MB`;
+  if (process.env.BENCH_GAPS_ONLY) {
+    // Dense ids beside it, and nothing else (a big table's separate run).
+    await seed('n');
+    const denseBase = await insertSelect();
+    await resetTarget();
+    const denseOnly = await ferryRun('ferry, one server', { FERRY_MYSQL_EDXAPP: url, FERRY_MYSQL_CSMH: url }, { database: TGT_DB, table: X });
+    await conn.query(`DROP DATABASE ${SRC_DB}; DROP DATABASE ${TGT_DB}`);
+    await conn.end();
+    process.stdout.write([
+      `table-copy benchmark: ${ROWS.toLocaleString('en-US')} rows, ~300-byte state, unthrottled, quietSeconds 1, cleanup none, one server`,
+      `dense ids: single INSERT … SELECT ${denseBase.toFixed(2)} s, ferry ${denseOnly.wall.toFixed(2)} s = ${(denseOnly.wall / denseBase).toFixed(2)}×, copy ${denseOnly.copy.toFixed(2)} s, sweep ${denseOnly.sweep.toFixed(2)} s, peak memory ${denseOnly.usage.peakMb} MB`,
+      gapsLine,
+    ].join('\n') + '\n');
+    return;
+  }
   await seed('n');
   const same = { FERRY_MYSQL_EDXAPP: url, FERRY_MYSQL_CSMH: url };
   const target = { database: TGT_DB, table: X };
@@ -252,6 +279,7 @@ async function main() {
     `  ferry --help, process start to exit:          ${s(cli)}`,
     `ferry plan's estimate beforehand (a timed sample read, scaled; writes come on top): ${dense.planned === null ? 'none' : `${dense.planned.toFixed(2)} s`} against the whole run's ${dense.wall.toFixed(2)} s${dense.planned ? ` (the run took ${(dense.wall / dense.planned).toFixed(2)}× the estimate)` : ''}; two servers ${streamed.planned === null ? 'none' : `${streamed.planned.toFixed(2)} s`} against ${streamed.wall.toFixed(2)} s`,
     `ids in 4 clusters over 1 … 2^31−1: ${sparse.rangesVerified} chunks (dense: ${dense.rangesVerified}), whole run ${sparse.wall.toFixed(2)} s = ${(sparse.wall / dense.wall).toFixed(2)}× the dense run`,
+    gapsLine,
     'two servers (ratios against mysqldump | mysql):',
     line('mysqldump | mysql', dump, dump),
     line('ferry whole run (from the shell)', streamed.wall, dump),
