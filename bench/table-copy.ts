@@ -145,11 +145,16 @@ async function main() {
   const count = async (c: mysql.Connection, db: string) => String(((await c.query(`SELECT COUNT(*) AS n FROM ${db}.${X}`)) as unknown as [{ n: number }[]])[0][0]!.n);
   const resetTarget = (c: mysql.Connection = conn) => c.query(`CREATE DATABASE IF NOT EXISTS ${TGT_DB}; DROP TABLE IF EXISTS ${TGT_DB}.${X}; DROP TABLE IF EXISTS ${TGT_DB}._ferry_checkpoints; DROP TABLE IF EXISTS ${TGT_DB}._ferry_ledger; DROP TABLE IF EXISTS ${TGT_DB}._ferry_partitions; CREATE TABLE ${TGT_DB}.${X} ${table('bigint unsigned')}`);
   const seed = async (ids: string) => {
-    await conn.query(`DROP DATABASE IF EXISTS ${SRC_DB}; CREATE DATABASE ${SRC_DB}; CREATE TABLE ${SRC_DB}.${T} ${table('int')};
-      SET SESSION max_recursive_iterations = ${ROWS};
-      INSERT INTO ${SRC_DB}.${T} (id, version, created, state, grade, max_grade, student_module_id)
-        WITH RECURSIVE seq(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM seq WHERE n < ${ROWS})
-        SELECT ${ids}, ${ROW} FROM seq;`);
+    await conn.query(`DROP DATABASE IF EXISTS ${SRC_DB}; CREATE DATABASE ${SRC_DB}; CREATE TABLE ${SRC_DB}.${T} ${table('int')}`);
+    // in slices of 500,000: one recursive query of millions of rows needs a temporary table as big
+    const slice = 500_000;
+    for (let from = 0; from < ROWS; from += slice) {
+      const upTo = Math.min(slice, ROWS - from);
+      await conn.query(`SET SESSION max_recursive_iterations = ${upTo};
+        INSERT INTO ${SRC_DB}.${T} (id, version, created, state, grade, max_grade, student_module_id)
+          WITH RECURSIVE seq0(m) AS (SELECT 1 UNION ALL SELECT m + 1 FROM seq0 WHERE m < ${upTo}), seq(n) AS (SELECT m + ${from} FROM seq0)
+          SELECT ${ids}, ${ROW} FROM seq;`);
+    }
   };
   const insertSelect = async () => {
     await resetTarget();

@@ -13,7 +13,7 @@ export abstract class FerryError extends Error {
 }
 
 /** MySQL/MariaDB error numbers ferry acts on. */
-export const ERRNO = { LOCK_WAIT_TIMEOUT: 1205, DEADLOCK: 1213, BINLOG_STATEMENT_MODE: 1665, NO_DEFAULT: 1364 } as const;
+export const ERRNO = { LOCK_WAIT_TIMEOUT: 1205, DEADLOCK: 1213, BINLOG_STATEMENT_MODE: 1665, NO_DEFAULT: 1364, NO_PROCESS_PRIVILEGE: 1227 } as const;
 
 /** The input or the databases it names are not fit to start: nothing has been written. Exit code 2. */
 export class InvalidInput extends FerryError {

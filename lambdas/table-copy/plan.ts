@@ -6,6 +6,7 @@ import { copiedColumns, foreignKeysOf, hashColumns, tableBytes, triggersOn } fro
 import { binlogOn, diskNote, freeSpace, idsLine, rowsLine, rowsOf, tableBytesAtLeast, timedSample } from '../core/tables/plan-reads.ts';
 import { throttleNow } from '../core/tables/chunked-copy.ts';
 import { PartitionStore } from '../core/tables/partitions.ts';
+import { seesOpenTransactions } from '../core/tables/horizon.ts';
 import { MACHINE, type TableCopyState } from './open-migration.ts';
 import { checkTableCopy } from './preflight.ts';
 
@@ -71,6 +72,9 @@ export async function planTableCopy(input: TableCopyInput, deps: PlanDeps, knobs
 
   const aws = projectAws({ fixedTransitions: FIXED.transitions, fixedInvocations: FIXED.invocations, loopSeconds: (copySeconds ?? 0) / input.partitions, parallel: input.partitions, polls });
 
+  if (!(await seesOpenTransactions(source))) {
+    warnings.push(`"${source.name}"'s user lacks PROCESS and cannot see the server's open transactions: every hole in the ids stays in the ledger and the sweep probes it again, so a table with gaps costs more (GRANT PROCESS ON *.* TO ferry's user)`);
+  }
   const targetTriggers = await triggersOn(target, input.target);
   if (targetTriggers.length) warnings.push(`${input.target.table} has triggers (${targetTriggers.join(', ')}): they fire on every copied row`);
   const targetFks = await foreignKeysOf(target, input.target);

@@ -1,3 +1,4 @@
+import { ERRNO } from '../errors.ts';
 import { addId, minId, type Id } from '../ids.ts';
 import { qualified, quoteIdent, type TableRef } from '../identifiers.ts';
 import { str, type SqlConnection } from '../ports/sql.ts';
@@ -22,7 +23,7 @@ const CLOCK_SAMPLES = 120;
 /**
  * The low water of the source table now, to be asked for before the range it is used for is read:
  * ids below it that hold no row are final holes. Null when it cannot be known (a write transaction
- * open since before the clock's first sample): then every hole may still fill. `clock` is updated.
+ * open since before the clock's first sample, or a user without PROCESS, who cannot see them): then every hole may still fill. `clock` is updated.
  */
 export async function lowWater(conn: SqlConnection, table: TableRef, idColumn: string, clock: IdClock): Promise<Id | null> {
   // The sample first, then the writers: one that starts after the sample holds only ids above its highest.
@@ -32,7 +33,13 @@ export async function lowWater(conn: SqlConnection, table: TableRef, idColumn: s
   if (top === null) return null;
   remember(clock, at, top);
   let low: Id = addId(top, 1);
-  for (const w of await openWriters(conn)) {
+  const writers = await openWriters(conn).catch((err: unknown) => {
+    // without PROCESS the open transactions cannot be seen: every hole may still fill
+    if ((err as { errno?: number }).errno === ERRNO.NO_PROCESS_PRIVILEGE) return null;
+    throw err;
+  });
+  if (writers === null) return null;
+  for (const w of writers) {
     // trx_started counts whole seconds: the transaction began at or after it, so only samples taken before that second began bound it.
     const started = w.started.slice(0, 19);
     const before = [...clock].reverse().find(([when]) => when.slice(0, 19) < started);
@@ -57,5 +64,16 @@ function remember(clock: IdClock, at: string, top: Id): void {
     const half = CLOCK_SAMPLES / 2;
     const older = clock.slice(0, half).filter((_, i) => i % 2 === 0);
     clock.splice(0, half, ...older);
+  }
+}
+
+/** Whether the connection's user may see the server's open transactions (INNODB_TRX needs PROCESS), which the low water is read from. */
+export async function seesOpenTransactions(conn: SqlConnection): Promise<boolean> {
+  try {
+    await openWriters(conn);
+    return true;
+  } catch (err) {
+    if ((err as { errno?: number }).errno === ERRNO.NO_PROCESS_PRIVILEGE) return false;
+    throw err;
   }
 }
