@@ -1,6 +1,7 @@
 import type { TaskDeps } from '../core/ports/task-deps.ts';
 import { VerificationFailed } from '../core/errors.ts';
 import { changedInTarget, copyRevisions, currentLeaves } from '../core/docs/copier.ts';
+import { topOffToHead } from './top-off.ts';
 import { docLoopState, followDocKnobs, noteEditedInBoth, openDocMigration, pausedReason, reportDoc, saveDoc, timeLeft, type DocLoopState, type DocMigration, type DocTaskEvent } from './open-doc-migration.ts';
 
 /** The conflicts cursor once every page has been handled. */
@@ -78,6 +79,14 @@ async function deleteBatch(m: DocMigration): Promise<boolean> {
 export async function cleanup(event: DocTaskEvent, deps: TaskDeps): Promise<DocLoopState> {
   const m = await openDocMigration(event, deps);
   if (m.phase === 'done') return docLoopState(m, { done: true, stopped: true });
+  // What the old database received between the top-off's last poll and its stop (a late server's
+  // write, a deletion above all) is carried over once, before anything is deleted or resolved.
+  if (!m.state.lastTopOffDone && m.state.docsDeleted === 0) {
+    if (!(await topOffToHead(m, true))) return docLoopState(m, { done: false, stopped: true });
+    await saveDoc(m, (s) => {
+      s.lastTopOffDone = true;
+    });
+  }
   if (m.input.cleanup.mode === 'none') {
     await saveDoc(m, () => 'done');
     return docLoopState(m, { done: true, stopped: true });

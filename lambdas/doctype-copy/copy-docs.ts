@@ -1,10 +1,12 @@
 import type { TaskDeps } from '../core/ports/task-deps.ts';
-import { readPage, type ReadPage } from '../core/docs/copier.ts';
+import { checkWritten } from '../core/docs/compare.ts';
+import { readPage, writtenDocs, type ReadPage } from '../core/docs/copier.ts';
 import { docLoopState, openDocMigration, pausedReason, reportDoc, saveDoc, timeLeft, type DocLoopState, type DocTaskEvent } from './open-doc-migration.ts';
 
 /**
  * The initial copy, a page of docs per step, until the time budget is spent. The next page is
- * read while this one is written; the checkpoint moves past a page only once it is written.
+ * read while this one is written; the checkpoint moves past a page only once it is written and
+ * the target shows each doc's winning revision as the source does (see checkWritten).
  */
 export async function copyDocs(event: DocTaskEvent, deps: TaskDeps): Promise<DocLoopState> {
   const m = await openDocMigration(event, deps);
@@ -20,6 +22,8 @@ export async function copyDocs(event: DocTaskEvent, deps: TaskDeps): Promise<Doc
       const page: ReadPage = await (ahead ?? read(m.state.initialCursor));
       ahead = page.nextCursor !== null ? read(page.nextCursor) : null;
       await m.target.writeRevisions(page.docs);
+      // checked behind the copy, before the checkpoint moves past the page
+      await checkWritten(m.source, m.target, writtenDocs(page.docs));
       await saveDoc(m, (s) => {
         s.docsCopied += page.copied;
         s.revisionsWritten += page.docs.length;

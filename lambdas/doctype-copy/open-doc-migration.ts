@@ -43,6 +43,8 @@ export interface DoctypeCopyState {
   editedInBothCount?: number;
   /** Live docs per type on both sides when the completeness check passed, before the cut-over. */
   checkedCounts?: { source: Record<string, number>; target: Record<string, number> };
+  /** The cleanup's one top-off pass, before its first deletion, is done: none may run after. */
+  lastTopOffDone?: boolean;
   /** Where the cleanup's deletions stand in the source's index. */
   cleanupCursor?: string | null;
   /** Docs the cleanup left in the source (edited in both places). */

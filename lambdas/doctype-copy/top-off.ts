@@ -1,5 +1,6 @@
 import type { TaskDeps } from '../core/ports/task-deps.ts';
 import { classifyChanges } from '../core/docs/changes.ts';
+import { checkWritten } from '../core/docs/compare.ts';
 import { changedInTarget, copyRevisions } from '../core/docs/copier.ts';
 import { TOP_OFF_STOPPED, docLoopState, followDocKnobs, noteEditedInBoth, openDocMigration, pausedReason, reportDoc, saveDoc, timeLeft, type DocLoopState, type DocMigration, type DocTaskEvent } from './open-doc-migration.ts';
 
@@ -9,11 +10,13 @@ const MOVED_OUT_KEPT = 100;
  * Reads the plain `_changes` feed after the checkpoint, a page at a time, until it reaches the
  * head or the budget is spent. Docs of the wanted types are copied with history, tombstones of
  * docs already moved as tombstones; docs whose type left the set are reported. The checkpoint
- * seq moves only after the target write. Returns true when the feed was read to its head.
+ * seq moves only after the target write, checked behind it as the initial copy's pages are.
+ * Returns true when the feed was read to its head. `last`: the cleanup's one pass before its
+ * first deletion, once the top-off has stopped.
  */
-export async function topOffToHead(m: DocMigration): Promise<boolean> {
+export async function topOffToHead(m: DocMigration, last = false): Promise<boolean> {
   for (;;) {
-    if (TOP_OFF_STOPPED.includes(m.phase)) return true;
+    if (!last && TOP_OFF_STOPPED.includes(m.phase)) return true;
     await followDocKnobs(m);
     const feed = await m.source.changes(m.state.topOffSeq, m.input.page.docs);
     if (feed.results.length === 0) return true;
@@ -25,7 +28,8 @@ export async function topOffToHead(m: DocMigration): Promise<boolean> {
     const theirs = await changedInTarget(m.source, m.target, actions.flatMap((a) => (a.kind === 'copy' && inTarget.has(a.id) ? [a.id] : [])));
     const copied = actions.filter((a): a is Extract<typeof a, { kind: 'copy' }> => a.kind === 'copy' && !theirs.has(a.id));
     const kept = actions.flatMap((a) => (a.kind === 'copy' && theirs.has(a.id) ? [{ id: a.id, targetRev: theirs.get(a.id)!, sourceRev: a.revs[0]! }] : []));
-    await copyRevisions(m.source, m.target, copied.flatMap((a) => a.revs.map((rev) => ({ id: a.id, rev }))));
+    const written = await copyRevisions(m.source, m.target, copied.flatMap((a) => a.revs.map((rev) => ({ id: a.id, rev }))));
+    await checkWritten(m.source, m.target, written);
     const movedOut = actions.flatMap((a) => (a.kind === 'moved-out' ? [{ id: a.id, docType: a.docType }] : []));
     await saveDoc(m, (s) => {
       s.topOffSeq = feed.lastSeq;

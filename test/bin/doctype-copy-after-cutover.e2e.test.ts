@@ -62,6 +62,24 @@ describe('doctype-copy after the cut-over: the new database belongs to the appli
     expect(stats.stdout).toMatch(new RegExp(`edited in both after the cut-over.*${both}`, 's'));
   });
 
+  it('carries over what a late server wrote to the old database just before the cleanup approval, deletions too, before deleting anything', async () => {
+    const sc = await docScenario({ docs: 100 });
+    const get = async (db: string, id: string) => (await couch<Doc>('GET', `/${db}/${id}`)).body;
+    // the top-off polls every 8 s: what follows lands between two of its polls
+    const file = sc.inputFile({ topOff: { quietSeconds: 1, pollSeconds: 8 }, cleanup: { mode: 'none' } });
+    const running = startFerry(['local', 'doctype-copy', '--input', file, '--state-dir', sc.stateDir, '--approve', 'cutover'], sc.env);
+    await running.waitFor(/waiting for approval "cleanup"/);
+    await running.waitFor(/caught up; topping off until the cleanup begins/);
+    const [deleted, edited] = Object.keys(await wantedRevisions(sc.source)).filter((id) => id.startsWith('d'));
+    await bulk(sc.source, [{ ...(await get(sc.source, deleted!)), _deleted: true }]);
+    await bulk(sc.source, [{ ...(await get(sc.source, edited!)), note: 'late server, old database' }]);
+    expect((await runFerry(['approve', sc.migrationId, '--step', 'cleanup', '--state-dir', sc.stateDir])).code).toBe(0);
+    const run = await running.done;
+    expect(run.code, run.stderr).toBe(0);
+    expect((await couch('GET', `/${sc.target}/${deleted}`)).status).toBe(404);
+    expect((await get(sc.target, edited!)).note).toBe('late server, old database');
+  });
+
   it('asks for the cut-over once through a long wait: the top-off runs on in fresh executions, the request and its age stay', async () => {
     const sc = await docScenario({ docs: 60 });
     const get = async (db: string, id: string) => (await couch<Doc>('GET', `/${db}/${id}`)).body;

@@ -1,50 +1,122 @@
-import type { CouchDatabase } from '../ports/couch.ts';
-import type { DocTypeIndex } from './doc-type-index.ts';
-import type { DocTypeCounts } from './doc-types.ts';
+import { TransientError } from '../errors.ts';
+import type { AllDocsRow, CouchDatabase } from '../ports/couch.ts';
+import { isDataDocId, type DocTypeCounts } from './doc-types.ts';
 
-export interface DocComparison {
-  /** Live docs per wanted type in the source. */
-  readonly sourceCounts: DocTypeCounts;
-  /** Of those, the ones the target holds with the same winning revision. */
-  readonly targetCounts: DocTypeCounts;
-  /** The first ids that differ, and how many do. */
-  readonly differing: string[];
-  readonly differingCount: number;
-  /** Live docs in the target beyond the matching ones (design docs and `known` left out). */
-  readonly extraInTarget: number;
+/** Each doc's winning revision, live docs only. */
+type Winners = Map<string, string>;
+/** Each doc's winning revision as a lookup by key gives it: a deleted doc's is its tombstone. */
+type States = Map<string, { readonly rev: string; readonly deleted: boolean }>;
+
+const live = (rows: readonly AllDocsRow[]): Winners => new Map(rows.filter((r) => !r.error && r.value && !r.value.deleted).map((r) => [r.id, r.value.rev]));
+
+/** The winning revision of each live doc, looked up by key (no bodies read). */
+export async function winnersByKey(db: CouchDatabase, ids: readonly string[]): Promise<Winners> {
+  return ids.length === 0 ? new Map() : live(await db.allDocs({}, ids));
 }
 
-const KEYS_PER_CALL = 1000;
+async function statesByKey(db: CouchDatabase, ids: readonly string[]): Promise<States> {
+  if (ids.length === 0) return new Map();
+  const rows = await db.allDocs({}, ids);
+  return new Map(rows.filter((r) => !r.error && r.value).map((r) => [r.id, { rev: r.value.rev, deleted: Boolean(r.value.deleted) }]));
+}
 
 /**
- * Compares every doc of the wanted types, as the source's index lists them, with the target by
- * winning revision: two `_all_docs` calls by key per page, no bodies read and no view built.
- * `known` counts live target docs that are accounted for otherwise (docs whose type left the set).
+ * The winning revision of each live doc: ids in ascending order are read as one range of
+ * `_all_docs` (a sequential read, no bodies), others by key.
  */
-export async function compareDocs(index: DocTypeIndex, source: CouchDatabase, target: CouchDatabase, wanted: readonly string[], known = 0): Promise<DocComparison> {
-  const sourceCounts: Record<string, number> = Object.fromEntries(wanted.map((t) => [t, 0]));
-  const targetCounts: Record<string, number> = { ...sourceCounts };
-  const differing: string[] = [];
-  let differingCount = 0;
+async function winnersOf(db: CouchDatabase, ids: readonly string[]): Promise<Winners> {
+  const sorted = ids.every((id, i) => i === 0 || ids[i - 1]! < id);
+  if (!sorted || ids.length < 2) return winnersByKey(db, ids);
+  const wanted = new Set(ids);
+  const rows = await db.allDocs({ startkey: ids[0], endkey: ids[ids.length - 1] });
+  return live(rows.filter((r) => wanted.has(r.id)));
+}
+
+/** A doc just written to the target, with the revisions written for it. */
+export interface WrittenDoc {
+  readonly id: string;
+  readonly revs: readonly string[];
+}
+
+/**
+ * Checks docs right behind their write, as table-copy verifies a chunk behind its copy: the
+ * target's winning revision of each must be the source's. A doc the source changed since it was
+ * read (its winner now is none of those ferry wrote) is the top-off's, which replays every change
+ * after the recorded seq; a doc whose target winner the source has never had is the application's
+ * (after the cut-over). Anything else is a write that did not land as written: a TransientError,
+ * so the page or batch is written again before the checkpoint moves, and the run fails loudly if
+ * it never lands. Returns how many docs were checked.
+ */
+export async function checkWritten(source: CouchDatabase, target: CouchDatabase, docs: readonly WrittenDoc[]): Promise<number> {
+  if (docs.length === 0) return 0;
+  const inTarget = await winnersOf(target, docs.map((d) => d.id));
+  // a tombstone written, or a winner not written: looked at again by key, with the source
+  const suspects = docs.filter((d) => !d.revs.includes(inTarget.get(d.id) ?? ''));
+  if (suspects.length === 0) return docs.length;
+  const ids = suspects.map((d) => d.id);
+  const [targetNow, sourceNow] = await Promise.all([statesByKey(target, ids), statesByKey(source, ids)]);
+  const liveInTarget = Object.fromEntries(ids.flatMap((id) => (targetNow.get(id) && !targetNow.get(id)!.deleted ? [[id, [targetNow.get(id)!.rev]]] : [])));
+  const unknownToSource = Object.keys(liveInTarget).length ? await source.revsDiff(liveInTarget) : {};
+  for (const d of suspects) {
+    const s = sourceNow.get(d.id);
+    const t = targetNow.get(d.id);
+    if (s && t && s.rev === t.rev) continue;
+    if (!s || !d.revs.includes(s.rev)) continue; // the source moved on: the top-off carries it
+    if ((unknownToSource[d.id]?.length ?? 0) > 0) continue; // the application's revision, after the cut-over
+    throw new TransientError(
+      `${target.connection}/${target.name} shows ${t ? `${t.deleted ? 'deletion' : 'revision'} ${t.rev}` : 'nothing'} for doc ${d.id} right after ferry wrote the source's ${s.deleted ? 'deletion' : 'winner'} ${s.rev}; it is written again`,
+    );
+  }
+  return docs.length;
+}
+
+export interface TargetComparison {
+  /** Live docs per type in the target that the source holds with the same winning revision. */
+  readonly matched: DocTypeCounts;
+  /** Live docs in the target that the source does not hold live with the same winning revision. */
+  readonly mismatched: readonly string[];
+  readonly mismatchedCount: number;
+}
+
+const TARGET_PAGE = 2000;
+const MISMATCHED_KEPT = 10_000;
+
+/**
+ * The whole target against the source, by key and winning revision: every live doc of the target
+ * (design docs left out) must be live in the source with the same winning revision. The target is
+ * read in order with its bodies (each doc's type, for the counts); the source without bodies: one
+ * range of `_all_docs` over the page's ids when the source holds few other docs there, else by key.
+ * Docs of the wanted types the target lacks were checked behind the copy (pages and top-off
+ * batches); this pass finds what the target holds that it should not.
+ */
+export async function compareTargetWithSource(source: CouchDatabase, target: CouchDatabase): Promise<TargetComparison> {
+  const matched: Record<string, number> = {};
+  const mismatched: string[] = [];
+  let mismatchedCount = 0;
   let cursor: string | null = null;
-  do {
-    const page: Awaited<ReturnType<DocTypeIndex['page']>> = await index.page(cursor, KEYS_PER_CALL);
-    const ids = page.refs.map((r) => r.id);
-    if (ids.length) {
-      const live = (rows: Awaited<ReturnType<CouchDatabase['allDocs']>>) => new Map(rows.filter((r) => !r.error && r.value && !r.value.deleted).map((r) => [r.id, r.value.rev]));
-      const [src, tgt] = await Promise.all([source.allDocs({}, ids).then(live), target.allDocs({}, ids).then(live)]);
-      for (const ref of page.refs) {
-        const rev = src.get(ref.id);
-        if (rev === undefined) continue; // deleted since the index listed it: the top-off carries the tombstone
-        sourceCounts[ref.type] = (sourceCounts[ref.type] ?? 0) + 1;
-        if (tgt.get(ref.id) === rev) targetCounts[ref.type] = (targetCounts[ref.type] ?? 0) + 1;
-        else if (differingCount++ < 10) differing.push(ref.id);
-      }
+  for (;;) {
+    const qs: Record<string, unknown> = { include_docs: true, limit: TARGET_PAGE + (cursor === null ? 0 : 1), ...(cursor === null ? {} : { startkey: cursor }) };
+    const rows = (await target.allDocs(qs)).filter((r) => r.id !== cursor);
+    const docs = rows.filter((r) => isDataDocId(r.id) && !r.value.deleted);
+    const inSource = await sourceWinners(source, docs.map((r) => r.id));
+    for (const r of docs) {
+      if (inSource.get(r.id) === r.value.rev) {
+        const type = typeof r.doc?.doc_type === 'string' ? r.doc.doc_type : '(none)';
+        matched[type] = (matched[type] ?? 0) + 1;
+      } else if (mismatchedCount++ < MISMATCHED_KEPT) mismatched.push(r.id);
     }
-    cursor = page.next;
-  } while (cursor !== null);
-  const info = await target.info();
-  const design = (await target.allDocs({ startkey: '_design/', endkey: '_design0' })).length;
-  const matched = Object.values(targetCounts).reduce((a, b) => a + b, 0);
-  return { sourceCounts, targetCounts, differing, differingCount, extraInTarget: Math.max(0, (info?.docCount ?? 0) - design - matched - known) };
+    if (rows.length < TARGET_PAGE) return { matched, mismatched, mismatchedCount };
+    cursor = rows[rows.length - 1]!.id;
+  }
+}
+
+/** The source's winners of ids in ascending order: a range read bounded to twice their number, and by key for what it did not reach. */
+async function sourceWinners(source: CouchDatabase, ids: readonly string[]): Promise<Winners> {
+  if (ids.length < 2) return winnersByKey(source, ids);
+  const rows = await source.allDocs({ startkey: ids[0], endkey: ids[ids.length - 1], limit: 2 * ids.length });
+  const out = live(rows);
+  const reached = rows.length < 2 * ids.length ? null : rows[rows.length - 1]!.id;
+  const rest = reached === null ? [] : ids.filter((id) => id > reached);
+  for (const [id, rev] of await winnersByKey(source, rest)) out.set(id, rev);
+  return out;
 }

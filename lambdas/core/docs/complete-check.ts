@@ -11,11 +11,13 @@ export interface CompletenessFacts {
   readonly sourceSeq: string;
   /** How many changes the checkpoint may trail the source by. */
   readonly maxSeqLag: number;
-  /** Docs of the wanted types whose winning revision in the target is not the source's (first few), and how many in all. */
+  /** Live docs in the target whose winning revision the source does not hold live (first few), and how many in all. */
   readonly differing?: readonly string[];
   readonly differingCount?: number;
-  /** Live docs in the target that no live doc of the wanted types in the source accounts for. */
+  /** Live docs in the target, matching the source, of no wanted type. */
   readonly extraInTarget?: number;
+  /** How far a type's counts may differ: docs changed in the source since the top-off's seq, which the next top-off carries (0). */
+  readonly countSlack?: number;
 }
 
 export type CompletenessVerdict = { readonly complete: true } | { readonly complete: false; readonly problems: readonly string[] };
@@ -26,9 +28,10 @@ export function checkComplete(f: CompletenessFacts): CompletenessVerdict {
   if (!f.checkpointFound) problems.push('no checkpoint in the target: the initial copy never ran');
   else if (!f.initialCopyDone) problems.push('the initial copy has not finished');
   const rows = compareCounts(f.wanted, f.sourceCounts, f.targetCounts);
-  if (rows.some((r) => r.source !== r.target)) problems.push(`per-type counts differ:\n${formatCounts(rows)}`);
-  if (f.differingCount) problems.push(`${f.differingCount} docs have another winning revision in the target, first ${(f.differing ?? []).join(', ')}`);
-  if (f.extraInTarget) problems.push(`the target holds ${f.extraInTarget} live docs the source no longer has (deleted there, or no longer of a wanted type)`);
+  const slack = f.countSlack ?? 0;
+  if (rows.some((r) => Math.abs(r.source - r.target) > slack)) problems.push(`per-type counts differ${slack ? ` by more than the ${slack} docs changed since the top-off's seq` : ''}:\n${formatCounts(rows)}`);
+  if (f.differingCount) problems.push(`${f.differingCount} live docs in the target are not live in the source with the same winning revision (deleted there, or changed and not carried over), first ${(f.differing ?? []).join(', ')}`);
+  if (f.extraInTarget) problems.push(`the target holds ${f.extraInTarget} live docs of no wanted type`);
   const at = seqNumber(f.checkpointSeq);
   const head = seqNumber(f.sourceSeq);
   if (f.checkpointSeq === null) problems.push('the top-off has no checkpoint seq');

@@ -1,5 +1,6 @@
 import { TransientError } from '../errors.ts';
 import type { AllDocsRow, CouchDatabase, CouchDoc } from '../ports/couch.ts';
+import type { WrittenDoc } from './compare.ts';
 import type { DocTypeIndex } from './doc-type-index.ts';
 import { isDataDocId } from './doc-types.ts';
 
@@ -40,12 +41,19 @@ export async function readRevisions(source: CouchDatabase, items: readonly { id:
  * Copies the given revisions with their history, attachments and deletion state: read with
  * `_bulk_get?revs=true`, written with `new_edits: false`, so the target holds the same `_rev`s and
  * a later update of the source doc extends the same tree instead of conflicting. Writing a
- * revision the target already has changes nothing. Returns the revisions written.
+ * revision the target already has changes nothing. Returns the docs written, with their revisions.
  */
-export async function copyRevisions(source: CouchDatabase, target: CouchDatabase, items: readonly { id: string; rev: string }[]): Promise<number> {
+export async function copyRevisions(source: CouchDatabase, target: CouchDatabase, items: readonly { id: string; rev: string }[]): Promise<WrittenDoc[]> {
   const docs = await readRevisions(source, items);
   await target.writeRevisions(docs);
-  return docs.length;
+  return writtenDocs(docs);
+}
+
+/** The docs among these revisions, in id order, each with the revisions written for it. */
+export function writtenDocs(docs: readonly CouchDoc[]): WrittenDoc[] {
+  const byId = new Map<string, string[]>();
+  for (const d of docs) byId.set(d._id, [...(byId.get(d._id) ?? []), d._rev]);
+  return [...byId].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)).map(([id, revs]) => ({ id, revs }));
 }
 
 /** A page of the initial copy, read from the source and not yet written. */

@@ -33,11 +33,14 @@ export interface DocTypeIndex {
   page(cursor: string | null, limit: number, options?: { leaves?: boolean }): Promise<{ refs: DocRef[]; next: string | null }>;
   /** Live docs per wanted type. */
   counts(): Promise<DocTypeCounts>;
+  /** Whether `counts` reads an index (a view's reduce) rather than every doc of the source. */
+  readonly countsCheaply: boolean;
 }
 
 /** A view whose keys are `[doc_type, _id]`. */
 export class ViewIndex implements DocTypeIndex {
   readonly label: string;
+  readonly countsCheaply = true;
   constructor(private readonly db: CouchDatabase, private readonly ddoc: string, private readonly view: string, private readonly wanted: readonly string[]) {
     this.label = `view ${ddoc}/${view} of ${db.name}`;
   }
@@ -97,6 +100,7 @@ export class ViewIndex implements DocTypeIndex {
 /** Every doc read through `_all_docs`, bodies included: slow on a big database, but nothing is written to it. */
 export class ScanIndex implements DocTypeIndex {
   readonly label: string;
+  readonly countsCheaply = false;
   private readonly wanted: ReadonlySet<string>;
   constructor(private readonly db: CouchDatabase, wanted: readonly string[]) {
     this.label = `a scan of ${db.name}'s _all_docs`;

@@ -1,0 +1,84 @@
+import { beforeAll, describe, expect, it } from 'vitest';
+import { NanoConnector } from '../../../../lambdas/adapters/couch.ts';
+import { checkWritten, compareTargetWithSource } from '../../../../lambdas/core/docs/compare.ts';
+import { copyRevisions } from '../../../../lambdas/core/docs/copier.ts';
+import { TransientError } from '../../../../lambdas/core/errors.ts';
+import type { CouchDatabase } from '../../../../lambdas/core/ports/couch.ts';
+import { bulk, couch, couchUrl, createDb, revisions, uniqueDb } from '../../../helpers/couch.ts';
+
+type Doc = Record<string, unknown> & { _id: string; _rev: string };
+
+describe('checks of the doc copy against PouchDB Server', () => {
+  let connector: NanoConnector;
+  beforeAll(() => {
+    connector = new NanoConnector({ COUCH_URL: couchUrl() });
+  });
+
+  /** A source of `n` docs, every `every`-th a WebUser and the rest Other, and a target holding the WebUsers as ferry copies them. */
+  async function copied(n: number, every: number) {
+    const [src, tgt] = [uniqueDb('cmp_src'), uniqueDb('cmp_tgt')];
+    await createDb(src);
+    await createDb(tgt);
+    await bulk(src, Array.from({ length: n }, (_, i) => ({ _id: `u${String(i).padStart(4, '0')}`, doc_type: i % every === 0 ? 'WebUser' : 'Other' })));
+    const source = await connector.database('main', src);
+    const target = await connector.database('main', tgt);
+    const revs = await revisions(src);
+    const users = Object.keys(revs).filter((id) => Number(id.slice(1)) % every === 0);
+    const written = await copyRevisions(source, target, users.map((id) => ({ id, rev: revs[id]! })));
+    return { source, target, src, tgt, users, written };
+  }
+
+  const put = async (db: string, id: string, change: Record<string, unknown>) => {
+    const doc = (await couch<Doc>('GET', `/${db}/${id}`)).body;
+    return (await couch<{ rev: string }>('PUT', `/${db}/${id}`, { ...doc, ...change })).body.rev;
+  };
+
+  it('checkWritten passes docs written as the source holds them, and fails a write that did not land', async () => {
+    const { source, target, tgt, written, users } = await copied(30, 3);
+    expect(await checkWritten(source, target, written)).toBe(users.length);
+    // the target lost a doc ferry just wrote (as a write that never landed would)
+    const gone = users[4]!;
+    const doc = (await couch<Doc>('GET', `/${tgt}/${gone}`)).body;
+    await couch('DELETE', `/${tgt}/${gone}?rev=${doc._rev}`);
+    await expect(checkWritten(source, target, written)).rejects.toThrow(TransientError);
+    await expect(checkWritten(source, target, written)).rejects.toThrow(new RegExp(`shows deletion .* for doc ${gone} right after ferry wrote the source's winner`));
+  });
+
+  it("checkWritten passes a deletion carried over, leaves to the top-off a doc the source changed again since, and to the application a revision the source never had", async () => {
+    const { source, target, src, tgt, written, users } = await copied(30, 3);
+    // a deletion carried over as the top-off does: the tombstone is the winner on both sides
+    const gone = users[1]!;
+    const doc = (await couch<Doc>('GET', `/${src}/${gone}`)).body;
+    const tombstone = (await couch<{ rev: string }>('DELETE', `/${src}/${gone}?rev=${doc._rev}`)).body.rev;
+    const carried = await copyRevisions(source, target, [{ id: gone, rev: tombstone }]);
+    expect(await checkWritten(source, target, carried)).toBe(1);
+    // the source wrote the doc again since: the next top-off carries that
+    await couch('PUT', `/${src}/${gone}`, { doc_type: 'WebUser', note: 'created again' });
+    expect(await checkWritten(source, target, carried)).toBe(1);
+    // the application changed the target (after the cut-over): its revision stands
+    await put(tgt, users[2]!, { note: "the application's edit" });
+    expect(await checkWritten(source, target, written.filter((d) => d.id !== gone))).toBe(users.length - 1);
+  });
+
+  it('compareTargetWithSource counts the matching docs by type and names the ones the source deleted or changed', async () => {
+    const { source, target, src, users } = await copied(60, 3);
+    const [deleted, changed] = [users[3]!, users[7]!];
+    const doc = (await couch<Doc>('GET', `/${src}/${deleted}`)).body;
+    await couch('DELETE', `/${src}/${deleted}?rev=${doc._rev}`);
+    await put(src, changed, { note: 'changed, not carried over' });
+    // a doc of another type in the target, as the source holds it
+    const other = (await couch<Doc>('GET', `/${src}/u0001`)).body;
+    await copyRevisions(source, target, [{ id: other._id, rev: other._rev }]);
+    const cmp = await compareTargetWithSource(source, target);
+    expect(cmp.matched).toEqual({ WebUser: users.length - 2, Other: 1 });
+    expect([...cmp.mismatched].sort()).toEqual([deleted, changed].sort());
+    expect(cmp.mismatchedCount).toBe(2);
+  });
+
+  it('compareTargetWithSource reads by key where the source holds many other docs between the target ids', async () => {
+    const { source, target, users } = await copied(900, 30);
+    const cmp = await compareTargetWithSource(source, target);
+    expect(cmp.matched).toEqual({ WebUser: users.length });
+    expect(cmp.mismatchedCount).toBe(0);
+  });
+});
