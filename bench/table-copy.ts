@@ -6,7 +6,7 @@
  *     the initial copy in 1, 2 and 4 partitions
  *   - ids spread over 1 … 2^31−1 in a few dense clusters: the chunks it takes against a dense table
  *   - two servers (a second MariaDB started here on another port): `mysqldump | mysql`  vs  ferry,
- *     in 1, 2 and 4 partitions
+ *     in 1, 2 and 4 partitions, and with every other id unused
  * The table has the edX history shape with a ~300-byte `state`; idOffset "0" (nothing writes the old
  * table here, so no 10-second measurement of its insert rate). BENCH_GAPS_ONLY=1 runs only dense and
  * every-other-id ids on one server (for a big table's separate run). Prints times, rows/s and ratios,
@@ -214,6 +214,7 @@ async function main() {
   const cluster = Math.ceil(ROWS / 4);
   const starts = [1, 500_000_000, 1_200_000_000, 2 ** 31 - 1 - cluster];
   await seed(`ELT(1 + (n - 1) DIV ${cluster}, ${starts.map((s) => `${s} + (n - 1) % ${cluster}`).join(', ')})`);
+  const sparseBase = await insertSelect();
   await resetTarget();
   const sparse = await ferryRun('ferry, one server, ids spread to 2^31-1', same, target);
   await seed('n');
@@ -223,6 +224,8 @@ async function main() {
   const second = await startSecondServer();
   let dump: number;
   let streamed: FerryRun;
+  let gappyDump: number;
+  let gappyStreamed: FerryRun;
   const streamedParted: FerryRun[] = [];
   try {
     const other = await second.connect();
@@ -239,6 +242,13 @@ async function main() {
       await resetTarget(other);
       streamedParted.push(await ferryRun(`ferry, two servers, ${partitions} partitions`, { FERRY_MYSQL_EDXAPP: url, FERRY_MYSQL_CSMH: second.url }, target, partitions));
     }
+    // every other id unused, between the two servers
+    await seed('n * 2');
+    await other.query(`DROP DATABASE ${TGT_DB}; CREATE DATABASE ${TGT_DB}`);
+    gappyDump = await timed(() => sh(`mysqldump ${from} --single-transaction --no-create-info ${SRC_DB} ${T} | sed 's/\`${T}\`/\`${X}\`/g' | { echo 'CREATE TABLE ${X} ${table('bigint unsigned').replace(/\n/g, ' ')};'; cat; } | mysql ${to} ${TGT_DB}`));
+    if ((await count(other, TGT_DB)) !== String(ROWS)) throw new Error('mysqldump | mysql copied the wrong number of rows');
+    await resetTarget(other);
+    gappyStreamed = await ferryRun('ferry, two servers, every other id', { FERRY_MYSQL_EDXAPP: url, FERRY_MYSQL_CSMH: second.url }, target);
     await other.end();
   } finally {
     await second.stop();
@@ -283,16 +293,19 @@ async function main() {
     ...parted.flatMap((r) => [line(`ferry whole run, ${r.partitions} partitions`, r.wall, baseline), line(`  copy, ${r.partitions} partitions (at most ${r.partitions} at once)`, r.copy, baseline)]),
     `  ferry --help, process start to exit:          ${s(cli)}`,
     `ferry plan's estimate beforehand (a timed sample read, scaled; writes come on top): ${dense.planned === null ? 'none' : `${dense.planned.toFixed(2)} s`} against the whole run's ${dense.wall.toFixed(2)} s${dense.planned ? ` (the run took ${(dense.wall / dense.planned).toFixed(2)}× the estimate)` : ''}; two servers ${streamed.planned === null ? 'none' : `${streamed.planned.toFixed(2)} s`} against ${streamed.wall.toFixed(2)} s`,
-    `ids in 4 clusters over 1 … 2^31−1: ${sparse.rangesVerified} chunks (dense: ${dense.rangesVerified}), whole run ${sparse.wall.toFixed(2)} s = ${(sparse.wall / dense.wall).toFixed(2)}× the dense run`,
+    `ids in 4 clusters over 1 … 2^31−1: single INSERT … SELECT ${sparseBase.toFixed(2)} s, ferry ${sparse.wall.toFixed(2)} s = ${(sparse.wall / sparseBase).toFixed(2)}×, ${sparse.rangesVerified} chunks (dense: ${dense.rangesVerified}), sweep ${sparse.sweep.toFixed(2)} s, peak memory ${sparse.usage.peakMb} MB`,
     gapsLine,
     'two servers (ratios against mysqldump | mysql):',
     line('mysqldump | mysql', dump, dump),
     line('ferry whole run (from the shell)', streamed.wall, dump),
     line('  copy, verification trailing it', streamed.copy, dump),
     ...streamedParted.flatMap((r) => [line(`ferry whole run, ${r.partitions} partitions`, r.wall, dump), line(`  copy, ${r.partitions} partitions`, r.copy, dump)]),
+    `  every other id unused: mysqldump | mysql ${gappyDump.toFixed(2)} s, ferry ${gappyStreamed.wall.toFixed(2)} s = ${(gappyStreamed.wall / gappyDump).toFixed(2)}×, copy ${gappyStreamed.copy.toFixed(2)} s, sweep ${gappyStreamed.sweep.toFixed(2)} s, peak memory ${gappyStreamed.usage.peakMb} MB`,
     `per 1,000,000 rows, one server: ${Math.round(perMillion(u.transitions))} state transitions, ${Math.round(perMillion(u.invocations))} Lambda invocations, ${perMillion(u.taskSeconds).toFixed(1)} Lambda-seconds; peak memory ${u.peakMb} MB (sparse run ${sparse.usage.peakMb} MB, two servers ${streamed.usage.peakMb} MB)`,
     `projected from this run (same speed, unthrottled; Lambda at ${AWS_PRICE.lambdaGb} GB, us-east-1 2024 list prices):`,
     ...[10_000_000, 100_000_000, 2 ** 31].flatMap((rows) => [atScale(rows, dense), atScale(rows, parted.find((r) => r.partitions === 4)!)]),
+    'the same with every other id unused (rows, not ids, counted):',
+    ...[10_000_000, 100_000_000, 2 ** 31].map((rows) => atScale(rows, gappy)),
   ];
   process.stdout.write(report.join('\n') + '\n');
 }

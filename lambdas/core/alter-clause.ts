@@ -56,6 +56,30 @@ export function renameMap(clause: string): (column: string) => string {
   return (column) => map.get(column.toLowerCase()) ?? column;
 }
 
+const NOT_A_COLUMN = new Set(['INDEX', 'KEY', 'PRIMARY', 'FOREIGN', 'CONSTRAINT', 'CHECK', 'PARTITION', 'UNIQUE', 'FULLTEXT', 'SPATIAL', 'SYSTEM', 'PERIOD']);
+
+/**
+ * Columns the clause drops (`DROP [COLUMN] [IF EXISTS] name`), lower-cased. One dropped and added
+ * again in the same clause is a new column, as a plain ALTER makes it: its values are not copied.
+ */
+export function droppedColumns(clause: string): Set<string> {
+  const drop = new RegExp(`^DROP\\s+(COLUMN\\s+)?(?:IF\\s+EXISTS\\s+)?${NAME}`, 'i');
+  const out = new Set<string>();
+  for (const item of alterItems(clause)) {
+    const m = drop.exec(item);
+    if (!m) continue;
+    const quoted = m[2]!.startsWith('`');
+    if (!m[1] && !quoted && NOT_A_COLUMN.has(m[2]!.toUpperCase())) continue;
+    out.add(unquote(m[2]!).toLowerCase());
+  }
+  return out;
+}
+
+/** Whether the clause sets the table's AUTO_INCREMENT (the table option `AUTO_INCREMENT [=] n`, not a column's attribute). */
+export function setsAutoIncrement(clause: string): boolean {
+  return alterItems(clause).some((item) => !/^(ADD|MODIFY|CHANGE|ALTER)\b/i.test(item) && /(^|\s)AUTO_INCREMENT\s*=?\s*\d+/i.test(item));
+}
+
 /** Foreign keys the clause drops (`DROP FOREIGN KEY name`, `DROP CONSTRAINT name`). */
 export function droppedConstraints(clause: string): string[] {
   const drop = new RegExp(`^DROP\\s+(?:FOREIGN\\s+KEY|CONSTRAINT)\\s+(?:IF\\s+EXISTS\\s+)?${NAME}`, 'i');

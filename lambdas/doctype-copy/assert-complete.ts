@@ -29,8 +29,8 @@ export async function assertComplete(event: DocTaskEvent, deps: TaskDeps): Promi
     const info = await m.source.info();
     const [compared, indexCounts] = await Promise.all([compareTargetWithSource(m.source, m.target), m.index.countsCheaply ? m.index.counts() : Promise.resolve(null)]);
     // read after both: every change the comparison may have seen is among them
-    const changed = await changedSince(m.source, seq);
-    const known = new Set([...changed, ...m.state.movedOut.map((o) => o.id)]);
+    const changed = await changedSince(m.source, seq, m.wantedSet);
+    const known = new Set([...changed.ids, ...m.state.movedOut.map((o) => o.id)]);
     const differing = compared.mismatched.filter((id) => !known.has(id));
     const targetCounts = Object.fromEntries(m.wanted.map((t) => [t, compared.matched[t] ?? 0]));
     const extraInTarget = Object.entries(compared.matched).filter(([t]) => !m.wantedSet.has(t)).reduce((n, [, k]) => n + k, 0);
@@ -41,7 +41,7 @@ export async function assertComplete(event: DocTaskEvent, deps: TaskDeps): Promi
       wanted: m.wanted,
       sourceCounts,
       targetCounts,
-      countSlack: changed.size + m.state.movedOut.length,
+      countSlack: changed.ours + m.state.movedOut.length,
       checkpointSeq: seq,
       sourceSeq: info!.updateSeq,
       maxSeqLag: m.input.topOff.maxSeqLag,
@@ -64,13 +64,18 @@ export async function assertComplete(event: DocTaskEvent, deps: TaskDeps): Promi
   throw new IncompleteCopy(`the copy is not complete after ${ROUNDS} rounds of top-off: ${problems.join('; ')}`);
 }
 
-/** The ids the source changed after `seq`, to its head. */
-async function changedSince(source: CouchDatabase, seq: string): Promise<Set<string>> {
+/** The ids the source changed after `seq`, to its head, and how many of them are docs of the wanted types or deletions (which may be of one). */
+async function changedSince(source: CouchDatabase, seq: string, wanted: ReadonlySet<string>): Promise<{ ids: Set<string>; ours: number }> {
   const ids = new Set<string>();
+  const ours = new Set<string>();
   for (let since = seq; ; ) {
     const feed = await source.changes(since, 1000);
-    for (const r of feed.results) ids.add(r.id);
-    if (feed.results.length < 1000) return ids;
+    for (const r of feed.results) {
+      ids.add(r.id);
+      const type = r.doc?.doc_type;
+      if (r.deleted || (typeof type === 'string' && wanted.has(type))) ours.add(r.id);
+    }
+    if (feed.results.length < 1000) return { ids, ours: ours.size };
     since = feed.lastSeq;
   }
 }

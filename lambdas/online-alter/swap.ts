@@ -66,7 +66,7 @@ export async function swapTables(event: TaskEvent, deps: TaskDeps): Promise<Loop
           report(m, `${rewritten} rows the triggers could not write to the shadow were written again`);
         }
         m.state.swapAttempts += 1;
-        return swapOnce(conn, t);
+        return swapOnce(conn, t, input.alter);
       }, async (attempt, backoff) => report(m, `swap attempt ${attempt}/${lock.attempts}: another session holds a lock on ${t.table} (waited ${lock.seconds} s)${await whoHoldsTheTable(conn, lock.seconds)}; the table is unchanged and serving; retrying in ${backoff} s`));
       m.state.autoIncrementAtSwap = ai;
     } catch (err) {

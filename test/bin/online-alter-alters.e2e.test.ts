@@ -69,6 +69,43 @@ describe('ferry local online-alter, ALTER by ALTER', () => {
     }
   });
 
+  it('drops a column and adds one of the same name in one clause: a new column with its default, as a plain ALTER gives', async () => {
+    const sc = await alterScenario(2000);
+    try {
+      await likePlainAlter(sc, 'DROP COLUMN max_grade, ADD COLUMN max_grade double NOT NULL DEFAULT 47');
+      const [r] = await sc.conn.query(`SELECT COUNT(*) AS n FROM \`${sc.db}\`.${CSM} WHERE max_grade <> 47`);
+      expect(Number((r as { n: string }[])[0]!.n)).toBe(0);
+    } finally {
+      await sc.close();
+    }
+  });
+
+  it('sets AUTO_INCREMENT below the table’s, over ids handed out and deleted, as a plain ALTER does; and keeps a row whose id is 0', async () => {
+    const sc = await alterScenario(10);
+    try {
+      const make = async (name: string) => {
+        await sc.conn.query(`CREATE TABLE \`${sc.db}\`.${name} (id int auto_increment, i int not null, primary key (id)) auto_increment=1;
+          SET SESSION sql_mode = CONCAT(@@sql_mode, ',NO_AUTO_VALUE_ON_ZERO'); INSERT INTO \`${sc.db}\`.${name} VALUES (0, 5);
+          INSERT INTO \`${sc.db}\`.${name} VALUES (NULL, 11), (NULL, 13), (NULL, 17), (NULL, 23), (NULL, 29), (NULL, 31), (NULL, 37);
+          SET SESSION sql_mode = REPLACE(@@sql_mode, ',NO_AUTO_VALUE_ON_ZERO', ''); DELETE FROM \`${sc.db}\`.${name} WHERE id >= 5`);
+      };
+      await make('ai_table');
+      await make('ai_reference');
+      const alter = 'AUTO_INCREMENT=7';
+      const run = await runFerry(['local', 'online-alter', '--input', sc.inputFile({ table: { connection: 'edxapp', database: sc.db, table: 'ai_table' }, alter, cleanup: { mode: 'drop' } }), '--state-dir', sc.stateDir, '--approve', 'all']);
+      expect(run.code, run.stderr).toBe(0);
+      await sc.conn.query(`ALTER TABLE \`${sc.db}\`.ai_reference ${alter}`);
+      const ai = async (name: string) => ((await sc.conn.query('SELECT AUTO_INCREMENT AS ai FROM information_schema.TABLES WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ?', [sc.db, name]))[0] as { ai: string }[])[0]!.ai;
+      expect(String(await ai('ai_table'))).toBe(String(await ai('ai_reference')));
+      expect(String(await ai('ai_table'))).toBe('7');
+      expect(await tableContent(sc.conn, sc.db, 'ai_table')).toEqual(await tableContent(sc.conn, sc.db, 'ai_reference'));
+      const [zero] = await sc.conn.query(`SELECT i FROM \`${sc.db}\`.ai_table WHERE id = 0`);
+      expect(zero).toEqual([{ i: 5 }]);
+    } finally {
+      await sc.close();
+    }
+  });
+
   it('keeps the table’s own foreign keys, cascades included, named with a leading underscore', async () => {
     const sc = await alterScenario(3000);
     try {

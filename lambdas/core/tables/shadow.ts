@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { renameDroppedConstraints, renameMap } from '../alter-clause.ts';
+import { droppedColumns, renameDroppedConstraints, renameMap, setsAutoIncrement } from '../alter-clause.ts';
 import { ERRNO, VerificationFailed, type FerryError } from '../errors.ts';
 import { qualified, quoteIdent, type TableRef } from '../identifiers.ts';
 import { str, type SqlConnection } from '../ports/sql.ts';
@@ -51,16 +51,19 @@ export interface ColumnMapping {
 /**
  * Pairs the table's stored columns with the altered table's: by the clause's renames (`CHANGE old
  * new`, `RENAME COLUMN`), and otherwise by name, case-insensitively as MySQL compares them.
- * Dropped columns are not copied; added ones take their defaults.
+ * Dropped columns are not copied, even when the clause adds one of the same name again; added
+ * ones take their defaults.
  */
 export function columnMapping(table: TableInfo, altered: TableInfo | null, alter: string): ColumnMapping {
   const own = copiedColumns(table);
   if (!altered) return { source: own, target: own };
   const to = renameMap(alter);
+  const dropped = droppedColumns(alter);
   const theirs = new Map(copiedColumns(altered).map((c) => [c.toLowerCase(), c]));
   const source: string[] = [];
   const target: string[] = [];
   for (const c of own) {
+    if (dropped.has(c.toLowerCase())) continue;
     const there = theirs.get(to(c).toLowerCase());
     if (there === undefined) continue;
     source.push(c);
@@ -312,15 +315,16 @@ export async function swapDone(conn: SqlConnection, t: TableRef): Promise<boolea
 
 /**
  * The cut-over itself: the shadow's AUTO_INCREMENT raised to the table's when that is higher (ids
- * continue above every id the table ever handed out; an AUTO_INCREMENT the ALTER set higher
- * stays), then one atomic `RENAME TABLE t TO _t_old, _t_new TO t`, under the short lock wait the
+ * continue above every id the table ever handed out) unless the ALTER sets AUTO_INCREMENT itself:
+ * then the shadow's stays, as a plain ALTER leaves it (the value set, or above the highest id
+ * present when that is higher), then one atomic `RENAME TABLE t TO _t_old, _t_new TO t`, under the short lock wait the
  * caller set. A failed attempt changes nothing. Returns the shadow's AUTO_INCREMENT.
  */
-export async function swapOnce(conn: SqlConnection, t: TableRef): Promise<string | null> {
+export async function swapOnce(conn: SqlConnection, t: TableRef, alter: string): Promise<string | null> {
   const { shadow, old } = shadowNames(t);
   const [ai, mine] = [await autoIncrementOf(conn, t), await autoIncrementOf(conn, shadow)];
   let kept = mine;
-  if (ai !== null && (mine === null || BigInt(ai) > BigInt(mine))) {
+  if (ai !== null && !setsAutoIncrement(alter) && (mine === null || BigInt(ai) > BigInt(mine))) {
     await setAutoIncrement(conn, shadow, BigInt(ai));
     kept = ai;
   }

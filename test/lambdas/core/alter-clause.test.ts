@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { alterItems, droppedConstraints, renameDroppedConstraints, renamedColumns, renameMap } from '../../../lambdas/core/alter-clause.ts';
+import { alterItems, setsAutoIncrement, droppedColumns, droppedConstraints, renameDroppedConstraints, renamedColumns, renameMap } from '../../../lambdas/core/alter-clause.ts';
 
 describe('alter clause', () => {
   it('splits items at top-level commas only', () => {
@@ -27,5 +27,17 @@ describe('alter clause', () => {
     const clause = 'DROP FOREIGN KEY fk_user, ADD COLUMN n int, DROP CONSTRAINT `fk_course`';
     expect(droppedConstraints(clause)).toEqual(['fk_user', 'fk_course']);
     expect(renameDroppedConstraints(clause, (n) => `_${n}`)).toBe('DROP FOREIGN KEY `_fk_user`, ADD COLUMN n int, DROP CONSTRAINT `_fk_course`');
+  });
+
+  it('names the columns a clause drops, not its indexes, keys or constraints', () => {
+    const clause = 'drop column c1, add column c1 int not null default 47, DROP `Key`, DROP INDEX k, DROP PRIMARY KEY, DROP FOREIGN KEY f, DROP CONSTRAINT c, DROP CHECK ck, DROP IF EXISTS gone, DROP COLUMN `index`';
+    expect([...droppedColumns(clause)].sort()).toEqual(['c1', 'gone', 'index', 'key']);
+  });
+
+  it('tells a table AUTO_INCREMENT option from a column attribute', () => {
+    expect(setsAutoIncrement('AUTO_INCREMENT=7')).toBe(true);
+    expect(setsAutoIncrement('ADD COLUMN n int, ENGINE=InnoDB AUTO_INCREMENT 100')).toBe(true);
+    expect(setsAutoIncrement('MODIFY id bigint unsigned NOT NULL AUTO_INCREMENT')).toBe(false);
+    expect(setsAutoIncrement("ADD COLUMN note varchar(40) DEFAULT 'AUTO_INCREMENT=3'")).toBe(false);
   });
 });
