@@ -21,15 +21,27 @@ async function statesByKey(db: CouchDatabase, ids: readonly string[]): Promise<S
 }
 
 /**
- * The winning revision of each live doc: ids in ascending order are read as one range of
- * `_all_docs` (a sequential read, no bodies), others by key.
+ * The winning revision of each live doc: ids in `_all_docs` order are read as one range (a
+ * sequential read, no bodies), others by key. A doc the range does not show is looked at again by
+ * key by the caller, so a server that orders ids otherwise costs lookups, never a wrong answer.
  */
 async function winnersOf(db: CouchDatabase, ids: readonly string[]): Promise<Winners> {
-  const sorted = ids.every((id, i) => i === 0 || ids[i - 1]! < id);
+  const sorted = ids.every((id, i) => i === 0 || rawCompare(ids[i - 1]!, id) < 0);
   if (!sorted || ids.length < 2) return winnersByKey(db, ids);
   const wanted = new Set(ids);
   const rows = await db.allDocs({ startkey: ids[0], endkey: ids[ids.length - 1] });
   return live(rows.filter((r) => wanted.has(r.id)));
+}
+
+/** The order of `_all_docs`: CouchDB sorts doc ids "raw", by their UTF-8 bytes, not as JavaScript compares strings. */
+export function rawCompare(a: string, b: string): number {
+  // UTF-8 byte order is code point order; UTF-16 units differ from it only where surrogates meet U+E000…U+FFFF
+  const unit = (c: number) => (c >= 0xd800 && c <= 0xdfff ? c + 0x2000 : c >= 0xe000 ? c - 0x800 : c);
+  for (let i = 0; i < Math.min(a.length, b.length); i++) {
+    const d = unit(a.charCodeAt(i)) - unit(b.charCodeAt(i));
+    if (d !== 0) return d;
+  }
+  return a.length - b.length;
 }
 
 /** A doc just written to the target, with the revisions written for it. */
@@ -115,8 +127,8 @@ async function sourceWinners(source: CouchDatabase, ids: readonly string[]): Pro
   if (ids.length < 2) return winnersByKey(source, ids);
   const rows = await source.allDocs({ startkey: ids[0], endkey: ids[ids.length - 1], limit: 2 * ids.length });
   const out = live(rows);
-  const reached = rows.length < 2 * ids.length ? null : rows[rows.length - 1]!.id;
-  const rest = reached === null ? [] : ids.filter((id) => id > reached);
+  // a range cut short by its limit: whatever it did not show is looked up by key (no guess at the server's collation)
+  const rest = rows.length < 2 * ids.length ? [] : ids.filter((id) => !out.has(id));
   for (const [id, rev] of await winnersByKey(source, rest)) out.set(id, rev);
   return out;
 }

@@ -1,6 +1,6 @@
 import { TransientError } from '../errors.ts';
 import type { AllDocsRow, CouchDatabase, CouchDoc } from '../ports/couch.ts';
-import type { WrittenDoc } from './compare.ts';
+import { rawCompare, type WrittenDoc } from './compare.ts';
 import type { DocTypeIndex } from './doc-type-index.ts';
 import { isDataDocId } from './doc-types.ts';
 
@@ -49,11 +49,11 @@ export async function copyRevisions(source: CouchDatabase, target: CouchDatabase
   return writtenDocs(docs);
 }
 
-/** The docs among these revisions, in id order, each with the revisions written for it. */
+/** The docs among these revisions, in `_all_docs` order, each with the revisions written for it. */
 export function writtenDocs(docs: readonly CouchDoc[]): WrittenDoc[] {
   const byId = new Map<string, string[]>();
   for (const d of docs) byId.set(d._id, [...(byId.get(d._id) ?? []), d._rev]);
-  return [...byId].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)).map(([id, revs]) => ({ id, revs }));
+  return [...byId].sort(([a], [b]) => rawCompare(a, b)).map(([id, revs]) => ({ id, revs }));
 }
 
 /** A page of the initial copy, read from the source and not yet written. */

@@ -1,6 +1,6 @@
 import { beforeAll, describe, expect, it } from 'vitest';
 import { NanoConnector } from '../../../../lambdas/adapters/couch.ts';
-import { checkWritten, compareTargetWithSource } from '../../../../lambdas/core/docs/compare.ts';
+import { checkWritten, compareTargetWithSource, rawCompare } from '../../../../lambdas/core/docs/compare.ts';
 import { copyRevisions } from '../../../../lambdas/core/docs/copier.ts';
 import { TransientError } from '../../../../lambdas/core/errors.ts';
 import type { CouchDatabase } from '../../../../lambdas/core/ports/couch.ts';
@@ -80,5 +80,19 @@ describe('checks of the doc copy against PouchDB Server', () => {
     const cmp = await compareTargetWithSource(source, target);
     expect(cmp.matched).toEqual({ WebUser: users.length });
     expect(cmp.mismatchedCount).toBe(0);
+  });
+
+  it('orders ids as _all_docs does, by their UTF-8 bytes', () => {
+    const ids = ['b', 'B', 'a\u{1F600}', 'a\uFF21', 'a', '_x', 'A'];
+    const bytes = (id: string) => [...new TextEncoder().encode(id)];
+    const byBytes = [...ids].sort((x, y) => {
+      const [p, q] = [bytes(x), bytes(y)];
+      for (let i = 0; i < Math.min(p.length, q.length); i++) if (p[i] !== q[i]) return p[i]! - q[i]!;
+      return p.length - q.length;
+    });
+    expect([...ids].sort(rawCompare)).toEqual(byBytes);
+    // where JavaScript's own order differs: an astral character against one of U+E000…U+FFFF
+    expect(rawCompare('a\u{1F600}', 'a\uFF21')).toBeGreaterThan(0);
+    expect('a\u{1F600}' < 'a\uFF21').toBe(true);
   });
 });
