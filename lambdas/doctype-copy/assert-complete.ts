@@ -29,9 +29,13 @@ export async function assertComplete(event: DocTaskEvent, deps: TaskDeps): Promi
     const info = await m.source.info();
     const [compared, indexCounts] = await Promise.all([compareTargetWithSource(m.source, m.target), m.index.countsCheaply ? m.index.counts() : Promise.resolve(null)]);
     // read after both: every change the comparison may have seen is among them
-    const changed = await changedSince(m.source, seq, m.wantedSet);
-    const known = new Set([...changed.ids, ...m.state.movedOut.map((o) => o.id)]);
-    const differing = compared.mismatched.filter((id) => !known.has(id));
+    const changed = await changedSince(m.source, seq);
+    const known = new Set([...changed.keys(), ...m.state.movedOut.map((o) => o.id)]);
+    const differing = compared.mismatched.filter((d) => !known.has(d.id)).map((d) => d.id);
+    // how far each type's counts may be apart: its docs the target shows stale, and those the source changed into it, since the seq
+    const countSlack: Record<string, number> = {};
+    for (const d of compared.mismatched) if (known.has(d.id)) countSlack[d.type] = (countSlack[d.type] ?? 0) + 1;
+    for (const type of changed.values()) if (type !== null) countSlack[type] = (countSlack[type] ?? 0) + 1;
     const targetCounts = Object.fromEntries(m.wanted.map((t) => [t, compared.matched[t] ?? 0]));
     const extraInTarget = Object.entries(compared.matched).filter(([t]) => !m.wantedSet.has(t)).reduce((n, [, k]) => n + k, 0);
     const sourceCounts = indexCounts ?? targetCounts;
@@ -41,7 +45,7 @@ export async function assertComplete(event: DocTaskEvent, deps: TaskDeps): Promi
       wanted: m.wanted,
       sourceCounts,
       targetCounts,
-      countSlack: changed.ours + m.state.movedOut.length,
+      countSlack,
       checkpointSeq: seq,
       sourceSeq: info!.updateSeq,
       maxSeqLag: m.input.topOff.maxSeqLag,
@@ -64,18 +68,16 @@ export async function assertComplete(event: DocTaskEvent, deps: TaskDeps): Promi
   throw new IncompleteCopy(`the copy is not complete after ${ROUNDS} rounds of top-off: ${problems.join('; ')}`);
 }
 
-/** The ids the source changed after `seq`, to its head, and how many of them are docs of the wanted types or deletions (which may be of one). */
-async function changedSince(source: CouchDatabase, seq: string, wanted: ReadonlySet<string>): Promise<{ ids: Set<string>; ours: number }> {
-  const ids = new Set<string>();
-  const ours = new Set<string>();
+/** The docs the source changed after `seq`, to its head, each with its doc_type now (null when deleted or untyped). */
+async function changedSince(source: CouchDatabase, seq: string): Promise<Map<string, string | null>> {
+  const docs = new Map<string, string | null>();
   for (let since = seq; ; ) {
     const feed = await source.changes(since, 1000);
     for (const r of feed.results) {
-      ids.add(r.id);
       const type = r.doc?.doc_type;
-      if (r.deleted || (typeof type === 'string' && wanted.has(type))) ours.add(r.id);
+      docs.set(r.id, !r.deleted && typeof type === 'string' ? type : null);
     }
-    if (feed.results.length < 1000) return { ids, ours: ours.size };
+    if (feed.results.length < 1000) return docs;
     since = feed.lastSeq;
   }
 }

@@ -81,7 +81,9 @@ export async function cleanup(event: DocTaskEvent, deps: TaskDeps): Promise<DocL
   if (m.phase === 'done') return docLoopState(m, { done: true, stopped: true });
   // What the old database received between the top-off's last poll and its stop (a late server's
   // write, a deletion above all) is carried over once, before anything is deleted or resolved.
-  if (!m.state.lastTopOffDone && m.state.docsDeleted === 0) {
+  // (a checkpoint from before this pass existed, whose cleanup may have begun deleting: never)
+  const begun = m.state.docsDeleted > 0 || m.state.conflictsCursor !== null || (m.state.cleanupCursor ?? null) !== null;
+  if (!m.state.lastTopOffDone && !begun) {
     if (!(await topOffToHead(m, true))) return docLoopState(m, { done: false, stopped: true });
     await saveDoc(m, (s) => {
       s.lastTopOffDone = true;

@@ -29,7 +29,8 @@ async function winnersOf(db: CouchDatabase, ids: readonly string[]): Promise<Win
   const sorted = ids.every((id, i) => i === 0 || rawCompare(ids[i - 1]!, id) < 0);
   if (!sorted || ids.length < 2) return winnersByKey(db, ids);
   const wanted = new Set(ids);
-  const rows = await db.allDocs({ startkey: ids[0], endkey: ids[ids.length - 1] });
+  // bounded: ids spread over the whole database would otherwise read all of it
+  const rows = await db.allDocs({ startkey: ids[0], endkey: ids[ids.length - 1], limit: 2 * ids.length });
   return live(rows.filter((r) => wanted.has(r.id)));
 }
 
@@ -54,10 +55,12 @@ export interface WrittenDoc {
  * Checks docs right behind their write, as table-copy verifies a chunk behind its copy: the
  * target's winning revision of each must be the source's. A doc the source changed since it was
  * read (its winner now is none of those ferry wrote) is the top-off's, which replays every change
- * after the recorded seq; a doc whose target winner the source has never had is the application's
- * (after the cut-over). Anything else is a write that did not land as written: a TransientError,
- * so the page or batch is written again before the checkpoint moves, and the run fails loudly if
- * it never lands. Returns how many docs were checked.
+ * after the recorded seq. Where the target shows another winner, it must at least hold the
+ * source's: then the winner there is a leaf the application wrote (after the cut-over), or one the
+ * source has since deleted or built on, which the top-off carries too. A target without the
+ * source's winning revision is a write that did not land: a TransientError, so the page or batch
+ * is written again before the checkpoint moves, and the run fails loudly if it never lands.
+ * Returns how many docs were checked.
  */
 export async function checkWritten(source: CouchDatabase, target: CouchDatabase, docs: readonly WrittenDoc[]): Promise<number> {
   if (docs.length === 0) return 0;
@@ -67,16 +70,19 @@ export async function checkWritten(source: CouchDatabase, target: CouchDatabase,
   if (suspects.length === 0) return docs.length;
   const ids = suspects.map((d) => d.id);
   const [targetNow, sourceNow] = await Promise.all([statesByKey(target, ids), statesByKey(source, ids)]);
-  const liveInTarget = Object.fromEntries(ids.flatMap((id) => (targetNow.get(id) && !targetNow.get(id)!.deleted ? [[id, [targetNow.get(id)!.rev]]] : [])));
-  const unknownToSource = Object.keys(liveInTarget).length ? await source.revsDiff(liveInTarget) : {};
-  for (const d of suspects) {
+  const ours = suspects.flatMap((d) => {
     const s = sourceNow.get(d.id);
     const t = targetNow.get(d.id);
-    if (s && t && s.rev === t.rev) continue;
-    if (!s || !d.revs.includes(s.rev)) continue; // the source moved on: the top-off carries it
-    if ((unknownToSource[d.id]?.length ?? 0) > 0) continue; // the application's revision, after the cut-over
+    // the same winner on both sides, or a source that moved on: nothing to look at
+    return !s || (t && s.rev === t.rev) || !d.revs.includes(s.rev) ? [] : [{ id: d.id, s, t }];
+  });
+  if (ours.length === 0) return docs.length;
+  const lacking = await target.revsDiff(Object.fromEntries(ours.map((o) => [o.id, [o.s.rev]])));
+  const lost = ours.find((o) => (lacking[o.id]?.length ?? 0) > 0);
+  if (lost) {
+    const { id, s, t } = lost;
     throw new TransientError(
-      `${target.connection}/${target.name} shows ${t ? `${t.deleted ? 'deletion' : 'revision'} ${t.rev}` : 'nothing'} for doc ${d.id} right after ferry wrote the source's ${s.deleted ? 'deletion' : 'winner'} ${s.rev}; it is written again`,
+      `${target.connection}/${target.name} shows ${t ? `${t.deleted ? 'deletion' : 'revision'} ${t.rev}` : 'nothing'} for doc ${id} and lacks the source's ${s.deleted ? 'deletion' : 'winner'} ${s.rev} right after ferry wrote it; it is written again`,
     );
   }
   return docs.length;
@@ -85,8 +91,8 @@ export async function checkWritten(source: CouchDatabase, target: CouchDatabase,
 export interface TargetComparison {
   /** Live docs per type in the target that the source holds with the same winning revision. */
   readonly matched: DocTypeCounts;
-  /** Live docs in the target that the source does not hold live with the same winning revision. */
-  readonly mismatched: readonly string[];
+  /** Live docs in the target that the source does not hold live with the same winning revision, with their type in the target. */
+  readonly mismatched: readonly { readonly id: string; readonly type: string }[];
   readonly mismatchedCount: number;
 }
 
@@ -103,7 +109,7 @@ const MISMATCHED_KEPT = 10_000;
  */
 export async function compareTargetWithSource(source: CouchDatabase, target: CouchDatabase): Promise<TargetComparison> {
   const matched: Record<string, number> = {};
-  const mismatched: string[] = [];
+  const mismatched: { id: string; type: string }[] = [];
   let mismatchedCount = 0;
   let cursor: string | null = null;
   for (;;) {
@@ -112,10 +118,9 @@ export async function compareTargetWithSource(source: CouchDatabase, target: Cou
     const docs = rows.filter((r) => isDataDocId(r.id) && !r.value.deleted);
     const inSource = await sourceWinners(source, docs.map((r) => r.id));
     for (const r of docs) {
-      if (inSource.get(r.id) === r.value.rev) {
-        const type = typeof r.doc?.doc_type === 'string' ? r.doc.doc_type : '(none)';
-        matched[type] = (matched[type] ?? 0) + 1;
-      } else if (mismatchedCount++ < MISMATCHED_KEPT) mismatched.push(r.id);
+      const type = typeof r.doc?.doc_type === 'string' ? r.doc.doc_type : '(none)';
+      if (inSource.get(r.id) === r.value.rev) matched[type] = (matched[type] ?? 0) + 1;
+      else if (mismatchedCount++ < MISMATCHED_KEPT) mismatched.push({ id: r.id, type });
     }
     if (rows.length < TARGET_PAGE) return { matched, mismatched, mismatchedCount };
     cursor = rows[rows.length - 1]!.id;

@@ -16,8 +16,8 @@ export interface CompletenessFacts {
   readonly differingCount?: number;
   /** Live docs in the target, matching the source, of no wanted type. */
   readonly extraInTarget?: number;
-  /** How far a type's counts may differ: docs changed in the source since the top-off's seq, which the next top-off carries (0). */
-  readonly countSlack?: number;
+  /** How far each type's counts may differ: its docs changed in the source since the top-off's seq, which the next top-off carries (none). */
+  readonly countSlack?: Readonly<Record<string, number>>;
 }
 
 export type CompletenessVerdict = { readonly complete: true } | { readonly complete: false; readonly problems: readonly string[] };
@@ -28,8 +28,12 @@ export function checkComplete(f: CompletenessFacts): CompletenessVerdict {
   if (!f.checkpointFound) problems.push('no checkpoint in the target: the initial copy never ran');
   else if (!f.initialCopyDone) problems.push('the initial copy has not finished');
   const rows = compareCounts(f.wanted, f.sourceCounts, f.targetCounts);
-  const slack = f.countSlack ?? 0;
-  if (rows.some((r) => Math.abs(r.source - r.target) > slack)) problems.push(`per-type counts differ${slack ? ` by more than the ${slack} docs changed since the top-off's seq` : ''}:\n${formatCounts(rows)}`);
+  const slack = (type: string) => f.countSlack?.[type] ?? 0;
+  const off = rows.filter((r) => Math.abs(r.source - r.target) > slack(r.docType));
+  if (off.length) {
+    const changed = off.filter((r) => slack(r.docType) > 0).map((r) => `${r.docType}: ${slack(r.docType)}`);
+    problems.push(`per-type counts differ${changed.length ? ` by more than the docs changed since the top-off's seq (${changed.join(', ')})` : ''}:\n${formatCounts(rows)}`);
+  }
   if (f.differingCount) problems.push(`${f.differingCount} live docs in the target are not live in the source with the same winning revision (deleted there, or changed and not carried over), first ${(f.differing ?? []).join(', ')}`);
   if (f.extraInTarget) problems.push(`the target holds ${f.extraInTarget} live docs of no wanted type`);
   const at = seqNumber(f.checkpointSeq);

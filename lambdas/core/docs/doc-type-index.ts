@@ -56,8 +56,9 @@ export class ViewIndex implements DocTypeIndex {
       for (const r of rows) {
         if (r.id === undefined || r.id === id || !isDataDocId(r.id)) continue;
         const leaves = options.leaves ? leavesOf(r.doc) : undefined;
-        // with leaves asked for, a row without its doc is one deleted since the view was read
-        if (options.leaves && !leaves) continue;
+        // with leaves asked for, a row without its doc is one deleted since the view was read, and
+        // one whose doc_type is no longer this type changed since (the top-off sees that change)
+        if (options.leaves && (!leaves || r.doc?.doc_type !== type)) continue;
         refs.push(leaves ? { type, id: r.id, leaves } : { type, id: r.id });
       }
       if (rows.length < ask) {

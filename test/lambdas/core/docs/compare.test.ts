@@ -34,14 +34,25 @@ describe('checks of the doc copy against PouchDB Server', () => {
   };
 
   it('checkWritten passes docs written as the source holds them, and fails a write that did not land', async () => {
-    const { source, target, tgt, written, users } = await copied(30, 3);
+    const { source, target, written, users } = await copied(30, 3);
     expect(await checkWritten(source, target, written)).toBe(users.length);
-    // the target lost a doc ferry just wrote (as a write that never landed would)
-    const gone = users[4]!;
-    const doc = (await couch<Doc>('GET', `/${tgt}/${gone}`)).body;
-    await couch('DELETE', `/${tgt}/${gone}?rev=${doc._rev}`);
-    await expect(checkWritten(source, target, written)).rejects.toThrow(TransientError);
-    await expect(checkWritten(source, target, written)).rejects.toThrow(new RegExp(`shows deletion .* for doc ${gone} right after ferry wrote the source's winner`));
+    // a target that never received what ferry wrote
+    const empty = uniqueDb('cmp_empty');
+    await createDb(empty);
+    const nowhere = await connector.database('main', empty);
+    await expect(checkWritten(source, nowhere, written)).rejects.toThrow(TransientError);
+    await expect(checkWritten(source, nowhere, written)).rejects.toThrow(new RegExp(`shows nothing for doc ${users[0]} and lacks the source's winner`));
+  });
+
+  it('checkWritten passes a page written again after the source deleted the winning leaf of a conflicted doc', async () => {
+    const { source, target, src } = await copied(3, 3);
+    // two leaves in the source, 1-b the winner
+    await couch('POST', `/${src}/_bulk_docs`, { new_edits: false, docs: [{ _id: 'x', _rev: '1-aaaa', doc_type: 'WebUser' }, { _id: 'x', _rev: '1-bbbb', doc_type: 'WebUser' }] });
+    await copyRevisions(source, target, [{ id: 'x', rev: '1-aaaa' }, { id: 'x', rev: '1-bbbb' }]);
+    // the source deletes its winning leaf; the page is read and written again: its only live leaf is 1-a
+    await couch('DELETE', `/${src}/x?rev=1-bbbb`);
+    const again = await copyRevisions(source, target, [{ id: 'x', rev: '1-aaaa' }]);
+    expect(await checkWritten(source, target, again)).toBe(1);
   });
 
   it("checkWritten passes a deletion carried over, leaves to the top-off a doc the source changed again since, and to the application a revision the source never had", async () => {
@@ -71,7 +82,8 @@ describe('checks of the doc copy against PouchDB Server', () => {
     await copyRevisions(source, target, [{ id: other._id, rev: other._rev }]);
     const cmp = await compareTargetWithSource(source, target);
     expect(cmp.matched).toEqual({ WebUser: users.length - 2, Other: 1 });
-    expect([...cmp.mismatched].sort()).toEqual([deleted, changed].sort());
+    expect(cmp.mismatched.map((d) => d.id).sort()).toEqual([deleted, changed].sort());
+    expect(cmp.mismatched.every((d) => d.type === 'WebUser')).toBe(true);
     expect(cmp.mismatchedCount).toBe(2);
   });
 

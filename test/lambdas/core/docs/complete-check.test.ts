@@ -39,4 +39,11 @@ describe('checkComplete', () => {
     const v = checkComplete({ ...ok, initialCopyDone: false, targetCounts: {}, checkpointSeq: '0', sourceSeq: '1000' });
     expect((v as { problems: readonly string[] }).problems).toHaveLength(3);
   });
+
+  it("lets each type's counts differ by its own docs changed since the top-off seq, no more", () => {
+    const moved = { ...ok, sourceCounts: { Group: 7, 'Group-Deleted': 1 }, targetCounts: { Group: 5, 'Group-Deleted': 1 } };
+    expect(checkComplete({ ...moved, countSlack: { Group: 2 } })).toEqual({ complete: true });
+    // another type's changes do not cover it
+    expect(checkComplete({ ...moved, countSlack: { Group: 1, 'Group-Deleted': 5 } })).toMatchObject({ complete: false, problems: [expect.stringContaining('by more than the docs changed since')] });
+  });
 });
