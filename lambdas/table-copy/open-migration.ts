@@ -4,7 +4,7 @@ import { withKnobs } from '../core/knobs.ts';
 import { DeliveryLedger } from '../core/tables/ledger.ts';
 import { PartitionStore } from '../core/tables/partitions.ts';
 import type { SweepingState } from '../core/tables/sweeper.ts';
-import type { ReverifyRecord } from './reverify.ts';
+import type { ReverifyRecord } from '../core/tables/reverify-record.ts';
 import { identityOf, parseInput, tableCopyInputSchema, type TableCopyInput } from '../core/table-copy-input.ts';
 import { openCopy, type LoopState as GenericLoopState, type Migration as GenericMigration, type TaskEvent } from '../core/tables/chunked-copy.ts';
 
