@@ -28,7 +28,10 @@ export async function captureOn(conn: SqlConnection, t: TableRef): Promise<{ tri
     [t.database, t.table],
   );
   const ours = rows.filter((r) => FERRY_TRIGGER.test(str(r, 'name') ?? ''));
-  return { triggers: ours.map((r) => str(r, 'name')!), since: ours.length ? str(ours[0]!, 'created') : null };
+  // insert, update, delete, whatever order they were made in within the same second
+  const event = (name: string) => ['ins', 'upd', 'del'].indexOf(name.slice(-3));
+  const triggers = ours.map((r) => str(r, 'name')!).sort((a, b) => event(a) - event(b) || (a < b ? -1 : a > b ? 1 : 0));
+  return { triggers, since: ours.length ? str(ours[0]!, 'created') : null };
 }
 
 /**
