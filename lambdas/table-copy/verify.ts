@@ -6,21 +6,21 @@ import { nextVerifyRange, resizeChunk, type TrailingVerify } from '../core/table
 import type { CopyTables } from '../core/tables/copier.ts';
 import { idHoles } from '../core/tables/inspector.ts';
 import { openHoles } from '../core/tables/delivery.ts';
-import { lowWater } from '../core/tables/horizon.ts';
+import { clockReady, lowWater, UNSEEN_MARGIN_MS } from '../core/tables/horizon.ts';
 import { MAX_HOLES_KEPT } from '../core/tables/ledger.ts';
 import { verifyRange, type RangeVerdict } from '../core/tables/verifier.ts';
 import { checkThrottle, ledgerOf, loopState, openMigration, outcomeState, report, save, timeLeft, type LoopState, type Migration, type TaskEvent } from './open-migration.ts';
 
 /**
  * The low water of the source now (see horizon.ts), asked for before a range is read. Right after
- * the run starts the clock has no sample from a second before the copy's own writes began; it
- * waits for that second once, rather than keep every hole of the first ranges.
+ * the run starts the clock does not reach back far enough; it waits for that once (about 1.5 s,
+ * beside the copy), rather than keep every hole of the first ranges.
  */
 async function lowWaterNow(m: Migration, source: SqlConnection): Promise<Id | null> {
   const clock = (m.state.idClock ??= []);
   const low = await lowWater(source, m.input.source, m.tables.idColumn, clock);
-  if (low !== null || clock.length > 1) return low;
-  await new Promise((r) => setTimeout(r, 1100));
+  if (low !== null || clockReady(clock)) return low;
+  await new Promise((r) => setTimeout(r, UNSEEN_MARGIN_MS + 100));
   return lowWater(source, m.input.source, m.tables.idColumn, clock);
 }
 

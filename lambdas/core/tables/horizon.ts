@@ -1,7 +1,7 @@
 import { ERRNO } from '../errors.ts';
 import { addId, minId, type Id } from '../ids.ts';
 import { qualified, quoteIdent, type TableRef } from '../identifiers.ts';
-import { str, type SqlConnection } from '../ports/sql.ts';
+import { scalar, type SqlConnection } from '../ports/sql.ts';
 import { openWriters } from './sweeper.ts';
 
 /**
@@ -13,32 +13,45 @@ import { openWriters } from './sweeper.ts';
  * will ever be written there, except by a statement naming the id itself.
  *
  * The id clock is what makes "the table's highest id at s" known: samples of (server time, highest
- * id), taken each time the low water is asked for, at most one a second; old ones are thinned, so
- * 120 samples reach back hours with the newest a second apart.
+ * id), the time read after the id, in the server's SYSTEM time zone as INNODB_TRX shows
+ * `trx_started` (whatever the session's zone), taken each time the low water is asked for, at most
+ * one a second; old ones are thinned, so 120 samples reach back hours with the newest a second apart.
  */
 export type IdClock = [string, Id][];
 
 const CLOCK_SAMPLES = 120;
 
 /**
+ * How old INNODB_TRX may be: it is a cache, refreshed at most every 100 ms, so a transaction begun
+ * just before it was read may be missing from it. Such a transaction holds only ids above a clock
+ * sample this much older than the read, which bounds it instead.
+ */
+export const UNSEEN_MARGIN_MS = 1500;
+
+const millis = (at: string) => Date.parse(`${at.slice(0, 23).replace(' ', 'T')}Z`);
+
+/**
  * The low water of the source table now, to be asked for before the range it is used for is read:
  * ids below it that hold no row are final holes. Null when it cannot be known (a write transaction
- * open since before the clock's first sample, or a user without PROCESS, who cannot see them): then every hole may still fill. `clock` is updated.
+ * open since before the clock's first sample, a clock younger than UNSEEN_MARGIN_MS, or a user
+ * without PROCESS, who cannot see the transactions): then every hole may still fill. `clock` is updated.
  */
 export async function lowWater(conn: SqlConnection, table: TableRef, idColumn: string, clock: IdClock): Promise<Id | null> {
-  // The sample first, then the writers: one that starts after the sample holds only ids above its highest.
-  const [sample] = await conn.query(`SELECT DATE_FORMAT(NOW(6), '%Y-%m-%d %H:%i:%s.%f') AS at, MAX(${quoteIdent(idColumn)}) AS top FROM ${qualified(table)}`);
-  const at = str(sample ?? {}, 'at')!;
-  const top = str(sample ?? {}, 'top');
+  // The id first, then the time: the id was read before that time, so it bounds every transaction begun after it.
+  const top = await scalar(conn, `SELECT MAX(${quoteIdent(idColumn)}) FROM ${qualified(table)}`);
+  const at = (await scalar(conn, "SELECT DATE_FORMAT(CONVERT_TZ(NOW(6), @@session.time_zone, 'SYSTEM'), '%Y-%m-%d %H:%i:%s.%f')"))!;
   if (top === null) return null;
   remember(clock, at, top);
-  let low: Id = addId(top, 1);
   const writers = await openWriters(conn).catch((err: unknown) => {
     // without PROCESS the open transactions cannot be seen: every hole may still fill
     if ((err as { errno?: number }).errno === ERRNO.NO_PROCESS_PRIVILEGE) return null;
     throw err;
   });
   if (writers === null) return null;
+  // a writer begun too recently for the cache to show it: bounded by a sample older than the cache can be
+  const unseen = [...clock].reverse().find(([when]) => millis(when) <= millis(at) - UNSEEN_MARGIN_MS);
+  if (!unseen) return null;
+  let low: Id = addId(unseen[1], 1);
   for (const w of writers) {
     // trx_started counts whole seconds: the transaction began at or after it, so only samples taken before that second began bound it.
     const started = w.started.slice(0, 19);
@@ -49,9 +62,10 @@ export async function lowWater(conn: SqlConnection, table: TableRef, idColumn: s
   return low;
 }
 
-/** Whether the clock's oldest sample is from a second before `at`: only then can it bound a writer that started just now. */
-export function clockReady(clock: IdClock, at: string): boolean {
-  return clock.length > 0 && clock[0]![0].slice(0, 19) < at.slice(0, 19);
+/** Whether the clock reaches far enough back for the low water to be known without a writer older than it. */
+export function clockReady(clock: IdClock): boolean {
+  const newest = clock[clock.length - 1];
+  return clock.length > 0 && millis(clock[0]![0]) <= millis(newest![0]) - UNSEEN_MARGIN_MS;
 }
 
 function remember(clock: IdClock, at: string, top: Id): void {
