@@ -10,7 +10,7 @@ type States = Map<string, { readonly rev: string; readonly deleted: boolean }>;
 const live = (rows: readonly AllDocsRow[]): Winners => new Map(rows.filter((r) => !r.error && r.value && !r.value.deleted).map((r) => [r.id, r.value.rev]));
 
 /** The winning revision of each live doc, looked up by key (no bodies read). */
-export async function winnersByKey(db: CouchDatabase, ids: readonly string[]): Promise<Winners> {
+async function winnersByKey(db: CouchDatabase, ids: readonly string[]): Promise<Winners> {
   return ids.length === 0 ? new Map() : live(await db.allDocs({}, ids));
 }
 
