@@ -19,17 +19,22 @@ describe('table-copy never exits 0 with a row lost, and never undoes the applica
 
   const approve = (step: string) => runFerry(['approve', sc!.input().migrationId as string, '--step', step, '--state-dir', sc!.stateDir]);
 
+  /** Every other id handed out, as with auto_increment_increment = 2 (or the ids upserts and rollbacks burn). */
+  const EVERY_OTHER_ID = 'SET SESSION auto_increment_increment = 2, auto_increment_offset = 2';
+
   /** A session that inserts a row and keeps its transaction open: its id is taken, the row invisible. */
-  async function lateRow(s: Scenario): Promise<{ id: string; commit: () => Promise<void> }> {
+  async function lateRow(s: Scenario, everyOtherId = false): Promise<{ id: string; commit: () => Promise<void> }> {
     const late = await admin();
     open.push(late);
+    if (everyOtherId) await late.query(EVERY_OTHER_ID);
     await late.query('START TRANSACTION');
     const [r] = await late.query(`INSERT INTO \`${s.src}\`.${SRC} (created, state, student_module_id) VALUES (NOW(6), 'committed late', 7)`);
     return { id: String((r as { insertId: number }).insertId), commit: async () => void (await late.query('COMMIT')) };
   }
 
   /** Other sessions insert and commit rows with higher ids while the late one is open. */
-  async function laterRows(s: Scenario, n: number): Promise<void> {
+  async function laterRows(s: Scenario, n: number, everyOtherId = false): Promise<void> {
+    if (everyOtherId) await s.conn.query(EVERY_OTHER_ID);
     for (let i = 0; i < n; i++) await s.conn.query(`INSERT INTO \`${s.src}\`.${SRC} (created, state, student_module_id) VALUES (NOW(6), 'on time', ?)`, [i]);
   }
 
@@ -75,14 +80,9 @@ describe('table-copy never exits 0 with a row lost, and never undoes the applica
       await new Promise((r) => setTimeout(r, 5));
     }
     // the application, handing out every other id, opens a transaction that inserts and stays open, while later rows commit
-    const late = await admin();
-    open.push(late);
-    await late.query('SET SESSION auto_increment_increment = 2, auto_increment_offset = 2');
-    await late.query('START TRANSACTION');
-    const [r] = await late.query(`INSERT INTO \`${s.src}\`.${SRC} (created, state, student_module_id) VALUES (NOW(6), 'committed late', 7)`);
-    const lateId = String((r as { insertId: number }).insertId);
-    await s.conn.query('SET SESSION auto_increment_increment = 2, auto_increment_offset = 2');
-    for (let i = 0; i < 20; i++) await s.conn.query(`INSERT INTO \`${s.src}\`.${SRC} (created, state, student_module_id) VALUES (NOW(6), 'on time', ?)`, [i]);
+    const late = await lateRow(s, true);
+    const lateId = late.id;
+    await laterRows(s, 20, true);
     await running.waitFor(/waiting for approval "cutover"/);
     expect(await targetRow(s, lateId)).toBeUndefined();
     // 20,000 gaps in the copied ids, yet the ledger keeps only the holes near the top, where an open writer could still commit
@@ -91,7 +91,7 @@ describe('table-copy never exits 0 with a row lost, and never undoes the applica
     expect(Number(holes)).toBeGreaterThan(0);
     expect(Number(holes)).toBeLessThan(200);
     expect(Number(longest)).toBeLessThan(64 * 1024);
-    await late.query('COMMIT');
+    await late.commit();
     const everything = await tableFingerprint(s.conn, s.src, SRC);
     expect((await approve('cutover')).code).toBe(0);
     await running.waitFor(/waiting for approval "cleanup"/);
@@ -107,19 +107,14 @@ describe('table-copy never exits 0 with a row lost, and never undoes the applica
   it('ids with gaps everywhere and a writer open since before the run: spans with too many holes to keep are settled by counting, and the late row reaches the target', async () => {
     sc = await scenario({ rows: 20_000, first: 2n, step: 2n });
     const s = sc;
-    const late = await admin();
-    open.push(late);
-    await late.query('SET SESSION auto_increment_increment = 2, auto_increment_offset = 2');
-    await late.query('START TRANSACTION');
-    const [r] = await late.query(`INSERT INTO \`${s.src}\`.${SRC} (created, state, student_module_id) VALUES (NOW(6), 'committed late', 7)`);
-    const lateId = String((r as { insertId: number }).insertId);
-    await s.conn.query('SET SESSION auto_increment_increment = 2, auto_increment_offset = 2');
-    for (let i = 0; i < 20; i++) await s.conn.query(`INSERT INTO \`${s.src}\`.${SRC} (created, state, student_module_id) VALUES (NOW(6), 'on time', ?)`, [i]);
+    const late = await lateRow(s, true);
+    const lateId = late.id;
+    await laterRows(s, 20, true);
     const running = startFerry(['local', 'table-copy', '--input', s.inputFile({ chunk: { targetMillis: 500, minRows: 8000, maxRows: 10000 }, cleanup: { mode: 'none' } }), '--state-dir', s.stateDir]);
     await running.waitFor(/waiting for approval "cutover"/);
     const [unknown] = await s.conn.query(`SELECT COUNT(*) AS n FROM \`${s.tgt}\`._ferry_ledger WHERE holes = 'null'`);
     expect(Number((unknown as { n: string }[])[0]!.n)).toBeGreaterThan(0);
-    await late.query('COMMIT');
+    await late.commit();
     const everything = await tableFingerprint(s.conn, s.src, SRC);
     expect((await approve('cutover')).code).toBe(0);
     await running.waitFor(/waiting for approval "cleanup"/);
