@@ -38,6 +38,24 @@ describe('table-copy never exits 0 with a row lost, and never undoes the applica
     for (let i = 0; i < n; i++) await s.conn.query(`INSERT INTO \`${s.src}\`.${SRC} (created, state, student_module_id) VALUES (NOW(6), 'on time', ?)`, [i]);
   }
 
+  /**
+   * With the run waiting for the cut-over approval: the late row commits, both approvals are given,
+   * and the run must end with that row copied and the target holding everything the source held.
+   */
+  async function commitLateAndFinish(s: Scenario, running: Running, late: { id: string; commit: () => Promise<void> }) {
+    await late.commit();
+    const everything = await tableFingerprint(s.conn, s.src, SRC);
+    expect((await approve('cutover')).code).toBe(0);
+    await running.waitFor(/waiting for approval "cleanup"/);
+    expect(await targetRow(s, late.id)).toEqual({ state: 'committed late' });
+    expect((await approve('cleanup')).code).toBe(0);
+    const run = await running.done;
+    expect(run.code, run.stderr).toBe(0);
+    expect(run.last).toMatchObject({ phase: 'done', lateRowsCopied: '1' });
+    expect(await tableFingerprint(s.conn, s.tgt, TGT)).toEqual(everything);
+    return { run, everything };
+  }
+
   async function targetRow(s: Scenario, id: string): Promise<{ state: string | null } | undefined> {
     const [rows] = await s.conn.query(`SELECT state FROM \`${s.tgt}\`.${TGT} WHERE id = ?`, [id]);
     return (rows as { state: string | null }[])[0];
@@ -53,17 +71,8 @@ describe('table-copy never exits 0 with a row lost, and never undoes the applica
       const running = startFerry(['local', 'table-copy', '--input', sc.inputFile({ cleanup: { mode, batchRows: 700 } }), '--state-dir', sc.stateDir], env);
       await running.waitFor(/waiting for approval "cutover"/);
       expect(await targetRow(sc, late.id)).toBeUndefined();
-      await late.commit();
-      const everything = await tableFingerprint(sc.conn, sc.src, SRC);
+      const { everything } = await commitLateAndFinish(sc, running, late);
       expect(everything.rows).toBe('3021');
-      expect((await approve('cutover')).code).toBe(0);
-      await running.waitFor(/waiting for approval "cleanup"/);
-      expect(await targetRow(sc, late.id)).toEqual({ state: 'committed late' });
-      expect((await approve('cleanup')).code).toBe(0);
-      const run = await running.done;
-      expect(run.code, run.stderr).toBe(0);
-      expect(run.last).toMatchObject({ phase: 'done', lateRowsCopied: '1' });
-      expect(await tableFingerprint(sc.conn, sc.tgt, TGT)).toEqual(everything);
       expect((await tableFingerprint(sc.conn, sc.src, SRC)).rows).toBe(mode === 'none' ? '3021' : '0');
     });
   });
@@ -81,26 +90,16 @@ describe('table-copy never exits 0 with a row lost, and never undoes the applica
     }
     // the application, handing out every other id, opens a transaction that inserts and stays open, while later rows commit
     const late = await lateRow(s, true);
-    const lateId = late.id;
     await laterRows(s, 20, true);
     await running.waitFor(/waiting for approval "cutover"/);
-    expect(await targetRow(s, lateId)).toBeUndefined();
+    expect(await targetRow(s, late.id)).toBeUndefined();
     // 20,000 gaps in the copied ids, yet the ledger keeps only the holes near the top, where an open writer could still commit
     const [kept] = await s.conn.query(`SELECT COALESCE(SUM(hole_count), 0) AS holes, MAX(LENGTH(holes)) AS longest FROM \`${s.tgt}\`._ferry_ledger`);
     const { holes, longest } = (kept as { holes: string; longest: string }[])[0]!;
     expect(Number(holes)).toBeGreaterThan(0);
     expect(Number(holes)).toBeLessThan(200);
     expect(Number(longest)).toBeLessThan(64 * 1024);
-    await late.commit();
-    const everything = await tableFingerprint(s.conn, s.src, SRC);
-    expect((await approve('cutover')).code).toBe(0);
-    await running.waitFor(/waiting for approval "cleanup"/);
-    expect(await targetRow(s, lateId)).toEqual({ state: 'committed late' });
-    expect((await approve('cleanup')).code).toBe(0);
-    const run = await running.done;
-    expect(run.code, run.stderr).toBe(0);
-    expect(run.last).toMatchObject({ phase: 'done', lateRowsCopied: '1' });
-    expect(await tableFingerprint(s.conn, s.tgt, TGT)).toEqual(everything);
+    await commitLateAndFinish(s, running, late);
     expect((await tableFingerprint(s.conn, s.src, SRC)).rows).toBe('0');
   });
 
@@ -108,22 +107,12 @@ describe('table-copy never exits 0 with a row lost, and never undoes the applica
     sc = await scenario({ rows: 20_000, first: 2n, step: 2n });
     const s = sc;
     const late = await lateRow(s, true);
-    const lateId = late.id;
     await laterRows(s, 20, true);
     const running = startFerry(['local', 'table-copy', '--input', s.inputFile({ chunk: { targetMillis: 500, minRows: 8000, maxRows: 10000 }, cleanup: { mode: 'none' } }), '--state-dir', s.stateDir]);
     await running.waitFor(/waiting for approval "cutover"/);
     const [unknown] = await s.conn.query(`SELECT COUNT(*) AS n FROM \`${s.tgt}\`._ferry_ledger WHERE holes = 'null'`);
     expect(Number((unknown as { n: string }[])[0]!.n)).toBeGreaterThan(0);
-    await late.commit();
-    const everything = await tableFingerprint(s.conn, s.src, SRC);
-    expect((await approve('cutover')).code).toBe(0);
-    await running.waitFor(/waiting for approval "cleanup"/);
-    expect(await targetRow(s, lateId)).toEqual({ state: 'committed late' });
-    expect((await approve('cleanup')).code).toBe(0);
-    const run = await running.done;
-    expect(run.code, run.stderr).toBe(0);
-    expect(run.last).toMatchObject({ lateRowsCopied: '1' });
-    expect(await tableFingerprint(s.conn, s.tgt, TGT)).toEqual(everything);
+    await commitLateAndFinish(s, running, late);
   });
 
   it('waits for a transaction still open when the cut-over flags flip, then copies its row (however often INNODB_TRX is read meanwhile)', async () => {
