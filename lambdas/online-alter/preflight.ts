@@ -1,3 +1,4 @@
+import { ROW_HASH } from '../core/checksum.ts';
 import type { TaskDeps } from '../core/ports/task-deps.ts';
 import { CheckpointStore } from '../core/checkpoints.ts';
 import { chunkSettings, initialChunkSpan } from '../core/chunker.ts';
@@ -43,7 +44,7 @@ export async function preflight(event: TaskEvent, deps: TaskDeps): Promise<LoopS
       startedAt: now, estimatedRows: await estimatedRows(conn, input.table), copiedUpTo: null, rowsCopied: '0', chunkSpan: initialChunkSpan(chunkSettings(input.chunk)),
       rowsDeleted: '0', throttledMillis: 0, phaseStartedAt: { prepare: now },
       rangeMin: null, rangeMax: null, verifyUpTo: null, verifiedUpTo: null, rangesVerified: 0, rowsVerified: '0', rangesRepaired: 0,
-      swappedAt: null, swapAttempts: 0, autoIncrementAtSwap: null, owner: executionOf(event),
+      swappedAt: null, swapAttempts: 0, autoIncrementAtSwap: null, owner: executionOf(event), rowHash: ROW_HASH,
     });
   }
   return startState(checkpoint.phase as Phase, checkpoint.state);

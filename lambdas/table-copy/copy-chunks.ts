@@ -3,11 +3,14 @@ import { compareIds, type Id } from '../core/ids.ts';
 import { InvalidInput } from '../core/errors.ts';
 import { idBounds } from '../core/tables/copier.ts';
 import { copyUntil, loopState, openMigration, outcomeState, partitionsOf, report, save, type CopyOutcome, type LoopState, type Migration, type TaskEvent } from './open-migration.ts';
-import { trailingVerify } from './verify.ts';
+import { lowWaterNow, trailingVerify } from './verify.ts';
 
 /**
  * Copies source ids up to `upTo` (the initial copy's end, rangeMax, unless told otherwise), each
- * chunk verified and recorded in the ledger on sessions of its own while the next one copies;
+ * chunk verified and recorded in the ledger on sessions of its own while the next ones copy;
+ * the first chunk starts once the id clock reaches back far enough (Preflight takes its first
+ * sample), so a writer that begins during the copy is bounded by it (see horizon.ts) and the
+ * holes below it are final, however long that writer stays open;
  * with `until`, no chunk starts after it. With `verifyToEnd`, a copy that is through also verifies
  * what is left up to `upTo` (ids that hold no row included), so the verified ranges reach it.
  */
@@ -18,6 +21,7 @@ export async function copyInitial(m: Migration, options: { until?: number; upTo?
   try {
     const target = await m.deps.sql.connectDedicated(m.input.target.connection);
     try {
+      await lowWaterNow(m, source);
       const verify = trailingVerify(m, { source, target });
       const outcome = await copyUntil(m, upTo, { verify, until: options.until });
       if (outcome.kind === 'caught-up' && options.verifyToEnd) await verify(upTo);

@@ -1,9 +1,11 @@
+import { ROW_HASH } from '../core/checksum.ts';
 import type { TaskDeps } from '../core/ports/task-deps.ts';
 import { InvalidInput } from '../core/errors.ts';
 import { identityOf } from '../core/table-copy-input.ts';
 import { CheckpointStore } from '../core/checkpoints.ts';
 import { idBounds } from '../core/tables/copier.ts';
 import { estimatedRows, hasAnyRow, integerRange } from '../core/tables/inspector.ts';
+import { lowWater, type IdClock } from '../core/tables/horizon.ts';
 import { DeliveryLedger } from '../core/tables/ledger.ts';
 import { checkCanWaitForWriters, initialSweep } from '../core/tables/sweeper.ts';
 import { checkCopyTables, checkThrottleQuery } from '../core/tables/preflight-checks.ts';
@@ -50,6 +52,9 @@ export async function preflight(event: TaskEvent, deps: TaskDeps): Promise<LoopS
   } else {
     const idName = sourceInfo.primaryKey[0]!;
     const bounds = await idBounds(source, input.source, idName);
+    // the id clock's first sample (see horizon.ts): the copy starts once it reaches back far enough
+    const idClock: IdClock = [];
+    await lowWater(source, input.source, idName, idClock);
     const idFloor = integerRange(sourceInfo.columns.find((c) => c.name === idName)!)!.min.toString();
     await new DeliveryLedger(target, input.target.database, input.migrationId).ensureTable();
     const now = new Date(deps.now()).toISOString();
@@ -76,6 +81,8 @@ export async function preflight(event: TaskEvent, deps: TaskDeps): Promise<LoopS
       throttledMillis: 0,
       phaseStartedAt: { prepare: now },
       owner: executionOf(event),
+      rowHash: ROW_HASH,
+      idClock,
     });
   }
   return startState(checkpoint.phase as Phase, checkpoint.state);

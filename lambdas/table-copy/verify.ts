@@ -12,11 +12,11 @@ import { verifyRange, type RangeVerdict } from '../core/tables/verifier.ts';
 import { checkThrottle, ledgerOf, loopState, openMigration, outcomeState, report, save, timeLeft, type LoopState, type Migration, type TaskEvent } from './open-migration.ts';
 
 /**
- * The low water of the source now (see horizon.ts), asked for before a range is read. Right after
- * the run starts the clock does not reach back far enough; it waits for that once (about 1.5 s,
- * beside the copy), rather than keep every hole of the first ranges.
+ * The low water of the source now (see horizon.ts), asked for before a range is read. Until the
+ * clock reaches back far enough (about 1.5 s after its first sample) it waits for that once,
+ * rather than keep every hole of the first ranges.
  */
-async function lowWaterNow(m: Migration, source: SqlConnection): Promise<Id | null> {
+export async function lowWaterNow(m: Migration, source: SqlConnection): Promise<Id | null> {
   const clock = (m.state.idClock ??= []);
   const low = await lowWater(source, m.input.source, m.tables.idColumn, clock);
   if (low !== null || clockReady(clock)) return low;

@@ -4,7 +4,7 @@ import { qualified, quoteIdent, type TableRef } from '../identifiers.ts';
 import { str, type SqlConnection } from '../ports/sql.ts';
 import { SAMPLE_ROWS } from './alter-checks.ts';
 import { copyRange, PIECE_MILLIS, GIVE_WAY_SECONDS } from './copier.ts';
-import { copiedColumns, hashColumns, inspectTable, type TableInfo } from './inspector.ts';
+import { copiedColumns, pairedHashColumns, inspectTable, type TableInfo } from './inspector.ts';
 import { createShadow, createTriggers, dropShadow, dropTriggers, shadowNames } from './shadow.ts';
 
 /** What online-alter costs the application, measured on a scratch copy of the table (see measureOnScratch). */
@@ -66,7 +66,7 @@ export async function measureOnScratch(conn: SqlConnection, input: OnlineAlterIn
     const shadowInfo = (await inspectTable(conn, shadow))!;
     const tables = {
       source: conn, target: conn, sourceTable: scratch, targetTable: shadow, idColumn: idName, columns: mapping.source, targetColumns: mapping.target,
-      hash: { source: hashColumns(info, mapping.source), target: hashColumns(shadowInfo, mapping.target) }, readLock: true,
+      hash: pairedHashColumns({ info, names: mapping.source }, { info: shadowInfo, names: mapping.target }), readLock: true,
     };
     const range = { lo: ids[0] ?? '0', hi: str((await conn.query(`SELECT MAX(${id}) AS m FROM ${qualified(scratch)}`))[0]!, 'm') ?? '0' };
     // the first copy sizes its pieces as a run's copy soon does; the second, timed, copies in pieces of that size

@@ -9,8 +9,9 @@ import { claimOwnership, refuseIfReplaced } from '../ownership.ts';
 import { addId, maxId, minId, type Id, type IdRange } from '../ids.ts';
 import type { TableRef } from '../identifiers.ts';
 import { decideThrottle, type ThrottleDecision } from '../throttler.ts';
+import type { RowHashForm } from '../checksum.ts';
 import { copyRange, idBounds, nextExistingId, type CopyTables } from './copier.ts';
-import { copiedColumns, hashColumns, inspectTable, type TableInfo } from './inspector.ts';
+import { copiedColumns, pairedHashColumns, inspectTable, type TableInfo } from './inspector.ts';
 import { loadCharset as loadDataCharset } from './load-data.ts';
 import { replicaLagSeconds, threadsRunning, throttleQueryValue } from './probes.ts';
 
@@ -42,6 +43,8 @@ export interface CopyState {
   phaseStartedAt: Record<string, string>;
   /** The execution running this migration (see ownership.ts). */
   owner?: string | null;
+  /** How rows are hashed in its ledger and comparisons (see checksum.ts); absent in a checkpoint written before it was recorded: MD5. */
+  rowHash?: RowHashForm;
 }
 
 /** What every task returns into `$.state`: just enough for the ASL Choice and Wait states. */
@@ -94,9 +97,9 @@ export type ColumnPairs = (source: TableInfo, target: TableInfo | null) => { sou
 
 const sameNames: ColumnPairs = (source) => ({ source: copiedColumns(source), target: copiedColumns(source) });
 
-function copyTables(input: CopySettings, source: SqlConnection, target: SqlConnection, sourceInfo: TableInfo, targetInfo: TableInfo | null, pairs: ColumnPairs): CopyTables {
+function copyTables(input: CopySettings, source: SqlConnection, target: SqlConnection, sourceInfo: TableInfo, targetInfo: TableInfo | null, pairs: ColumnPairs, form: RowHashForm): CopyTables {
   const { source: columns, target: targetColumns } = pairs(sourceInfo, targetInfo);
-  const hash = { source: hashColumns(sourceInfo, columns), target: hashColumns(targetInfo ?? sourceInfo, targetColumns) };
+  const hash = pairedHashColumns({ info: sourceInfo, names: columns }, { info: targetInfo ?? sourceInfo, names: targetColumns }, form);
   const loadCharset = targetInfo === null ? null : loadDataCharset(sourceInfo.columns, targetInfo.columns, columns, targetColumns);
   return { source, target, sourceTable: input.source, targetTable: input.target, idColumn: sourceInfo.primaryKey[0]!, columns, targetColumns, hash, loadCharset };
 }
@@ -132,7 +135,7 @@ export async function openCopy<I extends CopySettings, S extends CopyState, P ex
     target,
     knobs: knobsNotRead(),
     retune: options.retune,
-    tables: { ...copyTables(input, source, target, sourceInfo, await inspectTable(target, input.target), options.columns ?? sameNames), readLock: options.readLock ?? false, ...(deps.stopping ? { stopping: deps.stopping } : {}) },
+    tables: { ...copyTables(input, source, target, sourceInfo, await inspectTable(target, input.target), options.columns ?? sameNames, checkpoint.state.rowHash ?? 'md5'), readLock: options.readLock ?? false, ...(deps.stopping ? { stopping: deps.stopping } : {}) },
     store,
     checkpoint,
     state,
@@ -255,23 +258,65 @@ export type CopyOutcome = { kind: 'caught-up' } | { kind: 'budget' } | { kind: '
  */
 export type TrailingVerify = (hi: Id) => Promise<void>;
 
+/** How many copied chunks the trailing verification may fall behind before the copy waits for it. */
+export const VERIFY_BEHIND_CHUNKS = 4;
+
+/**
+ * Verification that chases the copy: `behind(hi)` says a chunk up to `hi` is copied; one
+ * verification runs at a time, each up to the highest id copied when it starts, so a verification
+ * slower than a chunk (or one waiting for the low water's clock) does not hold the copy. `settle`
+ * waits for all of it and throws its failure; `lagging` says the copy should wait (more than
+ * VERIFY_BEHIND_CHUNKS chunks unverified).
+ */
+function chaser(verify: TrailingVerify) {
+  let running: Promise<void> | null = null;
+  let wanted: Id | null = null;
+  let waiting = 0;
+  let failure: { err: unknown } | null = null;
+  const settle = async () => {
+    while (running) await running;
+    if (failure) throw failure.err;
+  };
+  return {
+    behind(hi: Id) {
+      wanted = hi;
+      waiting += 1;
+      running ??= (async () => {
+        try {
+          while (wanted !== null && !failure) {
+            const upTo = wanted;
+            const chunks = waiting;
+            wanted = null;
+            await verify(upTo);
+            waiting -= chunks;
+          }
+        } catch (err) {
+          failure = { err };
+        } finally {
+          running = null;
+        }
+      })();
+    },
+    settle,
+    async keepUp() {
+      if (failure) throw failure.err;
+      if (waiting > VERIFY_BEHIND_CHUNKS) await settle();
+    },
+  };
+}
+
 /**
  * Copies chunk after chunk of source ids in (copiedUpTo, upTo] until caught up, the time budget
  * is spent, or the throttle says wait. The checkpoint moves after every committed chunk. With
- * `verify`, each chunk is verified while the next one copies (one verification at a time, in
- * order), so verification costs the second core, not wall time. With `until` (a time in
- * milliseconds), no chunk starts after it, and the outcome is 'budget'.
+ * `verify`, the chunks copied are verified in order while the next ones copy (see chaser), so
+ * verification costs the second core, not wall time. With `until` (a time in milliseconds), no
+ * chunk starts after it, and the outcome is 'budget'.
  */
 export async function copyUntil(m: AnyMigration, upTo: Id, options: { onRows?: (inserted: number) => void; verify?: TrailingVerify; until?: number } = {}): Promise<CopyOutcome> {
   const s = m.state;
-  let verifying: Promise<void> | null = null;
-  const settle = async () => {
-    const v = verifying;
-    verifying = null;
-    if (v) await v;
-  };
+  const verifying = options.verify ? chaser(options.verify) : null;
   const stop = async (outcome: CopyOutcome): Promise<CopyOutcome> => {
-    await settle();
+    await verifying?.settle();
     await save(m);
     return outcome;
   };
@@ -289,19 +334,15 @@ export async function copyUntil(m: AnyMigration, upTo: Id, options: { onRows?: (
       s.rowsCopied = (BigInt(s.rowsCopied) + BigInt(inserted)).toString();
       resizeChunk(m, elapsed);
       options.onRows?.(inserted);
-      await settle();
-      if (options.verify) {
-        verifying = options.verify(range.hi);
-        // Its failure is thrown where it is awaited (the next chunk, or the end); until then it is not unhandled.
-        verifying.catch(() => undefined);
-      }
+      await verifying?.keepUp();
+      verifying?.behind(range.hi);
       await save(m);
       report(m, `copied ids ${range.lo}..${range.hi} (${inserted} rows in ${elapsed} ms)`);
     }
     return await stop({ kind: 'budget' });
   } finally {
     // A failed copy still waits for the verification under way, so nothing runs on after the task.
-    await (verifying as Promise<void> | null)?.catch(() => undefined);
+    await verifying?.settle().catch(() => undefined);
   }
 }
 

@@ -1,6 +1,6 @@
 import type { SqlConnection } from '../ports/sql.ts';
 import { scalar, str } from '../ports/sql.ts';
-import { needsUtf8, type HashColumn } from '../checksum.ts';
+import { needsUtf8, plainType, type HashColumn, type RowHashForm } from '../checksum.ts';
 import { ResultTooLarge } from '../errors.ts';
 import { holesFromGaps, type Hole } from '../holes.ts';
 import { addId, compareIds, fromBig, toBig, type IdRange } from '../ids.ts';
@@ -88,12 +88,33 @@ export async function inspectTable(conn: SqlConnection, ref: TableRef): Promise<
   };
 }
 
-/** How the named columns of this table go into a row's hash (a column it lacks, as it is). */
-export function hashColumns(info: TableInfo | null, names: readonly string[]): HashColumn[] {
-  return names.map((name) => {
-    const c = info?.columns.find((x) => x.name.toLowerCase() === name.toLowerCase());
-    return { name, toUtf8: needsUtf8(c?.charset ?? null), float: c?.dataType.toLowerCase() === 'float' };
+/**
+ * How the named columns of this table go into a row's hash (a column it lacks, as it is). With
+ * `other` (the other side's table and its names for the same columns, in the same order), a column
+ * is plain only when it is plain on both sides; without, the table is compared with itself.
+ */
+export function hashColumns(info: TableInfo | null, names: readonly string[], other?: { info: TableInfo | null; names: readonly string[] }, form: RowHashForm = 'sha1'): HashColumn[] {
+  const typeOf = (t: TableInfo | null, name: string | undefined) => name === undefined ? undefined : t?.columns.find((x) => x.name.toLowerCase() === name.toLowerCase());
+  return names.map((name, i) => {
+    const c = typeOf(info, name);
+    const o = other ? typeOf(other.info, other.names[i]) : c;
+    return {
+      name,
+      toUtf8: needsUtf8(c?.charset ?? null),
+      float: c?.dataType.toLowerCase() === 'float',
+      plain: plainType(c?.dataType) && plainType(o?.dataType),
+      ...(form === 'md5' ? { md5: true } : {}),
+    };
   });
+}
+
+/** How both sides' columns (the same columns under each side's names, in the same order) go into a row's hash. */
+export function pairedHashColumns(
+  source: { info: TableInfo | null; names: readonly string[] },
+  target: { info: TableInfo | null; names: readonly string[] },
+  form: RowHashForm = 'sha1',
+): { source: HashColumn[]; target: HashColumn[] } {
+  return { source: hashColumns(source.info, source.names, target, form), target: hashColumns(target.info, target.names, source, form) };
 }
 
 /** The columns that are copied and compared: every stored column of the source, in its order. */

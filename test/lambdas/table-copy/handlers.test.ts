@@ -181,6 +181,31 @@ describe('table-copy handlers, as Lambda would run them', () => {
     expect(checksums() - before).toBeLessThanOrEqual(2);
   });
 
+  it('rows are hashed with SHA-1; a migration whose checkpoint an older ferry wrote keeps the MD5 its ledger was recorded with', async () => {
+    sc = await scenario({ rows: 1000 });
+    const migration = sc.input({ cleanup: { mode: 'none' }, chunk: { targetMillis: 10, minRows: 100, maxRows: 200 } });
+    const event = { migration, execution: 'arn:exec:one', state: null as unknown };
+    const recorder = new Recorder(sql);
+    const d = deps(sc, () => true, recorder);
+    await preflight(event as TaskEvent, d);
+    const hashes = () => recorder.statements.filter((st) => /row_count/.test(st.sql)).map((st) => /\b(MD5|SHA1)\(/.exec(st.sql)?.[1]);
+    const [[row]] = (await sc.conn.query(`SELECT state FROM \`${sc.tgt}\`._ferry_checkpoints`)) as unknown as [{ state: string }[]];
+    expect(JSON.parse(row!.state).rowHash).toBe('sha1');
+    // as an older ferry left it: no rowHash in the checkpoint
+    await sc.conn.query(`UPDATE \`${sc.tgt}\`._ferry_checkpoints SET state = JSON_REMOVE(state, '$.rowHash')`);
+    for (const task of [raiseAutoIncrement, setCopyFlags]) await task(event as TaskEvent, d);
+    await loop(copyChunks, event, d);
+    expect(hashes().length).toBeGreaterThan(2);
+    expect(new Set(hashes())).toEqual(new Set(['MD5']));
+    // the ledger's checksums are MD5's: a span's checksum is the XOR of its rows' first 64 bits of MD5
+    const [[span]] = (await sc.conn.query(`SELECT CAST(lo AS CHAR) AS lo, CAST(hi AS CHAR) AS hi, checksum FROM \`${sc.tgt}\`._ferry_ledger WHERE source_rows > 0 ORDER BY lo LIMIT 1`)) as unknown as [{ lo: string; hi: string; checksum: string }[]];
+    const [[md5]] = (await sc.conn.query(
+      `SELECT CAST(BIT_XOR(CAST(CONV(LEFT(MD5(CONCAT_WS(',', ${['id', 'version', 'created', 'state', 'grade', 'max_grade', 'student_module_id'].map((c) => `IFNULL(CONCAT(LENGTH(${c}), ':', ${c}), 'N')`).join(', ')})), 16), 16, 10) AS UNSIGNED)) AS CHAR) AS c FROM \`${sc.src}\`.\`${SRC}\` WHERE id BETWEEN ? AND ?`,
+      [span!.lo, span!.hi],
+    )) as unknown as [{ c: string }[]];
+    expect(span!.checksum).toBe(md5!.c);
+  });
+
   it('a verifier session lost while the copy runs fails the task as transient, and a re-run resumes with every row', async () => {
     sc = await scenario({ rows: 3000 });
     const migration = sc.input({ cleanup: { mode: 'none' }, chunk: { targetMillis: 10, minRows: 100, maxRows: 200 } });
