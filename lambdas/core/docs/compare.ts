@@ -20,18 +20,38 @@ async function statesByKey(db: CouchDatabase, ids: readonly string[]): Promise<S
   return new Map(rows.filter((r) => !r.error && r.value).map((r) => [r.id, { rev: r.value.rev, deleted: Boolean(r.value.deleted) }]));
 }
 
+/** How many rows of `_all_docs` a range read may go through per id asked for before the rest is looked up by key. */
+const RANGE_ROWS_PER_ID = 8;
+
 /**
- * The winning revision of each live doc: ids in `_all_docs` order are read as one range (a
- * sequential read, no bodies), others by key. A doc the range does not show is looked at again by
- * key by the caller, so a server that orders ids otherwise costs lookups, never a wrong answer.
+ * The winning revision of each live doc among `ids`: ids in `_all_docs` order are read as a range
+ * (a sequential read, no bodies), in pages of twice their number, through at most eight rows per
+ * id (other docs lie between them: other types, other pages); what it did not reach, and ids out
+ * of order, are looked up by key. A doc the range passes without showing is not live there.
  */
 async function winnersOf(db: CouchDatabase, ids: readonly string[]): Promise<Winners> {
   const sorted = ids.every((id, i) => i === 0 || rawCompare(ids[i - 1]!, id) < 0);
   if (!sorted || ids.length < 2) return winnersByKey(db, ids);
   const wanted = new Set(ids);
-  // bounded: ids spread over the whole database would otherwise read all of it
-  const rows = await db.allDocs({ startkey: ids[0], endkey: ids[ids.length - 1], limit: 2 * ids.length });
-  return live(rows.filter((r) => wanted.has(r.id)));
+  const out: Winners = new Map();
+  const last = ids[ids.length - 1]!;
+  let from = ids[0]!;
+  let read = 0;
+  let reached: string | null = null;
+  while (read < RANGE_ROWS_PER_ID * ids.length) {
+    const limit = 2 * ids.length;
+    const after = reached;
+    const rows: AllDocsRow[] = (await db.allDocs({ startkey: from, endkey: last, limit: limit + (after === null ? 0 : 1) })).filter((r) => r.id !== after);
+    read += rows.length;
+    for (const [id, rev] of live(rows.filter((r) => wanted.has(r.id)))) out.set(id, rev);
+    if (rows.length < limit) return out;
+    from = rows[rows.length - 1]!.id;
+    reached = from;
+  }
+  // a range cut short: whatever lies past where it stopped is looked up by key (no guess at the server's collation)
+  const rest = ids.filter((id) => !out.has(id) && (reached === null || rawCompare(id, reached) > 0));
+  for (const [id, rev] of await winnersByKey(db, rest)) out.set(id, rev);
+  return out;
 }
 
 /** The order of `_all_docs`: CouchDB sorts doc ids "raw", by their UTF-8 bytes, not as JavaScript compares strings. */
@@ -102,8 +122,8 @@ const MISMATCHED_KEPT = 10_000;
 /**
  * The whole target against the source, by key and winning revision: every live doc of the target
  * (design docs left out) must be live in the source with the same winning revision. The target is
- * read in order with its bodies (each doc's type, for the counts); the source without bodies: one
- * range of `_all_docs` over the page's ids when the source holds few other docs there, else by key.
+ * read in order with its bodies (each doc's type, for the counts); the source without bodies, as
+ * ranges of `_all_docs` over the page's ids, by key where other docs lie thick between them.
  * Docs of the wanted types the target lacks were checked behind the copy (pages and top-off
  * batches); this pass finds what the target holds that it should not.
  */
@@ -116,7 +136,7 @@ export async function compareTargetWithSource(source: CouchDatabase, target: Cou
     const qs: Record<string, unknown> = { include_docs: true, limit: TARGET_PAGE + (cursor === null ? 0 : 1), ...(cursor === null ? {} : { startkey: cursor }) };
     const rows = (await target.allDocs(qs)).filter((r) => r.id !== cursor);
     const docs = rows.filter((r) => isDataDocId(r.id) && !r.value.deleted);
-    const inSource = await sourceWinners(source, docs.map((r) => r.id));
+    const inSource = await winnersOf(source, docs.map((r) => r.id));
     for (const r of docs) {
       const type = typeof r.doc?.doc_type === 'string' ? r.doc.doc_type : '(none)';
       if (inSource.get(r.id) === r.value.rev) matched[type] = (matched[type] ?? 0) + 1;
@@ -127,13 +147,3 @@ export async function compareTargetWithSource(source: CouchDatabase, target: Cou
   }
 }
 
-/** The source's winners of ids in ascending order: a range read bounded to twice their number, and by key for what it did not reach. */
-async function sourceWinners(source: CouchDatabase, ids: readonly string[]): Promise<Winners> {
-  if (ids.length < 2) return winnersByKey(source, ids);
-  const rows = await source.allDocs({ startkey: ids[0], endkey: ids[ids.length - 1], limit: 2 * ids.length });
-  const out = live(rows);
-  // a range cut short by its limit: whatever it did not show is looked up by key (no guess at the server's collation)
-  const rest = rows.length < 2 * ids.length ? [] : ids.filter((id) => !out.has(id));
-  for (const [id, rev] of await winnersByKey(source, rest)) out.set(id, rev);
-  return out;
-}

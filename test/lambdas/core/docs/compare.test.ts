@@ -44,6 +44,30 @@ describe('checks of the doc copy against PouchDB Server', () => {
     await expect(checkWritten(source, nowhere, written)).rejects.toThrow(new RegExp(`shows nothing for doc ${users[0]} and lacks the source's winner`));
   });
 
+  /** The database, counting its `_all_docs` reads by key. */
+  function countingKeys(db: CouchDatabase) {
+    const counted = { byKey: 0 };
+    const wrapped = Object.assign(Object.create(db) as CouchDatabase, {
+      allDocs: (qs: Record<string, unknown>, keys?: readonly string[]) => {
+        if (keys) counted.byKey += 1;
+        return db.allDocs(qs, keys);
+      },
+    });
+    return { db: wrapped, counted };
+  }
+
+  it('checkWritten reads the target as a range where other docs lie between the ids written (up to eight rows per id), by key only beyond', async () => {
+    for (const [every, byKey] of [[4, false], [30, true]] as const) {
+      const { source, target, src, written, users } = await copied(every * 40, every);
+      // the target also holds the docs between them, as it holds the types copied before this page's
+      const revs = await revisions(src);
+      await copyRevisions(source, target, Object.keys(revs).filter((id) => !users.includes(id)).map((id) => ({ id, rev: revs[id]! })));
+      const { db, counted } = countingKeys(target);
+      expect(await checkWritten(source, db, written)).toBe(users.length);
+      expect(counted.byKey > 0).toBe(byKey);
+    }
+  });
+
   it('checkWritten passes a page written again after the source deleted the winning leaf of a conflicted doc', async () => {
     const { source, target, src } = await copied(3, 3);
     // two leaves in the source, 1-b the winner
