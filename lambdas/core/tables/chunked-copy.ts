@@ -264,9 +264,9 @@ export const VERIFY_BEHIND_CHUNKS = 4;
 /**
  * Verification that chases the copy: `behind(hi)` says a chunk up to `hi` is copied; one
  * verification runs at a time, each up to the highest id copied when it starts, so a verification
- * slower than a chunk (or one waiting for the low water's clock) does not hold the copy. `settle`
- * waits for all of it and throws its failure; `lagging` says the copy should wait (more than
- * VERIFY_BEHIND_CHUNKS chunks unverified).
+ * slower than a chunk does not hold the copy. `settle` waits for all of it and throws its failure;
+ * `keepUp` throws a failure already known, and waits when more than VERIFY_BEHIND_CHUNKS chunks are
+ * unverified.
  */
 function chaser(verify: TrailingVerify) {
   let running: Promise<void> | null = null;
@@ -308,8 +308,8 @@ function chaser(verify: TrailingVerify) {
 /**
  * Copies chunk after chunk of source ids in (copiedUpTo, upTo] until caught up, the time budget
  * is spent, or the throttle says wait. The checkpoint moves after every committed chunk. With
- * `verify`, the chunks copied are verified in order while the next ones copy (see chaser), so
- * verification costs the second core, not wall time. With `until` (a time in milliseconds), no
+ * `verify`, the chunks copied are verified in order while the next ones copy (see chaser), on
+ * sessions of their own. With `until` (a time in milliseconds), no
  * chunk starts after it, and the outcome is 'budget'.
  */
 export async function copyUntil(m: AnyMigration, upTo: Id, options: { onRows?: (inserted: number) => void; verify?: TrailingVerify; until?: number } = {}): Promise<CopyOutcome> {
