@@ -34,19 +34,16 @@ async function winnersOf(db: CouchDatabase, ids: readonly string[]): Promise<Win
   if (!sorted || ids.length < 2) return winnersByKey(db, ids);
   const wanted = new Set(ids);
   const out: Winners = new Map();
-  const last = ids[ids.length - 1]!;
-  let from = ids[0]!;
+  const limit = 2 * ids.length;
   let read = 0;
   let reached: string | null = null;
   while (read < RANGE_ROWS_PER_ID * ids.length) {
-    const limit = 2 * ids.length;
     const after = reached;
-    const rows: AllDocsRow[] = (await db.allDocs({ startkey: from, endkey: last, limit: limit + (after === null ? 0 : 1) })).filter((r) => r.id !== after);
+    const rows: AllDocsRow[] = (await db.allDocs({ startkey: after ?? ids[0], endkey: ids[ids.length - 1], limit: limit + (after === null ? 0 : 1) })).filter((r) => r.id !== after);
     read += rows.length;
     for (const [id, rev] of live(rows.filter((r) => wanted.has(r.id)))) out.set(id, rev);
     if (rows.length < limit) return out;
-    from = rows[rows.length - 1]!.id;
-    reached = from;
+    reached = rows[rows.length - 1]!.id;
   }
   // a range cut short: whatever lies past where it stopped is looked up by key (no guess at the server's collation)
   const rest = ids.filter((id) => !out.has(id) && (reached === null || rawCompare(id, reached) > 0));

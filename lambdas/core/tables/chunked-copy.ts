@@ -309,8 +309,8 @@ function chaser(verify: TrailingVerify) {
  * Copies chunk after chunk of source ids in (copiedUpTo, upTo] until caught up, the time budget
  * is spent, or the throttle says wait. The checkpoint moves after every committed chunk. With
  * `verify`, the chunks copied are verified in order while the next ones copy (see chaser), on
- * sessions of their own. With `until` (a time in milliseconds), no
- * chunk starts after it, and the outcome is 'budget'.
+ * sessions of their own. With `until` (a time in milliseconds), no chunk starts after it, and the
+ * outcome is 'budget'.
  */
 export async function copyUntil(m: AnyMigration, upTo: Id, options: { onRows?: (inserted: number) => void; verify?: TrailingVerify; until?: number } = {}): Promise<CopyOutcome> {
   const s = m.state;

@@ -1,6 +1,6 @@
 import type { SqlConnection } from '../ports/sql.ts';
 import { scalar, str } from '../ports/sql.ts';
-import { needsUtf8, plainType, type HashColumn, type RowHashForm } from '../checksum.ts';
+import { needsUtf8, plainType, ROW_HASH, type HashColumn, type RowHashForm } from '../checksum.ts';
 import { ResultTooLarge } from '../errors.ts';
 import { holesFromGaps, type Hole } from '../holes.ts';
 import { addId, compareIds, fromBig, toBig, type IdRange } from '../ids.ts';
@@ -93,7 +93,7 @@ export async function inspectTable(conn: SqlConnection, ref: TableRef): Promise<
  * `other` (the other side's table and its names for the same columns, in the same order), a column
  * is plain only when it is plain on both sides; without, the table is compared with itself.
  */
-export function hashColumns(info: TableInfo | null, names: readonly string[], other?: { info: TableInfo | null; names: readonly string[] }, form: RowHashForm = 'sha1'): HashColumn[] {
+export function hashColumns(info: TableInfo | null, names: readonly string[], other?: { info: TableInfo | null; names: readonly string[] }, form: RowHashForm = ROW_HASH): HashColumn[] {
   const typeOf = (t: TableInfo | null, name: string | undefined) => name === undefined ? undefined : t?.columns.find((x) => x.name.toLowerCase() === name.toLowerCase());
   return names.map((name, i) => {
     const c = typeOf(info, name);
@@ -112,7 +112,7 @@ export function hashColumns(info: TableInfo | null, names: readonly string[], ot
 export function pairedHashColumns(
   source: { info: TableInfo | null; names: readonly string[] },
   target: { info: TableInfo | null; names: readonly string[] },
-  form: RowHashForm = 'sha1',
+  form: RowHashForm = ROW_HASH,
 ): { source: HashColumn[]; target: HashColumn[] } {
   return { source: hashColumns(source.info, source.names, target, form), target: hashColumns(target.info, target.names, source, form) };
 }
