@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { runFerry, tempDir, writeJson } from '../helpers/cli.ts';
 import { admin, makeDatabases } from '../helpers/db.ts';
-import { failures, replayStudentModuleWrites, startAppWriter, studentModuleWrites } from '../helpers/app-writer.ts';
+import { failures, replayStudentModuleWrites, startAppWriter, studentModuleWriter } from '../helpers/app-writer.ts';
 import { CSM, tableContent } from '../helpers/alter-scenario.ts';
 
 // FERRY_APP_ROWS / FERRY_APP_RUNS make it the issue's full check (500,000 rows, 10 runs); the suite runs it smaller.
@@ -15,47 +15,55 @@ const TABLE = `(id int NOT NULL AUTO_INCREMENT PRIMARY KEY, module_type varchar(
   UNIQUE KEY student_module (student_id, module_id, course_id), KEY module_type (module_type), KEY module_id (module_id), KEY modified (modified))`;
 
 /**
- * The application's writes never fail because online-alter runs: an application inserting,
- * updating and deleting single rows with autocommit, with no retry, all through the copy,
- * verification, the swap and the trickle-delete, in several runs in a row; and every write it
- * made is in the altered table.
+ * `runs` migrations in a row of a `rows`-row table, each with `writers` application writers (see
+ * studentModuleWriter) inserting, updating and deleting single rows with autocommit and no retry
+ * through the copy, verification, the swap and the cleanup; none of their writes may fail, and the
+ * altered table must equal a reference that received the same writes.
  */
-describe('ferry local online-alter under an application writing single rows', () => {
-  it(`fails none of the application's writes in ${RUNS} runs, and every write is in the altered table`, async () => {
-    const conn = await admin();
-    const dbs = await makeDatabases(conn, 'appw');
-    const db = dbs.names.appw!;
-    try {
-      await conn.query(`CREATE TABLE \`${db}\`.pristine ${TABLE}; SET SESSION max_recursive_iterations = ${ROWS}`);
-      await conn.query(`INSERT INTO \`${db}\`.pristine (module_id, student_id, state, grade, created, modified, max_grade, course_id)
-        WITH RECURSIVE s(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM s WHERE n < ${ROWS})
-        SELECT CONCAT('block-v1:edX+DemoX+type@problem+block@', n % 500), n DIV 7, CONCAT('{"attempts": ', n % 5, '}'), n % 4,
-               TIMESTAMP('2024-01-01') + INTERVAL n SECOND, TIMESTAMP('2024-01-01') + INTERVAL n SECOND, 3, CONCAT('course-v1:edX+DemoX+', n % 7) FROM s`);
-      const dir = tempDir();
-      for (let run = 1; run <= RUNS; run++) {
-        await conn.query(`DROP TABLE IF EXISTS \`${db}\`.${CSM}, \`${db}\`.reference, \`${db}\`._ferry_checkpoints;
-          CREATE TABLE \`${db}\`.${CSM} ${TABLE}; INSERT INTO \`${db}\`.${CSM} SELECT * FROM \`${db}\`.pristine;
-          CREATE TABLE \`${db}\`.reference ${TABLE}; INSERT INTO \`${db}\`.reference SELECT * FROM \`${db}\`.pristine`);
-        const input = writeJson(dir, `run-${run}.json`, {
-          migrationId: `appw-${run}`,
-          table: { connection: 'edxapp', database: db, table: CSM },
-          alter: 'MODIFY id bigint unsigned NOT NULL AUTO_INCREMENT',
-          throttle: { maxThreadsRunning: 1000, waitSeconds: 1 },
-          cleanup: { mode: 'trickle-delete', batchRows: 20000 },
-        });
-        const writer = startAppWriter(studentModuleWrites(db, CSM, ROWS));
-        const result = await runFerry(['local', 'online-alter', '--input', input, '--state-dir', `${dir}/state`, '--approve', 'all']);
-        const ops = await writer.stop();
-        expect(result.code, result.stderr).toBe(0);
-        expect(failures(ops), `run ${run} of ${RUNS}: the application's writes that failed`).toEqual([]);
-        expect(ops.length).toBeGreaterThan(100);
-        await replayStudentModuleWrites(conn, db, 'reference', ops);
-        const [altered, reference] = [await tableContent(conn, db, CSM), await tableContent(conn, db, 'reference')];
-        expect({ rows: altered.rows, checksum: altered.checksum }, `run ${run}`).toEqual({ rows: reference.rows, checksum: reference.checksum });
-      }
-    } finally {
-      await dbs.drop();
-      await conn.end();
+async function underWriters(opts: { prefix: string; rows: number; runs: number; writers: number; pauseMillis: number; cleanup: Record<string, unknown> }): Promise<void> {
+  const conn = await admin();
+  const dbs = await makeDatabases(conn, opts.prefix);
+  const db = dbs.names[opts.prefix]!;
+  try {
+    await conn.query(`CREATE TABLE \`${db}\`.pristine ${TABLE}; SET SESSION max_recursive_iterations = ${opts.rows}`);
+    await conn.query(`INSERT INTO \`${db}\`.pristine (module_id, student_id, state, grade, created, modified, max_grade, course_id)
+      WITH RECURSIVE s(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM s WHERE n < ${opts.rows})
+      SELECT CONCAT('block-v1:edX+DemoX+type@problem+block@', n % 500), n DIV 7, CONCAT('{"attempts": ', n % 5, '}'), n % 4,
+             TIMESTAMP('2024-01-01') + INTERVAL n SECOND, TIMESTAMP('2024-01-01') + INTERVAL n SECOND, 3, CONCAT('course-v1:edX+DemoX+', n % 7) FROM s`);
+    const dir = tempDir();
+    for (let run = 1; run <= opts.runs; run++) {
+      await conn.query(`DROP TABLE IF EXISTS \`${db}\`.${CSM}, \`${db}\`.reference, \`${db}\`._ferry_checkpoints;
+        CREATE TABLE \`${db}\`.${CSM} ${TABLE}; INSERT INTO \`${db}\`.${CSM} SELECT * FROM \`${db}\`.pristine;
+        CREATE TABLE \`${db}\`.reference ${TABLE}; INSERT INTO \`${db}\`.reference SELECT * FROM \`${db}\`.pristine`);
+      const input = writeJson(dir, `run-${run}.json`, {
+        migrationId: `${opts.prefix}-${run}`,
+        table: { connection: 'edxapp', database: db, table: CSM },
+        alter: 'MODIFY id bigint unsigned NOT NULL AUTO_INCREMENT',
+        throttle: { maxThreadsRunning: 1000, waitSeconds: 1 },
+        cleanup: opts.cleanup,
+      });
+      const writers = Array.from({ length: opts.writers }, (_, k) => startAppWriter(studentModuleWriter(db, CSM, opts.rows, k, opts.writers), { pauseMillis: opts.pauseMillis }));
+      const result = await runFerry(['local', 'online-alter', '--input', input, '--state-dir', `${dir}/state`, '--approve', 'all']);
+      const ops = (await Promise.all(writers.map((w) => w.stop()))).flat();
+      expect(result.code, result.stderr).toBe(0);
+      expect(failures(ops), `run ${run} of ${opts.runs}: the application's writes that failed`).toEqual([]);
+      expect(ops.length).toBeGreaterThan(100);
+      await replayStudentModuleWrites(conn, db, 'reference', ops);
+      const [altered, reference] = [await tableContent(conn, db, CSM), await tableContent(conn, db, 'reference')];
+      expect({ rows: altered.rows, checksum: altered.checksum }, `run ${run}`).toEqual({ rows: reference.rows, checksum: reference.checksum });
     }
-  }, 600_000);
+  } finally {
+    await dbs.drop();
+    await conn.end();
+  }
+}
+
+describe('ferry local online-alter under an application writing single rows', () => {
+  it(`fails none of the application's writes in ${RUNS} runs, and every write is in the altered table`, () =>
+    underWriters({ prefix: 'appw', rows: ROWS, runs: RUNS, writers: 1, pauseMillis: 10, cleanup: { mode: 'trickle-delete', batchRows: 20000 } }), 600_000);
+
+  // Several writers with almost no pause: writes meet ferry's copy, its repairs of ranges a write
+  // moved under the verification, and the swap, at once.
+  it(`fails none of the writes of 4 writers at once in ${RUNS} runs, and every write is in the altered table`, () =>
+    underWriters({ prefix: 'appw4', rows: 20_000, runs: RUNS, writers: 4, pauseMillis: 1, cleanup: { mode: 'drop' } }), 600_000);
 });

@@ -109,6 +109,21 @@ export function studentModuleWrites(db: string, table: string, maxId: number): (
   };
 }
 
+/**
+ * Writer k of `writers` writing at once: studentModuleWrites' statements, each writer inserting rows
+ * of its own and updating and deleting only ids ≡ k (mod writers), so every row's writes come from
+ * one writer, in order, and replaying the writers one after the other gives what they did together.
+ */
+export function studentModuleWriter(db: string, table: string, maxId: number, k: number, writers: number): (i: number) => AppStatement {
+  const base = studentModuleWrites(db, table, maxId);
+  return (i) => {
+    const s = base(i * writers + k);
+    if (s.op === 'insert') return s;
+    const id = Number(s.params[s.params.length - 1]);
+    return { ...s, params: [...s.params.slice(0, -1), id - (id % writers) + k] };
+  };
+}
+
 /** Plays the writes that succeeded, in order, on another table (inserts with the ids they were given). */
 export async function replayStudentModuleWrites(conn: mysql.Connection, db: string, table: string, ops: readonly AppOp[]): Promise<void> {
   const t = `\`${db}\`.\`${table}\``;

@@ -201,7 +201,7 @@ export async function givingWay<T>(conn: SqlConnection, fn: (tx: SqlConnection) 
 }
 
 /** The source columns as rows leaving the server are read: every value whole (a FLOAT as its exact DOUBLE), under its own name. */
-function readList(t: CopyTables): string {
+export function readList(t: CopyTables): string {
   return t.columns.map((c, i) => {
     const h = t.hash.source[i];
     return h?.float && h.name === c ? `${wholeValue(h)} AS ${quoteIdent(c)}` : quoteIdent(c);
@@ -233,7 +233,18 @@ export async function copyIds(t: CopyTables, ids: readonly Id[]): Promise<number
   return inserted;
 }
 
-async function insertRows(t: CopyTables, rows: readonly SqlRow[]): Promise<number> {
+/**
+ * Writes rows read from the source (see readList) to the target as multi-row `INSERT IGNORE …
+ * VALUES`, each statement as large as the target takes: an insert whose row count is known, so
+ * under innodb_autoinc_lock_mode 1 it never holds the target's table-wide AUTO-INC lock while it
+ * waits for a row lock. `write` sends each statement (by default on the target's connection) and
+ * returns the rows it wrote. Returns the rows written.
+ */
+export async function insertRows(
+  t: CopyTables,
+  rows: readonly SqlRow[],
+  write: (sql: string, params: unknown[]) => Promise<number> = async (sql, params) => (await t.target.execute(sql, params)).affectedRows,
+): Promise<number> {
   const cols = t.targetColumns.map(quoteIdent).join(', ');
   const tuple = `(${t.columns.map(() => '?').join(', ')})`;
   let inserted = 0;
@@ -243,7 +254,7 @@ async function insertRows(t: CopyTables, rows: readonly SqlRow[]): Promise<numbe
   const flush = async () => {
     if (batchRows === 0) return;
     const sql = `INSERT IGNORE INTO ${qualified(t.targetTable)} (${cols}) VALUES ${Array(batchRows).fill(tuple).join(', ')}`;
-    inserted += (await t.target.execute(sql, batch)).affectedRows;
+    inserted += await write(sql, batch);
     batch = [];
     batchRows = 0;
     bytes = 0;

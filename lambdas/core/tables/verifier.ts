@@ -1,9 +1,9 @@
-import { type SqlConnection, str } from '../ports/sql.ts';
+import { type SqlConnection, type SqlRow, str } from '../ports/sql.ts';
 import { differingIds, rangeChecksumSql, rowHashesSql, sameChecksum, type HashColumn, type RangeChecksum } from '../checksum.ts';
 import { DatabaseError, ERRNO, VerificationFailed } from '../errors.ts';
 import type { Id, IdRange } from '../ids.ts';
 import { qualified, quoteIdent, type TableRef } from '../identifiers.ts';
-import { copyRange, givingWay, type CopyTables } from './copier.ts';
+import { copyRange, givingWay, IDS_PER_STATEMENT, insertRows, readList, type CopyTables } from './copier.ts';
 
 export async function checksumRange(conn: SqlConnection, table: TableRef, idColumn: string, columns: readonly HashColumn[], range: IdRange): Promise<RangeChecksum> {
   const rows = await conn.query(rangeChecksumSql(qualified(table), idColumn, columns), [range.lo, range.hi]);
@@ -97,25 +97,39 @@ export async function insertRefusing(conn: SqlConnection, sql: string, params: r
 /**
  * Makes a range of the target equal the source's, both on one server, in one transaction: the
  * source's rows of the range are share-locked first, in primary key order (so no write to them
- * can land between the two steps, and no lock on the target is held while waiting for one on the
- * source), then the target's rows of the range are deleted and the source's written again,
- * strictly. It gives way to the application's locks (see givingWay). A row the target refuses (a
- * duplicate on a unique key the source does not have, a value its column cannot hold) fails the
- * repair with the database's reason, and the transaction is rolled back: nothing is deleted.
- * `also` runs inside the same transaction.
+ * can land between the steps, and no lock on the target is held while waiting for one on the
+ * source), then the target's, and only the rows that differ are written: rows the target lacks or
+ * holds otherwise are written again from the source, strictly, and rows the source no longer has
+ * are deleted. The rows go in as `INSERT … VALUES`, never `INSERT … SELECT`: under
+ * innodb_autoinc_lock_mode 1 an `INSERT … SELECT` holds the target's AUTO-INC lock while it waits
+ * for a row lock (a unique key's next entry an application's transaction holds), the
+ * application's next insert (its trigger's) waits for that AUTO-INC lock, and InnoDB ends the
+ * cycle by failing the application's write, the one with fewer rows changed. It gives way to the
+ * application's locks (see givingWay). A row the target refuses (a duplicate on a unique key the
+ * source does not have, a value its column cannot hold) fails the repair with the database's
+ * reason, and the transaction is rolled back: nothing is deleted. `also` runs inside the same
+ * transaction.
  */
 export async function repairRange(conn: SqlConnection, t: CopyTables, range: IdRange, also?: () => Promise<void>): Promise<void> {
   const id = quoteIdent(t.idColumn);
   const source = `${qualified(t.sourceTable)} FORCE INDEX (PRIMARY)`;
+  const hashes = (rows: SqlRow[]) => rows.map((r) => ({ id: str(r, 'id')!, hash: str(r, 'hash')! }));
   try {
     await givingWay(conn, async (tx) => {
-      await tx.query(`SELECT COUNT(*) AS n FROM ${source} WHERE ${id} BETWEEN ? AND ? LOCK IN SHARE MODE`, [range.lo, range.hi]);
-      await tx.execute(`DELETE FROM ${qualified(t.targetTable)} WHERE ${id} BETWEEN ? AND ?`, [range.lo, range.hi]);
-      await insertRefusing(
-        tx,
-        `INSERT IGNORE INTO ${qualified(t.targetTable)} (${t.targetColumns.map(quoteIdent).join(', ')}) SELECT ${t.columns.map(quoteIdent).join(', ')} FROM ${source} WHERE ${id} BETWEEN ? AND ? LOCK IN SHARE MODE`,
-        [range.lo, range.hi],
-      );
+      const inSource = hashes(await tx.query(`${rowHashesSql(source, t.idColumn, t.hash.source)} LOCK IN SHARE MODE`, [range.lo, range.hi]));
+      const inTarget = hashes(await tx.query(`${rowHashesSql(qualified(t.targetTable), t.idColumn, t.hash.target)} FOR UPDATE`, [range.lo, range.hi]));
+      const diffs = differingIds(inSource, inTarget, Number.MAX_SAFE_INTEGER);
+      const out = diffs.filter((d) => d.problem !== 'missing in target').map((d) => d.id);
+      const back = diffs.filter((d) => d.problem !== 'extra in target').map((d) => d.id);
+      for (let i = 0; i < out.length; i += IDS_PER_STATEMENT) {
+        const ids = out.slice(i, i + IDS_PER_STATEMENT);
+        await tx.execute(`DELETE FROM ${qualified(t.targetTable)} WHERE ${id} IN (${ids.map(() => '?').join(', ')})`, ids);
+      }
+      for (let i = 0; i < back.length; i += IDS_PER_STATEMENT) {
+        const ids = back.slice(i, i + IDS_PER_STATEMENT);
+        const rows = await tx.query(`SELECT ${readList(t)} FROM ${source} WHERE ${id} IN (${ids.map(() => '?').join(', ')}) LOCK IN SHARE MODE`, ids);
+        await insertRows({ ...t, target: tx }, rows, (sql, params) => insertRefusing(tx, sql, params));
+      }
       await also?.();
     }, t.stopping);
   } catch (err) {
