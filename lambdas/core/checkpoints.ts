@@ -125,6 +125,15 @@ export class CheckpointStore<S> {
     return affectedRows === 1;
   }
 
+  /** One field of the state as the checkpoint holds it now (undefined: no checkpoint, or no such field). Writes nothing. */
+  async stateField<T>(migrationId: string, field: string): Promise<T | undefined> {
+    if (!/^[A-Za-z][A-Za-z0-9]*$/.test(field)) throw new TypeError(`not a state field name: ${field}`);
+    if (!(await tableExists(this.conn, this.database, CHECKPOINT_TABLE))) return undefined;
+    const rows = await this.conn.query(`SELECT JSON_EXTRACT(state, '$.${field}') AS v FROM ${this.table} WHERE migration_id = ?`, [migrationId]);
+    const v = rows.length ? str(rows[0]!, 'v') : null;
+    return v === null || v === undefined ? undefined : (JSON.parse(v) as T);
+  }
+
   /** The execution that owns the migration, null when none is recorded, undefined when there is no checkpoint. Writes nothing. */
   async owner(migrationId: string): Promise<string | null | undefined> {
     if (!(await tableExists(this.conn, this.database, CHECKPOINT_TABLE))) return undefined;

@@ -1,7 +1,8 @@
 import type { TaskDeps } from '../core/ports/task-deps.ts';
 import { whoHoldsTheTable } from '../core/tables/app-impact.ts';
 import { CheckpointStore } from '../core/checkpoints.ts';
-import { captureNames, captureOn, dropShadow, shadowNames, swapDone } from '../core/tables/shadow.ts';
+import { captureNames, captureOn, dropShadow, shadowNames, swapDone, withShortLockWait } from '../core/tables/shadow.ts';
+import { dropAnchors, restoreOwnTriggers, type OwnTrigger } from '../core/tables/own-triggers.ts';
 import { inspectTable } from '../core/tables/inspector.ts';
 import type { SqlConnection } from '../core/ports/sql.ts';
 import type { TableRef } from '../core/identifiers.ts';
@@ -37,6 +38,13 @@ export async function abandonAlter(event: AbandonEvent, deps: TaskDeps): Promise
   }
   if (await swapDone(conn, t)) {
     return say(`${t.table} was already swapped for the altered table (the original is ${shadowNames(t).old.table}); nothing to take back`, false);
+  }
+  const saved = await store.stateField<OwnTrigger[]>(input.migrationId, 'ownTriggers');
+  if (saved?.length) {
+    await withShortLockWait(conn, lockOf(input, deps), async () => {
+      await restoreOwnTriggers(conn, t, saved);
+      await dropAnchors(conn, input.migrationId, t);
+    });
   }
   const before = await leftBy(conn, input.migrationId, t);
   await dropShadow(conn, input.migrationId, t, lockOf(input, deps), async (attempt, backoff) => {

@@ -1,3 +1,4 @@
+import type { OwnTrigger } from '../core/tables/own-triggers.ts';
 import type { TaskDeps } from '../core/ports/task-deps.ts';
 import type { Id } from '../core/ids.ts';
 import { alterIdentityOf, onlineAlterInputSchema, type OnlineAlterInput } from '../core/online-alter-input.ts';
@@ -27,6 +28,8 @@ export interface OnlineAlterState extends CopyState {
   swappedAt: string | null;
   swapAttempts: number;
   autoIncrementAtSwap: Id | null;
+  /** The table's own triggers as the swap found them, recorded before it moves them, so a run stopped in the middle puts them back. */
+  ownTriggers?: OwnTrigger[];
   /** The re-verification while the cut-over approval is pending (see reverify.ts). */
   reverify?: ReverifyRecord | null;
 }

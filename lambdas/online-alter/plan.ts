@@ -4,6 +4,7 @@ import { idBounds } from '../core/tables/copier.ts';
 import { copiedColumns, hashColumns, inspectTable, tableBytes } from '../core/tables/inspector.ts';
 import { binlogOn, diskNote, freeSpace, idsLine, rowsLine, rowsOf, tableBytesAtLeast, timedSample } from '../core/tables/plan-reads.ts';
 import { throttleNow } from '../core/tables/chunked-copy.ts';
+import { ownTriggers } from '../core/tables/own-triggers.ts';
 import { captureNames, shadowNames } from '../core/tables/shadow.ts';
 import { describeAlterCost, describeTransaction, longTransactions, measureOnScratch, type AlterCost } from '../core/tables/app-impact.ts';
 import { MACHINE } from './open-alter.ts';
@@ -52,6 +53,12 @@ export async function planOnlineAlter(input: OnlineAlterInput, deps: PlanDeps, k
     `swap: RENAME TABLE ${t.table} → ${old.table}, ${shadow.table} → ${t.table} in one statement, waiting at most ${input.cutover.lockWaitSeconds} s for the lock, ${input.cutover.attempts} attempts`,
     `chunks of ${input.chunk.minRows}–${input.chunk.maxRows} ids sized to ${input.chunk.targetMillis} ms`,
   ];
+  const own = info ? await ownTriggers(conn, t) : [];
+  if (own.length) {
+    moves.push(
+      `its own triggers ${own.map((tr) => `${tr.name} (${tr.timing} ${tr.event})`).join(', ')} move to the altered table at the swap, in that order, under LOCK TABLES ${t.table} WRITE (the application's writes wait for it: milliseconds), with stand-ins on ${t.table} until then`,
+    );
+  }
   const size = info ? await tableBytesAtLeast(conn, t, info.primaryKey[0]!, copiedColumns(info), bounds.min, rows.rows, await tableBytes(conn, t)) : await tableBytes(conn, t);
   const free = await freeSpace(conn, deps);
   const binlog = await binlogOn(conn);

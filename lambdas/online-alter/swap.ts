@@ -5,6 +5,7 @@ import { captureNames, clearLogged, dropTriggers, loggedRows, rewriteLogged, sha
 import { dropTableIfExists } from '../core/tables/table-writes.ts';
 import { insertMissing } from '../core/tables/verifier.ts';
 import { whoHoldsTheTable } from '../core/tables/app-impact.ts';
+import { createAnchors, dropAnchors, ownTriggers, restoreOwnTriggers, swapKeepingTriggers } from '../core/tables/own-triggers.ts';
 import { lockOf, openAlter, type AlterMigration, type LoopState } from './open-alter.ts';
 import { refuseIfStillDifferent } from './reverify.ts';
 
@@ -45,7 +46,9 @@ async function settleLateLogged(m: AlterMigration): Promise<void> {
  * refused stops the swap, naming it. Then one atomic `RENAME TABLE t TO _t_old, _t_new TO t` under
  * a short lock_wait_timeout (while it waits, every query on the table queues behind it), retried
  * with backoff while another session holds a lock: a failed attempt changes nothing, the original
- * table stays in place and serving. Then the triggers go, and the capture log is read once more.
+ * table stays in place and serving. A table with triggers of its own swaps under LOCK TABLES
+ * instead, its triggers moving to the altered table (see swapKeepingTriggers). Then ferry's
+ * triggers go, and the capture log is read once more.
  */
 export async function swapTables(event: TaskEvent, deps: TaskDeps): Promise<LoopState> {
   const m = await openAlter(event, deps);
@@ -54,9 +57,14 @@ export async function swapTables(event: TaskEvent, deps: TaskDeps): Promise<Loop
   const { old } = shadowNames(t);
   const conn = m.source;
   if (!(await swapDone(conn, t))) {
+    const lock = lockOf(input, deps);
+    const saved = m.state.ownTriggers;
+    if (saved?.length) {
+      const back = await withShortLockWait(conn, lock, () => restoreOwnTriggers(conn, t, saved));
+      if (back.length) report(m, `triggers ${back.join(', ')} of ${t.table}, taken off by a run stopped during the swap, are back on it`);
+    }
     // Nothing the re-verification found different while the approval waited is swapped in.
     if (m.phase === 'cutover-approval') await refuseIfStillDifferent(m);
-    const lock = lockOf(input, deps);
     try {
       const ai = await withShortLockWait(conn, lock, async () => {
         // Right before each attempt (a wait for the lock can last minutes while the application writes on), so a refusal logged since is met here, before the swap.
@@ -66,7 +74,18 @@ export async function swapTables(event: TaskEvent, deps: TaskDeps): Promise<Loop
           report(m, `${rewritten} rows the triggers could not write to the shadow were written again`);
         }
         m.state.swapAttempts += 1;
-        return swapOnce(conn, t, input.alter);
+        const own = await ownTriggers(conn, t);
+        if (own.length === 0) return swapOnce(conn, t, input.alter);
+        // recorded first: a run stopped while they move puts them back on the table (see restoreOwnTriggers)
+        m.state.ownTriggers = own;
+        await save(m);
+        await createAnchors(conn, input.migrationId, t, own);
+        const renamer = await deps.sql.connectDedicated(t.connection);
+        try {
+          return await swapKeepingTriggers(conn, renamer, m.tables, input.migrationId, input.alter, own, lock.seconds);
+        } finally {
+          await renamer.close();
+        }
       }, async (attempt, backoff) => report(m, `swap attempt ${attempt}/${lock.attempts}: another session holds a lock on ${t.table} (waited ${lock.seconds} s)${await whoHoldsTheTable(conn, lock.seconds)}; the table is unchanged and serving; retrying in ${backoff} s`));
       m.state.autoIncrementAtSwap = ai;
     } catch (err) {
@@ -78,12 +97,16 @@ export async function swapTables(event: TaskEvent, deps: TaskDeps): Promise<Loop
       );
     }
   }
-  await withShortLockWait(conn, lockOf(input, deps), () => dropTriggers(conn, input.migrationId, t));
+  await withShortLockWait(conn, lockOf(input, deps), async () => {
+    await dropTriggers(conn, input.migrationId, t);
+    await dropAnchors(conn, input.migrationId, t);
+  });
   m.state.swappedAt = m.state.swappedAt ?? new Date(deps.now()).toISOString();
   await save(m);
   await settleLateLogged(m);
   await dropTableIfExists(conn, captureNames(input.migrationId, t).log);
   await save(m, 'cleanup-approval');
-  report(m, `swapped: ${t.table} is the altered table; the original is ${old.table}; triggers dropped`);
+  const moved = m.state.ownTriggers?.length ? `; its own triggers (${m.state.ownTriggers.map((tr) => tr.name).join(', ')}) are on the altered table` : '';
+  report(m, `swapped: ${t.table} is the altered table; the original is ${old.table}; ferry's triggers dropped${moved}`);
   return loopState(m, { done: true });
 }

@@ -5,10 +5,11 @@ import type { OnlineAlterInput } from '../online-alter-input.ts';
 import { str, type SqlConnection } from '../ports/sql.ts';
 import { idBounds } from './copier.ts';
 import {
-  constraintNames, copiedColumns, diskFreeBytes, foreignKeysOf, foreignKeysPointingAt, inspectTable, integerRange, tableBytes, triggersOn, uniqueKeysOf,
+  constraintNames, copiedColumns, diskFreeBytes, foreignKeysOf, foreignKeysPointingAt, inspectTable, integerRange, tableBytes, uniqueKeysOf,
   type ColumnInfo, type TableInfo, type UniqueKey,
 } from './inspector.ts';
 import { requireTable } from './preflight-checks.ts';
+import { checkOwnTriggers, mayMoveOwnTriggers, ownTriggers, type OwnTrigger } from './own-triggers.ts';
 import { buildAltered, captureNames, columnMapping, shadowConstraintName, shadowNames, type ColumnMapping } from './shadow.ts';
 
 /** Rows of the table copied into the scratch table (the lowest and the highest ids) before the ALTER is tried on them. */
@@ -107,7 +108,14 @@ async function mayCreateTriggers(conn: SqlConnection, scratch: TableRef): Promis
  * included), so the database judges the clause and the data together, strictly, and always drops
  * the scratch table. Hands the altered shape and its unique keys to `inspect`.
  */
-async function onScratch<T>(conn: SqlConnection, input: OnlineAlterInput, columns: readonly string[], idName: string, inspect: (altered: TableInfo, keys: UniqueKey[]) => Promise<T>): Promise<T> {
+async function onScratch<T>(
+  conn: SqlConnection,
+  input: OnlineAlterInput,
+  columns: readonly string[],
+  idName: string,
+  own: readonly OwnTrigger[],
+  inspect: (altered: TableInfo, keys: UniqueKey[]) => Promise<T>,
+): Promise<T> {
   const t = input.table;
   // A name of its own each time: never a table someone else keeps, never another check's running at once.
   const scratch = { database: t.database, table: `_ferry_chk_${randomBytes(8).toString('hex')}` };
@@ -127,6 +135,7 @@ async function onScratch<T>(conn: SqlConnection, input: OnlineAlterInput, column
       throw new InvalidInput('alter', `the database refused it on a copy of up to ${2 * SAMPLE_ROWS} of the table's rows: ${(err as Error).message.replace(/^[^:]*: statement failed: /, '')}; fix the clause (or those rows)`);
     }
     await mayCreateTriggers(conn, scratch);
+    await mayMoveOwnTriggers(conn, own, scratch);
     return await inspect((await inspectTable(conn, scratch))!, await uniqueKeysOf(conn, scratch));
   } finally {
     await conn.execute(`DROP TABLE IF EXISTS ${qualified(scratch)}`);
@@ -150,8 +159,8 @@ export async function checkAlterTable(conn: SqlConnection, input: OnlineAlterInp
     const listed = fks.map((fk) => `${fk.name} on ${fk.table.database}.${fk.table.table}(${fk.column}) — drop it first: ALTER TABLE \`${fk.table.database}\`.\`${fk.table.table}\` DROP FOREIGN KEY \`${fk.name}\``);
     throw new InvalidInput('table.table', `foreign keys point at ${t.table}, and would stay on the old table after the swap: ${listed.join('; ')}`);
   }
-  const triggers = await triggersOn(conn, t);
-  if (triggers.length) throw new InvalidInput('table.table', `${t.table} has triggers of its own (${triggers.join(', ')}); ferry captures changes with triggers and will not mix with them`);
+  const own = await ownTriggers(conn, t);
+  checkOwnTriggers(own);
   const { shadow, old } = shadowNames(t);
   for (const leftover of [shadow, old, captureNames(input.migrationId, t).log]) {
     if (await inspectTable(conn, leftover)) {
@@ -168,7 +177,7 @@ export async function checkAlterTable(conn: SqlConnection, input: OnlineAlterInp
       );
     }
   }
-  const addedUniqueKeys = await onScratch(conn, input, copiedColumns(info), idName!, async (altered, alteredKeys) => {
+  const addedUniqueKeys = await onScratch(conn, input, copiedColumns(info), idName!, own, async (altered, alteredKeys) => {
     if (altered.primaryKey.length !== 1 || altered.primaryKey[0]!.toLowerCase() !== idName!.toLowerCase()) {
       throw new InvalidInput('alter', `must keep the primary key on ${idName} alone, under that name (the altered table's key is ${altered.primaryKey.join(', ') || 'missing'})`);
     }

@@ -1,12 +1,12 @@
 import { createHash } from 'node:crypto';
 import { droppedColumns, renameDroppedConstraints, renameMap, setsAutoIncrement } from '../alter-clause.ts';
-import { ERRNO, VerificationFailed, type FerryError } from '../errors.ts';
+import { DatabaseError, ERRNO, VerificationFailed, type FerryError } from '../errors.ts';
 import { qualified, quoteIdent, type TableRef } from '../identifiers.ts';
 import { str, type SqlConnection } from '../ports/sql.ts';
 import { autoIncrementOf, copiedColumns, foreignKeysOf, inspectTable, type TableInfo } from './inspector.ts';
-import type { CopyTables } from './copier.ts';
 import { setAutoIncrement } from './table-writes.ts';
-import { repairRange } from './verifier.ts';
+import { insertRefusing, repairRange } from './verifier.ts';
+import { insertRows, readList, type CopyTables } from './copier.ts';
 
 /** The names ferry gives the altered copy and, after the swap, the original. */
 export function shadowNames(t: TableRef): { shadow: TableRef; old: TableRef } {
@@ -325,14 +325,50 @@ export async function swapDone(conn: SqlConnection, t: TableRef): Promise<boolea
  */
 export async function swapOnce(conn: SqlConnection, t: TableRef, alter: string): Promise<string | null> {
   const { shadow, old } = shadowNames(t);
-  const [ai, mine] = [await autoIncrementOf(conn, t), await autoIncrementOf(conn, shadow)];
-  let kept = mine;
-  if (ai !== null && !setsAutoIncrement(alter) && (mine === null || BigInt(ai) > BigInt(mine))) {
-    await setAutoIncrement(conn, shadow, BigInt(ai));
-    kept = ai;
-  }
+  const kept = await raiseShadowAutoIncrement(conn, t, alter);
   await conn.execute(`RENAME TABLE ${qualified(t)} TO ${qualified(old)}, ${qualified(shadow)} TO ${qualified(t)}`);
   return kept;
+}
+
+/** The shadow's AUTO_INCREMENT raised to the table's when that is higher and the ALTER sets none (see swapOnce); returns the shadow's. */
+export async function raiseShadowAutoIncrement(conn: SqlConnection, t: TableRef, alter: string): Promise<string | null> {
+  const { shadow } = shadowNames(t);
+  const [ai, mine] = [await autoIncrementOf(conn, t), await autoIncrementOf(conn, shadow)];
+  if (ai !== null && !setsAutoIncrement(alter) && (mine === null || BigInt(ai) > BigInt(mine))) {
+    await setAutoIncrement(conn, shadow, BigInt(ai));
+    return ai;
+  }
+  return mine;
+}
+
+/**
+ * rewriteLogged for a session that holds `LOCK TABLES` on the table, the shadow and the capture
+ * log, where a transaction would let go of the lock: each logged row is deleted from the shadow
+ * and written again from the table, one statement at a time (nothing else writes either table
+ * meanwhile). A row the shadow refuses fails with the database's reason; it stays logged.
+ */
+export async function rewriteLoggedLocked(conn: SqlConnection, migrationId: string, t: CopyTables): Promise<number> {
+  const id = quoteIdent(t.idColumn);
+  let n = 0;
+  for (;;) {
+    const logged = await loggedRows(conn, migrationId, t.sourceTable, 100);
+    if (logged.length === 0) return n;
+    for (const row of logged) {
+      await conn.execute(`DELETE FROM ${qualified(t.targetTable)} WHERE ${id} = ?`, [row.id]);
+      const rows = await conn.query(`SELECT ${readList(t)} FROM ${qualified(t.sourceTable)} WHERE ${id} = ?`, [row.id]);
+      try {
+        await insertRows({ ...t, target: conn }, rows, (sql, params) => insertRefusing(conn, sql, params));
+      } catch (err) {
+        if (!(err instanceof DatabaseError)) throw err;
+        throw new VerificationFailed(
+          `the application's ${row.event} of id ${row.id} in ${t.sourceTable.table} cannot be written to the altered table: ${err.message.replace(/^[^:]*: statement failed: /, '')}`,
+          { cause: err },
+        );
+      }
+      await clearLogged(conn, migrationId, t.sourceTable, row.id, row.id);
+      n++;
+    }
+  }
 }
 
 /**
