@@ -5,8 +5,8 @@ import { qualified, quoteIdent, type TableRef } from '../identifiers.ts';
 import { str, type SqlConnection } from '../ports/sql.ts';
 import { autoIncrementOf, copiedColumns, foreignKeysOf, inspectTable, type TableInfo } from './inspector.ts';
 import { setAutoIncrement } from './table-writes.ts';
-import { insertRefusing, repairRange } from './verifier.ts';
-import { insertRows, readList, type CopyTables } from './copier.ts';
+import { repairRange, writeFromSource } from './verifier.ts';
+import type { CopyTables } from './copier.ts';
 
 /** The names ferry gives the altered copy and, after the swap, the original. */
 export function shadowNames(t: TableRef): { shadow: TableRef; old: TableRef } {
@@ -355,9 +355,8 @@ export async function rewriteLoggedLocked(conn: SqlConnection, migrationId: stri
     if (logged.length === 0) return n;
     for (const row of logged) {
       await conn.execute(`DELETE FROM ${qualified(t.targetTable)} WHERE ${id} = ?`, [row.id]);
-      const rows = await conn.query(`SELECT ${readList(t)} FROM ${qualified(t.sourceTable)} WHERE ${id} = ?`, [row.id]);
       try {
-        await insertRows({ ...t, target: conn }, rows, (sql, params) => insertRefusing(conn, sql, params));
+        await writeFromSource(conn, t, [row.id]);
       } catch (err) {
         if (!(err instanceof DatabaseError)) throw err;
         throw new VerificationFailed(

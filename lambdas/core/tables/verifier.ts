@@ -125,11 +125,7 @@ export async function repairRange(conn: SqlConnection, t: CopyTables, range: IdR
         const ids = out.slice(i, i + IDS_PER_STATEMENT);
         await tx.execute(`DELETE FROM ${qualified(t.targetTable)} WHERE ${id} IN (${ids.map(() => '?').join(', ')})`, ids);
       }
-      for (let i = 0; i < back.length; i += IDS_PER_STATEMENT) {
-        const ids = back.slice(i, i + IDS_PER_STATEMENT);
-        const rows = await tx.query(`SELECT ${readList(t)} FROM ${source} WHERE ${id} IN (${ids.map(() => '?').join(', ')}) LOCK IN SHARE MODE`, ids);
-        await insertRows({ ...t, target: tx }, rows, (sql, params) => insertRefusing(tx, sql, params));
-      }
+      await writeFromSource(tx, t, back);
       await also?.();
     }, t.stopping);
   } catch (err) {
@@ -139,6 +135,20 @@ export async function repairRange(conn: SqlConnection, t: CopyTables, range: IdR
         'The same ALTER run directly on this data would fail too. Nothing was deleted; fix those rows (or the ALTER) and run again.',
       { cause: err },
     );
+  }
+}
+
+/**
+ * Writes the source's rows of these ids to the target, both on one server, as `INSERT … VALUES`
+ * (see repairRange), strictly (see insertRefusing): the ids must not be in the target. Reads them
+ * with share locks, so inside a transaction none changes before it commits.
+ */
+export async function writeFromSource(conn: SqlConnection, t: CopyTables, ids: readonly Id[]): Promise<void> {
+  const source = `${qualified(t.sourceTable)} FORCE INDEX (PRIMARY)`;
+  for (let i = 0; i < ids.length; i += IDS_PER_STATEMENT) {
+    const batch = ids.slice(i, i + IDS_PER_STATEMENT);
+    const rows = await conn.query(`SELECT ${readList(t)} FROM ${source} WHERE ${quoteIdent(t.idColumn)} IN (${batch.map(() => '?').join(', ')}) LOCK IN SHARE MODE`, batch);
+    await insertRows({ ...t, target: conn }, rows, (sql, params) => insertRefusing(conn, sql, params));
   }
 }
 
