@@ -1,10 +1,10 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import mysql from 'mysql2/promise';
-import { Mysql2Connector } from '../../../../lambdas/adapters/mysql2.ts';
 import type { CopyTables } from '../../../../lambdas/core/tables/copier.ts';
 import { copiedColumns, hashColumns, inspectTable } from '../../../../lambdas/core/tables/inspector.ts';
 import { repairRange } from '../../../../lambdas/core/tables/verifier.ts';
-import { admin, makeDatabases, MYSQL_URL } from '../../../helpers/db.ts';
+import { MYSQL_URL } from '../../../helpers/db.ts';
+import { testDatabase } from '../../../helpers/test-database.ts';
 
 const SHAPE = (idType: string) => `(id ${idType} NOT NULL AUTO_INCREMENT PRIMARY KEY, k int NOT NULL, name varchar(20) NOT NULL, v int NULL, UNIQUE KEY uk (k, name))`;
 
@@ -15,43 +15,29 @@ const SHAPE = (idType: string) => `(id ${idType} NOT NULL AUTO_INCREMENT PRIMARY
  * lock the application's next write waits for while it waits for one of the application's.
  */
 describe('repairRange beside an application transaction', () => {
-  let conn: mysql.Connection;
-  let dbs: Awaited<ReturnType<typeof makeDatabases>>;
-  const sql = new Mysql2Connector({ FERRY_MYSQL_EDXAPP: MYSQL_URL });
-  let db: string;
-
-  beforeAll(async () => {
-    conn = await admin();
-    dbs = await makeDatabases(conn, 'rep');
-    db = dbs.names.rep!;
-  });
-  afterAll(async () => {
-    await sql.closeAll();
-    await dbs.drop();
-    await conn.end();
-  });
+  const td = testDatabase('rep');
 
   it("waits for the application's row without holding the shadow's AUTO-INC lock: the application's next insert never deadlocks", async () => {
-    await conn.query(`CREATE TABLE \`${db}\`.t ${SHAPE('int')}; CREATE TABLE \`${db}\`._t_new ${SHAPE('bigint')}`);
-    await conn.query(`INSERT INTO \`${db}\`.t (id, k, name, v) SELECT seq, seq, 'a', seq FROM \`${db}\`.seq_1_to_11`);
-    await conn.query(`INSERT INTO \`${db}\`._t_new SELECT * FROM \`${db}\`.t`);
+    await td.conn.query(`CREATE TABLE \`${td.db}\`.t ${SHAPE('int')}; CREATE TABLE \`${td.db}\`._t_new ${SHAPE('bigint')}`);
+    await td.conn.query(`INSERT INTO \`${td.db}\`.t (id, k, name, v) SELECT seq, seq, 'a', seq FROM \`${td.db}\`.seq_1_to_11`);
+    await td.conn.query(`INSERT INTO \`${td.db}\`._t_new SELECT * FROM \`${td.db}\`.t`);
     // the shadow's row 5 differs: the range 1 … 10 needs its repair (row 11, committed, bounds it)
-    await conn.query(`UPDATE \`${db}\`._t_new SET v = -1 WHERE id = 5`);
+    await td.conn.query(`UPDATE \`${td.db}\`._t_new SET v = -1 WHERE id = 5`);
 
     // the application, in a transaction its triggers write the shadow in: a row whose unique key follows row 5's
     const app = await mysql.createConnection({ uri: MYSQL_URL });
     try {
       await app.query('BEGIN');
-      await app.query(`INSERT INTO \`${db}\`._t_new (id, k, name, v) VALUES (1000, 5, 'b', 0)`);
+      await app.query(`INSERT INTO \`${td.db}\`._t_new (id, k, name, v) VALUES (1000, 5, 'b', 0)`);
 
-      const source = await sql.connect('edxapp');
-      const info = (await inspectTable(source, { database: db, table: 't' }))!;
+      const source = await td.sql.connect('edxapp');
+      const info = (await inspectTable(source, { database: td.db, table: 't' }))!;
       const columns = copiedColumns(info);
       const t: CopyTables = {
         source,
         target: source,
-        sourceTable: { database: db, table: 't' },
-        targetTable: { database: db, table: '_t_new' },
+        sourceTable: { database: td.db, table: 't' },
+        targetTable: { database: td.db, table: '_t_new' },
         idColumn: 'id',
         columns,
         targetColumns: columns,
@@ -60,7 +46,7 @@ describe('repairRange beside an application transaction', () => {
       const repair = repairRange(source, t, { lo: '1', hi: '10' }).then(() => null, (err: Error) => err.message);
       await new Promise((r) => setTimeout(r, 300));
       // the application's next write to the shadow (its next statement's trigger), while the repair runs
-      const next = await app.query(`INSERT INTO \`${db}\`._t_new (id, k, name, v) VALUES (1001, 99, 'z', 0)`).then(
+      const next = await app.query(`INSERT INTO \`${td.db}\`._t_new (id, k, name, v) VALUES (1001, 99, 'z', 0)`).then(
         () => null,
         (err: { errno?: number; message: string }) => `${err.message} (${err.errno})`,
       );
@@ -70,9 +56,9 @@ describe('repairRange beside an application transaction', () => {
     } finally {
       await app.end();
     }
-    const [rows] = await conn.query(`SELECT COUNT(*) AS n FROM \`${db}\`.t a JOIN \`${db}\`._t_new b USING (id) WHERE a.k = b.k AND a.name = b.name AND a.v <=> b.v`);
+    const [rows] = await td.conn.query(`SELECT COUNT(*) AS n FROM \`${td.db}\`.t a JOIN \`${td.db}\`._t_new b USING (id) WHERE a.k = b.k AND a.name = b.name AND a.v <=> b.v`);
     expect(Number((rows as { n: string }[])[0]!.n)).toBe(11);
-    const [extra] = await conn.query(`SELECT id FROM \`${db}\`._t_new WHERE id > 11 ORDER BY id`);
+    const [extra] = await td.conn.query(`SELECT id FROM \`${td.db}\`._t_new WHERE id > 11 ORDER BY id`);
     expect((extra as { id: number }[]).map((r) => Number(r.id))).toEqual([1000, 1001]);
   });
 });
