@@ -120,8 +120,10 @@ export function triggerSql(migrationId: string, t: TableRef, idColumn: string, m
   const assignments = mapping.target.map((c, i) => `${quoteIdent(c)} = NEW.${quoteIdent(mapping.source[i]!)}`).join(', ');
   // After a write: m is the first refusal (h, from the handler) or warning but "no default value" (an added NOT NULL column takes its
   // implicit default, as a plain ALTER gives existing rows); p is 1 when the write met the row already there (a duplicate on the primary key).
+  // An INSERT IGNORE that leaves its row out always says why in a condition, so the conditions alone decide: the ROW_COUNT a trigger
+  // reads in MariaDB is the application's previous statement's (0 after an UPDATE that matched nothing, or at a transaction's start).
   const outcome =
-    'GET DIAGNOSTICS n = NUMBER, r = ROW_COUNT; SET i = 1, m = h, p = 0; ' +
+    'GET DIAGNOSTICS n = NUMBER; SET i = 1, m = h, p = 0; ' +
     'WHILE i <= n DO GET DIAGNOSTICS CONDITION i e = MYSQL_ERRNO, w = MESSAGE_TEXT; ' +
     `IF e = 1062 AND (w LIKE '%''PRIMARY''' OR w LIKE '%.PRIMARY''') THEN SET p = 1; ELSEIF e <> ${ERRNO.NO_DEFAULT} AND m IS NULL THEN SET m = w; END IF; SET i = i + 1; END WHILE; `;
   // After an update in place: m only (its row count depends on the application's client flags).
@@ -132,9 +134,9 @@ export function triggerSql(migrationId: string, t: TableRef, idColumn: string, m
   const takeOut = (which: 'NEW' | 'OLD') => `DELETE IGNORE FROM ${sh} WHERE ${id} = ${which}.${id};`;
   const logged = (event: string) => `INSERT INTO ${log} (row_id, event, message) VALUES (NEW.${id}, '${event}', LEFT(IFNULL(m, 'not written'), 500));`;
   // the new row written: a refused one (cut, or not written) is taken out again and logged
-  const writeNew = (event: string) => `${write('NEW')}${outcome}IF p = 1 OR m IS NOT NULL OR r = 0 THEN ${takeOut('NEW')} ${logged(event)} END IF;`;
+  const writeNew = (event: string) => `${write('NEW')}${outcome}IF p = 1 OR m IS NOT NULL THEN ${takeOut('NEW')} ${logged(event)} END IF;`;
   const declare =
-    'DECLARE n INT DEFAULT 0; DECLARE r BIGINT DEFAULT 0; DECLARE i INT DEFAULT 1; DECLARE e INT DEFAULT 0; DECLARE p INT DEFAULT 0; DECLARE x INT DEFAULT 0; ' +
+    'DECLARE n INT DEFAULT 0; DECLARE i INT DEFAULT 1; DECLARE e INT DEFAULT 0; DECLARE p INT DEFAULT 0; DECLARE x INT DEFAULT 0; ' +
     'DECLARE m TEXT DEFAULT NULL; DECLARE w TEXT DEFAULT NULL; DECLARE h TEXT DEFAULT NULL; ' +
     `DECLARE CONTINUE HANDLER FOR SQLEXCEPTION BEGIN GET DIAGNOSTICS CONDITION 1 x = MYSQL_ERRNO, h = MESSAGE_TEXT; IF x IN (${RAISED_AGAIN.join(', ')}) THEN RESIGNAL; END IF; END;`;
   const on = (name: string, event: string) => `CREATE TRIGGER ${qualified({ database: t.database, table: name })} AFTER ${event} ON ${qualified(t)} FOR EACH ROW`;
@@ -144,7 +146,7 @@ export function triggerSql(migrationId: string, t: TableRef, idColumn: string, m
     `${on(names.update, 'UPDATE')} BEGIN ${declare} IF NEW.${id} <=> OLD.${id} THEN ` +
       `${write('NEW')}${outcome}` +
       `IF p = 1 THEN SET h = NULL; UPDATE ${sh} SET ${assignments} WHERE ${id} = OLD.${id}; ${refusal}END IF; ` +
-      `IF m IS NOT NULL OR (r = 0 AND p = 0) THEN ${takeOut('OLD')} ${logged('update')} END IF; ` +
+      `IF m IS NOT NULL THEN ${takeOut('OLD')} ${logged('update')} END IF; ` +
       `ELSE ${write('OLD')}${takeOut('OLD')} ${writeNew('update')} END IF; END`,
     `${on(names.insert, 'INSERT')} BEGIN ${declare} ${writeNew('insert')} END`,
   ];

@@ -1,0 +1,42 @@
+import { describe, expect, it } from 'vitest';
+import mysql from 'mysql2/promise';
+import { captureNames, createShadow } from '../../../../lambdas/core/tables/shadow.ts';
+import { MYSQL_URL } from '../../../helpers/db.ts';
+import { testDatabase } from '../../../helpers/test-database.ts';
+
+/**
+ * ferry's capture triggers carry every write into the shadow whatever the application's session
+ * did just before: a first statement after BEGIN, or one after an UPDATE or DELETE that matched
+ * nothing (MariaDB's ROW_COUNT inside the trigger is then the previous statement's, 0).
+ */
+describe('capture triggers', () => {
+  const td = testDatabase('cap');
+
+  it('write the row after a statement that changed nothing, and log nothing', async () => {
+    const { db } = td;
+    await td.conn.query(`CREATE TABLE \`${db}\`.t (id int NOT NULL AUTO_INCREMENT PRIMARY KEY, v int NULL)`);
+    const c = await td.sql.connect('edxapp');
+    const t = { database: db, table: 't' };
+    await createShadow(c, 'cap', t, 'MODIFY id bigint NOT NULL AUTO_INCREMENT', 'id', { seconds: 2, attempts: 1 });
+    const app = await mysql.createConnection({ uri: MYSQL_URL });
+    try {
+      await app.query(`UPDATE \`${db}\`.t SET v = 1 WHERE id = 12345`);
+      await app.query(`INSERT INTO \`${db}\`.t VALUES (1, 1)`);
+      await app.query(`DELETE FROM \`${db}\`.t WHERE id = 777`);
+      await app.query(`INSERT INTO \`${db}\`.t VALUES (2, 2)`);
+      await app.query('BEGIN');
+      await app.query(`INSERT INTO \`${db}\`.t VALUES (3, 3)`);
+      await app.query(`UPDATE \`${db}\`.t SET v = 30 WHERE id = 3`);
+      await app.query('COMMIT');
+      await app.query('BEGIN');
+      await app.query(`UPDATE \`${db}\`.t SET v = 20 WHERE id = 2`);
+      await app.query('COMMIT');
+    } finally {
+      await app.end();
+    }
+    const [shadow] = await td.conn.query(`SELECT id, v FROM \`${db}\`._t_new ORDER BY id`);
+    expect(shadow).toEqual([{ id: '1', v: 1 }, { id: '2', v: 20 }, { id: '3', v: 30 }]);
+    const [logged] = await td.conn.query(`SELECT row_id, event, message FROM \`${db}\`.\`${captureNames('cap', t).log.table}\``);
+    expect(logged).toEqual([]);
+  });
+});
