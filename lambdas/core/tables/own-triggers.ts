@@ -149,7 +149,8 @@ export async function mayMoveOwnTriggers(conn: SqlConnection, triggers: readonly
  * the moved triggers use.
  */
 export function anchorOf(tr: OwnTrigger, migrationId: string, t: TableRef, i: number): { trigger: OwnTrigger; name: string } {
-  return { trigger: { ...tr, statement: `IF FALSE THEN ${tr.statement.replace(/[\s;]+$/, '')}; END IF` }, name: `${anchorPrefix(migrationId, t)}${i}` };
+  // a new line before the end: a body that ends in a `--` or `#` comment does not swallow it
+  return { trigger: { ...tr, statement: `IF FALSE THEN ${tr.statement.replace(/[\s;]+$/, '')}\n; END IF` }, name: `${anchorPrefix(migrationId, t)}${i}` };
 }
 
 /** `_ferry_<tag>_k`: the stand-ins' names, numbered. */

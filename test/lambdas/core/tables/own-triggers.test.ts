@@ -14,7 +14,8 @@ describe("a table's own triggers", () => {
     await td.conn.query(`CREATE TRIGGER \`${td.db}\`.b1 BEFORE INSERT ON \`${td.db}\`.t FOR EACH ROW SET NEW.v = 'x' || NEW.v`);
     await td.conn.query("SET SESSION sql_mode = REPLACE(@@SESSION.sql_mode, ',PIPES_AS_CONCAT', '')");
     await td.conn.query(`CREATE TRIGGER \`${td.db}\`.a2 AFTER INSERT ON \`${td.db}\`.t FOR EACH ROW INSERT INTO \`${td.db}\`.audit (what) VALUES (CONCAT('second ', NEW.id))`);
-    await td.conn.query(`CREATE TRIGGER \`${td.db}\`.a1 AFTER INSERT ON \`${td.db}\`.t FOR EACH ROW PRECEDES a2 INSERT INTO \`${td.db}\`.audit (what) VALUES (CONCAT('first ', NEW.id))`);
+    // a body that ends in a comment
+    await td.conn.query(`CREATE TRIGGER \`${td.db}\`.a1 AFTER INSERT ON \`${td.db}\`.t FOR EACH ROW PRECEDES a2 INSERT INTO \`${td.db}\`.audit (what) VALUES (CONCAT('first ', NEW.id)) -- the first`);
   });
 
   const t = () => ({ database: td.db, table: 't' });
