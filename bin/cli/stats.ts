@@ -30,7 +30,7 @@ async function describeTable(conn: SqlConnection, ref: TableRef, counting: Count
   if (counting === 'none') return { table: `${ref.database}.${ref.table}`, exists: true };
   const info = await inspectTable(conn, ref);
   if (!info) return { table: `${ref.database}.${ref.table}`, exists: false };
-  const id = info.primaryKey[0];
+  const id = info.key?.columns[0];
   const counted = counting === 'exact' ? { rows: await countRows(conn, ref), exact: true } : await rowsOf(conn, ref);
   return {
     table: `${ref.database}.${ref.table}`,

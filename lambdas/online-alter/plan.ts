@@ -1,7 +1,7 @@
 import { diskWarning, projectAws, secondsAt, type Plan, type PlanDeps, type PlanKnobs } from '../core/plan.ts';
 import type { OnlineAlterInput } from '../core/online-alter-input.ts';
 import { idBounds } from '../core/tables/copier.ts';
-import { copiedColumns, hashColumns, inspectTable, tableBytes } from '../core/tables/inspector.ts';
+import { copiedColumns, hashColumns, idColumnOf, inspectTable, tableBytes } from '../core/tables/inspector.ts';
 import { binlogOn, diskNote, freeSpace, idsLine, rowsLine, rowsOf, tableBytesAtLeast, timedSample } from '../core/tables/plan-reads.ts';
 import { throttleNow } from '../core/tables/chunked-copy.ts';
 import { ownTriggers } from '../core/tables/own-triggers.ts';
@@ -37,7 +37,7 @@ export async function planOnlineAlter(input: OnlineAlterInput, deps: PlanDeps, k
     resumes = { phase: checkpoint.phase, note: `checkpoint of ${checkpoint.updatedAt}: ${s.rowsCopied} rows copied up to id ${s.copiedUpTo ?? '(none)'}, verified up to ${s.verifiedUpTo ?? '(none)'}${s.swappedAt ? `, swapped at ${s.swappedAt}` : ''}; owned by ${s.owner ?? 'no execution'}` };
   }
   if (info) {
-    const idName = info.primaryKey[0]!;
+    const idName = idColumnOf(info);
     rows = await rowsOf(conn, t);
     bounds = await idBounds(conn, t, idName);
     sample = await timedSample(conn, t, idName, hashColumns(info, copiedColumns(info)), bounds.min, deps.now);
@@ -59,7 +59,7 @@ export async function planOnlineAlter(input: OnlineAlterInput, deps: PlanDeps, k
       `its own triggers ${own.map((tr) => `${tr.name} (${tr.timing} ${tr.event})`).join(', ')} move to the altered table at the swap, in that order, under LOCK TABLES ${t.table} WRITE (the application's writes wait for it: milliseconds), with stand-ins on ${t.table} until then`,
     );
   }
-  const size = info ? await tableBytesAtLeast(conn, t, info.primaryKey[0]!, copiedColumns(info), bounds.min, rows.rows, await tableBytes(conn, t)) : await tableBytes(conn, t);
+  const size = info ? await tableBytesAtLeast(conn, t, idColumnOf(info), copiedColumns(info), bounds.min, rows.rows, await tableBytes(conn, t)) : await tableBytes(conn, t);
   const free = await freeSpace(conn, deps);
   const binlog = await binlogOn(conn);
   const need = size === null ? null : (BigInt(size) * (binlog ? 2n : 1n)).toString();

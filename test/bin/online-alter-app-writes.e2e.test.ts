@@ -9,10 +9,13 @@ const ROWS = Number(process.env.FERRY_APP_ROWS ?? 150_000);
 const RUNS = Number(process.env.FERRY_APP_RUNS ?? 3);
 
 /** courseware_studentmodule as the runbook has it: the unique key and three secondary keys. */
-const TABLE = `(id int NOT NULL AUTO_INCREMENT PRIMARY KEY, module_type varchar(32) NOT NULL DEFAULT 'problem',
+const TABLE_PK = `(id int NOT NULL AUTO_INCREMENT PRIMARY KEY, module_type varchar(32) NOT NULL DEFAULT 'problem',
   module_id varchar(255) NOT NULL, student_id int NOT NULL, state longtext NULL, grade double NULL, created datetime(6) NOT NULL,
   modified datetime(6) NOT NULL, max_grade double NULL, done varchar(8) NOT NULL DEFAULT 'na', course_id varchar(255) NOT NULL,
   UNIQUE KEY student_module (student_id, module_id, course_id), KEY module_type (module_type), KEY module_id (module_id), KEY modified (modified))`;
+
+/** The same table with no primary key: InnoDB stores it by its first unique key on NOT NULL columns, row_id (id). */
+const TABLE_UK = TABLE_PK.replace('id int NOT NULL AUTO_INCREMENT PRIMARY KEY,', 'id int NOT NULL AUTO_INCREMENT, UNIQUE KEY row_id (id),');
 
 /**
  * `runs` migrations in a row of a `rows`-row table, each with `writers` application writers (see
@@ -20,7 +23,8 @@ const TABLE = `(id int NOT NULL AUTO_INCREMENT PRIMARY KEY, module_type varchar(
  * through the copy, verification, the swap and the cleanup; none of their writes may fail, and the
  * altered table must equal a reference that received the same writes.
  */
-async function underWriters(opts: { prefix: string; rows: number; runs: number; writers: number; pauseMillis: number; cleanup: Record<string, unknown> }): Promise<void> {
+async function underWriters(opts: { prefix: string; rows: number; runs: number; writers: number; pauseMillis: number; cleanup: Record<string, unknown>; table?: string }): Promise<void> {
+  const TABLE = opts.table ?? TABLE_PK;
   const conn = await admin();
   const dbs = await makeDatabases(conn, opts.prefix);
   const db = dbs.names[opts.prefix]!;
@@ -51,6 +55,9 @@ async function underWriters(opts: { prefix: string; rows: number; runs: number; 
       await replayStudentModuleWrites(conn, db, 'reference', ops);
       const [altered, reference] = [await tableContent(conn, db, CSM), await tableContent(conn, db, 'reference')];
       expect({ rows: altered.rows, checksum: altered.checksum }, `run ${run}`).toEqual({ rows: reference.rows, checksum: reference.checksum });
+      const [keys] = await conn.query(`SELECT INDEX_NAME AS k FROM information_schema.STATISTICS WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ? AND NON_UNIQUE = 0 ORDER BY 1`, [db, CSM]);
+      const [kept] = await conn.query(`SELECT INDEX_NAME AS k FROM information_schema.STATISTICS WHERE TABLE_SCHEMA = ? AND TABLE_NAME = 'reference' AND NON_UNIQUE = 0 ORDER BY 1`, [db]);
+      expect(keys, 'the altered table keeps the unique keys it had, and gains none').toEqual(kept);
     }
   } finally {
     await dbs.drop();
@@ -66,4 +73,8 @@ describe('ferry local online-alter under an application writing single rows', ()
   // moved under the verification, and the swap, at once.
   it(`fails none of the writes of 4 writers at once in ${RUNS} runs, and every write is in the altered table`, () =>
     underWriters({ prefix: 'appw4', rows: 20_000, runs: RUNS, writers: 4, pauseMillis: 1, cleanup: { mode: 'drop' } }), 600_000);
+
+  // No primary key: ferry reads, captures, repairs and swaps by the unique key the table is stored by.
+  it('alters a table keyed by a unique key instead of a primary key, failing none of 2 writers\' writes', () =>
+    underWriters({ prefix: 'appuk', rows: 20_000, runs: 1, writers: 2, pauseMillis: 2, cleanup: { mode: 'trickle-delete', batchRows: 5000 }, table: TABLE_UK }), 600_000);
 });

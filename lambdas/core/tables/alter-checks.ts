@@ -1,12 +1,13 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { InvalidInput, type FerryError } from '../errors.ts';
-import { qualified, quoteIdent, type TableRef } from '../identifiers.ts';
+import { isPlainName, qualified, quoteIdent, type TableRef } from '../identifiers.ts';
 import type { OnlineAlterInput } from '../online-alter-input.ts';
 import { str, type SqlConnection } from '../ports/sql.ts';
 import { idBounds } from './copier.ts';
 import {
   constraintNames, copiedColumns, diskFreeBytes, foreignKeysOf, foreignKeysPointingAt, inspectTable, integerRange, tableBytes, uniqueKeysOf,
   type ColumnInfo, type TableInfo, type UniqueKey,
+  describeKey,
 } from './inspector.ts';
 import { requireTable } from './preflight-checks.ts';
 import { checkOwnTriggers, mayMoveOwnTriggers, ownTriggers, type OwnTrigger } from './own-triggers.ts';
@@ -34,8 +35,8 @@ export function newUniqueKeys(table: TableInfo, tableKeys: readonly UniqueKey[],
       const longEnough = pe.prefix === null ? pk.prefix === null : pk.prefix === null || pk.prefix >= pe.prefix;
       return longEnough && before.collation === after.collation && notNarrower(before, after);
     });
-  // The primary key stays on the id, copied one for one (checked apart).
-  return alteredKeys.filter((k) => k.name !== 'PRIMARY' && !tableKeys.some((e) => implies(e, k)));
+  // The row key stays on the id, copied one for one (checked apart).
+  return alteredKeys.filter((k) => k.name !== altered.key?.index && !tableKeys.some((e) => implies(e, k)));
 }
 
 /** Whether every value of the column's old type is kept as it is by the new one: the same type, a wider integer, or a longer string. */
@@ -149,10 +150,13 @@ async function onScratch<T>(
 export async function checkAlterTable(conn: SqlConnection, input: OnlineAlterInput): Promise<{ addedUniqueKeys: string[] }> {
   const t = input.table;
   const info = await requireTable(conn, 'table', t, { database: 'fix the name', table: 'fix the name' });
-  const idName = info.primaryKey[0];
+  const idName = info.key?.columns.length === 1 ? info.key.columns[0]! : undefined;
   const idColumn = info.columns.find((c) => c.name === idName);
-  if (info.primaryKey.length !== 1 || !idColumn || !integerRange(idColumn)) {
-    throw new InvalidInput('table.table', `primary key of ${t.table} is ${info.primaryKey.length ? `(${info.primaryKey.join(', ')})` : 'missing'}; ferry alters tables keyed by one integer column`);
+  if (!idColumn || !integerRange(idColumn)) {
+    throw new InvalidInput('table.table', `${t.table} has ${describeKey(info.key)}; ferry alters tables keyed by one integer column (a primary key, or a unique key on a NOT NULL column)`);
+  }
+  if (!isPlainName(info.key!.index)) {
+    throw new InvalidInput('table.table', `unique key ${JSON.stringify(info.key!.index)} of ${t.table}, by which ferry would read it, has a name ferry does not write into SQL; rename it (letters, digits, _ or $)`);
   }
   const fks = await foreignKeysPointingAt(conn, t);
   if (fks.length) {
@@ -178,8 +182,8 @@ export async function checkAlterTable(conn: SqlConnection, input: OnlineAlterInp
     }
   }
   const addedUniqueKeys = await onScratch(conn, input, copiedColumns(info), idName!, own, async (altered, alteredKeys) => {
-    if (altered.primaryKey.length !== 1 || altered.primaryKey[0]!.toLowerCase() !== idName!.toLowerCase()) {
-      throw new InvalidInput('alter', `must keep the primary key on ${idName} alone, under that name (the altered table's key is ${altered.primaryKey.join(', ') || 'missing'})`);
+    if (altered.key?.index !== info.key!.index || altered.key.columns.length !== 1 || altered.key.columns[0]!.toLowerCase() !== idName!.toLowerCase()) {
+      throw new InvalidInput('alter', `must keep the ${describeKey(info.key)} as it is, under that name (the altered table has ${describeKey(altered.key)})`);
     }
     const newRange = integerRange(altered.columns.find((c) => c.name.toLowerCase() === idName!.toLowerCase())!);
     const { min, max } = await idBounds(conn, t, idName!);

@@ -4,7 +4,7 @@ import { qualified, quoteIdent, type TableRef } from '../identifiers.ts';
 import { str, type SqlConnection } from '../ports/sql.ts';
 import { SAMPLE_ROWS } from './alter-checks.ts';
 import { copyRange, PIECE_MILLIS, GIVE_WAY_SECONDS } from './copier.ts';
-import { copiedColumns, pairedHashColumns, inspectTable, type TableInfo } from './inspector.ts';
+import { copiedColumns, idColumnOf, pairedHashColumns, inspectTable, type TableInfo } from './inspector.ts';
 import { createShadow, createTriggers, dropShadow, dropTriggers, shadowNames } from './shadow.ts';
 
 /** What online-alter costs the application, measured on a scratch copy of the table (see measureOnScratch). */
@@ -35,7 +35,8 @@ export async function measureOnScratch(conn: SqlConnection, input: OnlineAlterIn
   const name = `_ferry_chk_${randomBytes(8).toString('hex')}`;
   const scratch: TableRef = { database: t.database, table: name };
   const kept: TableRef = { database: t.database, table: `${name}_k` };
-  const idName = info.primaryKey[0]!;
+  const idName = idColumnOf(info);
+  const key = { idColumn: idName, keyIndex: info.key!.index };
   const id = quoteIdent(idName);
   const cols = copiedColumns(info).map(quoteIdent).join(', ');
   const lock = { seconds: input.cutover.lockWaitSeconds, attempts: 1 };
@@ -61,11 +62,11 @@ export async function measureOnScratch(conn: SqlConnection, input: OnlineAlterIn
       return now() - started;
     };
     await pass();
-    const mapping = await createShadow(conn, tag, scratch, input.alter, idName, lock);
+    const mapping = await createShadow(conn, tag, scratch, input.alter, key, lock);
     const shadow = shadowNames(scratch).shadow;
     const shadowInfo = (await inspectTable(conn, shadow))!;
     const tables = {
-      source: conn, target: conn, sourceTable: scratch, targetTable: shadow, idColumn: idName, columns: mapping.source, targetColumns: mapping.target,
+      source: conn, target: conn, sourceTable: scratch, targetTable: shadow, ...key, columns: mapping.source, targetColumns: mapping.target,
       hash: pairedHashColumns({ info, names: mapping.source }, { info: shadowInfo, names: mapping.target }), readLock: true,
     };
     const range = { lo: ids[0] ?? '0', hi: str((await conn.query(`SELECT MAX(${id}) AS m FROM ${qualified(scratch)}`))[0]!, 'm') ?? '0' };
@@ -81,7 +82,7 @@ export async function measureOnScratch(conn: SqlConnection, input: OnlineAlterIn
       millisWith = Math.min(millisWith, await pass());
       await dropTriggers(conn, tag, scratch);
       millisWithout = Math.min(millisWithout, await pass());
-      if (round < 2) await createTriggers(conn, tag, scratch, idName, mapping, lock);
+      if (round < 2) await createTriggers(conn, tag, scratch, key, mapping, lock);
     }
     return { rows, writes: ids.length, millisWithout, millisWith, copiedRows: inserted, copyMillis };
   } finally {

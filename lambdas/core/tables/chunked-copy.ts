@@ -11,7 +11,7 @@ import type { TableRef } from '../identifiers.ts';
 import { decideThrottle, type ThrottleDecision } from '../throttler.ts';
 import type { RowHashForm } from '../checksum.ts';
 import { copyRange, idBounds, nextExistingId, type CopyTables } from './copier.ts';
-import { copiedColumns, pairedHashColumns, inspectTable, type TableInfo } from './inspector.ts';
+import { copiedColumns, idColumnOf, pairedHashColumns, inspectTable, type TableInfo } from './inspector.ts';
 import { loadCharset as loadDataCharset } from './load-data.ts';
 import { replicaLagSeconds, threadsRunning, throttleQueryValue } from './probes.ts';
 
@@ -101,7 +101,7 @@ function copyTables(input: CopySettings, source: SqlConnection, target: SqlConne
   const { source: columns, target: targetColumns } = pairs(sourceInfo, targetInfo);
   const hash = pairedHashColumns({ info: sourceInfo, names: columns }, { info: targetInfo ?? sourceInfo, names: targetColumns }, form);
   const loadCharset = targetInfo === null ? null : loadDataCharset(sourceInfo.columns, targetInfo.columns, columns, targetColumns);
-  return { source, target, sourceTable: input.source, targetTable: input.target, idColumn: sourceInfo.primaryKey[0]!, columns, targetColumns, hash, loadCharset };
+  return { source, target, sourceTable: input.source, targetTable: input.target, idColumn: idColumnOf(sourceInfo), keyIndex: sourceInfo.key!.index, columns, targetColumns, hash, loadCharset };
 }
 
 /**

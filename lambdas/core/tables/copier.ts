@@ -15,6 +15,8 @@ export interface CopyTables {
   readonly sourceTable: TableRef;
   readonly targetTable: TableRef;
   readonly idColumn: string;
+  /** The source's index on `idColumn`: PRIMARY, or the unique key the table is keyed by (see RowKey). */
+  readonly keyIndex: string;
   /** The source's columns that are copied and compared, in the source's order. */
   readonly columns: readonly string[];
   /** Each of `columns`' name in the target (another where the ALTER renames it; the same for table-copy). */
@@ -116,7 +118,7 @@ async function insertSelect(t: CopyTables, where: string, params: readonly unkno
 }
 
 function insertSelectSql(t: CopyTables, where: string): string {
-  const from = `${qualified(t.sourceTable)}${t.readLock ? ' FORCE INDEX (PRIMARY)' : ''}`;
+  const from = `${qualified(t.sourceTable)}${t.readLock ? ` FORCE INDEX (${quoteIdent(t.keyIndex)})` : ''}`;
   return `INSERT IGNORE INTO ${qualified(t.targetTable)} (${t.targetColumns.map(quoteIdent).join(', ')}) SELECT ${t.columns.map(quoteIdent).join(', ')} FROM ${from} WHERE ${where}${t.readLock ? ' LOCK IN SHARE MODE' : ''}`;
 }
 
@@ -163,7 +165,7 @@ async function inPieces(t: CopyTables, range: IdRange, copy: (piece: IdRange) =>
 async function lockedPiece(t: CopyTables, piece: IdRange): Promise<number> {
   const where = `${quoteIdent(t.idColumn)} BETWEEN ? AND ?`;
   return givingWay(t.target, async (tx) => {
-    await tx.query(`SELECT COUNT(*) AS n FROM ${qualified(t.sourceTable)} FORCE INDEX (PRIMARY) WHERE ${where} LOCK IN SHARE MODE`, [piece.lo, piece.hi]);
+    await tx.query(`SELECT COUNT(*) AS n FROM ${qualified(t.sourceTable)} FORCE INDEX (${quoteIdent(t.keyIndex)}) WHERE ${where} LOCK IN SHARE MODE`, [piece.lo, piece.hi]);
     return (await tx.execute(insertSelectSql(t, where), [piece.lo, piece.hi])).affectedRows;
   }, t.stopping);
 }

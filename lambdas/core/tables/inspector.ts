@@ -26,11 +26,34 @@ export interface IntegerRange {
   readonly max: bigint;
 }
 
+/**
+ * The key ferry reads a table by: its primary key, or, when it has none, its first unique key whose
+ * columns are all NOT NULL and whole (no prefix). That is the index InnoDB stores such a table's rows
+ * in, so it reads and locks in that order just as it would by a primary key.
+ */
+export interface RowKey {
+  /** The index's name: PRIMARY, or the unique key's. */
+  readonly index: string;
+  readonly columns: readonly string[];
+}
+
 export interface TableInfo {
   readonly ref: TableRef;
   readonly columns: readonly ColumnInfo[];
-  readonly primaryKey: readonly string[];
+  /** null when the table has no such key. */
+  readonly key: RowKey | null;
   readonly engine: string | null;
+}
+
+/** The single column of a table's row key: callers have checked (Preflight) that the key is one column. */
+export function idColumnOf(info: TableInfo): string {
+  if (info.key?.columns.length !== 1) throw new TypeError(`${info.ref.table} is not keyed by one column`);
+  return info.key.columns[0]!;
+}
+
+/** How a key is named to an operator: `PRIMARY (id)`, `uk_id (id)`, or "no primary key and no unique key on NOT NULL columns". */
+export function describeKey(key: RowKey | null): string {
+  return key ? `${key.index === 'PRIMARY' ? 'primary key' : `unique key ${key.index}`} (${key.columns.join(', ')})` : 'no primary key and no unique key on NOT NULL columns';
 }
 
 const INTEGER_BITS: Record<string, number> = { tinyint: 8, smallint: 16, mediumint: 24, int: 32, integer: 32, bigint: 64 };
@@ -67,11 +90,6 @@ export async function inspectTable(conn: SqlConnection, ref: TableRef): Promise<
        FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ? ORDER BY ORDINAL_POSITION`,
     [ref.database, ref.table],
   );
-  const pkRows = await conn.query(
-    `SELECT COLUMN_NAME AS name FROM information_schema.KEY_COLUMN_USAGE
-      WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ? AND CONSTRAINT_NAME = 'PRIMARY' ORDER BY ORDINAL_POSITION`,
-    [ref.database, ref.table],
-  );
   return {
     ref,
     engine: str(table, 'engine'),
@@ -84,8 +102,28 @@ export async function inspectTable(conn: SqlConnection, ref: TableRef): Promise<
       charset: str(r, 'charset'),
       collation: str(r, 'collation'),
     })),
-    primaryKey: pkRows.map((r) => str(r, 'name')!),
+    key: await rowKey(conn, ref),
   };
+}
+
+/**
+ * The table's row key (see RowKey). SHOW INDEX lists the indexes in the server's own order: the
+ * primary key first, then unique keys without nullable columns, in which InnoDB takes the first
+ * as the clustered index when there is no primary key.
+ */
+async function rowKey(conn: SqlConnection, ref: TableRef): Promise<RowKey | null> {
+  const rows = await conn.query(`SHOW INDEX FROM ${qualified(ref)}`);
+  const keys = new Map<string, { columns: string[]; whole: boolean }>();
+  for (const r of rows) {
+    if (str(r, 'Non_unique') !== '0') continue;
+    const name = str(r, 'Key_name')!;
+    const k = keys.get(name) ?? { columns: [], whole: true };
+    k.columns.push(str(r, 'Column_name')!);
+    k.whole &&= str(r, 'Null') !== 'YES' && str(r, 'Sub_part') === null;
+    keys.set(name, k);
+  }
+  for (const [index, k] of keys) if (k.whole) return { index, columns: k.columns };
+  return null;
 }
 
 /**

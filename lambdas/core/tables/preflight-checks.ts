@@ -1,10 +1,10 @@
 import { InvalidInput } from '../errors.ts';
 import { ID_OFFSET_FLOOR } from '../id-offset.ts';
-import type { TableRef } from '../identifiers.ts';
+import { isPlainName, type TableRef } from '../identifiers.ts';
 import { scalar, type SqlConnection } from '../ports/sql.ts';
 import type { TableCopyInput } from '../table-copy-input.ts';
 import { idBounds } from './copier.ts';
-import { databaseExists, inspectTable, integerRange, type TableInfo } from './inspector.ts';
+import { databaseExists, describeKey, idColumnOf, inspectTable, integerRange, type TableInfo } from './inspector.ts';
 import { throttleQueryValue } from './probes.ts';
 
 export async function requireTable(conn: SqlConnection, field: string, ref: TableRef, fix: { database: string; table: string }): Promise<TableInfo> {
@@ -27,17 +27,20 @@ const TARGET_FIX = { database: 'create it or fix the name', table: 'create it (t
 export async function checkCopyTables(input: TableCopyInput, source: SqlConnection, target: SqlConnection): Promise<{ sourceInfo: TableInfo; targetInfo: TableInfo }> {
   const sourceInfo = await requireTable(source, 'source', input.source, SOURCE_FIX);
   const targetInfo = await requireTable(target, 'target', input.target, TARGET_FIX);
-  if (sourceInfo.primaryKey.length !== 1) {
-    throw new InvalidInput('source.table', `primary key of ${input.source.table} is ${sourceInfo.primaryKey.length === 0 ? 'missing' : `(${sourceInfo.primaryKey.join(', ')})`}; ferry copies tables keyed by one integer column`);
+  if (sourceInfo.key?.columns.length !== 1) {
+    throw new InvalidInput('source.table', `${input.source.table} has ${describeKey(sourceInfo.key)}; ferry copies tables keyed by one integer column (a primary key, or a unique key on a NOT NULL column)`);
   }
-  const idName = sourceInfo.primaryKey[0]!;
+  if (!isPlainName(sourceInfo.key.index)) {
+    throw new InvalidInput('source.table', `unique key ${JSON.stringify(sourceInfo.key.index)} of ${input.source.table}, by which ferry would read it, has a name ferry does not write into SQL; rename it (letters, digits, _ or $)`);
+  }
+  const idName = idColumnOf(sourceInfo);
   const sourceId = sourceInfo.columns.find((c) => c.name === idName)!;
   const sourceRange = integerRange(sourceId);
   if (!sourceRange) {
     throw new InvalidInput('source.table', `primary key ${idName} of ${input.source.table} is ${sourceId.columnType}, not an integer; ferry copies tables keyed by one integer column`);
   }
-  if (targetInfo.primaryKey.length !== 1 || targetInfo.primaryKey[0] !== idName) {
-    throw new InvalidInput('target.table', `primary key of ${input.target.table} must be the single column ${idName}, like the source's (it is ${targetInfo.primaryKey.join(', ') || 'missing'})`);
+  if (targetInfo.key?.columns.length !== 1 || targetInfo.key.columns[0] !== idName) {
+    throw new InvalidInput('target.table', `${input.target.table} must be keyed by the single column ${idName}, like the source (a primary key, or a unique key on ${idName} NOT NULL); it has ${describeKey(targetInfo.key)}`);
   }
   const targetColumns = new Map(targetInfo.columns.map((c) => [c.name, c]));
   const missing = sourceInfo.columns.filter((c) => !c.generated && (!targetColumns.has(c.name) || targetColumns.get(c.name)!.generated));

@@ -8,6 +8,9 @@ import { setAutoIncrement } from './table-writes.ts';
 import { repairRange, writeFromSource } from './verifier.ts';
 import type { CopyTables } from './copier.ts';
 
+/** The table's one-column row key: its column and its index (PRIMARY, or the unique key it is keyed by). */
+export type IdKey = Pick<CopyTables, 'idColumn' | 'keyIndex'>;
+
 /** The names ferry gives the altered copy and, after the swap, the original. */
 export function shadowNames(t: TableRef): { shadow: TableRef; old: TableRef } {
   return { shadow: { database: t.database, table: `_${t.table}_new` }, old: { database: t.database, table: `_${t.table}_old` } };
@@ -110,11 +113,13 @@ export const TRIGGER_SQL_MODE = 'NO_AUTO_VALUE_ON_ZERO,ERROR_FOR_DIVISION_BY_ZER
  * capture log, which is looked at before the cut-over. A trigger never fails the application's
  * write for a row it refuses; an error that ends the statement anyway is raised again.
  */
-export function triggerSql(migrationId: string, t: TableRef, idColumn: string, mapping: ColumnMapping): string[] {
+export function triggerSql(migrationId: string, t: TableRef, key: IdKey, mapping: ColumnMapping): string[] {
   const names = captureNames(migrationId, t);
   const sh = qualified(shadowNames(t).shadow);
   const log = qualified(names.log);
-  const id = quoteIdent(idColumn);
+  const id = quoteIdent(key.idColumn);
+  // the duplicate met on the shadow's row key (the same index as the table's): 1062's text ends with its name, as 'k' or 'db.table.k'
+  const onKey = `RIGHT(w, ${quoteIdent(key.keyIndex).length}) IN ('''${key.keyIndex}''', '.${key.keyIndex}''')`;
   const cols = mapping.target.map(quoteIdent).join(', ');
   const row = (which: 'NEW' | 'OLD') => mapping.source.map((c) => `${which}.${quoteIdent(c)}`).join(', ');
   const assignments = mapping.target.map((c, i) => `${quoteIdent(c)} = NEW.${quoteIdent(mapping.source[i]!)}`).join(', ');
@@ -125,7 +130,7 @@ export function triggerSql(migrationId: string, t: TableRef, idColumn: string, m
   const outcome =
     'GET DIAGNOSTICS n = NUMBER; SET i = 1, m = h, p = 0; ' +
     'WHILE i <= n DO GET DIAGNOSTICS CONDITION i e = MYSQL_ERRNO, w = MESSAGE_TEXT; ' +
-    `IF e = 1062 AND (w LIKE '%''PRIMARY''' OR w LIKE '%.PRIMARY''') THEN SET p = 1; ELSEIF e <> ${ERRNO.NO_DEFAULT} AND m IS NULL THEN SET m = w; END IF; SET i = i + 1; END WHILE; `;
+    `IF e = 1062 AND ${onKey} THEN SET p = 1; ELSEIF e <> ${ERRNO.NO_DEFAULT} AND m IS NULL THEN SET m = w; END IF; SET i = i + 1; END WHILE; `;
   // After an update in place: m only (its row count depends on the application's client flags).
   const refusal =
     'GET DIAGNOSTICS n = NUMBER; SET i = 1, m = h; ' +
@@ -252,7 +257,7 @@ export async function createShadow(
   migrationId: string,
   t: TableRef,
   alter: string,
-  idColumn: string,
+  key: IdKey,
   lock: DdlLock,
   onWait?: (attempt: number, backoffSeconds: number) => void | Promise<void>,
 ): Promise<ColumnMapping> {
@@ -261,7 +266,7 @@ export async function createShadow(
   await buildAltered(conn, t, shadow, alter, shadowConstraintName);
   await conn.execute(captureLogSql(captureNames(migrationId, t).log));
   const mapping = columnMapping((await inspectTable(conn, t))!, await inspectTable(conn, shadow), alter);
-  await createTriggers(conn, migrationId, t, idColumn, mapping, lock, onWait);
+  await createTriggers(conn, migrationId, t, key, mapping, lock, onWait);
   return mapping;
 }
 
@@ -270,7 +275,7 @@ export async function createTriggers(
   conn: SqlConnection,
   migrationId: string,
   t: TableRef,
-  idColumn: string,
+  key: IdKey,
   mapping: ColumnMapping,
   lock: DdlLock,
   onWait?: (attempt: number, backoffSeconds: number) => void | Promise<void>,
@@ -278,7 +283,7 @@ export async function createTriggers(
   await withShortLockWait(conn, lock, async () => {
     await conn.execute(`SET @ferry_sql_mode = @@SESSION.sql_mode, SESSION sql_mode = '${TRIGGER_SQL_MODE}'`);
     try {
-      for (const sql of triggerSql(migrationId, t, idColumn, mapping)) await conn.execute(sql);
+      for (const sql of triggerSql(migrationId, t, key, mapping)) await conn.execute(sql);
     } finally {
       await conn.execute('SET SESSION sql_mode = @ferry_sql_mode');
     }

@@ -112,7 +112,7 @@ export async function insertRefusing(conn: SqlConnection, sql: string, params: r
  */
 export async function repairRange(conn: SqlConnection, t: CopyTables, range: IdRange, also?: () => Promise<void>): Promise<void> {
   const id = quoteIdent(t.idColumn);
-  const source = `${qualified(t.sourceTable)} FORCE INDEX (PRIMARY)`;
+  const source = `${qualified(t.sourceTable)} FORCE INDEX (${quoteIdent(t.keyIndex)})`;
   const hashes = (rows: SqlRow[]) => rows.map((r) => ({ id: str(r, 'id')!, hash: str(r, 'hash')! }));
   try {
     await givingWay(conn, async (tx) => {
@@ -144,7 +144,7 @@ export async function repairRange(conn: SqlConnection, t: CopyTables, range: IdR
  * with share locks, so inside a transaction none changes before it commits.
  */
 export async function writeFromSource(conn: SqlConnection, t: CopyTables, ids: readonly Id[]): Promise<void> {
-  const source = `${qualified(t.sourceTable)} FORCE INDEX (PRIMARY)`;
+  const source = `${qualified(t.sourceTable)} FORCE INDEX (${quoteIdent(t.keyIndex)})`;
   for (let i = 0; i < ids.length; i += IDS_PER_STATEMENT) {
     const batch = ids.slice(i, i + IDS_PER_STATEMENT);
     const rows = await conn.query(`SELECT ${readList(t)} FROM ${source} WHERE ${quoteIdent(t.idColumn)} IN (${batch.map(() => '?').join(', ')}) LOCK IN SHARE MODE`, batch);

@@ -84,7 +84,7 @@ describe('DataApiConnection', () => {
       return { numberOfRecordsUpdated: values.length / 2 };
     });
     const result = await copyRange(
-      { source, target, sourceTable: { database: 'edxapp', table: 'h' }, targetTable: { database: 'csmh', table: 'h' }, idColumn: 'id', columns: ['id', 'state'], targetColumns: ['id', 'state'], hash: { source: [], target: [] } },
+      { source, target, sourceTable: { database: 'edxapp', table: 'h' }, targetTable: { database: 'csmh', table: 'h' }, idColumn: 'id', keyIndex: 'PRIMARY', columns: ['id', 'state'], targetColumns: ['id', 'state'], hash: { source: [], target: [] } },
       { lo: ids[0]!, hi: ids[ids.length - 1]! },
     );
     expect(result.inserted).toBe(1700);

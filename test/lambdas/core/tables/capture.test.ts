@@ -17,7 +17,7 @@ describe('capture triggers', () => {
     await td.conn.query(`CREATE TABLE \`${db}\`.t (id int NOT NULL AUTO_INCREMENT PRIMARY KEY, v int NULL)`);
     const c = await td.sql.connect('edxapp');
     const t = { database: db, table: 't' };
-    await createShadow(c, 'cap', t, 'MODIFY id bigint NOT NULL AUTO_INCREMENT', 'id', { seconds: 2, attempts: 1 });
+    await createShadow(c, 'cap', t, 'MODIFY id bigint NOT NULL AUTO_INCREMENT', { idColumn: 'id', keyIndex: 'PRIMARY' }, { seconds: 2, attempts: 1 });
     const app = await mysql.createConnection({ uri: MYSQL_URL });
     try {
       await app.query(`UPDATE \`${db}\`.t SET v = 1 WHERE id = 12345`);
@@ -38,5 +38,25 @@ describe('capture triggers', () => {
     expect(shadow).toEqual([{ id: '1', v: 1 }, { id: '2', v: 20 }, { id: '3', v: 30 }]);
     const [logged] = await td.conn.query(`SELECT row_id, event, message FROM \`${db}\`.\`${captureNames('cap', t).log.table}\``);
     expect(logged).toEqual([]);
+  });
+
+  it('on a table keyed by a unique key, update a row the shadow has in place, and log only a clash on another key', async () => {
+    const { db } = td;
+    await td.conn.query(`CREATE TABLE \`${db}\`.u (id int NOT NULL AUTO_INCREMENT, v int NULL, w int NULL, UNIQUE KEY row_id (id)); INSERT INTO \`${db}\`.u VALUES (1, 1, 1), (2, 2, 2)`);
+    const c = await td.sql.connect('edxapp');
+    const t = { database: db, table: 'u' };
+    await createShadow(c, 'capuk', t, 'ADD UNIQUE KEY w_u (w)', { idColumn: 'id', keyIndex: 'row_id' }, { seconds: 2, attempts: 1 });
+    await td.conn.query(`INSERT INTO \`${db}\`._u_new SELECT * FROM \`${db}\`.u`);
+    const app = await mysql.createConnection({ uri: MYSQL_URL });
+    try {
+      await app.query(`UPDATE \`${db}\`.u SET v = 10 WHERE id = 1`);
+      await app.query(`INSERT INTO \`${db}\`.u VALUES (3, 3, 2)`);
+    } finally {
+      await app.end();
+    }
+    const [shadow] = await td.conn.query(`SELECT id, v, w FROM \`${db}\`._u_new ORDER BY id`);
+    expect(shadow).toEqual([{ id: 1, v: 10, w: 1 }, { id: 2, v: 2, w: 2 }]);
+    const [logged] = await td.conn.query(`SELECT row_id, event, message FROM \`${db}\`.\`${captureNames('capuk', t).log.table}\``);
+    expect(logged).toEqual([{ row_id: '3', event: 'insert', message: expect.stringMatching(/Duplicate entry '2' for key 'w_u'/) }]);
   });
 });

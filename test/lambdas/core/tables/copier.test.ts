@@ -38,7 +38,7 @@ describe('copier and verifier on MariaDB', () => {
       target,
       sourceTable: { database: dbs.names.src!, table: SRC },
       targetTable: { database: dbs.names.tgt!, table: targetTable },
-      idColumn: 'id',
+      idColumn: 'id', keyIndex: 'PRIMARY',
       columns: copiedColumns(info),
       targetColumns: copiedColumns(info),
       hash: { source: hashColumns(info, copiedColumns(info)), target: hashColumns(info, copiedColumns(info)) },
@@ -105,7 +105,7 @@ describe('copier and verifier on MariaDB', () => {
           const loadCharset = loadDataCharset(info.columns, targetInfo.columns, cols, cols);
           expect(loadCharset).toBe(expected);
           const t: CopyTables = {
-            source: src, target, sourceTable: { database: db.src, table: source }, targetTable: { database: db.tgt, table }, idColumn: 'id',
+            source: src, target, sourceTable: { database: db.src, table: source }, targetTable: { database: db.tgt, table }, idColumn: 'id', keyIndex: 'PRIMARY',
             columns: cols, targetColumns: cols, hash: { source: hashColumns(info, cols), target: hashColumns(targetInfo, cols) }, loadCharset,
           };
           if (refuse) await conn.query('SET GLOBAL local_infile = 0');
@@ -146,7 +146,7 @@ describe('copier and verifier on MariaDB', () => {
       const loadCharset = path === 'load' ? loadDataCharset(info.columns, targetInfo.columns, cols, cols) : null;
       if (path === 'load') expect(loadCharset).toBe('binary');
       const t: CopyTables = {
-        source: src, target, sourceTable: { database: db.src, table: 'floats' }, targetTable: { database: db.tgt, table }, idColumn: 'id',
+        source: src, target, sourceTable: { database: db.src, table: 'floats' }, targetTable: { database: db.tgt, table }, idColumn: 'id', keyIndex: 'PRIMARY',
         columns: cols, targetColumns: cols, hash: { source: hashColumns(info, cols), target: hashColumns(targetInfo, cols) }, loadCharset,
       };
       expect((await copyRange(t, { lo: '0', hi: '10' })).inserted).toBe(6);
@@ -224,7 +224,7 @@ describe('copier and verifier on MariaDB', () => {
         const target = targets[i]!;
         const targetInfo = (await inspectTable(target, { database: db.tgt, table }))!;
         const t: CopyTables = {
-          source: src!, target, sourceTable: { database: db.src, table: 'escapes' }, targetTable: { database: db.tgt, table }, idColumn: 'id',
+          source: src!, target, sourceTable: { database: db.src, table: 'escapes' }, targetTable: { database: db.tgt, table }, idColumn: 'id', keyIndex: 'PRIMARY',
           columns: cols, targetColumns: cols, hash: { source: hashColumns(info, cols), target: hashColumns(targetInfo, cols) },
           loadCharset: path === 'load' ? loadDataCharset(info.columns, targetInfo.columns, cols, cols) : null,
         };

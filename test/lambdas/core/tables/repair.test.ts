@@ -39,6 +39,7 @@ describe('repairRange beside an application transaction', () => {
         sourceTable: { database: td.db, table: 't' },
         targetTable: { database: td.db, table: '_t_new' },
         idColumn: 'id',
+        keyIndex: 'PRIMARY',
         columns,
         targetColumns: columns,
         hash: { source: hashColumns(info, columns), target: hashColumns(info, columns) },
