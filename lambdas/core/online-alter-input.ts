@@ -16,7 +16,6 @@ export function alterClauseProblem(clause: string): string | null {
   if (/^\s*ALTER\s+TABLE\b/i.test(text)) return 'is the clause only, without "ALTER TABLE <name>"';
   if (/\bRENAME\b(?!\s+(COLUMN|INDEX|KEY)\b)/i.test(text)) return 'must not RENAME the table: ferry swaps the tables itself after the cutover approval (RENAME COLUMN and RENAME INDEX are fine)';
   if (/\bDROP\s+(TABLE|DATABASE|SCHEMA)\b/i.test(text)) return 'must not drop tables or databases';
-  if (/\bDROP\s+PRIMARY\s+KEY\b/i.test(text)) return 'must keep the primary key: ferry copies by it';
   if (/\b(PARTITION|DISCARD|IMPORT)\s+TABLESPACE\b|\bDISCARD\b|\bIMPORT\b/i.test(text)) return 'must not discard or import tablespaces';
   return null;
 }

@@ -15,7 +15,7 @@ export async function createShadow(event: { migration: unknown; state?: { iterat
   const m = await openAlter(event, deps);
   const input = m.input.alter;
   const t = input.table;
-  const mapping = await createShadowTable(m.source, input.migrationId, t, input.alter, m.tables, lockOf(input, deps), async (attempt, backoff) =>
+  const mapping = await createShadowTable(m.source, input.migrationId, t, input.alter, m.tables.idColumn, lockOf(input, deps), async (attempt, backoff) =>
     report(
       m,
       `creating the triggers: another session holds a lock on ${t.table} (waited ${input.cutover.lockWaitSeconds} s)${await whoHoldsTheTable(m.source, input.cutover.lockWaitSeconds)}; ` +

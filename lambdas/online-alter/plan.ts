@@ -1,9 +1,9 @@
 import { diskWarning, projectAws, secondsAt, type Plan, type PlanDeps, type PlanKnobs } from '../core/plan.ts';
 import type { OnlineAlterInput } from '../core/online-alter-input.ts';
 import { idBounds } from '../core/tables/copier.ts';
-import { copiedColumns, hashColumns, idColumnOf, inspectTable, tableBytes } from '../core/tables/inspector.ts';
+import { copiedColumns, hashColumns, inspectTable, tableBytes } from '../core/tables/inspector.ts';
 import { binlogOn, diskNote, freeSpace, idsLine, rowsLine, rowsOf, tableBytesAtLeast, timedSample } from '../core/tables/plan-reads.ts';
-import { throttleNow } from '../core/tables/chunked-copy.ts';
+import { copyKeyOf, throttleNow } from '../core/tables/chunked-copy.ts';
 import { ownTriggers } from '../core/tables/own-triggers.ts';
 import { captureNames, shadowNames } from '../core/tables/shadow.ts';
 import { describeAlterCost, describeTransaction, longTransactions, measureOnScratch, type AlterCost } from '../core/tables/app-impact.ts';
@@ -19,9 +19,10 @@ const FIXED = { transitions: 12, invocations: 6 };
  * what changes, the disk it takes, how long and what it costs, and what to watch out for.
  */
 export async function planOnlineAlter(input: OnlineAlterInput, deps: PlanDeps, knobs: PlanKnobs): Promise<Plan> {
-  const { conn, checkpoint, addedUniqueKeys } = await checkOnlineAlter(input, deps);
+  const { conn, checkpoint, addedUniqueKeys, copyKey: chosen } = await checkOnlineAlter(input, deps);
   const t = input.table;
   const info = await inspectTable(conn, t);
+  const copyKey = info ? (chosen ?? copyKeyOf(checkpoint?.state, info)) : null;
   const warnings: string[] = [];
   const { shadow, old } = shadowNames(t);
   const capture = captureNames(input.migrationId, t);
@@ -37,13 +38,13 @@ export async function planOnlineAlter(input: OnlineAlterInput, deps: PlanDeps, k
     resumes = { phase: checkpoint.phase, note: `checkpoint of ${checkpoint.updatedAt}: ${s.rowsCopied} rows copied up to id ${s.copiedUpTo ?? '(none)'}, verified up to ${s.verifiedUpTo ?? '(none)'}${s.swappedAt ? `, swapped at ${s.swappedAt}` : ''}; owned by ${s.owner ?? 'no execution'}` };
   }
   if (info) {
-    const idName = idColumnOf(info);
+    const idName = copyKey!.column;
     rows = await rowsOf(conn, t);
     bounds = await idBounds(conn, t, idName);
     sample = await timedSample(conn, t, idName, hashColumns(info, copiedColumns(info)), bounds.min, deps.now);
     left = !checkpoint || checkpoint.phase === 'prepare' || checkpoint.phase === 'copy' ? BigInt(rows.rows) - (checkpoint ? BigInt(checkpoint.state.rowsCopied) : 0n) : 0n;
     if (left < 0n) left = 0n;
-    if (beforeTriggers) cost = await measureOnScratch(conn, input, info, deps.now);
+    if (beforeTriggers) cost = await measureOnScratch(conn, input, info, copyKey!, deps.now);
   }
   const moves = [
     `${t.database}.${t.table} on "${conn.name}" altered in place: ALTER TABLE … ${input.alter.trim()}`,
@@ -59,7 +60,7 @@ export async function planOnlineAlter(input: OnlineAlterInput, deps: PlanDeps, k
       `its own triggers ${own.map((tr) => `${tr.name} (${tr.timing} ${tr.event})`).join(', ')} move to the altered table at the swap, in that order, under LOCK TABLES ${t.table} WRITE (the application's writes wait for it: milliseconds), with stand-ins on ${t.table} until then`,
     );
   }
-  const size = info ? await tableBytesAtLeast(conn, t, idColumnOf(info), copiedColumns(info), bounds.min, rows.rows, await tableBytes(conn, t)) : await tableBytes(conn, t);
+  const size = info ? await tableBytesAtLeast(conn, t, copyKey!.column, copiedColumns(info), bounds.min, rows.rows, await tableBytes(conn, t)) : await tableBytes(conn, t);
   const free = await freeSpace(conn, deps);
   const binlog = await binlogOn(conn);
   const need = size === null ? null : (BigInt(size) * (binlog ? 2n : 1n)).toString();

@@ -4,7 +4,7 @@ import { CheckpointStore } from '../core/checkpoints.ts';
 import { chunkSettings, initialChunkSpan } from '../core/chunker.ts';
 import { InvalidInput } from '../core/errors.ts';
 import { alterIdentityOf, type OnlineAlterInput } from '../core/online-alter-input.ts';
-import { estimatedRows } from '../core/tables/inspector.ts';
+import { estimatedRows, type CopyKey } from '../core/tables/inspector.ts';
 import { checkAlterTable } from '../core/tables/alter-checks.ts';
 import { checkThrottleQuery } from '../core/tables/preflight-checks.ts';
 import { executionOf, startState, takeOver, type TaskEvent } from '../core/tables/chunked-copy.ts';
@@ -23,11 +23,12 @@ export async function checkOnlineAlter(input: OnlineAlterInput, deps: Pick<TaskD
   const store = new CheckpointStore<OnlineAlterState>(conn, input.table.database, MACHINE);
   const checkpoint = await store.load(input.migrationId, alterIdentityOf(input));
   let addedUniqueKeys: string[] = [];
+  let copyKey: CopyKey | undefined;
   if (!checkpoint) {
-    ({ addedUniqueKeys } = await checkAlterTable(conn, input));
+    ({ addedUniqueKeys, copyKey } = await checkAlterTable(conn, input));
     await checkThrottleQuery(conn, input.throttle.query, '');
   }
-  return { conn, store, checkpoint, addedUniqueKeys };
+  return { conn, store, checkpoint, addedUniqueKeys, copyKey };
 }
 
 /** Validates everything (leaving nothing behind), then creates or finds the checkpoint. */
@@ -44,7 +45,7 @@ export async function preflight(event: TaskEvent, deps: TaskDeps): Promise<LoopS
       startedAt: now, estimatedRows: await estimatedRows(conn, input.table), copiedUpTo: null, rowsCopied: '0', chunkSpan: initialChunkSpan(chunkSettings(input.chunk)),
       rowsDeleted: '0', throttledMillis: 0, phaseStartedAt: { prepare: now },
       rangeMin: null, rangeMax: null, verifyUpTo: null, verifiedUpTo: null, rangesVerified: 0, rowsVerified: '0', rangesRepaired: 0,
-      swappedAt: null, swapAttempts: 0, autoIncrementAtSwap: null, owner: executionOf(event), rowHash: ROW_HASH,
+      swappedAt: null, swapAttempts: 0, autoIncrementAtSwap: null, owner: executionOf(event), rowHash: ROW_HASH, copyKey: checked.copyKey!,
     });
   }
   return startState(checkpoint.phase as Phase, checkpoint.state);

@@ -280,4 +280,37 @@ describe('ferry local online-alter, ALTER by ALTER', () => {
       await sc.close();
     }
   });
+
+  // gh-ost's swap-pk-uk, swap-uk and swap-uk-uk: the ALTER moves the table's key, and a unique key on
+  // the integer id that both shapes have is what ferry copies, captures and verifies by.
+  it.each([
+    ['moves the primary key to the unique key it had, keeping one on id', 'DROP PRIMARY KEY, DROP KEY student_module, ADD PRIMARY KEY (student_id, module_id, course_id), ADD UNIQUE KEY row_id (id)', null],
+    ['drops the primary key for a unique key on id', 'DROP PRIMARY KEY, ADD UNIQUE KEY row_id (id)', null],
+    ['swaps the unique key a table without a primary key is stored by for another on id', 'DROP KEY id_uidx, ADD UNIQUE KEY id2_uidx (id), MODIFY id bigint NOT NULL AUTO_INCREMENT', 'DROP PRIMARY KEY, ADD UNIQUE KEY id_uidx (id)'],
+  ])('%s, as a plain ALTER would', async (_, alter, before) => {
+    const sc = await alterScenario(3000);
+    try {
+      if (before) for (const t of [CSM, 'reference']) await sc.conn.query(`ALTER TABLE \`${sc.db}\`.${t} ${before}`);
+      const last = await likePlainAlter(sc, alter);
+      expect(last).toMatchObject({ phase: 'done' });
+      const [rows] = await sc.conn.query(`SELECT state FROM \`${sc.db}\`._ferry_checkpoints WHERE migration_id = ?`, [sc.migrationId]);
+      expect(JSON.parse((rows as { state: string }[])[0]!.state).copyKey).toEqual({ column: 'id', index: before ? 'id_uidx' : 'PRIMARY' });
+    } finally {
+      await sc.close();
+    }
+  });
+
+  it('refuses an ALTER that leaves no unique key on id alone, naming the keys the altered table would have, and writes nothing', async () => {
+    const sc = await alterScenario(500);
+    try {
+      const before = await tableSchema(sc.conn, sc.db, CSM);
+      const run = await local(sc, { alter: 'DROP PRIMARY KEY, ADD PRIMARY KEY (id, student_id)' });
+      expect(run.code, run.stderr).toBe(2);
+      expect(run.stderr).toMatch(/alter: must leave a unique key on one of id alone .*The altered table's unique keys: PRIMARY \(id, student_id\), student_module/);
+      expect(await sc.tables()).toEqual([CSM, 'reference']);
+      expect(await tableSchema(sc.conn, sc.db, CSM)).toBe(before);
+    } finally {
+      await sc.close();
+    }
+  });
 });

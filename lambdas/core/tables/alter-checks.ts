@@ -6,12 +6,33 @@ import { str, type SqlConnection } from '../ports/sql.ts';
 import { idBounds } from './copier.ts';
 import {
   constraintNames, copiedColumns, diskFreeBytes, foreignKeysOf, foreignKeysPointingAt, inspectTable, integerRange, tableBytes, uniqueKeysOf,
-  type ColumnInfo, type TableInfo, type UniqueKey,
-  describeKey,
+  uniqueIndexOn, type ColumnInfo, type CopyKey, type TableInfo, type UniqueKey,
 } from './inspector.ts';
 import { requireTable } from './preflight-checks.ts';
 import { checkOwnTriggers, mayMoveOwnTriggers, ownTriggers, type OwnTrigger } from './own-triggers.ts';
 import { buildAltered, captureNames, columnMapping, shadowConstraintName, shadowNames, type ColumnMapping } from './shadow.ts';
+
+/** The table's unique indexes that ferry can copy by: one integer column, NOT NULL, indexed whole; its row key first. */
+export function integerKeys(info: TableInfo): CopyKey[] {
+  return info.uniqueIndexes.flatMap((k) => {
+    const column = info.columns.find((c) => k.columns.length === 1 && c.name.toLowerCase() === k.columns[0]!.toLowerCase());
+    return k.whole && column && integerRange(column) ? [{ column: column.name, index: k.name }] : [];
+  });
+}
+
+/**
+ * The key online-alter goes by: a unique key on one integer column that the table and its altered
+ * shape both have (the column not renamed, still an integer; the index may be another, under
+ * another name), so the ALTER may move the primary key as long as such a key stays. The table's
+ * row key when it is one, else its first other. Null when none is shared.
+ */
+export function sharedCopyKey(table: TableInfo, altered: TableInfo, mapping: ColumnMapping): CopyKey | null {
+  return integerKeys(table).find((k) => {
+    const i = mapping.source.findIndex((c) => c.toLowerCase() === k.column.toLowerCase());
+    const after = altered.columns.find((c) => c.name.toLowerCase() === k.column.toLowerCase());
+    return i >= 0 && mapping.target[i]!.toLowerCase() === k.column.toLowerCase() && after && integerRange(after) && uniqueIndexOn(altered, k.column) !== null;
+  }) ?? null;
+}
 
 /** Rows of the table copied into the scratch table (the lowest and the highest ids) before the ALTER is tried on them. */
 export const SAMPLE_ROWS = 1000;
@@ -21,7 +42,9 @@ export const SAMPLE_ROWS = 1000;
  * when some unique key of the table covers no more than its columns, each unchanged in type and
  * collation and not cut to a shorter prefix. Any other can refuse rows the table accepts.
  */
-export function newUniqueKeys(table: TableInfo, tableKeys: readonly UniqueKey[], altered: TableInfo, alteredKeys: readonly UniqueKey[], mapping: ColumnMapping): UniqueKey[] {
+export function newUniqueKeys(table: TableInfo, tableKeys: readonly UniqueKey[], altered: TableInfo, alteredKeys: readonly UniqueKey[], mapping: ColumnMapping, copyKey: CopyKey): UniqueKey[] {
+  // The key on the copy column is the same one, copied one for one (its range checked apart).
+  const kept = uniqueIndexOn(altered, copyKey.column);
   const alteredCol = (name: string) => altered.columns.find((c) => c.name.toLowerCase() === name.toLowerCase());
   const implies = (e: UniqueKey, k: UniqueKey) =>
     e.parts.every((pe) => {
@@ -35,8 +58,7 @@ export function newUniqueKeys(table: TableInfo, tableKeys: readonly UniqueKey[],
       const longEnough = pe.prefix === null ? pk.prefix === null : pk.prefix === null || pk.prefix >= pe.prefix;
       return longEnough && before.collation === after.collation && notNarrower(before, after);
     });
-  // The row key stays on the id, copied one for one (checked apart).
-  return alteredKeys.filter((k) => k.name !== altered.key?.index && !tableKeys.some((e) => implies(e, k)));
+  return alteredKeys.filter((k) => k.name !== kept && !tableKeys.some((e) => implies(e, k)));
 }
 
 /** Whether every value of the column's old type is kept as it is by the new one: the same type, a wider integer, or a longer string. */
@@ -147,17 +169,17 @@ async function onScratch<T>(
  * Every check of online-alter's table and clause that can refuse the input, before anything
  * lasting is written: the ALTER is tried on a scratch copy with real rows, which is dropped again.
  */
-export async function checkAlterTable(conn: SqlConnection, input: OnlineAlterInput): Promise<{ addedUniqueKeys: string[] }> {
+export async function checkAlterTable(conn: SqlConnection, input: OnlineAlterInput): Promise<{ addedUniqueKeys: string[]; copyKey: CopyKey }> {
   const t = input.table;
   const info = await requireTable(conn, 'table', t, { database: 'fix the name', table: 'fix the name' });
-  const idName = info.key?.columns.length === 1 ? info.key.columns[0]! : undefined;
-  const idColumn = info.columns.find((c) => c.name === idName);
-  if (!idColumn || !integerRange(idColumn)) {
-    throw new InvalidInput('table.table', `${t.table} has ${describeKey(info.key)}; ferry alters tables keyed by one integer column (a primary key, or a unique key on a NOT NULL column)`);
+  const candidates = integerKeys(info);
+  if (candidates.length === 0) {
+    throw new InvalidInput(
+      'table.table',
+      `${t.table} has no unique key on one integer NOT NULL column (${info.uniqueIndexes.length ? `its unique keys: ${info.uniqueIndexes.map((k) => `${k.name} (${k.columns.join(', ')})`).join(', ')}` : 'it has no unique key'}); ferry alters tables it can copy by such a key`,
+    );
   }
-  if (!isPlainName(info.key!.index)) {
-    throw new InvalidInput('table.table', `unique key ${JSON.stringify(info.key!.index)} of ${t.table}, by which ferry would read it, has a name ferry does not write into SQL; rename it (letters, digits, _ or $)`);
-  }
+  const idName = candidates[0]!.column;
   const fks = await foreignKeysPointingAt(conn, t);
   if (fks.length) {
     const listed = fks.map((fk) => `${fk.name} on ${fk.table.database}.${fk.table.table}(${fk.column}) — drop it first: ALTER TABLE \`${fk.table.database}\`.\`${fk.table.table}\` DROP FOREIGN KEY \`${fk.name}\``);
@@ -181,17 +203,27 @@ export async function checkAlterTable(conn: SqlConnection, input: OnlineAlterInp
       );
     }
   }
-  const addedUniqueKeys = await onScratch(conn, input, copiedColumns(info), idName!, own, async (altered, alteredKeys) => {
-    if (altered.key?.index !== info.key!.index || altered.key.columns.length !== 1 || altered.key.columns[0]!.toLowerCase() !== idName!.toLowerCase()) {
-      throw new InvalidInput('alter', `must keep the ${describeKey(info.key)} as it is, under that name (the altered table has ${describeKey(altered.key)})`);
-    }
-    const newRange = integerRange(altered.columns.find((c) => c.name.toLowerCase() === idName!.toLowerCase())!);
-    const { min, max } = await idBounds(conn, t, idName!);
-    if (!newRange || (max !== null && (BigInt(max) > newRange.max || BigInt(min!) < newRange.min))) {
-      throw new InvalidInput('alter', `leaves ${idName} unable to hold the ids the table has (${min}..${max})`);
-    }
+  const checked = await onScratch(conn, input, copiedColumns(info), idName, own, async (altered, alteredKeys) => {
     const mapping = columnMapping(info, altered, input.alter);
-    const added = newUniqueKeys(info, await uniqueKeysOf(conn, t), altered, alteredKeys, mapping);
+    const copyKey = sharedCopyKey(info, altered, mapping);
+    if (!copyKey) {
+      throw new InvalidInput(
+        'alter',
+        `must leave a unique key on one of ${candidates.map((k) => k.column).join(', ')} alone (NOT NULL, an integer, not renamed): ferry copies the table by it. ` +
+          `The altered table's unique keys: ${altered.uniqueIndexes.map((k) => `${k.name} (${k.columns.join(', ')})`).join(', ') || 'none'}; add one, e.g. ADD UNIQUE KEY (${idName})`,
+      );
+    }
+    for (const [name, where] of [[copyKey.index, t.table], [uniqueIndexOn(altered, copyKey.column)!, 'the altered table']] as const) {
+      if (!isPlainName(name)) {
+        throw new InvalidInput(where === t.table ? 'table.table' : 'alter', `unique key ${JSON.stringify(name)} of ${where}, by which ferry copies, has a name ferry does not write into SQL; rename it (letters, digits, _ or $)`);
+      }
+    }
+    const newRange = integerRange(altered.columns.find((c) => c.name.toLowerCase() === copyKey.column.toLowerCase())!);
+    const { min, max } = await idBounds(conn, t, copyKey.column);
+    if (!newRange || (max !== null && (BigInt(max) > newRange.max || BigInt(min!) < newRange.min))) {
+      throw new InvalidInput('alter', `leaves ${copyKey.column} unable to hold the values the table has (${min}..${max})`);
+    }
+    const added = newUniqueKeys(info, await uniqueKeysOf(conn, t), altered, alteredKeys, mapping, copyKey);
     if (added.length && !input.allowNewUniqueKeys) {
       const names = added.map((k) => `${k.name} (${k.parts.map((p) => p.column + (p.prefix ? `(${p.prefix})` : '')).join(', ')})`).join(', ');
       throw new InvalidInput(
@@ -204,12 +236,12 @@ export async function checkAlterTable(conn: SqlConnection, input: OnlineAlterInp
       const dup = await duplicatesFor(conn, t, key, info, altered, mapping);
       if (dup?.length) throw new InvalidInput('alter', `unique key ${key.name} would be broken by rows already in ${t.table}: ${dup.join('; ')}; fix those rows first`);
     }
-    return added.map((k) => `${k.name} (${k.parts.map((p) => p.column + (p.prefix ? `(${p.prefix})` : '')).join(', ')})`);
+    return { copyKey, addedUniqueKeys: added.map((k) => `${k.name} (${k.parts.map((p) => p.column + (p.prefix ? `(${p.prefix})` : '')).join(', ')})`) };
   });
   const size = await tableBytes(conn, t);
   const free = await diskFreeBytes(conn);
   if (free !== null && size !== null && BigInt(free) < BigInt(size) * 2n) {
     throw new InvalidInput('table.table', `the server has ${free} bytes free and a second copy of ${t.table} needs about ${size} (twice that with its log); free space first`);
   }
-  return { addedUniqueKeys };
+  return checked;
 }

@@ -4,8 +4,8 @@ import { qualified, quoteIdent, type TableRef } from '../identifiers.ts';
 import { str, type SqlConnection } from '../ports/sql.ts';
 import { SAMPLE_ROWS } from './alter-checks.ts';
 import { copyRange, PIECE_MILLIS, GIVE_WAY_SECONDS } from './copier.ts';
-import { copiedColumns, idColumnOf, pairedHashColumns, inspectTable, type TableInfo } from './inspector.ts';
-import { createShadow, createTriggers, dropShadow, dropTriggers, shadowNames } from './shadow.ts';
+import { copiedColumns, pairedHashColumns, inspectTable, type CopyKey, type TableInfo } from './inspector.ts';
+import { captureKey, createShadow, createTriggers, dropShadow, dropTriggers, shadowNames } from './shadow.ts';
 
 /** What online-alter costs the application, measured on a scratch copy of the table (see measureOnScratch). */
 export interface AlterCost {
@@ -30,13 +30,13 @@ const TIMED_WRITES = 200;
  * built and the triggers made as CreateShadow makes them); and the copy itself, the scratch rows
  * copied into the altered copy by the copy's own code. Nothing else is touched.
  */
-export async function measureOnScratch(conn: SqlConnection, input: OnlineAlterInput, info: TableInfo, now: () => number): Promise<AlterCost> {
+export async function measureOnScratch(conn: SqlConnection, input: OnlineAlterInput, info: TableInfo, copyKey: CopyKey, now: () => number): Promise<AlterCost> {
   const t = input.table;
   const name = `_ferry_chk_${randomBytes(8).toString('hex')}`;
   const scratch: TableRef = { database: t.database, table: name };
   const kept: TableRef = { database: t.database, table: `${name}_k` };
-  const idName = idColumnOf(info);
-  const key = { idColumn: idName, keyIndex: info.key!.index };
+  const idName = copyKey.column;
+  const key = { idColumn: idName, keyIndex: copyKey.index };
   const id = quoteIdent(idName);
   const cols = copiedColumns(info).map(quoteIdent).join(', ');
   const lock = { seconds: input.cutover.lockWaitSeconds, attempts: 1 };
@@ -62,7 +62,7 @@ export async function measureOnScratch(conn: SqlConnection, input: OnlineAlterIn
       return now() - started;
     };
     await pass();
-    const mapping = await createShadow(conn, tag, scratch, input.alter, key, lock);
+    const mapping = await createShadow(conn, tag, scratch, input.alter, key.idColumn, lock);
     const shadow = shadowNames(scratch).shadow;
     const shadowInfo = (await inspectTable(conn, shadow))!;
     const tables = {
@@ -82,7 +82,7 @@ export async function measureOnScratch(conn: SqlConnection, input: OnlineAlterIn
       millisWith = Math.min(millisWith, await pass());
       await dropTriggers(conn, tag, scratch);
       millisWithout = Math.min(millisWithout, await pass());
-      if (round < 2) await createTriggers(conn, tag, scratch, key, mapping, lock);
+      if (round < 2) await createTriggers(conn, tag, scratch, captureKey(info, shadowInfo, mapping, idName)!, mapping, lock);
     }
     return { rows, writes: ids.length, millisWithout, millisWith, copiedRows: inserted, copyMillis };
   } finally {

@@ -11,7 +11,7 @@ import type { TableRef } from '../identifiers.ts';
 import { decideThrottle, type ThrottleDecision } from '../throttler.ts';
 import type { RowHashForm } from '../checksum.ts';
 import { copyRange, idBounds, nextExistingId, type CopyTables } from './copier.ts';
-import { copiedColumns, idColumnOf, pairedHashColumns, inspectTable, type TableInfo } from './inspector.ts';
+import { copiedColumns, idColumnOf, pairedHashColumns, inspectTable, type CopyKey, type TableInfo } from './inspector.ts';
 import { loadCharset as loadDataCharset } from './load-data.ts';
 import { replicaLagSeconds, threadsRunning, throttleQueryValue } from './probes.ts';
 
@@ -45,6 +45,8 @@ export interface CopyState {
   owner?: string | null;
   /** How rows are hashed in its ledger and comparisons (see checksum.ts); absent in a checkpoint written before it was recorded: MD5. */
   rowHash?: RowHashForm;
+  /** The key it copies by, as Preflight chose it; absent (a checkpoint written before it was recorded): the source's row key. */
+  copyKey?: CopyKey;
 }
 
 /** What every task returns into `$.state`: just enough for the ASL Choice and Wait states. */
@@ -97,11 +99,16 @@ export type ColumnPairs = (source: TableInfo, target: TableInfo | null) => { sou
 
 const sameNames: ColumnPairs = (source) => ({ source: copiedColumns(source), target: copiedColumns(source) });
 
-function copyTables(input: CopySettings, source: SqlConnection, target: SqlConnection, sourceInfo: TableInfo, targetInfo: TableInfo | null, pairs: ColumnPairs, form: RowHashForm): CopyTables {
+/** The key a migration copies by: as Preflight recorded it, or the source's row key. */
+export function copyKeyOf(state: Pick<CopyState, 'copyKey'> | null | undefined, sourceInfo: TableInfo): CopyKey {
+  return state?.copyKey ?? { column: idColumnOf(sourceInfo), index: sourceInfo.key!.index };
+}
+
+function copyTables(input: CopySettings, source: SqlConnection, target: SqlConnection, sourceInfo: TableInfo, targetInfo: TableInfo | null, pairs: ColumnPairs, form: RowHashForm, key: CopyKey): CopyTables {
   const { source: columns, target: targetColumns } = pairs(sourceInfo, targetInfo);
   const hash = pairedHashColumns({ info: sourceInfo, names: columns }, { info: targetInfo ?? sourceInfo, names: targetColumns }, form);
   const loadCharset = targetInfo === null ? null : loadDataCharset(sourceInfo.columns, targetInfo.columns, columns, targetColumns);
-  return { source, target, sourceTable: input.source, targetTable: input.target, idColumn: idColumnOf(sourceInfo), keyIndex: sourceInfo.key!.index, columns, targetColumns, hash, loadCharset };
+  return { source, target, sourceTable: input.source, targetTable: input.target, idColumn: key.column, keyIndex: key.index, columns, targetColumns, hash, loadCharset };
 }
 
 /**
@@ -135,7 +142,7 @@ export async function openCopy<I extends CopySettings, S extends CopyState, P ex
     target,
     knobs: knobsNotRead(),
     retune: options.retune,
-    tables: { ...copyTables(input, source, target, sourceInfo, await inspectTable(target, input.target), options.columns ?? sameNames, checkpoint.state.rowHash ?? 'md5'), readLock: options.readLock ?? false, ...(deps.stopping ? { stopping: deps.stopping } : {}) },
+    tables: { ...copyTables(input, source, target, sourceInfo, await inspectTable(target, input.target), options.columns ?? sameNames, checkpoint.state.rowHash ?? 'md5', copyKeyOf(checkpoint.state, sourceInfo)), readLock: options.readLock ?? false, ...(deps.stopping ? { stopping: deps.stopping } : {}) },
     store,
     checkpoint,
     state,

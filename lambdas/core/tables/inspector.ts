@@ -37,12 +37,33 @@ export interface RowKey {
   readonly columns: readonly string[];
 }
 
+/** A unique index, as SHOW INDEX lists it. */
+export interface UniqueIndex {
+  readonly name: string;
+  readonly columns: readonly string[];
+  /** Every column NOT NULL and indexed whole (no prefix): the index names one row per value. */
+  readonly whole: boolean;
+}
+
 export interface TableInfo {
   readonly ref: TableRef;
   readonly columns: readonly ColumnInfo[];
   /** null when the table has no such key. */
   readonly key: RowKey | null;
+  /** Its unique indexes, the primary key first, in the server's order. */
+  readonly uniqueIndexes: readonly UniqueIndex[];
   readonly engine: string | null;
+}
+
+/** The column a migration copies, verifies and deletes by, and the source table's unique index on it. */
+export interface CopyKey {
+  readonly column: string;
+  readonly index: string;
+}
+
+/** The name of a whole unique index of the table on exactly that one column, or null. */
+export function uniqueIndexOn(info: TableInfo, column: string): string | null {
+  return info.uniqueIndexes.find((k) => k.whole && k.columns.length === 1 && k.columns[0]!.toLowerCase() === column.toLowerCase())?.name ?? null;
 }
 
 /** The single column of a table's row key: callers have checked (Preflight) that the key is one column. */
@@ -85,6 +106,7 @@ export async function inspectTable(conn: SqlConnection, ref: TableRef): Promise<
   );
   const table = tables[0];
   if (!table || str(table, 'type') !== 'BASE TABLE') return null;
+  const uniqueIndexes = await uniqueIndexesOf(conn, ref);
   const columnRows = await conn.query(
     `SELECT COLUMN_NAME AS name, DATA_TYPE AS data_type, COLUMN_TYPE AS column_type, IS_NULLABLE AS nullable, EXTRA AS extra, CHARACTER_SET_NAME AS charset, COLLATION_NAME AS collation
        FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ? ORDER BY ORDINAL_POSITION`,
@@ -102,28 +124,33 @@ export async function inspectTable(conn: SqlConnection, ref: TableRef): Promise<
       charset: str(r, 'charset'),
       collation: str(r, 'collation'),
     })),
-    key: await rowKey(conn, ref),
+    key: rowKeyOf(uniqueIndexes),
+    uniqueIndexes,
   };
 }
 
+function rowKeyOf(indexes: readonly UniqueIndex[]): RowKey | null {
+  const k = indexes.find((i) => i.whole);
+  return k ? { index: k.name, columns: k.columns } : null;
+}
+
 /**
- * The table's row key (see RowKey). SHOW INDEX lists the indexes in the server's own order: the
- * primary key first, then unique keys without nullable columns, in which InnoDB takes the first
- * as the clustered index when there is no primary key.
+ * The table's unique indexes. SHOW INDEX lists them in the server's own order: the primary key
+ * first, then unique keys without nullable columns, of which InnoDB takes the first as the
+ * clustered index when there is no primary key (the table's RowKey).
  */
-async function rowKey(conn: SqlConnection, ref: TableRef): Promise<RowKey | null> {
+async function uniqueIndexesOf(conn: SqlConnection, ref: TableRef): Promise<UniqueIndex[]> {
   const rows = await conn.query(`SHOW INDEX FROM ${qualified(ref)}`);
-  const keys = new Map<string, { columns: string[]; whole: boolean }>();
+  const keys = new Map<string, { name: string; columns: string[]; whole: boolean }>();
   for (const r of rows) {
     if (str(r, 'Non_unique') !== '0') continue;
     const name = str(r, 'Key_name')!;
-    const k = keys.get(name) ?? { columns: [], whole: true };
+    const k = keys.get(name) ?? { name, columns: [], whole: true };
     k.columns.push(str(r, 'Column_name')!);
     k.whole &&= str(r, 'Null') !== 'YES' && str(r, 'Sub_part') === null;
     keys.set(name, k);
   }
-  for (const [index, k] of keys) if (k.whole) return { index, columns: k.columns };
-  return null;
+  return [...keys.values()];
 }
 
 /**

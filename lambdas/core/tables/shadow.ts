@@ -1,15 +1,38 @@
 import { createHash } from 'node:crypto';
 import { droppedColumns, renameDroppedConstraints, renameMap, setsAutoIncrement } from '../alter-clause.ts';
 import { DatabaseError, ERRNO, VerificationFailed, type FerryError } from '../errors.ts';
-import { qualified, quoteIdent, type TableRef } from '../identifiers.ts';
+import { isPlainName, qualified, quoteIdent, type TableRef } from '../identifiers.ts';
 import { str, type SqlConnection } from '../ports/sql.ts';
-import { autoIncrementOf, copiedColumns, foreignKeysOf, inspectTable, type TableInfo } from './inspector.ts';
+import { autoIncrementOf, copiedColumns, foreignKeysOf, inspectTable, uniqueIndexOn, type TableInfo } from './inspector.ts';
 import { setAutoIncrement } from './table-writes.ts';
 import { repairRange, writeFromSource } from './verifier.ts';
 import type { CopyTables } from './copier.ts';
 
-/** The table's one-column row key: its column and its index (PRIMARY, or the unique key it is keyed by). */
-export type IdKey = Pick<CopyTables, 'idColumn' | 'keyIndex'>;
+/** What the capture triggers go by: the column, and the shadow's unique indexes on which a duplicate can only be the row itself, already there. */
+export interface CaptureKey {
+  readonly idColumn: string;
+  readonly sameRow: readonly string[];
+}
+
+/**
+ * The capture key of a shadow: its unique index on the id, and every other unique index of it that
+ * a unique key of the table implies (all that key's columns among the index's): the table enforces
+ * it, so a row that meets another there can only meet its own earlier self. A duplicate on any
+ * other key (a new one) is a row the altered table refuses. Null when the shadow has no unique
+ * index on the id alone (Preflight refuses such an ALTER).
+ */
+export function captureKey(table: TableInfo, shadow: TableInfo, mapping: ColumnMapping, idColumn: string): CaptureKey | null {
+  const idIndex = uniqueIndexOn(shadow, idColumn);
+  if (!idIndex) return null;
+  const inShadow = (c: string) => {
+    const i = mapping.source.findIndex((s) => s.toLowerCase() === c.toLowerCase());
+    return i < 0 ? null : mapping.target[i]!.toLowerCase();
+  };
+  const implied = shadow.uniqueIndexes.filter((s) =>
+    table.uniqueIndexes.some((k) => k.columns.every((c) => s.columns.some((sc) => sc.toLowerCase() === inShadow(c)))),
+  );
+  return { idColumn, sameRow: [...new Set([idIndex, ...implied.map((s) => s.name)])].filter(isPlainName) };
+}
 
 /** The names ferry gives the altered copy and, after the swap, the original. */
 export function shadowNames(t: TableRef): { shadow: TableRef; old: TableRef } {
@@ -113,13 +136,13 @@ export const TRIGGER_SQL_MODE = 'NO_AUTO_VALUE_ON_ZERO,ERROR_FOR_DIVISION_BY_ZER
  * capture log, which is looked at before the cut-over. A trigger never fails the application's
  * write for a row it refuses; an error that ends the statement anyway is raised again.
  */
-export function triggerSql(migrationId: string, t: TableRef, key: IdKey, mapping: ColumnMapping): string[] {
+export function triggerSql(migrationId: string, t: TableRef, key: CaptureKey, mapping: ColumnMapping): string[] {
   const names = captureNames(migrationId, t);
   const sh = qualified(shadowNames(t).shadow);
   const log = qualified(names.log);
   const id = quoteIdent(key.idColumn);
-  // the duplicate met on the shadow's row key (the same index as the table's): 1062's text ends with its name, as 'k' or 'db.table.k'
-  const onKey = `RIGHT(w, ${quoteIdent(key.keyIndex).length}) IN ('''${key.keyIndex}''', '.${key.keyIndex}''')`;
+  // a duplicate met on an index where it can only be the row itself (see captureKey): 1062's text ends with the index's name, as 'k' or 'db.table.k'
+  const onKey = `(${key.sameRow.map((k) => `RIGHT(w, ${quoteIdent(k).length}) IN ('''${k}''', '.${k}''')`).join(' OR ')})`;
   const cols = mapping.target.map(quoteIdent).join(', ');
   const row = (which: 'NEW' | 'OLD') => mapping.source.map((c) => `${which}.${quoteIdent(c)}`).join(', ');
   const assignments = mapping.target.map((c, i) => `${quoteIdent(c)} = NEW.${quoteIdent(mapping.source[i]!)}`).join(', ');
@@ -257,7 +280,7 @@ export async function createShadow(
   migrationId: string,
   t: TableRef,
   alter: string,
-  key: IdKey,
+  idColumn: string,
   lock: DdlLock,
   onWait?: (attempt: number, backoffSeconds: number) => void | Promise<void>,
 ): Promise<ColumnMapping> {
@@ -265,7 +288,11 @@ export async function createShadow(
   await dropShadow(conn, migrationId, t, lock, onWait);
   await buildAltered(conn, t, shadow, alter, shadowConstraintName);
   await conn.execute(captureLogSql(captureNames(migrationId, t).log));
-  const mapping = columnMapping((await inspectTable(conn, t))!, await inspectTable(conn, shadow), alter);
+  const [tableInfo, shadowInfo] = [(await inspectTable(conn, t))!, (await inspectTable(conn, shadow))!];
+  const mapping = columnMapping(tableInfo, shadowInfo, alter);
+  const key = captureKey(tableInfo, shadowInfo, mapping, idColumn);
+  // Preflight refuses an ALTER that leaves none (see sharedCopyKey)
+  if (!key) throw new VerificationFailed(`${shadow.table} has no unique key on ${idColumn} alone: the ALTER must keep one, ferry copies by it`);
   await createTriggers(conn, migrationId, t, key, mapping, lock, onWait);
   return mapping;
 }
@@ -275,7 +302,7 @@ export async function createTriggers(
   conn: SqlConnection,
   migrationId: string,
   t: TableRef,
-  key: IdKey,
+  key: CaptureKey,
   mapping: ColumnMapping,
   lock: DdlLock,
   onWait?: (attempt: number, backoffSeconds: number) => void | Promise<void>,

@@ -8,7 +8,7 @@ function table(...names: string[]): TableInfo {
   return {
     ref: t,
     engine: 'InnoDB',
-    key: { index: 'PRIMARY', columns: ['id'] },
+    key: { index: 'PRIMARY', columns: ['id'] }, uniqueIndexes: [{ name: 'PRIMARY', columns: ['id'], whole: true }],
     columns: names.map((name) => ({ name, dataType: 'int', columnType: 'int(11)', nullable: true, generated: name.startsWith('gen'), charset: null, collation: null })),
   };
 }
@@ -30,7 +30,7 @@ describe('shadow and triggers', () => {
   });
 
   it('writes each row before it changes or deletes it, never looks for a row that is not there, logs what the shadow refused, never REPLACEs, every identifier quoted', () => {
-    const [del, upd, ins] = triggerSql('m', t, { idColumn: 'id', keyIndex: 'PRIMARY' }, { source: ['id', 'state'], target: ['id', 'State2'] }) as [string, string, string];
+    const [del, upd, ins] = triggerSql('m', t, { idColumn: 'id', sameRow: ['PRIMARY'] }, { source: ['id', 'state'], target: ['id', 'State2'] }) as [string, string, string];
     const sh = '`edxapp`.`_courseware_studentmodule_new`';
     const log = '`edxapp`.`' + captureNames('m', t).log.table + '`';
     // made delete first and insert last, so a row is in the shadow only once every trigger that could take it out exists
