@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import type mysql from 'mysql2/promise';
 import { runFerry, tempDir, writeJson } from '../helpers/cli.ts';
 import { admin, makeDatabases } from '../helpers/db.ts';
-import { failures, replayStudentModuleWrites, startAppWriter, studentModuleWriter } from '../helpers/app-writer.ts';
+import { failures, replayStudentModuleWrites, startAppWriter, startTransactionWriter, studentModuleWriter, type AppWriter } from '../helpers/app-writer.ts';
 import { CSM, tableContent } from '../helpers/alter-scenario.ts';
 
 const ROWS = 20_000;
@@ -47,7 +47,17 @@ async function auditOf(conn: mysql.Connection, db: string, audit: string): Promi
   return (rows as { seq: number; row_id: string; what: string }[]).map((r) => ({ seq: Number(r.seq), entry: `${r.row_id} ${r.what}` }));
 }
 
-const WRITERS = 4;
+/**
+ * Writer k of n, as a web application with autocommit writes single rows, or, `transactions`, in
+ * transactions that each update a row, insert one and delete one (in that order: the first write
+ * of a transaction is an UPDATE), one writer's rows never another's.
+ */
+function writers(db: string, n: number, kind: 'single rows' | 'transactions'): AppWriter[] {
+  return Array.from({ length: n }, (_, k) => {
+    const next = studentModuleWriter(db, CSM, ROWS, k, n);
+    return kind === 'single rows' ? startAppWriter(next, { pauseMillis: 1 }) : startTransactionWriter((i) => [next(3 * i + 1), next(3 * i), next(3 * i + 2)], { pauseMillis: 1 });
+  });
+}
 
 /**
  * A table with triggers of its own: they keep firing, each exactly once per write of the
@@ -55,7 +65,10 @@ const WRITERS = 4;
  * were (names, order, SQL mode, definer, bodies); ferry's copy never fires them.
  */
 describe('ferry local online-alter on a table with triggers of its own', () => {
-  it('fires every trigger once per application write, and leaves them on the altered table in their order', async () => {
+  it.each([
+    [4, 'single rows'],
+    [6, 'transactions'],
+  ] as const)('fires every trigger once per application write of %i writers writing %s, and leaves them on the altered table in their order', async (n, kind) => {
     const conn = await admin();
     const dbs = await makeDatabases(conn, 'trig');
     const db = dbs.names.trig!;
@@ -84,11 +97,11 @@ describe('ferry local online-alter on a table with triggers of its own', () => {
       expect(plan.moves.join('\n')).toMatch(/its own triggers csm_bi \(BEFORE INSERT\), csm_ai_first \(AFTER INSERT\), csm_ai_second \(AFTER INSERT\), csm_bu \(BEFORE UPDATE\), csm_au \(AFTER UPDATE\), csm_ad \(AFTER DELETE\) move to the altered table at the swap/);
 
       // several writers with almost no pause: some of their writes queue on the table while the swap holds it
-      const writers = Array.from({ length: WRITERS }, (_, k) => startAppWriter(studentModuleWriter(db, CSM, ROWS, k, WRITERS), { pauseMillis: 1 }));
+      const running = writers(db, n, kind);
       const result = await runFerry(['local', 'online-alter', '--input', input, '--state-dir', `${dir}/state`, '--approve', 'all']);
       // and on after the swap, on the altered table
       await new Promise((r) => setTimeout(r, 500));
-      const ops = (await Promise.all(writers.map((w) => w.stop()))).flat();
+      const ops = (await Promise.all(running.map((w) => w.stop()))).flat();
       expect(result.code, result.stderr).toBe(0);
       expect(failures(ops)).toEqual([]);
       expect(ops.filter((o) => o.op === 'insert').length).toBeGreaterThan(100);

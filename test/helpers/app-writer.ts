@@ -25,30 +25,43 @@ export interface AppWriter {
   stop(): Promise<AppOp[]>;
 }
 
+/** Sends one statement and records it in `ops`, with its time, its insert id or its error; false when it failed. */
+async function sendRecorded(conn: mysql.Connection, s: AppStatement, ops: AppOp[]): Promise<boolean> {
+  const startedAt = performance.timeOrigin + performance.now();
+  const millis = () => performance.timeOrigin + performance.now() - startedAt;
+  try {
+    const [result] = await conn.query(s.sql, s.params as unknown[]);
+    const insertId = (result as { insertId?: number | string }).insertId;
+    ops.push({ op: s.op, startedAt, millis: millis(), params: s.params, ...(insertId ? { insertId: String(insertId) } : {}) });
+    return true;
+  } catch (err) {
+    const e = err as { errno?: number; message: string };
+    ops.push({ op: s.op, startedAt, millis: millis(), params: s.params, error: { errno: e.errno ?? null, message: e.message } });
+    return false;
+  }
+}
+
 /**
  * An application writing the way a web application does: one single-row statement at a time with
  * autocommit, a pause between them, and no retry of any kind: a deadlock or a lock wait timeout is
  * an error the application's user would see. `next(i)` gives the i-th statement.
  */
 export function startAppWriter(next: (i: number) => AppStatement | null, opts: { url?: string; pauseMillis?: number } = {}): AppWriter {
+  return writerLoop(async (conn, i, ops) => {
+    const s = next(i);
+    if (s) await sendRecorded(conn, s, ops);
+  }, opts);
+}
+
+/** Runs `step(conn, i, ops)` for i = 0, 1, … on a connection of its own, pausing `pauseMillis` after each, until stopped. */
+function writerLoop(step: (conn: mysql.Connection, i: number, ops: AppOp[]) => Promise<void>, opts: { url?: string; pauseMillis?: number }): AppWriter {
   const ops: AppOp[] = [];
   let running = true;
   const loop = (async () => {
     const conn = await mysql.createConnection({ uri: opts.url ?? MYSQL_URL, supportBigNumbers: true, bigNumberStrings: true });
     try {
       for (let i = 0; running; i++) {
-        const s = next(i);
-        if (s) {
-          const startedAt = performance.timeOrigin + performance.now();
-          try {
-            const [result] = await conn.query(s.sql, s.params as unknown[]);
-            const insertId = (result as { insertId?: number | string }).insertId;
-            ops.push({ op: s.op, startedAt, millis: performance.timeOrigin + performance.now() - startedAt, params: s.params, ...(insertId ? { insertId: String(insertId) } : {}) });
-          } catch (err) {
-            const e = err as { errno?: number; message: string };
-            ops.push({ op: s.op, startedAt, millis: performance.timeOrigin + performance.now() - startedAt, params: s.params, error: { errno: e.errno ?? null, message: e.message } });
-          }
-        }
+        await step(conn, i, ops);
         await new Promise((r) => setTimeout(r, opts.pauseMillis ?? 10));
       }
     } finally {
@@ -120,17 +133,36 @@ export function studentModuleWriter(db: string, table: string, maxId: number, k:
     const s = base(i * writers + k);
     if (s.op === 'insert') return s;
     const id = Number(s.params[s.params.length - 1]);
-    return { ...s, params: [...s.params.slice(0, -1), id - (id % writers) + k] };
+    // never above maxId: the rows there are the writers' own inserts, any writer's
+    const mine = id - (id % writers) + k;
+    return { ...s, params: [...s.params.slice(0, -1), mine > maxId ? mine - writers : mine] };
   };
 }
 
-/** Plays the writes that succeeded, in order, on another table (inserts with the ids they were given). */
+/** Plays the writes that succeeded, in order, on another table (inserts with the ids they were given; commits are passed over). */
 export async function replayStudentModuleWrites(conn: mysql.Connection, db: string, table: string, ops: readonly AppOp[]): Promise<void> {
   const t = `\`${db}\`.\`${table}\``;
   for (const o of ops) {
     if (o.error) continue;
     if (o.op === 'insert') await conn.query(`INSERT INTO ${t} (id, module_id, student_id, state, created, modified, course_id) VALUES (?, ?, ?, 'new', ?, ?, 'course-v1:live')`, [o.insertId, ...o.params]);
     else if (o.op === 'update') await conn.query(`UPDATE ${t} SET state = ?, grade = ?, modified = ? WHERE id = ?`, o.params as unknown[]);
-    else await conn.query(`DELETE FROM ${t} WHERE id = ?`, o.params as unknown[]);
+    else if (o.op === 'delete') await conn.query(`DELETE FROM ${t} WHERE id = ?`, o.params as unknown[]);
   }
+}
+
+/**
+ * An application writing in transactions of several statements (`START TRANSACTION; …; COMMIT`),
+ * with no retry, pausing `pauseMillis` between transactions: `next(i)` gives the i-th transaction's
+ * statements. Every statement is recorded as an AppOp, COMMIT too (op `commit`); one that fails is
+ * recorded with its error, and the transaction is rolled back.
+ */
+export function startTransactionWriter(next: (i: number) => AppStatement[], opts: { url?: string; pauseMillis?: number } = {}): AppWriter {
+  return writerLoop(async (conn, i, ops) => {
+    await conn.query('START TRANSACTION');
+    for (const s of [...next(i), { op: 'commit', sql: 'COMMIT', params: [] }]) {
+      if (await sendRecorded(conn, s, ops)) continue;
+      await conn.query('ROLLBACK');
+      return;
+    }
+  }, opts);
 }

@@ -3,7 +3,7 @@ import { InvalidInput, type FerryError } from '../errors.ts';
 import { isPlainName, qualified, quoteIdent, type TableRef } from '../identifiers.ts';
 import type { OnlineAlterInput } from '../online-alter-input.ts';
 import { str, type SqlConnection } from '../ports/sql.ts';
-import { idBounds } from './copier.ts';
+import { idBounds, insertSelectNotLocking } from './copier.ts';
 import {
   constraintNames, copiedColumns, diskFreeBytes, foreignKeysOf, foreignKeysPointingAt, inspectTable, integerRange, tableBytes, uniqueKeysOf,
   uniqueIndexOn, type ColumnInfo, type CopyKey, type TableInfo, type UniqueKey,
@@ -36,6 +36,14 @@ export function sharedCopyKey(table: TableInfo, altered: TableInfo, mapping: Col
 
 /** Rows of the table copied into the scratch table (the lowest and the highest ids) before the ALTER is tried on them. */
 export const SAMPLE_ROWS = 1000;
+
+/** Copies the table's SAMPLE_ROWS lowest and highest rows by `idColumn` into a scratch table of its shape, locking none of them (see insertSelectNotLocking). */
+export async function sampleInto(conn: SqlConnection, t: TableRef, scratch: TableRef, columns: readonly string[], idColumn: string): Promise<void> {
+  const cols = columns.map(quoteIdent).join(', ');
+  for (const order of ['ASC', 'DESC']) {
+    await insertSelectNotLocking(conn, `INSERT IGNORE INTO ${qualified(scratch)} (${cols}) SELECT ${cols} FROM ${qualified(t)} ORDER BY ${quoteIdent(idColumn)} ${order} LIMIT ${SAMPLE_ROWS}`);
+  }
+}
 
 /**
  * The unique keys of the altered table that the table does not already enforce: a key is implied
@@ -143,13 +151,7 @@ async function onScratch<T>(
   // A name of its own each time: never a table someone else keeps, never another check's running at once.
   const scratch = { database: t.database, table: `_ferry_chk_${randomBytes(8).toString('hex')}` };
   const tag = (name: string) => `_ferry_chk_${createHash('sha1').update(`${scratch.table}\0${name}`).digest('hex').slice(0, 12)}`;
-  const cols = columns.map(quoteIdent).join(', ');
-  const id = quoteIdent(idName);
-  const sample = async (c: SqlConnection) => {
-    for (const order of ['ASC', 'DESC']) {
-      await c.execute(`INSERT IGNORE INTO ${qualified(scratch)} (${cols}) SELECT ${cols} FROM ${qualified(t)} ORDER BY ${id} ${order} LIMIT ${SAMPLE_ROWS}`);
-    }
-  };
+  const sample = (c: SqlConnection) => sampleInto(c, t, scratch, columns, idName);
   await conn.execute(`DROP TABLE IF EXISTS ${qualified(scratch)}`);
   try {
     try {

@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import type { OnlineAlterInput } from '../online-alter-input.ts';
 import { qualified, quoteIdent, type TableRef } from '../identifiers.ts';
 import { str, type SqlConnection } from '../ports/sql.ts';
-import { SAMPLE_ROWS } from './alter-checks.ts';
+import { sampleInto } from './alter-checks.ts';
 import { copyRange, PIECE_MILLIS, GIVE_WAY_SECONDS } from './copier.ts';
 import { copiedColumns, pairedHashColumns, inspectTable, type CopyKey, type TableInfo } from './inspector.ts';
 import { captureKey, createShadow, createTriggers, dropShadow, dropTriggers, shadowNames } from './shadow.ts';
@@ -44,9 +44,7 @@ export async function measureOnScratch(conn: SqlConnection, input: OnlineAlterIn
   const tag = `plan ${name}`;
   try {
     for (const table of [scratch, kept]) await conn.execute(`CREATE TABLE ${qualified(table)} LIKE ${qualified(t)}`);
-    for (const order of ['ASC', 'DESC']) {
-      await conn.execute(`INSERT IGNORE INTO ${qualified(scratch)} (${cols}) SELECT ${cols} FROM ${qualified(t)} ORDER BY ${id} ${order} LIMIT ${SAMPLE_ROWS}`);
-    }
+    await sampleInto(conn, t, scratch, copiedColumns(info), idName);
     await conn.execute(`INSERT INTO ${qualified(kept)} (${cols}) SELECT ${cols} FROM ${qualified(scratch)}`);
     const ids = (await conn.query(`SELECT ${id} AS id FROM ${qualified(scratch)} ORDER BY ${id} LIMIT ${TIMED_WRITES}`)).map((r) => str(r, 'id')!);
     const rows = Number(str((await conn.query(`SELECT COUNT(*) AS n FROM ${qualified(scratch)}`))[0]!, 'n'));

@@ -1,7 +1,7 @@
 import type { SqlConnection, SqlRow } from '../ports/sql.ts';
 import { wholeValue, type HashColumn } from '../checksum.ts';
 import { ERRNO, LocalInfileRefused, ResultTooLarge, type FerryError } from '../errors.ts';
-import { addId, compareIds, minId, type Id, type IdRange } from '../ids.ts';
+import { addId, compareIds, fromBig, minId, toBig, type Id, type IdRange } from '../ids.ts';
 import { nextChunkSpan } from '../chunker.ts';
 
 /** Ids per `IN (…)` list: keeps statements short. */
@@ -104,17 +104,28 @@ export async function copyRange(t: CopyTables, range: IdRange): Promise<CopyResu
  */
 async function insertSelect(t: CopyTables, where: string, params: readonly unknown[]): Promise<number> {
   const sql = insertSelectSql(t, where);
-  if (!t.readLock && !t.inTransaction && t.target.sessions && !LOCKING_READS_ONLY.has(t.target)) {
-    await t.target.execute('SET TRANSACTION ISOLATION LEVEL READ COMMITTED');
+  if (!t.readLock && !t.inTransaction && t.target.sessions) return insertSelectNotLocking(t.target, sql, params);
+  return (await t.target.execute(sql, params)).affectedRows;
+}
+
+/**
+ * Runs an `INSERT … SELECT` (outside a transaction) whose SELECT reads a live table as a
+ * consistent, non-locking read: READ COMMITTED for that statement. In REPEATABLE READ it would
+ * share-lock every row it reads, and an application transaction holding one of them that then
+ * wants one already read would be failed by InnoDB to end the cycle. Where the binary log is
+ * statement-based, which refuses it, the locking read it is. Returns the rows written.
+ */
+export async function insertSelectNotLocking(conn: SqlConnection, sql: string, params: readonly unknown[] = []): Promise<number> {
+  if (conn.sessions && !LOCKING_READS_ONLY.has(conn)) {
+    await conn.execute('SET TRANSACTION ISOLATION LEVEL READ COMMITTED');
     try {
-      return (await t.target.execute(sql, params)).affectedRows;
+      return (await conn.execute(sql, params)).affectedRows;
     } catch (err) {
-      // Statement-based binary logging refuses READ COMMITTED writes: fall back to the locking read.
       if ((err as FerryError).errno !== ERRNO.BINLOG_STATEMENT_MODE) throw err;
-      LOCKING_READS_ONLY.add(t.target);
+      LOCKING_READS_ONLY.add(conn);
     }
   }
-  return (await t.target.execute(sql, params)).affectedRows;
+  return (await conn.execute(sql, params)).affectedRows;
 }
 
 function insertSelectSql(t: CopyTables, where: string): string {
@@ -155,19 +166,48 @@ async function inPieces(t: CopyTables, range: IdRange, copy: (piece: IdRange) =>
 
 /**
  * A piece of a copy that triggers keep in step (online-alter): one transaction that first takes
- * the share locks on the piece's source rows, in primary key order, and only then copies them.
- * If the copy held the target's AUTO-INC lock while it waited for a row an application holds, and
- * that application's trigger waited for the AUTO-INC lock, InnoDB would end the cycle by failing
- * the application's write, the one with fewer rows changed. Taken this way, every row lock the
- * copy needs from the source is held before it takes the AUTO-INC lock, no lock is held longer
- * than a piece, and the copy gives way (see givingWay) rather than wait long on an application.
+ * the share locks on the piece's source rows, in key order, and only then copies them (see
+ * lockingRange). If the copy held the target's AUTO-INC lock while it waited for a row an
+ * application holds, and that application's trigger waited for the AUTO-INC lock, InnoDB would end
+ * the cycle by failing the application's write, the one with fewer rows changed. Taken this way,
+ * every row lock the copy needs from the source is held before it takes the AUTO-INC lock, and no
+ * lock is held longer than a piece.
  */
 async function lockedPiece(t: CopyTables, piece: IdRange): Promise<number> {
   const where = `${quoteIdent(t.idColumn)} BETWEEN ? AND ?`;
-  return givingWay(t.target, async (tx) => {
-    await tx.query(`SELECT COUNT(*) AS n FROM ${qualified(t.sourceTable)} FORCE INDEX (${quoteIdent(t.keyIndex)}) WHERE ${where} LOCK IN SHARE MODE`, [piece.lo, piece.hi]);
-    return (await tx.execute(insertSelectSql(t, where), [piece.lo, piece.hi])).affectedRows;
+  return lockingRange(t.target, piece, async (tx, p, wait) => {
+    await tx.query(`SELECT COUNT(*) AS n FROM ${qualified(t.sourceTable)} FORCE INDEX (${quoteIdent(t.keyIndex)}) WHERE ${where} LOCK IN SHARE MODE${wait}`, [p.lo, p.hi]);
+    return (await tx.execute(insertSelectSql(t, where), [p.lo, p.hi])).affectedRows;
   }, t.stopping);
+}
+
+/**
+ * Runs `fn` on a range of a live table in one transaction whose first statement share-locks the
+ * range's rows, `wait` being what that locking read ends with. Over more than one id it is
+ * ` NOWAIT`: when another transaction holds one of the rows, the read fails at once, the
+ * transaction is rolled back, and each half of the range is done the same way on its own; a single
+ * id waits for its row (see givingWay), holding no other lock. So ferry never waits for an
+ * application's lock while it holds one the application may be waiting for: an application
+ * transaction that has written one row and then wants another that ferry share-locked (a
+ * transaction of several statements) only waits for ferry's transaction to end. Were ferry's read
+ * to wait instead, InnoDB would break that cycle by failing the application's transaction, the one
+ * holding fewer locks. Returns the sum of what `fn` returned.
+ */
+export async function lockingRange(
+  conn: SqlConnection,
+  range: IdRange,
+  fn: (tx: SqlConnection, range: IdRange, wait: '' | ' NOWAIT') => Promise<number>,
+  stopping?: AbortSignal,
+): Promise<number> {
+  if (compareIds(range.lo, range.hi) >= 0) return givingWay(conn, (tx) => fn(tx, range, ''), stopping);
+  try {
+    return await givingWay(conn, (tx) => fn(tx, range, ' NOWAIT'), stopping, 1);
+  } catch (err) {
+    const errno = (err as FerryError).errno;
+    if (errno !== ERRNO.LOCK_WAIT_TIMEOUT && errno !== ERRNO.DEADLOCK) throw err;
+  }
+  const mid = fromBig((toBig(range.lo) + toBig(range.hi)) >> 1n);
+  return (await lockingRange(conn, { lo: range.lo, hi: mid }, fn, stopping)) + (await lockingRange(conn, { lo: addId(mid, 1), hi: range.hi }, fn, stopping));
 }
 
 /**
@@ -182,10 +222,11 @@ const GIVE_WAY_ATTEMPTS = 30;
 /**
  * Runs `fn` in one transaction on `conn` (a session-keeping connection) whose row lock waits last
  * at most GIVE_WAY_SECONDS; after a lock wait timeout or a deadlock (InnoDB chose ferry's
- * transaction as the victim) it is rolled back and run again, after a growing pause, up to 30 times
- * (not once `stopping` has fired: the error is thrown, and the work is done again on resuming).
+ * transaction as the victim) it is rolled back and run again, after a growing pause, `attempts`
+ * times in all, 30 unless said (not once `stopping` has fired: the error is thrown, and the work
+ * is done again on resuming).
  */
-export async function givingWay<T>(conn: SqlConnection, fn: (tx: SqlConnection) => Promise<T>, stopping?: AbortSignal): Promise<T> {
+export async function givingWay<T>(conn: SqlConnection, fn: (tx: SqlConnection) => Promise<T>, stopping?: AbortSignal, attempts = GIVE_WAY_ATTEMPTS): Promise<T> {
   await conn.execute(`SET SESSION innodb_lock_wait_timeout = ${GIVE_WAY_SECONDS}`);
   try {
     for (let attempt = 1; ; attempt++) {
@@ -193,7 +234,7 @@ export async function givingWay<T>(conn: SqlConnection, fn: (tx: SqlConnection) 
         return await conn.transaction(fn);
       } catch (err) {
         const errno = (err as FerryError).errno;
-        if ((errno !== ERRNO.LOCK_WAIT_TIMEOUT && errno !== ERRNO.DEADLOCK) || attempt >= GIVE_WAY_ATTEMPTS || stopping?.aborted) throw err;
+        if ((errno !== ERRNO.LOCK_WAIT_TIMEOUT && errno !== ERRNO.DEADLOCK) || attempt >= attempts || stopping?.aborted) throw err;
         await new Promise((r) => setTimeout(r, Math.min(2000, 25 * 2 ** attempt) * (0.5 + Math.random() / 2)));
       }
     }

@@ -3,7 +3,7 @@ import { differingIds, rangeChecksumSql, rowHashesSql, sameChecksum, type HashCo
 import { DatabaseError, ERRNO, VerificationFailed } from '../errors.ts';
 import type { Id, IdRange } from '../ids.ts';
 import { qualified, quoteIdent, type TableRef } from '../identifiers.ts';
-import { copyRange, givingWay, IDS_PER_STATEMENT, insertRows, readList, type CopyTables } from './copier.ts';
+import { copyRange, IDS_PER_STATEMENT, insertRows, lockingRange, readList, type CopyTables } from './copier.ts';
 
 export async function checksumRange(conn: SqlConnection, table: TableRef, idColumn: string, columns: readonly HashColumn[], range: IdRange): Promise<RangeChecksum> {
   const rows = await conn.query(rangeChecksumSql(qualified(table), idColumn, columns), [range.lo, range.hi]);
@@ -105,19 +105,20 @@ export async function insertRefusing(conn: SqlConnection, sql: string, params: r
  * for a row lock (a unique key's next entry an application's transaction holds), the
  * application's next insert (its trigger's) waits for that AUTO-INC lock, and InnoDB ends the
  * cycle by failing the application's write, the one with fewer rows changed. It gives way to the
- * application's locks (see givingWay). A row the target refuses (a duplicate on a unique key the
+ * application's locks (see lockingRange). A row the target refuses (a duplicate on a unique key the
  * source does not have, a value its column cannot hold) fails the repair with the database's
  * reason, and the transaction is rolled back: nothing is deleted. `also` runs inside the same
- * transaction.
+ * transaction (inside each piece's, when a row locked by another transaction splits the range:
+ * see lockingRange).
  */
 export async function repairRange(conn: SqlConnection, t: CopyTables, range: IdRange, also?: () => Promise<void>): Promise<void> {
   const id = quoteIdent(t.idColumn);
   const source = `${qualified(t.sourceTable)} FORCE INDEX (${quoteIdent(t.keyIndex)})`;
   const hashes = (rows: SqlRow[]) => rows.map((r) => ({ id: str(r, 'id')!, hash: str(r, 'hash')! }));
   try {
-    await givingWay(conn, async (tx) => {
-      const inSource = hashes(await tx.query(`${rowHashesSql(source, t.idColumn, t.hash.source)} LOCK IN SHARE MODE`, [range.lo, range.hi]));
-      const inTarget = hashes(await tx.query(`${rowHashesSql(qualified(t.targetTable), t.idColumn, t.hash.target)} FOR UPDATE`, [range.lo, range.hi]));
+    await lockingRange(conn, range, async (tx, r, wait) => {
+      const inSource = hashes(await tx.query(`${rowHashesSql(source, t.idColumn, t.hash.source)} LOCK IN SHARE MODE${wait}`, [r.lo, r.hi]));
+      const inTarget = hashes(await tx.query(`${rowHashesSql(qualified(t.targetTable), t.idColumn, t.hash.target)} FOR UPDATE`, [r.lo, r.hi]));
       const diffs = differingIds(inSource, inTarget, Number.MAX_SAFE_INTEGER);
       const out = diffs.filter((d) => d.problem !== 'missing in target').map((d) => d.id);
       const back = diffs.filter((d) => d.problem !== 'extra in target').map((d) => d.id);
@@ -127,6 +128,7 @@ export async function repairRange(conn: SqlConnection, t: CopyTables, range: IdR
       }
       await writeFromSource(tx, t, back);
       await also?.();
+      return 0;
     }, t.stopping);
   } catch (err) {
     if (!(err instanceof DatabaseError)) throw err;

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import mysql from 'mysql2/promise';
-import type { CopyTables } from '../../../../lambdas/core/tables/copier.ts';
+import { copyRange, type CopyTables } from '../../../../lambdas/core/tables/copier.ts';
 import { copiedColumns, hashColumns, inspectTable } from '../../../../lambdas/core/tables/inspector.ts';
 import { repairRange } from '../../../../lambdas/core/tables/verifier.ts';
 import { MYSQL_URL } from '../../../helpers/db.ts';
@@ -14,8 +14,69 @@ const SHAPE = (idType: string) => `(id ${idType} NOT NULL AUTO_INCREMENT PRIMARY
  * transaction that changed fewer rows: always the application's. The repair must never hold a
  * lock the application's next write waits for while it waits for one of the application's.
  */
-describe('repairRange beside an application transaction', () => {
+describe('repairRange and the copy beside an application transaction', () => {
   const td = testDatabase('rep');
+
+  async function tables(from: string, to: string): Promise<CopyTables> {
+    const source = await td.sql.connect('edxapp');
+    const info = (await inspectTable(source, { database: td.db, table: from }))!;
+    const columns = copiedColumns(info);
+    return {
+      source,
+      target: source,
+      sourceTable: { database: td.db, table: from },
+      targetTable: { database: td.db, table: to },
+      idColumn: 'id',
+      keyIndex: 'PRIMARY',
+      columns,
+      targetColumns: columns,
+      hash: { source: hashColumns(info, columns), target: hashColumns(info, columns) },
+      readLock: true,
+    };
+  }
+
+  /**
+   * An application transaction that has written row `first` of `table` and, while `ferry` runs on
+   * a range holding both, writes row `second`, below it: ferry must not wait for `first` holding
+   * `second`. Returns the second write's error, or null.
+   */
+  async function secondWrite(table: string, first: number, second: number, ferry: () => Promise<unknown>): Promise<{ app: string | null; ferry: string | null }> {
+    const app = await mysql.createConnection({ uri: MYSQL_URL });
+    try {
+      await app.query('BEGIN');
+      await app.query(`UPDATE \`${td.db}\`.${table} SET v = v + 1 WHERE id = ?`, [first]);
+      const running = ferry().then(() => null, (err: Error) => err.message);
+      await new Promise((r) => setTimeout(r, 300));
+      const next = await app.query(`UPDATE \`${td.db}\`.${table} SET v = v + 1 WHERE id = ?`, [second]).then(
+        () => null,
+        (err: { errno?: number; message: string }) => `${err.message} (${err.errno})`,
+      );
+      await app.query('COMMIT').catch(() => undefined);
+      return { app: next, ferry: await running };
+    } finally {
+      await app.end();
+    }
+  }
+
+  it("copies a range whose rows an application transaction writes one after another, high then low, without failing the application's second write", async () => {
+    await td.conn.query(`CREATE TABLE \`${td.db}\`.c ${SHAPE('int')}; CREATE TABLE \`${td.db}\`._c_new ${SHAPE('bigint')}`);
+    await td.conn.query(`INSERT INTO \`${td.db}\`.c (id, k, name, v) SELECT seq, seq, 'a', seq FROM \`${td.db}\`.seq_1_to_100`);
+    const t = await tables('c', '_c_new');
+    expect(await secondWrite('c', 50, 10, () => copyRange(t, { lo: '1', hi: '100' }))).toEqual({ app: null, ferry: null });
+    const [rows] = await td.conn.query(`SELECT COUNT(*) AS n FROM \`${td.db}\`._c_new`);
+    expect(Number((rows as { n: string }[])[0]!.n)).toBe(100);
+  });
+
+  it("repairs a range whose rows an application transaction writes one after another, high then low, without failing the application's second write", async () => {
+    await td.conn.query(`CREATE TABLE \`${td.db}\`.r ${SHAPE('int')}; CREATE TABLE \`${td.db}\`._r_new ${SHAPE('bigint')}`);
+    await td.conn.query(`INSERT INTO \`${td.db}\`.r (id, k, name, v) SELECT seq, seq, 'a', seq FROM \`${td.db}\`.seq_1_to_100`);
+    await td.conn.query(`INSERT INTO \`${td.db}\`._r_new SELECT * FROM \`${td.db}\`.r WHERE id <> 20`);
+    const t = await tables('r', '_r_new');
+    expect(await secondWrite('r', 50, 10, () => repairRange(t.source, t, { lo: '1', hi: '100' }))).toEqual({ app: null, ferry: null });
+    // row 20 written again; rows 10 and 50 as the application left them, or as they were: the shadow has no triggers here
+    const [rows] = await td.conn.query(`SELECT COUNT(*) AS n FROM \`${td.db}\`._r_new`);
+    expect(Number((rows as { n: string }[])[0]!.n)).toBe(100);
+  });
 
   it("waits for the application's row without holding the shadow's AUTO-INC lock: the application's next insert never deadlocks", async () => {
     await td.conn.query(`CREATE TABLE \`${td.db}\`.t ${SHAPE('int')}; CREATE TABLE \`${td.db}\`._t_new ${SHAPE('bigint')}`);
