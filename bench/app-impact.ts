@@ -10,7 +10,8 @@
  *     copy and, from the cut-over flags on, inserts, updates and deletes its rows in the new table;
  *     against the same application with no migration running.
  * Prints, per phase: statements, errors, median, p99 and max latency. BENCH_APP_ROWS overrides the
- * row count (default 500,000).
+ * row count (default 500,000); BENCH_APP_TRANSACTIONS=N makes online-alter's application N writers
+ * in transactions of three statements (COMMIT counted as a statement).
  */
 import { spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
@@ -20,7 +21,7 @@ import { fileURLToPath } from 'node:url';
 import mysql from 'mysql2/promise';
 import { resolveMysqlUrl } from '../lambdas/adapters/mysql2.ts';
 import { build } from '../bin/build.mjs';
-import { latency, startAppWriter, studentModuleWrites, type AppOp, type AppStatement, type LatencySummary } from '../test/helpers/app-writer.ts';
+import { latency, startAppWriter, startTransactionWriter, studentModuleWriter, studentModuleWrites, type AppOp, type AppStatement, type LatencySummary } from '../test/helpers/app-writer.ts';
 import { ensurePtOsc } from './pt-osc.ts';
 
 const ROWS = Number(process.env.BENCH_APP_ROWS ?? 500_000);
@@ -41,6 +42,19 @@ const HISTORY_TABLE = (idType: string) => `(
   id ${idType} NOT NULL AUTO_INCREMENT PRIMARY KEY, version varchar(255) NULL, created datetime(6) NOT NULL,
   state longtext NULL, grade double NULL, max_grade double NULL, student_module_id int NOT NULL,
   KEY created (created), KEY student_module_id (student_module_id), KEY version (version))`;
+
+/** BENCH_APP_TRANSACTIONS=N: online-alter's application is N writers sending transactions of three statements (update, insert, delete) instead of single rows. */
+const TRANSACTION_WRITERS = Number(process.env.BENCH_APP_TRANSACTIONS ?? 0);
+
+/** online-alter's application: the single-row writer, or TRANSACTION_WRITERS writers in transactions, each on rows of its own. */
+function startApplication(writes: (i: number) => AppStatement): { stop(): Promise<AppOp[]> } {
+  if (!TRANSACTION_WRITERS) return startAppWriter(writes, { url });
+  const writers = Array.from({ length: TRANSACTION_WRITERS }, (_, k) => {
+    const next = studentModuleWriter(DB, CSM, ROWS, k, TRANSACTION_WRITERS);
+    return startTransactionWriter((i) => [next(3 * i + 1), next(3 * i), next(3 * i + 2)], { url });
+  });
+  return { stop: async () => (await Promise.all(writers.map((w) => w.stop()))).flat().sort((a, b) => a.startedAt - b.startedAt) };
+}
 
 const now = () => performance.timeOrigin + performance.now();
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -118,7 +132,7 @@ async function onlineAlter(conn: mysql.Connection): Promise<Measured[]> {
   await fresh();
   const u = new URL(url);
   const marks: Record<string, number> = {};
-  const writer = startAppWriter(writes, { url });
+  const writer = startApplication(writes);
   await sleep(QUIET_MILLIS);
   const ptStart = now();
   await run('pt-online-schema-change', ['--alter', ALTER, '--execute', `D=${DB},t=${CSM},h=${u.hostname},P=${u.port || 3306},u=${decodeURIComponent(u.username || 'root')}${u.password ? `,p=${decodeURIComponent(u.password)}` : ''}`], (line, at) => {
@@ -148,7 +162,7 @@ async function onlineAlter(conn: mysql.Connection): Promise<Measured[]> {
   const dir = mkdtempSync(join(tmpdir(), 'ferry-bench-app-'));
   const input = join(dir, 'alter.json');
   writeFileSync(input, JSON.stringify({ migrationId: `bench-app-alter-${Date.now()}`, table: { connection: 'bench', database: DB, table: CSM }, alter: ALTER, throttle: { maxThreadsRunning: 1000 }, cleanup: { mode: 'trickle-delete' }, ...(process.env.BENCH_CHUNK_MILLIS ? { chunk: { targetMillis: Number(process.env.BENCH_CHUNK_MILLIS) } } : {}) }));
-  const writer2 = startAppWriter(writes, { url });
+  const writer2 = startApplication(writes);
   await sleep(QUIET_MILLIS);
   const start = now();
   const out = await run(process.execPath, [FERRY, 'local', 'online-alter', '--input', input, '--state-dir', join(dir, 'state'), '--approve', 'all']);
