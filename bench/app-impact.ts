@@ -99,6 +99,9 @@ function row(w: Window, s: LatencySummary): string {
 function report(m: Measured): string[] {
   const lines = [`${m.tool}`, `  ${'phase (writes that started in it)'.padEnd(34)} ${'lasted'.padStart(9)} ${'writes'.padStart(6)} ${'errors'.padStart(6)} ${'median'.padStart(8)} ${'p99'.padStart(8)} ${'max'.padStart(8)}  (ms)`];
   for (const w of m.windows) lines.push(row(w, latency(m.ops, w.from, w.to)));
+  const errors = new Map<string, number>();
+  for (const o of m.ops) if (o.error) errors.set(`${o.error.message} (${o.error.errno})`, (errors.get(`${o.error.message} (${o.error.errno})`) ?? 0) + 1);
+  for (const [message, n] of errors) lines.push(`  errors: ${n} × ${message}`);
   return lines;
 }
 
@@ -262,7 +265,10 @@ async function main() {
   ensurePtOsc();
   await build();
   const conn = await mysql.createConnection({ uri: url, multipleStatements: true });
-  process.stdout.write(`application impact: single-row autocommit writes, 10 ms apart, no retries; ${ROWS.toLocaleString('en-US')} rows; MariaDB at ${new URL(url).hostname}\n`);
+  const application = TRANSACTION_WRITERS
+    ? `online-alter's application ${TRANSACTION_WRITERS} writers in transactions of update, insert, delete, COMMIT (each a write below), 10 ms between transactions`
+    : 'single-row autocommit writes, 10 ms apart';
+  process.stdout.write(`application impact: ${application}, no retries; ${ROWS.toLocaleString('en-US')} rows; MariaDB at ${new URL(url).hostname}\n`);
   for (const m of await onlineAlter(conn)) process.stdout.write(report(m).join('\n') + '\n');
   if (!process.env.BENCH_APP_SKIP_COPY) for (const m of await tableCopy(conn)) process.stdout.write(report(m).join('\n') + '\n');
   await conn.query(`DROP DATABASE IF EXISTS ${DB}`);

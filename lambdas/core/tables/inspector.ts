@@ -5,6 +5,7 @@ import { ResultTooLarge } from '../errors.ts';
 import { holesFromGaps, type Hole } from '../holes.ts';
 import { addId, compareIds, fromBig, toBig, type IdRange } from '../ids.ts';
 import { qualified, quoteIdent, type TableRef } from '../identifiers.ts';
+import { keyKind, KeyShape, type KeyColumn } from '../keys.ts';
 
 export interface ColumnInfo {
   readonly name: string;
@@ -64,6 +65,19 @@ export interface CopyKey {
 /** The name of a whole unique index of the table on exactly that one column, or null. */
 export function uniqueIndexOn(info: TableInfo, column: string): string | null {
   return info.uniqueIndexes.find((k) => k.whole && k.columns.length === 1 && k.columns[0]!.toLowerCase() === column.toLowerCase())?.name ?? null;
+}
+
+/** The shape of a key on these columns of the table, or why it cannot be one (a column type ferry does not read keys of, or a column it lacks). */
+export function keyShapeOf(info: TableInfo, columns: readonly string[]): KeyShape | { readonly unsupported: string } {
+  const parts: KeyColumn[] = [];
+  for (const name of columns) {
+    const column = info.columns.find((c) => c.name.toLowerCase() === name.toLowerCase());
+    if (!column) return { unsupported: `${info.ref.table} has no column ${name}` };
+    const kind = keyKind(column.dataType);
+    if (!kind) return { unsupported: `key column ${column.name} is ${column.columnType}` };
+    parts.push({ name: column.name, kind });
+  }
+  return new KeyShape(parts);
 }
 
 /** The single column of a table's row key: callers have checked (Preflight) that the key is one column. */
