@@ -52,7 +52,7 @@ export async function planOnlineAlter(input: OnlineAlterInput, deps: PlanDeps, k
     idsLine(bounds.min, bounds.max, rows.rows),
     `shadow ${shadow.table} and capture log ${capture.log.table} created beside it; triggers ${capture.insert}, ${capture.update}, ${capture.delete} on ${t.table} until the swap`,
     `swap: RENAME TABLE ${t.table} → ${old.table}, ${shadow.table} → ${t.table} in one statement, waiting at most ${input.cutover.lockWaitSeconds} s for the lock, ${input.cutover.attempts} attempts`,
-    `chunks of ${input.chunk.minRows}–${input.chunk.maxRows} ids sized to ${input.chunk.targetMillis} ms`,
+    `chunks of ${input.chunk.minRows}–${input.chunk.maxRows} ids sized to ${input.chunk.targetMillis} ms${copyKey ? `, by ${copyKey.index === 'PRIMARY' ? 'the primary key' : `unique key ${copyKey.index}`} (${copyKey.column})` : ''}`,
   ];
   const own = info ? await ownTriggers(conn, t) : [];
   if (own.length) {

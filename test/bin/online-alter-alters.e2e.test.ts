@@ -291,6 +291,9 @@ describe('ferry local online-alter, ALTER by ALTER', () => {
     const sc = await alterScenario(3000);
     try {
       if (before) for (const t of [CSM, 'reference']) await sc.conn.query(`ALTER TABLE \`${sc.db}\`.${t} ${before}`);
+      const plan = await runFerry(['plan', 'online-alter', '--input', sc.inputFile({ alter }), '--json']);
+      expect(plan.code, plan.stderr).toBe(0);
+      expect((JSON.parse(plan.stdout) as { moves: string[] }).moves.join('\n')).toContain(before ? 'by unique key id_uidx (id)' : 'by the primary key (id)');
       const last = await likePlainAlter(sc, alter);
       expect(last).toMatchObject({ phase: 'done' });
       const [rows] = await sc.conn.query(`SELECT state FROM \`${sc.db}\`._ferry_checkpoints WHERE migration_id = ?`, [sc.migrationId]);
