@@ -199,9 +199,9 @@ export async function lockingRange(
   fn: (tx: SqlConnection, range: IdRange, wait: '' | ' NOWAIT') => Promise<number>,
   stopping?: AbortSignal,
 ): Promise<number> {
-  if (compareIds(range.lo, range.hi) >= 0) return givingWay(conn, (tx) => fn(tx, range, ''), stopping);
+  if (compareIds(range.lo, range.hi) >= 0) return givingWay(conn, (tx) => fn(tx, range, ''), { stopping });
   try {
-    return await givingWay(conn, (tx) => fn(tx, range, ' NOWAIT'), stopping, 1);
+    return await givingWay(conn, (tx) => fn(tx, range, ' NOWAIT'), { stopping, attempts: 1 });
   } catch (err) {
     const errno = (err as FerryError).errno;
     if (errno !== ERRNO.LOCK_WAIT_TIMEOUT && errno !== ERRNO.DEADLOCK) throw err;
@@ -220,18 +220,23 @@ export const GIVE_WAY_SECONDS = 1;
 const GIVE_WAY_ATTEMPTS = 30;
 
 /**
- * Runs `fn` in one transaction on `conn` (a session-keeping connection) whose row lock waits last
- * at most GIVE_WAY_SECONDS; after a lock wait timeout or a deadlock (InnoDB chose ferry's
- * transaction as the victim) it is rolled back and run again, after a growing pause, `attempts`
- * times in all, 30 unless said (not once `stopping` has fired: the error is thrown, and the work
- * is done again on resuming).
+ * Runs `fn` in one transaction on `conn` (a session-keeping connection; READ COMMITTED if
+ * `readCommitted`) whose row lock waits last at most GIVE_WAY_SECONDS; after a lock wait timeout
+ * (a `NOWAIT` read that met a locked row too) or a deadlock (InnoDB chose ferry's transaction as
+ * the victim) it is rolled back and run again, after a growing pause, `attempts` times in all, 30
+ * unless said (not once `stopping` has fired: the error is thrown, and the work is done again on
+ * resuming).
  */
-export async function givingWay<T>(conn: SqlConnection, fn: (tx: SqlConnection) => Promise<T>, stopping?: AbortSignal, attempts = GIVE_WAY_ATTEMPTS): Promise<T> {
+export async function givingWay<T>(
+  conn: SqlConnection,
+  fn: (tx: SqlConnection) => Promise<T>,
+  { stopping, attempts = GIVE_WAY_ATTEMPTS, readCommitted = false }: { stopping?: AbortSignal | undefined; attempts?: number; readCommitted?: boolean } = {},
+): Promise<T> {
   await conn.execute(`SET SESSION innodb_lock_wait_timeout = ${GIVE_WAY_SECONDS}`);
   try {
     for (let attempt = 1; ; attempt++) {
       try {
-        return await conn.transaction(fn);
+        return await conn.transaction(fn, { readCommitted });
       } catch (err) {
         const errno = (err as FerryError).errno;
         if ((errno !== ERRNO.LOCK_WAIT_TIMEOUT && errno !== ERRNO.DEADLOCK) || attempt >= attempts || stopping?.aborted) throw err;

@@ -2,7 +2,7 @@ import { differingIds, sameChecksum, type RangeChecksum } from '../checksum.ts';
 import { VerificationFailed } from '../errors.ts';
 import type { Id } from '../ids.ts';
 import { qualified, quoteIdent } from '../identifiers.ts';
-import { sameServer, type CopyTables } from './copier.ts';
+import { givingWay, sameServer, type CopyTables } from './copier.ts';
 import { idHoles } from './inspector.ts';
 import { MAX_HOLES_KEPT, type LedgerEntry } from './ledger.ts';
 import { checksumRange, insertRefusing, rowHashesBothSides } from './verifier.ts';
@@ -92,19 +92,22 @@ export async function lookAgain(t: CopyTables, span: LedgerEntry): Promise<Look>
  * sides agreed on (else the application wrote them, and nothing is changed: null). Rows are
  * updated in place (never deleted and inserted again, which would fire the new table's triggers
  * and cascades), rows gone from the source are deleted, the source's rows read under share locks.
- * Returns the span's checksum and holes as they are now.
+ * Both locking reads are `NOWAIT`: a row an application's transaction holds rolls the repair back
+ * at once, to be tried again after a pause (see givingWay), so the repair never waits for the
+ * application while holding rows its transaction may want next. Returns the span's checksum and
+ * holes as they are now.
  */
 async function rewriteFromSource(t: CopyTables, span: LedgerEntry): Promise<{ checksum: RangeChecksum; holes: LedgerEntry['holes'] } | null> {
   const id = quoteIdent(t.idColumn);
   const target = qualified(t.targetTable);
   const source = qualified(t.sourceTable);
-  return t.target.transaction(async (tx) => {
-    await tx.query(`SELECT ${id} FROM ${target} WHERE ${id} BETWEEN ? AND ? FOR UPDATE`, [span.lo, span.hi]);
+  return givingWay(t.target, async (tx) => {
+    await tx.query(`SELECT ${id} FROM ${target} WHERE ${id} BETWEEN ? AND ? FOR UPDATE NOWAIT`, [span.lo, span.hi]);
     if (!agreed(await checksumRange(tx, t.targetTable, t.idColumn, t.hash.target, span), span)) return null;
     const updates = t.targetColumns.filter((c) => c.toLowerCase() !== t.idColumn.toLowerCase()).map((c) => `${quoteIdent(c)} = VALUES(${quoteIdent(c)})`);
     await insertRefusing(
       tx,
-      `INSERT INTO ${target} (${t.targetColumns.map(quoteIdent).join(', ')}) SELECT ${t.columns.map(quoteIdent).join(', ')} FROM ${source} WHERE ${id} BETWEEN ? AND ? LOCK IN SHARE MODE` +
+      `INSERT INTO ${target} (${t.targetColumns.map(quoteIdent).join(', ')}) SELECT ${t.columns.map(quoteIdent).join(', ')} FROM ${source} WHERE ${id} BETWEEN ? AND ? LOCK IN SHARE MODE NOWAIT` +
         (updates.length ? ` ON DUPLICATE KEY UPDATE ${updates.join(', ')}` : ''),
       [span.lo, span.hi],
     );
@@ -114,7 +117,7 @@ async function rewriteFromSource(t: CopyTables, span: LedgerEntry): Promise<{ ch
     if (!sameChecksum(after, now)) throw new VerificationFailed(`ids ${span.lo}..${span.hi} differ right after being written again from the source; nothing was changed`);
     const holes = await idHoles(tx, t.sourceTable, t.idColumn, span);
     return { checksum: now, holes: holes.length > MAX_HOLES_KEPT ? null : holes };
-  }, { readCommitted: true });
+  }, { readCommitted: true, stopping: t.stopping });
 }
 
 
