@@ -11,7 +11,7 @@ import { countRows } from '../../lambdas/core/tables/table-writes.ts';
 import { identityOf } from '../../lambdas/core/table-copy-input.ts';
 import { CheckpointStore } from '../../lambdas/core/checkpoints.ts';
 import { idBounds } from '../../lambdas/core/tables/copier.ts';
-import { inspectTable } from '../../lambdas/core/tables/inspector.ts';
+import { inspectTable, integerKeys } from '../../lambdas/core/tables/inspector.ts';
 import { rowsOf } from '../../lambdas/core/tables/plan-reads.ts';
 import { MACHINE, parseTableCopyInput, type TableCopyState } from '../../lambdas/table-copy/open-migration.ts';
 import { alterIdentityOf } from '../../lambdas/core/online-alter-input.ts';
@@ -30,7 +30,7 @@ async function describeTable(conn: SqlConnection, ref: TableRef, counting: Count
   if (counting === 'none') return { table: `${ref.database}.${ref.table}`, exists: true };
   const info = await inspectTable(conn, ref);
   if (!info) return { table: `${ref.database}.${ref.table}`, exists: false };
-  const id = info.key?.columns[0];
+  const id = integerKeys(info)[0]?.column;
   const counted = counting === 'exact' ? { rows: await countRows(conn, ref), exact: true } : await rowsOf(conn, ref);
   return {
     table: `${ref.database}.${ref.table}`,

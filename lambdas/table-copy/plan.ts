@@ -2,9 +2,9 @@ import { ID_OFFSET_FLOOR } from '../core/id-offset.ts';
 import { count, diskWarning, formatSeconds, projectAws, secondsAt, type Plan, type PlanDeps, type PlanKnobs } from '../core/plan.ts';
 import type { TableCopyInput } from '../core/table-copy-input.ts';
 import { idBounds } from '../core/tables/copier.ts';
-import { copiedColumns, foreignKeysOf, hashColumns, idColumnOf, tableBytes, triggersOn } from '../core/tables/inspector.ts';
+import { copiedColumns, foreignKeysOf, hashColumns, tableBytes, triggersOn } from '../core/tables/inspector.ts';
 import { binlogOn, diskNote, freeSpace, idsLine, rowsLine, rowsOf, tableBytesAtLeast, timedSample } from '../core/tables/plan-reads.ts';
-import { throttleNow } from '../core/tables/chunked-copy.ts';
+import { copyKeyOf, throttleNow } from '../core/tables/chunked-copy.ts';
 import { PartitionStore } from '../core/tables/partitions.ts';
 import { seesOpenTransactions } from '../core/tables/horizon.ts';
 import { MACHINE, type TableCopyState } from './open-migration.ts';
@@ -20,7 +20,7 @@ const FIXED = { transitions: 18, invocations: 8 };
  */
 export async function planTableCopy(input: TableCopyInput, deps: PlanDeps, knobs: PlanKnobs): Promise<Plan> {
   const { source, target, sourceInfo, targetInfo, checkpoint } = await checkTableCopy(input, deps);
-  const idName = idColumnOf(sourceInfo);
+  const idName = copyKeyOf(null, sourceInfo).column;
   const warnings: string[] = [];
   const sameServer = source === target || source.serverKey === target.serverKey;
   const bounds = await idBounds(source, input.source, idName);

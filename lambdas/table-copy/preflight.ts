@@ -4,13 +4,13 @@ import { InvalidInput } from '../core/errors.ts';
 import { identityOf } from '../core/table-copy-input.ts';
 import { CheckpointStore } from '../core/checkpoints.ts';
 import { idBounds } from '../core/tables/copier.ts';
-import { estimatedRows, hasAnyRow, idColumnOf, integerRange } from '../core/tables/inspector.ts';
+import { estimatedRows, hasAnyRow, integerRange } from '../core/tables/inspector.ts';
 import { lowWater, type IdClock } from '../core/tables/horizon.ts';
 import { DeliveryLedger } from '../core/tables/ledger.ts';
 import { checkCanWaitForWriters, initialSweep } from '../core/tables/sweeper.ts';
 import { checkCopyTables, checkThrottleQuery } from '../core/tables/preflight-checks.ts';
 import { chunkSettings, initialChunkSpan } from '../core/chunker.ts';
-import { executionOf, startState, takeOver } from '../core/tables/chunked-copy.ts';
+import { copyKeyOf, executionOf, startState, takeOver } from '../core/tables/chunked-copy.ts';
 import { connectBoth, MACHINE, parseTableCopyInput, type LoopState, type Phase, type TableCopyState, type TaskEvent } from './open-migration.ts';
 import type { TableCopyInput } from '../core/table-copy-input.ts';
 
@@ -50,7 +50,7 @@ export async function preflight(event: TaskEvent, deps: TaskDeps): Promise<LoopS
   if (checkpoint) {
     await takeOver(store, checkpoint, event, deps);
   } else {
-    const idName = idColumnOf(sourceInfo);
+    const idName = copyKeyOf(null, sourceInfo).column;
     const bounds = await idBounds(source, input.source, idName);
     // the id clock's first sample (see horizon.ts): the copy starts once it reaches back far enough
     const idClock: IdClock = [];

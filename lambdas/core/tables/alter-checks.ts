@@ -6,19 +6,12 @@ import { str, type SqlConnection } from '../ports/sql.ts';
 import { idBounds, insertSelectNotLocking } from './copier.ts';
 import {
   constraintNames, copiedColumns, diskFreeBytes, foreignKeysOf, foreignKeysPointingAt, inspectTable, integerRange, tableBytes, uniqueKeysOf,
-  uniqueIndexOn, type ColumnInfo, type CopyKey, type TableInfo, type UniqueKey,
+  describeUniqueKeys, integerKeys, uniqueIndexOn, type ColumnInfo, type CopyKey, type TableInfo, type UniqueKey,
 } from './inspector.ts';
 import { requireTable } from './preflight-checks.ts';
 import { checkOwnTriggers, mayMoveOwnTriggers, ownTriggers, type OwnTrigger } from './own-triggers.ts';
 import { buildAltered, captureNames, columnMapping, shadowConstraintName, shadowNames, type ColumnMapping } from './shadow.ts';
-
-/** The table's unique indexes that ferry can copy by: one integer column, NOT NULL, indexed whole; its row key first. */
-export function integerKeys(info: TableInfo): CopyKey[] {
-  return info.uniqueIndexes.flatMap((k) => {
-    const column = info.columns.find((c) => k.columns.length === 1 && c.name.toLowerCase() === k.columns[0]!.toLowerCase());
-    return k.whole && column && integerRange(column) ? [{ column: column.name, index: k.name }] : [];
-  });
-}
+import { newUniqueKeys } from './unique-keys.ts';
 
 /**
  * The key online-alter goes by: a unique key on one integer column that the table and its altered
@@ -43,40 +36,6 @@ export async function sampleInto(conn: SqlConnection, t: TableRef, scratch: Tabl
   for (const order of ['ASC', 'DESC']) {
     await insertSelectNotLocking(conn, `INSERT IGNORE INTO ${qualified(scratch)} (${cols}) SELECT ${cols} FROM ${qualified(t)} ORDER BY ${quoteIdent(idColumn)} ${order} LIMIT ${SAMPLE_ROWS}`);
   }
-}
-
-/**
- * The unique keys of the altered table that the table does not already enforce: a key is implied
- * when some unique key of the table covers no more than its columns, each unchanged in type and
- * collation and not cut to a shorter prefix. Any other can refuse rows the table accepts.
- */
-export function newUniqueKeys(table: TableInfo, tableKeys: readonly UniqueKey[], altered: TableInfo, alteredKeys: readonly UniqueKey[], mapping: ColumnMapping, copyKey: CopyKey): UniqueKey[] {
-  // The key on the copy column is the same one, copied one for one (its range checked apart).
-  const kept = uniqueIndexOn(altered, copyKey.column);
-  const alteredCol = (name: string) => altered.columns.find((c) => c.name.toLowerCase() === name.toLowerCase());
-  const implies = (e: UniqueKey, k: UniqueKey) =>
-    e.parts.every((pe) => {
-      const i = mapping.source.findIndex((c) => c.toLowerCase() === pe.column.toLowerCase());
-      if (i < 0) return false;
-      const there = mapping.target[i]!.toLowerCase();
-      const pk = k.parts.find((p) => p.column.toLowerCase() === there);
-      const before = table.columns.find((c) => c.name.toLowerCase() === pe.column.toLowerCase());
-      const after = alteredCol(there);
-      if (!pk || !before || !after) return false;
-      const longEnough = pe.prefix === null ? pk.prefix === null : pk.prefix === null || pk.prefix >= pe.prefix;
-      return longEnough && before.collation === after.collation && notNarrower(before, after);
-    });
-  return alteredKeys.filter((k) => k.name !== kept && !tableKeys.some((e) => implies(e, k)));
-}
-
-/** Whether every value of the column's old type is kept as it is by the new one: the same type, a wider integer, or a longer string. */
-function notNarrower(before: ColumnInfo, after: ColumnInfo): boolean {
-  if (before.columnType === after.columnType) return true;
-  const [a, b] = [integerRange(before), integerRange(after)];
-  if (a && b) return b.min <= a.min && b.max >= a.max;
-  const length = (c: ColumnInfo) => /^(var)?char\((\d+)\)$/i.exec(c.columnType);
-  const [la, lb] = [length(before), length(after)];
-  return la !== null && lb !== null && Number(lb[2]) >= Number(la[2]);
 }
 
 const SAFE_NAME = /^[A-Za-z0-9_]+$/;
@@ -178,7 +137,7 @@ export async function checkAlterTable(conn: SqlConnection, input: OnlineAlterInp
   if (candidates.length === 0) {
     throw new InvalidInput(
       'table.table',
-      `${t.table} has no unique key on one integer NOT NULL column (${info.uniqueIndexes.length ? `its unique keys: ${info.uniqueIndexes.map((k) => `${k.name} (${k.columns.join(', ')})`).join(', ')}` : 'it has no unique key'}); ferry alters tables it can copy by such a key`,
+      `${t.table} has no unique key on one integer NOT NULL column (${describeUniqueKeys(info)}); ferry alters tables it can copy by such a key`,
     );
   }
   const idName = candidates[0]!.column;
@@ -225,7 +184,7 @@ export async function checkAlterTable(conn: SqlConnection, input: OnlineAlterInp
     if (!newRange || (max !== null && (BigInt(max) > newRange.max || BigInt(min!) < newRange.min))) {
       throw new InvalidInput('alter', `leaves ${copyKey.column} unable to hold the values the table has (${min}..${max})`);
     }
-    const added = newUniqueKeys(info, await uniqueKeysOf(conn, t), altered, alteredKeys, mapping, copyKey);
+    const added = newUniqueKeys(info, await uniqueKeysOf(conn, t), altered, alteredKeys, mapping, copyKey.column);
     if (added.length && !input.allowNewUniqueKeys) {
       const names = added.map((k) => `${k.name} (${k.parts.map((p) => p.column + (p.prefix ? `(${p.prefix})` : '')).join(', ')})`).join(', ');
       throw new InvalidInput(

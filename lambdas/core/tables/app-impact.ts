@@ -80,7 +80,7 @@ export async function measureOnScratch(conn: SqlConnection, input: OnlineAlterIn
       millisWith = Math.min(millisWith, await pass());
       await dropTriggers(conn, tag, scratch);
       millisWithout = Math.min(millisWithout, await pass());
-      if (round < 2) await createTriggers(conn, tag, scratch, captureKey(info, shadowInfo, mapping, idName)!, mapping, lock);
+      if (round < 2) await createTriggers(conn, tag, scratch, (await captureKey(conn, scratch, shadow, mapping, idName))!, mapping, lock);
     }
     return { rows, writes: ids.length, millisWithout, millisWith, copiedRows: inserted, copyMillis };
   } finally {

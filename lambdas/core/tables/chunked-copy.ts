@@ -11,7 +11,7 @@ import type { TableRef } from '../identifiers.ts';
 import { decideThrottle, type ThrottleDecision } from '../throttler.ts';
 import type { RowHashForm } from '../checksum.ts';
 import { copyRange, idBounds, nextExistingId, type CopyTables } from './copier.ts';
-import { copiedColumns, idColumnOf, pairedHashColumns, inspectTable, type CopyKey, type TableInfo } from './inspector.ts';
+import { copiedColumns, integerKeys, pairedHashColumns, inspectTable, type CopyKey, type TableInfo } from './inspector.ts';
 import { loadCharset as loadDataCharset } from './load-data.ts';
 import { replicaLagSeconds, threadsRunning, throttleQueryValue } from './probes.ts';
 
@@ -99,9 +99,11 @@ export type ColumnPairs = (source: TableInfo, target: TableInfo | null) => { sou
 
 const sameNames: ColumnPairs = (source) => ({ source: copiedColumns(source), target: copiedColumns(source) });
 
-/** The key a migration copies by: as Preflight recorded it, or the source's row key. */
+/** The key a migration copies by: as Preflight recorded it, or the source's first unique key on one integer column, as Preflight chooses it. */
 export function copyKeyOf(state: Pick<CopyState, 'copyKey'> | null | undefined, sourceInfo: TableInfo): CopyKey {
-  return state?.copyKey ?? { column: idColumnOf(sourceInfo), index: sourceInfo.key!.index };
+  const key = state?.copyKey ?? integerKeys(sourceInfo)[0];
+  if (!key) throw new TypeError(`${sourceInfo.ref.table} has no unique key on one integer column`);
+  return key;
 }
 
 function copyTables(input: CopySettings, source: SqlConnection, target: SqlConnection, sourceInfo: TableInfo, targetInfo: TableInfo | null, pairs: ColumnPairs, form: RowHashForm, key: CopyKey): CopyTables {

@@ -62,6 +62,19 @@ export interface CopyKey {
   readonly index: string;
 }
 
+/** The table's unique indexes that ferry can copy by: one integer column, NOT NULL, indexed whole; its row key first. */
+export function integerKeys(info: TableInfo): CopyKey[] {
+  return info.uniqueIndexes.flatMap((k) => {
+    const column = info.columns.find((c) => k.columns.length === 1 && c.name.toLowerCase() === k.columns[0]!.toLowerCase());
+    return k.whole && column && integerRange(column) ? [{ column: column.name, index: k.name }] : [];
+  });
+}
+
+/** How the table's unique keys are named to an operator. */
+export function describeUniqueKeys(info: TableInfo): string {
+  return info.uniqueIndexes.length ? `its unique keys: ${info.uniqueIndexes.map((k) => `${k.name} (${k.columns.join(', ')})`).join(', ')}` : 'it has no unique key';
+}
+
 /** The name of a whole unique index of the table on exactly that one column, or null. */
 export function uniqueIndexOn(info: TableInfo, column: string): string | null {
   return info.uniqueIndexes.find((k) => k.whole && k.columns.length === 1 && k.columns[0]!.toLowerCase() === column.toLowerCase())?.name ?? null;
@@ -80,16 +93,6 @@ export function keyShapeOf(info: TableInfo, columns: readonly string[]): KeyShap
   return new KeyShape(parts);
 }
 
-/** The single column of a table's row key: callers have checked (Preflight) that the key is one column. */
-export function idColumnOf(info: TableInfo): string {
-  if (info.key?.columns.length !== 1) throw new TypeError(`${info.ref.table} is not keyed by one column`);
-  return info.key.columns[0]!;
-}
-
-/** How a key is named to an operator: `PRIMARY (id)`, `uk_id (id)`, or "no primary key and no unique key on NOT NULL columns". */
-export function describeKey(key: RowKey | null): string {
-  return key ? `${key.index === 'PRIMARY' ? 'primary key' : `unique key ${key.index}`} (${key.columns.join(', ')})` : 'no primary key and no unique key on NOT NULL columns';
-}
 
 const INTEGER_BITS: Record<string, number> = { tinyint: 8, smallint: 16, mediumint: 24, int: 32, integer: 32, bigint: 64 };
 

@@ -4,7 +4,7 @@ import { isPlainName, type TableRef } from '../identifiers.ts';
 import { scalar, type SqlConnection } from '../ports/sql.ts';
 import type { TableCopyInput } from '../table-copy-input.ts';
 import { idBounds } from './copier.ts';
-import { databaseExists, describeKey, idColumnOf, inspectTable, integerRange, type TableInfo } from './inspector.ts';
+import { databaseExists, describeUniqueKeys, inspectTable, integerKeys, integerRange, uniqueIndexOn, type TableInfo } from './inspector.ts';
 import { throttleQueryValue } from './probes.ts';
 
 export async function requireTable(conn: SqlConnection, field: string, ref: TableRef, fix: { database: string; table: string }): Promise<TableInfo> {
@@ -27,20 +27,18 @@ const TARGET_FIX = { database: 'create it or fix the name', table: 'create it (t
 export async function checkCopyTables(input: TableCopyInput, source: SqlConnection, target: SqlConnection): Promise<{ sourceInfo: TableInfo; targetInfo: TableInfo }> {
   const sourceInfo = await requireTable(source, 'source', input.source, SOURCE_FIX);
   const targetInfo = await requireTable(target, 'target', input.target, TARGET_FIX);
-  if (sourceInfo.key?.columns.length !== 1) {
-    throw new InvalidInput('source.table', `${input.source.table} has ${describeKey(sourceInfo.key)}; ferry copies tables keyed by one integer column (a primary key, or a unique key on a NOT NULL column)`);
+  const key = integerKeys(sourceInfo)[0];
+  if (!key) {
+    throw new InvalidInput('source.table', `${input.source.table} has no unique key on one integer NOT NULL column (${describeUniqueKeys(sourceInfo)}); ferry copies tables by such a key`);
   }
-  if (!isPlainName(sourceInfo.key.index)) {
-    throw new InvalidInput('source.table', `unique key ${JSON.stringify(sourceInfo.key.index)} of ${input.source.table}, by which ferry would read it, has a name ferry does not write into SQL; rename it (letters, digits, _ or $)`);
+  if (!isPlainName(key.index)) {
+    throw new InvalidInput('source.table', `unique key ${JSON.stringify(key.index)} of ${input.source.table}, by which ferry would read it, has a name ferry does not write into SQL; rename it (letters, digits, _ or $)`);
   }
-  const idName = idColumnOf(sourceInfo);
+  const idName = key.column;
   const sourceId = sourceInfo.columns.find((c) => c.name === idName)!;
-  const sourceRange = integerRange(sourceId);
-  if (!sourceRange) {
-    throw new InvalidInput('source.table', `primary key ${idName} of ${input.source.table} is ${sourceId.columnType}, not an integer; ferry copies tables keyed by one integer column`);
-  }
-  if (targetInfo.key?.columns.length !== 1 || targetInfo.key.columns[0] !== idName) {
-    throw new InvalidInput('target.table', `${input.target.table} must be keyed by the single column ${idName}, like the source (a primary key, or a unique key on ${idName} NOT NULL); it has ${describeKey(targetInfo.key)}`);
+  const sourceRange = integerRange(sourceId)!;
+  if (uniqueIndexOn(targetInfo, idName) === null || !targetInfo.columns.some((c) => c.name === idName)) {
+    throw new InvalidInput('target.table', `${input.target.table} must have a unique key on ${idName} alone, NOT NULL, like the source (its primary key, or a unique key); ${describeUniqueKeys(targetInfo)}`);
   }
   const targetColumns = new Map(targetInfo.columns.map((c) => [c.name, c]));
   const missing = sourceInfo.columns.filter((c) => !c.generated && (!targetColumns.has(c.name) || targetColumns.get(c.name)!.generated));

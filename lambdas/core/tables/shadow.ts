@@ -3,7 +3,8 @@ import { droppedColumns, renameDroppedConstraints, renameMap, setsAutoIncrement 
 import { DatabaseError, ERRNO, VerificationFailed, type FerryError } from '../errors.ts';
 import { isPlainName, qualified, quoteIdent, type TableRef } from '../identifiers.ts';
 import { str, type SqlConnection } from '../ports/sql.ts';
-import { autoIncrementOf, copiedColumns, foreignKeysOf, inspectTable, uniqueIndexOn, type TableInfo } from './inspector.ts';
+import { autoIncrementOf, copiedColumns, foreignKeysOf, inspectTable, uniqueIndexOn, uniqueKeysOf, type TableInfo } from './inspector.ts';
+import { newUniqueKeys } from './unique-keys.ts';
 import { setAutoIncrement } from './table-writes.ts';
 import { repairRange, writeFromSource } from './verifier.ts';
 import type { CopyTables } from './copier.ts';
@@ -15,23 +16,19 @@ export interface CaptureKey {
 }
 
 /**
- * The capture key of a shadow: its unique index on the id, and every other unique index of it that
- * a unique key of the table implies (all that key's columns among the index's): the table enforces
- * it, so a row that meets another there can only meet its own earlier self. A duplicate on any
- * other key (a new one) is a row the altered table refuses. Null when the shadow has no unique
- * index on the id alone (Preflight refuses such an ALTER).
+ * The capture key of a table's shadow: the shadow's unique index on the id, and every other unique
+ * key of it that one of the table implies (see newUniqueKeys: its columns, types, collations and
+ * prefixes): the table enforces it, so a row that meets another there can only meet its own
+ * earlier self. A duplicate on any other key (a new one) is a row the altered table refuses. Null
+ * when the shadow has no unique index on the id alone (Preflight refuses such an ALTER).
  */
-export function captureKey(table: TableInfo, shadow: TableInfo, mapping: ColumnMapping, idColumn: string): CaptureKey | null {
-  const idIndex = uniqueIndexOn(shadow, idColumn);
+export async function captureKey(conn: SqlConnection, t: TableRef, shadow: TableRef, mapping: ColumnMapping, idColumn: string): Promise<CaptureKey | null> {
+  const [tableInfo, shadowInfo] = [(await inspectTable(conn, t))!, (await inspectTable(conn, shadow))!];
+  const idIndex = uniqueIndexOn(shadowInfo, idColumn);
   if (!idIndex) return null;
-  const inShadow = (c: string) => {
-    const i = mapping.source.findIndex((s) => s.toLowerCase() === c.toLowerCase());
-    return i < 0 ? null : mapping.target[i]!.toLowerCase();
-  };
-  const implied = shadow.uniqueIndexes.filter((s) =>
-    table.uniqueIndexes.some((k) => k.columns.every((c) => s.columns.some((sc) => sc.toLowerCase() === inShadow(c)))),
-  );
-  return { idColumn, sameRow: [...new Set([idIndex, ...implied.map((s) => s.name)])].filter(isPlainName) };
+  const shadowKeys = await uniqueKeysOf(conn, shadow);
+  const added = new Set(newUniqueKeys(tableInfo, await uniqueKeysOf(conn, t), shadowInfo, shadowKeys, mapping, idColumn).map((k) => k.name));
+  return { idColumn, sameRow: [idIndex, ...shadowKeys.map((k) => k.name).filter((k) => k !== idIndex && !added.has(k))].filter(isPlainName) };
 }
 
 /** The names ferry gives the altered copy and, after the swap, the original. */
@@ -288,9 +285,8 @@ export async function createShadow(
   await dropShadow(conn, migrationId, t, lock, onWait);
   await buildAltered(conn, t, shadow, alter, shadowConstraintName);
   await conn.execute(captureLogSql(captureNames(migrationId, t).log));
-  const [tableInfo, shadowInfo] = [(await inspectTable(conn, t))!, (await inspectTable(conn, shadow))!];
-  const mapping = columnMapping(tableInfo, shadowInfo, alter);
-  const key = captureKey(tableInfo, shadowInfo, mapping, idColumn);
+  const mapping = columnMapping((await inspectTable(conn, t))!, await inspectTable(conn, shadow), alter);
+  const key = await captureKey(conn, t, shadow, mapping, idColumn);
   // Preflight refuses an ALTER that leaves none (see sharedCopyKey)
   if (!key) throw new VerificationFailed(`${shadow.table} has no unique key on ${idColumn} alone: the ALTER must keep one, ferry copies by it`);
   await createTriggers(conn, migrationId, t, key, mapping, lock, onWait);

@@ -74,4 +74,20 @@ describe('capture triggers', () => {
     const [logged] = await td.conn.query(`SELECT row_id FROM \`${db}\`.\`${captureNames('capab', t).log.table}\``);
     expect(logged).toEqual([]);
   });
+
+  it('log a clash on a key the altered table enforces and the table does not (another collation), even as the primary key moves', async () => {
+    const { db } = td;
+    await td.conn.query(`CREATE TABLE \`${db}\`.e (id int NOT NULL PRIMARY KEY, a int NOT NULL, b int NOT NULL, email varchar(10) COLLATE utf8mb4_bin NOT NULL, UNIQUE KEY ab (a, b), UNIQUE KEY em (email));
+      INSERT INTO \`${db}\`.e VALUES (1, 1, 1, 'e5'), (2, 2, 2, 'x')`);
+    const c = await td.sql.connect('edxapp');
+    const t = { database: db, table: 'e' };
+    await createShadow(c, 'capem', t, 'DROP PRIMARY KEY, DROP KEY ab, ADD PRIMARY KEY (a, b), ADD UNIQUE KEY row_id (id), MODIFY email varchar(10) COLLATE utf8mb4_general_ci NOT NULL', 'id', { seconds: 2, attempts: 1 });
+    // the copy has reached row 1 only
+    await td.conn.query(`INSERT INTO \`${db}\`._e_new SELECT * FROM \`${db}\`.e WHERE id = 1`);
+    await td.conn.query(`UPDATE \`${db}\`.e SET email = 'E5' WHERE id = 2`);
+    const [shadow] = await td.conn.query(`SELECT id FROM \`${db}\`._e_new ORDER BY id`);
+    expect(shadow).toEqual([{ id: 1 }]);
+    const [logged] = await td.conn.query(`SELECT row_id, event, message FROM \`${db}\`.\`${captureNames('capem', t).log.table}\``);
+    expect(logged).toEqual([{ row_id: '2', event: 'update', message: expect.stringMatching(/Duplicate entry 'E5' for key 'em'/) }]);
+  });
 });
