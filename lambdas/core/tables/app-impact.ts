@@ -4,7 +4,7 @@ import { qualified, quoteIdent, type TableRef } from '../identifiers.ts';
 import { str, type SqlConnection } from '../ports/sql.ts';
 import { sampleInto } from './alter-checks.ts';
 import { copyRange, PIECE_MILLIS, GIVE_WAY_SECONDS } from './copier.ts';
-import { copiedColumns, pairedHashColumns, inspectTable, type CopyKey, type TableInfo } from './inspector.ts';
+import { copiedColumns, pairedHashColumns, inspectTable, storedBy, type CopyKey, type TableInfo } from './inspector.ts';
 import { captureKey, createShadow, createTriggers, dropShadow, dropTriggers, shadowNames } from './shadow.ts';
 
 /** What online-alter costs the application, measured on a scratch copy of the table (see measureOnScratch). */
@@ -65,7 +65,7 @@ export async function measureOnScratch(conn: SqlConnection, input: OnlineAlterIn
     const shadowInfo = (await inspectTable(conn, shadow))!;
     const tables = {
       source: conn, target: conn, sourceTable: scratch, targetTable: shadow, ...key, columns: mapping.source, targetColumns: mapping.target,
-      hash: pairedHashColumns({ info, names: mapping.source }, { info: shadowInfo, names: mapping.target }), readLock: true,
+      hash: pairedHashColumns({ info, names: mapping.source }, { info: shadowInfo, names: mapping.target }), readLock: true, targetStoredById: storedBy(shadowInfo, idName),
     };
     const range = { lo: ids[0] ?? '0', hi: str((await conn.query(`SELECT MAX(${id}) AS m FROM ${qualified(scratch)}`))[0]!, 'm') ?? '0' };
     // the first copy sizes its pieces as a run's copy soon does; the second, timed, copies in pieces of that size

@@ -1,8 +1,9 @@
 import { describe, expect, it } from 'vitest';
 import mysql from 'mysql2/promise';
 import { copyRange, type CopyTables } from '../../../../lambdas/core/tables/copier.ts';
-import { copiedColumns, hashColumns, inspectTable } from '../../../../lambdas/core/tables/inspector.ts';
+import { copiedColumns, hashColumns, inspectTable, storedBy } from '../../../../lambdas/core/tables/inspector.ts';
 import { repairRange } from '../../../../lambdas/core/tables/verifier.ts';
+import { createShadow } from '../../../../lambdas/core/tables/shadow.ts';
 import { MYSQL_URL } from '../../../helpers/db.ts';
 import { testDatabase } from '../../../helpers/test-database.ts';
 
@@ -32,6 +33,7 @@ describe('repairRange and the copy beside an application transaction', () => {
       targetColumns: columns,
       hash: { source: hashColumns(info, columns), target: hashColumns(info, columns) },
       readLock: true,
+      targetStoredById: storedBy((await inspectTable(source, { database: td.db, table: to }))!, 'id'),
     };
   }
 
@@ -65,6 +67,40 @@ describe('repairRange and the copy beside an application transaction', () => {
     expect(await secondWrite('c', 50, 10, () => copyRange(t, { lo: '1', hi: '100' }))).toEqual({ app: null, ferry: null });
     const [rows] = await td.conn.query(`SELECT COUNT(*) AS n FROM \`${td.db}\`._c_new`);
     expect(Number((rows as { n: string }[])[0]!.n)).toBe(100);
+  });
+
+  it("copies a piece while an application transaction deletes the row after it and then inserts, without failing the insert (the copy holds no AUTO-INC lock while it waits)", async () => {
+    // the ALTER moves the primary key; ferry's real triggers keep the shadow in step
+    await td.conn.query(`CREATE TABLE \`${td.db}\`.m (id int NOT NULL AUTO_INCREMENT PRIMARY KEY, a int NOT NULL, b int NOT NULL, v int NULL, UNIQUE KEY ab (a, b));
+      INSERT INTO \`${td.db}\`.m (id, a, b, v) SELECT seq, (seq * 37) % 101, 0, seq FROM \`${td.db}\`.seq_1_to_100`);
+    const conn = await td.sql.connect('edxapp');
+    const m = { database: td.db, table: 'm' };
+    await createShadow(conn, 'repm', m, 'DROP PRIMARY KEY, DROP KEY ab, ADD PRIMARY KEY (a, b), ADD UNIQUE KEY row_id (id)', 'id', { seconds: 2, attempts: 1 });
+    // the copy has reached id 50; an earlier write of the application put row 55 in the shadow
+    await td.conn.query(`INSERT INTO \`${td.db}\`._m_new SELECT * FROM \`${td.db}\`.m WHERE id <= 50; UPDATE \`${td.db}\`.m SET v = -55 WHERE id = 55`);
+    const t = { ...(await tables('m', '_m_new')) };
+    const app = await mysql.createConnection({ uri: MYSQL_URL });
+    let next: string | null;
+    let copy: Promise<string | null>;
+    try {
+      // the application deletes row 70: its trigger writes the row to the shadow and takes it out again, keeping it locked
+      await app.query('BEGIN');
+      await app.query(`DELETE FROM \`${td.db}\`.m WHERE id = 70`);
+      copy = copyRange(t, { lo: '51', hi: '60' }).then(() => null, (err: Error) => err.message);
+      await new Promise((r) => setTimeout(r, 300));
+      // its next statement inserts a row, and its trigger writes it to the shadow
+      next = await app.query(`INSERT INTO \`${td.db}\`.m (a, b, v) VALUES (1000, 1, 0)`).then(
+        () => null,
+        (err: { errno?: number; message: string }) => `${err.message} (${err.errno})`,
+      );
+      await app.query('COMMIT').catch(() => undefined);
+    } finally {
+      await app.end();
+    }
+    expect({ app: next, copy: await copy }).toEqual({ app: null, copy: null });
+    const [rows] = await td.conn.query(`SELECT COUNT(*) AS n FROM \`${td.db}\`.m a JOIN \`${td.db}\`._m_new b USING (id) WHERE a.v <=> b.v AND a.a = b.a`);
+    // rows 1 … 60, and the application's new one
+    expect(Number((rows as { n: string }[])[0]!.n)).toBe(61);
   });
 
   it("repairs a range whose rows an application transaction writes one after another, high then low, without failing the application's second write", async () => {
