@@ -5,7 +5,7 @@ import type { OnlineAlterInput } from '../online-alter-input.ts';
 import { str, type SqlConnection } from '../ports/sql.ts';
 import { idBounds, insertSelectNotLocking } from './copier.ts';
 import {
-  constraintNames, copiedColumns, diskFreeBytes, foreignKeysOf, foreignKeysPointingAt, inspectTable, integerRange, tableBytes, uniqueKeysOf,
+  constraintNames, copiedColumns, diskFreeBytes, foreignKeysOf, foreignKeysPointingAt, inspectTable, integerRange, tableBytes,
   describeUniqueKeys, integerKeys, uniqueIndexOn, type ColumnInfo, type CopyKey, type TableInfo, type UniqueKey,
 } from './inspector.ts';
 import { requireTable } from './preflight-checks.ts';
@@ -96,7 +96,7 @@ async function mayCreateTriggers(conn: SqlConnection, scratch: TableRef): Promis
 /**
  * Tries the ALTER on a scratch copy of the table holding a sample of its real rows (foreign keys
  * included), so the database judges the clause and the data together, strictly, and always drops
- * the scratch table. Hands the altered shape and its unique keys to `inspect`.
+ * the scratch table. Hands the altered shape to `inspect`.
  */
 async function onScratch<T>(
   conn: SqlConnection,
@@ -104,7 +104,7 @@ async function onScratch<T>(
   columns: readonly string[],
   idName: string,
   own: readonly OwnTrigger[],
-  inspect: (altered: TableInfo, keys: UniqueKey[]) => Promise<T>,
+  inspect: (altered: TableInfo) => Promise<T>,
 ): Promise<T> {
   const t = input.table;
   // A name of its own each time: never a table someone else keeps, never another check's running at once.
@@ -120,7 +120,7 @@ async function onScratch<T>(
     }
     await mayCreateTriggers(conn, scratch);
     await mayMoveOwnTriggers(conn, own, scratch);
-    return await inspect((await inspectTable(conn, scratch))!, await uniqueKeysOf(conn, scratch));
+    return await inspect((await inspectTable(conn, scratch))!);
   } finally {
     await conn.execute(`DROP TABLE IF EXISTS ${qualified(scratch)}`);
   }
@@ -164,7 +164,7 @@ export async function checkAlterTable(conn: SqlConnection, input: OnlineAlterInp
       );
     }
   }
-  const checked = await onScratch(conn, input, copiedColumns(info), idName, own, async (altered, alteredKeys) => {
+  const checked = await onScratch(conn, input, copiedColumns(info), idName, own, async (altered) => {
     const mapping = columnMapping(info, altered, input.alter);
     const copyKey = sharedCopyKey(info, altered, mapping);
     if (!copyKey) {
@@ -184,7 +184,7 @@ export async function checkAlterTable(conn: SqlConnection, input: OnlineAlterInp
     if (!newRange || (max !== null && (BigInt(max) > newRange.max || BigInt(min!) < newRange.min))) {
       throw new InvalidInput('alter', `leaves ${copyKey.column} unable to hold the values the table has (${min}..${max})`);
     }
-    const added = newUniqueKeys(info, await uniqueKeysOf(conn, t), altered, alteredKeys, mapping, copyKey.column);
+    const added = newUniqueKeys(info, altered, mapping, copyKey.column);
     if (added.length && !input.allowNewUniqueKeys) {
       const names = added.map((k) => `${k.name} (${k.parts.map((p) => p.column + (p.prefix ? `(${p.prefix})` : '')).join(', ')})`).join(', ');
       throw new InvalidInput(

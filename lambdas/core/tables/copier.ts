@@ -15,7 +15,7 @@ export interface CopyTables {
   readonly sourceTable: TableRef;
   readonly targetTable: TableRef;
   readonly idColumn: string;
-  /** The source's index on `idColumn`: PRIMARY, or the unique key the table is keyed by (see RowKey). */
+  /** The source's unique index on `idColumn`, the one the copy reads by (see CopyKey). */
   readonly keyIndex: string;
   /** The source's columns that are copied and compared, in the source's order. */
   readonly columns: readonly string[];

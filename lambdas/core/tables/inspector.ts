@@ -28,9 +28,8 @@ export interface IntegerRange {
 }
 
 /**
- * The key ferry reads a table by: its primary key, or, when it has none, its first unique key whose
- * columns are all NOT NULL and whole (no prefix). That is the index InnoDB stores such a table's rows
- * in, so it reads and locks in that order just as it would by a primary key.
+ * The index InnoDB stores a table's rows in: its primary key, or, when it has none, its first unique
+ * key whose columns are all NOT NULL and whole (no prefix).
  */
 export interface RowKey {
   /** The index's name: PRIMARY, or the unique key's. */
@@ -38,9 +37,8 @@ export interface RowKey {
   readonly columns: readonly string[];
 }
 
-/** A unique index, as SHOW INDEX lists it. */
-export interface UniqueIndex {
-  readonly name: string;
+/** A unique index, as SHOW INDEX lists it: its parts (see UniqueKey) and their columns. */
+export interface UniqueIndex extends UniqueKey {
   readonly columns: readonly string[];
   /** Every column NOT NULL and indexed whole (no prefix): the index names one row per value. */
   readonly whole: boolean;
@@ -98,7 +96,6 @@ export function keyShapeOf(info: TableInfo, columns: readonly string[]): KeyShap
   }
   return new KeyShape(parts);
 }
-
 
 const INTEGER_BITS: Record<string, number> = { tinyint: 8, smallint: 16, mediumint: 24, int: 32, integer: 32, bigint: 64 };
 
@@ -164,13 +161,15 @@ function rowKeyOf(indexes: readonly UniqueIndex[]): RowKey | null {
  */
 async function uniqueIndexesOf(conn: SqlConnection, ref: TableRef): Promise<UniqueIndex[]> {
   const rows = await conn.query(`SHOW INDEX FROM ${qualified(ref)}`);
-  const keys = new Map<string, { name: string; columns: string[]; whole: boolean }>();
+  const keys = new Map<string, { name: string; columns: string[]; parts: { column: string; prefix: number | null }[]; whole: boolean }>();
   for (const r of rows) {
     if (str(r, 'Non_unique') !== '0') continue;
     const name = str(r, 'Key_name')!;
-    const k = keys.get(name) ?? { name, columns: [], whole: true };
+    const k = keys.get(name) ?? { name, columns: [], parts: [], whole: true };
+    const sub = str(r, 'Sub_part');
     k.columns.push(str(r, 'Column_name')!);
-    k.whole &&= str(r, 'Null') !== 'YES' && str(r, 'Sub_part') === null;
+    k.parts.push({ column: str(r, 'Column_name')!, prefix: sub === null ? null : Number(sub) });
+    k.whole &&= str(r, 'Null') !== 'YES' && sub === null;
     keys.set(name, k);
   }
   return [...keys.values()];
@@ -308,21 +307,6 @@ export interface UniqueKey {
   readonly parts: readonly { readonly column: string; readonly prefix: number | null }[];
 }
 
-/** The table's unique keys, the primary key included (named PRIMARY). */
-export async function uniqueKeysOf(conn: SqlConnection, ref: TableRef): Promise<UniqueKey[]> {
-  const rows = await conn.query(
-    `SELECT INDEX_NAME AS name, COLUMN_NAME AS col, SUB_PART AS sub FROM information_schema.STATISTICS
-      WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ? AND NON_UNIQUE = 0 ORDER BY INDEX_NAME, SEQ_IN_INDEX`,
-    [ref.database, ref.table],
-  );
-  const keys = new Map<string, { column: string; prefix: number | null }[]>();
-  for (const r of rows) {
-    const name = str(r, 'name')!;
-    const sub = str(r, 'sub');
-    keys.set(name, [...(keys.get(name) ?? []), { column: str(r, 'col')!, prefix: sub === null ? null : Number(sub) }]);
-  }
-  return [...keys].map(([name, parts]) => ({ name, parts }));
-}
 
 export interface ForeignKeyDefinition {
   readonly name: string;

@@ -3,7 +3,7 @@ import { droppedColumns, renameDroppedConstraints, renameMap, setsAutoIncrement 
 import { DatabaseError, ERRNO, VerificationFailed, type FerryError } from '../errors.ts';
 import { isPlainName, qualified, quoteIdent, type TableRef } from '../identifiers.ts';
 import { str, type SqlConnection } from '../ports/sql.ts';
-import { autoIncrementOf, copiedColumns, foreignKeysOf, inspectTable, uniqueIndexOn, uniqueKeysOf, type TableInfo } from './inspector.ts';
+import { autoIncrementOf, copiedColumns, foreignKeysOf, inspectTable, uniqueIndexOn, type TableInfo } from './inspector.ts';
 import { newUniqueKeys } from './unique-keys.ts';
 import { setAutoIncrement } from './table-writes.ts';
 import { repairRange, writeFromSource } from './verifier.ts';
@@ -26,9 +26,8 @@ export async function captureKey(conn: SqlConnection, t: TableRef, shadow: Table
   const [tableInfo, shadowInfo] = [(await inspectTable(conn, t))!, (await inspectTable(conn, shadow))!];
   const idIndex = uniqueIndexOn(shadowInfo, idColumn);
   if (!idIndex) return null;
-  const shadowKeys = await uniqueKeysOf(conn, shadow);
-  const added = new Set(newUniqueKeys(tableInfo, await uniqueKeysOf(conn, t), shadowInfo, shadowKeys, mapping, idColumn).map((k) => k.name));
-  return { idColumn, sameRow: [idIndex, ...shadowKeys.map((k) => k.name).filter((k) => k !== idIndex && !added.has(k))].filter(isPlainName) };
+  const added = new Set(newUniqueKeys(tableInfo, shadowInfo, mapping, idColumn).map((k) => k.name));
+  return { idColumn, sameRow: [idIndex, ...shadowInfo.uniqueIndexes.map((k) => k.name).filter((k) => k !== idIndex && !added.has(k))].filter(isPlainName) };
 }
 
 /** The names ferry gives the altered copy and, after the swap, the original. */

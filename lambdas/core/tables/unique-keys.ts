@@ -7,7 +7,7 @@ import type { ColumnMapping } from './shadow.ts';
  * when some unique key of the table covers no more than its columns, each unchanged in type and
  * collation and not cut to a shorter prefix. Any other can refuse rows the table accepts.
  */
-export function newUniqueKeys(table: TableInfo, tableKeys: readonly UniqueKey[], altered: TableInfo, alteredKeys: readonly UniqueKey[], mapping: ColumnMapping, idColumn: string): UniqueKey[] {
+export function newUniqueKeys(table: TableInfo, altered: TableInfo, mapping: ColumnMapping, idColumn: string): UniqueKey[] {
   // The key on the column ferry copies by is the same one, copied one for one (its range checked apart).
   const kept = uniqueIndexOn(altered, idColumn);
   const alteredCol = (name: string) => altered.columns.find((c) => c.name.toLowerCase() === name.toLowerCase());
@@ -23,7 +23,7 @@ export function newUniqueKeys(table: TableInfo, tableKeys: readonly UniqueKey[],
       const longEnough = pe.prefix === null ? pk.prefix === null : pk.prefix === null || pk.prefix >= pe.prefix;
       return longEnough && before.collation === after.collation && notNarrower(before, after);
     });
-  return alteredKeys.filter((k) => k.name !== kept && !tableKeys.some((e) => implies(e, k)));
+  return altered.uniqueIndexes.filter((k) => k.name !== kept && !table.uniqueIndexes.some((e) => implies(e, k)));
 }
 
 /** Whether every value of the column's old type is kept as it is by the new one: the same type, a wider integer, or a longer string. */
