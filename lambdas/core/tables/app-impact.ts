@@ -4,7 +4,7 @@ import { qualified, quoteIdent, type TableRef } from '../identifiers.ts';
 import { str, type SqlConnection } from '../ports/sql.ts';
 import { sampleInto } from './alter-checks.ts';
 import { copyRange, PIECE_MILLIS, GIVE_WAY_SECONDS } from './copier.ts';
-import { copiedColumns, pairedHashColumns, inspectTable, storedBy, type CopyKey, type TableInfo } from './inspector.ts';
+import { copiedColumns, pairedHashColumns, inspectTable, type CopyKey, type TableInfo } from './inspector.ts';
 import { captureKey, createShadow, createTriggers, dropShadow, dropTriggers, shadowNames } from './shadow.ts';
 
 /** What online-alter costs the application, measured on a scratch copy of the table (see measureOnScratch). */
@@ -65,7 +65,7 @@ export async function measureOnScratch(conn: SqlConnection, input: OnlineAlterIn
     const shadowInfo = (await inspectTable(conn, shadow))!;
     const tables = {
       source: conn, target: conn, sourceTable: scratch, targetTable: shadow, ...key, columns: mapping.source, targetColumns: mapping.target,
-      hash: pairedHashColumns({ info, names: mapping.source }, { info: shadowInfo, names: mapping.target }), readLock: true, targetStoredById: storedBy(shadowInfo, idName),
+      hash: pairedHashColumns({ info, names: mapping.source }, { info: shadowInfo, names: mapping.target }), readLock: true
     };
     const range = { lo: ids[0] ?? '0', hi: str((await conn.query(`SELECT MAX(${id}) AS m FROM ${qualified(scratch)}`))[0]!, 'm') ?? '0' };
     // the first copy sizes its pieces as a run's copy soon does; the second, timed, copies in pieces of that size
@@ -95,7 +95,7 @@ export function describeAlterCost(c: AlterCost, table: string): string[] {
   return [
     `each insert, update and delete of ${table} costs about ${Math.max(0, per).toFixed(2)} ms more while the triggers are on (CreateShadow until the swap): ` +
       `on a scratch copy of ${c.rows} of its rows, ${c.writes} deletes and ${c.writes} inserts (commits left out) took ${c.millisWithout} ms without them and ${c.millisWith} ms with them`,
-    `during the copy an application write to the rows being copied, or an insert, waits for the piece under way: the copy holds its locks about ${PIECE_MILLIS} ms at a time, ` +
+    `during the copy an application write to the rows being copied waits for the piece under way: the copy holds its locks about ${PIECE_MILLIS} ms at a time, ` +
       `and rolls back and tries again rather than wait more than ${GIVE_WAY_SECONDS} s for one of the application's`,
   ];
 }

@@ -11,7 +11,7 @@ import type { TableRef } from '../identifiers.ts';
 import { decideThrottle, type ThrottleDecision } from '../throttler.ts';
 import type { RowHashForm } from '../checksum.ts';
 import { copyRange, idBounds, nextExistingId, type CopyTables } from './copier.ts';
-import { copiedColumns, integerKeys, pairedHashColumns, inspectTable, storedBy, type CopyKey, type TableInfo } from './inspector.ts';
+import { copiedColumns, integerKeys, pairedHashColumns, inspectTable, type CopyKey, type TableInfo } from './inspector.ts';
 import { loadCharset as loadDataCharset } from './load-data.ts';
 import { replicaLagSeconds, threadsRunning, throttleQueryValue } from './probes.ts';
 
@@ -110,7 +110,7 @@ function copyTables(input: CopySettings, source: SqlConnection, target: SqlConne
   const { source: columns, target: targetColumns } = pairs(sourceInfo, targetInfo);
   const hash = pairedHashColumns({ info: sourceInfo, names: columns }, { info: targetInfo ?? sourceInfo, names: targetColumns }, form);
   const loadCharset = targetInfo === null ? null : loadDataCharset(sourceInfo.columns, targetInfo.columns, columns, targetColumns);
-  return { source, target, sourceTable: input.source, targetTable: input.target, idColumn: key.column, keyIndex: key.index, targetStoredById: targetInfo !== null && storedBy(targetInfo, key.column), columns, targetColumns, hash, loadCharset };
+  return { source, target, sourceTable: input.source, targetTable: input.target, idColumn: key.column, keyIndex: key.index, columns, targetColumns, hash, loadCharset };
 }
 
 /**

@@ -29,11 +29,6 @@ export interface CopyTables {
    * trigger already ran. Needed when triggers keep the target in step (online-alter).
    */
   readonly readLock?: boolean;
-  /**
-   * The target stores its rows by `idColumn` (its primary key is that column alone). Then a locked
-   * piece (see lockedPiece) copies with `INSERT … SELECT`; otherwise with `INSERT … VALUES`.
-   */
-  readonly targetStoredById?: boolean;
   /** The target connection is inside a transaction (begun READ COMMITTED where it matters): no isolation change per statement. */
   readonly inTransaction?: boolean;
   /** How rows streamed between servers can go in by LOAD DATA (see load-data.ts); absent or null: INSERTs. */
@@ -170,28 +165,22 @@ async function inPieces(t: CopyTables, range: IdRange, copy: (piece: IdRange) =>
 }
 
 /**
- * A piece of a copy that triggers keep in step (online-alter): one transaction that first takes
- * the share locks on the piece's source rows, in key order (see lockingRange), and only then writes
- * them to the target. Where the target stores its rows by the id, with `INSERT IGNORE … SELECT`:
- * every row lock it needs from the source is held before it takes the target's AUTO-INC lock.
- * Where the target's index on the id is a secondary one (the ALTER moved the primary key), as
- * `INSERT IGNORE … VALUES` of the rows read (see insertRows), which takes no table-wide AUTO-INC
- * lock: an `INSERT … SELECT` there waited, holding it, for the entry of a row an application's
- * transaction had just written and taken out again through its triggers; that application's next
- * insert (its trigger's) waited for the AUTO-INC lock, and InnoDB ended the cycle by failing the
- * application's write, the one with fewer rows changed (repair.test.ts). Rows through ferry cost
- * the copy about twice the time.
+ * A piece of a copy that triggers keep in step (online-alter): one transaction that reads the
+ * piece's source rows under share locks, in key order (see lockingRange), and writes them to the
+ * target as `INSERT IGNORE … VALUES` (see insertRows), which takes no table-wide AUTO-INC lock.
+ * Never `INSERT … SELECT`: under innodb_autoinc_lock_mode 1 it holds the target's AUTO-INC lock for
+ * the whole statement, and it waited, holding it, for a lock an application's transaction had
+ * taken in one of the target's unique indexes through its triggers (deleting a row and inserting
+ * its unique value again; deleting the row next to the piece where the ALTER moved the primary
+ * key); that transaction's next insert (its trigger's) waited for the AUTO-INC lock, and InnoDB
+ * ended the cycle by failing the application's write, the one with fewer rows changed
+ * (repair.test.ts). The rows travel through ferry: the copy takes about twice the time.
  */
 async function lockedPiece(t: CopyTables, piece: IdRange): Promise<number> {
   const id = quoteIdent(t.idColumn);
-  const where = `${id} BETWEEN ? AND ?`;
   return lockingRange(t.target, piece, async (tx, p, wait) => {
-    const read = `FROM ${qualified(t.sourceTable)} FORCE INDEX (${quoteIdent(t.keyIndex)}) WHERE ${where}`;
-    if (t.targetStoredById) {
-      await tx.query(`SELECT COUNT(*) AS n ${read} LOCK IN SHARE MODE${wait}`, [p.lo, p.hi]);
-      return (await tx.execute(insertSelectSql(t, where), [p.lo, p.hi])).affectedRows;
-    }
-    return insertRows({ ...t, target: tx }, await tx.query(`SELECT ${readList(t)} ${read} ORDER BY ${id} LOCK IN SHARE MODE${wait}`, [p.lo, p.hi]));
+    const rows = await tx.query(`SELECT ${readList(t)} FROM ${qualified(t.sourceTable)} FORCE INDEX (${quoteIdent(t.keyIndex)}) WHERE ${id} BETWEEN ? AND ? ORDER BY ${id} LOCK IN SHARE MODE${wait}`, [p.lo, p.hi]);
+    return insertRows({ ...t, target: tx }, rows);
   }, t.stopping);
 }
 

@@ -73,12 +73,6 @@ export function describeUniqueKeys(info: TableInfo): string {
   return info.uniqueIndexes.length ? `its unique keys: ${info.uniqueIndexes.map((k) => `${k.name} (${k.columns.join(', ')})`).join(', ')}` : 'it has no unique key';
 }
 
-/** Whether the table's primary key is that one column alone: InnoDB stores its rows by it. */
-export function storedBy(info: TableInfo, column: string): boolean {
-  const pk = info.uniqueIndexes.find((k) => k.name === 'PRIMARY');
-  return pk?.columns.length === 1 && pk.columns[0]!.toLowerCase() === column.toLowerCase();
-}
-
 /** The name of a whole unique index of the table on exactly that one column, or null. */
 export function uniqueIndexOn(info: TableInfo, column: string): string | null {
   return info.uniqueIndexes.find((k) => k.whole && k.columns.length === 1 && k.columns[0]!.toLowerCase() === column.toLowerCase())?.name ?? null;

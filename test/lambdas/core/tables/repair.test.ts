@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import mysql from 'mysql2/promise';
 import { copyRange, type CopyTables } from '../../../../lambdas/core/tables/copier.ts';
-import { copiedColumns, hashColumns, inspectTable, storedBy } from '../../../../lambdas/core/tables/inspector.ts';
+import { copiedColumns, hashColumns, inspectTable } from '../../../../lambdas/core/tables/inspector.ts';
 import { repairRange } from '../../../../lambdas/core/tables/verifier.ts';
 import { createShadow } from '../../../../lambdas/core/tables/shadow.ts';
 import { MYSQL_URL } from '../../../helpers/db.ts';
@@ -33,7 +33,6 @@ describe('repairRange and the copy beside an application transaction', () => {
       targetColumns: columns,
       hash: { source: hashColumns(info, columns), target: hashColumns(info, columns) },
       readLock: true,
-      targetStoredById: storedBy((await inspectTable(source, { database: td.db, table: to }))!, 'id'),
     };
   }
 
@@ -101,6 +100,42 @@ describe('repairRange and the copy beside an application transaction', () => {
     const [rows] = await td.conn.query(`SELECT COUNT(*) AS n FROM \`${td.db}\`.m a JOIN \`${td.db}\`._m_new b USING (id) WHERE a.v <=> b.v AND a.a = b.a`);
     // rows 1 … 60, and the application's new one
     expect(Number((rows as { n: string }[])[0]!.n)).toBe(61);
+  });
+
+  it("copies a piece while an application transaction deletes a row and gives its unique value to a new one, then inserts, without failing the last insert", async () => {
+    // the canonical ALTER, the id still the shadow's primary key; another unique key, u. Row 51's value sorts below the others, so
+    // the piece writes it (an INSERT … SELECT takes the AUTO-INC lock with its first row) before it meets the gap locked below 5000
+    const shape = (id: string) => `(id ${id} NOT NULL AUTO_INCREMENT PRIMARY KEY, u int NOT NULL, v int NULL, UNIQUE KEY uu (u))`;
+    await td.conn.query(`CREATE TABLE \`${td.db}\`.q ${shape('int')}; CREATE TABLE \`${td.db}\`._q_new ${shape('bigint')};
+      INSERT INTO \`${td.db}\`.q (id, u, v) SELECT seq, CASE WHEN seq <= 50 THEN seq * 2 WHEN seq = 51 THEN -1 WHEN seq < 100 THEN 200 + seq ELSE 5000 END, seq
+        FROM \`${td.db}\`.seq_1_to_100;
+      INSERT INTO \`${td.db}\`._q_new SELECT * FROM \`${td.db}\`.q WHERE id <= 50`);
+    const t = await tables('q', '_q_new');
+    const shadow = `\`${td.db}\`._q_new`;
+    const app = await mysql.createConnection({ uri: MYSQL_URL });
+    let next: string | null;
+    let copy: Promise<string | null>;
+    try {
+      // what the application's triggers write to the shadow in its transaction: it deletes row 100 (written, then taken out), and
+      // gives u = 5000 to a new row 101, whose INSERT IGNORE checks the entry left delete-marked, locking it and the gap before it
+      await app.query('BEGIN');
+      await app.query(`INSERT IGNORE INTO ${shadow} VALUES (100, 5000, 100)`);
+      await app.query(`DELETE IGNORE FROM ${shadow} WHERE id = 100`);
+      await app.query(`INSERT IGNORE INTO ${shadow} VALUES (101, 5000, 1)`);
+      copy = copyRange(t, { lo: '51', hi: '60' }).then(() => null, (err: Error) => err.message);
+      await new Promise((r) => setTimeout(r, 300));
+      // its next statement's trigger inserts a row
+      next = await app.query(`INSERT IGNORE INTO ${shadow} VALUES (102, -5, 2)`).then(
+        () => null,
+        (err: { errno?: number; message: string }) => `${err.message} (${err.errno})`,
+      );
+      await app.query('COMMIT').catch(() => undefined);
+    } finally {
+      await app.end();
+    }
+    expect({ app: next, copy: await copy }).toEqual({ app: null, copy: null });
+    const [rows] = await td.conn.query(`SELECT COUNT(*) AS n FROM \`${td.db}\`.q a JOIN ${shadow} b USING (id) WHERE a.u = b.u AND a.v <=> b.v AND a.id <= 60`);
+    expect(Number((rows as { n: string }[])[0]!.n)).toBe(60);
   });
 
   it("repairs a range whose rows an application transaction writes one after another, high then low, without failing the application's second write", async () => {
