@@ -1,10 +1,8 @@
 import { describe, expect, it } from 'vitest';
-import mysql from 'mysql2/promise';
-import { copyRange, type CopyTables } from '../../../../lambdas/core/tables/copier.ts';
-import { copiedColumns, hashColumns, inspectTable } from '../../../../lambdas/core/tables/inspector.ts';
+import { copyRange } from '../../../../lambdas/core/tables/copier.ts';
 import { repairRange } from '../../../../lambdas/core/tables/verifier.ts';
 import { createShadow } from '../../../../lambdas/core/tables/shadow.ts';
-import { MYSQL_URL } from '../../../helpers/db.ts';
+import { besideApplication, localCopyTables } from '../../../helpers/lock-scenes.ts';
 import { testDatabase } from '../../../helpers/test-database.ts';
 
 const SHAPE = (idType: string) => `(id ${idType} NOT NULL AUTO_INCREMENT PRIMARY KEY, k int NOT NULL, name varchar(20) NOT NULL, v int NULL, UNIQUE KEY uk (k, name))`;
@@ -18,52 +16,22 @@ const SHAPE = (idType: string) => `(id ${idType} NOT NULL AUTO_INCREMENT PRIMARY
 describe('repairRange and the copy beside an application transaction', () => {
   const td = testDatabase('rep');
 
-  async function tables(from: string, to: string): Promise<CopyTables> {
-    const source = await td.sql.connect('edxapp');
-    const info = (await inspectTable(source, { database: td.db, table: from }))!;
-    const columns = copiedColumns(info);
-    return {
-      source,
-      target: source,
-      sourceTable: { database: td.db, table: from },
-      targetTable: { database: td.db, table: to },
-      idColumn: 'id',
-      keyIndex: 'PRIMARY',
-      columns,
-      targetColumns: columns,
-      hash: { source: hashColumns(info, columns), target: hashColumns(info, columns) },
-      readLock: true,
-    };
-  }
+  const tables = (from: string, to: string) => localCopyTables(td, from, to, { readLock: true });
+  const noError = { ferry: expect.not.objectContaining({ error: expect.anything() }) };
 
   /**
-   * An application transaction that has written row `first` of `table` and, while `ferry` runs on
-   * a range holding both, writes row `second`, below it: ferry must not wait for `first` holding
-   * `second`. Returns the second write's error, or null.
+   * An application transaction that has written row `first` of `table` and, while `work` runs on a
+   * range holding both, writes row `second`, below it: ferry must not wait for `first` holding
+   * `second`.
    */
-  async function secondWrite(table: string, first: number, second: number, ferry: () => Promise<unknown>): Promise<{ app: string | null; ferry: string | null }> {
-    const app = await mysql.createConnection({ uri: MYSQL_URL });
-    try {
-      await app.query('BEGIN');
-      await app.query(`UPDATE \`${td.db}\`.${table} SET v = v + 1 WHERE id = ?`, [first]);
-      const running = ferry().then(() => null, (err: Error) => err.message);
-      await new Promise((r) => setTimeout(r, 300));
-      const next = await app.query(`UPDATE \`${td.db}\`.${table} SET v = v + 1 WHERE id = ?`, [second]).then(
-        () => null,
-        (err: { errno?: number; message: string }) => `${err.message} (${err.errno})`,
-      );
-      await app.query('COMMIT').catch(() => undefined);
-      return { app: next, ferry: await running };
-    } finally {
-      await app.end();
-    }
-  }
+  const secondWrite = (table: string, first: number, second: number, work: () => Promise<unknown>) =>
+    besideApplication([`UPDATE \`${td.db}\`.${table} SET v = v + 1 WHERE id = ${first}`], work, `UPDATE \`${td.db}\`.${table} SET v = v + 1 WHERE id = ${second}`);
 
   it("copies a range whose rows an application transaction writes one after another, high then low, without failing the application's second write", async () => {
     await td.conn.query(`CREATE TABLE \`${td.db}\`.c ${SHAPE('int')}; CREATE TABLE \`${td.db}\`._c_new ${SHAPE('bigint')}`);
     await td.conn.query(`INSERT INTO \`${td.db}\`.c (id, k, name, v) SELECT seq, seq, 'a', seq FROM \`${td.db}\`.seq_1_to_100`);
     const t = await tables('c', '_c_new');
-    expect(await secondWrite('c', 50, 10, () => copyRange(t, { lo: '1', hi: '100' }))).toEqual({ app: null, ferry: null });
+    expect(await secondWrite('c', 50, 10, () => copyRange(t, { lo: '1', hi: '100' }))).toMatchObject({ app: null, ...noError });
     const [rows] = await td.conn.query(`SELECT COUNT(*) AS n FROM \`${td.db}\`._c_new`);
     expect(Number((rows as { n: string }[])[0]!.n)).toBe(100);
   });
@@ -77,26 +45,11 @@ describe('repairRange and the copy beside an application transaction', () => {
     await createShadow(conn, 'repm', m, 'DROP PRIMARY KEY, DROP KEY ab, ADD PRIMARY KEY (a, b), ADD UNIQUE KEY row_id (id)', 'id', { seconds: 2, attempts: 1 });
     // the copy has reached id 50; an earlier write of the application put row 55 in the shadow
     await td.conn.query(`INSERT INTO \`${td.db}\`._m_new SELECT * FROM \`${td.db}\`.m WHERE id <= 50; UPDATE \`${td.db}\`.m SET v = -55 WHERE id = 55`);
-    const t = { ...(await tables('m', '_m_new')) };
-    const app = await mysql.createConnection({ uri: MYSQL_URL });
-    let next: string | null;
-    let copy: Promise<string | null>;
-    try {
-      // the application deletes row 70: its trigger writes the row to the shadow and takes it out again, keeping it locked
-      await app.query('BEGIN');
-      await app.query(`DELETE FROM \`${td.db}\`.m WHERE id = 70`);
-      copy = copyRange(t, { lo: '51', hi: '60' }).then(() => null, (err: Error) => err.message);
-      await new Promise((r) => setTimeout(r, 300));
-      // its next statement inserts a row, and its trigger writes it to the shadow
-      next = await app.query(`INSERT INTO \`${td.db}\`.m (a, b, v) VALUES (1000, 1, 0)`).then(
-        () => null,
-        (err: { errno?: number; message: string }) => `${err.message} (${err.errno})`,
-      );
-      await app.query('COMMIT').catch(() => undefined);
-    } finally {
-      await app.end();
-    }
-    expect({ app: next, copy: await copy }).toEqual({ app: null, copy: null });
+    const t = await tables('m', '_m_new');
+    // the application deletes row 70: its trigger writes the row to the shadow and takes it out again, keeping it locked;
+    // its next statement inserts a row, and its trigger writes it to the shadow
+    expect(await besideApplication([`DELETE FROM \`${td.db}\`.m WHERE id = 70`], () => copyRange(t, { lo: '51', hi: '60' }), `INSERT INTO \`${td.db}\`.m (a, b, v) VALUES (1000, 1, 0)`))
+      .toMatchObject({ app: null, ...noError });
     const [rows] = await td.conn.query(`SELECT COUNT(*) AS n FROM \`${td.db}\`.m a JOIN \`${td.db}\`._m_new b USING (id) WHERE a.v <=> b.v AND a.a = b.a`);
     // rows 1 … 60, and the application's new one
     expect(Number((rows as { n: string }[])[0]!.n)).toBe(61);
@@ -112,28 +65,11 @@ describe('repairRange and the copy beside an application transaction', () => {
       INSERT INTO \`${td.db}\`._q_new SELECT * FROM \`${td.db}\`.q WHERE id <= 50`);
     const t = await tables('q', '_q_new');
     const shadow = `\`${td.db}\`._q_new`;
-    const app = await mysql.createConnection({ uri: MYSQL_URL });
-    let next: string | null;
-    let copy: Promise<string | null>;
-    try {
-      // what the application's triggers write to the shadow in its transaction: it deletes row 100 (written, then taken out), and
-      // gives u = 5000 to a new row 101, whose INSERT IGNORE checks the entry left delete-marked, locking it and the gap before it
-      await app.query('BEGIN');
-      await app.query(`INSERT IGNORE INTO ${shadow} VALUES (100, 5000, 100)`);
-      await app.query(`DELETE IGNORE FROM ${shadow} WHERE id = 100`);
-      await app.query(`INSERT IGNORE INTO ${shadow} VALUES (101, 5000, 1)`);
-      copy = copyRange(t, { lo: '51', hi: '60' }).then(() => null, (err: Error) => err.message);
-      await new Promise((r) => setTimeout(r, 300));
-      // its next statement's trigger inserts a row
-      next = await app.query(`INSERT IGNORE INTO ${shadow} VALUES (102, -5, 2)`).then(
-        () => null,
-        (err: { errno?: number; message: string }) => `${err.message} (${err.errno})`,
-      );
-      await app.query('COMMIT').catch(() => undefined);
-    } finally {
-      await app.end();
-    }
-    expect({ app: next, copy: await copy }).toEqual({ app: null, copy: null });
+    // what the application's triggers write to the shadow in its transaction: it deletes row 100 (written, then taken out), and
+    // gives u = 5000 to a new row 101, whose INSERT IGNORE checks the entry left delete-marked, locking it and the gap before it;
+    // then its next statement's trigger inserts a row
+    const first = [`INSERT IGNORE INTO ${shadow} VALUES (100, 5000, 100)`, `DELETE IGNORE FROM ${shadow} WHERE id = 100`, `INSERT IGNORE INTO ${shadow} VALUES (101, 5000, 1)`];
+    expect(await besideApplication(first, () => copyRange(t, { lo: '51', hi: '60' }), `INSERT IGNORE INTO ${shadow} VALUES (102, -5, 2)`)).toMatchObject({ app: null, ...noError });
     const [rows] = await td.conn.query(`SELECT COUNT(*) AS n FROM \`${td.db}\`.q a JOIN ${shadow} b USING (id) WHERE a.u = b.u AND a.v <=> b.v AND a.id <= 60`);
     expect(Number((rows as { n: string }[])[0]!.n)).toBe(60);
   });
@@ -143,7 +79,7 @@ describe('repairRange and the copy beside an application transaction', () => {
     await td.conn.query(`INSERT INTO \`${td.db}\`.r (id, k, name, v) SELECT seq, seq, 'a', seq FROM \`${td.db}\`.seq_1_to_100`);
     await td.conn.query(`INSERT INTO \`${td.db}\`._r_new SELECT * FROM \`${td.db}\`.r WHERE id <> 20`);
     const t = await tables('r', '_r_new');
-    expect(await secondWrite('r', 50, 10, () => repairRange(t.source, t, { lo: '1', hi: '100' }))).toEqual({ app: null, ferry: null });
+    expect(await secondWrite('r', 50, 10, () => repairRange(t.source, t, { lo: '1', hi: '100' }))).toMatchObject({ app: null, ...noError });
     // row 20 written again; rows 10 and 50 as the application left them, or as they were: the shadow has no triggers here
     const [rows] = await td.conn.query(`SELECT COUNT(*) AS n FROM \`${td.db}\`._r_new`);
     expect(Number((rows as { n: string }[])[0]!.n)).toBe(100);
@@ -156,39 +92,16 @@ describe('repairRange and the copy beside an application transaction', () => {
     // the shadow's row 5 differs: the range 1 … 10 needs its repair (row 11, committed, bounds it)
     await td.conn.query(`UPDATE \`${td.db}\`._t_new SET v = -1 WHERE id = 5`);
 
-    // the application, in a transaction its triggers write the shadow in: a row whose unique key follows row 5's
-    const app = await mysql.createConnection({ uri: MYSQL_URL });
-    try {
-      await app.query('BEGIN');
-      await app.query(`INSERT INTO \`${td.db}\`._t_new (id, k, name, v) VALUES (1000, 5, 'b', 0)`);
-
-      const source = await td.sql.connect('edxapp');
-      const info = (await inspectTable(source, { database: td.db, table: 't' }))!;
-      const columns = copiedColumns(info);
-      const t: CopyTables = {
-        source,
-        target: source,
-        sourceTable: { database: td.db, table: 't' },
-        targetTable: { database: td.db, table: '_t_new' },
-        idColumn: 'id',
-        keyIndex: 'PRIMARY',
-        columns,
-        targetColumns: columns,
-        hash: { source: hashColumns(info, columns), target: hashColumns(info, columns) },
-      };
-      const repair = repairRange(source, t, { lo: '1', hi: '10' }).then(() => null, (err: Error) => err.message);
-      await new Promise((r) => setTimeout(r, 300));
-      // the application's next write to the shadow (its next statement's trigger), while the repair runs
-      const next = await app.query(`INSERT INTO \`${td.db}\`._t_new (id, k, name, v) VALUES (1001, 99, 'z', 0)`).then(
-        () => null,
-        (err: { errno?: number; message: string }) => `${err.message} (${err.errno})`,
-      );
-      await app.query('COMMIT').catch(() => undefined);
-      expect(next).toBeNull();
-      expect(await repair).toBeNull();
-    } finally {
-      await app.end();
-    }
+    const t = await tables('t', '_t_new');
+    // the application, in a transaction its triggers write the shadow in: a row whose unique key follows row 5's; then its next
+    // write to the shadow (its next statement's trigger), while the repair runs
+    expect(
+      await besideApplication(
+        [`INSERT INTO \`${td.db}\`._t_new (id, k, name, v) VALUES (1000, 5, 'b', 0)`],
+        () => repairRange(t.source, t, { lo: '1', hi: '10' }),
+        `INSERT INTO \`${td.db}\`._t_new (id, k, name, v) VALUES (1001, 99, 'z', 0)`,
+      ),
+    ).toMatchObject({ app: null, ...noError });
     const [rows] = await td.conn.query(`SELECT COUNT(*) AS n FROM \`${td.db}\`.t a JOIN \`${td.db}\`._t_new b USING (id) WHERE a.k = b.k AND a.name = b.name AND a.v <=> b.v`);
     expect(Number((rows as { n: string }[])[0]!.n)).toBe(11);
     const [extra] = await td.conn.query(`SELECT id FROM \`${td.db}\`._t_new WHERE id > 11 ORDER BY id`);

@@ -1,10 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import mysql from 'mysql2/promise';
-import type { CopyTables } from '../../../../lambdas/core/tables/copier.ts';
-import { copiedColumns, hashColumns, inspectTable } from '../../../../lambdas/core/tables/inspector.ts';
 import { lookAgain } from '../../../../lambdas/core/tables/reverify-span.ts';
 import { checksumRange } from '../../../../lambdas/core/tables/verifier.ts';
-import { MYSQL_URL } from '../../../helpers/db.ts';
+import { besideApplication, localCopyTables } from '../../../helpers/lock-scenes.ts';
 import { testDatabase } from '../../../helpers/test-database.ts';
 
 /**
@@ -20,43 +17,20 @@ describe('lookAgain beside an application transaction', () => {
     const shape = '(id int NOT NULL PRIMARY KEY, v int NOT NULL)';
     await td.conn.query(`CREATE TABLE \`${td.db}\`.old ${shape}; CREATE TABLE \`${td.db}\`.new ${shape}`);
     await td.conn.query(`INSERT INTO \`${td.db}\`.old SELECT seq, seq FROM \`${td.db}\`.seq_1_to_100; INSERT INTO \`${td.db}\`.new SELECT * FROM \`${td.db}\`.old`);
-    const conn = await td.sql.connect('edxapp');
-    const info = (await inspectTable(conn, { database: td.db, table: 'old' }))!;
-    const columns = copiedColumns(info);
-    const t: CopyTables = {
-      source: conn,
-      target: conn,
-      sourceTable: { database: td.db, table: 'old' },
-      targetTable: { database: td.db, table: 'new' },
-      idColumn: 'id',
-      keyIndex: 'PRIMARY',
-      columns,
-      targetColumns: columns,
-      hash: { source: hashColumns(info, columns), target: hashColumns(info, columns) },
-    };
+    const t = await localCopyTables(td, 'old', 'new');
+    const conn = t.source;
     const verified = await checksumRange(conn, t.targetTable, 'id', t.hash.target, { lo: '1', hi: '100' });
     const span = { lo: '1', hi: '100', rows: verified.rowCount, checksum: verified.checksum, holes: [], settled: true };
     // a writer still on the old table changed a row after the span was verified: the span needs its repair
     await td.conn.query(`UPDATE \`${td.db}\`.old SET v = -5 WHERE id = 5`);
 
-    const app = await mysql.createConnection({ uri: MYSQL_URL });
-    let look: Promise<unknown>;
-    let second: string | null;
-    try {
-      await app.query('BEGIN');
-      await app.query(`UPDATE \`${td.db}\`.old SET v = v + 1000 WHERE id = 50`);
-      look = lookAgain(t, span).then((l) => l, (err: Error) => err.message);
-      await new Promise((r) => setTimeout(r, 300));
-      second = await app.query(`UPDATE \`${td.db}\`.old SET v = v + 1000 WHERE id = 10`).then(
-        () => null,
-        (err: { errno?: number; message: string }) => `${err.message} (${err.errno})`,
-      );
-      await app.query('COMMIT').catch(() => undefined);
-    } finally {
-      await app.end();
-    }
-    expect(second).toBeNull();
-    expect(await look).toMatchObject({ kind: 'repaired', rows: '100' });
+    const { app, ferry } = await besideApplication(
+      [`UPDATE \`${td.db}\`.old SET v = v + 1000 WHERE id = 50`],
+      () => lookAgain(t, span),
+      `UPDATE \`${td.db}\`.old SET v = v + 1000 WHERE id = 10`,
+    );
+    expect(app).toBeNull();
+    expect(ferry).toMatchObject({ kind: 'repaired', rows: '100' });
     // the new table is the old one as the repair read it: row 5's change is in, and the application's own, committed after, may be
     const [five] = await td.conn.query(`SELECT v FROM \`${td.db}\`.new WHERE id = 5`);
     expect((five as { v: number }[])[0]!.v).toBe(-5);
