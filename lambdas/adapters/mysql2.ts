@@ -8,6 +8,7 @@ import type { SqlConnection, SqlConnector, SqlRow } from '../core/ports/sql.ts';
 interface TypeCastField {
   readonly type: string;
   string(encoding?: string): string | null;
+  buffer(): Buffer | null;
 }
 
 /** MySQL error codes after which the same statement may well succeed. */
@@ -73,10 +74,13 @@ const AS_TEXT = new Set(['TINY', 'SHORT', 'LONG', 'INT24', 'LONGLONG', 'YEAR', '
 
 /**
  * Numbers come back as their decimal text (an INT id is a string like a BIGINT one), JSON as text,
- * dates as text (`dateStrings`), binary columns as Buffers: no JS numbers, no Date objects.
+ * dates as text (`dateStrings`), binary columns as Buffers: no JS numbers, no Date objects. A
+ * spatial value comes back as the bytes the server stores it as (SRID and WKB), which it takes
+ * back as they are when the row is written again; the driver would parse it into objects.
  */
 function typeCast(field: TypeCastField, next: () => unknown): unknown {
   if (AS_TEXT.has(field.type)) return field.string();
+  if (field.type === 'GEOMETRY') return field.buffer();
   // MariaDB's JSON is LONGTEXT marked as JSON in its extended metadata; the driver would parse it.
   if (field.type === 'JSON' || (field as { extendedFormat?: string }).extendedFormat === 'json') return field.string('utf8');
   return next();

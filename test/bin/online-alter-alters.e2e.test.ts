@@ -316,4 +316,35 @@ describe('ferry local online-alter, ALTER by ALTER', () => {
       await sc.close();
     }
   });
+
+  it('copies spatial, bit, JSON and float values as they are, while rows of them are written', async () => {
+    const sc = await alterScenario(10);
+    try {
+      const kinds = '(id int NOT NULL AUTO_INCREMENT PRIMARY KEY, g point NOT NULL, p polygon NULL, b bit(5) NULL, j json NULL, f float NULL)';
+      const rows = (from: number, to: number) =>
+        `SELECT POINT(seq, seq / 3), IF(seq % 2, ST_GeomFromText('POLYGON((0 0, 1 0, 1 1, 0 0))'), NULL), seq % 32, JSON_OBJECT('a', seq), seq / 7 FROM \`${sc.db}\`.seq_${from}_to_${to}`;
+      await sc.conn.query(`CREATE TABLE \`${sc.db}\`.kinds ${kinds}; CREATE TABLE \`${sc.db}\`.kinds_ref ${kinds};
+        INSERT INTO \`${sc.db}\`.kinds (g, p, b, j, f) ${rows(1, 3000)}; INSERT INTO \`${sc.db}\`.kinds_ref SELECT * FROM \`${sc.db}\`.kinds`);
+      // a write of each kind of value while it runs, to the table and the reference alike
+      let writes = 0;
+      let going = true;
+      const writer = (async () => {
+        for (let i = 0; going; i++, writes++) {
+          for (const t of ['kinds', 'kinds_ref']) {
+            await sc.conn.query(`UPDATE \`${sc.db}\`.${t} SET g = POINT(?, ?), b = ?, j = JSON_OBJECT('w', ?), f = ? WHERE id = ?`, [i, -i, i % 32, i, i / 3, 1 + (i % 3000)]);
+          }
+          await new Promise((r) => setTimeout(r, 5));
+        }
+      })();
+      const run = await runFerry(['local', 'online-alter', '--input', sc.inputFile({ table: { connection: 'edxapp', database: sc.db, table: 'kinds' }, alter: 'MODIFY id bigint NOT NULL AUTO_INCREMENT', cleanup: { mode: 'drop' } }), '--state-dir', sc.stateDir, '--approve', 'all']);
+      going = false;
+      await writer;
+      expect(run.code, run.stderr).toBe(0);
+      expect(writes).toBeGreaterThan(5);
+      const [same] = await sc.conn.query(`SELECT COUNT(*) AS n, SUM(a.g = b.g AND a.p <=> b.p AND a.b <=> b.b AND a.j <=> b.j AND a.f <=> b.f) AS equal FROM \`${sc.db}\`.kinds a JOIN \`${sc.db}\`.kinds_ref b USING (id)`);
+      expect(same).toEqual([{ n: '3000', equal: '3000' }]);
+    } finally {
+      await sc.close();
+    }
+  });
 });
