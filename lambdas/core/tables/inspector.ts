@@ -27,16 +27,6 @@ export interface IntegerRange {
   readonly max: bigint;
 }
 
-/**
- * The index InnoDB stores a table's rows in: its primary key, or, when it has none, its first unique
- * key whose columns are all NOT NULL and whole (no prefix).
- */
-export interface RowKey {
-  /** The index's name: PRIMARY, or the unique key's. */
-  readonly index: string;
-  readonly columns: readonly string[];
-}
-
 /** A unique index, as SHOW INDEX lists it: its parts (see UniqueKey) and their columns. */
 export interface UniqueIndex extends UniqueKey {
   readonly columns: readonly string[];
@@ -47,9 +37,7 @@ export interface UniqueIndex extends UniqueKey {
 export interface TableInfo {
   readonly ref: TableRef;
   readonly columns: readonly ColumnInfo[];
-  /** null when the table has no such key. */
-  readonly key: RowKey | null;
-  /** Its unique indexes, the primary key first, in the server's order. */
+  /** Its unique indexes, the primary key first, in the server's order (the first `whole` one is the index InnoDB stores the rows in). */
   readonly uniqueIndexes: readonly UniqueIndex[];
   readonly engine: string | null;
 }
@@ -138,20 +126,14 @@ export async function inspectTable(conn: SqlConnection, ref: TableRef): Promise<
       charset: str(r, 'charset'),
       collation: str(r, 'collation'),
     })),
-    key: rowKeyOf(uniqueIndexes),
     uniqueIndexes,
   };
-}
-
-function rowKeyOf(indexes: readonly UniqueIndex[]): RowKey | null {
-  const k = indexes.find((i) => i.whole);
-  return k ? { index: k.name, columns: k.columns } : null;
 }
 
 /**
  * The table's unique indexes. SHOW INDEX lists them in the server's own order: the primary key
  * first, then unique keys without nullable columns, of which InnoDB takes the first as the
- * clustered index when there is no primary key (the table's RowKey).
+ * clustered index when there is no primary key.
  */
 async function uniqueIndexesOf(conn: SqlConnection, ref: TableRef): Promise<UniqueIndex[]> {
   const rows = await conn.query(`SHOW INDEX FROM ${qualified(ref)}`);

@@ -22,8 +22,7 @@ export interface CaptureKey {
  * earlier self. A duplicate on any other key (a new one) is a row the altered table refuses. Null
  * when the shadow has no unique index on the id alone (Preflight refuses such an ALTER).
  */
-export async function captureKey(conn: SqlConnection, t: TableRef, shadow: TableRef, mapping: ColumnMapping, idColumn: string): Promise<CaptureKey | null> {
-  const [tableInfo, shadowInfo] = [(await inspectTable(conn, t))!, (await inspectTable(conn, shadow))!];
+export function captureKey(tableInfo: TableInfo, shadowInfo: TableInfo, mapping: ColumnMapping, idColumn: string): CaptureKey | null {
   const idIndex = uniqueIndexOn(shadowInfo, idColumn);
   if (!idIndex) return null;
   const added = new Set(newUniqueKeys(tableInfo, shadowInfo, mapping, idColumn).map((k) => k.name));
@@ -284,8 +283,9 @@ export async function createShadow(
   await dropShadow(conn, migrationId, t, lock, onWait);
   await buildAltered(conn, t, shadow, alter, shadowConstraintName);
   await conn.execute(captureLogSql(captureNames(migrationId, t).log));
-  const mapping = columnMapping((await inspectTable(conn, t))!, await inspectTable(conn, shadow), alter);
-  const key = await captureKey(conn, t, shadow, mapping, idColumn);
+  const [tableInfo, shadowInfo] = [(await inspectTable(conn, t))!, (await inspectTable(conn, shadow))!];
+  const mapping = columnMapping(tableInfo, shadowInfo, alter);
+  const key = captureKey(tableInfo, shadowInfo, mapping, idColumn);
   // Preflight refuses an ALTER that leaves none (see sharedCopyKey)
   if (!key) throw new VerificationFailed(`${shadow.table} has no unique key on ${idColumn} alone: the ALTER must keep one, ferry copies by it`);
   await createTriggers(conn, migrationId, t, key, mapping, lock, onWait);
