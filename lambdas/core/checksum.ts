@@ -71,10 +71,12 @@ export function rowHashExpr(columns: readonly HashColumn[]): string {
  * affine in the row's bytes means two equal-length edits never cancel out, as they do under CRC32.
  */
 export function rangeChecksumSql(qualifiedTable: string, idColumn: string, columns: readonly HashColumn[]): string {
-  return (
-    `SELECT COUNT(*) AS row_count, COALESCE(BIT_XOR(CAST(CONV(LEFT(${rowHashExpr(columns)}, 16), 16, 10) AS UNSIGNED)), 0) AS checksum ` +
-    `FROM ${qualifiedTable} WHERE ${quoteIdent(idColumn)} BETWEEN ? AND ?`
-  );
+  return `SELECT ${checksumSelect(columns)} FROM ${qualifiedTable} WHERE ${quoteIdent(idColumn)} BETWEEN ? AND ?`;
+}
+
+/** The select list of a range checksum (see rangeChecksumSql): `row_count` and `checksum`. */
+export function checksumSelect(columns: readonly HashColumn[]): string {
+  return `COUNT(*) AS row_count, COALESCE(BIT_XOR(CAST(CONV(LEFT(${rowHashExpr(columns)}, 16), 16, 10) AS UNSIGNED)), 0) AS checksum`;
 }
 
 /** Per-row hashes of a range, for naming the ids that differ. */

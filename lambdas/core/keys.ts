@@ -24,6 +24,17 @@ export interface KeyColumn {
 /** A key value as it travels in checkpoints and the state machines' state (see KeyShape.encode). */
 export type KeyValue = string;
 
+/**
+ * A range of keys, in the key's order: from `lo` (null: from the lowest key; `loExcluded`: just
+ * after it) up to and including `hi`. A range that starts after a key seen is how ranges of any
+ * key follow each other with nothing between them; an integer key's `{ lo, hi }` of ids is one.
+ */
+export interface KeyRange {
+  readonly lo: KeyValue | null;
+  readonly hi: KeyValue;
+  readonly loExcluded?: boolean;
+}
+
 /** A predicate over the key columns with its `?` placeholders' values, in order. */
 export interface KeyPredicate {
   readonly sql: string;
@@ -48,6 +59,16 @@ export class KeyShape {
   constructor(readonly columns: readonly KeyColumn[]) {
     if (columns.length === 0) throw new TypeError('a key has at least one column');
     for (const c of columns) quoteIdent(c.name);
+  }
+
+  /** The key of one integer column, its values decimal ids. */
+  static integer(column: string): KeyShape {
+    return new KeyShape([{ name: column, kind: 'integer' }]);
+  }
+
+  /** A key given as its shape, or as the name of its one integer column. */
+  static of(key: KeyShape | string): KeyShape {
+    return typeof key === 'string' ? KeyShape.integer(key) : key;
   }
 
   /** One integer column: values are decimal ids, and ranges of them can be split by arithmetic. */
@@ -105,6 +126,33 @@ export class KeyShape {
   /** Rows whose key lies in [lo, hi]. */
   between(lo: KeyValue, hi: KeyValue, alias?: string): KeyPredicate {
     return and(this.after(lo, false, alias), this.before(hi, false, alias));
+  }
+
+  /** Rows whose key lies in the range. */
+  within(range: KeyRange, alias?: string): KeyPredicate {
+    const upTo = this.before(range.hi, false, alias);
+    return range.lo === null ? upTo : and(this.after(range.lo, range.loExcluded === true, alias), upTo);
+  }
+
+  /** Whether the range holds at most one key: it starts at its end. */
+  single(range: KeyRange): boolean {
+    return range.lo !== null && !range.loExcluded && range.lo === range.hi;
+  }
+
+  /** How a range is named to an operator. */
+  describe(range: KeyRange): string {
+    const lo = range.lo === null ? 'the lowest' : `${range.loExcluded ? 'after ' : ''}${range.lo}`;
+    return this.isInteger && range.lo !== null && !range.loExcluded ? `${range.lo}..${range.hi}` : `${lo} .. ${range.hi}`;
+  }
+
+  /** The columns, as `a, b`. */
+  get names(): string {
+    return this.columns.map((c) => c.name).join(', ');
+  }
+
+  /** The same key under other column names (a log that keeps keys under its own names), in order. */
+  renamed(names: readonly string[]): KeyShape {
+    return new KeyShape(this.columns.map((c, i) => ({ name: names[i]!, kind: c.kind })));
   }
 
   /** The row with this key. */

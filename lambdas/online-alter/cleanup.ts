@@ -1,5 +1,6 @@
 import type { TaskDeps } from '../core/ports/task-deps.ts';
 import { checkThrottle, loopState, outcomeState, report, save, timeLeft, type TaskEvent } from '../core/tables/chunked-copy.ts';
+import { keyOf } from '../core/tables/copier.ts';
 import { inspectTable } from '../core/tables/inspector.ts';
 import { shadowNames } from '../core/tables/shadow.ts';
 import { deleteLowest, dropTableIfExists } from '../core/tables/table-writes.ts';
@@ -23,7 +24,7 @@ export async function cleanup(event: TaskEvent, deps: TaskDeps): Promise<LoopSta
       if (decision.throttled) return outcomeState(m, { kind: 'throttled', reason: decision.reason, waitSeconds: decision.waitSeconds });
       // Read after the throttle check, which takes in the live knobs.
       const { batchRows, pauseMillis } = m.input.alter.cleanup;
-      const deleted = await deleteLowest(conn, old, m.tables.idColumn, batchRows);
+      const deleted = await deleteLowest(conn, old, keyOf(m.tables), batchRows);
       m.state.rowsDeleted = (BigInt(m.state.rowsDeleted) + BigInt(deleted)).toString();
       await save(m);
       report(m, `deleted ${deleted} rows from ${old.table}`);

@@ -1,5 +1,5 @@
 import type { TaskDeps } from '../core/ports/task-deps.ts';
-import { idBounds } from '../core/tables/copier.ts';
+import { keyBounds, keyOf } from '../core/tables/copier.ts';
 import { createShadow as createShadowTable, shadowNames } from '../core/tables/shadow.ts';
 import { loopState, report, save } from '../core/tables/chunked-copy.ts';
 import { whoHoldsTheTable } from '../core/tables/app-impact.ts';
@@ -15,7 +15,7 @@ export async function createShadow(event: { migration: unknown; state?: { iterat
   const m = await openAlter(event, deps);
   const input = m.input.alter;
   const t = input.table;
-  const mapping = await createShadowTable(m.source, input.migrationId, t, input.alter, m.tables.idColumn, lockOf(input, deps), async (attempt, backoff) =>
+  const mapping = await createShadowTable(m.source, input.migrationId, t, input.alter, keyOf(m.tables).columns.map((c) => c.name), lockOf(input, deps), async (attempt, backoff) =>
     report(
       m,
       `creating the triggers: another session holds a lock on ${t.table} (waited ${input.cutover.lockWaitSeconds} s)${await whoHoldsTheTable(m.source, input.cutover.lockWaitSeconds)}; ` +
@@ -23,10 +23,10 @@ export async function createShadow(event: { migration: unknown; state?: { iterat
     ),
   );
   const renamed = mapping.source.flatMap((c, i) => (c.toLowerCase() === mapping.target[i]!.toLowerCase() ? [] : [`${c} → ${mapping.target[i]}`]));
-  const bounds = await idBounds(m.source, t, m.tables.idColumn);
+  const bounds = await keyBounds(m.source, t, keyOf(m.tables));
   m.state.rangeMin = bounds.min;
   m.state.rangeMax = bounds.max;
   await save(m, 'copy');
-  report(m, `shadow ${shadowNames(t).shadow.table} created with "${input.alter}"${renamed.length ? ` (columns renamed: ${renamed.join(', ')})` : ''}; triggers capture changes; copying ids ${bounds.min ?? '-'}..${bounds.max ?? '-'}`);
+  report(m, `shadow ${shadowNames(t).shadow.table} created with "${input.alter}"${renamed.length ? ` (columns renamed: ${renamed.join(', ')})` : ''}; triggers capture changes; copying ${keyOf(m.tables).isInteger ? 'ids' : `keys (${keyOf(m.tables).names})`} ${bounds.min ?? '-'}..${bounds.max ?? '-'}`);
   return loopState(m, { done: true });
 }

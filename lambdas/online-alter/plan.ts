@@ -1,7 +1,8 @@
 import { diskWarning, projectAws, secondsAt, type Plan, type PlanDeps, type PlanKnobs } from '../core/plan.ts';
 import type { OnlineAlterInput } from '../core/online-alter-input.ts';
-import { idBounds } from '../core/tables/copier.ts';
-import { copiedColumns, hashColumns, inspectTable, tableBytes } from '../core/tables/inspector.ts';
+import { keyBounds } from '../core/tables/copier.ts';
+import { copiedColumns, copyKeyColumns, copyKeyShape, hashColumns, inspectTable, tableBytes } from '../core/tables/inspector.ts';
+import type { KeyShape } from '../core/keys.ts';
 import { binlogOn, diskNote, freeSpace, idsLine, rowsLine, rowsOf, tableBytesAtLeast, timedSample } from '../core/tables/plan-reads.ts';
 import { copyKeyOf, throttleNow } from '../core/tables/chunked-copy.ts';
 import { ownTriggers } from '../core/tables/own-triggers.ts';
@@ -32,16 +33,17 @@ export async function planOnlineAlter(input: OnlineAlterInput, deps: PlanDeps, k
   let sample: Plan['estimate']['sample'] = null;
   let left = 0n;
   let cost: AlterCost | null = null;
+  let shape: KeyShape | null = null;
   const beforeTriggers = !checkpoint || checkpoint.phase === 'prepare' || checkpoint.phase === 'copy';
   if (checkpoint) {
     const s = checkpoint.state;
     resumes = { phase: checkpoint.phase, note: `checkpoint of ${checkpoint.updatedAt}: ${s.rowsCopied} rows copied up to id ${s.copiedUpTo ?? '(none)'}, verified up to ${s.verifiedUpTo ?? '(none)'}${s.swappedAt ? `, swapped at ${s.swappedAt}` : ''}; owned by ${s.owner ?? 'no execution'}` };
   }
   if (info) {
-    const idName = copyKey!.column;
+    shape = copyKeyShape(info, copyKey!);
     rows = await rowsOf(conn, t);
-    bounds = await idBounds(conn, t, idName);
-    sample = await timedSample(conn, t, idName, hashColumns(info, copiedColumns(info)), bounds.min, deps.now);
+    bounds = await keyBounds(conn, t, shape);
+    sample = await timedSample(conn, t, shape, hashColumns(info, copiedColumns(info)), bounds.min, deps.now);
     left = !checkpoint || checkpoint.phase === 'prepare' || checkpoint.phase === 'copy' ? BigInt(rows.rows) - (checkpoint ? BigInt(checkpoint.state.rowsCopied) : 0n) : 0n;
     if (left < 0n) left = 0n;
     if (beforeTriggers) cost = await measureOnScratch(conn, input, info, copyKey!, deps.now);
@@ -49,10 +51,10 @@ export async function planOnlineAlter(input: OnlineAlterInput, deps: PlanDeps, k
   const moves = [
     `${t.database}.${t.table} on "${conn.name}" altered in place: ALTER TABLE … ${input.alter.trim()}`,
     rowsLine('rows', rows),
-    idsLine(bounds.min, bounds.max, rows.rows),
+    shape && !shape.isInteger ? `keys (${shape.names}) ${bounds.min ?? '-'} … ${bounds.max ?? '-'}: chunks of rows in key order, each starting after the last key copied` : idsLine(bounds.min, bounds.max, rows.rows),
     `shadow ${shadow.table} and capture log ${capture.log.table} created beside it; triggers ${capture.insert}, ${capture.update}, ${capture.delete} on ${t.table} until the swap`,
     `swap: RENAME TABLE ${t.table} → ${old.table}, ${shadow.table} → ${t.table} in one statement, waiting at most ${input.cutover.lockWaitSeconds} s for the lock, ${input.cutover.attempts} attempts`,
-    `chunks of ${input.chunk.minRows}–${input.chunk.maxRows} ids sized to ${input.chunk.targetMillis} ms${copyKey ? `, by ${copyKey.index === 'PRIMARY' ? 'the primary key' : `unique key ${copyKey.index}`} (${copyKey.column})` : ''}`,
+    `chunks of ${input.chunk.minRows}–${input.chunk.maxRows} ${shape && !shape.isInteger ? 'rows' : 'ids'} sized to ${input.chunk.targetMillis} ms${copyKey ? `, by ${copyKey.index === 'PRIMARY' ? 'the primary key' : `unique key ${copyKey.index}`} (${copyKeyColumns(copyKey).join(', ')})` : ''}`,
   ];
   const own = info ? await ownTriggers(conn, t) : [];
   if (own.length) {
@@ -60,7 +62,7 @@ export async function planOnlineAlter(input: OnlineAlterInput, deps: PlanDeps, k
       `its own triggers ${own.map((tr) => `${tr.name} (${tr.timing} ${tr.event})`).join(', ')} move to the altered table at the swap, in that order, under LOCK TABLES ${t.table} WRITE (the application's writes wait for it: milliseconds), with stand-ins on ${t.table} until then`,
     );
   }
-  const size = info ? await tableBytesAtLeast(conn, t, copyKey!.column, copiedColumns(info), bounds.min, rows.rows, await tableBytes(conn, t)) : await tableBytes(conn, t);
+  const size = info ? await tableBytesAtLeast(conn, t, shape!, copiedColumns(info), bounds.min, rows.rows, await tableBytes(conn, t)) : await tableBytes(conn, t);
   const free = await freeSpace(conn, deps);
   const binlog = await binlogOn(conn);
   const need = size === null ? null : (BigInt(size) * (binlog ? 2n : 1n)).toString();

@@ -1,8 +1,8 @@
 import type { TaskDeps } from '../core/ports/task-deps.ts';
 import { CheckpointStore } from '../core/checkpoints.ts';
 import { VerificationFailed } from '../core/errors.ts';
-import { idBounds } from '../core/tables/copier.ts';
-import { checkThrottle, nextVerifyRange, notice, report, timeLeft, type TaskEvent } from '../core/tables/chunked-copy.ts';
+import { keyBounds, keyOf } from '../core/tables/copier.ts';
+import { checkThrottle, nextVerifyKeys, notice, reached, report, timeLeft, type TaskEvent } from '../core/tables/chunked-copy.ts';
 import { describeReverify, endPass, freshReverify, noteLook, startPass, unrecordedOf, writeReverify, type ReverifyRecord } from '../core/tables/reverify-record.ts';
 import { MACHINE, openAlter, type AlterMigration, type OnlineAlterState } from './open-alter.ts';
 import { verifyAlterRange } from './verify.ts';
@@ -22,15 +22,16 @@ export async function reverify(event: TaskEvent, deps: TaskDeps): Promise<{ phas
   if (m.phase !== 'cutover-approval' || m.input.alter.reverify.everySeconds === 0) return { phase: m.phase, reverify: m.state.reverify ?? null, note: 'no approval of the cut-over is pending' };
   const r: ReverifyRecord = structuredClone(m.state.reverify) ?? freshReverify();
   if (!startPass(r, deps.now(), m.input.alter.reverify.everySeconds)) return { phase: m.phase, reverify: r, note: describeReverify(r, deps.now()) };
-  const upTo = (await idBounds(m.source, m.tables.sourceTable, m.tables.idColumn)).max;
+  const key = keyOf(m.tables);
+  const upTo = (await keyBounds(m.source, m.tables.sourceTable, key)).max;
   while (timeLeft(m)) {
     const decision = await checkThrottle(m);
     if (decision.throttled) {
       report(m, 're-verification throttled', decision.reason, decision.waitSeconds);
       break;
     }
-    const range = upTo === null ? null : await nextVerifyRange(m, r.cursor, upTo);
-    if (range === null || BigInt(range.hi) < BigInt(range.lo)) {
+    const range = upTo === null || reached(m, r.cursor, upTo) ? null : await nextVerifyKeys(m, r.cursor, upTo);
+    if (range === null) {
       endPass(r, deps.now());
       break;
     }
@@ -41,7 +42,7 @@ export async function reverify(event: TaskEvent, deps: TaskDeps): Promise<{ phas
       r.current.rows = (BigInt(r.current.rows) + BigInt(verdict.rows)).toString();
       if (verdict.repairs) {
         r.current.repaired++;
-        notice(m, `re-verification: ids ${range.lo}..${range.hi} of ${m.tables.targetTable.table} differed from ${m.tables.sourceTable.table} and were written again from it`);
+        notice(m, `re-verification: ${key.isInteger ? 'ids' : `keys (${key.names})`} ${key.describe(range)} of ${m.tables.targetTable.table} differed from ${m.tables.sourceTable.table} and were written again from it`);
       }
     } catch (err) {
       if (!(err instanceof VerificationFailed)) throw err;
@@ -64,7 +65,7 @@ export async function refuseIfStillDifferent(m: AlterMigration): Promise<void> {
   const still: string[] = [];
   for (const d of found) {
     try {
-      await verifyAlterRange(m.source, m.tables, m.input.migrationId, { lo: d.lo, hi: d.hi });
+      await verifyAlterRange(m.source, m.tables, m.input.migrationId, d);
     } catch (err) {
       if (!(err instanceof VerificationFailed)) throw err;
       still.push(d.detail);

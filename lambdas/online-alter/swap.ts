@@ -3,6 +3,7 @@ import { ERRNO, SwapFailed, VerificationFailed, type FerryError } from '../core/
 import { loopState, report, save, type TaskEvent } from '../core/tables/chunked-copy.ts';
 import { captureNames, clearLogged, dropTriggers, loggedRows, rewriteLogged, shadowNames, swapDone, swapOnce, withShortLockWait } from '../core/tables/shadow.ts';
 import { dropTableIfExists } from '../core/tables/table-writes.ts';
+import { keyOf } from '../core/tables/copier.ts';
 import { insertMissing } from '../core/tables/verifier.ts';
 import { whoHoldsTheTable } from '../core/tables/app-impact.ts';
 import { createAnchors, dropAnchors, ownTriggers, restoreOwnTriggers, swapKeepingTriggers } from '../core/tables/own-triggers.ts';
@@ -20,8 +21,9 @@ async function settleLateLogged(m: AlterMigration): Promise<void> {
   const conn = m.source;
   const { old } = shadowNames(t);
   const refused: string[] = [];
+  const key = keyOf(m.tables);
   for (;;) {
-    const logged = await loggedRows(conn, m.input.migrationId, t, 100);
+    const logged = await loggedRows(conn, m.input.migrationId, t, key, 100);
     if (logged.length === 0) break;
     for (const row of logged) {
       try {
@@ -29,12 +31,12 @@ async function settleLateLogged(m: AlterMigration): Promise<void> {
       } catch (err) {
         refused.push(`${row.id} (${(err as Error).message.replace(/^[^:]*: statement failed: /, '')})`);
       }
-      await clearLogged(conn, m.input.migrationId, t, row.id, row.id);
+      await clearLogged(conn, m.input.migrationId, t, key, { lo: row.id, hi: row.id });
     }
   }
   if (refused.length) {
     throw new VerificationFailed(
-      `${t.table} was swapped for the altered table, but rows the application wrote just before the swap could not be written to it: ids ${refused.slice(0, 10).join(', ')}. ` +
+      `${t.table} was swapped for the altered table, but rows the application wrote just before the swap could not be written to it: ${key.isInteger ? 'ids' : `keys (${key.names})`} ${refused.slice(0, 10).join(', ')}. ` +
         `They are in ${old.table}, which no cleanup has touched; write them to ${t.table} by hand.`,
     );
   }

@@ -2,9 +2,10 @@ import type { TaskDeps } from '../core/ports/task-deps.ts';
 import type { SqlConnection } from '../core/ports/sql.ts';
 import { sameChecksum } from '../core/checksum.ts';
 import { VerificationFailed } from '../core/errors.ts';
-import { addId, compareIds, maxId, minId, type Id, type IdRange } from '../core/ids.ts';
-import { idBounds, type CopyTables } from '../core/tables/copier.ts';
-import { checkThrottle, loopState, nextVerifyRange, resizeChunk, outcomeState, report, save, timeLeft, type TaskEvent } from '../core/tables/chunked-copy.ts';
+import { addId, compareIds, maxId, minId, type Id } from '../core/ids.ts';
+import type { KeyRange, KeyValue } from '../core/keys.ts';
+import { highestKey, idBounds, keyOf, type CopyTables } from '../core/tables/copier.ts';
+import { checkThrottle, loopState, nextVerifyKeys, reached, resizeChunk, outcomeState, report, save, timeLeft, type TaskEvent } from '../core/tables/chunked-copy.ts';
 import { clearLogged, rewriteLogged } from '../core/tables/shadow.ts';
 import { repairRange, snapshotCompare } from '../core/tables/verifier.ts';
 import { openAlter, type AlterMigration, type LoopState } from './open-alter.ts';
@@ -17,25 +18,25 @@ const ATTEMPTS = 3;
  * written again from the table and compared again, three times at most. Runs on `conn` (the table's
  * server). Returns the rows verified and how many repairs it took.
  */
-export async function verifyAlterRange(conn: SqlConnection, t: CopyTables, migrationId: string, range: IdRange): Promise<{ rows: string; repairs: number }> {
+export async function verifyAlterRange(conn: SqlConnection, t: CopyTables, migrationId: string, range: KeyRange): Promise<{ rows: string; repairs: number }> {
   const tables = { ...t, source: conn, target: conn };
   let result = await snapshotCompare(conn, tables, range);
   let repairs = 0;
   while (!sameChecksum(result.source, result.target)) {
     if (repairs >= ATTEMPTS) {
       throw new VerificationFailed(
-        `ids ${range.lo}..${range.hi} of ${t.sourceTable.table} and ${t.targetTable.table} still differ after ${ATTEMPTS} repairs ` +
+        `${keyOf(t).isInteger ? 'ids' : `keys (${keyOf(t).names})`} ${keyOf(t).describe(range)} of ${t.sourceTable.table} and ${t.targetTable.table} still differ after ${ATTEMPTS} repairs ` +
           `(table ${result.source.rowCount} rows, shadow ${result.target.rowCount}); does the ALTER change how values print (a type or charset change)?`,
       );
     }
-    await repairRange(conn, tables, range, () => clearLogged(conn, migrationId, t.sourceTable, range.lo, range.hi));
+    await repairRange(conn, tables, range, () => clearLogged(conn, migrationId, t.sourceTable, keyOf(t), range));
     repairs += 1;
     result = await snapshotCompare(conn, tables, range);
   }
   return { rows: result.source.rowCount, repairs };
 }
 
-function recordVerified(m: AlterMigration, range: IdRange, verdict: { rows: string; repairs: number }): void {
+function recordVerified(m: AlterMigration, range: KeyRange, verdict: { rows: string; repairs: number }): void {
   const s = m.state;
   s.verifiedUpTo = range.hi;
   s.rangesVerified += 1;
@@ -48,18 +49,24 @@ function recordVerified(m: AlterMigration, range: IdRange, verdict: { rows: stri
  * while the next one copies. Ranges are contiguous from the lowest id on either side, so no id is
  * skipped; the Verify phase then covers only what arrived since.
  */
-export function trailingVerify(m: AlterMigration, conn: SqlConnection): (hi: Id) => Promise<void> {
+export function trailingVerify(m: AlterMigration, conn: SqlConnection): (hi: KeyValue) => Promise<void> {
   return async (hi) => {
     const s = m.state;
-    let lo: Id;
-    if (s.verifiedUpTo === null) {
-      const [a, b] = await Promise.all([idBounds(conn, m.tables.sourceTable, m.tables.idColumn), idBounds(conn, m.tables.targetTable, m.tables.idColumn)]);
-      lo = a.min === null ? b.min ?? hi : b.min === null ? a.min : minId(a.min, b.min);
+    let range: KeyRange;
+    if (!keyOf(m.tables).isInteger) {
+      if (reached(m, s.verifiedUpTo, hi)) return;
+      range = { lo: s.verifiedUpTo, loExcluded: true, hi };
     } else {
-      lo = addId(s.verifiedUpTo, 1);
+      let lo: Id;
+      if (s.verifiedUpTo === null) {
+        const [a, b] = await Promise.all([idBounds(conn, m.tables.sourceTable, m.tables.idColumn), idBounds(conn, m.tables.targetTable, m.tables.idColumn)]);
+        lo = a.min === null ? b.min ?? hi : b.min === null ? a.min : minId(a.min, b.min);
+      } else {
+        lo = addId(s.verifiedUpTo, 1);
+      }
+      if (compareIds(lo, hi) > 0) return;
+      range = { lo, hi };
     }
-    if (compareIds(lo, hi) > 0) return;
-    const range = { lo, hi };
     recordVerified(m, range, await verifyAlterRange(conn, m.tables, m.input.migrationId, range));
   };
 }
@@ -75,24 +82,26 @@ export async function verify(event: TaskEvent, deps: TaskDeps): Promise<LoopStat
   const s = m.state;
   const t = m.tables;
   if (s.verifyUpTo === null) {
-    // up to the highest id on either side: a row of the shadow above the table's highest is compared too
-    const [table, shadow] = [await idBounds(m.source, t.sourceTable, t.idColumn), await idBounds(m.source, t.targetTable, t.idColumn)];
-    s.verifyUpTo = table.max === null ? shadow.max : shadow.max === null ? table.max : maxId(table.max, shadow.max);
+    // up to the highest key on either side: a row of the shadow above the table's highest is compared too
+    if (keyOf(t).isInteger) {
+      const [table, shadow] = [await idBounds(m.source, t.sourceTable, t.idColumn), await idBounds(m.source, t.targetTable, t.idColumn)];
+      s.verifyUpTo = table.max === null ? shadow.max : shadow.max === null ? table.max : maxId(table.max, shadow.max);
+    } else {
+      s.verifyUpTo = await highestKey(m.source, [t.sourceTable, t.targetTable], keyOf(t));
+    }
   }
-  while (s.verifyUpTo !== null && (s.verifiedUpTo === null || compareIds(s.verifiedUpTo, s.verifyUpTo) < 0)) {
+  while (s.verifyUpTo !== null && !reached(m, s.verifiedUpTo, s.verifyUpTo)) {
     if (!timeLeft(m)) return loopState(m, { done: false });
     const decision = await checkThrottle(m);
     if (decision.throttled) return outcomeState(m, { kind: 'throttled', reason: decision.reason, waitSeconds: decision.waitSeconds });
-    const next = await nextVerifyRange(m, s.verifiedUpTo, s.verifyUpTo);
-    if (next === null) break;
-    // Rows deleted since verification began can put the lowest id past verifyUpTo: check that id alone.
-    const range = compareIds(next.hi, next.lo) < 0 ? { lo: next.lo, hi: next.lo } : next;
+    const range = await nextVerifyKeys(m, s.verifiedUpTo, s.verifyUpTo);
+    if (range === null) break;
     const started = deps.now();
     const verdict = await verifyAlterRange(m.source, t, m.input.migrationId, range);
     resizeChunk(m, deps.now() - started);
     recordVerified(m, range, verdict);
     await save(m);
-    report(m, `verified ids ${range.lo}..${range.hi}: ${verdict.rows} rows equal`);
+    report(m, `verified ${keyOf(t).isInteger ? 'ids' : 'keys'} ${keyOf(t).describe(range)}: ${verdict.rows} rows equal`);
   }
   s.rowsWrittenAgain = (s.rowsWrittenAgain ?? 0) + (await rewriteLogged(m.source, m.input.migrationId, t));
   await save(m, 'cutover-approval');

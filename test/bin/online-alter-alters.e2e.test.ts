@@ -303,13 +303,22 @@ describe('ferry local online-alter, ALTER by ALTER', () => {
     }
   });
 
-  it('refuses an ALTER that leaves no unique key on id alone, naming the keys the altered table would have, and writes nothing', async () => {
+  it('moves the primary key to (id, student_id), which no longer names a row by id alone: copies by that composite key', async () => {
+    const sc = await alterScenario(3000);
+    try {
+      await likePlainAlter(sc, 'DROP PRIMARY KEY, ADD PRIMARY KEY (id, student_id)');
+    } finally {
+      await sc.close();
+    }
+  });
+
+  it('refuses an ALTER that leaves no unique key starting with one of the table’s, naming the keys the altered table would have, and writes nothing', async () => {
     const sc = await alterScenario(500);
     try {
       const before = await tableSchema(sc.conn, sc.db, CSM);
-      const run = await local(sc, { alter: 'DROP PRIMARY KEY, ADD PRIMARY KEY (id, student_id)' });
+      const run = await local(sc, { alter: 'DROP PRIMARY KEY, DROP KEY student_module, ADD PRIMARY KEY (student_id, id), ADD KEY by_id (id)' });
       expect(run.code, run.stderr).toBe(2);
-      expect(run.stderr).toMatch(/alter: must leave a unique key on one of id alone .*The altered table's unique keys: PRIMARY \(id, student_id\), student_module/);
+      expect(run.stderr).toMatch(/alter: must leave a unique key that starts with the columns of one of courseware_studentmodule's \(PRIMARY \(id\), student_module \(student_id, module_id, course_id\)\).*The altered table's unique keys: PRIMARY \(student_id, id\);/);
       expect(await sc.tables()).toEqual([CSM, 'reference']);
       expect(await tableSchema(sc.conn, sc.db, CSM)).toBe(before);
     } finally {

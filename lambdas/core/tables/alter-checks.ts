@@ -3,10 +3,11 @@ import { InvalidInput, type FerryError } from '../errors.ts';
 import { isPlainName, qualified, quoteIdent, type TableRef } from '../identifiers.ts';
 import type { OnlineAlterInput } from '../online-alter-input.ts';
 import { str, type SqlConnection } from '../ports/sql.ts';
-import { idBounds, insertSelectNotLocking } from './copier.ts';
+import { insertSelectNotLocking } from './copier.ts';
+import { KeyShape } from '../keys.ts';
 import {
   constraintNames, copiedColumns, diskFreeBytes, foreignKeysOf, foreignKeysPointingAt, inspectTable, integerRange, tableBytes,
-  describeUniqueKeys, integerKeys, uniqueIndexOn, type ColumnInfo, type CopyKey, type TableInfo, type UniqueKey,
+  copyKeyColumns, copyKeys, describeUniqueKeys, keyShapeOf, uniqueIndexOnAll, type ColumnInfo, type CopyKey, type TableInfo, type UniqueKey,
 } from './inspector.ts';
 import { requireTable } from './preflight-checks.ts';
 import { checkOwnTriggers, mayMoveOwnTriggers, ownTriggers, type OwnTrigger } from './own-triggers.ts';
@@ -14,28 +15,53 @@ import { buildAltered, captureNames, columnMapping, shadowConstraintName, shadow
 import { newUniqueKeys } from './unique-keys.ts';
 
 /**
- * The key online-alter goes by: a unique key on one integer column that the table and its altered
- * shape both have (the column not renamed, still an integer; the index may be another, under
- * another name), so the ALTER may move the primary key as long as such a key stays. The table's
- * row key when it is one, else its first other. Null when none is shared.
+ * The key online-alter goes by: a key whose rows are one each in the table and in its altered
+ * shape, so the ALTER may move the primary key as long as one stays. It is a whole unique index of
+ * the altered table whose columns start with the columns of a whole unique index of the table
+ * (the same index, kept, or a new primary key `(id, i)` over the table's `(id)`), every column
+ * kept under its name and still compared the same way: an integer stays an integer (it may
+ * widen), any other column keeps its type and collation. The table's own index is the one it is
+ * read by. A key on one integer column is taken first (its ranges split by arithmetic), the
+ * table's row key before others. Null when none is shared.
  */
 export function sharedCopyKey(table: TableInfo, altered: TableInfo, mapping: ColumnMapping): CopyKey | null {
-  return integerKeys(table).find((k) => {
-    const i = mapping.source.findIndex((c) => c.toLowerCase() === k.column.toLowerCase());
-    const after = altered.columns.find((c) => c.name.toLowerCase() === k.column.toLowerCase());
-    return i >= 0 && mapping.target[i]!.toLowerCase() === k.column.toLowerCase() && after && integerRange(after) && uniqueIndexOn(altered, k.column) !== null;
-  }) ?? null;
+  const kept = (name: string) => {
+    const i = mapping.source.findIndex((c) => c.toLowerCase() === name.toLowerCase());
+    const before = table.columns.find((c) => c.name.toLowerCase() === name.toLowerCase());
+    const after = altered.columns.find((c) => c.name.toLowerCase() === name.toLowerCase());
+    if (i < 0 || mapping.target[i]!.toLowerCase() !== name.toLowerCase() || !before || !after) return false;
+    if (integerRange(before)) return integerRange(after) !== null;
+    return before.columnType === after.columnType && before.collation === after.collation;
+  };
+  const lower = (cols: readonly string[]) => cols.map((c) => c.toLowerCase());
+  const pairs = table.uniqueIndexes.filter((u) => u.whole && u.columns.every(kept)).flatMap((u) =>
+    altered.uniqueIndexes
+      .filter((v) => v.whole && v.columns.length >= u.columns.length && lower(v.columns.slice(0, u.columns.length)).join('\0') === lower(u.columns).join('\0') && v.columns.every(kept))
+      .map((v) => ({ column: u.columns[0]!, index: u.name, columns: v.columns.map((c) => table.columns.find((x) => x.name.toLowerCase() === c.toLowerCase())!.name) })),
+  );
+  const usable = pairs.filter((k) => keyShapeOf(table, k.columns) instanceof KeyShape);
+  const single = usable.find((k) => k.columns.length === 1 && integerRange(table.columns.find((c) => c.name === k.columns[0])!) !== null);
+  if (single) return { column: single.column, index: single.index };
+  return usable[0] ?? null;
 }
 
 /** Rows of the table copied into the scratch table (the lowest and the highest ids) before the ALTER is tried on them. */
 export const SAMPLE_ROWS = 1000;
 
-/** Copies the table's SAMPLE_ROWS lowest and highest rows by `idColumn` into a scratch table of its shape, locking none of them (see insertSelectNotLocking). */
-export async function sampleInto(conn: SqlConnection, t: TableRef, scratch: TableRef, columns: readonly string[], idColumn: string): Promise<void> {
+/** Copies the table's SAMPLE_ROWS lowest and highest rows by the key's columns into a scratch table of its shape, locking none of them (see insertSelectNotLocking). */
+export async function sampleInto(conn: SqlConnection, t: TableRef, scratch: TableRef, columns: readonly string[], keyColumns: string | readonly string[]): Promise<void> {
   const cols = columns.map(quoteIdent).join(', ');
+  const by = typeof keyColumns === 'string' ? [keyColumns] : keyColumns;
   for (const order of ['ASC', 'DESC']) {
-    await insertSelectNotLocking(conn, `INSERT IGNORE INTO ${qualified(scratch)} (${cols}) SELECT ${cols} FROM ${qualified(t)} ORDER BY ${quoteIdent(idColumn)} ${order} LIMIT ${SAMPLE_ROWS}`);
+    await insertSelectNotLocking(conn, `INSERT IGNORE INTO ${qualified(scratch)} (${cols}) SELECT ${cols} FROM ${qualified(t)} ORDER BY ${by.map((c) => `${quoteIdent(c)} ${order}`).join(', ')} LIMIT ${SAMPLE_ROWS}`);
   }
+}
+
+/** The lowest and highest value of one integer column (not indexed alone, perhaps: one pass over the table). */
+async function columnBounds(conn: SqlConnection, t: TableRef, column: string): Promise<{ min: string | null; max: string | null }> {
+  const c = quoteIdent(column);
+  const r = (await conn.query(`SELECT MIN(${c}) AS lo, MAX(${c}) AS hi FROM ${qualified(t)}`))[0] ?? {};
+  return { min: str(r, 'lo'), max: str(r, 'hi') };
 }
 
 const SAFE_NAME = /^[A-Za-z0-9_]+$/;
@@ -102,7 +128,7 @@ async function onScratch<T>(
   conn: SqlConnection,
   input: OnlineAlterInput,
   columns: readonly string[],
-  idName: string,
+  idName: readonly string[],
   own: readonly OwnTrigger[],
   inspect: (altered: TableInfo) => Promise<T>,
 ): Promise<T> {
@@ -133,14 +159,14 @@ async function onScratch<T>(
 export async function checkAlterTable(conn: SqlConnection, input: OnlineAlterInput): Promise<{ addedUniqueKeys: string[]; copyKey: CopyKey }> {
   const t = input.table;
   const info = await requireTable(conn, 'table', t, { database: 'fix the name', table: 'fix the name' });
-  const candidates = integerKeys(info);
+  const candidates = copyKeys(info);
   if (candidates.length === 0) {
     throw new InvalidInput(
       'table.table',
-      `${t.table} has no unique key on one integer NOT NULL column (${describeUniqueKeys(info)}); ferry alters tables it can copy by such a key`,
+      `${t.table} has no unique key ferry can copy by (${describeUniqueKeys(info)}): it needs one whose columns are all NOT NULL, indexed whole, and integers, text, binary strings, enums, dates or times; add one first`,
     );
   }
-  const idName = candidates[0]!.column;
+  const idName = copyKeyColumns(candidates[0]!);
   const fks = await foreignKeysPointingAt(conn, t);
   if (fks.length) {
     const listed = fks.map((fk) => `${fk.name} on ${fk.table.database}.${fk.table.table}(${fk.column}) — drop it first: ALTER TABLE \`${fk.table.database}\`.\`${fk.table.table}\` DROP FOREIGN KEY \`${fk.name}\``);
@@ -170,21 +196,25 @@ export async function checkAlterTable(conn: SqlConnection, input: OnlineAlterInp
     if (!copyKey) {
       throw new InvalidInput(
         'alter',
-        `must leave a unique key on one of ${candidates.map((k) => k.column).join(', ')} alone (NOT NULL, an integer, not renamed): ferry copies the table by it. ` +
-          `The altered table's unique keys: ${altered.uniqueIndexes.map((k) => `${k.name} (${k.columns.join(', ')})`).join(', ') || 'none'}; add one, e.g. ADD UNIQUE KEY (${idName})`,
+        `must leave a unique key that starts with the columns of one of ${t.table}'s (${candidates.map((k) => `${k.index} (${copyKeyColumns(k).join(', ')})`).join(', ')}), NOT NULL, not renamed, their types and collations kept: ferry copies the table by it. ` +
+          `The altered table's unique keys: ${altered.uniqueIndexes.map((k) => `${k.name} (${k.columns.join(', ')})`).join(', ') || 'none'}; add one, e.g. ADD UNIQUE KEY (${idName.join(', ')})`,
       );
     }
-    for (const [name, where] of [[copyKey.index, t.table], [uniqueIndexOn(altered, copyKey.column)!, 'the altered table']] as const) {
+    for (const [name, where] of [[copyKey.index, t.table], [uniqueIndexOnAll(altered, copyKeyColumns(copyKey))!, 'the altered table']] as const) {
       if (!isPlainName(name)) {
         throw new InvalidInput(where === t.table ? 'table.table' : 'alter', `unique key ${JSON.stringify(name)} of ${where}, by which ferry copies, has a name ferry does not write into SQL; rename it (letters, digits, _ or $)`);
       }
     }
-    const newRange = integerRange(altered.columns.find((c) => c.name.toLowerCase() === copyKey.column.toLowerCase())!);
-    const { min, max } = await idBounds(conn, t, copyKey.column);
-    if (!newRange || (max !== null && (BigInt(max) > newRange.max || BigInt(min!) < newRange.min))) {
-      throw new InvalidInput('alter', `leaves ${copyKey.column} unable to hold the values the table has (${min}..${max})`);
+    for (const column of copyKeyColumns(copyKey)) {
+      const before = integerRange(info.columns.find((c) => c.name.toLowerCase() === column.toLowerCase())!);
+      const after = integerRange(altered.columns.find((c) => c.name.toLowerCase() === column.toLowerCase())!);
+      if (!before || !after || (after.min <= before.min && after.max >= before.max)) continue;
+      const { min, max } = await columnBounds(conn, t, column);
+      if (max !== null && (BigInt(max) > after.max || BigInt(min!) < after.min)) {
+        throw new InvalidInput('alter', `leaves ${column} unable to hold the values the table has (${min}..${max})`);
+      }
     }
-    const added = newUniqueKeys(info, altered, mapping, copyKey.column);
+    const added = newUniqueKeys(info, altered, mapping, copyKeyColumns(copyKey));
     if (added.length && !input.allowNewUniqueKeys) {
       const names = added.map((k) => `${k.name} (${k.parts.map((p) => p.column + (p.prefix ? `(${p.prefix})` : '')).join(', ')})`).join(', ');
       throw new InvalidInput(

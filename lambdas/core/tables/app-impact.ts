@@ -3,8 +3,8 @@ import type { OnlineAlterInput } from '../online-alter-input.ts';
 import { qualified, quoteIdent, type TableRef } from '../identifiers.ts';
 import { str, type SqlConnection } from '../ports/sql.ts';
 import { sampleInto } from './alter-checks.ts';
-import { copyRange, PIECE_MILLIS, GIVE_WAY_SECONDS } from './copier.ts';
-import { copiedColumns, pairedHashColumns, inspectTable, type CopyKey, type TableInfo } from './inspector.ts';
+import { copyRange, keyBounds, PIECE_MILLIS, GIVE_WAY_SECONDS } from './copier.ts';
+import { copiedColumns, copyKeyColumns, copyKeyShape, pairedHashColumns, inspectTable, type CopyKey, type TableInfo } from './inspector.ts';
 import { captureKey, createShadow, createTriggers, dropShadow, dropTriggers, shadowNames } from './shadow.ts';
 
 /** What online-alter costs the application, measured on a scratch copy of the table (see measureOnScratch). */
@@ -35,39 +35,41 @@ export async function measureOnScratch(conn: SqlConnection, input: OnlineAlterIn
   const name = `_ferry_chk_${randomBytes(8).toString('hex')}`;
   const scratch: TableRef = { database: t.database, table: name };
   const kept: TableRef = { database: t.database, table: `${name}_k` };
-  const idName = copyKey.column;
-  const key = { idColumn: idName, keyIndex: copyKey.index };
-  const id = quoteIdent(idName);
+  const keyColumns = copyKeyColumns(copyKey);
+  const shape = copyKeyShape(info, copyKey);
+  const key = { idColumn: copyKey.column, key: shape, keyIndex: copyKey.index };
   const cols = copiedColumns(info).map(quoteIdent).join(', ');
   const lock = { seconds: input.cutover.lockWaitSeconds, attempts: 1 };
   // the scratch names are its own: a trigger name derived from them cannot be the migration's
   const tag = `plan ${name}`;
   try {
     for (const table of [scratch, kept]) await conn.execute(`CREATE TABLE ${qualified(table)} LIKE ${qualified(t)}`);
-    await sampleInto(conn, t, scratch, copiedColumns(info), idName);
+    await sampleInto(conn, t, scratch, copiedColumns(info), keyColumns);
     await conn.execute(`INSERT INTO ${qualified(kept)} (${cols}) SELECT ${cols} FROM ${qualified(scratch)}`);
-    const ids = (await conn.query(`SELECT ${id} AS id FROM ${qualified(scratch)} ORDER BY ${id} LIMIT ${TIMED_WRITES}`)).map((r) => str(r, 'id')!);
+    const keys = (await conn.query(`SELECT ${shape.select()} FROM ${qualified(scratch)} ORDER BY ${shape.orderBy()} LIMIT ${TIMED_WRITES}`)).map((r) => shape.fromRow(r));
     const rows = Number(str((await conn.query(`SELECT COUNT(*) AS n FROM ${qualified(scratch)}`))[0]!, 'n'));
     // One transaction a pass: what is timed is the statements' own work, which the triggers add to, not the commit's flush, which they do not.
     const pass = async () => {
       const started = now();
       await conn.transaction(async (tx) => {
-        for (const each of ids) {
-          await tx.execute(`DELETE FROM ${qualified(scratch)} WHERE ${id} = ?`, [each]);
-          await tx.execute(`INSERT INTO ${qualified(scratch)} (${cols}) SELECT ${cols} FROM ${qualified(kept)} WHERE ${id} = ?`, [each]);
+        for (const each of keys) {
+          const it = shape.equals(each);
+          await tx.execute(`DELETE FROM ${qualified(scratch)} WHERE ${it.sql}`, it.params);
+          await tx.execute(`INSERT INTO ${qualified(scratch)} (${cols}) SELECT ${cols} FROM ${qualified(kept)} WHERE ${it.sql}`, it.params);
         }
       });
       return now() - started;
     };
     await pass();
-    const mapping = await createShadow(conn, tag, scratch, input.alter, key.idColumn, lock);
+    const mapping = await createShadow(conn, tag, scratch, input.alter, keyColumns, lock);
     const shadow = shadowNames(scratch).shadow;
     const shadowInfo = (await inspectTable(conn, shadow))!;
     const tables = {
       source: conn, target: conn, sourceTable: scratch, targetTable: shadow, ...key, columns: mapping.source, targetColumns: mapping.target,
       hash: pairedHashColumns({ info, names: mapping.source }, { info: shadowInfo, names: mapping.target }), readLock: true
     };
-    const range = { lo: ids[0] ?? '0', hi: str((await conn.query(`SELECT MAX(${id}) AS m FROM ${qualified(scratch)}`))[0]!, 'm') ?? '0' };
+    const bounds = await keyBounds(conn, scratch, shape);
+    const range = { lo: bounds.min ?? '0', hi: bounds.max ?? '0' };
     // the first copy sizes its pieces as a run's copy soon does; the second, timed, copies in pieces of that size
     await copyRange(tables, range);
     await conn.execute(`DELETE FROM ${qualified(shadow)}`);
@@ -76,7 +78,7 @@ export async function measureOnScratch(conn: SqlConnection, input: OnlineAlterIn
     const copyMillis = now() - started;
     // passes with and without the triggers in turn, the fastest of each kept: what else the server does comes and goes
     // the scratch copy was made LIKE the table: the same keys
-    const capture = captureKey(info, shadowInfo, mapping, idName)!;
+    const capture = captureKey(info, shadowInfo, mapping, keyColumns)!;
     let [millisWith, millisWithout] = [Infinity, Infinity];
     for (let round = 0; round < 3; round++) {
       millisWith = Math.min(millisWith, await pass());
@@ -84,7 +86,7 @@ export async function measureOnScratch(conn: SqlConnection, input: OnlineAlterIn
       millisWithout = Math.min(millisWithout, await pass());
       if (round < 2) await createTriggers(conn, tag, scratch, capture, mapping, lock);
     }
-    return { rows, writes: ids.length, millisWithout, millisWith, copiedRows: inserted, copyMillis };
+    return { rows, writes: keys.length, millisWithout, millisWith, copiedRows: inserted, copyMillis };
   } finally {
     await dropShadow(conn, tag, scratch, lock).catch(() => undefined);
     for (const table of [scratch, kept]) await conn.execute(`DROP TABLE IF EXISTS ${qualified(table)}`);

@@ -6,12 +6,13 @@ import { CheckpointStore, type Checkpoint } from '../checkpoints.ts';
 import { chunkSettings, initialChunkSpan, nextChunkSpan, planChunk, type ChunkInput } from '../chunker.ts';
 import { InvalidInput } from '../errors.ts';
 import { claimOwnership, refuseIfReplaced } from '../ownership.ts';
-import { addId, maxId, minId, type Id, type IdRange } from '../ids.ts';
+import { addId, compareIds, maxId, minId, type Id, type IdRange } from '../ids.ts';
 import type { TableRef } from '../identifiers.ts';
 import { decideThrottle, type ThrottleDecision } from '../throttler.ts';
 import type { RowHashForm } from '../checksum.ts';
-import { copyRange, idBounds, nextExistingId, type CopyTables } from './copier.ts';
-import { copiedColumns, integerKeys, pairedHashColumns, inspectTable, type CopyKey, type TableInfo } from './inspector.ts';
+import { copyRange, idBounds, keyAt, keyOf, nextExistingId, type CopyTables } from './copier.ts';
+import { copiedColumns, copyKeyShape, integerKeys, pairedHashColumns, inspectTable, type CopyKey, type TableInfo } from './inspector.ts';
+import type { KeyRange, KeyValue } from '../keys.ts';
 import { loadCharset as loadDataCharset } from './load-data.ts';
 import { replicaLagSeconds, threadsRunning, throttleQueryValue } from './probes.ts';
 
@@ -110,7 +111,7 @@ function copyTables(input: CopySettings, source: SqlConnection, target: SqlConne
   const { source: columns, target: targetColumns } = pairs(sourceInfo, targetInfo);
   const hash = pairedHashColumns({ info: sourceInfo, names: columns }, { info: targetInfo ?? sourceInfo, names: targetColumns }, form);
   const loadCharset = targetInfo === null ? null : loadDataCharset(sourceInfo.columns, targetInfo.columns, columns, targetColumns);
-  return { source, target, sourceTable: input.source, targetTable: input.target, idColumn: key.column, keyIndex: key.index, columns, targetColumns, hash, loadCharset };
+  return { source, target, sourceTable: input.source, targetTable: input.target, idColumn: key.column, key: copyKeyShape(sourceInfo, key), keyIndex: key.index, columns, targetColumns, hash, loadCharset };
 }
 
 /**
@@ -333,20 +334,19 @@ export async function copyUntil(m: AnyMigration, upTo: Id, options: { onRows?: (
     while (timeLeft(m) && (options.until === undefined || m.deps.now() < options.until)) {
       const decision = await checkThrottle(m);
       if (decision.throttled) return await stop({ kind: 'throttled', reason: decision.reason, waitSeconds: decision.waitSeconds });
-      const first = await nextExistingId(m.source, m.input.source, m.tables.idColumn, s.copiedUpTo);
-      const range = planChunk(first, s.chunkSpan, upTo);
+      const range = await nextChunk(m, upTo);
       if (!range) return await stop({ kind: 'caught-up' });
       const started = m.deps.now();
       const { inserted } = await copyRange(m.tables, range);
       const elapsed = m.deps.now() - started;
-      s.copiedUpTo = s.copiedUpTo === null ? range.hi : maxId(s.copiedUpTo, range.hi);
+      s.copiedUpTo = s.copiedUpTo === null || !keyOf(m.tables).isInteger ? range.hi : maxId(s.copiedUpTo, range.hi);
       s.rowsCopied = (BigInt(s.rowsCopied) + BigInt(inserted)).toString();
       resizeChunk(m, elapsed);
       options.onRows?.(inserted);
       await verifying?.keepUp();
       verifying?.behind(range.hi);
       await save(m);
-      report(m, `copied ids ${range.lo}..${range.hi} (${inserted} rows in ${elapsed} ms)`);
+      report(m, `copied ${keyOf(m.tables).isInteger ? 'ids' : 'keys'} ${keyOf(m.tables).describe(range)} (${inserted} rows in ${elapsed} ms)`);
     }
     return await stop({ kind: 'budget' });
   } finally {
@@ -356,9 +356,32 @@ export async function copyUntil(m: AnyMigration, upTo: Id, options: { onRows?: (
 }
 
 /**
- * The next range to verify, contiguous with the last one so no id is skipped: from the lowest id
- * on either side (a stray target row below the source's is seen) or just after `verifiedUpTo`, to
- * `chunkSpan` ids past the next existing source id, never past `upTo`. Null when no id is left.
+ * The next chunk to copy, after `copiedUpTo` and up to `upTo`, or null when no source row is left
+ * there. An integer key's starts at the next id present (one index probe, so a gap in the ids
+ * costs nothing) and spans `chunkSpan` ids; any other key's starts just after `copiedUpTo` and
+ * holds `chunkSpan` rows (a pass over that many entries of the index).
+ */
+async function nextChunk(m: AnyMigration, upTo: KeyValue): Promise<KeyRange | null> {
+  const s = m.state;
+  const key = keyOf(m.tables);
+  if (key.isInteger) return planChunk(await nextExistingId(m.source, m.input.source, m.tables.idColumn, s.copiedUpTo), s.chunkSpan, upTo);
+  const rest: KeyRange = { lo: s.copiedUpTo, loExcluded: true, hi: upTo };
+  const hi = await keyAt(m.source, m.input.source, key, rest, s.chunkSpan - 1);
+  if (hi !== null) return { ...rest, hi };
+  return (await keyAt(m.source, m.input.source, key, rest, 0)) === null ? null : rest;
+}
+
+/** Whether ranges verified (or copied) up to `done` have reached `upTo` (keys of any other shape than one integer reach it exactly). */
+export function reached(m: AnyMigration, done: KeyValue | null, upTo: KeyValue): boolean {
+  if (done === null) return false;
+  return keyOf(m.tables).isInteger ? compareIds(done, upTo) >= 0 : done === upTo;
+}
+
+/**
+ * The next range of ids to verify (an integer key), contiguous with the last one so no id is
+ * skipped: from the lowest id on either side (a stray target row below the source's is seen) or
+ * just after `verifiedUpTo`, to `chunkSpan` ids past the next existing source id, never past
+ * `upTo`. Null when no id is left.
  */
 export async function nextVerifyRange(m: AnyMigration, verifiedUpTo: Id | null, upTo: Id): Promise<IdRange | null> {
   let lo: Id | null;
@@ -371,6 +394,24 @@ export async function nextVerifyRange(m: AnyMigration, verifiedUpTo: Id | null, 
   if (lo === null) return null;
   const next = await nextExistingId(m.source, m.input.source, m.tables.idColumn, addId(lo, -1));
   return { lo, hi: next === null ? upTo : minId(addId(next, m.state.chunkSpan - 1), upTo) };
+}
+
+/**
+ * The next range of keys to verify, of any key: an integer key's as nextVerifyRange gives it
+ * (an id below `verifiedUpTo`'s successor, left by rows deleted since, is checked alone); any
+ * other key's from the lowest key (null) or just after `verifiedUpTo`, over `chunkSpan` source
+ * rows, never past `upTo`. Null when no key is left.
+ */
+export async function nextVerifyKeys(m: AnyMigration, verifiedUpTo: KeyValue | null, upTo: KeyValue): Promise<KeyRange | null> {
+  const key = keyOf(m.tables);
+  if (key.isInteger) {
+    const next = await nextVerifyRange(m, verifiedUpTo, upTo);
+    // Rows deleted since verification began can put the lowest id past upTo: check that id alone.
+    return next === null || compareIds(next.hi, next.lo) >= 0 ? next : { lo: next.lo, hi: next.lo };
+  }
+  if (reached(m, verifiedUpTo, upTo)) return null;
+  const rest: KeyRange = { lo: verifiedUpTo, loExcluded: true, hi: upTo };
+  return { ...rest, hi: (await keyAt(m.source, m.input.source, key, rest, m.state.chunkSpan - 1)) ?? upTo };
 }
 
 /** The value a task hands back to the state machine. */

@@ -3,6 +3,7 @@ import { wholeValue, type HashColumn } from '../checksum.ts';
 import { ERRNO, LocalInfileRefused, ResultTooLarge, type FerryError } from '../errors.ts';
 import { addId, compareIds, fromBig, minId, toBig, type Id, type IdRange } from '../ids.ts';
 import { nextChunkSpan } from '../chunker.ts';
+import { KeyShape, type KeyPredicate, type KeyRange, type KeyValue } from '../keys.ts';
 
 /** Ids per `IN (…)` list: keeps statements short. */
 export const IDS_PER_STATEMENT = 1000;
@@ -14,8 +15,11 @@ export interface CopyTables {
   readonly target: SqlConnection;
   readonly sourceTable: TableRef;
   readonly targetTable: TableRef;
+  /** The key's first column; the whole key when it is one integer column (table-copy's only kind). */
   readonly idColumn: string;
-  /** The source's unique index on `idColumn`, the one the copy reads by (see CopyKey). */
+  /** The key rows are copied, compared and ranged by: the columns of `keyIndex`, the same in both tables (absent: `idColumn` alone, an integer). */
+  readonly key?: KeyShape;
+  /** The source's unique index on the key, the one the copy reads by (see CopyKey). */
   readonly keyIndex: string;
   /** The source's columns that are copied and compared, in the source's order. */
   readonly columns: readonly string[];
@@ -42,6 +46,11 @@ export interface CopyResult {
   readonly inserted: number;
 }
 
+/** The key a copy goes by (see CopyTables.key). */
+export function keyOf(t: Pick<CopyTables, 'key' | 'idColumn'>): KeyShape {
+  return t.key ?? KeyShape.integer(t.idColumn);
+}
+
 /** Both tables on one server: rows never leave it. */
 export function sameServer(t: CopyTables): boolean {
   return t.source === t.target || t.source.serverKey === t.target.serverKey;
@@ -54,16 +63,17 @@ export function sameServer(t: CopyTables): boolean {
  * `LOAD DATA LOCAL INFILE … IGNORE` when the columns allow it (load-data.ts), else they are read in
  * pages and written in multi-row INSERTs bounded by size.
  */
-export async function copyRange(t: CopyTables, range: IdRange): Promise<CopyResult> {
+export async function copyRange(t: CopyTables, range: KeyRange): Promise<CopyResult> {
   const cols = readList(t);
-  const id = quoteIdent(t.idColumn);
+  const key = keyOf(t);
+  const within = key.within(range);
   if (sameServer(t)) {
-    if (t.inTransaction || !t.target.sessions) return { inserted: await insertSelect(t, `${id} BETWEEN ? AND ?`, [range.lo, range.hi]) };
-    return { inserted: await inPieces(t, range, t.readLock ? (piece) => lockedPiece(t, piece) : (piece) => insertSelect(t, `${id} BETWEEN ? AND ?`, [piece.lo, piece.hi])) };
+    if (t.inTransaction || !t.target.sessions) return { inserted: await insertSelect(t, within) };
+    return { inserted: await inPieces(t, range, t.readLock ? (piece) => lockedPiece(t, piece) : (piece) => insertSelect(t, key.within(piece))) };
   }
   if (t.loadCharset && !t.inTransaction && t.source.streamQuery && t.target.loadLocal && !NO_LOCAL_INFILE.has(t.target)) {
     // Rows stream from the source's result into the target's LOAD DATA, a buffer at a time.
-    const rows = t.source.streamQuery(`SELECT ${cols} FROM ${qualified(t.sourceTable)} WHERE ${id} BETWEEN ? AND ? ORDER BY ${id}`, [range.lo, range.hi])[Symbol.asyncIterator]();
+    const rows = t.source.streamQuery(`SELECT ${cols} FROM ${qualified(t.sourceTable)} WHERE ${within.sql} ORDER BY ${key.orderBy()}`, within.params)[Symbol.asyncIterator]();
     try {
       return { inserted: (await t.target.loadLocal(loadDataSql(t.targetTable, t.targetColumns, t.loadCharset), loadDataLines({ [Symbol.asyncIterator]: () => rows }, t.columns))).affectedRows };
     } catch (err) {
@@ -74,14 +84,16 @@ export async function copyRange(t: CopyTables, range: IdRange): Promise<CopyResu
       await rows.return?.();
     }
   }
-  // Rows travel through ferry: read in pages the source can return at once, from the lowest id up.
+  // Rows travel through ferry: read in pages the source can return at once, from the lowest key up.
   let inserted = 0;
   let pageRows = t.source.readPageRows;
-  let from = range.lo;
+  let from = range;
   for (;;) {
     let rows: SqlRow[];
+    const where = key.within(from);
     try {
-      rows = await t.source.query(`SELECT ${cols} FROM ${qualified(t.sourceTable)} WHERE ${id} BETWEEN ? AND ? ORDER BY ${id} LIMIT ${pageRows}`, [from, range.hi]);
+      // a key other than one integer is read as it travels too (see KeyShape), to start the next page from
+      rows = await t.source.query(`SELECT ${cols}${key.isInteger ? '' : `, ${key.select()}`} FROM ${qualified(t.sourceTable)} WHERE ${where.sql} ORDER BY ${key.orderBy()} LIMIT ${pageRows}`, where.params);
     } catch (err) {
       if (err instanceof ResultTooLarge && pageRows > 1) {
         pageRows = Math.max(1, Math.floor(pageRows / 2));
@@ -91,8 +103,8 @@ export async function copyRange(t: CopyTables, range: IdRange): Promise<CopyResu
     }
     inserted += await insertRows(t, rows);
     if (rows.length < pageRows) return { inserted };
-    const last = rows[rows.length - 1]![t.idColumn];
-    from = addId(String(last), 1);
+    const last = rows[rows.length - 1]!;
+    from = key.isInteger ? { lo: addId(String(last[t.idColumn]), 1), hi: range.hi } : { lo: key.fromRow(last), loExcluded: true, hi: range.hi };
   }
 }
 
@@ -102,10 +114,10 @@ export async function copyRange(t: CopyTables, range: IdRange): Promise<CopyResu
  * not waited for, and is found later among the holes. With it (inside a transaction), see
  * lockedPiece. Returns the rows written.
  */
-async function insertSelect(t: CopyTables, where: string, params: readonly unknown[]): Promise<number> {
-  const sql = insertSelectSql(t, where);
-  if (!t.readLock && !t.inTransaction && t.target.sessions) return insertSelectNotLocking(t.target, sql, params);
-  return (await t.target.execute(sql, params)).affectedRows;
+async function insertSelect(t: CopyTables, where: KeyPredicate): Promise<number> {
+  const sql = insertSelectSql(t, where.sql);
+  if (!t.readLock && !t.inTransaction && t.target.sessions) return insertSelectNotLocking(t.target, sql, where.params);
+  return (await t.target.execute(sql, where.params)).affectedRows;
 }
 
 /**
@@ -141,27 +153,49 @@ function insertSelectSql(t: CopyTables, where: string): string {
  */
 export const PIECE_MILLIS = 50;
 
-/** The id span of the last piece each connection copied, to start the next chunk's from. */
+/** The span (ids, or rows of another key) of the last piece each connection copied, to start the next chunk's from. */
 const pieceSpans = new WeakMap<SqlConnection, number>();
 
 /**
  * Copies a range on one server in pieces of about PIECE_MILLIS each, sized by time as chunks are
  * (a chunk keeps its own size, checkpoint and verification; its pieces only bound how long the
- * copy holds a lock). Returns the rows written.
+ * copy holds a lock): spans of ids for an integer key, runs of rows for any other. Returns the rows written.
  */
-async function inPieces(t: CopyTables, range: IdRange, copy: (piece: IdRange) => Promise<number>): Promise<number> {
+async function inPieces(t: CopyTables, range: KeyRange, copy: (piece: KeyRange) => Promise<number>): Promise<number> {
   const settings = { targetMillis: PIECE_MILLIS, minSpan: 1, maxSpan: Number.MAX_SAFE_INTEGER };
   let span = pieceSpans.get(t.target) ?? 100;
   let inserted = 0;
-  for (let lo = range.lo; compareIds(lo, range.hi) <= 0; ) {
-    const hi = minId(addId(lo, span - 1), range.hi);
+  for (let rest: KeyRange | null = range; rest !== null; ) {
+    const [piece, after]: [KeyRange, KeyRange | null] = await splitOff(t, rest, span);
     const started = performance.now();
-    inserted += await copy({ lo, hi });
+    inserted += await copy(piece);
     span = nextChunkSpan(span, performance.now() - started, settings);
-    lo = addId(hi, 1);
+    rest = after;
   }
   pieceSpans.set(t.target, span);
   return inserted;
+}
+
+/** The first `span` ids (or rows, for a key that is not one integer) of a range, and what is left after them (null: nothing). */
+async function splitOff(t: CopyTables, range: KeyRange, span: number): Promise<[KeyRange, KeyRange | null]> {
+  const key = keyOf(t);
+  if (key.isInteger && range.lo !== null) {
+    const lo = range.loExcluded ? addId(range.lo, 1) : range.lo;
+    const hi = minId(addId(lo, span - 1), range.hi);
+    return [{ lo, hi }, compareIds(hi, range.hi) < 0 ? { lo: addId(hi, 1), hi: range.hi } : null];
+  }
+  const hi = await keyAt(t.source, t.sourceTable, key, range, span - 1);
+  return hi === null ? [range, null] : [{ ...range, hi }, { lo: hi, loExcluded: true, hi: range.hi }];
+}
+
+/**
+ * The key `offset` rows into a range of the table, in key order (a consistent read, locking none),
+ * or null when the range holds no more rows than that. One pass over that many entries of the index.
+ */
+export async function keyAt(conn: SqlConnection, table: TableRef, key: KeyShape, range: KeyRange, offset: number): Promise<KeyValue | null> {
+  const where = key.within(range);
+  const rows = await conn.query(`SELECT ${key.select()} FROM ${qualified(table)} WHERE ${where.sql} ORDER BY ${key.orderBy()} LIMIT 1 OFFSET ${Math.max(0, Math.trunc(offset))}`, where.params);
+  return rows[0] ? key.fromRow(rows[0]) : null;
 }
 
 /**
@@ -176,41 +210,62 @@ async function inPieces(t: CopyTables, range: IdRange, copy: (piece: IdRange) =>
  * ended the cycle by failing the application's write, the one with fewer rows changed
  * (repair.test.ts). The rows travel through ferry: the copy takes about twice the time.
  */
-async function lockedPiece(t: CopyTables, piece: IdRange): Promise<number> {
-  const id = quoteIdent(t.idColumn);
+async function lockedPiece(t: CopyTables, piece: KeyRange): Promise<number> {
+  const key = keyOf(t);
   return lockingRange(t.target, piece, async (tx, p, wait) => {
-    const rows = await tx.query(`SELECT ${readList(t)} FROM ${qualified(t.sourceTable)} FORCE INDEX (${quoteIdent(t.keyIndex)}) WHERE ${id} BETWEEN ? AND ? ORDER BY ${id} LOCK IN SHARE MODE${wait}`, [p.lo, p.hi]);
+    const where = key.within(p);
+    const rows = await tx.query(`SELECT ${readList(t)} FROM ${qualified(t.sourceTable)} FORCE INDEX (${quoteIdent(t.keyIndex)}) WHERE ${where.sql} ORDER BY ${key.orderBy()} LOCK IN SHARE MODE${wait}`, where.params);
     return insertRows({ ...t, target: tx }, rows);
-  }, t.stopping);
+  }, { stopping: t.stopping, key, table: t.sourceTable });
 }
 
 /**
  * Runs `fn` on a range of a live table in one transaction whose first statement share-locks the
- * range's rows, `wait` being what that locking read ends with. Over more than one id it is
+ * range's rows, `wait` being what that locking read ends with. Over more than one key it is
  * ` NOWAIT`: when another transaction holds one of the rows, the read fails at once, the
  * transaction is rolled back, and each half of the range is done the same way on its own; a single
- * id waits for its row (see givingWay), holding no other lock. So ferry never waits for an
+ * key waits for its row (see givingWay), holding no other lock. So ferry never waits for an
  * application's lock while it holds one the application may be waiting for: an application
  * transaction that has written one row and then wants another that ferry share-locked (a
  * transaction of several statements) only waits for ferry's transaction to end. Were ferry's read
  * to wait instead, InnoDB would break that cycle by failing the application's transaction, the one
- * holding fewer locks. Returns the sum of what `fn` returned.
+ * holding fewer locks. An integer key's range is halved by its ids; any other's at its middle row,
+ * read from `table` (a range of one row or none waits). Returns the sum of what `fn` returned.
  */
 export async function lockingRange(
   conn: SqlConnection,
-  range: IdRange,
-  fn: (tx: SqlConnection, range: IdRange, wait: '' | ' NOWAIT') => Promise<number>,
-  stopping?: AbortSignal,
+  range: KeyRange,
+  fn: (tx: SqlConnection, range: KeyRange, wait: '' | ' NOWAIT') => Promise<number>,
+  { stopping, key, table }: { stopping?: AbortSignal | undefined; key: KeyShape; table: TableRef },
 ): Promise<number> {
-  if (compareIds(range.lo, range.hi) >= 0) return givingWay(conn, (tx) => fn(tx, range, ''), { stopping });
+  const halves = await halve(conn, range, key, table);
+  if (!halves) return givingWay(conn, (tx) => fn(tx, range, ''), { stopping });
   try {
     return await givingWay(conn, (tx) => fn(tx, range, ' NOWAIT'), { stopping, attempts: 1 });
   } catch (err) {
     const errno = (err as FerryError).errno;
     if (errno !== ERRNO.LOCK_WAIT_TIMEOUT && errno !== ERRNO.DEADLOCK) throw err;
   }
-  const mid = fromBig((toBig(range.lo) + toBig(range.hi)) >> 1n);
-  return (await lockingRange(conn, { lo: range.lo, hi: mid }, fn, stopping)) + (await lockingRange(conn, { lo: addId(mid, 1), hi: range.hi }, fn, stopping));
+  const again = (await halve(conn, range, key, table)) ?? [range];
+  let sum = 0;
+  for (const half of again) sum += await lockingRange(conn, half, fn, { stopping, key, table });
+  return sum;
+}
+
+/** A range cut in two (see lockingRange), or null when it holds one key at most. */
+async function halve(conn: SqlConnection, range: KeyRange, key: KeyShape, table: TableRef): Promise<KeyRange[] | null> {
+  if (key.isInteger && range.lo !== null) {
+    const lo = range.loExcluded ? addId(range.lo, 1) : range.lo;
+    if (compareIds(lo, range.hi) >= 0) return null;
+    const mid = fromBig((toBig(lo) + toBig(range.hi)) >> 1n);
+    return [{ lo, hi: mid }, { lo: addId(mid, 1), hi: range.hi }];
+  }
+  if (key.single(range)) return null;
+  const where = key.within(range);
+  const rows = Number((await conn.query(`SELECT COUNT(*) AS n FROM ${qualified(table)} WHERE ${where.sql}`, where.params))[0]?.n ?? 0);
+  if (rows <= 1) return null;
+  const mid = await keyAt(conn, table, key, range, Math.floor((rows - 1) / 2));
+  return mid === null ? null : [{ ...range, hi: mid }, { lo: mid, loExcluded: true, hi: range.hi }];
 }
 
 /**
@@ -272,13 +327,11 @@ const LOCKING_READS_ONLY = new WeakSet<SqlConnection>();
 export async function copyIds(t: CopyTables, ids: readonly Id[]): Promise<number> {
   let inserted = 0;
   for (let i = 0; i < ids.length; i += IDS_PER_STATEMENT) {
-    const batch = ids.slice(i, i + IDS_PER_STATEMENT);
-    const where = `${quoteIdent(t.idColumn)} IN (${batch.map(() => '?').join(', ')})`;
+    const where = keyOf(t).oneOf(ids.slice(i, i + IDS_PER_STATEMENT));
     if (sameServer(t)) {
-      inserted += await insertSelect(t, where, batch);
+      inserted += await insertSelect(t, where);
     } else {
-      const cols = readList(t);
-      inserted += await insertRows(t, await t.source.query(`SELECT ${cols} FROM ${qualified(t.sourceTable)} WHERE ${where}`, batch));
+      inserted += await insertRows(t, await t.source.query(`SELECT ${readList(t)} FROM ${qualified(t.sourceTable)} WHERE ${where.sql}`, where.params));
     }
   }
   return inserted;
@@ -331,6 +384,24 @@ export async function nextExistingId(conn: SqlConnection, table: TableRef, idCol
     : await conn.query(`SELECT MIN(${id}) AS next_id FROM ${qualified(table)} WHERE ${id} > ?`, [after]);
   const v = rows[0]?.next_id;
   return v === undefined || v === null ? null : String(v);
+}
+
+/** The lowest and highest key of the table (null: it is empty): two probes of the index. */
+export async function keyBounds(conn: SqlConnection, table: TableRef, key: KeyShape): Promise<{ min: KeyValue | null; max: KeyValue | null }> {
+  if (key.isInteger) return idBounds(conn, table, key.columns[0]!.name);
+  const end = async (direction: 'ASC' | 'DESC') => {
+    const rows = await conn.query(`SELECT ${key.select()} FROM ${qualified(table)} ORDER BY ${key.orderBy(direction)} LIMIT 1`);
+    return rows[0] ? key.fromRow(rows[0]) : null;
+  };
+  return { min: await end('ASC'), max: await end('DESC') };
+}
+
+/** The highest key found in any of these tables (they share the key's columns and types), or null when all are empty. */
+export async function highestKey(conn: SqlConnection, tables: readonly TableRef[], key: KeyShape): Promise<KeyValue | null> {
+  const each = tables.map((t) => `(SELECT ${key.columns.map((c, i) => `${quoteIdent(c.name)} AS \`_k${i}\``).join(', ')} FROM ${qualified(t)} ORDER BY ${key.orderBy('DESC')} LIMIT 1)`);
+  const shape = key.renamed(key.columns.map((_, i) => `_k${i}`));
+  const rows = await conn.query(`SELECT ${shape.select()} FROM (${each.join(' UNION ALL ')}) AS ends ORDER BY ${shape.orderBy('DESC')} LIMIT 1`);
+  return rows[0] ? shape.fromRow(rows[0]) : null;
 }
 
 export async function idBounds(conn: SqlConnection, table: TableRef, idColumn: string): Promise<{ min: string | null; max: string | null }> {

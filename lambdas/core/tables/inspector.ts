@@ -42,10 +42,42 @@ export interface TableInfo {
   readonly engine: string | null;
 }
 
-/** The column a migration copies, verifies and deletes by, and the source table's unique index on it. */
+/**
+ * The key a migration copies, verifies and deletes by, and the source table's unique index on it:
+ * `column` alone (an integer; the only kind a checkpoint written before `columns` knew), or `columns`.
+ */
 export interface CopyKey {
+  /** The key's first column. */
   readonly column: string;
   readonly index: string;
+  /** Every column of the key, in the index's order, when it is not one integer column. */
+  readonly columns?: readonly string[];
+}
+
+/** The columns of a copy key. */
+export function copyKeyColumns(key: CopyKey): readonly string[] {
+  return key.columns ?? [key.column];
+}
+
+/**
+ * The table's unique indexes that ferry can copy by, best first: those on one integer column (see
+ * integerKeys: their ranges split by arithmetic), then every other whole unique index whose columns
+ * are all of types ferry reads keys of (see keyKind), in the server's order.
+ */
+export function copyKeys(info: TableInfo): CopyKey[] {
+  const integers = integerKeys(info);
+  const others = info.uniqueIndexes.flatMap((k) => {
+    if (!k.whole || integers.some((i) => i.index === k.name) || !(keyShapeOf(info, k.columns) instanceof KeyShape)) return [];
+    return [{ column: k.columns[0]!, index: k.name, columns: [...k.columns] }];
+  });
+  return [...integers, ...others];
+}
+
+/** The shape of a copy key in this table (its columns' types); throws when the table cannot hold it. */
+export function copyKeyShape(info: TableInfo, key: CopyKey): KeyShape {
+  const shape = keyShapeOf(info, copyKeyColumns(key));
+  if (!(shape instanceof KeyShape)) throw new TypeError(shape.unsupported);
+  return shape;
 }
 
 /** The table's unique indexes that ferry can copy by: one integer column, NOT NULL, indexed whole; its row key first. */
@@ -64,6 +96,12 @@ export function describeUniqueKeys(info: TableInfo): string {
 /** The name of a whole unique index of the table on exactly that one column, or null. */
 export function uniqueIndexOn(info: TableInfo, column: string): string | null {
   return info.uniqueIndexes.find((k) => k.whole && k.columns.length === 1 && k.columns[0]!.toLowerCase() === column.toLowerCase())?.name ?? null;
+}
+
+/** The name of a whole unique index of the table on exactly these columns (in any order), or null. */
+export function uniqueIndexOnAll(info: TableInfo, columns: readonly string[]): string | null {
+  const want = columns.map((c) => c.toLowerCase()).sort().join('\0');
+  return info.uniqueIndexes.find((k) => k.whole && k.columns.map((c) => c.toLowerCase()).sort().join('\0') === want)?.name ?? null;
 }
 
 /** The shape of a key on these columns of the table, or why it cannot be one (a column type ferry does not read keys of, or a column it lacks). */

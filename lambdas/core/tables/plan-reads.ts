@@ -1,3 +1,5 @@
+import { KeyShape, type KeyRange, type KeyValue } from '../keys.ts';
+import { keyAt, keyBounds } from './copier.ts';
 import type { HashColumn } from '../checksum.ts';
 import { addId, type Id } from '../ids.ts';
 import { qualified, quoteIdent, type TableRef } from '../identifiers.ts';
@@ -34,14 +36,21 @@ export function idsLine(min: Id | null, max: Id | null, rows: string): string {
   return `ids ${min} … ${max}: ${count(rows)} rows fill ${fill}% of the span${gaps}`;
 }
 
+/** The range a plan samples, from the table's lowest key `min`: SAMPLE_ROWS ids of an integer key, SAMPLE_ROWS rows of any other. */
+async function sampleRange(conn: SqlConnection, ref: TableRef, key: KeyShape, min: KeyValue): Promise<KeyRange> {
+  if (key.isInteger) return { lo: min, hi: addId(min, SAMPLE_ROWS - 1) };
+  const from: KeyRange = { lo: min, hi: (await keyBounds(conn, ref, key)).max ?? min };
+  return { ...from, hi: (await keyAt(conn, ref, key, from, SAMPLE_ROWS - 1)) ?? from.hi };
+}
+
 /**
  * Reads (and checksums, as verification will) up to SAMPLE_ROWS ids of the source from its lowest
  * id, timed. Null for an empty table.
  */
-export async function timedSample(conn: SqlConnection, ref: TableRef, idColumn: string, columns: readonly HashColumn[], min: Id | null, now: () => number): Promise<PlanSample | null> {
+export async function timedSample(conn: SqlConnection, ref: TableRef, key: KeyShape | string, columns: readonly HashColumn[], min: Id | null, now: () => number): Promise<PlanSample | null> {
   if (min === null) return null;
   const started = now();
-  const r = await checksumRange(conn, ref, idColumn, columns, { lo: min, hi: addId(min, SAMPLE_ROWS - 1) });
+  const r = await checksumRange(conn, ref, key, columns, await sampleRange(conn, ref, KeyShape.of(key), min));
   return { unit: 'rows', count: Number(r.rowCount), millis: now() - started };
 }
 
@@ -50,10 +59,11 @@ export async function timedSample(conn: SqlConnection, ref: TableRef, idColumn: 
  * refreshes it lazily, so a table just filled may show far less) and the column bytes of the rows
  * the sample read, scaled to every row.
  */
-export async function tableBytesAtLeast(conn: SqlConnection, ref: TableRef, idColumn: string, columns: readonly string[], min: Id | null, rows: string, reported: string | null): Promise<string | null> {
+export async function tableBytesAtLeast(conn: SqlConnection, ref: TableRef, key: KeyShape | string, columns: readonly string[], min: Id | null, rows: string, reported: string | null): Promise<string | null> {
   if (min === null) return reported;
   const lengths = columns.map((c) => `COALESCE(LENGTH(${quoteIdent(c)}), 0)`).join(' + ');
-  const r = (await conn.query(`SELECT COUNT(*) AS n, SUM(${lengths}) AS bytes FROM ${qualified(ref)} WHERE ${quoteIdent(idColumn)} BETWEEN ? AND ?`, [min, addId(min, SAMPLE_ROWS - 1)]))[0] ?? {};
+  const where = KeyShape.of(key).within(await sampleRange(conn, ref, KeyShape.of(key), min));
+  const r = (await conn.query(`SELECT COUNT(*) AS n, SUM(${lengths}) AS bytes FROM ${qualified(ref)} WHERE ${where.sql}`, where.params))[0] ?? {};
   const n = BigInt(str(r, 'n') ?? '0');
   if (n === 0n) return reported;
   const sampled = (BigInt(str(r, 'bytes') ?? '0') * BigInt(rows)) / n;

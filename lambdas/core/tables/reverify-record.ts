@@ -1,5 +1,6 @@
 import type { CheckpointStore } from '../checkpoints.ts';
 import type { Id } from '../ids.ts';
+import type { KeyRange } from '../keys.ts';
 
 /**
  * The record of a re-verification beside a pending cut-over approval, kept in the checkpoint's
@@ -18,8 +19,10 @@ export interface ReverifyCount {
 }
 
 export interface ReverifyDifference {
-  readonly lo: Id;
+  /** The span's first key (see KeyRange; null: from the lowest), or the key just before it when `loExcluded`. */
+  readonly lo: Id | null;
   readonly hi: Id;
+  readonly loExcluded?: boolean;
   readonly detail: string;
   readonly foundAt: string;
 }
@@ -79,11 +82,13 @@ export function endPass(r: ReverifyRecord, now: number): void {
  * difference is kept (the first 100; past that only counted), with when it was first seen; one
  * gone is forgotten. True when the difference is new or its words changed: worth saying.
  */
-export function noteLook(r: ReverifyRecord, range: { lo: Id; hi: Id }, detail: string | null, now: number): boolean {
-  const known = r.differences.find((d) => d.lo === range.lo);
-  r.differences = r.differences.filter((d) => d.lo !== range.lo);
+export function noteLook(r: ReverifyRecord, range: KeyRange, detail: string | null, now: number): boolean {
+  const same = (d: ReverifyDifference) => d.lo === range.lo && (d.loExcluded ?? false) === (range.loExcluded ?? false);
+  const known = r.differences.find(same);
+  r.differences = r.differences.filter((d) => !same(d));
   if (detail === null) return false;
-  if (r.differences.length < 100) r.differences.push({ lo: range.lo, hi: range.hi, detail, foundAt: known?.detail === detail ? known.foundAt : new Date(now).toISOString() });
+  const at = known?.detail === detail ? known.foundAt : new Date(now).toISOString();
+  if (r.differences.length < 100) r.differences.push({ lo: range.lo, hi: range.hi, ...(range.loExcluded ? { loExcluded: true } : {}), detail, foundAt: at });
   else r.current.unrecorded = (r.current.unrecorded ?? 0) + 1;
   return known?.detail !== detail;
 }

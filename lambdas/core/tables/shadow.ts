@@ -3,30 +3,33 @@ import { droppedColumns, renameDroppedConstraints, renameMap, setsAutoIncrement 
 import { DatabaseError, ERRNO, VerificationFailed, type FerryError } from '../errors.ts';
 import { isPlainName, qualified, quoteIdent, type TableRef } from '../identifiers.ts';
 import { str, type SqlConnection } from '../ports/sql.ts';
-import { autoIncrementOf, copiedColumns, foreignKeysOf, inspectTable, uniqueIndexOn, type TableInfo } from './inspector.ts';
+import { autoIncrementOf, copiedColumns, foreignKeysOf, inspectTable, integerRange, uniqueIndexOnAll, type ColumnInfo, type TableInfo } from './inspector.ts';
+import type { KeyRange, KeyShape, KeyValue } from '../keys.ts';
 import { newUniqueKeys } from './unique-keys.ts';
 import { setAutoIncrement } from './table-writes.ts';
 import { repairRange, writeFromSource } from './verifier.ts';
-import type { CopyTables } from './copier.ts';
+import { keyOf, type CopyTables } from './copier.ts';
 
-/** What the capture triggers go by: the column, and the shadow's unique indexes on which a duplicate can only be the row itself, already there. */
+/** What the capture triggers go by: the key's columns (the table's names), and the shadow's unique indexes on which a duplicate can only be the row itself, already there. */
 export interface CaptureKey {
-  readonly idColumn: string;
+  readonly columns: readonly string[];
   readonly sameRow: readonly string[];
 }
 
 /**
- * The capture key of a table's shadow: the shadow's unique index on the id, and every other unique
- * key of it that one of the table implies (see newUniqueKeys: its columns, types, collations and
- * prefixes): the table enforces it, so a row that meets another there can only meet its own
- * earlier self. A duplicate on any other key (a new one) is a row the altered table refuses. Null
- * when the shadow has no unique index on the id alone (Preflight refuses such an ALTER).
+ * The capture key of a table's shadow: the shadow's unique index on the key's columns, and every
+ * other unique key of it that one of the table implies (see newUniqueKeys: its columns, types,
+ * collations and prefixes): the table enforces it, so a row that meets another there can only
+ * meet its own earlier self. A duplicate on any other key (a new one) is a row the altered table
+ * refuses. Null when the shadow has no whole unique index on exactly those columns (Preflight
+ * refuses such an ALTER).
  */
-export function captureKey(tableInfo: TableInfo, shadowInfo: TableInfo, mapping: ColumnMapping, idColumn: string): CaptureKey | null {
-  const idIndex = uniqueIndexOn(shadowInfo, idColumn);
+export function captureKey(tableInfo: TableInfo, shadowInfo: TableInfo, mapping: ColumnMapping, columns: string | readonly string[]): CaptureKey | null {
+  const cols = typeof columns === 'string' ? [columns] : columns;
+  const idIndex = uniqueIndexOnAll(shadowInfo, cols);
   if (!idIndex) return null;
-  const added = new Set(newUniqueKeys(tableInfo, shadowInfo, mapping, idColumn).map((k) => k.name));
-  return { idColumn, sameRow: [idIndex, ...shadowInfo.uniqueIndexes.map((k) => k.name).filter((k) => k !== idIndex && !added.has(k))].filter(isPlainName) };
+  const added = new Set(newUniqueKeys(tableInfo, shadowInfo, mapping, cols).map((k) => k.name));
+  return { columns: cols, sameRow: [idIndex, ...shadowInfo.uniqueIndexes.map((k) => k.name).filter((k) => k !== idIndex && !added.has(k))].filter(isPlainName) };
 }
 
 /** The names ferry gives the altered copy and, after the swap, the original. */
@@ -135,7 +138,10 @@ export function triggerSql(migrationId: string, t: TableRef, key: CaptureKey, ma
   const names = captureNames(migrationId, t);
   const sh = qualified(shadowNames(t).shadow);
   const log = qualified(names.log);
-  const id = quoteIdent(key.idColumn);
+  const keyCols = key.columns.map(quoteIdent);
+  const sameKey = (a: 'NEW' | 'OLD', b: 'NEW' | 'OLD') => keyCols.map((c) => `${a}.${c} <=> ${b}.${c}`).join(' AND ');
+  // qualified by the shadow's name: inside the trigger an unqualified column named like one of its variables (n, i, m, …) is the variable
+  const whereKey = (which: 'NEW' | 'OLD') => keyCols.map((c) => `${sh}.${c} = ${which}.${c}`).join(' AND ');
   // a duplicate met on an index where it can only be the row itself (see captureKey): 1062's text ends with the index's name, as 'k' or 'db.table.k'
   const onKey = `(${key.sameRow.map((k) => `RIGHT(w, ${quoteIdent(k).length}) IN ('''${k}''', '.${k}''')`).join(' OR ')})`;
   const cols = mapping.target.map(quoteIdent).join(', ');
@@ -154,8 +160,9 @@ export function triggerSql(migrationId: string, t: TableRef, key: CaptureKey, ma
     'GET DIAGNOSTICS n = NUMBER; SET i = 1, m = h; ' +
     `WHILE i <= n DO GET DIAGNOSTICS CONDITION i e = MYSQL_ERRNO, w = MESSAGE_TEXT; IF e <> ${ERRNO.NO_DEFAULT} AND m IS NULL THEN SET m = w; END IF; SET i = i + 1; END WHILE; `;
   const write = (which: 'NEW' | 'OLD') => `SET h = NULL; INSERT IGNORE INTO ${sh} (${cols}) VALUES (${row(which)}); `;
-  const takeOut = (which: 'NEW' | 'OLD') => `DELETE IGNORE FROM ${sh} WHERE ${id} = ${which}.${id};`;
-  const logged = (event: string) => `INSERT INTO ${log} (row_id, event, message) VALUES (NEW.${id}, '${event}', LEFT(IFNULL(m, 'not written'), 500));`;
+  const takeOut = (which: 'NEW' | 'OLD') => `DELETE IGNORE FROM ${sh} WHERE ${whereKey(which)};`;
+  const logged = (event: string) =>
+    `INSERT INTO ${log} (${logColumns(key.columns.length).map(quoteIdent).join(', ')}, event, message) VALUES (${keyCols.map((c) => `NEW.${c}`).join(', ')}, '${event}', LEFT(IFNULL(m, 'not written'), 500));`;
   // the new row written: a refused one (cut, or not written) is taken out again and logged
   const writeNew = (event: string) => `${write('NEW')}${outcome}IF p = 1 OR m IS NOT NULL THEN ${takeOut('NEW')} ${logged(event)} END IF;`;
   const declare =
@@ -166,24 +173,50 @@ export function triggerSql(migrationId: string, t: TableRef, key: CaptureKey, ma
   // Made delete first, insert last (see createTriggers): a row is in the shadow only once every trigger that could take it out exists.
   return [
     `${on(names.delete, 'DELETE')} BEGIN ${declare} ${write('OLD')}${takeOut('OLD')} END`,
-    `${on(names.update, 'UPDATE')} BEGIN ${declare} IF NEW.${id} <=> OLD.${id} THEN ` +
+    `${on(names.update, 'UPDATE')} BEGIN ${declare} IF ${sameKey('NEW', 'OLD')} THEN ` +
       `${write('NEW')}${outcome}` +
-      `IF p = 1 THEN SET h = NULL; UPDATE ${sh} SET ${assignments} WHERE ${id} = OLD.${id}; ${refusal}END IF; ` +
+      `IF p = 1 THEN SET h = NULL; UPDATE ${sh} SET ${assignments} WHERE ${whereKey('OLD')}; ${refusal}END IF; ` +
       `IF m IS NOT NULL THEN ${takeOut('OLD')} ${logged('update')} END IF; ` +
       `ELSE ${write('OLD')}${takeOut('OLD')} ${writeNew('update')} END IF; END`,
     `${on(names.insert, 'INSERT')} BEGIN ${declare} ${writeNew('insert')} END`,
   ];
 }
 
-function captureLogSql(log: TableRef): string {
+/** The capture log's columns that hold a row's key: `row_id` for a key of one column (as it always was), then `row_id_2`, … */
+export function logColumns(n: number): string[] {
+  return Array.from({ length: n }, (_, i) => (i === 0 ? 'row_id' : `row_id_${i + 1}`));
+}
+
+/** The key as the capture log holds it (see logColumns). */
+export function logKey(key: KeyShape): KeyShape {
+  return key.renamed(logColumns(key.columns.length));
+}
+
+/**
+ * The capture log: one row per write the triggers could not carry into the shadow, with the
+ * row's key. A key of one integer column is held as DECIMAL(20,0), any other in its columns' own
+ * types, character sets and collations, so the log's key compares as the table's does.
+ */
+function captureLogSql(log: TableRef, keyColumns: readonly ColumnInfo[]): string {
+  const integer = keyColumns.length === 1 && integerRange(keyColumns[0]!) !== null;
+  const names = logColumns(keyColumns.length);
+  const defs = integer
+    ? ['row_id DECIMAL(20,0) NOT NULL']
+    : keyColumns.map((c, i) => `${quoteIdent(names[i]!)} ${c.columnType}${c.charset ? ` CHARACTER SET ${plainWord(c.charset)} COLLATE ${plainWord(c.collation ?? '')}` : ''} NOT NULL`);
   return `CREATE TABLE IF NOT EXISTS ${qualified(log)} (
     seq BIGINT UNSIGNED NOT NULL AUTO_INCREMENT PRIMARY KEY,
-    row_id DECIMAL(20,0) NOT NULL,
+    ${defs.join(',\n    ')},
     event VARCHAR(8) NOT NULL,
     message VARCHAR(512) NULL,
     at DATETIME(6) NOT NULL DEFAULT CURRENT_TIMESTAMP(6),
-    KEY row_id (row_id)
+    KEY row_id (${names.map(quoteIdent).join(', ')})
   ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4`;
+}
+
+/** A character set or collation name as the server reports it: letters, digits and underscores only. */
+function plainWord(name: string): string {
+  if (!/^[A-Za-z0-9_]+$/.test(name)) throw new TypeError(`not a character set or collation name: ${JSON.stringify(name)}`);
+  return name;
 }
 
 export function dropTriggerSql(migrationId: string, t: TableRef): string[] {
@@ -275,19 +308,20 @@ export async function createShadow(
   migrationId: string,
   t: TableRef,
   alter: string,
-  idColumn: string,
+  keyColumns: string | readonly string[],
   lock: DdlLock,
   onWait?: (attempt: number, backoffSeconds: number) => void | Promise<void>,
 ): Promise<ColumnMapping> {
   const { shadow } = shadowNames(t);
+  const columns = typeof keyColumns === 'string' ? [keyColumns] : keyColumns;
   await dropShadow(conn, migrationId, t, lock, onWait);
   await buildAltered(conn, t, shadow, alter, shadowConstraintName);
-  await conn.execute(captureLogSql(captureNames(migrationId, t).log));
   const [tableInfo, shadowInfo] = [(await inspectTable(conn, t))!, (await inspectTable(conn, shadow))!];
+  await conn.execute(captureLogSql(captureNames(migrationId, t).log, columns.map((c) => tableInfo.columns.find((x) => x.name.toLowerCase() === c.toLowerCase())!)));
   const mapping = columnMapping(tableInfo, shadowInfo, alter);
-  const key = captureKey(tableInfo, shadowInfo, mapping, idColumn);
+  const key = captureKey(tableInfo, shadowInfo, mapping, columns);
   // Preflight refuses an ALTER that leaves none (see sharedCopyKey)
-  if (!key) throw new VerificationFailed(`${shadow.table} has no unique key on ${idColumn} alone: the ALTER must keep one, ferry copies by it`);
+  if (!key) throw new VerificationFailed(`${shadow.table} has no unique key on (${columns.join(', ')}) alone: the ALTER must keep one, ferry copies by it`);
   await createTriggers(conn, migrationId, t, key, mapping, lock, onWait);
   return mapping;
 }
@@ -325,18 +359,25 @@ export async function dropShadow(
   await conn.execute(`DROP TABLE IF EXISTS ${qualified(captureNames(migrationId, t).log)}`);
 }
 
-/** Ids of rows the capture log holds (writes the shadow refused), with the first reason for each, lowest first. */
-export async function loggedRows(conn: SqlConnection, migrationId: string, t: TableRef, limit: number): Promise<{ id: string; event: string; message: string | null }[]> {
+/** Keys of rows the capture log holds (writes the shadow refused), with the first reason for each, lowest first. */
+export async function loggedRows(conn: SqlConnection, migrationId: string, t: TableRef, key: KeyShape, limit: number): Promise<{ id: KeyValue; event: string; message: string | null }[]> {
   const log = captureNames(migrationId, t).log;
   const exists = await inspectTable(conn, log);
   if (!exists) return [];
-  const rows = await conn.query(`SELECT row_id, MIN(event) AS event, MIN(message) AS message FROM ${qualified(log)} GROUP BY row_id ORDER BY row_id LIMIT ${Math.trunc(limit)}`);
-  return rows.map((r) => ({ id: str(r, 'row_id')!, event: str(r, 'event')!, message: str(r, 'message') }));
+  const inLog = logKey(key);
+  const cols = logColumns(key.columns.length).map(quoteIdent).join(', ');
+  const rows = await conn.query(`SELECT ${inLog.select()}, MIN(event) AS event, MIN(message) AS message FROM ${qualified(log)} GROUP BY ${cols} ORDER BY ${inLog.orderBy()} LIMIT ${Math.trunc(limit)}`);
+  return rows.map((r) => ({ id: inLog.fromRow(r), event: str(r, 'event')!, message: str(r, 'message') }));
 }
 
-/** Forgets logged writes of ids in `[lo, hi]` (they were just written again). */
-export async function clearLogged(conn: SqlConnection, migrationId: string, t: TableRef, lo: string, hi: string): Promise<void> {
-  await conn.execute(`DELETE FROM ${qualified(captureNames(migrationId, t).log)} WHERE row_id BETWEEN CAST(? AS DECIMAL(20,0)) AND CAST(? AS DECIMAL(20,0))`, [lo, hi]);
+/** Forgets logged writes of keys in the range (they were just written again). */
+export async function clearLogged(conn: SqlConnection, migrationId: string, t: TableRef, key: KeyShape, range: KeyRange): Promise<void> {
+  const inLog = logKey(key);
+  // an integer key is held as DECIMAL(20,0): compared as one, so an id of 20 digits is exact
+  const where = inLog.isInteger && range.lo !== null && !range.loExcluded
+    ? { sql: 'row_id BETWEEN CAST(? AS DECIMAL(20,0)) AND CAST(? AS DECIMAL(20,0))', params: [range.lo, range.hi] }
+    : inLog.within(range);
+  await conn.execute(`DELETE FROM ${qualified(captureNames(migrationId, t).log)} WHERE ${where.sql}`, where.params);
 }
 
 /** Whether the swap already happened: the shadow is gone and the old table is there. */
@@ -377,23 +418,24 @@ export async function raiseShadowAutoIncrement(conn: SqlConnection, t: TableRef,
  * meanwhile). A row the shadow refuses fails with the database's reason; it stays logged.
  */
 export async function rewriteLoggedLocked(conn: SqlConnection, migrationId: string, t: CopyTables): Promise<number> {
-  const id = quoteIdent(t.idColumn);
+  const key = keyOf(t);
   let n = 0;
   for (;;) {
-    const logged = await loggedRows(conn, migrationId, t.sourceTable, 100);
+    const logged = await loggedRows(conn, migrationId, t.sourceTable, key, 100);
     if (logged.length === 0) return n;
     for (const row of logged) {
-      await conn.execute(`DELETE FROM ${qualified(t.targetTable)} WHERE ${id} = ?`, [row.id]);
+      const it = key.equals(row.id);
+      await conn.execute(`DELETE FROM ${qualified(t.targetTable)} WHERE ${it.sql}`, it.params);
       try {
         await writeFromSource(conn, t, [row.id]);
       } catch (err) {
         if (!(err instanceof DatabaseError)) throw err;
         throw new VerificationFailed(
-          `the application's ${row.event} of id ${row.id} in ${t.sourceTable.table} cannot be written to the altered table: ${err.message.replace(/^[^:]*: statement failed: /, '')}`,
+          `the application's ${row.event} of ${key.isInteger ? 'id' : `key (${key.names})`} ${row.id} in ${t.sourceTable.table} cannot be written to the altered table: ${err.message.replace(/^[^:]*: statement failed: /, '')}`,
           { cause: err },
         );
       }
-      await clearLogged(conn, migrationId, t.sourceTable, row.id, row.id);
+      await clearLogged(conn, migrationId, t.sourceTable, key, { lo: row.id, hi: row.id });
       n++;
     }
   }
@@ -406,17 +448,19 @@ export async function rewriteLoggedLocked(conn: SqlConnection, migrationId: stri
  * the database's reason, and nothing is deleted. Returns how many rows were written again.
  */
 export async function rewriteLogged(conn: SqlConnection, migrationId: string, t: CopyTables): Promise<number> {
+  const key = keyOf(t);
   let n = 0;
   for (;;) {
-    const logged = await loggedRows(conn, migrationId, t.sourceTable, 100);
+    const logged = await loggedRows(conn, migrationId, t.sourceTable, key, 100);
     if (logged.length === 0) return n;
     for (const row of logged) {
+      const only = { lo: row.id, hi: row.id };
       try {
-        await repairRange(conn, t, { lo: row.id, hi: row.id }, () => clearLogged(conn, migrationId, t.sourceTable, row.id, row.id));
+        await repairRange(conn, t, only, () => clearLogged(conn, migrationId, t.sourceTable, key, only));
       } catch (err) {
         if (!(err instanceof VerificationFailed)) throw err;
         throw new VerificationFailed(
-          `the application's ${row.event} of id ${row.id} in ${t.sourceTable.table} could not be written to the altered table (${row.message ?? 'the row was refused'}), and writing it again fails: ${err.message}`,
+          `the application's ${row.event} of ${key.isInteger ? 'id' : `key (${key.names})`} ${row.id} in ${t.sourceTable.table} could not be written to the altered table (${row.message ?? 'the row was refused'}), and writing it again fails: ${err.message}`,
           { cause: err },
         );
       }

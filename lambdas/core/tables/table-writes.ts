@@ -1,3 +1,4 @@
+import { KeyShape } from '../keys.ts';
 import type { Id } from '../ids.ts';
 import { qualified, quoteIdent, type TableRef } from '../identifiers.ts';
 import { scalar, str, type SqlConnection } from '../ports/sql.ts';
@@ -36,8 +37,8 @@ export async function deleteIds(conn: SqlConnection, ref: TableRef, idColumn: st
 }
 
 /** Deletes the `limit` rows with the lowest ids. Returns the rows deleted. */
-export async function deleteLowest(conn: SqlConnection, ref: TableRef, idColumn: string, limit: number): Promise<number> {
-  const { affectedRows } = await conn.execute(`DELETE FROM ${qualified(ref)} ORDER BY ${quoteIdent(idColumn)} LIMIT ${Math.trunc(limit)}`);
+export async function deleteLowest(conn: SqlConnection, ref: TableRef, key: KeyShape | string, limit: number): Promise<number> {
+  const { affectedRows } = await conn.execute(`DELETE FROM ${qualified(ref)} ORDER BY ${KeyShape.of(key).orderBy()} LIMIT ${Math.trunc(limit)}`);
   return affectedRows;
 }
 

@@ -1,5 +1,5 @@
 import type { ColumnInfo, TableInfo, UniqueKey } from './inspector.ts';
-import { integerRange, uniqueIndexOn } from './inspector.ts';
+import { integerRange, uniqueIndexOnAll } from './inspector.ts';
 import type { ColumnMapping } from './shadow.ts';
 
 /**
@@ -7,9 +7,9 @@ import type { ColumnMapping } from './shadow.ts';
  * when some unique key of the table covers no more than its columns, each unchanged in type and
  * collation and not cut to a shorter prefix. Any other can refuse rows the table accepts.
  */
-export function newUniqueKeys(table: TableInfo, altered: TableInfo, mapping: ColumnMapping, idColumn: string): UniqueKey[] {
-  // The key on the column ferry copies by is the same one, copied one for one (its range checked apart).
-  const kept = uniqueIndexOn(altered, idColumn);
+export function newUniqueKeys(table: TableInfo, altered: TableInfo, mapping: ColumnMapping, keyColumns: string | readonly string[]): UniqueKey[] {
+  // The key ferry copies by is the same one, copied one for one (an integer's range checked apart).
+  const kept = uniqueIndexOnAll(altered, typeof keyColumns === 'string' ? [keyColumns] : keyColumns);
   const alteredCol = (name: string) => altered.columns.find((c) => c.name.toLowerCase() === name.toLowerCase());
   const implies = (e: UniqueKey, k: UniqueKey) =>
     e.parts.every((pe) => {

@@ -1,27 +1,33 @@
 import { type SqlConnection, type SqlRow, str } from '../ports/sql.ts';
-import { differingIds, rangeChecksumSql, rowHashesSql, sameChecksum, type HashColumn, type RangeChecksum } from '../checksum.ts';
+import { checksumSelect, differingIds, rowHashExpr, sameChecksum, type HashColumn, type RangeChecksum } from '../checksum.ts';
 import { DatabaseError, ERRNO, VerificationFailed } from '../errors.ts';
 import type { Id, IdRange } from '../ids.ts';
 import { qualified, quoteIdent, type TableRef } from '../identifiers.ts';
-import { copyRange, IDS_PER_STATEMENT, insertRows, lockingRange, readList, type CopyTables } from './copier.ts';
+import { KeyShape, type KeyRange, type KeyValue } from '../keys.ts';
+import { copyRange, IDS_PER_STATEMENT, insertRows, keyOf, lockingRange, readList, type CopyTables } from './copier.ts';
 
-export async function checksumRange(conn: SqlConnection, table: TableRef, idColumn: string, columns: readonly HashColumn[], range: IdRange): Promise<RangeChecksum> {
-  const rows = await conn.query(rangeChecksumSql(qualified(table), idColumn, columns), [range.lo, range.hi]);
+/** Row count and checksum of a range of keys (an integer key: of ids). */
+export async function checksumRange(conn: SqlConnection, table: TableRef, key: KeyShape | string, columns: readonly HashColumn[], range: KeyRange): Promise<RangeChecksum> {
+  const where = KeyShape.of(key).within(range);
+  const rows = await conn.query(`SELECT ${checksumSelect(columns)} FROM ${qualified(table)} WHERE ${where.sql}`, where.params);
   const r = rows[0] ?? {};
   return { rowCount: str(r, 'row_count') ?? '0', checksum: str(r, 'checksum') ?? '0' };
 }
 
-/** Per-row hashes of a range, in id order. */
-export async function rowHashes(conn: SqlConnection, table: TableRef, idColumn: string, columns: readonly HashColumn[], range: IdRange): Promise<{ id: Id; hash: string }[]> {
-  const rows = await conn.query(rowHashesSql(qualified(table), idColumn, columns), [range.lo, range.hi]);
-  return rows.map((r) => ({ id: str(r, 'id')!, hash: str(r, 'hash')! }));
+/** Per-row hashes of a range, in key order, each row named by its key (see KeyShape.encode); `lock` ends the statement. */
+export async function rowHashes(conn: SqlConnection, table: TableRef | string, key: KeyShape | string, columns: readonly HashColumn[], range: KeyRange, lock = ''): Promise<{ id: KeyValue; hash: string }[]> {
+  const shape = KeyShape.of(key);
+  const where = shape.within(range);
+  const from = typeof table === 'string' ? table : qualified(table);
+  const rows = await conn.query(`SELECT ${shape.select()}, ${rowHashExpr(columns)} AS hash FROM ${from} WHERE ${where.sql} ORDER BY ${shape.orderBy()}${lock}`, where.params);
+  return rows.map((r) => ({ id: shape.fromRow(r), hash: str(r, 'hash')! }));
 }
 
 /** Per-row hashes of a range on both sides of a copy, read at the same time. */
-export function rowHashesBothSides(t: CopyTables, range: IdRange): Promise<[{ id: Id; hash: string }[], { id: Id; hash: string }[]]> {
+export function rowHashesBothSides(t: CopyTables, range: KeyRange): Promise<[{ id: KeyValue; hash: string }[], { id: KeyValue; hash: string }[]]> {
   return Promise.all([
-    rowHashes(t.source, t.sourceTable, t.idColumn, t.hash.source, range),
-    rowHashes(t.target, t.targetTable, t.idColumn, t.hash.target, range),
+    rowHashes(t.source, t.sourceTable, keyOf(t), t.hash.source, range),
+    rowHashes(t.target, t.targetTable, keyOf(t), t.hash.target, range),
   ]);
 }
 
@@ -36,8 +42,8 @@ export interface RangeVerdict {
 
 async function compare(t: CopyTables, range: IdRange): Promise<{ equal: boolean; source: RangeChecksum; target: RangeChecksum }> {
   const [source, target] = await Promise.all([
-    checksumRange(t.source, t.sourceTable, t.idColumn, t.hash.source, range),
-    checksumRange(t.target, t.targetTable, t.idColumn, t.hash.target, range),
+    checksumRange(t.source, t.sourceTable, keyOf(t), t.hash.source, range),
+    checksumRange(t.target, t.targetTable, keyOf(t), t.hash.target, range),
   ]);
   return { equal: sameChecksum(source, target), source, target };
 }
@@ -69,11 +75,11 @@ export async function verifyRange(t: CopyTables, range: IdRange): Promise<RangeV
  * its shadow): triggers write the shadow in the same transaction as the table, so inside one
  * snapshot the two agree unless the copy is wrong.
  */
-export async function snapshotCompare(conn: SqlConnection, t: CopyTables, range: IdRange): Promise<{ source: RangeChecksum; target: RangeChecksum }> {
+export async function snapshotCompare(conn: SqlConnection, t: CopyTables, range: KeyRange): Promise<{ source: RangeChecksum; target: RangeChecksum }> {
   await conn.execute('START TRANSACTION WITH CONSISTENT SNAPSHOT, READ ONLY');
   try {
-    const source = await checksumRange(conn, t.sourceTable, t.idColumn, t.hash.source, range);
-    const target = await checksumRange(conn, t.targetTable, t.idColumn, t.hash.target, range);
+    const source = await checksumRange(conn, t.sourceTable, keyOf(t), t.hash.source, range);
+    const target = await checksumRange(conn, t.targetTable, keyOf(t), t.hash.target, range);
     return { source, target };
   } finally {
     await conn.execute('COMMIT');
@@ -111,29 +117,28 @@ export async function insertRefusing(conn: SqlConnection, sql: string, params: r
  * transaction (inside each piece's, when a row locked by another transaction splits the range:
  * see lockingRange).
  */
-export async function repairRange(conn: SqlConnection, t: CopyTables, range: IdRange, also?: () => Promise<void>): Promise<void> {
-  const id = quoteIdent(t.idColumn);
+export async function repairRange(conn: SqlConnection, t: CopyTables, range: KeyRange, also?: () => Promise<void>): Promise<void> {
+  const key = keyOf(t);
   const source = `${qualified(t.sourceTable)} FORCE INDEX (${quoteIdent(t.keyIndex)})`;
-  const hashes = (rows: SqlRow[]) => rows.map((r) => ({ id: str(r, 'id')!, hash: str(r, 'hash')! }));
   try {
     await lockingRange(conn, range, async (tx, r, wait) => {
-      const inSource = hashes(await tx.query(`${rowHashesSql(source, t.idColumn, t.hash.source)} LOCK IN SHARE MODE${wait}`, [r.lo, r.hi]));
-      const inTarget = hashes(await tx.query(`${rowHashesSql(qualified(t.targetTable), t.idColumn, t.hash.target)} FOR UPDATE`, [r.lo, r.hi]));
+      const inSource = await rowHashes(tx, source, key, t.hash.source, r, ` LOCK IN SHARE MODE${wait}`);
+      const inTarget = await rowHashes(tx, t.targetTable, key, t.hash.target, r, ' FOR UPDATE');
       const diffs = differingIds(inSource, inTarget, Number.MAX_SAFE_INTEGER);
       const out = diffs.filter((d) => d.problem !== 'missing in target').map((d) => d.id);
       const back = diffs.filter((d) => d.problem !== 'extra in target').map((d) => d.id);
       for (let i = 0; i < out.length; i += IDS_PER_STATEMENT) {
-        const ids = out.slice(i, i + IDS_PER_STATEMENT);
-        await tx.execute(`DELETE FROM ${qualified(t.targetTable)} WHERE ${id} IN (${ids.map(() => '?').join(', ')})`, ids);
+        const these = key.oneOf(out.slice(i, i + IDS_PER_STATEMENT));
+        await tx.execute(`DELETE FROM ${qualified(t.targetTable)} WHERE ${these.sql}`, these.params);
       }
       await writeFromSource(tx, t, back);
       await also?.();
       return 0;
-    }, t.stopping);
+    }, { stopping: t.stopping, key, table: t.sourceTable });
   } catch (err) {
     if (!(err instanceof DatabaseError)) throw err;
     throw new VerificationFailed(
-      `ids ${range.lo}..${range.hi} of ${t.sourceTable.table} cannot be written to ${t.targetTable.table}: ${err.message.replace(/^[^:]*: statement failed: /, '')}. ` +
+      `${key.isInteger ? 'ids' : `keys (${key.names})`} ${key.describe(range)} of ${t.sourceTable.table} cannot be written to ${t.targetTable.table}: ${err.message.replace(/^[^:]*: statement failed: /, '')}. ` +
         'The same ALTER run directly on this data would fail too. Nothing was deleted; fix those rows (or the ALTER) and run again.',
       { cause: err },
     );
@@ -141,32 +146,34 @@ export async function repairRange(conn: SqlConnection, t: CopyTables, range: IdR
 }
 
 /**
- * Writes the source's rows of these ids to the target, both on one server, as `INSERT … VALUES`
- * (see repairRange), strictly (see insertRefusing): the ids must not be in the target. Reads them
+ * Writes the source's rows of these keys to the target, both on one server, as `INSERT … VALUES`
+ * (see repairRange), strictly (see insertRefusing): the keys must not be in the target. Reads them
  * with share locks, so inside a transaction none changes before it commits.
  */
-export async function writeFromSource(conn: SqlConnection, t: CopyTables, ids: readonly Id[]): Promise<void> {
+export async function writeFromSource(conn: SqlConnection, t: CopyTables, keys: readonly KeyValue[]): Promise<void> {
   const source = `${qualified(t.sourceTable)} FORCE INDEX (${quoteIdent(t.keyIndex)})`;
-  for (let i = 0; i < ids.length; i += IDS_PER_STATEMENT) {
-    const batch = ids.slice(i, i + IDS_PER_STATEMENT);
-    const rows = await conn.query(`SELECT ${readList(t)} FROM ${source} WHERE ${quoteIdent(t.idColumn)} IN (${batch.map(() => '?').join(', ')}) LOCK IN SHARE MODE`, batch);
+  for (let i = 0; i < keys.length; i += IDS_PER_STATEMENT) {
+    const these = keyOf(t).oneOf(keys.slice(i, i + IDS_PER_STATEMENT));
+    const rows = await conn.query(`SELECT ${readList(t)} FROM ${source} WHERE ${these.sql} LOCK IN SHARE MODE`, these.params);
     await insertRows({ ...t, target: conn }, rows, (sql, params) => insertRefusing(conn, sql, params));
   }
 }
 
 /**
- * Writes one row to the target, unless the target already holds that id, in a transaction of its
+ * Writes one row to the target, unless the target already holds that key, in a transaction of its
  * own: the target refusing it or changing a value (see insertRefusing) is an error, and then
  * nothing is written. Both tables on one server. Returns whether it was written.
  */
-export async function insertMissing(t: CopyTables, id: Id): Promise<boolean> {
-  const idCol = quoteIdent(t.idColumn);
+export async function insertMissing(t: CopyTables, id: KeyValue): Promise<boolean> {
+  const key = keyOf(t);
+  const mine = key.equals(id, 'o');
+  const theirs = key.equals(id, 'n');
   const affectedRows = await t.target.transaction((tx) =>
     insertRefusing(
       tx,
       `INSERT IGNORE INTO ${qualified(t.targetTable)} (${t.targetColumns.map(quoteIdent).join(', ')}) SELECT ${t.columns.map((c) => `o.${quoteIdent(c)}`).join(', ')} FROM ${qualified(t.sourceTable)} o ` +
-        `WHERE o.${idCol} = ? AND NOT EXISTS (SELECT 1 FROM ${qualified(t.targetTable)} n WHERE n.${idCol} = ?)`,
-      [id, id],
+        `WHERE ${mine.sql} AND NOT EXISTS (SELECT 1 FROM ${qualified(t.targetTable)} n WHERE ${theirs.sql})`,
+      [...mine.params, ...theirs.params],
     ),
   );
   return affectedRows > 0;

@@ -40,6 +40,25 @@ describe('capture triggers', () => {
     expect(logged).toEqual([]);
   });
 
+  it.each([
+    ['one integer column named i', 'i int NOT NULL PRIMARY KEY, n int NOT NULL', ['i']],
+    ['two columns named n and i', 'n int NOT NULL, i int NOT NULL, PRIMARY KEY (n, i)', ['n', 'i']],
+  ])('carry updates and deletes of a table keyed by %s, names the triggers also give their own variables', async (_, columns, key) => {
+    const { db } = td;
+    const name = `k${key.length}`;
+    await td.conn.query(`CREATE TABLE \`${db}\`.${name} (${columns}, v int NULL); INSERT INTO \`${db}\`.${name} (n, i, v) VALUES (1, 1, 1), (2, 2, 2), (3, 3, 3)`);
+    const c = await td.sql.connect('edxapp');
+    const t = { database: db, table: name };
+    await createShadow(c, `cap${name}`, t, 'ADD COLUMN w int NULL', key, { seconds: 2, attempts: 1 });
+    await td.conn.query(`INSERT INTO \`${db}\`._${name}_new (n, i, v) SELECT n, i, v FROM \`${db}\`.${name}`);
+    await td.conn.query(`UPDATE \`${db}\`.${name} SET v = 10 WHERE i = 1`);
+    await td.conn.query(`DELETE FROM \`${db}\`.${name} WHERE i = 2`);
+    const [shadow] = await td.conn.query(`SELECT n, i, v FROM \`${db}\`._${name}_new ORDER BY i`);
+    expect(shadow).toEqual([{ n: 1, i: 1, v: 10 }, { n: 3, i: 3, v: 3 }]);
+    const [logged] = await td.conn.query(`SELECT * FROM \`${db}\`.\`${captureNames(`cap${name}`, t).log.table}\``);
+    expect(logged).toEqual([]);
+  });
+
   it('on a table keyed by a unique key, update a row the shadow has in place, and log only a clash on another key', async () => {
     const { db } = td;
     await td.conn.query(`CREATE TABLE \`${db}\`.u (id int NOT NULL AUTO_INCREMENT, v int NULL, w int NULL, UNIQUE KEY row_id (id)); INSERT INTO \`${db}\`.u VALUES (1, 1, 1), (2, 2, 2)`);

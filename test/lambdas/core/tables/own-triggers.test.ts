@@ -26,7 +26,7 @@ describe("a table's own triggers", () => {
 
   it('reads them in the order they fire, without ferry’s own triggers or stand-ins', async () => {
     const c = await td.sql.connect('edxapp');
-    await createTriggers(c, 'm1', t(), { idColumn: 'id', sameRow: ['PRIMARY'] }, { source: ['id', 'v'], target: ['id', 'v'] }, { seconds: 2, attempts: 1 });
+    await createTriggers(c, 'm1', t(), { columns: ['id'], sameRow: ['PRIMARY'] }, { source: ['id', 'v'], target: ['id', 'v'] }, { seconds: 2, attempts: 1 });
     const before = await ownTriggers(c, t());
     await createAnchors(c, 'm1', t(), before);
     const own = await ownTriggers(c, t());

@@ -30,19 +30,19 @@ describe('shadow and triggers', () => {
   });
 
   it('writes each row before it changes or deletes it, never looks for a row that is not there, logs what the shadow refused, never REPLACEs, every identifier quoted', () => {
-    const [del, upd, ins] = triggerSql('m', t, { idColumn: 'id', sameRow: ['PRIMARY'] }, { source: ['id', 'state'], target: ['id', 'State2'] }) as [string, string, string];
+    const [del, upd, ins] = triggerSql('m', t, { columns: ['id'], sameRow: ['PRIMARY'] }, { source: ['id', 'state'], target: ['id', 'State2'] }) as [string, string, string];
     const sh = '`edxapp`.`_courseware_studentmodule_new`';
     const log = '`edxapp`.`' + captureNames('m', t).log.table + '`';
     // made delete first and insert last, so a row is in the shadow only once every trigger that could take it out exists
     expect(del).toMatch(/AFTER DELETE ON `edxapp`.`courseware_studentmodule` FOR EACH ROW BEGIN/);
     expect(ins).toMatch(/AFTER INSERT ON `edxapp`.`courseware_studentmodule` FOR EACH ROW BEGIN/);
     expect(ins).toContain(`INSERT IGNORE INTO ${sh} (\`id\`, \`State2\`) VALUES (NEW.\`id\`, NEW.\`state\`);`);
-    expect(ins).toContain(`INSERT INTO ${log} (row_id, event, message) VALUES (NEW.\`id\`, 'insert', LEFT(IFNULL(m, 'not written'), 500))`);
+    expect(ins).toContain(`INSERT INTO ${log} (\`row_id\`, event, message) VALUES (NEW.\`id\`, 'insert', LEFT(IFNULL(m, 'not written'), 500))`);
     // a delete writes the old row (when it is missing) before it deletes it: no DELETE ever looks for a missing row
-    expect(del).toContain(`INSERT IGNORE INTO ${sh} (\`id\`, \`State2\`) VALUES (OLD.\`id\`, OLD.\`state\`); DELETE IGNORE FROM ${sh} WHERE \`id\` = OLD.\`id\`;`);
+    expect(del).toContain(`INSERT IGNORE INTO ${sh} (\`id\`, \`State2\`) VALUES (OLD.\`id\`, OLD.\`state\`); DELETE IGNORE FROM ${sh} WHERE ${sh}.\`id\` = OLD.\`id\`;`);
     // an update writes the new row, and updates in place only a row that was there already
     expect(upd).toContain(`IF NEW.\`id\` <=> OLD.\`id\` THEN SET h = NULL; INSERT IGNORE INTO ${sh} (\`id\`, \`State2\`) VALUES (NEW.\`id\`, NEW.\`state\`);`);
-    expect(upd).toContain(`IF p = 1 THEN SET h = NULL; UPDATE ${sh} SET \`id\` = NEW.\`id\`, \`State2\` = NEW.\`state\` WHERE \`id\` = OLD.\`id\`;`);
+    expect(upd).toContain(`IF p = 1 THEN SET h = NULL; UPDATE ${sh} SET \`id\` = NEW.\`id\`, \`State2\` = NEW.\`state\` WHERE ${sh}.\`id\` = OLD.\`id\`;`);
     // a key change takes the old row out before the new one (which may take its unique values) goes in
     expect(upd.indexOf(`ELSE SET h = NULL; INSERT IGNORE INTO ${sh} (\`id\`, \`State2\`) VALUES (OLD.`)).toBeGreaterThan(0);
     // a refusal is caught and logged; a deadlock or a killed query is raised again
