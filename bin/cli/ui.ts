@@ -34,23 +34,23 @@ async function describe(raw: unknown, env: NodeJS.ProcessEnv, withFacts: boolean
     const s = await tableStats(raw, env, withFacts ? 'bounded' : 'none');
     const c = s.checkpoint;
     const facts: Fact[] = !withFacts || !c ? [] : [
-      { label: 'verified', value: `${n(c.rangesVerified)} ranges, ${n(c.rowsVerified)} rows, up to id ${c.verifiedUpTo ?? '–'}; ${n(c.rangesRepaired)} repaired by a re-copy` },
+      { label: 'verified', value: `${n(c.rangesVerified)} ranges, ${n(c.rowsVerified)} rows, up to ${keyWord(c.verifiedUpTo)} ${c.verifiedUpTo ?? '–'}; ${n(c.rangesRepaired)} repaired by a re-copy` },
       ...reverifyFacts(c.reverify as ReverifyRecord | null),
       side('rows in the source', s.source as TableSide),
       side('rows in the target', s.target as TableSide),
     ];
-    return { phase: c?.phase ?? null, progress: c ? `${n(c.rowsCopied)} of ~${n(c.estimatedRows)} rows copied, up to id ${c.copiedUpTo ?? '–'}; ${n(c.rowsDeleted)} deleted` : null, facts, flags };
+    return { phase: c?.phase ?? null, progress: c ? `${n(c.rowsCopied)} of ~${n(c.estimatedRows)} rows copied, up to ${keyWord(c.copiedUpTo)} ${c.copiedUpTo ?? '–'}; ${n(c.rowsDeleted)} deleted` : null, facts, flags };
   }
   if (machine === 'online-alter') {
     const s = await alterStats(raw, env, withFacts ? 'bounded' : 'none');
     const c = s.checkpoint;
     const facts: Fact[] = !withFacts || !c ? [] : [
-      { label: 'verified', value: `${n(c.rangesVerified)} ranges, ${n(c.rowsVerified)} rows, up to id ${c.verifiedUpTo ?? '–'}; ${n(c.rangesRepaired)} repaired` },
+      { label: 'verified', value: `${n(c.rangesVerified)} ranges, ${n(c.rowsVerified)} rows, up to ${keyWord(c.verifiedUpTo)} ${c.verifiedUpTo ?? '–'}; ${n(c.rangesRepaired)} repaired` },
       ...reverifyFacts(c.reverify as ReverifyRecord | null),
       side('rows in the table', s.table as TableSide),
       side('rows in the altered copy', s.shadow as TableSide),
     ];
-    return { phase: c?.phase ?? null, progress: c ? `${n(c.rowsCopied)} of ~${n(c.estimatedRows)} rows copied, up to id ${c.copiedUpTo ?? '–'}` : null, facts, flags: () => ({}) };
+    return { phase: c?.phase ?? null, progress: c ? `${n(c.rowsCopied)} of ~${n(c.estimatedRows)} rows copied, up to ${keyWord(c.copiedUpTo)} ${c.copiedUpTo ?? '–'}` : null, facts, flags: () => ({}) };
   }
   // Counting docs per type reads a view (or every doc): only when an approval is pending.
   if (!withFacts) return { phase: null, progress: null, facts: [], flags };
@@ -177,4 +177,9 @@ export async function servePage(opts: { stateDir: string; env: NodeJS.ProcessEnv
       server.closeIdleConnections();
     }),
   };
+}
+
+/** An id (a key of one integer column, a decimal) or a key of any other shape (a JSON array of its values). */
+function keyWord(value: unknown): string {
+  return typeof value === 'string' && value.startsWith('[') ? 'key' : 'id';
 }

@@ -1,5 +1,6 @@
 import type { TaskDeps } from '../core/ports/task-deps.ts';
 import { copyUntil, loopState, outcomeState, report, save, type TaskEvent } from '../core/tables/chunked-copy.ts';
+import { keyOf } from '../core/tables/copier.ts';
 import { openAlter, type LoopState } from './open-alter.ts';
 import { trailingVerify } from './verify.ts';
 
@@ -20,6 +21,6 @@ export async function copyChunks(event: TaskEvent, deps: TaskDeps): Promise<Loop
     await verifier.close();
   }
   await save(m, 'verify');
-  report(m, `copy done up to id ${m.state.copiedUpTo ?? '(empty table)'}, verified up to ${m.state.verifiedUpTo ?? '(none)'}`);
+  report(m, `copy done up to ${keyOf(m.tables).isInteger ? 'id' : 'key'} ${m.state.copiedUpTo ?? '(empty table)'}, verified up to ${m.state.verifiedUpTo ?? '(none)'}`);
   return loopState(m, { done: true });
 }

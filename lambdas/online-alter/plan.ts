@@ -37,7 +37,7 @@ export async function planOnlineAlter(input: OnlineAlterInput, deps: PlanDeps, k
   const beforeTriggers = !checkpoint || checkpoint.phase === 'prepare' || checkpoint.phase === 'copy';
   if (checkpoint) {
     const s = checkpoint.state;
-    resumes = { phase: checkpoint.phase, note: `checkpoint of ${checkpoint.updatedAt}: ${s.rowsCopied} rows copied up to id ${s.copiedUpTo ?? '(none)'}, verified up to ${s.verifiedUpTo ?? '(none)'}${s.swappedAt ? `, swapped at ${s.swappedAt}` : ''}; owned by ${s.owner ?? 'no execution'}` };
+    resumes = { phase: checkpoint.phase, note: `checkpoint of ${checkpoint.updatedAt}: ${s.rowsCopied} rows copied up to ${s.copiedUpTo?.startsWith('[') ? 'key' : 'id'} ${s.copiedUpTo ?? '(none)'}, verified up to ${s.verifiedUpTo ?? '(none)'}${s.swappedAt ? `, swapped at ${s.swappedAt}` : ''}; owned by ${s.owner ?? 'no execution'}` };
   }
   if (info) {
     shape = copyKeyShape(info, copyKey!);

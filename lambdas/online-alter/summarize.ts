@@ -1,4 +1,5 @@
 import type { TaskDeps } from '../core/ports/task-deps.ts';
+import { keyOf } from '../core/tables/copier.ts';
 import { inspectTable } from '../core/tables/inspector.ts';
 import type { TaskEvent } from '../core/tables/chunked-copy.ts';
 import { openAlter } from './open-alter.ts';
@@ -15,6 +16,8 @@ export async function summarize(event: TaskEvent, deps: TaskDeps) {
     phase: m.phase,
     table: `${t.database}.${t.table}`,
     alter: m.input.alter.alter,
+    /** The key it copied by (see CopyKey), its columns. */
+    copyKey: keyOf(m.tables).columns.map((c) => c.name),
     idColumnType: info?.columns.find((c) => c.name === m.tables.idColumn)?.columnType ?? null,
     rowsCopied: s.rowsCopied,
     rangesVerified: s.rangesVerified,

@@ -290,7 +290,7 @@ describe('ferry local online-alter of a table whose key is not one integer colum
     expect(run.code, run.stderr).toBe(0);
     expect(counts.inserts + counts.updates + counts.deletes, JSON.stringify(counts)).toBeGreaterThan(10);
     expect(counts.mismatches).toEqual([]);
-    expect(run.last).toMatchObject({ phase: 'done' });
+    expect(run.last).toMatchObject({ phase: 'done', copyKey: c.key });
 
     await conn.query(`ALTER TABLE ${q(db)}.reference ${c.alter}`);
     const [altered, reference] = [await content(conn, db, c.table, c.key), await content(conn, db, 'reference', c.key)];
