@@ -56,8 +56,14 @@ export function keyKind(dataType: string): KeyKind | null {
 
 /** The shape of one table's key: how to read, encode, compare and order its values. */
 export class KeyShape {
-  constructor(readonly columns: readonly KeyColumn[]) {
+  /**
+   * `orderedBy`: how many leading columns already name one row each in the table read (its unique
+   * index covers them): rows are ordered by those alone, which the index gives without a sort, and
+   * which is the same order (the key `(id, i)` read through a table's primary key on `id`).
+   */
+  constructor(readonly columns: readonly KeyColumn[], readonly orderedBy: number = columns.length) {
     if (columns.length === 0) throw new TypeError('a key has at least one column');
+    if (!(orderedBy >= 1 && orderedBy <= columns.length)) throw new TypeError(`a key of ${columns.length} columns is ordered by 1 to ${columns.length} of them, not ${orderedBy}`);
     for (const c of columns) quoteIdent(c.name);
   }
 
@@ -110,7 +116,7 @@ export class KeyShape {
 
   /** `ORDER BY` the key, ascending or descending. */
   orderBy(direction: 'ASC' | 'DESC' = 'ASC', alias?: string): string {
-    return this.columns.map((c) => `${this.column(c, alias)} ${direction}`).join(', ');
+    return this.columns.slice(0, this.orderedBy).map((c) => `${this.column(c, alias)} ${direction}`).join(', ');
   }
 
   /** Rows whose key is above `value` (`strict`) or at least it. */
@@ -152,7 +158,7 @@ export class KeyShape {
 
   /** The same key under other column names (a log that keeps keys under its own names), in order. */
   renamed(names: readonly string[]): KeyShape {
-    return new KeyShape(this.columns.map((c, i) => ({ name: names[i]!, kind: c.kind })));
+    return new KeyShape(this.columns.map((c, i) => ({ name: names[i]!, kind: c.kind })), this.orderedBy);
   }
 
   /** The row with this key. */

@@ -37,7 +37,12 @@ export function sharedCopyKey(table: TableInfo, altered: TableInfo, mapping: Col
   const pairs = table.uniqueIndexes.filter((u) => u.whole && u.columns.every(kept)).flatMap((u) =>
     altered.uniqueIndexes
       .filter((v) => v.whole && v.columns.length >= u.columns.length && lower(v.columns.slice(0, u.columns.length)).join('\0') === lower(u.columns).join('\0') && v.columns.every(kept))
-      .map((v) => ({ column: u.columns[0]!, index: u.name, columns: v.columns.map((c) => table.columns.find((x) => x.name.toLowerCase() === c.toLowerCase())!.name) })),
+      .map((v) => ({
+        column: u.columns[0]!,
+        index: u.name,
+        columns: v.columns.map((c) => table.columns.find((x) => x.name.toLowerCase() === c.toLowerCase())!.name),
+        ...(v.columns.length > u.columns.length ? { orderedBy: u.columns.length } : {}),
+      })),
   );
   const usable = pairs.filter((k) => keyShapeOf(table, k.columns) instanceof KeyShape);
   const single = usable.find((k) => k.columns.length === 1 && integerRange(table.columns.find((c) => c.name === k.columns[0])!) !== null);

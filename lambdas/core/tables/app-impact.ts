@@ -44,7 +44,7 @@ export async function measureOnScratch(conn: SqlConnection, input: OnlineAlterIn
   const tag = `plan ${name}`;
   try {
     for (const table of [scratch, kept]) await conn.execute(`CREATE TABLE ${qualified(table)} LIKE ${qualified(t)}`);
-    await sampleInto(conn, t, scratch, copiedColumns(info), keyColumns);
+    await sampleInto(conn, t, scratch, copiedColumns(info), keyColumns.slice(0, shape.orderedBy));
     await conn.execute(`INSERT INTO ${qualified(kept)} (${cols}) SELECT ${cols} FROM ${qualified(scratch)}`);
     const keys = (await conn.query(`SELECT ${shape.select()} FROM ${qualified(scratch)} ORDER BY ${shape.orderBy()} LIMIT ${TIMED_WRITES}`)).map((r) => shape.fromRow(r));
     const rows = Number(str((await conn.query(`SELECT COUNT(*) AS n FROM ${qualified(scratch)}`))[0]!, 'n'));

@@ -52,6 +52,8 @@ export interface CopyKey {
   readonly index: string;
   /** Every column of the key, in the index's order, when it is not one integer column. */
   readonly columns?: readonly string[];
+  /** How many of `columns` the source's index `index` has, when fewer: they alone order the rows (see KeyShape.orderedBy). */
+  readonly orderedBy?: number;
 }
 
 /** The columns of a copy key. */
@@ -77,7 +79,7 @@ export function copyKeys(info: TableInfo): CopyKey[] {
 export function copyKeyShape(info: TableInfo, key: CopyKey): KeyShape {
   const shape = keyShapeOf(info, copyKeyColumns(key));
   if (!(shape instanceof KeyShape)) throw new TypeError(shape.unsupported);
-  return shape;
+  return key.orderedBy ? new KeyShape(shape.columns, key.orderedBy) : shape;
 }
 
 /** The table's unique indexes that ferry can copy by: one integer column, NOT NULL, indexed whole; its row key first. */

@@ -88,6 +88,34 @@ describe('KeyShape on MariaDB', () => {
     });
   }
 
+  it('a key wider than the unique index it is read through, (id, i) by the primary key on id, pages in the same order without a sort', async () => {
+    await td.conn.query(`CREATE TABLE \`${td.db}\`.wide (id int NOT NULL PRIMARY KEY, i int NOT NULL, v int); INSERT INTO \`${td.db}\`.wide SELECT seq * 3, seq % 7, seq FROM \`${td.db}\`.seq_1_to_5000; ANALYZE TABLE \`${td.db}\`.wide`);
+    const conn = await td.sql.connect('edxapp');
+    const columns = [{ name: 'id', kind: 'integer' as const }, { name: 'i', kind: 'integer' as const }];
+    const byIndex = new KeyShape(columns, 1);
+    const whole = new KeyShape(columns);
+    expect(byIndex.orderBy()).toBe('`id` ASC');
+    expect(() => new KeyShape(columns, 3)).toThrow(/ordered by 1 to 2/);
+    // paging after a key, 700 rows at a time, meets every row once, in the order of ORDER BY id, i
+    const paged: KeyValue[] = [];
+    for (let after: KeyValue | null = null; ; ) {
+      const where: KeyPredicate | null = after === null ? null : byIndex.after(after);
+      const page = await keysWhere(conn, 'wide', byIndex, where, 700);
+      paged.push(...page);
+      if (page.length < 700) break;
+      after = page[page.length - 1]!;
+    }
+    expect(paged).toEqual(await keysWhere(conn, 'wide', whole, null));
+    expect(paged).toHaveLength(5000);
+    // the statement a chunk's end is found with: read in the index's order, no filesort
+    const rest = byIndex.within({ lo: '["300","2"]', loExcluded: true, hi: '["15000","5"]' });
+    const plan = await conn.query(`EXPLAIN SELECT ${byIndex.select()} FROM \`${td.db}\`.wide WHERE ${rest.sql} ORDER BY ${byIndex.orderBy()} LIMIT 1 OFFSET 999`, rest.params);
+    expect(plan[0]).toMatchObject({ key: 'PRIMARY' });
+    expect(String(plan[0]!.Extra)).not.toMatch(/filesort/);
+    const sorted = await conn.query(`EXPLAIN SELECT ${whole.select()} FROM \`${td.db}\`.wide WHERE ${rest.sql} ORDER BY ${whole.orderBy()} LIMIT 1 OFFSET 999`, rest.params);
+    expect(String(sorted[0]!.Extra)).toMatch(/filesort/);
+  });
+
   it('travels as strings: an integer key as its decimal id, any other as a JSON array; values of the wrong form are refused', () => {
     const id = new KeyShape([{ name: 'id', kind: 'integer' }]);
     expect(id.isInteger).toBe(true);
