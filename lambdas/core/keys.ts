@@ -147,8 +147,9 @@ export class KeyShape {
 
   /** How a range is named to an operator. */
   describe(range: KeyRange): string {
-    const lo = range.lo === null ? 'the lowest' : `${range.loExcluded ? 'after ' : ''}${range.lo}`;
-    return this.isInteger && range.lo !== null && !range.loExcluded ? `${range.lo}..${range.hi}` : `${lo} .. ${range.hi}`;
+    if (range.lo === null) return `up to ${range.hi}`;
+    if (range.loExcluded) return `after ${range.lo} up to ${range.hi}`;
+    return this.isInteger ? `${range.lo}..${range.hi}` : `${range.lo} .. ${range.hi}`;
   }
 
   /** The columns, as `a, b`. */
