@@ -165,15 +165,48 @@ async function inPieces(t: CopyTables, range: KeyRange, copy: (piece: KeyRange) 
   const settings = { targetMillis: PIECE_MILLIS, minSpan: 1, maxSpan: Number.MAX_SAFE_INTEGER };
   let span = pieceSpans.get(t.target) ?? 100;
   let inserted = 0;
+  const byRows = t.readLock && !keyOf(t).isInteger;
   for (let rest: KeyRange | null = range; rest !== null; ) {
-    const [piece, after]: [KeyRange, KeyRange | null] = await splitOff(t, rest, span);
     const started = performance.now();
-    inserted += await copy(piece);
+    const first: { inserted: number; rest: KeyRange | null } | null = byRows ? await firstRowsLocked(t, rest, span) : null;
+    if (first) {
+      inserted += first.inserted;
+      rest = first.rest;
+    } else {
+      const [piece, after]: [KeyRange, KeyRange | null] = await splitOff(t, rest, span);
+      inserted += await copy(piece);
+      rest = after;
+    }
     span = nextChunkSpan(span, performance.now() - started, settings);
-    rest = after;
   }
   pieceSpans.set(t.target, span);
   return inserted;
+}
+
+/**
+ * A piece of a copy that triggers keep in step (see lockedPiece) by a key other than one integer,
+ * without first looking for where it ends: the range's first `span` rows, read under share locks
+ * with `NOWAIT` and written in one transaction; the piece ends at the last row read. Null, having
+ * done nothing, when another transaction held one of them: the piece is then found and split as
+ * any other (see lockingRange).
+ */
+async function firstRowsLocked(t: CopyTables, range: KeyRange, span: number): Promise<{ inserted: number; rest: KeyRange | null } | null> {
+  const key = keyOf(t);
+  const where = key.within(range);
+  try {
+    return await givingWay(t.target, async (tx) => {
+      const rows = await tx.query(
+        `SELECT ${readList(t)}, ${key.select()} FROM ${qualified(t.sourceTable)} FORCE INDEX (${quoteIdent(t.keyIndex)}) WHERE ${where.sql} ORDER BY ${key.orderBy()} LIMIT ${Math.max(1, Math.trunc(span))} LOCK IN SHARE MODE NOWAIT`,
+        where.params,
+      );
+      const inserted = await insertRows({ ...t, target: tx }, rows);
+      return { inserted, rest: rows.length < span ? null : { lo: key.fromRow(rows[rows.length - 1]!), loExcluded: true, hi: range.hi } };
+    }, { stopping: t.stopping, attempts: 1 });
+  } catch (err) {
+    const errno = (err as FerryError).errno;
+    if (errno !== ERRNO.LOCK_WAIT_TIMEOUT && errno !== ERRNO.DEADLOCK) throw err;
+    return null;
+  }
 }
 
 /** The first `span` ids (or rows, for a key that is not one integer) of a range, and what is left after them (null: nothing). */

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { copyRange } from '../../../../lambdas/core/tables/copier.ts';
+import { KeyShape } from '../../../../lambdas/core/keys.ts';
 import { repairRange } from '../../../../lambdas/core/tables/verifier.ts';
 import { createShadow } from '../../../../lambdas/core/tables/shadow.ts';
 import { besideApplication, localCopyTables } from '../../../helpers/lock-scenes.ts';
@@ -33,6 +34,23 @@ describe('repairRange and the copy beside an application transaction', () => {
     const t = await tables('c', '_c_new');
     expect(await secondWrite('c', 50, 10, () => copyRange(t, { lo: '1', hi: '100' }))).toMatchObject({ app: null, ...noError });
     const [rows] = await td.conn.query(`SELECT COUNT(*) AS n FROM \`${td.db}\`._c_new`);
+    expect(Number((rows as { n: string }[])[0]!.n)).toBe(100);
+  });
+
+  it("copies by a composite key a range whose rows an application transaction writes high then low, without failing the application's second write, and copies every row", async () => {
+    const shape = '(name varchar(20) NOT NULL, n int NOT NULL, v int NULL, PRIMARY KEY (name, n))';
+    await td.conn.query(`CREATE TABLE \`${td.db}\`.ck ${shape}; CREATE TABLE \`${td.db}\`._ck_new ${shape}`);
+    await td.conn.query(`INSERT INTO \`${td.db}\`.ck (name, n, v) SELECT CONCAT('u', seq DIV 10), seq, seq FROM \`${td.db}\`.seq_1_to_100`);
+    const t = await tables('ck', '_ck_new');
+    const key = new KeyShape([{ name: 'name', kind: 'text' }, { name: 'n', kind: 'integer' }]);
+    const ck = { ...t, key, idColumn: 'name' };
+    const app = await besideApplication(
+      [`UPDATE \`${td.db}\`.ck SET v = v + 1 WHERE name = 'u5' AND n = 50`],
+      () => copyRange(ck, { lo: null, hi: '["u9","99"]' }),
+      `UPDATE \`${td.db}\`.ck SET v = v + 1 WHERE name = 'u1' AND n = 10`,
+    );
+    expect(app).toMatchObject({ app: null, ...noError });
+    const [rows] = await td.conn.query(`SELECT COUNT(*) AS n FROM \`${td.db}\`._ck_new`);
     expect(Number((rows as { n: string }[])[0]!.n)).toBe(100);
   });
 
