@@ -12,7 +12,7 @@ import { admin, makeDatabases } from '../helpers/db.ts';
  * ALTER that leaves only a composite key shared by both shapes (gh-ost's shared-uk). With the
  * application inserting, updating and deleting rows meanwhile, the result must be exactly what a
  * plain ALTER of the same data gives, rows and schema, with no trigger left behind. A table with
- * no unique key ferry can go by (a nullable or a FLOAT column in it) is refused before anything is
+ * no unique key ferry can go by (a nullable or a FLOAT column in it, or one enforced by a HASH index) is refused before anything is
  * written, naming the keys it has.
  */
 
@@ -317,6 +317,14 @@ describe('ferry local online-alter of a table whose key is not one integer colum
       values: (seq: string) => `SELECT seq % 40, seq / 7, CONCAT('p', seq) FROM ${seq}`,
       keys: 'PRIMARY (id, weight)',
     },
+    {
+      // MariaDB enforces a unique key on a column this long with a HASH index, which keeps no order
+      name: 'a column too long for a B-tree',
+      table: 'long_key',
+      create: (t: string) => `CREATE TABLE ${t} (id int NULL, name varchar(1000) NOT NULL, payload varchar(100) NULL, UNIQUE KEY by_name (name)) DEFAULT CHARSET=utf8mb4`,
+      values: (seq: string) => `SELECT seq, CONCAT(REPEAT('x', seq % 900), seq), CONCAT('p', seq) FROM ${seq}`,
+      keys: 'by_name (name) (a hash index)',
+    },
   ])('refuses a table whose only unique key has $name, naming its keys, and writes nothing', async (c) => {
     env = await setUp();
     const { conn, db } = env;
@@ -336,5 +344,20 @@ describe('ferry local online-alter of a table whose key is not one integer colum
     expect(await tableSchema(conn, db, c.table)).toBe(schema);
     const diff = firstDifference(await content(conn, db, c.table, ['id', 'payload']), before);
     expect(diff, JSON.stringify(diff)).toBeNull();
+  });
+
+  it('refuses an ALTER whose new primary key adds a column the table lets be NULL: ranges of the key would never hold such a row', async () => {
+    env = await setUp();
+    const { conn, db } = env;
+    const t = `${q(db)}.nullable_extra`;
+    await conn.query(`CREATE TABLE ${t} (id int NOT NULL AUTO_INCREMENT PRIMARY KEY, i int NULL, payload varchar(100) NULL)`);
+    await conn.query(`INSERT INTO ${t} (id, i, payload) SELECT seq, seq % 50, CONCAT('p', seq) FROM ${q(db)}.seq_1_to_500`);
+    const schema = await tableSchema(conn, db, 'nullable_extra');
+    const run = await runFerry(['local', 'online-alter', '--input', env.inputFile('nullable_extra', 'DROP PRIMARY KEY, ADD PRIMARY KEY (id, i)'), '--state-dir', env.stateDir, '--approve', 'all']);
+    expect(run.code, run.stderr).toBe(2);
+    expect(run.stderr).toMatch(/alter: must leave a unique key that starts with the columns of one of nullable_extra's \(PRIMARY \(id\)\), NOT NULL/);
+    expect(await tables(conn, db)).toEqual(['nullable_extra']);
+    expect(await triggers(conn, db)).toEqual([]);
+    expect(await tableSchema(conn, db, 'nullable_extra')).toBe(schema);
   });
 });

@@ -29,14 +29,15 @@ export function sharedCopyKey(table: TableInfo, altered: TableInfo, mapping: Col
     const i = mapping.source.findIndex((c) => c.toLowerCase() === name.toLowerCase());
     const before = table.columns.find((c) => c.name.toLowerCase() === name.toLowerCase());
     const after = altered.columns.find((c) => c.name.toLowerCase() === name.toLowerCase());
-    if (i < 0 || mapping.target[i]!.toLowerCase() !== name.toLowerCase() || !before || !after) return false;
+    // NOT NULL in both: a key column of the table's that is nullable (the columns a wider key adds) would let a row escape every range
+    if (i < 0 || mapping.target[i]!.toLowerCase() !== name.toLowerCase() || !before || !after || before.nullable || after.nullable) return false;
     if (integerRange(before)) return integerRange(after) !== null;
     return before.columnType === after.columnType && before.collation === after.collation;
   };
   const lower = (cols: readonly string[]) => cols.map((c) => c.toLowerCase());
-  const pairs = table.uniqueIndexes.filter((u) => u.whole && u.columns.every(kept)).flatMap((u) =>
+  const pairs = table.uniqueIndexes.filter((u) => u.whole && u.ordered && u.columns.every(kept)).flatMap((u) =>
     altered.uniqueIndexes
-      .filter((v) => v.whole && v.columns.length >= u.columns.length && lower(v.columns.slice(0, u.columns.length)).join('\0') === lower(u.columns).join('\0') && v.columns.every(kept))
+      .filter((v) => v.whole && v.ordered && v.columns.length >= u.columns.length && lower(v.columns.slice(0, u.columns.length)).join('\0') === lower(u.columns).join('\0') && v.columns.every(kept))
       .map((v) => ({
         column: u.columns[0]!,
         index: u.name,

@@ -429,12 +429,20 @@ export async function keyBounds(conn: SqlConnection, table: TableRef, key: KeySh
   return { min: await end('ASC'), max: await end('DESC') };
 }
 
-/** The highest key found in any of these tables (they share the key's columns and types), or null when all are empty. */
+/**
+ * The highest key found in any of these tables (they share the key's columns and types), or null
+ * when all are empty: each table's highest, kept when the next table holds no key above it. (Keys
+ * compared as the key's predicates compare them: read through a UNION, an ENUM would become text.)
+ */
 export async function highestKey(conn: SqlConnection, tables: readonly TableRef[], key: KeyShape): Promise<KeyValue | null> {
-  const each = tables.map((t) => `(SELECT ${key.columns.map((c, i) => `${quoteIdent(c.name)} AS \`_k${i}\``).join(', ')} FROM ${qualified(t)} ORDER BY ${key.orderBy('DESC')} LIMIT 1)`);
-  const shape = key.renamed(key.columns.map((_, i) => `_k${i}`));
-  const rows = await conn.query(`SELECT ${shape.select()} FROM (${each.join(' UNION ALL ')}) AS ends ORDER BY ${shape.orderBy('DESC')} LIMIT 1`);
-  return rows[0] ? shape.fromRow(rows[0]) : null;
+  let top: KeyValue | null = null;
+  for (const t of tables) {
+    const max = (await keyBounds(conn, t, key)).max;
+    if (max === null) continue;
+    const above = top === null ? null : key.after(top);
+    if (above === null || (await conn.query(`SELECT 1 AS above FROM ${qualified(t)} WHERE ${above.sql} LIMIT 1`, above.params)).length > 0) top = max;
+  }
+  return top;
 }
 
 export async function idBounds(conn: SqlConnection, table: TableRef, idColumn: string): Promise<{ min: string | null; max: string | null }> {

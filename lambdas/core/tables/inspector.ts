@@ -32,6 +32,12 @@ export interface UniqueIndex extends UniqueKey {
   readonly columns: readonly string[];
   /** Every column NOT NULL and indexed whole (no prefix): the index names one row per value. */
   readonly whole: boolean;
+  /**
+   * A B-tree, which keeps its entries in order: not the HASH index MariaDB enforces a unique key on
+   * a long column with, which nothing can be read in order from (a sort in its place compares only
+   * the first max_sort_length bytes of each value).
+   */
+  readonly ordered: boolean;
 }
 
 export interface TableInfo {
@@ -69,7 +75,7 @@ export function copyKeyColumns(key: CopyKey): readonly string[] {
 export function copyKeys(info: TableInfo): CopyKey[] {
   const integers = integerKeys(info);
   const others = info.uniqueIndexes.flatMap((k) => {
-    if (!k.whole || integers.some((i) => i.index === k.name) || !(keyShapeOf(info, k.columns) instanceof KeyShape)) return [];
+    if (!k.whole || !k.ordered || integers.some((i) => i.index === k.name) || !(keyShapeOf(info, k.columns) instanceof KeyShape)) return [];
     return [{ column: k.columns[0]!, index: k.name, columns: [...k.columns] }];
   });
   return [...integers, ...others];
@@ -86,13 +92,13 @@ export function copyKeyShape(info: TableInfo, key: CopyKey): KeyShape {
 export function integerKeys(info: TableInfo): CopyKey[] {
   return info.uniqueIndexes.flatMap((k) => {
     const column = info.columns.find((c) => k.columns.length === 1 && c.name.toLowerCase() === k.columns[0]!.toLowerCase());
-    return k.whole && column && integerRange(column) ? [{ column: column.name, index: k.name }] : [];
+    return k.whole && k.ordered && column && integerRange(column) ? [{ column: column.name, index: k.name }] : [];
   });
 }
 
 /** How the table's unique keys are named to an operator. */
 export function describeUniqueKeys(info: TableInfo): string {
-  return info.uniqueIndexes.length ? `its unique keys: ${info.uniqueIndexes.map((k) => `${k.name} (${k.columns.join(', ')})`).join(', ')}` : 'it has no unique key';
+  return info.uniqueIndexes.length ? `its unique keys: ${info.uniqueIndexes.map((k) => `${k.name} (${k.columns.join(', ')})${k.ordered ? '' : ' (a hash index)'}`).join(', ')}` : 'it has no unique key';
 }
 
 /** The name of a whole unique index of the table on exactly that one column, or null. */
@@ -177,11 +183,11 @@ export async function inspectTable(conn: SqlConnection, ref: TableRef): Promise<
  */
 async function uniqueIndexesOf(conn: SqlConnection, ref: TableRef): Promise<UniqueIndex[]> {
   const rows = await conn.query(`SHOW INDEX FROM ${qualified(ref)}`);
-  const keys = new Map<string, { name: string; columns: string[]; parts: { column: string; prefix: number | null }[]; whole: boolean }>();
+  const keys = new Map<string, { name: string; columns: string[]; parts: { column: string; prefix: number | null }[]; whole: boolean; ordered: boolean }>();
   for (const r of rows) {
     if (str(r, 'Non_unique') !== '0') continue;
     const name = str(r, 'Key_name')!;
-    const k = keys.get(name) ?? { name, columns: [], parts: [], whole: true };
+    const k = keys.get(name) ?? { name, columns: [], parts: [], whole: true, ordered: (str(r, 'Index_type') ?? 'BTREE').toUpperCase() === 'BTREE' };
     const sub = str(r, 'Sub_part');
     k.columns.push(str(r, 'Column_name')!);
     k.parts.push({ column: str(r, 'Column_name')!, prefix: sub === null ? null : Number(sub) });

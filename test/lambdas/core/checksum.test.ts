@@ -23,7 +23,7 @@ describe('checksum SQL', () => {
       "SHA1(CONCAT_WS(',', IFNULL(`id`, 'N'), IFNULL(CONCAT(LENGTH(`state`), ':', `state`), 'N')))",
     );
     const column = (name: string, dataType: string) => ({ name, dataType, columnType: dataType, nullable: true, generated: false, charset: null, collation: null });
-    const table = (...columns: ReturnType<typeof column>[]): TableInfo => ({ ref: { database: 'd', table: 't' }, columns, uniqueIndexes: [{ name: 'PRIMARY', columns: ['id'], parts: [{ column: 'id', prefix: null }], whole: true }], engine: 'InnoDB' });
+    const table = (...columns: ReturnType<typeof column>[]): TableInfo => ({ ref: { database: 'd', table: 't' }, columns, uniqueIndexes: [{ name: 'PRIMARY', columns: ['id'], parts: [{ column: 'id', prefix: null }], whole: true, ordered: true }], engine: 'InnoDB' });
     // an int the ALTER made a varchar is length-prefixed on both sides, so equal values still hash alike
     const source = { info: table(column('id', 'int'), column('n', 'int'), column('at', 'datetime')), names: ['id', 'n', 'at'] };
     const target = { info: table(column('id', 'bigint'), column('n', 'varchar'), column('at', 'datetime')), names: ['id', 'n', 'at'] };

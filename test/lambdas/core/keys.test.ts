@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { KeyShape, keyKind, type KeyPredicate, type KeyValue } from '../../../lambdas/core/keys.ts';
 import { inspectTable, keyShapeOf } from '../../../lambdas/core/tables/inspector.ts';
+import { highestKey } from '../../../lambdas/core/tables/copier.ts';
 import type { SqlConnection } from '../../../lambdas/core/ports/sql.ts';
 import { testDatabase } from '../../helpers/test-database.ts';
 
@@ -114,6 +115,21 @@ describe('KeyShape on MariaDB', () => {
     expect(String(plan[0]!.Extra)).not.toMatch(/filesort/);
     const sorted = await conn.query(`EXPLAIN SELECT ${whole.select()} FROM \`${td.db}\`.wide WHERE ${rest.sql} ORDER BY ${whole.orderBy()} LIMIT 1 OFFSET 999`, rest.params);
     expect(String(sorted[0]!.Extra)).toMatch(/filesort/);
+  });
+
+  it('the highest key of two tables is found as the key compares, an ENUM by its position, not its label', async () => {
+    const shape = "(kind enum('b','a','c') NOT NULL, id int NOT NULL, PRIMARY KEY (kind, id))";
+    await td.conn.query(`CREATE TABLE \`${td.db}\`.e1 ${shape}; CREATE TABLE \`${td.db}\`.e2 ${shape}; CREATE TABLE \`${td.db}\`.e3 ${shape};
+      INSERT INTO \`${td.db}\`.e1 VALUES ('b', 1), ('a', 2); INSERT INTO \`${td.db}\`.e2 VALUES ('b', 3), ('c', 1); INSERT INTO \`${td.db}\`.e3 VALUES ('a', 9)`);
+    const conn = await td.sql.connect('edxapp');
+    const key = new KeyShape([{ name: 'kind', kind: 'enum' }, { name: 'id', kind: 'integer' }]);
+    const t = (table: string) => ({ database: td.db, table });
+    // 'c' is the third member: above 'a' and 'b', whatever the labels' alphabetical order
+    expect(await highestKey(conn, [t('e1'), t('e2')], key)).toBe('["3","1"]');
+    expect(await highestKey(conn, [t('e2'), t('e1')], key)).toBe('["3","1"]');
+    expect(await highestKey(conn, [t('e1'), t('e3')], key)).toBe('["2","9"]');
+    await td.conn.query(`CREATE TABLE \`${td.db}\`.e4 ${shape}`);
+    expect(await highestKey(conn, [t('e4')], key)).toBeNull();
   });
 
   it('travels as strings: an integer key as its decimal id, any other as a JSON array; values of the wrong form are refused', () => {

@@ -8,7 +8,7 @@ function table(...names: string[]): TableInfo {
   return {
     ref: t,
     engine: 'InnoDB',
-    uniqueIndexes: [{ name: 'PRIMARY', columns: ['id'], parts: [{ column: 'id', prefix: null }], whole: true }],
+    uniqueIndexes: [{ name: 'PRIMARY', columns: ['id'], parts: [{ column: 'id', prefix: null }], whole: true, ordered: true }],
     columns: names.map((name) => ({ name, dataType: 'int', columnType: 'int(11)', nullable: true, generated: name.startsWith('gen'), charset: null, collation: null })),
   };
 }
