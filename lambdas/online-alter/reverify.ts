@@ -1,7 +1,7 @@
 import type { TaskDeps } from '../core/ports/task-deps.ts';
 import { CheckpointStore } from '../core/checkpoints.ts';
 import { VerificationFailed } from '../core/errors.ts';
-import { keyBounds, keyOf } from '../core/tables/copier.ts';
+import { highestKey, keyOf } from '../core/tables/copier.ts';
 import { checkThrottle, nextVerifyKeys, notice, reached, report, timeLeft, type TaskEvent } from '../core/tables/chunked-copy.ts';
 import { describeReverify, endPass, freshReverify, noteLook, startPass, unrecordedOf, writeReverify, type ReverifyRecord } from '../core/tables/reverify-record.ts';
 import { MACHINE, openAlter, type AlterMigration, type OnlineAlterState } from './open-alter.ts';
@@ -23,7 +23,8 @@ export async function reverify(event: TaskEvent, deps: TaskDeps): Promise<{ phas
   const r: ReverifyRecord = structuredClone(m.state.reverify) ?? freshReverify();
   if (!startPass(r, deps.now(), m.input.alter.reverify.everySeconds)) return { phase: m.phase, reverify: r, note: describeReverify(r, deps.now()) };
   const key = keyOf(m.tables);
-  const upTo = (await keyBounds(m.source, m.tables.sourceTable, key)).max;
+  // up to the highest key on either side, as Verify: a row of the shadow above the table's highest is looked at too
+  const upTo = await highestKey(m.source, [m.tables.sourceTable, m.tables.targetTable], key);
   while (timeLeft(m)) {
     const decision = await checkThrottle(m);
     if (decision.throttled) {

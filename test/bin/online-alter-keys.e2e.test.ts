@@ -325,6 +325,14 @@ describe('ferry local online-alter of a table whose key is not one integer colum
       values: (seq: string) => `SELECT seq, CONCAT(REPEAT('x', seq % 900), seq), CONCAT('p', seq) FROM ${seq}`,
       keys: 'by_name (name) (a hash index)',
     },
+    {
+      // rows are read in ascending key order: a descending part would make the server sort the rest of the table for every chunk
+      name: 'a descending part',
+      table: 'desc_key',
+      create: (t: string) => `CREATE TABLE ${t} (id int NOT NULL, n int NOT NULL, payload varchar(100) NULL, PRIMARY KEY (id, n DESC))`,
+      values: (seq: string) => `SELECT seq DIV 3, seq, CONCAT('p', seq) FROM ${seq}`,
+      keys: 'PRIMARY (id, n) (n descending)',
+    },
   ])('refuses a table whose only unique key has $name, naming its keys, and writes nothing', async (c) => {
     env = await setUp();
     const { conn, db } = env;
@@ -359,5 +367,15 @@ describe('ferry local online-alter of a table whose key is not one integer colum
     expect(await tables(conn, db)).toEqual(['nullable_extra']);
     expect(await triggers(conn, db)).toEqual([]);
     expect(await tableSchema(conn, db, 'nullable_extra')).toBe(schema);
+  });
+
+  it('refuses a table with a column whose name ferry does not write into SQL, naming it, and writes nothing', async () => {
+    env = await setUp();
+    const { conn, db } = env;
+    await conn.query(`CREATE TABLE ${q(db)}.odd_name (id int NOT NULL, \`a b\` int NOT NULL, payload varchar(100) NULL, PRIMARY KEY (\`a b\`))`);
+    const run = await runFerry(['local', 'online-alter', '--input', env.inputFile('odd_name', ADD_NOTE), '--state-dir', env.stateDir, '--approve', 'all']);
+    expect(run.code, run.stderr).toBe(2);
+    expect(run.stderr).toMatch(/table\.table: column "a b" of odd_name has a name ferry does not write into SQL; rename it/);
+    expect(await tables(conn, db)).toEqual(['odd_name']);
   });
 });

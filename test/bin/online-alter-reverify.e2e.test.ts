@@ -26,6 +26,26 @@ describe('online-alter re-verifies while the cut-over approval waits', () => {
     }
   });
 
+  it('looks above the table’s highest id too: a row of the altered copy there, which the table does not have, is taken out before the swap', async () => {
+    const sc = await alterScenario(2000);
+    try {
+      const run = startFerry(['local', 'online-alter', '--input', sc.inputFile({ reverify: { everySeconds: 1 }, cleanup: { mode: 'drop' } }), '--state-dir', sc.stateDir]);
+      await run.waitFor(/re-verification: verified 0 minutes ago, \d+ ranges, 0 differences/);
+      const [top] = await sc.conn.query(`SELECT MAX(id) AS m FROM \`${sc.db}\`.${CSM}`);
+      const stray = Number((top as { m: number }[])[0]!.m) + 1000;
+      await sc.conn.query(`INSERT INTO \`${sc.db}\`.\`_${CSM}_new\` (id, module_id, student_id, created, modified, course_id) VALUES (?, 'stray', 777777, NOW(), NOW(), 'c')`, [stray]);
+      await run.waitFor(new RegExp(`re-verification: ids \\d+\\.\\.${stray} of _courseware_studentmodule_new differed from courseware_studentmodule and were written again from it`));
+      expect((await runFerry(['approve', sc.migrationId, '--step', 'cutover', '--state-dir', sc.stateDir])).code).toBe(0);
+      await run.waitFor(/waiting for approval "cleanup"/);
+      expect((await runFerry(['approve', sc.migrationId, '--step', 'cleanup', '--state-dir', sc.stateDir])).code).toBe(0);
+      const done = await run.done;
+      expect(done.code, done.stderr).toBe(0);
+      expect(await csmFingerprint(sc.conn, sc.db, CSM)).toEqual(await csmFingerprint(sc.conn, sc.db, 'reference'));
+    } finally {
+      await sc.close();
+    }
+  });
+
   it.each([
     ['ADD UNIQUE KEY one_module_per_student (student_id)', 'ids \\d+\\.\\.\\d+'],
     // copied by the composite key (id, student_id): its ranges start after a key, which the record of a difference keeps

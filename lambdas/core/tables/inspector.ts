@@ -4,7 +4,7 @@ import { needsUtf8, plainType, ROW_HASH, type HashColumn, type RowHashForm } fro
 import { ResultTooLarge } from '../errors.ts';
 import { holesFromGaps, type Hole } from '../holes.ts';
 import { addId, compareIds, fromBig, toBig, type IdRange } from '../ids.ts';
-import { qualified, quoteIdent, type TableRef } from '../identifiers.ts';
+import { isPlainName, qualified, quoteIdent, type TableRef } from '../identifiers.ts';
 import { keyKind, KeyShape, type KeyColumn } from '../keys.ts';
 
 export interface ColumnInfo {
@@ -38,6 +38,8 @@ export interface UniqueIndex extends UniqueKey {
    * the first max_sort_length bytes of each value).
    */
   readonly ordered: boolean;
+  /** Why it is not `ordered`, as an operator is told it. */
+  readonly unordered?: string;
 }
 
 export interface TableInfo {
@@ -92,13 +94,13 @@ export function copyKeyShape(info: TableInfo, key: CopyKey): KeyShape {
 export function integerKeys(info: TableInfo): CopyKey[] {
   return info.uniqueIndexes.flatMap((k) => {
     const column = info.columns.find((c) => k.columns.length === 1 && c.name.toLowerCase() === k.columns[0]!.toLowerCase());
-    return k.whole && k.ordered && column && integerRange(column) ? [{ column: column.name, index: k.name }] : [];
+    return k.whole && k.ordered && column && isPlainName(column.name) && integerRange(column) ? [{ column: column.name, index: k.name }] : [];
   });
 }
 
 /** How the table's unique keys are named to an operator. */
 export function describeUniqueKeys(info: TableInfo): string {
-  return info.uniqueIndexes.length ? `its unique keys: ${info.uniqueIndexes.map((k) => `${k.name} (${k.columns.join(', ')})${k.ordered ? '' : ' (a hash index)'}`).join(', ')}` : 'it has no unique key';
+  return info.uniqueIndexes.length ? `its unique keys: ${info.uniqueIndexes.map((k) => `${k.name} (${k.columns.join(', ')})${k.unordered ? ` (${k.unordered})` : ''}`).join(', ')}` : 'it has no unique key';
 }
 
 /** The name of a whole unique index of the table on exactly that one column, or null. */
@@ -120,6 +122,7 @@ export function keyShapeOf(info: TableInfo, columns: readonly string[]): KeyShap
     if (!column) return { unsupported: `${info.ref.table} has no column ${name}` };
     const kind = keyKind(column.dataType);
     if (!kind) return { unsupported: `key column ${column.name} is ${column.columnType}` };
+    if (!isPlainName(column.name)) return { unsupported: `key column ${JSON.stringify(column.name)} has a name ferry does not write into SQL` };
     parts.push({ name: column.name, kind });
   }
   return new KeyShape(parts);
@@ -183,11 +186,14 @@ export async function inspectTable(conn: SqlConnection, ref: TableRef): Promise<
  */
 async function uniqueIndexesOf(conn: SqlConnection, ref: TableRef): Promise<UniqueIndex[]> {
   const rows = await conn.query(`SHOW INDEX FROM ${qualified(ref)}`);
-  const keys = new Map<string, { name: string; columns: string[]; parts: { column: string; prefix: number | null }[]; whole: boolean; ordered: boolean }>();
+  const keys = new Map<string, { name: string; columns: string[]; parts: { column: string; prefix: number | null }[]; whole: boolean; ordered: boolean; unordered?: string }>();
   for (const r of rows) {
     if (str(r, 'Non_unique') !== '0') continue;
     const name = str(r, 'Key_name')!;
-    const k = keys.get(name) ?? { name, columns: [], parts: [], whole: true, ordered: (str(r, 'Index_type') ?? 'BTREE').toUpperCase() === 'BTREE' };
+    const k = keys.get(name) ?? { name, columns: [], parts: [], whole: true, ordered: true };
+    // a HASH index keeps no order; a descending part, another order than the ascending one ferry reads keys in
+    const unordered = (str(r, 'Index_type') ?? 'BTREE').toUpperCase() !== 'BTREE' ? 'a hash index' : str(r, 'Collation') === 'D' ? `${str(r, 'Column_name')} descending` : null;
+    if (unordered && k.ordered) Object.assign(k, { ordered: false, unordered });
     const sub = str(r, 'Sub_part');
     k.columns.push(str(r, 'Column_name')!);
     k.parts.push({ column: str(r, 'Column_name')!, prefix: sub === null ? null : Number(sub) });

@@ -13,6 +13,10 @@ export async function requireTable(conn: SqlConnection, field: string, ref: Tabl
   }
   const info = await inspectTable(conn, ref);
   if (!info) throw new InvalidInput(`${field}.table`, `table ${ref.database}.${ref.table} does not exist on connection "${conn.name}"; ${fix.table}`);
+  const odd = info.columns.filter((c) => !isPlainName(c.name));
+  if (odd.length) {
+    throw new InvalidInput(`${field}.table`, `column ${odd.map((c) => JSON.stringify(c.name)).join(', ')} of ${ref.table} has a name ferry does not write into SQL; rename it (letters, digits, _ or $, not starting with a digit)`);
+  }
   return info;
 }
 

@@ -14,6 +14,12 @@ import { keyOf, type CopyTables } from './copier.ts';
 export interface CaptureKey {
   readonly columns: readonly string[];
   readonly sameRow: readonly string[];
+  /**
+   * Integer key columns the altered table holds fewer values of (`int` to `bigint unsigned` has no
+   * negative ids): a key outside these bounds is never written to the shadow, where it would be
+   * stored as the nearest value it holds, another row's key; the write is logged as refused.
+   */
+  readonly bounds?: readonly { readonly column: string; readonly min: string; readonly max: string }[];
 }
 
 /**
@@ -29,7 +35,13 @@ export function captureKey(tableInfo: TableInfo, shadowInfo: TableInfo, mapping:
   const idIndex = uniqueIndexOnAll(shadowInfo, cols);
   if (!idIndex) return null;
   const added = new Set(newUniqueKeys(tableInfo, shadowInfo, mapping, cols).map((k) => k.name));
-  return { columns: cols, sameRow: [idIndex, ...shadowInfo.uniqueIndexes.map((k) => k.name).filter((k) => k !== idIndex && !added.has(k))].filter(isPlainName) };
+  const bounds = cols.flatMap((column) => {
+    const find = (info: TableInfo) => info.columns.find((c) => c.name.toLowerCase() === column.toLowerCase());
+    const [before, after] = [find(tableInfo), find(shadowInfo)];
+    const [was, is] = [before && integerRange(before), after && integerRange(after)];
+    return was && is && (is.min > was.min || is.max < was.max) ? [{ column: before!.name, min: is.min.toString(), max: is.max.toString() }] : [];
+  });
+  return { columns: cols, sameRow: [idIndex, ...shadowInfo.uniqueIndexes.map((k) => k.name).filter((k) => k !== idIndex && !added.has(k))].filter(isPlainName), ...(bounds.length ? { bounds } : {}) };
 }
 
 /** The names ferry gives the altered copy and, after the swap, the original. */
@@ -170,15 +182,23 @@ export function triggerSql(migrationId: string, t: TableRef, key: CaptureKey, ma
     'DECLARE m TEXT DEFAULT NULL; DECLARE w TEXT DEFAULT NULL; DECLARE h TEXT DEFAULT NULL; ' +
     `DECLARE CONTINUE HANDLER FOR SQLEXCEPTION BEGIN GET DIAGNOSTICS CONDITION 1 x = MYSQL_ERRNO, h = MESSAGE_TEXT; IF x IN (${RAISED_AGAIN.join(', ')}) THEN RESIGNAL; END IF; END;`;
   const on = (name: string, event: string) => `CREATE TRIGGER ${qualified({ database: t.database, table: name })} AFTER ${event} ON ${qualified(t)} FOR EACH ROW`;
+  // A key the altered table cannot hold (see CaptureKey.bounds) is never written: an old one is not in the shadow, a new one is logged as refused.
+  const fits = (which: 'NEW' | 'OLD') => (key.bounds ?? []).map((b) => `${which}.${quoteIdent(b.column)} BETWEEN ${boundValue(b.min)} AND ${boundValue(b.max)}`).join(' AND ');
+  const ifFits = (which: 'NEW' | 'OLD', body: string, otherwise = '') => (key.bounds?.length ? `IF ${fits(which)} THEN ${body} ${otherwise ? `ELSE ${otherwise} ` : ''}END IF;` : body);
+  const outOfRange = (event: string) => `SET m = 'a key value the altered table cannot hold'; ${logged(event)}`;
   // Made delete first, insert last (see createTriggers): a row is in the shadow only once every trigger that could take it out exists.
   return [
-    `${on(names.delete, 'DELETE')} BEGIN ${declare} ${write('OLD')}${takeOut('OLD')} END`,
+    `${on(names.delete, 'DELETE')} BEGIN ${declare} ${ifFits('OLD', `${write('OLD')}${takeOut('OLD')}`)} END`,
     `${on(names.update, 'UPDATE')} BEGIN ${declare} IF ${sameKey('NEW', 'OLD')} THEN ` +
-      `${write('NEW')}${outcome}` +
-      `IF p = 1 THEN SET h = NULL; UPDATE ${sh} SET ${assignments} WHERE ${whereKey('OLD')}; ${refusal}END IF; ` +
-      `IF m IS NOT NULL THEN ${takeOut('OLD')} ${logged('update')} END IF; ` +
-      `ELSE ${write('OLD')}${takeOut('OLD')} ${writeNew('update')} END IF; END`,
-    `${on(names.insert, 'INSERT')} BEGIN ${declare} ${writeNew('insert')} END`,
+      ifFits(
+        'NEW',
+        `${write('NEW')}${outcome}` +
+          `IF p = 1 THEN SET h = NULL; UPDATE ${sh} SET ${assignments} WHERE ${whereKey('OLD')}; ${refusal}END IF; ` +
+          `IF m IS NOT NULL THEN ${takeOut('OLD')} ${logged('update')} END IF;`,
+        outOfRange('update'),
+      ) +
+      ` ELSE ${ifFits('OLD', `${write('OLD')}${takeOut('OLD')}`)} ${ifFits('NEW', writeNew('update'), outOfRange('update'))} END IF; END`,
+    `${on(names.insert, 'INSERT')} BEGIN ${declare} ${ifFits('NEW', writeNew('insert'), outOfRange('insert'))} END`,
   ];
 }
 
@@ -197,6 +217,12 @@ export function logKey(key: KeyShape): KeyShape {
  * row's key. A key of one integer column is held as DECIMAL(20,0), any other in its columns' own
  * types, character sets and collations, so the log's key compares as the table's does.
  */
+/** A bound of an integer column, as SQL: a decimal it is, checked before it goes into a trigger. */
+function boundValue(n: string): string {
+  if (!/^-?[0-9]+$/.test(n)) throw new TypeError(`not an integer: ${JSON.stringify(n)}`);
+  return n;
+}
+
 function captureLogSql(log: TableRef, keyColumns: readonly ColumnInfo[]): string {
   const integer = keyColumns.length === 1 && integerRange(keyColumns[0]!) !== null;
   const names = logColumns(keyColumns.length);

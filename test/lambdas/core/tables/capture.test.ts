@@ -59,6 +59,31 @@ describe('capture triggers', () => {
     expect(logged).toEqual([]);
   });
 
+  it('never write a key the altered column cannot hold, which it would store as another (a negative id in a bigint unsigned is 0): the write is logged', async () => {
+    const { db } = td;
+    await td.conn.query(`CREATE TABLE \`${db}\`.neg (id int NOT NULL AUTO_INCREMENT PRIMARY KEY, v int NULL); INSERT INTO \`${db}\`.neg VALUES (1, 1), (2, 2), (3, 3)`);
+    const c = await td.sql.connect('edxapp');
+    const t = { database: db, table: 'neg' };
+    await createShadow(c, 'capneg', t, 'MODIFY id bigint unsigned NOT NULL AUTO_INCREMENT', 'id', { seconds: 2, attempts: 1 });
+    await td.conn.query(`INSERT INTO \`${db}\`._neg_new SELECT * FROM \`${db}\`.neg`);
+    const app = await mysql.createConnection({ uri: MYSQL_URL });
+    try {
+      await app.query(`INSERT INTO \`${db}\`.neg VALUES (-5, 5)`);
+      await app.query(`UPDATE \`${db}\`.neg SET v = 50 WHERE id = -5`);
+      await app.query(`DELETE FROM \`${db}\`.neg WHERE id = -5`);
+      await app.query(`UPDATE \`${db}\`.neg SET id = -3 WHERE id = 3`);
+      await app.query(`UPDATE \`${db}\`.neg SET id = 4 WHERE id = -3`);
+    } finally {
+      await app.end();
+    }
+    // the table's rows, and no row at 0 (nor 4294967295) that no one wrote
+    const [shadow] = await td.conn.query(`SELECT id, v FROM \`${db}\`._neg_new ORDER BY id`);
+    expect(shadow).toEqual([{ id: '1', v: 1 }, { id: '2', v: 2 }, { id: '4', v: 3 }]);
+    const [logged] = await td.conn.query(`SELECT row_id, event, message FROM \`${db}\`.\`${captureNames('capneg', t).log.table}\` ORDER BY seq`);
+    expect((logged as { row_id: string; event: string; message: string }[]).map((r) => [r.row_id, r.event])).toEqual([['-5', 'insert'], ['-5', 'update'], ['-3', 'update']]);
+    expect((logged as { message: string }[])[0]!.message).toMatch(/cannot hold/);
+  });
+
   it('on a table keyed by a unique key, update a row the shadow has in place, and log only a clash on another key', async () => {
     const { db } = td;
     await td.conn.query(`CREATE TABLE \`${db}\`.u (id int NOT NULL AUTO_INCREMENT, v int NULL, w int NULL, UNIQUE KEY row_id (id)); INSERT INTO \`${db}\`.u VALUES (1, 1, 1), (2, 2, 2)`);
