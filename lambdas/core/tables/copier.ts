@@ -271,18 +271,28 @@ export async function lockingRange(
   fn: (tx: SqlConnection, range: KeyRange, wait: '' | ' NOWAIT') => Promise<number>,
   { stopping, key, table }: { stopping?: AbortSignal | undefined; key: KeyShape; table: TableRef },
 ): Promise<number> {
-  const halves = await halve(conn, range, key, table);
-  if (!halves) return givingWay(conn, (tx) => fn(tx, range, ''), { stopping });
-  try {
-    return await givingWay(conn, (tx) => fn(tx, range, ' NOWAIT'), { stopping, attempts: 1 });
-  } catch (err) {
-    const errno = (err as FerryError).errno;
-    if (errno !== ERRNO.LOCK_WAIT_TIMEOUT && errno !== ERRNO.DEADLOCK) throw err;
+  if (!oneKey(range, key)) {
+    try {
+      return await givingWay(conn, (tx) => fn(tx, range, ' NOWAIT'), { stopping, attempts: 1 });
+    } catch (err) {
+      const errno = (err as FerryError).errno;
+      if (errno !== ERRNO.LOCK_WAIT_TIMEOUT && errno !== ERRNO.DEADLOCK) throw err;
+    }
+    // cut only once a row was found locked: a key other than one integer is cut at its middle row, which takes reading
+    const halves = await halve(conn, range, key, table);
+    if (halves) {
+      let sum = 0;
+      for (const half of halves) sum += await lockingRange(conn, half, fn, { stopping, key, table });
+      return sum;
+    }
   }
-  const again = (await halve(conn, range, key, table)) ?? [range];
-  let sum = 0;
-  for (const half of again) sum += await lockingRange(conn, half, fn, { stopping, key, table });
-  return sum;
+  return givingWay(conn, (tx) => fn(tx, range, ''), { stopping });
+}
+
+/** Whether the range holds one key at most, known without reading: one id, or a range that starts at its end. */
+function oneKey(range: KeyRange, key: KeyShape): boolean {
+  if (!key.isInteger || range.lo === null) return key.single(range);
+  return compareIds(range.loExcluded ? addId(range.lo, 1) : range.lo, range.hi) >= 0;
 }
 
 /** A range cut in two (see lockingRange), or null when it holds one key at most. */
