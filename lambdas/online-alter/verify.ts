@@ -2,7 +2,7 @@ import type { TaskDeps } from '../core/ports/task-deps.ts';
 import type { SqlConnection } from '../core/ports/sql.ts';
 import { sameChecksum } from '../core/checksum.ts';
 import { VerificationFailed } from '../core/errors.ts';
-import { addId, compareIds, maxId, minId, type Id } from '../core/ids.ts';
+import { addId, compareIds, minId, type Id } from '../core/ids.ts';
 import type { KeyRange, KeyValue } from '../core/keys.ts';
 import { highestKey, idBounds, keyOf, type CopyTables } from '../core/tables/copier.ts';
 import { checkThrottle, loopState, nextVerifyKeys, reached, resizeChunk, outcomeState, report, save, timeLeft, type TaskEvent } from '../core/tables/chunked-copy.ts';
@@ -83,12 +83,7 @@ export async function verify(event: TaskEvent, deps: TaskDeps): Promise<LoopStat
   const t = m.tables;
   if (s.verifyUpTo === null) {
     // up to the highest key on either side: a row of the shadow above the table's highest is compared too
-    if (keyOf(t).isInteger) {
-      const [table, shadow] = [await idBounds(m.source, t.sourceTable, t.idColumn), await idBounds(m.source, t.targetTable, t.idColumn)];
-      s.verifyUpTo = table.max === null ? shadow.max : shadow.max === null ? table.max : maxId(table.max, shadow.max);
-    } else {
-      s.verifyUpTo = await highestKey(m.source, [t.sourceTable, t.targetTable], keyOf(t));
-    }
+    s.verifyUpTo = await highestKey(m.source, [t.sourceTable, t.targetTable], keyOf(t));
   }
   while (s.verifyUpTo !== null && !reached(m, s.verifiedUpTo, s.verifyUpTo)) {
     if (!timeLeft(m)) return loopState(m, { done: false });
