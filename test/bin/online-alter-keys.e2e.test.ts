@@ -2,7 +2,7 @@ import { randomBytes, randomUUID } from 'node:crypto';
 import { join } from 'node:path';
 import type mysql from 'mysql2/promise';
 import { afterEach, describe, expect, it } from 'vitest';
-import { tableSchema } from '../helpers/alter-scenario.ts';
+import { applicationTransaction, tableSchema } from '../helpers/alter-scenario.ts';
 import { runFerry, tempDir, writeJson } from '../helpers/cli.ts';
 import { admin, makeDatabases } from '../helpers/db.ts';
 
@@ -181,44 +181,34 @@ function startWriter(db: string, c: KeyCase): { stop: () => Promise<WriterCounts
       for (let i = 0; running; i++) {
         const op = (['insert', 'update', 'delete'] as const)[i % 3]!;
         const row = c.newRow(i);
-        // like any application on InnoDB: a deadlock victim (1213), or a transaction whose snapshot
-        // predates the swap's RENAME (1412, "table definition has changed"), is run again whole
-        for (let attempt = 0; ; attempt++) {
-          await w.query('START TRANSACTION');
-          try {
-            const changed: number[] = [];
-            let done: 'inserts' | 'updates' | 'deletes' | null = null;
-            if (op === 'insert') {
-              const cols = Object.keys(row);
+        const { done, changed } = await applicationTransaction(w, async () => {
+          const changed: number[] = [];
+          let done: 'inserts' | 'updates' | 'deletes' | null = null;
+          if (op === 'insert') {
+            const cols = Object.keys(row);
+            for (const t of tables) {
+              const [r] = await w.query(`INSERT INTO ${t} (${cols.map(q).join(', ')}) VALUES (?)`, [Object.values(row)]);
+              changed.push((r as mysql.ResultSetHeader).affectedRows);
+            }
+            done = 'inserts';
+          } else {
+            const [pick] = await w.query(`SELECT ${c.key.map(q).join(', ')} FROM ${tables[1]} ORDER BY RAND() LIMIT 1`);
+            const found = (pick as Record<string, unknown>[])[0];
+            if (found) {
+              const keyValues = c.key.map((k) => found[k]);
               for (const t of tables) {
-                const [r] = await w.query(`INSERT INTO ${t} (${cols.map(q).join(', ')}) VALUES (?)`, [Object.values(row)]);
+                const [r] = op === 'update'
+                  ? await w.query(`UPDATE ${t} SET payload = ?, score = ? WHERE ${where}`, [`updated ${i}`, i, ...keyValues])
+                  : await w.query(`DELETE FROM ${t} WHERE ${where}`, keyValues);
                 changed.push((r as mysql.ResultSetHeader).affectedRows);
               }
-              done = 'inserts';
-            } else {
-              const [pick] = await w.query(`SELECT ${c.key.map(q).join(', ')} FROM ${tables[1]} ORDER BY RAND() LIMIT 1`);
-              const found = (pick as Record<string, unknown>[])[0];
-              if (found) {
-                const keyValues = c.key.map((k) => found[k]);
-                for (const t of tables) {
-                  const [r] = op === 'update'
-                    ? await w.query(`UPDATE ${t} SET payload = ?, score = ? WHERE ${where}`, [`updated ${i}`, i, ...keyValues])
-                    : await w.query(`DELETE FROM ${t} WHERE ${where}`, keyValues);
-                  changed.push((r as mysql.ResultSetHeader).affectedRows);
-                }
-                done = op === 'update' ? 'updates' : 'deletes';
-              }
+              done = op === 'update' ? 'updates' : 'deletes';
             }
-            await w.query('COMMIT');
-            if (done) counts[done]++;
-            if (changed[0] !== changed[1]) counts.mismatches.push(`${op} #${i}: ${changed[0]} row(s) in ${c.table}, ${changed[1]} in reference`);
-            break;
-          } catch (err) {
-            await w.query('ROLLBACK');
-            if (![1213, 1412].includes((err as { errno?: number }).errno ?? 0) || attempt >= 20) throw err;
-            counts.retries++;
           }
-        }
+          return { done, changed };
+        }, () => void counts.retries++);
+        if (done) counts[done]++;
+        if (changed[0] !== changed[1]) counts.mismatches.push(`${op} #${i}: ${changed[0]} row(s) in ${c.table}, ${changed[1]} in reference`);
         await new Promise((r) => setTimeout(r, 5));
       }
     } finally {

@@ -82,37 +82,26 @@ export async function alterScenario(rows = 5000): Promise<AlterScenario> {
         while (running) {
           i++;
           const op = i % 3;
-          // Like any application on InnoDB, a transaction chosen as a deadlock victim (1213), or one whose
-          // snapshot predates the swap's RENAME (1412, "table definition has changed"), is retried whole.
-          for (let attempt = 0; ; attempt++) {
-            await w.query('START TRANSACTION');
-            try {
-              if (op === 0) {
-                const [r] = await w.query(`INSERT INTO \`${db}\`.${CSM} (module_id, student_id, state, created, modified, course_id) VALUES (?, ?, 'new', NOW(6), NOW(6), 'course-v1:live')`, [`live-${i}`, 1_000_000 + i]);
-                const id = (r as { insertId: number }).insertId;
-                // by name: an ALTER under test may rename or move the table's other columns
-                const cols = 'id, module_id, student_id, state, created, modified, course_id';
-                await w.query(`INSERT INTO \`${db}\`.reference (${cols}) SELECT ${cols} FROM \`${db}\`.${CSM} WHERE id = ?`, [id]);
-                if (attempt === 0) counts.inserts++;
-              } else {
-                const [pick] = await w.query(`SELECT id FROM \`${db}\`.reference ORDER BY RAND() LIMIT 1`);
-                const id = (pick as { id: number }[])[0]?.id;
-                if (id !== undefined && op === 1) {
-                  for (const t of [CSM, 'reference']) await w.query(`UPDATE \`${db}\`.\`${t}\` SET state = ?, grade = ?, modified = '2025-05-05 05:05:05.5' WHERE id = ?`, [`updated ${i}`, i, id]);
-                  if (attempt === 0) counts.updates++;
-                } else if (id !== undefined) {
-                  for (const t of [CSM, 'reference']) await w.query(`DELETE FROM \`${db}\`.\`${t}\` WHERE id = ?`, [id]);
-                  if (attempt === 0) counts.deletes++;
-                }
+          await applicationTransaction(w, async (attempt) => {
+            if (op === 0) {
+              const [r] = await w.query(`INSERT INTO \`${db}\`.${CSM} (module_id, student_id, state, created, modified, course_id) VALUES (?, ?, 'new', NOW(6), NOW(6), 'course-v1:live')`, [`live-${i}`, 1_000_000 + i]);
+              const id = (r as { insertId: number }).insertId;
+              // by name: an ALTER under test may rename or move the table's other columns
+              const cols = 'id, module_id, student_id, state, created, modified, course_id';
+              await w.query(`INSERT INTO \`${db}\`.reference (${cols}) SELECT ${cols} FROM \`${db}\`.${CSM} WHERE id = ?`, [id]);
+              if (attempt === 0) counts.inserts++;
+            } else {
+              const [pick] = await w.query(`SELECT id FROM \`${db}\`.reference ORDER BY RAND() LIMIT 1`);
+              const id = (pick as { id: number }[])[0]?.id;
+              if (id !== undefined && op === 1) {
+                for (const t of [CSM, 'reference']) await w.query(`UPDATE \`${db}\`.\`${t}\` SET state = ?, grade = ?, modified = '2025-05-05 05:05:05.5' WHERE id = ?`, [`updated ${i}`, i, id]);
+                if (attempt === 0) counts.updates++;
+              } else if (id !== undefined) {
+                for (const t of [CSM, 'reference']) await w.query(`DELETE FROM \`${db}\`.\`${t}\` WHERE id = ?`, [id]);
+                if (attempt === 0) counts.deletes++;
               }
-              await w.query('COMMIT');
-              break;
-            } catch (err) {
-              await w.query('ROLLBACK');
-              if (![1213, 1412].includes((err as { errno?: number }).errno ?? 0) || attempt >= 20) throw err;
-              counts.deadlocks++;
             }
-          }
+          }, () => void counts.deadlocks++);
           await new Promise((r) => setTimeout(r, 5));
         }
         await w.end();
@@ -142,6 +131,27 @@ export async function alterScenario(rows = 5000): Promise<AlterScenario> {
       await conn.end();
     },
   };
+}
+
+/**
+ * One transaction of an application on InnoDB: `body` runs between START TRANSACTION and COMMIT,
+ * and is run again whole (`attempt` counting from 0, 20 times at most) when InnoDB chose it as a
+ * deadlock victim (1213), or when its snapshot predates a RENAME of the table (1412, "table
+ * definition has changed"); `retried` hears each time.
+ */
+export async function applicationTransaction<T>(conn: mysql.Connection, body: (attempt: number) => Promise<T>, retried: () => void): Promise<T> {
+  for (let attempt = 0; ; attempt++) {
+    await conn.query('START TRANSACTION');
+    try {
+      const result = await body(attempt);
+      await conn.query('COMMIT');
+      return result;
+    } catch (err) {
+      await conn.query('ROLLBACK');
+      if (![1213, 1412].includes((err as { errno?: number }).errno ?? 0) || attempt >= 20) throw err;
+      retried();
+    }
+  }
 }
 
 /** Runs an application's write as an application on InnoDB does: a transaction chosen as a deadlock victim is run again. */
