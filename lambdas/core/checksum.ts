@@ -79,12 +79,6 @@ export function checksumSelect(columns: readonly HashColumn[]): string {
   return `COUNT(*) AS row_count, COALESCE(BIT_XOR(CAST(CONV(LEFT(${rowHashExpr(columns)}, 16), 16, 10) AS UNSIGNED)), 0) AS checksum`;
 }
 
-/** Per-row hashes of the rows with these ids (`count` placeholders). */
-export function rowHashesOfIdsSql(qualifiedTable: string, idColumn: string, columns: readonly HashColumn[], count: number): string {
-  const id = quoteIdent(idColumn);
-  return `SELECT ${id} AS id, ${rowHashExpr(columns)} AS hash FROM ${qualifiedTable} WHERE ${id} IN (${Array(count).fill('?').join(', ')}) ORDER BY ${id}`;
-}
-
 export interface RangeChecksum {
   readonly rowCount: string;
   readonly checksum: string;

@@ -1,7 +1,8 @@
 import type { TaskDeps } from '../core/ports/task-deps.ts';
 import { compareIds } from '../core/ids.ts';
-import { idBounds } from '../core/tables/copier.ts';
-import { copyUntil, loopState, notice, openMigration, outcomeState, report, save, type LoopState, type Migration, type TaskEvent } from './open-migration.ts';
+import { highestKey, idBounds, keyOf } from '../core/tables/copier.ts';
+import { passOverSpans } from '../core/tables/key-spans.ts';
+import { byKey, copyUntil, keyLedgerOf, loopState, notice, openMigration, outcomeState, report, save, type LoopState, type Migration, type TaskEvent } from './open-migration.ts';
 
 /**
  * Copies the rows written to the source since the initial copy began, until the source has been
@@ -10,6 +11,7 @@ import { copyUntil, loopState, notice, openMigration, outcomeState, report, save
  */
 export async function catchUp(event: TaskEvent, deps: TaskDeps): Promise<LoopState> {
   const m = await openMigration(event, deps);
+  if (byKey(m)) return catchUpByKey(m);
   const s = m.state;
   const { max } = await idBounds(m.source, m.input.source, m.tables.idColumn);
   if (max !== null && (s.copiedUpTo === null || compareIds(max, s.copiedUpTo) > 0)) {
@@ -32,6 +34,47 @@ export async function catchUp(event: TaskEvent, deps: TaskDeps): Promise<LoopSta
   report(m, `caught up at id ${s.copiedUpTo ?? '(none)'}; waiting for ${quietSeconds} s without new source rows (${Math.floor(quietFor)} s so far)`);
   const untilQuiet = Math.max(1, Math.ceil(quietSeconds - quietFor));
   return loopState(m, { done: false, waitSeconds: Math.min(m.input.catchUp.pollSeconds, untilQuiet) });
+}
+
+/**
+ * The catch-up of a migration copied by another key than one integer id, whose rows may arrive
+ * anywhere (see key-spans.ts): copies what lies above the keys copied, then looks at every span
+ * verified again and copies the rows that arrived in it. Ends after a whole pass that found none,
+ * once nothing has needed copying for `catchUp.quietSeconds`.
+ */
+async function catchUpByKey(m: Migration): Promise<LoopState> {
+  const s = m.state;
+  const deps = m.deps;
+  const top = await highestKey(m.source, [m.input.source], keyOf(m.tables));
+  if (top !== null && top !== s.copiedUpTo) {
+    const outcome = await copyUntil(m, top, {
+      onRows: (inserted) => {
+        if (inserted > 0) s.quietSince = new Date(deps.now()).toISOString();
+      },
+    });
+    if (outcome.kind !== 'caught-up') return outcomeState(m, outcome);
+  }
+  const pass = (s.keyPass ??= { cursor: null, found: 0 });
+  const outcome = await passOverSpans(m, keyLedgerOf(m), 'before', pass.cursor, (seq, late, look) => {
+    pass.cursor = seq;
+    pass.found += late;
+    s.rowsCopied = (BigInt(s.rowsCopied) + BigInt(late)).toString();
+    if (look.kind === 'looked' && look.difference) notice(m, `${look.difference}: the re-verification beside the cut-over approval names it until it is made right`);
+  });
+  if (outcome !== null) return outcomeState(m, outcome);
+  const found = pass.found;
+  s.keyPass = null;
+  const quietFor = (deps.now() - Date.parse(s.quietSince ?? new Date(deps.now()).toISOString())) / 1000;
+  const quietSeconds = m.input.catchUp.quietSeconds;
+  if (found === 0 && quietFor >= quietSeconds) {
+    await save(m, 'verify');
+    report(m, `source quiet for ${Math.floor(quietFor)} s: a whole pass over the keys copied found nothing new`);
+    return loopState(m, { done: true });
+  }
+  await save(m);
+  await sayWhatStillArrives(m);
+  report(m, `looked at every key range copied (${found} rows arrived since and were copied); waiting for ${quietSeconds} s without new source rows (${Math.floor(quietFor)} s so far)`);
+  return loopState(m, { done: false, waitSeconds: Math.max(1, Math.min(m.input.catchUp.pollSeconds, Math.ceil(quietSeconds - quietFor))) });
 }
 
 /** How often (seconds, at least) a catch-up that is not getting quiet says how many rows still arrive. */

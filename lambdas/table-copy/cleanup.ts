@@ -2,12 +2,13 @@ import type { TaskDeps } from '../core/ports/task-deps.ts';
 import { compareIds } from '../core/ids.ts';
 import { idBounds } from '../core/tables/copier.ts';
 import { deliverAndRecord, deliverRows } from '../core/tables/delivery.ts';
-import type { DeliveryLedger } from '../core/tables/ledger.ts';
+import { spanRange, type DeliveryLedger, type KeyLedger } from '../core/tables/ledger.ts';
+import { deleteSpan, describeKeys, sweepKeys } from '../core/tables/key-spans.ts';
 import { sweep } from '../core/tables/sweeper.ts';
 import { lowWater } from '../core/tables/horizon.ts';
 import { deleteIds, idsAfter, setAutoIncrement, truncateTable, withWriteLock } from '../core/tables/table-writes.ts';
-import { liveAutoIncrementOf } from '../core/tables/inspector.ts';
-import { checkThrottle, ledgerOf, loopState, openMigration, outcomeState, report, save, timeLeft, type LoopState, type Migration, type TaskEvent } from './open-migration.ts';
+import { hasAnyRow, liveAutoIncrementOf } from '../core/tables/inspector.ts';
+import { byKey, checkThrottle, keyLedgerOf, ledgerOf, loopState, openMigration, outcomeState, report, save, timeLeft, type LoopState, type Migration, type TaskEvent } from './open-migration.ts';
 import { sweepState } from './sweep.ts';
 
 /**
@@ -122,6 +123,41 @@ async function afterUnrecordedTruncate(m: Migration, noted: string): Promise<voi
   await save(m);
 }
 
+/**
+ * The trickle-delete of a migration copied by another key than one integer id: span after span of
+ * the key ledger, each deleted only when every row it holds is delivered (see deleteSpan), then a
+ * sweep, again until the source is empty.
+ */
+async function trickleDeleteByKey(m: Migration, ledger: KeyLedger): Promise<LoopState> {
+  const s = m.state;
+  while (timeLeft(m)) {
+    const decision = await checkThrottle(m);
+    if (decision.throttled) return outcomeState(m, { kind: 'throttled', reason: decision.reason, waitSeconds: decision.waitSeconds });
+    const [span] = await ledger.after(s.cleanedUpTo === null ? null : Number(s.cleanedUpTo), 1);
+    if (!span) {
+      // Past the last span: what arrived since is delivered (new spans), and deleted on the next round.
+      const swept = await sweepKeys(m, ledger);
+      if (swept.kind !== 'caught-up') return sweepState(m, swept);
+      if (!(await hasAnyRow(m.source, m.input.source))) return finish(m);
+      s.cleanedUpTo = null;
+      await save(m);
+      continue;
+    }
+    const { deleted, late } = await deleteSpan(m, ledger, span);
+    if (late > 0) {
+      s.sweep.lateRows = (BigInt(s.sweep.lateRows) + BigInt(late)).toString();
+      s.quietSince = new Date(m.deps.now()).toISOString();
+    }
+    s.cleanedUpTo = String(span.seq);
+    s.rowsDeleted = (BigInt(s.rowsDeleted) + BigInt(deleted)).toString();
+    await save(m);
+    if (deleted || late) report(m, `deleted ${deleted} source rows, ${describeKeys(m.tables, spanRange(span))}${late ? ` (${late} not yet in the target copied first)` : ''}`);
+    const pause = m.input.cleanup.pauseMillis;
+    if (pause > 0) await new Promise((r) => setTimeout(r, pause));
+  }
+  return loopState(m, { done: false });
+}
+
 async function finish(m: Migration): Promise<LoopState> {
   await save(m, 'done');
   report(m, `cleanup done: ${m.state.rowsDeleted} source rows removed`);
@@ -137,6 +173,13 @@ export async function cleanup(event: TaskEvent, deps: TaskDeps): Promise<LoopSta
   const m = await openMigration(event, deps);
   if (m.phase === 'cleanup-approval') await save(m, 'cleanup');
   if (m.phase === 'done') return loopState(m, { done: true });
+  if (byKey(m)) {
+    const keys = keyLedgerOf(m);
+    if (m.input.cleanup.mode === 'trickle-delete') return trickleDeleteByKey(m, keys);
+    // "none" ("truncate" is refused by Preflight for such a key)
+    const swept = await sweepKeys(m, keys);
+    return swept.kind === 'caught-up' ? finish(m) : sweepState(m, swept);
+  }
   const ledger = ledgerOf(m);
   switch (m.input.cleanup.mode) {
     case 'none': {

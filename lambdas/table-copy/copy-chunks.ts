@@ -2,7 +2,7 @@ import type { TaskDeps } from '../core/ports/task-deps.ts';
 import { compareIds, type Id } from '../core/ids.ts';
 import { InvalidInput } from '../core/errors.ts';
 import { idBounds } from '../core/tables/copier.ts';
-import { copyUntil, loopState, openMigration, outcomeState, partitionsOf, report, save, type CopyOutcome, type LoopState, type Migration, type TaskEvent } from './open-migration.ts';
+import { byKey, copyUntil, loopState, openMigration, outcomeState, partitionsOf, report, save, type CopyOutcome, type LoopState, type Migration, type TaskEvent } from './open-migration.ts';
 import { lowWaterNow, trailingVerify } from './verify.ts';
 
 /**
@@ -40,11 +40,12 @@ export async function copyInitial(m: Migration, options: { until?: number; upTo?
  * now, and the catch-up waits it out.
  */
 export async function initialCopyDone(m: Migration): Promise<LoopState> {
-  const { max } = await idBounds(m.source, m.input.source, m.tables.idColumn);
-  const untouched = max === null ? m.state.rangeMax === null : m.state.rangeMax !== null && compareIds(max, m.state.rangeMax) === 0;
+  // Another key than one integer id may have received rows anywhere: its quiet period starts now.
+  const { max } = byKey(m) ? { max: undefined } : await idBounds(m.source, m.input.source, m.tables.idColumn);
+  const untouched = max === undefined ? false : max === null ? m.state.rangeMax === null : m.state.rangeMax !== null && compareIds(max, m.state.rangeMax) === 0;
   m.state.quietSince = untouched ? m.state.startedAt : new Date(m.deps.now()).toISOString();
   await save(m, 'catch-up');
-  report(m, `initial copy done up to id ${m.state.copiedUpTo ?? '(empty source)'}, verified up to ${m.state.verifiedUpTo ?? '(none)'}`);
+  report(m, `initial copy done up to ${byKey(m) ? 'key' : 'id'} ${m.state.copiedUpTo ?? '(empty source)'}, verified up to ${m.state.verifiedUpTo ?? '(none)'}`);
   return loopState(m, { done: true });
 }
 

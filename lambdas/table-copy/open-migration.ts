@@ -1,9 +1,10 @@
 import type { TaskDeps } from '../core/ports/task-deps.ts';
 import type { Id } from '../core/ids.ts';
 import { withKnobs } from '../core/knobs.ts';
-import { DeliveryLedger } from '../core/tables/ledger.ts';
+import { DeliveryLedger, KeyLedger } from '../core/tables/ledger.ts';
+import { keyOf } from '../core/tables/copier.ts';
 import { PartitionStore } from '../core/tables/partitions.ts';
-import type { SweepingState } from '../core/tables/sweeper.ts';
+import type { KeySpanState } from '../core/tables/key-spans.ts';
 import type { ReverifyRecord } from '../core/tables/reverify-record.ts';
 import { identityOf, parseInput, tableCopyInputSchema, type TableCopyInput } from '../core/table-copy-input.ts';
 import { openCopy, type LoopState as GenericLoopState, type Migration as GenericMigration, type TaskEvent } from '../core/tables/chunked-copy.ts';
@@ -18,7 +19,7 @@ export const PHASES = ['prepare', 'copy', 'catch-up', 'verify', 'cutover-approva
 export type Phase = (typeof PHASES)[number];
 
 /** The durable state kept in `_ferry_checkpoints`. Ids are decimal strings. */
-export interface TableCopyState extends SweepingState {
+export interface TableCopyState extends KeySpanState {
   readonly startedAt: string;
   /** Source ids at the start: the initial copy covers [rangeMin, rangeMax]. */
   rangeMin: Id | null;
@@ -65,4 +66,14 @@ export function ledgerOf(m: Migration): DeliveryLedger {
 /** The checkpoints of the initial copy's partitions, beside the migration's (see partitions.ts). */
 export function partitionsOf(m: Migration): PartitionStore<TableCopyState> {
   return new PartitionStore<TableCopyState>(m.target, m.input.target.database, m.input.migrationId);
+}
+
+/** Whether the migration copies by another key than one integer id (see core/tables/key-spans.ts). */
+export function byKey(m: Migration): boolean {
+  return !keyOf(m.tables).isInteger;
+}
+
+/** The ledger of a migration copied by another key: spans of keys (see KeyLedger). */
+export function keyLedgerOf(m: Migration): KeyLedger {
+  return new KeyLedger(m.target, m.input.target.database, m.input.migrationId, { execution: m.state.owner });
 }

@@ -1,8 +1,8 @@
 import { ID_OFFSET_FLOOR } from '../core/id-offset.ts';
 import { count, diskWarning, formatSeconds, projectAws, secondsAt, type Plan, type PlanDeps, type PlanKnobs } from '../core/plan.ts';
 import type { TableCopyInput } from '../core/table-copy-input.ts';
-import { idBounds } from '../core/tables/copier.ts';
-import { copiedColumns, foreignKeysOf, hashColumns, tableBytes, triggersOn } from '../core/tables/inspector.ts';
+import { keyBounds } from '../core/tables/copier.ts';
+import { copiedColumns, copyKeyShape, foreignKeysOf, hashColumns, tableBytes, triggersOn } from '../core/tables/inspector.ts';
 import { binlogOn, diskNote, freeSpace, idsLine, rowsLine, rowsOf, tableBytesAtLeast, timedSample } from '../core/tables/plan-reads.ts';
 import { copyKeyOf, throttleNow } from '../core/tables/chunked-copy.ts';
 import { PartitionStore } from '../core/tables/partitions.ts';
@@ -19,11 +19,13 @@ const FIXED = { transitions: 18, invocations: 8 };
  * out for. Reads only.
  */
 export async function planTableCopy(input: TableCopyInput, deps: PlanDeps, knobs: PlanKnobs): Promise<Plan> {
-  const { source, target, sourceInfo, targetInfo, checkpoint } = await checkTableCopy(input, deps);
-  const idName = copyKeyOf(null, sourceInfo).column;
+  const { source, target, sourceInfo, targetInfo, checkpoint, copyKey: chosen } = await checkTableCopy(input, deps);
+  const copyKey = chosen ?? copyKeyOf(checkpoint?.state, sourceInfo);
+  const shape = copyKeyShape(sourceInfo, copyKey);
+  const idName = copyKey.column;
   const warnings: string[] = [];
   const sameServer = source === target || source.serverKey === target.serverKey;
-  const bounds = await idBounds(source, input.source, idName);
+  const bounds = await keyBounds(source, input.source, shape);
   const rows = await rowsOf(source, input.source);
   const columns = copiedColumns(sourceInfo);
   const sourceId = sourceInfo.columns.find((c) => c.name === idName)!;
@@ -32,10 +34,17 @@ export async function planTableCopy(input: TableCopyInput, deps: PlanDeps, knobs
     `${input.source.database}.${input.source.table} on "${source.name}" → ${input.target.database}.${input.target.table} on "${target.name}" ` +
       `(${sameServer ? 'one server: INSERT … SELECT, rows never leave it' : 'two servers: rows stream through ferry (LOAD DATA LOCAL INFILE where allowed)'})`,
     rowsLine('rows', rows),
-    idsLine(bounds.min, bounds.max, rows.rows),
-    `${columns.length} columns; ${idName} ${sourceId.columnType} → ${targetId.columnType}`,
-    `idOffset: ${input.idOffset ?? `chosen at the start from the source's insert rate (at least ${ID_OFFSET_FLOOR})`}; target AUTO_INCREMENT raised above the source's highest id plus it before any copy`,
-    `chunks of ${input.chunk.minRows}–${input.chunk.maxRows} ids sized to ${input.chunk.targetMillis} ms; ${input.partitions === 1 ? 'one chunk loop' : `${input.partitions} partitions copied at once`}`,
+    ...(shape.isInteger
+      ? [
+          idsLine(bounds.min, bounds.max, rows.rows),
+          `${columns.length} columns; ${idName} ${sourceId.columnType} → ${targetId.columnType}`,
+          `idOffset: ${input.idOffset ?? `chosen at the start from the source's insert rate (at least ${ID_OFFSET_FLOOR})`}; target AUTO_INCREMENT raised above the source's highest id plus it before any copy`,
+        ]
+      : [
+          `keys (${shape.names}) ${bounds.min ?? '-'} … ${bounds.max ?? '-'}: chunks of rows in key order, each starting after the last key copied; rows the old table receives anywhere among them are found by comparing each range verified with what it held when delivered`,
+          `${columns.length} columns; no id of ferry's to offset (an AUTO_INCREMENT column of the table's own, if any, is raised in the target as for an id)`,
+        ]),
+    `chunks of ${input.chunk.minRows}–${input.chunk.maxRows} ${shape.isInteger ? 'ids' : 'rows'} sized to ${input.chunk.targetMillis} ms; ${input.partitions === 1 ? 'one chunk loop' : `${input.partitions} partitions copied at once`}`,
   ];
 
   let resumes: Plan['resumes'] = null;
@@ -47,18 +56,18 @@ export async function planTableCopy(input: TableCopyInput, deps: PlanDeps, knobs
     left = checkpoint.phase === 'prepare' || checkpoint.phase === 'copy' ? (left > copied ? left - copied : 0n) : 0n;
     resumes = {
       phase: checkpoint.phase,
-      note: `${checkpoint.machine} checkpoint of ${checkpoint.updatedAt}: ${s.rowsCopied} rows copied${planned.length ? ` (and ${planned.length} partitions under way)` : ''}, up to id ${s.copiedUpTo ?? '(none)'}, verified up to ${s.verifiedUpTo ?? '(none)'}; owned by ${s.owner ?? 'no execution'}`,
+      note: `${checkpoint.machine} checkpoint of ${checkpoint.updatedAt}: ${s.rowsCopied} rows copied${planned.length ? ` (and ${planned.length} partitions under way)` : ''}, up to ${shape.isInteger ? 'id' : 'key'} ${s.copiedUpTo ?? '(none)'}, verified up to ${s.verifiedUpTo ?? '(none)'}; owned by ${s.owner ?? 'no execution'}`,
     };
   }
 
-  const size = await tableBytesAtLeast(source, input.source, idName, columns, bounds.min, rows.rows, await tableBytes(source, input.source));
+  const size = await tableBytesAtLeast(source, input.source, shape, columns, bounds.min, rows.rows, await tableBytes(source, input.source));
   const free = await freeSpace(target, deps);
   const binlog = await binlogOn(target);
   const need = size === null ? null : (BigInt(size) * (binlog ? 2n : 1n)).toString();
   const diskProblem = checkpoint && checkpoint.phase !== 'prepare' && checkpoint.phase !== 'copy' ? null : diskWarning(need, free?.bytes ?? null, `a second copy of ${input.source.table} on "${target.name}"`);
   if (diskProblem) warnings.push(diskProblem);
 
-  const sample = await timedSample(source, input.source, idName, hashColumns(sourceInfo, columns), bounds.min, deps.now);
+  const sample = await timedSample(source, input.source, shape, hashColumns(sourceInfo, columns), bounds.min, deps.now);
   const copySeconds = secondsAt(sample, left);
   const polls = 2 * Math.ceil(input.catchUp.quietSeconds / input.catchUp.pollSeconds);
   const waits = 2 * input.catchUp.quietSeconds;
@@ -72,7 +81,9 @@ export async function planTableCopy(input: TableCopyInput, deps: PlanDeps, knobs
 
   const aws = projectAws({ fixedTransitions: FIXED.transitions, fixedInvocations: FIXED.invocations, loopSeconds: (copySeconds ?? 0) / input.partitions, parallel: input.partitions, polls });
 
-  if (!(await seesOpenTransactions(source))) {
+  if (!shape.isInteger) {
+    warnings.push(`${input.source.table} is copied by its key (${shape.names}), whose values need not grow: the catch-up, the re-verification and the sweep each read every range copied again (a checksum of the source's rows), and compare a range row by row where it changed`);
+  } else if (!(await seesOpenTransactions(source))) {
     warnings.push(`"${source.name}"'s user lacks PROCESS and cannot see the server's open transactions: every hole in the ids stays in the ledger and the sweep probes it again, so a table with gaps costs more (GRANT PROCESS ON *.* TO ferry's user)`);
   }
   const targetTriggers = await triggersOn(target, input.target);

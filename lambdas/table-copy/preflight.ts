@@ -3,10 +3,10 @@ import type { TaskDeps } from '../core/ports/task-deps.ts';
 import { InvalidInput } from '../core/errors.ts';
 import { identityOf } from '../core/table-copy-input.ts';
 import { CheckpointStore } from '../core/checkpoints.ts';
-import { idBounds } from '../core/tables/copier.ts';
-import { estimatedRows, hasAnyRow, integerRange } from '../core/tables/inspector.ts';
+import { idBounds, keyBounds } from '../core/tables/copier.ts';
+import { copyKeyShape, estimatedRows, hasAnyRow, integerRange } from '../core/tables/inspector.ts';
 import { lowWater, type IdClock } from '../core/tables/horizon.ts';
-import { DeliveryLedger } from '../core/tables/ledger.ts';
+import { DeliveryLedger, KeyLedger } from '../core/tables/ledger.ts';
 import { checkCanWaitForWriters, initialSweep } from '../core/tables/sweeper.ts';
 import { checkCopyTables, checkThrottleQuery } from '../core/tables/preflight-checks.ts';
 import { chunkSettings, initialChunkSpan } from '../core/chunker.ts';
@@ -25,7 +25,7 @@ export async function checkTableCopy(input: TableCopyInput, deps: Pick<TaskDeps,
   if (input.cleanup.mode === 'truncate' && !source.sessions) {
     throw new InvalidInput('cleanup.mode', `"truncate" locks the source table, which "${source.name}" (RDS Data API) cannot hold between calls; use "trickle-delete"`);
   }
-  const { sourceInfo, targetInfo } = await checkCopyTables(input, source, target);
+  const { sourceInfo, targetInfo, copyKey } = await checkCopyTables(input, source, target);
   await checkThrottleQuery(source, input.throttle.query, ` on "${source.name}"`);
   await checkCanWaitForWriters(() => deps.sql.connectDedicated(input.source.connection), input.source, 'source.connection');
   const store = new CheckpointStore<TableCopyState>(target, input.target.database, MACHINE);
@@ -37,18 +37,31 @@ export async function checkTableCopy(input: TableCopyInput, deps: Pick<TaskDeps,
         'empty it, or resume with the migrationId and input that filled it',
     );
   }
-  return { source, target, sourceInfo, targetInfo, store, checkpoint };
+  return { source, target, sourceInfo, targetInfo, copyKey, store, checkpoint };
 }
 
 /** First task: validate everything, then create the checkpoint (or find it) and say which phase to run. */
 export async function preflight(event: TaskEvent, deps: TaskDeps): Promise<LoopState> {
   const input = parseTableCopyInput(event.migration);
   const checked = await checkTableCopy(input, deps);
-  const { source, target, sourceInfo, store } = checked;
+  const { source, target, sourceInfo, store, copyKey } = checked;
   const identity = identityOf(input);
   let checkpoint = checked.checkpoint;
   if (checkpoint) {
     await takeOver(store, checkpoint, event, deps);
+  } else if (copyKey) {
+    // copied by another key than one integer id (see key-spans.ts): no id clock, no holes, a ledger of key spans
+    const bounds = await keyBounds(source, input.source, copyKeyShape(sourceInfo, copyKey));
+    await new KeyLedger(target, input.target.database, input.migrationId).ensureTable();
+    const now = new Date(deps.now()).toISOString();
+    checkpoint = await store.create(input.migrationId, identity, 'prepare', {
+      ...initialState(input, now, executionOf(event)),
+      copyKey,
+      rangeMin: bounds.min,
+      rangeMax: bounds.max,
+      estimatedRows: await estimatedRows(source, input.source),
+      idFloor: '0',
+    });
   } else {
     const idName = copyKeyOf(null, sourceInfo).column;
     const bounds = await idBounds(source, input.source, idName);
@@ -59,31 +72,38 @@ export async function preflight(event: TaskEvent, deps: TaskDeps): Promise<LoopS
     await new DeliveryLedger(target, input.target.database, input.migrationId).ensureTable();
     const now = new Date(deps.now()).toISOString();
     checkpoint = await store.create(input.migrationId, identity, 'prepare', {
-      startedAt: now,
+      ...initialState(input, now, executionOf(event)),
       rangeMin: bounds.min,
       rangeMax: bounds.max,
       estimatedRows: await estimatedRows(source, input.source),
-      copiedUpTo: null,
-      rowsCopied: '0',
-      chunkSpan: initialChunkSpan(chunkSettings(input.chunk)),
-      autoIncrement: null,
-      idOffset: input.idOffset ?? null,
-      insertsPerHour: null,
       idFloor,
-      sweep: initialSweep(),
-      quietSince: null,
-      verifiedUpTo: null,
-      rangesVerified: 0,
-      rowsVerified: '0',
-      rangesRepaired: 0,
-      cleanedUpTo: null,
-      rowsDeleted: '0',
-      throttledMillis: 0,
-      phaseStartedAt: { prepare: now },
-      owner: executionOf(event),
-      rowHash: ROW_HASH,
       idClock,
     });
   }
   return startState(checkpoint.phase as Phase, checkpoint.state);
+}
+
+/** What every new checkpoint starts with, whichever key the table is copied by. */
+function initialState(input: TableCopyInput, now: string, owner: string) {
+  return {
+    startedAt: now,
+    copiedUpTo: null,
+    rowsCopied: '0',
+    chunkSpan: initialChunkSpan(chunkSettings(input.chunk)),
+    autoIncrement: null,
+    idOffset: input.idOffset ?? null,
+    insertsPerHour: null,
+    sweep: initialSweep(),
+    quietSince: null,
+    verifiedUpTo: null,
+    rangesVerified: 0,
+    rowsVerified: '0',
+    rangesRepaired: 0,
+    cleanedUpTo: null,
+    rowsDeleted: '0',
+    throttledMillis: 0,
+    phaseStartedAt: { prepare: now },
+    owner,
+    rowHash: ROW_HASH,
+  };
 }

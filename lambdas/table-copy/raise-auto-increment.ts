@@ -1,9 +1,9 @@
 import type { TaskDeps } from '../core/ports/task-deps.ts';
 import { chooseIdOffset, RATE_SAMPLE_SECONDS } from '../core/id-offset.ts';
-import { idBounds } from '../core/tables/copier.ts';
-import { autoIncrementOf } from '../core/tables/inspector.ts';
+import { idBounds, keyOf } from '../core/tables/copier.ts';
+import { autoIncrementColumn, autoIncrementOf } from '../core/tables/inspector.ts';
 import { setAutoIncrement } from '../core/tables/table-writes.ts';
-import { loopState, openMigration, report, save, type LoopState, type Migration, type TaskEvent } from './open-migration.ts';
+import { byKey, loopState, openMigration, report, save, type LoopState, type Migration, type TaskEvent } from './open-migration.ts';
 import { copyInitial } from './copy-chunks.ts';
 
 /**
@@ -11,9 +11,9 @@ import { copyInitial } from './copy-chunks.ts';
  * measured from the highest id Preflight saw to the highest id at least ten seconds later. The
  * initial copy starts meanwhile: ids up to rangeMax are the source's alone whatever the offset.
  */
-async function idOffset(m: Migration): Promise<{ offset: bigint; max: bigint; note: string }> {
+async function idOffset(m: Migration, column: string): Promise<{ offset: bigint; max: bigint; note: string }> {
   const read = async () => {
-    const { max } = await idBounds(m.source, m.input.source, m.tables.idColumn);
+    const { max } = await idBounds(m.source, m.input.source, column);
     return max === null ? 0n : BigInt(max);
   };
   if (m.input.idOffset !== undefined) return { offset: BigInt(m.input.idOffset), max: await read(), note: 'idOffset from the input' };
@@ -28,10 +28,21 @@ async function idOffset(m: Migration): Promise<{ offset: bigint; max: bigint; no
     if (left > 0) await new Promise((r) => setTimeout(r, left));
   }
   const max = await read();
-  const first = m.state.rangeMax === null ? 0n : BigInt(m.state.rangeMax);
+  const first = m.state.rangeMax === null ? 0n : byKey(m) ? await firstMax(m, column) : BigInt(m.state.rangeMax);
   const choice = chooseIdOffset(max > first ? max - first : 0n, m.deps.now() - since);
   m.state.insertsPerHour = choice.insertsPerHour.toString();
   return { offset: choice.offset, max, note: `idOffset ${choice.offset} chosen: the source receives about ${choice.insertsPerHour} rows an hour, and the offset is a day of that, at least 1000000` };
+}
+
+/**
+ * The highest id of a table copied by another key when the copy began: its first key's, when that
+ * is the AUTO_INCREMENT column; else none is known, and the rate is measured from the highest id now.
+ */
+async function firstMax(m: Migration, column: string): Promise<bigint> {
+  const first = keyOf(m.tables).decode(m.state.rangeMax!);
+  if (keyOf(m.tables).columns[0]!.name === column) return BigInt(first[0]!);
+  const { max } = await idBounds(m.source, m.input.source, column);
+  return max === null ? 0n : BigInt(max);
 }
 
 /**
@@ -42,7 +53,15 @@ async function idOffset(m: Migration): Promise<{ offset: bigint; max: bigint; no
 export async function raiseAutoIncrement(event: TaskEvent, deps: TaskDeps): Promise<LoopState> {
   const m = await openMigration(event, deps);
   const { input } = m;
-  const { offset, max, note } = await idOffset(m);
+  // A table copied by another key has ids to keep apart only in an AUTO_INCREMENT column of its own.
+  const column = byKey(m) ? await autoIncrementColumn(m.source, input.source) : m.tables.idColumn;
+  if (column === null) {
+    report(m, `${input.source.table} has no AUTO_INCREMENT column: its keys are the application's, and no idOffset is needed`);
+    m.state.idOffset = null;
+    await save(m);
+    return loopState(m, { done: true });
+  }
+  const { offset, max, note } = await idOffset(m, column);
   m.state.idOffset = offset.toString();
   report(m, note);
   const wanted = max + offset + 1n;

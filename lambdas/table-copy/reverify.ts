@@ -3,8 +3,10 @@ import { VerificationFailed } from '../core/errors.ts';
 import type { LedgerEntry } from '../core/tables/ledger.ts';
 import { lookAgain, type Look } from '../core/tables/reverify-span.ts';
 import { CheckpointStore } from '../core/checkpoints.ts';
-import { describeReverify, endPass, freshReverify, noteLook, startPass, unrecordedOf, writeReverify, type ReverifyRecord } from '../core/tables/reverify-record.ts';
-import { checkThrottle, ledgerOf, MACHINE, notice, openMigration, report, timeLeft, type Migration, type TaskEvent, type TableCopyState } from './open-migration.ts';
+import { describeReverify, endPass, freshReverify, noteLook, startPass, unrecordedOf, writeReverify, type ReverifyDifference, type ReverifyRecord } from '../core/tables/reverify-record.ts';
+import { describeKeys, lookAtSpan } from '../core/tables/key-spans.ts';
+import { spanRange } from '../core/tables/ledger.ts';
+import { byKey, checkThrottle, keyLedgerOf, ledgerOf, MACHINE, notice, openMigration, report, timeLeft, type Migration, type TaskEvent, type TableCopyState } from './open-migration.ts';
 
 /**
  * While the cut-over approval is pending (it may wait days), the ranges verified earlier are
@@ -30,8 +32,9 @@ export async function reverify(event: TaskEvent, deps: TaskDeps): Promise<{ phas
   if (m.phase !== 'cutover-approval' || m.input.reverify.everySeconds === 0) return { phase: m.phase, reverify: m.state.reverify ?? null, note: 'no approval of the cut-over is pending' };
   const r: ReverifyRecord = structuredClone(m.state.reverify) ?? freshReverify();
   if (!startPass(r, deps.now(), m.input.reverify.everySeconds)) return { phase: m.phase, reverify: r, note: describeReverify(r, deps.now()) };
+  if (byKey(m)) await reverifyKeys(m, r);
   const ledger = ledgerOf(m);
-  while (timeLeft(m)) {
+  while (!byKey(m) && timeLeft(m)) {
     const decision = await checkThrottle(m);
     if (decision.throttled) {
       report(m, 're-verification throttled', decision.reason, decision.waitSeconds);
@@ -66,6 +69,50 @@ export async function reverify(event: TaskEvent, deps: TaskDeps): Promise<{ phas
 }
 
 /**
+ * The re-verification of a migration copied by another key than one integer id: each span of the
+ * key ledger is looked at again (see key-spans.ts); rows that arrived in it are copied, and rows of
+ * the old table changed since they were delivered are a difference.
+ */
+async function reverifyKeys(m: Migration, r: ReverifyRecord): Promise<void> {
+  const ledger = keyLedgerOf(m);
+  while (timeLeft(m)) {
+    const decision = await checkThrottle(m);
+    if (decision.throttled) {
+      report(m, 're-verification throttled', decision.reason, decision.waitSeconds);
+      return;
+    }
+    const spans = await ledger.after(r.cursor === null ? null : Number(r.cursor), SPANS_PER_READ);
+    if (spans.length === 0) {
+      endPass(r, m.deps.now());
+      return;
+    }
+    for (const span of spans) {
+      const look = await lookAtSpan(m.tables, ledger, span, 'before');
+      const difference = look.kind === 'looked' ? look.difference : null;
+      if (noteLook(r, spanRange(span), difference, m.deps.now()) && difference) notice(m, `re-verification: ${difference}`);
+      if (!difference) {
+        r.current.ranges++;
+        r.current.rows = (BigInt(r.current.rows) + BigInt(look.kind === 'looked' ? look.rows : span.rows)).toString();
+        if (look.kind === 'looked' && look.late) {
+          r.current.lateRows += look.late;
+          notice(m, `re-verification: ${look.late} rows written late to ${describeKeys(m.tables, spanRange(span))} were copied`);
+        }
+      }
+      r.cursor = String(span.seq);
+      if (!timeLeft(m)) return;
+    }
+  }
+}
+
+/** Looks once more at a span of the key ledger the re-verification found different: its words if it still is. */
+async function stillDifferentKeys(m: Migration, d: ReverifyDifference): Promise<string | null> {
+  const span = await keyLedgerOf(m).endingAt(d.hi);
+  if (!span) return null;
+  const look = await lookAtSpan(m.tables, keyLedgerOf(m), span, 'before');
+  return look.kind === 'looked' ? look.difference : null;
+}
+
+/**
  * Before the cut-over flags: a difference the re-verification recorded that is still there when
  * looked at once more refuses the cut-over, naming the ids, so no change made in the old table is
  * left behind. One that went away (or was repaired) lets it go on.
@@ -84,6 +131,11 @@ export async function refuseIfStillDifferent(m: Migration): Promise<void> {
   const ledger = ledgerOf(m);
   const still: string[] = [];
   for (const d of found) {
+    if (byKey(m)) {
+      const words = await stillDifferentKeys(m, d);
+      if (words) still.push(words);
+      continue;
+    }
     // table-copy's spans are of ids, each recorded from its first id
     if (d.lo === null) continue;
     const [span] = await ledger.overlapping(d.lo, d.lo);

@@ -1,11 +1,12 @@
 import type { TaskDeps } from '../core/ports/task-deps.ts';
-import { ledgerOf, openMigration, type TaskEvent } from './open-migration.ts';
+import { byKey, ledgerOf, openMigration, type TaskEvent } from './open-migration.ts';
 
 /** The execution's final output: what moved, what was checked, what was removed. */
 export async function summarize(event: TaskEvent, deps: TaskDeps) {
   const m = await openMigration(event, deps);
   const s = m.state;
-  const ledger = await ledgerOf(m).totals();
+  // A key ledger's spans count the rows not deleted yet: once emptied, the rows delivered are those copied and swept.
+  const ledger = byKey(m) ? { rows: (BigInt(s.rowsVerified) + BigInt(s.sweep.lateRows) + BigInt(s.sweep.newRows)).toString(), holes: null } : await ledgerOf(m).totals();
   return {
     migrationId: m.input.migrationId,
     machine: 'table-copy',
@@ -14,6 +15,7 @@ export async function summarize(event: TaskEvent, deps: TaskDeps) {
     target: `${m.input.target.database}.${m.input.target.table}`,
     rowsCopied: s.rowsCopied,
     copiedUpTo: s.copiedUpTo,
+    ...(s.copyKey?.columns ? { copyKey: s.copyKey.columns } : {}),
     idOffset: s.idOffset,
     sourceInsertsPerHour: s.insertsPerHour,
     targetAutoIncrement: s.autoIncrement,

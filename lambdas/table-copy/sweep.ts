@@ -1,6 +1,7 @@
 import type { TaskDeps } from '../core/ports/task-deps.ts';
 import { sweep as sweepLedger, type SweepOutcome } from '../core/tables/sweeper.ts';
-import { ledgerOf, loopState, openMigration, outcomeState, report, save, type LoopState, type Migration, type TaskEvent } from './open-migration.ts';
+import { sweepKeys } from '../core/tables/key-spans.ts';
+import { byKey, keyLedgerOf, ledgerOf, loopState, openMigration, outcomeState, report, save, type LoopState, type Migration, type TaskEvent } from './open-migration.ts';
 
 /** A sweep that is not finished, as the task's answer: wait and come back, or go on at once. */
 export function sweepState(m: Migration, outcome: Exclude<SweepOutcome, { kind: 'caught-up' }>): Promise<LoopState> | LoopState {
@@ -17,7 +18,7 @@ export function sweepState(m: Migration, outcome: Exclude<SweepOutcome, { kind: 
 export async function sweep(event: TaskEvent, deps: TaskDeps): Promise<LoopState> {
   const m = await openMigration(event, deps);
   if (m.phase !== 'sweep') return loopState(m, { done: true });
-  const outcome = await sweepLedger(m, ledgerOf(m));
+  const outcome = byKey(m) ? await sweepKeys(m, keyLedgerOf(m)) : await sweepLedger(m, ledgerOf(m));
   if (outcome.kind !== 'caught-up') return sweepState(m, outcome);
   await save(m, 'cleanup-approval');
   const w = m.state.sweep;

@@ -9,7 +9,8 @@ import { openHoles } from '../core/tables/delivery.ts';
 import { clockReady, lowWater, UNSEEN_MARGIN_MS } from '../core/tables/horizon.ts';
 import { MAX_HOLES_KEPT } from '../core/tables/ledger.ts';
 import { verifyRange, type RangeVerdict } from '../core/tables/verifier.ts';
-import { checkThrottle, ledgerOf, loopState, openMigration, outcomeState, report, save, timeLeft, type LoopState, type Migration, type TaskEvent } from './open-migration.ts';
+import { describeKeys, verifyKeysUpTo } from '../core/tables/key-spans.ts';
+import { byKey, checkThrottle, keyLedgerOf, ledgerOf, loopState, openMigration, outcomeState, report, save, timeLeft, type LoopState, type Migration, type TaskEvent } from './open-migration.ts';
 
 /**
  * The low water of the source now (see horizon.ts), asked for before a range is read. Until the
@@ -17,6 +18,7 @@ import { checkThrottle, ledgerOf, loopState, openMigration, outcomeState, report
  * rather than keep every hole of the first ranges.
  */
 export async function lowWaterNow(m: Migration, source: SqlConnection): Promise<Id | null> {
+  if (byKey(m)) return null;
   const clock = (m.state.idClock ??= []);
   const low = await lowWater(source, m.input.source, m.tables.idColumn, clock);
   if (low !== null || clockReady(clock)) return low;
@@ -58,6 +60,12 @@ async function recordVerified(m: Migration, verdict: RangeVerdict, low: Id | nul
 export function trailingVerify(m: Migration, sessions: { source: SqlConnection; target: SqlConnection }): TrailingVerify {
   const tables: CopyTables = { ...m.tables, source: sessions.source, target: sessions.target };
   const on = { ...m, source: sessions.source, target: sessions.target, tables } as Migration;
+  if (byKey(m)) {
+    const ledger = keyLedgerOf(m).on(sessions.target);
+    return async (hi: Id) => {
+      await verifyKeysUpTo(m, tables, ledger, hi);
+    };
+  }
   return async (hi: Id) => {
     while (m.state.verifiedUpTo === null || compareIds(m.state.verifiedUpTo, hi) < 0) {
       const range = await nextVerifyRange(on, m.state.verifiedUpTo, hi);
@@ -76,6 +84,7 @@ export function trailingVerify(m: Migration, sessions: { source: SqlConnection; 
  */
 export async function verifyCopied(m: Migration): Promise<boolean | LoopState> {
   const s = m.state;
+  if (byKey(m)) return verifyCopiedKeys(m);
   while (s.copiedUpTo !== null && (s.verifiedUpTo === null || compareIds(s.verifiedUpTo, s.copiedUpTo) < 0)) {
     if (!timeLeft(m)) return false;
     const range = await nextVerifyRange(m, s.verifiedUpTo, s.copiedUpTo);
@@ -93,6 +102,23 @@ export async function verifyCopied(m: Migration): Promise<boolean | LoopState> {
   return true;
 }
 
+/** verifyCopied of a migration copied by another key than one integer id (see key-spans.ts). */
+async function verifyCopiedKeys(m: Migration): Promise<boolean | LoopState> {
+  const upTo = m.state.copiedUpTo;
+  if (upTo === null) return true;
+  let throttled: LoopState | null = null;
+  const through = await verifyKeysUpTo(m, m.tables, keyLedgerOf(m), upTo, async (verdict, millis) => {
+    resizeChunk(m, millis);
+    await save(m);
+    report(m, `verified ${describeKeys(m.tables, verdict.range)}: ${verdict.now.rowCount} rows equal${verdict.repaired ? ' after a re-copy' : ''}${verdict.theirs ? ` (and ${verdict.theirs} of the application's own in the target)` : ''}`);
+    if (!timeLeft(m)) return false;
+    const decision = await checkThrottle(m);
+    if (decision.throttled) throttled = await outcomeState(m, { kind: 'throttled', reason: decision.reason, waitSeconds: decision.waitSeconds });
+    return !decision.throttled;
+  });
+  return throttled ?? through;
+}
+
 /** Verifies every id copied before any approval is asked for. */
 export async function verify(event: TaskEvent, deps: TaskDeps): Promise<LoopState> {
   const m = await openMigration(event, deps);
@@ -100,6 +126,6 @@ export async function verify(event: TaskEvent, deps: TaskDeps): Promise<LoopStat
   if (result === false) return loopState(m, { done: false });
   if (result !== true) return result;
   await save(m, 'cutover-approval');
-  report(m, `verified ${m.state.rangesVerified} ranges, ${m.state.rowsVerified} rows, up to id ${m.state.copiedUpTo ?? '(none)'} (${m.state.rangesRepaired} repaired by a re-copy)`);
+  report(m, `verified ${m.state.rangesVerified} ranges, ${m.state.rowsVerified} rows, up to ${byKey(m) ? 'key' : 'id'} ${m.state.copiedUpTo ?? '(none)'} (${m.state.rangesRepaired} repaired by a re-copy)`);
   return loopState(m, { done: true });
 }

@@ -1,17 +1,20 @@
-import { rowHashesOfIdsSql, type HashColumn } from '../checksum.ts';
+import { rowHashExpr, type HashColumn } from '../checksum.ts';
+import type { KeyValue } from '../keys.ts';
 import { VerificationFailed } from '../errors.ts';
 import { fillHoles, holesAround, inHoles, type Hole } from '../holes.ts';
 import { addId, compareIds, type Id } from '../ids.ts';
-import { qualified, quoteIdent, type TableRef } from '../identifiers.ts';
+import { qualified, type TableRef } from '../identifiers.ts';
 import { str, type SqlConnection, type SqlRow } from '../ports/sql.ts';
-import { copyIds, IDS_PER_STATEMENT, type CopyTables } from './copier.ts';
+import { copyIds, IDS_PER_STATEMENT, keyOf, type CopyTables } from './copier.ts';
 import type { DeliveryLedger, LedgerEntry } from './ledger.ts';
 
-async function hashesOf(conn: SqlConnection, table: TableRef, t: CopyTables, columns: readonly HashColumn[], ids: readonly Id[]): Promise<Map<Id, string>> {
-  const out = new Map<Id, string>();
+/** The row hashes of these keys' rows in a table, by key (see KeyShape.encode); keys it lacks are absent. */
+export async function hashesOf(conn: SqlConnection, table: TableRef, t: Pick<CopyTables, 'key' | 'idColumn'>, columns: readonly HashColumn[], ids: readonly KeyValue[]): Promise<Map<KeyValue, string>> {
+  const key = keyOf(t);
+  const out = new Map<KeyValue, string>();
   for (let i = 0; i < ids.length; i += IDS_PER_STATEMENT) {
-    const batch = ids.slice(i, i + IDS_PER_STATEMENT);
-    for (const r of await conn.query(rowHashesOfIdsSql(qualified(table), t.idColumn, columns, batch.length), batch)) out.set(str(r, 'id')!, str(r, 'hash')!);
+    const these = key.oneOf(ids.slice(i, i + IDS_PER_STATEMENT));
+    for (const r of await conn.query(`SELECT ${key.select()}, ${rowHashExpr(columns)} AS hash FROM ${qualified(table)} WHERE ${these.sql}`, these.params)) out.set(key.fromRow(r), str(r, 'hash')!);
   }
   return out;
 }
@@ -40,7 +43,7 @@ export async function deliverRows(t: CopyTables, ids: readonly Id[], record: (tx
         'Nothing was overwritten and no source row was deleted. Move those rows by hand (new ids), then run again; next time choose a larger idOffset.',
     );
   }
-  const delivered = [...source.keys()].sort(compareIds);
+  const delivered = keyOf(t).isInteger ? [...source.keys()].sort(compareIds) : [...source.keys()];
   const missing = delivered.filter((id) => !target.has(id));
   return t.target.transaction(async (tx) => {
     await copyIds({ ...t, target: tx, inTransaction: true }, missing);
@@ -68,7 +71,8 @@ export async function deliverRows(t: CopyTables, ids: readonly Id[], record: (tx
 async function refusalReason(tx: SqlConnection, t: CopyTables, refused: readonly Id[]): Promise<SqlRow | undefined> {
   if (!tx.sessions) return undefined;
   const some = refused.slice(0, 100);
-  await tx.execute(`DELETE FROM ${qualified(t.targetTable)} WHERE ${quoteIdent(t.idColumn)} IN (${some.map(() => '?').join(', ')})`, some);
+  const these = keyOf(t).oneOf(some);
+  await tx.execute(`DELETE FROM ${qualified(t.targetTable)} WHERE ${these.sql}`, these.params);
   await copyIds({ ...t, target: tx, inTransaction: true }, some);
   return (await tx.query('SHOW WARNINGS'))[0];
 }

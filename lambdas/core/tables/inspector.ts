@@ -252,6 +252,11 @@ export async function autoIncrementOf(conn: SqlConnection, ref: TableRef): Promi
   return scalar(conn, 'SELECT AUTO_INCREMENT FROM information_schema.TABLES WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ?', [ref.database, ref.table]);
 }
 
+/** The name of the table's AUTO_INCREMENT column, or null when it has none. */
+export async function autoIncrementColumn(conn: SqlConnection, ref: TableRef): Promise<string | null> {
+  return scalar(conn, "SELECT COLUMN_NAME FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ? AND EXTRA LIKE '%auto_increment%' LIMIT 1", [ref.database, ref.table]);
+}
+
 /** The table's AUTO_INCREMENT as it is now (MySQL 8 caches information_schema's statistics unless told not to). */
 export async function liveAutoIncrementOf(conn: SqlConnection, ref: TableRef): Promise<string | null> {
   if (conn.sessions) await conn.execute('SET SESSION information_schema_stats_expiry = 0').catch(() => undefined);

@@ -1,5 +1,6 @@
 import type { Hole } from '../holes.ts';
 import type { Id } from '../ids.ts';
+import type { KeyRange, KeyValue } from '../keys.ts';
 import { quoteIdent } from '../identifiers.ts';
 import { str, type SqlConnection } from '../ports/sql.ts';
 import { checkpointTable, ownedBy } from '../checkpoints.ts';
@@ -41,39 +42,71 @@ export interface LedgerEntry {
 /** Ids are compared as exact decimals: a string compared with a DECIMAL column would go through a double. */
 const ID = 'CAST(? AS DECIMAL(20,0))';
 
-/** The delivery ledger of a migration: a table beside the checkpoint, in the target database. */
-export class DeliveryLedger {
-  private readonly table: string;
-  /**
-   * With `owner`, every write is made only while that execution owns the migration (its checkpoint
-   * says so, see ownedBy), checked in the same statement: a task of a replaced execution, still
-   * running, cannot replace or settle its successor's spans.
-   */
+/**
+ * A ledger beside a migration's checkpoint, in the target database. With `owner`, every write is
+ * made only while that execution owns the migration (its checkpoint says so, see ownedBy), checked
+ * in the same statement: a task of a replaced execution, still running, cannot replace or settle
+ * its successor's spans.
+ */
+abstract class OwnedLedger {
+  protected readonly table: string;
   constructor(
-    private readonly conn: SqlConnection,
-    private readonly database: string,
-    private readonly migrationId: string,
-    private readonly owner?: { readonly execution: string | null | undefined },
+    protected readonly conn: SqlConnection,
+    protected readonly database: string,
+    protected readonly migrationId: string,
+    protected readonly owner: { readonly execution: string | null | undefined } | undefined,
+    name: string,
   ) {
-    this.table = `${quoteIdent(database)}.${quoteIdent(LEDGER_TABLE)}`;
+    this.table = `${quoteIdent(database)}.${quoteIdent(name)}`;
+  }
+
+  /** The condition that makes a write the owner's, with its parameters; nothing when the ledger has no owner. */
+  protected guard(): { where: string; params: unknown[] } {
+    if (!this.owner) return { where: '', params: [] };
+    return { where: ` AND EXISTS (SELECT 1 FROM ${checkpointTable(this.database)} c WHERE c.migration_id = ? AND ${ownedBy('c')})`, params: [this.migrationId, this.owner.execution ?? 'null'] };
+  }
+
+  /** Inserts one row (a statement's columns and values) only while the owner owns the migration. */
+  protected async insertOwned(columns: string, row: string, values: readonly unknown[]): Promise<void> {
+    if (!this.owner) {
+      await this.conn.execute(`INSERT INTO ${this.table} ${columns} VALUES (${row})`, values);
+      return;
+    }
+    const { affectedRows } = await this.conn.execute(
+      `INSERT INTO ${this.table} ${columns} SELECT ${row} FROM ${checkpointTable(this.database)} c WHERE c.migration_id = ? AND ${ownedBy('c')}`,
+      [...values, this.migrationId, this.owner.execution ?? 'null'],
+    );
+    if (affectedRows !== 1) throw await this.lost();
+  }
+
+  /** The refusal of a write by an execution that no longer owns the migration, naming the one that does. */
+  protected async lost(): Promise<OwnershipLost> {
+    const rows = await this.conn.query(`SELECT JSON_UNQUOTE(JSON_EXTRACT(state, '$.owner')) AS owner FROM ${checkpointTable(this.database)} WHERE migration_id = ?`, [this.migrationId]);
+    const current = rows[0] ? str(rows[0], 'owner') : null;
+    return new OwnershipLost(`execution ${current ?? '(none)'} has taken migration "${this.migrationId}" over; this task of ${this.owner?.execution ?? '(no execution)'} does not write its delivery ledger`);
+  }
+
+  /** After an UPDATE that changed nothing: throws when the migration has another owner, which must not go unnoticed. */
+  protected async refuseIfLost(affectedRows: number): Promise<void> {
+    if (affectedRows === 0 && this.owner && !(await this.stillOwned())) throw await this.lost();
+  }
+
+  private async stillOwned(): Promise<boolean> {
+    const g = this.guard();
+    const rows = await this.conn.query(`SELECT 1 AS owned FROM DUAL WHERE TRUE${g.where}`, g.params);
+    return rows.length > 0;
+  }
+}
+
+/** The delivery ledger of a migration copied by one integer id: spans of ids. */
+export class DeliveryLedger extends OwnedLedger {
+  constructor(conn: SqlConnection, database: string, migrationId: string, owner?: { readonly execution: string | null | undefined }) {
+    super(conn, database, migrationId, owner, LEDGER_TABLE);
   }
 
   /** The same ledger written through another connection to its server (one inside a transaction). */
   on(conn: SqlConnection): DeliveryLedger {
     return new DeliveryLedger(conn, this.database, this.migrationId, this.owner);
-  }
-
-  /** The condition that makes a write the owner's, with its parameters; nothing when the ledger has no owner. */
-  private guard(): { where: string; params: unknown[] } {
-    if (!this.owner) return { where: '', params: [] };
-    return { where: ` AND EXISTS (SELECT 1 FROM ${checkpointTable(this.database)} c WHERE c.migration_id = ? AND ${ownedBy('c')})`, params: [this.migrationId, this.owner.execution ?? 'null'] };
-  }
-
-  /** The refusal of a write by an execution that no longer owns the migration, naming the one that does. */
-  private async lost(): Promise<OwnershipLost> {
-    const rows = await this.conn.query(`SELECT JSON_UNQUOTE(JSON_EXTRACT(state, '$.owner')) AS owner FROM ${checkpointTable(this.database)} WHERE migration_id = ?`, [this.migrationId]);
-    const current = rows[0] ? str(rows[0], 'owner') : null;
-    return new OwnershipLost(`execution ${current ?? '(none)'} has taken migration "${this.migrationId}" over; this task of ${this.owner?.execution ?? '(no execution)'} does not write its delivery ledger`);
   }
 
   async ensureTable(): Promise<void> {
@@ -119,17 +152,7 @@ export class DeliveryLedger {
     const g = this.guard();
     await this.conn.execute(`DELETE FROM ${this.table} WHERE migration_id = ? AND lo <= ${ID} AND hi >= ${ID}${g.where}`, [this.migrationId, e.hi, e.lo, ...g.params]);
     const values = [this.migrationId, e.lo, e.hi, e.rows, e.checksum, JSON.stringify(e.holes), e.holes?.length ?? 0, e.settled ? 1 : 0];
-    const columns = `(migration_id, lo, hi, source_rows, checksum, holes, hole_count, settled)`;
-    const row = `?, ${ID}, ${ID}, ?, ?, ?, ?, ?`;
-    if (!this.owner) {
-      await this.conn.execute(`INSERT INTO ${this.table} ${columns} VALUES (${row})`, values);
-      return;
-    }
-    const { affectedRows } = await this.conn.execute(
-      `INSERT INTO ${this.table} ${columns} SELECT ${row} FROM ${checkpointTable(this.database)} c WHERE c.migration_id = ? AND ${ownedBy('c')}`,
-      [...values, this.migrationId, this.owner.execution ?? 'null'],
-    );
-    if (affectedRows !== 1) throw await this.lost();
+    await this.insertOwned(`(migration_id, lo, hi, source_rows, checksum, holes, hole_count, settled)`, `?, ${ID}, ${ID}, ?, ?, ?, ?, ?`, values);
   }
 
   /** A span's holes, row count and settledness, after late rows were delivered or it was looked at for the last time. */
@@ -139,14 +162,8 @@ export class DeliveryLedger {
       `UPDATE ${this.table} SET source_rows = ?, holes = ?, hole_count = ?, settled = ?, recorded_at = CURRENT_TIMESTAMP(6) WHERE migration_id = ? AND lo = ${ID}${g.where}`,
       [e.rows, JSON.stringify(e.holes), e.holes?.length ?? 0, e.settled ? 1 : 0, this.migrationId, e.lo, ...g.params],
     );
-    // Nothing written: the span is gone, or the migration has another owner, which must not go unnoticed.
-    if (affectedRows === 0 && this.owner && !(await this.stillOwned())) throw await this.lost();
-  }
-
-  private async stillOwned(): Promise<boolean> {
-    const g = this.guard();
-    const rows = await this.conn.query(`SELECT 1 AS owned FROM DUAL WHERE TRUE${g.where}`, g.params);
-    return rows.length > 0;
+    // Nothing written: the span is gone, or the migration has another owner.
+    await this.refuseIfLost(affectedRows);
   }
 
   /** The highest id the ledger covers, or null when it is empty. */
@@ -186,5 +203,109 @@ export class DeliveryLedger {
     );
     const r = rows[0] ?? {};
     return { rows: str(r, 'n') ?? '0', spans: str(r, 'spans') ?? '0', holes: str(r, 'holes') ?? '0' };
+  }
+}
+
+export const KEY_LEDGER_TABLE = '_ferry_key_ledger';
+
+/**
+ * One span of a migration copied by any other key than one integer column: the source's rows with
+ * a key after `lo` (from the lowest when null) up to `hi`, numbered in key order (`seq`, from 1).
+ * `rows` and `checksum` are the source's rows of the span as delivered (the XOR of their row
+ * hashes, see checksum.ts): a span whose source rows still add up to them holds nothing new, and
+ * one that differs tells, by how many rows it gained, which of the rows the target lacks arrived
+ * late (see key-spans.ts). Its keys are encoded as the checkpoint encodes them (KeyShape.encode).
+ */
+export interface KeySpan {
+  readonly seq: number;
+  readonly lo: KeyValue | null;
+  readonly hi: KeyValue;
+  readonly rows: string;
+  readonly checksum: string;
+}
+
+/** The keys a span covers. */
+export function spanRange(span: Pick<KeySpan, 'lo' | 'hi'>): KeyRange {
+  return span.lo === null ? { lo: null, hi: span.hi } : { lo: span.lo, loExcluded: true, hi: span.hi };
+}
+
+/**
+ * The delivery ledger of a migration copied by any other key: contiguous spans of keys in key
+ * order, each recorded after the one before it, beside the checkpoint in the target database.
+ */
+export class KeyLedger extends OwnedLedger {
+  constructor(conn: SqlConnection, database: string, migrationId: string, owner?: { readonly execution: string | null | undefined }) {
+    super(conn, database, migrationId, owner, KEY_LEDGER_TABLE);
+  }
+
+  on(conn: SqlConnection): KeyLedger {
+    return new KeyLedger(conn, this.database, this.migrationId, this.owner);
+  }
+
+  async ensureTable(): Promise<void> {
+    await this.conn.execute(
+      `CREATE TABLE IF NOT EXISTS ${this.table} (
+        migration_id VARCHAR(80) NOT NULL,
+        seq INT UNSIGNED NOT NULL,
+        lo MEDIUMTEXT NULL,
+        hi MEDIUMTEXT NOT NULL,
+        source_rows BIGINT UNSIGNED NOT NULL,
+        checksum VARCHAR(40) NOT NULL,
+        recorded_at DATETIME(6) NOT NULL DEFAULT CURRENT_TIMESTAMP(6),
+        PRIMARY KEY (migration_id, seq)
+      ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin`,
+    );
+  }
+
+  private async select(where: string, params: readonly unknown[], tail: string): Promise<KeySpan[]> {
+    const rows = await this.conn.query(`SELECT seq, lo, hi, source_rows, checksum FROM ${this.table} WHERE migration_id = ? AND ${where} ${tail}`, [this.migrationId, ...params]);
+    return rows.map((r) => ({ seq: Number(str(r, 'seq')), lo: str(r, 'lo'), hi: str(r, 'hi')!, rows: str(r, 'source_rows')!, checksum: str(r, 'checksum')! }));
+  }
+
+  /**
+   * Records the span numbered `seq`, after every span below it: spans numbered from it on (recorded
+   * by a run that stopped before its checkpoint said so) are replaced.
+   */
+  async append(span: KeySpan): Promise<void> {
+    const g = this.guard();
+    await this.conn.execute(`DELETE FROM ${this.table} WHERE migration_id = ? AND seq >= ?${g.where}`, [this.migrationId, span.seq, ...g.params]);
+    await this.insertOwned('(migration_id, seq, lo, hi, source_rows, checksum)', '?, ?, ?, ?, ?, ?', [this.migrationId, span.seq, span.lo, span.hi, span.rows, span.checksum]);
+  }
+
+  /** What a span's source rows add up to now, after late rows were delivered into it. */
+  async update(span: Pick<KeySpan, 'seq' | 'rows' | 'checksum'>): Promise<void> {
+    const g = this.guard();
+    const { affectedRows } = await this.conn.execute(
+      `UPDATE ${this.table} SET source_rows = ?, checksum = ?, recorded_at = CURRENT_TIMESTAMP(6) WHERE migration_id = ? AND seq = ?${g.where}`,
+      [span.rows, span.checksum, this.migrationId, span.seq, ...g.params],
+    );
+    await this.refuseIfLost(affectedRows);
+  }
+
+  /** Spans numbered above `after` (from the first with null), in order, at most `limit`. */
+  after(after: number | null, limit: number): Promise<KeySpan[]> {
+    return this.select('seq > ?', [after ?? 0], `ORDER BY seq LIMIT ${Math.trunc(limit)}`);
+  }
+
+  /** The span numbered `seq`, if recorded. */
+  async at(seq: number): Promise<KeySpan | null> {
+    return (await this.select('seq = ?', [seq], ''))[0] ?? null;
+  }
+
+  /** The span that ends at `hi`, if one does. */
+  async endingAt(hi: KeyValue): Promise<KeySpan | null> {
+    return (await this.select('hi = ?', [hi], 'ORDER BY seq LIMIT 1'))[0] ?? null;
+  }
+
+  /** The last span: its `hi` is the highest key delivered. */
+  async last(): Promise<KeySpan | null> {
+    return (await this.select('TRUE', [], 'ORDER BY seq DESC LIMIT 1'))[0] ?? null;
+  }
+
+  /** Rows delivered over every span, and how many spans there are. */
+  async totals(): Promise<{ rows: string; spans: string; holes: string }> {
+    const rows = await this.conn.query(`SELECT COALESCE(SUM(source_rows), 0) AS n, COUNT(*) AS spans FROM ${this.table} WHERE migration_id = ?`, [this.migrationId]);
+    const r = rows[0] ?? {};
+    return { rows: str(r, 'n') ?? '0', spans: str(r, 'spans') ?? '0', holes: '0' };
   }
 }

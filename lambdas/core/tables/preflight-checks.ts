@@ -4,7 +4,7 @@ import { isPlainName, type TableRef } from '../identifiers.ts';
 import { scalar, type SqlConnection } from '../ports/sql.ts';
 import type { TableCopyInput } from '../table-copy-input.ts';
 import { idBounds } from './copier.ts';
-import { databaseExists, describeUniqueKeys, inspectTable, integerKeys, integerRange, uniqueIndexOn, type TableInfo } from './inspector.ts';
+import { copyKeyColumns, copyKeys, databaseExists, describeUniqueKeys, inspectTable, integerKeys, integerRange, uniqueIndexOn, type ColumnInfo, type CopyKey, type TableInfo, type UniqueIndex } from './inspector.ts';
 import { throttleQueryValue } from './probes.ts';
 
 export async function requireTable(conn: SqlConnection, field: string, ref: TableRef, fix: { database: string; table: string }): Promise<TableInfo> {
@@ -28,13 +28,11 @@ const TARGET_FIX = { database: 'create it or fix the name', table: 'create it (t
  * Every check of table-copy's two tables that can refuse the input, in the order an operator would
  * fix them. Reads only: nothing is written until all of them pass.
  */
-export async function checkCopyTables(input: TableCopyInput, source: SqlConnection, target: SqlConnection): Promise<{ sourceInfo: TableInfo; targetInfo: TableInfo }> {
+export async function checkCopyTables(input: TableCopyInput, source: SqlConnection, target: SqlConnection): Promise<{ sourceInfo: TableInfo; targetInfo: TableInfo; copyKey: CopyKey | null }> {
   const sourceInfo = await requireTable(source, 'source', input.source, SOURCE_FIX);
   const targetInfo = await requireTable(target, 'target', input.target, TARGET_FIX);
   const key = integerKeys(sourceInfo)[0];
-  if (!key) {
-    throw new InvalidInput('source.table', `${input.source.table} has no unique key on one integer NOT NULL column (${describeUniqueKeys(sourceInfo)}); ferry copies tables by such a key`);
-  }
+  if (!key) return checkByKey(input, source, target, sourceInfo, targetInfo);
   if (!isPlainName(key.index)) {
     throw new InvalidInput('source.table', `unique key ${JSON.stringify(key.index)} of ${input.source.table}, by which ferry would read it, has a name ferry does not write into SQL; rename it (letters, digits, _ or $)`);
   }
@@ -44,11 +42,7 @@ export async function checkCopyTables(input: TableCopyInput, source: SqlConnecti
   if (uniqueIndexOn(targetInfo, idName) === null || !targetInfo.columns.some((c) => c.name === idName)) {
     throw new InvalidInput('target.table', `${input.target.table} must have a unique key on ${idName} alone, NOT NULL, like the source (its primary key, or a unique key); ${describeUniqueKeys(targetInfo)}`);
   }
-  const targetColumns = new Map(targetInfo.columns.map((c) => [c.name, c]));
-  const missing = sourceInfo.columns.filter((c) => !c.generated && (!targetColumns.has(c.name) || targetColumns.get(c.name)!.generated));
-  if (missing.length > 0) {
-    throw new InvalidInput('target.table', `${input.target.table} lacks source column(s) ${missing.map((c) => c.name).join(', ')}; add them to the target`);
-  }
+  const targetColumns = requireColumns(input, sourceInfo, targetInfo);
   const targetRange = integerRange(targetColumns.get(idName)!);
   if (!targetRange) {
     throw new InvalidInput('target.table', `${idName} of ${input.target.table} is ${targetColumns.get(idName)!.columnType}, not an integer`);
@@ -70,6 +64,70 @@ export async function checkCopyTables(input: TableCopyInput, source: SqlConnecti
         'widen it, or give idOffset explicitly ("0" when the old table receives no row once the copy flags are set)',
     );
   }
+  await checkPrivileges(input, source, target);
+  return { sourceInfo, targetInfo, copyKey: null };
+}
+
+/** The target must have every column the source copies. */
+function requireColumns(input: TableCopyInput, sourceInfo: TableInfo, targetInfo: TableInfo): Map<string, ColumnInfo> {
+  const targetColumns = new Map(targetInfo.columns.map((c) => [c.name, c]));
+  const missing = sourceInfo.columns.filter((c) => !c.generated && (!targetColumns.has(c.name) || targetColumns.get(c.name)!.generated));
+  if (missing.length > 0) {
+    throw new InvalidInput('target.table', `${input.target.table} lacks source column(s) ${missing.map((c) => c.name).join(', ')}; add them to the target`);
+  }
+  return targetColumns;
+}
+
+/**
+ * A source with no unique key on one integer column is copied by another unique key (see
+ * key-spans.ts): its first whole, ordered one of types ferry reads keys of. The target must hold the
+ * same key: a unique key on the same columns, each of the same type and collation (the order of
+ * the rows and the equality of keys are the same on both sides). Its ranges are not ranges of
+ * numbers, so the initial copy is one chunk loop (no partitions), and the source is emptied by
+ * deleting delivered spans (no TRUNCATE, whose check under a write lock would read the whole table).
+ */
+async function checkByKey(input: TableCopyInput, source: SqlConnection, target: SqlConnection, sourceInfo: TableInfo, targetInfo: TableInfo): Promise<{ sourceInfo: TableInfo; targetInfo: TableInfo; copyKey: CopyKey }> {
+  const key = copyKeys(sourceInfo)[0];
+  if (!key) {
+    throw new InvalidInput(
+      'source.table',
+      `${input.source.table} has no unique key ferry can copy by (${describeUniqueKeys(sourceInfo)}); ferry copies a table by a unique key whose columns are all NOT NULL, ` +
+        'of integer, text, binary, ENUM or date and time types, indexed whole in a B-tree (not a prefix, a hash index or a descending part)',
+    );
+  }
+  if (!isPlainName(key.index)) {
+    throw new InvalidInput('source.table', `unique key ${JSON.stringify(key.index)} of ${input.source.table}, by which ferry would read it, has a name ferry does not write into SQL; rename it (letters, digits, _ or $)`);
+  }
+  const columns = copyKeyColumns(key);
+  const named = `key (${columns.join(', ')})`;
+  if (input.partitions > 1) {
+    throw new InvalidInput('partitions', `partitions split the initial copy into ranges of ids, and ${input.source.table} is copied by its ${named}; leave partitions out (1)`);
+  }
+  if (input.cleanup.mode === 'truncate') {
+    throw new InvalidInput('cleanup.mode', `"truncate" is for tables copied by one integer id, and ${input.source.table} is copied by its ${named}; use "trickle-delete" (it deletes only delivered rows) or "none"`);
+  }
+  const targetColumns = requireColumns(input, sourceInfo, targetInfo);
+  const same = (k: UniqueIndex) => k.whole && k.ordered && k.columns.length === columns.length && k.columns.every((c, i) => c.toLowerCase() === columns[i]!.toLowerCase());
+  if (!targetInfo.uniqueIndexes.some(same)) {
+    throw new InvalidInput('target.table', `${input.target.table} must have a unique key on (${columns.join(', ')}), in that order, like the source's ${key.index}; ${describeUniqueKeys(targetInfo)}`);
+  }
+  for (const name of columns) {
+    const s = sourceInfo.columns.find((c) => c.name === name)!;
+    const t = targetColumns.get(name)!;
+    if (t.nullable || s.columnType !== t.columnType || s.collation !== t.collation) {
+      const shown = (c: ColumnInfo) => `${c.columnType}${c.collation ? ` COLLATE ${c.collation}` : ''}${c.nullable ? ' NULL' : ' NOT NULL'}`;
+      throw new InvalidInput(
+        'target.table',
+        `key column ${name} of ${input.target.table} is ${shown(t)}, and the source's is ${shown(s)}: the ${named} must be the same on both sides (same type and collation, NOT NULL), so both order and compare its values alike; make it ${shown(s)}`,
+      );
+    }
+  }
+  await checkPrivileges(input, source, target);
+  return { sourceInfo, targetInfo, copyKey: key };
+}
+
+/** The privileges the cleanup needs on the source, and those ferry needs on the target. */
+async function checkPrivileges(input: TableCopyInput, source: SqlConnection, target: SqlConnection): Promise<void> {
   const cleanupNeeds = input.cleanup.mode === 'trickle-delete' ? 'DELETE' : input.cleanup.mode === 'truncate' ? 'DROP' : null;
   if (cleanupNeeds && (await lacksPrivilege(source, input.source, cleanupNeeds))) {
     throw new InvalidInput(
@@ -83,7 +141,6 @@ export async function checkCopyTables(input: TableCopyInput, source: SqlConnecti
       throw new InvalidInput('target.table', `"${target.name}"'s user may not ${privilege} on ${input.target.database}.${input.target.table} (ferry writes the table, and its checkpoint and ledger beside it): GRANT ${privilege} ON \`${input.target.database}\`.* TO ferry's user`);
     }
   }
-  return { sourceInfo, targetInfo };
 }
 
 /**
