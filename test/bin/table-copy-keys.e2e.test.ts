@@ -190,7 +190,6 @@ describe('ferry local table-copy of a table keyed by a composite, string or bina
       late = await w.stop();
     })();
     const result = await running.done;
-    if (process.env.SHOW) console.log(result.stderr, JSON.stringify(result.last));
     await lateServer;
     const ops = await app.stop();
     ops.forEach((o, i) => {
@@ -214,6 +213,88 @@ describe('ferry local table-copy of a table keyed by a composite, string or bina
     expect({ missing: missing.slice(0, 5), extra: extra.slice(0, 5), rows: target.length }).toEqual({ missing: [], extra: [], rows: want.length });
     expect(result.last).toMatchObject({ phase: 'done' });
   }, 400_000);
+
+  it('survives SIGKILLs at any moment (two servers): each run resumes from the checkpoint, and no row is lost', async () => {
+    const shape = SHAPES['CHAR(36) UUID']!;
+    const t = await setUp(shape, 20000);
+    const env = { FERRY_MYSQL_EDXAPP: MYSQL_URL, FERRY_MYSQL_CSMH: OTHER_HOST_URL };
+    const file = t.input({ chunk: { targetMillis: 20, minRows: 50, maxRows: 150 } });
+    const src = `\`${t.src}\`.t`;
+    const phaseNow = async () => {
+      const [rows] = await t.conn.query(`SELECT phase FROM \`${t.tgt}\`._ferry_checkpoints`).catch(() => [[]] as never);
+      return (rows as { phase: string }[])[0]?.phase ?? null;
+    };
+    let phase: string | null = null;
+    let cleanupSeenAt: number | null = null;
+    const watching = setInterval(() => {
+      void phaseNow().then((p) => {
+        phase = p;
+        if (p === 'cleanup' && cleanupSeenAt === null) cleanupSeenAt = Date.now();
+      });
+    }, 30);
+    // a server writing the old table, with keys anywhere, while the copy runs (rows land in ranges already copied) and for
+    // two seconds of the cleanup (after the cut-over: late rows), through the kills
+    const writer = startAppWriter((i): AppStatement | null => {
+      if (phase !== 'copy' && !(cleanupSeenAt !== null && Date.now() - cleanupSeenAt < 2000)) return null;
+      return { op: 'insert-old', sql: `INSERT INTO ${src} (id, v, n) VALUES (?, ?, ?)`, params: [...shape.fresh(), `old-${i}`, i] };
+    }, { pauseMillis: 20 });
+    // one run killed in each of these phases, at a random moment of it
+    const killedIn: string[] = [];
+    for (const target of ['copy', 'catch-up', 'verify', 'sweep', 'cleanup', 'cleanup']) {
+      const run = startFerry(['local', 'table-copy', '--input', file, '--state-dir', t.stateDir, '--approve', 'all'], env);
+      const order = ['prepare', 'copy', 'catch-up', 'verify', 'cutover-approval', 'sweep', 'cleanup-approval', 'cleanup', 'done'];
+      while (run.child.exitCode === null && order.indexOf((await phaseNow()) ?? 'prepare') < order.indexOf(target)) await new Promise((r) => setTimeout(r, 10));
+      await new Promise((r) => setTimeout(r, randomInt(0, 600)));
+      if (run.child.exitCode !== null) break;
+      killedIn.push((await phaseNow())!);
+      run.child.kill('SIGKILL');
+      expect((await run.done).signal).toBe('SIGKILL');
+    }
+    clearInterval(watching);
+    const ops = await writer.stop();
+    for (const o of ops) {
+      const [id, v, n] = o.params as [string, string, number];
+      if (!o.error) t.expected.set(id, lineOf([id], v, n));
+    }
+    const last = await runFerry(['local', 'table-copy', '--input', file, '--state-dir', t.stateDir, '--approve', 'all'], env);
+    expect(last.code, last.stderr.slice(-3000)).toBe(0);
+    expect(new Set(killedIn).size, `killed in ${killedIn.join(', ')}`).toBeGreaterThanOrEqual(3);
+    expect(ops.filter((o) => o.op === 'insert-old').length).toBeGreaterThan(20);
+    expect(failures(ops)).toEqual([]);
+    const target = await contents(t.conn, t.tgt, shape);
+    const want = [...t.expected.values()].sort();
+    expect({ missing: want.filter((r) => !target.includes(r)).slice(0, 5), extra: target.filter((r) => !want.includes(r)).slice(0, 5), rows: target.length }).toEqual({ missing: [], extra: [], rows: want.length });
+    expect(await contents(t.conn, t.src, shape)).toEqual([]);
+  }, 400_000);
+
+  it('refuses the cut-over while a row of the old table changed after it was delivered, naming it; once made right, it goes on', async () => {
+    const shape = SHAPES['composite (varchar, int)']!;
+    const t = await setUp(shape, 3000);
+    const file = t.input({ reverify: { everySeconds: 1 }, cleanup: { mode: 'none' } });
+    const migrationId = `k-${t.src.slice(-12)}`;
+    const run = startFerry(['local', 'table-copy', '--input', file, '--state-dir', t.stateDir]);
+    await run.waitFor(/re-verification: verified 0 minutes ago, \d+ ranges, 0 differences/);
+    const [[row]] = (await t.conn.query(`SELECT name, seq FROM \`${t.src}\`.t ORDER BY name, seq LIMIT 1 OFFSET 1500`)) as unknown as [{ name: string; seq: number }[]];
+    await t.conn.query(`UPDATE \`${t.src}\`.t SET v = 'changed in the old table' WHERE name = ? AND seq = ?`, [row!.name, row!.seq]);
+    // and a row written late into the same range is copied, not a difference
+    await t.conn.query(`INSERT INTO \`${t.src}\`.t (name, seq, v, n) VALUES (?, 1000, 'late', 0)`, [row!.name]);
+    await run.waitFor(/re-verification: keys \(name, seq\) .*: 1 rows of t changed after they were delivered/);
+    await run.waitFor(/re-verification: verified 0 minutes ago, \d+ ranges, 1 difference\b/);
+    expect((await runFerry(['approve', migrationId, '--step', 'cutover', '--state-dir', t.stateDir])).code).toBe(0);
+    const failed = await run.done;
+    expect(failed.code).toBe(1);
+    expect(failed.last).toMatchObject({ status: 'FAILED', error: 'VerificationFailed', cause: expect.stringMatching(/the cut-over flags were not set: .*changed after they were delivered/) });
+    expect(t.flags()[`/ferry/${migrationId}/flags/READ_NEW`]).toBeUndefined();
+    const [[late]] = (await t.conn.query(`SELECT v FROM \`${t.tgt}\`.t WHERE name = ? AND seq = 1000`, [row!.name])) as unknown as [{ v: string }[]];
+    expect(late?.v).toBe('late');
+
+    // a person makes the new table's row right; the run asks again and goes on
+    await t.conn.query(`UPDATE \`${t.tgt}\`.t SET v = 'changed in the old table' WHERE name = ? AND seq = ?`, [row!.name, row!.seq]);
+    const again = await runFerry(['local', 'table-copy', '--input', file, '--state-dir', t.stateDir, '--approve', 'all']);
+    expect(again.code, again.stderr.slice(-3000)).toBe(0);
+    expect(t.flags()[`/ferry/${migrationId}/flags/READ_NEW`]).toBe('true');
+    expect(await contents(t.conn, t.tgt, shape)).toEqual(await contents(t.conn, t.src, shape));
+  }, 300_000);
 
   it('refuses "truncate" and "partitions" for such a key, naming the field, and writes nothing', async () => {
     const t = await setUp(SHAPES['CHAR(36) UUID']!, 50);
