@@ -12,7 +12,9 @@
  * every-other-id ids on one server (for a big table's separate run). Prints times, rows/s and ratios,
  * and per 1,000,000 rows what the run would be billed for on AWS (state transitions, Lambda
  * invocations, Lambda-seconds) with the process's peak memory, then projects them to bigger tables.
- * BENCH_ROWS overrides the row count (default 1,000,000).
+ * BENCH_KEY=uuid runs only a table keyed by a CHAR(36) UUID (MariaDB's UUID(), in no order the
+ * rows were written in) beside the same rows keyed by a dense integer id, one server, each against
+ * its single statement. BENCH_ROWS overrides the row count (default 1,000,000).
  */
 import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -33,8 +35,9 @@ const X = 'coursewarehistoryextended_studentmodulehistoryextended';
 const FERRY = fileURLToPath(new URL('../bin/ferry.js', import.meta.url));
 const url = resolveMysqlUrl('bench').url;
 
+/** `uuid`: the table keyed by a CHAR(36) UUID (BENCH_KEY=uuid), else by an AUTO_INCREMENT id of this type. */
 const table = (idType: string) => `(
-  id ${idType} NOT NULL AUTO_INCREMENT PRIMARY KEY, version varchar(255) NULL, created datetime(6) NOT NULL,
+  ${idType === 'uuid' ? 'id char(36) CHARACTER SET ascii NOT NULL PRIMARY KEY' : `id ${idType} NOT NULL AUTO_INCREMENT PRIMARY KEY`}, version varchar(255) NULL, created datetime(6) NOT NULL,
   state longtext NULL, grade double NULL, max_grade double NULL, student_module_id int NOT NULL,
   KEY created (created), KEY student_module_id (student_module_id), KEY version (version))`;
 
@@ -143,9 +146,10 @@ async function main() {
   await build();
   const conn = await mysql.createConnection({ uri: url, multipleStatements: true });
   const count = async (c: mysql.Connection, db: string) => String(((await c.query(`SELECT COUNT(*) AS n FROM ${db}.${X}`)) as unknown as [{ n: number }[]])[0][0]!.n);
-  const resetTarget = (c: mysql.Connection = conn) => c.query(`CREATE DATABASE IF NOT EXISTS ${TGT_DB}; DROP TABLE IF EXISTS ${TGT_DB}.${X}; DROP TABLE IF EXISTS ${TGT_DB}._ferry_checkpoints; DROP TABLE IF EXISTS ${TGT_DB}._ferry_ledger; DROP TABLE IF EXISTS ${TGT_DB}._ferry_partitions; CREATE TABLE ${TGT_DB}.${X} ${table('bigint unsigned')}`);
+  let keyType: 'uuid' | null = null;
+  const resetTarget = (c: mysql.Connection = conn) => c.query(`CREATE DATABASE IF NOT EXISTS ${TGT_DB}; DROP TABLE IF EXISTS ${TGT_DB}.${X}; DROP TABLE IF EXISTS ${TGT_DB}._ferry_checkpoints; DROP TABLE IF EXISTS ${TGT_DB}._ferry_ledger; DROP TABLE IF EXISTS ${TGT_DB}._ferry_key_ledger; DROP TABLE IF EXISTS ${TGT_DB}._ferry_partitions; CREATE TABLE ${TGT_DB}.${X} ${table(keyType ?? 'bigint unsigned')}`);
   const seed = async (ids: string) => {
-    await conn.query(`DROP DATABASE IF EXISTS ${SRC_DB}; CREATE DATABASE ${SRC_DB}; CREATE TABLE ${SRC_DB}.${T} ${table('int')}`);
+    await conn.query(`DROP DATABASE IF EXISTS ${SRC_DB}; CREATE DATABASE ${SRC_DB}; CREATE TABLE ${SRC_DB}.${T} ${table(keyType ?? 'int')}`);
     // in slices of 500,000: one recursive query of millions of rows needs a temporary table as big
     const slice = 500_000;
     for (let from = 0; from < ROWS; from += slice) {
@@ -170,6 +174,28 @@ async function main() {
 
   process.stderr.write(`bench: seeding ${ROWS.toLocaleString('en-US')} rows…\n`);
   await conn.query(`DROP DATABASE IF EXISTS ${TGT_DB}; CREATE DATABASE ${TGT_DB}`);
+
+  if (process.env.BENCH_KEY === 'uuid') {
+    const same = { FERRY_MYSQL_EDXAPP: url, FERRY_MYSQL_CSMH: url };
+    keyType = 'uuid';
+    await seed('UUID()');
+    const uuidBase = await insertSelect();
+    await resetTarget();
+    const uuid = await ferryRun('ferry, one server, CHAR(36) UUID key', same, { database: TGT_DB, table: X });
+    keyType = null;
+    await seed('n');
+    const denseBase = await insertSelect();
+    await resetTarget();
+    const dense = await ferryRun('ferry, one server, integer id', same, { database: TGT_DB, table: X });
+    await conn.query(`DROP DATABASE ${SRC_DB}; DROP DATABASE ${TGT_DB}`);
+    await conn.end();
+    process.stdout.write([
+      `table-copy benchmark: ${ROWS.toLocaleString('en-US')} rows, ~300-byte state, unthrottled, quietSeconds 1, cleanup none, one server`,
+      `CHAR(36) UUID key: single INSERT … SELECT ${uuidBase.toFixed(2)} s, ferry ${uuid.wall.toFixed(2)} s = ${(uuid.wall / uuidBase).toFixed(2)}×, copy ${uuid.copy.toFixed(2)} s, catch-up ${uuid.catchUp.toFixed(2)} s, sweep ${uuid.sweep.toFixed(2)} s, ${uuid.rangesVerified} ranges, peak memory ${uuid.usage.peakMb} MB`,
+      `dense integer id: single INSERT … SELECT ${denseBase.toFixed(2)} s, ferry ${dense.wall.toFixed(2)} s = ${(dense.wall / denseBase).toFixed(2)}×, copy ${dense.copy.toFixed(2)} s, catch-up ${dense.catchUp.toFixed(2)} s, sweep ${dense.sweep.toFixed(2)} s, ${dense.rangesVerified} ranges, peak memory ${dense.usage.peakMb} MB`,
+    ].join('\n') + '\n');
+    return;
+  }
 
   // Ids with gaps the way real tables have them: every other id unused (auto_increment_increment = 2,
   // or the ids upserts and rollbacks burn), against the single statement on the same ids.
