@@ -65,7 +65,7 @@ export function ledgerOf(m: Migration): DeliveryLedger {
 
 /** The checkpoints of the initial copy's partitions, beside the migration's (see partitions.ts). */
 export function partitionsOf(m: Migration): PartitionStore<TableCopyState> {
-  return new PartitionStore<TableCopyState>(m.target, m.input.target.database, m.input.migrationId);
+  return new PartitionStore<TableCopyState>(m.target, m.input.target.database, m.input.migrationId, byKey(m));
 }
 
 /** Whether the migration copies by another key than one integer id (see core/tables/key-spans.ts). */

@@ -2,8 +2,12 @@ import type { TaskDeps } from '../core/ports/task-deps.ts';
 import { CheckpointConflict } from '../core/errors.ts';
 import { addId, compareIds, maxId, toBig, type Id } from '../core/ids.ts';
 import { justBelow, splitRange, type PartitionBounds, type PartitionRow } from '../core/tables/partitions.ts';
+import { keyAt, keyOf } from '../core/tables/copier.ts';
+import { reached } from '../core/tables/chunked-copy.ts';
+import { spanBlock } from '../core/tables/ledger.ts';
+import type { KeyValue } from '../core/keys.ts';
 import { copyInitial, initialCopyDone } from './copy-chunks.ts';
-import { loopState, openMigration, outcomeState, partitionsOf, report, type LoopState, type Migration, type TableCopyState, type TaskEvent } from './open-migration.ts';
+import { byKey, loopState, openMigration, outcomeState, partitionsOf, report, type LoopState, type Migration, type TableCopyState, type TaskEvent } from './open-migration.ts';
 
 /**
  * The initial copy in partitions: PlanPartitions splits what is left of [rangeMin, rangeMax] into
@@ -18,15 +22,20 @@ export interface PartitionPlan {
   readonly items: readonly { readonly index: number }[];
 }
 
-/** A partition's chunk loop starts from the migration's state, with its own bounds and counters. */
-function startOf(m: Migration, bounds: PartitionBounds, whole: bigint): TableCopyState {
+/**
+ * A partition's chunk loop starts from the migration's state, with its own bounds and counters;
+ * `share` is its part of the rows, of `whole`. A table copied by another key numbers each
+ * partition's ledger spans in a block of its own (see KeyLedger), after the migration's.
+ */
+function startOf(m: Migration, bounds: PartitionBounds, share: bigint, whole: bigint): TableCopyState {
   const first = bounds.index === 0;
-  const share = toBig(bounds.hi) - toBig(bounds.lo) + 1n;
+  const keyed = byKey(m);
   return {
     ...structuredClone(m.state),
-    copiedUpTo: justBelow(bounds),
+    copiedUpTo: justBelow(bounds, keyed),
     // The lowest partition goes on from what was verified (from the lowest id on either side when nothing was); the others from their own start.
-    verifiedUpTo: first ? m.state.verifiedUpTo : justBelow(bounds),
+    verifiedUpTo: first ? m.state.verifiedUpTo : justBelow(bounds, keyed),
+    ...(keyed ? { nextSpan: spanBlock(bounds.index + 1) } : {}),
     rowsCopied: '0',
     rowsVerified: '0',
     rangesVerified: 0,
@@ -36,19 +45,47 @@ function startOf(m: Migration, bounds: PartitionBounds, whole: bigint): TableCop
   };
 }
 
+/**
+ * The keys after `from` (from the lowest when null) up to `upTo`, split into at most `count` ranges
+ * of about equal rows, by the source's estimated row count: each bound is read `rows / count`
+ * entries of the index past the last, so planning reads the index once.
+ */
+async function keyPartitions(m: Migration, from: KeyValue | null, upTo: KeyValue, count: number): Promise<PartitionBounds[]> {
+  const key = keyOf(m.tables);
+  const per = Math.max(1, Math.ceil(Number(m.state.estimatedRows) / count));
+  const out: PartitionBounds[] = [];
+  for (let lo = from; out.length < count; ) {
+    const rest = { lo, loExcluded: true, hi: upTo };
+    const hi = out.length === count - 1 ? null : await keyAt(m.source, m.input.source, key, rest, per - 1);
+    out.push({ index: out.length, lo, hi: hi ?? upTo });
+    if (hi === null || hi === upTo) break;
+    lo = hi;
+  }
+  return out;
+}
+
 export async function planPartitions(event: TaskEvent, deps: TaskDeps): Promise<PartitionPlan> {
   const m = await openMigration(event, deps);
   const store = partitionsOf(m);
   let planned = await store.all();
   if (planned.length === 0) {
     const s = m.state;
-    const from = s.copiedUpTo === null ? s.rangeMin : addId(s.copiedUpTo, 1);
-    if (from === null || s.rangeMax === null || compareIds(from, s.rangeMax) > 0) return { items: [] };
-    const bounds = splitRange(from, s.rangeMax, m.input.partitions);
-    const whole = toBig(s.rangeMax) - toBig(from) + 1n;
-    await store.plan(bounds.map((b): PartitionRow<TableCopyState> => ({ bounds: b, done: false, state: startOf(m, b, whole) })), s.owner);
-    planned = await store.all();
-    report(m, `initial copy of ids ${from}..${s.rangeMax} in ${planned.length} partitions, ${m.input.partitions} at a time`);
+    const from = byKey(m) || s.copiedUpTo === null ? s.rangeMin : addId(s.copiedUpTo, 1);
+    if (byKey(m)) {
+      if (s.rangeMax === null || reached(m, s.copiedUpTo, s.rangeMax)) return { items: [] };
+      const bounds = await keyPartitions(m, s.copiedUpTo, s.rangeMax, m.input.partitions);
+      const n = BigInt(bounds.length);
+      await store.plan(bounds.map((b): PartitionRow<TableCopyState> => ({ bounds: b, done: false, state: startOf(m, b, 1n, n) })), s.owner);
+      planned = await store.all();
+      report(m, `initial copy of keys ${keyOf(m.tables).describe({ lo: s.copiedUpTo, loExcluded: true, hi: s.rangeMax })} in ${planned.length} partitions of about equal rows, ${m.input.partitions} at a time`);
+    } else {
+      if (from === null || s.rangeMax === null || compareIds(from, s.rangeMax) > 0) return { items: [] };
+      const bounds = splitRange(from, s.rangeMax, m.input.partitions);
+      const whole = toBig(s.rangeMax) - toBig(from) + 1n;
+      await store.plan(bounds.map((b): PartitionRow<TableCopyState> => ({ bounds: b, done: false, state: startOf(m, b, toBig(b.hi) - toBig(b.lo) + 1n, whole) })), s.owner);
+      planned = await store.all();
+      report(m, `initial copy of ids ${from}..${s.rangeMax} in ${planned.length} partitions, ${m.input.partitions} at a time`);
+    }
   }
   return { items: planned.filter((p) => !p.done).map((p) => ({ index: p.bounds.index })) };
 }
@@ -67,7 +104,7 @@ export async function copyPartition(event: PartitionEvent, deps: TaskDeps): Prom
   if (!p) throw new CheckpointConflict(`partition ${index + 1} of migration "${m.input.migrationId}" was never planned (or was already added up): start the execution again to resume from the checkpoint`);
   const owner = m.state.owner;
   const others = BigInt(m.state.rowsCopied) + all.filter((x) => x !== p).reduce((n, x) => n + BigInt(x.state.rowsCopied), 0n);
-  const label = `partition ${index + 1}/${all.length} (ids ${p.bounds.lo}..${p.bounds.hi})`;
+  const label = `partition ${index + 1}/${all.length} (${byKey(m) ? `keys ${keyOf(m.tables).describe({ lo: p.bounds.lo, loExcluded: true, hi: p.bounds.hi })}` : `ids ${p.bounds.lo}..${p.bounds.hi}`})`;
   // The partition's own view of the migration: its state, its checkpoint row, its share of the history's loop iterations.
   const share = (input: Migration['input']): Migration['input'] => ({ ...input, execution: { ...input.execution, maxLoopIterations: Math.max(1, Math.floor(input.execution.maxLoopIterations / all.length)) } });
   const view: Migration = {
@@ -106,24 +143,28 @@ export async function finishPartitions(event: TaskEvent, deps: TaskDeps): Promis
   const all = await store.all();
   if (all.some((p) => !p.done)) return { ...loopState(m, { done: false }), continueAsNew: true };
   const s = m.state;
+  const keyed = byKey(m);
   for (const { bounds, state } of all) {
     s.rowsCopied = (BigInt(s.rowsCopied) + BigInt(state.rowsCopied)).toString();
     s.throttledMillis += state.throttledMillis;
-    // Every id up to a partition's end was copied (its loop went through it).
-    s.copiedUpTo = s.copiedUpTo === null ? bounds.hi : maxId(s.copiedUpTo, bounds.hi);
+    // Every id up to a partition's end was copied (its loop went through it); keys: the last partition's end.
+    s.copiedUpTo = s.copiedUpTo === null || keyed ? bounds.hi : maxId(s.copiedUpTo, bounds.hi);
   }
   // Verified as far as the ranges stay unbroken, from the lowest partition on; past a break the
   // Verify phase verifies (and counts) again.
   let verified: Id | null = null;
   for (const { bounds, state } of all) {
     if (state.verifiedUpTo === null) break;
-    if (bounds.index > 0 && (verified === null || compareIds(verified, justBelow(bounds)) < 0)) break;
-    verified = verified === null ? state.verifiedUpTo : maxId(verified, state.verifiedUpTo);
+    const below = justBelow(bounds, keyed);
+    if (bounds.index > 0 && (verified === null || (keyed ? verified !== below : compareIds(verified, below!) < 0))) break;
+    verified = verified === null || keyed ? state.verifiedUpTo : maxId(verified, state.verifiedUpTo);
     s.rowsVerified = (BigInt(s.rowsVerified) + BigInt(state.rowsVerified)).toString();
     s.rangesVerified += state.rangesVerified;
     s.rangesRepaired += state.rangesRepaired;
   }
   if (all.length > 0) s.verifiedUpTo = verified;
+  // The key ledger's spans go on after the partitions' blocks (see startOf).
+  if (keyed && all.length > 0) s.nextSpan = spanBlock(all.length + 1);
   const done = await initialCopyDone(m);
   await store.remove();
   return done;

@@ -51,7 +51,7 @@ export async function planTableCopy(input: TableCopyInput, deps: PlanDeps, knobs
   let left = BigInt(rows.rows);
   if (checkpoint) {
     const s = checkpoint.state;
-    const planned = await new PartitionStore<TableCopyState>(target, input.target.database, input.migrationId).all();
+    const planned = await new PartitionStore<TableCopyState>(target, input.target.database, input.migrationId, !shape.isInteger).all();
     const copied = BigInt(s.rowsCopied) + planned.reduce((n, p) => n + BigInt(p.state.rowsCopied), 0n);
     left = checkpoint.phase === 'prepare' || checkpoint.phase === 'copy' ? (left > copied ? left - copied : 0n) : 0n;
     resumes = {

@@ -127,12 +127,14 @@ describe('ferry local table-copy of a table keyed by a composite, string or bina
   }
 
   const cases = [
-    ...Object.keys(SHAPES).map((name) => [name, 'one server'] as const),
-    ['CHAR(36) UUID', 'two servers'] as const,
-    ['composite (int, datetime(6))', 'two servers'] as const,
+    ...Object.keys(SHAPES).map((name) => [name, 'one server', 1] as const),
+    ['CHAR(36) UUID', 'two servers', 1] as const,
+    ['composite (int, datetime(6))', 'two servers', 1] as const,
+    ['BINARY(16)', 'one server', 3] as const,
+    ['composite (varchar, int)', 'two servers', 4] as const,
   ];
 
-  it.each(cases)('moves a table keyed by %s (%s), with the application writing both tables throughout', async (name, servers) => {
+  it.each(cases)('moves a table keyed by %s (%s, %i partitions), with the application writing both tables throughout', async (name, servers, partitions) => {
     const shape = SHAPES[name]!;
     const t = await setUp(shape, 6000);
     const env = servers === 'two servers' ? { FERRY_MYSQL_EDXAPP: MYSQL_URL, FERRY_MYSQL_CSMH: OTHER_HOST_URL } : {};
@@ -169,7 +171,7 @@ describe('ferry local table-copy of a table keyed by a composite, string or bina
       planned.set(i, () => t.expected.set(key.join('|'), lineOf(key, `new-${i}`, i)));
       return insert(tgt, key, `new-${i}`, i);
     }, { pauseMillis: 5 });
-    const running = startFerry(['local', 'table-copy', '--input', t.input(), '--state-dir', t.stateDir, '--approve', 'all'], env);
+    const running = startFerry(['local', 'table-copy', '--input', t.input({ partitions }), '--state-dir', t.stateDir, '--approve', 'all'], env);
     // a late server, still on the old flags, inserting into the old table once the cleanup has begun
     let late: AppOp[] = [];
     const lateKeys = new Map<number, string[]>();
@@ -212,13 +214,15 @@ describe('ferry local table-copy of a table keyed by a composite, string or bina
     const extra = target.filter((r) => !want.includes(r));
     expect({ missing: missing.slice(0, 5), extra: extra.slice(0, 5), rows: target.length }).toEqual({ missing: [], extra: [], rows: want.length });
     expect(result.last).toMatchObject({ phase: 'done' });
+    // the initial copy ran as that many partitions, each its own chunk loop
+    if (partitions > 1) expect(Number(/CopyPartition (\d+)/.exec(result.stderr)?.[1])).toBeGreaterThanOrEqual(partitions);
   }, 400_000);
 
-  it('survives SIGKILLs at any moment (two servers): each run resumes from the checkpoint, and no row is lost', async () => {
+  it('survives SIGKILLs at any moment (two servers, the copy in 2 partitions): each run resumes from the checkpoint, and no row is lost', async () => {
     const shape = SHAPES['CHAR(36) UUID']!;
     const t = await setUp(shape, 20000);
     const env = { FERRY_MYSQL_EDXAPP: MYSQL_URL, FERRY_MYSQL_CSMH: OTHER_HOST_URL };
-    const file = t.input({ chunk: { targetMillis: 20, minRows: 50, maxRows: 150 } });
+    const file = t.input({ chunk: { targetMillis: 20, minRows: 50, maxRows: 150 }, partitions: 2 });
     const src = `\`${t.src}\`.t`;
     const phaseNow = async () => {
       const [rows] = await t.conn.query(`SELECT phase FROM \`${t.tgt}\`._ferry_checkpoints`).catch(() => [[]] as never);
@@ -296,12 +300,9 @@ describe('ferry local table-copy of a table keyed by a composite, string or bina
     expect(await contents(t.conn, t.tgt, shape)).toEqual(await contents(t.conn, t.src, shape));
   }, 300_000);
 
-  it('refuses "truncate" and "partitions" for such a key, naming the field, and writes nothing', async () => {
+  it('refuses "truncate" for such a key, naming the field, and writes nothing', async () => {
     const t = await setUp(SHAPES['CHAR(36) UUID']!, 50);
-    for (const [overrides, field] of [
-      [{ cleanup: { mode: 'truncate' } }, /cleanup\.mode: .*"truncate" .*key \(id\)/],
-      [{ partitions: 2 }, /partitions: .*key \(id\)/],
-    ] as const) {
+    for (const [overrides, field] of [[{ cleanup: { mode: 'truncate' } }, /cleanup\.mode: .*"truncate" .*key \(id\)/]] as const) {
       const run = await runFerry(['local', 'table-copy', '--input', t.input(overrides), '--state-dir', t.stateDir, '--approve', 'all']);
       expect(run.code, run.stderr).toBe(2);
       expect(run.stderr).toMatch(field);

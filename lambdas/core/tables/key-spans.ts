@@ -37,6 +37,8 @@ export interface KeySpanState extends SweepingState {
   rangesVerified: number;
   rowsVerified: string;
   rangesRepaired: number;
+  /** The number of the next span verification records (see spanBlock); absent: `rangesVerified` + 1. */
+  nextSpan?: number;
   /** The catch-up's pass over the ledger under way: the last span looked at (null: none yet) and rows found so far. */
   keyPass?: { cursor: number | null; found: number } | null;
 }
@@ -106,7 +108,9 @@ export async function verifyKeys(t: CopyTables, range: KeyRange): Promise<KeyVer
 /** Records a verified range as the ledger's next span, and counts it in the state (saved by the caller). */
 export async function recordKeySpan(s: KeySpanState, ledger: KeyLedger, verdict: KeyVerdict): Promise<void> {
   const { range, now } = verdict;
-  await ledger.append({ seq: s.rangesVerified + 1, lo: range.lo, hi: range.hi, rows: now.rowCount, checksum: now.checksum });
+  const seq = s.nextSpan ?? s.rangesVerified + 1;
+  await ledger.append({ seq, lo: range.lo, hi: range.hi, rows: now.rowCount, checksum: now.checksum });
+  s.nextSpan = seq + 1;
   s.verifiedUpTo = range.hi;
   s.rangesVerified += 1;
   s.rowsVerified = (BigInt(s.rowsVerified) + BigInt(now.rowCount)).toString();
@@ -197,7 +201,8 @@ export async function deliverAbove(m: KeyMigration, ledger: KeyLedger, limit: nu
   const delivered = await deliverRows(m.tables, rows.map((r) => r.id), async (tx, keys) => {
     await ledger.on(tx).append({ seq: (last?.seq ?? 0) + 1, lo: last?.hi ?? null, hi, rows: String(keys.length), checksum: xorOf(keys.map((k) => hashes.get(k)!)) });
   });
-  s.rangesVerified = (last?.seq ?? 0) + 1;
+  s.rangesVerified += 1;
+  s.nextSpan = (last?.seq ?? 0) + 2;
   s.verifiedUpTo = hi;
   return delivered.length;
 }

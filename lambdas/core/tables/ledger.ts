@@ -229,6 +229,19 @@ export function spanRange(span: Pick<KeySpan, 'lo' | 'hi'>): KeyRange {
   return span.lo === null ? { lo: null, hi: span.hi } : { lo: span.lo, loExcluded: true, hi: span.hi };
 }
 
+/** How many span numbers a block holds: the migration's spans are numbered in one, each partition's in another (see spanBlock). */
+const SPAN_BLOCK = 2 ** 32;
+
+/**
+ * The first span number of block `n`: block 0 is the migration's own until its initial copy is
+ * split into partitions; partition i numbers its spans in block i + 1, and the migration goes on in
+ * the block after the last partition's. Partitions cover ranges of keys in order, so numbers stay
+ * in key order. (Numbers stay below 2^53: at most 40 partitions.)
+ */
+export function spanBlock(n: number): number {
+  return n * SPAN_BLOCK + 1;
+}
+
 /**
  * The delivery ledger of a migration copied by any other key: contiguous spans of keys in key
  * order, each recorded after the one before it, beside the checkpoint in the target database.
@@ -246,7 +259,7 @@ export class KeyLedger extends OwnedLedger {
     await this.conn.execute(
       `CREATE TABLE IF NOT EXISTS ${this.table} (
         migration_id VARCHAR(80) NOT NULL,
-        seq INT UNSIGNED NOT NULL,
+        seq BIGINT UNSIGNED NOT NULL,
         lo MEDIUMTEXT NULL,
         hi MEDIUMTEXT NOT NULL,
         source_rows BIGINT UNSIGNED NOT NULL,
@@ -263,12 +276,13 @@ export class KeyLedger extends OwnedLedger {
   }
 
   /**
-   * Records the span numbered `seq`, after every span below it: spans numbered from it on (recorded
-   * by a run that stopped before its checkpoint said so) are replaced.
+   * Records the span numbered `seq`, after every span below it: spans numbered from it on in its
+   * block (recorded by a run that stopped before its checkpoint said so) are replaced.
    */
   async append(span: KeySpan): Promise<void> {
     const g = this.guard();
-    await this.conn.execute(`DELETE FROM ${this.table} WHERE migration_id = ? AND seq >= ?${g.where}`, [this.migrationId, span.seq, ...g.params]);
+    const blockEnd = (Math.floor((span.seq - 1) / SPAN_BLOCK) + 1) * SPAN_BLOCK + 1;
+    await this.conn.execute(`DELETE FROM ${this.table} WHERE migration_id = ? AND seq >= ? AND seq < ?${g.where}`, [this.migrationId, span.seq, blockEnd, ...g.params]);
     await this.insertOwned('(migration_id, seq, lo, hi, source_rows, checksum)', '?, ?, ?, ?, ?, ?', [this.migrationId, span.seq, span.lo, span.hi, span.rows, span.checksum]);
   }
 

@@ -7,10 +7,17 @@ import { tableExists } from './inspector.ts';
 
 export const PARTITIONS_TABLE = '_ferry_partitions';
 
-/** One of the id ranges an initial copy is split into, copied on its own with its own checkpoint. */
+/** The partitions of a table copied by another key than one integer id: their bounds are keys (see KeyShape.encode). */
+export const KEY_PARTITIONS_TABLE = '_ferry_key_partitions';
+
+/**
+ * One of the ranges an initial copy is split into, copied on its own with its own checkpoint: the
+ * ids `lo` to `hi`, or, for a table copied by another key, the keys after `lo` (from the lowest
+ * when null) up to `hi`.
+ */
 export interface PartitionBounds {
   readonly index: number;
-  readonly lo: Id;
+  readonly lo: Id | null;
   readonly hi: Id;
 }
 
@@ -19,12 +26,12 @@ export interface PartitionBounds {
  * every id in exactly one. Spans are by id, not by rows, so a table whose ids cluster copies
  * unevenly; reading the rows' quantiles would cost a scan of the whole index.
  */
-export function splitRange(lo: Id, hi: Id, count: number): PartitionBounds[] {
+export function splitRange(lo: Id, hi: Id, count: number): (PartitionBounds & { readonly lo: Id })[] {
   const a = toBig(lo);
   const span = toBig(hi) - a + 1n;
   if (span <= 0n) return [];
   const n = BigInt(count) < span ? BigInt(Math.max(1, count)) : span;
-  const out: PartitionBounds[] = [];
+  const out: (PartitionBounds & { readonly lo: Id })[] = [];
   for (let i = 0n; i < n; i++) {
     const from = a + (span * i) / n;
     const to = a + (span * (i + 1n)) / n - 1n;
@@ -46,8 +53,14 @@ export interface PartitionRow<S> {
  */
 export class PartitionStore<S> {
   private readonly table: string;
-  constructor(private readonly conn: SqlConnection, private readonly database: string, private readonly migrationId: string) {
-    this.table = `${quoteIdent(database)}.${quoteIdent(PARTITIONS_TABLE)}`;
+  private readonly name: string;
+  /** How a bound is written: an exact decimal id, or a key as its text. */
+  private readonly bound: string;
+  /** `keyed`: the partitions of a table copied by another key than one integer id. */
+  constructor(private readonly conn: SqlConnection, private readonly database: string, private readonly migrationId: string, private readonly keyed = false) {
+    this.name = keyed ? KEY_PARTITIONS_TABLE : PARTITIONS_TABLE;
+    this.table = `${quoteIdent(database)}.${quoteIdent(this.name)}`;
+    this.bound = keyed ? '?' : 'CAST(? AS DECIMAL(20,0))';
   }
 
   async ensureTable(): Promise<void> {
@@ -55,8 +68,8 @@ export class PartitionStore<S> {
       `CREATE TABLE IF NOT EXISTS ${this.table} (
         migration_id VARCHAR(80) NOT NULL,
         part INT UNSIGNED NOT NULL,
-        lo DECIMAL(20,0) NOT NULL,
-        hi DECIMAL(20,0) NOT NULL,
+        lo ${this.keyed ? 'MEDIUMTEXT NULL' : 'DECIMAL(20,0) NOT NULL'},
+        hi ${this.keyed ? 'MEDIUMTEXT' : 'DECIMAL(20,0)'} NOT NULL,
         done TINYINT NOT NULL DEFAULT 0,
         state LONGTEXT NOT NULL,
         updated_at DATETIME(6) NOT NULL DEFAULT CURRENT_TIMESTAMP(6),
@@ -67,10 +80,10 @@ export class PartitionStore<S> {
 
   /** Every partition of the migration, in order; empty when none was planned. Writes nothing. */
   async all(): Promise<PartitionRow<S>[]> {
-    if (!(await tableExists(this.conn, this.database, PARTITIONS_TABLE))) return [];
+    if (!(await tableExists(this.conn, this.database, this.name))) return [];
     const rows = await this.conn.query(`SELECT part, CAST(lo AS CHAR) AS lo, CAST(hi AS CHAR) AS hi, done, state FROM ${this.table} WHERE migration_id = ? ORDER BY part`, [this.migrationId]);
     return rows.map((r) => ({
-      bounds: { index: Number(str(r, 'part')), lo: str(r, 'lo')!, hi: str(r, 'hi')! },
+      bounds: { index: Number(str(r, 'part')), lo: str(r, 'lo'), hi: str(r, 'hi')! },
       done: str(r, 'done') === '1',
       state: JSON.parse(str(r, 'state')!) as S,
     }));
@@ -86,7 +99,7 @@ export class PartitionStore<S> {
     await this.conn.transaction(async (tx) => {
       await holdOwnership(tx, this.database, this.migrationId, owner, 'its partitions plan');
       await tx.execute(
-        `INSERT IGNORE INTO ${this.table} (migration_id, part, lo, hi, done, state) VALUES ${partitions.map(() => '(?, ?, CAST(? AS DECIMAL(20,0)), CAST(? AS DECIMAL(20,0)), ?, ?)').join(', ')}`,
+        `INSERT IGNORE INTO ${this.table} (migration_id, part, lo, hi, done, state) VALUES ${partitions.map(() => `(?, ?, ${this.bound}, ${this.bound}, ?, ?)`).join(', ')}`,
         partitions.flatMap((p) => [this.migrationId, p.bounds.index, p.bounds.lo, p.bounds.hi, p.done ? 1 : 0, JSON.stringify(p.state)]),
       );
     });
@@ -109,11 +122,11 @@ export class PartitionStore<S> {
 
   /** Forgets the partitions once their progress is in the migration's checkpoint. */
   async remove(): Promise<void> {
-    if (await tableExists(this.conn, this.database, PARTITIONS_TABLE)) await this.conn.execute(`DELETE FROM ${this.table} WHERE migration_id = ?`, [this.migrationId]);
+    if (await tableExists(this.conn, this.database, this.name)) await this.conn.execute(`DELETE FROM ${this.table} WHERE migration_id = ?`, [this.migrationId]);
   }
 }
 
-/** The id just below a partition: where its copy and its verification start from. */
-export function justBelow(bounds: PartitionBounds): Id {
-  return addId(bounds.lo, -1);
+/** The id (or key) just below a partition: where its copy and its verification start from; null: from the lowest key. */
+export function justBelow(bounds: PartitionBounds, keyed = false): Id | null {
+  return keyed ? bounds.lo : addId(bounds.lo!, -1);
 }

@@ -82,9 +82,8 @@ function requireColumns(input: TableCopyInput, sourceInfo: TableInfo, targetInfo
  * A source with no unique key on one integer column is copied by another unique key (see
  * key-spans.ts): its first whole, ordered one of types ferry reads keys of. The target must hold the
  * same key: a unique key on the same columns, each of the same type and collation (the order of
- * the rows and the equality of keys are the same on both sides). Its ranges are not ranges of
- * numbers, so the initial copy is one chunk loop (no partitions), and the source is emptied by
- * deleting delivered spans (no TRUNCATE, whose check under a write lock would read the whole table).
+ * the rows and the equality of keys are the same on both sides). The source is emptied by deleting
+ * delivered spans (no TRUNCATE, whose check under a write lock would read the whole table).
  */
 async function checkByKey(input: TableCopyInput, source: SqlConnection, target: SqlConnection, sourceInfo: TableInfo, targetInfo: TableInfo): Promise<{ sourceInfo: TableInfo; targetInfo: TableInfo; copyKey: CopyKey }> {
   const key = copyKeys(sourceInfo)[0];
@@ -100,9 +99,6 @@ async function checkByKey(input: TableCopyInput, source: SqlConnection, target: 
   }
   const columns = copyKeyColumns(key);
   const named = `key (${columns.join(', ')})`;
-  if (input.partitions > 1) {
-    throw new InvalidInput('partitions', `partitions split the initial copy into ranges of ids, and ${input.source.table} is copied by its ${named}; leave partitions out (1)`);
-  }
   if (input.cleanup.mode === 'truncate') {
     throw new InvalidInput('cleanup.mode', `"truncate" is for tables copied by one integer id, and ${input.source.table} is copied by its ${named}; use "trickle-delete" (it deletes only delivered rows) or "none"`);
   }
