@@ -109,7 +109,7 @@ export async function planTableCopy(input: TableCopyInput, deps: PlanDeps, knobs
     ],
     approvals: [
       'cutover: after everything is copied and verified, before the cut-over flags',
-      `cleanup: before ${input.cleanup.mode === 'none' ? 'the end (cleanup "none" keeps the source)' : input.cleanup.mode === 'truncate' ? `${input.source.table} is truncated` : `${input.source.table}'s rows are deleted in batches of ${input.cleanup.batchRows}`}`,
+      `cleanup: before ${input.cleanup.mode === 'none' ? 'the end (cleanup "none" keeps the source)' : input.cleanup.mode === 'truncate' ? `${input.source.table} is truncated` : shape.isInteger ? `${input.source.table}'s rows are deleted in batches of ${input.cleanup.batchRows}` : `${input.source.table}'s rows are deleted a span of the key ledger at a time, each checked as delivered under row locks`}`,
     ],
     knobs,
     warnings,

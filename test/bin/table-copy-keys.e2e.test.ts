@@ -300,6 +300,17 @@ describe('ferry local table-copy of a table keyed by a composite, string or bina
     expect(await contents(t.conn, t.tgt, shape)).toEqual(await contents(t.conn, t.src, shape));
   }, 300_000);
 
+  it('plans such a copy: ferry plan names the key and what a key that does not grow costs, and writes nothing', async () => {
+    const t = await setUp(SHAPES['composite (varchar, int)']!, 500);
+    const run = await runFerry(['plan', 'table-copy', '--input', t.input({ partitions: 2 }), '--state-dir', t.stateDir]);
+    expect(run.code, run.stderr).toBe(0);
+    expect(run.stdout).toMatch(/keys \(name, seq\) \[.*\] … \[.*\]: chunks of rows in key order/);
+    expect(run.stdout).toMatch(/warning: t is copied by its key \(name, seq\), whose values need not grow/);
+    expect(run.stdout).toMatch(/deleted a span of the key ledger at a time/);
+    const [tables] = await t.conn.query(`SELECT TABLE_NAME AS n FROM information_schema.TABLES WHERE TABLE_SCHEMA = ?`, [t.tgt]);
+    expect((tables as { n: string }[]).map((r) => r.n)).toEqual(['t']);
+  });
+
   it('refuses "truncate" for such a key, naming the field, and writes nothing', async () => {
     const t = await setUp(SHAPES['CHAR(36) UUID']!, 50);
     for (const [overrides, field] of [[{ cleanup: { mode: 'truncate' } }, /cleanup\.mode: .*"truncate" .*key \(id\)/]] as const) {
