@@ -2,6 +2,8 @@ import type { TaskDeps } from '../core/ports/task-deps.ts';
 import { compareIds } from '../core/ids.ts';
 import { highestKey, idBounds, keyOf } from '../core/tables/copier.ts';
 import { passOverSpans } from '../core/tables/key-spans.ts';
+import { spanRange } from '../core/tables/ledger.ts';
+import { freshReverify, noteLook } from '../core/tables/reverify-record.ts';
 import { byKey, copyUntil, keyLedgerOf, loopState, notice, openMigration, outcomeState, report, save, type LoopState, type Migration, type TaskEvent } from './open-migration.ts';
 
 /**
@@ -55,11 +57,13 @@ async function catchUpByKey(m: Migration): Promise<LoopState> {
     if (outcome.kind !== 'caught-up') return outcomeState(m, outcome);
   }
   const pass = (s.keyPass ??= { cursor: null, found: 0 });
-  const outcome = await passOverSpans(m, keyLedgerOf(m), 'before', pass.cursor, (seq, late, look) => {
-    pass.cursor = seq;
+  const outcome = await passOverSpans(m, keyLedgerOf(m), 'before', pass.cursor, (span, late, look) => {
+    pass.cursor = span.seq;
     pass.found += late;
     s.rowsCopied = (BigInt(s.rowsCopied) + BigInt(late)).toString();
-    if (look.kind === 'looked' && look.difference) notice(m, `${look.difference}: the re-verification beside the cut-over approval names it until it is made right`);
+    // A difference is kept where the re-verification keeps its own: the cut-over is refused while it remains (see reverify.ts).
+    const difference = look.kind === 'looked' ? look.difference : null;
+    if (noteLook((s.reverify ??= freshReverify()), spanRange(span), difference, deps.now()) && difference) notice(m, `${difference}: the cut-over is refused until ${m.input.target.table} holds them as they are now`);
   });
   if (outcome !== null) return outcomeState(m, outcome);
   const found = pass.found;

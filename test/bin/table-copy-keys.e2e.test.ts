@@ -300,6 +300,84 @@ describe('ferry local table-copy of a table keyed by a composite, string or bina
     expect(await contents(t.conn, t.tgt, shape)).toEqual(await contents(t.conn, t.src, shape));
   }, 300_000);
 
+  /** A copy of a (varchar, int)-keyed table run up to the cleanup approval, and a key inside its first delivered span. */
+  async function upToCleanup() {
+    const shape = SHAPES['composite (varchar, int)']!;
+    const t = await setUp(shape, 3000);
+    const file = t.input();
+    const migrationId = `k-${t.src.slice(-12)}`;
+    const run = startFerry(['local', 'table-copy', '--input', file, '--state-dir', t.stateDir, '--approve', 'cutover']);
+    await run.waitFor(/waiting for approval "cleanup"/);
+    const [[row]] = (await t.conn.query(`SELECT name, seq, v, n FROM \`${t.src}\`.t ORDER BY name, seq LIMIT 1 OFFSET 5`)) as unknown as [{ name: string; seq: number; v: string; n: number }[]];
+    const approve = async () => expect((await runFerry(['approve', migrationId, '--step', 'cleanup', '--state-dir', t.stateDir])).code).toBe(0);
+    return { shape, t, file, run, row: row!, approve };
+  }
+
+  it.each([
+    ['a late row under a key the application already gave a row of its own in the new table', 'collision'],
+    ['a late row beside a delivered row the application deleted from the new table, the late row also written there', 'resurrect'],
+  ])('after the cut-over, %s stops the run naming the span; nothing is copied back or lost, and the run goes on once it is moved by hand', async (_, kind) => {
+    const { shape, t, file, run, row, approve } = await upToCleanup();
+    const src = `\`${t.src}\`.t`;
+    const tgt = `\`${t.tgt}\`.t`;
+    if (kind === 'collision') {
+      await t.conn.query(`INSERT INTO ${tgt} (name, seq, v, n) VALUES (?, 1000, 'the application''s own', 0)`, [row.name]);
+      await t.conn.query(`INSERT INTO ${src} (name, seq, v, n) VALUES (?, 1000, 'late', 0)`, [row.name]);
+    } else {
+      await t.conn.query(`DELETE FROM ${tgt} WHERE name = ? AND seq = ?`, [row.name, row.seq]);
+      for (const table of [tgt, src]) await t.conn.query(`INSERT INTO ${table} (name, seq, v, n) VALUES (?, 1000, 'written to both', 0)`, [row.name]);
+    }
+    const targetBefore = await contents(t.conn, t.tgt, shape);
+    await approve();
+    const failed = await run.done;
+    expect(failed.code, failed.stderr.slice(-2000)).toBe(1);
+    expect(failed.last).toMatchObject({ error: 'VerificationFailed', cause: expect.stringMatching(/keys \(name, seq\) .* cannot be told apart .*No row was copied or deleted/) });
+    // nothing of the application's undone, and the late row still in the old table
+    expect(await contents(t.conn, t.tgt, shape)).toEqual(targetBefore);
+    const [late] = await t.conn.query(`SELECT v FROM ${src} WHERE name = ? AND seq = 1000`, [row.name]);
+    expect((late as { v: string }[]).map((r) => r.v)).toEqual([kind === 'collision' ? 'late' : 'written to both']);
+
+    // as the message says: the late row moved by hand (here: another key), then removed from the old table
+    if (kind === 'collision') await t.conn.query(`INSERT INTO ${tgt} (name, seq, v, n) VALUES (?, 1001, 'late', 0)`, [row.name]);
+    await t.conn.query(`DELETE FROM ${src} WHERE name = ? AND seq = 1000`, [row.name]);
+    const again = await runFerry(['local', 'table-copy', '--input', file, '--state-dir', t.stateDir, '--approve', 'all']);
+    expect(again.code, again.stderr.slice(-2000)).toBe(0);
+    const target = await contents(t.conn, t.tgt, shape);
+    expect(target.some((r) => r.startsWith(`${row.name}|${row.seq}|`)), 'the row the application deleted stays deleted').toBe(kind === 'collision');
+    expect(target.length).toBe(targetBefore.length + (kind === 'collision' ? 1 : 0));
+    expect(await contents(t.conn, t.src, shape)).toEqual([]);
+  }, 300_000);
+
+  it('a run stopped after it deleted a span from the old table, before it recorded so, resumes and delivers a row written there since', async () => {
+    const { shape, t, file, run, row } = await upToCleanup();
+    run.child.kill('SIGKILL');
+    await run.done;
+    // What a SIGKILL between the delete's commit and the span's record leaves: the span marked as being deleted, its rows gone.
+    const [[span]] = (await t.conn.query(`SELECT seq, lo, hi FROM \`${t.tgt}\`._ferry_key_ledger ORDER BY seq LIMIT 1`)) as unknown as [{ seq: number; lo: string | null; hi: string }[]];
+    const [hiName, hiSeq] = JSON.parse(span!.hi) as [string, string];
+    await t.conn.query(`UPDATE \`${t.tgt}\`._ferry_key_ledger SET deleting = 1 WHERE seq = ?`, [span!.seq]);
+    const [gone] = await t.conn.query(`DELETE FROM \`${t.src}\`.t WHERE (name, seq) <= (?, ?)`, [hiName, Number(hiSeq)]);
+    expect((gone as { affectedRows: number }).affectedRows).toBeGreaterThan(5);
+    await t.conn.query(`INSERT INTO \`${t.src}\`.t (name, seq, v, n) VALUES (?, 1000, 'late', 0)`, [row.name]);
+    const again = await runFerry(['local', 'table-copy', '--input', file, '--state-dir', t.stateDir, '--approve', 'all']);
+    expect(again.code, again.stderr.slice(-2000)).toBe(0);
+    expect((await contents(t.conn, t.tgt, shape)).filter((r) => r.startsWith(`${row.name}|1000|`))).toEqual([`${row.name}|1000|late|0`]);
+    expect(await contents(t.conn, t.src, shape)).toEqual([]);
+  }, 300_000);
+
+  it('a row of the old table changed during the catch-up refuses the cut-over even when the approval is given at once', async () => {
+    const shape = SHAPES['composite (varchar, int)']!;
+    const t = await setUp(shape, 3000);
+    const file = t.input({ cleanup: { mode: 'none' }, catchUp: { quietSeconds: 4, pollSeconds: 1 } });
+    const run = startFerry(['local', 'table-copy', '--input', file, '--state-dir', t.stateDir, '--approve', 'all']);
+    await run.waitFor(/\[catch-up\]/);
+    const [[row]] = (await t.conn.query(`SELECT name, seq FROM \`${t.src}\`.t ORDER BY name, seq LIMIT 1 OFFSET 1500`)) as unknown as [{ name: string; seq: number }[]];
+    await t.conn.query(`UPDATE \`${t.src}\`.t SET v = 'changed in the old table' WHERE name = ? AND seq = ?`, [row!.name, row!.seq]);
+    const failed = await run.done;
+    expect(failed.code, failed.stderr.slice(-2000)).toBe(1);
+    expect(failed.last).toMatchObject({ error: 'VerificationFailed', cause: expect.stringMatching(/the cut-over flags were not set: .*changed after they were delivered/) });
+  }, 300_000);
+
   it('plans such a copy: ferry plan names the key and what a key that does not grow costs, and writes nothing', async () => {
     const t = await setUp(SHAPES['composite (varchar, int)']!, 500);
     const run = await runFerry(['plan', 'table-copy', '--input', t.input({ partitions: 2 }), '--state-dir', t.stateDir]);

@@ -147,18 +147,20 @@ export async function lookAtSpan(t: CopyTables, ledger: KeyLedger, span: KeySpan
   const key = keyOf(t);
   const range = spanRange(span);
   const quick = await checksumRange(t.source, t.sourceTable, key, t.hash.source, range);
-  if (quick.rowCount === span.rows && quick.checksum === span.checksum) return { kind: 'same' };
+  const same = (now: { rows: string; checksum: string }) => now.rows === span.rows && now.checksum === span.checksum;
+  if (same({ rows: quick.rowCount, checksum: quick.checksum }) && !span.deleting) return { kind: 'same' };
   const [sourceRows, targetRows] = await rowHashesBothSides(t, range);
   const now = { rows: String(sourceRows.length), checksum: xorOf(sourceRows.map((r) => r.hash)) };
-  if (now.rows === span.rows && now.checksum === span.checksum) return { kind: 'same' };
+  if (same(now) && !span.deleting) return { kind: 'same' };
   const inTarget = new Map(targetRows.map((r) => [r.id, r.hash]));
   const lacking = sourceRows.filter((r) => !inTarget.has(r.id));
   const changed = sourceRows.filter((r) => inTarget.has(r.id) && inTarget.get(r.id) !== r.hash).map((r) => r.id);
-  const gained = sourceRows.length - Number(span.rows);
-  if (when === 'after' && lacking.length > 0 && lacking.length !== gained) {
+  if (when === 'after' && !settlesAfter(span, now, lacking)) {
+    const gained = sourceRows.length - Number(span.rows);
     throw new VerificationFailed(
-      `${describeKeys(t, range)} of ${t.sourceTable.table} hold ${gained} rows more than were delivered, and ${t.targetTable.table} lacks ${lacking.length} of them, e.g. ${listed(lacking.map((r) => r.id))} ` +
-        '(the application deleted some delivered rows there since the cut-over, or the old table lost some): which were committed late cannot be told apart. No row was copied or deleted; copy the late ones by hand, then run again.',
+      `${describeKeys(t, range)} of ${t.sourceTable.table} hold ${gained} rows more than were delivered, and ${t.targetTable.table} lacks ${lacking.length} of the span's rows${lacking.length ? ` (${listed(lacking.map((r) => r.id))})` : ''}: ` +
+        'rows written to the old table since the cut-over cannot be told apart from delivered rows the application has deleted from the new table since, or one has a key the new table already holds (its own row). ' +
+        `No row was copied or deleted. Copy the late rows to ${t.targetTable.table} by hand (under another key where theirs is taken), delete them from ${t.sourceTable.table}, then run again.`,
     );
   }
   // Before the cut-over a row changed in the old table since it was delivered stays a difference: the record keeps what was delivered.
@@ -176,6 +178,26 @@ export async function lookAtSpan(t: CopyTables, ledger: KeyLedger, span: KeySpan
     ? `${describeKeys(t, range)}: ${changed.length} rows of ${t.sourceTable.table} changed after they were delivered (e.g. ${listed(changed)}), and ${t.targetTable.table} holds them as they were`
     : null;
   return { kind: 'looked', late, rows: now.rows, difference };
+}
+
+/**
+ * After the cut-over, whether the rows the target lacks are exactly the rows written late to the
+ * span, so delivering them (and nothing else) settles it. The span held `rows` rows adding up to
+ * `checksum` when delivered; it holds `now` now. The late rows are the rows it gained: as many as
+ * its count grew, adding up to the XOR of the two checksums. So the rows the target lacks are
+ * they when they are that many and add up to that: a delivered row the application deleted from the
+ * target, or a late row under a key the target already holds, makes the count or the sum differ.
+ * None lacking and none gained (rows changed or deleted in the old table after delivery, which are
+ * not carried over) settles it too. A span being deleted when a run stopped (see deleteSpan) may
+ * have lost every delivered row: then either what was recorded or nothing is what it held.
+ */
+function settlesAfter(span: KeySpan, now: { rows: string; checksum: string }, lacking: readonly { hash: string }[]): boolean {
+  const bases = [{ rows: span.rows, checksum: span.checksum }, ...(span.deleting ? [{ rows: '0', checksum: '0' }] : [])];
+  return bases.some((base) => {
+    const gained = BigInt(now.rows) - BigInt(base.rows);
+    if (lacking.length === 0) return gained <= 0n;
+    return gained === BigInt(lacking.length) && xorOf(lacking.map((r) => r.hash)) === (BigInt(now.checksum) ^ BigInt(base.checksum)).toString();
+  });
 }
 
 /** The source's rows after `after` (from the lowest with null), in key order, at most `limit`, with their hashes. */
@@ -232,8 +254,8 @@ export async function sweepKeys(m: KeyMigration, ledger: KeyLedger): Promise<Swe
     w.settled = true;
     await save(m);
   }
-  const pass = await passOverSpans(m, ledger, 'after', w.probedAfter === null ? null : Number(w.probedAfter), (cursor, late) => {
-    w.probedAfter = String(cursor);
+  const pass = await passOverSpans(m, ledger, 'after', w.probedAfter === null ? null : Number(w.probedAfter), (span, late) => {
+    w.probedAfter = String(span.seq);
     w.foundInRound += late;
     w.lateRows = (BigInt(w.lateRows) + BigInt(late)).toString();
   });
@@ -263,10 +285,10 @@ export async function sweepKeys(m: KeyMigration, ledger: KeyLedger): Promise<Swe
 /**
  * Looks at the ledger's spans after `cursor` (see lookAtSpan) until the last, the time budget is
  * spent or the throttle says wait (its outcome returned; null once every span was looked at).
- * `moved(seq, late)` is told each span looked at and the rows it delivered; the state is saved
+ * `moved(span, late, look)` is told each span looked at and the rows it delivered; the state is saved
  * after every batch of spans.
  */
-export async function passOverSpans(m: KeyMigration, ledger: KeyLedger, when: 'before' | 'after', cursor: number | null, moved: (seq: number, late: number, look: SpanLook) => void): Promise<CopyOutcome | null> {
+export async function passOverSpans(m: KeyMigration, ledger: KeyLedger, when: 'before' | 'after', cursor: number | null, moved: (span: KeySpan, late: number, look: SpanLook) => void): Promise<CopyOutcome | null> {
   for (let after = cursor; ; ) {
     if (!timeLeft(m)) return { kind: 'budget' };
     const decision = await checkThrottle(m);
@@ -280,7 +302,7 @@ export async function passOverSpans(m: KeyMigration, ledger: KeyLedger, when: 'b
         m.state.quietSince = new Date(m.deps.now()).toISOString();
         report(m, `found ${late} rows written late to ${describeKeys(m.tables, spanRange(span))} and copied them`);
       }
-      moved(span.seq, late, look);
+      moved(span, late, look);
       after = span.seq;
       if (!timeLeft(m)) break;
     }
@@ -308,6 +330,8 @@ export async function deleteSpan(m: KeyMigration, ledger: KeyLedger, span: KeySp
     const deleted = await t.source.transaction(async (tx: SqlConnection) => {
       const rows = await rowHashes(tx, t.sourceTable, key, t.hash.source, spanRange(mine), ' FOR UPDATE');
       if (String(rows.length) !== mine.rows || xorOf(rows.map((r) => r.hash)) !== mine.checksum) return null;
+      // Noted first: a run stopped after the delete commits and before the span is recorded empty knows the rows may be gone.
+      await ledger.markDeleting(mine.seq);
       let n = 0;
       for (let i = 0; i < rows.length; i += IDS_PER_STATEMENT) {
         const these = key.oneOf(rows.slice(i, i + IDS_PER_STATEMENT).map((r) => r.id));

@@ -222,6 +222,11 @@ export interface KeySpan {
   readonly hi: KeyValue;
   readonly rows: string;
   readonly checksum: string;
+  /**
+   * The trickle-delete was deleting the span's rows from the source (see deleteSpan) and had not
+   * yet recorded it done: the source may hold them still, or none of them.
+   */
+  readonly deleting?: boolean;
 }
 
 /** The keys a span covers. */
@@ -264,6 +269,7 @@ export class KeyLedger extends OwnedLedger {
         hi MEDIUMTEXT NOT NULL,
         source_rows BIGINT UNSIGNED NOT NULL,
         checksum VARCHAR(40) NOT NULL,
+        deleting TINYINT NOT NULL DEFAULT 0,
         recorded_at DATETIME(6) NOT NULL DEFAULT CURRENT_TIMESTAMP(6),
         PRIMARY KEY (migration_id, seq)
       ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin`,
@@ -271,8 +277,8 @@ export class KeyLedger extends OwnedLedger {
   }
 
   private async select(where: string, params: readonly unknown[], tail: string): Promise<KeySpan[]> {
-    const rows = await this.conn.query(`SELECT seq, lo, hi, source_rows, checksum FROM ${this.table} WHERE migration_id = ? AND ${where} ${tail}`, [this.migrationId, ...params]);
-    return rows.map((r) => ({ seq: Number(str(r, 'seq')), lo: str(r, 'lo'), hi: str(r, 'hi')!, rows: str(r, 'source_rows')!, checksum: str(r, 'checksum')! }));
+    const rows = await this.conn.query(`SELECT seq, lo, hi, source_rows, checksum, deleting FROM ${this.table} WHERE migration_id = ? AND ${where} ${tail}`, [this.migrationId, ...params]);
+    return rows.map((r) => ({ seq: Number(str(r, 'seq')), lo: str(r, 'lo'), hi: str(r, 'hi')!, rows: str(r, 'source_rows')!, checksum: str(r, 'checksum')!, deleting: str(r, 'deleting') === '1' }));
   }
 
   /**
@@ -286,13 +292,20 @@ export class KeyLedger extends OwnedLedger {
     await this.insertOwned('(migration_id, seq, lo, hi, source_rows, checksum)', '?, ?, ?, ?, ?, ?', [this.migrationId, span.seq, span.lo, span.hi, span.rows, span.checksum]);
   }
 
-  /** What a span's source rows add up to now, after late rows were delivered into it. */
+  /** What a span's source rows add up to now, after late rows were delivered into it (or its rows deleted from the source). */
   async update(span: Pick<KeySpan, 'seq' | 'rows' | 'checksum'>): Promise<void> {
     const g = this.guard();
     const { affectedRows } = await this.conn.execute(
-      `UPDATE ${this.table} SET source_rows = ?, checksum = ?, recorded_at = CURRENT_TIMESTAMP(6) WHERE migration_id = ? AND seq = ?${g.where}`,
+      `UPDATE ${this.table} SET source_rows = ?, checksum = ?, deleting = 0, recorded_at = CURRENT_TIMESTAMP(6) WHERE migration_id = ? AND seq = ?${g.where}`,
       [span.rows, span.checksum, this.migrationId, span.seq, ...g.params],
     );
+    await this.refuseIfLost(affectedRows);
+  }
+
+  /** Notes, before the source's rows of a span are deleted, that they are being deleted (see KeySpan.deleting). */
+  async markDeleting(seq: number): Promise<void> {
+    const g = this.guard();
+    const { affectedRows } = await this.conn.execute(`UPDATE ${this.table} SET deleting = 1 WHERE migration_id = ? AND seq = ?${g.where}`, [this.migrationId, seq, ...g.params]);
     await this.refuseIfLost(affectedRows);
   }
 
