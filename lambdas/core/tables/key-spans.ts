@@ -8,7 +8,7 @@ import { checkThrottle, nextVerifyKeys, report, resizeChunk, save, timeLeft, typ
 import { copyIds, IDS_PER_STATEMENT, keyOf, type CopyTables } from './copier.ts';
 import { deliverRows, hashesOf } from './delivery.ts';
 import { spanRange, type KeyLedger, type KeySpan } from './ledger.ts';
-import { describeWait, openWriters, SETTLE_LOCK_WAIT_SECONDS, writersGone, type SweepingState, type SweepOutcome, type SweepSettings } from './sweeper.ts';
+import { endRound, settleRound, type SweepingState, type SweepOutcome, type SweepSettings } from './sweeper.ts';
 import { checksumRange, rowHashes, rowHashesBothSides } from './verifier.ts';
 
 /**
@@ -238,22 +238,8 @@ export async function deliverAbove(m: KeyMigration, ledger: KeyLedger, limit: nu
 export async function sweepKeys(m: KeyMigration, ledger: KeyLedger): Promise<SweepOutcome> {
   const s = m.state;
   const w = s.sweep;
-  if (w.horizonAt === null) {
-    Object.assign(w, { round: w.round + 1, horizonTop: null, horizonAt: new Date(m.deps.now()).toISOString(), settled: false, probedAfter: null, foundInRound: 0, extendedInRound: 0 });
-    await save(m);
-  }
-  if (!w.settled) {
-    const session = await m.deps.sql.connectDedicated(m.input.source.connection);
-    try {
-      if (!(await writersGone(session, m.input.source, SETTLE_LOCK_WAIT_SECONDS))) {
-        return { kind: 'wait', seconds: m.input.catchUp.pollSeconds, note: describeWait(m.input.source, await openWriters(session).catch(() => []), m.source.name) };
-      }
-    } finally {
-      await session.close();
-    }
-    w.settled = true;
-    await save(m);
-  }
+  const waiting = await settleRound(m, async () => null);
+  if (waiting) return waiting;
   const pass = await passOverSpans(m, ledger, 'after', w.probedAfter === null ? null : Number(w.probedAfter), (span, late) => {
     w.probedAfter = String(span.seq);
     w.foundInRound += late;
@@ -272,14 +258,7 @@ export async function sweepKeys(m: KeyMigration, ledger: KeyLedger): Promise<Swe
     await save(m);
     report(m, `copied ${n} rows written to the source above the keys delivered, up to ${s.verifiedUpTo}`);
   }
-  const quietFor = (m.deps.now() - Date.parse(s.quietSince ?? new Date(m.deps.now()).toISOString())) / 1000;
-  const { quietSeconds, pollSeconds } = m.input.catchUp;
-  const found = w.foundInRound + w.extendedInRound;
-  w.horizonAt = null;
-  await save(m);
-  if (found === 0 && quietFor >= quietSeconds) return { kind: 'caught-up' };
-  const seconds = found > 0 ? 0 : Math.max(1, Math.min(pollSeconds, Math.ceil(quietSeconds - quietFor)));
-  return { kind: 'wait', seconds, note: `sweep round ${w.round}: ${w.foundInRound} late rows, ${w.extendedInRound} new rows; quiet for ${Math.floor(quietFor)} of ${quietSeconds} s` };
+  return endRound(m, async () => false);
 }
 
 /**

@@ -183,22 +183,8 @@ export async function sweep(m: SweepMigration, ledger: DeliveryLedger): Promise<
   const s = m.state;
   const w = s.sweep;
   const source = m.input.source;
-  if (w.horizonAt === null) {
-    Object.assign(w, { round: w.round + 1, horizonTop: await ledger.top(), horizonAt: new Date(m.deps.now()).toISOString(), settled: false, probedAfter: null, foundInRound: 0, extendedInRound: 0 });
-    await save(m);
-  }
-  if (!w.settled) {
-    const session = await m.deps.sql.connectDedicated(m.input.source.connection);
-    try {
-      if (!(await writersGone(session, source, SETTLE_LOCK_WAIT_SECONDS))) {
-        return { kind: 'wait', seconds: m.input.catchUp.pollSeconds, note: describeWait(source, await openWriters(session).catch(() => []), m.source.name) };
-      }
-    } finally {
-      await session.close();
-    }
-    w.settled = true;
-    await save(m);
-  }
+  const waiting = await settleRound(m, () => ledger.top());
+  if (waiting) return waiting;
   while (w.horizonTop !== null) {
     if (!timeLeft(m)) return { kind: 'budget' };
     const decision = await checkThrottle(m);
@@ -235,11 +221,49 @@ export async function sweep(m: SweepMigration, ledger: DeliveryLedger): Promise<
     await save(m);
     report(m, `copied ${n} rows written to the source since, ids ${ids[0]}..${ids[ids.length - 1]}`);
   }
+  return endRound(m, () => ledger.anyUnsettled());
+}
+
+/**
+ * The start of a sweep round (see sweep): a new round notes when it began and the ledger's top
+ * (`top`), then waits, once, until every transaction that had written to the old table has ended.
+ * Returns the wait's outcome while one is still open, or null once the round is settled.
+ */
+export async function settleRound(m: SweepMigration, top: () => Promise<Id | null>): Promise<SweepOutcome | null> {
+  const w = m.state.sweep;
+  const source = m.input.source;
+  if (w.horizonAt === null) {
+    Object.assign(w, { round: w.round + 1, horizonTop: await top(), horizonAt: new Date(m.deps.now()).toISOString(), settled: false, probedAfter: null, foundInRound: 0, extendedInRound: 0 });
+    await save(m);
+  }
+  if (!w.settled) {
+    const session = await m.deps.sql.connectDedicated(source.connection);
+    try {
+      if (!(await writersGone(session, source, SETTLE_LOCK_WAIT_SECONDS))) {
+        return { kind: 'wait', seconds: m.input.catchUp.pollSeconds, note: describeWait(source, await openWriters(session).catch(() => []), m.source.name) };
+      }
+    } finally {
+      await session.close();
+    }
+    w.settled = true;
+    await save(m);
+  }
+  return null;
+}
+
+/**
+ * The end of a sweep round: caught up after a round that found nothing, once the source has been
+ * quiet for `catchUp.quietSeconds` and nothing is left `unsettled`; else how long to wait for the
+ * next round (none when this one found rows).
+ */
+export async function endRound(m: SweepMigration, unsettled: () => Promise<boolean>): Promise<SweepOutcome> {
+  const s = m.state;
+  const w = s.sweep;
   const quietFor = (m.deps.now() - Date.parse(s.quietSince ?? new Date(m.deps.now()).toISOString())) / 1000;
   const { quietSeconds, pollSeconds } = m.input.catchUp;
   const found = w.foundInRound + w.extendedInRound;
   w.horizonAt = null;
-  if (found === 0 && quietFor >= quietSeconds && !(await ledger.anyUnsettled())) {
+  if (found === 0 && quietFor >= quietSeconds && !(await unsettled())) {
     await save(m);
     return { kind: 'caught-up' };
   }
