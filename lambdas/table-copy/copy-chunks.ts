@@ -41,8 +41,11 @@ export async function copyInitial(m: Migration, options: { until?: number; upTo?
  */
 export async function initialCopyDone(m: Migration): Promise<LoopState> {
   // Another key than one integer id may have received rows anywhere: its quiet period starts now.
-  const { max } = byKey(m) ? { max: undefined } : await idBounds(m.source, m.input.source, m.tables.idColumn);
-  const untouched = max === undefined ? false : max === null ? m.state.rangeMax === null : m.state.rangeMax !== null && compareIds(max, m.state.rangeMax) === 0;
+  let untouched = false;
+  if (!byKey(m)) {
+    const { max } = await idBounds(m.source, m.input.source, m.tables.idColumn);
+    untouched = max === null ? m.state.rangeMax === null : m.state.rangeMax !== null && compareIds(max, m.state.rangeMax) === 0;
+  }
   m.state.quietSince = untouched ? m.state.startedAt : new Date(m.deps.now()).toISOString();
   await save(m, 'catch-up');
   report(m, `initial copy done up to ${byKey(m) ? 'key' : 'id'} ${m.state.copiedUpTo ?? '(empty source)'}, verified up to ${m.state.verifiedUpTo ?? '(none)'}`);

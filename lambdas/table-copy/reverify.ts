@@ -106,9 +106,10 @@ async function reverifyKeys(m: Migration, r: ReverifyRecord): Promise<void> {
 
 /** Looks once more at a span of the key ledger the re-verification found different: its words if it still is. */
 async function stillDifferentKeys(m: Migration, d: ReverifyDifference): Promise<string | null> {
-  const span = await keyLedgerOf(m).endingAt(d.hi);
+  const ledger = keyLedgerOf(m);
+  const span = await ledger.endingAt(d.hi);
   if (!span) return null;
-  const look = await lookAtSpan(m.tables, keyLedgerOf(m), span, 'before');
+  const look = await lookAtSpan(m.tables, ledger, span, 'before');
   return look.kind === 'looked' ? look.difference : null;
 }
 
