@@ -2,6 +2,7 @@ import { SendTaskFailureCommand, SendTaskSuccessCommand, SFNClient } from '@aws-
 import { PublishCommand, SNSClient } from '@aws-sdk/client-sns';
 import { DeleteParameterCommand, GetParameterCommand, GetParametersByPathCommand, ParameterNotFound, PutParameterCommand, SSMClient } from '@aws-sdk/client-ssm';
 import type { ApprovalDecider, ApprovalDecision, ApprovalRequest } from '../core/ports/approvals.ts';
+import { checkApprovalName } from '../core/input-parts.ts';
 
 /** Where a pending approval's callback token is kept: a SecureString only approvers can decrypt. */
 export function approvalParameterName(migrationId: string, step: string, root = '/ferry'): string {
@@ -71,6 +72,7 @@ export class AwsApprovals implements ApprovalDecider {
   }
 
   async decide(migrationId: string, step: string, decision: Omit<ApprovalDecision, 'at'>): Promise<boolean> {
+    checkApprovalName(migrationId, step);
     const Name = approvalParameterName(migrationId, step, this.root);
     let token: string;
     try {

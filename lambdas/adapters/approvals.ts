@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import { ApprovalRejected, ApprovalSuperseded } from '../core/errors.ts';
 import type { ApprovalDecider, ApprovalDecision, ApprovalRequest } from '../core/ports/approvals.ts';
 import { processAlive } from './processes.ts';
+import { checkApprovalName } from '../core/input-parts.ts';
 
 interface ApprovalRecord extends ApprovalRequest {
   readonly requestedAt: string;
@@ -23,7 +24,9 @@ export class LocalApprovalStore implements ApprovalDecider {
     this.dir = join(stateDir, 'approvals');
   }
 
+  /** The request's file; a name that is not a migration id or a step is refused before it reaches the file system. */
   private file(migrationId: string, step: string): string {
+    checkApprovalName(migrationId, step);
     return join(this.dir, `${migrationId}.${step}.json`);
   }
 

@@ -4,6 +4,8 @@
  * locally (`ferry ui`, `ferry local`, on 127.0.0.1) and on AWS (a Lambda behind an HTTP API with a
  * Cognito authorizer); each side supplies a PageBackend and says who the caller is.
  */
+import { InvalidInput } from '../core/errors.ts';
+import { checkApprovalName } from '../core/input-parts.ts';
 
 /** The Cognito group whose members may decide on AWS. */
 export const APPROVERS_GROUP = 'approvers';
@@ -188,6 +190,12 @@ export async function handlePage(req: PageRequest, caller: PageCaller, backend: 
     const { migrationId, step, decision } = req.form;
     const reason = (req.form.reason ?? '').trim();
     if (!migrationId || !step || (decision !== 'approve' && decision !== 'reject')) return problem(400, 'The form lacks the migration, the step or the decision: reload the page and decide again.', caller, o);
+    try {
+      checkApprovalName(migrationId, step);
+    } catch (err) {
+      if (!(err instanceof InvalidInput)) throw err;
+      return problem(400, `The form names no approval this page shows (${err.message}): reload the page and decide again.`, caller, o);
+    }
     if (decision === 'reject' && !reason) return problem(400, 'A rejection needs a reason, so the record says why: go back and write one.', caller, o);
     if (reason.length > REASON_MAX) return problem(400, `The reason is longer than ${REASON_MAX} characters.`, caller, o);
     const refused = await backend.refusal?.(migrationId, step, caller);

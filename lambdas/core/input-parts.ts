@@ -18,6 +18,19 @@ export const migrationId = z
   .string()
   .regex(/^[A-Za-z0-9][A-Za-z0-9_-]{0,79}$/, 'must be 1-80 letters, digits, _ or -, starting with a letter or digit');
 
+/** The approvals a migration asks for, in order. */
+export const APPROVAL_STEPS = ['cutover', 'cleanup'] as const;
+
+/**
+ * Refuses a migration id or an approval step that is not one (a form, a command line, or a file
+ * name made of them: `../` must never reach the file system), naming the field.
+ */
+export function checkApprovalName(id: string, step: string): void {
+  const parsed = migrationId.safeParse(id);
+  if (!parsed.success) throw new InvalidInput('migrationId', parsed.error.issues[0]!.message);
+  if (!(APPROVAL_STEPS as readonly string[]).includes(step)) throw new InvalidInput('step', `must be ${APPROVAL_STEPS.map((s) => `"${s}"`).join(' or ')}`);
+}
+
 /** Decimal string, like every id in ferry: JSON numbers lose precision past 2^53. */
 export const decimalString = z.string().regex(/^(0|[1-9][0-9]{0,19})$/, 'must be a non-negative whole number written as a string, e.g. "1000000"');
 

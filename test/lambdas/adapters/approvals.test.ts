@@ -70,3 +70,26 @@ describe('LocalApprovalStore', () => {
     await expect(store.waitFor(req, new AbortController().signal, 10)).rejects.toMatchObject({ name: 'ApprovalSuperseded', message: expect.stringContaining('asked for again by a newer execution') });
   });
 });
+
+describe('approval names that would name a file elsewhere', () => {
+  it.each([
+    ['../../outside', 'cutover', /migrationId: must be 1-80 letters, digits, _ or -/],
+    ['m', '../../outside', /step: must be "cutover" or "cleanup"/],
+    ['m/..', 'cutover', /migrationId/],
+  ])('the local store refuses %s / %s before it touches a file', async (migrationId, step, message) => {
+    const dir = tempDir();
+    const store = new LocalApprovalStore(join(dir, 'state'));
+    await expect(store.request({ migrationId, step, token: 't', execution: 'local:x' })).rejects.toThrow(message);
+    await expect(store.decide(migrationId, step, { approved: true, by: 'me' })).rejects.toThrow(message);
+    await expect(store.requestOf(migrationId, step)).rejects.toThrow(message);
+    expect(spawnSync('find', [dir, '-type', 'f']).stdout.toString()).toBe('');
+  });
+
+  it('ferry approve refuses such a name with exit 2, naming the field, and writes nothing', () => {
+    const dir = tempDir();
+    const run = spawnSync(process.execPath, [join(import.meta.dirname, '../../../bin/ferry.js'), 'approve', '../../outside', '--step', 'cutover', '--state-dir', join(dir, 'state')], { encoding: 'utf8' });
+    expect(run.status, run.stderr).toBe(2);
+    expect(run.stderr).toMatch(/migrationId: must be 1-80 letters, digits, _ or -/);
+    expect(spawnSync('find', [dir, '-type', 'f']).stdout.toString()).toBe('');
+  });
+});

@@ -173,3 +173,15 @@ describe('the approval page on AWS', () => {
     expect((await handleAwsPage(event('GET', '/', { cookies: session(approver()) }), aws)).body).toContain('its report does not read as JSON');
   });
 });
+
+describe('the approval page with a form naming no real migration', () => {
+  it.each([['../../outside', 'cutover'], ['m', '../x']])('answers 400 to %s / %s and decides nothing', async (migrationId, step) => {
+    const { handlePage } = await import('../../../lambdas/approvals/page.ts');
+    const decided: string[] = [];
+    const backend = { migrations: async () => [], decide: async (id: string, s: string) => (decided.push(`${id}/${s}`), true) };
+    const res = await handlePage({ method: 'POST', path: '/decide', form: { formKey: 'k', migrationId, step, decision: 'approve' } }, { name: 'ann', mayDecide: true }, backend as never, { where: 'local', formKey: 'k' });
+    expect(res.status).toBe(400);
+    expect(res.body).toMatch(/migrationId|step/);
+    expect(decided).toEqual([]);
+  });
+});
