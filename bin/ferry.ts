@@ -9,6 +9,7 @@ import type { Progress } from '../lambdas/core/ports/task-deps.ts';
 import { FileFlagStore } from '../lambdas/adapters/flags.ts';
 import { PAUSED_FLAG } from '../lambdas/core/ports/flags.ts';
 import { InvalidInput } from '../lambdas/core/errors.ts';
+import { APPROVAL_STEPS } from '../lambdas/core/input-parts.ts';
 import { KNOB_NAMES, parseKnobAssignments } from '../lambdas/core/knobs.ts';
 import { tuneInput, type MachineName } from '../lambdas/core/machine-inputs.ts';
 import { runLocal, savedInputPath, type RunUsage } from './cli/local-runner.ts';
@@ -73,7 +74,7 @@ function parseApprove(value: string | undefined): 'all' | string[] {
   if (!value) return [];
   if (value === 'all') return 'all';
   const steps = value.split(',').map((s) => s.trim()).filter(Boolean);
-  const bad = steps.filter((s) => !['cutover', 'cleanup'].includes(s));
+  const bad = steps.filter((s) => !(APPROVAL_STEPS as readonly string[]).includes(s));
   if (bad.length) throw new UsageError(`--approve: unknown step(s) ${bad.join(', ')}; use all, cutover, cleanup or a comma list`);
   return steps;
 }
