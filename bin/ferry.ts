@@ -3,13 +3,13 @@ import { readFile } from 'node:fs/promises';
 import { parseArgs } from 'node:util';
 import { userInfo } from 'node:os';
 import { LocalApprovalStore } from '../lambdas/adapters/approvals.ts';
-import { type ApprovalDecider } from '../lambdas/core/ports/approvals.ts';
 import type { FlagStore } from '../lambdas/core/ports/flags.ts';
 import type { Progress } from '../lambdas/core/ports/task-deps.ts';
 import { FileFlagStore } from '../lambdas/adapters/flags.ts';
 import { PAUSED_FLAG } from '../lambdas/core/ports/flags.ts';
 import { InvalidInput } from '../lambdas/core/errors.ts';
-import { APPROVAL_STEPS } from '../lambdas/core/input-parts.ts';
+import { APPROVAL_STEPS, checkApprovalName } from '../lambdas/core/input-parts.ts';
+import { decideUrlParameter } from '../lambdas/core/deployment.ts';
 import { KNOB_NAMES, parseKnobAssignments } from '../lambdas/core/knobs.ts';
 import { tuneInput, type MachineName } from '../lambdas/core/machine-inputs.ts';
 import { runLocal, savedInputPath, type RunUsage } from './cli/local-runner.ts';
@@ -181,35 +181,19 @@ async function approve(args: string[]): Promise<number> {
   if (!migrationId) throw new UsageError('name the migrationId to approve');
   if (!values.step) throw new UsageError('--step STEP is required (cutover or cleanup)');
   if (values.reject && !values.reason) throw new UsageError('--reject needs --reason TEXT, so the record says why');
-  let store: ApprovalDecider;
-  let by: string;
-  if (values.aws) {
-    // The AWS SDK loads only for --aws, so local commands start quickly.
-    const aws = await awsApprovals(values.env);
-    store = aws.approvals;
-    // The approver is who AWS says is calling, not who the shell says.
-    by = aws.caller;
-    if (!values.reject) {
-      const refusal = await aws.refusal(migrationId, values.step);
-      if (refusal) {
-        process.stderr.write(`${refusal}\n`);
-        return 2;
-      }
-    }
-  } else {
-    const local = new LocalApprovalStore(values['state-dir']!);
-    store = local;
-    by = `${userInfo().username} (ferry approve)`;
-    const asked = await local.requestOf(migrationId, values.step);
-    if (asked && !asked.alive) {
-      process.stderr.write(
-        `no approval "${values.step}" of ${migrationId} is pending in ${values['state-dir']}: the run that asked for it (pid ${asked.record.pid}, ${asked.record.requestedAt}) is no longer running. ` +
-          'A decision applies only to the request it answers: run the migration again, and decide when it asks.\n',
-      );
-      return 1;
-    }
+  if (values.aws) return approveOnAws(migrationId, values.step, values.reject ? { decision: 'reject', reason: values.reason! } : { decision: 'approve' }, values.env);
+  const store = new LocalApprovalStore(values['state-dir']!);
+  const by = `${userInfo().username} (ferry approve)`;
+  checkApprovalName(migrationId, values.step);
+  const asked = await store.requestOf(migrationId, values.step);
+  if (asked && !asked.alive) {
+    process.stderr.write(
+      `no approval "${values.step}" of ${migrationId} is pending in ${values['state-dir']}: the run that asked for it (pid ${asked.record.pid}, ${asked.record.requestedAt}) is no longer running. ` +
+        'A decision applies only to the request it answers: run the migration again, and decide when it asks.\n',
+    );
+    return 1;
   }
-  const where = values.aws ? 'on AWS' : `in ${values['state-dir']}`;
+  const where = `in ${values['state-dir']}`;
   const ok = await store.decide(migrationId, values.step, { approved: !values.reject, by, reason: values.reason });
   if (!ok) {
     const pending = (await store.pending()).map((p) => `${p.migrationId} --step ${p.step}`);
@@ -224,35 +208,35 @@ async function approve(args: string[]): Promise<number> {
 }
 
 /**
- * Approvals on AWS for `ferry approve --aws`: the deployment's token store, who is calling (STS),
- * and, when the deployment separates duties, a refusal for the person who started the execution.
+ * `ferry approve --aws`: asks the deployment's decision endpoint, whose address the stack keeps in
+ * SSM, signing the request with the caller's credentials. The endpoint's function checks who is
+ * calling (AWS says it, not the shell), that they may decide, and the separation of duties.
  */
-async function awsApprovals(env: string | undefined) {
-  const [{ AwsApprovals }, { SSMClient }, { SFNClient }, { STSClient }, { CloudTrailClient }, { chosenDeployment }, identity] = await Promise.all([
-    import('../lambdas/adapters/approvals-aws.ts'),
+async function approveOnAws(migrationId: string, step: string, decision: { decision: 'approve' } | { decision: 'reject'; reason: string }, env: string | undefined): Promise<number> {
+  const [{ GetParameterCommand, SSMClient }, { defaultProvider }, { chosenDeployment }, { askEndpoint, regionOfApi }] = await Promise.all([
     import('@aws-sdk/client-ssm'),
-    import('@aws-sdk/client-sfn'),
-    import('@aws-sdk/client-sts'),
-    import('@aws-sdk/client-cloudtrail'),
+    import('@aws-sdk/credential-provider-node'),
     import('./cli/aws.ts'),
-    import('./cli/identity.ts'),
+    import('./cli/decide-client.ts'),
   ]);
+  checkApprovalName(migrationId, step);
   const d = chosenDeployment(env);
-  const sfn = new SFNClient({});
-  const approvals = new AwsApprovals(new SSMClient({}), sfn, d.ssmRoot);
-  const caller = await identity.callerArn(new STSClient({}));
-  return {
-    approvals,
-    caller,
-    async refusal(migrationId: string, step: string): Promise<string | null> {
-      const pending = await approvals.pendingRequest(migrationId, step);
-      if (!pending?.separateFromStarter) return null;
-      const starter = await identity.startedBy(sfn, new CloudTrailClient({}), pending.execution);
-      if (!starter) return `${d.name} separates duties, and CloudTrail does not (yet) say who started ${pending.execution}; nothing was approved. Try again in a few minutes, or ask another approver.`;
-      if (identity.personOf(starter) === identity.personOf(caller)) return `${caller} started ${pending.execution} (as ${starter}); ${d.name} separates duties: another approver must approve ${step}. Nothing was approved.`;
-      return null;
-    },
-  };
+  const name = decideUrlParameter(d.ssmRoot);
+  const address = (await new SSMClient({}).send(new GetParameterCommand({ Name: name }))).Parameter?.Value;
+  if (!address) throw new Error(`${name} holds no address: deploy the stack (npx cdk deploy${d.env ? ` -c env=${d.env}` : ''})`);
+  const url = new URL(address);
+  const answer = await askEndpoint(url, { migrationId, step, ...decision }, { region: regionOfApi(url), credentials: defaultProvider() });
+  if (answer.status === 'decided') {
+    process.stderr.write(`${decision.decision === 'approve' ? 'approved' : 'rejected'}: ${migrationId} step ${step} (${answer.execution}), by ${answer.by}\n`);
+    return 0;
+  }
+  if (answer.status === 'none') {
+    const pending = (answer.pending ?? []).map((p) => `${p.migrationId} --step ${p.step}`);
+    process.stderr.write(`no approval "${step}" of ${migrationId} is pending on AWS` + (pending.length ? `; pending: ${pending.join('; ')}\n` : '; none is pending\n'));
+    return 1;
+  }
+  process.stderr.write(`${answer.message ?? `the decision endpoint answered ${answer.httpStatus}`}\n`);
+  return answer.status === 'invalid' || answer.status === 'refused' || answer.status === 'forbidden' ? 2 : 1;
 }
 
 /**

@@ -1,5 +1,6 @@
 import { CfnOutput, Duration, RemovalPolicy, Stack } from 'aws-cdk-lib';
 import * as apigw from 'aws-cdk-lib/aws-apigatewayv2';
+import { HttpIamAuthorizer } from 'aws-cdk-lib/aws-apigatewayv2-authorizers';
 import { HttpLambdaIntegration } from 'aws-cdk-lib/aws-apigatewayv2-integrations';
 import * as cognito from 'aws-cdk-lib/aws-cognito';
 import * as iam from 'aws-cdk-lib/aws-iam';
@@ -7,7 +8,7 @@ import type * as kms from 'aws-cdk-lib/aws-kms';
 import * as logs from 'aws-cdk-lib/aws-logs';
 import * as ssm from 'aws-cdk-lib/aws-ssm';
 import { Construct } from 'constructs';
-import { deploymentVariables, stateMachineName, type Deployment } from '../lambdas/core/deployment.ts';
+import { decideUrlParameter, deploymentVariables, stateMachineName, type Deployment } from '../lambdas/core/deployment.ts';
 import { APPROVERS_GROUP } from '../lambdas/approvals/page.ts';
 import type { FerryConfig } from './config.ts';
 import { acknowledge, acknowledgeOnPolicy, FerryFunction, lambdaEntry } from './workers.ts';
@@ -19,16 +20,26 @@ export interface ApprovalPageProps {
   readonly key: kms.IKey;
 }
 
+/** The route `ferry approve --aws` posts its decisions to. */
+export const DECIDE_PATH = '/api/decide';
+
 /**
- * The approval page on AWS: an HTTP API whose every route goes to one Lambda, and a Cognito user
+ * The approval page on AWS, and the one way decisions are taken: an HTTP API and a Cognito user
  * pool (no self sign-up, MFA required unless configured otherwise) whose `approvers` group alone
- * may decide. The Lambda runs the sign-in (authorization code with PKCE) and verifies the ID token
- * on every request; it reads the pending approvals and completes them as `ferry approve --aws` does.
+ * may decide. The page's Lambda runs the sign-in (authorization code with PKCE), verifies the ID
+ * token on every request and takes decisions. `POST /api/decide`, with IAM authorization, goes to
+ * the Decide function, which takes the decisions of `ferry approve --aws`. These two functions
+ * alone can read the callback tokens and complete them.
  */
 export class ApprovalPage extends Construct {
   readonly url: string;
   readonly userPool: cognito.UserPool;
   readonly fn: FerryFunction;
+  readonly decide: FerryFunction;
+  /** The decision endpoint's execute-api ARN, for the approvers' `execute-api:Invoke`. */
+  readonly decideArn: string;
+  /** The SSM parameter holding the decision endpoint's address. */
+  readonly decideUrlParameterArn: string;
 
   constructor(scope: Construct, id: string, props: ApprovalPageProps) {
     super(scope, id);
@@ -67,19 +78,39 @@ export class ApprovalPage extends Construct {
       logRetentionDays: config.logRetentionDays,
     });
     const tokens = `${root}/*/approvals/*`;
+    const machines = (['table-copy', 'doctype-copy', 'online-alter'] as const).map((m) => `arn:${stack.partition}:states:${config.region}:${config.account}:stateMachine:${stateMachineName(deployment, m)}`);
+    const executions = machines.map((m) => m.replace(':stateMachine:', ':execution:') + ':*');
+    /** What taking decisions needs: the tokens (read, decrypt, forget), the pending list, the executions, and completing their tasks. */
+    const mayDecide = (role: iam.IRole, why: string) => {
+      role.addToPrincipalPolicy(new iam.PolicyStatement({ actions: ['ssm:GetParametersByPath'], resources: [root] }));
+      role.addToPrincipalPolicy(new iam.PolicyStatement({ actions: ['ssm:GetParameter', 'ssm:DeleteParameter'], resources: [tokens] }));
+      role.addToPrincipalPolicy(new iam.PolicyStatement({ actions: ['kms:Decrypt'], resources: [key.keyArn] }));
+      role.addToPrincipalPolicy(new iam.PolicyStatement({ actions: ['states:SendTaskSuccess', 'states:SendTaskFailure'], resources: machines }));
+      role.addToPrincipalPolicy(new iam.PolicyStatement({ actions: ['states:DescribeExecution', 'states:GetExecutionHistory'], resources: executions }));
+      for (const r of [tokens, ...executions]) acknowledgeOnPolicy(role, `IAM5[Resource::${r.replace(stack.partition, '<AWS::Partition>')}]`, why);
+    };
     const role = this.fn.role;
-    role.addToPolicy(new iam.PolicyStatement({ actions: ['ssm:GetParametersByPath'], resources: [root] }));
-    role.addToPolicy(new iam.PolicyStatement({ actions: ['ssm:GetParameter', 'ssm:DeleteParameter'], resources: [tokens] }));
-    role.addToPolicy(new iam.PolicyStatement({ actions: ['kms:Decrypt'], resources: [key.keyArn] }));
+    mayDecide(role, 'The page shows and completes the pending approvals of any migration of this deployment; which ones wait is known only at run time.');
     role.addToPolicy(new iam.PolicyStatement({ actions: ['ssm:GetParameter'], resources: [`${root}/page/client-id`, `${root}/*/status/reverify`] }));
     role.addToPolicy(new iam.PolicyStatement({ actions: ['ssm:GetParametersByPath'], resources: [`${root}/*/knobs`] }));
-    const machines = (['table-copy', 'doctype-copy', 'online-alter'] as const).map((m) => `arn:${stack.partition}:states:${config.region}:${config.account}:stateMachine:${stateMachineName(deployment, m)}`);
-    role.addToPolicy(new iam.PolicyStatement({ actions: ['states:SendTaskSuccess', 'states:SendTaskFailure'], resources: machines }));
-    const executions = machines.map((m) => m.replace(':stateMachine:', ':execution:') + ':*');
-    role.addToPolicy(new iam.PolicyStatement({ actions: ['states:DescribeExecution'], resources: executions }));
-    for (const r of [tokens, `${root}/*/status/reverify`, `${root}/*/knobs`, ...executions]) {
-      acknowledgeOnPolicy(role, `IAM5[Resource::${r.replace(stack.partition, '<AWS::Partition>')}]`, 'The page shows and completes the pending approvals of any migration of this deployment; which ones wait is known only at run time.');
+    // A decision asks the user pool whether the person is still an approver.
+    role.addToPolicy(new iam.PolicyStatement({ actions: ['cognito-idp:AdminListGroupsForUser'], resources: [this.userPool.userPoolArn] }));
+    for (const r of [`${root}/*/status/reverify`, `${root}/*/knobs`]) {
+      acknowledgeOnPolicy(role, `IAM5[Resource::${r.replace(stack.partition, '<AWS::Partition>')}]`, 'The page shows the re-verification and knobs of any migration of this deployment; which ones exist is known only at run time.');
     }
+
+    this.decide = new FerryFunction(this, 'Decide', {
+      entry: lambdaEntry('approvals/decide-lambda.ts'),
+      handler: 'handler',
+      description: 'ferry: takes the decisions of ferry approve --aws (the caller signed the request; IAM authorization)',
+      timeout: Duration.seconds(29),
+      environment: { ...deploymentVariables(deployment), FERRY_APPROVERS_ROLE_ARN: config.approvers.roleArn },
+      logRetentionDays: config.logRetentionDays,
+    });
+    mayDecide(this.decide.role, 'The decision endpoint completes the pending approvals of any migration of this deployment; which ones wait is known only at run time.');
+    // Who started an execution, where the deployment separates duties.
+    this.decide.role.addToPrincipalPolicy(new iam.PolicyStatement({ actions: ['cloudtrail:LookupEvents'], resources: ['*'] }));
+    acknowledgeOnPolicy(this.decide.role, 'IAM5[Resource::*]', 'cloudtrail:LookupEvents has no resource-level permission; it tells the decision function who started an execution.');
 
     const accessLogs = new logs.LogGroup(this, 'AccessLogs', { retention: config.logRetentionDays as logs.RetentionDays, removalPolicy: RemovalPolicy.RETAIN_ON_UPDATE_OR_DELETE });
     const api = new apigw.HttpApi(this, 'Api', {
@@ -88,16 +119,20 @@ export class ApprovalPage extends Construct {
       defaultIntegration: new HttpLambdaIntegration('Page', this.fn.fn),
       createDefaultStage: true,
     });
+    const [decideRoute] = api.addRoutes({ path: DECIDE_PATH, methods: [apigw.HttpMethod.POST], integration: new HttpLambdaIntegration('Decide', this.decide.fn), authorizer: new HttpIamAuthorizer() });
     const stage = api.defaultStage!.node.defaultChild as apigw.CfnStage;
     stage.accessLogSettings = {
       destinationArn: accessLogs.logGroupArn,
       format: JSON.stringify({ requestId: '$context.requestId', ip: '$context.identity.sourceIp', method: '$context.httpMethod', path: '$context.path', status: '$context.status', time: '$context.requestTime' }),
     };
     stage.defaultRouteSettings = { throttlingBurstLimit: 20, throttlingRateLimit: 10 };
-    for (const route of api.node.findAll().filter((c) => c instanceof apigw.HttpRoute)) {
+    for (const route of api.node.findAll().filter((c) => c instanceof apigw.HttpRoute && c !== decideRoute)) {
       acknowledge(route, 'APIG4', 'The page signs people in itself (Cognito hosted UI, authorization code with PKCE) and verifies their ID token on every request: a browser cannot send the bearer header an API authorizer needs.');
     }
     this.url = api.apiEndpoint;
+    this.decideArn = api.arnForExecuteApi('POST', DECIDE_PATH);
+    const decideUrl = new ssm.StringParameter(this, 'DecideUrl', { parameterName: decideUrlParameter(deployment.ssmRoot), stringValue: `${api.apiEndpoint}${DECIDE_PATH}`, description: 'ferry: the decision endpoint ferry approve --aws posts to' });
+    this.decideUrlParameterArn = decideUrl.parameterArn;
 
     const client = this.userPool.addClient('Client', {
       userPoolClientName: `${deployment.name}-approval-page`,

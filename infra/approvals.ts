@@ -1,4 +1,4 @@
-import { Duration, Stack } from 'aws-cdk-lib';
+import { CfnOutput, Duration, Stack } from 'aws-cdk-lib';
 import * as events from 'aws-cdk-lib/aws-events';
 import * as targets from 'aws-cdk-lib/aws-events-targets';
 import * as iam from 'aws-cdk-lib/aws-iam';
@@ -7,10 +7,10 @@ import * as sns from 'aws-cdk-lib/aws-sns';
 import * as subs from 'aws-cdk-lib/aws-sns-subscriptions';
 import { Construct } from 'constructs';
 import { deploymentVariables, type Deployment } from '../lambdas/core/deployment.ts';
-import type { FerryConfig } from './config.ts';
+import { isIdentityCenterRole, type FerryConfig } from './config.ts';
 import { ApprovalPage } from './approval-page.ts';
 import type { MigrationStateMachine } from './state-machines.ts';
-import { acknowledge, acknowledgeOnPolicy, FerryFunction, lambdaEntry } from './workers.ts';
+import { acknowledgeOnPolicy, FerryFunction, lambdaEntry } from './workers.ts';
 
 export interface ApprovalsProps {
   readonly config: FerryConfig;
@@ -21,7 +21,7 @@ export interface ApprovalsProps {
 
 /**
  * Approvals on AWS: the function every approval Task invokes with its callback token, which it
- * keeps as a SecureString only the approvers' role can decrypt and announces on an SNS topic with
+ * keeps as a SecureString only ferry's functions can decrypt and announces on an SNS topic with
  * the exact command to run; a scheduled watch that measures how long approvals have waited; and a
  * function that forgets the tokens of an execution that ended without them.
  */
@@ -33,12 +33,10 @@ export class Approvals extends Construct {
   readonly approvers: iam.IRole;
   /** The approval page, linked from every notice. */
   readonly page: ApprovalPage;
-  private readonly config: FerryConfig;
 
   constructor(scope: Construct, id: string, props: ApprovalsProps) {
     super(scope, id);
     const { config, key, deployment } = props;
-    this.config = config;
     const stack = Stack.of(this);
     const root = `arn:${stack.partition}:ssm:${config.region}:${config.account}:parameter${deployment.ssmRoot}`;
     const tokens = `${root}/*/approvals/*`;
@@ -89,26 +87,28 @@ export class Approvals extends Construct {
     this.forget.role.addToPolicy(new iam.PolicyStatement({ actions: ['kms:Decrypt'], resources: [key.keyArn] }));
     acknowledgeOnPolicy(this.forget.role, tokensFinding, 'An ended execution may have left a token under any migration id of this deployment.');
 
-    this.approvers = iam.Role.fromRoleArn(this, 'Approvers', config.approvers.roleArn, { mutable: true });
-    this.approvers.addToPrincipalPolicy(new iam.PolicyStatement({ actions: ['ssm:GetParameter', 'ssm:DeleteParameter'], resources: [tokens] }));
-    this.approvers.addToPrincipalPolicy(new iam.PolicyStatement({ actions: ['ssm:GetParametersByPath'], resources: [root] }));
-    this.approvers.addToPrincipalPolicy(new iam.PolicyStatement({ actions: ['kms:Decrypt'], resources: [key.keyArn] }));
-    // `ferry approve --aws` records who approved from the caller's identity, and checks who started the execution when asked to.
-    this.approvers.addToPrincipalPolicy(new iam.PolicyStatement({ actions: ['cloudtrail:LookupEvents'], resources: ['*'] }));
-    const approversPolicy = this.approvers.node.findChild('Policy');
-    acknowledge(approversPolicy, tokensFinding, 'Approvers read and delete the tokens of any migration: which migration waits is only known at run time.');
-    acknowledge(approversPolicy, 'IAM5[Resource::*]', 'cloudtrail:LookupEvents has no resource-level permission; it tells `ferry approve` who started the execution.');
+    // Approvers call the decision endpoint (with MFA when configured) and read its address; they
+    // cannot read a callback token, decrypt it, or complete a task themselves.
+    // An Identity Center permission set's role can only be changed in Identity Center: the
+    // stack then says what to add to the permission set instead of attaching it.
+    const managed = isIdentityCenterRole(config.approvers.roleArn);
+    this.approvers = iam.Role.fromRoleArn(this, 'Approvers', config.approvers.roleArn, { mutable: !managed });
+    const mfa = config.approvers.requireMfa ? { Bool: { 'aws:MultiFactorAuthPresent': 'true' } } : undefined;
+    const may = [
+      new iam.PolicyStatement({ actions: ['execute-api:Invoke'], resources: [this.page.decideArn], ...(mfa ? { conditions: mfa } : {}) }),
+      new iam.PolicyStatement({ actions: ['ssm:GetParameter'], resources: [this.page.decideUrlParameterArn] }),
+    ];
+    if (!managed) for (const st of may) this.approvers.addToPrincipalPolicy(st);
+    else {
+      new CfnOutput(stack, 'ApproversPermissionSetPolicy', {
+        value: stack.toJsonString(new iam.PolicyDocument({ statements: may }).toJSON()),
+        description: `${deployment.name}: the inline policy the approvers' permission set needs (${config.approvers.roleArn} is managed by IAM Identity Center)`,
+      });
+    }
   }
 
-  /**
-   * Lets the approvers complete the machines' tokens (with MFA when configured) and forgets the
-   * tokens of any of their executions that ends, whether it was approved, failed, timed out or was stopped.
-   */
+  /** Forgets the tokens of any of the machines' executions that ends, whether it was approved, failed, timed out or was stopped. */
   gate(machines: readonly MigrationStateMachine[]): void {
-    const mfa = this.config.approvers.requireMfa ? { Bool: { 'aws:MultiFactorAuthPresent': 'true' } } : undefined;
-    this.approvers.addToPrincipalPolicy(
-      new iam.PolicyStatement({ actions: ['states:SendTaskSuccess', 'states:SendTaskFailure'], resources: machines.map((m) => m.arn), ...(mfa ? { conditions: mfa } : {}) }),
-    );
     new events.Rule(this, 'ExecutionEnded', {
       description: 'ferry: an execution ended; its pending approval tokens are removed',
       eventPattern: {

@@ -38,7 +38,11 @@ export const ferryConfigSchema = z.strictObject({
     emails: z.array(z.string().email()).default([]),
     /** Only sessions signed in with MFA may complete an approval (the aws:MultiFactorAuthPresent condition). */
     requireMfa: z.boolean().default(true),
-    /** `ferry approve --aws` refuses an approval by the principal that started the execution. */
+    /**
+     * The decision function refuses an approval by the person who started the execution. People
+     * are told apart by names AWS sets (IAM Identity Center users, IAM users), so the approvers'
+     * role must then be an Identity Center permission set's role.
+     */
     separateFromStarter: z.boolean().default(false),
     /**
      * The approval page: a Cognito user pool whose `approvers` group may decide. `mfa`: "required"
@@ -52,6 +56,15 @@ export const ferryConfigSchema = z.strictObject({
         domainPrefix: z.string().regex(/^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$/, 'lower-case letters, digits and -, at most 63, not starting or ending with -').optional(),
       })
       .prefault({}),
+  }).superRefine((a, ctx) => {
+    if (a.separateFromStarter && !isIdentityCenterRole(a.roleArn)) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['roleArn'],
+        message:
+          'approvers.separateFromStarter needs an approvers role whose sessions AWS names after the person: an IAM Identity Center permission set\'s role (arn:aws:iam::<account>:role/aws-reserved/sso.amazonaws.com/<region>/AWSReservedSSO_<set>_<id>). A role anyone assumes names its sessions as they choose, so ferry could not tell the approver from the starter. Use such a role, or set separateFromStarter to false.',
+      });
+    }
   }),
   operators: z.strictObject({ roleArn: roleArn.optional(), emails: z.array(z.string().email()).default([]) }).prefault({}),
   /** Roles of the applications that read the flags (e.g. the edxapp or CommCare web servers). */
@@ -70,6 +83,11 @@ export const ferryConfigSchema = z.strictObject({
     .refine((d) => (LOG_RETENTION_DAYS as readonly number[]).includes(d), `must be one of the periods CloudFormation accepts: ${LOG_RETENTION_DAYS.join(', ')}`)
     .default(365),
 });
+
+/** Whether a role is an IAM Identity Center permission set's: its sessions are named after the person, and only Identity Center may change its policies. */
+export function isIdentityCenterRole(roleArn: string): boolean {
+  return /:role\/aws-reserved\/sso\.amazonaws\.com\/(?:[a-z0-9-]+\/)?AWSReservedSSO_[^/]+$/.test(roleArn);
+}
 
 export type FerryConfig = z.output<typeof ferryConfigSchema>;
 

@@ -5,6 +5,7 @@ import { userInfo } from 'node:os';
 import { join } from 'node:path';
 import { LocalApprovalStore } from '../../lambdas/adapters/approvals.ts';
 import { FileFlagStore } from '../../lambdas/adapters/flags.ts';
+import { takeDecision } from '../../lambdas/approvals/decide.ts';
 import { handlePage, type Fact, type MigrationView, type PageBackend, type PendingView } from '../../lambdas/approvals/page.ts';
 import { machineOfInput } from '../../lambdas/core/machine-inputs.ts';
 import type { Progress } from '../../lambdas/core/ports/task-deps.ts';
@@ -116,7 +117,8 @@ export function localBackend(stateDir: string, env: NodeJS.ProcessEnv, live?: Re
         }),
       );
     },
-    decide: (migrationId, step, decision) => approvals.decide(migrationId, step, decision),
+    // Locally whoever reaches the page decides, as with `ferry approve`: nothing to log beyond the record.
+    decide: (migrationId, step, decision, seen) => takeDecision({ migrationId, step, ...decision, seen }, { name: decision.by }, { approvals, deployment: 'local', starterOf: async () => null, log: () => {} }),
   };
 }
 
@@ -144,6 +146,8 @@ export async function servePage(opts: { stateDir: string; env: NodeJS.ProcessEnv
   const formKey = randomBytes(24).toString('base64url');
   const caller = { name: `${userInfo().username} (approval page)`, mayDecide: true };
   let port = 0;
+  // When the last decision was answered: its redirect's page is still to be asked for.
+  let decidedAt = 0;
   const server = createServer((req, res) => {
     void (async () => {
       const host = req.headers.host ?? '';
@@ -153,7 +157,8 @@ export async function servePage(opts: { stateDir: string; env: NodeJS.ProcessEnv
       }
       const url = new URL(req.url ?? '/', `http://${host}`);
       const form = req.method === 'POST' ? Object.fromEntries(new URLSearchParams(await body(req))) : {};
-      const out = await handlePage({ method: req.method ?? 'GET', path: url.pathname, form }, caller, backend, { where: `local, state dir ${opts.stateDir}`, formKey });
+      const out = await handlePage({ method: req.method ?? 'GET', path: url.pathname, form, query: Object.fromEntries(url.searchParams) }, caller, backend, { where: `local, state dir ${opts.stateDir}`, formKey });
+      if (req.method === 'POST' && out.status === 303) decidedAt = Date.now();
       res.writeHead(out.status, out.headers).end(out.body);
     })().catch((err: Error) => {
       if (!res.headersSent) res.writeHead(500, { 'content-type': 'text/plain' });
@@ -167,15 +172,20 @@ export async function servePage(opts: { stateDir: string; env: NodeJS.ProcessEnv
   port = (server.address() as { port: number }).port;
   return {
     url: `http://127.0.0.1:${port}/`,
-    // A request under way (the decision that ends the run, and the page that answers it) is finished first, for at most 5 s.
-    close: () => new Promise<void>((resolve) => {
-      const timer = setTimeout(() => server.closeAllConnections(), 5000);
-      server.close(() => {
-        clearTimeout(timer);
-        resolve();
+    // A request under way (the decision that ends the run, and the page its redirect asks for, 2 s
+    // at most after it) is finished first, for at most 5 s.
+    close: async () => {
+      const wait = decidedAt + 2000 - Date.now();
+      if (wait > 0) await new Promise((r) => setTimeout(r, wait));
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(() => server.closeAllConnections(), 5000);
+        server.close(() => {
+          clearTimeout(timer);
+          resolve();
+        });
+        server.closeIdleConnections();
       });
-      server.closeIdleConnections();
-    }),
+    },
   };
 }
 

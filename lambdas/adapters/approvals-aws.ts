@@ -1,10 +1,12 @@
 import { SendTaskFailureCommand, SendTaskSuccessCommand, SFNClient } from '@aws-sdk/client-sfn';
 import { PublishCommand, SNSClient } from '@aws-sdk/client-sns';
 import { DeleteParameterCommand, GetParameterCommand, GetParametersByPathCommand, ParameterNotFound, PutParameterCommand, SSMClient } from '@aws-sdk/client-ssm';
-import type { ApprovalDecider, ApprovalDecision, ApprovalRequest } from '../core/ports/approvals.ts';
+import type { ApprovalDecider, ApprovalDecision, ApprovalRequest, SeenRequest } from '../core/ports/approvals.ts';
+import { RequestChanged } from '../core/errors.ts';
+import { sameRequest } from './approvals.ts';
 import { checkApprovalName } from '../core/input-parts.ts';
 
-/** Where a pending approval's callback token is kept: a SecureString only approvers can decrypt. */
+/** Where a pending approval's callback token is kept: a SecureString only ferry's functions can decrypt. */
 export function approvalParameterName(migrationId: string, step: string, root = '/ferry'): string {
   return `${root}/${migrationId}/approvals/${step}`;
 }
@@ -27,7 +29,7 @@ export function approvalMessage(req: ApprovalRequest & { machine?: string }, app
     'To reject (the execution stops; nothing irreversible has happened):',
     `  npx ferry approve ${req.migrationId} --step ${req.step} --reject --reason "..." --aws`,
     '',
-    'Only members of the approvers role can read the callback token. Unanswered, the request fails the execution safely after 7 days.',
+    "The callback token never leaves ferry's functions: a decision is taken through them, which check who decides. Unanswered, the request fails the execution safely after 7 days.",
   ].join('\n');
   return { subject, body };
 }
@@ -71,13 +73,17 @@ export class AwsApprovals implements ApprovalDecider {
     }
   }
 
-  async decide(migrationId: string, step: string, decision: Omit<ApprovalDecision, 'at'>): Promise<boolean> {
+  async decide(migrationId: string, step: string, decision: Omit<ApprovalDecision, 'at'>, seen?: SeenRequest): Promise<boolean> {
     checkApprovalName(migrationId, step);
     const Name = approvalParameterName(migrationId, step, this.root);
     let token: string;
     try {
       const out = await this.ssm.send(new GetParameterCommand({ Name, WithDecryption: true }));
-      token = (JSON.parse(out.Parameter?.Value ?? '{}') as { token?: string }).token ?? '';
+      const value = JSON.parse(out.Parameter?.Value ?? '{}') as { token?: string; execution?: string; requestedAt?: string };
+      token = value.token ?? '';
+      if (seen && !sameRequest({ execution: value.execution ?? '', requestedAt: value.requestedAt ?? null }, seen)) {
+        throw new RequestChanged(`the ${step} request of ${migrationId} has changed since it was shown (now ${value.execution}, asked for at ${value.requestedAt})`);
+      }
     } catch (err) {
       if (err instanceof ParameterNotFound) return false;
       throw err;

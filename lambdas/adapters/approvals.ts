@@ -1,7 +1,7 @@
 import { mkdir, readFile, readdir, rename, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { ApprovalRejected, ApprovalSuperseded } from '../core/errors.ts';
-import type { ApprovalDecider, ApprovalDecision, ApprovalRequest } from '../core/ports/approvals.ts';
+import { ApprovalRejected, ApprovalSuperseded, RequestChanged } from '../core/errors.ts';
+import type { ApprovalDecider, ApprovalDecision, ApprovalRequest, SeenRequest } from '../core/ports/approvals.ts';
 import { processAlive } from './processes.ts';
 import { checkApprovalName } from '../core/input-parts.ts';
 
@@ -12,6 +12,11 @@ interface ApprovalRecord extends ApprovalRequest {
   readonly decision?: ApprovalDecision;
   /** Set once a waiting run has acted on the decision. */
   readonly consumed?: boolean;
+}
+
+/** Whether the pending request is the one a decider saw: the same execution, asked for at the same time when that was seen. */
+export function sameRequest(now: { readonly execution: string; readonly requestedAt?: string | null }, seen: SeenRequest): boolean {
+  return now.execution === seen.execution && (seen.requestedAt === undefined || seen.requestedAt === (now.requestedAt ?? null));
 }
 
 /**
@@ -61,6 +66,12 @@ export class LocalApprovalStore implements ApprovalDecider {
     return { record, alive: record.pid === undefined || processAlive(record.pid) };
   }
 
+  /** The pending request of that step, in the shape the AWS store gives it; null when none is pending. */
+  async pendingRequest(migrationId: string, step: string): Promise<{ execution: string; separateFromStarter: boolean; requestedAt: string | null } | null> {
+    const asked = await this.requestOf(migrationId, step);
+    return asked?.alive ? { execution: asked.record.execution, separateFromStarter: false, requestedAt: asked.record.requestedAt } : null;
+  }
+
   /** Requests waiting for a decision whose run is still running. */
   async pending(): Promise<ApprovalRecord[]> {
     let names: string[];
@@ -76,12 +87,14 @@ export class LocalApprovalStore implements ApprovalDecider {
   /**
    * Completes the pending approval of that step. Returns false when none is pending: never
    * requested, already decided, or asked for by a run that is no longer running (its successor
-   * asks again, and only that request can be decided).
+   * asks again, and only that request can be decided). With `seen`, a request other than the one
+   * seen (asked for again since) is not decided: RequestChanged.
    */
-  async decide(migrationId: string, step: string, decision: Omit<ApprovalDecision, 'at'>): Promise<boolean> {
+  async decide(migrationId: string, step: string, decision: Omit<ApprovalDecision, 'at'>, seen?: SeenRequest): Promise<boolean> {
     const path = this.file(migrationId, step);
     const asked = await this.requestOf(migrationId, step);
     if (!asked?.alive) return false;
+    if (seen && !sameRequest(asked.record, seen)) throw new RequestChanged(`the ${step} request of ${migrationId} has changed since it was shown (now ${asked.record.execution}, asked for at ${asked.record.requestedAt})`);
     await this.write(path, { ...asked.record, decision: { ...decision, at: new Date().toISOString() } });
     return true;
   }

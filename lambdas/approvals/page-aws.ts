@@ -4,14 +4,16 @@ import { GetParameterCommand, ParameterNotFound, type SSMClient } from '@aws-sdk
 import type { AwsApprovals } from '../adapters/approvals-aws.ts';
 import type { FlagStore } from '../core/ports/flags.ts';
 import { machineOfInput, migrationInputOfExecution } from '../core/machine-inputs.ts';
+import { takeDecision } from './decide.ts';
 import { APPROVERS_GROUP, handlePage, type Fact, type MigrationView, type PageBackend, type PageCaller, type PageResponse } from './page.ts';
 
 /**
  * The approval page on AWS: a Lambda behind an HTTP API. People sign in on the deployment's
  * Cognito user pool (its hosted UI, MFA required by default) through the authorization-code flow
  * with PKCE; the ID token, verified on every request, is kept in an HttpOnly, Secure, SameSite=Lax
- * cookie. Members of the `approvers` group may decide; anyone else signed in may look. Decisions go
- * through the same token path as `ferry approve --aws` (SendTaskSuccess / SendTaskFailure).
+ * cookie. Members of the `approvers` group may decide (asked of the user pool again for each
+ * decision); anyone else signed in may look. Decisions go through takeDecision, as the decision
+ * endpoint `ferry approve --aws` calls does.
  */
 
 /** The API Gateway HTTP API event (payload 2.0), as much of it as the page reads. */
@@ -37,6 +39,10 @@ export type IdTokenVerifier = (token: string) => Promise<{ readonly sub: string;
 
 export interface PageAws {
   readonly approvals: Pick<AwsApprovals, 'pending' | 'pendingRequest' | 'decide'>;
+  /** Where every decision is logged (who, migration, step, request, outcome). */
+  readonly log?: (message: string, entry: Record<string, unknown>) => void;
+  /** The caller's groups as the user pool has them now (a decision re-checks membership; the ID token is up to an hour old). */
+  readonly groupsNow?: (username: string) => Promise<string[]>;
   readonly sfn: SFNClient;
   readonly ssm: SSMClient;
   readonly knobs: FlagStore;
@@ -50,8 +56,9 @@ export interface PageAws {
   readonly exchange?: (form: URLSearchParams) => Promise<{ id_token?: string }>;
 }
 
-const SESSION = 'ferry_session';
-const PKCE = 'ferry_pkce';
+// `__Host-`: the browser keeps them only if set Secure, for this host alone (no Domain), on Path=/.
+const SESSION = '__Host-ferry_session';
+const PKCE = '__Host-ferry_pkce';
 
 function cookie(name: string, value: string, maxAge: number): string {
   return `${name}=${value}; HttpOnly; Secure; SameSite=Lax; Path=/; Max-Age=${maxAge}`;
@@ -117,11 +124,8 @@ export function awsBackend(aws: PageAws): PageBackend {
         }),
       );
     },
-    decide: (migrationId, step, decision) => aws.approvals.decide(migrationId, step, decision),
-    async refusal(migrationId, step) {
-      const req = await aws.approvals.pendingRequest(migrationId, step);
-      return req?.separateFromStarter ? `${aws.deployment} separates duties: an approver who did not start the execution decides with \`npx ferry approve ${migrationId} --step ${step} --aws\`, where AWS says who is calling. Nothing was decided.` : null;
-    },
+    // A page sign-in names no AWS principal: where duties are separated, approving is refused here.
+    decide: (migrationId, step, decision, seen) => takeDecision({ migrationId, step, ...decision, seen }, { name: decision.by }, { approvals: aws.approvals, deployment: aws.deployment, starterOf: async () => null, log: aws.log ?? (() => {}) }),
   };
 }
 
@@ -189,10 +193,12 @@ export async function handleAwsPage(event: HttpEvent, aws: PageAws): Promise<Htt
     return method === 'GET' ? redirect(`${self}/login`, [cookie(SESSION, '', 0)]) : text(401, 'Your sign-in has expired: open the page again and sign in.\n');
   }
   const username = String(claims['cognito:username'] ?? claims.sub);
-  const caller: PageCaller = { name: `${claims.email ? String(claims.email) : username} (Cognito user ${username})`, mayDecide: groupsOf(claims['cognito:groups']).includes(APPROVERS_GROUP) };
+  // A decision asks the user pool again: someone removed from the approvers keeps the group in their ID token until it expires.
+  const groups = method === 'POST' && aws.groupsNow ? await aws.groupsNow(username) : groupsOf(claims['cognito:groups']);
+  const caller: PageCaller = { name: `${claims.email ? String(claims.email) : username} (Cognito user ${username})`, mayDecide: groups.includes(APPROVERS_GROUP) };
   const body = event.body ? (event.isBase64Encoded ? Buffer.from(event.body, 'base64').toString('utf8') : event.body) : '';
   const form = method === 'POST' ? Object.fromEntries(new URLSearchParams(body)) : {};
   // The form key is bound to the session: a decision posted with another session's page is refused.
   const formKey = createHash('sha256').update(token!).digest('base64url');
-  return asResult(await handlePage({ method, path: event.rawPath, form }, caller, awsBackend(aws), { where: aws.deployment, formKey }));
+  return asResult(await handlePage({ method, path: event.rawPath, form, query: Object.fromEntries(query) }, caller, awsBackend(aws), { where: aws.deployment, formKey }));
 }

@@ -1,3 +1,4 @@
+import { AdminListGroupsForUserCommand, CognitoIdentityProviderClient } from '@aws-sdk/client-cognito-identity-provider';
 import { SFNClient } from '@aws-sdk/client-sfn';
 import { GetParameterCommand, SSMClient } from '@aws-sdk/client-ssm';
 import { CognitoJwtVerifier } from 'aws-jwt-verify';
@@ -10,6 +11,7 @@ import { handleAwsPage, type HttpEvent, type HttpResult, type IdTokenVerifier } 
 const { tracer, logger } = telemetry();
 const ssm = tracer.captureAWSv3Client(new SSMClient({}));
 const sfn = tracer.captureAWSv3Client(new SFNClient({}));
+const cognito = tracer.captureAWSv3Client(new CognitoIdentityProviderClient({}));
 const deployment = deploymentFromEnv();
 
 /** The page client's id: kept in SSM by the stack (the client names the page's address, which names this function). */
@@ -41,6 +43,17 @@ export async function handler(event: HttpEvent): Promise<HttpResult> {
     hostedUi: process.env.FERRY_PAGE_HOSTED_UI!,
     clientId: readClientId,
     verify,
+    log: (message, entry) => logger.info(message, entry),
+    async groupsNow(username) {
+      const groups: string[] = [];
+      let NextToken: string | undefined;
+      do {
+        const out = await cognito.send(new AdminListGroupsForUserCommand({ UserPoolId: process.env.FERRY_PAGE_USER_POOL_ID!, Username: username, NextToken }));
+        groups.push(...(out.Groups ?? []).map((g) => g.GroupName ?? ''));
+        NextToken = out.NextToken;
+      } while (NextToken);
+      return groups;
+    },
   });
   // Who looked and who decided is in the log; never a token or a cookie.
   logger.info('approval page', { method: event.requestContext.http.method, path: event.rawPath, status: result.statusCode });

@@ -4,8 +4,11 @@
  * locally (`ferry ui`, `ferry local`, on 127.0.0.1) and on AWS (a Lambda behind an HTTP API with a
  * Cognito authorizer); each side supplies a PageBackend and says who the caller is.
  */
+import { createHmac, timingSafeEqual } from 'node:crypto';
 import { InvalidInput } from '../core/errors.ts';
 import { checkApprovalName } from '../core/input-parts.ts';
+import type { SeenRequest } from '../core/ports/approvals.ts';
+import { REASON_MAX, type DecisionOutcome } from './decide.ts';
 
 /** The Cognito group whose members may decide on AWS. */
 export const APPROVERS_GROUP = 'approvers';
@@ -46,10 +49,11 @@ export interface MigrationView {
 
 export interface PageBackend {
   migrations(): Promise<MigrationView[]>;
-  /** Completes the pending approval through the same token path as `ferry approve`; false when none is pending. */
-  decide(migrationId: string, step: string, decision: { approved: boolean; by: string; reason?: string }): Promise<boolean>;
-  /** Why this caller may not decide this approval here (a deployment that separates duties), or null. */
-  refusal?(migrationId: string, step: string, caller: PageCaller): Promise<string | null>;
+  /**
+   * Completes the pending approval the page showed (`seen`) through the same path as `ferry
+   * approve`, or says why not: none pending, the request changed since, or refused for this caller.
+   */
+  decide(migrationId: string, step: string, decision: { approved: boolean; by: string; reason?: string }, seen: SeenRequest): Promise<DecisionOutcome>;
 }
 
 export interface PageRequest {
@@ -58,6 +62,8 @@ export interface PageRequest {
   readonly path: string;
   /** The form fields of a POST (application/x-www-form-urlencoded). */
   readonly form: Readonly<Record<string, string>>;
+  /** The query of a GET. */
+  readonly query?: Readonly<Record<string, string>>;
 }
 
 export interface PageCaller {
@@ -81,8 +87,6 @@ export interface PageOptions {
   /** Prefix of every link and form action (an API stage, or ""). */
   readonly base?: string;
 }
-
-const REASON_MAX = 1000;
 
 export function escapeHtml(text: string): string {
   return text.replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c]!);
@@ -124,8 +128,10 @@ function factsList(facts: readonly Fact[]): string {
 function pendingSection(m: MigrationView, p: PendingView, caller: PageCaller, o: PageOptions): string {
   const id = `${m.migrationId}-${p.step}`;
   const flags = Object.entries(p.flags);
+  // The form names the request it was shown for: a decision posted for another one is refused.
+  const field = (name: string, value: string) => `<input type="hidden" name="${name}" value="${escapeHtml(value)}">`;
   const hidden = (extra: string) =>
-    `<input type="hidden" name="migrationId" value="${escapeHtml(m.migrationId)}"><input type="hidden" name="step" value="${escapeHtml(p.step)}"><input type="hidden" name="formKey" value="${escapeHtml(o.formKey)}"><input type="hidden" name="decision" value="${extra}">`;
+    field('migrationId', m.migrationId) + field('step', p.step) + field('execution', p.execution) + field('requestedAt', p.since ?? '') + field('formKey', o.formKey) + field('decision', extra);
   const decide = caller.mayDecide
     ? `<form method="post" action="${o.base ?? ''}/decide">${hidden('approve')}<button class="approve" type="submit">Approve ${escapeHtml(p.step)}</button></form>` +
       `<form method="post" action="${o.base ?? ''}/decide">${hidden('reject')}<label for="reason-${escapeHtml(id)}">Reason for rejecting (required)</label>` +
@@ -158,21 +164,43 @@ ${factsList([
 ${m.pending.map((p) => pendingSection(m, p, caller, o)).join('\n')}</section>`;
 }
 
-function result(outcome: Readonly<Record<string, string>>): string {
+type Outcome = { readonly result: 'approved' | 'rejected' | 'none' | 'changed'; readonly migrationId: string; readonly step: string; readonly by: string };
+
+/** The outcome a decision redirects with, signed with the form key: a link made elsewhere cannot put words on the page. */
+function sealOutcome(outcome: Outcome, key: string): string {
+  const body = Buffer.from(JSON.stringify(outcome)).toString('base64url');
+  return `${body}.${createHmac('sha256', key).update(body).digest('base64url')}`;
+}
+
+function openOutcome(sealed: string | undefined, key: string): Outcome | null {
+  const [body, mac] = (sealed ?? '').split('.');
+  if (!body || !mac) return null;
+  const want = createHmac('sha256', key).update(body).digest();
+  const got = Buffer.from(mac, 'base64url');
+  if (got.length !== want.length || !timingSafeEqual(new Uint8Array(got), new Uint8Array(want))) return null;
+  try {
+    return JSON.parse(Buffer.from(body, 'base64url').toString('utf8')) as Outcome;
+  } catch {
+    return null;
+  }
+}
+
+function result(outcome: Outcome | null): string {
+  if (!outcome) return '';
   const { result: r, migrationId, step, by } = outcome;
-  if (!r || !migrationId || !step) return '';
   const text =
-    r === 'approved' ? `Approved: ${step} of ${migrationId}, by ${by ?? 'you'}. The migration goes on.`
-    : r === 'rejected' ? `Rejected: ${step} of ${migrationId}, by ${by ?? 'you'}. The execution stops as rejected.`
+    r === 'approved' ? `Approved: ${step} of ${migrationId}, by ${by}. The migration goes on.`
+    : r === 'rejected' ? `Rejected: ${step} of ${migrationId}, by ${by}. The execution stops as rejected.`
+    : r === 'changed' ? `Nothing was decided: the ${step} request of ${migrationId} has changed since the page was shown (asked for again, or by another execution). Look again before deciding.`
     : `Nothing was decided: no approval "${step}" of ${migrationId} is pending (decided already, or not asked for yet).`;
-  return `<p class="status ${r === 'none' ? 'bad' : 'ok'}" role="status">${escapeHtml(text)}</p>`;
+  return `<p class="status ${r === 'approved' || r === 'rejected' ? 'ok' : 'bad'}" role="status">${escapeHtml(text)}</p>`;
 }
 
 function problem(status: number, message: string, caller: PageCaller, o: PageOptions): PageResponse {
   return { status, headers: SECURITY_HEADERS, body: page('ferry approvals', o.where, caller, `<p class="status bad" role="alert">${escapeHtml(message)}</p><p><a href="${o.base ?? ''}/">Back to the approvals</a></p>`) };
 }
 
-async function listPage(outcome: Readonly<Record<string, string>>, caller: PageCaller, backend: PageBackend, o: PageOptions): Promise<PageResponse> {
+async function listPage(outcome: Outcome | null, caller: PageCaller, backend: PageBackend, o: PageOptions): Promise<PageResponse> {
   const base = o.base ?? '';
   const migrations = await backend.migrations();
   const waiting = migrations.reduce((n, m) => n + m.pending.length, 0);
@@ -181,15 +209,19 @@ ${migrations.length ? migrations.map((m) => migrationSection(m, caller, o)).join
   return { status: 200, headers: SECURITY_HEADERS, body: page('ferry approvals', o.where, caller, body) };
 }
 
-/** Answers one request of the page: GET / (the list), POST /decide (a decision), anything else 404. */
+/**
+ * Answers one request of the page: GET / (the list), POST /decide (a decision, answered with a
+ * 303 to the list with its outcome on top, so reloading the answer does not post it again),
+ * anything else 404.
+ */
 export async function handlePage(req: PageRequest, caller: PageCaller, backend: PageBackend, o: PageOptions): Promise<PageResponse> {
-  if (req.method === 'GET' && (req.path === '/' || req.path === '')) return listPage({}, caller, backend, o);
+  if (req.method === 'GET' && (req.path === '/' || req.path === '')) return listPage(openOutcome(req.query?.outcome, o.formKey), caller, backend, o);
   if (req.method === 'POST' && req.path === '/decide') {
     if (req.form.formKey !== o.formKey) return problem(403, 'This form did not come from this page (or the page is stale): reload it and decide again.', caller, o);
     if (!caller.mayDecide) return problem(403, `${caller.name} is not an approver: only members of the approvers group can decide.`, caller, o);
-    const { migrationId, step, decision } = req.form;
+    const { migrationId, step, decision, execution, requestedAt } = req.form;
     const reason = (req.form.reason ?? '').trim();
-    if (!migrationId || !step || (decision !== 'approve' && decision !== 'reject')) return problem(400, 'The form lacks the migration, the step or the decision: reload the page and decide again.', caller, o);
+    if (!migrationId || !step || !execution || (decision !== 'approve' && decision !== 'reject')) return problem(400, 'The form lacks the migration, the step, the request or the decision: reload the page and decide again.', caller, o);
     try {
       checkApprovalName(migrationId, step);
     } catch (err) {
@@ -198,13 +230,12 @@ export async function handlePage(req: PageRequest, caller: PageCaller, backend: 
     }
     if (decision === 'reject' && !reason) return problem(400, 'A rejection needs a reason, so the record says why: go back and write one.', caller, o);
     if (reason.length > REASON_MAX) return problem(400, `The reason is longer than ${REASON_MAX} characters.`, caller, o);
-    const refused = await backend.refusal?.(migrationId, step, caller);
-    if (refused) return problem(403, refused, caller, o);
     const approved = decision === 'approve';
-    const ok = await backend.decide(migrationId, step, { approved, by: caller.name, ...(approved ? {} : { reason }) });
-    // The answer is the page itself, with the result on top: no second request, which a run that
-    // ends on this very decision (a rejection) might no longer be there to answer.
-    return listPage({ result: ok ? (approved ? 'approved' : 'rejected') : 'none', migrationId, step, by: caller.name }, caller, backend, o);
+    const outcome = await backend.decide(migrationId, step, { approved, by: caller.name, ...(approved ? {} : { reason }) }, { execution, ...(requestedAt ? { requestedAt } : {}) });
+    if (outcome.status === 'invalid') return problem(400, `Nothing was decided: ${outcome.message}.`, caller, o);
+    if (outcome.status === 'refused') return problem(403, outcome.message, caller, o);
+    const shown: Outcome = { result: outcome.status === 'decided' ? (approved ? 'approved' : 'rejected') : outcome.status, migrationId, step, by: caller.name };
+    return { status: 303, headers: { location: `${o.base ?? ''}/?outcome=${sealOutcome(shown, o.formKey)}`, 'cache-control': 'no-store' }, body: '' };
   }
   return problem(404, `Nothing here (${req.method} ${req.path}).`, caller, o);
 }

@@ -39,3 +39,8 @@ export const stateMachineName = (d: Deployment, machine: string) => `${d.name}-$
 export const planFunctionName = (d: Deployment, machine: string) => `${stateMachineName(d, machine)}-plan`;
 
 export const ENVIRONMENT_NAME = ENV_NAME;
+
+/** The SSM parameter holding the address of the deployment's decision endpoint (`ferry approve --aws` reads it). */
+export function decideUrlParameter(ssmRoot: string): string {
+  return `${ssmRoot}/page/decide-url`;
+}

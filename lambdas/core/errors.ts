@@ -82,6 +82,15 @@ export class ApprovalSuperseded extends FerryError {
   readonly retryable = false;
 }
 
+/**
+ * A decision was posted for a request that is no longer the one pending (another execution asked
+ * again, or the request was asked for anew since the decider looked): nothing was decided.
+ */
+export class RequestChanged extends FerryError {
+  override readonly name = 'RequestChanged';
+  readonly retryable = false;
+}
+
 /** The checkpoint on the target belongs to a different migration input. */
 export class CheckpointConflict extends FerryError {
   override readonly name = 'CheckpointConflict';

@@ -64,7 +64,7 @@ describe('FerryStack', () => {
 
   it('runs every function on Node 22, arm64, traced, with its own role and log group, trusting the RDS certificate authorities', () => {
     const functions = ofType('AWS::Lambda::Function');
-    expect(functions.length).toBe(WORKERS.length + 4);
+    expect(functions.length).toBe(WORKERS.length + 5);
     const roles = new Set<string>();
     for (const [id, f] of functions) {
       expect(f.Properties.Runtime, id).toBe('nodejs22.x');
@@ -217,7 +217,7 @@ describe('FerryStack', () => {
       LoggingConfiguration: { Level: 'ALL', IncludeExecutionData: false, Destinations: Match.anyValue() },
       TracingConfiguration: { Enabled: true },
     });
-    template.resourceCountIs('AWS::Logs::LogGroup', WORKERS.length + 4 + 3 + 1);
+    template.resourceCountIs('AWS::Logs::LogGroup', WORKERS.length + 5 + 3 + 1);
     const groups = ofType('AWS::Logs::LogGroup');
     expect(groups.map(([, g]) => g.Properties.LogGroupName).filter(Boolean).sort()).toEqual(MACHINE_NAMES.map((m) => `/aws/vendedlogs/states/ferry-production-${m}`).sort());
     // a rolled-back first deploy removes them; updates and deletes keep them
@@ -235,14 +235,38 @@ describe('FerryStack', () => {
     expect(staging!.filter((n) => prod!.includes(n))).toEqual([]);
   });
 
-  it('keeps approval tokens where only approvers can read them, lets approvers with MFA complete them, and forgets them when an execution ends', () => {
-    const approvers = ofType('AWS::IAM::Policy').filter(([, p]) => JSON.stringify(p.Properties.Roles).includes('ferry-approvers'));
+  it('keeps approval tokens where only ferry\'s functions can read them: approvers decide through the decision endpoint (IAM-signed, MFA), and tokens are forgotten when an execution ends', () => {
+    // production's approvers are an Identity Center permission set: the stack cannot attach to its role, and says what the set needs
+    expect(ofType('AWS::IAM::Policy').filter(([, p]) => JSON.stringify(p.Properties.Roles).includes('AWSReservedSSO'))).toEqual([]);
+    const permissionSet = JSON.stringify(template.toJSON().Outputs.ApproversPermissionSetPolicy.Value);
+    expect(permissionSet).toContain('execute-api:Invoke');
+    expect(permissionSet).toContain('MultiFactorAuthPresent');
+    expect(permissionSet).not.toContain('SendTask');
+    // staging's approvers are a role of the account: the stack attaches what they may do
+    const staging = environments(cdkJson.context.ferry, 'staging')[0]!;
+    const stagingTemplate = synth(false, staging).template.toJSON() as { Resources: Record<string, Resource> };
+    const approvers = Object.entries(stagingTemplate.Resources).filter(([, p]) => p.Type === 'AWS::IAM::Policy' && JSON.stringify(p.Properties.Roles).includes('ferry-approvers'));
     const statements = approvers.flatMap(([, p]) => (p.Properties.PolicyDocument as { Statement: Statement[] }).Statement);
-    const send = statements.find((st) => JSON.stringify(st.Action).includes('states:SendTaskSuccess'))!;
-    expect(send.Condition).toEqual({ Bool: { 'aws:MultiFactorAuthPresent': 'true' } });
-    expect(JSON.stringify(statements)).toContain('/approvals/*');
+    const actions = statements.flatMap((st) => ([] as string[]).concat(st.Action));
+    // no person completes a task, decrypts a token or reads one
+    for (const a of ['states:SendTaskSuccess', 'states:SendTaskFailure', 'kms:Decrypt', 'ssm:GetParametersByPath', 'cloudtrail:LookupEvents']) expect(actions, a).not.toContain(a);
+    expect(JSON.stringify(statements)).not.toContain('/approvals/');
+    expect(actions.sort()).toEqual(['execute-api:Invoke', 'ssm:GetParameter']);
+    const invoke = statements.find((st) => JSON.stringify(st.Action).includes('execute-api:Invoke'))!;
+    // staging is configured without MFA
+    expect(invoke.Condition).toBeUndefined();
+    expect(JSON.stringify(invoke.Resource)).toContain('/*/POST/api/decide');
+    // the endpoint checks the caller's signature before the function runs
+    template.hasResourceProperties('AWS::ApiGatewayV2::Route', { RouteKey: 'POST /api/decide', AuthorizationType: 'AWS_IAM' });
+    const [, decide] = ofType('AWS::IAM::Policy').find(([id]) => id.startsWith('ApprovalsPageDecide'))!;
+    const decideActions = (decide.Properties.PolicyDocument as { Statement: Statement[] }).Statement.flatMap((st) => ([] as string[]).concat(st.Action));
+    expect(decideActions).toEqual(expect.arrayContaining(['states:SendTaskSuccess', 'states:SendTaskFailure', 'kms:Decrypt', 'cloudtrail:LookupEvents', 'states:GetExecutionHistory']));
+    const [, decideFn] = ofType('AWS::Lambda::Function').find(([id]) => id.startsWith('ApprovalsPageDecide'))!;
+    expect((decideFn.Properties.Environment as { Variables: Record<string, unknown> }).Variables.FERRY_APPROVERS_ROLE_ARN).toMatch(/AWSReservedSSO_FerryApprovers/);
     const grantedDecrypt = ofType('AWS::IAM::Policy').filter(([, p]) => JSON.stringify(p.Properties.PolicyDocument).includes('kms:Decrypt')).map(([id]) => id);
-    expect(grantedDecrypt.every((id) => /Approvers|ApprovalsRequestApproval|ApprovalsForgetApprovals|ApprovalsPageRole/.test(id)), grantedDecrypt.join(', ')).toBe(true);
+    expect(grantedDecrypt.every((id) => /ApprovalsRequestApproval|ApprovalsForgetApprovals|ApprovalsPageRole|ApprovalsPageDecide/.test(id)), grantedDecrypt.join(', ')).toBe(true);
+    const sending = ofType('AWS::IAM::Policy').filter(([, p]) => JSON.stringify(p.Properties.PolicyDocument).includes('states:SendTask')).map(([id]) => id);
+    expect(sending.sort(), sending.join(', ')).toEqual([expect.stringMatching(/^ApprovalsPageDecide/), expect.stringMatching(/^ApprovalsPageRole/)]);
     template.allResourcesProperties('AWS::SNS::Topic', { KmsMasterKeyId: Match.anyValue() });
     template.hasResourceProperties('AWS::KMS::Key', { EnableKeyRotation: true });
     // an execution that ends, however it ends, has its tokens removed
@@ -250,10 +274,13 @@ describe('FerryStack', () => {
       EventPattern: { source: ['aws.states'], 'detail-type': ['Step Functions Execution Status Change'], detail: { status: ['SUCCEEDED', 'FAILED', 'TIMED_OUT', 'ABORTED'], stateMachineArn: Match.anyValue() } },
       Targets: [Match.objectLike({ Arn: { 'Fn::GetAtt': [Match.stringLikeRegexp('ForgetApprovals'), 'Arn'] } })],
     });
-    // staging is configured without MFA
-    const staging = environments(cdkJson.context.ferry, 'staging')[0]!;
-    const stagingSend = JSON.stringify(synth(false, staging).template.toJSON()).match(/"Action":\["states:SendTaskSuccess","states:SendTaskFailure"\][^}]*/)![0];
-    expect(stagingSend).not.toContain('MultiFactorAuthPresent');
+  });
+
+  it('refuses to separate duties with an approvers role whose sessions are named by whoever assumes it', () => {
+    const base = cdkJson.context.ferry.environments.production;
+    expect(() => parseConfig({ ...base, approvers: { ...base.approvers, roleArn: 'arn:aws:iam::123456789012:role/ferry-approvers' } })).toThrow(/approvers.roleArn: approvers.separateFromStarter needs an approvers role whose sessions AWS names after the person/);
+    const sso = 'arn:aws:iam::123456789012:role/aws-reserved/sso.amazonaws.com/eu-west-1/AWSReservedSSO_FerryApprovers_0123456789abcdef';
+    expect(parseConfig({ ...base, approvers: { ...base.approvers, roleArn: sso, separateFromStarter: true } }).approvers.separateFromStarter).toBe(true);
   });
 
   it('serves the approval page behind a Cognito user pool with MFA, whose approvers group alone may decide, linked from every notice', () => {

@@ -16,10 +16,19 @@ export interface ApprovalDecision {
   readonly at: string;
 }
 
+/** The request a decider looked at: the execution that asked and when it asked (as the request records it). */
+export interface SeenRequest {
+  readonly execution: string;
+  readonly requestedAt?: string | null;
+}
+
 /** Completing approvals: the approver's side of the port, locally through the state dir, on AWS through Step Functions. */
 export interface ApprovalDecider {
-  /** Completes the pending approval of that step; false when none is pending. */
-  decide(migrationId: string, step: string, decision: Omit<ApprovalDecision, 'at'>): Promise<boolean>;
+  /**
+   * Completes the pending approval of that step; false when none is pending. With `seen`, only
+   * when the pending request is that one: otherwise RequestChanged, and nothing is decided.
+   */
+  decide(migrationId: string, step: string, decision: Omit<ApprovalDecision, 'at'>, seen?: SeenRequest): Promise<boolean>;
   /** What is waiting for a decision. */
   pending(): Promise<readonly { readonly migrationId: string; readonly step: string }[]>;
 }

@@ -7,7 +7,7 @@ import { readFileSync } from 'node:fs';
 import { beforeEach, describe, expect, it } from 'vitest';
 import { abandonExecution, executionName, executionStatus, planOnDeployment, startExecution } from '../../../bin/cli/aws.ts';
 import { InvokeCommand, LambdaClient } from '@aws-sdk/client-lambda';
-import { personOf, startedBy } from '../../../bin/cli/identity.ts';
+import { personOf, startedBy } from '../../../lambdas/adapters/identity.ts';
 import { deployment } from '../../../lambdas/core/deployment.ts';
 import { CloudTrailClient, LookupEventsCommand } from '@aws-sdk/client-cloudtrail';
 
@@ -148,11 +148,36 @@ describe('who started an execution (separation of duties)', () => {
         { CloudTrailEvent: JSON.stringify({ responseElements: { executionArn: exec('first') }, userIdentity: { arn: 'arn:aws:sts::123456789012:assumed-role/ferry-operators/alice' } }) },
       ],
     });
-    const starter = await startedBy(client, new CloudTrailClient({ region: 'eu-west-1' }), exec('next'));
+    const starter = await startedBy(client, new CloudTrailClient({ region: 'eu-west-1' }), exec('next'), async (from, to) => from === exec('first') && to === exec('next'));
     expect(starter).toBe('arn:aws:sts::123456789012:assumed-role/ferry-operators/alice');
-    // alice approving through the approvers' role is still alice
-    expect(personOf(starter!)).toBe(personOf('arn:aws:sts::123456789012:assumed-role/ferry-approvers/alice'));
-    expect(personOf(starter!)).not.toBe(personOf('arn:aws:sts::123456789012:assumed-role/ferry-approvers/bob'));
+  });
+
+  it('does not follow a hand-over the execution named does not show in its own history: whoever started the continuation started it', async () => {
+    const exec = (name: string) => `${arn.replace('stateMachine', 'execution')}:${name}`;
+    // alice starts an execution whose input says bob's execution handed over to it
+    sfn.on(DescribeExecutionCommand, { executionArn: exec('forged') }).resolves({ executionArn: exec('forged'), stateMachineArn: arn, status: 'RUNNING', startDate: new Date('2026-11-21T10:00:00Z'), input: JSON.stringify({ migration: example, handedOverBy: exec('bobs') }) });
+    sfn.on(DescribeExecutionCommand, { executionArn: exec('bobs') }).resolves({ executionArn: exec('bobs'), stateMachineArn: arn, status: 'SUCCEEDED', startDate: new Date('2026-11-20T10:00:00Z'), input: JSON.stringify(example) });
+    trail.on(LookupEventsCommand).resolves({
+      Events: [
+        { CloudTrailEvent: JSON.stringify({ responseElements: { executionArn: exec('bobs') }, userIdentity: { arn: 'arn:aws:sts::123456789012:assumed-role/AWSReservedSSO_Operators_aa11/bob' } }) },
+        { CloudTrailEvent: JSON.stringify({ responseElements: { executionArn: exec('forged') }, userIdentity: { arn: 'arn:aws:sts::123456789012:assumed-role/AWSReservedSSO_Operators_aa11/alice' } }) },
+      ],
+    });
+    const asked: string[] = [];
+    const starter = await startedBy(client, new CloudTrailClient({ region: 'eu-west-1' }), exec('forged'), async (from, to) => (asked.push(`${from} → ${to}`), false));
+    expect(asked).toEqual([`${exec('bobs')} → ${exec('forged')}`]);
+    expect(starter).toBe('arn:aws:sts::123456789012:assumed-role/AWSReservedSSO_Operators_aa11/alice');
+  });
+
+  it('tells people apart only by names AWS sets: IAM users and Identity Center sessions, not a session name the caller chose', () => {
+    const sso = (role: string, who: string) => `arn:aws:sts::123456789012:assumed-role/AWSReservedSSO_${role}_0123abcd/${who}`;
+    // alice as operator and as approver is one person
+    expect(personOf(sso('Operators', 'alice'))).toBe(personOf(sso('Approvers', 'alice')));
+    expect(personOf(sso('Operators', 'alice'))).not.toBe(personOf(sso('Approvers', 'bob')));
+    expect(personOf('arn:aws:iam::123456789012:user/ops/carol')).toBe('iam-user:123456789012:carol');
+    // a role anyone assumes is named as they choose: "alice-2" may be alice
+    expect(personOf('arn:aws:sts::123456789012:assumed-role/ferry-approvers/alice-2')).toBeNull();
+    expect(personOf('arn:aws:sts::123456789012:federated-user/alice')).toBeNull();
   });
 });
 

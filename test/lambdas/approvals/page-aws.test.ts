@@ -82,8 +82,16 @@ describe('the approval page on AWS', () => {
     sfn.on(SendTaskFailureCommand).resolves({});
   });
 
-  const session = (token: string) => [`ferry_session=${token}`];
+  const session = (token: string) => [`__Host-ferry_session=${token}`];
   const formKeyOf = (body: string) => /name="formKey" value="([^"]+)"/.exec(body)![1]!;
+  /** The hidden fields of the first form on the page (the request it was shown for, the form key). */
+  const formOf = (body: string) => Object.fromEntries([...body.split('</form>')[0]!.matchAll(/<input type="hidden" name="([^"]+)" value="([^"]*)">/g)].map((m) => [m[1]!, m[2]!.replace(/&amp;/g, '&')]));
+  /** Follows the 303 a decision answers with, as the browser does. */
+  const follow = async (res: { statusCode: number; headers: Record<string, string> }, cookies: string[]) => {
+    expect(res.statusCode).toBe(303);
+    const to = new URL(res.headers.location!, `https://${DOMAIN}`);
+    return handleAwsPage(event('GET', to.pathname, { query: to.search.slice(1), cookies }), aws);
+  };
 
   it('signs a person in through the hosted UI with PKCE, then keeps the verified ID token in an HttpOnly cookie', async () => {
     expect(await handleAwsPage(event('GET', '/'), aws)).toMatchObject({ statusCode: 302, headers: { location: `https://${DOMAIN}/login` } });
@@ -92,8 +100,8 @@ describe('the approval page on AWS', () => {
     expect(authorize.origin + authorize.pathname).toBe(`${HOSTED}/oauth2/authorize`);
     expect(Object.fromEntries(authorize.searchParams)).toMatchObject({ response_type: 'code', client_id: CLIENT, redirect_uri: `https://${DOMAIN}/callback`, code_challenge_method: 'S256' });
     const pkce = login.cookies![0]!;
-    expect(pkce).toMatch(/^ferry_pkce=[^;]+; HttpOnly; Secure; SameSite=Lax/);
-    const [state, verifierText] = pkce.slice('ferry_pkce='.length, pkce.indexOf(';')).split('.');
+    expect(pkce).toMatch(/^__Host-ferry_pkce=[^;]+; HttpOnly; Secure; SameSite=Lax; Path=\/;/);
+    const [state, verifierText] = pkce.slice('__Host-ferry_pkce='.length, pkce.indexOf(';')).split('.');
     expect(authorize.searchParams.get('state')).toBe(state);
     expect(authorize.searchParams.get('code_challenge')).toBe(createHash('sha256').update(verifierText!).digest('base64url'));
 
@@ -102,7 +110,7 @@ describe('the approval page on AWS', () => {
     const back = await handleAwsPage(event('GET', '/callback', { query: `code=c1&state=${state}`, cookies: [pkce.split(';')[0]!] }), aws);
     expect(exchanged[0]!.get('code_verifier')).toBe(verifierText);
     expect(back).toMatchObject({ statusCode: 302, headers: { location: `https://${DOMAIN}/` } });
-    expect(back.cookies![0]).toMatch(/^ferry_session=[^;]+; HttpOnly; Secure; SameSite=Lax; Path=\/; Max-Age=3600$/);
+    expect(back.cookies![0]).toMatch(/^__Host-ferry_session=[^;]+; HttpOnly; Secure; SameSite=Lax; Path=\/; Max-Age=3600$/);
   });
 
   it('shows a pending approval with what it rests on, and an approver\'s Approve completes the token as that person', async () => {
@@ -116,9 +124,9 @@ describe('the approval page on AWS', () => {
     expect(page.body).toContain('ENABLE_READING_FROM_MULTIPLE_HISTORY_TABLES=false');
     expect(page.body).toContain('chunk.targetMillis=250');
     expect(page.body).toContain('2026-11-30T08:00:00.000Z');
-    const body = new URLSearchParams({ migrationId: 'csmh', step: 'cutover', decision: 'approve', formKey: formKeyOf(page.body) }).toString();
-    const done = await handleAwsPage(event('POST', '/decide', { cookies: session(token), body }), aws);
-    expect(done.statusCode).toBe(200);
+    expect(formOf(page.body)).toMatchObject({ migrationId: 'csmh', step: 'cutover', execution: EXEC, requestedAt: '2026-12-01T09:00:00.000Z', decision: 'approve' });
+    const body = new URLSearchParams(formOf(page.body)).toString();
+    const done = await follow(await handleAwsPage(event('POST', '/decide', { cookies: session(token), body }), aws), session(token));
     expect(done.body).toContain('Approved: cutover of csmh, by ana@example.org (Cognito user ana)');
     const sent = sfn.commandCalls(SendTaskSuccessCommand)[0]!.args[0].input;
     expect(sent.taskToken).toBe('task-token-1');
@@ -146,14 +154,58 @@ describe('the approval page on AWS', () => {
 
   it('rejects only with a reason, and says so when the approval is no longer pending', async () => {
     const token = approver();
-    const key = formKeyOf((await handleAwsPage(event('GET', '/', { cookies: session(token) }), aws)).body);
-    const post = (fields: Record<string, string>) => handleAwsPage(event('POST', '/decide', { cookies: session(token), body: new URLSearchParams({ migrationId: 'csmh', step: 'cutover', formKey: key, ...fields }).toString() }), aws);
+    const shown = formOf((await handleAwsPage(event('GET', '/', { cookies: session(token) }), aws)).body);
+    const post = (fields: Record<string, string>) => handleAwsPage(event('POST', '/decide', { cookies: session(token), body: new URLSearchParams({ ...shown, ...fields }).toString() }), aws);
     expect((await post({ decision: 'reject', reason: '  ' })).statusCode).toBe(400);
-    const rejected = await post({ decision: 'reject', reason: 'exam week' });
+    const rejected = await follow(await post({ decision: 'reject', reason: 'exam week' }), session(token));
     expect(rejected.body).toContain('Rejected: cutover of csmh');
     expect(sfn.commandCalls(SendTaskFailureCommand)[0]!.args[0].input).toMatchObject({ error: 'ApprovalRejected', cause: 'cutover rejected by ana@example.org (Cognito user ana): exam week' });
     ssm.on(GetParameterCommand, { Name: '/ferry-production/csmh/approvals/cutover', WithDecryption: true }).rejects(new ParameterNotFound({ message: 'gone', $metadata: {} }));
-    expect((await post({ decision: 'approve' })).body).toContain('Nothing was decided: no approval &quot;cutover&quot; of csmh is pending');
+    expect((await follow(await post({ decision: 'approve' }), session(token))).body).toContain('Nothing was decided: no approval &quot;cutover&quot; of csmh is pending');
+  });
+
+  it('decides only the request the page showed: a stale tab or a re-sent form after the request was asked for again decides nothing', async () => {
+    const token = approver();
+    const shown = formOf((await handleAwsPage(event('GET', '/', { cookies: session(token) }), aws)).body);
+    // the execution handed over; its continuation asks for the cut-over again
+    const NEXT = `${EXEC}-continued`;
+    ssm.on(GetParameterCommand, { Name: '/ferry-production/csmh/approvals/cutover', WithDecryption: true }).resolves({ Parameter: { Value: JSON.stringify({ token: 'task-token-2', execution: NEXT, requestedAt: '2026-12-02T09:00:00.000Z', separateFromStarter: false }) } });
+    sfn.on(DescribeExecutionCommand, { executionArn: NEXT }).resolves({ executionArn: NEXT, stateMachineArn: 'x', status: 'RUNNING', startDate: new Date('2026-12-02T08:00:00Z'), input: '{}' });
+    const stale = await follow(await handleAwsPage(event('POST', '/decide', { cookies: session(token), body: new URLSearchParams(shown).toString() }), aws), session(token));
+    expect(stale.body).toContain('has changed since the page was shown');
+    expect(sfn.commandCalls(SendTaskSuccessCommand)).toHaveLength(0);
+    // the same execution asking again (a new request time) is a new request too
+    ssm.on(GetParameterCommand, { Name: '/ferry-production/csmh/approvals/cutover', WithDecryption: true }).resolves({ Parameter: { Value: JSON.stringify({ token: 'task-token-3', execution: EXEC, requestedAt: '2026-12-02T10:00:00.000Z', separateFromStarter: false }) } });
+    await handleAwsPage(event('POST', '/decide', { cookies: session(token), body: new URLSearchParams(shown).toString() }), aws);
+    expect(sfn.commandCalls(SendTaskSuccessCommand)).toHaveLength(0);
+    // an outcome is shown only as the page signed it: a link made elsewhere shows nothing
+    const forged = Buffer.from(JSON.stringify({ result: 'approved', migrationId: 'csmh', step: 'cutover', by: 'the boss' })).toString('base64url');
+    expect((await handleAwsPage(event('GET', '/', { query: `outcome=${forged}.AAAA`, cookies: session(token) }), aws)).body).not.toContain('the boss');
+  });
+
+  it('asks the user pool again at each decision: someone removed from the approvers decides nothing with an ID token that still says so', async () => {
+    const token = approver();
+    const shown = formOf((await handleAwsPage(event('GET', '/', { cookies: session(token) }), aws)).body);
+    const asked: string[] = [];
+    aws = { ...aws, groupsNow: async (user) => (asked.push(user), []) };
+    const tried = await handleAwsPage(event('POST', '/decide', { cookies: session(token), body: new URLSearchParams(shown).toString() }), aws);
+    expect(tried.statusCode).toBe(403);
+    expect(asked).toEqual(['ana']);
+    expect(sfn.commandCalls(SendTaskSuccessCommand)).toHaveLength(0);
+  });
+
+  it('logs every decision taken on the page, and refuses approving where the deployment separates duties', async () => {
+    const token = approver();
+    const logged: Record<string, unknown>[] = [];
+    aws = { ...aws, log: (_m, entry) => logged.push(entry) };
+    const shown = formOf((await handleAwsPage(event('GET', '/', { cookies: session(token) }), aws)).body);
+    await handleAwsPage(event('POST', '/decide', { cookies: session(token), body: new URLSearchParams(shown).toString() }), aws);
+    expect(logged).toEqual([expect.objectContaining({ decision: 'approve', migrationId: 'csmh', step: 'cutover', by: 'ana@example.org (Cognito user ana)', execution: EXEC, outcome: 'decided' })]);
+    ssm.on(GetParameterCommand, { Name: '/ferry-production/csmh/approvals/cutover', WithDecryption: true }).resolves({ Parameter: { Value: JSON.stringify({ token: 'task-token-1', execution: EXEC, requestedAt: '2026-12-01T09:00:00.000Z', separateFromStarter: true }) } });
+    const refused = await handleAwsPage(event('POST', '/decide', { cookies: session(token), body: new URLSearchParams(shown).toString() }), aws);
+    expect(refused.statusCode).toBe(403);
+    expect(refused.body).toContain('ferry approve csmh --step cutover --aws');
+    expect(sfn.commandCalls(SendTaskSuccessCommand)).toHaveLength(1);
   });
 
   it('shows what the scheduled re-verification last reported, differences included, as it writes them', async () => {
@@ -179,7 +231,7 @@ describe('the approval page with a form naming no real migration', () => {
     const { handlePage } = await import('../../../lambdas/approvals/page.ts');
     const decided: string[] = [];
     const backend = { migrations: async () => [], decide: async (id: string, s: string) => (decided.push(`${id}/${s}`), true) };
-    const res = await handlePage({ method: 'POST', path: '/decide', form: { formKey: 'k', migrationId, step, decision: 'approve' } }, { name: 'ann', mayDecide: true }, backend as never, { where: 'local', formKey: 'k' });
+    const res = await handlePage({ method: 'POST', path: '/decide', form: { formKey: 'k', migrationId, step, execution: 'e', decision: 'approve' } }, { name: 'ann', mayDecide: true }, backend as never, { where: 'local', formKey: 'k' });
     expect(res.status).toBe(400);
     expect(res.body).toMatch(/migrationId|step/);
     expect(decided).toEqual([]);

@@ -1,0 +1,105 @@
+/**
+ * Taking a decision on AWS: the one path by which a cut-over or a cleanup is approved or
+ * rejected, used by the approval page and by the decision endpoint `ferry approve --aws` calls.
+ * Both run as functions of the stack; no person's role can read a callback token or complete
+ * it. The path checks the request named, that it is still the one the decider saw, and, when
+ * the deployment separates duties, that the person approving did not start the execution.
+ * Every attempt is logged: who, which migration and step, which execution, and what came of it.
+ */
+import { InvalidInput, RequestChanged } from '../core/errors.ts';
+import { checkApprovalName } from '../core/input-parts.ts';
+import type { ApprovalDecider, SeenRequest } from '../core/ports/approvals.ts';
+import { personOf, unknownPerson } from '../adapters/identity.ts';
+
+export const REASON_MAX = 1000;
+
+export interface DecisionAsked {
+  readonly migrationId: string;
+  readonly step: string;
+  readonly approved: boolean;
+  readonly reason?: string;
+  /** The request the decider looked at; a decision for another one is refused. */
+  readonly seen?: SeenRequest;
+}
+
+export interface Decider {
+  /** As the record names them. */
+  readonly name: string;
+  /** The AWS principal that signed the request, when it was signed (the decision endpoint). */
+  readonly principal?: string;
+}
+
+export type DecisionOutcome =
+  | { readonly status: 'decided'; readonly execution: string }
+  | { readonly status: 'none'; readonly pending: readonly { readonly migrationId: string; readonly step: string }[] }
+  | { readonly status: 'changed'; readonly message: string }
+  | { readonly status: 'refused'; readonly message: string }
+  | { readonly status: 'invalid'; readonly message: string };
+
+export interface DecisionPorts {
+  readonly approvals: ApprovalDecider & {
+    pendingRequest(migrationId: string, step: string): Promise<{ execution: string; separateFromStarter: boolean; requestedAt: string | null } | null>;
+  };
+  /** The deployment's name, for messages. */
+  readonly deployment: string;
+  /** Who started the execution (CloudTrail, following only hand-overs the executions' own histories show). */
+  readonly starterOf: (execution: string) => Promise<string | null>;
+  readonly log: (message: string, entry: Record<string, unknown>) => void;
+}
+
+/** The checks every decision passes, in order; the first that fails is the outcome. */
+async function check(asked: DecisionAsked, decider: Decider, ports: DecisionPorts): Promise<DecisionOutcome | { readonly status: 'go'; readonly execution: string }> {
+  try {
+    checkApprovalName(asked.migrationId, asked.step);
+  } catch (err) {
+    if (err instanceof InvalidInput) return { status: 'invalid', message: err.message };
+    throw err;
+  }
+  const reason = asked.reason?.trim() ?? '';
+  if (!asked.approved && !reason) return { status: 'invalid', message: 'a rejection needs a reason, so the record says why' };
+  if (reason.length > REASON_MAX) return { status: 'invalid', message: `the reason is longer than ${REASON_MAX} characters` };
+  const pending = await ports.approvals.pendingRequest(asked.migrationId, asked.step);
+  if (!pending) return { status: 'none', pending: await ports.approvals.pending() };
+  if (!asked.approved || !pending.separateFromStarter) return { status: 'go', execution: pending.execution };
+  const nothing = 'Nothing was approved.';
+  if (!decider.principal) {
+    return { status: 'refused', message: `${ports.deployment} separates duties, and a page sign-in does not say which AWS principal started an execution: an approver who did not start it decides with \`npx ferry approve ${asked.migrationId} --step ${asked.step} --aws\`. ${nothing}` };
+  }
+  const starter = await ports.starterOf(pending.execution);
+  if (!starter) return { status: 'refused', message: `${ports.deployment} separates duties, and CloudTrail does not (yet) say who started ${pending.execution}. Try again in a few minutes, or ask another approver. ${nothing}` };
+  const who = personOf(decider.principal);
+  if (!who) return { status: 'refused', message: `${ports.deployment} separates duties, and ${unknownPerson(decider.principal)}: approve as an IAM Identity Center user. ${nothing}` };
+  const started = personOf(starter);
+  if (!started) return { status: 'refused', message: `${ports.deployment} separates duties, and ${pending.execution} was started by ${unknownPerson(starter)}; ferry cannot tell whether that was you. Executions that need approving are started by people (IAM Identity Center users or IAM users). ${nothing}` };
+  if (who === started) return { status: 'refused', message: `${decider.principal} started ${pending.execution} (as ${starter}); ${ports.deployment} separates duties: another approver must approve ${asked.step}. ${nothing}` };
+  return { status: 'go', execution: pending.execution };
+}
+
+/** Takes one decision, or says why not; logs the attempt either way. */
+export async function takeDecision(asked: DecisionAsked, decider: Decider, ports: DecisionPorts): Promise<DecisionOutcome> {
+  let outcome: DecisionOutcome;
+  const checked = await check(asked, decider, ports);
+  if (checked.status !== 'go') outcome = checked;
+  else {
+    try {
+      const reason = asked.reason?.trim();
+      const done = await ports.approvals.decide(asked.migrationId, asked.step, { approved: asked.approved, by: decider.name, ...(reason ? { reason } : {}) }, asked.seen ?? { execution: checked.execution });
+      outcome = done ? { status: 'decided', execution: checked.execution } : { status: 'none', pending: await ports.approvals.pending() };
+    } catch (err) {
+      if (!(err instanceof RequestChanged)) throw err;
+      outcome = { status: 'changed', message: err.message };
+    }
+  }
+  ports.log(outcome.status === 'decided' ? `${asked.approved ? 'approved' : 'rejected'}: ${asked.step} of ${asked.migrationId}` : `not decided (${outcome.status}): ${asked.step} of ${asked.migrationId}`, {
+    decision: asked.approved ? 'approve' : 'reject',
+    migrationId: asked.migrationId,
+    step: asked.step,
+    by: decider.name,
+    ...(decider.principal ? { principal: decider.principal } : {}),
+    execution: outcome.status === 'decided' ? outcome.execution : (asked.seen?.execution ?? null),
+    ...(asked.reason ? { reason: asked.reason.slice(0, REASON_MAX) } : {}),
+    outcome: outcome.status,
+    ...('message' in outcome ? { why: outcome.message } : {}),
+  });
+  return outcome;
+}
