@@ -1,4 +1,4 @@
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import { readdir, readFile } from 'node:fs/promises';
 import { createServer, type IncomingMessage } from 'node:http';
 import { userInfo } from 'node:os';
@@ -133,15 +133,45 @@ async function body(req: IncomingMessage): Promise<string> {
   return text + decoder.decode();
 }
 
+/** Whether `given` is `secret`, in time that does not depend on where they differ (both hashed to one length). */
+function sameSecret(given: string | undefined, secret: string): boolean {
+  if (given === undefined) return false;
+  const digest = (text: string) => new Uint8Array(createHash('sha256').update(text).digest());
+  return timingSafeEqual(digest(given), digest(secret));
+}
+
+/** The value of cookie `name` in a Cookie header, if there. */
+function cookieValue(header: string | undefined, name: string): string | undefined {
+  for (const part of (header ?? '').split(';')) {
+    const eq = part.indexOf('=');
+    if (eq > 0 && part.slice(0, eq).trim() === name) return part.slice(eq + 1).trim();
+  }
+  return undefined;
+}
+
+const REFUSED = 'This is the ferry approval page: open it at the address ferry printed (with ?token=…); it shows nothing without it.\n';
+
 /**
  * Serves the approval page on 127.0.0.1 (a port of its own, or `port`) for the state dir. It
  * answers only requests addressed to that host and port (a page of another site cannot reach it
- * through a name that resolves there), and a decision must carry the key of the page it came from.
+ * through a name that resolves there), and only to whoever holds the address it returns, which
+ * carries a secret token (as Jupyter's does): any user of the machine can reach the port, only
+ * the one who started ferry has the address. The first request with the token gets a cookie
+ * (HttpOnly, SameSite=Strict) and is sent on to the address without it, so the token does not
+ * stay in the browser's history; later requests carry the cookie. Without either the page shows
+ * nothing and decides nothing (403). A decision must also carry the key of the page it came from.
  * The decision is recorded as the local user's, through the approval page.
  */
-export async function servePage(opts: { stateDir: string; env: NodeJS.ProcessEnv; port?: number; live?: ReadonlyMap<string, Progress> }): Promise<{ url: string; close: () => Promise<void> }> {
+export async function servePage(opts: { stateDir: string; env: NodeJS.ProcessEnv; port?: number; live?: ReadonlyMap<string, Progress> }): Promise<{
+  /** The page's address with its token: print it only to the one who started ferry. */
+  url: string;
+  close: () => Promise<void>;
+}> {
   const backend = localBackend(opts.stateDir, opts.env, opts.live);
   const formKey = randomBytes(24).toString('base64url');
+  const token = randomBytes(32).toString('base64url');
+  // What the cookie holds: a secret of its own, so the token itself is never stored in the browser.
+  const session = randomBytes(32).toString('base64url');
   const caller = { name: `${userInfo().username} (approval page)`, mayDecide: true };
   let port = 0;
   const server = createServer((req, res) => {
@@ -152,6 +182,22 @@ export async function servePage(opts: { stateDir: string; env: NodeJS.ProcessEnv
         return;
       }
       const url = new URL(req.url ?? '/', `http://${host}`);
+      // Cookies are not told apart by port: each server's has a name of its own.
+      const cookie = `ferry-page-${port}`;
+      const refuse = () => res.writeHead(403, { 'content-type': 'text/plain; charset=utf-8', 'cache-control': 'no-store' }).end(REFUSED);
+      // Only a GET trades the token (a POST with it in the address still needs the cookie).
+      if (req.method === 'GET' && url.searchParams.has('token')) {
+        if (!sameSecret(url.searchParams.get('token') ?? undefined, token)) return refuse();
+        url.searchParams.delete('token');
+        res.writeHead(303, {
+          'set-cookie': `${cookie}=${session}; Path=/; HttpOnly; SameSite=Strict`,
+          location: `${url.pathname}${url.search}`,
+          'cache-control': 'no-store',
+          'referrer-policy': 'no-referrer',
+        }).end();
+        return;
+      }
+      if (!sameSecret(cookieValue(req.headers.cookie, cookie), session)) return refuse();
       const form = req.method === 'POST' ? Object.fromEntries(new URLSearchParams(await body(req))) : {};
       const out = await handlePage({ method: req.method ?? 'GET', path: url.pathname, form }, caller, backend, { where: `local, state dir ${opts.stateDir}`, formKey });
       res.writeHead(out.status, out.headers).end(out.body);
@@ -166,7 +212,7 @@ export async function servePage(opts: { stateDir: string; env: NodeJS.ProcessEnv
   });
   port = (server.address() as { port: number }).port;
   return {
-    url: `http://127.0.0.1:${port}/`,
+    url: `http://127.0.0.1:${port}/?token=${token}`,
     // A request under way (the decision that ends the run, and the page that answers it) is finished first, for at most 5 s.
     close: () => new Promise<void>((resolve) => {
       const timer = setTimeout(() => server.closeAllConnections(), 5000);
