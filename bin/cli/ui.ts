@@ -21,8 +21,9 @@ function side(label: string, s: TableSide): Fact {
   return { label, value: s.exists ? `${s.table}: ${s.estimated ? '~' : ''}${n(s.rows)} rows${s.estimated ? " (the server's estimate)" : ''}, ids ${s.min ?? '–'} … ${s.max ?? '–'}` : `${s.table}: does not exist` };
 }
 
-function reverifyFacts(r: ReverifyRecord | null): Fact[] {
-  return [{ label: 're-verification', value: describeReverify(r, Date.now()) }, ...(r?.differences ?? []).map((d) => ({ label: 'difference', value: d.detail }))];
+function reverifyFacts(r: ReverifyRecord | null, raw: unknown): Fact[] {
+  const everySeconds = (raw as { reverify?: { everySeconds?: number } }).reverify?.everySeconds;
+  return [{ label: 're-verification', value: describeReverify(r, Date.now(), everySeconds) }, ...(r?.differences ?? []).map((d) => ({ label: 'difference', value: d.detail }))];
 }
 
 /** Phase, progress and, when an approval is pending, the facts to decide on, read from the databases. */
@@ -35,7 +36,7 @@ async function describe(raw: unknown, env: NodeJS.ProcessEnv, withFacts: boolean
     const c = s.checkpoint;
     const facts: Fact[] = !withFacts || !c ? [] : [
       { label: 'verified', value: `${n(c.rangesVerified)} ranges, ${n(c.rowsVerified)} rows, up to ${keyWord(c.verifiedUpTo)} ${c.verifiedUpTo ?? '–'}; ${n(c.rangesRepaired)} repaired by a re-copy` },
-      ...reverifyFacts(c.reverify as ReverifyRecord | null),
+      ...reverifyFacts(c.reverify as ReverifyRecord | null, raw),
       side('rows in the source', s.source as TableSide),
       side('rows in the target', s.target as TableSide),
     ];
@@ -46,7 +47,7 @@ async function describe(raw: unknown, env: NodeJS.ProcessEnv, withFacts: boolean
     const c = s.checkpoint;
     const facts: Fact[] = !withFacts || !c ? [] : [
       { label: 'verified', value: `${n(c.rangesVerified)} ranges, ${n(c.rowsVerified)} rows, up to ${keyWord(c.verifiedUpTo)} ${c.verifiedUpTo ?? '–'}; ${n(c.rangesRepaired)} repaired` },
-      ...reverifyFacts(c.reverify as ReverifyRecord | null),
+      ...reverifyFacts(c.reverify as ReverifyRecord | null, raw),
       side('rows in the table', s.table as TableSide),
       side('rows in the altered copy', s.shadow as TableSide),
     ];

@@ -61,7 +61,7 @@ describe('approvals that mean what they say', () => {
   it('the local page shows and decides only for whoever holds the address ferry printed: its token, then its cookie', async () => {
     sc = await scenario({ rows: 300 });
     const migrationId = sc.input().migrationId as string;
-    const run = startFerry(['local', 'table-copy', '--input', sc.inputFile({ cleanup: { mode: 'none' } }), '--state-dir', sc.stateDir, '--approve', 'cleanup']);
+    const run = startFerry(['local', 'table-copy', '--input', sc.inputFile({ cleanup: { mode: 'none' }, reverify: { everySeconds: 0 } }), '--state-dir', sc.stateDir, '--approve', 'cleanup']);
     await run.waitFor(/waiting for approval "cutover"/);
     const printed = /approval page: (http:\/\/127\.0\.0\.1:\d+\/\?token=([A-Za-z0-9_-]{43}))\n/.exec(run.stderr());
     expect(printed, run.stderr()).not.toBeNull();
@@ -93,6 +93,8 @@ describe('approvals that mean what they say', () => {
     const shown = await read(await get('/', { cookie }));
     expect(shown.status).toBe(200);
     expect(shown.text).toContain(`Approval pending: cutover of ${migrationId}`);
+    // re-verification turned off says so (not that nothing is pending)
+    expect(shown.text).toContain('<dt>re-verification</dt><dd>off: reverify.everySeconds is 0');
     const formKey = /name="formKey" value="([^"]+)"/.exec(shown.text)![1]!;
 
     // a well-formed decision without the cookie (or with a made-up one) decides nothing
