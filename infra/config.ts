@@ -52,7 +52,14 @@ export const ferryConfigSchema = z.strictObject({
         domainPrefix: z.string().regex(/^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$/, 'lower-case letters, digits and -, at most 63, not starting or ending with -').optional(),
       })
       .prefault({}),
-  }),
+  })
+    // The page decides through the same gate as `ferry approve --aws`: a page that lets approvers
+    // in without MFA would undo requireMfa.
+    .refine((a) => !(a.requireMfa && a.page.mfa === 'optional'), {
+      path: ['page', 'mfa'],
+      message:
+        '"optional" contradicts approvers.requireMfa: true (approvers would decide on the page without the MFA the deployment requires): leave approvers.page.mfa out (or "required"), or set approvers.requireMfa to false',
+    }),
   operators: z.strictObject({ roleArn: roleArn.optional(), emails: z.array(z.string().email()).default([]) }).prefault({}),
   /** Roles of the applications that read the flags (e.g. the edxapp or CommCare web servers). */
   flagReaderRoleArns: z.array(roleArn).default([]),

@@ -344,6 +344,18 @@ describe('FerryStack', () => {
     expect(() => environments({ environments: { Prod: base } })).toThrow(/environments.Prod: environment names are lowercase/);
   });
 
+  it('refuses an approval page without MFA where the approvers require it, naming both fields and the fix', () => {
+    const base = cdkJson.context.ferry.environments.production;
+    const approvers = { roleArn: base.approvers.roleArn };
+    expect(() => parseConfig({ ...base, approvers: { ...approvers, requireMfa: true, page: { mfa: 'optional' } } })).toThrow(
+      /"ferry".approvers.page.mfa: "optional" contradicts approvers.requireMfa: true .*: leave approvers.page.mfa out \(or "required"\), or set approvers.requireMfa to false/,
+    );
+    // requireMfa is true unless set otherwise
+    expect(() => parseConfig({ ...base, approvers: { ...approvers, page: { mfa: 'optional' } } })).toThrow(/approvers.page.mfa: "optional" contradicts approvers.requireMfa: true/);
+    expect(parseConfig({ ...base, approvers: { ...approvers, requireMfa: false, page: { mfa: 'optional' } } }).approvers.page.mfa).toBe('optional');
+    expect(parseConfig({ ...base, approvers: { ...approvers, requireMfa: true, page: { mfa: 'required' } } }).approvers.page.mfa).toBe('required');
+  });
+
   it('passes the cdk-nag AwsSolutions checks with every finding acknowledged for a reason', () => {
     const { app } = synth(true);
     expect(() => app.synth()).not.toThrow();
