@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import { LocalApprovalStore } from '../../lambdas/adapters/approvals.ts';
 import { FileFlagStore } from '../../lambdas/adapters/flags.ts';
 import { handlePage, type Fact, type MigrationView, type PageBackend, type PendingView } from '../../lambdas/approvals/page.ts';
+import { describeKnobsSet } from '../../lambdas/core/knobs.ts';
 import { machineOfInput } from '../../lambdas/core/machine-inputs.ts';
 import type { Progress } from '../../lambdas/core/ports/task-deps.ts';
 import { describeReverify, type ReverifyRecord } from '../../lambdas/core/tables/reverify-record.ts';
@@ -110,7 +111,7 @@ export function localBackend(stateDir: string, env: NodeJS.ProcessEnv, live?: Re
             phase: d?.phase ?? last?.phase ?? null,
             progress: d?.progress ?? null,
             throttle: last?.throttle ?? null,
-            knobs: await knobs.list(migrationId),
+            knobs: describeKnobsSet(await knobs.list(migrationId)),
             pending: views,
             ...(problem ? { problem } : {}),
           };
