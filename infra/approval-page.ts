@@ -8,6 +8,7 @@ import type * as kms from 'aws-cdk-lib/aws-kms';
 import * as logs from 'aws-cdk-lib/aws-logs';
 import * as ssm from 'aws-cdk-lib/aws-ssm';
 import { Construct } from 'constructs';
+import { capVariables } from '../lambdas/core/caps.ts';
 import { decideUrlParameter, deploymentVariables, stateMachineName, type Deployment } from '../lambdas/core/deployment.ts';
 import { APPROVERS_GROUP } from '../lambdas/approvals/page.ts';
 import type { FerryConfig } from './config.ts';
@@ -74,7 +75,7 @@ export class ApprovalPage extends Construct {
       handler: 'handler',
       description: 'ferry: the approval page',
       timeout: Duration.seconds(29),
-      environment: { ...deploymentVariables(deployment), FERRY_PAGE_USER_POOL_ID: this.userPool.userPoolId, FERRY_PAGE_HOSTED_UI: hostedUi, FERRY_PAGE_CLIENT_PARAMETER: clientParameterName },
+      environment: { ...deploymentVariables(deployment), ...capVariables(config.caps), FERRY_PAGE_USER_POOL_ID: this.userPool.userPoolId, FERRY_PAGE_HOSTED_UI: hostedUi, FERRY_PAGE_CLIENT_PARAMETER: clientParameterName },
       logRetentionDays: config.logRetentionDays,
     });
     const tokens = `${root}/*/approvals/*`;

@@ -1,9 +1,12 @@
 import { z } from 'zod';
 import { connectionsSchema } from '../lambdas/adapters/aws.ts';
+import { CAPS, type CappedField } from '../lambdas/core/caps.ts';
 import { deployment, ENVIRONMENT_NAME, type Deployment } from '../lambdas/core/deployment.ts';
 
 /** The retention periods CloudFormation accepts for a log group, in days. */
 export const LOG_RETENTION_DAYS = [1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653] as const;
+
+const cap = (field: CappedField) => z.number().int().min(1, 'at least 1').max(CAPS[field].most, `at most ${CAPS[field].most}`).default(CAPS[field].default);
 
 const roleArn = z
   .string()
@@ -56,17 +59,35 @@ export const ferryConfigSchema = z.strictObject({
         domainPrefix: z.string().regex(/^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$/, 'lower-case letters, digits and -, at most 63, not starting or ending with -').optional(),
       })
       .prefault({}),
-  }).superRefine((a, ctx) => {
-    if (a.separateFromStarter && !isIdentityCenterRole(a.roleArn)) {
-      ctx.addIssue({
-        code: 'custom',
-        path: ['roleArn'],
-        message:
-          'approvers.separateFromStarter needs an approvers role whose sessions AWS names after the person: an IAM Identity Center permission set\'s role (arn:aws:iam::<account>:role/aws-reserved/sso.amazonaws.com/<region>/AWSReservedSSO_<set>_<id>). A role anyone assumes names its sessions as they choose, so ferry could not tell the approver from the starter. Use such a role, or set separateFromStarter to false.',
-      });
-    }
-  }),
+  })
+    // The page decides through the same gate as `ferry approve --aws`: a page that lets approvers
+    // in without MFA would undo requireMfa.
+    .refine((a) => !(a.requireMfa && a.page.mfa === 'optional'), {
+      path: ['page', 'mfa'],
+      message:
+        '"optional" contradicts approvers.requireMfa: true (approvers would decide on the page without the MFA the deployment requires): leave approvers.page.mfa out (or "required"), or set approvers.requireMfa to false',
+    })
+    .superRefine((a, ctx) => {
+      if (a.separateFromStarter && !isIdentityCenterRole(a.roleArn)) {
+        ctx.addIssue({
+          code: 'custom',
+          path: ['roleArn'],
+          message:
+            'approvers.separateFromStarter needs an approvers role whose sessions AWS names after the person: an IAM Identity Center permission set\'s role (arn:aws:iam::<account>:role/aws-reserved/sso.amazonaws.com/<region>/AWSReservedSSO_<set>_<id>). A role anyone assumes names its sessions as they choose, so ferry could not tell the approver from the starter. Use such a role, or set separateFromStarter to false.',
+        });
+      }
+    }),
   operators: z.strictObject({ roleArn: roleArn.optional(), emails: z.array(z.string().email()).default([]) }).prefault({}),
+  /**
+   * Caps on the knobs whose top values switch a protection off (lambdas/core/caps.ts): an input or
+   * a live knob above them is refused. The functions get them in their environment.
+   */
+  caps: z
+    .strictObject({
+      throttle: z.strictObject({ maxThreadsRunning: cap('throttle.maxThreadsRunning') }).prefault({}),
+      cleanup: z.strictObject({ batchRows: cap('cleanup.batchRows') }).prefault({}),
+    })
+    .prefault({}),
   /** Roles of the applications that read the flags (e.g. the edxapp or CommCare web servers). */
   flagReaderRoleArns: z.array(roleArn).default([]),
   alarms: z

@@ -8,6 +8,7 @@ import { NodejsFunction } from 'aws-cdk-lib/aws-lambda-nodejs';
 import * as logs from 'aws-cdk-lib/aws-logs';
 import { Construct } from 'constructs';
 import { fileURLToPath } from 'node:url';
+import { capVariables } from '../lambdas/core/caps.ts';
 import { deploymentVariables, planFunctionName, stateMachineName, type Deployment } from '../lambdas/core/deployment.ts';
 import { PAUSED_FLAG } from '../lambdas/core/ports/flags.ts';
 import type { FerryConfig } from './config.ts';
@@ -172,7 +173,7 @@ export class Workers extends Construct {
         }
       }
     }
-    const environment = { FERRY_CONNECTIONS: JSON.stringify(config.connections), ...deploymentVariables(deployment) };
+    const environment = { FERRY_CONNECTIONS: JSON.stringify(config.connections), ...deploymentVariables(deployment), ...capVariables(config.caps) };
 
     for (const spec of WORKERS) {
       const machineArn = `arn:${stack.partition}:states:${config.region}:${config.account}:stateMachine:${stateMachineName(deployment, spec.machine)}`;

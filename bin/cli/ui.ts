@@ -1,4 +1,4 @@
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import { readdir, readFile } from 'node:fs/promises';
 import { createServer, type IncomingMessage } from 'node:http';
 import { userInfo } from 'node:os';
@@ -7,6 +7,7 @@ import { LocalApprovalStore } from '../../lambdas/adapters/approvals.ts';
 import { FileFlagStore } from '../../lambdas/adapters/flags.ts';
 import { takeDecision } from '../../lambdas/approvals/decide.ts';
 import { handlePage, type Fact, type MigrationView, type PageBackend, type PendingView } from '../../lambdas/approvals/page.ts';
+import { describeKnobsSet } from '../../lambdas/core/knobs.ts';
 import { machineOfInput } from '../../lambdas/core/machine-inputs.ts';
 import type { Progress } from '../../lambdas/core/ports/task-deps.ts';
 import { describeReverify, type ReverifyRecord } from '../../lambdas/core/tables/reverify-record.ts';
@@ -22,8 +23,9 @@ function side(label: string, s: TableSide): Fact {
   return { label, value: s.exists ? `${s.table}: ${s.estimated ? '~' : ''}${n(s.rows)} rows${s.estimated ? " (the server's estimate)" : ''}, ids ${s.min ?? '–'} … ${s.max ?? '–'}` : `${s.table}: does not exist` };
 }
 
-function reverifyFacts(r: ReverifyRecord | null): Fact[] {
-  return [{ label: 're-verification', value: describeReverify(r, Date.now()) }, ...(r?.differences ?? []).map((d) => ({ label: 'difference', value: d.detail }))];
+function reverifyFacts(r: ReverifyRecord | null, raw: unknown): Fact[] {
+  const everySeconds = (raw as { reverify?: { everySeconds?: number } }).reverify?.everySeconds;
+  return [{ label: 're-verification', value: describeReverify(r, Date.now(), everySeconds) }, ...(r?.differences ?? []).map((d) => ({ label: 'difference', value: d.detail }))];
 }
 
 /** Phase, progress and, when an approval is pending, the facts to decide on, read from the databases. */
@@ -36,7 +38,7 @@ async function describe(raw: unknown, env: NodeJS.ProcessEnv, withFacts: boolean
     const c = s.checkpoint;
     const facts: Fact[] = !withFacts || !c ? [] : [
       { label: 'verified', value: `${n(c.rangesVerified)} ranges, ${n(c.rowsVerified)} rows, up to ${keyWord(c.verifiedUpTo)} ${c.verifiedUpTo ?? '–'}; ${n(c.rangesRepaired)} repaired by a re-copy` },
-      ...reverifyFacts(c.reverify as ReverifyRecord | null),
+      ...reverifyFacts(c.reverify as ReverifyRecord | null, raw),
       side('rows in the source', s.source as TableSide),
       side('rows in the target', s.target as TableSide),
     ];
@@ -47,7 +49,7 @@ async function describe(raw: unknown, env: NodeJS.ProcessEnv, withFacts: boolean
     const c = s.checkpoint;
     const facts: Fact[] = !withFacts || !c ? [] : [
       { label: 'verified', value: `${n(c.rangesVerified)} ranges, ${n(c.rowsVerified)} rows, up to ${keyWord(c.verifiedUpTo)} ${c.verifiedUpTo ?? '–'}; ${n(c.rangesRepaired)} repaired` },
-      ...reverifyFacts(c.reverify as ReverifyRecord | null),
+      ...reverifyFacts(c.reverify as ReverifyRecord | null, raw),
       side('rows in the table', s.table as TableSide),
       side('rows in the altered copy', s.shadow as TableSide),
     ];
@@ -110,7 +112,7 @@ export function localBackend(stateDir: string, env: NodeJS.ProcessEnv, live?: Re
             phase: d?.phase ?? last?.phase ?? null,
             progress: d?.progress ?? null,
             throttle: last?.throttle ?? null,
-            knobs: await knobs.list(migrationId),
+            knobs: describeKnobsSet(await knobs.list(migrationId)),
             pending: views,
             ...(problem ? { problem } : {}),
           };
@@ -135,15 +137,45 @@ async function body(req: IncomingMessage): Promise<string> {
   return text + decoder.decode();
 }
 
+/** Whether `given` is `secret`, in time that does not depend on where they differ (both hashed to one length). */
+function sameSecret(given: string | undefined, secret: string): boolean {
+  if (given === undefined) return false;
+  const digest = (text: string) => new Uint8Array(createHash('sha256').update(text).digest());
+  return timingSafeEqual(digest(given), digest(secret));
+}
+
+/** The value of cookie `name` in a Cookie header, if there. */
+function cookieValue(header: string | undefined, name: string): string | undefined {
+  for (const part of (header ?? '').split(';')) {
+    const eq = part.indexOf('=');
+    if (eq > 0 && part.slice(0, eq).trim() === name) return part.slice(eq + 1).trim();
+  }
+  return undefined;
+}
+
+const REFUSED = 'This is the ferry approval page: open it at the address ferry printed (with ?token=…); it shows nothing without it.\n';
+
 /**
  * Serves the approval page on 127.0.0.1 (a port of its own, or `port`) for the state dir. It
  * answers only requests addressed to that host and port (a page of another site cannot reach it
- * through a name that resolves there), and a decision must carry the key of the page it came from.
+ * through a name that resolves there), and only to whoever holds the address it returns, which
+ * carries a secret token (as Jupyter's does): any user of the machine can reach the port, only
+ * the one who started ferry has the address. The first request with the token gets a cookie
+ * (HttpOnly, SameSite=Strict) and is sent on to the address without it, so the token does not
+ * stay in the browser's history; later requests carry the cookie. Without either the page shows
+ * nothing and decides nothing (403). A decision must also carry the key of the page it came from.
  * The decision is recorded as the local user's, through the approval page.
  */
-export async function servePage(opts: { stateDir: string; env: NodeJS.ProcessEnv; port?: number; live?: ReadonlyMap<string, Progress> }): Promise<{ url: string; close: () => Promise<void> }> {
+export async function servePage(opts: { stateDir: string; env: NodeJS.ProcessEnv; port?: number; live?: ReadonlyMap<string, Progress> }): Promise<{
+  /** The page's address with its token: print it only to the one who started ferry. */
+  url: string;
+  close: () => Promise<void>;
+}> {
   const backend = localBackend(opts.stateDir, opts.env, opts.live);
   const formKey = randomBytes(24).toString('base64url');
+  const token = randomBytes(32).toString('base64url');
+  // What the cookie holds: a secret of its own, so the token itself is never stored in the browser.
+  const session = randomBytes(32).toString('base64url');
   const caller = { name: `${userInfo().username} (approval page)`, mayDecide: true };
   let port = 0;
   // When the last decision was answered: its redirect's page is still to be asked for.
@@ -156,6 +188,22 @@ export async function servePage(opts: { stateDir: string; env: NodeJS.ProcessEnv
         return;
       }
       const url = new URL(req.url ?? '/', `http://${host}`);
+      // Cookies are not told apart by port: each server's has a name of its own.
+      const cookie = `ferry-page-${port}`;
+      const refuse = () => res.writeHead(403, { 'content-type': 'text/plain; charset=utf-8', 'cache-control': 'no-store' }).end(REFUSED);
+      // Only a GET trades the token (a POST with it in the address still needs the cookie).
+      if (req.method === 'GET' && url.searchParams.has('token')) {
+        if (!sameSecret(url.searchParams.get('token') ?? undefined, token)) return refuse();
+        url.searchParams.delete('token');
+        res.writeHead(303, {
+          'set-cookie': `${cookie}=${session}; Path=/; HttpOnly; SameSite=Strict`,
+          location: `${url.pathname}${url.search}`,
+          'cache-control': 'no-store',
+          'referrer-policy': 'no-referrer',
+        }).end();
+        return;
+      }
+      if (!sameSecret(cookieValue(req.headers.cookie, cookie), session)) return refuse();
       const form = req.method === 'POST' ? Object.fromEntries(new URLSearchParams(await body(req))) : {};
       const out = await handlePage({ method: req.method ?? 'GET', path: url.pathname, form, query: Object.fromEntries(url.searchParams) }, caller, backend, { where: `local, state dir ${opts.stateDir}`, formKey });
       if (req.method === 'POST' && out.status === 303) decidedAt = Date.now();
@@ -171,7 +219,7 @@ export async function servePage(opts: { stateDir: string; env: NodeJS.ProcessEnv
   });
   port = (server.address() as { port: number }).port;
   return {
-    url: `http://127.0.0.1:${port}/`,
+    url: `http://127.0.0.1:${port}/?token=${token}`,
     // A request under way (the decision that ends the run, and the page its redirect asks for, 2 s
     // at most after it) is finished first, for at most 5 s.
     close: async () => {

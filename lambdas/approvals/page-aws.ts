@@ -3,6 +3,7 @@ import { DescribeExecutionCommand, type SFNClient } from '@aws-sdk/client-sfn';
 import { GetParameterCommand, ParameterNotFound, type SSMClient } from '@aws-sdk/client-ssm';
 import type { AwsApprovals } from '../adapters/approvals-aws.ts';
 import type { FlagStore } from '../core/ports/flags.ts';
+import { describeKnobsSet } from '../core/knobs.ts';
 import { machineOfInput, migrationInputOfExecution } from '../core/machine-inputs.ts';
 import { takeDecision } from './decide.ts';
 import { APPROVERS_GROUP, handlePage, type Fact, type MigrationView, type PageBackend, type PageCaller, type PageResponse } from './page.ts';
@@ -120,7 +121,7 @@ export function awsBackend(aws: PageAws): PageBackend {
               };
             }),
           );
-          return { migrationId, machine, phase: `waiting for approval: ${views.map((v) => v.step).join(', ')}`, progress: null, throttle: null, knobs: await aws.knobs.list(migrationId), pending: views };
+          return { migrationId, machine, phase: `waiting for approval: ${views.map((v) => v.step).join(', ')}`, progress: null, throttle: null, knobs: describeKnobsSet(await aws.knobs.list(migrationId)), pending: views };
         }),
       );
     },

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { overCap, type CappedField } from './caps.ts';
 import { DEFAULT_CHUNK } from './chunker.ts';
 import { InvalidInput } from './errors.ts';
 import { PLAIN_NAME } from './identifiers.ts';
@@ -43,18 +44,27 @@ export const tableRef = z.strictObject({
 export const flagName = z.string().regex(/^[A-Za-z][A-Za-z0-9_.-]{0,127}$/, 'flag names are letters, digits, _ . or -');
 export const flagSet = z.record(flagName, z.string().max(4096, 'flag values are at most 4096 characters'));
 
+/** A field's value checked against the deployment's cap on it (caps.ts), read when it is validated. */
+function capped(field: CappedField, schema: z.ZodNumber): z.ZodNumber {
+  return schema.superRefine((value, ctx) => {
+    const problem = overCap(field, value);
+    if (problem) ctx.addIssue({ code: 'custom', message: problem });
+  });
+}
+
 /**
  * The fields an operator may change while a migration runs (`ferry set`, read at each chunk), each
  * with the rule the input schemas use for it: a knob is validated exactly like the input field.
+ * Two have a cap the deployment sets below their bound (caps.ts).
  */
 export const knobFields = {
   'chunk.targetMillis': z.number().int().min(10, 'at least 10 ms').max(60_000, 'at most 60000 ms'),
   'chunk.minRows': z.number().int().min(1, 'at least 1 row').max(1_000_000, 'at most 1,000,000 rows'),
   'chunk.maxRows': z.number().int().min(1, 'at least 1 row').max(1_000_000, 'at most 1,000,000 rows'),
-  'throttle.maxThreadsRunning': z.number().int().min(1, 'at least 1').max(100_000, 'at most 100000'),
+  'throttle.maxThreadsRunning': capped('throttle.maxThreadsRunning', z.number().int().min(1, 'at least 1').max(100_000, 'at most 100000')),
   'throttle.replica.maxLagSeconds': z.number().int().min(0, 'at least 0').max(86_400, 'at most 86400 (a day)'),
   'throttle.waitSeconds': z.number().int().min(1, 'at least 1 second').max(3600, 'at most 3600 seconds'),
-  'cleanup.batchRows': z.number().int().min(1, 'at least 1 row').max(1_000_000, 'at most 1,000,000 rows'),
+  'cleanup.batchRows': capped('cleanup.batchRows', z.number().int().min(1, 'at least 1 row').max(1_000_000, 'at most 1,000,000 rows')),
   'cleanup.batchDocs': z.number().int().min(1, 'at least 1 doc').max(10_000, 'at most 10,000 docs'),
   'cleanup.pauseMillis': z.number().int().min(0, 'at least 0 ms').max(60_000, 'at most 60000 ms'),
   'page.docs': z.number().int().min(1, 'at least 1 doc').max(10_000, 'at most 10,000 docs a page'),

@@ -123,6 +123,17 @@ export function withKnobs<S extends z.ZodType>(schema: S, input: z.output<S>, kn
   return { input: current, inForce: Object.fromEntries(names.filter((n) => n in inForce).map((n) => [n, inForce[n]!])), ignored };
 }
 
+/**
+ * The knobs set, for a page that shows them: a value its field's rule refuses (over a cap, say,
+ * written in SSM by hand) is shown with why it is ignored.
+ */
+export function describeKnobsSet(knobs: Readonly<Record<string, string>>): Record<string, string> {
+  return Object.fromEntries(Object.entries(knobs).map(([name, value]) => {
+    const problem = knobProblem(name, value);
+    return [name, problem ? `${value} (ignored: ${problem})` : value];
+  }));
+}
+
 /** `chunk.maxRows=100 throttle.maxThreadsRunning=10`: knobs as an operator writes them. */
 export function describeKnobs(knobs: Readonly<Record<string, string>>): string {
   return Object.entries(knobs).map(([k, v]) => `${k}=${v}`).join(' ');

@@ -19,7 +19,8 @@ import { verifyAlterRange } from './verify.ts';
 /** One step of the re-verification beside the pending cut-over approval, for the execution that waits. */
 export async function reverify(event: TaskEvent, deps: TaskDeps): Promise<{ phase: string; reverify: ReverifyRecord | null; note: string }> {
   const m = await openAlter(event, deps);
-  if (m.phase !== 'cutover-approval' || m.input.alter.reverify.everySeconds === 0) return { phase: m.phase, reverify: m.state.reverify ?? null, note: 'no approval of the cut-over is pending' };
+  if (m.input.alter.reverify.everySeconds === 0) return { phase: m.phase, reverify: m.state.reverify ?? null, note: describeReverify(null, deps.now(), 0) };
+  if (m.phase !== 'cutover-approval') return { phase: m.phase, reverify: m.state.reverify ?? null, note: 'no approval of the cut-over is pending' };
   const r: ReverifyRecord = structuredClone(m.state.reverify) ?? freshReverify();
   if (!startPass(r, deps.now(), m.input.alter.reverify.everySeconds)) return { phase: m.phase, reverify: r, note: describeReverify(r, deps.now()) };
   const key = keyOf(m.tables);

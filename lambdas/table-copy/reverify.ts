@@ -29,7 +29,8 @@ async function recordRepair(m: Migration, span: LedgerEntry, look: Extract<Look,
  */
 export async function reverify(event: TaskEvent, deps: TaskDeps): Promise<{ phase: string; reverify: ReverifyRecord | null; note: string }> {
   const m = await openMigration(event, deps);
-  if (m.phase !== 'cutover-approval' || m.input.reverify.everySeconds === 0) return { phase: m.phase, reverify: m.state.reverify ?? null, note: 'no approval of the cut-over is pending' };
+  if (m.input.reverify.everySeconds === 0) return { phase: m.phase, reverify: m.state.reverify ?? null, note: describeReverify(null, deps.now(), 0) };
+  if (m.phase !== 'cutover-approval') return { phase: m.phase, reverify: m.state.reverify ?? null, note: 'no approval of the cut-over is pending' };
   const r: ReverifyRecord = structuredClone(m.state.reverify) ?? freshReverify();
   if (!startPass(r, deps.now(), m.input.reverify.everySeconds)) return { phase: m.phase, reverify: r, note: describeReverify(r, deps.now()) };
   if (byKey(m)) await reverifyKeys(m, r);

@@ -21,7 +21,9 @@ describe('the approval page', () => {
     sc = undefined;
   });
 
-  const pageUrl = (stderr: string) => /approval page: (http:\/\/127\.0\.0\.1:\d+\/)/.exec(stderr)![1]!;
+  /** The address ferry prints: the page's own, with its secret token. */
+  const pageUrl = (stderr: string) => /approval page: (http:\/\/127\.0\.0\.1:\d+\/\?token=[A-Za-z0-9_-]{43})\n/.exec(stderr)![1]!;
+  const origin = (url: string) => new URL(url).origin;
 
   it('shows what a cut-over rests on, and an Approve click lets the run go on, recorded as the person who clicked', async () => {
     sc = await scenario({ rows: 1500 });
@@ -34,6 +36,8 @@ describe('the approval page', () => {
 
     const page = await browser.newPage();
     await page.goto(pageUrl(run.stderr()));
+    // the token is traded for a cookie at once: the address bar (and the history) no longer holds it
+    expect(page.url()).toBe(`${origin(pageUrl(run.stderr()))}/`);
     const pending = page.getByRole('region', { name: `Approval pending: cutover of ${migrationId}` });
     await expect.poll(() => pending.isVisible()).toBe(true);
     const text = await pending.innerText();
@@ -69,15 +73,22 @@ describe('the approval page', () => {
     expect(await pending.getByLabel('Reason for rejecting (required)').evaluate((e: HTMLTextAreaElement) => e.validity.valueMissing)).toBe(true);
     // and so does the server, for a form sent without the browser's check
     const fields = await pending.locator('form:has(button.reject) input[type=hidden]').evaluateAll((inputs: HTMLInputElement[]) => inputs.map((i) => [i.name, i.value]));
-    const post = (extra: Record<string, string>) =>
-      fetch(new URL('/decide', pageUrl(run.stderr())), { method: 'POST', body: new URLSearchParams({ ...Object.fromEntries(fields), ...extra }), redirect: 'manual' }).then(async (r) => ({ status: r.status, text: await r.text() }));
+    const cookie = (await page.context().cookies()).map((c) => `${c.name}=${c.value}`).join('; ');
+    const post = (extra: Record<string, string>, headers: Record<string, string> = { cookie }) =>
+      fetch(new URL('/decide', origin(pageUrl(run.stderr()))), { method: 'POST', headers, body: new URLSearchParams({ ...Object.fromEntries(fields), ...extra }), redirect: 'manual' }).then(async (r) => ({ status: r.status, text: await r.text() }));
     const forged = await post({ reason: '   ' });
     // a form that did not come from this page (another site's) is refused too
     const foreign = await post({ formKey: 'guessed', reason: 'from elsewhere' });
+    // and so is a whole, well-formed decision from someone without the page's cookie (another local user)
+    const stranger = await post({ reason: 'not mine to decide' }, {});
     expect(foreign.status).toBe(403);
     expect(forged.status).toBe(400);
     expect(forged.text).toContain('A rejection needs a reason');
+    expect(stranger.status).toBe(403);
+    expect(stranger.text).not.toContain(migrationId);
     expect(run.child.exitCode).toBeNull();
+    await page.reload();
+    await expect.poll(() => pending.isVisible()).toBe(true);
 
     await pending.getByLabel('Reason for rejecting (required)').fill('exam week: no cut-over until Monday');
     await pending.getByRole('button', { name: 'Reject cutover' }).click();
@@ -89,14 +100,19 @@ describe('the approval page', () => {
 
     // the run is over; `ferry ui` serves the same page for the state dir, with nothing left to decide
     const ui = startFerry(['ui', '--state-dir', sc.stateDir]);
-    await ui.waitFor(/approval page for .*: http:\/\/127\.0\.0\.1:\d+\/ \(Ctrl-C to stop\)/);
-    await page.goto(/(http:\/\/127\.0\.0\.1:\d+\/)/.exec(ui.stderr())![1]!);
+    await ui.waitFor(/approval page for .*: http:\/\/127\.0\.0\.1:\d+\/\?token=[A-Za-z0-9_-]{43} \(Ctrl-C to stop\)/);
+    const uiUrl = /(http:\/\/127\.0\.0\.1:\d+\/\?token=[A-Za-z0-9_-]+)/.exec(ui.stderr())![1]!;
+    // the run's page's cookie is no key to this one (another server, another token)
+    await page.goto(origin(uiUrl));
+    expect(await page.locator('body').innerText()).not.toContain(migrationId);
+    await page.goto(uiUrl);
+    expect(page.url()).toBe(`${origin(uiUrl)}/`);
     const main = await page.locator('main').innerText();
     expect(main).toMatch(/No approval is pending/);
     expect(main).toMatch(new RegExp(`${migrationId} \\(table-copy\\)[\\s\\S]*phase\\s+cutover-approval`));
     // another host name that reaches the port (a rebinding attack's) gets nothing
     const rebound = await new Promise<number>((resolve, reject) => {
-      request(/(http:\/\/127\.0\.0\.1:\d+\/)/.exec(ui.stderr())![1]!, { headers: { host: 'evil.example' } }, (res) => {
+      request(uiUrl, { headers: { host: 'evil.example' } }, (res) => {
         res.resume();
         resolve(res.statusCode!);
       }).on('error', reject).end();

@@ -57,4 +57,65 @@ describe('approvals that mean what they say', () => {
     expect(await tableFingerprint(sc.conn, sc.tgt, TGT)).toEqual(before);
     expect(sc.flags()[`/ferry/${migrationId}/flags/ENABLE_READING_FROM_MULTIPLE_HISTORY_TABLES`]).toBe('true');
   });
+
+  it('the local page shows and decides only for whoever holds the address ferry printed: its token, then its cookie', async () => {
+    sc = await scenario({ rows: 300 });
+    const migrationId = sc.input().migrationId as string;
+    const run = startFerry(['local', 'table-copy', '--input', sc.inputFile({ cleanup: { mode: 'none' }, reverify: { everySeconds: 0 } }), '--state-dir', sc.stateDir, '--approve', 'cleanup']);
+    await run.waitFor(/waiting for approval "cutover"/);
+    const printed = /approval page: (http:\/\/127\.0\.0\.1:\d+\/\?token=([A-Za-z0-9_-]{43}))\n/.exec(run.stderr());
+    expect(printed, run.stderr()).not.toBeNull();
+    const [, url, token] = printed!;
+    const origin = new URL(url!).origin;
+    const get = (path: string, headers: Record<string, string> = {}) => fetch(new URL(path, origin), { headers, redirect: 'manual' });
+    const read = async (r: Response) => ({ status: r.status, text: await r.text(), cookie: r.headers.get('set-cookie') });
+
+    // without the token, or with a wrong one (even of the right length), the page shows nothing
+    const wrong = token!.slice(0, -1) + (token!.endsWith('A') ? 'B' : 'A');
+    for (const path of ['/', '/?token=guessed', `/?token=${wrong}`]) {
+      const r = await read(await get(path));
+      expect(r.status, path).toBe(403);
+      expect(r.text, path).not.toContain(migrationId);
+      expect(r.text, path).not.toMatch(/cutover|rows/);
+      expect(r.cookie, path).toBeNull();
+    }
+
+    // the token is traded for a cookie, and the address without it
+    const first = await get(url!);
+    expect(first.status).toBe(303);
+    expect(first.headers.get('location')).toBe('/');
+    const setCookie = first.headers.get('set-cookie')!;
+    expect(setCookie).toMatch(/; HttpOnly/i);
+    expect(setCookie).toMatch(/; SameSite=Strict/i);
+    expect(setCookie).toMatch(/; Path=\//i);
+    expect(setCookie).not.toContain(token!);
+    const cookie = setCookie.split(';')[0]!;
+    const shown = await read(await get('/', { cookie }));
+    expect(shown.status).toBe(200);
+    expect(shown.text).toContain(`Approval pending: cutover of ${migrationId}`);
+    // re-verification turned off says so (not that nothing is pending)
+    expect(shown.text).toContain('<dt>re-verification</dt><dd>off: reverify.everySeconds is 0');
+    const formKey = /name="formKey" value="([^"]+)"/.exec(shown.text)![1]!;
+
+    // a well-formed decision without the cookie (or with a made-up one) decides nothing
+    const decide = (headers: Record<string, string>) =>
+      fetch(new URL('/decide', origin), { method: 'POST', headers, body: new URLSearchParams({ migrationId, step: 'cutover', decision: 'approve', formKey }), redirect: 'manual' }).then(read);
+    for (const headers of [{}, { cookie: `${cookie.split('=')[0]}=${'x'.repeat(43)}` }] as Record<string, string>[]) {
+      const r = await decide(headers);
+      expect(r.status).toBe(403);
+      expect(r.text).not.toContain(migrationId);
+    }
+    await new Promise((r) => setTimeout(r, 1000));
+    expect(run.child.exitCode).toBeNull();
+    expect((await read(await get('/', { cookie }))).text).toContain(`Approval pending: cutover of ${migrationId}`);
+    expect(sc.flags()[`/ferry/${migrationId}/flags/ENABLE_READING_FROM_MULTIPLE_HISTORY_TABLES`]).toBe('true');
+
+    // with it, the decision is taken
+    const approved = await decide({ cookie });
+    expect(approved.status).toBe(200);
+    expect(approved.text).toMatch(/Approved: cutover of/);
+    const done = await run.done;
+    expect(done.code, done.stderr).toBe(0);
+    expect(sc.flags()[`/ferry/${migrationId}/flags/ENABLE_READING_FROM_MULTIPLE_HISTORY_TABLES`]).toBe('false');
+  });
 });

@@ -32,9 +32,9 @@ describe('ferry set (live knobs)', () => {
       await running.waitFor(/throttled: Threads_running \d+ > 1 on edxapp.*\[knobs throttle\.maxThreadsRunning=1\]/);
 
       // Still held; bigger chunks and the limit lifted, in one command.
-      const again = await runFerry(['set', migrationId, 'chunk.minRows=300', 'chunk.maxRows=300', 'throttle.maxThreadsRunning=1000', '--state-dir', sc.stateDir]);
+      const again = await runFerry(['set', migrationId, 'chunk.minRows=300', 'chunk.maxRows=300', 'throttle.maxThreadsRunning=200', '--state-dir', sc.stateDir]);
       expect(again.code, again.stderr).toBe(0);
-      await running.waitFor(/copied ids \d+\.\.\d+ \(300 rows.*\[knobs chunk\.maxRows=300 chunk\.minRows=300 throttle\.maxThreadsRunning=1000\]/);
+      await running.waitFor(/copied ids \d+\.\.\d+ \(300 rows.*\[knobs chunk\.maxRows=300 chunk\.minRows=300 throttle\.maxThreadsRunning=200\]/);
     } finally {
       await busy.destroy();
       await sleeping;
@@ -61,6 +61,9 @@ describe('ferry set (live knobs)', () => {
       [['chunk.targetMillis=fast'], /chunk\.targetMillis: must be a whole number/],
       [['chunk.rows=10'], /chunk\.rows: not a knob; the knobs are chunk\.targetMillis, /],
       [['maxRows'], /write a knob as NAME=VALUE/],
+      // the caps the deployment sets (here the local defaults): a knob above one would switch a protection off
+      [['throttle.maxThreadsRunning=201'], /throttle\.maxThreadsRunning: at most 200, the cap on throttle\.maxThreadsRunning \(set by caps\.throttle\.maxThreadsRunning in the stack's config on AWS, by FERRY_CAP_THROTTLE_MAX_THREADS_RUNNING locally; default 200\)/],
+      [['chunk.maxRows=300', 'cleanup.batchRows=50001'], /cleanup\.batchRows: at most 50000, the cap on cleanup\.batchRows/],
     ] as const) {
       const r = await set(...words);
       expect(r.code, `${words}: ${r.stderr}`).toBe(2);
@@ -94,5 +97,20 @@ describe('ferry set (live knobs)', () => {
     const back = await set('chunk.maxRows=', 'throttle.waitSeconds=');
     expect(back.code, back.stderr).toBe(0);
     expect(JSON.parse(back.stdout)).toEqual({});
+  });
+
+  it('refuses an input over a cap with exit 2 and writes nothing; the environment may raise the cap locally', async () => {
+    sc = await scenario({ rows: 100 });
+    const file = sc.inputFile({ throttle: { maxThreadsRunning: 5000, waitSeconds: 1 }, cleanup: { mode: 'trickle-delete', batchRows: 700 } });
+    const refused = await runFerry(['local', 'table-copy', '--input', file, '--state-dir', sc.stateDir, '--approve', 'all']);
+    expect(refused.code, refused.stderr).toBe(2);
+    expect(refused.stderr).toMatch(/throttle\.maxThreadsRunning: at most 200, the cap on throttle\.maxThreadsRunning \(set by caps\.throttle\.maxThreadsRunning in the stack's config on AWS, by FERRY_CAP_THROTTLE_MAX_THREADS_RUNNING locally/);
+    const [tables] = await sc.conn.query(`SELECT table_name FROM information_schema.tables WHERE table_schema = ?`, [sc.tgt]);
+    expect((tables as { table_name?: string; TABLE_NAME?: string }[]).map((t) => t.table_name ?? t.TABLE_NAME)).toEqual([TGT]);
+    expect((await tableFingerprint(sc.conn, sc.tgt, TGT)).rows).toBe('0');
+    expect(sc.flags()).toEqual({});
+
+    const raised = await runFerry(['plan', 'table-copy', '--input', file, '--state-dir', sc.stateDir], { FERRY_CAP_THROTTLE_MAX_THREADS_RUNNING: '5000' });
+    expect(raised.code, raised.stderr).toBe(0);
   });
 });

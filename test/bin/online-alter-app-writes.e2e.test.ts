@@ -43,7 +43,7 @@ async function underWriters(opts: { prefix: string; rows: number; runs: number; 
         migrationId: `${opts.prefix}-${run}`,
         table: { connection: 'edxapp', database: db, table: CSM },
         alter: 'MODIFY id bigint unsigned NOT NULL AUTO_INCREMENT',
-        throttle: { maxThreadsRunning: 1000, waitSeconds: 1 },
+        throttle: { maxThreadsRunning: 200, waitSeconds: 1 },
         cleanup: opts.cleanup,
       });
       const writers = Array.from({ length: opts.writers }, (_, k) => startAppWriter(studentModuleWriter(db, CSM, opts.rows, k, opts.writers), { pauseMillis: opts.pauseMillis }));

@@ -148,7 +148,7 @@ async function setUp(): Promise<{ conn: mysql.Connection; db: string; drop: () =
         table: { connection: 'edxapp', database: db, table },
         alter,
         chunk: { targetMillis: 20, minRows: 50, maxRows: 300 },
-        throttle: { maxThreadsRunning: 1000, waitSeconds: 1 },
+        throttle: { maxThreadsRunning: 200, waitSeconds: 1 },
         cutover: { lockWaitSeconds: 1, attempts: 20 },
         cleanup: { mode: 'drop' },
       }),

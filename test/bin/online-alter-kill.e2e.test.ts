@@ -12,7 +12,7 @@ describe.each(['verify', 'cleanup'])('ferry local online-alter killed during %s'
       const settings = { chunk: { targetMillis: 10, minRows: 50, maxRows: 100 }, cleanup: { mode: 'trickle-delete', batchRows: 200 } };
       const file = sc.inputFile(settings);
       // Verify is short (most ranges were verified behind the copy): the first run is held there until it is killed.
-      const held = phase === 'verify' ? sc.inputFile({ ...settings, throttle: { maxThreadsRunning: 1000, waitSeconds: 1, query: await phaseGate(sc.db, 'verify') } }) : file;
+      const held = phase === 'verify' ? sc.inputFile({ ...settings, throttle: { maxThreadsRunning: 200, waitSeconds: 1, query: await phaseGate(sc.db, 'verify') } }) : file;
       const first = startFerry(['local', 'online-alter', '--input', held, '--state-dir', sc.stateDir, '--approve', 'all']);
       for (;;) {
         const [rows] = await sc.conn.query(`SELECT phase, state FROM \`${sc.db}\`._ferry_checkpoints`).catch(() => [[]] as never);

@@ -89,7 +89,7 @@ describe('ferry local online-alter on a table with triggers of its own', () => {
         migrationId: 'trig-1',
         table: { connection: 'edxapp', database: db, table: CSM },
         alter: 'MODIFY id bigint unsigned NOT NULL AUTO_INCREMENT',
-        throttle: { maxThreadsRunning: 1000, waitSeconds: 1 },
+        throttle: { maxThreadsRunning: 200, waitSeconds: 1 },
         cleanup: { mode: 'none' },
       });
       // the plan says what happens to them

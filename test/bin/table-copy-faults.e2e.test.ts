@@ -86,7 +86,7 @@ describe('table-copy through faults that are not a kill', () => {
       const { file, stateDir } = inputFile(src, tgt, 'f', {
         catchUp: { quietSeconds: 2, pollSeconds: 1 },
         chunk: { targetMillis: 20, minRows: 50, maxRows: 400 },
-        throttle: { maxThreadsRunning: 1000, waitSeconds: 1 },
+        throttle: { maxThreadsRunning: 200, waitSeconds: 1 },
         cleanup: { mode: 'trickle-delete', batchRows: 500 },
       });
       const args = ['local', 'table-copy', '--input', file, '--state-dir', stateDir, '--approve', 'all'];

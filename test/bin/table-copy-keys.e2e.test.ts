@@ -111,7 +111,7 @@ describe('ferry local table-copy of a table keyed by a composite, string or bina
         target: { connection: 'csmh', database: tgt, table: 't' },
         catchUp: { quietSeconds: 2, pollSeconds: 1 },
         chunk: { targetMillis: 200, minRows: 50, maxRows: 2000 },
-        throttle: { maxThreadsRunning: 1000, waitSeconds: 1 },
+        throttle: { maxThreadsRunning: 200, waitSeconds: 1 },
         flags: { copy: { WRITE_NEW: 'true' }, cutover: { READ_NEW: 'true' } },
         cleanup: { mode: 'trickle-delete', batchRows: 500 },
         ...overrides,

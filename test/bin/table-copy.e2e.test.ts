@@ -128,7 +128,7 @@ describe('ferry local table-copy', () => {
     sc = await scenario({ rows: 2000 });
     await sc.conn.query(`CREATE TABLE \`${sc.src}\`.throttle_switch (on_off int NOT NULL)`);
     await sc.conn.query(`INSERT INTO \`${sc.src}\`.throttle_switch VALUES (1)`);
-    const file = sc.inputFile({ throttle: { maxThreadsRunning: 1000, waitSeconds: 1, query: `SELECT on_off FROM \`${sc.src}\`.throttle_switch` }, cleanup: { mode: 'none' } });
+    const file = sc.inputFile({ throttle: { maxThreadsRunning: 200, waitSeconds: 1, query: `SELECT on_off FROM \`${sc.src}\`.throttle_switch` }, cleanup: { mode: 'none' } });
     const running = startFerry(['local', 'table-copy', '--input', file, '--state-dir', sc.stateDir, '--approve', 'all']);
     await running.waitFor(/throttled: throttle query returned 1/);
     await new Promise((r) => setTimeout(r, 1500));

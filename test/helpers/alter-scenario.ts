@@ -68,7 +68,7 @@ export async function alterScenario(rows = 5000): Promise<AlterScenario> {
         table: { connection: 'edxapp', database: db, table: CSM },
         alter: 'MODIFY id bigint unsigned NOT NULL AUTO_INCREMENT',
         chunk: { targetMillis: 20, minRows: 50, maxRows: 300 },
-        throttle: { maxThreadsRunning: 1000, waitSeconds: 1 },
+        throttle: { maxThreadsRunning: 200, waitSeconds: 1 },
         cutover: { lockWaitSeconds: 1, attempts: 20 },
         cleanup: { mode: 'trickle-delete', batchRows: 700 },
         ...overrides,

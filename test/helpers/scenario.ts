@@ -37,7 +37,7 @@ export async function scenario(opts: { sourceIdType?: string; rows?: number; fir
     idOffset: '1000',
     catchUp: { quietSeconds: 1, pollSeconds: 1 },
     chunk: { targetMillis: 200, minRows: 50, maxRows: 5000 },
-    throttle: { maxThreadsRunning: 1000, waitSeconds: 1 },
+    throttle: { maxThreadsRunning: 200, waitSeconds: 1 },
     flags: {
       copy: { ENABLE_CSMH_EXTENDED: 'true', ENABLE_READING_FROM_MULTIPLE_HISTORY_TABLES: 'true' },
       cutover: { ENABLE_READING_FROM_MULTIPLE_HISTORY_TABLES: 'false' },

@@ -371,6 +371,35 @@ describe('FerryStack', () => {
     expect(() => environments({ environments: { Prod: base } })).toThrow(/environments.Prod: environment names are lowercase/);
   });
 
+  it('passes the deployment\'s caps on the knobs that switch protections off to every function that validates an input or shows the knobs', () => {
+    const capsOf = (t: Template) =>
+      Object.fromEntries(
+        Object.entries(t.findResources('AWS::Lambda::Function'))
+          .filter(([id]) => id.startsWith('Workers') || id.startsWith('ApprovalsPage'))
+          .map(([id, f]) => [id, Object.fromEntries(Object.entries((f.Properties.Environment as { Variables: Record<string, string> }).Variables).filter(([k]) => k.startsWith('FERRY_CAP_')))]),
+      );
+    const defaults = capsOf(template);
+    expect(Object.keys(defaults).length).toBe(WORKERS.length + 1);
+    for (const [id, caps] of Object.entries(defaults)) expect(caps, id).toEqual({ FERRY_CAP_THROTTLE_MAX_THREADS_RUNNING: '200', FERRY_CAP_CLEANUP_BATCH_ROWS: '50000' });
+    const base = cdkJson.context.ferry.environments.production;
+    const raised = capsOf(synth(false, { ...production, config: parseConfig({ ...base, caps: { throttle: { maxThreadsRunning: 400 }, cleanup: { batchRows: 10_000 } } }) }).template);
+    for (const [id, caps] of Object.entries(raised)) expect(caps, id).toEqual({ FERRY_CAP_THROTTLE_MAX_THREADS_RUNNING: '400', FERRY_CAP_CLEANUP_BATCH_ROWS: '10000' });
+    expect(() => parseConfig({ ...base, caps: { cleanup: { batchRows: 2_000_000 } } })).toThrow(/"ferry".caps.cleanup.batchRows: at most 1000000/);
+    expect(() => parseConfig({ ...base, caps: { throttle: { maxThreads: 10 } } })).toThrow(/"ferry".caps.throttle/);
+  });
+
+  it('refuses an approval page without MFA where the approvers require it, naming both fields and the fix', () => {
+    const base = cdkJson.context.ferry.environments.production;
+    const approvers = { roleArn: base.approvers.roleArn };
+    expect(() => parseConfig({ ...base, approvers: { ...approvers, requireMfa: true, page: { mfa: 'optional' } } })).toThrow(
+      /"ferry".approvers.page.mfa: "optional" contradicts approvers.requireMfa: true .*: leave approvers.page.mfa out \(or "required"\), or set approvers.requireMfa to false/,
+    );
+    // requireMfa is true unless set otherwise
+    expect(() => parseConfig({ ...base, approvers: { ...approvers, page: { mfa: 'optional' } } })).toThrow(/approvers.page.mfa: "optional" contradicts approvers.requireMfa: true/);
+    expect(parseConfig({ ...base, approvers: { ...approvers, requireMfa: false, page: { mfa: 'optional' } } }).approvers.page.mfa).toBe('optional');
+    expect(parseConfig({ ...base, approvers: { ...approvers, requireMfa: true, page: { mfa: 'required' } } }).approvers.page.mfa).toBe('required');
+  });
+
   it('passes the cdk-nag AwsSolutions checks with every finding acknowledged for a reason', () => {
     const { app } = synth(true);
     expect(() => app.synth()).not.toThrow();

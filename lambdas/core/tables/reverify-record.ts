@@ -47,8 +47,15 @@ export function freshReverify(): ReverifyRecord {
   return { cursor: null, passStartedAt: null, current: zeroReverifyCount(), last: null, differences: [] };
 }
 
-/** "verified 12 minutes ago, 40 ranges, 0 differences" */
-export function describeReverify(r: ReverifyRecord | null | undefined, now: number): string {
+/** What the re-verification says when the input turns it off (`reverify.everySeconds: 0`). */
+export const REVERIFY_OFF = 'off: reverify.everySeconds is 0, so nothing is checked again while the approval waits; the verification above is all there is';
+
+/**
+ * "verified 12 minutes ago, 40 ranges, 0 differences"; with `everySeconds` (the input's
+ * `reverify.everySeconds`) 0, that re-verification is off.
+ */
+export function describeReverify(r: ReverifyRecord | null | undefined, now: number, everySeconds?: number): string {
+  if (everySeconds === 0) return REVERIFY_OFF;
   if (!r?.last) return r?.cursor ? `re-verifying: ${r.current.ranges} ranges checked so far` : 'not re-verified yet';
   const minutes = Math.max(0, Math.round((now - Date.parse(r.last.endedAt)) / 60_000));
   const extra = [

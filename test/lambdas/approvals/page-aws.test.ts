@@ -3,7 +3,7 @@ import { DescribeExecutionCommand, SendTaskFailureCommand, SendTaskSuccessComman
 import { DeleteParameterCommand, GetParameterCommand, GetParametersByPathCommand, ParameterNotFound, SSMClient } from '@aws-sdk/client-ssm';
 import { mockClient } from 'aws-sdk-client-mock';
 import { CognitoJwtVerifier } from 'aws-jwt-verify';
-import { beforeEach, describe, expect, it } from 'vitest';
+import { beforeEach, describe, expect, it, vi } from 'vitest';
 import { AwsApprovals } from '../../../lambdas/adapters/approvals-aws.ts';
 import { SsmFlagStore } from '../../../lambdas/adapters/flags-ssm.ts';
 import { handleAwsPage, type HttpEvent, type PageAws } from '../../../lambdas/approvals/page-aws.ts';
@@ -70,7 +70,12 @@ describe('the approval page on AWS', () => {
     };
     const token = { token: 'task-token-1', execution: EXEC, machine: 'table-copy', requestedAt: '2026-12-01T09:00:00.000Z', separateFromStarter: false, summary: { rowsCopied: '1500', estimatedRows: '1500' } };
     ssm.on(GetParametersByPathCommand, { Path: '/ferry-production', Recursive: true }).resolves({ Parameters: [{ Name: '/ferry-production/csmh/approvals/cutover', LastModifiedDate: new Date('2026-12-01T09:00:00Z') }] });
-    ssm.on(GetParametersByPathCommand, { Path: '/ferry-production/csmh/knobs' }).resolves({ Parameters: [{ Name: '/ferry-production/csmh/knobs/chunk.targetMillis', Value: '250' }] });
+    ssm.on(GetParametersByPathCommand, { Path: '/ferry-production/csmh/knobs' }).resolves({
+      Parameters: [
+        { Name: '/ferry-production/csmh/knobs/chunk.targetMillis', Value: '250' },
+        { Name: '/ferry-production/csmh/knobs/throttle.maxThreadsRunning', Value: '5000' },
+      ],
+    });
     ssm.on(GetParameterCommand, { Name: '/ferry-production/csmh/approvals/cutover', WithDecryption: true }).resolves({ Parameter: { Value: JSON.stringify(token) } });
     ssm.on(GetParameterCommand, { Name: '/ferry-production/csmh/status/reverify' }).resolves({ Parameter: { Value: JSON.stringify({ note: 'verified 3 minutes ago, 40 ranges, 0 differences', differences: [] }) } });
     ssm.on(DeleteParameterCommand).resolves({});
@@ -115,7 +120,10 @@ describe('the approval page on AWS', () => {
 
   it('shows a pending approval with what it rests on, and an approver\'s Approve completes the token as that person', async () => {
     const token = approver();
+    // the cap the stack's config sets, as the function's environment carries it
+    vi.stubEnv('FERRY_CAP_THROTTLE_MAX_THREADS_RUNNING', '150');
     const page = await handleAwsPage(event('GET', '/', { cookies: session(token) }), aws);
+    vi.unstubAllEnvs();
     expect(page.statusCode).toBe(200);
     expect(page.headers['content-security-policy']).toContain("default-src 'none'");
     expect(page.body).toContain('Signed in as <strong>ana@example.org (Cognito user ana)</strong>');
@@ -123,6 +131,8 @@ describe('the approval page on AWS', () => {
     expect(page.body).toContain('verified 3 minutes ago, 40 ranges, 0 differences');
     expect(page.body).toContain('ENABLE_READING_FROM_MULTIPLE_HISTORY_TABLES=false');
     expect(page.body).toContain('chunk.targetMillis=250');
+    // a knob written over the deployment's cap (by hand, in SSM) is shown as ignored, with why
+    expect(page.body).toContain('throttle.maxThreadsRunning=5000 (ignored: at most 150, the cap on throttle.maxThreadsRunning (set by caps.throttle.maxThreadsRunning in the stack&#39;s config on AWS');
     expect(page.body).toContain('2026-11-30T08:00:00.000Z');
     expect(formOf(page.body)).toMatchObject({ migrationId: 'csmh', step: 'cutover', execution: EXEC, requestedAt: '2026-12-01T09:00:00.000Z', decision: 'approve' });
     const body = new URLSearchParams(formOf(page.body)).toString();
