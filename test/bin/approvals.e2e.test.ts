@@ -95,11 +95,14 @@ describe('approvals that mean what they say', () => {
     expect(shown.text).toContain(`Approval pending: cutover of ${migrationId}`);
     // re-verification turned off says so (not that nothing is pending)
     expect(shown.text).toContain('<dt>re-verification</dt><dd>off: reverify.everySeconds is 0');
-    const formKey = /name="formKey" value="([^"]+)"/.exec(shown.text)![1]!;
+    // the approve form as the page rendered it: the request it was shown for, and the page's key
+    const approveForm = shown.text.slice(shown.text.indexOf('<form'), shown.text.indexOf('</form>'));
+    const fields = Object.fromEntries([...approveForm.matchAll(/<input type="hidden" name="([^"]+)" value="([^"]*)">/g)].map((m) => [m[1]!, m[2]!]));
+    expect(fields).toMatchObject({ migrationId, step: 'cutover', decision: 'approve' });
 
     // a well-formed decision without the cookie (or with a made-up one) decides nothing
     const decide = (headers: Record<string, string>) =>
-      fetch(new URL('/decide', origin), { method: 'POST', headers, body: new URLSearchParams({ migrationId, step: 'cutover', decision: 'approve', formKey }), redirect: 'manual' }).then(read);
+      fetch(new URL('/decide', origin), { method: 'POST', headers, body: new URLSearchParams(fields), redirect: 'manual' }).then(read);
     for (const headers of [{}, { cookie: `${cookie.split('=')[0]}=${'x'.repeat(43)}` }] as Record<string, string>[]) {
       const r = await decide(headers);
       expect(r.status).toBe(403);
@@ -111,9 +114,9 @@ describe('approvals that mean what they say', () => {
     expect(sc.flags()[`/ferry/${migrationId}/flags/ENABLE_READING_FROM_MULTIPLE_HISTORY_TABLES`]).toBe('true');
 
     // with it, the decision is taken
-    const approved = await decide({ cookie });
-    expect(approved.status).toBe(200);
-    expect(approved.text).toMatch(/Approved: cutover of/);
+    const approved = await fetch(new URL('/decide', origin), { method: 'POST', headers: { cookie }, body: new URLSearchParams(fields), redirect: 'manual' });
+    expect(approved.status).toBe(303);
+    expect((await read(await get(approved.headers.get('location')!, { cookie }))).text).toMatch(/Approved: cutover of/);
     const done = await run.done;
     expect(done.code, done.stderr).toBe(0);
     expect(sc.flags()[`/ferry/${migrationId}/flags/ENABLE_READING_FROM_MULTIPLE_HISTORY_TABLES`]).toBe('false');

@@ -375,7 +375,7 @@ describe('FerryStack', () => {
     const capsOf = (t: Template) =>
       Object.fromEntries(
         Object.entries(t.findResources('AWS::Lambda::Function'))
-          .filter(([id]) => id.startsWith('Workers') || id.startsWith('ApprovalsPage'))
+          .filter(([id]) => id.startsWith('Workers') || (id.startsWith('ApprovalsPage') && !id.startsWith('ApprovalsPageDecide')))
           .map(([id, f]) => [id, Object.fromEntries(Object.entries((f.Properties.Environment as { Variables: Record<string, string> }).Variables).filter(([k]) => k.startsWith('FERRY_CAP_')))]),
       );
     const defaults = capsOf(template);
