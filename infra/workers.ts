@@ -204,6 +204,13 @@ export class Workers extends Construct {
         f.role.addToPolicy(new iam.PolicyStatement({ actions: ['states:DescribeExecution', 'states:GetExecutionHistory'], resources: [executions] }));
         acknowledgeOnPolicy(f.role, `IAM5[Resource::${executions.replace(stack.partition, '<AWS::Partition>')}]`, `Any execution of ${stateMachineName(deployment, spec.machine)} may own the migration; their names are made at start time.`);
       }
+      if (spec.handler === 'preflight' || spec.plan) {
+        // The input a migration id belongs to: Preflight claims it (created, never overwritten), the plan only reads it.
+        const owner = param('/*/owner');
+        f.role.addToPolicy(new iam.PolicyStatement({ actions: spec.plan ? ['ssm:GetParameter'] : ['ssm:PutParameter', 'ssm:GetParameter'], resources: [owner] }));
+        acknowledgeOnPolicy(f.role, `IAM5[Resource::${owner.replace(stack.partition, '<AWS::Partition>')}]`,
+          `Each migration id's owner is kept at ${deployment.ssmRoot}/<migrationId>/owner; the migration id comes with each execution, so the grant covers those parameters and nothing else in SSM.`);
+      }
       if (spec.plan) {
         // Free storage of an RDS instance, for the plan's disk line: CloudWatch reads have no resource-level permission.
         const metrics = new iam.Policy(this, `${spec.name}Metrics`, { statements: [new iam.PolicyStatement({ actions: ['cloudwatch:GetMetricStatistics'], resources: ['*'] })], roles: [f.role] });

@@ -6,6 +6,7 @@ import { join, resolve } from 'node:path';
 import { ExecutionAbortedError, ExecutionError, StateMachine, type StateMachineDefinition } from 'aws-local-stepfunctions';
 import { LocalApprovalStore } from '../../lambdas/adapters/approvals.ts';
 import { NanoConnector } from '../../lambdas/adapters/couch.ts';
+import { FileMigrationClaims } from '../../lambdas/adapters/claims.ts';
 import { FileFlagStore } from '../../lambdas/adapters/flags.ts';
 import { Mysql2Connector } from '../../lambdas/adapters/mysql2.ts';
 import { ApprovalRejected, FerryError, REFUSAL_ERRORS } from '../../lambdas/core/errors.ts';
@@ -93,7 +94,7 @@ function localExecutionOf(id: string): { host: string; pid: number; stateDir: st
 /** The hand-overs of one local run: which execution's continue-as-new started which. */
 const localHandovers = new Set<string>();
 
-/** The ports a task gets locally: MariaDB and CouchDB from the environment, flags and knobs in the state dir. */
+/** The ports a task gets locally: MariaDB and CouchDB from the environment, flags, knobs and migration id claims in the state dir. */
 function localDeps(opts: LocalRunOptions, sql: Mysql2Connector, stopping: AbortSignal): TaskDeps {
   return {
     stopping,
@@ -114,6 +115,7 @@ function localDeps(opts: LocalRunOptions, sql: Mysql2Connector, stopping: AbortS
     couch: new NanoConnector(opts.env ?? process.env),
     flags: new FileFlagStore(opts.stateDir),
     knobs: new FileFlagStore(opts.stateDir, 'knobs'),
+    claims: new FileMigrationClaims(opts.stateDir),
     budgetMillis: LOCAL_BUDGET_MILLIS,
     now: Date.now,
     report: opts.onProgress ?? (() => undefined),

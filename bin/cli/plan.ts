@@ -1,4 +1,5 @@
 import { statfs } from 'node:fs/promises';
+import { FileMigrationClaims } from '../../lambdas/adapters/claims.ts';
 import { FileFlagStore } from '../../lambdas/adapters/flags.ts';
 import { Mysql2Connector } from '../../lambdas/adapters/mysql2.ts';
 import { NanoConnector } from '../../lambdas/adapters/couch.ts';
@@ -46,7 +47,7 @@ export async function planLocal(machine: MachineName, raw: unknown, stateDir: st
   const knobs: PlanKnobs = { inForce: tuned.inForce, ignored: tuned.ignored };
   const sql = new Mysql2Connector(env);
   const flags = new FileFlagStore(stateDir);
-  const deps: PlanDeps = { sql, couch: new NanoConnector(env), flags, freeDiskBytes: localFreeDisk, now: Date.now };
+  const deps: PlanDeps = { sql, couch: new NanoConnector(env), flags, claims: new FileMigrationClaims(stateDir), freeDiskBytes: localFreeDisk, now: Date.now };
   try {
     const plan =
       machine === 'table-copy' ? await planTableCopy(tuned.input as TableCopyInput, deps, knobs)

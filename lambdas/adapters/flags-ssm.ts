@@ -62,7 +62,7 @@ export class SsmFlagStore implements FlagStore {
 }
 
 /** Throttling from SSM is worth a retry; anything else is not. */
-function asFerryError(err: unknown): Error {
+export function asFerryError(err: unknown): Error {
   const name = (err as { name?: string }).name ?? '';
   if (['ThrottlingException', 'TooManyUpdates', 'InternalServerError'].includes(name)) {
     return new TransientError(`SSM: ${name}: ${(err as Error).message}`, { cause: err });

@@ -51,7 +51,7 @@ export async function planOnAws<S extends z.ZodType>(
   try {
     const parsed = parseInput(schema, event.migration);
     const tuned = withKnobs(schema, parsed, await deps.knobs.list((parsed as { migrationId: string }).migrationId));
-    const planDeps: PlanDeps = { sql: deps.sql, couch: deps.couch, flags: deps.flags, freeDiskBytes: (conn) => rdsFreeStorage(cloudwatch, conn), now: deps.now };
+    const planDeps: PlanDeps = { sql: deps.sql, couch: deps.couch, flags: deps.flags, claims: deps.claims, freeDiskBytes: (conn) => rdsFreeStorage(cloudwatch, conn), now: deps.now };
     return { plan: await planner(tuned.input, planDeps, { inForce: tuned.inForce, ignored: tuned.ignored }) };
   } catch (err) {
     if (err instanceof FerryError && err.name === 'InvalidInput') return { refused: { field: (err as FerryError & { field: string }).field, message: err.message } };

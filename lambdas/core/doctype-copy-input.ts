@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import type { MigrationBinding } from './ports/claims.ts';
 import { connectionName, executionSchema, flagSet, knobFields, migrationId } from './input-parts.ts';
 
 /** CouchDB's rule for database names. */
@@ -64,4 +65,10 @@ export type DoctypeCopyInput = z.output<typeof doctypeCopyInputSchema>;
 export function doctypeIdentityOf(i: DoctypeCopyInput): Record<string, unknown> {
   const where = (r: { connection: string; database: string }) => ({ connection: r.connection, database: r.database });
   return { source: where(i.source), target: where(i.target), docTypes: [...i.docTypes].sort(), flags: i.flags, cleanup: { mode: i.cleanup.mode } };
+}
+
+/** What the migration id is bound to (see migration-claims.ts): both databases, by connection name, and the doc types. */
+export function doctypeBindingOf(i: DoctypeCopyInput): MigrationBinding {
+  const place = (r: { connection: string; database: string }) => ({ connection: r.connection, database: r.database });
+  return { machine: 'doctype-copy', source: place(i.source), target: place(i.target), docTypes: [...i.docTypes].sort() };
 }

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import type { MigrationBinding } from './ports/claims.ts';
 import { chunkSchema, connectionName, executionSchema, migrationId, plainName, throttleSchema, rowCleanupFields, reverifySchema } from './input-parts.ts';
 
 /** Longest table name whose `_<table>_new` / `_<table>_old` still fits MySQL's 64 characters. */
@@ -59,4 +60,9 @@ export type OnlineAlterInput = z.output<typeof onlineAlterInputSchema>;
 
 export function alterIdentityOf(i: OnlineAlterInput): Record<string, unknown> {
   return { table: i.table, alter: i.alter.trim(), cleanup: { mode: i.cleanup.mode } };
+}
+
+/** What the migration id is bound to (see migration-claims.ts): the table it alters, by connection name. */
+export function alterBindingOf(i: OnlineAlterInput): MigrationBinding {
+  return { machine: 'online-alter', source: { connection: i.table.connection, database: i.table.database, table: i.table.table } };
 }

@@ -1,3 +1,4 @@
+import type { MigrationClaims } from './ports/claims.ts';
 import type { CouchConnector } from './ports/couch.ts';
 import type { FlagStore } from './ports/flags.ts';
 import type { SqlConnection, SqlConnector } from './ports/sql.ts';
@@ -135,6 +136,8 @@ export interface PlanDeps {
   readonly sql: SqlConnector;
   readonly couch: CouchConnector;
   readonly flags: FlagStore;
+  /** Read only: an id another input holds is refused, as Preflight would. */
+  readonly claims: Pick<MigrationClaims, 'ownerOf'>;
   /**
    * Free bytes where a server keeps its data, and how that was learnt, when the platform can tell
    * (the server's DISKS plugin is asked first); null: unknown.

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import type { MigrationBinding } from './ports/claims.ts';
 import { chunkSchema, decimalString, executionSchema, flagSet, migrationId, tableRef, throttleSchema, rowCleanupFields, reverifySchema } from './input-parts.ts';
 
 export { parseInput } from './input-parts.ts';
@@ -48,4 +49,10 @@ export type TableCopyInput = z.output<typeof tableCopyInputSchema>;
  */
 export function identityOf(i: TableCopyInput): Record<string, unknown> {
   return { source: i.source, target: i.target, idOffset: i.idOffset ?? 'auto', flags: i.flags, cleanup: { mode: i.cleanup.mode } };
+}
+
+/** What the migration id is bound to (see migration-claims.ts): both tables, by connection name. */
+export function tableCopyBindingOf(i: TableCopyInput): MigrationBinding {
+  const place = (r: TableCopyInput['source']) => ({ connection: r.connection, database: r.database, table: r.table });
+  return { machine: 'table-copy', source: place(i.source), target: place(i.target) };
 }

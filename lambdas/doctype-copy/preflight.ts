@@ -5,7 +5,9 @@ import { DocCheckpointStore } from '../core/docs/checkpoint.ts';
 import { isDataDocId, wantedDocTypes } from '../core/docs/doc-types.ts';
 import { ensureFerryView, ScanIndex } from '../core/docs/doc-type-index.ts';
 import { claimOwnership } from '../core/ownership.ts';
-import { doctypeIdentityOf, type DoctypeCopyInput } from '../core/doctype-copy-input.ts';
+import { doctypeBindingOf, doctypeIdentityOf, type DoctypeCopyInput } from '../core/doctype-copy-input.ts';
+import { claimMigrationId, refuseIfClaimedElsewhere } from '../core/migration-claims.ts';
+import type { MigrationClaims } from '../core/ports/claims.ts';
 import { MACHINE, openDatabases, parseDoctypeCopyInput, sourceIndex, type DocLoopState, type DocTaskEvent, type DoctypeCopyState, type Phase } from './open-doc-migration.ts';
 
 const SCAN_PAGE = 2000;
@@ -31,11 +33,13 @@ async function foreignRevisions(source: CouchDatabase, target: CouchDatabase, li
 }
 
 /**
- * Every check Preflight makes before it writes anything: both databases, then the checkpoint of
- * this input or (none yet) the doc-type view and a target free of revisions the source never had.
+ * Every check Preflight makes before it writes anything: the migration id held by no other input,
+ * both databases, then the checkpoint of this input or (none yet) the doc-type view and a target
+ * free of revisions the source never had.
  * Reads only; `ferry plan` runs exactly these.
  */
-export async function checkDoctypeCopy(input: DoctypeCopyInput, deps: Pick<TaskDeps, 'couch'>) {
+export async function checkDoctypeCopy(input: DoctypeCopyInput, deps: Pick<TaskDeps, 'couch'> & { readonly claims: Pick<MigrationClaims, 'ownerOf'> }) {
+  await refuseIfClaimedElsewhere(input.migrationId, doctypeBindingOf(input), deps.claims);
   const { source, target } = await openDatabases(input, deps);
   const sourceInfo = await source.info();
   if (!sourceInfo) throw new InvalidInput('source.database', `database ${input.source.database} does not exist at ${source.where} (connection "${source.connection}"); fix the name`);
@@ -63,13 +67,14 @@ export async function checkDoctypeCopy(input: DoctypeCopyInput, deps: Pick<TaskD
   return { source, target, sourceInfo, targetInfo, store, checkpoint, index };
 }
 
-/** Validates the input and both databases (reads only), then records the start seq and the checkpoint. */
+/** Validates the input and both databases (reads only), claims the migration id, then records the start seq and the checkpoint. */
 export async function preflight(event: DocTaskEvent, deps: TaskDeps): Promise<DocLoopState> {
   const input = parseDoctypeCopyInput(event.migration);
   const { source, target, sourceInfo, store, index, ...checked } = await checkDoctypeCopy(input, deps);
   const identity = doctypeIdentityOf(input);
   let checkpoint = checked.checkpoint;
   const me = event.execution ?? 'unnamed execution';
+  await claimMigrationId(input.migrationId, doctypeBindingOf(input), me, deps.claims, deps.now);
   if (checkpoint) {
     await claimOwnership(input.migrationId, checkpoint.state.owner, me, event.state?.handedOverBy, deps.executions);
     if (checkpoint.state.owner !== me) checkpoint = await store.update((c) => ({ phase: c.phase, state: { ...c.state, owner: me } }));

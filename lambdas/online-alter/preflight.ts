@@ -3,7 +3,9 @@ import type { TaskDeps } from '../core/ports/task-deps.ts';
 import { CheckpointStore } from '../core/checkpoints.ts';
 import { chunkSettings, initialChunkSpan } from '../core/chunker.ts';
 import { InvalidInput } from '../core/errors.ts';
-import { alterIdentityOf, type OnlineAlterInput } from '../core/online-alter-input.ts';
+import { alterBindingOf, alterIdentityOf, type OnlineAlterInput } from '../core/online-alter-input.ts';
+import { claimMigrationId, refuseIfClaimedElsewhere } from '../core/migration-claims.ts';
+import type { MigrationClaims } from '../core/ports/claims.ts';
 import { estimatedRows, type CopyKey } from '../core/tables/inspector.ts';
 import { checkAlterTable } from '../core/tables/alter-checks.ts';
 import { checkThrottleQuery } from '../core/tables/preflight-checks.ts';
@@ -11,11 +13,13 @@ import { executionOf, startState, takeOver, type TaskEvent } from '../core/table
 import { MACHINE, parseOnlineAlterInput, type LoopState, type OnlineAlterState, type Phase } from './open-alter.ts';
 
 /**
- * Every check Preflight makes before it writes anything: a session-capable connection, then the
- * checkpoint of this input, or (none yet) the table, the ALTER tried on an empty scratch table that
- * is dropped at once, and the throttle query. `ferry plan` runs exactly these.
+ * Every check Preflight makes before it writes anything: the migration id held by no other input,
+ * a session-capable connection, then the checkpoint of this input, or (none yet) the table, the
+ * ALTER tried on an empty scratch table that is dropped at once, and the throttle query. `ferry
+ * plan` runs exactly these.
  */
-export async function checkOnlineAlter(input: OnlineAlterInput, deps: Pick<TaskDeps, 'sql'>) {
+export async function checkOnlineAlter(input: OnlineAlterInput, deps: Pick<TaskDeps, 'sql'> & { readonly claims: Pick<MigrationClaims, 'ownerOf'> }) {
+  await refuseIfClaimedElsewhere(input.migrationId, alterBindingOf(input), deps.claims);
   const conn = await deps.sql.connect(input.table.connection);
   if (!conn.sessions) {
     throw new InvalidInput('table.connection', `"${conn.name}" is an RDS Data API connection; online-alter's triggers, consistent-snapshot verification and swap need a session of their own: configure the cluster as a host connection (mysql2 in the VPC)`);
@@ -31,10 +35,11 @@ export async function checkOnlineAlter(input: OnlineAlterInput, deps: Pick<TaskD
   return { conn, store, checkpoint, addedUniqueKeys, copyKey };
 }
 
-/** Validates everything (leaving nothing behind), then creates or finds the checkpoint. */
+/** Validates everything (leaving nothing behind), claims the migration id, then creates or finds the checkpoint. */
 export async function preflight(event: TaskEvent, deps: TaskDeps): Promise<LoopState> {
   const input = parseOnlineAlterInput(event.migration);
   const checked = await checkOnlineAlter(input, deps);
+  await claimMigrationId(input.migrationId, alterBindingOf(input), executionOf(event), deps.claims, deps.now);
   const { conn, store } = checked;
   let checkpoint = checked.checkpoint;
   if (checkpoint) {

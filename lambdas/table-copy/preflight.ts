@@ -1,7 +1,9 @@
 import { ROW_HASH } from '../core/checksum.ts';
 import type { TaskDeps } from '../core/ports/task-deps.ts';
 import { InvalidInput } from '../core/errors.ts';
-import { identityOf } from '../core/table-copy-input.ts';
+import { identityOf, tableCopyBindingOf } from '../core/table-copy-input.ts';
+import { claimMigrationId, refuseIfClaimedElsewhere } from '../core/migration-claims.ts';
+import type { MigrationClaims } from '../core/ports/claims.ts';
 import { CheckpointStore } from '../core/checkpoints.ts';
 import { idBounds, keyBounds } from '../core/tables/copier.ts';
 import { copyKeyShape, estimatedRows, hasAnyRow, integerRange } from '../core/tables/inspector.ts';
@@ -15,11 +17,12 @@ import { connectBoth, MACHINE, parseTableCopyInput, type LoopState, type Phase, 
 import type { TableCopyInput } from '../core/table-copy-input.ts';
 
 /**
- * Every check Preflight makes before it writes anything, in its order: the input, both tables,
- * the throttle query, the table lock the sweep needs, and either the checkpoint of this input or
- * an empty target. Reads only; `ferry plan` runs exactly these.
+ * Every check Preflight makes before it writes anything, in its order: the input, the migration
+ * id held by no other input, both tables, the throttle query, the table lock the sweep needs, and
+ * either the checkpoint of this input or an empty target. Reads only; `ferry plan` runs exactly these.
  */
-export async function checkTableCopy(input: TableCopyInput, deps: Pick<TaskDeps, 'sql'>) {
+export async function checkTableCopy(input: TableCopyInput, deps: Pick<TaskDeps, 'sql'> & { readonly claims: Pick<MigrationClaims, 'ownerOf'> }) {
+  await refuseIfClaimedElsewhere(input.migrationId, tableCopyBindingOf(input), deps.claims);
   const { source, target } = await connectBoth(input, deps);
   if (input.throttle.replica) await deps.sql.connect(input.throttle.replica.connection);
   if (input.cleanup.mode === 'truncate' && !source.sessions) {
@@ -40,10 +43,11 @@ export async function checkTableCopy(input: TableCopyInput, deps: Pick<TaskDeps,
   return { source, target, sourceInfo, targetInfo, copyKey, store, checkpoint };
 }
 
-/** First task: validate everything, then create the checkpoint (or find it) and say which phase to run. */
+/** First task: validate everything, claim the migration id, then create the checkpoint (or find it) and say which phase to run. */
 export async function preflight(event: TaskEvent, deps: TaskDeps): Promise<LoopState> {
   const input = parseTableCopyInput(event.migration);
   const checked = await checkTableCopy(input, deps);
+  await claimMigrationId(input.migrationId, tableCopyBindingOf(input), executionOf(event), deps.claims, deps.now);
   const { source, target, sourceInfo, store, copyKey } = checked;
   const identity = identityOf(input);
   let checkpoint = checked.checkpoint;

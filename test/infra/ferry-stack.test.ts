@@ -186,6 +186,30 @@ describe('FerryStack', () => {
     expect(JSON.stringify(copy.Properties.PolicyDocument)).not.toContain('states:');
   });
 
+  it('lets each Preflight claim a migration id (create or read <root>/*/owner) and each plan function only read it; no other function touches it', () => {
+    const ownerStatements = (worker: string) => {
+      const [, p] = ofType('AWS::IAM::Policy').find(([id]) => id.startsWith(`Workers${worker}Role`))!;
+      return (p.Properties.PolicyDocument as { Statement: Statement[] }).Statement.filter((s) => JSON.stringify(s.Resource).includes('/owner'));
+    };
+    for (const worker of ['Preflight', 'DocPreflight', 'AlterPreflight']) {
+      const st = ownerStatements(worker);
+      expect(st, worker).toHaveLength(1);
+      expect([st[0]!.Action].flat().sort(), worker).toEqual(['ssm:GetParameter', 'ssm:PutParameter']);
+      expect(JSON.stringify(st[0]!.Resource), worker).toMatch(/:parameter\/ferry-production\/\*\/owner"/);
+    }
+    for (const worker of ['Plan', 'DocPlan', 'AlterPlan']) {
+      const st = ownerStatements(worker);
+      expect(st.map((s) => s.Action), worker).toEqual(['ssm:GetParameter']);
+    }
+    const others = WORKERS.map((w) => w.name).filter((n) => !/Preflight$|Plan$/.test(n));
+    expect(others.length).toBeGreaterThan(10);
+    for (const worker of others) expect(ownerStatements(worker), worker).toEqual([]);
+    // no operator, approver or application is granted it by the stack: an id is freed by hand, with rights of one's own
+    const people = ofType('AWS::IAM::Policy').filter(([id]) => !id.startsWith('Workers')).flatMap(([, p]) => (p.Properties.PolicyDocument as { Statement: Statement[] }).Statement);
+    expect(people.length).toBeGreaterThan(5);
+    for (const st of people) expect(JSON.stringify(st.Resource)).not.toContain('/owner');
+  });
+
   it('lets a state machine invoke only its own functions and start only itself', () => {
     const [, policy] = ofType('AWS::IAM::Policy').find(([id]) => id.startsWith('TableCopyRole'))!;
     const statements = (policy.Properties.PolicyDocument as { Statement: Statement[] }).Statement;

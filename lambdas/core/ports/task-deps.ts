@@ -1,3 +1,4 @@
+import type { MigrationClaims } from './claims.ts';
 import type { CouchConnector } from './couch.ts';
 import type { FlagStore } from './flags.ts';
 import type { SqlConnector } from './sql.ts';
@@ -43,6 +44,8 @@ export interface TaskDeps {
   readonly flags: FlagStore;
   /** The operator's live knobs (see knobs.ts), read before each chunk. */
   readonly knobs: FlagStore;
+  /** Which input holds each migration id (see migration-claims.ts): Preflight claims it, the plan reads it. */
+  readonly claims: MigrationClaims;
   /** Milliseconds one invocation may spend copying before it hands back to the state machine. */
   readonly budgetMillis: number;
   /**

@@ -2,6 +2,7 @@ import { CloudWatchClient, GetMetricStatisticsCommand } from '@aws-sdk/client-cl
 import { mockClient } from 'aws-sdk-client-mock';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
+import { FileMigrationClaims } from '../../../lambdas/adapters/claims.ts';
 import { FileFlagStore } from '../../../lambdas/adapters/flags.ts';
 import { Mysql2Connector } from '../../../lambdas/adapters/mysql2.ts';
 import { planOnAws, rdsFreeStorage } from '../../../lambdas/adapters/plan-aws.ts';
@@ -37,7 +38,7 @@ describe('ferry plan on AWS', () => {
     sc = await scenario({ rows: 400 });
     const sql = new Mysql2Connector({});
     const state = join(sc.dir, 'state');
-    const deps = { sql, couch: { database: async () => Promise.reject(new Error('no CouchDB')) }, flags: new FileFlagStore(state), knobs: new FileFlagStore(state, 'knobs'), now: Date.now } as unknown as TaskDeps;
+    const deps = { sql, couch: { database: async () => Promise.reject(new Error('no CouchDB')) }, flags: new FileFlagStore(state), knobs: new FileFlagStore(state, 'knobs'), claims: new FileMigrationClaims(state), now: Date.now } as unknown as TaskDeps;
     await deps.knobs.set(sc.input().migrationId as string, { 'chunk.maxRows': '300' });
     const answer = await planOnAws(tableCopyInputSchema, planTableCopy, { migration: sc.input() }, deps, new CloudWatchClient({ region: 'eu-west-1' }));
     expect(answer).toMatchObject({ plan: { machine: 'table-copy', wouldRun: true, counts: { rows: '400' }, knobs: { inForce: { 'chunk.maxRows': '300' } } } });

@@ -1,5 +1,6 @@
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
+import { FileMigrationClaims } from '../../../lambdas/adapters/claims.ts';
 import { FileFlagStore } from '../../../lambdas/adapters/flags.ts';
 import { Mysql2Connector } from '../../../lambdas/adapters/mysql2.ts';
 import type { SqlConnection, SqlConnector } from '../../../lambdas/core/ports/sql.ts';
@@ -61,6 +62,7 @@ describe('table-copy handlers, as Lambda would run them', () => {
       couch: { database: async () => Promise.reject(new Error('no CouchDB here')) },
       flags: new FileFlagStore(join(s.dir, 'state')),
       knobs: new FileFlagStore(join(s.dir, 'state'), 'knobs'),
+      claims: new FileMigrationClaims(join(s.dir, 'state')),
       budgetMillis: 10_000,
       now: Date.now,
       report: () => undefined,
