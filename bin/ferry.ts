@@ -7,7 +7,7 @@ import type { FlagStore } from '../lambdas/core/ports/flags.ts';
 import type { Progress } from '../lambdas/core/ports/task-deps.ts';
 import { FileFlagStore } from '../lambdas/adapters/flags.ts';
 import { PAUSED_FLAG } from '../lambdas/core/ports/flags.ts';
-import { InvalidInput } from '../lambdas/core/errors.ts';
+import { InvalidInput, RequestChanged } from '../lambdas/core/errors.ts';
 import { APPROVAL_STEPS, checkApprovalName } from '../lambdas/core/input-parts.ts';
 import { decideUrlParameter } from '../lambdas/core/deployment.ts';
 import { KNOB_NAMES, parseKnobAssignments } from '../lambdas/core/knobs.ts';
@@ -27,9 +27,10 @@ const USAGE = `ferry: online migrations of huge tables as resumable state machin
       AWS cost it would take, the flags and approvals, and warnings; nothing is written
   ferry ui [--state-dir DIR] [--port N]
       the approval page on 127.0.0.1 (ferry local serves it too while it waits for an approval)
-  ferry approve <migrationId> --step STEP [--reject --reason TEXT] [--state-dir DIR | --aws [--env ENV]]
-  ferry reject <migrationId> --step STEP --reason TEXT [--state-dir DIR | --aws [--env ENV]]
-      complete a pending approval (cutover, cleanup), locally or of an AWS execution
+  ferry approve <migrationId> --step STEP [--reject --reason TEXT] [--execution ID] [--state-dir DIR | --aws [--env ENV]]
+  ferry reject <migrationId> --step STEP --reason TEXT [--execution ID] [--state-dir DIR | --aws [--env ENV]]
+      complete a pending approval (cutover, cleanup), locally or of an AWS execution; with
+      --execution, only if that execution's request is the one pending
   ferry start <machine> --input FILE [--env ENV]
       start an execution on AWS (the deployed ferry-<machine>, or ferry-<ENV>-<machine>)
   ferry status <migrationId> [--state-dir DIR]
@@ -175,13 +176,15 @@ async function approve(args: string[]): Promise<number> {
       'state-dir': { type: 'string', default: '.ferry' },
       aws: { type: 'boolean', default: false },
       env: { type: 'string' },
+      execution: { type: 'string' },
     },
   });
   const migrationId = positionals[0];
   if (!migrationId) throw new UsageError('name the migrationId to approve');
   if (!values.step) throw new UsageError('--step STEP is required (cutover or cleanup)');
   if (values.reject && !values.reason) throw new UsageError('--reject needs --reason TEXT, so the record says why');
-  if (values.aws) return approveOnAws(migrationId, values.step, values.reject ? { decision: 'reject', reason: values.reason! } : { decision: 'approve' }, values.env);
+  const seen = values.execution ? { execution: values.execution } : undefined;
+  if (values.aws) return approveOnAws(migrationId, values.step, { ...(values.reject ? { decision: 'reject', reason: values.reason! } : { decision: 'approve' }), ...seen }, values.env);
   const store = new LocalApprovalStore(values['state-dir']!);
   const by = `${userInfo().username} (ferry approve)`;
   checkApprovalName(migrationId, values.step);
@@ -194,7 +197,14 @@ async function approve(args: string[]): Promise<number> {
     return 1;
   }
   const where = `in ${values['state-dir']}`;
-  const ok = await store.decide(migrationId, values.step, { approved: !values.reject, by, reason: values.reason });
+  let ok: boolean;
+  try {
+    ok = await store.decide(migrationId, values.step, { approved: !values.reject, by, reason: values.reason }, seen);
+  } catch (err) {
+    if (!(err instanceof RequestChanged)) throw err;
+    process.stderr.write(`${err.message}; nothing was decided: look at the request pending now (ferry status ${migrationId}) before deciding\n`);
+    return 1;
+  }
   if (!ok) {
     const pending = (await store.pending()).map((p) => `${p.migrationId} --step ${p.step}`);
     process.stderr.write(
@@ -212,7 +222,7 @@ async function approve(args: string[]): Promise<number> {
  * SSM, signing the request with the caller's credentials. The endpoint's function checks who is
  * calling (AWS says it, not the shell), that they may decide, and the separation of duties.
  */
-async function approveOnAws(migrationId: string, step: string, decision: { decision: 'approve' } | { decision: 'reject'; reason: string }, env: string | undefined): Promise<number> {
+async function approveOnAws(migrationId: string, step: string, decision: ({ decision: 'approve' } | { decision: 'reject'; reason: string }) & { execution?: string }, env: string | undefined): Promise<number> {
   const [{ GetParameterCommand, SSMClient }, { defaultProvider }, { chosenDeployment }, { askEndpoint, regionOfApi }] = await Promise.all([
     import('@aws-sdk/client-ssm'),
     import('@aws-sdk/credential-provider-node'),

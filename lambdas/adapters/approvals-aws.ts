@@ -25,9 +25,10 @@ export function approvalMessage(req: ApprovalRequest & { machine?: string }, app
     `Progress: ${JSON.stringify(req.summary ?? {})}`,
     '',
     ...(pageUrl ? [`Decide on the approval page (sign in as a member of the approvers group): ${pageUrl}`, 'Or, to approve:'] : ['To approve:']),
-    `  npx ferry approve ${req.migrationId} --step ${req.step} --aws`,
+    `  npx ferry approve ${req.migrationId} --step ${req.step} --execution ${req.execution} --aws`,
     'To reject (the execution stops; nothing irreversible has happened):',
-    `  npx ferry approve ${req.migrationId} --step ${req.step} --reject --reason "..." --aws`,
+    `  npx ferry approve ${req.migrationId} --step ${req.step} --execution ${req.execution} --reject --reason "..." --aws`,
+    'With --execution, the decision applies only to this execution\'s request: if it was asked for again since, nothing is decided.',
     '',
     "The callback token never leaves ferry's functions: a decision is taken through them, which check who decides. Unanswered, the request fails the execution safely after 7 days.",
   ].join('\n');

@@ -1,5 +1,5 @@
 import { afterEach, describe, expect, it } from 'vitest';
-import { killStrays, startFerry, type Running } from '../helpers/cli.ts';
+import { killStrays, runFerry, startFerry, type Running } from '../helpers/cli.ts';
 import { scenario, type Scenario } from '../helpers/scenario.ts';
 
 /**
@@ -64,6 +64,12 @@ describe('a decision applies only to the request the page showed', () => {
     expect(refused.status).toBe(303);
     expect(refused.page).toContain('has changed since the page was shown');
     expect(refused.page).toContain('Approval pending: cutover of');
+    // so does `ferry approve --execution` naming the run that is gone
+    const gone = /name="execution" value="([^"]+)"/.exec(stale)![1]!.replace(/&amp;/g, '&');
+    const migrationId = sc.input().migrationId as string;
+    const cli = await runFerry(['approve', migrationId, '--step', 'cutover', '--execution', gone, '--state-dir', sc.stateDir]);
+    expect(cli.code).toBe(1);
+    expect(cli.stderr).toMatch(/has changed since it was shown.*nothing was decided/);
     await new Promise((r) => setTimeout(r, 1500));
     expect(second.child.exitCode).toBeNull();
     expect(second.stderr()).not.toMatch(/approved/i);

@@ -52,7 +52,7 @@ describe('approvals on AWS', () => {
     expect(JSON.parse(put.Value!).token).toBe(req.token);
     const published = sns.commandCalls(PublishCommand)[0]!.args[0].input;
     expect(published.Subject).toBe('ferry: approve cutover of csmh-extended');
-    expect(published.Message).toContain('npx ferry approve csmh-extended --step cutover --aws');
+    expect(published.Message).toContain(`npx ferry approve csmh-extended --step cutover --execution ${req.execution} --aws`);
     expect(published.Message).toContain('--reject --reason');
     expect(published.Message).toContain(req.execution);
     expect(published.Message).toContain('Who approves: anyone who can assume arn:aws:iam::123456789012:role/ferry-approvers');
@@ -102,7 +102,7 @@ describe('approvals on AWS', () => {
   it('links the notice to the approval page, and keeps the command for those who use it', () => {
     const body = approvalMessage(req, undefined, 'https://abc.execute-api.eu-west-1.amazonaws.com/').body;
     expect(body).toContain('Decide on the approval page (sign in as a member of the approvers group): https://abc.execute-api.eu-west-1.amazonaws.com/');
-    expect(body).toContain(`npx ferry approve ${req.migrationId} --step cutover --aws`);
+    expect(body).toContain(`npx ferry approve ${req.migrationId} --step cutover --execution ${req.execution} --aws`);
     expect(approvalMessage(req).body).not.toContain('approval page');
   });
 });
