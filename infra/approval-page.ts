@@ -131,7 +131,7 @@ export class ApprovalPage extends Construct {
       acknowledge(route, 'APIG4', 'The page signs people in itself (Cognito hosted UI, authorization code with PKCE) and verifies their ID token on every request: a browser cannot send the bearer header an API authorizer needs.');
     }
     this.url = api.apiEndpoint;
-    this.decideArn = api.arnForExecuteApi('POST', DECIDE_PATH);
+    this.decideArn = api.arnForExecuteApi('POST', DECIDE_PATH, api.defaultStage!.stageName);
     const decideUrl = new ssm.StringParameter(this, 'DecideUrl', { parameterName: decideUrlParameter(deployment.ssmRoot), stringValue: `${api.apiEndpoint}${DECIDE_PATH}`, description: 'ferry: the decision endpoint ferry approve --aws posts to' });
     this.decideUrlParameterArn = decideUrl.parameterArn;
 
