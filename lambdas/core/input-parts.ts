@@ -2,6 +2,7 @@ import { z } from 'zod';
 import { DEFAULT_CHUNK } from './chunker.ts';
 import { InvalidInput } from './errors.ts';
 import { PLAIN_NAME } from './identifiers.ts';
+import { throttleQueryProblem } from './throttle-query.ts';
 import { DEFAULT_THROTTLE } from './throttler.ts';
 
 /** The pieces every machine's input schema is made of, so a field means the same in each. */
@@ -79,10 +80,14 @@ export const throttleSchema = z
     replica: z
       .strictObject({ connection: connectionName, maxLagSeconds: knobFields['throttle.replica.maxLagSeconds'].default(DEFAULT_THROTTLE.maxReplicaLagSeconds) })
       .optional(),
+    /** Refused here when it could write, lock, sleep or wait; it runs read-only and timed (see throttle-query.ts). */
     query: z
       .string()
-      .max(2000)
-      .regex(/^\s*select\s[^;]*$/i, 'must be a single SELECT statement with no ;')
+      .max(2000, 'at most 2000 characters')
+      .superRefine((query, ctx) => {
+        const problem = throttleQueryProblem(query);
+        if (problem) ctx.addIssue({ code: 'custom', message: problem });
+      })
       .optional(),
     waitSeconds: knobFields['throttle.waitSeconds'].default(DEFAULT_THROTTLE.waitSeconds),
   })
