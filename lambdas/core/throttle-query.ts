@@ -110,7 +110,7 @@ export function throttleQueryFailure(err: unknown, connection: string): FerryErr
     return known.retryable ? new TransientError(message, { errno }) : new DatabaseError(message, { errno });
   }
   if (err instanceof TransientError) return new TransientError(`${failed}: the connection to the database was lost${errno ? ` (error ${errno})` : ''}`, { errno });
-  if (errno !== undefined) return new DatabaseError(`${failed}: the database refused it while running it (error ${errno})`, { errno });
+  if (err instanceof FerryError) return new DatabaseError(`${failed}: the database refused it while running it${errno === undefined ? '' : ` (error ${errno})`}`, { errno });
   return new DatabaseError(`${failed}: ${err instanceof Error ? err.name : 'an unknown error'}`);
 }
 
