@@ -80,6 +80,8 @@ export const throttleSchema = z
     replica: z
       .strictObject({ connection: connectionName, maxLagSeconds: knobFields['throttle.replica.maxLagSeconds'].default(DEFAULT_THROTTLE.maxReplicaLagSeconds) })
       .optional(),
+    /** Where `query` runs (default: the source's connection): a user granted only what the query reads. */
+    connection: connectionName.optional(),
     /** Refused here when it could write, lock, sleep or wait; it runs read-only and timed (see throttle-query.ts). */
     query: z
       .string()

@@ -73,4 +73,25 @@ describe('throttle.query', () => {
     expect(run.last).toMatchObject({ status: 'FAILED', cause: expect.stringMatching(/the throttle query failed on "edxapp": it returned no number/) });
     expect(run.stdout + run.stderr).not.toContain('hunter2');
   });
+
+  it('throttle.connection runs the query as a user of its own: what that user may not read is "no permission"', async () => {
+    sc = await withSecret();
+    const user = `ferry_t_thr_${sc.src.slice(-8)}`.slice(0, 32);
+    await sc.conn.query(`CREATE USER '${user}'@'%' IDENTIFIED BY 'throttle-pw'`);
+    try {
+      // the documented least grant: nothing but what the query reads (information_schema needs no grant)
+      const env = { FERRY_MYSQL_THROTTLE: `mysql://${user}:throttle-pw@127.0.0.1:3306` };
+      const allowed = await runFerry(['plan', 'table-copy', '--input', sc.inputFile({ throttle: { connection: 'throttle', query: "SELECT COUNT(*) > 1000 FROM information_schema.PROCESSLIST WHERE COMMAND <> 'Sleep'" } }), '--json'], env);
+      expect(allowed.code, allowed.stderr).toBe(0);
+      const denied = await runFerry(['plan', 'table-copy', '--input', sc.inputFile({ throttle: { connection: 'throttle', query: `SELECT COUNT(*) FROM \`${sc.src}\`.secrets WHERE pw LIKE 'h%'` } }), '--json'], env);
+      expect(denied.code, denied.stderr).toBe(2);
+      expect(JSON.parse(denied.stdout)).toMatchObject({ refused: { field: 'throttle.query', message: expect.stringMatching(/the throttle query failed on "throttle": no permission/) } });
+      // the same query as the migration's own user is allowed: the grant is the boundary
+      const own = await runFerry(['plan', 'table-copy', '--input', sc.inputFile({ throttle: { query: `SELECT COUNT(*) FROM \`${sc.src}\`.secrets WHERE pw LIKE 'h%'` } }), '--json']);
+      expect(own.code, own.stderr).toBe(0);
+      expect(JSON.parse(own.stdout).warnings.join('\n')).toMatch(/the throttle would hold the copy now: throttle query returned 1/);
+    } finally {
+      await sc.conn.query(`DROP USER '${user}'@'%'`);
+    }
+  });
 });

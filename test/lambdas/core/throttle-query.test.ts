@@ -77,6 +77,11 @@ describe('throttle.query in the input', () => {
     expect(err.message).toMatch(message);
   });
 
+  it('takes the connection the query runs on by name, never a URL', () => {
+    expect(parseInput(tableCopyInputSchema, { ...base, throttle: { connection: 'throttle', query: 'SELECT 1' } }).throttle.connection).toBe('throttle');
+    expect(() => parseInput(tableCopyInputSchema, { ...base, throttle: { connection: 'mysql://u:p@h/', query: 'SELECT 1' } })).toThrow(/throttle\.connection: .*never a URL or credentials/);
+  });
+
   it('is checked the same way in online-alter input', () => {
     const raw = { migrationId: 'm1', table: { connection: 'edxapp', database: 'edxapp', table: 'courseware_studentmodule' }, alter: 'MODIFY id bigint unsigned', throttle: { query: 'SELECT SLEEP(1)' } };
     expect(() => parseInput(onlineAlterInputSchema, raw)).toThrow(/throttle\.query: .*SLEEP/);
