@@ -86,6 +86,7 @@ export const throttleSchema = z
     query: z
       .string()
       .max(2000, 'at most 2000 characters')
+      .regex(/^\s*select\s/i, 'must be a single SELECT statement, e.g. "SELECT COUNT(*) FROM information_schema.PROCESSLIST"')
       .superRefine((query, ctx) => {
         const problem = throttleQueryProblem(query);
         if (problem) ctx.addIssue({ code: 'custom', message: problem });

@@ -49,7 +49,7 @@ export function throttleQueryProblem(query: string): string | null {
       quote = ch;
       words += ' ';
     } else if (ch === ';') {
-      return 'must be one statement: remove the ";"';
+      return 'must be a single SELECT statement: remove the ";"';
     } else if (ch === '#' || (ch === '-' && query[i + 1] === '-') || (ch === '/' && query[i + 1] === '*')) {
       return 'must not contain comments (MariaDB and MySQL run /*! … */ as code): remove them';
     } else {
@@ -57,7 +57,7 @@ export function throttleQueryProblem(query: string): string | null {
     }
   }
   if (quote) return `has an unterminated ${quote} quote`;
-  if (!/^\s*SELECT\b/i.test(words)) return 'must be one SELECT statement, e.g. "SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE COMMAND <> \'Sleep\'"';
+  if (!/^\s*SELECT\b/i.test(words)) return 'must be a single SELECT statement, e.g. "SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE COMMAND <> \'Sleep\'"';
   for (const [pattern, why] of REFUSED) {
     const found = pattern.exec(words);
     if (found) return why.replace('$1', (found[1] ?? found[0]).toUpperCase().replace(/\s+/g, ' '));

@@ -51,7 +51,7 @@ describe('throttle.query', () => {
       ['SELECT SLEEP(5)', /SLEEP/],
       ["SELECT GET_LOCK('ferry', 10)", /GET_LOCK/],
       [`SELECT pw FROM \`${sc.src}\`.secrets INTO OUTFILE '${leakFile}'`, /INTO/],
-      ['SELECT 1; SELECT 2', /one statement/],
+      ['SELECT 1; SELECT 2', /single SELECT statement: remove the ";"/],
     ] as const) {
       const started = Date.now();
       const planned = await runFerry(['plan', 'table-copy', '--input', sc.inputFile({ throttle: { query } })]);

@@ -44,7 +44,7 @@ describe('table-copy input', () => {
     [{ ...example, idOffset: '-1' }, 'idOffset', /non-negative whole number/],
     [{ ...example, target: example.source }, 'target.table', /different table/],
     [{ ...example, cleanup: { mode: 'drop' } }, 'cleanup.mode', /trickle-delete/],
-    [{ ...example, throttle: { query: 'SELECT 1; DROP TABLE x' } }, 'throttle.query', /one statement/],
+    [{ ...example, throttle: { query: 'SELECT 1; DROP TABLE x' } }, 'throttle.query', /single SELECT/],
     [{ ...example, migrationId: 'a/b' }, 'migrationId', /letters, digits/],
   ])('refuses bad input %#, naming the field', (raw, field, message) => {
     const err = refusal(raw);

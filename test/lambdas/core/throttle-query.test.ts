@@ -38,12 +38,12 @@ describe('throttle.query in the input', () => {
   });
 
   it.each([
-    ['SELECT 1; DROP TABLE x', /one statement/],
-    ['SELECT 1;', /one statement/],
-    ['DELETE FROM x', /one SELECT/],
-    ['WITH a AS (SELECT 1) SELECT * FROM a', /one SELECT/],
-    ['(SELECT 1)', /one SELECT/],
-    ['SHOW STATUS', /one SELECT/],
+    ['SELECT 1; DROP TABLE x', /single SELECT statement: remove the ";"/],
+    ['SELECT 1;', /single SELECT statement: remove the ";"/],
+    ['DELETE FROM x', /single SELECT/],
+    ['WITH a AS (SELECT 1) SELECT * FROM a', /single SELECT/],
+    ['(SELECT 1)', /single SELECT/],
+    ['SHOW STATUS', /single SELECT/],
     ['SELECT SLEEP(10)', /SLEEP/],
     ['SELECT sleep (10)', /SLEEP/],
     ['SELECT `sleep`(10)', /SLEEP/],
