@@ -86,7 +86,8 @@ export const throttleSchema = z
     query: z
       .string()
       .max(2000, 'at most 2000 characters')
-      .regex(/^\s*select\s/i, 'must be a single SELECT statement, e.g. "SELECT COUNT(*) FROM information_schema.PROCESSLIST"')
+      // any case spelled out: the JSON schema made from this one keeps the pattern but not an i flag
+      .regex(/^\s*[Ss][Ee][Ll][Ee][Cc][Tt]\s/, 'must be a single SELECT statement, e.g. "SELECT COUNT(*) FROM information_schema.PROCESSLIST"')
       .superRefine((query, ctx) => {
         const problem = throttleQueryProblem(query);
         if (problem) ctx.addIssue({ code: 'custom', message: problem });

@@ -4,6 +4,7 @@ import { onlineAlterInputSchema } from '../../../lambdas/core/online-alter-input
 import { parseInput, tableCopyInputSchema } from '../../../lambdas/core/table-copy-input.ts';
 import { runThrottleQuery, throttleQueryStatement, THROTTLE_QUERY_SECONDS } from '../../../lambdas/core/throttle-query.ts';
 import { checkThrottleQuery } from '../../../lambdas/core/tables/preflight-checks.ts';
+import { inputJsonSchema } from '../../../infra/console-inputs.ts';
 import { testDatabase } from '../../helpers/test-database.ts';
 
 const base = {
@@ -80,6 +81,12 @@ describe('throttle.query in the input', () => {
   it('takes the connection the query runs on by name, never a URL', () => {
     expect(parseInput(tableCopyInputSchema, { ...base, throttle: { connection: 'throttle', query: 'SELECT 1' } }).throttle.connection).toBe('throttle');
     expect(() => parseInput(tableCopyInputSchema, { ...base, throttle: { connection: 'mysql://u:p@h/', query: 'SELECT 1' } })).toThrow(/throttle\.connection: .*never a URL or credentials/);
+  });
+
+  it("the console's JSON schema takes SELECT in any case (its patterns have no i flag)", () => {
+    const pattern = (inputJsonSchema('table-copy') as { properties: { throttle: { properties: { query: { pattern: string } } } } }).properties.throttle.properties.query.pattern;
+    for (const query of ['SELECT 1', 'select 1', ' Select 1']) expect(new RegExp(pattern, 'u').test(query), query).toBe(true);
+    expect(new RegExp(pattern, 'u').test('DELETE FROM t')).toBe(false);
   });
 
   it('is checked the same way in online-alter input', () => {
