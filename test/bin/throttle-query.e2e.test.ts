@@ -68,7 +68,7 @@ describe('throttle.query', () => {
     // passes Preflight (0), and returns the secret once the copy has begun
     const gate = await phaseGate(sc.tgt, 'copy');
     const query = `SELECT IF((${gate}) > 0, (SELECT pw FROM \`${sc.src}\`.secrets LIMIT 1), 0)`;
-    const run = await runFerry(['local', 'table-copy', '--input', sc.inputFile({ throttle: { waitSeconds: 1, maxThreadsRunning: 1000, query } }), '--state-dir', sc.stateDir, '--approve', 'all']);
+    const run = await runFerry(['local', 'table-copy', '--input', sc.inputFile({ throttle: { waitSeconds: 1, maxThreadsRunning: 200, query } }), '--state-dir', sc.stateDir, '--approve', 'all']);
     expect(run.code, run.stderr).toBe(1);
     expect(run.last).toMatchObject({ status: 'FAILED', cause: expect.stringMatching(/the throttle query failed on "edxapp": it returned no number/) });
     expect(run.stdout + run.stderr).not.toContain('hunter2');

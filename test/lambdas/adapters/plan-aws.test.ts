@@ -51,7 +51,7 @@ describe('ferry plan on AWS', () => {
     await sc.conn.query(`CREATE TABLE \`${sc.src}\`.secrets (pw varchar(64))`);
     await sc.conn.query(`INSERT INTO \`${sc.src}\`.secrets VALUES ('hunter2-s3cret')`);
     const state = join(sc.dir, 'state');
-    const deps = { sql: new Mysql2Connector({}), couch: { database: async () => Promise.reject(new Error('no CouchDB')) }, flags: new FileFlagStore(state), knobs: new FileFlagStore(state, 'knobs'), now: Date.now } as unknown as TaskDeps;
+    const deps = { sql: new Mysql2Connector({}), couch: { database: async () => Promise.reject(new Error('no CouchDB')) }, flags: new FileFlagStore(state), knobs: new FileFlagStore(state, 'knobs'), claims: { ownerOf: async () => null }, now: Date.now } as unknown as TaskDeps;
     const query = `SELECT ExtractValue(1, CONCAT(0x3a, (SELECT pw FROM \`${sc.src}\`.secrets LIMIT 1)))`;
     const answer = await planOnAws(tableCopyInputSchema, planTableCopy, { migration: { ...sc.input(), throttle: { query } } }, deps);
     expect(answer).toMatchObject({ refused: { field: 'throttle.query', message: expect.stringMatching(/the throttle query failed on "edxapp": the database refused it while running it \(error 1105\)/) } });
