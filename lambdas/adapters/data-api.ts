@@ -106,9 +106,12 @@ export class DataApiConnection implements SqlConnection {
   private failure(err: unknown, what: string): Error {
     const e = err as Error;
     const detail = `${this.name}: ${what}: ${e.name}: ${e.message}`;
-    if (/more than the allowed response size limit/i.test(e.message)) return new ResultTooLarge(detail, { cause: err });
-    if (TRANSIENT.has(e.name) || /Communications link failure/i.test(e.message)) return new TransientError(detail, { cause: err });
-    return new DatabaseError(detail, { cause: err });
+    // "Database error code: 1146. Message: …": the number, as mysql2 gives it, for callers that act on it
+    const code = /Database error code: (\d+)/.exec(e.message)?.[1];
+    const errno = code === undefined ? undefined : Number(code);
+    if (/more than the allowed response size limit/i.test(e.message)) return new ResultTooLarge(detail, { cause: err, errno });
+    if (TRANSIENT.has(e.name) || /Communications link failure/i.test(e.message)) return new TransientError(detail, { cause: err, errno });
+    return new DatabaseError(detail, { cause: err, errno });
   }
 
   private async run(sql: string, params: readonly unknown[], what: string) {

@@ -3,6 +3,7 @@ import { overCap, type CappedField } from './caps.ts';
 import { DEFAULT_CHUNK } from './chunker.ts';
 import { InvalidInput } from './errors.ts';
 import { PLAIN_NAME } from './identifiers.ts';
+import { throttleQueryProblem } from './throttle-query.ts';
 import { DEFAULT_THROTTLE } from './throttler.ts';
 
 /** The pieces every machine's input schema is made of, so a field means the same in each. */
@@ -89,10 +90,18 @@ export const throttleSchema = z
     replica: z
       .strictObject({ connection: connectionName, maxLagSeconds: knobFields['throttle.replica.maxLagSeconds'].default(DEFAULT_THROTTLE.maxReplicaLagSeconds) })
       .optional(),
+    /** Where `query` runs (default: the source's connection): a user granted only what the query reads. */
+    connection: connectionName.optional(),
+    /** Refused here when it could write, lock, sleep or wait; it runs read-only and timed (see throttle-query.ts). */
     query: z
       .string()
-      .max(2000)
-      .regex(/^\s*select\s[^;]*$/i, 'must be a single SELECT statement with no ;')
+      .max(2000, 'at most 2000 characters')
+      // any case spelled out: the JSON schema made from this one keeps the pattern but not an i flag
+      .regex(/^\s*[Ss][Ee][Ll][Ee][Cc][Tt]\s/, 'must be a single SELECT statement, e.g. "SELECT COUNT(*) FROM information_schema.PROCESSLIST"')
+      .superRefine((query, ctx) => {
+        const problem = throttleQueryProblem(query);
+        if (problem) ctx.addIssue({ code: 'custom', message: problem });
+      })
       .optional(),
     waitSeconds: knobFields['throttle.waitSeconds'].default(DEFAULT_THROTTLE.waitSeconds),
   })

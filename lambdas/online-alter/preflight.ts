@@ -30,7 +30,7 @@ export async function checkOnlineAlter(input: OnlineAlterInput, deps: Pick<TaskD
   let copyKey: CopyKey | undefined;
   if (!checkpoint) {
     ({ addedUniqueKeys, copyKey } = await checkAlterTable(conn, input));
-    await checkThrottleQuery(conn, input.throttle.query, '');
+    await checkThrottleQuery(input.throttle.connection ? await deps.sql.connect(input.throttle.connection) : conn, input.throttle.query);
   }
   return { conn, store, checkpoint, addedUniqueKeys, copyKey };
 }

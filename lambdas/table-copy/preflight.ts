@@ -29,7 +29,7 @@ export async function checkTableCopy(input: TableCopyInput, deps: Pick<TaskDeps,
     throw new InvalidInput('cleanup.mode', `"truncate" locks the source table, which "${source.name}" (RDS Data API) cannot hold between calls; use "trickle-delete"`);
   }
   const { sourceInfo, targetInfo, copyKey } = await checkCopyTables(input, source, target);
-  await checkThrottleQuery(source, input.throttle.query, ` on "${source.name}"`);
+  await checkThrottleQuery(input.throttle.connection ? await deps.sql.connect(input.throttle.connection) : source, input.throttle.query);
   await checkCanWaitForWriters(() => deps.sql.connectDedicated(input.source.connection), input.source, 'source.connection');
   const store = new CheckpointStore<TableCopyState>(target, input.target.database, MACHINE);
   const checkpoint = await store.load(input.migrationId, identityOf(input));

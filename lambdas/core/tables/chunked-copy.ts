@@ -26,6 +26,8 @@ export interface CopySettings {
     readonly maxThreadsRunning: number;
     readonly replica?: { readonly connection: string; readonly maxLagSeconds: number };
     readonly query?: string;
+    /** Where `query` runs; the source's connection when absent. */
+    readonly connection?: string;
     readonly waitSeconds: number;
   };
   readonly execution: { readonly maxLoopIterations: number };
@@ -252,7 +254,7 @@ export async function throttleNow(settings: Pick<CopySettings, 'migrationId' | '
   if (target !== source) threads[target.name] = await threadsRunning(target);
   let lag: number | null | undefined;
   if (t.replica) lag = await replicaLagSeconds(await deps.sql.connect(t.replica.connection));
-  const queryValue = t.query ? await throttleQueryValue(source, t.query) : undefined;
+  const queryValue = t.query ? await throttleQueryValue(t.connection ? await deps.sql.connect(t.connection) : source, t.query) : undefined;
   const paused = (await deps.flags.get(settings.migrationId, PAUSED_FLAG)) === 'true';
   return decideThrottle(
     { threadsRunning: threads, replicaLagSeconds: lag, throttleQueryValue: queryValue, paused },

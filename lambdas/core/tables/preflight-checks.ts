@@ -164,12 +164,15 @@ export async function lacksPrivilege(conn: SqlConnection, ref: TableRef, privile
   }
 }
 
-/** The operator's throttle query must run where it will be asked. */
-export async function checkThrottleQuery(conn: SqlConnection, query: string | undefined, where: string): Promise<void> {
+/**
+ * The operator's throttle query must run where it will be asked, and return a number. Its failure
+ * says only its class (syntax, no permission, timed out, …): the database's text can print rows.
+ */
+export async function checkThrottleQuery(conn: SqlConnection, query: string | undefined): Promise<void> {
   if (!query) return;
   try {
     await throttleQueryValue(conn, query);
   } catch (err) {
-    throw new InvalidInput('throttle.query', `the throttle query fails${where}: ${(err as Error).message}`);
+    throw new InvalidInput('throttle.query', `${(err as Error).message}: fix the query (try it as the user ferry connects as)`);
   }
 }

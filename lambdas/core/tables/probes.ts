@@ -1,4 +1,5 @@
-import { scalar, str, type SqlConnection } from '../ports/sql.ts';
+import { str, type SqlConnection } from '../ports/sql.ts';
+import { runThrottleQuery } from '../throttle-query.ts';
 
 export async function threadsRunning(conn: SqlConnection): Promise<number> {
   const rows = await conn.query("SHOW GLOBAL STATUS LIKE 'Threads_running'");
@@ -14,7 +15,10 @@ export async function replicaLagSeconds(conn: SqlConnection): Promise<number | n
   return lag === null ? null : Number(lag);
 }
 
-/** The operator's throttle query (validated as one SELECT): a value > 0 means "wait". */
+/**
+ * The operator's throttle query: a value > 0 means "wait". It runs read-only and timed, and a
+ * failure names its class, never the database's text (see throttle-query.ts).
+ */
 export async function throttleQueryValue(conn: SqlConnection, sql: string): Promise<string | null> {
-  return scalar(conn, sql);
+  return runThrottleQuery(conn, sql);
 }

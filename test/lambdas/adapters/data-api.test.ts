@@ -4,6 +4,8 @@ import { beforeEach, describe, expect, it } from 'vitest';
 import { DataApiConnection, namedPlaceholders } from '../../../lambdas/adapters/data-api.ts';
 import type { SqlConnection } from '../../../lambdas/core/ports/sql.ts';
 import { copyRange } from '../../../lambdas/core/tables/copier.ts';
+import { DatabaseError, TransientError } from '../../../lambdas/core/errors.ts';
+import { runThrottleQuery } from '../../../lambdas/core/throttle-query.ts';
 
 const rds = mockClient(RDSDataClient);
 const cluster = { clusterArn: 'arn:aws:rds:eu-west-1:123456789012:cluster:a', secretArn: 'arn:aws:secretsmanager:eu-west-1:123456789012:secret:a-AbCdEf' };
@@ -62,6 +64,22 @@ describe('DataApiConnection', () => {
     rds.on(ExecuteStatementCommand).rejectsOnce(new DatabaseResumingException({ message: 'resuming', $metadata: {} })).rejectsOnce(new StatementTimeoutException({ message: 'slow', $metadata: {} }));
     await expect(port.execute('DELETE FROM t WHERE id = ?', [1])).rejects.toMatchObject({ name: 'TransientError', retryable: true });
     await expect(port.execute('DELETE FROM t WHERE id = ?', [1])).rejects.toMatchObject({ name: 'TransientError' });
+  });
+
+  it('carries the database error number, so the throttle query names its class without the database text', async () => {
+    rds.on(ExecuteStatementCommand)
+      .resolvesOnce({ columnMetadata: [{ label: 'v' }], records: [[{ stringValue: '8.0.mysql_aurora.3.05.2' }]] })
+      .rejectsOnce(new BadRequestException({ message: "Database error code: 1105. Message: XPATH syntax error: ':hunter2'", $metadata: {} }))
+      .rejectsOnce(new BadRequestException({ message: 'Database error code: 3024. Message: Query execution was interrupted, maximum statement execution time exceeded', $metadata: {} }));
+    const conn = new DataApiConnection('csmh', cluster, new RDSDataClient({ region: 'eu-west-1' }));
+    const first = (await runThrottleQuery(conn, 'SELECT ExtractValue(1, 2)').catch((e: unknown) => e)) as DatabaseError;
+    expect(first).toBeInstanceOf(DatabaseError);
+    expect(first).toMatchObject({ errno: 1105, message: 'the throttle query failed on "csmh": the database refused it while running it (error 1105)' });
+    // on Aurora MySQL the time limit is an optimizer hint
+    expect(rds.commandCalls(ExecuteStatementCommand)[1]!.args[0].input.sql).toBe('SELECT /*+ MAX_EXECUTION_TIME(2000) */ ExtractValue(1, 2)');
+    const second = (await runThrottleQuery(conn, 'SELECT 1').catch((e: unknown) => e)) as TransientError;
+    expect(second).toBeInstanceOf(TransientError);
+    expect(second.message).toMatch(/timed out/);
   });
 
   it('reads rows between clusters in pages that fit the 1 MiB response cap, halving a page that does not', async () => {

@@ -46,4 +46,16 @@ describe('ferry plan on AWS', () => {
     expect(await planOnAws(tableCopyInputSchema, planTableCopy, { migration: sc.input() }, deps)).toMatchObject({ refused: { field: 'target.table', message: expect.stringMatching(/already holds rows/) } });
     expect(await planOnAws(tableCopyInputSchema, planTableCopy, { migration: { ...sc.input(), chunk: { maxRows: 0 } } }, deps)).toMatchObject({ refused: { field: 'chunk.maxRows' } });
   });
+
+  it('answers a throttle query whose error would print a row with the failure class only', async () => {
+    sc = await scenario({ rows: 10 });
+    await sc.conn.query(`CREATE TABLE \`${sc.src}\`.secrets (pw varchar(64))`);
+    await sc.conn.query(`INSERT INTO \`${sc.src}\`.secrets VALUES ('hunter2-s3cret')`);
+    const state = join(sc.dir, 'state');
+    const deps = { sql: new Mysql2Connector({}), couch: { database: async () => Promise.reject(new Error('no CouchDB')) }, flags: new FileFlagStore(state), knobs: new FileFlagStore(state, 'knobs'), claims: { ownerOf: async () => null }, now: Date.now } as unknown as TaskDeps;
+    const query = `SELECT ExtractValue(1, CONCAT(0x3a, (SELECT pw FROM \`${sc.src}\`.secrets LIMIT 1)))`;
+    const answer = await planOnAws(tableCopyInputSchema, planTableCopy, { migration: { ...sc.input(), throttle: { query } } }, deps);
+    expect(answer).toMatchObject({ refused: { field: 'throttle.query', message: expect.stringMatching(/the throttle query failed on "edxapp": the database refused it while running it \(error 1105\)/) } });
+    expect(JSON.stringify(answer)).not.toContain('hunter2');
+  });
 });
