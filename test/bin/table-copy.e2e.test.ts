@@ -130,7 +130,7 @@ describe('ferry local table-copy', () => {
     await sc.conn.query(`INSERT INTO \`${sc.src}\`.throttle_switch VALUES (1)`);
     const file = sc.inputFile({ throttle: { maxThreadsRunning: 200, waitSeconds: 1, query: `SELECT on_off FROM \`${sc.src}\`.throttle_switch` }, cleanup: { mode: 'none' } });
     const running = startFerry(['local', 'table-copy', '--input', file, '--state-dir', sc.stateDir, '--approve', 'all']);
-    await running.waitFor(/throttled: throttle query returned 1/);
+    await running.waitFor(/throttled: the throttle query says wait/);
     await new Promise((r) => setTimeout(r, 1500));
     expect((await tableFingerprint(sc.conn, sc.tgt, TGT)).rows).toBe('0');
     await sc.conn.query(`UPDATE \`${sc.src}\`.throttle_switch SET on_off = 0`);
