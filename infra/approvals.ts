@@ -93,7 +93,9 @@ export class Approvals extends Construct {
     // stack then says what to add to the permission set instead of attaching it.
     const managed = isIdentityCenterRole(config.approvers.roleArn);
     this.approvers = iam.Role.fromRoleArn(this, 'Approvers', config.approvers.roleArn, { mutable: !managed });
-    const mfa = config.approvers.requireMfa ? { Bool: { 'aws:MultiFactorAuthPresent': 'true' } } : undefined;
+    // Identity Center signs people in itself (with MFA when its settings ask for it), and its
+    // sessions carry no aws:MultiFactorAuthPresent: the condition would refuse every approver.
+    const mfa = config.approvers.requireMfa && !managed ? { Bool: { 'aws:MultiFactorAuthPresent': 'true' } } : undefined;
     const may = [
       new iam.PolicyStatement({ actions: ['execute-api:Invoke'], resources: [this.page.decideArn], ...(mfa ? { conditions: mfa } : {}) }),
       new iam.PolicyStatement({ actions: ['ssm:GetParameter'], resources: [this.page.decideUrlParameterArn] }),

@@ -120,7 +120,7 @@ export function localBackend(stateDir: string, env: NodeJS.ProcessEnv, live?: Re
       );
     },
     // Locally whoever reaches the page decides, as with `ferry approve`: nothing to log beyond the record.
-    decide: (migrationId, step, decision, seen) => takeDecision({ migrationId, step, ...decision, seen }, { name: decision.by }, { approvals, deployment: 'local', starterOf: async () => null, log: () => {} }),
+    decide: (migrationId, step, decision, seen) => takeDecision({ migrationId, step, ...decision, seen }, { name: decision.by }, { approvals, deployment: 'local', starterOf: async () => [], log: () => {} }),
   };
 }
 
@@ -144,26 +144,17 @@ function sameSecret(given: string | undefined, secret: string): boolean {
   return timingSafeEqual(digest(given), digest(secret));
 }
 
-/** The value of cookie `name` in a Cookie header, if there. */
-function cookieValue(header: string | undefined, name: string): string | undefined {
-  for (const part of (header ?? '').split(';')) {
-    const eq = part.indexOf('=');
-    if (eq > 0 && part.slice(0, eq).trim() === name) return part.slice(eq + 1).trim();
-  }
-  return undefined;
-}
-
-const REFUSED = 'This is the ferry approval page: open it at the address ferry printed (with ?token=…); it shows nothing without it.\n';
+const REFUSED = 'This is the ferry approval page: open it at the address ferry printed (http://127.0.0.1:PORT/s/<token>/); it shows nothing without it.\n';
 
 /**
  * Serves the approval page on 127.0.0.1 (a port of its own, or `port`) for the state dir. It
  * answers only requests addressed to that host and port (a page of another site cannot reach it
  * through a name that resolves there), and only to whoever holds the address it returns, which
- * carries a secret token (as Jupyter's does): any user of the machine can reach the port, only
- * the one who started ferry has the address. The first request with the token gets a cookie
- * (HttpOnly, SameSite=Strict) and is sent on to the address without it, so the token does not
- * stay in the browser's history; later requests carry the cookie. Without either the page shows
- * nothing and decides nothing (403). A decision must also carry the key of the page it came from.
+ * carries a secret token in its path (`/s/<token>/`, every link and form of the page under it):
+ * any user of the machine can reach the port, only the one who started ferry has the address.
+ * Not a cookie: browsers do not keep cookies apart by port, so one would reach any other server
+ * on 127.0.0.1 the person's browser visits. Without the token the page shows nothing and decides
+ * nothing (403). A decision must also carry the key of the page it came from.
  * The decision is recorded as the local user's, through the approval page.
  */
 export async function servePage(opts: { stateDir: string; env: NodeJS.ProcessEnv; port?: number; live?: ReadonlyMap<string, Progress> }): Promise<{
@@ -174,8 +165,7 @@ export async function servePage(opts: { stateDir: string; env: NodeJS.ProcessEnv
   const backend = localBackend(opts.stateDir, opts.env, opts.live);
   const formKey = randomBytes(24).toString('base64url');
   const token = randomBytes(32).toString('base64url');
-  // What the cookie holds: a secret of its own, so the token itself is never stored in the browser.
-  const session = randomBytes(32).toString('base64url');
+  const base = `/s/${token}`;
   const caller = { name: `${userInfo().username} (approval page)`, mayDecide: true };
   let port = 0;
   // When the last decision was answered: its redirect's page is still to be asked for.
@@ -188,24 +178,12 @@ export async function servePage(opts: { stateDir: string; env: NodeJS.ProcessEnv
         return;
       }
       const url = new URL(req.url ?? '/', `http://${host}`);
-      // Cookies are not told apart by port: each server's has a name of its own.
-      const cookie = `ferry-page-${port}`;
       const refuse = () => res.writeHead(403, { 'content-type': 'text/plain; charset=utf-8', 'cache-control': 'no-store' }).end(REFUSED);
-      // Only a GET trades the token (a POST with it in the address still needs the cookie).
-      if (req.method === 'GET' && url.searchParams.has('token')) {
-        if (!sameSecret(url.searchParams.get('token') ?? undefined, token)) return refuse();
-        url.searchParams.delete('token');
-        res.writeHead(303, {
-          'set-cookie': `${cookie}=${session}; Path=/; HttpOnly; SameSite=Strict`,
-          location: `${url.pathname}${url.search}`,
-          'cache-control': 'no-store',
-          'referrer-policy': 'no-referrer',
-        }).end();
-        return;
-      }
-      if (!sameSecret(cookieValue(req.headers.cookie, cookie), session)) return refuse();
+      const [, s, given, ...rest] = url.pathname.split('/');
+      if (s !== 's' || !sameSecret(given, token)) return refuse();
+      const path = `/${rest.join('/')}`;
       const form = req.method === 'POST' ? Object.fromEntries(new URLSearchParams(await body(req))) : {};
-      const out = await handlePage({ method: req.method ?? 'GET', path: url.pathname, form, query: Object.fromEntries(url.searchParams) }, caller, backend, { where: `local, state dir ${opts.stateDir}`, formKey });
+      const out = await handlePage({ method: req.method ?? 'GET', path, form, query: Object.fromEntries(url.searchParams) }, caller, backend, { where: `local, state dir ${opts.stateDir}`, formKey, base });
       if (req.method === 'POST' && out.status === 303) decidedAt = Date.now();
       res.writeHead(out.status, out.headers).end(out.body);
     })().catch((err: Error) => {
@@ -219,7 +197,7 @@ export async function servePage(opts: { stateDir: string; env: NodeJS.ProcessEnv
   });
   port = (server.address() as { port: number }).port;
   return {
-    url: `http://127.0.0.1:${port}/?token=${token}`,
+    url: `http://127.0.0.1:${port}${base}/`,
     // A request under way (the decision that ends the run, and the page its redirect asks for, 2 s
     // at most after it) is finished first, for at most 5 s.
     close: async () => {

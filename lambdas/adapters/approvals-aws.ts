@@ -105,7 +105,9 @@ export class AwsApprovals implements ApprovalDecider {
       }
       throw err;
     }
-    await this.forget(Name, token);
+    // The task is completed: the decision stands even if the token cannot be removed now (the
+    // ExecutionEnded rule removes it when the execution ends; a second decision on it finds no task).
+    await this.forget(Name, token).catch(() => undefined);
     return true;
   }
 

@@ -32,12 +32,16 @@ export function roleOfSession(arn: string): string | null {
 export type HandedOver = (from: string, to: string) => Promise<boolean>;
 
 /**
- * Who started an execution, from CloudTrail's StartExecution event. A continuation names the
- * execution before it in its input (`handedOverBy`); that is followed only when the execution
- * named has the continuation's start in its own history. An input anyone could have written is
- * not evidence: an execution a person started with `handedOverBy` in its input is that person's.
+ * Who started an execution: every principal whose StartExecution CloudTrail records as returning
+ * it. More than one may: StartExecution repeated with the same name and input answers with the
+ * running execution, so someone else's repeat names it too, and which call came first is not
+ * something to rely on; separation of duties refuses a decider who is any of them. A continuation
+ * names the execution before it in its input (`handedOverBy`); that is followed only when the
+ * execution named has the continuation's start in its own history. An input anyone could have
+ * written is not evidence: an execution a person started with `handedOverBy` in its input is that
+ * person's. Empty when CloudTrail does not (yet) say.
  */
-export async function startedBy(sfn: SFNClient, trail: CloudTrailClient, executionArn: string, handedOver: HandedOver): Promise<string | null> {
+export async function startedBy(sfn: SFNClient, trail: CloudTrailClient, executionArn: string, handedOver: HandedOver): Promise<string[]> {
   let arn = executionArn;
   for (let hops = 0; hops < 100; hops++) {
     const d = await sfn.send(new DescribeExecutionCommand({ executionArn: arn }));
@@ -47,6 +51,7 @@ export async function startedBy(sfn: SFNClient, trail: CloudTrailClient, executi
       continue;
     }
     const at = d.startDate ?? new Date();
+    const starters = new Set<string>();
     let NextToken: string | undefined;
     do {
       const page = await trail.send(
@@ -59,11 +64,11 @@ export async function startedBy(sfn: SFNClient, trail: CloudTrailClient, executi
       );
       for (const e of page.Events ?? []) {
         const event = JSON.parse(e.CloudTrailEvent ?? '{}') as { responseElements?: { executionArn?: string }; userIdentity?: { arn?: string } };
-        if (event.responseElements?.executionArn === arn) return event.userIdentity?.arn ?? null;
+        if (event.responseElements?.executionArn === arn) starters.add(event.userIdentity?.arn ?? 'an unknown principal');
       }
       NextToken = page.NextToken;
     } while (NextToken);
-    return null;
+    return [...starters];
   }
-  return null;
+  return [];
 }

@@ -10,6 +10,7 @@ import { InvalidInput, RequestChanged } from '../core/errors.ts';
 import { checkApprovalName } from '../core/input-parts.ts';
 import type { ApprovalDecider, SeenRequest } from '../core/ports/approvals.ts';
 import { personOf, unknownPerson } from '../adapters/identity.ts';
+import { sameRequest } from '../adapters/approvals.ts';
 
 export const REASON_MAX = 1000;
 
@@ -42,13 +43,13 @@ export interface DecisionPorts {
   };
   /** The deployment's name, for messages. */
   readonly deployment: string;
-  /** Who started the execution (CloudTrail, following only hand-overs the executions' own histories show). */
-  readonly starterOf: (execution: string) => Promise<string | null>;
+  /** Who started the execution: each principal CloudTrail says did (following only hand-overs the executions' own histories show). */
+  readonly starterOf: (execution: string) => Promise<readonly string[]>;
   readonly log: (message: string, entry: Record<string, unknown>) => void;
 }
 
 /** The checks every decision passes, in order; the first that fails is the outcome. */
-async function check(asked: DecisionAsked, decider: Decider, ports: DecisionPorts): Promise<DecisionOutcome | { readonly status: 'go'; readonly execution: string }> {
+async function check(asked: DecisionAsked, decider: Decider, ports: DecisionPorts): Promise<DecisionOutcome | { readonly status: 'go'; readonly execution: string; readonly request: SeenRequest }> {
   try {
     checkApprovalName(asked.migrationId, asked.step);
   } catch (err) {
@@ -60,46 +61,67 @@ async function check(asked: DecisionAsked, decider: Decider, ports: DecisionPort
   if (reason.length > REASON_MAX) return { status: 'invalid', message: `the reason is longer than ${REASON_MAX} characters` };
   const pending = await ports.approvals.pendingRequest(asked.migrationId, asked.step);
   if (!pending) return { status: 'none', pending: await ports.approvals.pending() };
-  if (!asked.approved || !pending.separateFromStarter) return { status: 'go', execution: pending.execution };
+  if (asked.seen && !sameRequest(pending, asked.seen)) {
+    return { status: 'changed', message: `the ${asked.step} request of ${asked.migrationId} has changed since it was shown (now ${pending.execution}, asked for at ${pending.requestedAt})` };
+  }
+  // The token completed is this very request's: if another replaced it meanwhile, nothing is decided.
+  const go = { status: 'go', execution: pending.execution, request: { execution: pending.execution, requestedAt: pending.requestedAt } } as const;
+  if (!asked.approved || !pending.separateFromStarter) return go;
   const nothing = 'Nothing was approved.';
   if (!decider.principal) {
     return { status: 'refused', message: `${ports.deployment} separates duties, and a page sign-in does not say which AWS principal started an execution: an approver who did not start it decides with \`npx ferry approve ${asked.migrationId} --step ${asked.step} --aws\`. ${nothing}` };
   }
-  const starter = await ports.starterOf(pending.execution);
-  if (!starter) return { status: 'refused', message: `${ports.deployment} separates duties, and CloudTrail does not (yet) say who started ${pending.execution}. Try again in a few minutes, or ask another approver. ${nothing}` };
+  const starters = await ports.starterOf(pending.execution);
+  if (starters.length === 0) return { status: 'refused', message: `${ports.deployment} separates duties, and CloudTrail does not (yet) say who started ${pending.execution}. Try again in a few minutes, or ask another approver. ${nothing}` };
   const who = personOf(decider.principal);
   if (!who) return { status: 'refused', message: `${ports.deployment} separates duties, and ${unknownPerson(decider.principal)}: approve as an IAM Identity Center user. ${nothing}` };
-  const started = personOf(starter);
-  if (!started) return { status: 'refused', message: `${ports.deployment} separates duties, and ${pending.execution} was started by ${unknownPerson(starter)}; ferry cannot tell whether that was you. Executions that need approving are started by people (IAM Identity Center users or IAM users). ${nothing}` };
-  if (who === started) return { status: 'refused', message: `${decider.principal} started ${pending.execution} (as ${starter}); ${ports.deployment} separates duties: another approver must approve ${asked.step}. ${nothing}` };
-  return { status: 'go', execution: pending.execution };
+  for (const starter of starters) {
+    const started = personOf(starter);
+    if (!started) return { status: 'refused', message: `${ports.deployment} separates duties, and ${pending.execution} was started by ${unknownPerson(starter)}; ferry cannot tell whether that was you. Executions that need approving are started by people (IAM Identity Center users or IAM users). ${nothing}` };
+    if (who === started) return { status: 'refused', message: `${decider.principal} started ${pending.execution} (as ${starter}); ${ports.deployment} separates duties: another approver must approve ${asked.step}. ${nothing}` };
+  }
+  return go;
 }
 
-/** Takes one decision, or says why not; logs the attempt either way. */
+/** Takes one decision, or says why not; logs the attempt either way, one that failed too. */
 export async function takeDecision(asked: DecisionAsked, decider: Decider, ports: DecisionPorts): Promise<DecisionOutcome> {
   let outcome: DecisionOutcome;
-  const checked = await check(asked, decider, ports);
-  if (checked.status !== 'go') outcome = checked;
-  else {
-    try {
-      const reason = asked.reason?.trim();
-      const done = await ports.approvals.decide(asked.migrationId, asked.step, { approved: asked.approved, by: decider.name, ...(reason ? { reason } : {}) }, asked.seen ?? { execution: checked.execution });
-      outcome = done ? { status: 'decided', execution: checked.execution } : { status: 'none', pending: await ports.approvals.pending() };
-    } catch (err) {
-      if (!(err instanceof RequestChanged)) throw err;
-      outcome = { status: 'changed', message: err.message };
-    }
+  try {
+    outcome = await attempt(asked, decider, ports);
+  } catch (err) {
+    ports.log(`not decided (error): ${asked.step} of ${asked.migrationId}`, { ...entryOf(asked, decider), execution: asked.seen?.execution ?? null, outcome: 'error', why: `${(err as Error).name}: ${(err as Error).message}` });
+    throw err;
   }
   ports.log(outcome.status === 'decided' ? `${asked.approved ? 'approved' : 'rejected'}: ${asked.step} of ${asked.migrationId}` : `not decided (${outcome.status}): ${asked.step} of ${asked.migrationId}`, {
+    ...entryOf(asked, decider),
+    execution: outcome.status === 'decided' ? outcome.execution : (asked.seen?.execution ?? null),
+    outcome: outcome.status,
+    ...('message' in outcome ? { why: outcome.message } : {}),
+  });
+  return outcome;
+}
+
+async function attempt(asked: DecisionAsked, decider: Decider, ports: DecisionPorts): Promise<DecisionOutcome> {
+  const checked = await check(asked, decider, ports);
+  if (checked.status !== 'go') return checked;
+  try {
+    const reason = asked.reason?.trim();
+    const done = await ports.approvals.decide(asked.migrationId, asked.step, { approved: asked.approved, by: decider.name, ...(reason ? { reason } : {}) }, checked.request);
+    return done ? { status: 'decided', execution: checked.execution } : { status: 'none', pending: await ports.approvals.pending() };
+  } catch (err) {
+    if (!(err instanceof RequestChanged)) throw err;
+    return { status: 'changed', message: err.message };
+  }
+}
+
+/** What every log line of a decision says: what was asked, and by whom. */
+function entryOf(asked: DecisionAsked, decider: Decider): Record<string, unknown> {
+  return {
     decision: asked.approved ? 'approve' : 'reject',
     migrationId: asked.migrationId,
     step: asked.step,
     by: decider.name,
     ...(decider.principal ? { principal: decider.principal } : {}),
-    execution: outcome.status === 'decided' ? outcome.execution : (asked.seen?.execution ?? null),
     ...(asked.reason ? { reason: asked.reason.slice(0, REASON_MAX) } : {}),
-    outcome: outcome.status,
-    ...('message' in outcome ? { why: outcome.message } : {}),
-  });
-  return outcome;
+  };
 }

@@ -126,7 +126,7 @@ export function awsBackend(aws: PageAws): PageBackend {
       );
     },
     // A page sign-in names no AWS principal: where duties are separated, approving is refused here.
-    decide: (migrationId, step, decision, seen) => takeDecision({ migrationId, step, ...decision, seen }, { name: decision.by }, { approvals: aws.approvals, deployment: aws.deployment, starterOf: async () => null, log: aws.log ?? (() => {}) }),
+    decide: (migrationId, step, decision, seen) => takeDecision({ migrationId, step, ...decision, seen }, { name: decision.by }, { approvals: aws.approvals, deployment: aws.deployment, starterOf: async () => [], log: aws.log ?? (() => {}) }),
   };
 }
 

@@ -22,7 +22,7 @@ describe('the approval page', () => {
   });
 
   /** The address ferry prints: the page's own, with its secret token. */
-  const pageUrl = (stderr: string) => /approval page: (http:\/\/127\.0\.0\.1:\d+\/\?token=[A-Za-z0-9_-]{43})\n/.exec(stderr)![1]!;
+  const pageUrl = (stderr: string) => /approval page: (http:\/\/127\.0\.0\.1:\d+\/s\/[A-Za-z0-9_-]{43}\/)\n/.exec(stderr)![1]!;
   const origin = (url: string) => new URL(url).origin;
 
   it('shows what a cut-over rests on, and an Approve click lets the run go on, recorded as the person who clicked', async () => {
@@ -36,8 +36,9 @@ describe('the approval page', () => {
 
     const page = await browser.newPage();
     await page.goto(pageUrl(run.stderr()));
-    // the token is traded for a cookie at once: the address bar (and the history) no longer holds it
-    expect(page.url()).toBe(`${origin(pageUrl(run.stderr()))}/`);
+    // no cookie: the token in the path is the only key, and a browser sends cookies to every port of 127.0.0.1
+    expect(page.url()).toBe(pageUrl(run.stderr()));
+    expect(await page.context().cookies()).toEqual([]);
     const pending = page.getByRole('region', { name: `Approval pending: cutover of ${migrationId}` });
     await expect.poll(() => pending.isVisible()).toBe(true);
     const text = await pending.innerText();
@@ -73,14 +74,13 @@ describe('the approval page', () => {
     expect(await pending.getByLabel('Reason for rejecting (required)').evaluate((e: HTMLTextAreaElement) => e.validity.valueMissing)).toBe(true);
     // and so does the server, for a form sent without the browser's check
     const fields = await pending.locator('form:has(button.reject) input[type=hidden]').evaluateAll((inputs: HTMLInputElement[]) => inputs.map((i) => [i.name, i.value]));
-    const cookie = (await page.context().cookies()).map((c) => `${c.name}=${c.value}`).join('; ');
-    const post = (extra: Record<string, string>, headers: Record<string, string> = { cookie }) =>
-      fetch(new URL('/decide', origin(pageUrl(run.stderr()))), { method: 'POST', headers, body: new URLSearchParams({ ...Object.fromEntries(fields), ...extra }), redirect: 'manual' }).then(async (r) => ({ status: r.status, text: await r.text() }));
+    const post = (extra: Record<string, string>, at = new URL('decide', pageUrl(run.stderr()))) =>
+      fetch(at, { method: 'POST', body: new URLSearchParams({ ...Object.fromEntries(fields), ...extra }), redirect: 'manual' }).then(async (r) => ({ status: r.status, text: await r.text() }));
     const forged = await post({ reason: '   ' });
     // a form that did not come from this page (another site's) is refused too
     const foreign = await post({ formKey: 'guessed', reason: 'from elsewhere' });
-    // and so is a whole, well-formed decision from someone without the page's cookie (another local user)
-    const stranger = await post({ reason: 'not mine to decide' }, {});
+    // and so is a whole, well-formed decision from someone without the printed address (another local user)
+    const stranger = await post({ reason: 'not mine to decide' }, new URL('/decide', origin(pageUrl(run.stderr()))));
     expect(foreign.status).toBe(403);
     expect(forged.status).toBe(400);
     expect(forged.text).toContain('A rejection needs a reason');
@@ -100,13 +100,12 @@ describe('the approval page', () => {
 
     // the run is over; `ferry ui` serves the same page for the state dir, with nothing left to decide
     const ui = startFerry(['ui', '--state-dir', sc.stateDir]);
-    await ui.waitFor(/approval page for .*: http:\/\/127\.0\.0\.1:\d+\/\?token=[A-Za-z0-9_-]{43} \(Ctrl-C to stop\)/);
-    const uiUrl = /(http:\/\/127\.0\.0\.1:\d+\/\?token=[A-Za-z0-9_-]+)/.exec(ui.stderr())![1]!;
-    // the run's page's cookie is no key to this one (another server, another token)
-    await page.goto(origin(uiUrl));
+    await ui.waitFor(/approval page for .*: http:\/\/127\.0\.0\.1:\d+\/s\/[A-Za-z0-9_-]{43}\/ \(Ctrl-C to stop\)/);
+    const uiUrl = /(http:\/\/127\.0\.0\.1:\d+\/s\/[A-Za-z0-9_-]+\/)/.exec(ui.stderr())![1]!;
+    // the run's page's token is no key to this one (another server, another token)
+    await page.goto(`${origin(uiUrl)}${new URL(pageUrl(run.stderr())).pathname}`);
     expect(await page.locator('body').innerText()).not.toContain(migrationId);
     await page.goto(uiUrl);
-    expect(page.url()).toBe(`${origin(uiUrl)}/`);
     const main = await page.locator('main').innerText();
     expect(main).toMatch(/No approval is pending/);
     expect(main).toMatch(new RegExp(`${migrationId} \\(table-copy\\)[\\s\\S]*phase\\s+cutover-approval`));

@@ -14,7 +14,7 @@ describe('a decision applies only to the request the page showed', () => {
     sc = undefined;
   });
 
-  /** A browser's view of `ferry ui`: follows its address (and any sign-in redirect), keeps its cookies. */
+  /** A browser's view of `ferry ui`: opens the address it printed, follows redirects, keeps cookies if any. */
   async function client(ui: Running) {
     const start = new URL(/approval page for .*: (http:\/\/127\.0\.0\.1:\d+\/\S*)/.exec(ui.stderr())![1]!);
     const jar = new Map<string, string>();
@@ -29,15 +29,14 @@ describe('a decision applies only to the request the page showed', () => {
       expect(res.status).toBe(200);
       return res.text();
     };
-    const root = new URL('/', start);
-    await get(start);
+    const root = start;
     return {
       page: () => get(root),
       /** Posts the approve form as the page rendered it; answers with the page the redirect leads to. */
       async approve(html: string): Promise<{ status: number; page: string }> {
         const form = html.slice(html.indexOf('<form'), html.indexOf('</form>'));
         const fields = Object.fromEntries([...form.matchAll(/<input type="hidden" name="([^"]+)" value="([^"]*)">/g)].map((m) => [m[1]!, m[2]!.replace(/&amp;/g, '&').replace(/&quot;/g, '"')]));
-        const res = await send(new URL('/decide', root), { method: 'POST', body: new URLSearchParams(fields) });
+        const res = await send(new URL('decide', root), { method: 'POST', body: new URLSearchParams(fields) });
         return { status: res.status, page: res.status === 303 ? await get(new URL(res.headers.get('location')!, root)) : await res.text() };
       },
     };

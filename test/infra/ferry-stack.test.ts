@@ -264,7 +264,8 @@ describe('FerryStack', () => {
     expect(ofType('AWS::IAM::Policy').filter(([, p]) => JSON.stringify(p.Properties.Roles).includes('AWSReservedSSO'))).toEqual([]);
     const permissionSet = JSON.stringify(template.toJSON().Outputs.ApproversPermissionSetPolicy.Value);
     expect(permissionSet).toContain('execute-api:Invoke');
-    expect(permissionSet).toContain('MultiFactorAuthPresent');
+    // Identity Center's sessions carry no aws:MultiFactorAuthPresent (its own sign-in asks for MFA): the condition would lock every approver out
+    expect(permissionSet).not.toContain('MultiFactorAuthPresent');
     expect(permissionSet).not.toContain('SendTask');
     // staging's approvers are a role of the account: the stack attaches what they may do
     const staging = environments(cdkJson.context.ferry, 'staging')[0]!;
@@ -279,6 +280,10 @@ describe('FerryStack', () => {
     const invoke = statements.find((st) => JSON.stringify(st.Action).includes('execute-api:Invoke'))!;
     // staging is configured without MFA
     expect(invoke.Condition).toBeUndefined();
+    // a role of the account whose approvers need MFA gets the condition
+    const withMfa = synth(false, { ...staging, config: { ...staging.config, approvers: { ...staging.config.approvers, requireMfa: true, page: {} } } }).template.toJSON() as { Resources: Record<string, Resource> };
+    const mfaInvoke = Object.values(withMfa.Resources).filter((p) => p.Type === 'AWS::IAM::Policy' && JSON.stringify(p.Properties.Roles).includes('ferry-approvers')).flatMap((p) => (p.Properties.PolicyDocument as { Statement: Statement[] }).Statement).find((st) => JSON.stringify(st.Action).includes('execute-api:Invoke'))!;
+    expect(mfaInvoke.Condition).toEqual({ Bool: { 'aws:MultiFactorAuthPresent': 'true' } });
     expect(JSON.stringify(invoke.Resource)).toContain('/$default/POST/api/decide');
     // the endpoint checks the caller's signature before the function runs
     template.hasResourceProperties('AWS::ApiGatewayV2::Route', { RouteKey: 'POST /api/decide', AuthorizationType: 'AWS_IAM' });

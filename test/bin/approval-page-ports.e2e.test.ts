@@ -1,6 +1,7 @@
 /**
- * Security review of the local approval page (README "The approval page"): "any user of the
- * machine can reach the port, only whoever sees the printed address can use it".
+ * The local approval page (README "The approval page"): "any user of the machine can reach the
+ * port, only whoever sees the printed address can use it", even a server of theirs on another
+ * port of 127.0.0.1 that the person's browser visits.
  */
 import { createServer, request, type Server } from 'node:http';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
@@ -22,7 +23,7 @@ function http(url: string, opts: { method?: string; headers?: Record<string, str
   });
 }
 
-describe('security review: the local approval page', () => {
+describe('the local approval page and other servers on 127.0.0.1', () => {
   let browser: Browser;
   let sc: Scenario | undefined;
   let other: Server | undefined;
@@ -39,12 +40,12 @@ describe('security review: the local approval page', () => {
     other = undefined;
   });
 
-  it('another local user\'s server on 127.0.0.1 (another port) cannot get what decides: the page\'s cookie is not sent to it', async () => {
+  it('another local user\'s server on 127.0.0.1 (another port) cannot get what decides: the page keeps no cookie a browser would send it', async () => {
     sc = await scenario({ rows: 300 });
     const migrationId = sc.input().migrationId as string;
     const run = startFerry(['local', 'table-copy', '--input', sc.inputFile({ reverify: { everySeconds: 0 }, cleanup: { mode: 'none' } }), '--state-dir', sc.stateDir, '--approve', 'cleanup']);
     await run.waitFor(/waiting for approval "cutover"/);
-    const printed = /approval page: (http:\/\/127\.0\.0\.1:(\d+)\/\?token=[A-Za-z0-9_-]{43})\n/.exec(run.stderr())!;
+    const printed = /approval page: (http:\/\/127\.0\.0\.1:(\d+)\/s\/[A-Za-z0-9_-]{43}\/)\n/.exec(run.stderr())!;
     const port = printed[2]!;
 
     // The person who started ferry opens the printed address, as README says.
@@ -74,7 +75,7 @@ describe('security review: the local approval page', () => {
     const decided = await http(`http://127.0.0.1:${port}/decide`, { method: 'POST', headers: { ...headers, 'content-type': 'application/x-www-form-urlencoded' }, body: form });
     await page.close();
 
-    // Today: the cookie reaches the other port, and the decision it posts is taken (303, "Approved").
+    // No cookie reaches the other port (the page sets none), and a decision without the printed address is refused.
     expect({ status: decided.status, cookieStolen: Boolean(stolen) }).toEqual({ status: 403, cookieStolen: false });
     run.child.kill('SIGINT');
     await run.done;

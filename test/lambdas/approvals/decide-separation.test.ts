@@ -1,16 +1,15 @@
 /**
- * Security review of the decision path on AWS: each test states a promise of README.md's
- * "Who can complete an approval", "Separation of duties" and "Security model", and tries to
- * break it through ferry's own functions, with the AWS calls mocked (aws-sdk-client-mock).
+ * The decision path on AWS against the promises of README.md's "Who can complete an approval",
+ * "Separation of duties" and "Security model", with the AWS calls mocked (aws-sdk-client-mock).
  */
 import { CloudTrailClient, LookupEventsCommand } from '@aws-sdk/client-cloudtrail';
 import { DescribeExecutionCommand, SendTaskFailureCommand, SendTaskSuccessCommand, SFNClient } from '@aws-sdk/client-sfn';
 import { DeleteParameterCommand, GetParameterCommand, GetParametersByPathCommand, SSMClient } from '@aws-sdk/client-ssm';
 import { mockClient } from 'aws-sdk-client-mock';
 import { beforeEach, describe, expect, it } from 'vitest';
-import { AwsApprovals } from '../../lambdas/adapters/approvals-aws.ts';
-import { startedBy } from '../../lambdas/adapters/identity.ts';
-import { handleDecide, type SignedEvent } from '../../lambdas/approvals/decide-endpoint.ts';
+import { AwsApprovals } from '../../../lambdas/adapters/approvals-aws.ts';
+import { startedBy } from '../../../lambdas/adapters/identity.ts';
+import { handleDecide, type SignedEvent } from '../../../lambdas/approvals/decide-endpoint.ts';
 
 const ACCOUNT = '123456789012';
 const MACHINE = `arn:aws:states:eu-west-1:${ACCOUNT}:stateMachine:ferry-production-table-copy`;
@@ -35,7 +34,7 @@ function startEvent(who: string, executionArn: string, at: string) {
   return { EventName: 'StartExecution', EventTime: new Date(at), CloudTrailEvent: JSON.stringify({ eventTime: at, eventName: 'StartExecution', responseElements: { executionArn, startDate: at }, userIdentity: { arn: who } }) };
 }
 
-describe('security review: the decision endpoint', () => {
+describe('the decision endpoint: separation of duties and its record', () => {
   const logged: { message: string; entry: Record<string, unknown> }[] = [];
   const ports = () => {
     const sfnClient = new SFNClient({ region: 'eu-west-1' });
