@@ -60,7 +60,7 @@ async function check(asked: DecisionAsked, decider: Decider, ports: DecisionPort
   if (!asked.approved && !reason) return { status: 'invalid', message: 'a rejection needs a reason, so the record says why' };
   if (reason.length > REASON_MAX) return { status: 'invalid', message: `the reason is longer than ${REASON_MAX} characters` };
   const pending = await ports.approvals.pendingRequest(asked.migrationId, asked.step);
-  if (!pending) return { status: 'none', pending: await ports.approvals.pending() };
+  if (!pending) return { status: 'none', pending: await pendingSteps(ports) };
   if (asked.seen && !sameRequest(pending, asked.seen)) {
     return { status: 'changed', message: `the ${asked.step} request of ${asked.migrationId} has changed since it was shown (now ${pending.execution}, asked for at ${pending.requestedAt})` };
   }
@@ -107,7 +107,7 @@ async function attempt(asked: DecisionAsked, decider: Decider, ports: DecisionPo
   try {
     const reason = asked.reason?.trim();
     const done = await ports.approvals.decide(asked.migrationId, asked.step, { approved: asked.approved, by: decider.name, ...(reason ? { reason } : {}) }, checked.request);
-    return done ? { status: 'decided', execution: checked.execution } : { status: 'none', pending: await ports.approvals.pending() };
+    return done ? { status: 'decided', execution: checked.execution } : { status: 'none', pending: await pendingSteps(ports) };
   } catch (err) {
     if (!(err instanceof RequestChanged)) throw err;
     return { status: 'changed', message: err.message };
@@ -124,4 +124,9 @@ function entryOf(asked: DecisionAsked, decider: Decider): Record<string, unknown
     ...(decider.principal ? { principal: decider.principal } : {}),
     ...(asked.reason ? { reason: asked.reason.slice(0, REASON_MAX) } : {}),
   };
+}
+
+/** What is pending, by migration and step only (a local request record holds its token). */
+async function pendingSteps(ports: DecisionPorts): Promise<{ migrationId: string; step: string }[]> {
+  return (await ports.approvals.pending()).map((p) => ({ migrationId: p.migrationId, step: p.step }));
 }
