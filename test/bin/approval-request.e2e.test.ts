@@ -1,5 +1,6 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { killStrays, runFerry, startFerry, type Running } from '../helpers/cli.ts';
+import { firstFormFields } from '../helpers/page-form.ts';
 import { scenario, type Scenario } from '../helpers/scenario.ts';
 
 /**
@@ -34,9 +35,7 @@ describe('a decision applies only to the request the page showed', () => {
       page: () => get(root),
       /** Posts the approve form as the page rendered it; answers with the page the redirect leads to. */
       async approve(html: string): Promise<{ status: number; page: string }> {
-        const form = html.slice(html.indexOf('<form'), html.indexOf('</form>'));
-        const fields = Object.fromEntries([...form.matchAll(/<input type="hidden" name="([^"]+)" value="([^"]*)">/g)].map((m) => [m[1]!, m[2]!.replace(/&amp;/g, '&').replace(/&quot;/g, '"')]));
-        const res = await send(new URL('decide', root), { method: 'POST', body: new URLSearchParams(fields) });
+        const res = await send(new URL('decide', root), { method: 'POST', body: new URLSearchParams(firstFormFields(html)) });
         return { status: res.status, page: res.status === 303 ? await get(new URL(res.headers.get('location')!, root)) : await res.text() };
       },
     };
@@ -64,7 +63,7 @@ describe('a decision applies only to the request the page showed', () => {
     expect(refused.page).toContain('has changed since the page was shown');
     expect(refused.page).toContain('Approval pending: cutover of');
     // so does `ferry approve --execution` naming the run that is gone
-    const gone = /name="execution" value="([^"]+)"/.exec(stale)![1]!.replace(/&amp;/g, '&');
+    const gone = firstFormFields(stale).execution!;
     const migrationId = sc.input().migrationId as string;
     const cli = await runFerry(['approve', migrationId, '--step', 'cutover', '--execution', gone, '--state-dir', sc.stateDir]);
     expect(cli.code).toBe(1);

@@ -2,6 +2,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { runFerry, startFerry } from '../helpers/cli.ts';
 import { tableFingerprint } from '../helpers/db.ts';
 import { scenario, SRC, TGT, type Scenario } from '../helpers/scenario.ts';
+import { firstFormFields } from '../helpers/page-form.ts';
 
 /** A decision applies only to the request it answers, and is never taken on data a person did not see. */
 describe('approvals that mean what they say', () => {
@@ -90,8 +91,7 @@ describe('approvals that mean what they say', () => {
     // re-verification turned off says so (not that nothing is pending)
     expect(shown.text).toContain('<dt>re-verification</dt><dd>off: reverify.everySeconds is 0');
     // the approve form as the page rendered it: the request it was shown for, and the page's key
-    const approveForm = shown.text.slice(shown.text.indexOf('<form'), shown.text.indexOf('</form>'));
-    const fields = Object.fromEntries([...approveForm.matchAll(/<input type="hidden" name="([^"]+)" value="([^"]*)">/g)].map((m) => [m[1]!, m[2]!]));
+    const fields = firstFormFields(shown.text);
     expect(fields).toMatchObject({ migrationId, step: 'cutover', decision: 'approve' });
 
     // a well-formed decision posted anywhere but under the token decides nothing

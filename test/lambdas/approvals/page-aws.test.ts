@@ -8,6 +8,7 @@ import { AwsApprovals } from '../../../lambdas/adapters/approvals-aws.ts';
 import { SsmFlagStore } from '../../../lambdas/adapters/flags-ssm.ts';
 import { handleAwsPage, type HttpEvent, type PageAws } from '../../../lambdas/approvals/page-aws.ts';
 import { REPORT_MAX_BYTES, reverifyReportText } from '../../../lambdas/adapters/reverify-aws.ts';
+import { firstFormFields } from '../../helpers/page-form.ts';
 
 const REGION = 'eu-west-1';
 const POOL = 'eu-west-1_Example1';
@@ -90,7 +91,7 @@ describe('the approval page on AWS', () => {
   const session = (token: string) => [`__Host-ferry_session=${token}`];
   const formKeyOf = (body: string) => /name="formKey" value="([^"]+)"/.exec(body)![1]!;
   /** The hidden fields of the first form on the page (the request it was shown for, the form key). */
-  const formOf = (body: string) => Object.fromEntries([...body.split('</form>')[0]!.matchAll(/<input type="hidden" name="([^"]+)" value="([^"]*)">/g)].map((m) => [m[1]!, m[2]!.replace(/&amp;/g, '&')]));
+  const formOf = firstFormFields;
   /** Follows the 303 a decision answers with, as the browser does. */
   const follow = async (res: { statusCode: number; headers: Record<string, string> }, cookies: string[]) => {
     expect(res.statusCode).toBe(303);
