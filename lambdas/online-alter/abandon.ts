@@ -1,3 +1,4 @@
+import { InvalidInput } from '../core/errors.ts';
 import type { TaskDeps } from '../core/ports/task-deps.ts';
 import { whoHoldsTheTable } from '../core/tables/app-impact.ts';
 import { CheckpointStore } from '../core/checkpoints.ts';
@@ -38,6 +39,16 @@ export async function abandonAlter(event: AbandonEvent, deps: TaskDeps): Promise
   }
   if (await swapDone(conn, t)) {
     return say(`${t.table} was already swapped for the altered table (the original is ${shadowNames(t).old.table}); nothing to take back`, false);
+  }
+  // The shadow is named after the table alone: another migration's triggers on it write there, and
+  // dropping it would fail every write of the application to the table.
+  const names = captureNames(input.migrationId, t);
+  const others = (await captureOn(conn, t)).triggers.filter((n) => ![names.insert, names.update, names.delete].includes(n));
+  if (others.length) {
+    throw new InvalidInput(
+      'migrationId',
+      `${t.table} has the capture triggers of another migration (${others.join(', ')}), which write to ${shadowNames(t).shadow.table}: ${input.migrationId} did not put them there, and nothing was dropped. Abandon that migration with its own id and input.`,
+    );
   }
   const saved = await store.stateField<OwnTrigger[]>(input.migrationId, 'ownTriggers');
   if (saved?.length) {

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { runFerry, startFerry } from '../helpers/cli.ts';
+import { runFerry, startFerry, tempDir } from '../helpers/cli.ts';
 import { alterScenario, asApplication, checkpointOf, CSM, tableContent, tableSchema, whileCopying, type AlterScenario } from '../helpers/alter-scenario.ts';
 
 /**
@@ -276,6 +276,28 @@ describe('ferry local online-alter, ALTER by ALTER', () => {
       const again = await runFerry(['local', 'online-alter', '--input', file, '--state-dir', sc.stateDir, '--approve', 'all']);
       expect(again.code, again.stderr).toBe(0);
       expect(again.stderr).toMatch(/shadow _courseware_studentmodule_new created/);
+    } finally {
+      await sc.close();
+    }
+  });
+
+  it('ferry abandon of another migration id naming the same table leaves the running migration\'s triggers and shadow, and the application writes on', async () => {
+    const sc = await alterScenario(1000);
+    try {
+      const running = startFerry(['local', 'online-alter', '--input', sc.inputFile(), '--state-dir', sc.stateDir]);
+      await running.waitFor(/waiting for approval "cutover"/);
+      const triggers = await sc.triggers();
+      expect(triggers).toHaveLength(3);
+      // an input under another id that names this table (a copy-paste, a typo), from another state dir
+      const other = await runFerry(['abandon', `${sc.migrationId}-other`, '--input', sc.inputFile({ migrationId: `${sc.migrationId}-other` }), '--state-dir', tempDir()]);
+      expect(other.code, other.stderr).toBe(2);
+      expect(other.stderr).toMatch(new RegExp(`${CSM} has the capture triggers of another migration .*${triggers[0]}.*nothing was dropped`));
+      expect(await sc.triggers()).toEqual(triggers);
+      expect(await sc.tables()).toContain('_courseware_studentmodule_new');
+      // the application's writes go on: the triggers still have the table they write to
+      await sc.conn.query(`INSERT INTO \`${sc.db}\`.${CSM} (module_id, student_id, created, modified, course_id) VALUES ('m-abandon', 424242, NOW(6), NOW(6), 'c')`);
+      running.child.kill('SIGTERM');
+      await running.done;
     } finally {
       await sc.close();
     }
