@@ -303,6 +303,28 @@ describe('ferry local online-alter, ALTER by ALTER', () => {
     }
   });
 
+  it('a second migration id on a table another migration is altering is refused before it writes anything', async () => {
+    const sc = await alterScenario(1000);
+    try {
+      const running = startFerry(['local', 'online-alter', '--input', sc.inputFile(), '--state-dir', sc.stateDir]);
+      await running.waitFor(/waiting for approval "cutover"/);
+      const triggers = await sc.triggers();
+      const tables = await sc.tables();
+      const input = sc.inputFile({ migrationId: `${sc.migrationId}-second` });
+      for (const args of [['plan', 'online-alter', '--input', input], ['local', 'online-alter', '--input', input, '--state-dir', tempDir(), '--approve', 'all']]) {
+        const second = await runFerry(args);
+        expect(second.code, `${args[0]}: ${second.stderr}`).toBe(2);
+      }
+      expect(await sc.triggers()).toEqual(triggers);
+      expect(await sc.tables()).toEqual(tables);
+      await sc.conn.query(`INSERT INTO \`${sc.db}\`.${CSM} (module_id, student_id, created, modified, course_id) VALUES ('m-second', 434343, NOW(6), NOW(6), 'c')`);
+      running.child.kill('SIGTERM');
+      await running.done;
+    } finally {
+      await sc.close();
+    }
+  });
+
   // gh-ost's swap-pk-uk, swap-uk and swap-uk-uk: the ALTER moves the table's key, and a unique key on
   // the integer id that both shapes have is what ferry copies, captures and verifies by.
   it.each([
