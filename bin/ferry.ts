@@ -7,9 +7,10 @@ import type { FlagStore } from '../lambdas/core/ports/flags.ts';
 import type { Progress } from '../lambdas/core/ports/task-deps.ts';
 import { FileFlagStore } from '../lambdas/adapters/flags.ts';
 import { PAUSED_FLAG } from '../lambdas/core/ports/flags.ts';
-import { InvalidInput, RequestChanged } from '../lambdas/core/errors.ts';
+import { InvalidInput } from '../lambdas/core/errors.ts';
 import { APPROVAL_STEPS, checkApprovalName } from '../lambdas/core/input-parts.ts';
 import { decideUrlParameter } from '../lambdas/core/deployment.ts';
+import { takeDecision } from '../lambdas/approvals/decide.ts';
 import { KNOB_NAMES, parseKnobAssignments } from '../lambdas/core/knobs.ts';
 import { tuneInput, type MachineName } from '../lambdas/core/machine-inputs.ts';
 import { runLocal, savedInputPath, type RunUsage } from './cli/local-runner.ts';
@@ -31,6 +32,9 @@ const USAGE = `ferry: online migrations of huge tables as resumable state machin
   ferry reject <migrationId> --step STEP --reason TEXT [--execution ID] [--state-dir DIR | --aws [--env ENV]]
       complete a pending approval (cutover, cleanup), locally or of an AWS execution; with
       --execution, only if that execution's request is the one pending
+  ferry revert <migrationId> --reason TEXT [--execution ID] [--state-dir DIR | --aws [--env ENV]]
+      answer the pending cleanup approval with a revert (doctype-copy): what the application wrote
+      in the new home since the cut-over goes back to the old one, and the cut-over flags are set back
   ferry start <machine> --input FILE [--env ENV]
       start an execution on AWS (the deployed ferry-<machine>, or ferry-<ENV>-<machine>)
   ferry status <migrationId> [--state-dir DIR]
@@ -172,6 +176,7 @@ async function approve(args: string[]): Promise<number> {
     options: {
       step: { type: 'string' },
       reject: { type: 'boolean', default: false },
+      revert: { type: 'boolean', default: false },
       reason: { type: 'string' },
       'state-dir': { type: 'string', default: '.ferry' },
       aws: { type: 'boolean', default: false },
@@ -180,13 +185,17 @@ async function approve(args: string[]): Promise<number> {
     },
   });
   const migrationId = positionals[0];
-  if (!migrationId) throw new UsageError('name the migrationId to approve');
+  const verb = values.revert ? 'revert' : 'approve';
+  if (!migrationId) throw new UsageError(`name the migrationId to ${verb}`);
+  if (values.revert) values.step ??= 'cleanup';
   if (!values.step) throw new UsageError('--step STEP is required (cutover or cleanup)');
   if (values.reject && !values.reason) throw new UsageError('--reject needs --reason TEXT, so the record says why');
+  if (values.revert && !values.reason) throw new UsageError('ferry revert needs --reason TEXT, so the record says why');
+  const decision: 'approve' | 'reject' | 'revert' = values.revert ? 'revert' : values.reject ? 'reject' : 'approve';
   const seen = values.execution ? { execution: values.execution } : undefined;
-  if (values.aws) return approveOnAws(migrationId, values.step, { ...(values.reject ? { decision: 'reject', reason: values.reason! } : { decision: 'approve' }), ...seen }, values.env);
+  if (values.aws) return approveOnAws(migrationId, values.step, { decision, ...(values.reason ? { reason: values.reason } : {}), ...seen }, values.env);
   const store = new LocalApprovalStore(values['state-dir']!);
-  const by = `${userInfo().username} (ferry approve)`;
+  const by = `${userInfo().username} (ferry ${verb})`;
   checkApprovalName(migrationId, values.step);
   const asked = await store.requestOf(migrationId, values.step);
   if (asked && !asked.alive) {
@@ -196,25 +205,32 @@ async function approve(args: string[]): Promise<number> {
     );
     return 1;
   }
-  const where = `in ${values['state-dir']}`;
-  let ok: boolean;
-  try {
-    ok = await store.decide(migrationId, values.step, { approved: !values.reject, by, reason: values.reason }, seen);
-  } catch (err) {
-    if (!(err instanceof RequestChanged)) throw err;
-    process.stderr.write(`${err.message}; nothing was decided: look at the request pending now (ferry status ${migrationId}) before deciding\n`);
+  const outcome = await takeDecision(
+    { migrationId, step: values.step, approved: decision === 'approve', ...(decision === 'revert' ? { revert: true } : {}), ...(values.reason ? { reason: values.reason } : {}), ...(seen ? { seen } : {}) },
+    { name: by },
+    { approvals: store, deployment: 'local', starterOf: async () => [], log: () => {} },
+  );
+  return decisionExit(outcome, migrationId, values.step, decision, `in ${values['state-dir']}`);
+}
+
+/** What `ferry approve` and `ferry revert` say of a decision's outcome, and their exit code. */
+function decisionExit(outcome: { status: string; message?: string; execution?: string; by?: string; pending?: readonly { migrationId: string; step: string }[] }, migrationId: string, step: string, decision: 'approve' | 'reject' | 'revert', where: string): number {
+  if (outcome.status === 'decided') {
+    const done = decision === 'revert' ? 'revert asked' : decision === 'reject' ? 'rejected' : 'approved';
+    process.stderr.write(`${done}: ${migrationId} step ${step}${outcome.execution ? ` (${outcome.execution})` : ''}${outcome.by ? `, by ${outcome.by}` : ''}\n`);
+    return 0;
+  }
+  if (outcome.status === 'none') {
+    const pending = (outcome.pending ?? []).map((p) => `${p.migrationId} --step ${p.step}`);
+    process.stderr.write(`no approval "${step}" of ${migrationId} is pending ${where}` + (pending.length ? `; pending: ${pending.join('; ')}\n` : '; none is pending\n'));
     return 1;
   }
-  if (!ok) {
-    const pending = (await store.pending()).map((p) => `${p.migrationId} --step ${p.step}`);
-    process.stderr.write(
-      `no approval "${values.step}" of ${migrationId} is pending ${where}` +
-        (pending.length ? `; pending: ${pending.join('; ')}\n` : '; none is pending\n'),
-    );
+  if (outcome.status === 'changed') {
+    process.stderr.write(`${outcome.message}; nothing was decided: look at the request pending now (ferry status ${migrationId}) before deciding\n`);
     return 1;
   }
-  process.stderr.write(`${values.reject ? 'rejected' : 'approved'}: ${migrationId} step ${values.step}\n`);
-  return 0;
+  process.stderr.write(`${outcome.message ?? `nothing was decided (${outcome.status})`}\n`);
+  return outcome.status === 'invalid' || outcome.status === 'refused' || outcome.status === 'forbidden' ? 2 : 1;
 }
 
 /**
@@ -222,7 +238,7 @@ async function approve(args: string[]): Promise<number> {
  * SSM, signing the request with the caller's credentials. The endpoint's function checks who is
  * calling (AWS says it, not the shell), that they may decide, and the separation of duties.
  */
-async function approveOnAws(migrationId: string, step: string, decision: ({ decision: 'approve' } | { decision: 'reject'; reason: string }) & { execution?: string }, env: string | undefined): Promise<number> {
+async function approveOnAws(migrationId: string, step: string, decision: { decision: 'approve' | 'reject' | 'revert'; reason?: string; execution?: string }, env: string | undefined): Promise<number> {
   const [{ GetParameterCommand, SSMClient }, { defaultProvider }, { chosenDeployment }, { askEndpoint, regionOfApi }] = await Promise.all([
     import('@aws-sdk/client-ssm'),
     import('@aws-sdk/credential-provider-node'),
@@ -236,17 +252,7 @@ async function approveOnAws(migrationId: string, step: string, decision: ({ deci
   if (!address) throw new Error(`${name} holds no address: deploy the stack (npx cdk deploy${d.env ? ` -c env=${d.env}` : ''})`);
   const url = new URL(address);
   const answer = await askEndpoint(url, { migrationId, step, ...decision }, { region: regionOfApi(url), credentials: defaultProvider() });
-  if (answer.status === 'decided') {
-    process.stderr.write(`${decision.decision === 'approve' ? 'approved' : 'rejected'}: ${migrationId} step ${step} (${answer.execution}), by ${answer.by}\n`);
-    return 0;
-  }
-  if (answer.status === 'none') {
-    const pending = (answer.pending ?? []).map((p) => `${p.migrationId} --step ${p.step}`);
-    process.stderr.write(`no approval "${step}" of ${migrationId} is pending on AWS` + (pending.length ? `; pending: ${pending.join('; ')}\n` : '; none is pending\n'));
-    return 1;
-  }
-  process.stderr.write(`${answer.message ?? `the decision endpoint answered ${answer.httpStatus}`}\n`);
-  return answer.status === 'invalid' || answer.status === 'refused' || answer.status === 'forbidden' ? 2 : 1;
+  return decisionExit(answer.status === 'decided' || answer.status === 'none' || answer.message ? answer : { ...answer, message: `the decision endpoint answered ${answer.httpStatus}` }, migrationId, step, decision.decision, 'on AWS');
 }
 
 /**
@@ -466,6 +472,8 @@ export async function main(argv: string[]): Promise<number> {
         return await approve(rest);
       case 'reject':
         return await approve([...rest, '--reject']);
+      case 'revert':
+        return await approve([...rest, '--revert']);
       case 'start':
         return await start(rest);
       case 'status':

@@ -21,8 +21,8 @@ export interface WorkerSpec {
   /** Export of `lambdas/<machine>/lambda.ts`. */
   readonly handler: string;
   readonly store: 'mysql' | 'couch';
-  /** none; read the FERRY_PAUSED flag; write flags; list a migration's flags. */
-  readonly flags: 'none' | 'paused' | 'write' | 'list';
+  /** none; read the FERRY_PAUSED flag; write flags; write and remove flags (a revert sets them back); list a migration's flags. */
+  readonly flags: 'none' | 'paused' | 'write' | 'restore' | 'list';
   /** Not a Task: run on this schedule, beside the executions of its machine that wait for an approval. */
   readonly every?: Duration;
   /** Not a Task: invoked by the CLI (`ferry plan --aws`), which finds it by its name, `<deployment>-<machine>-plan`. */
@@ -41,7 +41,7 @@ export const WORKERS: readonly WorkerSpec[] = [
   { ...t('Reverify', 'reverify', 'paused'), every: Duration.minutes(5) },
   t('SetCutoverFlags', 'setCutoverFlags', 'write'), t('Sweep', 'sweep', 'paused'), t('Cleanup', 'cleanup', 'paused'), t('Summarize', 'summarize', 'list'),
   d('DocPreflight', 'preflight'), d('CopyDocs', 'copyDocs', 'paused'), d('TopOff', 'topOff', 'paused'), d('AssertComplete', 'assertComplete'),
-  d('DocSetCutoverFlags', 'setCutoverFlags', 'write'), d('StopTopOff', 'stopTopOff'), d('DocCleanup', 'cleanup', 'paused'), d('DocSummarize', 'summarize', 'list'),
+  d('DocSetCutoverFlags', 'setCutoverFlags', 'write'), d('StopTopOff', 'stopTopOff'), d('DocCleanup', 'cleanup', 'paused'), d('DocRevert', 'revert', 'restore'), d('DocSummarize', 'summarize', 'list'),
   { ...t('Plan', 'plan', 'paused'), plan: true }, { ...d('DocPlan', 'plan', 'paused'), plan: true }, { ...a('AlterPlan', 'plan', 'paused'), plan: true },
   a('AlterPreflight', 'preflight'), a('CreateShadow', 'createShadow'), a('AlterCopyChunks', 'copyChunks', 'paused'), a('AlterVerify', 'verify', 'paused'),
   { ...a('AlterReverify', 'reverify', 'paused'), every: Duration.minutes(5) },
@@ -196,6 +196,7 @@ export class Workers extends Construct {
         none: null,
         paused: { actions: ['ssm:GetParameter'], resources: [param(`/*/flags/${PAUSED_FLAG}`)] },
         write: { actions: ['ssm:PutParameter', 'ssm:GetParameter'], resources: [param('/*/flags/*')] },
+        restore: { actions: ['ssm:PutParameter', 'ssm:GetParameter', 'ssm:DeleteParameters'], resources: [param('/*/flags/*')] },
         list: { actions: ['ssm:GetParametersByPath'], resources: [param('/*/flags')] },
       }[spec.flags];
       if (spec.handler === 'preflight') {

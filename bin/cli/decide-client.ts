@@ -26,7 +26,7 @@ export function regionOfApi(url: URL): string {
  */
 export async function askEndpoint(
   url: URL,
-  body: { migrationId: string; step: string; decision: 'approve' | 'reject'; reason?: string; execution?: string },
+  body: { migrationId: string; step: string; decision: 'approve' | 'reject' | 'revert'; reason?: string; execution?: string },
   opts: { region: string; credentials: AwsCredentialIdentity | Provider<AwsCredentialIdentity>; fetch?: typeof fetch },
 ): Promise<EndpointAnswer> {
   const text = JSON.stringify(body);

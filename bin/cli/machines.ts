@@ -18,6 +18,7 @@ import { copyDocs } from '../../lambdas/doctype-copy/copy-docs.ts';
 import { setCutoverFlags as docSetCutoverFlags, stopTopOff } from '../../lambdas/doctype-copy/cutover.ts';
 import { parseDoctypeCopyInput } from '../../lambdas/doctype-copy/open-doc-migration.ts';
 import { preflight as docPreflight } from '../../lambdas/doctype-copy/preflight.ts';
+import { revert as docRevert } from '../../lambdas/doctype-copy/revert.ts';
 import { summarize as docSummarize } from '../../lambdas/doctype-copy/summarize.ts';
 import { topOff } from '../../lambdas/doctype-copy/top-off.ts';
 import { abandonAlter, triggersLeft } from '../../lambdas/online-alter/abandon.ts';
@@ -118,6 +119,8 @@ export const MACHINES: Readonly<Record<string, MachineSpec>> = {
       SetCutoverFlags: docSetCutoverFlags,
       StopTopOff: stopTopOff,
       Cleanup: docCleanup,
+      RevertAsked: docRevert,
+      Revert: docRevert,
       Summarize: docSummarize,
     },
   },

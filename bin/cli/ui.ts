@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import { LocalApprovalStore } from '../../lambdas/adapters/approvals.ts';
 import { FileFlagStore } from '../../lambdas/adapters/flags.ts';
 import { takeDecision } from '../../lambdas/approvals/decide.ts';
+import { REVERTIBLE_MACHINES } from '../../lambdas/core/ports/approvals.ts';
 import { handlePage, type Fact, type MigrationView, type PageBackend, type PendingView } from '../../lambdas/approvals/page.ts';
 import { describeKnobsSet } from '../../lambdas/core/knobs.ts';
 import { machineOfInput } from '../../lambdas/core/machine-inputs.ts';
@@ -102,6 +103,7 @@ export function localBackend(stateDir: string, env: NodeJS.ProcessEnv, live?: Re
             startedAt: lock?.startedAt ?? null,
             facts: d?.facts ?? [],
             flags: d?.flags(p.step) ?? {},
+            mayRevert: p.step === 'cleanup' && REVERTIBLE_MACHINES.includes(machineOfInput(raw)),
           }));
           const holds = machineOfInput(raw) === 'online-alter' ? await triggersHeld(raw, env).catch(() => null) : null;
           return {

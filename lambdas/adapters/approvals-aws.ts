@@ -3,7 +3,7 @@ import { PublishCommand, SNSClient } from '@aws-sdk/client-sns';
 import { DeleteParameterCommand, GetParameterCommand, GetParametersByPathCommand, ParameterNotFound, PutParameterCommand, SSMClient } from '@aws-sdk/client-ssm';
 import type { ApprovalDecider, ApprovalDecision, ApprovalRequest, SeenRequest } from '../core/ports/approvals.ts';
 import { RequestChanged } from '../core/errors.ts';
-import { sameRequest } from './approvals.ts';
+import { revertCause, sameRequest } from './approvals.ts';
 import { checkApprovalName } from '../core/input-parts.ts';
 
 /** Where a pending approval's callback token is kept: a SecureString only ferry's functions can decrypt. */
@@ -63,11 +63,11 @@ export class AwsApprovals implements ApprovalDecider {
   ) {}
 
   /** The pending request of this step: which execution waits, and whether its starter may not approve it. Null when none waits. */
-  async pendingRequest(migrationId: string, step: string): Promise<{ execution: string; separateFromStarter: boolean; requestedAt: string | null; summary: unknown } | null> {
+  async pendingRequest(migrationId: string, step: string): Promise<{ execution: string; separateFromStarter: boolean; requestedAt: string | null; summary: unknown; machine: string | null } | null> {
     try {
       const out = await this.ssm.send(new GetParameterCommand({ Name: approvalParameterName(migrationId, step, this.root), WithDecryption: true }));
-      const value = JSON.parse(out.Parameter?.Value ?? '{}') as { execution?: string; separateFromStarter?: boolean; requestedAt?: string; summary?: unknown };
-      return value.execution ? { execution: value.execution, separateFromStarter: value.separateFromStarter === true, requestedAt: value.requestedAt ?? null, summary: value.summary ?? null } : null;
+      const value = JSON.parse(out.Parameter?.Value ?? '{}') as { execution?: string; separateFromStarter?: boolean; requestedAt?: string; summary?: unknown; machine?: string };
+      return value.execution ? { execution: value.execution, separateFromStarter: value.separateFromStarter === true, requestedAt: value.requestedAt ?? null, summary: value.summary ?? null, machine: value.machine ?? null } : null;
     } catch (err) {
       if (err instanceof ParameterNotFound) return null;
       throw err;
@@ -91,7 +91,9 @@ export class AwsApprovals implements ApprovalDecider {
     }
     const at = new Date().toISOString();
     try {
-      if (decision.approved) {
+      if (decision.revert) {
+        await this.sfn.send(new SendTaskFailureCommand({ taskToken: token, error: 'RevertRequested', cause: revertCause(step, decision) }));
+      } else if (decision.approved) {
         await this.sfn.send(new SendTaskSuccessCommand({ taskToken: token, output: JSON.stringify({ approved: true, by: decision.by, at }) }));
       } else {
         await this.sfn.send(new SendTaskFailureCommand({ taskToken: token, error: 'ApprovalRejected', cause: `${step} rejected by ${decision.by}: ${decision.reason ?? 'no reason given'}` }));

@@ -1,6 +1,6 @@
 import { mkdir, readFile, readdir, rename, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { ApprovalRejected, ApprovalSuperseded, RequestChanged } from '../core/errors.ts';
+import { ApprovalRejected, ApprovalSuperseded, RequestChanged, RevertRequested } from '../core/errors.ts';
 import type { ApprovalDecider, ApprovalDecision, ApprovalRequest, SeenRequest } from '../core/ports/approvals.ts';
 import { processAlive } from './processes.ts';
 import { checkApprovalName } from '../core/input-parts.ts';
@@ -12,6 +12,11 @@ interface ApprovalRecord extends ApprovalRequest {
   readonly decision?: ApprovalDecision;
   /** Set once a waiting run has acted on the decision. */
   readonly consumed?: boolean;
+}
+
+/** What a revert's failure says: who asked for it, and why (the execution's record of it). */
+export function revertCause(step: string, decision: Pick<ApprovalDecision, 'by' | 'reason'>): string {
+  return `revert instead of the ${step}, asked by ${decision.by}: ${decision.reason ?? 'no reason given'}`;
 }
 
 /** Whether the pending request is the one a decider saw: the same execution, asked for at the same time when that was seen. */
@@ -67,9 +72,9 @@ export class LocalApprovalStore implements ApprovalDecider {
   }
 
   /** The pending request of that step, in the shape the AWS store gives it; null when none is pending. */
-  async pendingRequest(migrationId: string, step: string): Promise<{ execution: string; separateFromStarter: boolean; requestedAt: string | null } | null> {
+  async pendingRequest(migrationId: string, step: string): Promise<{ execution: string; separateFromStarter: boolean; requestedAt: string | null; machine: string | null } | null> {
     const asked = await this.requestOf(migrationId, step);
-    return asked?.alive ? { execution: asked.record.execution, separateFromStarter: false, requestedAt: asked.record.requestedAt } : null;
+    return asked?.alive ? { execution: asked.record.execution, separateFromStarter: false, requestedAt: asked.record.requestedAt, machine: asked.record.machine ?? null } : null;
   }
 
   /** Requests waiting for a decision whose run is still running. */
@@ -99,7 +104,7 @@ export class LocalApprovalStore implements ApprovalDecider {
     return true;
   }
 
-  /** Resolves with the decision for this token; throws ApprovalRejected on a rejection. */
+  /** Resolves with the decision for this token; throws ApprovalRejected on a rejection, RevertRequested on a revert. */
   async waitFor(req: ApprovalRequest, signal: AbortSignal, pollMillis = 250): Promise<ApprovalDecision> {
     const path = this.file(req.migrationId, req.step);
     for (;;) {
@@ -110,6 +115,7 @@ export class LocalApprovalStore implements ApprovalDecider {
       }
       if (record?.decision) {
         await this.write(path, { ...record, consumed: true });
+        if (record.decision.revert) throw new RevertRequested(revertCause(req.step, record.decision));
         if (!record.decision.approved) {
           throw new ApprovalRejected(`${req.step} rejected by ${record.decision.by}: ${record.decision.reason ?? 'no reason given'}`);
         }

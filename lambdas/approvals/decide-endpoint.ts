@@ -47,14 +47,14 @@ export async function handleDecide(event: SignedEvent, approversRoleArn: string,
     asked = JSON.parse(text) as typeof asked;
     if (typeof asked !== 'object' || asked === null) throw new Error('not an object');
   } catch {
-    return answer(400, { status: 'invalid', message: 'the request body is not a JSON object: {"migrationId", "step", "decision": "approve"|"reject", "reason"?, "execution"?}' });
+    return answer(400, { status: 'invalid', message: 'the request body is not a JSON object: {"migrationId", "step", "decision": "approve"|"reject"|"revert", "reason"?, "execution"?}' });
   }
   const { migrationId, step, decision, reason, execution, requestedAt } = asked;
-  if (typeof migrationId !== 'string' || typeof step !== 'string' || (decision !== 'approve' && decision !== 'reject') || (reason !== undefined && typeof reason !== 'string') || (execution !== undefined && typeof execution !== 'string') || (requestedAt !== undefined && typeof requestedAt !== 'string')) {
-    return answer(400, { status: 'invalid', message: 'name "migrationId" and "step" (strings) and "decision" ("approve" or "reject"); "reason", "execution" and "requestedAt" are strings when given' });
+  if (typeof migrationId !== 'string' || typeof step !== 'string' || (decision !== 'approve' && decision !== 'reject' && decision !== 'revert') || (reason !== undefined && typeof reason !== 'string') || (execution !== undefined && typeof execution !== 'string') || (requestedAt !== undefined && typeof requestedAt !== 'string')) {
+    return answer(400, { status: 'invalid', message: 'name "migrationId" and "step" (strings) and "decision" ("approve", "reject" or "revert"); "reason", "execution" and "requestedAt" are strings when given' });
   }
   const outcome = await takeDecision(
-    { migrationId, step, approved: decision === 'approve', ...(reason ? { reason } : {}), ...(execution ? { seen: { execution, ...(requestedAt ? { requestedAt } : {}) } } : {}) },
+    { migrationId, step, approved: decision === 'approve', ...(decision === 'revert' ? { revert: true } : {}), ...(reason ? { reason } : {}), ...(execution ? { seen: { execution, ...(requestedAt ? { requestedAt } : {}) } } : {}) },
     { name: principal, principal },
     ports,
   );

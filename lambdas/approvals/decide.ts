@@ -8,7 +8,7 @@
  */
 import { InvalidInput, RequestChanged } from '../core/errors.ts';
 import { checkApprovalName } from '../core/input-parts.ts';
-import type { ApprovalDecider, SeenRequest } from '../core/ports/approvals.ts';
+import { REVERTIBLE_MACHINES, type ApprovalDecider, type SeenRequest } from '../core/ports/approvals.ts';
 import { personOf, unknownPerson } from '../adapters/identity.ts';
 import { sameRequest } from '../adapters/approvals.ts';
 
@@ -18,6 +18,8 @@ export interface DecisionAsked {
   readonly migrationId: string;
   readonly step: string;
   readonly approved: boolean;
+  /** Not approved: revert instead (the cleanup approval of a machine in REVERTIBLE_MACHINES; a reason is required). */
+  readonly revert?: boolean;
   readonly reason?: string;
   /** The request the decider looked at; a decision for another one is refused. */
   readonly seen?: SeenRequest;
@@ -39,7 +41,7 @@ export type DecisionOutcome =
 
 export interface DecisionPorts {
   readonly approvals: ApprovalDecider & {
-    pendingRequest(migrationId: string, step: string): Promise<{ execution: string; separateFromStarter: boolean; requestedAt: string | null } | null>;
+    pendingRequest(migrationId: string, step: string): Promise<{ execution: string; separateFromStarter: boolean; requestedAt: string | null; machine: string | null } | null>;
   };
   /** The deployment's name, for messages. */
   readonly deployment: string;
@@ -57,10 +59,15 @@ async function check(asked: DecisionAsked, decider: Decider, ports: DecisionPort
     throw err;
   }
   const reason = asked.reason?.trim() ?? '';
-  if (!asked.approved && !reason) return { status: 'invalid', message: 'a rejection needs a reason, so the record says why' };
+  const what = asked.revert ? 'a revert' : 'a rejection';
+  if (asked.revert && asked.step !== 'cleanup') return { status: 'invalid', message: 'a revert answers the cleanup approval (step cleanup), once the cut-over is done' };
+  if (!asked.approved && !reason) return { status: 'invalid', message: `${what} needs a reason, so the record says why` };
   if (reason.length > REASON_MAX) return { status: 'invalid', message: `the reason is longer than ${REASON_MAX} characters` };
   const pending = await ports.approvals.pendingRequest(asked.migrationId, asked.step);
   if (!pending) return { status: 'none', pending: await pendingSteps(ports) };
+  if (asked.revert && !REVERTIBLE_MACHINES.includes(pending.machine ?? '')) {
+    return { status: 'invalid', message: `revert is not available for ${pending.machine ?? 'this machine'} (only ${REVERTIBLE_MACHINES.join(', ')} keeps what the application writes after the cut-over so it can be carried back); nothing was decided` };
+  }
   if (asked.seen && !sameRequest(pending, asked.seen)) {
     return { status: 'changed', message: `the ${asked.step} request of ${asked.migrationId} has changed since it was shown (now ${pending.execution}, asked for at ${pending.requestedAt})` };
   }
@@ -92,7 +99,7 @@ export async function takeDecision(asked: DecisionAsked, decider: Decider, ports
     ports.log(`not decided (error): ${asked.step} of ${asked.migrationId}`, { ...entryOf(asked, decider), execution: asked.seen?.execution ?? null, outcome: 'error', why: `${(err as Error).name}: ${(err as Error).message}` });
     throw err;
   }
-  ports.log(outcome.status === 'decided' ? `${asked.approved ? 'approved' : 'rejected'}: ${asked.step} of ${asked.migrationId}` : `not decided (${outcome.status}): ${asked.step} of ${asked.migrationId}`, {
+  ports.log(outcome.status === 'decided' ? `${asked.revert ? 'revert asked' : asked.approved ? 'approved' : 'rejected'}: ${asked.step} of ${asked.migrationId}` : `not decided (${outcome.status}): ${asked.step} of ${asked.migrationId}`, {
     ...entryOf(asked, decider),
     execution: outcome.status === 'decided' ? outcome.execution : (asked.seen?.execution ?? null),
     outcome: outcome.status,
@@ -106,7 +113,7 @@ async function attempt(asked: DecisionAsked, decider: Decider, ports: DecisionPo
   if (checked.status !== 'go') return checked;
   try {
     const reason = asked.reason?.trim();
-    const done = await ports.approvals.decide(asked.migrationId, asked.step, { approved: asked.approved, by: decider.name, ...(reason ? { reason } : {}) }, checked.request);
+    const done = await ports.approvals.decide(asked.migrationId, asked.step, { approved: asked.approved && !asked.revert, ...(asked.revert ? { revert: true } : {}), by: decider.name, ...(reason ? { reason } : {}) }, checked.request);
     return done ? { status: 'decided', execution: checked.execution } : { status: 'none', pending: await pendingSteps(ports) };
   } catch (err) {
     if (!(err instanceof RequestChanged)) throw err;
@@ -117,7 +124,7 @@ async function attempt(asked: DecisionAsked, decider: Decider, ports: DecisionPo
 /** What every log line of a decision says: what was asked, and by whom. */
 function entryOf(asked: DecisionAsked, decider: Decider): Record<string, unknown> {
   return {
-    decision: asked.approved ? 'approve' : 'reject',
+    decision: asked.revert ? 'revert' : asked.approved ? 'approve' : 'reject',
     migrationId: asked.migrationId,
     step: asked.step,
     by: decider.name,

@@ -6,6 +6,7 @@ import type { FlagStore } from '../core/ports/flags.ts';
 import { describeKnobsSet } from '../core/knobs.ts';
 import { machineOfInput, migrationInputOfExecution } from '../core/machine-inputs.ts';
 import { takeDecision } from './decide.ts';
+import { REVERTIBLE_MACHINES } from '../core/ports/approvals.ts';
 import { APPROVERS_GROUP, handlePage, type Fact, type MigrationView, type PageBackend, type PageCaller, type PageResponse } from './page.ts';
 
 /**
@@ -118,6 +119,7 @@ export function awsBackend(aws: PageAws): PageBackend {
                 startedAt: exec?.startDate?.toISOString() ?? null,
                 facts,
                 flags: flagsOf(p.step),
+                mayRevert: p.step === 'cleanup' && REVERTIBLE_MACHINES.includes(machine),
               };
             }),
           );

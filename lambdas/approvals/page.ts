@@ -29,6 +29,8 @@ export interface PendingView {
   readonly facts: readonly Fact[];
   /** The flags the step sets once approved. */
   readonly flags: Readonly<Record<string, string>>;
+  /** The step may be answered with a revert (the cleanup approval of a machine that can). */
+  readonly mayRevert?: boolean;
 }
 
 export interface MigrationView {
@@ -53,7 +55,7 @@ export interface PageBackend {
    * Completes the pending approval the page showed (`seen`) through the same path as `ferry
    * approve`, or says why not: none pending, the request changed since, or refused for this caller.
    */
-  decide(migrationId: string, step: string, decision: { approved: boolean; by: string; reason?: string }, seen: SeenRequest): Promise<DecisionOutcome>;
+  decide(migrationId: string, step: string, decision: { approved: boolean; revert?: boolean; by: string; reason?: string }, seen: SeenRequest): Promise<DecisionOutcome>;
 }
 
 export interface PageRequest {
@@ -135,7 +137,11 @@ function pendingSection(m: MigrationView, p: PendingView, caller: PageCaller, o:
   const decide = caller.mayDecide
     ? `<form method="post" action="${o.base ?? ''}/decide">${hidden('approve')}<button class="approve" type="submit">Approve ${escapeHtml(p.step)}</button></form>` +
       `<form method="post" action="${o.base ?? ''}/decide">${hidden('reject')}<label for="reason-${escapeHtml(id)}">Reason for rejecting (required)</label>` +
-      `<textarea id="reason-${escapeHtml(id)}" name="reason" required maxlength="${REASON_MAX}"></textarea><br><button class="reject" type="submit">Reject ${escapeHtml(p.step)}</button></form>`
+      `<textarea id="reason-${escapeHtml(id)}" name="reason" required maxlength="${REASON_MAX}"></textarea><br><button class="reject" type="submit">Reject ${escapeHtml(p.step)}</button></form>` +
+      (p.mayRevert
+        ? `<form method="post" action="${o.base ?? ''}/decide">${hidden('revert')}<label for="revert-${escapeHtml(id)}">Reason for reverting (required): the application's writes since the cut-over go back to the old home, and the cut-over flags are set back</label>` +
+          `<textarea id="revert-${escapeHtml(id)}" name="reason" required maxlength="${REASON_MAX}"></textarea><br><button class="reject" type="submit">Revert the cut-over</button></form>`
+        : '')
     : '<p class="muted">Only members of the approvers group can decide.</p>';
   return `<section class="pending" aria-labelledby="h-${escapeHtml(id)}"><h3 id="h-${escapeHtml(id)}">Approval pending: ${escapeHtml(p.step)} of ${escapeHtml(m.migrationId)}</h3>
 ${factsList([
@@ -164,7 +170,7 @@ ${factsList([
 ${m.pending.map((p) => pendingSection(m, p, caller, o)).join('\n')}</section>`;
 }
 
-type Outcome = { readonly result: 'approved' | 'rejected' | 'none' | 'changed'; readonly migrationId: string; readonly step: string; readonly by: string };
+type Outcome = { readonly result: 'approved' | 'rejected' | 'reverting' | 'none' | 'changed'; readonly migrationId: string; readonly step: string; readonly by: string };
 
 /** The outcome a decision redirects with, signed with the form key: a link made elsewhere cannot put words on the page. */
 function sealOutcome(outcome: Outcome, key: string): string {
@@ -191,9 +197,10 @@ function result(outcome: Outcome | null): string {
   const text =
     r === 'approved' ? `Approved: ${step} of ${migrationId}, by ${by}. The migration goes on.`
     : r === 'rejected' ? `Rejected: ${step} of ${migrationId}, by ${by}. The execution stops as rejected.`
+    : r === 'reverting' ? `Revert asked instead of the ${step} of ${migrationId}, by ${by}. The execution carries the application's writes back to the old home and sets the cut-over flags back.`
     : r === 'changed' ? `Nothing was decided: the ${step} request of ${migrationId} has changed since the page was shown (asked for again, or by another execution). Look again before deciding.`
     : `Nothing was decided: no approval "${step}" of ${migrationId} is pending (decided already, or not asked for yet).`;
-  return `<p class="status ${r === 'approved' || r === 'rejected' ? 'ok' : 'bad'}" role="status">${escapeHtml(text)}</p>`;
+  return `<p class="status ${r === 'approved' || r === 'rejected' || r === 'reverting' ? 'ok' : 'bad'}" role="status">${escapeHtml(text)}</p>`;
 }
 
 function problem(status: number, message: string, caller: PageCaller, o: PageOptions): PageResponse {
@@ -221,20 +228,20 @@ export async function handlePage(req: PageRequest, caller: PageCaller, backend: 
     if (!caller.mayDecide) return problem(403, `${caller.name} is not an approver: only members of the approvers group can decide.`, caller, o);
     const { migrationId, step, decision, execution, requestedAt } = req.form;
     const reason = (req.form.reason ?? '').trim();
-    if (!migrationId || !step || !execution || (decision !== 'approve' && decision !== 'reject')) return problem(400, 'The form lacks the migration, the step, the request or the decision: reload the page and decide again.', caller, o);
+    if (!migrationId || !step || !execution || (decision !== 'approve' && decision !== 'reject' && decision !== 'revert')) return problem(400, 'The form lacks the migration, the step, the request or the decision: reload the page and decide again.', caller, o);
     try {
       checkApprovalName(migrationId, step);
     } catch (err) {
       if (!(err instanceof InvalidInput)) throw err;
       return problem(400, `The form names no approval this page shows (${err.message}): reload the page and decide again.`, caller, o);
     }
-    if (decision === 'reject' && !reason) return problem(400, 'A rejection needs a reason, so the record says why: go back and write one.', caller, o);
+    if (decision !== 'approve' && !reason) return problem(400, `A ${decision === 'revert' ? 'revert' : 'rejection'} needs a reason, so the record says why: go back and write one.`, caller, o);
     if (reason.length > REASON_MAX) return problem(400, `The reason is longer than ${REASON_MAX} characters.`, caller, o);
     const approved = decision === 'approve';
-    const outcome = await backend.decide(migrationId, step, { approved, by: caller.name, ...(approved ? {} : { reason }) }, { execution, ...(requestedAt ? { requestedAt } : {}) });
+    const outcome = await backend.decide(migrationId, step, { approved, ...(decision === 'revert' ? { revert: true } : {}), by: caller.name, ...(approved ? {} : { reason }) }, { execution, ...(requestedAt ? { requestedAt } : {}) });
     if (outcome.status === 'invalid') return problem(400, `Nothing was decided: ${outcome.message}.`, caller, o);
     if (outcome.status === 'refused') return problem(403, outcome.message, caller, o);
-    const shown: Outcome = { result: outcome.status === 'decided' ? (approved ? 'approved' : 'rejected') : outcome.status, migrationId, step, by: caller.name };
+    const shown: Outcome = { result: outcome.status === 'decided' ? (approved ? 'approved' : decision === 'revert' ? 'reverting' : 'rejected') : outcome.status, migrationId, step, by: caller.name };
     return { status: 303, headers: { location: `${o.base ?? ''}/?outcome=${sealOutcome(shown, o.formKey)}`, 'cache-control': 'no-store' }, body: '' };
   }
   return problem(404, `Nothing here (${req.method} ${req.path}).`, caller, o);

@@ -76,6 +76,15 @@ export class ApprovalRejected extends FerryError {
   readonly retryable = false;
 }
 
+/**
+ * The cleanup approval was answered with a revert: the execution carries what the application
+ * wrote in the new home back to the old one and sets the cut-over flags back, instead of cleaning up.
+ */
+export class RevertRequested extends FerryError {
+  override readonly name = 'RevertRequested';
+  readonly retryable = false;
+}
+
 /** A pending approval was asked for again by a newer execution; the older one no longer waits for it. */
 export class ApprovalSuperseded extends FerryError {
   override readonly name = 'ApprovalSuperseded';

@@ -5,6 +5,17 @@ import { docLoopState, openDocMigration, reportDoc, saveDoc, type DocLoopState, 
 export async function setCutoverFlags(event: DocTaskEvent, deps: TaskDeps): Promise<DocLoopState> {
   const m = await openDocMigration(event, deps);
   const values = m.input.flags.cutover;
+  // What a revert sets back, and where the application's writes to the target begin: recorded
+  // once, before the flags change (a retry after the flip must not take the new values for the old).
+  if (!m.state.flagsBefore) {
+    const before: Record<string, string | null> = {};
+    for (const name of Object.keys(values)) before[name] = (await deps.flags.get(m.input.migrationId, name)) ?? null;
+    const seq = (await m.target.info())?.updateSeq ?? '0';
+    await saveDoc(m, (s) => {
+      s.flagsBefore ??= before;
+      s.targetSeqAtCutover ??= String(seq);
+    });
+  }
   await deps.flags.set(m.input.migrationId, values);
   await saveDoc(m, (_s, phase) => (phase === 'cutover-approval' ? 'cleanup-approval' : phase));
   reportDoc(m, `flags of phase cutover set: ${Object.entries(values).map(([k, v]) => `${k}=${v}`).join(', ') || '(none)'}`);

@@ -8,6 +8,7 @@ import { cleanup as cleanupTask } from './cleanup.ts';
 import { copyDocs as copyDocsTask } from './copy-docs.ts';
 import { setCutoverFlags as setCutoverFlagsTask, stopTopOff as stopTopOffTask } from './cutover.ts';
 import { preflight as preflightTask } from './preflight.ts';
+import { revert as revertTask } from './revert.ts';
 import { summarize as summarizeTask } from './summarize.ts';
 import { topOff as topOffTask } from './top-off.ts';
 
@@ -19,6 +20,7 @@ export const assertComplete = onLambda(machine, assertCompleteTask);
 export const setCutoverFlags = onLambda(machine, setCutoverFlagsTask);
 export const stopTopOff = onLambda(machine, stopTopOffTask);
 export const cleanup = onLambda(machine, cleanupTask);
+export const revert = onLambda(machine, revertTask);
 export const summarize = onLambda(machine, summarizeTask);
 
 /** Not a Task: `ferry plan doctype-copy --aws` invokes it, where the databases answer (see plan.ts). */

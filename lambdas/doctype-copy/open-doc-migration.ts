@@ -12,11 +12,11 @@ import { refuseIfReplaced } from '../core/ownership.ts';
 
 export const MACHINE = 'doctype-copy';
 
-export const PHASES = ['initial-copy', 'top-off', 'assert', 'cutover-approval', 'cleanup-approval', 'cleanup', 'done'] as const;
+export const PHASES = ['initial-copy', 'top-off', 'assert', 'cutover-approval', 'cleanup-approval', 'cleanup', 'done', 'revert', 'reverted'] as const;
 export type Phase = (typeof PHASES)[number];
 
-/** Phases in which the top-off must never run: the source is being emptied. */
-export const TOP_OFF_STOPPED: readonly Phase[] = ['cleanup', 'done'];
+/** Phases in which the top-off must never run: the source is being emptied, or is the home again. */
+export const TOP_OFF_STOPPED: readonly Phase[] = ['cleanup', 'done', 'revert', 'reverted'];
 
 export interface DoctypeCopyState {
   readonly startedAt: string;
@@ -41,6 +41,10 @@ export interface DoctypeCopyState {
    */
   editedInBoth?: { id: string; targetRev: string; sourceRev: string }[];
   editedInBothCount?: number;
+  /** The cut-over flags' values just before the cut-over set them (null: not set), for a revert. */
+  flagsBefore?: Record<string, string | null>;
+  /** The target's seq just before the cut-over: what the application writes there comes after it. */
+  targetSeqAtCutover?: string;
   /** Live docs per type on both sides when the completeness check passed, before the cut-over. */
   checkedCounts?: { source: Record<string, number>; target: Record<string, number> };
   /** The cleanup's one top-off pass, before its first deletion, is done: none may run after. */

@@ -78,22 +78,21 @@ export async function preflight(event: DocTaskEvent, deps: TaskDeps): Promise<Do
   if (checkpoint) {
     await claimOwnership(input.migrationId, checkpoint.state.owner, me, event.state?.handedOverBy, deps.executions);
     if (checkpoint.state.owner !== me) checkpoint = await store.update((c) => ({ phase: c.phase, state: { ...c.state, owner: me } }));
-  } else {
+  }
+  if (checkpoint?.phase === 'reverted') {
+    // A run after a revert starts again from what is there: the target keeps its docs, whose
+    // revisions the source now holds too, and the copy writes only what it lacks.
+    const fresh = freshState(sourceInfo.updateSeq, index instanceof ScanIndex ? sourceInfo.docCount : Object.values(await index.counts()).reduce((a, b) => a + b, 0), me, deps.now());
+    checkpoint = await store.update(() => ({ phase: 'initial-copy', state: fresh }));
+    deps.report({ migrationId: input.migrationId, phase: 'initial-copy', done: '0', total: null, unit: 'docs', note: `reverted before: starting the copy again from what ${input.target.database} holds`, throttle: null });
+  } else if (!checkpoint) {
     // Recorded before the first page is read: the top-off replays every change made during the copy.
     const startSeq = sourceInfo.updateSeq;
     if (await target.create()) deps.report({ migrationId: input.migrationId, phase: 'initial-copy', done: '0', total: null, unit: 'docs', note: `created ${input.target.database}`, throttle: null });
     // Nothing is written to the source unless the operator allowed ferry's view there.
     if (input.allowSourceView) await ensureFerryView(source);
     const estimatedDocs = index instanceof ScanIndex ? sourceInfo.docCount : Object.values(await index.counts()).reduce((a, b) => a + b, 0);
-    const now = new Date(deps.now()).toISOString();
-    const state: DoctypeCopyState = {
-      startedAt: now, startSeq, estimatedDocs,
-      initialCursor: null, initialDone: false, docsCopied: 0, revisionsWritten: 0,
-      topOffSeq: startSeq, quietSince: null, changesRead: 0, docsToppedOff: 0, tombstonesCopied: 0, movedOut: [],
-      conflictsCursor: null, conflictsResolved: 0, docsDeleted: 0, leavesDeleted: 0,
-      phaseStartedAt: { 'initial-copy': now },
-      owner: me,
-    };
+    const state = freshState(startSeq, estimatedDocs, me, deps.now());
     await store.create(identity, 'initial-copy', state);
     checkpoint = { phase: 'initial-copy', state };
   }
@@ -101,5 +100,18 @@ export async function preflight(event: DocTaskEvent, deps: TaskDeps): Promise<Do
   return {
     phase: checkpoint.phase as Phase, done: false, stopped: false, waitSeconds: 0, throttle: null, iterations: 0, continueAsNew: false,
     progress: { docsCopied: s.docsCopied, estimatedDocs: s.estimatedDocs, docsToppedOff: s.docsToppedOff, docsDeleted: s.docsDeleted },
+  };
+}
+
+/** The checkpoint's state of a copy that starts now, from the source's seq `startSeq`. */
+function freshState(startSeq: string, estimatedDocs: number, owner: string, nowMillis: number): DoctypeCopyState {
+  const now = new Date(nowMillis).toISOString();
+  return {
+    startedAt: now, startSeq, estimatedDocs,
+    initialCursor: null, initialDone: false, docsCopied: 0, revisionsWritten: 0,
+    topOffSeq: startSeq, quietSince: null, changesRead: 0, docsToppedOff: 0, tombstonesCopied: 0, movedOut: [],
+    conflictsCursor: null, conflictsResolved: 0, docsDeleted: 0, leavesDeleted: 0,
+    phaseStartedAt: { 'initial-copy': now },
+    owner,
   };
 }

@@ -9,12 +9,14 @@ import { openDocMigration, type DocTaskEvent } from './open-doc-migration.ts';
  */
 export async function summarize(event: DocTaskEvent, deps: TaskDeps) {
   const m = await openDocMigration(event, deps);
-  const s = m.state;
+  const s = m.state as typeof m.state & { revert?: { docsCarried: number; tombstonesCarried: number; askedBy: string | null } };
   const checked = s.checkedCounts ?? { source: {}, target: {} };
   return {
     migrationId: m.input.migrationId,
     machine: 'doctype-copy',
+    outcome: m.phase === 'reverted' ? 'reverted' : 'done',
     phase: m.phase,
+    ...(s.revert ? { reverted: { docsCarriedBack: s.revert.docsCarried, deletionsCarriedBack: s.revert.tombstonesCarried, askedBy: s.revert.askedBy, flagsSetBack: s.flagsBefore ?? {} } } : {}),
     source: m.input.source.database,
     target: m.input.target.database,
     countsAtCheck: compareCounts(m.wanted, checked.source, checked.target),

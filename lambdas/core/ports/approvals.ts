@@ -7,10 +7,17 @@ export interface ApprovalRequest {
   readonly execution: string;
   /** What the approver should look at before saying yes. */
   readonly summary?: unknown;
+  /** The machine asking (`doctype-copy`, …): what a decision may be depends on it (a revert). */
+  readonly machine?: string;
 }
+
+/** The machines whose cleanup approval may be answered with a revert (`ferry revert`). */
+export const REVERTIBLE_MACHINES: readonly string[] = ['doctype-copy'];
 
 export interface ApprovalDecision {
   readonly approved: boolean;
+  /** Not approved: revert instead (the cleanup approval of a machine that can, see REVERTIBLE_MACHINES). */
+  readonly revert?: boolean;
   readonly by: string;
   readonly reason?: string;
   readonly at: string;
