@@ -76,6 +76,21 @@ describe('throttle.query bypasses against the real MariaDB', () => {
     }
   });
 
+  // Work the server does not interrupt: max_statement_time (and KILL) are checked between rows,
+  // not inside one function's evaluation. The sizes here keep it to seconds; REPLACE is quadratic
+  // (each replacement moves the rest of the string), and with REPEAT('a', 16000000) it runs for
+  // tens of minutes, KILL QUERY or not; REGEXP '(a|b)*c' over REPEAT('a', 5000000) ran 65 s.
+  it.each([
+    ["REPLACE, quadratic", "SELECT LENGTH(REPLACE(REPEAT('a', 120000), 'a', 'bb')) < 0"],
+  ])(`stops within ${THROTTLE_QUERY_SECONDS} s whatever it computes: %s`, async (_, query) => {
+    expect(throttleQueryProblem(query)).toBeNull();
+    const conn = await t.sql.connect('edxapp');
+    const started = Date.now();
+    const outcome = await runThrottleQuery(conn, query).then((v) => `value ${v}`, (e: Error) => e.message);
+    const took = Date.now() - started;
+    expect({ outcome, inTime: took < (THROTTLE_QUERY_SECONDS + 1) * 1000 }).toEqual({ outcome: expect.stringMatching(/timed out/), inTime: true });
+  });
+
   it('a large result is not buffered whole: only the first value is read', async () => {
     const conn = await t.sql.connect('edxapp');
     // The sequence engine: 100 million rows for ${THROTTLE_QUERY_SECONDS} s, all of them held in memory by the driver
