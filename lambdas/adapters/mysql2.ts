@@ -219,6 +219,11 @@ class Mysql2Connection implements SqlConnection {
     this.broken = true;
     await this.conn.end().catch(() => this.conn.destroy());
   }
+
+  abort(): void {
+    this.broken = true;
+    this.conn.destroy();
+  }
 }
 
 /** Where a connection name leads: driver options (credentials included, never logged) and, for messages, where and why. */

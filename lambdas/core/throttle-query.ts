@@ -14,15 +14,25 @@ import { scalar, type SqlConnection } from './ports/sql.ts';
 /** How long the throttle query may run before the server stops it. */
 export const THROTTLE_QUERY_SECONDS = 2;
 
+/**
+ * A refused word: not preceded by a letter, `_` or `$` (a digit may precede it: the server ends a
+ * number literal where its digits end, so `1.0INTO` is the number 1.0, then INTO), nor followed by
+ * a name's character.
+ */
+const word = (alternatives: string) => new RegExp(`(?<![A-Za-z_$])(${alternatives})(?![A-Za-z0-9_$])`, 'i');
+
 /** Words refused anywhere in the query (quoted identifiers included), with why. */
 const REFUSED: readonly (readonly [RegExp, string])[] = [
-  [/\bINTO\b/i, 'must not write its result anywhere (INTO): let it return the value'],
-  [/\b(SLEEP|BENCHMARK)\b/i, 'must not sleep or spin ($1)'],
-  [/\b(GET_LOCK|RELEASE_LOCK|RELEASE_ALL_LOCKS|IS_USED_LOCK|IS_FREE_LOCK)\b/i, 'must not take or inspect user locks ($1)'],
-  [/\b(MASTER_POS_WAIT|SOURCE_POS_WAIT|MASTER_GTID_WAIT|WAIT_FOR_EXECUTED_GTID_SET|WAIT_UNTIL_SQL_THREAD_AFTER_GTIDS)\b/i, 'must not wait for replication ($1): use throttle.replica for replica lag'],
-  [/\b(LOAD_FILE)\b/i, 'must not read files ($1)'],
-  [/\b(FOR\s+UPDATE|FOR\s+SHARE|LOCK\s+IN\s+SHARE\s+MODE)\b/i, 'must not lock rows ($1)'],
-  [/\b(PROCEDURE)\b/i, 'must not call a procedure (PROCEDURE)'],
+  [word('INTO'), 'must not write its result anywhere (INTO): let it return the value'],
+  [word('SLEEP|BENCHMARK'), 'must not sleep or spin ($1)'],
+  [word('GET_LOCK|RELEASE_LOCK|RELEASE_ALL_LOCKS|IS_USED_LOCK|IS_FREE_LOCK'), 'must not take or inspect user locks ($1)'],
+  [word('MASTER_POS_WAIT|SOURCE_POS_WAIT|MASTER_GTID_WAIT|WAIT_FOR_EXECUTED_GTID_SET|WAIT_UNTIL_SQL_THREAD_AFTER_GTIDS'), 'must not wait for replication ($1): use throttle.replica for replica lag'],
+  [word('LOAD_FILE'), 'must not read files ($1)'],
+  [word('FOR\\s+UPDATE|FOR\\s+SHARE|LOCK\\s+IN\\s+SHARE\\s+MODE'), 'must not lock rows ($1)'],
+  [word('PROCEDURE'), 'must not call a procedure (PROCEDURE)'],
+  // The server checks its time limit between rows, not inside one function: these build or scan
+  // strings in time that grows with their square, and neither the limit nor KILL stops them.
+  [word('REPEAT|LPAD|RPAD|SPACE|REPLACE|INSERT|REGEXP|RLIKE|REGEXP_REPLACE|REGEXP_SUBSTR|REGEXP_INSTR'), 'must not build or match long strings ($1): the server cannot stop them within the time limit'],
 ];
 
 /**
@@ -68,21 +78,36 @@ export function throttleQueryProblem(query: string): string | null {
 export type SqlFlavor = 'mariadb' | 'mysql';
 
 /**
- * The statement that runs the query: on MariaDB read-only and stopped after
+ * The statement that runs the query, as a derived table of which one row is read (the driver
+ * holds no more than that; the server refuses INTO there): on MariaDB read-only and stopped after
  * THROTTLE_QUERY_SECONDS, for this one statement (the session, which the copy shares, keeps its
  * settings); on MySQL, which has no per-statement read-only, stopped by an optimizer hint.
  */
 export function throttleQueryStatement(query: string, flavor: SqlFlavor): string {
-  if (flavor === 'mariadb') return `SET STATEMENT max_statement_time=${THROTTLE_QUERY_SECONDS}, tx_read_only=1 FOR ${query.trim()}`;
-  return query.trim().replace(/^SELECT\b/i, `SELECT /*+ MAX_EXECUTION_TIME(${THROTTLE_QUERY_SECONDS * 1000}) */`);
+  const oneRow = `* FROM (${query.trim()}) AS ferry_throttle LIMIT 1`;
+  if (flavor === 'mariadb') return `SET STATEMENT max_statement_time=${THROTTLE_QUERY_SECONDS}, tx_read_only=1 FOR SELECT ${oneRow}`;
+  return `SELECT /*+ MAX_EXECUTION_TIME(${THROTTLE_QUERY_SECONDS * 1000}) */ ${oneRow}`;
 }
+
+/** How long ferry waits for the throttle query before it gives up on the session, whatever the server does. */
+export const THROTTLE_QUERY_DEADLINE_MILLIS = (THROTTLE_QUERY_SECONDS + 2) * 1000;
 
 const flavors = new WeakMap<SqlConnection, SqlFlavor>();
 
+/**
+ * MariaDB by what it can do (max_statement_time, which MySQL does not have), not by what its
+ * version says (a server may be started to report any version, a proxy its own).
+ */
 async function flavorOf(conn: SqlConnection): Promise<SqlFlavor> {
   let flavor = flavors.get(conn);
   if (!flavor) {
-    flavor = /mariadb/i.test((await scalar(conn, 'SELECT VERSION()')) ?? '') ? 'mariadb' : 'mysql';
+    flavor = await scalar(conn, 'SELECT @@max_statement_time').then(
+      () => 'mariadb' as const,
+      (err: unknown) => {
+        if (err instanceof FerryError && err.errno === 1193) return 'mysql' as const;
+        throw err;
+      },
+    );
     flavors.set(conn, flavor);
   }
   return flavor;
@@ -121,10 +146,23 @@ export function throttleQueryFailure(err: unknown, connection: string): FerryErr
  */
 export async function runThrottleQuery(conn: SqlConnection, query: string): Promise<string | null> {
   let value: string | null;
+  let timer: ReturnType<typeof setTimeout> | undefined;
   try {
-    value = await scalar(conn, throttleQueryStatement(query, await flavorOf(conn)));
+    const statement = throttleQueryStatement(query, await flavorOf(conn));
+    // The server's limit is checked between rows: past a deadline of its own ferry closes the
+    // session (the task fails as transient and its retry opens a new one) rather than wait on it.
+    const deadline = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => {
+        conn.abort?.();
+        reject(new TransientError(`the throttle query failed on "${conn.name}": timed out (no answer in ${THROTTLE_QUERY_DEADLINE_MILLIS / 1000} s; its session was closed)`));
+      }, THROTTLE_QUERY_DEADLINE_MILLIS);
+    });
+    value = await Promise.race([scalar(conn, statement), deadline]);
   } catch (err) {
+    if (err instanceof TransientError && /its session was closed/.test(err.message)) throw err;
     throw throttleQueryFailure(err, conn.name);
+  } finally {
+    clearTimeout(timer);
   }
   if (value === null) return null;
   if (value.trim() === '' || !Number.isFinite(Number(value))) throw new DatabaseError(`the throttle query failed on "${conn.name}": it returned no number (its first value must be a number; > 0 holds the copy)`);

@@ -35,6 +35,8 @@ export interface SqlConnection {
    */
   loadLocal?(sql: string, data: AsyncIterable<Uint8Array>): Promise<{ affectedRows: number }>;
   close(): Promise<void>;
+  /** Drops the session at once, a statement under way or not (driver connections; the next use reconnects). */
+  abort?(): void;
 }
 
 export interface SqlConnector {

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { parseInput, tableCopyInputSchema } from '../../../lambdas/core/table-copy-input.ts';
-import { runThrottleQuery, throttleQueryProblem, throttleQueryStatement, THROTTLE_QUERY_SECONDS } from '../../../lambdas/core/throttle-query.ts';
+import { runThrottleQuery, throttleQueryProblem, throttleQueryStatement, THROTTLE_QUERY_DEADLINE_MILLIS, THROTTLE_QUERY_SECONDS } from '../../../lambdas/core/throttle-query.ts';
+import type { SqlConnection } from '../../../lambdas/core/ports/sql.ts';
 import { admin } from '../../helpers/db.ts';
 import { testDatabase } from '../../helpers/test-database.ts';
 
@@ -81,14 +82,25 @@ describe('throttle.query bypasses against the real MariaDB', () => {
   // (each replacement moves the rest of the string), and with REPEAT('a', 16000000) it runs for
   // tens of minutes, KILL QUERY or not; REGEXP '(a|b)*c' over REPEAT('a', 5000000) ran 65 s.
   it.each([
-    ["REPLACE, quadratic", "SELECT LENGTH(REPLACE(REPEAT('a', 120000), 'a', 'bb')) < 0"],
-  ])(`stops within ${THROTTLE_QUERY_SECONDS} s whatever it computes: %s`, async (_, query) => {
-    expect(throttleQueryProblem(query)).toBeNull();
-    const conn = await t.sql.connect('edxapp');
+    ['REPLACE, quadratic', "SELECT LENGTH(REPLACE(REPEAT('a', 120000), 'a', 'bb')) < 0"],
+    ['REGEXP, backtracking', "SELECT REPEAT('a', 5000000) REGEXP '(a|b)*c'"],
+    ['RPAD', "SELECT LENGTH(RPAD('a', 100000000, 'b')) < 0"],
+  ])('refuses what the server cannot stop within its limit (%s), and gives up on the session itself when the server goes on', async (_, query) => {
+    expect(throttleQueryProblem(query)).toMatch(/must not build or match long strings/);
+  });
+
+  it('gives up on a session whose server does not answer in time, and drops it, whatever the server goes on doing', async () => {
+    const real = await t.sql.connectDedicated('edxapp');
+    let aborted = false;
+    // the server answers what ferry asks of the session, but never the throttle query itself
+    const stuck: SqlConnection = Object.create(real, {
+      query: { value: (sql: string, params?: readonly unknown[]) => (/ferry_throttle/.test(sql) ? new Promise(() => undefined) : real.query(sql, params)) },
+      abort: { value: () => { aborted = true; real.abort?.(); } },
+    });
     const started = Date.now();
-    const outcome = await runThrottleQuery(conn, query).then((v) => `value ${v}`, (e: Error) => e.message);
+    const outcome = await runThrottleQuery(stuck, 'SELECT 1').then((v) => `value ${v}`, (e: Error) => e.message);
     const took = Date.now() - started;
-    expect({ outcome, inTime: took < (THROTTLE_QUERY_SECONDS + 1) * 1000 }).toEqual({ outcome: expect.stringMatching(/timed out/), inTime: true });
+    expect({ outcome, aborted, inTime: took < THROTTLE_QUERY_DEADLINE_MILLIS + 1000 }).toEqual({ outcome: expect.stringMatching(/timed out .*its session was closed/), aborted: true, inTime: true });
   });
 
   it('a large result is not buffered whole: only the first value is read', async () => {
@@ -110,19 +122,23 @@ describe('throttle.query bypasses against the real MariaDB', () => {
     expect(Date.now() - started).toBeLessThan(THROTTLE_QUERY_SECONDS * 1000);
   });
 
-  it('the statement ferry sends when it takes a MariaDB for MySQL is still read-only and timed on MariaDB', async () => {
-    // MariaDB may report any version (`version=8.0.36` at startup, a proxy's server_version): then
-    // VERSION() has no "MariaDB" and the MySQL statement runs, whose optimizer hint MariaDB 10.11
-    // ignores as a comment: no time limit and no read-only.
+  it('a MariaDB that reports another version is still run read-only and timed', async () => {
+    // MariaDB may report any version (`version=8.0.36` at startup, a proxy's server_version); the
+    // MySQL statement's optimizer hint is a comment to MariaDB 10.11: no time limit, no read-only.
     await t.conn.query(`CREATE TABLE \`${t.db}\`.w (x int)`);
     await t.conn.query(`CREATE FUNCTION \`${t.db}\`.writes() RETURNS INT MODIFIES SQL DATA BEGIN INSERT INTO \`${t.db}\`.w VALUES (1); RETURN 0; END`);
     await t.conn.query(`CREATE FUNCTION \`${t.db}\`.slow() RETURNS INT NO SQL BEGIN DO SLEEP(${THROTTLE_QUERY_SECONDS + 4}); RETURN 0; END`);
-    const conn = await t.sql.connect('edxapp');
-    await conn.query(throttleQueryStatement(`SELECT \`${t.db}\`.writes()`, 'mysql')).catch(() => undefined);
+    const real = await t.sql.connectDedicated('edxapp');
+    // a session whose server says it is MySQL 8.0.36
+    const lying: SqlConnection = Object.create(real, { query: { value: (sql: string, params?: readonly unknown[]) => (/VERSION\(\)/i.test(sql) ? Promise.resolve([{ v: '8.0.36' }]) : real.query(sql, params)) } });
+    expect(await lying.query('SELECT VERSION() AS v')).toEqual([{ v: '8.0.36' }]);
+    await runThrottleQuery(lying, `SELECT \`${t.db}\`.writes()`).catch(() => undefined);
     const [[row]] = (await t.conn.query(`SELECT COUNT(*) AS n FROM \`${t.db}\`.w`)) as unknown as [{ n: string }[]];
     expect(String(row!.n)).toBe('0');
     const started = Date.now();
-    await conn.query(throttleQueryStatement(`SELECT \`${t.db}\`.slow()`, 'mysql')).catch(() => undefined);
+    await expect(runThrottleQuery(lying, `SELECT \`${t.db}\`.slow()`)).rejects.toThrow(/timed out/);
     expect(Date.now() - started).toBeLessThan((THROTTLE_QUERY_SECONDS + 1) * 1000);
+    expect(throttleQueryStatement('SELECT 1', 'mysql')).toMatch(/MAX_EXECUTION_TIME/);
+    await real.close();
   });
 });
