@@ -35,6 +35,8 @@ interface RevertState {
   docsCarried: number;
   tombstonesCarried: number;
   askedBy: string | null;
+  /** The source's seq when the revert began: a run after the revert replays the source's changes from here. */
+  sourceSeq: string;
 }
 
 type RevertingState = DoctypeCopyState & { revert?: RevertState };
@@ -104,8 +106,9 @@ export async function revert(event: DocTaskEvent & { cause?: string | null }, de
     if (!s.flagsBefore) {
       throw new InvalidInput('migrationId', `the flags' values before the cut-over of ${m.input.migrationId} were not recorded (it was cut over by an earlier ferry): set them back by hand (ferry flags), then carry the target's changes back by hand`);
     }
+    const sourceSeq = String((await m.source.info())?.updateSeq ?? m.state.topOffSeq);
     await saveDoc(m, (st) => {
-      (st as RevertingState).revert ??= { seq: String(st.targetSeqAtCutover ?? '0'), flagsBack: false, verifySeq: null, quietSince: null, docsCarried: 0, tombstonesCarried: 0, askedBy: event.cause ?? null };
+      (st as RevertingState).revert ??= { seq: String(st.targetSeqAtCutover ?? '0'), flagsBack: false, verifySeq: null, quietSince: null, docsCarried: 0, tombstonesCarried: 0, askedBy: event.cause ?? null, sourceSeq };
       return 'revert';
     });
     reportDoc(m, `reverting: carrying what the application wrote in ${m.input.target.database} since the cut-over back to ${m.input.source.database}`);
