@@ -40,7 +40,7 @@ describe('approvals on AWS', () => {
     const put = ssm.commandCalls(PutParameterCommand)[0]!.args[0].input;
     expect(put.Name).toBe('/ferry-production/csmh-extended/approvals/cutover');
     ssm.on(GetParameterCommand).resolves({ Parameter: { Value: put.Value } });
-    expect(await new AwsApprovals(clients.ssm, clients.sfn, '/ferry-production').pendingRequest('csmh-extended', 'cutover')).toEqual({ execution: req.execution, separateFromStarter: true, requestedAt: expect.any(String), summary: req.summary ?? null, machine: null });
+    expect(await new AwsApprovals(clients.ssm, clients.sfn, '/ferry-production').pendingRequest('csmh-extended', 'cutover')).toEqual({ execution: req.execution, separateFromStarter: true, requestedAt: expect.any(String), summary: req.summary ?? null, machine: req.machine ?? null });
   });
 
   it('keeps the token as a SecureString under the key, and tells approvers the exact command without the token', async () => {

@@ -68,7 +68,8 @@ describe('DataApiConnection', () => {
 
   it('carries the database error number, so the throttle query names its class without the database text', async () => {
     rds.on(ExecuteStatementCommand)
-      .resolvesOnce({ columnMetadata: [{ label: 'v' }], records: [[{ stringValue: '8.0.mysql_aurora.3.05.2' }]] })
+      // Aurora MySQL has no max_statement_time: it is MySQL
+      .rejectsOnce(new BadRequestException({ message: "Database error code: 1193. Message: Unknown system variable 'max_statement_time'", $metadata: {} }))
       .rejectsOnce(new BadRequestException({ message: "Database error code: 1105. Message: XPATH syntax error: ':hunter2'", $metadata: {} }))
       .rejectsOnce(new BadRequestException({ message: 'Database error code: 3024. Message: Query execution was interrupted, maximum statement execution time exceeded', $metadata: {} }));
     const conn = new DataApiConnection('csmh', cluster, new RDSDataClient({ region: 'eu-west-1' }));
@@ -76,7 +77,7 @@ describe('DataApiConnection', () => {
     expect(first).toBeInstanceOf(DatabaseError);
     expect(first).toMatchObject({ errno: 1105, message: 'the throttle query failed on "csmh": the database refused it while running it (error 1105)' });
     // on Aurora MySQL the time limit is an optimizer hint
-    expect(rds.commandCalls(ExecuteStatementCommand)[1]!.args[0].input.sql).toBe('SELECT /*+ MAX_EXECUTION_TIME(2000) */ ExtractValue(1, 2)');
+    expect(rds.commandCalls(ExecuteStatementCommand)[1]!.args[0].input.sql).toBe('SELECT /*+ MAX_EXECUTION_TIME(2000) */ * FROM (SELECT ExtractValue(1, 2)) AS ferry_throttle LIMIT 1');
     const second = (await runThrottleQuery(conn, 'SELECT 1').catch((e: unknown) => e)) as TransientError;
     expect(second).toBeInstanceOf(TransientError);
     expect(second.message).toMatch(/timed out/);
