@@ -69,6 +69,20 @@ describe('the decision endpoint (ferry approve --aws)', () => {
     expect(logged).toEqual([{ message: 'approved: cutover of csmh', entry: expect.objectContaining({ principal: approver('bob'), migrationId: 'csmh', step: 'cutover', execution: EXEC, outcome: 'decided' }) }]);
   });
 
+  it('takes a revert only for the cleanup approval of a machine that can revert, with a reason', async () => {
+    const cleanup = '/ferry-production/csmh/approvals/cleanup';
+    const revert = (step: string, reason?: string) => handleDecide(signed(approver('bob'), { migrationId: 'csmh', step, decision: 'revert', ...(reason ? { reason } : {}) }), APPROVERS, ports());
+    expect(JSON.parse((await revert('cutover', 'x')).body).message).toMatch(/a revert answers the cleanup approval/);
+    ssm.on(GetParameterCommand, { Name: cleanup, WithDecryption: true }).resolves({ Parameter: { Value: JSON.stringify({ ...request, machine: 'table-copy' }) } });
+    expect(JSON.parse((await revert('cleanup')).body).message).toMatch(/a revert needs a reason/);
+    const refused = await revert('cleanup', 'slow');
+    expect({ status: refused.statusCode, message: JSON.parse(refused.body).message }).toEqual({ status: 400, message: expect.stringMatching(/revert is not available for table-copy/) });
+    ssm.on(GetParameterCommand, { Name: cleanup, WithDecryption: true }).resolves({ Parameter: { Value: JSON.stringify({ ...request, machine: 'doctype-copy' }) } });
+    expect((await revert('cleanup', 'slow')).statusCode).toBe(200);
+    expect(sfn.commandCalls(SendTaskFailureCommand)[0]!.args[0].input).toMatchObject({ error: 'RevertRequested', cause: `revert instead of the cleanup, asked by ${approver('bob')}: slow` });
+    expect(logged.at(-1)!.entry).toMatchObject({ decision: 'revert', step: 'cleanup', outcome: 'decided' });
+  });
+
   it('refuses anyone who is not a session of the approvers role, whatever the body says', async () => {
     for (const who of [session('ferry-operators', 'bob'), session('AWSReservedSSO_FerryApprovers_0123456789abcdef-not', 'bob'), undefined]) {
       const out = await handleDecide(signed(who, { migrationId: 'csmh', step: 'cutover', decision: 'approve', by: approver('bob') }), APPROVERS, ports());

@@ -205,6 +205,27 @@ describe('the approval page on AWS', () => {
     expect(sfn.commandCalls(SendTaskSuccessCommand)).toHaveLength(0);
   });
 
+  it('offers a revert on the cleanup approval of a doctype-copy only, which fails the task as RevertRequested with who and why', async () => {
+    const token = approver();
+    ssm.on(GetParametersByPathCommand, { Path: '/ferry-production', Recursive: true }).resolves({ Parameters: [{ Name: '/ferry-production/csmh/approvals/cleanup', LastModifiedDate: new Date('2026-12-01T09:00:00Z') }] });
+    const request = (machine: string) => ({ Parameter: { Value: JSON.stringify({ token: 'task-token-9', execution: EXEC, machine, requestedAt: '2026-12-01T09:00:00.000Z', separateFromStarter: false }) } });
+    ssm.on(GetParameterCommand, { Name: '/ferry-production/csmh/approvals/cleanup', WithDecryption: true }).resolves(request('table-copy'));
+    expect((await handleAwsPage(event('GET', '/', { cookies: session(token) }), aws)).body).not.toContain('Revert the cut-over');
+    ssm.on(GetParameterCommand, { Name: '/ferry-production/csmh/approvals/cleanup', WithDecryption: true }).resolves(request('doctype-copy'));
+    sfn.on(DescribeExecutionCommand, { executionArn: EXEC }).resolves({ executionArn: EXEC, stateMachineArn: 'x', status: 'RUNNING', startDate: new Date(), input: JSON.stringify({ migrationId: 'csmh', source: { connection: 'main', database: 'a' }, target: { connection: 'main', database: 'b' }, docTypes: ['WebUser'] }) });
+    const page = await handleAwsPage(event('GET', '/', { cookies: session(token) }), aws);
+    expect(page.body).toContain('Revert the cut-over');
+    const revertForm = page.body.slice(page.body.indexOf('name="decision" value="revert"') - 800);
+    const fields = firstFormFields(revertForm.slice(revertForm.indexOf('<form')));
+    expect(fields.decision).toBe('revert');
+    const post = (reason: string) => handleAwsPage(event('POST', '/decide', { cookies: session(token), body: new URLSearchParams({ ...fields, reason }).toString() }), aws);
+    expect((await post('  ')).statusCode).toBe(400);
+    const done = await follow(await post('queries on the new database are slow'), session(token));
+    expect(done.body).toContain('Revert asked instead of the cleanup of csmh');
+    expect(sfn.commandCalls(SendTaskFailureCommand)[0]!.args[0].input).toMatchObject({ taskToken: 'task-token-9', error: 'RevertRequested', cause: 'revert instead of the cleanup, asked by ana@example.org (Cognito user ana): queries on the new database are slow' });
+    expect(sfn.commandCalls(SendTaskSuccessCommand)).toHaveLength(0);
+  });
+
   it('logs every decision taken on the page, and refuses approving where the deployment separates duties', async () => {
     const token = approver();
     const logged: Record<string, unknown>[] = [];
