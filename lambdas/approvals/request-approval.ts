@@ -12,8 +12,9 @@ const root = deploymentFromEnv().ssmRoot;
 
 /**
  * The Lambda behind every approval Task (`lambda:invoke.waitForTaskToken`): keeps the callback
- * token where only approvers can read it and tells them what to approve and how. The execution
- * then waits until `ferry approve … --aws` completes the token, or the Task's timeout fails it.
+ * token where only ferry's deciding functions can read it and tells the approvers what to approve
+ * and how. The execution then waits until a decision (the page, or `ferry approve … --aws` through
+ * the decision endpoint) completes the token, or the Task's timeout fails it.
  */
 export async function handler(event: ApprovalRequest & { machine?: string }): Promise<{ requested: true }> {
   await requestAwsApproval(event, {
