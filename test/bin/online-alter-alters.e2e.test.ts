@@ -281,48 +281,49 @@ describe('ferry local online-alter, ALTER by ALTER', () => {
     }
   });
 
-  it('ferry abandon of another migration id naming the same table leaves the running migration\'s triggers and shadow, and the application writes on', async () => {
+  /**
+   * With a migration of the table waiting for its cut-over approval (its triggers and shadow in
+   * place), `act` tries another migration id on the same table; then the first one's triggers and
+   * shadow are as they were, and the application's writes to the table go on.
+   */
+  async function besideAWaitingMigration(act: (sc: AlterScenario, triggers: string[]) => Promise<void>): Promise<void> {
     const sc = await alterScenario(1000);
     try {
       const running = startFerry(['local', 'online-alter', '--input', sc.inputFile(), '--state-dir', sc.stateDir]);
       await running.waitFor(/waiting for approval "cutover"/);
       const triggers = await sc.triggers();
       expect(triggers).toHaveLength(3);
-      // an input under another id that names this table (a copy-paste, a typo), from another state dir
-      const other = await runFerry(['abandon', `${sc.migrationId}-other`, '--input', sc.inputFile({ migrationId: `${sc.migrationId}-other` }), '--state-dir', tempDir()]);
-      expect(other.code, other.stderr).toBe(2);
-      expect(other.stderr).toMatch(new RegExp(`${CSM} has the capture triggers of another migration .*${triggers[0]}.*nothing was dropped`));
+      const tables = await sc.tables();
+      expect(tables).toContain('_courseware_studentmodule_new');
+      await act(sc, triggers);
       expect(await sc.triggers()).toEqual(triggers);
-      expect(await sc.tables()).toContain('_courseware_studentmodule_new');
+      expect(await sc.tables()).toEqual(tables);
       // the application's writes go on: the triggers still have the table they write to
-      await sc.conn.query(`INSERT INTO \`${sc.db}\`.${CSM} (module_id, student_id, created, modified, course_id) VALUES ('m-abandon', 424242, NOW(6), NOW(6), 'c')`);
+      await sc.conn.query(`INSERT INTO \`${sc.db}\`.${CSM} (module_id, student_id, created, modified, course_id) VALUES ('m-beside', 424242, NOW(6), NOW(6), 'c')`);
       running.child.kill('SIGTERM');
       await running.done;
     } finally {
       await sc.close();
     }
+  }
+
+  it('ferry abandon of another migration id naming the same table leaves the running migration\'s triggers and shadow, and the application writes on', async () => {
+    await besideAWaitingMigration(async (sc, triggers) => {
+      // an input under another id that names this table (a copy-paste, a typo), from another state dir
+      const other = await runFerry(['abandon', `${sc.migrationId}-other`, '--input', sc.inputFile({ migrationId: `${sc.migrationId}-other` }), '--state-dir', tempDir()]);
+      expect(other.code, other.stderr).toBe(2);
+      expect(other.stderr).toMatch(new RegExp(`${CSM} has the capture triggers of another migration .*${triggers[0]}.*nothing was dropped`));
+    });
   });
 
   it('a second migration id on a table another migration is altering is refused before it writes anything', async () => {
-    const sc = await alterScenario(1000);
-    try {
-      const running = startFerry(['local', 'online-alter', '--input', sc.inputFile(), '--state-dir', sc.stateDir]);
-      await running.waitFor(/waiting for approval "cutover"/);
-      const triggers = await sc.triggers();
-      const tables = await sc.tables();
+    await besideAWaitingMigration(async (sc) => {
       const input = sc.inputFile({ migrationId: `${sc.migrationId}-second` });
       for (const args of [['plan', 'online-alter', '--input', input], ['local', 'online-alter', '--input', input, '--state-dir', tempDir(), '--approve', 'all']]) {
         const second = await runFerry(args);
         expect(second.code, `${args[0]}: ${second.stderr}`).toBe(2);
       }
-      expect(await sc.triggers()).toEqual(triggers);
-      expect(await sc.tables()).toEqual(tables);
-      await sc.conn.query(`INSERT INTO \`${sc.db}\`.${CSM} (module_id, student_id, created, modified, course_id) VALUES ('m-second', 434343, NOW(6), NOW(6), 'c')`);
-      running.child.kill('SIGTERM');
-      await running.done;
-    } finally {
-      await sc.close();
-    }
+    });
   });
 
   // gh-ost's swap-pk-uk, swap-uk and swap-uk-uk: the ALTER moves the table's key, and a unique key on
