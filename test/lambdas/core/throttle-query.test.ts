@@ -96,11 +96,11 @@ describe('throttle.query in the input', () => {
 });
 
 describe('throttleQueryStatement', () => {
-  it('runs read-only with a statement time limit on MariaDB', () => {
-    expect(throttleQueryStatement('SELECT 1', 'mariadb')).toBe(`SET STATEMENT max_statement_time=${THROTTLE_QUERY_SECONDS}, tx_read_only=1 FOR SELECT 1`);
+  it('runs read-only with a statement time limit on MariaDB, one row of it read', () => {
+    expect(throttleQueryStatement('SELECT 1', 'mariadb')).toBe(`SET STATEMENT max_statement_time=${THROTTLE_QUERY_SECONDS}, tx_read_only=1 FOR SELECT * FROM (SELECT 1) AS ferry_throttle LIMIT 1`);
   });
-  it('puts the time limit in an optimizer hint on MySQL', () => {
-    expect(throttleQueryStatement('  select 1', 'mysql')).toBe(`SELECT /*+ MAX_EXECUTION_TIME(${THROTTLE_QUERY_SECONDS * 1000}) */ 1`);
+  it('puts the time limit in an optimizer hint on MySQL, one row of it read', () => {
+    expect(throttleQueryStatement('  select 1', 'mysql')).toBe(`SELECT /*+ MAX_EXECUTION_TIME(${THROTTLE_QUERY_SECONDS * 1000}) */ * FROM (select 1) AS ferry_throttle LIMIT 1`);
   });
 });
 
