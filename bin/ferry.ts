@@ -210,7 +210,8 @@ async function approve(args: string[]): Promise<number> {
     { name: by },
     { approvals: store, deployment: 'local', starterOf: async () => [], log: () => {} },
   );
-  return decisionExit(outcome, migrationId, values.step, decision, `in ${values['state-dir']}`);
+  // Locally the line stays as it always was: what was decided, of which migration and step.
+  return decisionExit(outcome.status === 'decided' ? { status: 'decided' } : outcome, migrationId, values.step, decision, `in ${values['state-dir']}`);
 }
 
 /** What `ferry approve` and `ferry revert` say of a decision's outcome, and their exit code. */
