@@ -266,6 +266,13 @@ describe('ferry revert of a doctype-copy waiting for its cleanup approval', () =
     expect(running.child.exitCode, running.stderr()).toBeNull();
     expect(sc.flags()[flag]).toBe(sc.target);
 
+    // how far the old database lags: what the new one took since the cut-over
+    const stats = await runFerry(['stats', '--input', sc.inputFile()], sc.env);
+    expect(stats.code, stats.stderr).toBe(0);
+    const lag = /old database: (\d+) changes in \S+ since the cut-over/.exec(stats.stdout);
+    expect(lag, stats.stdout).not.toBeNull();
+    expect(Number(lag![1])).toBeGreaterThanOrEqual(c.app.writes.filter((w) => w.db === sc.target).length);
+
     const taken = await revert(c).done;
     expect(taken.code, taken.stderr).toBe(0);
     const run = await running.done;
