@@ -18,6 +18,22 @@ export type Phase = (typeof PHASES)[number];
 /** Phases in which the top-off must never run: the source is being emptied, or is the home again. */
 export const TOP_OFF_STOPPED: readonly Phase[] = ['cleanup', 'done', 'revert', 'reverted'];
 
+/** Where a revert (`ferry revert`, see revert.ts) stands. */
+export interface RevertState {
+  /** Where the carrying back stands in the target's changes feed. */
+  seq: string;
+  /** The flags are back as they were before the cut-over. */
+  flagsBack: boolean;
+  /** The verifying pass's place in the feed, once it began (null: not begun). */
+  verifySeq: string | null;
+  quietSince: string | null;
+  docsCarried: number;
+  tombstonesCarried: number;
+  askedBy: string | null;
+  /** The source's seq when the revert began: a run after the revert replays the source's changes from here. */
+  sourceSeq: string;
+}
+
 export interface DoctypeCopyState {
   readonly startedAt: string;
   /** The source's seq recorded before the first page: the top-off replays everything after it. */
@@ -45,6 +61,8 @@ export interface DoctypeCopyState {
   flagsBefore?: Record<string, string | null>;
   /** The target's seq just before the cut-over: what the application writes there comes after it. */
   targetSeqAtCutover?: string;
+  /** The revert asked for instead of the cleanup, once it began. */
+  revert?: RevertState;
   /** Live docs per type on both sides when the completeness check passed, before the cut-over. */
   checkedCounts?: { source: Record<string, number>; target: Record<string, number> };
   /** The cleanup's one top-off pass, before its first deletion, is done: none may run after. */

@@ -84,7 +84,7 @@ export async function preflight(event: DocTaskEvent, deps: TaskDeps): Promise<Do
     // revisions the source now holds too, and the copy writes only what it lacks.
     // The top-off replays the source from where the revert began: what the application did there
     // since (deletions too) reaches the target, which still holds the docs as they were.
-    const since = (checkpoint.state as { revert?: { sourceSeq?: string } }).revert?.sourceSeq ?? checkpoint.state.startSeq;
+    const since = checkpoint.state.revert?.sourceSeq ?? checkpoint.state.startSeq;
     const fresh = freshState(since, index instanceof ScanIndex ? sourceInfo.docCount : Object.values(await index.counts()).reduce((a, b) => a + b, 0), me, deps.now());
     checkpoint = await store.update(() => ({ phase: 'initial-copy', state: fresh }));
     deps.report({ migrationId: input.migrationId, phase: 'initial-copy', done: '0', total: null, unit: 'docs', note: `reverted before: starting the copy again from what ${input.target.database} holds`, throttle: null });

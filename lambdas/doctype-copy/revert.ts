@@ -3,7 +3,7 @@ import type { TaskDeps } from '../core/ports/task-deps.ts';
 import { InvalidInput } from '../core/errors.ts';
 import { checkWritten } from '../core/docs/compare.ts';
 import { copyRevisions } from '../core/docs/copier.ts';
-import { docLoopState, openDocMigration, pausedReason, reportDoc, saveDoc, timeLeft, type DocLoopState, type DocMigration, type DocTaskEvent, type DoctypeCopyState } from './open-doc-migration.ts';
+import { docLoopState, openDocMigration, pausedReason, reportDoc, saveDoc, timeLeft, type DocLoopState, type DocMigration, type DocTaskEvent } from './open-doc-migration.ts';
 
 /**
  * The revert of a doctype-copy, asked instead of the cleanup (`ferry revert`): what the
@@ -24,22 +24,6 @@ import { docLoopState, openDocMigration, pausedReason, reportDoc, saveDoc, timeL
  * Then the checkpoint's phase is `reverted`; a new run of the same input starts the copy again.
  */
 
-interface RevertState {
-  /** Where the carrying back stands in the target's changes feed. */
-  seq: string;
-  /** The flags are back as they were before the cut-over. */
-  flagsBack: boolean;
-  /** The verifying pass's place in the feed, once it began (null: not begun). */
-  verifySeq: string | null;
-  quietSince: string | null;
-  docsCarried: number;
-  tombstonesCarried: number;
-  askedBy: string | null;
-  /** The source's seq when the revert began: a run after the revert replays the source's changes from here. */
-  sourceSeq: string;
-}
-
-type RevertingState = DoctypeCopyState & { revert?: RevertState };
 
 /** The latest change of each doc the revert carries back: docs of the wanted types, and any doc the source holds. */
 function ours(rows: readonly ChangeRow[], wanted: ReadonlySet<string>, inSource: ReadonlySet<string>): { id: string; revs: string[]; deleted: boolean }[] {
@@ -100,7 +84,7 @@ async function flagsBack(m: DocMigration, before: Readonly<Record<string, string
 export async function revert(event: DocTaskEvent & { cause?: string | null }, deps: TaskDeps): Promise<DocLoopState> {
   const m = await openDocMigration(event, deps);
   if (m.phase === 'reverted') return docLoopState(m, { done: true });
-  const s = m.state as RevertingState;
+  const s = m.state;
   if (m.phase !== 'revert') {
     if (m.phase !== 'cleanup-approval') throw new InvalidInput('migrationId', `${m.input.migrationId} is in phase ${m.phase}: only a migration waiting for its cleanup approval can be reverted`);
     if (!s.flagsBefore) {
@@ -108,18 +92,18 @@ export async function revert(event: DocTaskEvent & { cause?: string | null }, de
     }
     const sourceSeq = String((await m.source.info())?.updateSeq ?? m.state.topOffSeq);
     await saveDoc(m, (st) => {
-      (st as RevertingState).revert ??= { seq: String(st.targetSeqAtCutover ?? '0'), flagsBack: false, verifySeq: null, quietSince: null, docsCarried: 0, tombstonesCarried: 0, askedBy: event.cause ?? null, sourceSeq };
+      st.revert ??= { seq: String(st.targetSeqAtCutover ?? '0'), flagsBack: false, verifySeq: null, quietSince: null, docsCarried: 0, tombstonesCarried: 0, askedBy: event.cause ?? null, sourceSeq };
       return 'revert';
     });
     reportDoc(m, `reverting: carrying what the application wrote in ${m.input.target.database} since the cut-over back to ${m.input.source.database}`);
   }
-  const r = (m.state as RevertingState).revert!;
+  const r = m.state.revert!;
   const paused = await pausedReason(m);
   if (paused) return docLoopState(m, { done: false, waitSeconds: m.input.topOff.pollSeconds, throttle: paused });
   const verifying = r.verifySeq !== null;
   const pass = await carryBack(m, verifying ? r.verifySeq! : r.seq);
   await saveDoc(m, (st) => {
-    const w = (st as RevertingState).revert!;
+    const w = st.revert!;
     if (verifying) w.verifySeq = pass.seq;
     else w.seq = pass.seq;
     w.docsCarried += pass.docs;
@@ -132,11 +116,11 @@ export async function revert(event: DocTaskEvent & { cause?: string | null }, de
   });
   if (pass.docs) reportDoc(m, `reverting: carried ${pass.docs} docs back to ${m.input.source.database}${verifying ? ' (found while verifying)' : ''}`);
   if (!pass.atHead) return docLoopState(m, { done: false });
-  const w = (m.state as RevertingState).revert!;
+  const w = m.state.revert!;
   if (!w.flagsBack) {
     const said = await flagsBack(m, s.flagsBefore!);
     await saveDoc(m, (st) => {
-      const x = (st as RevertingState).revert!;
+      const x = st.revert!;
       x.flagsBack = true;
       x.quietSince = new Date(deps.now()).toISOString();
     });
@@ -149,7 +133,7 @@ export async function revert(event: DocTaskEvent & { cause?: string | null }, de
   }
   if (!verifying) {
     await saveDoc(m, (st) => {
-      (st as RevertingState).revert!.verifySeq = String(st.targetSeqAtCutover ?? '0');
+      st.revert!.verifySeq = String(st.targetSeqAtCutover ?? '0');
     });
     reportDoc(m, `reverting: quiet for ${Math.floor(quietFor)} s; verifying that every revision the application wrote since the cut-over is in ${m.input.source.database}`);
     return docLoopState(m, { done: false });

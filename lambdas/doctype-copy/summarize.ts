@@ -9,7 +9,7 @@ import { openDocMigration, type DocTaskEvent } from './open-doc-migration.ts';
  */
 export async function summarize(event: DocTaskEvent, deps: TaskDeps) {
   const m = await openDocMigration(event, deps);
-  const s = m.state as typeof m.state & { revert?: { docsCarried: number; tombstonesCarried: number; askedBy: string | null } };
+  const s = m.state;
   const checked = s.checkedCounts ?? { source: {}, target: {} };
   return {
     migrationId: m.input.migrationId,
