@@ -147,6 +147,7 @@ export function throttleQueryFailure(err: unknown, connection: string): FerryErr
 export async function runThrottleQuery(conn: SqlConnection, query: string): Promise<string | null> {
   let value: string | null;
   let timer: ReturnType<typeof setTimeout> | undefined;
+  const gaveUp = new TransientError(`the throttle query failed on "${conn.name}": timed out (no answer in ${THROTTLE_QUERY_DEADLINE_MILLIS / 1000} s; its session was closed)`);
   try {
     const statement = throttleQueryStatement(query, await flavorOf(conn));
     // The server's limit is checked between rows: past a deadline of its own ferry closes the
@@ -154,12 +155,12 @@ export async function runThrottleQuery(conn: SqlConnection, query: string): Prom
     const deadline = new Promise<never>((_, reject) => {
       timer = setTimeout(() => {
         conn.abort?.();
-        reject(new TransientError(`the throttle query failed on "${conn.name}": timed out (no answer in ${THROTTLE_QUERY_DEADLINE_MILLIS / 1000} s; its session was closed)`));
+        reject(gaveUp);
       }, THROTTLE_QUERY_DEADLINE_MILLIS);
     });
     value = await Promise.race([scalar(conn, statement), deadline]);
   } catch (err) {
-    if (err instanceof TransientError && /its session was closed/.test(err.message)) throw err;
+    if (err === gaveUp) throw err;
     throw throttleQueryFailure(err, conn.name);
   } finally {
     clearTimeout(timer);
