@@ -10,7 +10,7 @@ import { PAUSED_FLAG } from '../lambdas/core/ports/flags.ts';
 import { InvalidInput } from '../lambdas/core/errors.ts';
 import { APPROVAL_STEPS, checkApprovalName } from '../lambdas/core/input-parts.ts';
 import { decideUrlParameter } from '../lambdas/core/deployment.ts';
-import { takeDecision } from '../lambdas/approvals/decide.ts';
+import { localDecisionPorts, takeDecision } from '../lambdas/approvals/decide.ts';
 import { KNOB_NAMES, parseKnobAssignments } from '../lambdas/core/knobs.ts';
 import { tuneInput, type MachineName } from '../lambdas/core/machine-inputs.ts';
 import { runLocal, savedInputPath, type RunUsage } from './cli/local-runner.ts';
@@ -208,7 +208,7 @@ async function approve(args: string[]): Promise<number> {
   const outcome = await takeDecision(
     { migrationId, step: values.step, approved: decision === 'approve', ...(decision === 'revert' ? { revert: true } : {}), ...(values.reason ? { reason: values.reason } : {}), ...(seen ? { seen } : {}) },
     { name: by },
-    { approvals: store, deployment: 'local', starterOf: async () => [], log: () => {} },
+    localDecisionPorts(store),
   );
   // Locally the line stays as it always was: what was decided, of which migration and step.
   return decisionExit(outcome.status === 'decided' ? { status: 'decided' } : outcome, migrationId, values.step, decision, `in ${values['state-dir']}`);

@@ -5,7 +5,7 @@ import { userInfo } from 'node:os';
 import { join } from 'node:path';
 import { LocalApprovalStore } from '../../lambdas/adapters/approvals.ts';
 import { FileFlagStore } from '../../lambdas/adapters/flags.ts';
-import { takeDecision } from '../../lambdas/approvals/decide.ts';
+import { localDecisionPorts, takeDecision } from '../../lambdas/approvals/decide.ts';
 import { REVERTIBLE_MACHINES } from '../../lambdas/core/ports/approvals.ts';
 import { handlePage, type Fact, type MigrationView, type PageBackend, type PendingView } from '../../lambdas/approvals/page.ts';
 import { describeKnobsSet } from '../../lambdas/core/knobs.ts';
@@ -121,8 +121,7 @@ export function localBackend(stateDir: string, env: NodeJS.ProcessEnv, live?: Re
         }),
       );
     },
-    // Locally whoever reaches the page decides, as with `ferry approve`: nothing to log beyond the record.
-    decide: (migrationId, step, decision, seen) => takeDecision({ migrationId, step, ...decision, seen }, { name: decision.by }, { approvals, deployment: 'local', starterOf: async () => [], log: () => {} }),
+    decide: (migrationId, step, decision, seen) => takeDecision({ migrationId, step, ...decision, seen }, { name: decision.by }, localDecisionPorts(approvals)),
   };
 }
 

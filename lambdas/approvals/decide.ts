@@ -50,6 +50,11 @@ export interface DecisionPorts {
   readonly log: (message: string, entry: Record<string, unknown>) => void;
 }
 
+/** A state dir's decisions (`ferry approve`, the local page): whoever reaches them decides; no duties to separate, nothing to log beyond the record. */
+export function localDecisionPorts(approvals: DecisionPorts['approvals']): DecisionPorts {
+  return { approvals, deployment: 'local', starterOf: async () => [], log: () => {} };
+}
+
 /** The checks every decision passes, in order; the first that fails is the outcome. */
 async function check(asked: DecisionAsked, decider: Decider, ports: DecisionPorts): Promise<DecisionOutcome | { readonly status: 'go'; readonly execution: string; readonly request: SeenRequest }> {
   try {
