@@ -16,6 +16,7 @@ export async function localCopyTables(td: TestDatabase, from: string, to: string
     targetTable: { database: td.db, table: to },
     idColumn: 'id',
     keyIndex: 'PRIMARY',
+    targetKeyIndex: 'PRIMARY',
     columns,
     targetColumns: columns,
     hash: { source: hashColumns(info, columns), target: hashColumns(info, columns) },

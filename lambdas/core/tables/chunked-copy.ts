@@ -11,7 +11,7 @@ import type { TableRef } from '../identifiers.ts';
 import { decideThrottle, type ThrottleDecision } from '../throttler.ts';
 import type { RowHashForm } from '../checksum.ts';
 import { copyRange, idBounds, keyAt, keyOf, nextExistingId, type CopyTables } from './copier.ts';
-import { copiedColumns, copyKeyShape, integerKeys, pairedHashColumns, inspectTable, type CopyKey, type TableInfo } from './inspector.ts';
+import { copiedColumns, copyKeyColumns, copyKeyShape, integerKeys, pairedHashColumns, inspectTable, uniqueIndexOnAll, type CopyKey, type TableInfo } from './inspector.ts';
 import type { KeyRange, KeyValue } from '../keys.ts';
 import { loadCharset as loadDataCharset } from './load-data.ts';
 import { replicaLagSeconds, threadsRunning, throttleQueryValue } from './probes.ts';
@@ -109,11 +109,12 @@ export function copyKeyOf(state: Pick<CopyState, 'copyKey'> | null | undefined, 
   return key;
 }
 
-function copyTables(input: CopySettings, source: SqlConnection, target: SqlConnection, sourceInfo: TableInfo, targetInfo: TableInfo | null, pairs: ColumnPairs, form: RowHashForm, key: CopyKey): CopyTables {
+export function copyTables(input: CopySettings, source: SqlConnection, target: SqlConnection, sourceInfo: TableInfo, targetInfo: TableInfo | null, pairs: ColumnPairs, form: RowHashForm, key: CopyKey): CopyTables {
   const { source: columns, target: targetColumns } = pairs(sourceInfo, targetInfo);
   const hash = pairedHashColumns({ info: sourceInfo, names: columns }, { info: targetInfo ?? sourceInfo, names: targetColumns }, form);
   const loadCharset = targetInfo === null ? null : loadDataCharset(sourceInfo.columns, targetInfo.columns, columns, targetColumns);
-  return { source, target, sourceTable: input.source, targetTable: input.target, idColumn: key.column, key: copyKeyShape(sourceInfo, key), keyIndex: key.index, columns, targetColumns, hash, loadCharset };
+  const targetKeyIndex = targetInfo === null ? null : uniqueIndexOnAll(targetInfo, copyKeyColumns(key));
+  return { source, target, sourceTable: input.source, targetTable: input.target, idColumn: key.column, key: copyKeyShape(sourceInfo, key), keyIndex: key.index, targetKeyIndex, columns, targetColumns, hash, loadCharset };
 }
 
 /**

@@ -21,6 +21,12 @@ export interface CopyTables {
   readonly key?: KeyShape;
   /** The source's unique index on the key, the one the copy reads by (see CopyKey). */
   readonly keyIndex: string;
+  /**
+   * The target's unique index on exactly the key's columns, when it has one: locking reads of the
+   * target go through it, whatever the optimizer's statistics say (on a table just filled they can
+   * make a range read scan another index, locking every row it passes).
+   */
+  readonly targetKeyIndex?: string | null;
   /** The source's columns that are copied and compared, in the source's order. */
   readonly columns: readonly string[];
   /** Each of `columns`' name in the target (another where the ALTER renames it; the same for table-copy). */

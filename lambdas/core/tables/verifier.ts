@@ -120,16 +120,19 @@ export async function insertRefusing(conn: SqlConnection, sql: string, params: r
 export async function repairRange(conn: SqlConnection, t: CopyTables, range: KeyRange, also?: () => Promise<void>): Promise<void> {
   const key = keyOf(t);
   const source = `${qualified(t.sourceTable)} FORCE INDEX (${quoteIdent(t.keyIndex)})`;
+  const target = t.targetKeyIndex ? `${qualified(t.targetTable)} FORCE INDEX (${quoteIdent(t.targetKeyIndex)})` : qualified(t.targetTable);
   try {
     await lockingRange(conn, range, async (tx, r, wait) => {
       const inSource = await rowHashes(tx, source, key, t.hash.source, r, ` LOCK IN SHARE MODE${wait}`);
-      const inTarget = await rowHashes(tx, t.targetTable, key, t.hash.target, r, ' FOR UPDATE');
+      // the target's rows locked too, never waited for (see lockingRange): a trigger of the application's write may hold one
+      const inTarget = await rowHashes(tx, target, key, t.hash.target, r, ` FOR UPDATE${wait}`);
       const diffs = differingIds(inSource, inTarget, Number.MAX_SAFE_INTEGER);
       const out = diffs.filter((d) => d.problem !== 'missing in target').map((d) => d.id);
       const back = diffs.filter((d) => d.problem !== 'extra in target').map((d) => d.id);
-      for (let i = 0; i < out.length; i += IDS_PER_STATEMENT) {
-        const these = key.oneOf(out.slice(i, i + IDS_PER_STATEMENT));
-        await tx.execute(`DELETE FROM ${qualified(t.targetTable)} WHERE ${these.sql}`, these.params);
+      // one row at a time, by its whole key: a unique lookup, which touches no row but its own whatever the statistics
+      for (const id of out) {
+        const it = key.equals(id);
+        await tx.execute(`DELETE FROM ${qualified(t.targetTable)} WHERE ${it.sql}`, it.params);
       }
       await writeFromSource(tx, t, back);
       await also?.();
