@@ -45,7 +45,7 @@ export const WORKERS: readonly WorkerSpec[] = [
   { ...t('Plan', 'plan', 'paused'), plan: true }, { ...d('DocPlan', 'plan', 'paused'), plan: true }, { ...a('AlterPlan', 'plan', 'paused'), plan: true },
   a('AlterPreflight', 'preflight'), a('CreateShadow', 'createShadow'), a('AlterCopyChunks', 'copyChunks', 'paused'), a('AlterVerify', 'verify', 'paused'),
   { ...a('AlterReverify', 'reverify', 'paused'), every: Duration.minutes(5) },
-  a('SwapTables', 'swapTables'), a('AbandonAlter', 'abandonAlter'), a('AlterCleanup', 'cleanup', 'paused'), a('AlterSummarize', 'summarize'),
+  a('SwapTables', 'swapTables'), a('AbandonAlter', 'abandonAlter'), a('AlterCleanup', 'cleanup', 'paused'), a('AlterRevert', 'revert', 'paused'), a('AlterSummarize', 'summarize'),
 ];
 
 /**

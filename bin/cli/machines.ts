@@ -23,6 +23,7 @@ import { summarize as docSummarize } from '../../lambdas/doctype-copy/summarize.
 import { topOff } from '../../lambdas/doctype-copy/top-off.ts';
 import { abandonAlter, triggersLeft } from '../../lambdas/online-alter/abandon.ts';
 import { cleanup as alterCleanup } from '../../lambdas/online-alter/cleanup.ts';
+import { revert as alterRevert } from '../../lambdas/online-alter/revert.ts';
 import { copyChunks as alterCopyChunks } from '../../lambdas/online-alter/copy-chunks.ts';
 import { createShadow } from '../../lambdas/online-alter/create-shadow.ts';
 import { parseOnlineAlterInput } from '../../lambdas/online-alter/open-alter.ts';
@@ -138,6 +139,8 @@ export const MACHINES: Readonly<Record<string, MachineSpec>> = {
       TakeBackCapture: abandonAlter,
       AbandonRequested: abandonAlter,
       Cleanup: alterCleanup,
+      RevertAsked: alterRevert,
+      Revert: alterRevert,
       Summarize: alterSummarize,
     },
     besideApproval: {

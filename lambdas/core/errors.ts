@@ -85,6 +85,15 @@ export class RevertRequested extends FerryError {
   readonly retryable = false;
 }
 
+/**
+ * A revert that cannot be made, found before anything was flipped (a row the old home cannot
+ * hold): what it had put in place is taken back and the cleanup approval is asked for again.
+ */
+export class RevertRefused extends FerryError {
+  override readonly name = 'RevertRefused';
+  readonly retryable = false;
+}
+
 /** A pending approval was asked for again by a newer execution; the older one no longer waits for it. */
 export class ApprovalSuperseded extends FerryError {
   override readonly name = 'ApprovalSuperseded';

@@ -5,6 +5,7 @@ import { planOnlineAlter } from './plan.ts';
 import { awsDeps, onLambda } from '../adapters/aws.ts';
 import { abandonAlter as abandonAlterTask } from './abandon.ts';
 import { cleanup as cleanupTask } from './cleanup.ts';
+import { revert as revertTask } from './revert.ts';
 import { copyChunks as copyChunksTask } from './copy-chunks.ts';
 import { createShadow as createShadowTask } from './create-shadow.ts';
 import { preflight as preflightTask } from './preflight.ts';
@@ -22,6 +23,7 @@ export const verify = onLambda(machine, verifyTask);
 export const swapTables = onLambda(machine, swapTablesTask);
 export const abandonAlter = onLambda(machine, abandonAlterTask);
 export const cleanup = onLambda(machine, cleanupTask);
+export const revert = onLambda(machine, revertTask);
 export const summarize = onLambda(machine, summarizeTask);
 
 /** Not a Task: `ferry plan online-alter --aws` invokes it, where the databases answer (see plan.ts). */

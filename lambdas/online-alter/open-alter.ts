@@ -10,7 +10,7 @@ import type { ReverifyRecord } from '../core/tables/reverify-record.ts';
 
 export const MACHINE = 'online-alter';
 
-export const PHASES = ['prepare', 'copy', 'verify', 'cutover-approval', 'cleanup-approval', 'cleanup', 'done'] as const;
+export const PHASES = ['prepare', 'copy', 'verify', 'cutover-approval', 'cleanup-approval', 'cleanup', 'done', 'revert', 'reverted'] as const;
 export type Phase = (typeof PHASES)[number];
 
 export interface OnlineAlterState extends CopyState {
@@ -32,6 +32,25 @@ export interface OnlineAlterState extends CopyState {
   ownTriggers?: OwnTrigger[];
   /** The re-verification while the cut-over approval is pending (see reverify.ts). */
   reverify?: ReverifyRecord | null;
+  /** A revert asked for instead of the cleanup (see revert.ts). */
+  revert?: AlterRevert | null;
+}
+
+/** Where a revert stands: the original table compared with the altered one range by range, then swapped back. */
+export interface AlterRevert {
+  /** Who asked and why (the decision's cause). */
+  readonly askedBy: string | null;
+  readonly startedAt: string;
+  /** The capture triggers from the altered table into the original were made (at this time). */
+  captureSince: string | null;
+  verifyUpTo: Id | null;
+  verifiedUpTo: Id | null;
+  rangesVerified: number;
+  rowsVerified: string;
+  rangesRepaired: number;
+  /** Rows the original lacked or held otherwise, written from the altered table (repairs and the capture log). */
+  rowsWrittenBack: number;
+  swappedBackAt: string | null;
 }
 
 export type LoopState = GenericLoopState<Phase>;

@@ -28,7 +28,8 @@ export async function checkOnlineAlter(input: OnlineAlterInput, deps: Pick<TaskD
   const checkpoint = await store.load(input.migrationId, alterIdentityOf(input));
   let addedUniqueKeys: string[] = [];
   let copyKey: CopyKey | undefined;
-  if (!checkpoint) {
+  // after a revert the table is the original again, with nothing of ferry's on it: checked as for a first run
+  if (!checkpoint || checkpoint.phase === 'reverted') {
     ({ addedUniqueKeys, copyKey } = await checkAlterTable(conn, input));
     await checkThrottleQuery(input.throttle.connection ? await deps.sql.connect(input.throttle.connection) : conn, input.throttle.query);
   }
@@ -42,9 +43,14 @@ export async function preflight(event: TaskEvent, deps: TaskDeps): Promise<LoopS
   await claimMigrationId(input.migrationId, alterBindingOf(input), executionOf(event), deps.claims, deps.now);
   const { conn, store } = checked;
   let checkpoint = checked.checkpoint;
-  if (checkpoint) {
-    await takeOver(store, checkpoint, event, deps);
-  } else {
+  if (checkpoint) await takeOver(store, checkpoint, event, deps);
+  if (checkpoint?.phase === 'reverted') {
+    // A run after a revert starts afresh: the revert left the original table as it was, and nothing of ferry's.
+    await store.remove(input.migrationId);
+    checkpoint = null;
+    deps.report({ migrationId: input.migrationId, phase: 'prepare', done: '0', total: null, unit: 'rows', note: 'reverted before: starting afresh', throttle: null });
+  }
+  if (!checkpoint) {
     const now = new Date(deps.now()).toISOString();
     checkpoint = await store.create(input.migrationId, alterIdentityOf(input), 'prepare', {
       startedAt: now, estimatedRows: await estimatedRows(conn, input.table), copiedUpTo: null, rowsCopied: '0', chunkSpan: initialChunkSpan(chunkSettings(input.chunk)),

@@ -14,6 +14,7 @@ export async function summarize(event: TaskEvent, deps: TaskDeps) {
     migrationId: m.input.migrationId,
     machine: 'online-alter',
     phase: m.phase,
+    outcome: m.phase === 'reverted' ? 'reverted' : 'done',
     table: `${t.database}.${t.table}`,
     alter: m.input.alter.alter,
     /** The key it copied by (see CopyKey), its columns. */
@@ -29,6 +30,7 @@ export async function summarize(event: TaskEvent, deps: TaskDeps) {
     autoIncrementAtSwap: s.autoIncrementAtSwap,
     cleanup: m.input.alter.cleanup.mode,
     rowsDeleted: s.rowsDeleted,
+    ...(s.revert ? { reverted: { askedBy: s.revert.askedBy, rangesCompared: s.revert.rangesVerified, rowsCompared: s.revert.rowsVerified, rangesRepaired: s.revert.rangesRepaired, rowsWrittenAgain: s.revert.rowsWrittenBack, swappedBackAt: s.revert.swappedBackAt } } : {}),
     throttledSeconds: Math.round(s.throttledMillis / 1000),
     startedAt: s.startedAt,
     phases: s.phaseStartedAt,

@@ -146,9 +146,9 @@ export const TRIGGER_SQL_MODE = 'NO_AUTO_VALUE_ON_ZERO,ERROR_FOR_DIVISION_BY_ZER
  * capture log, which is looked at before the cut-over. A trigger never fails the application's
  * write for a row it refuses; an error that ends the statement anyway is raised again.
  */
-export function triggerSql(migrationId: string, t: TableRef, key: CaptureKey, mapping: ColumnMapping): string[] {
+export function triggerSql(migrationId: string, t: TableRef, key: CaptureKey, mapping: ColumnMapping, into: TableRef = shadowNames(t).shadow): string[] {
   const names = captureNames(migrationId, t);
-  const sh = qualified(shadowNames(t).shadow);
+  const sh = qualified(into);
   const log = qualified(names.log);
   const keyCols = key.columns.map(quoteIdent);
   const sameKey = (a: 'NEW' | 'OLD', b: 'NEW' | 'OLD') => keyCols.map((c) => `${a}.${c} <=> ${b}.${c}`).join(' AND ');
@@ -185,7 +185,7 @@ export function triggerSql(migrationId: string, t: TableRef, key: CaptureKey, ma
   // A key the altered table cannot hold (see CaptureKey.bounds) is never written: an old one is not in the shadow, a new one is logged as refused.
   const fits = (which: 'NEW' | 'OLD') => (key.bounds ?? []).map((b) => `${which}.${quoteIdent(b.column)} BETWEEN ${boundValue(b.min)} AND ${boundValue(b.max)}`).join(' AND ');
   const ifFits = (which: 'NEW' | 'OLD', body: string, otherwise = '') => (key.bounds?.length ? `IF ${fits(which)} THEN ${body} ${otherwise ? `ELSE ${otherwise} ` : ''}END IF;` : body);
-  const outOfRange = (event: string) => `SET m = 'a key value the altered table cannot hold'; ${logged(event)}`;
+  const outOfRange = (event: string) => `SET m = 'a key value ${into.table === shadowNames(t).shadow.table ? 'the altered table' : 'the original table'} cannot hold'; ${logged(event)}`;
   // Made delete first, insert last (see createTriggers): a row is in the shadow only once every trigger that could take it out exists.
   return [
     `${on(names.delete, 'DELETE')} BEGIN ${declare} ${ifFits('OLD', `${write('OLD')}${takeOut('OLD')}`)} END`,
@@ -361,15 +361,35 @@ export async function createTriggers(
   mapping: ColumnMapping,
   lock: DdlLock,
   onWait?: (attempt: number, backoffSeconds: number) => void | Promise<void>,
+  into?: TableRef,
 ): Promise<void> {
   await withShortLockWait(conn, lock, async () => {
     await conn.execute(`SET @ferry_sql_mode = @@SESSION.sql_mode, SESSION sql_mode = '${TRIGGER_SQL_MODE}'`);
     try {
-      for (const sql of triggerSql(migrationId, t, key, mapping)) await conn.execute(sql);
+      for (const sql of triggerSql(migrationId, t, key, mapping, into)) await conn.execute(sql);
     } finally {
       await conn.execute('SET SESSION sql_mode = @ferry_sql_mode');
     }
   }, onWait);
+}
+
+/**
+ * Change capture from the table into `into`, a table that exists already (a revert's: the altered
+ * table's writes into the original), with its capture log: the same triggers as createShadow's.
+ */
+export async function captureInto(
+  conn: SqlConnection,
+  migrationId: string,
+  t: TableRef,
+  into: TableRef,
+  keyColumns: readonly ColumnInfo[],
+  key: CaptureKey,
+  mapping: ColumnMapping,
+  lock: DdlLock,
+  onWait?: (attempt: number, backoffSeconds: number) => void | Promise<void>,
+): Promise<void> {
+  await conn.execute(captureLogSql(captureNames(migrationId, t).log, keyColumns));
+  await createTriggers(conn, migrationId, t, key, mapping, lock, onWait, into);
 }
 
 /** Drops ferry's triggers on the table (first, under a short lock wait), then its shadow and capture log, leaving the table as it was. */
@@ -457,7 +477,7 @@ export async function rewriteLoggedLocked(conn: SqlConnection, migrationId: stri
       } catch (err) {
         if (!(err instanceof DatabaseError)) throw err;
         throw new VerificationFailed(
-          `the application's ${row.event} of ${key.isInteger ? 'id' : `key (${key.names})`} ${row.id} in ${t.sourceTable.table} cannot be written to the altered table: ${err.message.replace(/^[^:]*: statement failed: /, '')}`,
+          `the application's ${row.event} of ${key.isInteger ? 'id' : `key (${key.names})`} ${row.id} in ${t.sourceTable.table} cannot be written to ${t.targetTable.table}: ${err.message.replace(/^[^:]*: statement failed: /, '')}`,
           { cause: err },
         );
       }
@@ -486,7 +506,7 @@ export async function rewriteLogged(conn: SqlConnection, migrationId: string, t:
       } catch (err) {
         if (!(err instanceof VerificationFailed)) throw err;
         throw new VerificationFailed(
-          `the application's ${row.event} of ${key.isInteger ? 'id' : `key (${key.names})`} ${row.id} in ${t.sourceTable.table} could not be written to the altered table (${row.message ?? 'the row was refused'}), and writing it again fails: ${err.message}`,
+          `the application's ${row.event} of ${key.isInteger ? 'id' : `key (${key.names})`} ${row.id} in ${t.sourceTable.table} could not be written to ${t.targetTable.table} (${row.message ?? 'the row was refused'}), and writing it again fails: ${err.message}`,
           { cause: err },
         );
       }

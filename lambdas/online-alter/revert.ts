@@ -1,0 +1,258 @@
+import type { TaskDeps } from '../core/ports/task-deps.ts';
+import type { SqlConnection } from '../core/ports/sql.ts';
+import { DatabaseError, ERRNO, InvalidInput, RevertRefused, SwapFailed, VerificationFailed, type FerryError } from '../core/errors.ts';
+import { qualified, type TableRef } from '../core/identifiers.ts';
+import { checkThrottle, copyTables, loopState, nextVerifyKeys, outcomeState, reached, report, resizeChunk, save, timeLeft, type TaskEvent } from '../core/tables/chunked-copy.ts';
+import { highestKey, keyOf, type CopyTables } from '../core/tables/copier.ts';
+import { autoIncrementOf, copyKeyColumns, inspectTable, integerRange, uniqueIndexOnAll, type TableInfo } from '../core/tables/inspector.ts';
+import { captureInto, captureKey, captureNames, clearLogged, columnMapping, dropTriggers, loggedRows, rewriteLogged, shadowNames, withShortLockWait, type CaptureKey, type ColumnMapping } from '../core/tables/shadow.ts';
+import { ownTriggers } from '../core/tables/own-triggers.ts';
+import { dropTableIfExists, setAutoIncrement } from '../core/tables/table-writes.ts';
+import { insertMissing, rowHashesBothSides, writeFromSource } from '../core/tables/verifier.ts';
+import { differingIds } from '../core/checksum.ts';
+import type { KeyRange } from '../core/keys.ts';
+import { whoHoldsTheTable } from '../core/tables/app-impact.ts';
+import { lockOf, openAlter, type AlterMigration, type AlterRevert, type LoopState } from './open-alter.ts';
+import { verifyAlterRange } from './verify.ts';
+
+/**
+ * The revert of an online-alter, asked instead of the cleanup (`ferry revert`): the original
+ * table, kept as `_t_old` since the swap, is brought up to date with what the application wrote in
+ * the altered table since, then swapped back in.
+ *
+ * 1. A table with triggers of its own refuses the revert (they are not moved back): RevertRefused,
+ *    and the cleanup approval is asked for again.
+ * 2. Capture: the same triggers as the forward run's, on the altered table (now `t`), write every
+ *    write of the application into `_t_old` in the same transaction, columns mapped back.
+ * 3. Compare `t` and `_t_old` range by range, each under one consistent snapshot, as Verify does;
+ *    a range that differs (a row written, changed or deleted since the swap) is made the altered
+ *    table's again in `_t_old`. A row the original refuses (a value its column cannot hold, a
+ *    duplicate on a unique key the ALTER dropped) takes back the triggers and refuses the revert,
+ *    naming the rows, with nothing swapped.
+ * 4. Swap back: the capture log written again, `_t_old`'s AUTO_INCREMENT raised to the altered
+ *    table's, one atomic `RENAME TABLE t TO _t_new, _t_old TO t` under the short lock wait.
+ * 5. The capture triggers dropped, writes they could not carry in the last instant written to the
+ *    original, and the altered table dropped. Phase `reverted`; the same input may run again.
+ */
+
+/** The capture from the altered table into the original has an id of its own: its triggers and log are not the forward run's. */
+function backId(migrationId: string): string {
+  return `${migrationId}\0revert`;
+}
+
+interface Back {
+  /** The altered table (`t`) as the source, the original (`_t_old`) as the target, columns mapped back. */
+  readonly tables: CopyTables;
+  readonly mapping: ColumnMapping;
+  readonly key: CaptureKey;
+  readonly altered: TableInfo;
+}
+
+/** What the revert copies by: the copy key's columns, through the altered table's unique index on them (the ALTER must keep one). */
+async function backTables(m: AlterMigration, on: TableRef, original: TableRef): Promise<Back> {
+  const conn = m.source;
+  const [altered, old] = [await inspectTable(conn, on), await inspectTable(conn, original)];
+  if (!altered || !old) throw new InvalidInput('migrationId', `${m.input.migrationId}: ${altered ? original.table : on.table} is gone; the revert needs the altered table and the original (${shadowNames(m.input.alter.table).old.table})`);
+  const forward = columnMapping(old, altered, m.input.alter.alter);
+  const mapping = { source: forward.target, target: forward.source };
+  const copyKey = m.state.copyKey!;
+  const columns = copyKeyColumns(copyKey);
+  const index = uniqueIndexOnAll(altered, columns);
+  const key = captureKey(altered, old, mapping, columns);
+  if (!index || !key) throw new VerificationFailed(`${on.table} has no unique key on (${columns.join(', ')}) alone; the revert copies by it`);
+  const connection = m.input.alter.table.connection;
+  const settings = { ...m.input, source: { connection, ...on }, target: { connection, ...original } };
+  const { orderedBy: _ordered, ...whole } = copyKey;
+  const tables = { ...copyTables(settings, conn, conn, altered, old, () => mapping, m.state.rowHash ?? 'md5', { ...whole, index }), readLock: true, ...(m.deps.stopping ? { stopping: m.deps.stopping } : {}) };
+  return { tables, mapping, key, altered };
+}
+
+/** Why the original refuses rows of a range (at most 10): each row that differs tried alone, in a transaction rolled back at once. */
+async function refusedRows(conn: SqlConnection, t: CopyTables, range: KeyRange): Promise<string[]> {
+  const key = keyOf(t);
+  const [inSource, inTarget] = await rowHashesBothSides({ ...t, source: conn, target: conn }, range);
+  const out: string[] = [];
+  for (const d of differingIds(inSource, inTarget, 1000).filter((x) => x.problem !== 'extra in target')) {
+    const undo = new Error('rolled back');
+    await conn
+      .transaction(async (tx) => {
+        const it = key.equals(d.id);
+        await tx.execute(`DELETE FROM ${qualified(t.targetTable)} WHERE ${it.sql}`, it.params);
+        try {
+          await writeFromSource(tx, t, [d.id]);
+        } catch (err) {
+          if (!(err instanceof DatabaseError)) throw err;
+          out.push(`${key.isInteger ? 'id' : 'key'} ${d.id}: ${err.message.replace(/^[^:]*: statement failed: /, '')}`);
+        }
+        throw undo;
+      })
+      .catch((err) => {
+        if (err !== undo) throw err;
+      });
+    if (out.length >= 10) break;
+  }
+  return out;
+}
+
+/** Takes back what the revert made (its triggers first, then its log), forgets it, and refuses: the cleanup approval is asked for again. */
+async function refuse(m: AlterMigration, why: string): Promise<never> {
+  const t = m.input.alter.table;
+  await withShortLockWait(m.source, lockOf(m.input.alter, m.deps), () => dropTriggers(m.source, backId(m.input.migrationId), t));
+  await dropTableIfExists(m.source, captureNames(backId(m.input.migrationId), t).log);
+  m.state.revert = null;
+  await save(m, 'cleanup-approval');
+  const message = `revert refused: ${why} Nothing was swapped: ${t.table} is still the altered table, serving. Fix those rows and revert again, or approve the cleanup.`;
+  report(m, message);
+  throw new RevertRefused(message);
+}
+
+/** Whether the swap back happened: the original is `t` again (no `_t_old`), the altered table beside it as `_t_new`. */
+async function swappedBack(conn: SqlConnection, t: TableRef): Promise<boolean> {
+  const { shadow, old } = shadowNames(t);
+  return !(await inspectTable(conn, old)) && (await inspectTable(conn, shadow)) !== null;
+}
+
+/** `_t_old`'s AUTO_INCREMENT raised to the altered table's when that is higher (and the original's column can hold it), then the atomic RENAME back. */
+async function swapBack(conn: SqlConnection, t: TableRef, back: Back): Promise<void> {
+  const { shadow, old } = shadowNames(t);
+  const [mine, theirs] = [await autoIncrementOf(conn, old), await autoIncrementOf(conn, t)];
+  const idColumn = back.tables.targetColumns[back.tables.columns.findIndex((c) => c.toLowerCase() === back.tables.idColumn.toLowerCase())];
+  const column = (await inspectTable(conn, old))!.columns.find((c) => c.name === idColumn);
+  const range = column ? integerRange(column) : null;
+  if (theirs !== null && mine !== null && BigInt(theirs) > BigInt(mine) && (!range || BigInt(theirs) <= range.max)) await setAutoIncrement(conn, old, BigInt(theirs));
+  await conn.execute(`RENAME TABLE ${qualified(t)} TO ${qualified(shadow)}, ${qualified(old)} TO ${qualified(t)}`);
+}
+
+export async function revert(event: TaskEvent & { cause?: string | null }, deps: TaskDeps): Promise<LoopState> {
+  const m = await openAlter(event, deps);
+  if (m.phase === 'reverted') return loopState(m, { done: true });
+  const input = m.input.alter;
+  const t = input.table;
+  const { shadow, old } = shadowNames(t);
+  const conn = m.source;
+  const id = backId(input.migrationId);
+  if (m.phase !== 'revert') {
+    if (m.phase !== 'cleanup-approval') throw new InvalidInput('migrationId', `${input.migrationId} is in phase ${m.phase}: only a migration waiting for its cleanup approval can be reverted`);
+    m.state.revert = {
+      askedBy: event.cause ?? null, startedAt: new Date(deps.now()).toISOString(), captureSince: null, verifyUpTo: null, verifiedUpTo: null,
+      rangesVerified: 0, rowsVerified: '0', rangesRepaired: 0, rowsWrittenBack: 0, swappedBackAt: null,
+    };
+    await save(m, 'revert');
+    report(m, `reverting: bringing ${old.table} up to date with what the application wrote in ${t.table} since the swap, then swapping it back`);
+  }
+  const r = m.state.revert!;
+  if (!r.swappedBackAt && !(await swappedBack(conn, t))) {
+    const done = await catchUp(m, r, id);
+    if (done !== true) return done === false ? loopState(m, { done: false }) : done;
+    const back = await backTables(m, t, old);
+    const lock = lockOf(input, deps);
+    try {
+      await withShortLockWait(conn, lock, async () => {
+        // right before each attempt: a write the triggers could not carry since is met here, before the swap
+        r.rowsWrittenBack += await rewriteLogged(conn, id, back.tables);
+        await swapBack(conn, t, back);
+      }, async (attempt, backoff) => report(m, `reverting: swap attempt ${attempt}/${lock.attempts}: another session holds a lock on ${t.table} (waited ${lock.seconds} s)${await whoHoldsTheTable(conn, lock.seconds)}; ${t.table} is unchanged and serving; retrying in ${backoff} s`));
+    } catch (err) {
+      if (err instanceof VerificationFailed) return refuse(m, err.message);
+      if ((err as FerryError).errno !== ERRNO.LOCK_WAIT_TIMEOUT) throw err;
+      await save(m);
+      throw new SwapFailed(`the RENAME back could not get the lock on ${t.table} in ${lock.attempts} attempts of ${lock.seconds} s; ${t.table} is unchanged (the altered table) and serving, its writes still carried to ${old.table}. Find the long transaction (SHOW PROCESSLIST) and run the migration again: the revert resumes.`);
+    }
+  }
+  if (!r.swappedBackAt) {
+    r.swappedBackAt = new Date(deps.now()).toISOString();
+    await save(m);
+    report(m, `reverting: swapped back: ${t.table} is the original table again; the altered one is ${shadow.table}`);
+  }
+  // The triggers are on the altered table now (renamed with it), which nothing writes any more.
+  await withShortLockWait(conn, lockOf(input, deps), () => dropTriggers(conn, id, shadow));
+  await settleLateLogged(m, id);
+  await dropTableIfExists(conn, captureNames(id, t).log);
+  await dropTableIfExists(conn, shadow);
+  await save(m, 'reverted');
+  report(m, `reverted: ${t.table} is the original table, with every write the application made since the swap (${r.rangesRepaired} ranges repaired, ${r.rowsWrittenBack} rows written again from the capture log); the altered table was dropped`);
+  return loopState(m, { done: true });
+}
+
+/**
+ * Steps 1 to 3: the refusal's check, the capture into the original, and the comparison, as far as
+ * the budget goes. True once every range is equal; false to be called again; a LoopState when throttled.
+ */
+async function catchUp(m: AlterMigration, r: AlterRevert, id: string): Promise<true | false | LoopState> {
+  const input = m.input.alter;
+  const t = input.table;
+  const { old } = shadowNames(t);
+  const conn = m.source;
+  const back = await backTables(m, t, old);
+  if (r.captureSince === null) {
+    const own = await ownTriggers(conn, t);
+    if (own.length) return refuse(m, `${t.table} has triggers of its own (${own.map((tr) => tr.name).join(', ')}), which a revert does not move back.`);
+    const keyColumns = copyKeyColumns(m.state.copyKey!).map((c) => back.altered.columns.find((x) => x.name.toLowerCase() === c.toLowerCase())!);
+    await captureInto(conn, id, t, old, keyColumns, back.key, back.mapping, lockOf(input, m.deps), async (attempt, backoff) => report(m, `reverting: another session holds a lock on ${t.table}; the triggers' attempt ${attempt} waits ${backoff} s`));
+    r.captureSince = new Date(m.deps.now()).toISOString();
+    // every write from here on reaches the original through the triggers; what was there before, up to the highest key, is compared
+    r.verifyUpTo = await highestKey(conn, [t, old], keyOf(back.tables));
+    await save(m);
+    report(m, `reverting: ${t.table}'s writes are carried to ${old.table}; comparing the two`);
+  }
+  // nextVerifyKeys and reached read the tables through a migration: this one's, with the tables the other way round
+  const view = { ...m, tables: back.tables, input: { ...m.input, source: t, target: { connection: t.connection, ...old } } };
+  while (r.verifyUpTo !== null && !reached(view, r.verifiedUpTo, r.verifyUpTo)) {
+    if (!timeLeft(m)) return false;
+    const decision = await checkThrottle(m);
+    if (decision.throttled) return outcomeState(m, { kind: 'throttled', reason: decision.reason, waitSeconds: decision.waitSeconds });
+    const range = await nextVerifyKeys(view, r.verifiedUpTo, r.verifyUpTo);
+    if (range === null) break;
+    const started = m.deps.now();
+    let verdict: { rows: string; repairs: number };
+    try {
+      verdict = await verifyAlterRange(conn, back.tables, id, range);
+    } catch (err) {
+      if (!(err instanceof VerificationFailed)) throw err;
+      const rows = await refusedRows(conn, back.tables, range);
+      return refuse(m, rows.length ? `${old.table} cannot hold rows the application wrote in ${t.table}: ${rows.join('; ')}.` : err.message);
+    }
+    resizeChunk(m, m.deps.now() - started);
+    r.verifiedUpTo = range.hi;
+    r.rangesVerified += 1;
+    r.rowsVerified = (BigInt(r.rowsVerified) + BigInt(verdict.rows)).toString();
+    r.rangesRepaired += verdict.repairs;
+    await save(m);
+    report(m, `reverting: compared ${keyOf(back.tables).isInteger ? 'ids' : 'keys'} ${keyOf(back.tables).describe(range)}: ${verdict.rows} rows equal${verdict.repairs ? ` (${verdict.repairs} repaired)` : ''}`);
+  }
+  return true;
+}
+
+/**
+ * Writes the triggers could not carry into the original in the last instant before the RENAME:
+ * each row the original (now `t`) lacks is written to it from the altered table, strictly; one it
+ * refuses fails the task, naming it, and the altered table is kept. Rows it has are the
+ * application's by now and are left alone.
+ */
+async function settleLateLogged(m: AlterMigration, id: string): Promise<void> {
+  const t = m.input.alter.table;
+  const { shadow } = shadowNames(t);
+  const conn = m.source;
+  if (!(await inspectTable(conn, captureNames(id, t).log))) return;
+  const back = await backTables(m, shadow, t);
+  const key = keyOf(back.tables);
+  const refused: string[] = [];
+  for (;;) {
+    const logged = await loggedRows(conn, id, t, key, 100);
+    if (logged.length === 0) break;
+    for (const row of logged) {
+      try {
+        await insertMissing(back.tables, row.id);
+      } catch (err) {
+        refused.push(`${row.id} (${(err as Error).message.replace(/^[^:]*: statement failed: /, '')})`);
+      }
+      await clearLogged(conn, id, t, key, { lo: row.id, hi: row.id });
+    }
+  }
+  if (refused.length) {
+    throw new VerificationFailed(
+      `${t.table} was swapped back to the original, but rows the application wrote just before could not be written to it: ${key.isInteger ? 'ids' : `keys (${key.names})`} ${refused.slice(0, 10).join(', ')}. ` +
+        `They are in ${shadow.table}, which is kept; write them to ${t.table} by hand.`,
+    );
+  }
+}
