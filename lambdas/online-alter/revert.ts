@@ -35,6 +35,13 @@ import { verifyAlterRange } from './verify.ts';
  *    original, and the altered table dropped. Phase `reverted`; the same input may run again.
  */
 
+/**
+ * The most keys a range of the revert's comparison spans. Nearly every range holds a write of the
+ * application's since the swap, and its repair holds the range's rows locked while it runs: a range
+ * sized by time like the copy's (up to 100,000 rows) held the application's writes half a second.
+ */
+export const REVERT_SPAN = 1000;
+
 /** The capture from the altered table into the original has an id of its own: its triggers and log are not the forward run's. */
 function backId(migrationId: string): string {
   return `${migrationId}\0revert`;
@@ -197,6 +204,7 @@ async function catchUp(m: AlterMigration, r: AlterRevert, id: string): Promise<t
   }
   // nextVerifyKeys and reached read the tables through a migration: this one's, with the tables the other way round
   const view = { ...m, tables: back.tables, input: { ...m.input, source: t, target: { connection: t.connection, ...old } } };
+  m.state.chunkSpan = Math.min(m.state.chunkSpan, REVERT_SPAN);
   while (r.verifyUpTo !== null && !reached(view, r.verifiedUpTo, r.verifyUpTo)) {
     if (!timeLeft(m)) return false;
     const decision = await checkThrottle(m);
@@ -213,6 +221,7 @@ async function catchUp(m: AlterMigration, r: AlterRevert, id: string): Promise<t
       return refuse(m, rows.length ? `${old.table} cannot hold rows the application wrote in ${t.table}: ${rows.join('; ')}.` : err.message);
     }
     resizeChunk(m, m.deps.now() - started);
+    m.state.chunkSpan = Math.min(m.state.chunkSpan, REVERT_SPAN);
     r.verifiedUpTo = range.hi;
     r.rangesVerified += 1;
     r.rowsVerified = (BigInt(r.rowsVerified) + BigInt(verdict.rows)).toString();

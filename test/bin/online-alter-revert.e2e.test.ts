@@ -105,19 +105,20 @@ describe('ferry revert of an online-alter waiting for its cleanup approval', () 
     const c = await cutOver(1);
     const { sc, running } = c;
     try {
-      let said = '';
-      let killed = false;
-      running.child.stderr!.on('data', (d: Buffer) => {
-        said += d.toString();
-        if (!killed && /reverting: compared/.test(said)) {
-          killed = true;
-          running.child.kill('SIGKILL');
-        }
-      });
       const taken = await revert(c);
       expect(taken.code, taken.stderr).toBe(0);
+      // killed once the checkpoint says a few ranges were compared, the triggers carrying writes into the original
+      let compared = 0;
+      while (running.child.exitCode === null && compared < 3) {
+        const [rows] = await sc.conn.query(`SELECT phase, state FROM \`${sc.db}\`._ferry_checkpoints WHERE migration_id = ?`, [sc.migrationId]);
+        const cp = (rows as { phase: string; state: string }[])[0];
+        compared = cp?.phase === 'revert' ? (JSON.parse(cp.state).revert?.rangesVerified ?? 0) : 0;
+        if (compared >= 3) running.child.kill('SIGKILL');
+        else await new Promise((r) => setTimeout(r, 2));
+      }
       const first = await running.done;
       expect(first.signal, `the run ended before it was killed:\n${first.stderr}`).toBe('SIGKILL');
+      expect(await sc.triggers(), 'the revert was killed with its triggers on the table').toHaveLength(3);
 
       const second = startFerry(c.args);
       const asked = second.waitFor(/waiting for approval "cleanup"/, 240_000).then(() => 'asked', () => 'ended');

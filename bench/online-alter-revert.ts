@@ -1,0 +1,107 @@
+/**
+ * What `ferry revert` of an online-alter costs, against the statement a team would otherwise run to
+ * go back: the same table (100,000 rows, `BENCH_REVERT_ROWS`) altered by ferry (`MODIFY id bigint
+ * unsigned`), four writers at once (single rows, autocommit, no retry, 5 ms pause) from before the
+ * run to after the revert; the revert asked for 5 s after the swap. Then, in the same run, a copy
+ * of the table as it was after the swap goes back by a plain `ALTER TABLE … MODIFY id int` under the
+ * same writers. Prints how long each took, and the application's statements, errors, median, p99
+ * and max latency per phase.
+ */
+import { spawn } from 'node:child_process';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { admin, makeDatabases } from '../test/helpers/db.ts';
+import { failures, latency, startAppWriter, studentModuleWriter, type AppOp, type LatencySummary } from '../test/helpers/app-writer.ts';
+
+const ROWS = Number(process.env.BENCH_REVERT_ROWS ?? 100_000);
+const WRITERS = 4;
+const TABLE = `(id int NOT NULL AUTO_INCREMENT PRIMARY KEY, module_type varchar(32) NOT NULL DEFAULT 'problem',
+  module_id varchar(255) NOT NULL, student_id int NOT NULL, state longtext NULL, grade double NULL, created datetime(6) NOT NULL,
+  modified datetime(6) NOT NULL, max_grade double NULL, done varchar(8) NOT NULL DEFAULT 'na', course_id varchar(255) NOT NULL,
+  UNIQUE KEY student_module (student_id, module_id, course_id), KEY modified (modified))`;
+
+const line = (name: string, l: LatencySummary) => `  ${name.padEnd(26)} n=${l.statements} errors=${l.errors} median=${l.medianMillis?.toFixed(1)} p99=${l.p99Millis?.toFixed(1)} max=${l.maxMillis?.toFixed(1)} ms`;
+const now = () => performance.timeOrigin + performance.now();
+
+function ferry(args: string[], onStderr?: (text: string) => void): Promise<{ status: number | null; stdout: string }> {
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, ['bin/ferry.js', ...args], { env: { ...process.env, CI: 'true' }, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d) => (stdout += d));
+    child.stderr.on('data', (d) => {
+      stderr += d;
+      onStderr?.(stderr);
+    });
+    child.on('close', (status) => resolve({ status, stdout }));
+  });
+}
+
+const conn = await admin();
+const dbs = await makeDatabases(conn, 'rvb');
+const db = dbs.names.rvb!;
+try {
+  await conn.query(`CREATE TABLE \`${db}\`.csm ${TABLE}; SET SESSION max_recursive_iterations = ${ROWS}`);
+  await conn.query(`INSERT INTO \`${db}\`.csm (module_id, student_id, state, grade, created, modified, max_grade, course_id)
+    WITH RECURSIVE s(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM s WHERE n < ${ROWS})
+    SELECT CONCAT('block@', n % 500), n DIV 7, '{}', n % 4, '2024-01-01', '2024-01-01', 3, CONCAT('c', n % 7) FROM s`);
+  const dir = mkdtempSync(join(tmpdir(), 'rvb-'));
+  const migrationId = `rvb-${Date.now()}`;
+  writeFileSync(join(dir, 'in.json'), JSON.stringify({ migrationId, table: { connection: 'edxapp', database: db, table: 'csm' }, alter: 'MODIFY id bigint unsigned NOT NULL AUTO_INCREMENT', cleanup: { mode: 'none' } }));
+  const stateDir = join(dir, 'st');
+
+  // ferry: the alter, 5 s of the application on the altered table, then the revert
+  let writers = Array.from({ length: WRITERS }, (_, k) => startAppWriter(studentModuleWriter(db, 'csm', ROWS, k, WRITERS), { pauseMillis: 5 }));
+  await new Promise((r) => setTimeout(r, 2000));
+  const started = now();
+  let asked = 0;
+  let swappedAt = 0;
+  const run = ferry(['local', 'online-alter', '--input', join(dir, 'in.json'), '--approve', 'cutover', '--state-dir', stateDir], (text) => {
+    if (!swappedAt && /waiting for approval "cleanup"/.test(text)) swappedAt = now();
+  });
+  while (!swappedAt) await new Promise((r) => setTimeout(r, 50));
+  // the table as the application has it after the swap, for the plain ALTER below (its reads hold up the writers a moment: not measured)
+  await conn.query(`CREATE TABLE \`${db}\`.csm2 LIKE \`${db}\`.csm; INSERT INTO \`${db}\`.csm2 SELECT * FROM \`${db}\`.csm`);
+  const window = now();
+  await new Promise((r) => setTimeout(r, 5000));
+  asked = now();
+  const decided = await ferry(['revert', migrationId, '--reason', 'benchmark', '--state-dir', stateDir]);
+  if (decided.status !== 0) throw new Error(`ferry revert exited ${decided.status}`);
+  const result = await run;
+  const ended = now();
+  await new Promise((r) => setTimeout(r, 2000));
+  let ops: AppOp[] = (await Promise.all(writers.map((w) => w.stop()))).flat();
+  const out = JSON.parse(result.stdout.trim().split('\n').pop()!);
+  if (result.status !== 0 || out.outcome !== 'reverted') throw new Error(`ferry: ${result.stdout.slice(-500)}`);
+  const [type] = await conn.query(`SELECT COLUMN_TYPE AS t FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = ? AND TABLE_NAME = 'csm' AND COLUMN_NAME = 'id'`, [db]);
+  const revertSeconds = (ended - asked) / 1000;
+  console.log(`online-alter revert benchmark: ${ROWS.toLocaleString('en-US')} rows, ${WRITERS} writers (single rows, autocommit, 5 ms pause)`);
+  console.log(`ferry revert: ${revertSeconds.toFixed(2)} s from the decision to reverted (id ${(type as { t: string }[])[0]!.t} again), exit ${result.status}, application failures ${failures(ops).length}`);
+  console.log(line('before the run', latency(ops, -Infinity, started)));
+  console.log(line('altered table, no revert', latency(ops, window, asked)));
+  console.log(line('during the revert', latency(ops, asked, ended)));
+  console.log(line('after', latency(ops, ended, Infinity)));
+
+  // the plain ALTER back, of the same table under the same writers
+  // inserting rows of their own: the first writers' inserts are in the copy
+  writers = Array.from({ length: WRITERS }, (_, k) => {
+    const next = studentModuleWriter(db, 'csm2', ROWS, k, WRITERS);
+    return startAppWriter((i) => next(i + 1_000_000), { pauseMillis: 5 });
+  });
+  await new Promise((r) => setTimeout(r, 2000));
+  const alterStarted = now();
+  await conn.query(`ALTER TABLE \`${db}\`.csm2 MODIFY id int NOT NULL AUTO_INCREMENT`);
+  const alterEnded = now();
+  await new Promise((r) => setTimeout(r, 2000));
+  ops = (await Promise.all(writers.map((w) => w.stop()))).flat();
+  const alterSeconds = (alterEnded - alterStarted) / 1000;
+  console.log(`plain ALTER TABLE … MODIFY id int: ${alterSeconds.toFixed(2)} s, application failures ${failures(ops).length}`);
+  console.log(line('before', latency(ops, -Infinity, alterStarted)));
+  console.log(line('during the ALTER', latency(ops, alterStarted, alterEnded)));
+  console.log(line('after', latency(ops, alterEnded, Infinity)));
+  console.log(`ratio: ferry revert ${(revertSeconds / alterSeconds).toFixed(2)}× the plain ALTER's time`);
+} finally {
+  await dbs.drop();
+  await conn.end();
+}
