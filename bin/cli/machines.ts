@@ -2,6 +2,7 @@ import { aslPath, aslText, functionPlaceholders } from '../../statemachines/asl.
 import type { TaskDeps } from '../../lambdas/core/ports/task-deps.ts';
 import { catchUp } from '../../lambdas/table-copy/catch-up.ts';
 import { cleanup } from '../../lambdas/table-copy/cleanup.ts';
+import { revert } from '../../lambdas/table-copy/revert.ts';
 import { copyChunks } from '../../lambdas/table-copy/copy-chunks.ts';
 import { copyPartition, finishPartitions, planPartitions } from '../../lambdas/table-copy/partitions.ts';
 import { setCopyFlags, setCutoverFlags } from '../../lambdas/table-copy/flags.ts';
@@ -100,6 +101,8 @@ export const MACHINES: Readonly<Record<string, MachineSpec>> = {
       SetCutoverFlags: setCutoverFlags,
       Sweep: sweep,
       Cleanup: cleanup,
+      RevertAsked: revert,
+      Revert: revert,
       Summarize: summarize,
     },
     besideApproval: {

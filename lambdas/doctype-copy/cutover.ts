@@ -1,4 +1,5 @@
 import type { TaskDeps } from '../core/ports/task-deps.ts';
+import { flagValues } from '../core/ports/flags.ts';
 import { docLoopState, openDocMigration, reportDoc, saveDoc, type DocLoopState, type DocTaskEvent } from './open-doc-migration.ts';
 
 /** After the cutover approval: the flags of phase `cutover` (e.g. USERS_GROUPS_DB), while the top-off goes on. */
@@ -8,8 +9,7 @@ export async function setCutoverFlags(event: DocTaskEvent, deps: TaskDeps): Prom
   // What a revert sets back, and where the application's writes to the target begin: recorded
   // once, before the flags change (a retry after the flip must not take the new values for the old).
   if (!m.state.flagsBefore) {
-    const before: Record<string, string | null> = {};
-    for (const name of Object.keys(values)) before[name] = (await deps.flags.get(m.input.migrationId, name)) ?? null;
+    const before = await flagValues(deps.flags, m.input.migrationId, Object.keys(values));
     const seq = (await m.target.info())?.updateSeq ?? '0';
     await saveDoc(m, (s) => {
       s.flagsBefore ??= before;

@@ -1,6 +1,7 @@
 import type { ChangeRow } from '../core/ports/couch.ts';
 import type { TaskDeps } from '../core/ports/task-deps.ts';
 import { InvalidInput } from '../core/errors.ts';
+import { setFlagsBack } from '../core/ports/flags.ts';
 import { checkWritten } from '../core/docs/compare.ts';
 import { copyRevisions } from '../core/docs/copier.ts';
 import { docLoopState, openDocMigration, pausedReason, reportDoc, saveDoc, timeLeft, type DocLoopState, type DocMigration, type DocTaskEvent } from './open-doc-migration.ts';
@@ -72,15 +73,6 @@ async function carryBack(m: DocMigration, since: string): Promise<{ seq: string;
   }
 }
 
-/** Sets the cut-over flags back to their values before the cut-over; one that was not set then is removed. */
-async function flagsBack(m: DocMigration, before: Readonly<Record<string, string | null>>): Promise<string> {
-  const set = Object.fromEntries(Object.entries(before).filter((e): e is [string, string] => e[1] !== null));
-  const unset = Object.entries(before).filter(([, v]) => v === null).map(([k]) => k);
-  if (Object.keys(set).length) await m.deps.flags.set(m.input.migrationId, set);
-  if (unset.length) await m.deps.flags.unset(m.input.migrationId, unset);
-  return [...Object.entries(set).map(([k, v]) => `${k}=${v}`), ...unset.map((k) => `${k} removed`)].join(', ') || '(none)';
-}
-
 export async function revert(event: DocTaskEvent & { cause?: string | null }, deps: TaskDeps): Promise<DocLoopState> {
   const m = await openDocMigration(event, deps);
   if (m.phase === 'reverted') return docLoopState(m, { done: true });
@@ -118,7 +110,7 @@ export async function revert(event: DocTaskEvent & { cause?: string | null }, de
   if (!pass.atHead) return docLoopState(m, { done: false });
   const w = m.state.revert!;
   if (!w.flagsBack) {
-    const said = await flagsBack(m, s.flagsBefore!);
+    const said = await setFlagsBack(deps.flags, m.input.migrationId, s.flagsBefore!);
     await saveDoc(m, (st) => {
       const x = st.revert!;
       x.flagsBack = true;

@@ -7,6 +7,7 @@ import { scheduledReverify } from '../adapters/reverify-aws.ts';
 import { reverify as reverifyTask } from './reverify.ts';
 import { catchUp as catchUpTask } from './catch-up.ts';
 import { cleanup as cleanupTask } from './cleanup.ts';
+import { revert as revertTask } from './revert.ts';
 import { copyChunks as copyChunksTask } from './copy-chunks.ts';
 import { copyPartition as copyPartitionTask, finishPartitions as finishPartitionsTask, planPartitions as planPartitionsTask } from './partitions.ts';
 import { setCopyFlags as setCopyFlagsTask, setCutoverFlags as setCutoverFlagsTask } from './flags.ts';
@@ -29,6 +30,7 @@ export const verify = onLambda(machine, verifyTask);
 export const setCutoverFlags = onLambda(machine, setCutoverFlagsTask);
 export const sweep = onLambda(machine, sweepTask);
 export const cleanup = onLambda(machine, cleanupTask);
+export const revert = onLambda(machine, revertTask);
 export const summarize = onLambda(machine, summarizeTask);
 
 /** Not a Task: run on a schedule, the re-verification beside every pending cut-over approval (reverify.ts). */

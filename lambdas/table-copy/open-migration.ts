@@ -15,7 +15,7 @@ export type { CopyOutcome, TaskEvent } from '../core/tables/chunked-copy.ts';
 export const MACHINE = 'table-copy';
 
 /** Phases in order; the checkpoint says which one a migration is in. */
-export const PHASES = ['prepare', 'copy', 'catch-up', 'verify', 'cutover-approval', 'sweep', 'cleanup-approval', 'cleanup', 'done'] as const;
+export const PHASES = ['prepare', 'copy', 'catch-up', 'verify', 'cutover-approval', 'sweep', 'cleanup-approval', 'cleanup', 'done', 'revert', 'reverted'] as const;
 export type Phase = (typeof PHASES)[number];
 
 /** The durable state kept in `_ferry_checkpoints`. Ids are decimal strings. */
@@ -41,6 +41,10 @@ export interface TableCopyState extends KeySpanState {
   truncating?: { autoIncrement: Id } | null;
   /** Rows copied when the catch-up last looked at how many still arrive (see catch-up.ts). */
   arrivals?: { since: string; rowsCopied: string } | null;
+  /** The cut-over flags' values before SetCutoverFlags first set them (null: not set), which a revert sets back. */
+  flagsBefore?: Record<string, string | null> | null;
+  /** A revert asked for instead of the cleanup (see revert.ts): who and why, and when. */
+  revert?: { readonly askedBy: string | null; readonly at: string; readonly flagsSetBack: Record<string, string | null> } | null;
 }
 
 export type LoopState = GenericLoopState<Phase>;

@@ -53,6 +53,14 @@ export async function preflight(event: TaskEvent, deps: TaskDeps): Promise<LoopS
   let checkpoint = checked.checkpoint;
   if (checkpoint) {
     await takeOver(store, checkpoint, event, deps);
+    if (checkpoint.phase === 'reverted') {
+      // After a revert the application reads both tables again, as it did while the cut-over
+      // approval waited: the run asks for that approval again, the re-verification starting afresh.
+      const state = { ...checkpoint.state, owner: executionOf(event), reverify: null };
+      await store.save(input.migrationId, 'cutover-approval', state);
+      checkpoint = { ...checkpoint, phase: 'cutover-approval', state };
+      deps.report({ migrationId: input.migrationId, phase: 'cutover-approval', done: state.rowsCopied, total: state.estimatedRows, unit: 'rows', note: 'reverted before: the cut-over is asked for again', throttle: null });
+    }
   } else if (copyKey) {
     // copied by another key than one integer id (see key-spans.ts): no id clock, no holes, a ledger of key spans
     const bounds = await keyBounds(source, input.source, copyKeyShape(sourceInfo, copyKey));

@@ -11,6 +11,8 @@ export async function summarize(event: TaskEvent, deps: TaskDeps) {
     migrationId: m.input.migrationId,
     machine: 'table-copy',
     phase: m.phase,
+    outcome: m.phase === 'reverted' ? 'reverted' : 'done',
+    ...(s.revert ? { reverted: s.revert } : {}),
     source: `${m.input.source.database}.${m.input.source.table}`,
     target: `${m.input.target.database}.${m.input.target.table}`,
     rowsCopied: s.rowsCopied,

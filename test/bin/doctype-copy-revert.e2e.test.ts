@@ -4,7 +4,6 @@ import { describe, expect, it } from 'vitest';
 import { runFerry, startFerry, type CliResult, type Running } from '../helpers/cli.ts';
 import { bulk, couch, revisions } from '../helpers/couch.ts';
 import { docScenario, wantedRevisions, type DocScenario } from '../helpers/doc-scenario.ts';
-import { scenario } from '../helpers/scenario.ts';
 
 type Doc = Record<string, unknown> & { _id: string; _rev: string };
 type AllDocsRow = { id?: string; key: string; value?: { rev: string; deleted?: boolean }; error?: string };
@@ -376,28 +375,5 @@ describe('ferry revert of a doctype-copy waiting for its cleanup approval', () =
     expect(flag in sc.flags()).toBe(false);
     running.child.kill('SIGKILL');
     await running.done;
-  });
-});
-
-describe('ferry revert of a table-copy', () => {
-  it('exits 2 (revert is not available for table-copy), and the run keeps waiting for its cleanup approval', async () => {
-    const sc = await scenario({ rows: 2000 });
-    try {
-      const migrationId = sc.input().migrationId as string;
-      const running = startFerry(['local', 'table-copy', '--input', sc.inputFile({ cleanup: { mode: 'none' } }), '--state-dir', sc.stateDir, '--approve', 'cutover']);
-      await running.waitFor(/waiting for approval "cleanup"/);
-      const flagsBefore = sc.flags();
-      const r = await runFerry(['revert', migrationId, '--reason', 'the new table is slow', '--state-dir', sc.stateDir]);
-      expect(r.code, r.stderr).toBe(2);
-      expect(r.stderr).toContain('revert is not available for table-copy');
-      await new Promise((res) => setTimeout(res, 1500));
-      expect(running.child.exitCode, running.stderr()).toBeNull();
-      expect(existsSync(join(sc.stateDir, 'approvals', `${migrationId}.cleanup.json`))).toBe(true);
-      expect(sc.flags()).toEqual(flagsBefore);
-      running.child.kill('SIGKILL');
-      await running.done;
-    } finally {
-      await sc.close();
-    }
   });
 });

@@ -12,7 +12,7 @@ export interface ApprovalRequest {
 }
 
 /** The machines whose cleanup approval may be answered with a revert (`ferry revert`). */
-export const REVERTIBLE_MACHINES: readonly string[] = ['doctype-copy', 'online-alter'];
+export const REVERTIBLE_MACHINES: readonly string[] = ['table-copy', 'doctype-copy', 'online-alter'];
 
 export interface ApprovalDecision {
   readonly approved: boolean;

@@ -19,3 +19,19 @@ export interface FlagStore {
   /** Removes the flags named; a name not set is no error. */
   unset(migrationId: string, names: readonly string[]): Promise<void>;
 }
+
+/** The values of these flags now (null: not set), to be set back by setFlagsBack. */
+export async function flagValues(store: FlagStore, migrationId: string, names: readonly string[]): Promise<Record<string, string | null>> {
+  const out: Record<string, string | null> = {};
+  for (const name of names) out[name] = (await store.get(migrationId, name)) ?? null;
+  return out;
+}
+
+/** Sets flags back to values recorded by flagValues (a flag not set then is removed); says what it did. */
+export async function setFlagsBack(store: FlagStore, migrationId: string, before: Readonly<Record<string, string | null>>): Promise<string> {
+  const set = Object.fromEntries(Object.entries(before).filter((e): e is [string, string] => e[1] !== null));
+  const unset = Object.entries(before).filter(([, v]) => v === null).map(([k]) => k);
+  if (Object.keys(set).length) await store.set(migrationId, set);
+  if (unset.length) await store.unset(migrationId, unset);
+  return [...Object.entries(set).map(([k, v]) => `${k}=${v}`), ...unset.map((k) => `${k} removed`)].join(', ') || '(none)';
+}

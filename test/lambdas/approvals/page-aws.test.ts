@@ -205,12 +205,16 @@ describe('the approval page on AWS', () => {
     expect(sfn.commandCalls(SendTaskSuccessCommand)).toHaveLength(0);
   });
 
-  it('offers a revert on the cleanup approval of a doctype-copy only, which fails the task as RevertRequested with who and why', async () => {
+  it('offers a revert on the cleanup approval only, which fails the task as RevertRequested with who and why', async () => {
     const token = approver();
-    ssm.on(GetParametersByPathCommand, { Path: '/ferry-production', Recursive: true }).resolves({ Parameters: [{ Name: '/ferry-production/csmh/approvals/cleanup', LastModifiedDate: new Date('2026-12-01T09:00:00Z') }] });
+    const pendingStep = (step: string) =>
+      ssm.on(GetParametersByPathCommand, { Path: '/ferry-production', Recursive: true }).resolves({ Parameters: [{ Name: `/ferry-production/csmh/approvals/${step}`, LastModifiedDate: new Date('2026-12-01T09:00:00Z') }] });
     const request = (machine: string) => ({ Parameter: { Value: JSON.stringify({ token: 'task-token-9', execution: EXEC, machine, requestedAt: '2026-12-01T09:00:00.000Z', separateFromStarter: false }) } });
-    ssm.on(GetParameterCommand, { Name: '/ferry-production/csmh/approvals/cleanup', WithDecryption: true }).resolves(request('table-copy'));
+    // the cut-over approval of the same migration: no revert there
+    pendingStep('cutover');
+    ssm.on(GetParameterCommand, { Name: '/ferry-production/csmh/approvals/cutover', WithDecryption: true }).resolves(request('doctype-copy'));
     expect((await handleAwsPage(event('GET', '/', { cookies: session(token) }), aws)).body).not.toContain('Revert the cut-over');
+    pendingStep('cleanup');
     ssm.on(GetParameterCommand, { Name: '/ferry-production/csmh/approvals/cleanup', WithDecryption: true }).resolves(request('doctype-copy'));
     sfn.on(DescribeExecutionCommand, { executionArn: EXEC }).resolves({ executionArn: EXEC, stateMachineArn: 'x', status: 'RUNNING', startDate: new Date(), input: JSON.stringify({ migrationId: 'csmh', source: { connection: 'main', database: 'a' }, target: { connection: 'main', database: 'b' }, docTypes: ['WebUser'] }) });
     const page = await handleAwsPage(event('GET', '/', { cookies: session(token) }), aws);
