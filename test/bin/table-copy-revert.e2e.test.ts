@@ -52,4 +52,35 @@ describe('ferry revert of a table-copy waiting for its cleanup approval', () => 
       await sc.close();
     }
   }, 240_000);
+
+  it('finishes a revert stopped after it began (phase revert in the checkpoint, the flags still the cut-over\'s) when the same command runs again, without asking for the cleanup approval again', async () => {
+    const sc = await scenario({ rows: 1500 });
+    try {
+      const migrationId = sc.input().migrationId as string;
+      const prefix = `/ferry/${migrationId}/flags/`;
+      const args = ['local', 'table-copy', '--input', sc.inputFile(), '--state-dir', sc.stateDir, '--approve', 'cutover'];
+      const running = startFerry(args);
+      await running.waitFor(/waiting for approval "cleanup"/, 120_000);
+      running.child.kill('SIGKILL');
+      await running.done;
+      // what a run killed right after the revert's first step leaves: the checkpoint in phase revert, the flags not yet set back
+      const [rows] = await sc.conn.query(`SELECT state FROM \`${sc.tgt}\`._ferry_checkpoints WHERE migration_id = ?`, [migrationId]);
+      const state = JSON.parse((rows as { state: string }[])[0]!.state);
+      expect(state.flagsBefore).toEqual({ ENABLE_READING_FROM_MULTIPLE_HISTORY_TABLES: 'true' });
+      state.revert = { askedBy: 'revert instead of the cleanup, asked by ops: slow', at: new Date().toISOString(), flagsSetBack: state.flagsBefore };
+      await sc.conn.query(`UPDATE \`${sc.tgt}\`._ferry_checkpoints SET phase = 'revert', state = ? WHERE migration_id = ?`, [JSON.stringify(state), migrationId]);
+      expect(sc.flags()[`${prefix}ENABLE_READING_FROM_MULTIPLE_HISTORY_TABLES`]).toBe('false');
+
+      const second = startFerry(args);
+      const asked = second.waitFor(/waiting for approval "cleanup"/, 60_000).then(() => 'asked', () => 'ended');
+      expect(await Promise.race([second.done.then(() => 'ended'), asked]), `the second run asked for the cleanup approval again:\n${second.stderr()}`).toBe('ended');
+      const run = await second.done;
+      expect(run.code, run.stderr).toBe(0);
+      expect(run.last).toMatchObject({ outcome: 'reverted', phase: 'reverted' });
+      expect(sc.flags()[`${prefix}ENABLE_READING_FROM_MULTIPLE_HISTORY_TABLES`]).toBe('true');
+      expect((await tableFingerprint(sc.conn, sc.src, SRC)).rows).toBe('1500');
+    } finally {
+      await sc.close();
+    }
+  }, 240_000);
 });
