@@ -1,6 +1,7 @@
 import type { OwnTrigger } from '../core/tables/own-triggers.ts';
 import type { TaskDeps } from '../core/ports/task-deps.ts';
 import type { Id } from '../core/ids.ts';
+import type { KeyRange } from '../core/keys.ts';
 import { alterIdentityOf, onlineAlterInputSchema, type OnlineAlterInput } from '../core/online-alter-input.ts';
 import { parseInput } from '../core/input-parts.ts';
 import { withKnobs } from '../core/knobs.ts';
@@ -50,6 +51,12 @@ export interface AlterRevert {
   rangesRepaired: number;
   /** Rows the original lacked or held otherwise, written from the altered table (repairs and the capture log). */
   rowsWrittenBack: number;
+  /**
+   * Ranges whose repair the original refused, looked at again once every range was compared: a
+   * unique value the application moved from a row of a later range is still held there by the
+   * original's old copy of that row until that range is repaired.
+   */
+  deferred?: KeyRange[];
   swappedBackAt: string | null;
 }
 

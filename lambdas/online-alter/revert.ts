@@ -8,7 +8,7 @@ import { autoIncrementOf, copyKeyColumns, inspectTable, integerRange, uniqueInde
 import { captureInto, captureKey, captureNames, clearLogged, columnMapping, dropTriggers, loggedRows, rewriteLogged, shadowNames, withShortLockWait, type CaptureKey, type ColumnMapping } from '../core/tables/shadow.ts';
 import { ownTriggers } from '../core/tables/own-triggers.ts';
 import { dropTableIfExists, setAutoIncrement } from '../core/tables/table-writes.ts';
-import { insertMissing, rowHashesBothSides, writeFromSource } from '../core/tables/verifier.ts';
+import { insertMissing, repairRange, rowHashesBothSides, writeFromSource } from '../core/tables/verifier.ts';
 import { differingIds } from '../core/checksum.ts';
 import type { KeyRange } from '../core/keys.ts';
 import { whoHoldsTheTable } from '../core/tables/app-impact.ts';
@@ -66,7 +66,7 @@ async function backTables(m: AlterMigration, on: TableRef, original: TableRef): 
   const columns = copyKeyColumns(copyKey);
   const index = uniqueIndexOnAll(altered, columns);
   const key = captureKey(altered, old, mapping, columns);
-  if (!index || !key) throw new VerificationFailed(`${on.table} has no unique key on (${columns.join(', ')}) alone; the revert copies by it`);
+  if (!index || !key) throw new VerificationFailed(`${index ? original.table : on.table} has no unique key on (${columns.join(', ')}) alone, the key the migration copies by`);
   const connection = m.input.alter.table.connection;
   const settings = { ...m.input, source: { connection, ...on }, target: { connection, ...original } };
   const { orderedBy: _ordered, ...whole } = copyKey;
@@ -190,7 +190,13 @@ async function catchUp(m: AlterMigration, r: AlterRevert, id: string): Promise<t
   const t = input.table;
   const { old } = shadowNames(t);
   const conn = m.source;
-  const back = await backTables(m, t, old);
+  let back: Back;
+  try {
+    back = await backTables(m, t, old);
+  } catch (err) {
+    if (err instanceof VerificationFailed) return refuse(m, `${err.message} (an ALTER that changes the key the copy goes by, such as a wider primary key, cannot be reverted).`);
+    throw err;
+  }
   if (r.captureSince === null) {
     const own = await ownTriggers(conn, t);
     if (own.length) return refuse(m, `${t.table} has triggers of its own (${own.map((tr) => tr.name).join(', ')}), which a revert does not move back.`);
@@ -217,8 +223,10 @@ async function catchUp(m: AlterMigration, r: AlterRevert, id: string): Promise<t
       verdict = await verifyAlterRange(conn, back.tables, id, range);
     } catch (err) {
       if (!(err instanceof VerificationFailed)) throw err;
-      const rows = await refusedRows(conn, back.tables, range);
-      return refuse(m, rows.length ? `${old.table} cannot hold rows the application wrote in ${t.table}: ${rows.join('; ')}.` : err.message);
+      // looked at again at the end (see AlterRevert.deferred)
+      (r.deferred ??= []).push(range);
+      if (r.deferred.length > MAX_DEFERRED) return refuseRanges(m, back.tables, r.deferred.slice(0, 10));
+      verdict = { rows: '0', repairs: 0 };
     }
     resizeChunk(m, m.deps.now() - started);
     m.state.chunkSpan = Math.min(m.state.chunkSpan, REVERT_SPAN);
@@ -229,7 +237,37 @@ async function catchUp(m: AlterMigration, r: AlterRevert, id: string): Promise<t
     await save(m);
     report(m, `reverting: compared ${keyOf(back.tables).isInteger ? 'ids' : 'keys'} ${keyOf(back.tables).describe(range)}: ${verdict.rows} rows equal${verdict.repairs ? ` (${verdict.repairs} repaired)` : ''}`);
   }
+  if (r.deferred?.length) {
+    // first every old copy of the rows those ranges differ in goes, then their rows are written: what still clashes is a row the original cannot hold
+    for (const range of r.deferred) await repairRange(conn, { ...back.tables, source: conn, target: conn }, range, undefined, { writeBack: false });
+    const still: KeyRange[] = [];
+    for (const range of r.deferred) {
+      try {
+        const verdict = await verifyAlterRange(conn, back.tables, id, range);
+        r.rangesRepaired += verdict.repairs;
+      } catch (err) {
+        if (!(err instanceof VerificationFailed)) throw err;
+        still.push(range);
+      }
+    }
+    if (still.length) return refuseRanges(m, back.tables, still);
+    report(m, `reverting: ${r.deferred.length} ranges whose rows held each other's unique values written`);
+    r.deferred = [];
+    await save(m);
+  }
   return true;
+}
+
+/** Ranges set aside for a second look before the revert is refused as one the original cannot take. */
+const MAX_DEFERRED = 1000;
+
+/** Refuses the revert, naming the rows of these ranges the original refuses. */
+async function refuseRanges(m: AlterMigration, tables: CopyTables, ranges: readonly KeyRange[]): Promise<never> {
+  const t = m.input.alter.table;
+  const rows: string[] = [];
+  for (const range of ranges) if (rows.length < 10) rows.push(...(await refusedRows(m.source, tables, range)));
+  const key = keyOf(tables);
+  return refuse(m, rows.length ? `${shadowNames(t).old.table} cannot hold rows the application wrote in ${t.table}: ${rows.slice(0, 10).join('; ')}.` : `${shadowNames(t).old.table} refuses rows of ${key.isInteger ? 'ids' : 'keys'} ${ranges.map((x) => key.describe(x)).join(', ')} of ${t.table}.`);
 }
 
 /**

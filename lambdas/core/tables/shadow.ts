@@ -352,7 +352,7 @@ export async function createShadow(
   return mapping;
 }
 
-/** Creates the three capture triggers (see triggerSql) under a short lock wait, with the sql_mode they run with. */
+/** Creates the three capture triggers (see triggerSql) under a short lock wait, with the sql_mode they run with; ones already there are dropped first. */
 export async function createTriggers(
   conn: SqlConnection,
   migrationId: string,
@@ -364,6 +364,8 @@ export async function createTriggers(
   into?: TableRef,
 ): Promise<void> {
   await withShortLockWait(conn, lock, async () => {
+    // any of them left by an attempt that timed out half-way, or a run stopped before it recorded them: made again
+    await dropTriggers(conn, migrationId, t);
     await conn.execute(`SET @ferry_sql_mode = @@SESSION.sql_mode, SESSION sql_mode = '${TRIGGER_SQL_MODE}'`);
     try {
       for (const sql of triggerSql(migrationId, t, key, mapping, into)) await conn.execute(sql);

@@ -115,9 +115,10 @@ export async function insertRefusing(conn: SqlConnection, sql: string, params: r
  * source does not have, a value its column cannot hold) fails the repair with the database's
  * reason, and the transaction is rolled back: nothing is deleted. `also` runs inside the same
  * transaction (inside each piece's, when a row locked by another transaction splits the range:
- * see lockingRange).
+ * see lockingRange). With `writeBack` false only the target's rows that differ or that the source
+ * lacks are deleted (a first step where rows of several ranges hold each other's unique values).
  */
-export async function repairRange(conn: SqlConnection, t: CopyTables, range: KeyRange, also?: () => Promise<void>): Promise<void> {
+export async function repairRange(conn: SqlConnection, t: CopyTables, range: KeyRange, also?: () => Promise<void>, { writeBack = true }: { writeBack?: boolean } = {}): Promise<void> {
   const key = keyOf(t);
   const source = `${qualified(t.sourceTable)} FORCE INDEX (${quoteIdent(t.keyIndex)})`;
   const target = t.targetKeyIndex ? `${qualified(t.targetTable)} FORCE INDEX (${quoteIdent(t.targetKeyIndex)})` : qualified(t.targetTable);
@@ -134,7 +135,7 @@ export async function repairRange(conn: SqlConnection, t: CopyTables, range: Key
         const it = key.equals(id);
         await tx.execute(`DELETE FROM ${qualified(t.targetTable)} WHERE ${it.sql}`, it.params);
       }
-      await writeFromSource(tx, t, back);
+      if (writeBack) await writeFromSource(tx, t, back);
       await also?.();
       return 0;
     }, { stopping: t.stopping, key, table: t.sourceTable });
