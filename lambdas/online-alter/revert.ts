@@ -5,10 +5,10 @@ import { qualified, type TableRef } from '../core/identifiers.ts';
 import { checkThrottle, copyTables, loopState, nextVerifyKeys, outcomeState, reached, report, resizeChunk, save, timeLeft, type TaskEvent } from '../core/tables/chunked-copy.ts';
 import { highestKey, keyOf, type CopyTables } from '../core/tables/copier.ts';
 import { autoIncrementOf, copyKeyColumns, inspectTable, integerRange, uniqueIndexOnAll, type TableInfo } from '../core/tables/inspector.ts';
-import { captureInto, captureKey, captureNames, clearLogged, columnMapping, dropTriggers, loggedRows, rewriteLogged, shadowNames, withShortLockWait, type CaptureKey, type ColumnMapping } from '../core/tables/shadow.ts';
+import { captureInto, captureKey, captureNames, columnMapping, dropTriggers, rewriteLogged, shadowNames, withShortLockWait, writeLateLogged, type CaptureKey, type ColumnMapping } from '../core/tables/shadow.ts';
 import { ownTriggers } from '../core/tables/own-triggers.ts';
 import { dropTableIfExists, setAutoIncrement } from '../core/tables/table-writes.ts';
-import { insertMissing, repairRange, rowHashesBothSides, writeFromSource } from '../core/tables/verifier.ts';
+import { repairRange, rowHashesBothSides, writeFromSource } from '../core/tables/verifier.ts';
 import { differingIds } from '../core/checksum.ts';
 import type { KeyRange } from '../core/keys.ts';
 import { whoHoldsTheTable } from '../core/tables/app-impact.ts';
@@ -20,15 +20,17 @@ import { verifyAlterRange } from './verify.ts';
  * table, kept as `_t_old` since the swap, is brought up to date with what the application wrote in
  * the altered table since, then swapped back in.
  *
- * 1. A table with triggers of its own refuses the revert (they are not moved back): RevertRefused,
+ * 1. A table with triggers of its own refuses the revert (they are not moved back), and so does an
+ *    ALTER after which the original has no unique key on the copy key's columns: RevertRefused,
  *    and the cleanup approval is asked for again.
  * 2. Capture: the same triggers as the forward run's, on the altered table (now `t`), write every
  *    write of the application into `_t_old` in the same transaction, columns mapped back.
  * 3. Compare `t` and `_t_old` range by range, each under one consistent snapshot, as Verify does;
  *    a range that differs (a row written, changed or deleted since the swap) is made the altered
- *    table's again in `_t_old`. A row the original refuses (a value its column cannot hold, a
- *    duplicate on a unique key the ALTER dropped) takes back the triggers and refuses the revert,
- *    naming the rows, with nothing swapped.
+ *    table's again in `_t_old`. A range the original refuses is looked at again once every range
+ *    was compared (see AlterRevert.deferred); a row it still refuses (a value its column cannot
+ *    hold, a duplicate on a unique key the ALTER dropped) takes back the triggers and refuses the
+ *    revert, naming the rows, with nothing swapped.
  * 4. Swap back: the capture log written again, `_t_old`'s AUTO_INCREMENT raised to the altered
  *    table's, one atomic `RENAME TABLE t TO _t_new, _t_old TO t` under the short lock wait.
  * 5. The capture triggers dropped, writes they could not carry in the last instant written to the
@@ -101,14 +103,17 @@ async function refusedRows(conn: SqlConnection, t: CopyTables, range: KeyRange):
   return out;
 }
 
+/** What a refusal that no fix of rows lifts says to do. */
+const NO_REVERT = 'Approve the cleanup, or go back by hand (an ALTER TABLE of the table).';
+
 /** Takes back what the revert made (its triggers first, then its log), forgets it, and refuses: the cleanup approval is asked for again. */
-async function refuse(m: AlterMigration, why: string): Promise<never> {
+async function refuse(m: AlterMigration, why: string, advice = 'Fix those rows and revert again, or approve the cleanup.'): Promise<never> {
   const t = m.input.alter.table;
   await withShortLockWait(m.source, lockOf(m.input.alter, m.deps), () => dropTriggers(m.source, backId(m.input.migrationId), t));
   await dropTableIfExists(m.source, captureNames(backId(m.input.migrationId), t).log);
   m.state.revert = null;
   await save(m, 'cleanup-approval');
-  const message = `revert refused: ${why} Nothing was swapped: ${t.table} is still the altered table, serving. Fix those rows and revert again, or approve the cleanup.`;
+  const message = `revert refused: ${why} Nothing was swapped: ${t.table} is still the altered table, serving. ${advice}`;
   report(m, message);
   throw new RevertRefused(message);
 }
@@ -123,8 +128,8 @@ async function swappedBack(conn: SqlConnection, t: TableRef): Promise<boolean> {
 async function swapBack(conn: SqlConnection, t: TableRef, back: Back): Promise<void> {
   const { shadow, old } = shadowNames(t);
   const [mine, theirs] = [await autoIncrementOf(conn, old), await autoIncrementOf(conn, t)];
-  const idColumn = back.tables.targetColumns[back.tables.columns.findIndex((c) => c.toLowerCase() === back.tables.idColumn.toLowerCase())];
-  const column = (await inspectTable(conn, old))!.columns.find((c) => c.name === idColumn);
+  // the key's columns keep their names through the ALTER
+  const column = (await inspectTable(conn, old))!.columns.find((c) => c.name.toLowerCase() === back.tables.idColumn.toLowerCase());
   const range = column ? integerRange(column) : null;
   if (theirs !== null && mine !== null && BigInt(theirs) > BigInt(mine) && (!range || BigInt(theirs) <= range.max)) await setAutoIncrement(conn, old, BigInt(theirs));
   await conn.execute(`RENAME TABLE ${qualified(t)} TO ${qualified(shadow)}, ${qualified(old)} TO ${qualified(t)}`);
@@ -149,9 +154,9 @@ export async function revert(event: TaskEvent & { cause?: string | null }, deps:
   }
   const r = m.state.revert!;
   if (!r.swappedBackAt && !(await swappedBack(conn, t))) {
-    const done = await catchUp(m, r, id);
-    if (done !== true) return done === false ? loopState(m, { done: false }) : done;
-    const back = await backTables(m, t, old);
+    const back = await catchUp(m, r, id);
+    if (back === false) return loopState(m, { done: false });
+    if ('phase' in back) return back;
     const lock = lockOf(input, deps);
     try {
       await withShortLockWait(conn, lock, async () => {
@@ -182,10 +187,11 @@ export async function revert(event: TaskEvent & { cause?: string | null }, deps:
 }
 
 /**
- * Steps 1 to 3: the refusal's check, the capture into the original, and the comparison, as far as
- * the budget goes. True once every range is equal; false to be called again; a LoopState when throttled.
+ * Steps 1 to 3: the refusal's checks, the capture into the original, and the comparison, as far as
+ * the budget goes. The tables once every range is equal; false to be called again; a LoopState when
+ * throttled.
  */
-async function catchUp(m: AlterMigration, r: AlterRevert, id: string): Promise<true | false | LoopState> {
+async function catchUp(m: AlterMigration, r: AlterRevert, id: string): Promise<Back | false | LoopState> {
   const input = m.input.alter;
   const t = input.table;
   const { old } = shadowNames(t);
@@ -194,12 +200,12 @@ async function catchUp(m: AlterMigration, r: AlterRevert, id: string): Promise<t
   try {
     back = await backTables(m, t, old);
   } catch (err) {
-    if (err instanceof VerificationFailed) return refuse(m, `${err.message} (an ALTER that changes the key the copy goes by, such as a wider primary key, cannot be reverted).`);
+    if (err instanceof VerificationFailed) return refuse(m, `${err.message} (an ALTER that changes the key the copy goes by, such as a wider primary key, cannot be reverted).`, NO_REVERT);
     throw err;
   }
   if (r.captureSince === null) {
     const own = await ownTriggers(conn, t);
-    if (own.length) return refuse(m, `${t.table} has triggers of its own (${own.map((tr) => tr.name).join(', ')}), which a revert does not move back.`);
+    if (own.length) return refuse(m, `${t.table} has triggers of its own (${own.map((tr) => tr.name).join(', ')}), which a revert does not move back.`, NO_REVERT);
     const keyColumns = copyKeyColumns(m.state.copyKey!).map((c) => back.altered.columns.find((x) => x.name.toLowerCase() === c.toLowerCase())!);
     await captureInto(conn, id, t, old, keyColumns, back.key, back.mapping, lockOf(input, m.deps), async (attempt, backoff) => report(m, `reverting: another session holds a lock on ${t.table}; the triggers' attempt ${attempt} waits ${backoff} s`));
     r.captureSince = new Date(m.deps.now()).toISOString();
@@ -255,7 +261,7 @@ async function catchUp(m: AlterMigration, r: AlterRevert, id: string): Promise<t
     r.deferred = [];
     await save(m);
   }
-  return true;
+  return back;
 }
 
 /** Ranges set aside for a second look before the revert is refused as one the original cannot take. */
@@ -271,32 +277,18 @@ async function refuseRanges(m: AlterMigration, tables: CopyTables, ranges: reado
 }
 
 /**
- * Writes the triggers could not carry into the original in the last instant before the RENAME:
- * each row the original (now `t`) lacks is written to it from the altered table, strictly; one it
- * refuses fails the task, naming it, and the altered table is kept. Rows it has are the
- * application's by now and are left alone.
+ * Writes the triggers could not carry into the original in the last instant before the RENAME
+ * (see writeLateLogged); one the original refuses fails the task, naming it, and the altered table
+ * is kept.
  */
 async function settleLateLogged(m: AlterMigration, id: string): Promise<void> {
   const t = m.input.alter.table;
   const { shadow } = shadowNames(t);
-  const conn = m.source;
-  if (!(await inspectTable(conn, captureNames(id, t).log))) return;
+  if (!(await inspectTable(m.source, captureNames(id, t).log))) return;
   const back = await backTables(m, shadow, t);
-  const key = keyOf(back.tables);
-  const refused: string[] = [];
-  for (;;) {
-    const logged = await loggedRows(conn, id, t, key, 100);
-    if (logged.length === 0) break;
-    for (const row of logged) {
-      try {
-        await insertMissing(back.tables, row.id);
-      } catch (err) {
-        refused.push(`${row.id} (${(err as Error).message.replace(/^[^:]*: statement failed: /, '')})`);
-      }
-      await clearLogged(conn, id, t, key, { lo: row.id, hi: row.id });
-    }
-  }
+  const refused = await writeLateLogged(m.source, id, t, back.tables);
   if (refused.length) {
+    const key = keyOf(back.tables);
     throw new VerificationFailed(
       `${t.table} was swapped back to the original, but rows the application wrote just before could not be written to it: ${key.isInteger ? 'ids' : `keys (${key.names})`} ${refused.slice(0, 10).join(', ')}. ` +
         `They are in ${shadow.table}, which is kept; write them to ${t.table} by hand.`,

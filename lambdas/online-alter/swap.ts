@@ -1,10 +1,9 @@
 import type { TaskDeps } from '../core/ports/task-deps.ts';
 import { ERRNO, SwapFailed, VerificationFailed, type FerryError } from '../core/errors.ts';
 import { loopState, report, save, type TaskEvent } from '../core/tables/chunked-copy.ts';
-import { captureNames, clearLogged, dropTriggers, loggedRows, rewriteLogged, shadowNames, swapDone, swapOnce, withShortLockWait } from '../core/tables/shadow.ts';
+import { captureNames, dropTriggers, rewriteLogged, shadowNames, swapDone, swapOnce, withShortLockWait, writeLateLogged } from '../core/tables/shadow.ts';
 import { dropTableIfExists } from '../core/tables/table-writes.ts';
 import { keyOf } from '../core/tables/copier.ts';
-import { insertMissing } from '../core/tables/verifier.ts';
 import { whoHoldsTheTable } from '../core/tables/app-impact.ts';
 import { createAnchors, dropAnchors, ownTriggers, restoreOwnTriggers, swapKeepingTriggers } from '../core/tables/own-triggers.ts';
 import { lockOf, openAlter, type AlterMigration, type LoopState } from './open-alter.ts';
@@ -18,22 +17,9 @@ import { refuseIfStillDifferent } from './reverify.ts';
  */
 async function settleLateLogged(m: AlterMigration): Promise<void> {
   const t = m.input.alter.table;
-  const conn = m.source;
   const { old } = shadowNames(t);
-  const refused: string[] = [];
   const key = keyOf(m.tables);
-  for (;;) {
-    const logged = await loggedRows(conn, m.input.migrationId, t, key, 100);
-    if (logged.length === 0) break;
-    for (const row of logged) {
-      try {
-        await insertMissing({ ...m.tables, sourceTable: old, targetTable: t }, row.id);
-      } catch (err) {
-        refused.push(`${row.id} (${(err as Error).message.replace(/^[^:]*: statement failed: /, '')})`);
-      }
-      await clearLogged(conn, m.input.migrationId, t, key, { lo: row.id, hi: row.id });
-    }
-  }
+  const refused = await writeLateLogged(m.source, m.input.migrationId, t, { ...m.tables, sourceTable: old, targetTable: t });
   if (refused.length) {
     throw new VerificationFailed(
       `${t.table} was swapped for the altered table, but rows the application wrote just before the swap could not be written to it: ${key.isInteger ? 'ids' : `keys (${key.names})`} ${refused.slice(0, 10).join(', ')}. ` +

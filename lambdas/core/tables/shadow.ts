@@ -7,7 +7,7 @@ import { autoIncrementOf, copiedColumns, foreignKeysOf, inspectTable, integerRan
 import type { KeyRange, KeyShape, KeyValue } from '../keys.ts';
 import { newUniqueKeys } from './unique-keys.ts';
 import { setAutoIncrement } from './table-writes.ts';
-import { repairRange, writeFromSource } from './verifier.ts';
+import { insertMissing, repairRange, writeFromSource } from './verifier.ts';
 import { keyOf, type CopyTables } from './copier.ts';
 
 /** What the capture triggers go by: the key's columns (the table's names), and the shadow's unique indexes on which a duplicate can only be the row itself, already there. */
@@ -416,6 +416,29 @@ export async function loggedRows(conn: SqlConnection, migrationId: string, t: Ta
   const cols = logColumns(key.columns.length).map(quoteIdent).join(', ');
   const rows = await conn.query(`SELECT ${inLog.select()}, MIN(event) AS event, MIN(message) AS message FROM ${qualified(log)} GROUP BY ${cols} ORDER BY ${inLog.orderBy()} LIMIT ${Math.trunc(limit)}`);
   return rows.map((r) => ({ id: inLog.fromRow(r), event: str(r, 'event')!, message: str(r, 'message') }));
+}
+
+/**
+ * After a RENAME: each row the capture log holds (a write the triggers could not carry in the last
+ * instant before it) that `tables.targetTable` lacks is written to it from `tables.sourceTable`,
+ * strictly (see insertMissing), and forgotten. Rows the target has are the application's by now and
+ * are left alone. Returns the rows it refused, with the database's reason.
+ */
+export async function writeLateLogged(conn: SqlConnection, migrationId: string, t: TableRef, tables: CopyTables): Promise<string[]> {
+  const key = keyOf(tables);
+  const refused: string[] = [];
+  for (;;) {
+    const logged = await loggedRows(conn, migrationId, t, key, 100);
+    if (logged.length === 0) return refused;
+    for (const row of logged) {
+      try {
+        await insertMissing(tables, row.id);
+      } catch (err) {
+        refused.push(`${row.id} (${(err as Error).message.replace(/^[^:]*: statement failed: /, '')})`);
+      }
+      await clearLogged(conn, migrationId, t, key, { lo: row.id, hi: row.id });
+    }
+  }
 }
 
 /** Forgets logged writes of keys in the range (they were just written again). */
