@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { runFerry, startFerry } from '../helpers/cli.ts';
+import { failures, startAppWriter, type AppStatement } from '../helpers/app-writer.ts';
 import { tableFingerprint } from '../helpers/db.ts';
 import { scenario, SRC, TGT } from '../helpers/scenario.ts';
 
@@ -79,6 +80,49 @@ describe('ferry revert of a table-copy waiting for its cleanup approval', () => 
       expect(run.last).toMatchObject({ outcome: 'reverted', phase: 'reverted' });
       expect(sc.flags()[`${prefix}ENABLE_READING_FROM_MULTIPLE_HISTORY_TABLES`]).toBe('true');
       expect((await tableFingerprint(sc.conn, sc.src, SRC)).rows).toBe('1500');
+    } finally {
+      await sc.close();
+    }
+  }, 240_000);
+
+  it("loses none of the application's writes: after the revert, what it reads from both tables (the new table's row where both have one) is everything it wrote, before and after the cut-over; none of its writes failed", async () => {
+    const sc = await scenario({ rows: 3000 });
+    try {
+      const src = `\`${sc.src}\`.${SRC}`;
+      const tgt = `\`${sc.tgt}\`.${TGT}`;
+      const prefix = `/ferry/${sc.input().migrationId}/flags/`;
+      const ref = `\`${sc.src}\`.reference`;
+      await sc.conn.query(`CREATE TABLE ${ref} LIKE ${tgt}; INSERT INTO ${ref} SELECT * FROM ${src}`);
+      // the application: into the old table until it has seen the copy flags, then into the new one, where after the cut-over it
+      // also updates rows, its own and ones copied from the old table (an append-only history table's rows are not deleted)
+      const writesNew = () => sc.flags()[`${prefix}ENABLE_CSMH_EXTENDED`] === 'true';
+      const cutOver = () => sc.flags()[`${prefix}ENABLE_READING_FROM_MULTIPLE_HISTORY_TABLES`] === 'false';
+      const app = startAppWriter((i): AppStatement => {
+        if (!writesNew()) return { op: 'insert-old', sql: `INSERT INTO ${src} (created, state, student_module_id) VALUES ('2025-01-01', 'app', ?)`, params: [i] };
+        if (cutOver() && i % 2 === 1) return { op: 'update-new', sql: `UPDATE ${tgt} SET grade = ? WHERE id = ?`, params: [i, 1 + ((i * 7) % 3000)] };
+        return { op: 'insert-new', sql: `INSERT INTO ${tgt} (created, state, student_module_id) VALUES ('2025-01-01', 'app-new', ?)`, params: [i] };
+      }, { pauseMillis: 3 });
+      const running = startFerry(['local', 'table-copy', '--input', sc.inputFile(), '--state-dir', sc.stateDir, '--approve', 'cutover']);
+      await running.waitFor(/waiting for approval "cleanup"/, 120_000);
+      await new Promise((r) => setTimeout(r, 1000));
+      const taken = await runFerry(['revert', sc.input().migrationId as string, '--reason', 'slow reads', '--state-dir', sc.stateDir]);
+      expect(taken.code, taken.stderr).toBe(0);
+      const run = await running.done;
+      expect(run.code, run.stderr).toBe(0);
+      expect(run.last).toMatchObject({ outcome: 'reverted' });
+      await new Promise((r) => setTimeout(r, 500));
+      const ops = await app.stop();
+      expect(failures(ops)).toEqual([]);
+      for (const op of ['insert-old', 'insert-new', 'update-new']) expect(ops.filter((o) => o.op === op).length, op).toBeGreaterThan(10);
+
+      for (const o of ops) {
+        if (o.op.startsWith('insert')) await sc.conn.query(`INSERT INTO ${ref} (id, created, state, student_module_id) VALUES (?, '2025-01-01', ?, ?)`, [o.insertId, o.op === 'insert-old' ? 'app' : 'app-new', o.params[0]]);
+        else await sc.conn.query(`UPDATE ${ref} SET grade = ? WHERE id = ?`, o.params as unknown[]);
+      }
+      // what the application reads with both tables' flags on
+      await sc.conn.query(`CREATE TABLE \`${sc.src}\`.read_both LIKE ${tgt}; INSERT INTO \`${sc.src}\`.read_both SELECT * FROM ${tgt};
+        INSERT INTO \`${sc.src}\`.read_both SELECT o.* FROM ${src} o WHERE NOT EXISTS (SELECT 1 FROM ${tgt} n WHERE n.id = o.id)`);
+      expect(await tableFingerprint(sc.conn, sc.src, 'read_both')).toEqual(await tableFingerprint(sc.conn, sc.src, 'reference'));
     } finally {
       await sc.close();
     }
