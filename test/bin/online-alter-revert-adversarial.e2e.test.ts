@@ -2,41 +2,15 @@ import { randomUUID } from 'node:crypto';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { startFerry, tempDir, writeJson, type CliResult, type Running } from '../helpers/cli.ts';
-import { failures, replayStudentModuleWrites, startAppWriter, startTransactionWriter, studentModuleWrites, studentModuleWriter, type AppOp, type AppStatement, type AppWriter } from '../helpers/app-writer.ts';
-import { alterScenario, CSM, tableContent, tableSchema, type AlterScenario } from '../helpers/alter-scenario.ts';
+import { failures, startAppWriter, startTransactionWriter, studentModuleWrites, studentModuleWriter, type AppStatement, type AppWriter } from '../helpers/app-writer.ts';
+import { CSM, tableContent, tableSchema, type AlterScenario } from '../helpers/alter-scenario.ts';
+import { askRevert, cutOver, expectOriginalWithEveryWrite, MAX_ID, REVERT_ROWS as ROWS, stopWriters } from '../helpers/alter-revert.ts';
 import { admin, makeDatabases } from '../helpers/db.ts';
 
 /**
  * An adversarial reader's attempts at `ferry revert` of an online-alter (README, "A way back for
  * online-alter"), modelled on online-alter-revert.e2e.test.ts.
  */
-
-const ROWS = 20_000;
-const MAX_ID = ROWS + 1000;
-
-interface CutOver {
-  readonly sc: AlterScenario;
-  readonly writers: AppWriter[];
-  readonly running: Running;
-  readonly args: string[];
-  readonly schemaBefore: string;
-  readonly cutOverAt: number;
-}
-
-async function cutOver(writers: (sc: AlterScenario) => AppWriter[], alter: string): Promise<CutOver> {
-  const sc = await alterScenario(ROWS);
-  const schemaBefore = await tableSchema(sc.conn, sc.db, CSM);
-  const started = writers(sc);
-  const args = ['local', 'online-alter', '--input', sc.inputFile({ alter, cleanup: { mode: 'drop' } }), '--state-dir', sc.stateDir, '--approve', 'cutover'];
-  const running = startFerry(args);
-  await running.waitFor(/waiting for approval "cleanup"/, 240_000);
-  await new Promise((r) => setTimeout(r, 1500));
-  return { sc, writers: started, running, args, schemaBefore, cutOverAt: Date.now() };
-}
-
-function askRevert(c: { sc: { migrationId: string; stateDir: string } }): Promise<CliResult> {
-  return startFerry(['revert', c.sc.migrationId, '--reason', 'adversarial reader', '--state-dir', c.sc.stateDir]).done;
-}
 
 /**
  * Either the run ends (reverted, or failed), or it says the revert was refused (for the `n`-th
@@ -49,22 +23,6 @@ async function revertOutcome(running: Running, n = 1): Promise<{ refused: string
   const first = await Promise.race([refused, ended]);
   if (first === 'refused') return { refused: [...running.stderr().matchAll(/revert refused[^\n]*/g)][n - 1]![0], run: null };
   return { refused: null, run: await running.done };
-}
-
-async function stopWriters(c: CutOver): Promise<AppOp[]> {
-  return (await Promise.all(c.writers.map((w) => w.stop()))).flat().sort((a, b) => a.startedAt - b.startedAt);
-}
-
-async function expectOriginalWithEveryWrite(c: CutOver, ops: AppOp[], alsoOnReference: () => Promise<void> = async () => undefined): Promise<void> {
-  const { sc } = c;
-  expect(failures(ops), "the application's writes that failed").toEqual([]);
-  expect(await tableSchema(sc.conn, sc.db, CSM)).toBe(c.schemaBefore);
-  expect((await sc.tables()).filter((t) => t !== CSM && t !== 'reference' && t !== '_ferry_checkpoints'), "ferry's tables left").toEqual([]);
-  expect(await sc.triggers(), 'triggers left').toEqual([]);
-  await replayStudentModuleWrites(sc.conn, sc.db, 'reference', ops);
-  await alsoOnReference();
-  const [table, reference] = [await tableContent(sc.conn, sc.db, CSM), await tableContent(sc.conn, sc.db, 'reference')];
-  expect({ rows: table.rows, checksum: table.checksum }).toEqual({ rows: reference.rows, checksum: reference.checksum });
 }
 
 const T = (sc: AlterScenario, table = CSM) => `\`${sc.db}\`.\`${table}\``;
@@ -399,9 +357,6 @@ describe('ferry revert of an online-alter, attacked', () => {
       }
       const first = await running.done;
       expect(first.signal, `the run ended before it was killed:\n${first.stderr}`).toBe('SIGKILL');
-      const [rows] = await sc.conn.query(`SELECT phase, state FROM \`${sc.db}\`._ferry_checkpoints WHERE migration_id = ?`, [sc.migrationId]);
-      const cp = (rows as { phase: string; state: string }[])[0]!;
-      console.log('killed at', cp.phase, 'swappedBackAt', JSON.parse(cp.state).revert?.swappedBackAt, 'tables', await sc.tables(), 'triggers', await sc.triggers());
       const run = await startFerry(c.args).done;
       expect(run.code, run.stderr.slice(-3000)).toBe(0);
       expect(run.last, run.stdout).toMatchObject({ outcome: 'reverted', phase: 'reverted' });

@@ -447,16 +447,23 @@ export async function keyBounds(conn: SqlConnection, table: TableRef, key: KeySh
 
 /**
  * The highest key found in any of these tables (they share the key's columns and types), or null
- * when all are empty: each table's highest, kept when the next table holds no key above it. (Keys
+ * when all are empty: the first table's highest, then each next table's highest above it, read in
+ * one statement. (Reading a table's highest first and asking after whether it holds a key above
+ * the others' lost a race with a trigger writing it: a row written in between made the stale
+ * highest the answer, below rows the first table held.) (Keys
  * compared as the key's predicates compare them: read through a UNION, an ENUM would become text.)
  */
 export async function highestKey(conn: SqlConnection, tables: readonly TableRef[], key: KeyShape): Promise<KeyValue | null> {
   let top: KeyValue | null = null;
   for (const t of tables) {
-    const max = (await keyBounds(conn, t, key)).max;
-    if (max === null) continue;
-    const above = top === null ? null : key.after(top);
-    if (above === null || (await conn.query(`SELECT 1 AS above FROM ${qualified(t)} WHERE ${above.sql} LIMIT 1`, above.params)).length > 0) top = max;
+    if (top === null) {
+      top = (await keyBounds(conn, t, key)).max;
+      continue;
+    }
+    // the highest key above `top`, in one statement: a row another session writes meanwhile (a trigger's) can only raise it
+    const above = key.after(top);
+    const rows = await conn.query(`SELECT ${key.select()} FROM ${qualified(t)} WHERE ${above.sql} ORDER BY ${key.orderBy('DESC')} LIMIT 1`, above.params);
+    if (rows[0]) top = key.fromRow(rows[0]);
   }
   return top;
 }
