@@ -176,8 +176,8 @@ export async function revert(event: TaskEvent & { cause?: string | null }, deps:
     await save(m);
     report(m, `reverting: swapped back: ${t.table} is the original table again; the altered one is ${shadow.table}`);
   }
-  // The triggers are on the altered table now (renamed with it), which nothing writes any more.
-  await withShortLockWait(conn, lockOf(input, deps), () => dropTriggers(conn, id, shadow));
+  // The triggers are on the altered table now (renamed with it), which nothing writes any more; their names are the ones made for `t`.
+  await withShortLockWait(conn, lockOf(input, deps), () => dropTriggers(conn, id, t));
   await settleLateLogged(m, id);
   await dropTableIfExists(conn, captureNames(id, t).log);
   await dropTableIfExists(conn, shadow);
