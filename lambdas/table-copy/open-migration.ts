@@ -44,7 +44,7 @@ export interface TableCopyState extends KeySpanState {
   /** The cut-over flags' values before SetCutoverFlags first set them (null: not set), which a revert sets back. */
   flagsBefore?: Record<string, string | null> | null;
   /** A revert asked for instead of the cleanup (see revert.ts): who and why, and when. */
-  revert?: { readonly askedBy: string | null; readonly at: string; readonly flagsSetBack: Record<string, string | null> } | null;
+  revert?: { readonly askedBy: string | null; readonly at: string } | null;
 }
 
 export type LoopState = GenericLoopState<Phase>;

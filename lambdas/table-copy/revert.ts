@@ -19,7 +19,7 @@ export async function revert(event: TaskEvent & { cause?: string | null }, deps:
     if (!m.state.flagsBefore) {
       throw new InvalidInput('migrationId', `the flags' values before the cut-over of ${m.input.migrationId} were not recorded (it was cut over by an earlier ferry): set them back by hand (ferry set, or the parameters)`);
     }
-    m.state.revert = { askedBy: event.cause ?? null, at: new Date(deps.now()).toISOString(), flagsSetBack: m.state.flagsBefore };
+    m.state.revert = { askedBy: event.cause ?? null, at: new Date(deps.now()).toISOString() };
     await save(m, 'revert');
   }
   const said = await setFlagsBack(deps.flags, m.input.migrationId, m.state.flagsBefore!);

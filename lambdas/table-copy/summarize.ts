@@ -12,7 +12,7 @@ export async function summarize(event: TaskEvent, deps: TaskDeps) {
     machine: 'table-copy',
     phase: m.phase,
     outcome: m.phase === 'reverted' ? 'reverted' : 'done',
-    ...(s.revert ? { reverted: s.revert } : {}),
+    ...(s.revert ? { reverted: { ...s.revert, flagsSetBack: s.flagsBefore ?? {} } } : {}),
     source: `${m.input.source.database}.${m.input.source.table}`,
     target: `${m.input.target.database}.${m.input.target.table}`,
     rowsCopied: s.rowsCopied,

@@ -4,7 +4,7 @@ import { describe, expect, it } from 'vitest';
 import { startFerry, tempDir, writeJson, type CliResult, type Running } from '../helpers/cli.ts';
 import { failures, startAppWriter, startTransactionWriter, studentModuleWrites, studentModuleWriter, type AppStatement, type AppWriter } from '../helpers/app-writer.ts';
 import { CSM, tableContent, tableSchema, type AlterScenario } from '../helpers/alter-scenario.ts';
-import { askRevert, cutOver, expectOriginalWithEveryWrite, MAX_ID, REVERT_ROWS as ROWS, stopWriters } from '../helpers/alter-revert.ts';
+import { askRevert, cutOver, endCutOver, expectInsertsAfterCutOver, expectOriginalWithEveryWrite, MAX_ID, REVERT_ROWS as ROWS, stopWriters } from '../helpers/alter-revert.ts';
 import { admin, makeDatabases } from '../helpers/db.ts';
 
 /**
@@ -63,9 +63,7 @@ describe('ferry revert of an online-alter, attacked', () => {
         await sc.conn.query(`UPDATE ${T(sc, 'reference')} SET student_id = ?, module_id = ?, course_id = ? WHERE id = 5`, [b.student_id, b.module_id, b.course_id]);
       });
     } finally {
-      running.child.kill('SIGKILL');
-      await Promise.all(c.writers.map((w) => w.stop()));
-      await sc.close();
+      await endCutOver(c);
     }
   }, 480_000);
 
@@ -101,9 +99,7 @@ describe('ferry revert of an online-alter, attacked', () => {
       await new Promise((r) => setTimeout(r, 500));
       await expectOriginalWithEveryWrite(c, await stopWriters(c), () => moves('reference'));
     } finally {
-      running.child.kill('SIGKILL');
-      await Promise.all(c.writers.map((w) => w.stop()));
-      await sc.close();
+      await endCutOver(c);
     }
   }, 480_000);
 
@@ -243,12 +239,10 @@ describe('ferry revert of an online-alter, attacked', () => {
       expect(run!.last, run!.stdout).toMatchObject({ outcome: 'reverted', phase: 'reverted' });
       await new Promise((r) => setTimeout(r, 1000));
       const ops = await stopWriters(c);
-      expect(ops.filter((o) => o.startedAt > c.cutOverAt && o.op === 'insert').length).toBeGreaterThan(20);
+      expectInsertsAfterCutOver(c, ops);
       await expectOriginalWithEveryWrite(c, ops);
     } finally {
-      running.child.kill('SIGKILL');
-      await Promise.all(c.writers.map((w) => w.stop()));
-      await sc.close();
+      await endCutOver(c);
     }
   }, 480_000);
 
@@ -363,9 +357,7 @@ describe('ferry revert of an online-alter, attacked', () => {
       await new Promise((r) => setTimeout(r, 500));
       await expectOriginalWithEveryWrite(c, await stopWriters(c));
     } finally {
-      running.child.kill('SIGKILL');
-      await Promise.all(c.writers.map((w) => w.stop()));
-      await sc.close();
+      await endCutOver(c);
     }
   }, 480_000);
 });

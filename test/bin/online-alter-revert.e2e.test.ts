@@ -1,16 +1,12 @@
 import { describe, expect, it } from 'vitest';
 import { startFerry } from '../helpers/cli.ts';
-import { startAppWriter, studentModuleWriter, type AppOp } from '../helpers/app-writer.ts';
+import { startAppWriter, studentModuleWriter } from '../helpers/app-writer.ts';
 import { CSM, tableContent } from '../helpers/alter-scenario.ts';
-import { askRevert as revert, cutOver, expectOriginalWithEveryWrite, expectReverted, MAX_ID, stopWriters, type CutOver } from '../helpers/alter-revert.ts';
+import { askRevert as revert, cutOver, endCutOver, expectInsertsAfterCutOver, expectOriginalWithEveryWrite, expectReverted, MAX_ID, stopWriters } from '../helpers/alter-revert.ts';
 
 /** `writers` application writers inserting, updating and deleting single rows (autocommit, no retry), rows of their own each. */
 const writing = (writers: number) => (sc: { db: string }) => Array.from({ length: writers }, (_, k) => startAppWriter(studentModuleWriter(sc.db, CSM, MAX_ID, k, writers), { pauseMillis: 3 }));
 
-/** The application inserted rows in the altered table after the cut-over: a revert has writes of its to carry. */
-function expectInsertsAfterCutOver(c: CutOver, ops: AppOp[]): void {
-  expect(ops.filter((o) => o.startedAt > c.cutOverAt && o.op === 'insert').length, 'the application inserted after the cut-over').toBeGreaterThan(20);
-}
 
 describe('ferry revert of an online-alter waiting for its cleanup approval', () => {
   it("refuses while a row cannot go back into the original shape, with nothing flipped; then carries every write back and swaps the original table back, failing none of the application's writes", async () => {
@@ -40,9 +36,7 @@ describe('ferry revert of an online-alter waiting for its cleanup approval', () 
       expectInsertsAfterCutOver(c, ops);
       await expectOriginalWithEveryWrite(c, ops);
     } finally {
-      running.child.kill('SIGKILL');
-      await Promise.all(c.writers.map((w) => w.stop()));
-      await sc.close();
+      await endCutOver(c);
     }
   }, 420_000);
 
@@ -82,9 +76,7 @@ describe('ferry revert of an online-alter waiting for its cleanup approval', () 
       const [table, reference] = [await tableContent(sc.conn, sc.db, CSM), await tableContent(sc.conn, sc.db, 'reference')];
       expect({ rows: table.rows, checksum: table.checksum }).toEqual({ rows: reference.rows, checksum: reference.checksum });
     } finally {
-      running.child.kill('SIGKILL');
-      await Promise.all(c.writers.map((w) => w.stop()));
-      await sc.close();
+      await endCutOver(c);
     }
   }, 480_000);
 });

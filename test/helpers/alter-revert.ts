@@ -44,6 +44,18 @@ export function expectReverted(run: CliResult): void {
   expect(run.last, run.stdout).toMatchObject({ outcome: 'reverted', phase: 'reverted' });
 }
 
+/** What a test leaves: the run killed if it still runs, the writers stopped, the databases dropped. */
+export async function endCutOver(c: CutOver): Promise<void> {
+  c.running.child.kill('SIGKILL');
+  await Promise.all(c.writers.map((w) => w.stop()));
+  await c.sc.close();
+}
+
+/** The application inserted rows in the altered table after the cut-over: a revert has writes of its to carry. */
+export function expectInsertsAfterCutOver(c: CutOver, ops: readonly AppOp[]): void {
+  expect(ops.filter((o) => o.startedAt > c.cutOverAt && o.op === 'insert').length, 'the application inserted after the cut-over').toBeGreaterThan(20);
+}
+
 /** Every statement the writers sent, in the order they began. */
 export async function stopWriters(c: CutOver): Promise<AppOp[]> {
   return (await Promise.all(c.writers.map((w) => w.stop()))).flat().sort((a, b) => a.startedAt - b.startedAt);
