@@ -17,6 +17,7 @@ import { rowsOf } from '../../lambdas/core/tables/plan-reads.ts';
 import { MACHINE, parseTableCopyInput, type TableCopyState } from '../../lambdas/table-copy/open-migration.ts';
 import { alterIdentityOf } from '../../lambdas/core/online-alter-input.ts';
 import { captureOn, shadowNames } from '../../lambdas/core/tables/shadow.ts';
+import { windowInWords, windowLag, windowOpen } from '../../lambdas/core/tables/revert-window.ts';
 import { MACHINE as ALTER_MACHINE, parseOnlineAlterInput, type OnlineAlterState } from '../../lambdas/online-alter/open-alter.ts';
 
 /**
@@ -122,6 +123,7 @@ export async function alterStats(raw: unknown, env: NodeJS.ProcessEnv = process.
         verifiedUpTo: checkpoint.state.verifiedUpTo, rangesVerified: checkpoint.state.rangesVerified, rowsVerified: checkpoint.state.rowsVerified, rangesRepaired: checkpoint.state.rangesRepaired, swappedAt: checkpoint.state.swappedAt,
         reverify: checkpoint.state.reverify ?? null,
       },
+      revertWindow: (await windowOpen(conn, input.migrationId, input.table)) ? { open: true, ...(await windowLag(conn, input.migrationId, input.table)) } : { open: false },
     };
   } finally {
     await sql.closeAll();
@@ -133,7 +135,10 @@ export async function triggersHeld(raw: unknown, env: NodeJS.ProcessEnv = proces
   const input = parseOnlineAlterInput(raw);
   const sql = new Mysql2Connector(env);
   try {
-    const { triggers, since } = await captureOn(await sql.connect(input.table.connection), input.table);
+    const conn = await sql.connect(input.table.connection);
+    const window = await windowInWords(conn, input.migrationId, input.table);
+    if (window) return window;
+    const { triggers, since } = await captureOn(conn, input.table);
     return triggers.length ? `triggers on ${input.table.database}.${input.table.table} since ${since}: every insert, update and delete there also writes ${shadowNames(input.table).shadow.table} (ferry abandon ${input.migrationId} takes them back)` : null;
   } finally {
     await sql.closeAll();

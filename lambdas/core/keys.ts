@@ -168,6 +168,12 @@ export class KeyShape {
     return { sql: this.columns.map((c) => `${this.column(c, alias)} = ${this.param(c)}`).join(' AND '), params: parts.map((p, i) => this.given(this.columns[i]!, p)) };
   }
 
+  /** The key's values as a list of SQL values, `?, UNHEX(?), …`, in its columns' order (for `VALUES (…)`). */
+  valuesOf(value: KeyValue): KeyPredicate {
+    const parts = this.decode(value);
+    return { sql: this.columns.map((c) => this.param(c)).join(', '), params: parts.map((p, i) => this.given(this.columns[i]!, p)) };
+  }
+
   /** The rows with these keys (at least one). */
   oneOf(values: readonly KeyValue[], alias?: string): KeyPredicate {
     if (values.length === 0) throw new TypeError('oneOf needs at least one key');

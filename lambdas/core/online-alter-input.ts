@@ -47,6 +47,12 @@ export const onlineAlterInputSchema = z.strictObject({
     })
     .prefault({}),
   reverify: reverifySchema,
+  /**
+   * From the swap until the cleanup, triggers on the altered table log the key of every row the
+   * application writes, so `ferry revert` compares those rows alone (false: no trigger after the
+   * swap, and a revert compares the whole table).
+   */
+  revertWindow: z.boolean().default(true),
   cleanup: z
     .strictObject({
       mode: z.enum(['trickle-delete', 'drop', 'none']).default('trickle-delete'),

@@ -2,9 +2,10 @@ import { InvalidInput } from '../core/errors.ts';
 import type { TaskDeps } from '../core/ports/task-deps.ts';
 import { whoHoldsTheTable } from '../core/tables/app-impact.ts';
 import { CheckpointStore } from '../core/checkpoints.ts';
-import { captureNames, captureOn, dropShadow, shadowNames, swapDone, withShortLockWait } from '../core/tables/shadow.ts';
+import { captureNames, captureOn, dropShadow, shadowNames, swapDone, windowNames, withShortLockWait } from '../core/tables/shadow.ts';
 import { dropAnchors, restoreOwnTriggers, type OwnTrigger } from '../core/tables/own-triggers.ts';
 import { inspectTable } from '../core/tables/inspector.ts';
+import { closeWindow, windowInWords, windowOpen } from '../core/tables/revert-window.ts';
 import type { SqlConnection } from '../core/ports/sql.ts';
 import type { TableRef } from '../core/identifiers.ts';
 import { lockOf, MACHINE, parseOnlineAlterInput, type OnlineAlterState } from './open-alter.ts';
@@ -38,7 +39,13 @@ export async function abandonAlter(event: AbandonEvent, deps: TaskDeps): Promise
     return say(`execution ${owner} now runs ${input.migrationId}; its triggers and shadow stay`, false);
   }
   if (await swapDone(conn, t)) {
-    return say(`${t.table} was already swapped for the altered table (the original is ${shadowNames(t).old.table}); nothing to take back`, false);
+    const old = shadowNames(t).old.table;
+    // asked for by a person: the revert window's triggers on the table go too (a revert then compares the whole table); a failed run's take-back leaves them
+    if (event.requested && (await windowOpen(conn, input.migrationId, t))) {
+      await closeWindow(conn, input.migrationId, t, lockOf(input, deps));
+      return say(`${t.table} was already swapped for the altered table (the original is ${old}); the revert window's triggers and log were dropped: ferry revert now compares the whole table`, false);
+    }
+    return say(`${t.table} was already swapped for the altered table (the original is ${old}); nothing to take back`, false);
   }
   // The shadow is named after the table alone: another migration's triggers on it write there, and
   // dropping it would fail every write of the application to the table.
@@ -73,7 +80,7 @@ async function leftBy(conn: SqlConnection, migrationId: string, t: TableRef): Pr
   const ours = new Set([names.insert, names.update, names.delete]);
   const triggers = (await captureOn(conn, t)).triggers.filter((n) => ours.has(n)).map((n) => `trigger ${n}`);
   const tables: string[] = [];
-  for (const table of [shadowNames(t).shadow, names.log]) if (await inspectTable(conn, table)) tables.push(table.table);
+  for (const table of [shadowNames(t).shadow, names.log, windowNames(migrationId, t).log]) if (await inspectTable(conn, table)) tables.push(table.table);
   return [...triggers, ...tables];
 }
 
@@ -81,7 +88,10 @@ async function leftBy(conn: SqlConnection, migrationId: string, t: TableRef): Pr
 export async function triggersLeft(raw: unknown, deps: TaskDeps): Promise<string | null> {
   const input = parseOnlineAlterInput(raw);
   const t = input.table;
-  const { triggers, since } = await captureOn(await deps.sql.connect(t.connection), t);
+  const conn = await deps.sql.connect(t.connection);
+  const window = await windowInWords(conn, input.migrationId, t);
+  if (window) return window;
+  const { triggers, since } = await captureOn(conn, t);
   if (!triggers.length) return null;
   return `ferry's triggers stay on ${t.database}.${t.table} (since ${since}): every insert, update and delete of the application there also writes ${shadowNames(t).shadow.table}`;
 }

@@ -4,10 +4,11 @@ import { keyOf } from '../core/tables/copier.ts';
 import { inspectTable } from '../core/tables/inspector.ts';
 import { shadowNames } from '../core/tables/shadow.ts';
 import { deleteLowest, dropTableIfExists } from '../core/tables/table-writes.ts';
-import { openAlter, type LoopState } from './open-alter.ts';
+import { closeWindow } from '../core/tables/revert-window.ts';
+import { lockOf, openAlter, type LoopState } from './open-alter.ts';
 
 /**
- * After the cleanup approval: empties `_<table>_old` in throttled batches (so the purge never
+ * After the cleanup approval: the revert window closed (see revert-window.ts), then empties `_<table>_old` in throttled batches (so the purge never
  * stalls the server the way one huge DROP of a big table can), then drops it; or drops it at once,
  * or keeps it.
  */
@@ -18,6 +19,8 @@ export async function cleanup(event: TaskEvent, deps: TaskDeps): Promise<LoopSta
   const { old } = shadowNames(m.input.alter.table);
   const { mode } = m.input.alter.cleanup;
   const conn = m.source;
+  // the revert window closes with the approval: its triggers off the table first, then its log
+  await closeWindow(conn, m.input.migrationId, m.input.alter.table, lockOf(m.input.alter, deps));
   if (mode === 'trickle-delete' && (await inspectTable(conn, old))) {
     while (timeLeft(m)) {
       const decision = await checkThrottle(m);

@@ -58,6 +58,11 @@ export interface AlterRevert {
    */
   deferred?: KeyRange[];
   swappedBackAt: string | null;
+  /**
+   * The revert began from an open revert window: only the rows its log names are compared (a
+   * batch of them counts as a range), not the whole table.
+   */
+  fromLog?: boolean;
 }
 
 export type LoopState = GenericLoopState<Phase>;

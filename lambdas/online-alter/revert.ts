@@ -5,10 +5,11 @@ import { qualified, type TableRef } from '../core/identifiers.ts';
 import { checkThrottle, copyTables, loopState, nextVerifyKeys, outcomeState, reached, report, resizeChunk, save, timeLeft, type TaskEvent } from '../core/tables/chunked-copy.ts';
 import { highestKey, keyOf, type CopyTables } from '../core/tables/copier.ts';
 import { autoIncrementOf, copyKeyColumns, inspectTable, integerRange, uniqueIndexOnAll, type TableInfo } from '../core/tables/inspector.ts';
-import { captureInto, captureKey, captureNames, columnMapping, dropTriggers, rewriteLogged, shadowNames, withShortLockWait, writeLateLogged, type CaptureKey, type ColumnMapping } from '../core/tables/shadow.ts';
+import { captureInto, captureKey, captureNames, columnMapping, dropTriggers, revertId, rewriteLogged, shadowNames, withShortLockWait, writeLateLogged, type CaptureKey, type ColumnMapping } from '../core/tables/shadow.ts';
+import { closeWindow, dropWindowTriggers, forgetWindowEntries, logAgain, openWindow, windowEntries, windowOpen } from '../core/tables/revert-window.ts';
 import { ownTriggers } from '../core/tables/own-triggers.ts';
 import { dropTableIfExists, setAutoIncrement } from '../core/tables/table-writes.ts';
-import { repairRange, rowHashesBothSides, writeFromSource } from '../core/tables/verifier.ts';
+import { differingKeys, repairRange, rowHashesBothSides, writeFromSource } from '../core/tables/verifier.ts';
 import { differingIds } from '../core/checksum.ts';
 import type { KeyRange } from '../core/keys.ts';
 import { whoHoldsTheTable } from '../core/tables/app-impact.ts';
@@ -43,11 +44,6 @@ import { verifyAlterRange } from './verify.ts';
  * sized by time like the copy's (up to 100,000 rows) held the application's writes half a second.
  */
 export const REVERT_SPAN = 1000;
-
-/** The capture from the altered table into the original has an id of its own: its triggers and log are not the forward run's. */
-function backId(migrationId: string): string {
-  return `${migrationId}\0revert`;
-}
 
 interface Back {
   /** The altered table (`t`) as the source, the original (`_t_old`) as the target, columns mapped back. */
@@ -106,11 +102,29 @@ async function refusedRows(conn: SqlConnection, t: CopyTables, range: KeyRange):
 /** What a refusal that no fix of rows lifts says to do. */
 const NO_REVERT = 'Approve the cleanup, or go back by hand (an ALTER TABLE of the table).';
 
-/** Takes back what the revert made (its triggers first, then its log), forgets it, and refuses: the cleanup approval is asked for again. */
+/**
+ * Takes back what the revert made, forgets it, and refuses: the cleanup approval is asked for
+ * again. A revert window it began from is given back first (its triggers on the table again
+ * before the revert's go, so no write falls between; the rows set aside logged again), and keeps
+ * its log, unless the refusal is one no fix of rows lifts (NO_REVERT): then the window closes too.
+ * Otherwise the revert's triggers go, then its log.
+ */
 async function refuse(m: AlterMigration, why: string, advice = 'Fix those rows and revert again, or approve the cleanup.'): Promise<never> {
   const t = m.input.alter.table;
-  await withShortLockWait(m.source, lockOf(m.input.alter, m.deps), () => dropTriggers(m.source, backId(m.input.migrationId), t));
-  await dropTableIfExists(m.source, captureNames(backId(m.input.migrationId), t).log);
+  const conn = m.source;
+  const lock = lockOf(m.input.alter, m.deps);
+  const r = m.state.revert;
+  const id = revertId(m.input.migrationId);
+  // a refusal no fix of rows lifts closes the window: it would log for a revert that cannot happen
+  const keepWindow = advice !== NO_REVERT && (r?.fromLog === true || (await windowOpen(conn, m.input.migrationId, t)));
+  if (advice === NO_REVERT) await closeWindow(conn, m.input.migrationId, t, lock);
+  if (keepWindow) {
+    const back = await backTables(m, t, shadowNames(t).old).catch(() => null);
+    if (r?.fromLog && back) await openWindow(conn, m.input.migrationId, t, t, keyColumnsOf(m, back), lock);
+    if (back && r?.deferred?.length) await logAgain(conn, m.input.migrationId, t, keyOf(back.tables), r.deferred.map((x) => x.hi));
+  }
+  await withShortLockWait(conn, lock, () => dropTriggers(conn, id, t));
+  if (!keepWindow) await dropTableIfExists(conn, captureNames(id, t).log);
   m.state.revert = null;
   await save(m, 'cleanup-approval');
   const message = `revert refused: ${why} Nothing was swapped: ${t.table} is still the altered table, serving. ${advice}`;
@@ -142,7 +156,7 @@ export async function revert(event: TaskEvent & { cause?: string | null }, deps:
   const t = input.table;
   const { shadow, old } = shadowNames(t);
   const conn = m.source;
-  const id = backId(input.migrationId);
+  const id = revertId(input.migrationId);
   if (m.phase !== 'revert') {
     if (m.phase !== 'cleanup-approval') throw new InvalidInput('migrationId', `${input.migrationId} is in phase ${m.phase}: only a migration waiting for its cleanup approval can be reverted`);
     m.state.revert = {
@@ -206,13 +220,20 @@ async function catchUp(m: AlterMigration, r: AlterRevert, id: string): Promise<B
   if (r.captureSince === null) {
     const own = await ownTriggers(conn, t);
     if (own.length) return refuse(m, `${t.table} has triggers of its own (${own.map((tr) => tr.name).join(', ')}), which a revert does not move back.`, NO_REVERT);
-    const keyColumns = copyKeyColumns(m.state.copyKey!).map((c) => back.altered.columns.find((x) => x.name.toLowerCase() === c.toLowerCase())!);
-    await captureInto(conn, id, t, old, keyColumns, back.key, back.mapping, lockOf(input, m.deps), async (attempt, backoff) => report(m, `reverting: another session holds a lock on ${t.table}; the triggers' attempt ${attempt} waits ${backoff} s`));
+    // decided before the revert's triggers are made: the window's log names every row written since the swap only while its triggers are on
+    r.fromLog = await windowOpen(conn, input.migrationId, t);
+    await captureInto(conn, id, t, old, keyColumnsOf(m, back), back.key, back.mapping, lockOf(input, m.deps), async (attempt, backoff) => report(m, `reverting: another session holds a lock on ${t.table}; the triggers' attempt ${attempt} waits ${backoff} s`));
     r.captureSince = new Date(m.deps.now()).toISOString();
-    // every write from here on reaches the original through the triggers; what was there before, up to the highest key, is compared
-    r.verifyUpTo = await highestKey(conn, [t, old], keyOf(back.tables));
+    // every write from here on reaches the original through the triggers; what was there before, up to the highest key, is compared (without a window)
+    if (!r.fromLog) r.verifyUpTo = await highestKey(conn, [t, old], keyOf(back.tables));
     await save(m);
-    report(m, `reverting: ${t.table}'s writes are carried to ${old.table}; comparing the two`);
+    report(m, r.fromLog
+      ? `reverting: ${t.table}'s writes are carried to ${old.table}; comparing the rows the application wrote since the swap (the revert window's log)`
+      : `reverting: ${t.table}'s writes are carried to ${old.table}; comparing the two (no revert window was open: every row)`);
+  }
+  if (r.fromLog) {
+    const logged = await fromWindowLog(m, r, back);
+    if (logged !== true) return logged;
   }
   // nextVerifyKeys and reached read the tables through a migration: this one's, with the tables the other way round
   const view = { ...m, tables: back.tables, input: { ...m.input, source: t, target: { connection: t.connection, ...old } } };
@@ -262,6 +283,57 @@ async function catchUp(m: AlterMigration, r: AlterRevert, id: string): Promise<B
     await save(m);
   }
   return back;
+}
+
+/** The altered table's columns of the copy key (their names are the same in the original). */
+function keyColumnsOf(m: AlterMigration, back: Back) {
+  return copyKeyColumns(m.state.copyKey!).map((c) => back.altered.columns.find((x) => x.name.toLowerCase() === c.toLowerCase())!);
+}
+
+/** Log entries read at a time by the revert: their rows are compared under one snapshot. */
+const WINDOW_BATCH = 500;
+
+/**
+ * The comparison of a revert begun from an open window: the window's triggers go (the revert's
+ * carry every write now), then the log is read oldest first, a batch at a time; the rows it names
+ * are compared under one snapshot, and each that differs is made the altered table's again in the
+ * original (set aside as `deferred` when the original refuses it); then the batch's entries are
+ * forgotten. The rest of the table was compared before the swap and nothing has written either copy
+ * of it since. True once the log is empty; false to be called again; a LoopState when throttled.
+ */
+async function fromWindowLog(m: AlterMigration, r: AlterRevert, back: Back): Promise<true | false | LoopState> {
+  const t = m.input.alter.table;
+  const conn = m.source;
+  await withShortLockWait(conn, lockOf(m.input.alter, m.deps), () => dropWindowTriggers(conn, m.input.migrationId, t));
+  const tables = { ...back.tables, source: conn, target: conn };
+  const key = keyOf(back.tables);
+  for (;;) {
+    if (!timeLeft(m)) return false;
+    const decision = await checkThrottle(m);
+    if (decision.throttled) return outcomeState(m, { kind: 'throttled', reason: decision.reason, waitSeconds: decision.waitSeconds });
+    const batch = await windowEntries(conn, m.input.migrationId, t, key, WINDOW_BATCH);
+    if (batch.seqs.length === 0) return true;
+    let repaired = 0;
+    for (const k of await differingKeys(conn, back.tables, batch.keys)) {
+      const only = { lo: k, hi: k };
+      try {
+        await repairRange(conn, tables, only);
+        repaired += 1;
+      } catch (err) {
+        if (!(err instanceof VerificationFailed)) throw err;
+        (r.deferred ??= []).push(only);
+        if (r.deferred.length > MAX_DEFERRED) return refuseRanges(m, back.tables, r.deferred.slice(0, 10));
+      }
+    }
+    r.rangesVerified += 1;
+    r.rowsVerified = (BigInt(r.rowsVerified) + BigInt(batch.keys.length)).toString();
+    r.rangesRepaired += repaired;
+    r.rowsWrittenBack += repaired;
+    // the rows set aside are in the checkpoint before their entries go
+    await save(m);
+    await forgetWindowEntries(conn, m.input.migrationId, t, batch.seqs);
+    report(m, `reverting: compared ${batch.keys.length} rows the application wrote since the swap${repaired ? ` (${repaired} written back)` : ''}`);
+  }
 }
 
 /** Ranges set aside for a second look before the revert is refused as one the original cannot take. */

@@ -30,7 +30,7 @@ export async function summarize(event: TaskEvent, deps: TaskDeps) {
     autoIncrementAtSwap: s.autoIncrementAtSwap,
     cleanup: m.input.alter.cleanup.mode,
     rowsDeleted: s.rowsDeleted,
-    ...(s.revert ? { reverted: { askedBy: s.revert.askedBy, rangesCompared: s.revert.rangesVerified, rowsCompared: s.revert.rowsVerified, rangesRepaired: s.revert.rangesRepaired, rowsWrittenAgain: s.revert.rowsWrittenBack, swappedBackAt: s.revert.swappedBackAt } } : {}),
+    ...(s.revert ? { reverted: { askedBy: s.revert.askedBy, fromWindow: s.revert.fromLog === true, rangesCompared: s.revert.rangesVerified, rowsCompared: s.revert.rowsVerified, rangesRepaired: s.revert.rangesRepaired, rowsWrittenAgain: s.revert.rowsWrittenBack, swappedBackAt: s.revert.swappedBackAt } } : {}),
     throttledSeconds: Math.round(s.throttledMillis / 1000),
     startedAt: s.startedAt,
     phases: s.phaseStartedAt,

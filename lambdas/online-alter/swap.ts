@@ -3,6 +3,8 @@ import { ERRNO, SwapFailed, VerificationFailed, type FerryError } from '../core/
 import { loopState, report, save, type TaskEvent } from '../core/tables/chunked-copy.ts';
 import { captureNames, dropTriggers, rewriteLogged, shadowNames, swapDone, swapOnce, withShortLockWait, writeLateLogged } from '../core/tables/shadow.ts';
 import { dropTableIfExists } from '../core/tables/table-writes.ts';
+import { copyKeyColumns, inspectTable, uniqueIndexOnAll } from '../core/tables/inspector.ts';
+import { openWindow, windowOpen } from '../core/tables/revert-window.ts';
 import { keyOf } from '../core/tables/copier.ts';
 import { whoHoldsTheTable } from '../core/tables/app-impact.ts';
 import { createAnchors, dropAnchors, ownTriggers, restoreOwnTriggers, swapKeepingTriggers } from '../core/tables/own-triggers.ts';
@@ -42,7 +44,7 @@ export async function swapTables(event: TaskEvent, deps: TaskDeps): Promise<Loop
   const m = await openAlter(event, deps);
   const input = m.input.alter;
   const t = input.table;
-  const { old } = shadowNames(t);
+  const { shadow, old } = shadowNames(t);
   const conn = m.source;
   if (!(await swapDone(conn, t))) {
     const lock = lockOf(input, deps);
@@ -53,6 +55,14 @@ export async function swapTables(event: TaskEvent, deps: TaskDeps): Promise<Loop
     }
     // Nothing the re-verification found different while the approval waited is swapped in.
     if (m.phase === 'cutover-approval') await refuseIfStillDifferent(m);
+    // on the shadow, so the RENAME carries it onto the table (see revert-window.ts); a table with triggers of its own cannot be reverted, and gets none,
+    // nor does an ALTER after which the original has no unique key on the copy key's columns (see revert.ts)
+    const columns = copyKeyColumns(m.state.copyKey!);
+    if (m.input.alter.revertWindow && !saved?.length && (await ownTriggers(conn, t)).length === 0 && uniqueIndexOnAll((await inspectTable(conn, t))!, columns)) {
+      const shadowInfo = (await inspectTable(conn, shadow))!;
+      const keyColumns = columns.map((c) => shadowInfo.columns.find((x) => x.name.toLowerCase() === c.toLowerCase())!);
+      await openWindow(conn, input.migrationId, t, shadow, keyColumns, lock, async (attempt, backoff) => report(m, `opening the revert window: another session holds a lock on ${t.table}; attempt ${attempt} waits ${backoff} s`));
+    }
     try {
       const ai = await withShortLockWait(conn, lock, async () => {
         // Right before each attempt (a wait for the lock can last minutes while the application writes on), so a refusal logged since is met here, before the swap.
@@ -95,6 +105,7 @@ export async function swapTables(event: TaskEvent, deps: TaskDeps): Promise<Loop
   await dropTableIfExists(conn, captureNames(input.migrationId, t).log);
   await save(m, 'cleanup-approval');
   const moved = m.state.ownTriggers?.length ? `; its own triggers (${m.state.ownTriggers.map((tr) => tr.name).join(', ')}) are on the altered table` : '';
-  report(m, `swapped: ${t.table} is the altered table; the original is ${old.table}; ferry's triggers dropped${moved}`);
+  const window = (await windowOpen(conn, input.migrationId, t)) ? `; until the cleanup, the revert window's triggers log the key of each row the application writes in ${t.table} (ferry revert carries those rows back)` : '';
+  report(m, `swapped: ${t.table} is the altered table; the original is ${old.table}; ferry's capture triggers dropped${moved}${window}`);
   return loopState(m, { done: true });
 }

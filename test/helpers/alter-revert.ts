@@ -23,11 +23,11 @@ export interface CutOver {
  * cutover`, the writers `writers` starts from before the run, up to the pending cleanup approval
  * and 1.5 s beyond it.
  */
-export async function cutOver(writers: (sc: AlterScenario) => AppWriter[], alter: string): Promise<CutOver> {
+export async function cutOver(writers: (sc: AlterScenario) => AppWriter[], alter: string, input: Record<string, unknown> = {}): Promise<CutOver> {
   const sc = await alterScenario(REVERT_ROWS);
   const schemaBefore = await tableSchema(sc.conn, sc.db, CSM);
   const started = writers(sc);
-  const args = ['local', 'online-alter', '--input', sc.inputFile({ alter, cleanup: { mode: 'drop' } }), '--state-dir', sc.stateDir, '--approve', 'cutover'];
+  const args = ['local', 'online-alter', '--input', sc.inputFile({ alter, cleanup: { mode: 'drop' }, ...input }), '--state-dir', sc.stateDir, '--approve', 'cutover'];
   const running = startFerry(args);
   await running.waitFor(/waiting for approval "cleanup"/, 240_000);
   // the application goes on writing the altered table for a while before anyone reverts

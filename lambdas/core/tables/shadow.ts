@@ -57,6 +57,19 @@ export function captureNames(migrationId: string, t: TableRef): { insert: string
 
 export const FERRY_TRIGGER = /^_ferry_[0-9a-f]{12}_(ins|upd|del)$/;
 
+/** A revert's capture, from the altered table into the original, has an id of its own: its triggers and log are not the forward run's. */
+export function revertId(migrationId: string): string {
+  return `${migrationId}\0revert`;
+}
+
+/**
+ * The revert window's names: its triggers (on the shadow, then the altered table) and its log, which
+ * is the revert's capture log (see revert-window.ts).
+ */
+export function windowNames(migrationId: string, t: TableRef): { insert: string; update: string; delete: string; log: TableRef } {
+  return { ...captureNames(`${migrationId}\0window`, t), log: captureNames(revertId(migrationId), t).log };
+}
+
 /** ferry's capture triggers on the table now, and when the first of them was made (null: none). */
 export async function captureOn(conn: SqlConnection, t: TableRef): Promise<{ triggers: string[]; since: string | null }> {
   const rows = await conn.query(
@@ -221,6 +234,11 @@ export function logKey(key: KeyShape): KeyShape {
 function boundValue(n: string): string {
   if (!/^-?[0-9]+$/.test(n)) throw new TypeError(`not an integer: ${JSON.stringify(n)}`);
   return n;
+}
+
+/** Makes the capture log (see captureLogSql) unless it is there. */
+export async function createCaptureLog(conn: SqlConnection, log: TableRef, keyColumns: readonly ColumnInfo[]): Promise<void> {
+  await conn.execute(captureLogSql(log, keyColumns));
 }
 
 function captureLogSql(log: TableRef, keyColumns: readonly ColumnInfo[]): string {
@@ -390,7 +408,7 @@ export async function captureInto(
   lock: DdlLock,
   onWait?: (attempt: number, backoffSeconds: number) => void | Promise<void>,
 ): Promise<void> {
-  await conn.execute(captureLogSql(captureNames(migrationId, t).log, keyColumns));
+  await createCaptureLog(conn, captureNames(migrationId, t).log, keyColumns);
   await createTriggers(conn, migrationId, t, key, mapping, lock, onWait, into);
 }
 
@@ -405,6 +423,8 @@ export async function dropShadow(
   await withShortLockWait(conn, lock, () => dropTriggers(conn, migrationId, t), onWait);
   await conn.execute(`DROP TABLE IF EXISTS ${qualified(shadowNames(t).shadow)}`);
   await conn.execute(`DROP TABLE IF EXISTS ${qualified(captureNames(migrationId, t).log)}`);
+  // the revert window's log, made just before a swap that did not happen
+  await conn.execute(`DROP TABLE IF EXISTS ${qualified(windowNames(migrationId, t).log)}`);
 }
 
 /** Keys of rows the capture log holds (writes the shadow refused), with the first reason for each, lowest first. */

@@ -31,6 +31,33 @@ export function rowHashesBothSides(t: CopyTables, range: KeyRange): Promise<[{ i
   ]);
 }
 
+/**
+ * Which of these keys' rows differ between the source and the target, both on `conn`'s server,
+ * read under one consistent snapshot: a row on one side only differs, one on neither does not.
+ */
+export async function differingKeys(conn: SqlConnection, t: CopyTables, keys: readonly KeyValue[]): Promise<KeyValue[]> {
+  if (keys.length === 0) return [];
+  const key = keyOf(t);
+  const out: KeyValue[] = [];
+  for (let i = 0; i < keys.length; i += IDS_PER_STATEMENT) {
+    const these = keys.slice(i, i + IDS_PER_STATEMENT);
+    const where = key.oneOf(these);
+    const read = async (table: TableRef, columns: readonly HashColumn[]) =>
+      new Map((await conn.query(`SELECT ${key.select()}, ${rowHashExpr(columns)} AS hash FROM ${qualified(table)} WHERE ${where.sql}`, where.params)).map((r) => [key.fromRow(r), str(r, 'hash')!]));
+    await conn.execute('START TRANSACTION WITH CONSISTENT SNAPSHOT, READ ONLY');
+    let source: Map<KeyValue, string>;
+    let target: Map<KeyValue, string>;
+    try {
+      source = await read(t.sourceTable, t.hash.source);
+      target = await read(t.targetTable, t.hash.target);
+    } finally {
+      await conn.execute('COMMIT');
+    }
+    out.push(...these.filter((k) => source.get(k) !== target.get(k)));
+  }
+  return out;
+}
+
 export interface RangeVerdict {
   readonly range: IdRange;
   readonly rows: string;

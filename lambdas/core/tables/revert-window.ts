@@ -1,0 +1,130 @@
+import { qualified, quoteIdent, type TableRef } from '../identifiers.ts';
+import { str, type SqlConnection } from '../ports/sql.ts';
+import type { KeyShape, KeyValue } from '../keys.ts';
+import type { ColumnInfo } from './inspector.ts';
+import { inspectTable } from './inspector.ts';
+import { createCaptureLog, logColumns, logKey, shadowNames, TRIGGER_SQL_MODE, windowNames, withShortLockWait, type DdlLock } from './shadow.ts';
+
+/**
+ * The revert window of an online-alter: from the swap until the cleanup (or a revert), the key of
+ * every row the application writes in the altered table is logged, in the same transaction, so a
+ * revert compares and carries back those rows alone instead of the whole table.
+ *
+ * Three triggers (AFTER INSERT, UPDATE, DELETE) insert the row's key into the window's log: an
+ * update that changes the key logs both keys. They are made on the shadow right before the swap, so
+ * the RENAME carries them onto the table with it: no write falls between the swap and the window,
+ * and a write of the application that queued behind the RENAME was prepared with the log already
+ * among its tables (a table a trigger uses that the statement did not prepare fails it, 1146).
+ * Until the swap they log the forward triggers' writes into the shadow too: the application's writes
+ * of those last seconds, compared once more by a revert, harmlessly. The log is the revert's capture
+ * log (see windowNames): a revert's own triggers log the rows the original refuses into it.
+ */
+export function windowTriggerSql(migrationId: string, t: TableRef, on: TableRef, keyColumns: readonly string[]): string[] {
+  const names = windowNames(migrationId, t);
+  const into = `INSERT INTO ${qualified(names.log)} (${logColumns(keyColumns.length).map(quoteIdent).join(', ')}, event) VALUES`;
+  const keyOf = (which: 'NEW' | 'OLD') => keyColumns.map((c) => `${which}.${quoteIdent(c)}`).join(', ');
+  const sameKey = keyColumns.map((c) => `OLD.${quoteIdent(c)} <=> NEW.${quoteIdent(c)}`).join(' AND ');
+  const on_ = (name: string, event: string) => `CREATE TRIGGER ${qualified({ database: t.database, table: name })} AFTER ${event} ON ${qualified(on)} FOR EACH ROW`;
+  return [
+    `${on_(names.delete, 'DELETE')} ${into} (${keyOf('OLD')}, 'delete')`,
+    `${on_(names.update, 'UPDATE')} BEGIN ${into} (${keyOf('NEW')}, 'update'); IF NOT (${sameKey}) THEN ${into} (${keyOf('OLD')}, 'update'); END IF; END`,
+    `${on_(names.insert, 'INSERT')} ${into} (${keyOf('NEW')}, 'insert')`,
+  ];
+}
+
+/**
+ * Opens the window on `on` (the shadow before the swap; the table itself when a refused revert
+ * gives the window back): the log made unless it is there, then the triggers, any of them there
+ * already dropped first, under the short lock wait (every write of the table queues behind a DDL
+ * on the shadow too, through the forward triggers).
+ */
+export async function openWindow(
+  conn: SqlConnection,
+  migrationId: string,
+  t: TableRef,
+  on: TableRef,
+  keyColumns: readonly ColumnInfo[],
+  lock: DdlLock,
+  onWait?: (attempt: number, backoffSeconds: number) => void | Promise<void>,
+): Promise<void> {
+  await createCaptureLog(conn, windowNames(migrationId, t).log, keyColumns);
+  await withShortLockWait(conn, lock, async () => {
+    await dropWindowTriggers(conn, migrationId, t);
+    await conn.execute(`SET @ferry_sql_mode = @@SESSION.sql_mode, SESSION sql_mode = '${TRIGGER_SQL_MODE}'`);
+    try {
+      for (const sql of windowTriggerSql(migrationId, t, on, keyColumns.map((c) => c.name))) await conn.execute(sql);
+    } finally {
+      await conn.execute('SET SESSION sql_mode = @ferry_sql_mode');
+    }
+  }, onWait);
+}
+
+/** Drops the window's triggers, wherever they are (the caller holds the short lock wait). */
+export async function dropWindowTriggers(conn: SqlConnection, migrationId: string, t: TableRef): Promise<void> {
+  const names = windowNames(migrationId, t);
+  for (const n of [names.insert, names.update, names.delete]) await conn.execute(`DROP TRIGGER IF EXISTS ${qualified({ database: t.database, table: n })}`);
+}
+
+/** Closes the window: its triggers first (under the short lock wait), then its log. */
+export async function closeWindow(conn: SqlConnection, migrationId: string, t: TableRef, lock: DdlLock): Promise<void> {
+  await withShortLockWait(conn, lock, () => dropWindowTriggers(conn, migrationId, t));
+  await conn.execute(`DROP TABLE IF EXISTS ${qualified(windowNames(migrationId, t).log)}`);
+}
+
+/** Whether the window is open on the table: all three of its triggers are on it, and its log is there. */
+export async function windowOpen(conn: SqlConnection, migrationId: string, t: TableRef): Promise<boolean> {
+  const names = windowNames(migrationId, t);
+  const rows = await conn.query(
+    'SELECT COUNT(*) AS n FROM information_schema.TRIGGERS WHERE EVENT_OBJECT_SCHEMA = ? AND EVENT_OBJECT_TABLE = ? AND TRIGGER_NAME IN (?, ?, ?)',
+    [t.database, t.table, names.insert, names.update, names.delete],
+  );
+  return str(rows[0]!, 'n') === '3' && (await inspectTable(conn, names.log)) !== null;
+}
+
+/**
+ * How far the original trails the table: the distinct rows the log names, and when the oldest
+ * entry was written (the original held every write before it); null when there is no log.
+ */
+export async function windowLag(conn: SqlConnection, migrationId: string, t: TableRef): Promise<{ rows: string; since: string | null } | null> {
+  const log = windowNames(migrationId, t).log;
+  const info = await inspectTable(conn, log);
+  if (!info) return null;
+  const cols = logColumns(info.columns.filter((c) => /^row_id(_[0-9]+)?$/.test(c.name)).length).map(quoteIdent).join(', ');
+  const [r] = await conn.query(`SELECT COUNT(DISTINCT ${cols}) AS n, DATE_FORMAT(MIN(at), '%Y-%m-%d %H:%i:%s') AS since FROM ${qualified(log)}`);
+  return { rows: str(r!, 'n') ?? '0', since: str(r!, 'since') };
+}
+
+/** The window in words, for `ferry status` and the page: null when it is not open on the table. */
+export async function windowInWords(conn: SqlConnection, migrationId: string, t: TableRef): Promise<string | null> {
+  if (!(await windowOpen(conn, migrationId, t))) return null;
+  const lag = await windowLag(conn, migrationId, t);
+  const old = `${t.database}.${shadowNames(t).old.table}`;
+  const behind = !lag || lag.rows === '0' ? `${old} is caught up` : `${old} is ${lag.rows} rows behind (the oldest of those writes at ${lag.since}, the writer's clock)`;
+  return `revert window open on ${t.database}.${t.table}: ferry's triggers log the key of each row the application writes there; ${behind}: ferry revert carries those rows back (the cleanup closes the window)`;
+}
+
+/** The log's oldest entries, by seq (at most `limit`): their seqs, and the distinct keys they name. */
+export async function windowEntries(conn: SqlConnection, migrationId: string, t: TableRef, key: KeyShape, limit: number): Promise<{ seqs: string[]; keys: KeyValue[] }> {
+  const inLog = logKey(key);
+  const rows = await conn.query(`SELECT seq, ${inLog.select()} FROM ${qualified(windowNames(migrationId, t).log)} ORDER BY seq LIMIT ${Math.trunc(limit)}`);
+  return { seqs: rows.map((r) => str(r, 'seq')!), keys: [...new Set(rows.map((r) => inLog.fromRow(r)))] };
+}
+
+/**
+ * Forgets these entries of the log, by seq alone: a write logged meanwhile, or one whose
+ * transaction had not committed when the entries were read (its seq may be lower), stays.
+ */
+export async function forgetWindowEntries(conn: SqlConnection, migrationId: string, t: TableRef, seqs: readonly string[]): Promise<void> {
+  if (seqs.length === 0) return;
+  await conn.execute(`DELETE FROM ${qualified(windowNames(migrationId, t).log)} WHERE seq IN (${seqs.map(() => '?').join(', ')})`, seqs);
+}
+
+/** Logs these keys again (a refused revert gives back the rows it set aside). */
+export async function logAgain(conn: SqlConnection, migrationId: string, t: TableRef, key: KeyShape, keys: readonly KeyValue[]): Promise<void> {
+  const inLog = logKey(key);
+  const cols = logColumns(key.columns.length).map(quoteIdent).join(', ');
+  for (const k of keys) {
+    const v = inLog.valuesOf(k);
+    await conn.execute(`INSERT INTO ${qualified(windowNames(migrationId, t).log)} (${cols}, event) VALUES (${v.sql}, 'revert')`, v.params);
+  }
+}
