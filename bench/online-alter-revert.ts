@@ -47,41 +47,45 @@ try {
     WITH RECURSIVE s(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM s WHERE n < ${ROWS})
     SELECT CONCAT('block@', n % 500), n DIV 7, '{}', n % 4, '2024-01-01', '2024-01-01', 3, CONCAT('c', n % 7) FROM s`);
   const dir = mkdtempSync(join(tmpdir(), 'rvb-'));
-  const migrationId = `rvb-${Date.now()}`;
-  writeFileSync(join(dir, 'in.json'), JSON.stringify({ migrationId, table: { connection: 'edxapp', database: db, table: 'csm' }, alter: 'MODIFY id bigint unsigned NOT NULL AUTO_INCREMENT', cleanup: { mode: 'none' } }));
-  const stateDir = join(dir, 'st');
-
-  // ferry: the alter, 5 s of the application on the altered table, then the revert
+  console.log(`online-alter revert benchmark: ${ROWS.toLocaleString('en-US')} rows, ${WRITERS} writers (single rows, autocommit, 5 ms pause)`);
   let writers = Array.from({ length: WRITERS }, (_, k) => startAppWriter(studentModuleWriter(db, 'csm', ROWS, k, WRITERS), { pauseMillis: 5 }));
   await new Promise((r) => setTimeout(r, 2000));
-  const started = now();
-  let asked = 0;
-  let swappedAt = 0;
-  const run = ferry(['local', 'online-alter', '--input', join(dir, 'in.json'), '--approve', 'cutover', '--state-dir', stateDir], (text) => {
-    if (!swappedAt && /waiting for approval "cleanup"/.test(text)) swappedAt = now();
-  });
-  while (!swappedAt) await new Promise((r) => setTimeout(r, 50));
-  // the table as the application has it after the swap, for the plain ALTER below (its reads hold up the writers a moment: not measured)
-  await conn.query(`CREATE TABLE \`${db}\`.csm2 LIKE \`${db}\`.csm; INSERT INTO \`${db}\`.csm2 SELECT * FROM \`${db}\`.csm`);
-  const window = now();
-  await new Promise((r) => setTimeout(r, 5000));
-  asked = now();
-  const decided = await ferry(['revert', migrationId, '--reason', 'benchmark', '--state-dir', stateDir]);
-  if (decided.status !== 0) throw new Error(`ferry revert exited ${decided.status}`);
-  const result = await run;
-  const ended = now();
-  await new Promise((r) => setTimeout(r, 2000));
-  let ops: AppOp[] = (await Promise.all(writers.map((w) => w.stop()))).flat();
-  const out = JSON.parse(result.stdout.trim().split('\n').pop()!);
-  if (result.status !== 0 || out.outcome !== 'reverted') throw new Error(`ferry: ${result.stdout.slice(-500)}`);
-  const [type] = await conn.query(`SELECT COLUMN_TYPE AS t FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = ? AND TABLE_NAME = 'csm' AND COLUMN_NAME = 'id'`, [db]);
-  const revertSeconds = (ended - asked) / 1000;
-  console.log(`online-alter revert benchmark: ${ROWS.toLocaleString('en-US')} rows, ${WRITERS} writers (single rows, autocommit, 5 ms pause)`);
-  console.log(`ferry revert: ${revertSeconds.toFixed(2)} s from the decision to reverted (id ${(type as { t: string }[])[0]!.t} again), exit ${result.status}, application failures ${failures(ops).length}`);
-  console.log(line('before the run', latency(ops, -Infinity, started)));
-  console.log(line('altered table, no revert', latency(ops, window, asked)));
-  console.log(line('during the revert', latency(ops, asked, ended)));
-  console.log(line('after', latency(ops, ended, Infinity)));
+  const revertSeconds: number[] = [];
+  // twice, on the same table: with the revert window (ferry's default), then without it (revertWindow false)
+  for (const revertWindow of [true, false]) {
+    const migrationId = `rvb-${Date.now()}`;
+    writeFileSync(join(dir, 'in.json'), JSON.stringify({ migrationId, table: { connection: 'edxapp', database: db, table: 'csm' }, alter: 'MODIFY id bigint unsigned NOT NULL AUTO_INCREMENT', revertWindow, cleanup: { mode: 'none' } }));
+    const stateDir = join(dir, `st-${revertWindow}`);
+    // ferry: the alter, 5 s of the application on the altered table, then the revert
+    const started = now();
+    let swappedAt = 0;
+    const run = ferry(['local', 'online-alter', '--input', join(dir, 'in.json'), '--approve', 'cutover', '--state-dir', stateDir], (text) => {
+      if (!swappedAt && /waiting for approval "cleanup"/.test(text)) swappedAt = now();
+    });
+    while (!swappedAt) await new Promise((r) => setTimeout(r, 50));
+    // the table as the application has it after the swap, for the plain ALTER below (its reads hold up the writers a moment: not measured)
+    if (revertWindow) await conn.query(`CREATE TABLE \`${db}\`.csm2 LIKE \`${db}\`.csm; INSERT INTO \`${db}\`.csm2 SELECT * FROM \`${db}\`.csm`);
+    const window = now();
+    await new Promise((r) => setTimeout(r, 5000));
+    const asked = now();
+    const decided = await ferry(['revert', migrationId, '--reason', 'benchmark', '--state-dir', stateDir]);
+    if (decided.status !== 0) throw new Error(`ferry revert exited ${decided.status}`);
+    const result = await run;
+    const ended = now();
+    await new Promise((r) => setTimeout(r, 2000));
+    const ops: AppOp[] = writers.flatMap((w) => [...w.ops]);
+    const out = JSON.parse(result.stdout.trim().split('\n').pop()!);
+    if (result.status !== 0 || out.outcome !== 'reverted') throw new Error(`ferry: ${result.stdout.slice(-500)}`);
+    const [type] = await conn.query(`SELECT COLUMN_TYPE AS t FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = ? AND TABLE_NAME = 'csm' AND COLUMN_NAME = 'id'`, [db]);
+    revertSeconds.push((ended - asked) / 1000);
+    console.log(`ferry revert, ${revertWindow ? 'with the revert window' : 'revertWindow false'}: ${((ended - asked) / 1000).toFixed(2)} s from the decision to reverted (id ${(type as { t: string }[])[0]!.t} again), ` +
+      `${out.reverted.rowsCompared} rows compared, exit ${result.status}, application failures so far ${failures(ops).length}`);
+    console.log(line('before the run', latency(ops, started - 2000, started)));
+    console.log(line(revertWindow ? 'altered table, window open' : 'altered table, no window', latency(ops, window, asked)));
+    console.log(line('during the revert', latency(ops, asked, ended)));
+  }
+  const ops: AppOp[] = (await Promise.all(writers.map((w) => w.stop()))).flat();
+  if (failures(ops).length) throw new Error(`the application's writes failed: ${failures(ops).length}`);
 
   // the plain ALTER back, of the same table under the same writers
   // inserting rows of their own: the first writers' inserts are in the copy
@@ -94,13 +98,13 @@ try {
   await conn.query(`ALTER TABLE \`${db}\`.csm2 MODIFY id int NOT NULL AUTO_INCREMENT`);
   const alterEnded = now();
   await new Promise((r) => setTimeout(r, 2000));
-  ops = (await Promise.all(writers.map((w) => w.stop()))).flat();
+  const alterOps = (await Promise.all(writers.map((w) => w.stop()))).flat();
   const alterSeconds = (alterEnded - alterStarted) / 1000;
-  console.log(`plain ALTER TABLE … MODIFY id int: ${alterSeconds.toFixed(2)} s, application failures ${failures(ops).length}`);
-  console.log(line('before', latency(ops, -Infinity, alterStarted)));
-  console.log(line('during the ALTER', latency(ops, alterStarted, alterEnded)));
-  console.log(line('after', latency(ops, alterEnded, Infinity)));
-  console.log(`ratio: ferry revert ${(revertSeconds / alterSeconds).toFixed(2)}× the plain ALTER's time`);
+  console.log(`plain ALTER TABLE … MODIFY id int: ${alterSeconds.toFixed(2)} s, application failures ${failures(alterOps).length}`);
+  console.log(line('before', latency(alterOps, -Infinity, alterStarted)));
+  console.log(line('during the ALTER', latency(alterOps, alterStarted, alterEnded)));
+  console.log(line('after', latency(alterOps, alterEnded, Infinity)));
+  console.log(`ratio: ferry revert ${revertSeconds.map((x) => (x / alterSeconds).toFixed(2)).join('× (window), ')}× (no window) the plain ALTER's time`);
 } finally {
   await dbs.drop();
   await conn.end();

@@ -50,7 +50,7 @@ export async function abandonAlter(event: AbandonEvent, deps: TaskDeps): Promise
   // The shadow is named after the table alone: another migration's triggers on it write there, and
   // dropping it would fail every write of the application to the table.
   const names = captureNames(input.migrationId, t);
-  const others = (await captureOn(conn, t)).triggers.filter((n) => ![names.insert, names.update, names.delete].includes(n));
+  const others = (await captureOn(conn, t)).triggers.filter((n) => ![names.insert, names.update, names.delete, ...windowNames(input.migrationId, t).anchors].includes(n));
   if (others.length) {
     throw new InvalidInput(
       'migrationId',
@@ -77,7 +77,7 @@ export async function abandonAlter(event: AbandonEvent, deps: TaskDeps): Promise
 /** What the migration put beside the live table that is there now: its triggers, the shadow and the capture log, by name. */
 async function leftBy(conn: SqlConnection, migrationId: string, t: TableRef): Promise<string[]> {
   const names = captureNames(migrationId, t);
-  const ours = new Set([names.insert, names.update, names.delete]);
+  const ours = new Set([names.insert, names.update, names.delete, ...windowNames(migrationId, t).anchors]);
   const triggers = (await captureOn(conn, t)).triggers.filter((n) => ours.has(n)).map((n) => `trigger ${n}`);
   const tables: string[] = [];
   for (const table of [shadowNames(t).shadow, names.log, windowNames(migrationId, t).log]) if (await inspectTable(conn, table)) tables.push(table.table);

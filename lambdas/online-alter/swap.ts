@@ -1,7 +1,7 @@
 import type { TaskDeps } from '../core/ports/task-deps.ts';
 import { ERRNO, SwapFailed, VerificationFailed, type FerryError } from '../core/errors.ts';
 import { loopState, report, save, type TaskEvent } from '../core/tables/chunked-copy.ts';
-import { captureNames, dropTriggers, rewriteLogged, shadowNames, swapDone, swapOnce, withShortLockWait, writeLateLogged } from '../core/tables/shadow.ts';
+import { captureNames, dropTriggers, dropWindowAnchors, rewriteLogged, shadowNames, swapDone, swapOnce, withShortLockWait, writeLateLogged } from '../core/tables/shadow.ts';
 import { dropTableIfExists } from '../core/tables/table-writes.ts';
 import { copyKeyColumns, inspectTable, uniqueIndexOnAll } from '../core/tables/inspector.ts';
 import { openWindow, windowOpen } from '../core/tables/revert-window.ts';
@@ -98,6 +98,7 @@ export async function swapTables(event: TaskEvent, deps: TaskDeps): Promise<Loop
   await withShortLockWait(conn, lockOf(input, deps), async () => {
     await dropTriggers(conn, input.migrationId, t);
     await dropAnchors(conn, input.migrationId, t);
+    await dropWindowAnchors(conn, input.migrationId, t);
   });
   m.state.swappedAt = m.state.swappedAt ?? new Date(deps.now()).toISOString();
   await save(m);

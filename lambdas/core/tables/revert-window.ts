@@ -3,7 +3,7 @@ import { str, type SqlConnection } from '../ports/sql.ts';
 import type { KeyShape, KeyValue } from '../keys.ts';
 import type { ColumnInfo } from './inspector.ts';
 import { inspectTable } from './inspector.ts';
-import { createCaptureLog, logColumns, logKey, shadowNames, TRIGGER_SQL_MODE, windowNames, withShortLockWait, type DdlLock } from './shadow.ts';
+import { createCaptureLog, dropWindowAnchors, logColumns, logKey, shadowNames, TRIGGER_SQL_MODE, windowNames, withShortLockWait, type DdlLock } from './shadow.ts';
 
 /**
  * The revert window of an online-alter: from the swap until the cleanup (or a revert), the key of
@@ -18,6 +18,12 @@ import { createCaptureLog, logColumns, logKey, shadowNames, TRIGGER_SQL_MODE, wi
  * Until the swap they log the forward triggers' writes into the shadow too: the application's writes
  * of those last seconds, compared once more by a revert, harmlessly. The log is the revert's capture
  * log (see windowNames): a revert's own triggers log the rows the original refuses into it.
+ *
+ * A write of the application that met the RENAME half-way (it had opened the table, then found the
+ * shadow locked by the RENAME) opens its tables again after it, but with the tables the table's
+ * triggers used the first time: the altered table's triggers then write a table it did not
+ * prepare, and MariaDB fails the write (1146). So until the swap the table also carries stand-ins
+ * (anchorSql): triggers whose body never runs but names the log, dropped right after the swap.
  */
 export function windowTriggerSql(migrationId: string, t: TableRef, on: TableRef, keyColumns: readonly string[]): string[] {
   const names = windowNames(migrationId, t);
@@ -32,10 +38,20 @@ export function windowTriggerSql(migrationId: string, t: TableRef, on: TableRef,
   ];
 }
 
+/** The window's stand-ins on the table before the swap: AFTER INSERT, UPDATE, DELETE, `IF FALSE THEN` a write of the log. */
+function anchorSql(migrationId: string, t: TableRef, keyColumns: readonly string[]): string[] {
+  const names = windowNames(migrationId, t);
+  const into = `INSERT INTO ${qualified(names.log)} (${logColumns(keyColumns.length).map(quoteIdent).join(', ')}, event) VALUES`;
+  const keyOf = (which: 'NEW' | 'OLD') => keyColumns.map((c) => `${which}.${quoteIdent(c)}`).join(', ');
+  return (['INSERT', 'UPDATE', 'DELETE'] as const).map(
+    (event, i) => `CREATE TRIGGER ${qualified({ database: t.database, table: names.anchors[i]! })} AFTER ${event} ON ${qualified(t)} FOR EACH ROW BEGIN IF FALSE THEN ${into} (${keyOf(event === 'DELETE' ? 'OLD' : 'NEW')}, 'anchor'); END IF; END`,
+  );
+}
+
 /**
- * Opens the window on `on` (the shadow before the swap; the table itself when a refused revert
- * gives the window back): the log made unless it is there, then the triggers, any of them there
- * already dropped first, under the short lock wait (every write of the table queues behind a DDL
+ * Opens the window on `on` (the shadow before the swap, with the stand-ins on the table; the table
+ * itself when a refused revert gives the window back): the log made unless it is there, then the
+ * triggers, any of them there already dropped first, under the short lock wait (every write of the table queues behind a DDL
  * on the shadow too, through the forward triggers).
  */
 export async function openWindow(
@@ -48,11 +64,16 @@ export async function openWindow(
   onWait?: (attempt: number, backoffSeconds: number) => void | Promise<void>,
 ): Promise<void> {
   await createCaptureLog(conn, windowNames(migrationId, t).log, keyColumns);
+  const names = keyColumns.map((c) => c.name);
+  const beforeSwap = qualified(on) !== qualified(t);
   await withShortLockWait(conn, lock, async () => {
     await dropWindowTriggers(conn, migrationId, t);
+    await dropWindowAnchors(conn, migrationId, t);
     await conn.execute(`SET @ferry_sql_mode = @@SESSION.sql_mode, SESSION sql_mode = '${TRIGGER_SQL_MODE}'`);
     try {
-      for (const sql of windowTriggerSql(migrationId, t, on, keyColumns.map((c) => c.name))) await conn.execute(sql);
+      // the stand-ins first: a write that opens the table from now on has the log among its tables
+      if (beforeSwap) for (const sql of anchorSql(migrationId, t, names)) await conn.execute(sql);
+      for (const sql of windowTriggerSql(migrationId, t, on, names)) await conn.execute(sql);
     } finally {
       await conn.execute('SET SESSION sql_mode = @ferry_sql_mode');
     }

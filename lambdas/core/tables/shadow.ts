@@ -63,11 +63,17 @@ export function revertId(migrationId: string): string {
 }
 
 /**
- * The revert window's names: its triggers (on the shadow, then the altered table) and its log, which
- * is the revert's capture log (see revert-window.ts).
+ * The revert window's names: its triggers (on the shadow, then the altered table), its log, which
+ * is the revert's capture log, and its stand-ins on the table until the swap (see revert-window.ts).
  */
-export function windowNames(migrationId: string, t: TableRef): { insert: string; update: string; delete: string; log: TableRef } {
-  return { ...captureNames(`${migrationId}\0window`, t), log: captureNames(revertId(migrationId), t).log };
+export function windowNames(migrationId: string, t: TableRef): { insert: string; update: string; delete: string; log: TableRef; anchors: string[] } {
+  const anchors = captureNames(`${migrationId}\0window-anchor`, t);
+  return { ...captureNames(`${migrationId}\0window`, t), log: captureNames(revertId(migrationId), t).log, anchors: [anchors.insert, anchors.update, anchors.delete] };
+}
+
+/** Drops the revert window's stand-ins, wherever they are (the caller holds the short lock wait). */
+export async function dropWindowAnchors(conn: SqlConnection, migrationId: string, t: TableRef): Promise<void> {
+  for (const n of windowNames(migrationId, t).anchors) await conn.execute(`DROP TRIGGER IF EXISTS ${qualified({ database: t.database, table: n })}`);
 }
 
 /** ferry's capture triggers on the table now, and when the first of them was made (null: none). */
@@ -420,7 +426,10 @@ export async function dropShadow(
   lock: DdlLock,
   onWait?: (attempt: number, backoffSeconds: number) => void | Promise<void>,
 ): Promise<void> {
-  await withShortLockWait(conn, lock, () => dropTriggers(conn, migrationId, t), onWait);
+  await withShortLockWait(conn, lock, async () => {
+    await dropTriggers(conn, migrationId, t);
+    await dropWindowAnchors(conn, migrationId, t);
+  }, onWait);
   await conn.execute(`DROP TABLE IF EXISTS ${qualified(shadowNames(t).shadow)}`);
   await conn.execute(`DROP TABLE IF EXISTS ${qualified(captureNames(migrationId, t).log)}`);
   // the revert window's log, made just before a swap that did not happen
