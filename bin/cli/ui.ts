@@ -106,11 +106,13 @@ export function localBackend(stateDir: string, env: NodeJS.ProcessEnv, live?: Re
             mayRevert: p.step === 'cleanup' && REVERTIBLE_MACHINES.includes(machineOfInput(raw)),
           }));
           const holds = machineOfInput(raw) === 'online-alter' ? await triggersHeld(raw, env).catch(() => null) : null;
+          const oldHome = d?.facts.find((f) => f.value.startsWith('old database: '))?.value;
           return {
             migrationId,
             machine: machineOfInput(raw),
             run: lock ? `ferry local running since ${lock.startedAt} (pid ${lock.pid}${lock.user ? `, ${lock.user}` : ''})` : 'no run is going: run the same command to resume',
             ...(holds ? { holds } : {}),
+            ...(oldHome ? { oldHome } : {}),
             phase: d?.phase ?? last?.phase ?? null,
             progress: d?.progress ?? null,
             throttle: last?.throttle ?? null,

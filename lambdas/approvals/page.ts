@@ -47,6 +47,8 @@ export interface MigrationView {
   readonly holds?: string;
   /** Whether a run of it is going now, and whose (local: the run lock). */
   readonly run?: string;
+  /** How far the old home trails the new one while a revert is possible (doctype-copy's old database; online-alter's shows in `holds`). */
+  readonly oldHome?: string;
 }
 
 export interface PageBackend {

@@ -4,7 +4,7 @@ import { loopState, report, save, type TaskEvent } from '../core/tables/chunked-
 import { captureNames, dropTriggers, dropWindowAnchors, rewriteLogged, shadowNames, swapDone, swapOnce, withShortLockWait, writeLateLogged } from '../core/tables/shadow.ts';
 import { dropTableIfExists } from '../core/tables/table-writes.ts';
 import { copyKeyColumns, inspectTable, uniqueIndexOnAll } from '../core/tables/inspector.ts';
-import { openWindow, windowOpen } from '../core/tables/revert-window.ts';
+import { makeWindow, windowOpen } from '../core/tables/revert-window.ts';
 import { keyOf } from '../core/tables/copier.ts';
 import { whoHoldsTheTable } from '../core/tables/app-impact.ts';
 import { createAnchors, dropAnchors, ownTriggers, restoreOwnTriggers, swapKeepingTriggers } from '../core/tables/own-triggers.ts';
@@ -58,11 +58,10 @@ export async function swapTables(event: TaskEvent, deps: TaskDeps): Promise<Loop
     // on the shadow, so the RENAME carries it onto the table (see revert-window.ts); a table with triggers of its own cannot be reverted, and gets none,
     // nor does an ALTER after which the original has no unique key on the copy key's columns (see revert.ts)
     const columns = copyKeyColumns(m.state.copyKey!);
-    if (m.input.alter.revertWindow && !saved?.length && (await ownTriggers(conn, t)).length === 0 && uniqueIndexOnAll((await inspectTable(conn, t))!, columns)) {
-      const shadowInfo = (await inspectTable(conn, shadow))!;
-      const keyColumns = columns.map((c) => shadowInfo.columns.find((x) => x.name.toLowerCase() === c.toLowerCase())!);
-      await openWindow(conn, input.migrationId, t, shadow, keyColumns, lock, async (attempt, backoff) => report(m, `opening the revert window: another session holds a lock on ${t.table}; attempt ${attempt} waits ${backoff} s`));
-    }
+    const shadowInfo = (await inspectTable(conn, shadow))!;
+    const windowKey = m.input.alter.revertWindow && !saved?.length && (await ownTriggers(conn, t)).length === 0 && uniqueIndexOnAll((await inspectTable(conn, t))!, columns)
+      ? columns.map((c) => shadowInfo.columns.find((x) => x.name.toLowerCase() === c.toLowerCase())!)
+      : null;
     try {
       const ai = await withShortLockWait(conn, lock, async () => {
         // Right before each attempt (a wait for the lock can last minutes while the application writes on), so a refusal logged since is met here, before the swap.
@@ -73,7 +72,11 @@ export async function swapTables(event: TaskEvent, deps: TaskDeps): Promise<Loop
         }
         m.state.swapAttempts += 1;
         const own = await ownTriggers(conn, t);
-        if (own.length === 0) return swapOnce(conn, t, input.alter);
+        if (own.length === 0) {
+          // in each attempt, right before the RENAME: a lock wait is the swap's, with its retries and their messages
+          if (windowKey) await makeWindow(conn, input.migrationId, t, shadow, windowKey);
+          return swapOnce(conn, t, input.alter);
+        }
         // recorded first: a run stopped while they move puts them back on the table (see restoreOwnTriggers)
         m.state.ownTriggers = own;
         await save(m);

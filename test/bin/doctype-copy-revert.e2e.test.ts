@@ -271,6 +271,10 @@ describe('ferry revert of a doctype-copy waiting for its cleanup approval', () =
     const lag = /old database: (\d+) changes in \S+ since the cut-over/.exec(stats.stdout);
     expect(lag, stats.stdout).not.toBeNull();
     expect(Number(lag![1])).toBeGreaterThanOrEqual(c.app.writes.filter((w) => w.db === sc.target).length);
+    // and ferry status says it too
+    const status = await runFerry(['status', sc.migrationId, '--state-dir', sc.stateDir], sc.env);
+    expect(status.code, status.stderr).toBe(0);
+    expect(String(JSON.parse(status.stdout).oldHome), status.stdout).toMatch(/^old database: \d+ changes in \S+ since the cut-over/);
 
     const taken = await revert(c).done;
     expect(taken.code, taken.stderr).toBe(0);

@@ -51,33 +51,28 @@ function anchorSql(migrationId: string, t: TableRef, keyColumns: readonly string
 /**
  * Opens the window on `on` (the shadow before the swap, with the stand-ins on the table; the table
  * itself when a refused revert gives the window back): the log made unless it is there, then the
- * triggers, any of them there already dropped first, under the short lock wait (every write of the table queues behind a DDL
- * on the shadow too, through the forward triggers).
+ * triggers, any of them there already dropped first. DDL on the table (and on the shadow, which
+ * every write of the table opens through the forward triggers): the caller holds the short lock
+ * wait (see openWindow).
  */
-export async function openWindow(
-  conn: SqlConnection,
-  migrationId: string,
-  t: TableRef,
-  on: TableRef,
-  keyColumns: readonly ColumnInfo[],
-  lock: DdlLock,
-  onWait?: (attempt: number, backoffSeconds: number) => void | Promise<void>,
-): Promise<void> {
-  await createCaptureLog(conn, windowNames(migrationId, t).log, keyColumns);
+export async function makeWindow(conn: SqlConnection, migrationId: string, t: TableRef, on: TableRef, keyColumns: readonly ColumnInfo[]): Promise<void> {
   const names = keyColumns.map((c) => c.name);
-  const beforeSwap = qualified(on) !== qualified(t);
-  await withShortLockWait(conn, lock, async () => {
-    await dropWindowTriggers(conn, migrationId, t);
-    await dropWindowAnchors(conn, migrationId, t);
-    await conn.execute(`SET @ferry_sql_mode = @@SESSION.sql_mode, SESSION sql_mode = '${TRIGGER_SQL_MODE}'`);
-    try {
-      // the stand-ins first: a write that opens the table from now on has the log among its tables
-      if (beforeSwap) for (const sql of anchorSql(migrationId, t, names)) await conn.execute(sql);
-      for (const sql of windowTriggerSql(migrationId, t, on, names)) await conn.execute(sql);
-    } finally {
-      await conn.execute('SET SESSION sql_mode = @ferry_sql_mode');
-    }
-  }, onWait);
+  await createCaptureLog(conn, windowNames(migrationId, t).log, keyColumns);
+  await dropWindowTriggers(conn, migrationId, t);
+  await dropWindowAnchors(conn, migrationId, t);
+  await conn.execute(`SET @ferry_sql_mode = @@SESSION.sql_mode, SESSION sql_mode = '${TRIGGER_SQL_MODE}'`);
+  try {
+    // the stand-ins first: a write that opens the table from now on has the log among its tables
+    if (qualified(on) !== qualified(t)) for (const sql of anchorSql(migrationId, t, names)) await conn.execute(sql);
+    for (const sql of windowTriggerSql(migrationId, t, on, names)) await conn.execute(sql);
+  } finally {
+    await conn.execute('SET SESSION sql_mode = @ferry_sql_mode');
+  }
+}
+
+/** makeWindow under the short lock wait. */
+export async function openWindow(conn: SqlConnection, migrationId: string, t: TableRef, on: TableRef, keyColumns: readonly ColumnInfo[], lock: DdlLock): Promise<void> {
+  await withShortLockWait(conn, lock, () => makeWindow(conn, migrationId, t, on, keyColumns));
 }
 
 /** Drops the window's triggers, wherever they are (the caller holds the short lock wait). */
