@@ -9,7 +9,7 @@ import { captureInto, captureKey, captureNames, columnMapping, dropTriggers, rev
 import { closeWindow, dropWindowTriggers, forgetWindowEntries, logAgain, openWindow, windowEntries, windowOpen } from '../core/tables/revert-window.ts';
 import { ownTriggers } from '../core/tables/own-triggers.ts';
 import { dropTableIfExists, setAutoIncrement } from '../core/tables/table-writes.ts';
-import { differingKeys, repairRange, rowHashesBothSides, writeFromSource } from '../core/tables/verifier.ts';
+import { differingKeys, repairKeys, repairRange, rowHashesBothSides, writeFromSource } from '../core/tables/verifier.ts';
 import { differingIds } from '../core/checksum.ts';
 import type { KeyRange } from '../core/keys.ts';
 import { whoHoldsTheTable } from '../core/tables/app-impact.ts';
@@ -293,6 +293,9 @@ function keyColumnsOf(m: AlterMigration, back: Back) {
 /** Log entries read at a time by the revert: their rows are compared under one snapshot. */
 const WINDOW_BATCH = 500;
 
+/** Rows of the window repaired in one transaction: the application's writes to them wait for it. */
+const REPAIR_KEYS = 100;
+
 /**
  * The comparison of a revert begun from an open window: the window's triggers go (the revert's
  * carry every write now), then the log is read oldest first, a batch at a time; the rows it names
@@ -314,15 +317,25 @@ async function fromWindowLog(m: AlterMigration, r: AlterRevert, back: Back): Pro
     const batch = await windowEntries(conn, m.input.migrationId, t, key, WINDOW_BATCH);
     if (batch.seqs.length === 0) return true;
     let repaired = 0;
-    for (const k of await differingKeys(conn, back.tables, batch.keys)) {
-      const only = { lo: k, hi: k };
-      try {
-        await repairRange(conn, tables, only);
-        repaired += 1;
-      } catch (err) {
-        if (!(err instanceof VerificationFailed)) throw err;
-        (r.deferred ??= []).push(only);
-        if (r.deferred.length > MAX_DEFERRED) return refuseRanges(m, back.tables, r.deferred.slice(0, 10));
+    const differing = await differingKeys(conn, back.tables, batch.keys);
+    for (let i = 0; i < differing.length; i += REPAIR_KEYS) {
+      const these = differing.slice(i, i + REPAIR_KEYS);
+      const n = await repairKeys(conn, tables, these);
+      if (n !== null) {
+        repaired += n;
+        continue;
+      }
+      // a row locked by the application, or one the original refuses: key by key
+      for (const k of these) {
+        const only = { lo: k, hi: k };
+        try {
+          await repairRange(conn, tables, only);
+          repaired += 1;
+        } catch (err) {
+          if (!(err instanceof VerificationFailed)) throw err;
+          (r.deferred ??= []).push(only);
+          if (r.deferred.length > MAX_DEFERRED) return refuseRanges(m, back.tables, r.deferred.slice(0, 10));
+        }
       }
     }
     r.rangesVerified += 1;

@@ -1,6 +1,6 @@
 import { type SqlConnection, type SqlRow, str } from '../ports/sql.ts';
 import { checksumSelect, differingIds, rowHashExpr, sameChecksum, type HashColumn, type RangeChecksum } from '../checksum.ts';
-import { DatabaseError, ERRNO, VerificationFailed } from '../errors.ts';
+import { DatabaseError, ERRNO, VerificationFailed, type FerryError } from '../errors.ts';
 import type { Id, IdRange } from '../ids.ts';
 import { qualified, quoteIdent, type TableRef } from '../identifiers.ts';
 import { KeyShape, type KeyRange, type KeyValue } from '../keys.ts';
@@ -173,6 +173,42 @@ export async function repairRange(conn: SqlConnection, t: CopyTables, range: Key
         'The same ALTER run directly on this data would fail too. Nothing was deleted; fix those rows (or the ALTER) and run again.',
       { cause: err },
     );
+  }
+}
+
+/**
+ * repairRange for a set of keys, in one transaction: the source's rows of the keys share-locked,
+ * then the target's, both ` NOWAIT` through each table's index on the key, and only the rows that
+ * differ written. Null, with nothing changed, when another transaction holds one of the rows or the
+ * target refuses one: the caller then repairs them one key at a time (repairRange gives way, and
+ * names a refused row). Otherwise the rows it wrote or deleted.
+ */
+export async function repairKeys(conn: SqlConnection, t: CopyTables, keys: readonly KeyValue[]): Promise<number | null> {
+  if (keys.length === 0) return 0;
+  const key = keyOf(t);
+  const source = `${qualified(t.sourceTable)} FORCE INDEX (${quoteIdent(t.keyIndex)})`;
+  const target = t.targetKeyIndex ? `${qualified(t.targetTable)} FORCE INDEX (${quoteIdent(t.targetKeyIndex)})` : qualified(t.targetTable);
+  const where = key.oneOf(keys);
+  const hashes = async (tx: SqlConnection, from: string, columns: readonly HashColumn[], lock: string) =>
+    (await tx.query(`SELECT ${key.select()}, ${rowHashExpr(columns)} AS hash FROM ${from} WHERE ${where.sql} ORDER BY ${key.orderBy()}${lock}`, where.params)).map((r) => ({ id: key.fromRow(r), hash: str(r, 'hash')! }));
+  try {
+    return await conn.transaction(async (tx) => {
+      const inSource = await hashes(tx, source, t.hash.source, ' LOCK IN SHARE MODE NOWAIT');
+      const inTarget = await hashes(tx, target, t.hash.target, ' FOR UPDATE NOWAIT');
+      const diffs = differingIds(inSource, inTarget, Number.MAX_SAFE_INTEGER);
+      const out = diffs.filter((d) => d.problem !== 'missing in target').map((d) => d.id);
+      for (const id of out) {
+        const it = key.equals(id);
+        await tx.execute(`DELETE FROM ${qualified(t.targetTable)} WHERE ${it.sql}`, it.params);
+      }
+      const back = diffs.filter((d) => d.problem !== 'extra in target').map((d) => d.id);
+      await writeFromSource(tx, t, back);
+      return new Set([...out, ...back]).size;
+    });
+  } catch (err) {
+    const errno = (err as FerryError).errno;
+    if (err instanceof DatabaseError || errno === ERRNO.LOCK_WAIT_TIMEOUT || errno === ERRNO.DEADLOCK) return null;
+    throw err;
   }
 }
 

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { copyRange } from '../../../../lambdas/core/tables/copier.ts';
 import { KeyShape } from '../../../../lambdas/core/keys.ts';
-import { repairRange } from '../../../../lambdas/core/tables/verifier.ts';
+import { differingKeys, repairKeys, repairRange } from '../../../../lambdas/core/tables/verifier.ts';
 import { createShadow } from '../../../../lambdas/core/tables/shadow.ts';
 import { besideApplication, localCopyTables } from '../../../helpers/lock-scenes.ts';
 import { testDatabase } from '../../../helpers/test-database.ts';
@@ -140,5 +140,26 @@ describe('repairRange and the copy beside an application transaction', () => {
     expect(Number((rows as { n: string }[])[0]!.n)).toBe(11);
     const [extra] = await td.conn.query(`SELECT id FROM \`${td.db}\`._t_new WHERE id > 11 ORDER BY id`);
     expect((extra as { id: number }[]).map((r) => Number(r.id))).toEqual([1000, 1001]);
+  });
+
+  it('repairKeys makes the rows of a set of keys the source\'s in one transaction, and changes nothing when the application holds one of them or the target refuses one', async () => {
+    await td.conn.query(`CREATE TABLE \`${td.db}\`.rk ${SHAPE('bigint')}; CREATE TABLE \`${td.db}\`._rk_old ${SHAPE('int')}`);
+    await td.conn.query(`INSERT INTO \`${td.db}\`.rk (id, k, name, v) SELECT seq, seq, 'a', seq FROM \`${td.db}\`.seq_1_to_50;
+      INSERT INTO \`${td.db}\`._rk_old SELECT * FROM \`${td.db}\`.rk WHERE id <> 7; UPDATE \`${td.db}\`._rk_old SET v = -1 WHERE id = 8;
+      INSERT INTO \`${td.db}\`._rk_old (id, k, name, v) VALUES (60, 60, 'a', 60)`);
+    const t = await tables('rk', '_rk_old');
+    const keys = ['6', '7', '8', '9', '60'];
+    // 7 missing, 8 changed, 60 gone from the source; 6 and 9 equal
+    expect(await differingKeys(t.source, t, keys)).toEqual(['7', '8', '60']);
+    // the application holds row 8 of the source: nothing is changed, and the caller goes key by key
+    const held = await besideApplication([`UPDATE \`${td.db}\`.rk SET v = v WHERE id = 8`], () => repairKeys(t.source, t, ['7', '8', '60']), 'SELECT 1');
+    expect(held).toMatchObject({ app: null, ferry: null });
+    expect(await differingKeys(t.source, t, keys)).toEqual(['7', '8', '60']);
+    expect(await repairKeys(t.source, t, ['7', '8', '60'])).toBe(3);
+    expect(await differingKeys(t.source, t, keys)).toEqual([]);
+    // a value the target's int cannot hold: refused, nothing changed
+    await td.conn.query(`UPDATE \`${td.db}\`.rk SET id = 5000000000 WHERE id = 9; UPDATE \`${td.db}\`.rk SET v = 99 WHERE id = 6`);
+    expect(await repairKeys(t.source, t, ['6', '9', '5000000000'])).toBeNull();
+    expect(await differingKeys(t.source, t, ['6', '9'])).toEqual(['6', '9']);
   });
 });
