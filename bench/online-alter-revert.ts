@@ -2,7 +2,8 @@
  * What `ferry revert` of an online-alter costs, against the statement a team would otherwise run to
  * go back: the same table (100,000 rows, `BENCH_REVERT_ROWS`) altered by ferry (`MODIFY id bigint
  * unsigned`), four writers at once (single rows, autocommit, no retry, 5 ms pause) from before the
- * run to after the revert; the revert asked for 5 s after the swap. Then, in the same run, a copy
+ * run to after the revert; the revert asked for 5 s after the swap. Twice on the same table: with
+ * the revert window (ferry's default), then with `revertWindow: false`. Then, in the same run, a copy
  * of the table as it was after the swap goes back by a plain `ALTER TABLE … MODIFY id int` under the
  * same writers. Prints how long each took, and the application's statements, errors, median, p99
  * and max latency per phase.
