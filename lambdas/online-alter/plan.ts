@@ -6,7 +6,7 @@ import type { KeyShape } from '../core/keys.ts';
 import { binlogOn, diskNote, freeSpace, idsLine, rowsLine, rowsOf, tableBytesAtLeast, timedSample } from '../core/tables/plan-reads.ts';
 import { copyKeyOf, throttleNow } from '../core/tables/chunked-copy.ts';
 import { ownTriggers } from '../core/tables/own-triggers.ts';
-import { captureNames, shadowNames } from '../core/tables/shadow.ts';
+import { captureNames, shadowNames, windowNames } from '../core/tables/shadow.ts';
 import { describeAlterCost, describeTransaction, longTransactions, measureOnScratch, type AlterCost } from '../core/tables/app-impact.ts';
 import { MACHINE } from './open-alter.ts';
 import { checkOnlineAlter } from './preflight.ts';
@@ -57,6 +57,10 @@ export async function planOnlineAlter(input: OnlineAlterInput, deps: PlanDeps, k
     `chunks of ${input.chunk.minRows}–${input.chunk.maxRows} ${shape && !shape.isInteger ? 'rows' : 'ids'} sized to ${input.chunk.targetMillis} ms${copyKey ? `, by ${copyKey.index === 'PRIMARY' ? 'the primary key' : `unique key ${copyKey.index}`} (${copyKeyColumns(copyKey).join(', ')})` : ''}`,
   ];
   const own = info ? await ownTriggers(conn, t) : [];
+  if (input.revertWindow && !own.length) {
+    const w = windowNames(input.migrationId, t);
+    moves.push(`revert window: from the swap until the cleanup, triggers ${w.insert}, ${w.update}, ${w.delete} on the altered ${t.table} log the key of each row the application writes into ${w.log.table}, so ferry revert compares those rows alone (revertWindow false: none, and a revert compares the whole table)`);
+  }
   if (own.length) {
     moves.push(
       `its own triggers ${own.map((tr) => `${tr.name} (${tr.timing} ${tr.event})`).join(', ')} move to the altered table at the swap, in that order, under LOCK TABLES ${t.table} WRITE (the application's writes wait for it: milliseconds), with stand-ins on ${t.table} until then`,
