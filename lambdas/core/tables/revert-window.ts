@@ -27,8 +27,7 @@ import { createCaptureLog, dropWindowAnchors, logColumns, logKey, shadowNames, T
  */
 export function windowTriggerSql(migrationId: string, t: TableRef, on: TableRef, keyColumns: readonly string[]): string[] {
   const names = windowNames(migrationId, t);
-  const into = `INSERT INTO ${qualified(names.log)} (${logColumns(keyColumns.length).map(quoteIdent).join(', ')}, event) VALUES`;
-  const keyOf = (which: 'NEW' | 'OLD') => keyColumns.map((c) => `${which}.${quoteIdent(c)}`).join(', ');
+  const { into, keyOf } = logWrite(migrationId, t, keyColumns);
   const sameKey = keyColumns.map((c) => `OLD.${quoteIdent(c)} <=> NEW.${quoteIdent(c)}`).join(' AND ');
   const on_ = (name: string, event: string) => `CREATE TRIGGER ${qualified({ database: t.database, table: name })} AFTER ${event} ON ${qualified(on)} FOR EACH ROW`;
   return [
@@ -38,11 +37,18 @@ export function windowTriggerSql(migrationId: string, t: TableRef, on: TableRef,
   ];
 }
 
+/** How a trigger writes the window's log: `INSERT INTO log (keys…, event) VALUES`, and a row's key as NEW or OLD. */
+function logWrite(migrationId: string, t: TableRef, keyColumns: readonly string[]): { into: string; keyOf: (which: 'NEW' | 'OLD') => string } {
+  return {
+    into: `INSERT INTO ${qualified(windowNames(migrationId, t).log)} (${logColumns(keyColumns.length).map(quoteIdent).join(', ')}, event) VALUES`,
+    keyOf: (which) => keyColumns.map((c) => `${which}.${quoteIdent(c)}`).join(', '),
+  };
+}
+
 /** The window's stand-ins on the table before the swap: AFTER INSERT, UPDATE, DELETE, `IF FALSE THEN` a write of the log. */
 function anchorSql(migrationId: string, t: TableRef, keyColumns: readonly string[]): string[] {
   const names = windowNames(migrationId, t);
-  const into = `INSERT INTO ${qualified(names.log)} (${logColumns(keyColumns.length).map(quoteIdent).join(', ')}, event) VALUES`;
-  const keyOf = (which: 'NEW' | 'OLD') => keyColumns.map((c) => `${which}.${quoteIdent(c)}`).join(', ');
+  const { into, keyOf } = logWrite(migrationId, t, keyColumns);
   return (['INSERT', 'UPDATE', 'DELETE'] as const).map(
     (event, i) => `CREATE TRIGGER ${qualified({ database: t.database, table: names.anchors[i]! })} AFTER ${event} ON ${qualified(t)} FOR EACH ROW BEGIN IF FALSE THEN ${into} (${keyOf(event === 'DELETE' ? 'OLD' : 'NEW')}, 'anchor'); END IF; END`,
   );
