@@ -6,7 +6,7 @@ import { checkThrottle, copyTables, loopState, nextVerifyKeys, outcomeState, rea
 import { highestKey, keyOf, type CopyTables } from '../core/tables/copier.ts';
 import { autoIncrementOf, copyKeyColumns, inspectTable, integerRange, uniqueIndexOnAll, type TableInfo } from '../core/tables/inspector.ts';
 import { captureInto, captureKey, captureNames, columnMapping, dropTriggers, revertId, rewriteLogged, shadowNames, withShortLockWait, writeLateLogged, type CaptureKey, type ColumnMapping } from '../core/tables/shadow.ts';
-import { closeWindow, dropWindowTriggers, forgetWindowEntries, logAgain, openWindow, windowEntries, windowOpen } from '../core/tables/revert-window.ts';
+import { allOn, closeWindow, dropWindowTriggers, forgetWindowEntries, logAgain, openWindow, windowEntries, windowOpen } from '../core/tables/revert-window.ts';
 import { ownTriggers } from '../core/tables/own-triggers.ts';
 import { dropTableIfExists, setAutoIncrement } from '../core/tables/table-writes.ts';
 import { differingKeys, repairKeys, repairRange, rowHashesBothSides, writeFromSource } from '../core/tables/verifier.ts';
@@ -230,6 +230,21 @@ async function catchUp(m: AlterMigration, r: AlterRevert, id: string): Promise<B
     report(m, r.fromLog
       ? `reverting: ${t.table}'s writes are carried to ${old.table}; comparing the rows the application wrote since the swap (the revert window's log)`
       : `reverting: ${t.table}'s writes are carried to ${old.table}; comparing the two (no revert window was open: every row)`);
+  } else {
+    const names = captureNames(id, t);
+    if (!(await allOn(conn, t, [names.insert, names.update, names.delete]))) {
+      // A refusal stopped after it took the revert's triggers off, before it recorded itself: they are made again, after a look at what
+      // carried the application's writes meanwhile. The window, given back first: its log names them. Nothing: the comparison starts over.
+      const logged = r.fromLog && (await windowOpen(conn, input.migrationId, t));
+      await captureInto(conn, id, t, old, keyColumnsOf(m, back), back.key, back.mapping, lockOf(input, m.deps));
+      if (!logged) {
+        r.fromLog = false;
+        r.verifiedUpTo = null;
+        r.verifyUpTo = await highestKey(conn, [t, old], keyOf(back.tables));
+      }
+      await save(m);
+      report(m, `reverting: the revert's triggers on ${t.table}, taken off by a refusal that was stopped, are made again${logged ? '' : '; comparing every row again'}`);
+    }
   }
   if (r.fromLog) {
     const logged = await fromWindowLog(m, r, back);

@@ -93,14 +93,19 @@ export async function closeWindow(conn: SqlConnection, migrationId: string, t: T
   await conn.execute(`DROP TABLE IF EXISTS ${qualified(windowNames(migrationId, t).log)}`);
 }
 
+/** Whether all these triggers are on the table. */
+export async function allOn(conn: SqlConnection, t: TableRef, names: readonly string[]): Promise<boolean> {
+  const rows = await conn.query(
+    `SELECT COUNT(*) AS n FROM information_schema.TRIGGERS WHERE EVENT_OBJECT_SCHEMA = ? AND EVENT_OBJECT_TABLE = ? AND TRIGGER_NAME IN (${names.map(() => '?').join(', ')})`,
+    [t.database, t.table, ...names],
+  );
+  return str(rows[0]!, 'n') === String(names.length);
+}
+
 /** Whether the window is open on the table: all three of its triggers are on it, and its log is there. */
 export async function windowOpen(conn: SqlConnection, migrationId: string, t: TableRef): Promise<boolean> {
   const names = windowNames(migrationId, t);
-  const rows = await conn.query(
-    'SELECT COUNT(*) AS n FROM information_schema.TRIGGERS WHERE EVENT_OBJECT_SCHEMA = ? AND EVENT_OBJECT_TABLE = ? AND TRIGGER_NAME IN (?, ?, ?)',
-    [t.database, t.table, names.insert, names.update, names.delete],
-  );
-  return str(rows[0]!, 'n') === '3' && (await inspectTable(conn, names.log)) !== null;
+  return (await allOn(conn, t, [names.insert, names.update, names.delete])) && (await inspectTable(conn, names.log)) !== null;
 }
 
 /**
