@@ -8,9 +8,9 @@ import { closeWindow } from '../core/tables/revert-window.ts';
 import { lockOf, openAlter, type LoopState } from './open-alter.ts';
 
 /**
- * After the cleanup approval: the revert window closed (see revert-window.ts), then empties `_<table>_old` in throttled batches (so the purge never
- * stalls the server the way one huge DROP of a big table can), then drops it; or drops it at once,
- * or keeps it.
+ * After the cleanup approval: the revert window closed (see revert-window.ts), then `_<table>_old`
+ * emptied in throttled batches (so the purge never stalls the server the way one huge DROP of a
+ * big table can) and dropped; or dropped at once, or kept.
  */
 export async function cleanup(event: TaskEvent, deps: TaskDeps): Promise<LoopState> {
   const m = await openAlter(event, deps);

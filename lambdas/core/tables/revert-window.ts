@@ -29,11 +29,11 @@ export function windowTriggerSql(migrationId: string, t: TableRef, on: TableRef,
   const names = windowNames(migrationId, t);
   const { into, keyOf } = logWrite(migrationId, t, keyColumns);
   const sameKey = keyColumns.map((c) => `OLD.${quoteIdent(c)} <=> NEW.${quoteIdent(c)}`).join(' AND ');
-  const on_ = (name: string, event: string) => `CREATE TRIGGER ${qualified({ database: t.database, table: name })} AFTER ${event} ON ${qualified(on)} FOR EACH ROW`;
+  const create = (name: string, event: string) => `CREATE TRIGGER ${qualified({ database: t.database, table: name })} AFTER ${event} ON ${qualified(on)} FOR EACH ROW`;
   return [
-    `${on_(names.delete, 'DELETE')} ${into} (${keyOf('OLD')}, 'delete')`,
-    `${on_(names.update, 'UPDATE')} BEGIN ${into} (${keyOf('NEW')}, 'update'); IF NOT (${sameKey}) THEN ${into} (${keyOf('OLD')}, 'update'); END IF; END`,
-    `${on_(names.insert, 'INSERT')} ${into} (${keyOf('NEW')}, 'insert')`,
+    `${create(names.delete, 'DELETE')} ${into} (${keyOf('OLD')}, 'delete')`,
+    `${create(names.update, 'UPDATE')} BEGIN ${into} (${keyOf('NEW')}, 'update'); IF NOT (${sameKey}) THEN ${into} (${keyOf('OLD')}, 'update'); END IF; END`,
+    `${create(names.insert, 'INSERT')} ${into} (${keyOf('NEW')}, 'insert')`,
   ];
 }
 
