@@ -1,11 +1,10 @@
-import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import type mysql from 'mysql2/promise';
-import { runFerry, startFerry, tempDir, writeJson, type CliResult, type Running } from '../helpers/cli.ts';
+import { runFerry, startFerry, type CliResult, type Running } from '../helpers/cli.ts';
 import { failures, startAppWriter, startTransactionWriter, studentModuleWrites, studentModuleWriter, type AppOp, type AppStatement, type AppWriter } from '../helpers/app-writer.ts';
-import { CSM, csmSql, tableContent, tableSchema, type AlterScenario } from '../helpers/alter-scenario.ts';
-import { askRevert, endCutOver, expectInsertsAfterCutOver, expectOriginalWithEveryWrite, expectReverted, MAX_ID, REVERT_ROWS, stopWriters, type CutOver } from '../helpers/alter-revert.ts';
-import { admin, makeDatabases } from '../helpers/db.ts';
+import { CSM, tableContent, type AlterScenario } from '../helpers/alter-scenario.ts';
+import { askRevert, cutOver, endCutOver, expectInsertsAfterCutOver, expectOriginalWithEveryWrite, expectReverted, MAX_ID, REVERT_ROWS, stopWriters, type CutOver } from '../helpers/alter-revert.ts';
+import { admin } from '../helpers/db.ts';
 import { captureNames, revertId, windowNames } from '../../lambdas/core/tables/shadow.ts';
 
 /**
@@ -15,67 +14,9 @@ import { captureNames, revertId, windowNames } from '../../lambdas/core/tables/s
  * Every database made here has a role starting with `adv`.
  */
 
-/** alterScenario (test/helpers/alter-scenario.ts) with a database role of this file's own. */
-async function advScenario(role: string, rows = REVERT_ROWS): Promise<AlterScenario> {
-  const conn = await admin();
-  const dbs = await makeDatabases(conn, role);
-  const db = dbs.names[role]!;
-  await conn.query(csmSql(db, CSM));
-  await conn.query(`SET SESSION max_recursive_iterations = ${rows + 10}`);
-  await conn.query(`INSERT INTO \`${db}\`.${CSM} (id, module_id, student_id, state, grade, created, modified, max_grade, course_id)
-    WITH RECURSIVE s(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM s WHERE n < ${rows})
-    SELECT n + IF(n > ${Math.floor(rows / 2)}, 1000, 0), CONCAT('block-v1:edX+', n % 97), n, IF(n % 9 = 0, NULL, CONCAT('{"n":', n, '}')), IF(n % 4 = 0, NULL, n / 7), '2024-01-01 00:00:00.000001', '2024-01-01', IF(n % 2, 1, NULL), CONCAT('course-v1:', n % 5) FROM s`);
-  await conn.query(`DELETE FROM \`${db}\`.${CSM} ORDER BY id DESC LIMIT 1`);
-  await conn.query(`CREATE TABLE \`${db}\`.reference LIKE \`${db}\`.${CSM}`);
-  await conn.query(`INSERT INTO \`${db}\`.reference SELECT * FROM \`${db}\`.${CSM}`);
-  const dir = tempDir();
-  const migrationId = `adv-${db.slice(-6)}`;
-  const unused = () => {
-    throw new Error('not used by this file');
-  };
-  return {
-    conn,
-    db,
-    migrationId,
-    stateDir: join(dir, 'state'),
-    inputFile: (overrides = {}) =>
-      writeJson(dir, `in-${Math.random().toString(36).slice(2)}.json`, {
-        migrationId,
-        table: { connection: 'edxapp', database: db, table: CSM },
-        alter: 'MODIFY id bigint unsigned NOT NULL AUTO_INCREMENT',
-        chunk: { targetMillis: 20, minRows: 50, maxRows: 300 },
-        throttle: { maxThreadsRunning: 200, waitSeconds: 1 },
-        cutover: { lockWaitSeconds: 1, attempts: 20 },
-        cleanup: { mode: 'trickle-delete', batchRows: 700 },
-        ...overrides,
-      }),
-    startWriter: unused,
-    columnType: unused,
-    async tables() {
-      const [r] = await conn.query('SELECT TABLE_NAME AS t FROM information_schema.TABLES WHERE TABLE_SCHEMA = ? ORDER BY TABLE_NAME', [db]);
-      return (r as { t: string }[]).map((x) => x.t).sort();
-    },
-    async triggers() {
-      const [r] = await conn.query('SELECT TRIGGER_NAME AS t FROM information_schema.TRIGGERS WHERE TRIGGER_SCHEMA = ?', [db]);
-      return (r as { t: string }[]).map((x) => x.t);
-    },
-    close: async () => {
-      await dbs.drop();
-      await conn.end();
-    },
-  };
-}
-
-/** cutOver (test/helpers/alter-revert.ts) on advScenario. */
-async function advCutOver(role: string, writers: (sc: AlterScenario) => AppWriter[], alter: string, input: Record<string, unknown> = {}): Promise<CutOver> {
-  const sc = await advScenario(role);
-  const schemaBefore = await tableSchema(sc.conn, sc.db, CSM);
-  const started = writers(sc);
-  const args = ['local', 'online-alter', '--input', sc.inputFile({ alter, cleanup: { mode: 'drop' }, ...input }), '--state-dir', sc.stateDir, '--approve', 'cutover'];
-  const running = startFerry(args);
-  await running.waitFor(/waiting for approval "cleanup"/, 240_000);
-  await new Promise((r) => setTimeout(r, 1500));
-  return { sc, writers: started, running, args, schemaBefore, cutOverAt: Date.now() };
+/** cutOver (test/helpers/alter-revert.ts) in a database of this file's own role. */
+function advCutOver(role: string, writers: (sc: AlterScenario) => AppWriter[], alter: string, input: Record<string, unknown> = {}): Promise<CutOver> {
+  return cutOver(writers, alter, input, role);
 }
 
 /** Writers 0 … used-1 of `of`: ids ≡ used … of-1 (mod of) are left to the test's own statements. */

@@ -19,12 +19,12 @@ export interface CutOver {
 }
 
 /**
- * An online-alter of courseware_studentmodule (REVERT_ROWS rows) with `alter`, `--approve
- * cutover`, the writers `writers` starts from before the run, up to the pending cleanup approval
+ * An online-alter of courseware_studentmodule (REVERT_ROWS rows, in a database of `role`) with
+ * `alter` and `input`'s fields, `--approve cutover`, the writers `writers` starts from before the run, up to the pending cleanup approval
  * and 1.5 s beyond it.
  */
-export async function cutOver(writers: (sc: AlterScenario) => AppWriter[], alter: string, input: Record<string, unknown> = {}): Promise<CutOver> {
-  const sc = await alterScenario(REVERT_ROWS);
+export async function cutOver(writers: (sc: AlterScenario) => AppWriter[], alter: string, input: Record<string, unknown> = {}, role?: string): Promise<CutOver> {
+  const sc = await alterScenario(REVERT_ROWS, role);
   const schemaBefore = await tableSchema(sc.conn, sc.db, CSM);
   const started = writers(sc);
   const args = ['local', 'online-alter', '--input', sc.inputFile({ alter, cleanup: { mode: 'drop' }, ...input }), '--state-dir', sc.stateDir, '--approve', 'cutover'];

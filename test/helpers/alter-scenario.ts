@@ -42,10 +42,10 @@ export interface AlterScenario {
  * A courseware_studentmodule with `rows` rows (ids with a gap, a deleted top id so AUTO_INCREMENT
  * sits above MAX(id)), and `reference`, a table without triggers that every write also goes to.
  */
-export async function alterScenario(rows = 5000): Promise<AlterScenario> {
+export async function alterScenario(rows = 5000, role = 'csm'): Promise<AlterScenario> {
   const conn = await admin();
-  const dbs = await makeDatabases(conn, 'csm');
-  const db = dbs.names.csm!;
+  const dbs = await makeDatabases(conn, role);
+  const db = dbs.names[role]!;
   await conn.query(csmSql(db, CSM));
   await conn.query(`SET SESSION max_recursive_iterations = ${rows + 10}`);
   await conn.query(`INSERT INTO \`${db}\`.${CSM} (id, module_id, student_id, state, grade, created, modified, max_grade, course_id)
