@@ -33,13 +33,15 @@ const USAGE = `ferry: online migrations of huge tables as resumable state machin
       complete a pending approval (cutover, cleanup), locally or of an AWS execution; with
       --execution, only if that execution's request is the one pending
   ferry revert <migrationId> --reason TEXT [--execution ID] [--state-dir DIR | --aws [--env ENV]]
-      answer the pending cleanup approval with a revert (doctype-copy): what the application wrote
-      in the new home since the cut-over goes back to the old one, and the cut-over flags are set back
+      answer the pending cleanup approval with a revert: the cut-over flags go back (table-copy,
+      doctype-copy, which first carries back the docs the application wrote in the new database), or
+      the original table is swapped back with the rows written since the swap (online-alter)
   ferry start <machine> --input FILE [--env ENV]
       start an execution on AWS (the deployed ferry-<machine>, or ferry-<ENV>-<machine>)
   ferry status <migrationId> [--state-dir DIR]
       the local run: whether it is going (and whose), its phase and progress, the knobs, what it
-      holds on a live table (online-alter's triggers, since when) and the approvals it waits for
+      holds on a live table (online-alter's triggers, since when; after the swap, how many rows the
+      original trails by), the old database's lag (doctype-copy) and the approvals it waits for
   ferry status <migrationId|executionArn> --aws [--env ENV]
       an AWS execution's status, phase, progress, throttle reason, knobs in force, pending approvals
       and, beside a pending cut-over, the re-verification's last report
