@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { runFerry, startFerry } from '../helpers/cli.ts';
 import { startAppWriter, studentModuleWriter } from '../helpers/app-writer.ts';
 import { CSM } from '../helpers/alter-scenario.ts';
-import { askRevert as revert, cutOver, endCutOver, expectInsertsAfterCutOver, expectOriginalWithEveryWrite, expectReverted, MAX_ID, REVERT_ROWS, stopWriters } from '../helpers/alter-revert.ts';
+import { askRevert as revert, cutOver, endCutOver, expectEveryWriteAfterRevert, expectOriginalWithEveryWrite, expectReverted, MAX_ID, REVERT_ROWS, stopWriters } from '../helpers/alter-revert.ts';
 
 const writing = (writers: number) => (sc: { db: string }) => Array.from({ length: writers }, (_, k) => startAppWriter(studentModuleWriter(sc.db, CSM, MAX_ID, k, writers), { pauseMillis: 3 }));
 
@@ -38,10 +38,7 @@ describe('the revert window of an online-alter: from the swap until the cleanup'
       // the rows the application wrote since the swap, not the table's 20,000
       expect(Number(reverted.rowsCompared)).toBeGreaterThan(0);
       expect(Number(reverted.rowsCompared)).toBeLessThan(REVERT_ROWS / 4);
-      await new Promise((r) => setTimeout(r, 500));
-      const ops = await stopWriters(c);
-      expectInsertsAfterCutOver(c, ops);
-      await expectOriginalWithEveryWrite(c, ops);
+      await expectEveryWriteAfterRevert(c, 500);
     } finally {
       await endCutOver(c);
     }
@@ -71,10 +68,7 @@ describe('the revert window of an online-alter: from the swap until the cleanup'
       }
       expect(kills, 'the revert was killed at least once').toBeGreaterThanOrEqual(1);
       expectReverted(await running.done);
-      await new Promise((r) => setTimeout(r, 500));
-      const ops = await stopWriters(c);
-      expectInsertsAfterCutOver(c, ops);
-      await expectOriginalWithEveryWrite(c, ops);
+      await expectEveryWriteAfterRevert(c, 500);
     } finally {
       running.child.kill('SIGKILL');
       await endCutOver(c);

@@ -3,7 +3,7 @@ import { startFerry } from '../helpers/cli.ts';
 import { startAppWriter, studentModuleWriter } from '../helpers/app-writer.ts';
 import { CSM, tableContent } from '../helpers/alter-scenario.ts';
 import { windowNames } from '../../lambdas/core/tables/shadow.ts';
-import { askRevert as revert, cutOver, endCutOver, expectInsertsAfterCutOver, expectOriginalWithEveryWrite, expectReverted, MAX_ID, stopWriters } from '../helpers/alter-revert.ts';
+import { askRevert as revert, cutOver, endCutOver, expectEveryWriteAfterRevert, expectReverted, MAX_ID } from '../helpers/alter-revert.ts';
 
 /** `writers` application writers inserting, updating and deleting single rows (autocommit, no retry), rows of their own each. */
 const writing = (writers: number) => (sc: { db: string }) => Array.from({ length: writers }, (_, k) => startAppWriter(studentModuleWriter(sc.db, CSM, MAX_ID, k, writers), { pauseMillis: 3 }));
@@ -34,10 +34,7 @@ describe('ferry revert of an online-alter waiting for its cleanup approval', () 
       expectReverted(run);
       expect(run.stderr).toMatch(/reverting/);
       // the application writes the original table again for a while
-      await new Promise((r) => setTimeout(r, 1000));
-      const ops = await stopWriters(c);
-      expectInsertsAfterCutOver(c, ops);
-      await expectOriginalWithEveryWrite(c, ops);
+      await expectEveryWriteAfterRevert(c, 1000);
     } finally {
       await endCutOver(c);
     }
@@ -66,10 +63,7 @@ describe('ferry revert of an online-alter waiting for its cleanup approval', () 
       const asked = second.waitFor(/waiting for approval "cleanup"/, 240_000).then(() => 'asked', () => 'ended');
       expect(await Promise.race([second.done.then(() => 'ended'), asked]), `the second run asked for the cleanup approval again:\n${second.stderr()}`).toBe('ended');
       expectReverted(await second.done);
-      await new Promise((r) => setTimeout(r, 500));
-      const ops = await stopWriters(c);
-      expectInsertsAfterCutOver(c, ops);
-      await expectOriginalWithEveryWrite(c, ops);
+      await expectEveryWriteAfterRevert(c, 500);
 
       // after a revert the same input starts again from what is there, and alters the table
       const again = await startFerry([...c.args.slice(0, -1), 'all']).done;

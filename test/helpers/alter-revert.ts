@@ -81,3 +81,16 @@ export async function expectOriginalWithEveryWrite(c: CutOver, ops: AppOp[], als
   const highest = ops.filter((o) => o.insertId).reduce((m, o) => (BigInt(o.insertId!) > m ? BigInt(o.insertId!) : m), 0n);
   expect(BigInt((ai as { a: string }[])[0]!.a) > highest, 'AUTO_INCREMENT continues above every id handed out').toBe(true);
 }
+
+/**
+ * After a revert: the application goes on writing the original table for `writeOnMillis`, then
+ * stops; it inserted after the cut-over, and every write it made is in the original (see
+ * expectOriginalWithEveryWrite). Returns its statements.
+ */
+export async function expectEveryWriteAfterRevert(c: CutOver, writeOnMillis: number): Promise<AppOp[]> {
+  await new Promise((r) => setTimeout(r, writeOnMillis));
+  const ops = await stopWriters(c);
+  expectInsertsAfterCutOver(c, ops);
+  await expectOriginalWithEveryWrite(c, ops);
+  return ops;
+}
