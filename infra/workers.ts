@@ -25,6 +25,8 @@ export interface WorkerSpec {
   readonly flags: 'none' | 'paused' | 'write' | 'restore' | 'list';
   /** Not a Task: run on this schedule, beside the executions of its machine that wait for an approval. */
   readonly every?: Duration;
+  /** Reads the operator's live knobs (ferry set) between its pieces of work; every function that reads FERRY_PAUSED does. */
+  readonly knobs?: boolean;
   /** Not a Task: invoked by the CLI (`ferry plan --aws`), which finds it by its name, `<deployment>-<machine>-plan`. */
   readonly plan?: boolean;
 }
@@ -39,7 +41,7 @@ export const WORKERS: readonly WorkerSpec[] = [
   t('CopyChunks', 'copyChunks', 'paused'), t('PlanPartitions', 'planPartitions'), t('CopyPartition', 'copyPartition', 'paused'), t('FinishPartitions', 'finishPartitions'),
   t('CatchUp', 'catchUp', 'paused'), t('Verify', 'verify', 'paused'),
   { ...t('Reverify', 'reverify', 'paused'), every: Duration.minutes(5) },
-  t('SetCutoverFlags', 'setCutoverFlags', 'write'), t('Sweep', 'sweep', 'paused'), t('Cleanup', 'cleanup', 'paused'), t('Revert', 'revert', 'restore'), t('Summarize', 'summarize', 'list'),
+  t('SetCutoverFlags', 'setCutoverFlags', 'write'), t('Sweep', 'sweep', 'paused'), t('Cleanup', 'cleanup', 'paused'), { ...t('Revert', 'revert', 'restore'), knobs: true }, t('Summarize', 'summarize', 'list'),
   d('DocPreflight', 'preflight'), d('CopyDocs', 'copyDocs', 'paused'), d('TopOff', 'topOff', 'paused'), d('AssertComplete', 'assertComplete'),
   d('DocSetCutoverFlags', 'setCutoverFlags', 'write'), d('StopTopOff', 'stopTopOff'), d('DocCleanup', 'cleanup', 'paused'), d('DocRevert', 'revert', 'restore'), d('DocSummarize', 'summarize', 'list'),
   { ...t('Plan', 'plan', 'paused'), plan: true }, { ...d('DocPlan', 'plan', 'paused'), plan: true }, { ...a('AlterPlan', 'plan', 'paused'), plan: true },
@@ -237,7 +239,7 @@ export class Workers extends Construct {
         acknowledgeOnPolicy(f.role, `IAM5[Resource::${flagStatement.resources[0]!.replace(stack.partition, '<AWS::Partition>')}]`,
           `Flags live at ${deployment.ssmRoot}/<migrationId>/flags/; the migration id comes with each execution, so the grant covers this deployment's flag namespace and nothing else in SSM.`);
       }
-      if (spec.flags === 'paused') {
+      if (spec.flags === 'paused' || spec.knobs) {
         // The loops that check FERRY_PAUSED before each chunk also read the operator's live knobs there (ferry set).
         const knobs = param('/*/knobs');
         f.role.addToPolicy(new iam.PolicyStatement({ actions: ['ssm:GetParametersByPath'], resources: [knobs] }));

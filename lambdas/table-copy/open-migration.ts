@@ -43,8 +43,27 @@ export interface TableCopyState extends KeySpanState {
   arrivals?: { since: string; rowsCopied: string } | null;
   /** The cut-over flags' values before SetCutoverFlags first set them (null: not set), which a revert sets back. */
   flagsBefore?: Record<string, string | null> | null;
-  /** A revert asked for instead of the cleanup (see revert.ts): who and why, and when. */
-  revert?: { readonly askedBy: string | null; readonly at: string } | null;
+  /** A revert asked for instead of the cleanup (see revert.ts): who and why, when, and how far it carried the new table back. */
+  revert?: CopyRevert | null;
+}
+
+/** A revert of a table-copy (see revert.ts); a field not there yet is at its start (a revert begun by an earlier ferry has none). */
+export interface CopyRevert {
+  readonly askedBy: string | null;
+  readonly at: string;
+  /** The last ledger span compared: its lowest id, or its number (a key ledger); null before the first. */
+  spansAfter?: string | number | null;
+  spansDone?: boolean;
+  /** The new table's highest key when the spans were done: its rows above the ledger are carried up to it (null: none). */
+  aboveUpTo?: string | null;
+  /** The highest key above the ledger carried so far (null: the ledger's top). */
+  aboveAfter?: string | null;
+  /** Every row up to aboveUpTo is in the old table: the flags go back next. */
+  carried?: boolean;
+  spansCompared?: number;
+  rowsCompared?: string;
+  /** Rows of the old table written (inserted or overwritten) or deleted to match the new table. */
+  rowsCarried?: number;
 }
 
 export type LoopState = GenericLoopState<Phase>;

@@ -1,16 +1,52 @@
 import type { TaskDeps } from '../core/ports/task-deps.ts';
-import { InvalidInput } from '../core/errors.ts';
+import { InvalidInput, RevertRefused } from '../core/errors.ts';
 import { setFlagsBack } from '../core/ports/flags.ts';
-import { loopState, openMigration, report, save, type LoopState, type TaskEvent } from './open-migration.ts';
+import { keyAt, keyBounds, keyOf } from '../core/tables/copier.ts';
+import { backwards, bothChecksums, carryBack, RowsRefused } from '../core/tables/carry-back.ts';
+import { spanRange, type KeySpan, type LedgerEntry } from '../core/tables/ledger.ts';
+import type { KeyRange } from '../core/keys.ts';
+import { byKey, checkThrottle, keyLedgerOf, ledgerOf, loopState, openMigration, outcomeState, report, save, timeLeft, type CopyRevert, type LoopState, type Migration, type TaskEvent } from './open-migration.ts';
 
 /**
- * The revert of a table-copy, asked instead of the cleanup (`ferry revert`): the cut-over flags go
- * back to their values before the cut-over (recorded by SetCutoverFlags; a flag not set then is
- * removed). With the copy flags still on, the application writes the new table and reads both, as
- * it did while the cut-over approval waited: every row it wrote since the copy flags is in the new
- * table, which it still reads, and nothing is deleted from either table. Then phase `reverted`; a
- * run of the same input asks for the cut-over again.
+ * The revert of a table-copy, asked instead of the cleanup (`ferry revert`). The application has
+ * written only the new table since the copy flags; the revert carries what it wrote there back to
+ * the old table, then sets the cut-over flags back:
+ *
+ * 1. Every span of the delivery ledger is compared (count and checksum on both sides); a span that
+ *    differs is made the new table's in the old table (rows the application inserted, updated or
+ *    deleted there; see carryBack), and the ledger records what the old table holds now, so a later
+ *    run's checks see both sides agree.
+ * 2. The new table's rows above the ledger (the application's inserts since the copy flags), up
+ *    to its highest key when this step began, are written to the old table a piece at a time, each
+ *    recorded in the ledger as delivered.
+ * 3. The cut-over flags go back to their values before the cut-over (recorded by SetCutoverFlags; a
+ *    flag not set then is removed). The copy flags stay: the application writes the new table and
+ *    reads both, as while the cut-over approval waited. Phase `reverted`; a run of the same input
+ *    asks for the cut-over again.
+ *
+ * A row the old table cannot hold (an id past its column's type, a value it cannot take), or a row
+ * written to the old table after the sweep where the application's row was to go, refuses the
+ * revert before any flag changes (RevertRefused), naming the rows: the cleanup approval is asked
+ * for again. What was carried before stays in the old table and in the ledger.
  */
+
+/** Rows of the new table above the ledger written to the old table in one transaction. */
+export const CARRY_PIECE = 1000;
+
+/** Ledger spans read at a time. */
+const SPANS_PER_READ = 50;
+
+async function refuse(m: Migration, rows: readonly string[]): Promise<never> {
+  const [oldT, newT] = [m.input.source.table, m.input.target.table];
+  m.state.revert = null;
+  await save(m, 'cleanup-approval');
+  const message =
+    `revert refused: ${oldT} cannot take rows of ${newT}: ${rows.join('; ')}. No flag was changed: the application still reads ${newT} alone. ` +
+    `What was carried back before is in ${oldT} and recorded as delivered. Make ${oldT} able to hold those rows (a wider column) and revert again, or approve the cleanup.`;
+  report(m, message);
+  throw new RevertRefused(message);
+}
+
 export async function revert(event: TaskEvent & { cause?: string | null }, deps: TaskDeps): Promise<LoopState> {
   const m = await openMigration(event, deps);
   if (m.phase === 'reverted') return loopState(m, { done: true });
@@ -21,9 +57,123 @@ export async function revert(event: TaskEvent & { cause?: string | null }, deps:
     }
     m.state.revert = { askedBy: event.cause ?? null, at: new Date(deps.now()).toISOString() };
     await save(m, 'revert');
+    report(m, `reverting: carrying what the application wrote in ${m.input.target.table} since the copy flags back to ${m.input.source.table}, then the cut-over flags back`);
+  }
+  const r = m.state.revert!;
+  if (!r.carried) {
+    try {
+      const step = await carry(m, r);
+      if (step !== true) return step;
+    } catch (err) {
+      if (err instanceof RowsRefused) return refuse(m, err.rows);
+      throw err;
+    }
   }
   const said = await setFlagsBack(deps.flags, m.input.migrationId, m.state.flagsBefore!);
   await save(m, 'reverted');
-  report(m, `reverted: the cut-over flags are back to their values before it: ${said}; ${m.input.target.table} keeps every row, and the application reads both tables again`);
+  report(m, `reverted: ${m.input.source.table} holds every row of ${m.input.target.table} (${r.rowsCarried ?? 0} rows carried back); the cut-over flags are back to their values before it: ${said}; the application reads both tables again`);
   return loopState(m, { done: true });
+}
+
+/** Steps 1 and 2, as far as the budget goes: true once done, else the task's answer (come back at once, or after a wait). */
+async function carry(m: Migration, r: CopyRevert): Promise<true | LoopState> {
+  const back = backwards(m.tables);
+  while (!r.spansDone || !r.carried) {
+    if (!timeLeft(m)) return loopState(m, { done: false });
+    const decision = await checkThrottle(m);
+    if (decision.throttled) return outcomeState(m, { kind: 'throttled', reason: decision.reason, waitSeconds: decision.waitSeconds });
+    if (!r.spansDone) {
+      const compared = byKey(m) ? await keySpans(m, r, back) : await idSpans(m, r, back);
+      if (compared === 0) {
+        r.spansDone = true;
+        r.aboveUpTo = (await keyBounds(back.source, back.sourceTable, keyOf(back))).max;
+        r.aboveAfter = byKey(m) ? (await keyLedgerOf(m).last())?.hi ?? null : await ledgerOf(m).top();
+      }
+      await save(m);
+      continue;
+    }
+    if (!(await above(m, r, back))) {
+      r.carried = true;
+      await save(m);
+    }
+  }
+  return true;
+}
+
+/** The next spans of a delivery ledger (one integer id), compared and carried; how many. */
+async function idSpans(m: Migration, r: CopyRevert, back: ReturnType<typeof backwards>): Promise<number> {
+  const ledger = ledgerOf(m);
+  const spans = await ledger.spansAfter((r.spansAfter as string | null | undefined) ?? null, SPANS_PER_READ);
+  for (const span of spans) {
+    const n = await carrySpan(m, r, back, { lo: span.lo, hi: span.hi }, span, (now) => ledger.record({ ...span, rows: now.rowCount, checksum: now.checksum }));
+    r.spansAfter = span.lo;
+    if (n) await save(m);
+    if (!timeLeft(m)) break;
+  }
+  return spans.length;
+}
+
+/** The next spans of a key ledger, compared and carried; how many. */
+async function keySpans(m: Migration, r: CopyRevert, back: ReturnType<typeof backwards>): Promise<number> {
+  const ledger = keyLedgerOf(m);
+  const spans = await ledger.after((r.spansAfter as number | null | undefined) ?? null, SPANS_PER_READ);
+  for (const span of spans) {
+    const n = await carrySpan(m, r, back, spanRange(span), span, (now) => ledger.update({ seq: span.seq, rows: now.rowCount, checksum: now.checksum }));
+    r.spansAfter = span.seq;
+    if (n) await save(m);
+    if (!timeLeft(m)) break;
+  }
+  return spans.length;
+}
+
+/**
+ * One span: equal on both sides, nothing is written (the ledger is brought to what both hold when
+ * it says otherwise, as after a carry a stopped run did not record); else carried, and recorded.
+ */
+async function carrySpan(
+  m: Migration,
+  r: CopyRevert,
+  back: ReturnType<typeof backwards>,
+  range: KeyRange,
+  span: LedgerEntry | KeySpan,
+  record: (now: { rowCount: string; checksum: string }) => Promise<void>,
+): Promise<number> {
+  const seen = await bothChecksums(back, range);
+  let now = seen.old;
+  let written = 0;
+  if (!seen.equal) ({ written, old: now } = await carryBack(back, range, { delivered: true }));
+  r.spansCompared = (r.spansCompared ?? 0) + 1;
+  r.rowsCompared = (BigInt(r.rowsCompared ?? '0') + BigInt(now.rowCount)).toString();
+  if (written || now.rowCount !== span.rows || now.checksum !== span.checksum) await record(now);
+  if (written) {
+    r.rowsCarried = (r.rowsCarried ?? 0) + written;
+    report(m, `reverting: ${keyOf(back).describe(range)}: ${written} rows the application wrote in ${m.input.target.table} carried back to ${m.input.source.table}`);
+  }
+  return written;
+}
+
+/** The next piece of the new table's rows above the ledger, carried and recorded as delivered; false when none is left. */
+async function above(m: Migration, r: CopyRevert, back: ReturnType<typeof backwards>): Promise<boolean> {
+  const key = keyOf(back);
+  if (r.aboveUpTo == null || r.aboveAfter === r.aboveUpTo) return false;
+  const after = r.aboveAfter ?? null;
+  const rest: KeyRange = after === null ? { lo: null, hi: r.aboveUpTo } : { lo: after, loExcluded: true, hi: r.aboveUpTo };
+  if ((await keyAt(back.source, back.sourceTable, key, rest, 0)) === null) return false;
+  const hi = (await keyAt(back.source, back.sourceTable, key, rest, CARRY_PIECE - 1)) ?? r.aboveUpTo;
+  const piece: KeyRange = { ...rest, hi };
+  const { written, old } = await carryBack(back, piece, { delivered: false });
+  if (byKey(m)) {
+    const ledger = keyLedgerOf(m);
+    const last = await ledger.last();
+    await ledger.append({ seq: (last?.seq ?? 0) + 1, lo: after, hi, rows: old.rowCount, checksum: old.checksum });
+  } else {
+    const lo = after === null ? m.state.idFloor : (BigInt(after) + 1n).toString();
+    await ledgerOf(m).record({ lo, hi, rows: old.rowCount, checksum: old.checksum, holes: [], settled: true });
+  }
+  r.aboveAfter = hi;
+  r.rowsCarried = (r.rowsCarried ?? 0) + written;
+  r.rowsCompared = (BigInt(r.rowsCompared ?? '0') + BigInt(old.rowCount)).toString();
+  await save(m);
+  report(m, `reverting: ${written} rows the application inserted in ${m.input.target.table} (${key.describe(piece)}) written to ${m.input.source.table}`);
+  return true;
 }

@@ -12,7 +12,7 @@ export async function summarize(event: TaskEvent, deps: TaskDeps) {
     machine: 'table-copy',
     phase: m.phase,
     outcome: m.phase === 'reverted' ? 'reverted' : 'done',
-    ...(s.revert ? { reverted: { ...s.revert, flagsSetBack: s.flagsBefore ?? {} } } : {}),
+    ...(s.revert ? { reverted: { askedBy: s.revert.askedBy, at: s.revert.at, spansCompared: s.revert.spansCompared ?? 0, rowsCompared: s.revert.rowsCompared ?? '0', rowsCarried: s.revert.rowsCarried ?? 0, flagsSetBack: s.flagsBefore ?? {} } } : {}),
     source: `${m.input.source.database}.${m.input.source.table}`,
     target: `${m.input.target.database}.${m.input.target.table}`,
     rowsCopied: s.rowsCopied,

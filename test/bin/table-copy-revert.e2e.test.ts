@@ -5,7 +5,7 @@ import { tableFingerprint } from '../helpers/db.ts';
 import { scenario, SRC, TGT } from '../helpers/scenario.ts';
 
 describe('ferry revert of a table-copy waiting for its cleanup approval', () => {
-  it('sets the cut-over flags back to their values before the cut-over (a flag not set then removed), deletes nothing from either table, and a run after the revert asks for the cut-over again and finishes', async () => {
+  it("carries the application's inserts, updates and deletions in the new table back to the old one, sets the cut-over flags back to their values before the cut-over (a flag not set then removed), and a run after the revert asks for the cut-over again and finishes", async () => {
     const sc = await scenario({ rows: 3000 });
     try {
       const migrationId = sc.input().migrationId as string;
@@ -23,8 +23,10 @@ describe('ferry revert of a table-copy waiting for its cleanup approval', () => 
       // the application, reading and writing only the new table since the cut-over
       await sc.conn.query(`INSERT INTO \`${sc.tgt}\`.${TGT} (created, student_module_id, state) VALUES (NOW(6), 7, 'after the cut-over'), (NOW(6), 8, 'after the cut-over')`);
       await sc.conn.query(`UPDATE \`${sc.tgt}\`.${TGT} SET state = 'edited after the cut-over' WHERE id = 5`);
-      const [source, target] = [await tableFingerprint(sc.conn, sc.src, SRC), await tableFingerprint(sc.conn, sc.tgt, TGT)];
-      expect(source.rows).toBe('3000');
+      await sc.conn.query(`DELETE FROM \`${sc.tgt}\`.${TGT} WHERE id = 7`);
+      const target = await tableFingerprint(sc.conn, sc.tgt, TGT);
+      expect((await tableFingerprint(sc.conn, sc.src, SRC)).rows).toBe('3000');
+      expect(target.rows).toBe('3001');
 
       const noReason = await runFerry(['revert', migrationId, '--state-dir', sc.stateDir]);
       expect(noReason.code, noReason.stderr).toBe(2);
@@ -34,8 +36,9 @@ describe('ferry revert of a table-copy waiting for its cleanup approval', () => 
       expect(run.code, run.stderr).toBe(0);
       expect(run.last, run.stdout).toMatchObject({ outcome: 'reverted', phase: 'reverted', reverted: { askedBy: expect.stringContaining('the new table answers slowly') } });
       expect(sc.flags(), 'the flags as they were before the cut-over').toEqual({ [`${prefix}ENABLE_CSMH_EXTENDED`]: 'true', [`${prefix}ENABLE_READING_FROM_MULTIPLE_HISTORY_TABLES`]: 'true' });
-      expect(await tableFingerprint(sc.conn, sc.src, SRC), 'nothing deleted from the old table').toEqual(source);
       expect(await tableFingerprint(sc.conn, sc.tgt, TGT), "the new table keeps the application's rows").toEqual(target);
+      expect(await tableFingerprint(sc.conn, sc.src, SRC), 'the old table holds what the new one holds').toEqual(target);
+      expect(run.last).toMatchObject({ reverted: { rowsCarried: 4 } });
 
       // nothing is pending any more
       const again = await runFerry(['revert', migrationId, '--reason', 'again', '--state-dir', sc.stateDir]);
@@ -105,6 +108,7 @@ describe('ferry revert of a table-copy waiting for its cleanup approval', () => 
       const running = startFerry(['local', 'table-copy', '--input', sc.inputFile(), '--state-dir', sc.stateDir, '--approve', 'cutover']);
       await running.waitFor(/waiting for approval "cleanup"/, 120_000);
       await new Promise((r) => setTimeout(r, 1000));
+      const askedAt = Date.now();
       const taken = await runFerry(['revert', sc.input().migrationId as string, '--reason', 'slow reads', '--state-dir', sc.stateDir]);
       expect(taken.code, taken.stderr).toBe(0);
       const run = await running.done;
@@ -123,6 +127,91 @@ describe('ferry revert of a table-copy waiting for its cleanup approval', () => 
       await sc.conn.query(`CREATE TABLE \`${sc.src}\`.read_both LIKE ${tgt}; INSERT INTO \`${sc.src}\`.read_both SELECT * FROM ${tgt};
         INSERT INTO \`${sc.src}\`.read_both SELECT o.* FROM ${src} o WHERE NOT EXISTS (SELECT 1 FROM ${tgt} n WHERE n.id = o.id)`);
       expect(await tableFingerprint(sc.conn, sc.src, 'read_both')).toEqual(await tableFingerprint(sc.conn, sc.src, 'reference'));
+
+      // the old table on its own: every row the application wrote before the revert was asked for is there as it wrote it last
+      // (rows it wrote after are in the new table only, which it still reads and writes)
+      const late = [...new Set(ops.filter((o) => o.startedAt >= askedAt).map((o) => String(o.op.startsWith('insert') ? o.insertId : o.params[1])))];
+      expect(late.length).toBeGreaterThan(0);
+      const without = (table: string) => `CREATE TABLE \`${sc.src}\`.${table}_before LIKE ${tgt}; INSERT INTO \`${sc.src}\`.${table}_before SELECT * FROM \`${sc.src}\`.${table} WHERE id NOT IN (${late.join(', ')})`;
+      await sc.conn.query(`${without(SRC)}; ${without('reference')}`);
+      const before = await tableFingerprint(sc.conn, sc.src, 'reference_before');
+      expect(Number(before.rows)).toBeGreaterThan(3000);
+      expect(await tableFingerprint(sc.conn, sc.src, `${SRC}_before`)).toEqual(before);
+    } finally {
+      await sc.close();
+    }
+  }, 240_000);
+  it("refuses a revert the old table cannot take (an id past its column's type), naming the row, with no flag changed and the cleanup approval asked again; reverts once the row is gone", async () => {
+    const sc = await scenario({ rows: 1500 });
+    try {
+      const migrationId = sc.input().migrationId as string;
+      const prefix = `/ferry/${migrationId}/flags/`;
+      const tgt = `\`${sc.tgt}\`.${TGT}`;
+      const running = startFerry(['local', 'table-copy', '--input', sc.inputFile(), '--state-dir', sc.stateDir, '--approve', 'cutover']);
+      await running.waitFor(/waiting for approval "cleanup"/, 120_000);
+      const cutOver = sc.flags();
+      await sc.conn.query(`UPDATE ${tgt} SET state = 'edited after the cut-over' WHERE id = 5`);
+      await sc.conn.query(`INSERT INTO ${tgt} (created, student_module_id, state) VALUES (NOW(6), 10, 'fits')`);
+      await sc.conn.query(`INSERT INTO ${tgt} (id, created, student_module_id, state) VALUES (3000000000, NOW(6), 9, 'past the old id type')`);
+
+      const taken = await runFerry(['revert', migrationId, '--reason', 'try', '--state-dir', sc.stateDir]);
+      expect(taken.code, taken.stderr).toBe(0);
+      await running.waitFor(/revert refused: .*: id 3000000000: Out of range value for column 'id'[^;]*\. No flag was changed/, 60_000);
+      await running.waitFor(/revert refused[\s\S]*waiting for approval "cleanup"/, 60_000);
+      expect(sc.flags(), 'no flag changed').toEqual(cutOver);
+      const [rows] = await sc.conn.query(`SELECT phase FROM \`${sc.tgt}\`._ferry_checkpoints WHERE migration_id = ?`, [migrationId]);
+      expect((rows as { phase: string }[])[0]!.phase).toBe('cleanup-approval');
+      // what was carried before the refusal: the update (its span comes first)
+      const [five] = await sc.conn.query(`SELECT state FROM \`${sc.src}\`.${SRC} WHERE id = 5`);
+      expect((five as { state: string }[])[0]!.state).toBe('edited after the cut-over');
+
+      await sc.conn.query(`DELETE FROM ${tgt} WHERE id = 3000000000`);
+      const again = await runFerry(['revert', migrationId, '--reason', 'the row is gone', '--state-dir', sc.stateDir]);
+      expect(again.code, again.stderr).toBe(0);
+      const run = await running.done;
+      expect(run.code, run.stderr).toBe(0);
+      expect(run.last).toMatchObject({ outcome: 'reverted', reverted: { askedBy: expect.stringContaining('the row is gone') } });
+      expect(sc.flags()[`${prefix}ENABLE_READING_FROM_MULTIPLE_HISTORY_TABLES`]).toBe('true');
+      expect(await tableFingerprint(sc.conn, sc.src, SRC)).toEqual(await tableFingerprint(sc.conn, sc.tgt, TGT));
+    } finally {
+      await sc.close();
+    }
+  }, 240_000);
+
+  it('finishes a revert killed (SIGKILL) half-way through carrying the new table back, when the same command runs again', async () => {
+    const sc = await scenario({ rows: 1500 });
+    try {
+      const migrationId = sc.input().migrationId as string;
+      const prefix = `/ferry/${migrationId}/flags/`;
+      const src = `\`${sc.src}\`.${SRC}`;
+      const tgt = `\`${sc.tgt}\`.${TGT}`;
+      // holds the run once the revert has carried some of the application's rows: a moment to kill it in
+      const held = sc.inputFile({ throttle: { waitSeconds: 1, query: `SELECT COUNT(*) FROM ${src} WHERE state = 'app-new'` } });
+      const first = startFerry(['local', 'table-copy', '--input', held, '--state-dir', sc.stateDir, '--approve', 'cutover']);
+      await first.waitFor(/waiting for approval "cleanup"/, 120_000);
+      await sc.conn.query(`INSERT INTO ${tgt} (created, student_module_id, state) SELECT NOW(6), id, 'app-new' FROM ${tgt} WHERE id <= 1500`);
+      await sc.conn.query(`UPDATE ${tgt} SET grade = 9 WHERE id IN (3, 1400); DELETE FROM ${tgt} WHERE id = 700`);
+      const taken = await runFerry(['revert', migrationId, '--reason', 'slow', '--state-dir', sc.stateDir]);
+      expect(taken.code, taken.stderr).toBe(0);
+      await first.waitFor(/throttled/, 60_000);
+      first.child.kill('SIGKILL');
+      await first.done;
+      const [carried] = await sc.conn.query(`SELECT COUNT(*) AS n FROM ${src} WHERE state = 'app-new'`);
+      const n = Number((carried as { n: string }[])[0]!.n);
+      expect(n, 'killed half-way').toBeGreaterThan(0);
+      expect(n).toBeLessThan(1500);
+      expect(sc.flags()[`${prefix}ENABLE_READING_FROM_MULTIPLE_HISTORY_TABLES`], 'the flags not set back yet').toBe('false');
+
+      const second = startFerry(['local', 'table-copy', '--input', sc.inputFile(), '--state-dir', sc.stateDir, '--approve', 'cutover']);
+      const asked = second.waitFor(/waiting for approval "cleanup"/, 60_000).then(() => 'asked', () => 'ended');
+      expect(await Promise.race([second.done.then(() => 'ended'), asked]), second.stderr()).toBe('ended');
+      const run = await second.done;
+      expect(run.code, run.stderr).toBe(0);
+      expect(run.last).toMatchObject({ outcome: 'reverted', phase: 'reverted' });
+      expect(sc.flags()[`${prefix}ENABLE_READING_FROM_MULTIPLE_HISTORY_TABLES`]).toBe('true');
+      const old = await tableFingerprint(sc.conn, sc.src, SRC);
+      expect(old.rows).toBe('2999');
+      expect(old).toEqual(await tableFingerprint(sc.conn, sc.tgt, TGT));
     } finally {
       await sc.close();
     }

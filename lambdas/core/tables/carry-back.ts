@@ -1,0 +1,153 @@
+import type { SqlConnection, SqlRow } from '../ports/sql.ts';
+import { differingIds, sameChecksum, type RangeChecksum } from '../checksum.ts';
+import { DatabaseError, ERRNO } from '../errors.ts';
+import { qualified, quoteIdent } from '../identifiers.ts';
+import type { KeyRange, KeyValue } from '../keys.ts';
+import { IDS_PER_STATEMENT, insertRows, keyOf, readList, type CopyTables } from './copier.ts';
+import { checksumRange, insertRefusing, rowHashesBothSides } from './verifier.ts';
+
+/**
+ * table-copy's way back (see lambdas/table-copy/revert.ts): the old table's rows of a range made
+ * the new table's again, the new table read as the source of `CopyTables` the other way round
+ * (`backwards`). Works across two servers: nothing but the old table is written, and nothing but
+ * ferry writes the old table once the copy flags are on.
+ */
+
+/** A copy's tables the other way round: the new table is read, the old one written, each column by its own name. */
+export function backwards(t: CopyTables): CopyTables {
+  return {
+    ...t,
+    source: t.target,
+    target: t.source,
+    sourceTable: t.targetTable,
+    targetTable: t.sourceTable,
+    keyIndex: t.targetKeyIndex ?? t.keyIndex,
+    targetKeyIndex: t.keyIndex,
+    columns: t.targetColumns,
+    targetColumns: t.columns,
+    hash: { source: t.hash.target, target: t.hash.source },
+    loadCharset: null,
+    readLock: false,
+  };
+}
+
+/** A row the old table refuses, named with the database's reason. */
+export class RowsRefused extends Error {
+  constructor(readonly rows: readonly string[]) {
+    super(rows.join('; '));
+  }
+}
+
+export interface CarryOptions {
+  /**
+   * Whether a row the old table has and the new one lacks is deleted (the application deleted it
+   * in the new table), and one it holds otherwise is overwritten. False where the old table's rows
+   * were never delivered (above the ledger): such a row was written to the old table after the
+   * sweep, and is named instead (RowsRefused).
+   */
+  readonly delivered: boolean;
+}
+
+/** The new table's rows with these keys, each with its key (see readList). */
+async function readRows(back: CopyTables, keys: readonly KeyValue[]): Promise<Map<KeyValue, SqlRow>> {
+  const key = keyOf(back);
+  const out = new Map<KeyValue, SqlRow>();
+  for (let i = 0; i < keys.length; i += IDS_PER_STATEMENT) {
+    const these = key.oneOf(keys.slice(i, i + IDS_PER_STATEMENT));
+    const rows = await back.source.query(`SELECT ${key.select()}, ${readList(back)} FROM ${qualified(back.sourceTable)} WHERE ${these.sql}`, these.params);
+    for (const r of rows) out.set(key.fromRow(r), r);
+  }
+  return out;
+}
+
+/** One row of the new table written over the old table's row with its key, in place (an UPDATE: no delete and insert for the old table's triggers and cascades), strictly. */
+async function updateRow(conn: SqlConnection, back: CopyTables, id: KeyValue, row: SqlRow): Promise<void> {
+  const key = keyOf(back);
+  const keyNames = new Set(key.columns.map((c) => c.name.toLowerCase()));
+  const pairs = back.columns.map((c, i) => [c, back.targetColumns[i]!] as const).filter(([c]) => !keyNames.has(c.toLowerCase()));
+  if (pairs.length === 0) return;
+  const it = key.equals(id);
+  await insertRefusing(conn, `UPDATE ${qualified(back.targetTable)} SET ${pairs.map(([, c]) => `${quoteIdent(c)} = ?`).join(', ')} WHERE ${it.sql}`, [...pairs.map(([c]) => row[c] ?? null), ...it.params]);
+}
+
+/** Deletes, overwrites and inserts what the comparison found, in one transaction on the old table's server. */
+async function write(back: CopyTables, gone: readonly KeyValue[], changed: readonly KeyValue[], missing: readonly KeyValue[], rows: Map<KeyValue, SqlRow>): Promise<void> {
+  const key = keyOf(back);
+  await back.target.transaction(async (tx) => {
+    for (let i = 0; i < gone.length; i += IDS_PER_STATEMENT) {
+      const these = key.oneOf(gone.slice(i, i + IDS_PER_STATEMENT));
+      await tx.execute(`DELETE FROM ${qualified(back.targetTable)} WHERE ${these.sql}`, these.params);
+    }
+    for (const id of changed) if (rows.has(id)) await updateRow(tx, back, id, rows.get(id)!);
+    const fresh = missing.flatMap((id) => (rows.has(id) ? [rows.get(id)!] : []));
+    await insertRows({ ...back, target: tx }, fresh, (sql, params) => insertRefusing(tx, sql, params));
+  });
+}
+
+/** Which of these rows the old table refuses, each tried alone in a transaction rolled back at once (at most 10). */
+async function refusedRows(back: CopyTables, changed: readonly KeyValue[], missing: readonly KeyValue[], rows: Map<KeyValue, SqlRow>): Promise<string[]> {
+  const key = keyOf(back);
+  const out: string[] = [];
+  const undo = new Error('rolled back');
+  for (const id of [...changed, ...missing]) {
+    if (out.length >= 10 || !rows.has(id)) continue;
+    await back.target
+      .transaction(async (tx) => {
+        try {
+          if (changed.includes(id)) await updateRow(tx, back, id, rows.get(id)!);
+          else await insertRows({ ...back, target: tx }, [rows.get(id)!], (sql, params) => insertRefusing(tx, sql, params));
+        } catch (err) {
+          if (!(err instanceof DatabaseError)) throw err;
+          out.push(`${key.isInteger ? 'id' : `key (${key.names})`} ${id}: ${err.message.replace(/^[^:]*: statement failed: /, '')}`);
+        }
+        throw undo;
+      })
+      .catch((err) => {
+        if (err !== undo) throw err;
+      });
+  }
+  return out;
+}
+
+/**
+ * Makes the old table's rows of a range what the new table holds: rows the old table lacks are
+ * inserted, rows it holds otherwise are overwritten in place, rows the new table lacks are deleted
+ * (see CarryOptions), strictly, in one transaction on the old table. The new table is read without
+ * locks (the application keeps writing it), so the range is compared again after, up to three
+ * times: what changes later is the application's write after the range was carried. A row the old
+ * table refuses (a value its column cannot hold, a duplicate on a unique key of its own) rolls the
+ * range back and fails with every such row named (RowsRefused). Returns the rows written or deleted,
+ * and the old table's checksum of the range at the end.
+ */
+export async function carryBack(back: CopyTables, range: KeyRange, options: CarryOptions): Promise<{ written: number; old: RangeChecksum }> {
+  const key = keyOf(back);
+  let written = 0;
+  for (let attempt = 0; attempt < 3; attempt++) {
+    const [inNew, inOld] = await rowHashesBothSides(back, range);
+    const diffs = differingIds(inNew, inOld, Number.MAX_SAFE_INTEGER);
+    if (diffs.length === 0) break;
+    const of = (problem: string) => diffs.filter((d) => d.problem === problem).map((d) => d.id);
+    const [gone, changed, missing] = [of('extra in target'), of('differs'), of('missing in target')];
+    if (!options.delivered && (gone.length || changed.length)) {
+      const named = [...gone, ...changed].slice(0, 10).map((id) => `${key.isInteger ? 'id' : `key (${key.names})`} ${id}`);
+      throw new RowsRefused([`${back.targetTable.table} holds rows above what was delivered that ${gone.length ? 'are not' : 'differ from those'} in ${back.sourceTable.table}: ${named.join(', ')} (written to ${back.targetTable.table} after the sweep)`]);
+    }
+    const rows = await readRows(back, [...changed, ...missing]);
+    try {
+      await write(back, gone, changed, missing, rows);
+    } catch (err) {
+      if (!(err instanceof DatabaseError) || (err as DatabaseError).errno === ERRNO.LOCK_WAIT_TIMEOUT || (err as DatabaseError).errno === ERRNO.DEADLOCK) throw err;
+      const named = await refusedRows(back, changed, missing, rows);
+      throw new RowsRefused(named.length ? named : [`${key.isInteger ? 'ids' : `keys (${key.names})`} ${key.describe(range)}: ${err.message.replace(/^[^:]*: statement failed: /, '')}`]);
+    }
+    written += gone.length + changed.length + missing.length;
+  }
+  return { written, old: await checksumRange(back.target, back.targetTable, key, back.hash.target, range) };
+}
+
+/** Both sides' checksums of a range, the new table's first: equal, nothing to carry. */
+export async function bothChecksums(back: CopyTables, range: KeyRange): Promise<{ equal: boolean; old: RangeChecksum }> {
+  const key = keyOf(back);
+  const [inNew, inOld] = await Promise.all([checksumRange(back.source, back.sourceTable, key, back.hash.source, range), checksumRange(back.target, back.targetTable, key, back.hash.target, range)]);
+  return { equal: sameChecksum(inNew, inOld), old: inOld };
+}
