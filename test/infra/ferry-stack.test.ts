@@ -135,6 +135,9 @@ describe('FerryStack', () => {
       { 'Fn::Join': ['', ['arn:', { Ref: 'AWS::Partition' }, ':ssm:eu-west-1:123456789012:parameter/ferry-production/*/knobs']] },
     );
     expect(actions('SetCutoverFlags')).not.toContain('ssm:GetParametersByPath');
+    // table-copy's revert carries rows back in a throttled loop: it reads the knobs too, and sets flags back
+    expect(actions('Revert')).toEqual(expect.arrayContaining(['ssm:GetParametersByPath', 'ssm:PutParameter', 'ssm:DeleteParameters']));
+    expect(actions('DocRevert')).not.toContain('ssm:GetParametersByPath');
     // grants nothing unused
     const everything = JSON.stringify(ofType('AWS::IAM::Policy'));
     expect(everything).not.toContain('rds-data:BatchExecuteStatement');
