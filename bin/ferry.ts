@@ -33,9 +33,9 @@ const USAGE = `ferry: online migrations of huge tables as resumable state machin
       complete a pending approval (cutover, cleanup), locally or of an AWS execution; with
       --execution, only if that execution's request is the one pending
   ferry revert <migrationId> --reason TEXT [--execution ID] [--state-dir DIR | --aws [--env ENV]]
-      answer the pending cleanup approval with a revert: the cut-over flags go back (table-copy,
-      doctype-copy, which first carries back the docs the application wrote in the new database), or
-      the original table is swapped back with the rows written since the swap (online-alter)
+      answer the pending cleanup approval with a revert: what the application wrote in the new home
+      is carried back to the old one, then the cut-over flags go back (table-copy: rows, doctype-copy:
+      docs), or the original table is swapped back with the rows written since the swap (online-alter)
   ferry start <machine> --input FILE [--env ENV]
       start an execution on AWS (the deployed ferry-<machine>, or ferry-<ENV>-<machine>)
   ferry status <migrationId> [--state-dir DIR]

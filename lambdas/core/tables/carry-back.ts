@@ -113,19 +113,18 @@ async function refusedRows(back: CopyTables, changed: readonly KeyValue[], missi
  * Makes the old table's rows of a range what the new table holds: rows the old table lacks are
  * inserted, rows it holds otherwise are overwritten in place, rows the new table lacks are deleted
  * (see CarryOptions), strictly, in one transaction on the old table. The new table is read without
- * locks (the application keeps writing it), so the range is compared again after, up to three
- * times: what changes later is the application's write after the range was carried. A row the old
- * table refuses (a value its column cannot hold, a duplicate on a unique key of its own) rolls the
- * range back and fails with every such row named (RowsRefused). Returns the rows written or deleted,
- * and the old table's checksum of the range at the end.
+ * locks: the application keeps writing it, and what it writes after the range was compared stays
+ * in the new table (its rows are read at the end, so a row written meanwhile goes in as it is then;
+ * one deleted meanwhile is not written). A row the old table refuses (a value its column cannot
+ * hold, a duplicate on a unique key of its own) rolls the range back and fails with every such row
+ * named (RowsRefused). Returns the rows that differed, and the old table's checksum of the range
+ * at the end.
  */
 export async function carryBack(back: CopyTables, range: KeyRange, options: CarryOptions): Promise<{ written: number; old: RangeChecksum }> {
   const key = keyOf(back);
-  let written = 0;
-  for (let attempt = 0; attempt < 3; attempt++) {
-    const [inNew, inOld] = await rowHashesBothSides(back, range);
-    const diffs = differingIds(inNew, inOld, Number.MAX_SAFE_INTEGER);
-    if (diffs.length === 0) break;
+  const [inNew, inOld] = await rowHashesBothSides(back, range);
+  const diffs = differingIds(inNew, inOld, Number.MAX_SAFE_INTEGER);
+  if (diffs.length) {
     const of = (problem: string) => diffs.filter((d) => d.problem === problem).map((d) => d.id);
     const [gone, changed, missing] = [of('extra in target'), of('differs'), of('missing in target')];
     if (!options.delivered && (gone.length || changed.length)) {
@@ -140,9 +139,8 @@ export async function carryBack(back: CopyTables, range: KeyRange, options: Carr
       const named = await refusedRows(back, changed, missing, rows);
       throw new RowsRefused(named.length ? named : [`${key.isInteger ? 'ids' : `keys (${key.names})`} ${key.describe(range)}: ${err.message.replace(/^[^:]*: statement failed: /, '')}`]);
     }
-    written += gone.length + changed.length + missing.length;
   }
-  return { written, old: await checksumRange(back.target, back.targetTable, key, back.hash.target, range) };
+  return { written: diffs.length, old: await checksumRange(back.target, back.targetTable, key, back.hash.target, range) };
 }
 
 /** Both sides' checksums of a range, the new table's first: equal, nothing to carry. */
