@@ -12,7 +12,11 @@ import { countRows } from '../../lambdas/core/tables/table-writes.ts';
 import { identityOf } from '../../lambdas/core/table-copy-input.ts';
 import { CheckpointStore } from '../../lambdas/core/checkpoints.ts';
 import { idBounds } from '../../lambdas/core/tables/copier.ts';
-import { inspectTable, integerKeys } from '../../lambdas/core/tables/inspector.ts';
+import { copyKeyShape, inspectTable, integerKeys } from '../../lambdas/core/tables/inspector.ts';
+import { copyKeyOf } from '../../lambdas/core/tables/chunked-copy.ts';
+import { DeliveryLedger, KeyLedger } from '../../lambdas/core/tables/ledger.ts';
+import { oldTableLag } from '../../lambdas/core/tables/carry-back.ts';
+import type { TableCopyInput } from '../../lambdas/core/table-copy-input.ts';
 import { rowsOf } from '../../lambdas/core/tables/plan-reads.ts';
 import { MACHINE, parseTableCopyInput, type TableCopyState } from '../../lambdas/table-copy/open-migration.ts';
 import { alterIdentityOf } from '../../lambdas/core/online-alter-input.ts';
@@ -44,6 +48,20 @@ async function describeTable(conn: SqlConnection, ref: TableRef, counting: Count
   };
 }
 
+/** Phases of a table-copy in which a revert is possible or under way: the old table's lag is shown. */
+const REVERTIBLE = new Set(['cleanup-approval', 'revert']);
+
+/** How far a table-copy's old table trails the new one (see oldTableLag), from the ledger's top. */
+async function lagOf(target: SqlConnection, input: TableCopyInput, state: TableCopyState): Promise<string | null> {
+  const info = await inspectTable(target, input.target);
+  if (!info) return null;
+  const key = copyKeyShape(info, copyKeyOf(state, info));
+  const top = key.isInteger
+    ? await new DeliveryLedger(target, input.target.database, input.migrationId).top()
+    : ((await new KeyLedger(target, input.target.database, input.migrationId).last())?.hi ?? null);
+  return oldTableLag(target, { old: input.source, new: input.target }, key, top);
+}
+
 /** Exact row counts and id bounds on both sides of a table-copy, and where its checkpoint stands. Reads only. */
 export async function tableStats(raw: unknown, env: NodeJS.ProcessEnv = process.env, counting: Counting = 'exact') {
   const input = parseTableCopyInput(raw);
@@ -56,6 +74,7 @@ export async function tableStats(raw: unknown, env: NodeJS.ProcessEnv = process.
       migrationId: input.migrationId,
       source: await side('source'),
       target: await side('target'),
+      ...(checkpoint && REVERTIBLE.has(checkpoint.phase) ? { oldTable: await lagOf(target, input, checkpoint.state) } : {}),
       checkpoint: checkpoint && {
         phase: checkpoint.phase, updatedAt: checkpoint.updatedAt, copiedUpTo: checkpoint.state.copiedUpTo, rowsCopied: checkpoint.state.rowsCopied, estimatedRows: checkpoint.state.estimatedRows,
         verifiedUpTo: checkpoint.state.verifiedUpTo, rangesVerified: checkpoint.state.rangesVerified, rowsVerified: checkpoint.state.rowsVerified, rangesRepaired: checkpoint.state.rangesRepaired,

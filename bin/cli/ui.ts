@@ -42,6 +42,7 @@ async function describe(raw: unknown, env: NodeJS.ProcessEnv, withFacts: boolean
       ...reverifyFacts(c.reverify as ReverifyRecord | null, raw),
       side('rows in the source', s.source as TableSide),
       side('rows in the target', s.target as TableSide),
+      ...(s.oldTable ? [{ label: 'revert', value: s.oldTable }] : []),
     ];
     return { phase: c?.phase ?? null, progress: c ? `${n(c.rowsCopied)} of ~${n(c.estimatedRows)} rows copied, up to ${keyWord(c.copiedUpTo)} ${c.copiedUpTo ?? '–'}; ${n(c.rowsDeleted)} deleted` : null, facts, flags };
   }
@@ -106,7 +107,7 @@ export function localBackend(stateDir: string, env: NodeJS.ProcessEnv, live?: Re
             mayRevert: p.step === 'cleanup' && REVERTIBLE_MACHINES.includes(machineOfInput(raw)),
           }));
           const holds = machineOfInput(raw) === 'online-alter' ? await triggersHeld(raw, env).catch(() => null) : null;
-          const oldHome = d?.facts.find((f) => f.value.startsWith('old database: '))?.value;
+          const oldHome = d?.facts.find((f) => f.value.startsWith('old database: ') || f.value.startsWith('old table: '))?.value;
           return {
             migrationId,
             machine: machineOfInput(raw),

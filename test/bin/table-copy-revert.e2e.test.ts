@@ -28,6 +28,15 @@ describe('ferry revert of a table-copy waiting for its cleanup approval', () => 
       expect((await tableFingerprint(sc.conn, sc.src, SRC)).rows).toBe('3000');
       expect(target.rows).toBe('3001');
 
+      // how far the old table trails: the application's inserts since the copy flags (its update and deletion are found by the revert)
+      const lag = /^old table: \S+ lacks the 2 rows the application inserted in \S+ since the copy flags \(ids above \d+\); rows it updated or deleted there are found when ferry revert compares the two$/;
+      const stats = await runFerry(['stats', '--input', input]);
+      expect(stats.code, stats.stderr).toBe(0);
+      expect(JSON.parse(stats.stdout).oldTable, stats.stdout).toMatch(lag);
+      const status = await runFerry(['status', migrationId, '--state-dir', sc.stateDir]);
+      expect(status.code, status.stderr).toBe(0);
+      expect(String(JSON.parse(status.stdout).oldHome), status.stdout).toMatch(lag);
+
       const noReason = await runFerry(['revert', migrationId, '--state-dir', sc.stateDir]);
       expect(noReason.code, noReason.stderr).toBe(2);
       const taken = await runFerry(['revert', migrationId, '--reason', 'the new table answers slowly', '--state-dir', sc.stateDir]);

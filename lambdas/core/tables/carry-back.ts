@@ -1,8 +1,8 @@
-import type { SqlConnection, SqlRow } from '../ports/sql.ts';
+import { str, type SqlConnection, type SqlRow } from '../ports/sql.ts';
 import { differingIds, sameChecksum, type RangeChecksum } from '../checksum.ts';
 import { DatabaseError, ERRNO } from '../errors.ts';
-import { qualified, quoteIdent } from '../identifiers.ts';
-import type { KeyRange, KeyValue } from '../keys.ts';
+import { qualified, quoteIdent, type TableRef } from '../identifiers.ts';
+import type { KeyRange, KeyShape, KeyValue } from '../keys.ts';
 import { IDS_PER_STATEMENT, insertRows, keyOf, readList, type CopyTables } from './copier.ts';
 import { checksumRange, insertRefusing, rowHashesBothSides } from './verifier.ts';
 
@@ -148,4 +148,23 @@ export async function bothChecksums(back: CopyTables, range: KeyRange): Promise<
   const key = keyOf(back);
   const [inNew, inOld] = await Promise.all([checksumRange(back.source, back.sourceTable, key, back.hash.source, range), checksumRange(back.target, back.targetTable, key, back.hash.target, range)]);
   return { equal: sameChecksum(inNew, inOld), old: inOld };
+}
+
+/** The most rows the old table's lag is counted up to: a page refreshed often never reads a huge table through. */
+export const LAG_COUNTED = 1_000_000;
+
+/**
+ * How far the old table trails the new one while a revert is possible, in words: the rows of the
+ * new table above the ledger (the application's inserts since the copy flags), counted up to
+ * LAG_COUNTED. What else the application changed there (rows it updated or deleted, and with a key
+ * that does not grow, rows it inserted between keys copied) is known only when a revert compares.
+ */
+export async function oldTableLag(conn: SqlConnection, tables: { readonly old: TableRef; readonly new: TableRef }, key: KeyShape, top: KeyValue | null): Promise<string> {
+  const above = top === null ? null : key.after(top);
+  const rows = await conn.query(`SELECT COUNT(*) AS n FROM (SELECT 1 FROM ${qualified(tables.new)}${above ? ` WHERE ${above.sql}` : ''} LIMIT ${LAG_COUNTED + 1}) x`, above?.params ?? []);
+  const n = Number(str(rows[0] ?? {}, 'n') ?? '0');
+  const count = n > LAG_COUNTED ? `more than ${LAG_COUNTED.toLocaleString('en-US')}` : n.toLocaleString('en-US');
+  const where = top === null ? '' : ` (${key.isInteger ? 'ids' : `keys (${key.names})`} above ${top})`;
+  const rest = key.isInteger ? 'rows it updated or deleted there' : 'rows it inserted between the keys copied, updated or deleted there';
+  return `old table: ${tables.old.database}.${tables.old.table} lacks the ${count} rows the application inserted in ${tables.new.database}.${tables.new.table} since the copy flags${where}; ${rest} are found when ferry revert compares the two`;
 }
