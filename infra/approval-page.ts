@@ -92,12 +92,12 @@ export class ApprovalPage extends Construct {
     };
     const role = this.fn.role;
     mayDecide(role, 'The page shows and completes the pending approvals of any migration of this deployment; which ones wait is known only at run time.');
-    role.addToPolicy(new iam.PolicyStatement({ actions: ['ssm:GetParameter'], resources: [`${root}/page/client-id`, `${root}/*/status/reverify`] }));
+    role.addToPolicy(new iam.PolicyStatement({ actions: ['ssm:GetParameter'], resources: [`${root}/page/client-id`, `${root}/*/status/reverify`, `${root}/*/status/lag`] }));
     role.addToPolicy(new iam.PolicyStatement({ actions: ['ssm:GetParametersByPath'], resources: [`${root}/*/knobs`] }));
     // A decision asks the user pool whether the person is still an approver.
     role.addToPolicy(new iam.PolicyStatement({ actions: ['cognito-idp:AdminListGroupsForUser'], resources: [this.userPool.userPoolArn] }));
-    for (const r of [`${root}/*/status/reverify`, `${root}/*/knobs`]) {
-      acknowledgeOnPolicy(role, `IAM5[Resource::${r.replace(stack.partition, '<AWS::Partition>')}]`, 'The page shows the re-verification and knobs of any migration of this deployment; which ones exist is known only at run time.');
+    for (const r of [`${root}/*/status/reverify`, `${root}/*/status/lag`, `${root}/*/knobs`]) {
+      acknowledgeOnPolicy(role, `IAM5[Resource::${r.replace(stack.partition, '<AWS::Partition>')}]`, "The page shows the re-verification, the old home's lag and the knobs of any migration of this deployment; which ones exist is known only at run time.");
     }
 
     this.decide = new FerryFunction(this, 'Decide', {

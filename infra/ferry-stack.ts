@@ -58,8 +58,8 @@ export class FerryStack extends Stack {
       // `ferry start/status --aws` find the machines by name; listing has no resource-level permission.
       operators.addToPrincipalPolicy(new iam.PolicyStatement({ actions: ['states:ListStateMachines'], resources: ['*'] }));
       operators.addToPrincipalPolicy(new iam.PolicyStatement({ actions: ['ssm:GetParametersByPath', 'ssm:GetParameter'], resources: [param(''), flags, `${flags}/*`] }));
-      // ferry status: the re-verification's report beside a pending cut-over.
-      operators.addToPrincipalPolicy(new iam.PolicyStatement({ actions: ['ssm:GetParameter'], resources: [param('/*/status/reverify')] }));
+      // ferry status: the re-verification's report beside a pending cut-over, the old home's lag beside a pending cleanup.
+      operators.addToPrincipalPolicy(new iam.PolicyStatement({ actions: ['ssm:GetParameter'], resources: [param('/*/status/reverify'), param('/*/status/lag')] }));
       // Operators pause and resume (FERRY_PAUSED); the cut-over flags are set only by the approved Tasks.
       operators.addToPrincipalPolicy(new iam.PolicyStatement({ actions: ['ssm:PutParameter'], resources: [param(`/*/flags/${PAUSED_FLAG}`)] }));
       // ferry plan --aws: the plan functions run the checks where the databases answer, writing nothing.
@@ -73,7 +73,9 @@ export class FerryStack extends Stack {
       for (const r of [flags, `${flags}/*`, param(`/*/flags/${PAUSED_FLAG}`)]) {
         acknowledge(policy, `IAM5[Resource::${r.replace(this.partition, '<AWS::Partition>')}]`, `Operators read the flags of any migration under ${deployment.ssmRoot}/<migrationId>/flags/ and may set only ${PAUSED_FLAG}.`);
       }
-      acknowledge(policy, `IAM5[Resource::${param('/*/status/reverify').replace(this.partition, '<AWS::Partition>')}]`, 'Operators read the re-verification report of any migration (ferry status), read only.');
+      for (const r of [param('/*/status/reverify'), param('/*/status/lag')]) {
+        acknowledge(policy, `IAM5[Resource::${r.replace(this.partition, '<AWS::Partition>')}]`, "Operators read the re-verification report and the old home's lag of any migration (ferry status), read only.");
+      }
       for (const r of [knobs, `${knobs}/*`]) {
         acknowledge(policy, `IAM5[Resource::${r.replace(this.partition, '<AWS::Partition>')}]`, `Operators tune any migration's live knobs under ${deployment.ssmRoot}/<migrationId>/knobs/ (chunk and throttle fields, each checked by the tasks), and nothing else in SSM.`);
       }

@@ -222,10 +222,12 @@ export class Workers extends Construct {
       if (spec.every) {
         // The pending approvals by their parameters' names and dates (nothing decrypted), and the executions that wait.
         f.role.addToPolicy(new iam.PolicyStatement({ actions: ['ssm:GetParametersByPath'], resources: [param('')] }));
-        // What it found, for the approval page: one String parameter per migration.
-        const status = param('/*/status/reverify');
-        f.role.addToPolicy(new iam.PolicyStatement({ actions: ['ssm:PutParameter'], resources: [status] }));
-        acknowledgeOnPolicy(f.role, `IAM5[Resource::${status.replace(stack.partition, '<AWS::Partition>')}]`, 'The re-verification of any migration of this deployment reports at <root>/<migrationId>/status/reverify, and nowhere else.');
+        // What it found, for the approval page: String parameters per migration (the re-verification; the old home's lag).
+        const status = [param('/*/status/reverify'), param('/*/status/lag')];
+        f.role.addToPolicy(new iam.PolicyStatement({ actions: ['ssm:PutParameter'], resources: status }));
+        for (const s of status) {
+          acknowledgeOnPolicy(f.role, `IAM5[Resource::${s.replace(stack.partition, '<AWS::Partition>')}]`, 'The scheduled function reports for any migration of this deployment at <root>/<migrationId>/status/reverify (beside a cut-over approval) and status/lag (beside a cleanup approval), and nowhere else.');
+        }
         f.role.addToPolicy(new iam.PolicyStatement({ actions: ['states:ListExecutions'], resources: [machineArn] }));
         const executions = machineArn.replace(':stateMachine:', ':execution:') + ':*';
         f.role.addToPolicy(new iam.PolicyStatement({ actions: ['states:DescribeExecution'], resources: [executions] }));

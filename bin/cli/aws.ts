@@ -144,10 +144,10 @@ async function knobsOf(knobs: FlagStore, migrationId: string, input: unknown): P
   }
 }
 
-/** The scheduled re-verification's last words beside a pending cut-over approval, if any. */
-async function reverifyReport(ssm: SSMClient, d: Deployment, migrationId: string): Promise<unknown> {
+/** The scheduled function's last words beside a pending approval, if any: the re-verification (cut-over), or the old home's lag (cleanup). */
+async function statusReport(ssm: SSMClient, d: Deployment, migrationId: string, kind: 'reverify' | 'lag'): Promise<unknown> {
   try {
-    const out = await ssm.send(new GetParameterCommand({ Name: `${d.ssmRoot}/${migrationId}/status/reverify` }));
+    const out = await ssm.send(new GetParameterCommand({ Name: `${d.ssmRoot}/${migrationId}/status/${kind}` }));
     if (!out.Parameter?.Value) return null;
     try {
       return JSON.parse(out.Parameter.Value);
@@ -192,7 +192,8 @@ export async function executionStatus(sfn: SFNClient, approvals: AwsApprovals, d
     progress: last?.progress ?? null,
     throttle: last?.throttle ?? null,
     ...(knobs && migrationId ? { knobs: await knobsOf(knobs, migrationId, migrationInputOfExecution(exec.input)) } : {}),
-    ...(ssm && migrationId && pending.some((p) => p.step === 'cutover') ? { reverify: await reverifyReport(ssm, d, migrationId) } : {}),
+    ...(ssm && migrationId && pending.some((p) => p.step === 'cutover') ? { reverify: await statusReport(ssm, d, migrationId, 'reverify') } : {}),
+    ...(ssm && migrationId && pending.some((p) => p.step === 'cleanup') ? { oldHome: await statusReport(ssm, d, migrationId, 'lag') } : {}),
     pendingApprovals: pending.map((p) => ({ step: p.step, since: p.since?.toISOString(), approve: `npx ferry approve ${p.migrationId} --step ${p.step} --aws${d.env ? ` --env ${d.env}` : ''}` })),
     ...(exec.status === 'FAILED' ? { error: exec.error, cause: exec.cause } : {}),
   };

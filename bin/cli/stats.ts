@@ -14,8 +14,7 @@ import { CheckpointStore } from '../../lambdas/core/checkpoints.ts';
 import { idBounds } from '../../lambdas/core/tables/copier.ts';
 import { copyKeyShape, inspectTable, integerKeys } from '../../lambdas/core/tables/inspector.ts';
 import { copyKeyOf } from '../../lambdas/core/tables/chunked-copy.ts';
-import { DeliveryLedger, KeyLedger } from '../../lambdas/core/tables/ledger.ts';
-import { oldTableLag } from '../../lambdas/core/tables/carry-back.ts';
+import { oldTableLagOf } from '../../lambdas/core/tables/carry-back.ts';
 import type { TableCopyInput } from '../../lambdas/core/table-copy-input.ts';
 import { rowsOf } from '../../lambdas/core/tables/plan-reads.ts';
 import { MACHINE, parseTableCopyInput, type TableCopyState } from '../../lambdas/table-copy/open-migration.ts';
@@ -51,15 +50,10 @@ async function describeTable(conn: SqlConnection, ref: TableRef, counting: Count
 /** Phases of a table-copy in which a revert is possible or under way: the old table's lag is shown. */
 const REVERTIBLE = new Set(['cleanup-approval', 'revert']);
 
-/** How far a table-copy's old table trails the new one (see oldTableLag), from the ledger's top. */
+/** How far a table-copy's old table trails the new one (see oldTableLag). */
 async function lagOf(target: SqlConnection, input: TableCopyInput, state: TableCopyState): Promise<string | null> {
   const info = await inspectTable(target, input.target);
-  if (!info) return null;
-  const key = copyKeyShape(info, copyKeyOf(state, info));
-  const top = key.isInteger
-    ? await new DeliveryLedger(target, input.target.database, input.migrationId).top()
-    : ((await new KeyLedger(target, input.target.database, input.migrationId).last())?.hi ?? null);
-  return oldTableLag(target, { old: input.source, new: input.target }, key, top);
+  return info ? oldTableLagOf(target, input, copyKeyShape(info, copyKeyOf(state, info))) : null;
 }
 
 /** Exact row counts and id bounds on both sides of a table-copy, and where its checkpoint stands. Reads only. */

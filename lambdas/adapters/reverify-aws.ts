@@ -22,9 +22,10 @@ export async function reverifyPending(
   aws: { readonly approvals: { pending(): Promise<{ migrationId: string; step: string }[]> }; readonly sfn: SFNClient; readonly machineArn: string },
   run: ReverifyStep,
   onDone?: (result: ReverifyResult) => Promise<void>,
+  step: 'cutover' | 'cleanup' = 'cutover',
 ): Promise<ReverifyResult[]> {
   const deadline = deps.now() + deps.budgetMillis;
-  const waiting = new Set((await aws.approvals.pending()).filter((p) => p.step === 'cutover').map((p) => p.migrationId));
+  const waiting = new Set((await aws.approvals.pending()).filter((p) => p.step === step).map((p) => p.migrationId));
   const found: { migrationId: string; execution: string; migration: unknown }[] = [];
   let nextToken: string | undefined;
   while (waiting.size > 0) {
@@ -54,7 +55,7 @@ export async function reverifyPending(
       result = { migrationId: f.migrationId, execution: f.execution, note: out.note, differences: (out.reverify?.differences ?? []).map((d) => d.detail) };
     } catch (err) {
       // One migration's failure (a lost connection, a replaced execution) does not stop the others'.
-      result = { migrationId: f.migrationId, execution: f.execution, note: `re-verification failed: ${(err as Error).name}: ${(err as Error).message}`, differences: [] };
+      result = { migrationId: f.migrationId, execution: f.execution, note: `${step === 'cutover' ? 're-verification' : "reading the old home's lag"} failed: ${(err as Error).name}: ${(err as Error).message}`, differences: [] };
     }
     done.push(result);
     await onDone?.(result);
@@ -73,12 +74,20 @@ export function reverifyReportText(at: string, note: string, differences: readon
   return text(differences.slice(0, kept));
 }
 
+/** What the scheduled function reports beside a pending cleanup approval: how far the old home trails, in words, and when it was read. */
+export function lagReportText(at: string, note: string): string {
+  return JSON.stringify({ at, note: note.slice(0, 2000) });
+}
+
 /**
  * The Lambda handler of a machine's scheduled re-verification: every pending cut-over approval of
  * its state machine (named by FERRY_MACHINE_ARN) is re-verified for the execution that waits, and
- * each report is written, as it is done, where the approval page and `ferry status` read it.
+ * each report is written, as it is done, where the approval page and `ferry status` read it
+ * (`status/reverify`). Then, with what is left of the budget, `lag` says beside every pending
+ * cleanup approval how far the old home trails the new one (`status/lag`), which a revert would
+ * carry back.
  */
-export function scheduledReverify(machine: string, run: ReverifyStep) {
+export function scheduledReverify(machine: string, run: ReverifyStep, lag?: ReverifyStep) {
   return async (_event: unknown, context?: { getRemainingTimeInMillis(): number }): Promise<ReverifyResult[]> => {
     const deps = awsDeps(machine, context);
     const sfn = new SFNClient({});
@@ -86,9 +95,16 @@ export function scheduledReverify(machine: string, run: ReverifyStep) {
     const root = deploymentFromEnv().ssmRoot;
     const machineArn = process.env.FERRY_MACHINE_ARN;
     if (!machineArn) throw new Error('FERRY_MACHINE_ARN is not set: the stack sets it on this function');
-    return reverifyPending(deps, { approvals: new AwsApprovals(ssm, sfn, root), sfn, machineArn }, run, async (r) => {
+    const deadline = deps.now() + deps.budgetMillis;
+    const aws = { approvals: new AwsApprovals(ssm, sfn, root), sfn, machineArn };
+    const done = await reverifyPending(deps, aws, run, async (r) => {
       const Value = reverifyReportText(new Date().toISOString(), r.note, r.differences);
       await ssm.send(new PutParameterCommand({ Name: `${root}/${r.migrationId}/status/reverify`, Value, Type: 'String', Overwrite: true }));
     });
+    if (!lag) return done;
+    const lags = await reverifyPending({ ...deps, budgetMillis: deadline - deps.now() }, aws, lag, async (r) => {
+      await ssm.send(new PutParameterCommand({ Name: `${root}/${r.migrationId}/status/lag`, Value: lagReportText(new Date().toISOString(), r.note), Type: 'String', Overwrite: true }));
+    }, 'cleanup');
+    return [...done, ...lags];
   };
 }

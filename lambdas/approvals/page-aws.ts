@@ -100,6 +100,7 @@ export function awsBackend(aws: PageAws): PageBackend {
         ids.map(async (migrationId): Promise<MigrationView> => {
           let machine = 'unknown';
           let flagsOf: (step: string) => Record<string, string> = () => ({});
+          let oldHome: string | undefined;
           const views = await Promise.all(
             pending.filter((p) => p.migrationId === migrationId).map(async (p) => {
               const req = await aws.approvals.pendingRequest(migrationId, p.step);
@@ -109,8 +110,17 @@ export function awsBackend(aws: PageAws): PageBackend {
               flagsOf = (step) => (step === 'cutover' && machine !== 'online-alter' ? (input.flags?.cutover ?? {}) : {});
               const facts: Fact[] = [];
               if (req?.summary) facts.push({ label: 'progress when asked', value: Object.entries(req.summary as Record<string, unknown>).map(([k, v]) => `${k} ${v}`).join(', ') });
-              const reverify = await readParameter(aws.ssm, `${aws.root}/${migrationId}/status/reverify`);
-              if (reverify) facts.push(...reverifyFacts(reverify));
+              if (p.step === 'cutover') {
+                const reverify = await readParameter(aws.ssm, `${aws.root}/${migrationId}/status/reverify`);
+                if (reverify) facts.push(...reverifyFacts(reverify));
+              }
+              if (p.step === 'cleanup') {
+                const lag = await readParameter(aws.ssm, `${aws.root}/${migrationId}/status/lag`);
+                if (lag) {
+                  oldHome = lagFact(lag);
+                  facts.push({ label: 'revert', value: oldHome });
+                }
+              }
               return {
                 step: p.step,
                 since: req?.requestedAt ?? p.since?.toISOString() ?? null,
@@ -123,7 +133,7 @@ export function awsBackend(aws: PageAws): PageBackend {
               };
             }),
           );
-          return { migrationId, machine, phase: `waiting for approval: ${views.map((v) => v.step).join(', ')}`, progress: null, throttle: null, knobs: describeKnobsSet(await aws.knobs.list(migrationId)), pending: views };
+          return { migrationId, machine, phase: `waiting for approval: ${views.map((v) => v.step).join(', ')}`, progress: null, throttle: null, knobs: describeKnobsSet(await aws.knobs.list(migrationId)), pending: views, ...(oldHome ? { oldHome } : {}) };
         }),
       );
     },
@@ -143,6 +153,16 @@ export function reverifyFacts(text: string): Fact[] {
     ];
   } catch {
     return [{ label: 're-verification', value: 'its report does not read as JSON; see the Reverify function\'s log' }];
+  }
+}
+
+/** The scheduled function's report of the old home's lag (lagReportText), in words; one that does not read is said to be unreadable. */
+export function lagFact(text: string): string {
+  try {
+    const r = JSON.parse(text) as { at?: string; note?: string };
+    return `${r.note ?? 'unknown'}${r.at ? ` (reported ${r.at})` : ''}`;
+  } catch {
+    return "its report does not read as JSON; see the Reverify function's log";
   }
 }
 

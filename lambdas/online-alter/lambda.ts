@@ -5,7 +5,7 @@ import { planOnlineAlter } from './plan.ts';
 import { awsDeps, onLambda } from '../adapters/aws.ts';
 import { abandonAlter as abandonAlterTask } from './abandon.ts';
 import { cleanup as cleanupTask } from './cleanup.ts';
-import { revert as revertTask } from './revert.ts';
+import { originalBehind, revert as revertTask } from './revert.ts';
 import { copyChunks as copyChunksTask } from './copy-chunks.ts';
 import { createShadow as createShadowTask } from './create-shadow.ts';
 import { preflight as preflightTask } from './preflight.ts';
@@ -29,5 +29,5 @@ export const summarize = onLambda(machine, summarizeTask);
 /** Not a Task: `ferry plan online-alter --aws` invokes it, where the databases answer (see plan.ts). */
 export const plan = (event: { migration: unknown }, context?: { getRemainingTimeInMillis(): number }) => planOnAws(onlineAlterInputSchema, planOnlineAlter, event, awsDeps(machine, context));
 
-/** Not a Task: run on a schedule, the re-verification beside every pending cut-over approval (reverify.ts). */
-export const reverify = scheduledReverify(machine, reverifyTask);
+/** Not a Task: run on a schedule, the re-verification beside every pending cut-over approval (reverify.ts), and the revert window's lag beside every pending cleanup approval (revert.ts). */
+export const reverify = scheduledReverify(machine, reverifyTask, originalBehind);

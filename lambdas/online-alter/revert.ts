@@ -6,7 +6,7 @@ import { checkThrottle, copyTables, loopState, nextVerifyKeys, outcomeState, rea
 import { highestKey, keyOf, type CopyTables } from '../core/tables/copier.ts';
 import { autoIncrementOf, copyKeyColumns, inspectTable, integerRange, uniqueIndexOnAll, type TableInfo } from '../core/tables/inspector.ts';
 import { captureInto, captureKey, captureNames, columnMapping, dropTriggers, revertId, rewriteLogged, shadowNames, withShortLockWait, writeLateLogged, type CaptureKey, type ColumnMapping } from '../core/tables/shadow.ts';
-import { allOn, closeWindow, dropWindowTriggers, forgetWindowEntries, logAgain, openWindow, windowEntries, windowOpen } from '../core/tables/revert-window.ts';
+import { allOn, closeWindow, dropWindowTriggers, forgetWindowEntries, logAgain, openWindow, windowEntries, windowInWords, windowOpen } from '../core/tables/revert-window.ts';
 import { ownTriggers } from '../core/tables/own-triggers.ts';
 import { dropTableIfExists, setAutoIncrement } from '../core/tables/table-writes.ts';
 import { differingKeys, repairKeys, repairRange, rowHashesBothSides, writeFromSource } from '../core/tables/verifier.ts';
@@ -394,4 +394,15 @@ async function settleLateLogged(m: AlterMigration, id: string): Promise<void> {
         `They are in ${shadow.table}, which is kept; write them to ${t.table} by hand.`,
     );
   }
+}
+
+/**
+ * Beside a pending cleanup approval, on AWS (see scheduledReverify): how far the original table
+ * trails the altered one, from the revert window's log (see windowInWords). Reads only.
+ */
+export async function originalBehind(event: TaskEvent, deps: TaskDeps): Promise<{ note: string }> {
+  const m = await openAlter(event, deps);
+  if (m.phase !== 'cleanup-approval') return { note: `no cleanup approval is pending (phase ${m.phase})` };
+  const t = m.input.alter.table;
+  return { note: (await windowInWords(m.source, m.input.migrationId, t)) ?? `no revert window is open on ${t.database}.${t.table}: a revert would compare every row of it with ${shadowNames(t).old.table}` };
 }

@@ -7,7 +7,7 @@ import { scheduledReverify } from '../adapters/reverify-aws.ts';
 import { reverify as reverifyTask } from './reverify.ts';
 import { catchUp as catchUpTask } from './catch-up.ts';
 import { cleanup as cleanupTask } from './cleanup.ts';
-import { revert as revertTask } from './revert.ts';
+import { oldTableBehind, revert as revertTask } from './revert.ts';
 import { copyChunks as copyChunksTask } from './copy-chunks.ts';
 import { copyPartition as copyPartitionTask, finishPartitions as finishPartitionsTask, planPartitions as planPartitionsTask } from './partitions.ts';
 import { setCopyFlags as setCopyFlagsTask, setCutoverFlags as setCutoverFlagsTask } from './flags.ts';
@@ -33,8 +33,8 @@ export const cleanup = onLambda(machine, cleanupTask);
 export const revert = onLambda(machine, revertTask);
 export const summarize = onLambda(machine, summarizeTask);
 
-/** Not a Task: run on a schedule, the re-verification beside every pending cut-over approval (reverify.ts). */
-export const reverify = scheduledReverify(machine, reverifyTask);
+/** Not a Task: run on a schedule, the re-verification beside every pending cut-over approval (reverify.ts), and the old table's lag beside every pending cleanup approval (revert.ts). */
+export const reverify = scheduledReverify(machine, reverifyTask, oldTableBehind);
 
 /** Not a Task: `ferry plan table-copy --aws` invokes it, where the databases answer (see plan.ts). */
 export const plan = (event: { migration: unknown }, context?: { getRemainingTimeInMillis(): number }) => planOnAws(tableCopyInputSchema, planTableCopy, event, awsDeps(machine, context));

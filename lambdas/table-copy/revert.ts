@@ -2,7 +2,7 @@ import type { TaskDeps } from '../core/ports/task-deps.ts';
 import { InvalidInput, RevertRefused } from '../core/errors.ts';
 import { setFlagsBack } from '../core/ports/flags.ts';
 import { keyAt, keyBounds, keyOf } from '../core/tables/copier.ts';
-import { backwards, bothChecksums, carryBack, RowsRefused } from '../core/tables/carry-back.ts';
+import { backwards, bothChecksums, carryBack, oldTableLagOf, RowsRefused } from '../core/tables/carry-back.ts';
 import { spanRange, type KeySpan, type LedgerEntry } from '../core/tables/ledger.ts';
 import type { KeyRange } from '../core/keys.ts';
 import { byKey, checkThrottle, keyLedgerOf, ledgerOf, loopState, openMigration, outcomeState, report, save, timeLeft, type CopyRevert, type LoopState, type Migration, type TaskEvent } from './open-migration.ts';
@@ -176,4 +176,14 @@ async function above(m: Migration, r: CopyRevert, back: ReturnType<typeof backwa
   await save(m);
   report(m, `reverting: ${written} rows the application inserted in ${m.input.target.table} (${key.describe(piece)}) written to ${m.input.source.table}`);
   return true;
+}
+
+/**
+ * Beside a pending cleanup approval, on AWS (see scheduledReverify): how far the old table trails
+ * the new one, which a revert would carry back (see oldTableLag). Reads only.
+ */
+export async function oldTableBehind(event: TaskEvent, deps: TaskDeps): Promise<{ note: string }> {
+  const m = await openMigration(event, deps);
+  if (m.phase !== 'cleanup-approval') return { note: `no cleanup approval is pending (phase ${m.phase})` };
+  return { note: await oldTableLagOf(m.target, m.input, keyOf(m.tables)) };
 }

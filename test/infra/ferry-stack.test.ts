@@ -162,8 +162,9 @@ describe('FerryStack', () => {
     expect(actions).toEqual(expect.arrayContaining(['ssm:GetParametersByPath', 'states:ListExecutions', 'states:DescribeExecution']));
     // names and dates of the pending approvals only: no decryption, no token, no decision
     for (const a of ['kms:Decrypt', 'states:SendTaskSuccess', 'states:SendTaskFailure']) expect(actions, a).not.toContain(a);
-    // it writes only its own report, for the approval page
-    for (const st of statements.filter((x) => ([] as string[]).concat(x.Action).includes('ssm:PutParameter'))) expect(JSON.stringify(st.Resource)).toMatch(/\/\*\/status\/reverify"/);
+    // it writes only its own reports, for the approval page and ferry status: the re-verification and the old home's lag
+    const puts = statements.filter((x) => ([] as string[]).concat(x.Action).includes('ssm:PutParameter'));
+    expect(puts.flatMap((st) => [st.Resource].flat().map((r) => JSON.stringify(r).replace(/^.*parameter\/ferry-production/, '').replace(/"\]\]\}$/, '')))).toEqual(['/*/status/reverify', '/*/status/lag']);
     // the one parameter it reads by name is the pause flag, which its throttle checks like every loop's
     for (const st of statements.filter((x) => ([] as string[]).concat(x.Action).includes('ssm:GetParameter'))) expect(JSON.stringify(st.Resource)).toMatch(/flags\/FERRY_PAUSED"/);
   });

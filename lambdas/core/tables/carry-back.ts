@@ -5,6 +5,7 @@ import { qualified, quoteIdent, type TableRef } from '../identifiers.ts';
 import type { KeyRange, KeyShape, KeyValue } from '../keys.ts';
 import { IDS_PER_STATEMENT, insertRows, keyOf, readList, type CopyTables } from './copier.ts';
 import { checksumRange, insertRefusing, rowHashesBothSides } from './verifier.ts';
+import { DeliveryLedger, KeyLedger } from './ledger.ts';
 
 /**
  * table-copy's way back (see lambdas/table-copy/revert.ts): the old table's rows of a range made
@@ -167,4 +168,12 @@ export async function oldTableLag(conn: SqlConnection, tables: { readonly old: T
   const where = top === null ? '' : ` (${key.isInteger ? 'ids' : `keys (${key.names})`} above ${top})`;
   const rest = key.isInteger ? 'rows it updated or deleted there' : 'rows it inserted between the keys copied, updated or deleted there';
   return `old table: ${tables.old.database}.${tables.old.table} lacks the ${count} rows the application inserted in ${tables.new.database}.${tables.new.table} since the copy flags${where}; ${rest} are found when ferry revert compares the two`;
+}
+
+/** oldTableLag from the ledger's top (a key ledger's last span, or the delivery ledger's highest id), the ledger beside the checkpoint in `conn`'s target database. */
+export async function oldTableLagOf(conn: SqlConnection, input: { readonly migrationId: string; readonly source: TableRef; readonly target: TableRef }, key: KeyShape): Promise<string> {
+  const top = key.isInteger
+    ? await new DeliveryLedger(conn, input.target.database, input.migrationId).top()
+    : ((await new KeyLedger(conn, input.target.database, input.migrationId).last())?.hi ?? null);
+  return oldTableLag(conn, { old: input.source, new: input.target }, key, top);
 }

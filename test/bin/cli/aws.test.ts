@@ -101,6 +101,15 @@ describe('ferry status', () => {
       progress: { rowsCopied: '1200000' },
       pendingApprovals: [{ step: 'cutover', since: '2026-11-21T12:00:00.000Z', approve: 'npx ferry approve csmh-extended --step cutover --aws' }],
     });
+    expect(status).not.toHaveProperty('oldHome');
+
+    // later, waiting for the cleanup: the old home's lag as the scheduled function last reported it, and no re-verification
+    ssm.on(GetParametersByPathCommand).resolves({ Parameters: [{ Name: '/ferry/csmh-extended/approvals/cleanup', LastModifiedDate: new Date('2026-11-22T12:00:00Z') }] });
+    const lag = { at: '2026-11-22T12:05:00.000Z', note: 'old table: edxapp.csmh lacks the 12 rows the application inserted in csmh.csmhe since the copy flags (ids above 90000)' };
+    ssm.on(GetParameterCommand, { Name: '/ferry/csmh-extended/status/lag' }).resolves({ Parameter: { Value: JSON.stringify(lag) } });
+    const later = await executionStatus(client, new AwsApprovals(ssmClient, client), deployment(), 'csmh-extended', new SsmFlagStore(ssmClient, '/ferry', 'knobs'), ssmClient);
+    expect(later.oldHome).toEqual(lag);
+    expect(later).not.toHaveProperty('reverify');
   });
 });
 

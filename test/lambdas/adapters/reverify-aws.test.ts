@@ -2,7 +2,7 @@ import { DescribeExecutionCommand, ListExecutionsCommand, SFNClient } from '@aws
 import { mockClient } from 'aws-sdk-client-mock';
 import { describe, expect, it } from 'vitest';
 import type { TaskDeps } from '../../../lambdas/core/ports/task-deps.ts';
-import { reverifyPending } from '../../../lambdas/adapters/reverify-aws.ts';
+import { lagReportText, reverifyPending } from '../../../lambdas/adapters/reverify-aws.ts';
 import type { TaskEvent } from '../../../lambdas/table-copy/open-migration.ts';
 
 describe('the scheduled re-verification on AWS', () => {
@@ -65,5 +65,20 @@ describe('the scheduled re-verification on AWS', () => {
     expect(budgets).toEqual([300_000, 100_000]);
     expect(written).toEqual(['p: re-verification failed: TransientError: edxapp: connect ETIMEDOUT', 'q: q checked']);
     expect(out.map((r) => r.migrationId)).toEqual(['p', 'q']);
+  });
+  it("beside each pending cleanup approval (not the cut-over's), runs the lag step for the execution that waits", async () => {
+    sfn.reset();
+    sfn.on(ListExecutionsCommand).resolves({ executions: ['c', 'd'].map((n) => ({ executionArn: exec(n), stateMachineArn: machineArn, name: n, status: 'RUNNING' as const, startDate: new Date() })) });
+    sfn.on(DescribeExecutionCommand, { executionArn: exec('c') }).resolves({ executionArn: exec('c'), stateMachineArn: machineArn, status: 'RUNNING', startDate: new Date(), input: JSON.stringify({ migrationId: 'waits-cleanup' }) });
+    sfn.on(DescribeExecutionCommand, { executionArn: exec('d') }).resolves({ executionArn: exec('d'), stateMachineArn: machineArn, status: 'RUNNING', startDate: new Date(), input: JSON.stringify({ migrationId: 'waits-cutover' }) });
+    const approvals = { pending: async () => [{ migrationId: 'waits-cleanup', step: 'cleanup' }, { migrationId: 'waits-cutover', step: 'cutover' }] };
+    const written: string[] = [];
+    const out = await reverifyPending(deps, { approvals, sfn: new SFNClient({ region: 'eu-west-1' }), machineArn }, async (event) => {
+      if ((event.migration as { migrationId: string }).migrationId === 'waits-cleanup') throw Object.assign(new Error('csmh: connect ETIMEDOUT'), { name: 'TransientError' });
+      return { note: 'never' };
+    }, async (r) => void written.push(`${r.migrationId}: ${r.note}`), 'cleanup');
+    expect(out.map((r) => r.execution)).toEqual([exec('c')]);
+    expect(written).toEqual(["waits-cleanup: reading the old home's lag failed: TransientError: csmh: connect ETIMEDOUT"]);
+    expect(JSON.parse(lagReportText('2026-12-01T10:00:00.000Z', 'x'.repeat(5000)))).toEqual({ at: '2026-12-01T10:00:00.000Z', note: 'x'.repeat(2000) });
   });
 });

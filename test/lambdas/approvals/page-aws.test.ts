@@ -7,7 +7,7 @@ import { beforeEach, describe, expect, it, vi } from 'vitest';
 import { AwsApprovals } from '../../../lambdas/adapters/approvals-aws.ts';
 import { SsmFlagStore } from '../../../lambdas/adapters/flags-ssm.ts';
 import { handleAwsPage, type HttpEvent, type PageAws } from '../../../lambdas/approvals/page-aws.ts';
-import { REPORT_MAX_BYTES, reverifyReportText } from '../../../lambdas/adapters/reverify-aws.ts';
+import { lagReportText, REPORT_MAX_BYTES, reverifyReportText } from '../../../lambdas/adapters/reverify-aws.ts';
 import { firstFormFields } from '../../helpers/page-form.ts';
 
 const REGION = 'eu-west-1';
@@ -216,6 +216,8 @@ describe('the approval page on AWS', () => {
     expect((await handleAwsPage(event('GET', '/', { cookies: session(token) }), aws)).body).not.toContain('Revert the cut-over');
     pendingStep('cleanup');
     ssm.on(GetParameterCommand, { Name: '/ferry-production/csmh/approvals/cleanup', WithDecryption: true }).resolves(request('doctype-copy'));
+    // no lag reported yet (doctype-copy has no scheduled function)
+    ssm.on(GetParameterCommand, { Name: '/ferry-production/csmh/status/lag' }).rejects(new ParameterNotFound({ message: 'none', $metadata: {} }));
     sfn.on(DescribeExecutionCommand, { executionArn: EXEC }).resolves({ executionArn: EXEC, stateMachineArn: 'x', status: 'RUNNING', startDate: new Date(), input: JSON.stringify({ migrationId: 'csmh', source: { connection: 'main', database: 'a' }, target: { connection: 'main', database: 'b' }, docTypes: ['WebUser'] }) });
     const page = await handleAwsPage(event('GET', '/', { cookies: session(token) }), aws);
     expect(page.body).toContain('Revert the cut-over');
@@ -242,6 +244,18 @@ describe('the approval page on AWS', () => {
     expect(refused.statusCode).toBe(403);
     expect(refused.body).toContain('ferry approve csmh --step cutover --aws');
     expect(sfn.commandCalls(SendTaskSuccessCommand)).toHaveLength(1);
+  });
+
+  it("shows beside a pending cleanup approval how far the old home trails, as the scheduled function last reported it, and the re-verification's report only beside the cut-over", async () => {
+    ssm.on(GetParametersByPathCommand, { Path: '/ferry-production', Recursive: true }).resolves({ Parameters: [{ Name: '/ferry-production/csmh/approvals/cleanup', LastModifiedDate: new Date('2026-12-01T09:00:00Z') }] });
+    ssm.on(GetParameterCommand, { Name: '/ferry-production/csmh/approvals/cleanup', WithDecryption: true }).resolves({ Parameter: { Value: JSON.stringify({ token: 'task-token-2', execution: EXEC, machine: 'table-copy', requestedAt: '2026-12-01T09:00:00.000Z', separateFromStarter: false }) } });
+    const note = 'old table: edxapp.csmh lacks the 1,204 rows the application inserted in csmh.csmhe since the copy flags (ids above 90000)';
+    ssm.on(GetParameterCommand, { Name: '/ferry-production/csmh/status/lag' }).resolves({ Parameter: { Value: lagReportText('2026-12-01T10:00:00.000Z', note) } });
+    const page = await handleAwsPage(event('GET', '/', { cookies: session(approver()) }), aws);
+    expect(page.statusCode).toBe(200);
+    expect(page.body).toContain(`${note} (reported 2026-12-01T10:00:00.000Z)`);
+    expect(page.body).toContain('Revert the cut-over');
+    expect(page.body, 'the re-verification report belongs to the cut-over').not.toContain('verified 3 minutes ago');
   });
 
   it('shows what the scheduled re-verification last reported, differences included, as it writes them', async () => {

@@ -16,6 +16,7 @@ import { preflight } from '../../../lambdas/table-copy/preflight.ts';
 import { raiseAutoIncrement } from '../../../lambdas/table-copy/raise-auto-increment.ts';
 import { sweep } from '../../../lambdas/table-copy/sweep.ts';
 import { verify } from '../../../lambdas/table-copy/verify.ts';
+import { oldTableBehind } from '../../../lambdas/table-copy/revert.ts';
 import { tableFingerprint } from '../../helpers/db.ts';
 import { scenario, SRC, TGT, type Scenario } from '../../helpers/scenario.ts';
 
@@ -106,6 +107,25 @@ describe('table-copy handlers, as Lambda would run them', () => {
     // the owner goes on and finishes, with every row
     await loop(copyChunks, fresh, d);
     expect((await tableFingerprint(sc.conn, sc.tgt, TGT)).rows).toBe('2000');
+  });
+
+  it("beside a pending cleanup approval, says how far the old table trails (what the scheduled function reports on AWS), reading only", async () => {
+    sc = await scenario({ rows: 1500 });
+    const migration = sc.input({ cleanup: { mode: 'none' }, catchUp: { quietSeconds: 0, pollSeconds: 1 } });
+    const event = { migration, execution: 'arn:exec:one', state: null as unknown };
+    const d = deps(sc, (id) => id === event.execution);
+    await preflight(event as TaskEvent, d);
+    for (const task of [raiseAutoIncrement, setCopyFlags]) await task(event as TaskEvent, d);
+    for (const task of [copyChunks, catchUp, verify]) await loop(task, event, d);
+    expect(await oldTableBehind(event as TaskEvent, d)).toEqual({ note: 'no cleanup approval is pending (phase cutover-approval)' });
+    await setCutoverFlags(event as TaskEvent, d);
+    await loop(sweep, event, d);
+    await sc.conn.query(`INSERT INTO \`${sc.tgt}\`.${TGT} (created, student_module_id, state) VALUES (NOW(6), 1, 'a'), (NOW(6), 2, 'b'), (NOW(6), 3, 'c')`);
+    const [before] = await sc.conn.query(`SELECT phase, state FROM \`${sc.tgt}\`._ferry_checkpoints`);
+    const { note } = await oldTableBehind(event as TaskEvent, d);
+    expect(note).toMatch(new RegExp(`^old table: ${sc.src}\\.${SRC} lacks the 3 rows the application inserted in ${sc.tgt}\\.${TGT} since the copy flags \\(ids above \\d+\\)`));
+    const [after] = await sc.conn.query(`SELECT phase, state FROM \`${sc.tgt}\`._ferry_checkpoints`);
+    expect(after).toEqual(before);
   });
 
   it('partitions: each copies on from its own row, empty ones included; one not through hands over; a replaced execution writes none', async () => {
