@@ -58,6 +58,8 @@ export interface CopyRevert {
   aboveUpTo?: string | null;
   /** The highest key above the ledger carried so far (null: the ledger's top). */
   aboveAfter?: string | null;
+  /** The end of the piece above the ledger being written, noted before it is: a run stopped before recording it knows the old table's rows there are ferry's. */
+  abovePiece?: string | null;
   /** Every row up to aboveUpTo is in the old table: the flags go back next. */
   carried?: boolean;
   spansCompared?: number;

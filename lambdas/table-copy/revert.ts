@@ -158,10 +158,16 @@ async function above(m: Migration, r: CopyRevert, back: ReturnType<typeof backwa
   if (r.aboveUpTo == null || r.aboveAfter === r.aboveUpTo) return false;
   const after = r.aboveAfter ?? null;
   const rest: KeyRange = after === null ? { lo: null, hi: r.aboveUpTo } : { lo: after, loExcluded: true, hi: r.aboveUpTo };
-  if ((await keyAt(back.source, back.sourceTable, key, rest, 0)) === null) return false;
-  const hi = (await keyAt(back.source, back.sourceTable, key, rest, CARRY_PIECE - 1)) ?? r.aboveUpTo;
+  // a piece begun by a run that stopped before recording it: what the old table holds there, ferry wrote
+  const resumed = r.abovePiece ?? null;
+  if (resumed === null && (await keyAt(back.source, back.sourceTable, key, rest, 0)) === null) return false;
+  const hi = resumed ?? (await keyAt(back.source, back.sourceTable, key, rest, CARRY_PIECE - 1)) ?? r.aboveUpTo;
   const piece: KeyRange = { ...rest, hi };
-  const { written, old } = await carryBack(back, piece, { delivered: false });
+  if (resumed === null) {
+    r.abovePiece = hi;
+    await save(m);
+  }
+  const { written, old } = await carryBack(back, piece, { delivered: resumed !== null });
   if (byKey(m)) {
     const ledger = keyLedgerOf(m);
     const last = await ledger.last();
@@ -171,6 +177,7 @@ async function above(m: Migration, r: CopyRevert, back: ReturnType<typeof backwa
     await ledgerOf(m).record({ lo, hi, rows: old.rowCount, checksum: old.checksum, holes: [], settled: true });
   }
   r.aboveAfter = hi;
+  r.abovePiece = null;
   r.rowsCarried = (r.rowsCarried ?? 0) + written;
   r.rowsCompared = (BigInt(r.rowsCompared ?? '0') + BigInt(old.rowCount)).toString();
   await save(m);

@@ -225,4 +225,34 @@ describe('ferry revert of a table-copy waiting for its cleanup approval', () => 
       await sc.close();
     }
   }, 240_000);
+  it('a revert stopped after it wrote a piece of the application\'s rows to the old table, before it recorded it, finishes when run again, even after the application changed those rows meanwhile', async () => {
+    const sc = await scenario({ rows: 1500 });
+    try {
+      const migrationId = sc.input().migrationId as string;
+      const [src, tgt] = [`\`${sc.src}\`.${SRC}`, `\`${sc.tgt}\`.${TGT}`];
+      const args = ['local', 'table-copy', '--input', sc.inputFile(), '--state-dir', sc.stateDir, '--approve', 'cutover'];
+      const first = startFerry(args);
+      await first.waitFor(/waiting for approval "cleanup"/, 120_000);
+      first.child.kill('SIGKILL');
+      await first.done;
+      await sc.conn.query(`INSERT INTO ${tgt} (created, student_module_id, state) SELECT NOW(6), id, 'app-new' FROM ${tgt} WHERE id <= 1200`);
+      // what a run killed there leaves: the piece's rows in the old table, the piece noted in the checkpoint, not in the ledger
+      const [[top], [max]] = [(await sc.conn.query(`SELECT CAST(MAX(hi) AS CHAR) AS v FROM \`${sc.tgt}\`._ferry_ledger`))[0] as { v: string }[], (await sc.conn.query(`SELECT CAST(MAX(id) AS CHAR) AS v FROM ${tgt}`))[0] as { v: string }[]];
+      const [piece] = (await sc.conn.query(`SELECT CAST(id AS CHAR) AS v FROM ${tgt} WHERE id > ? ORDER BY id LIMIT 999, 1`, [top!.v]))[0] as { v: string }[];
+      await sc.conn.query(`INSERT INTO ${src} SELECT * FROM ${tgt} WHERE id > ? AND id <= ?`, [top!.v, piece!.v]);
+      const [rows] = await sc.conn.query(`SELECT state FROM \`${sc.tgt}\`._ferry_checkpoints WHERE migration_id = ?`, [migrationId]);
+      const state = JSON.parse((rows as { state: string }[])[0]!.state);
+      state.revert = { askedBy: 'ops: slow', at: new Date().toISOString(), spansDone: true, aboveUpTo: max!.v, aboveAfter: top!.v, abovePiece: piece!.v };
+      await sc.conn.query(`UPDATE \`${sc.tgt}\`._ferry_checkpoints SET phase = 'revert', state = ? WHERE migration_id = ?`, [JSON.stringify(state), migrationId]);
+      // meanwhile the application changed two of those rows and deleted one
+      await sc.conn.query(`UPDATE ${tgt} SET state = 'changed meanwhile' WHERE id IN (?, ?); DELETE FROM ${tgt} WHERE id = ?`, [piece!.v, BigInt(piece!.v) - 10n, BigInt(piece!.v) - 20n]);
+
+      const second = await runFerry(args);
+      expect(second.code, second.stderr).toBe(0);
+      expect(second.last).toMatchObject({ outcome: 'reverted' });
+      expect(await tableFingerprint(sc.conn, sc.src, SRC)).toEqual(await tableFingerprint(sc.conn, sc.tgt, TGT));
+    } finally {
+      await sc.close();
+    }
+  }, 240_000);
 });
