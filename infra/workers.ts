@@ -27,6 +27,8 @@ export interface WorkerSpec {
   readonly every?: Duration;
   /** Reads the operator's live knobs (ferry set) between its pieces of work; every function that reads FERRY_PAUSED does. */
   readonly knobs?: boolean;
+  /** Writes the old home's lag beside a pending cleanup approval (`<root>/<migrationId>/status/lag`), for the page and `ferry status --aws`. */
+  readonly reportsLag?: boolean;
   /** Not a Task: invoked by the CLI (`ferry plan --aws`), which finds it by its name, `<deployment>-<machine>-plan`. */
   readonly plan?: boolean;
 }
@@ -42,7 +44,7 @@ export const WORKERS: readonly WorkerSpec[] = [
   t('CatchUp', 'catchUp', 'paused'), t('Verify', 'verify', 'paused'),
   { ...t('Reverify', 'reverify', 'paused'), every: Duration.minutes(5) },
   t('SetCutoverFlags', 'setCutoverFlags', 'write'), t('Sweep', 'sweep', 'paused'), t('Cleanup', 'cleanup', 'paused'), { ...t('Revert', 'revert', 'restore'), knobs: true }, t('Summarize', 'summarize', 'list'),
-  d('DocPreflight', 'preflight'), d('CopyDocs', 'copyDocs', 'paused'), d('TopOff', 'topOff', 'paused'), d('AssertComplete', 'assertComplete'),
+  d('DocPreflight', 'preflight'), d('CopyDocs', 'copyDocs', 'paused'), { ...d('TopOff', 'topOff', 'paused'), reportsLag: true }, d('AssertComplete', 'assertComplete'),
   d('DocSetCutoverFlags', 'setCutoverFlags', 'write'), d('StopTopOff', 'stopTopOff'), d('DocCleanup', 'cleanup', 'paused'), d('DocRevert', 'revert', 'restore'), d('DocSummarize', 'summarize', 'list'),
   { ...t('Plan', 'plan', 'paused'), plan: true }, { ...d('DocPlan', 'plan', 'paused'), plan: true }, { ...a('AlterPlan', 'plan', 'paused'), plan: true },
   a('AlterPreflight', 'preflight'), a('CreateShadow', 'createShadow'), a('AlterCopyChunks', 'copyChunks', 'paused'), a('AlterVerify', 'verify', 'paused'),
@@ -240,6 +242,11 @@ export class Workers extends Construct {
         f.role.addToPolicy(new iam.PolicyStatement(flagStatement));
         acknowledgeOnPolicy(f.role, `IAM5[Resource::${flagStatement.resources[0]!.replace(stack.partition, '<AWS::Partition>')}]`,
           `Flags live at ${deployment.ssmRoot}/<migrationId>/flags/; the migration id comes with each execution, so the grant covers this deployment's flag namespace and nothing else in SSM.`);
+      }
+      if (spec.reportsLag) {
+        const lag = param('/*/status/lag');
+        f.role.addToPolicy(new iam.PolicyStatement({ actions: ['ssm:PutParameter'], resources: [lag] }));
+        acknowledgeOnPolicy(f.role, `IAM5[Resource::${lag.replace(stack.partition, '<AWS::Partition>')}]`, "The top-off reports the old database's lag of any migration of this deployment at <root>/<migrationId>/status/lag while its cleanup approval waits, and nowhere else.");
       }
       if (spec.flags === 'paused' || spec.knobs) {
         // The loops that check FERRY_PAUSED before each chunk also read the operator's live knobs there (ferry set).

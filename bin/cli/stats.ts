@@ -1,4 +1,4 @@
-import { seqNumber } from '../../lambdas/core/docs/changes.ts';
+import { oldDatabaseLag } from '../../lambdas/doctype-copy/revert.ts';
 import { NanoConnector } from '../../lambdas/adapters/couch.ts';
 import { Mysql2Connector } from '../../lambdas/adapters/mysql2.ts';
 import { DocCheckpointStore } from '../../lambdas/core/docs/checkpoint.ts';
@@ -104,8 +104,8 @@ export async function docStats(raw: unknown, env: NodeJS.ProcessEnv = process.en
     lines.push(cp ? `checkpoint: phase ${cp.phase}, ${cp.state.docsCopied} docs copied, top-off at seq ${cp.state.topOffSeq}, ${cp.state.docsDeleted} deleted` : 'checkpoint: none');
     // How far the old database lags while a revert is still possible: what the new one took since the cut-over.
     if (cp?.phase === 'cleanup-approval' && cp.state.targetSeqAtCutover !== undefined) {
-      const [from, now] = [seqNumber(cp.state.targetSeqAtCutover), seqNumber((await target.db.info())?.updateSeq)];
-      if (from !== null && now !== null) lines.push(`old database: ${now - from} changes in ${input.target.database} since the cut-over (seq ${from} → ${now}), not in ${input.source.database}; ferry revert would carry back those of the migrated types`);
+      const lag = oldDatabaseLag(input, cp.state.targetSeqAtCutover, (await target.db.info())?.updateSeq);
+      if (lag) lines.push(lag);
     }
     const both = cp?.state.editedInBoth ?? [];
     if (both.length) {

@@ -12,6 +12,7 @@ import { deploymentFromEnv } from '../core/deployment.ts';
 import { progressReporter, telemetry } from './telemetry.ts';
 import { SsmFlagStore } from './flags-ssm.ts';
 import { SsmMigrationClaims } from './claims-ssm.ts';
+import { SsmStatusReports } from './status-ssm.ts';
 import { Mysql2Connector } from './mysql2.ts';
 import type { SqlConnection, SqlConnector } from '../core/ports/sql.ts';
 
@@ -161,7 +162,7 @@ export class SfnExecutionRegistry {
   }
 }
 
-let shared: { sql: AwsSqlConnector; couch: NanoConnector; flags: SsmFlagStore; knobs: SsmFlagStore; claims: SsmMigrationClaims; executions: SfnExecutionRegistry; telemetry: ReturnType<typeof telemetry> } | undefined;
+let shared: { sql: AwsSqlConnector; couch: NanoConnector; flags: SsmFlagStore; knobs: SsmFlagStore; claims: SsmMigrationClaims; status: SsmStatusReports; executions: SfnExecutionRegistry; telemetry: ReturnType<typeof telemetry> } | undefined;
 
 /** The ports on AWS, built once per warm function; the time budget from the invocation's remaining time. */
 export function awsDeps(machine: string, context?: { getRemainingTimeInMillis(): number }, env: NodeJS.ProcessEnv = process.env): TaskDeps {
@@ -176,6 +177,7 @@ export function awsDeps(machine: string, context?: { getRemainingTimeInMillis():
       flags: new SsmFlagStore(ssm, deploymentFromEnv(env).ssmRoot),
       knobs: new SsmFlagStore(ssm, deploymentFromEnv(env).ssmRoot, 'knobs'),
       claims: new SsmMigrationClaims(ssm, deploymentFromEnv(env).ssmRoot),
+      status: new SsmStatusReports(ssm, deploymentFromEnv(env).ssmRoot),
       executions: new SfnExecutionRegistry(t.tracer.captureAWSv3Client(new SFNClient({}))),
       telemetry: t,
     };

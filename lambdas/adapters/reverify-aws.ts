@@ -1,10 +1,14 @@
 import { DescribeExecutionCommand, ListExecutionsCommand, SFNClient } from '@aws-sdk/client-sfn';
-import { PutParameterCommand, SSMClient } from '@aws-sdk/client-ssm';
+import { SSMClient } from '@aws-sdk/client-ssm';
 import type { TaskDeps } from '../core/ports/task-deps.ts';
 import { deploymentFromEnv } from '../core/deployment.ts';
 import { migrationInputOfExecution } from '../core/machine-inputs.ts';
 import { AwsApprovals } from './approvals-aws.ts';
 import { awsDeps } from './aws.ts';
+import { SsmStatusReports } from './status-ssm.ts';
+import { lagReportText } from '../core/ports/status.ts';
+
+export { lagReportText };
 
 /** A machine's re-verification step, for the execution that waits (see lambdas/<machine>/reverify.ts). */
 export type ReverifyStep = (event: { migration: unknown; execution: string }, deps: TaskDeps) => Promise<{ note: string; reverify?: { differences: readonly { detail: string }[] } | null }>;
@@ -74,11 +78,6 @@ export function reverifyReportText(at: string, note: string, differences: readon
   return text(differences.slice(0, kept));
 }
 
-/** What the scheduled function reports beside a pending cleanup approval: how far the old home trails, in words, and when it was read. */
-export function lagReportText(at: string, note: string): string {
-  return JSON.stringify({ at, note: note.slice(0, 2000) });
-}
-
 /**
  * The Lambda handler of a machine's scheduled re-verification: every pending cut-over approval of
  * its state machine (named by FERRY_MACHINE_ARN) is re-verified for the execution that waits, and
@@ -97,14 +96,10 @@ export function scheduledReverify(machine: string, run: ReverifyStep, lag?: Reve
     if (!machineArn) throw new Error('FERRY_MACHINE_ARN is not set: the stack sets it on this function');
     const deadline = deps.now() + deps.budgetMillis;
     const aws = { approvals: new AwsApprovals(ssm, sfn, root), sfn, machineArn };
-    const done = await reverifyPending(deps, aws, run, async (r) => {
-      const Value = reverifyReportText(new Date().toISOString(), r.note, r.differences);
-      await ssm.send(new PutParameterCommand({ Name: `${root}/${r.migrationId}/status/reverify`, Value, Type: 'String', Overwrite: true }));
-    });
+    const status = new SsmStatusReports(ssm, root);
+    const done = await reverifyPending(deps, aws, run, (r) => status.put(r.migrationId, 'reverify', reverifyReportText(new Date().toISOString(), r.note, r.differences)));
     if (!lag) return done;
-    const lags = await reverifyPending({ ...deps, budgetMillis: deadline - deps.now() }, aws, lag, async (r) => {
-      await ssm.send(new PutParameterCommand({ Name: `${root}/${r.migrationId}/status/lag`, Value: lagReportText(new Date().toISOString(), r.note), Type: 'String', Overwrite: true }));
-    }, 'cleanup');
+    const lags = await reverifyPending({ ...deps, budgetMillis: deadline - deps.now() }, aws, lag, (r) => status.put(r.migrationId, 'lag', lagReportText(new Date().toISOString(), r.note)), 'cleanup');
     return [...done, ...lags];
   };
 }

@@ -61,6 +61,8 @@ export interface DoctypeCopyState {
   flagsBefore?: Record<string, string | null>;
   /** The target's seq just before the cut-over: what the application writes there comes after it. */
   targetSeqAtCutover?: string;
+  /** When the old database's lag was last reported for the approval page on AWS (see reportLag). */
+  lagReportedAt?: string;
   /** The revert asked for instead of the cleanup, once it began. */
   revert?: RevertState;
   /** Live docs per type on both sides when the completeness check passed, before the cut-over. */

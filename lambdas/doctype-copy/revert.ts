@@ -4,6 +4,9 @@ import { InvalidInput } from '../core/errors.ts';
 import { setFlagsBack } from '../core/ports/flags.ts';
 import { checkWritten } from '../core/docs/compare.ts';
 import { copyRevisions } from '../core/docs/copier.ts';
+import { seqNumber } from '../core/docs/changes.ts';
+import { LAG_REPORT_EVERY_MILLIS, lagReportText } from '../core/ports/status.ts';
+import type { DoctypeCopyInput } from '../core/doctype-copy-input.ts';
 import { docLoopState, openDocMigration, pausedReason, reportDoc, saveDoc, timeLeft, type DocLoopState, type DocMigration, type DocTaskEvent } from './open-doc-migration.ts';
 
 /**
@@ -134,4 +137,38 @@ export async function revert(event: DocTaskEvent & { cause?: string | null }, de
   await saveDoc(m, () => 'reverted');
   reportDoc(m, `reverted: ${w.docsCarried} docs carried back (${w.tombstonesCarried} deletions); ${m.input.source.database} is the home again`);
   return docLoopState(m, { done: true });
+}
+
+/**
+ * How far the old database trails the new one while a revert is possible, in words: every change
+ * the new database took since the cut-over (from its seqs: any doc's), which a revert reads; null
+ * when a seq does not read as a number.
+ */
+export function oldDatabaseLag(input: Pick<DoctypeCopyInput, 'source' | 'target'>, seqAtCutover: string, updateSeq: string | undefined): string | null {
+  const [from, now] = [seqNumber(seqAtCutover), seqNumber(updateSeq)];
+  if (from === null || now === null) return null;
+  return `old database: ${now - from} changes in ${input.target.database} since the cut-over (seq ${from} → ${now}), not in ${input.source.database}; ferry revert would carry back those of the migrated types`;
+}
+
+/**
+ * Beside a pending cleanup approval, on AWS, where the page and `ferry status --aws` read no
+ * database: the old database's lag, reported by the top-off that runs until the cleanup begins,
+ * once a minute at most. A report that cannot be written is said, and the top-off goes on.
+ */
+export async function reportLag(m: DocMigration): Promise<void> {
+  const status = m.deps.status;
+  if (!status || m.phase !== 'cleanup-approval' || m.state.targetSeqAtCutover === undefined) return;
+  if (m.deps.now() - Date.parse(m.state.lagReportedAt ?? '1970-01-01T00:00:00Z') < LAG_REPORT_EVERY_MILLIS) return;
+  const note = oldDatabaseLag(m.input, m.state.targetSeqAtCutover, (await m.target.info())?.updateSeq);
+  if (note === null) return;
+  const at = new Date(m.deps.now()).toISOString();
+  try {
+    await status.put(m.input.migrationId, 'lag', lagReportText(at, note));
+  } catch (err) {
+    reportDoc(m, `the old database's lag could not be reported for the approval page: ${(err as Error).name}: ${(err as Error).message}`);
+    return;
+  }
+  await saveDoc(m, (s) => {
+    s.lagReportedAt = at;
+  });
 }

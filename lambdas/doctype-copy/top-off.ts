@@ -3,6 +3,7 @@ import { classifyChanges } from '../core/docs/changes.ts';
 import { checkWritten } from '../core/docs/compare.ts';
 import { changedInTarget, copyRevisions } from '../core/docs/copier.ts';
 import { TOP_OFF_STOPPED, docLoopState, followDocKnobs, noteEditedInBoth, openDocMigration, pausedReason, reportDoc, saveDoc, timeLeft, type DocLoopState, type DocMigration, type DocTaskEvent } from './open-doc-migration.ts';
+import { reportLag } from './revert.ts';
 
 const MOVED_OUT_KEPT = 100;
 
@@ -64,6 +65,7 @@ export async function topOff(event: DocTaskEvent, deps: TaskDeps): Promise<DocLo
   const atHead = await topOffToHead(m);
   if (TOP_OFF_STOPPED.includes(m.phase)) return docLoopState(m, { done: true, stopped: true });
   if (!atHead) return docLoopState(m, { done: false });
+  await reportLag(m);
   const { quietSeconds, pollSeconds } = m.input.topOff;
   const quietFor = (deps.now() - Date.parse(m.state.quietSince ?? new Date(deps.now()).toISOString())) / 1000;
   if (m.phase === 'top-off' && quietFor >= quietSeconds) {

@@ -138,6 +138,8 @@ describe('FerryStack', () => {
     // table-copy's revert carries rows back in a throttled loop: it reads the knobs too, and sets flags back
     expect(actions('Revert')).toEqual(expect.arrayContaining(['ssm:GetParametersByPath', 'ssm:PutParameter', 'ssm:DeleteParameters']));
     expect(actions('DocRevert')).not.toContain('ssm:GetParametersByPath');
+    // doctype-copy's top-off, which runs until the cleanup begins, reports the old database's lag there, and writes nothing else in SSM
+    expect(policyOf('TopOff').filter((st) => ([] as string[]).concat(st.Action).includes('ssm:PutParameter')).map((st) => JSON.stringify(st.Resource))).toEqual([expect.stringMatching(/parameter\/ferry-production\/\*\/status\/lag"\]\]\}$/)]);
     // grants nothing unused
     const everything = JSON.stringify(ofType('AWS::IAM::Policy'));
     expect(everything).not.toContain('rds-data:BatchExecuteStatement');

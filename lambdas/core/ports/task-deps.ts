@@ -2,6 +2,7 @@ import type { MigrationClaims } from './claims.ts';
 import type { CouchConnector } from './couch.ts';
 import type { FlagStore } from './flags.ts';
 import type { SqlConnector } from './sql.ts';
+import type { StatusReports } from './status.ts';
 
 /** What a progress line says; handlers report it after every unit of work. */
 export interface Progress {
@@ -55,4 +56,6 @@ export interface TaskDeps {
   readonly stopping?: AbortSignal;
   readonly now: () => number;
   readonly report: (progress: Progress) => void;
+  /** Where a task leaves what the approval page and `ferry status --aws` show (AWS only; see StatusReports). */
+  readonly status?: StatusReports;
 }
