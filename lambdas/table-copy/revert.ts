@@ -100,6 +100,11 @@ async function carry(m: Migration, r: CopyRevert): Promise<true | LoopState> {
   return true;
 }
 
+/** Whether to stop between spans: the budget is spent, or the throttle says wait (the caller asks it again, and waits). */
+async function pausing(m: Migration): Promise<boolean> {
+  return !timeLeft(m) || (await checkThrottle(m)).throttled;
+}
+
 /** The next spans of a delivery ledger (one integer id), compared and carried; how many. */
 async function idSpans(m: Migration, r: CopyRevert, back: ReturnType<typeof backwards>): Promise<number> {
   const ledger = ledgerOf(m);
@@ -108,7 +113,7 @@ async function idSpans(m: Migration, r: CopyRevert, back: ReturnType<typeof back
     const n = await carrySpan(m, r, back, { lo: span.lo, hi: span.hi }, span, (now) => ledger.record({ ...span, rows: now.rowCount, checksum: now.checksum }));
     r.spansAfter = span.lo;
     if (n) await save(m);
-    if (!timeLeft(m)) break;
+    if (await pausing(m)) break;
   }
   return spans.length;
 }
@@ -121,7 +126,7 @@ async function keySpans(m: Migration, r: CopyRevert, back: ReturnType<typeof bac
     const n = await carrySpan(m, r, back, spanRange(span), span, (now) => ledger.update({ seq: span.seq, rows: now.rowCount, checksum: now.checksum }));
     r.spansAfter = span.seq;
     if (n) await save(m);
-    if (!timeLeft(m)) break;
+    if (await pausing(m)) break;
   }
   return spans.length;
 }
