@@ -150,10 +150,16 @@ async function local(args: string[]): Promise<number> {
       ...(page ? { pageUrl: page.url } : {}),
     });
   } finally {
-    process.off('SIGINT', stop);
-    process.off('SIGTERM', stop);
+    const unlisten = () => {
+      process.off('SIGINT', stop);
+      process.off('SIGTERM', stop);
+    };
+    // A stopped run still hears a second Ctrl-C while the page and the embedded server close (the page waits up to 5 s
+    // for a connection kept alive): it ends the process at once, with 130, as during the run.
+    if (!stoppedBy) unlisten();
     await page?.close();
     await embedded?.stop();
+    unlisten();
   }
   if (result.usage) bar.say(usageLine(result.usage));
   if (stoppedBy && result.status !== 'SUCCEEDED') {

@@ -103,21 +103,33 @@ describe('stopping ferry local', () => {
 
   it('a second Ctrl-C ends the run there and then', async () => {
     const sc = await scenario({ rows: 100_000, stateBytes: 100 });
+    const app = await admin();
     try {
       const running = startFerry(['local', 'table-copy', '--input', sc.inputFile({ chunk: { targetMillis: 200, minRows: 100, maxRows: 5000 } }), '--state-dir', sc.stateDir, '--approve', 'all']);
       await running.waitFor(/\[copy\]/);
+      // the application holds the target table: the chunk under way waits for it, and the first Ctrl-C's stop at its end with it
+      await app.query(`LOCK TABLES \`${sc.tgt}\`.${TGT} WRITE`);
+      for (;;) {
+        const [rows] = await sc.conn.query(`SELECT COUNT(*) AS n FROM information_schema.PROCESSLIST WHERE STATE = 'Waiting for table metadata lock' AND INFO LIKE ?`, [`%${sc.tgt}%`]);
+        if (Number((rows as { n: unknown }[])[0]!.n) > 0) break;
+        expect(running.child.exitCode, running.stderr()).toBeNull();
+        await new Promise((r) => setTimeout(r, 10));
+      }
       running.child.kill('SIGINT');
-      await new Promise((r) => setTimeout(r, 5));
+      // Ctrl-C again once the first was heard: two signals sent before the process takes the first are one to the kernel (they do not queue)
+      await running.waitFor(/stopping at the end of the chunk under way/);
       const signalled = Date.now();
       running.child.kill('SIGINT');
       const stopped = await running.done;
       expect(Date.now() - signalled).toBeLessThan(1000);
       expect(stopped.code, stopped.stderr).toBe(130);
       expect(stopped.stderr).toMatch(/stopped at once: the checkpoint is kept/);
+      await app.query('UNLOCK TABLES');
       // and the next run takes the lock of the process that is gone, and finishes
       const again = await runFerry(['local', 'table-copy', '--input', sc.inputFile({ chunk: { targetMillis: 200, minRows: 100, maxRows: 5000 } }), '--state-dir', sc.stateDir, '--approve', 'all']);
       expect(again.code, again.stderr).toBe(0);
     } finally {
+      await app.end();
       await sc.close();
     }
   });
