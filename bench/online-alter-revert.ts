@@ -8,11 +8,11 @@
  * same writers. Prints how long each took, and the application's statements, errors, median, p99
  * and max latency per phase.
  */
-import { spawn } from 'node:child_process';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { admin, makeDatabases } from '../test/helpers/db.ts';
+import { ferry, latencyLine, now } from './run-ferry.ts';
 import { failures, latency, startAppWriter, studentModuleWriter, type AppOp, type LatencySummary } from '../test/helpers/app-writer.ts';
 
 const ROWS = Number(process.env.BENCH_REVERT_ROWS ?? 100_000);
@@ -22,22 +22,7 @@ const TABLE = `(id int NOT NULL AUTO_INCREMENT PRIMARY KEY, module_type varchar(
   modified datetime(6) NOT NULL, max_grade double NULL, done varchar(8) NOT NULL DEFAULT 'na', course_id varchar(255) NOT NULL,
   UNIQUE KEY student_module (student_id, module_id, course_id), KEY modified (modified))`;
 
-const line = (name: string, l: LatencySummary) => `  ${name.padEnd(26)} n=${l.statements} errors=${l.errors} median=${l.medianMillis?.toFixed(1)} p99=${l.p99Millis?.toFixed(1)} max=${l.maxMillis?.toFixed(1)} ms`;
-const now = () => performance.timeOrigin + performance.now();
-
-function ferry(args: string[], onStderr?: (text: string) => void): Promise<{ status: number | null; stdout: string }> {
-  return new Promise((resolve) => {
-    const child = spawn(process.execPath, ['bin/ferry.js', ...args], { env: { ...process.env, CI: 'true' }, stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d) => (stdout += d));
-    child.stderr.on('data', (d) => {
-      stderr += d;
-      onStderr?.(stderr);
-    });
-    child.on('close', (status) => resolve({ status, stdout }));
-  });
-}
+const line = (name: string, l: LatencySummary) => latencyLine(name, l);
 
 const conn = await admin();
 const dbs = await makeDatabases(conn, 'rvb');

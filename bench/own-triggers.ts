@@ -5,11 +5,11 @@
  * autocommit, no retry, 5 ms pause), statements, errors, median, p99 and max latency per phase,
  * and how long the swap step took. `BENCH_TRIGGER_ROWS` changes the row count.
  */
-import { spawn } from 'node:child_process';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { admin, makeDatabases } from '../test/helpers/db.ts';
+import { ferry, latencyLine } from './run-ferry.ts';
 import { latency, startAppWriter, studentModuleWriter, failures } from '../test/helpers/app-writer.ts';
 
 const ROWS = Number(process.env.BENCH_TRIGGER_ROWS ?? 100_000);
@@ -39,12 +39,7 @@ async function one(withTriggers: boolean): Promise<{ swapMillis: number; swapMax
     const writers = Array.from({ length: WRITERS }, (_, k) => startAppWriter(studentModuleWriter(db, 'csm', ROWS, k, WRITERS), { pauseMillis: 5 }));
     await new Promise((r) => setTimeout(r, 2000));
     const started = Date.now();
-    const run = await new Promise<{ status: number | null; stdout: string }>((resolve) => {
-      const child = spawn(process.execPath, ['bin/ferry.js', 'local', 'online-alter', '--input', join(dir, 'in.json'), '--approve', 'all', '--state-dir', join(dir, 'st')], { env: { ...process.env, CI: 'true' }, stdio: ['ignore', 'pipe', 'ignore'] });
-      let stdout = '';
-      child.stdout.on('data', (d) => (stdout += d));
-      child.on('close', (status) => resolve({ status, stdout }));
-    });
+    const run = await ferry(['local', 'online-alter', '--input', join(dir, 'in.json'), '--approve', 'all', '--state-dir', join(dir, 'st')]);
     await new Promise((r) => setTimeout(r, 2000));
     const ops = (await Promise.all(writers.map((w) => w.stop()))).flat();
     const out = JSON.parse(run.stdout.trim().split('\n').pop()!);
@@ -57,7 +52,7 @@ async function one(withTriggers: boolean): Promise<{ swapMillis: number; swapMax
       ['after', latency(ops, at('cleanup-approval'), Infinity)],
     ] as const;
     console.log(`online-alter, ${withTriggers ? 'with 3 triggers of its own' : 'no triggers of its own'}: exit ${run.status}, failures ${failures(ops).length}, swap ${(at('cleanup-approval') - at('cutover-approval'))} ms`);
-    for (const [name, l] of rows) console.log(`  ${name.padEnd(12)} n=${l.statements} errors=${l.errors} median=${l.medianMillis?.toFixed(1)} p99=${l.p99Millis?.toFixed(1)} max=${l.maxMillis?.toFixed(1)}`);
+    for (const [name, l] of rows) console.log(latencyLine(name, l, 12));
     return { swapMillis: at('cleanup-approval') - at('cutover-approval'), swapMax: rows[2][1].maxMillis };
   } finally {
     await dbs.drop();

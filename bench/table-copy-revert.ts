@@ -9,33 +9,18 @@
  * the rows the revert compared and carried, and the application's statements, errors, median, p99
  * and max latency before and during the revert.
  */
-import { spawn } from 'node:child_process';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { admin, historyTableSql, makeDatabases, seedHistory } from '../test/helpers/db.ts';
+import { ferry, latencyLine, now } from './run-ferry.ts';
 import { failures, latency, startAppWriter, type AppOp, type AppStatement, type LatencySummary } from '../test/helpers/app-writer.ts';
 
 const ROWS = Number(process.env.BENCH_REVERT_ROWS ?? 200_000);
 const STEP = 3;
 const WRITERS = 4;
 
-const line = (name: string, l: LatencySummary) => `  ${name.padEnd(34)} n=${l.statements} errors=${l.errors} median=${l.medianMillis?.toFixed(1)} p99=${l.p99Millis?.toFixed(1)} max=${l.maxMillis?.toFixed(1)} ms`;
-const now = () => performance.timeOrigin + performance.now();
-
-function ferry(args: string[], onStderr?: (text: string) => void): Promise<{ status: number | null; stdout: string }> {
-  return new Promise((resolve) => {
-    const child = spawn(process.execPath, ['bin/ferry.js', ...args], { env: { ...process.env, CI: 'true' }, stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d) => (stdout += d));
-    child.stderr.on('data', (d) => {
-      stderr += d;
-      onStderr?.(stderr);
-    });
-    child.on('close', (status) => resolve({ status, stdout }));
-  });
-}
+const line = (name: string, l: LatencySummary) => latencyLine(name, l, 34);
 
 /** The application after the cut-over, writer k: inserts, updates of copied rows (its own ids ≡ k mod writers) and, one statement in ten, a delete. */
 function newTableWriter(table: string, k: number): (i: number) => AppStatement {
