@@ -1,4 +1,9 @@
+import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
+import { FileFlagStore } from '../../lambdas/adapters/flags.ts';
+import { Mysql2Connector } from '../../lambdas/adapters/mysql2.ts';
+import type { TaskDeps } from '../../lambdas/core/ports/task-deps.ts';
+import { originalBehind } from '../../lambdas/online-alter/revert.ts';
 import { runFerry, startFerry } from '../helpers/cli.ts';
 import { startAppWriter, studentModuleWriter } from '../helpers/app-writer.ts';
 import { CSM } from '../helpers/alter-scenario.ts';
@@ -28,6 +33,15 @@ describe('the revert window of an online-alter: from the swap until the cleanup'
       expect(Number(behind![1])).toBeGreaterThan(10);
       const stats = await runFerry(['stats', '--input', c.args[3]!]);
       expect(JSON.parse(stats.stdout).revertWindow).toMatchObject({ open: true, rows: expect.stringMatching(/^[1-9][0-9]*$/) });
+      // what the scheduled AlterReverify reports on AWS beside the cleanup approval: the same words
+      const sql = new Mysql2Connector({});
+      try {
+        const deps = { sql, flags: new FileFlagStore(sc.stateDir), knobs: new FileFlagStore(sc.stateDir, 'knobs'), budgetMillis: 10_000, now: Date.now, report: () => undefined } as unknown as TaskDeps;
+        const { note } = await originalBehind({ migration: JSON.parse(readFileSync(c.args[3]!, 'utf8')) }, deps);
+        expect(note).toMatch(/^revert window open on \S+: .*_courseware_studentmodule_old is \d+ rows behind/);
+      } finally {
+        await sql.closeAll();
+      }
 
       const taken = await revert(c);
       expect(taken.code, taken.stderr).toBe(0);
