@@ -2,7 +2,8 @@ import type { TaskDeps } from '../core/ports/task-deps.ts';
 import { InvalidInput, RevertRefused } from '../core/errors.ts';
 import { setFlagsBack } from '../core/ports/flags.ts';
 import { keyAt, keyBounds, keyOf } from '../core/tables/copier.ts';
-import { backwards, bothChecksums, carryBack, oldTableLagOf, RowsRefused } from '../core/tables/carry-back.ts';
+import { backwards, carryBack, ledgerTop, oldTableLagOf, RowsRefused } from '../core/tables/carry-back.ts';
+import { compareRange } from '../core/tables/verifier.ts';
 import { spanRange, type KeySpan, type LedgerEntry } from '../core/tables/ledger.ts';
 import type { KeyRange } from '../core/keys.ts';
 import { byKey, checkThrottle, keyLedgerOf, ledgerOf, loopState, openMigration, outcomeState, report, save, timeLeft, type CopyRevert, type LoopState, type Migration, type TaskEvent } from './open-migration.ts';
@@ -87,7 +88,7 @@ async function carry(m: Migration, r: CopyRevert): Promise<true | LoopState> {
       if (compared === 0) {
         r.spansDone = true;
         r.aboveUpTo = (await keyBounds(back.source, back.sourceTable, keyOf(back))).max;
-        r.aboveAfter = byKey(m) ? (await keyLedgerOf(m).last())?.hi ?? null : await ledgerOf(m).top();
+        r.aboveAfter = await ledgerTop(m.target, m.input, keyOf(back));
       }
       await save(m);
       continue;
@@ -143,8 +144,8 @@ async function carrySpan(
   span: LedgerEntry | KeySpan,
   record: (now: { rowCount: string; checksum: string }) => Promise<void>,
 ): Promise<number> {
-  const seen = await bothChecksums(back, range);
-  let now = seen.old;
+  const seen = await compareRange(back, range);
+  let now = seen.target;
   let written = 0;
   if (!seen.equal) ({ written, old: now } = await carryBack(back, range, { delivered: true }));
   r.spansCompared = (r.spansCompared ?? 0) + 1;

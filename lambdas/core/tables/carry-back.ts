@@ -1,5 +1,5 @@
 import { str, type SqlConnection, type SqlRow } from '../ports/sql.ts';
-import { differingIds, sameChecksum, type RangeChecksum } from '../checksum.ts';
+import { differingIds, type RangeChecksum } from '../checksum.ts';
 import { DatabaseError, ERRNO } from '../errors.ts';
 import { qualified, quoteIdent, type TableRef } from '../identifiers.ts';
 import type { KeyRange, KeyShape, KeyValue } from '../keys.ts';
@@ -144,13 +144,6 @@ export async function carryBack(back: CopyTables, range: KeyRange, options: Carr
   return { written: diffs.length, old: await checksumRange(back.target, back.targetTable, key, back.hash.target, range) };
 }
 
-/** Both sides' checksums of a range, the new table's first: equal, nothing to carry. */
-export async function bothChecksums(back: CopyTables, range: KeyRange): Promise<{ equal: boolean; old: RangeChecksum }> {
-  const key = keyOf(back);
-  const [inNew, inOld] = await Promise.all([checksumRange(back.source, back.sourceTable, key, back.hash.source, range), checksumRange(back.target, back.targetTable, key, back.hash.target, range)]);
-  return { equal: sameChecksum(inNew, inOld), old: inOld };
-}
-
 /** The most rows the old table's lag is counted up to: a page refreshed often never reads a huge table through. */
 export const LAG_COUNTED = 1_000_000;
 
@@ -170,10 +163,14 @@ export async function oldTableLag(conn: SqlConnection, tables: { readonly old: T
   return `old table: ${tables.old.database}.${tables.old.table} lacks the ${count} rows the application inserted in ${tables.new.database}.${tables.new.table} since the copy flags${where}; ${rest} are found when ferry revert compares the two`;
 }
 
-/** oldTableLag from the ledger's top (a key ledger's last span, or the delivery ledger's highest id), the ledger beside the checkpoint in `conn`'s target database. */
-export async function oldTableLagOf(conn: SqlConnection, input: { readonly migrationId: string; readonly source: TableRef; readonly target: TableRef }, key: KeyShape): Promise<string> {
-  const top = key.isInteger
-    ? await new DeliveryLedger(conn, input.target.database, input.migrationId).top()
+/** The highest key a migration's ledger covers (a key ledger's last span's end, or the delivery ledger's highest id), null when it is empty; the ledger beside the checkpoint in `conn`'s target database. */
+export async function ledgerTop(conn: SqlConnection, input: { readonly migrationId: string; readonly target: TableRef }, key: KeyShape): Promise<KeyValue | null> {
+  return key.isInteger
+    ? new DeliveryLedger(conn, input.target.database, input.migrationId).top()
     : ((await new KeyLedger(conn, input.target.database, input.migrationId).last())?.hi ?? null);
-  return oldTableLag(conn, { old: input.source, new: input.target }, key, top);
+}
+
+/** oldTableLag from the ledger's top. */
+export async function oldTableLagOf(conn: SqlConnection, input: { readonly migrationId: string; readonly source: TableRef; readonly target: TableRef }, key: KeyShape): Promise<string> {
+  return oldTableLag(conn, { old: input.source, new: input.target }, key, await ledgerTop(conn, input, key));
 }

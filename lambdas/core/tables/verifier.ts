@@ -67,7 +67,8 @@ export interface RangeVerdict {
   readonly repaired: boolean;
 }
 
-async function compare(t: CopyTables, range: IdRange): Promise<{ equal: boolean; source: RangeChecksum; target: RangeChecksum }> {
+/** A range's count and checksum on both sides of a copy, read at the same time: equal or not. */
+export async function compareRange(t: CopyTables, range: KeyRange): Promise<{ equal: boolean; source: RangeChecksum; target: RangeChecksum }> {
   const [source, target] = await Promise.all([
     checksumRange(t.source, t.sourceTable, keyOf(t), t.hash.source, range),
     checksumRange(t.target, t.targetTable, keyOf(t), t.hash.target, range),
@@ -81,10 +82,10 @@ async function compare(t: CopyTables, range: IdRange): Promise<{ equal: boolean;
  * with the same id and other content is never overwritten, because it may be the application's.
  */
 export async function verifyRange(t: CopyTables, range: IdRange): Promise<RangeVerdict> {
-  const first = await compare(t, range);
+  const first = await compareRange(t, range);
   if (first.equal) return { range, rows: first.source.rowCount, checksum: first.source.checksum, repaired: false };
   await copyRange(t, range);
-  const second = await compare(t, range);
+  const second = await compareRange(t, range);
   if (second.equal) return { range, rows: second.source.rowCount, checksum: second.source.checksum, repaired: true };
   const [sourceRows, targetRows] = await rowHashesBothSides(t, range);
   const diffs = differingIds(sourceRows, targetRows);
