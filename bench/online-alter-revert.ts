@@ -12,7 +12,7 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { admin, makeDatabases } from '../test/helpers/db.ts';
-import { ferry, latencyLine, now } from './run-ferry.ts';
+import { cutOverThenRevert, latencyLine, now } from './run-ferry.ts';
 import { failures, latency, startAppWriter, studentModuleWriter, type AppOp, type LatencySummary } from '../test/helpers/app-writer.ts';
 
 const ROWS = Number(process.env.BENCH_REVERT_ROWS ?? 100_000);
@@ -44,28 +44,15 @@ try {
     const stateDir = join(dir, `st-${revertWindow}`);
     // ferry: the alter, 5 s of the application on the altered table, then the revert
     const started = now();
-    let swappedAt = 0;
-    const run = ferry(['local', 'online-alter', '--input', join(dir, 'in.json'), '--approve', 'cutover', '--state-dir', stateDir], (text) => {
-      if (!swappedAt && /waiting for approval "cleanup"/.test(text)) swappedAt = now();
+    const { window, asked, ended, out } = await cutOverThenRevert('online-alter', join(dir, 'in.json'), stateDir, migrationId, async () => {
+      // the table as the application has it after the swap, for the plain ALTER below (its reads hold up the writers a moment: not measured)
+      if (revertWindow) await conn.query(`CREATE TABLE \`${db}\`.csm2 LIKE \`${db}\`.csm; INSERT INTO \`${db}\`.csm2 SELECT * FROM \`${db}\`.csm`);
     });
-    while (!swappedAt) await new Promise((r) => setTimeout(r, 50));
-    // the table as the application has it after the swap, for the plain ALTER below (its reads hold up the writers a moment: not measured)
-    if (revertWindow) await conn.query(`CREATE TABLE \`${db}\`.csm2 LIKE \`${db}\`.csm; INSERT INTO \`${db}\`.csm2 SELECT * FROM \`${db}\`.csm`);
-    const window = now();
-    await new Promise((r) => setTimeout(r, 5000));
-    const asked = now();
-    const decided = await ferry(['revert', migrationId, '--reason', 'benchmark', '--state-dir', stateDir]);
-    if (decided.status !== 0) throw new Error(`ferry revert exited ${decided.status}`);
-    const result = await run;
-    const ended = now();
-    await new Promise((r) => setTimeout(r, 2000));
     const ops: AppOp[] = writers.flatMap((w) => [...w.ops]);
-    const out = JSON.parse(result.stdout.trim().split('\n').pop()!);
-    if (result.status !== 0 || out.outcome !== 'reverted') throw new Error(`ferry: ${result.stdout.slice(-500)}`);
     const [type] = await conn.query(`SELECT COLUMN_TYPE AS t FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = ? AND TABLE_NAME = 'csm' AND COLUMN_NAME = 'id'`, [db]);
     revertSeconds.push((ended - asked) / 1000);
     console.log(`ferry revert, ${revertWindow ? 'with the revert window' : 'revertWindow false'}: ${((ended - asked) / 1000).toFixed(2)} s from the decision to reverted (id ${(type as { t: string }[])[0]!.t} again), ` +
-      `${out.reverted.rowsCompared} rows compared, exit ${result.status}, application failures so far ${failures(ops).length}`);
+      `${out.reverted.rowsCompared} rows compared, application failures so far ${failures(ops).length}`);
     console.log(line('before the run', latency(ops, started - 2000, started)));
     console.log(line(revertWindow ? 'altered table, window open' : 'altered table, no window', latency(ops, window, asked)));
     console.log(line('during the revert', latency(ops, asked, ended)));

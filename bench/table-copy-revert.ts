@@ -13,8 +13,8 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { admin, historyTableSql, makeDatabases, seedHistory } from '../test/helpers/db.ts';
-import { ferry, latencyLine, now } from './run-ferry.ts';
-import { failures, latency, startAppWriter, type AppOp, type AppStatement, type LatencySummary } from '../test/helpers/app-writer.ts';
+import { cutOverThenRevert, latencyLine, now } from './run-ferry.ts';
+import { failures, latency, startAppWriter, type AppOp, type AppStatement, type AppWriter, type LatencySummary } from '../test/helpers/app-writer.ts';
 
 const ROWS = Number(process.env.BENCH_REVERT_ROWS ?? 200_000);
 const STEP = 3;
@@ -52,24 +52,12 @@ try {
   }));
   const stateDir = join(dir, 'state');
   console.log(`table-copy revert benchmark: ${ROWS.toLocaleString('en-US')} rows (every ${STEP}rd id used), ${WRITERS} writers on the new table (single rows, autocommit, 5 ms pause)`);
-  let cutOver = false;
-  const run = ferry(['local', 'table-copy', '--input', join(dir, 'in.json'), '--approve', 'cutover', '--state-dir', stateDir], (text) => {
-    if (!cutOver && /waiting for approval "cleanup"/.test(text)) cutOver = true;
-  });
-  while (!cutOver) await new Promise((r) => setTimeout(r, 50));
   const table = `\`${tgt}\`.\`${TGT}\``;
-  const writers = Array.from({ length: WRITERS }, (_, k) => startAppWriter(newTableWriter(table, k), { pauseMillis: 5 }));
-  const window = now();
-  await new Promise((r) => setTimeout(r, 5000));
-  const asked = now();
-  const decided = await ferry(['revert', migrationId, '--reason', 'benchmark', '--state-dir', stateDir]);
-  if (decided.status !== 0) throw new Error(`ferry revert exited ${decided.status}`);
-  const result = await run;
-  const ended = now();
-  await new Promise((r) => setTimeout(r, 2000));
+  let writers: AppWriter[] = [];
+  const { window, asked, ended, out } = await cutOverThenRevert('table-copy', join(dir, 'in.json'), stateDir, migrationId, async () => {
+    writers = Array.from({ length: WRITERS }, (_, k) => startAppWriter(newTableWriter(table, k), { pauseMillis: 5 }));
+  });
   const ops: AppOp[] = (await Promise.all(writers.map((w) => w.stop()))).flat();
-  const out = JSON.parse(result.stdout.trim().split('\n').pop()!);
-  if (result.status !== 0 || out.outcome !== 'reverted') throw new Error(`ferry: ${result.stdout.slice(-500)}`);
   if (failures(ops).length) throw new Error(`the application's writes failed: ${failures(ops).slice(0, 3).join('; ')}`);
   const revertSeconds = (ended - asked) / 1000;
 
