@@ -28,6 +28,13 @@ export const tableCopyInputSchema = z
     throttle: throttleSchema,
     reverify: reverifySchema,
     flags: z.strictObject({ copy: flagSet.default({}), cutover: flagSet.default({}) }).prefault({}),
+    /**
+     * From the copy flags until the cleanup, triggers on the target log the id of every row the
+     * application updates or deletes there, so `ferry revert` compares only the ledger spans they
+     * fall in (false: no trigger, and a revert compares every span). A table keyed by anything but
+     * one integer id has no window.
+     */
+    revertWindow: z.boolean().default(true),
     cleanup: z
       .strictObject({
         mode: z.enum(['trickle-delete', 'truncate', 'none']).default('trickle-delete'),

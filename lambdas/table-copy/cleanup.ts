@@ -8,8 +8,9 @@ import { sweep } from '../core/tables/sweeper.ts';
 import { lowWater } from '../core/tables/horizon.ts';
 import { deleteIds, idsAfter, setAutoIncrement, truncateTable, withWriteLock } from '../core/tables/table-writes.ts';
 import { hasAnyRow, liveAutoIncrementOf } from '../core/tables/inspector.ts';
-import { byKey, checkThrottle, keyLedgerOf, ledgerOf, loopState, openMigration, outcomeState, report, save, timeLeft, type LoopState, type Migration, type TaskEvent } from './open-migration.ts';
+import { byKey, checkThrottle, keyLedgerOf, ledgerOf, loopState, notice, openMigration, outcomeState, report, save, timeLeft, type LoopState, type Migration, type TaskEvent } from './open-migration.ts';
 import { sweepState } from './sweep.ts';
+import { closeCopyWindow, WINDOW_LOCK } from '../core/tables/copy-window.ts';
 
 /**
  * One batch of the trickle-delete: the next source ids after the cursor. Those the ledger does not
@@ -158,6 +159,17 @@ async function trickleDeleteByKey(m: Migration, ledger: KeyLedger): Promise<Loop
   return loopState(m, { done: false });
 }
 
+/** The revert window closes with the cleanup's start: its triggers off the new table, then its log (see copy-window.ts). */
+async function closeWindow(m: Migration): Promise<void> {
+  const w = m.state.window;
+  if (!w || !('openedAt' in w) || w.closedAt) return;
+  const t = m.input.target;
+  await closeCopyWindow(m.target, m.input.migrationId, t, { ...WINDOW_LOCK, ...(m.deps.stopping ? { stopping: m.deps.stopping } : {}) });
+  w.closedAt = new Date(m.deps.now()).toISOString();
+  await save(m);
+  notice(m, `revert window closed: ferry's triggers dropped from ${t.database}.${t.table}, and their log`);
+}
+
 async function finish(m: Migration): Promise<LoopState> {
   await save(m, 'done');
   report(m, `cleanup done: ${m.state.rowsDeleted} source rows removed`);
@@ -173,6 +185,7 @@ export async function cleanup(event: TaskEvent, deps: TaskDeps): Promise<LoopSta
   const m = await openMigration(event, deps);
   if (m.phase === 'cleanup-approval') await save(m, 'cleanup');
   if (m.phase === 'done') return loopState(m, { done: true });
+  await closeWindow(m);
   if (byKey(m)) {
     const keys = keyLedgerOf(m);
     if (m.input.cleanup.mode === 'trickle-delete') return trickleDeleteByKey(m, keys);

@@ -45,6 +45,12 @@ export interface TableCopyState extends KeySpanState {
   flagsBefore?: Record<string, string | null> | null;
   /** A revert asked for instead of the cleanup (see revert.ts): who and why, when, and how far it carried the new table back. */
   revert?: CopyRevert | null;
+  /**
+   * The revert window (see copy-window.ts): when SetCopyFlags opened it, before the flags went on,
+   * and when the cleanup closed it; or why it was not opened (the server refused the triggers);
+   * null or absent: none.
+   */
+  window?: { openedAt: string; closedAt?: string | null } | { refused: string } | null;
 }
 
 /** A revert of a table-copy (see revert.ts); a field not there yet is at its start (a revert begun by an earlier ferry has none). */
@@ -66,6 +72,14 @@ export interface CopyRevert {
   rowsCompared?: string;
   /** Rows of the old table written (inserted or overwritten) or deleted to match the new table. */
   rowsCarried?: number;
+  /**
+   * The spans compared are those the revert window's log names (see copy-window.ts), its entries up
+   * to `logUpTo` (the log's highest when the revert began; null: it was empty). False or absent: every span.
+   */
+  fromLog?: boolean;
+  logUpTo?: string | null;
+  /** Log entries read and forgotten, their spans carried. */
+  logEntries?: number;
 }
 
 export type LoopState = GenericLoopState<Phase>;

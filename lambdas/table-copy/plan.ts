@@ -2,6 +2,7 @@ import { ID_OFFSET_FLOOR } from '../core/id-offset.ts';
 import { count, diskWarning, formatSeconds, projectAws, secondsAt, type Plan, type PlanDeps, type PlanKnobs } from '../core/plan.ts';
 import type { TableCopyInput } from '../core/table-copy-input.ts';
 import { keyBounds } from '../core/tables/copier.ts';
+import { windowNames } from '../core/tables/shadow.ts';
 import { copiedColumns, copyKeyShape, foreignKeysOf, hashColumns, tableBytes, triggersOn } from '../core/tables/inspector.ts';
 import { binlogOn, diskNote, freeSpace, idsLine, rowsLine, rowsOf, tableBytesAtLeast, timedSample } from '../core/tables/plan-reads.ts';
 import { copyKeyOf, throttleNow } from '../core/tables/chunked-copy.ts';
@@ -45,6 +46,7 @@ export async function planTableCopy(input: TableCopyInput, deps: PlanDeps, knobs
           `${columns.length} columns; no id of ferry's to offset (an AUTO_INCREMENT column of the table's own, if any, is raised in the target as for an id)`,
         ]),
     `chunks of ${input.chunk.minRows}–${input.chunk.maxRows} ${shape.isInteger ? 'ids' : 'rows'} sized to ${input.chunk.targetMillis} ms; ${input.partitions === 1 ? 'one chunk loop' : `${input.partitions} partitions copied at once`}`,
+    windowLine(input, shape.isInteger),
   ];
 
   let resumes: Plan['resumes'] = null;
@@ -114,4 +116,12 @@ export async function planTableCopy(input: TableCopyInput, deps: PlanDeps, knobs
     knobs,
     warnings,
   };
+}
+
+/** What the revert window will do (see copy-window.ts). */
+function windowLine(input: TableCopyInput, integer: boolean): string {
+  if (!integer) return 'revert window: none for a key that is not one integer id (ferry revert compares every span of the ledger)';
+  if (!input.revertWindow) return 'revert window: none (revertWindow false: ferry revert compares every span of the ledger)';
+  const w = windowNames(input.migrationId, input.target);
+  return `revert window: from the copy flags until the cleanup, triggers ${w.update}, ${w.delete} on ${input.target.table} log the id of each row the application updates or deletes into ${w.log.table}, so ferry revert compares only the spans they fall in (needs TRIGGER, and on a server with a binary log SUPER or log_bin_trust_function_creators; refused: no window, and the revert compares every span)`;
 }

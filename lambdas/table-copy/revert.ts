@@ -4,6 +4,9 @@ import { setFlagsBack } from '../core/ports/flags.ts';
 import { keyAt, keyBounds, keyOf } from '../core/tables/copier.ts';
 import { backwards, carryBack, ledgerTop, oldTableLagOf, RowsRefused } from '../core/tables/carry-back.ts';
 import { compareRange } from '../core/tables/verifier.ts';
+import { copyWindowOpen, lastLogged, loggedIds } from '../core/tables/copy-window.ts';
+import { forgetWindowEntries } from '../core/tables/revert-window.ts';
+import { compareIds } from '../core/ids.ts';
 import { spanRange, type KeySpan, type LedgerEntry } from '../core/tables/ledger.ts';
 import type { KeyRange } from '../core/keys.ts';
 import { byKey, checkThrottle, keyLedgerOf, ledgerOf, loopState, openMigration, outcomeState, report, save, timeLeft, type CopyRevert, type LoopState, type Migration, type TaskEvent } from './open-migration.ts';
@@ -56,9 +59,13 @@ export async function revert(event: TaskEvent & { cause?: string | null }, deps:
     if (!m.state.flagsBefore) {
       throw new InvalidInput('migrationId', `the flags' values before the cut-over of ${m.input.migrationId} were not recorded (it was cut over by an earlier ferry): set them back by hand (ferry set, or the parameters)`);
     }
-    m.state.revert = { askedBy: event.cause ?? null, at: new Date(deps.now()).toISOString() };
+    const { broken, ...how } = await fromWindow(m);
+    m.state.revert = { askedBy: event.cause ?? null, at: new Date(deps.now()).toISOString(), ...how };
     await save(m, 'revert');
-    report(m, `reverting: carrying what the application wrote in ${m.input.target.table} since the copy flags back to ${m.input.source.table}, then the cut-over flags back`);
+    const compares = how.fromLog
+      ? `the spans of the rows the revert window logged as updated or deleted (up to entry ${how.logUpTo ?? '(none)'}), then the rows inserted`
+      : `every span of the ledger, then the rows inserted${broken ? `: ${broken}` : ''}`;
+    report(m, `reverting: carrying what the application wrote in ${m.input.target.table} since the copy flags back to ${m.input.source.table} (comparing ${compares}), then the cut-over flags back`);
   }
   const r = m.state.revert!;
   if (!r.carried) {
@@ -84,7 +91,7 @@ async function carry(m: Migration, r: CopyRevert): Promise<true | LoopState> {
     const decision = await checkThrottle(m);
     if (decision.throttled) return outcomeState(m, { kind: 'throttled', reason: decision.reason, waitSeconds: decision.waitSeconds });
     if (!r.spansDone) {
-      const compared = byKey(m) ? await keySpans(m, r, back) : await idSpans(m, r, back);
+      const compared = r.fromLog ? await loggedSpans(m, r, back) : byKey(m) ? await keySpans(m, r, back) : await idSpans(m, r, back);
       if (compared === 0) {
         r.spansDone = true;
         r.aboveUpTo = (await keyBounds(back.source, back.sourceTable, keyOf(back))).max;
@@ -117,6 +124,67 @@ async function idSpans(m: Migration, r: CopyRevert, back: ReturnType<typeof back
     if (await pausing(m)) break;
   }
   return spans.length;
+}
+
+/**
+ * Whether the revert goes by the window's log: SetCopyFlags opened the window before the copy flags
+ * went on, and both its triggers and its log are still there (one dropped by hand meanwhile may
+ * have missed writes: every span is compared, and `broken` says why). Its highest entry now bounds
+ * what the revert reads of it.
+ */
+async function fromWindow(m: Migration): Promise<Pick<CopyRevert, 'fromLog' | 'logUpTo'> & { broken?: string }> {
+  const w = m.state.window;
+  if (!w || !('openedAt' in w)) return { fromLog: false };
+  const t = m.input.target;
+  if (!(await copyWindowOpen(m.target, m.input.migrationId, t))) {
+    return { fromLog: false, broken: `the revert window opened at ${w.openedAt} is no longer whole on ${t.database}.${t.table} (a trigger or its log was dropped)` };
+  }
+  return { fromLog: true, logUpTo: await lastLogged(m.target, m.input.migrationId, t) };
+}
+
+/** Log entries read at a time. */
+const LOG_ENTRIES_PER_READ = 500;
+
+/**
+ * The next entries of the window's log (up to logUpTo), oldest first, taken in order of their ids:
+ * the ledger span each id falls in compared and carried as every span is without a window
+ * (carrySpan), then the entries naming ids in it forgotten; how many entries were forgotten. Ids
+ * above the ledger are left to the rows above it; one between spans (none, as the ledger is
+ * contiguous) is compared alone. Stops between spans when the budget is spent or the throttle says
+ * wait. A run stopped before a span's entries are forgotten reads them again: the span compares
+ * equal, and is recorded if need be.
+ */
+async function loggedSpans(m: Migration, r: CopyRevert, back: ReturnType<typeof backwards>): Promise<number> {
+  const t = m.input.target;
+  if (r.logUpTo == null) return 0;
+  const entries = await loggedIds(m.target, m.input.migrationId, t, LOG_ENTRIES_PER_READ, r.logUpTo);
+  if (entries.length === 0) return 0;
+  const ledger = ledgerOf(m);
+  const top = await ledger.top();
+  const byId = [...entries].sort((a, b) => compareIds(a.id, b.id));
+  let forgotten = 0;
+  for (let i = 0; i < byId.length; ) {
+    const id = byId[i]!.id;
+    const above = top === null || compareIds(id, top) > 0;
+    const span = above ? null : ((await ledger.overlapping(id, id))[0] ?? null);
+    const hi = above ? null : (span?.hi ?? id);
+    let j = i;
+    while (j < byId.length && (hi === null || compareIds(byId[j]!.id, hi) <= 0)) j++;
+    if (span) {
+      await carrySpan(m, r, back, { lo: span.lo, hi: span.hi }, span, (now) => ledger.record({ ...span, rows: now.rowCount, checksum: now.checksum }));
+    } else if (!above) {
+      const { written } = await carryBack(back, { lo: id, hi: id }, { delivered: true });
+      r.rowsCarried = (r.rowsCarried ?? 0) + written;
+    }
+    const seqs = byId.slice(i, j).map((e) => e.seq);
+    await forgetWindowEntries(m.target, m.input.migrationId, t, seqs);
+    forgotten += seqs.length;
+    r.logEntries = (r.logEntries ?? 0) + seqs.length;
+    await save(m);
+    i = j;
+    if (i < byId.length && (await pausing(m))) break;
+  }
+  return forgotten;
 }
 
 /** The next spans of a key ledger, compared and carried; how many. */

@@ -6,6 +6,8 @@ import type { KeyRange, KeyShape, KeyValue } from '../keys.ts';
 import { IDS_PER_STATEMENT, insertRows, keyOf, readList, type CopyTables } from './copier.ts';
 import { checksumRange, insertRefusing, rowHashesBothSides } from './verifier.ts';
 import { DeliveryLedger, KeyLedger } from './ledger.ts';
+import { copyWindowOpen } from './copy-window.ts';
+import { windowLag } from './revert-window.ts';
 
 /**
  * table-copy's way back (see lambdas/table-copy/revert.ts): the old table's rows of a range made
@@ -153,14 +155,23 @@ export const LAG_COUNTED = 1_000_000;
  * LAG_COUNTED. What else the application changed there (rows it updated or deleted, and with a key
  * that does not grow, rows it inserted between keys copied) is known only when a revert compares.
  */
-export async function oldTableLag(conn: SqlConnection, tables: { readonly old: TableRef; readonly new: TableRef }, key: KeyShape, top: KeyValue | null): Promise<string> {
+export async function oldTableLag(
+  conn: SqlConnection,
+  tables: { readonly old: TableRef; readonly new: TableRef },
+  key: KeyShape,
+  top: KeyValue | null,
+  logged: { rows: string; since: string | null } | null = null,
+): Promise<string> {
   const above = top === null ? null : key.after(top);
   const rows = await conn.query(`SELECT COUNT(*) AS n FROM (SELECT 1 FROM ${qualified(tables.new)}${above ? ` WHERE ${above.sql}` : ''} LIMIT ${LAG_COUNTED + 1}) x`, above?.params ?? []);
   const n = Number(str(rows[0] ?? {}, 'n') ?? '0');
   const count = n > LAG_COUNTED ? `more than ${LAG_COUNTED.toLocaleString('en-US')}` : n.toLocaleString('en-US');
   const where = top === null ? '' : ` (${key.isInteger ? 'ids' : `keys (${key.names})`} above ${top})`;
   const rest = key.isInteger ? 'rows it updated or deleted there' : 'rows it inserted between the keys copied, updated or deleted there';
-  return `old table: ${tables.old.database}.${tables.old.table} lacks the ${count} rows the application inserted in ${tables.new.database}.${tables.new.table} since the copy flags${where}; ${rest} are found when ferry revert compares the two`;
+  const lacks = `old table: ${tables.old.database}.${tables.old.table} lacks the ${count} rows the application inserted in ${tables.new.database}.${tables.new.table} since the copy flags${where}`;
+  if (!logged) return `${lacks}; ${rest} are found when ferry revert compares the two`;
+  const since = logged.rows === '0' || !logged.since ? '' : ` (the oldest of those writes at ${logged.since}, the writer's clock)`;
+  return `${lacks}, and ${logged.rows} rows it updated or deleted there are named by the revert window's log${since}: ferry revert compares the spans they fall in`;
 }
 
 /** The highest key a migration's ledger covers (a key ledger's last span's end, or the delivery ledger's highest id), null when it is empty; the ledger beside the checkpoint in `conn`'s target database. */
@@ -170,7 +181,8 @@ export async function ledgerTop(conn: SqlConnection, input: { readonly migration
     : ((await new KeyLedger(conn, input.target.database, input.migrationId).last())?.hi ?? null);
 }
 
-/** oldTableLag from the ledger's top. */
+/** oldTableLag from the ledger's top, and the revert window's log when it is open (see copy-window.ts). */
 export async function oldTableLagOf(conn: SqlConnection, input: { readonly migrationId: string; readonly source: TableRef; readonly target: TableRef }, key: KeyShape): Promise<string> {
-  return oldTableLag(conn, { old: input.source, new: input.target }, key, await ledgerTop(conn, input, key));
+  const logged = key.isInteger && (await copyWindowOpen(conn, input.migrationId, input.target)) ? await windowLag(conn, input.migrationId, input.target) : null;
+  return oldTableLag(conn, { old: input.source, new: input.target }, key, await ledgerTop(conn, input, key), logged);
 }

@@ -26,15 +26,21 @@ import { createCaptureLog, dropWindowAnchors, logColumns, logKey, shadowNames, T
  * (anchorSql): triggers whose body never runs but names the log, dropped right after the swap.
  */
 export function windowTriggerSql(migrationId: string, t: TableRef, on: TableRef, keyColumns: readonly string[]): string[] {
+  const sql = windowTriggers(migrationId, t, on, keyColumns);
+  return [sql.DELETE, sql.UPDATE, sql.INSERT];
+}
+
+/** The window's trigger for each event (see windowTriggerSql), on `on`, logging into the log of `t`'s window. */
+export function windowTriggers(migrationId: string, t: TableRef, on: TableRef, keyColumns: readonly string[]): Record<'INSERT' | 'UPDATE' | 'DELETE', string> {
   const names = windowNames(migrationId, t);
   const { into, keyOf } = logWrite(migrationId, t, keyColumns);
   const sameKey = keyColumns.map((c) => `OLD.${quoteIdent(c)} <=> NEW.${quoteIdent(c)}`).join(' AND ');
   const create = (name: string, event: string) => `CREATE TRIGGER ${qualified({ database: t.database, table: name })} AFTER ${event} ON ${qualified(on)} FOR EACH ROW`;
-  return [
-    `${create(names.delete, 'DELETE')} ${into} (${keyOf('OLD')}, 'delete')`,
-    `${create(names.update, 'UPDATE')} BEGIN ${into} (${keyOf('NEW')}, 'update'); IF NOT (${sameKey}) THEN ${into} (${keyOf('OLD')}, 'update'); END IF; END`,
-    `${create(names.insert, 'INSERT')} ${into} (${keyOf('NEW')}, 'insert')`,
-  ];
+  return {
+    DELETE: `${create(names.delete, 'DELETE')} ${into} (${keyOf('OLD')}, 'delete')`,
+    UPDATE: `${create(names.update, 'UPDATE')} BEGIN ${into} (${keyOf('NEW')}, 'update'); IF NOT (${sameKey}) THEN ${into} (${keyOf('OLD')}, 'update'); END IF; END`,
+    INSERT: `${create(names.insert, 'INSERT')} ${into} (${keyOf('NEW')}, 'insert')`,
+  };
 }
 
 /** How a trigger writes the window's log: `INSERT INTO log (keys…, event) VALUES`, and a row's key as NEW or OLD. */

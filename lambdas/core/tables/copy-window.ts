@@ -1,0 +1,97 @@
+import { qualified, type TableRef } from '../identifiers.ts';
+import { str, type SqlConnection } from '../ports/sql.ts';
+import { inspectTable } from './inspector.ts';
+import { allOn, closeWindow, windowTriggers } from './revert-window.ts';
+import { createCaptureLog, TRIGGER_SQL_MODE, windowNames, withShortLockWait, type DdlLock } from './shadow.ts';
+
+/**
+ * table-copy's revert window: from the copy flags until the cleanup, the key of every row updated or
+ * deleted in the new table is logged, in the same transaction as the write, so `ferry revert`
+ * compares only the ledger spans those keys fall in instead of every span.
+ *
+ * Two triggers (AFTER UPDATE, AFTER DELETE) on the new table write the window's log (the same
+ * triggers and log as online-alter's window, see revert-window.ts). ferry's own copy into the new
+ * table is `INSERT IGNORE` (and LOAD DATA … IGNORE), which fires neither: the log stays the size of
+ * what the application changes, not of the table. The application's inserts are not logged: with
+ * one integer id they land above the ledger, where the revert finds them by their ids (a key that
+ * does not grow, whose inserts land between the keys copied, has no window: its revert compares
+ * every span). ferry's own repairs of the new table (a verification's re-copy, the sweep) may log a
+ * key now and then: the revert compares it, finds both sides equal, and moves on.
+ *
+ * The window is made before the copy flags go on, so no write of the application precedes it; each
+ * trigger is made only when it is not on the table, never dropped and made again while the
+ * application writes (a write in between would go unlogged).
+ */
+
+/** How DDL on the new table waits for its metadata lock once the application uses it: 2 s at a time, 10 times. */
+export const WINDOW_LOCK: DdlLock = { seconds: 2, attempts: 10 };
+
+/** The window's triggers on the new table (an id's update and deletion). */
+export function copyWindowTriggers(migrationId: string, t: TableRef): string[] {
+  const names = windowNames(migrationId, t);
+  return [names.update, names.delete];
+}
+
+/**
+ * Opens the window on the new table `t` keyed by `idColumn`: its log made unless it is there, then
+ * each trigger not on the table made, under the short lock wait.
+ */
+export async function openCopyWindow(conn: SqlConnection, migrationId: string, t: TableRef, idColumn: string, lock: DdlLock = WINDOW_LOCK): Promise<void> {
+  const info = await inspectTable(conn, t);
+  const column = info?.columns.find((c) => c.name.toLowerCase() === idColumn.toLowerCase());
+  if (!column) throw new TypeError(`${t.database}.${t.table} has no column ${idColumn}`);
+  await createCaptureLog(conn, windowNames(migrationId, t).log, [column]);
+  const sql = windowTriggers(migrationId, t, t, [column.name]);
+  const names = windowNames(migrationId, t);
+  // the sql_mode and the lock wait are a session's: through the Data API, one transaction keeps them on one
+  await inOneSession(conn, (s) =>
+    withShortLockWait(s, lock, async () => {
+      await s.execute(`SET @ferry_sql_mode = @@SESSION.sql_mode, SESSION sql_mode = '${TRIGGER_SQL_MODE}'`);
+      try {
+        for (const [name, create] of [[names.update, sql.UPDATE], [names.delete, sql.DELETE]] as const) {
+          if (!(await allOn(s, t, [name]))) await s.execute(create);
+        }
+      } finally {
+        await s.execute('SET SESSION sql_mode = @ferry_sql_mode');
+      }
+    }),
+  );
+}
+
+/** Runs `fn` on one session: the connection itself when it keeps one, else inside a transaction. */
+function inOneSession<T>(conn: SqlConnection, fn: (s: SqlConnection) => Promise<T>): Promise<T> {
+  return conn.sessions ? fn(conn) : conn.transaction(fn);
+}
+
+/** Whether the window is open on the new table: both triggers on it, and its log there. */
+export async function copyWindowOpen(conn: SqlConnection, migrationId: string, t: TableRef): Promise<boolean> {
+  return (await allOn(conn, t, copyWindowTriggers(migrationId, t))) && (await inspectTable(conn, windowNames(migrationId, t).log)) !== null;
+}
+
+/** Whether anything of the window is left: a trigger on the table, or the log. */
+export async function copyWindowLeft(conn: SqlConnection, migrationId: string, t: TableRef): Promise<boolean> {
+  const rows = await conn.query(
+    `SELECT COUNT(*) AS n FROM information_schema.TRIGGERS WHERE EVENT_OBJECT_SCHEMA = ? AND EVENT_OBJECT_TABLE = ? AND TRIGGER_NAME IN (?, ?)`,
+    [t.database, t.table, ...copyWindowTriggers(migrationId, t)],
+  );
+  return String(rows[0]?.n ?? '0') !== '0' || (await inspectTable(conn, windowNames(migrationId, t).log)) !== null;
+}
+
+/** Closes the window: its triggers off the new table first (under the short lock wait), then its log. */
+export async function closeCopyWindow(conn: SqlConnection, migrationId: string, t: TableRef, lock: DdlLock = WINDOW_LOCK): Promise<void> {
+  await inOneSession(conn, (s) => closeWindow(s, migrationId, t, lock));
+}
+
+/** The log's highest entry now (null: empty): a revert carries the writes logged up to it. */
+export async function lastLogged(conn: SqlConnection, migrationId: string, t: TableRef): Promise<string | null> {
+  const rows = await conn.query(`SELECT MAX(seq) AS seq FROM ${qualified(windowNames(migrationId, t).log)}`);
+  const v = rows[0]?.seq;
+  return v == null ? null : String(v);
+}
+
+
+/** The log's oldest entries up to `upTo`, by seq (at most `limit`): each entry's seq and the id it names. */
+export async function loggedIds(conn: SqlConnection, migrationId: string, t: TableRef, limit: number, upTo: string): Promise<{ seq: string; id: string }[]> {
+  const rows = await conn.query(`SELECT seq, CAST(row_id AS CHAR) AS row_id FROM ${qualified(windowNames(migrationId, t).log)} WHERE seq <= ? ORDER BY seq LIMIT ${Math.trunc(limit)}`, [upTo]);
+  return rows.map((r) => ({ seq: str(r, 'seq')!, id: str(r, 'row_id')! }));
+}
