@@ -76,4 +76,27 @@ describe('ferry checks the privileges each step needs before it writes anything'
       await c.end();
     }
   });
+
+  it('table-copy on a binlog server without SUPER: no revert window (the run says why and goes through), and nothing of the window is left behind', async () => {
+    const c = await server.connect();
+    try {
+      await c.query(`SET GLOBAL log_bin_trust_function_creators = 0; CREATE DATABASE wsrc; CREATE DATABASE wtgt;
+        CREATE TABLE wsrc.h (id int NOT NULL AUTO_INCREMENT PRIMARY KEY, v varchar(20)); INSERT INTO wsrc.h (v) VALUES ('a'), ('b'), ('c');
+        CREATE TABLE wtgt.h (id bigint unsigned NOT NULL AUTO_INCREMENT PRIMARY KEY, v varchar(20));
+        CREATE USER 'windowless'@'%' IDENTIFIED BY 'w-pw'; GRANT ALL PRIVILEGES ON wsrc.* TO 'windowless'@'%'; GRANT ALL PRIVILEGES ON wtgt.* TO 'windowless'@'%'; GRANT PROCESS ON *.* TO 'windowless'@'%'`);
+      const dir = tempDir();
+      const input = writeJson(dir, 'in.json', {
+        migrationId: 'windowless', source: { connection: 'src', database: 'wsrc', table: 'h' }, target: { connection: 'tgt', database: 'wtgt', table: 'h' },
+        idOffset: '0', catchUp: { quietSeconds: 1, pollSeconds: 1 }, cleanup: { mode: 'none' },
+      });
+      const run = await runFerry(['local', 'table-copy', '--input', input, '--state-dir', `${dir}/state`, '--approve', 'all'], { MYSQL_URL: `mysql://windowless:w-pw@127.0.0.1:${server.port}` });
+      expect(run.code, run.stderr).toBe(0);
+      expect(run.stderr).toMatch(/no revert window: the server refused ferry's triggers on wtgt\.h \(.*SUPER.*\); a revert will compare every span of the ledger/);
+      expect(run.last).toMatchObject({ phase: 'done', revertWindow: expect.stringMatching(/^refused: /) });
+      const [left] = await c.query("SELECT TABLE_NAME AS t FROM information_schema.TABLES WHERE TABLE_SCHEMA = 'wtgt' AND TABLE_NAME LIKE '\\_ferry\\_%\\_log'");
+      expect(left).toEqual([]);
+    } finally {
+      await c.end();
+    }
+  });
 });

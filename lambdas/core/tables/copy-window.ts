@@ -43,14 +43,21 @@ export async function openCopyWindow(conn: SqlConnection, migrationId: string, t
   await createCaptureLog(conn, windowNames(migrationId, t).log, [column]);
   const sql = windowTriggers(migrationId, t, t, [column.name]);
   const names = windowNames(migrationId, t);
+  await makeTriggers(conn, t, [[names.update, sql.UPDATE], [names.delete, sql.DELETE]], lock).catch(async (err: unknown) => {
+    // refused (no TRIGGER grant, a binary log without SUPER): nothing of a window that never opened stays
+    if (!(await copyWindowLeft(conn, migrationId, t, { triggersOnly: true }))) await conn.execute(`DROP TABLE IF EXISTS ${qualified(names.log)}`).catch(() => undefined);
+    throw err;
+  });
+}
+
+/** Makes each of these triggers not on the table yet, in one session, under the short lock wait. */
+async function makeTriggers(conn: SqlConnection, t: TableRef, triggers: readonly (readonly [string, string])[], lock: DdlLock): Promise<void> {
   // the sql_mode and the lock wait are a session's: through the Data API, one transaction keeps them on one
   await inOneSession(conn, (s) =>
     withShortLockWait(s, lock, async () => {
       await s.execute(`SET @ferry_sql_mode = @@SESSION.sql_mode, SESSION sql_mode = '${TRIGGER_SQL_MODE}'`);
       try {
-        for (const [name, create] of [[names.update, sql.UPDATE], [names.delete, sql.DELETE]] as const) {
-          if (!(await allOn(s, t, [name]))) await s.execute(create);
-        }
+        for (const [name, create] of triggers) if (!(await allOn(s, t, [name]))) await s.execute(create);
       } finally {
         await s.execute('SET SESSION sql_mode = @ferry_sql_mode');
       }
@@ -68,13 +75,14 @@ export async function copyWindowOpen(conn: SqlConnection, migrationId: string, t
   return (await allOn(conn, t, copyWindowTriggers(migrationId, t))) && (await inspectTable(conn, windowNames(migrationId, t).log)) !== null;
 }
 
-/** Whether anything of the window is left: a trigger on the table, or the log. */
-export async function copyWindowLeft(conn: SqlConnection, migrationId: string, t: TableRef): Promise<boolean> {
+/** Whether anything of the window is left: a trigger on the table, or the log (not looked at with `triggersOnly`). */
+export async function copyWindowLeft(conn: SqlConnection, migrationId: string, t: TableRef, { triggersOnly = false } = {}): Promise<boolean> {
   const rows = await conn.query(
     `SELECT COUNT(*) AS n FROM information_schema.TRIGGERS WHERE EVENT_OBJECT_SCHEMA = ? AND EVENT_OBJECT_TABLE = ? AND TRIGGER_NAME IN (?, ?)`,
     [t.database, t.table, ...copyWindowTriggers(migrationId, t)],
   );
-  return String(rows[0]?.n ?? '0') !== '0' || (await inspectTable(conn, windowNames(migrationId, t).log)) !== null;
+  if (String(rows[0]?.n ?? '0') !== '0') return true;
+  return !triggersOnly && (await inspectTable(conn, windowNames(migrationId, t).log)) !== null;
 }
 
 /** Closes the window: its triggers off the new table first (under the short lock wait), then its log. */
