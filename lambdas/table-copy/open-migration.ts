@@ -78,6 +78,8 @@ export interface CopyRevert {
    */
   fromLog?: boolean;
   logUpTo?: string | null;
+  /** The highest id of the last span the log named that was carried (null: none yet). */
+  logAfter?: string | null;
   /** Log entries read and forgotten, their spans carried. */
   logEntries?: number;
 }

@@ -4,7 +4,7 @@ import { setFlagsBack } from '../core/ports/flags.ts';
 import { keyAt, keyBounds, keyOf } from '../core/tables/copier.ts';
 import { backwards, carryBack, ledgerTop, oldTableLagOf, RowsRefused } from '../core/tables/carry-back.ts';
 import { compareRange } from '../core/tables/verifier.ts';
-import { copyWindowOpen, lastLogged, loggedIds } from '../core/tables/copy-window.ts';
+import { copyWindowOpen, lastLogged, loggedSeqs, nextLoggedId } from '../core/tables/copy-window.ts';
 import { forgetWindowEntries } from '../core/tables/revert-window.ts';
 import { compareIds } from '../core/ids.ts';
 import { spanRange, type KeySpan, type LedgerEntry } from '../core/tables/ledger.ts';
@@ -142,49 +142,43 @@ async function fromWindow(m: Migration): Promise<Pick<CopyRevert, 'fromLog' | 'l
   return { fromLog: true, logUpTo: await lastLogged(m.target, m.input.migrationId, t) };
 }
 
-/** Log entries read at a time. */
-const LOG_ENTRIES_PER_READ = 500;
-
 /**
- * The next entries of the window's log (up to logUpTo), oldest first, taken in order of their ids:
- * the ledger span each id falls in compared and carried as every span is without a window
- * (carrySpan), then the entries naming ids in it forgotten; how many entries were forgotten. Ids
- * above the ledger are left to the rows above it; one between spans (none, as the ledger is
- * contiguous) is compared alone. Stops between spans when the budget is spent or the throttle says
- * wait. A run stopped before a span's entries are forgotten reads them again: the span compares
- * equal, and is recorded if need be.
+ * The next span the window's log names, compared and carried (as every span is without a window,
+ * see carrySpan), then the log's entries for it forgotten; false when none is left. Spans go in the
+ * order of their ids, each once whatever number of entries names it: the next is the one holding
+ * the lowest id the log names (up to logUpTo) above the last span done (`logAfter`). Ids above the
+ * ledger are left to the rows above it; one between spans (none, as the ledger is contiguous) is
+ * compared alone. The entries forgotten are those read before the span was compared: an entry
+ * committed later stays, for a later revert. A run stopped before they are forgotten compares the
+ * span again, finds it equal, and goes on.
  */
-async function loggedSpans(m: Migration, r: CopyRevert, back: ReturnType<typeof backwards>): Promise<number> {
+async function loggedSpan(m: Migration, r: CopyRevert, back: ReturnType<typeof backwards>): Promise<boolean> {
   const t = m.input.target;
-  if (r.logUpTo == null) return 0;
-  const entries = await loggedIds(m.target, m.input.migrationId, t, LOG_ENTRIES_PER_READ, r.logUpTo);
-  if (entries.length === 0) return 0;
+  if (r.logUpTo == null) return false;
   const ledger = ledgerOf(m);
   const top = await ledger.top();
-  const byId = [...entries].sort((a, b) => compareIds(a.id, b.id));
-  let forgotten = 0;
-  for (let i = 0; i < byId.length; ) {
-    const id = byId[i]!.id;
-    const above = top === null || compareIds(id, top) > 0;
-    const span = above ? null : ((await ledger.overlapping(id, id))[0] ?? null);
-    const hi = above ? null : (span?.hi ?? id);
-    let j = i;
-    while (j < byId.length && (hi === null || compareIds(byId[j]!.id, hi) <= 0)) j++;
-    if (span) {
-      await carrySpan(m, r, back, { lo: span.lo, hi: span.hi }, span, (now) => ledger.record({ ...span, rows: now.rowCount, checksum: now.checksum }));
-    } else if (!above) {
-      const { written } = await carryBack(back, { lo: id, hi: id }, { delivered: true });
-      r.rowsCarried = (r.rowsCarried ?? 0) + written;
-    }
-    const seqs = byId.slice(i, j).map((e) => e.seq);
-    await forgetWindowEntries(m.target, m.input.migrationId, t, seqs);
-    forgotten += seqs.length;
-    r.logEntries = (r.logEntries ?? 0) + seqs.length;
-    await save(m);
-    i = j;
-    if (i < byId.length && (await pausing(m))) break;
+  const id = await nextLoggedId(m.target, m.input.migrationId, t, r.logUpTo, r.logAfter ?? null);
+  if (id === null || top === null || compareIds(id, top) > 0) return false;
+  const span = (await ledger.overlapping(id, id))[0] ?? null;
+  const range = span ? { lo: span.lo, hi: span.hi } : { lo: id, hi: id };
+  const seqs = await loggedSeqs(m.target, m.input.migrationId, t, r.logUpTo, range);
+  if (span) {
+    await carrySpan(m, r, back, range, span, (now) => ledger.record({ ...span, rows: now.rowCount, checksum: now.checksum }));
+  } else {
+    const { written } = await carryBack(back, range, { delivered: true });
+    r.rowsCarried = (r.rowsCarried ?? 0) + written;
   }
-  return forgotten;
+  await forgetWindowEntries(m.target, m.input.migrationId, t, seqs);
+  r.logAfter = range.hi;
+  r.logEntries = (r.logEntries ?? 0) + seqs.length;
+  await save(m);
+  return true;
+}
+
+/** The spans the window's log names, one after another, until none is left (0) or it is time to pause (1). */
+async function loggedSpans(m: Migration, r: CopyRevert, back: ReturnType<typeof backwards>): Promise<number> {
+  while (await loggedSpan(m, r, back)) if (await pausing(m)) return 1;
+  return 0;
 }
 
 /** The next spans of a key ledger, compared and carried; how many. */

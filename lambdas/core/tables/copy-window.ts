@@ -23,6 +23,9 @@ import { createCaptureLog, TRIGGER_SQL_MODE, windowNames, withShortLockWait, typ
  * application writes (a write in between would go unlogged).
  */
 
+/** An id as a parameter, compared exactly (an integer column against a string would be compared as doubles). */
+const ID = 'CAST(? AS DECIMAL(20,0))';
+
 /** How DDL on the new table waits for its metadata lock once the application uses it: 2 s at a time, 10 times. */
 export const WINDOW_LOCK: DdlLock = { seconds: 2, attempts: 10 };
 
@@ -98,8 +101,17 @@ export async function lastLogged(conn: SqlConnection, migrationId: string, t: Ta
 }
 
 
-/** The log's oldest entries up to `upTo`, by seq (at most `limit`): each entry's seq and the id it names. */
-export async function loggedIds(conn: SqlConnection, migrationId: string, t: TableRef, limit: number, upTo: string): Promise<{ seq: string; id: string }[]> {
-  const rows = await conn.query(`SELECT seq, CAST(row_id AS CHAR) AS row_id FROM ${qualified(windowNames(migrationId, t).log)} WHERE seq <= ? ORDER BY seq LIMIT ${Math.trunc(limit)}`, [upTo]);
-  return rows.map((r) => ({ seq: str(r, 'seq')!, id: str(r, 'row_id')! }));
+/** The lowest id the log names above `after` (from the lowest with null) in its entries up to `upTo`; null when none. */
+export async function nextLoggedId(conn: SqlConnection, migrationId: string, t: TableRef, upTo: string, after: string | null): Promise<string | null> {
+  const rows = await conn.query(
+    `SELECT CAST(MIN(row_id) AS CHAR) AS id FROM ${qualified(windowNames(migrationId, t).log)} WHERE seq <= ?${after === null ? '' : ` AND row_id > ${ID}`}`,
+    after === null ? [upTo] : [upTo, after],
+  );
+  return rows[0] ? str(rows[0], 'id') : null;
+}
+
+/** The seqs of the log's entries up to `upTo` naming an id in `range`. */
+export async function loggedSeqs(conn: SqlConnection, migrationId: string, t: TableRef, upTo: string, range: { lo: string; hi: string }): Promise<string[]> {
+  const rows = await conn.query(`SELECT seq FROM ${qualified(windowNames(migrationId, t).log)} WHERE seq <= ? AND row_id BETWEEN ${ID} AND ${ID}`, [upTo, range.lo, range.hi]);
+  return rows.map((r) => str(r, 'seq')!);
 }

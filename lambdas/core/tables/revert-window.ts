@@ -154,8 +154,10 @@ export async function windowEntries(conn: SqlConnection, migrationId: string, t:
  * transaction had not committed when the entries were read (its seq may be lower), stays.
  */
 export async function forgetWindowEntries(conn: SqlConnection, migrationId: string, t: TableRef, seqs: readonly string[]): Promise<void> {
-  if (seqs.length === 0) return;
-  await conn.execute(`DELETE FROM ${qualified(windowNames(migrationId, t).log)} WHERE seq IN (${seqs.map(() => '?').join(', ')})`, seqs);
+  for (let i = 0; i < seqs.length; i += 1000) {
+    const these = seqs.slice(i, i + 1000);
+    await conn.execute(`DELETE FROM ${qualified(windowNames(migrationId, t).log)} WHERE seq IN (${these.map(() => '?').join(', ')})`, these);
+  }
 }
 
 /** Logs these keys again (a refused revert gives back the rows it set aside). */
