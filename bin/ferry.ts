@@ -12,7 +12,7 @@ import { APPROVAL_STEPS, checkApprovalName } from '../lambdas/core/input-parts.t
 import { decideUrlParameter } from '../lambdas/core/deployment.ts';
 import { localDecisionPorts, takeDecision } from '../lambdas/approvals/decide.ts';
 import { KNOB_NAMES, parseKnobAssignments } from '../lambdas/core/knobs.ts';
-import { tuneInput, type MachineName } from '../lambdas/core/machine-inputs.ts';
+import { machineOfInput, tuneInput, type MachineName } from '../lambdas/core/machine-inputs.ts';
 import { runLocal, savedInputPath, type RunUsage } from './cli/local-runner.ts';
 import { MACHINES } from './cli/machines.ts';
 import { embeddedCouchIfNeeded } from './cli/embedded-couch.ts';
@@ -47,7 +47,8 @@ const USAGE = `ferry: online migrations of huge tables as resumable state machin
       and, beside a pending cut-over, the re-verification's last report
   ferry stats --input FILE          counts on both sides (rows and id bounds, or docs per type), and the checkpoint
   ferry abandon <migrationId> [--input FILE] [--state-dir DIR | --aws]
-      online-alter: take back the triggers, the shadow and the capture log, leaving the table as it was
+      online-alter: take back the triggers, the shadow and the capture log, leaving the table as it was;
+      table-copy: take the revert window's triggers and log off the new table (all else stays)
   ferry flags <migrationId> [--state-dir DIR | --aws]
       the migration's flags (local file, or SSM Parameter Store)
   ferry pause|resume <migrationId> [--state-dir DIR | --aws]
@@ -266,7 +267,8 @@ async function approveOnAws(migrationId: string, step: string, decision: { decis
 
 /**
  * `ferry abandon <migrationId>`: takes back what an online-alter put on the live table (triggers
- * first, then the shadow and the capture log) and forgets its checkpoint. Locally with the input
+ * first, then the shadow and the capture log) and forgets its checkpoint, or a table-copy's revert
+ * window on the new table (its triggers, then its log; see table-copy/abandon.ts). Locally with the input
  * the last run saved in the state dir (or --input), refused while that run is running; on AWS
  * (`--aws`) by stopping its executions and starting the machine's abandon path.
  */
@@ -287,11 +289,12 @@ async function abandon(args: string[]): Promise<number> {
   }
   input ??= await readSavedInput(stateDir, migrationId);
   if (input === undefined) throw new UsageError(`no run of ${migrationId} is recorded in ${stateDir}: give its input with --input FILE (or the --state-dir it ran with)`);
-  if (!(input && typeof input === 'object' && 'alter' in input)) {
-    throw new UsageError(`${migrationId} is not an online-alter: only online-alter puts triggers and a shadow on a live table. Stop the run (Ctrl-C) instead; it resumes from its checkpoint`);
+  const machine = machineOfInput(input);
+  if (machine === 'doctype-copy') {
+    throw new UsageError(`${migrationId} is a doctype-copy: it puts nothing on a live database to take back. Stop the run (Ctrl-C) instead; it resumes from its checkpoint`);
   }
   const bar = new ProgressBar();
-  const result = await runLocal({ machine: 'online-alter', input, stateDir, approve: [], abandon: true, onProgress: (p) => bar.update(p), say: (line) => bar.say(line) });
+  const result = await runLocal({ machine, input, stateDir, approve: [], abandon: true, onProgress: (p) => bar.update(p), say: (line) => bar.say(line) });
   if (result.status === 'FAILED') {
     bar.say(`abandon: FAILED: ${result.error}: ${result.cause}`);
     return result.refused ? 2 : 1;

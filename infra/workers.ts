@@ -43,7 +43,7 @@ export const WORKERS: readonly WorkerSpec[] = [
   t('CopyChunks', 'copyChunks', 'paused'), t('PlanPartitions', 'planPartitions'), t('CopyPartition', 'copyPartition', 'paused'), t('FinishPartitions', 'finishPartitions'),
   t('CatchUp', 'catchUp', 'paused'), t('Verify', 'verify', 'paused'),
   { ...t('Reverify', 'reverify', 'paused'), every: Duration.minutes(5) },
-  t('SetCutoverFlags', 'setCutoverFlags', 'write'), t('Sweep', 'sweep', 'paused'), t('Cleanup', 'cleanup', 'paused'), { ...t('Revert', 'revert', 'restore'), knobs: true }, t('Summarize', 'summarize', 'list'),
+  t('SetCutoverFlags', 'setCutoverFlags', 'write'), t('Sweep', 'sweep', 'paused'), t('Cleanup', 'cleanup', 'paused'), { ...t('Revert', 'revert', 'restore'), knobs: true }, t('Summarize', 'summarize', 'list'), t('AbandonCopy', 'abandonCopy'),
   d('DocPreflight', 'preflight'), d('CopyDocs', 'copyDocs', 'paused'), { ...d('TopOff', 'topOff', 'paused'), reportsLag: true }, d('AssertComplete', 'assertComplete'),
   d('DocSetCutoverFlags', 'setCutoverFlags', 'write'), d('StopTopOff', 'stopTopOff'), d('DocCleanup', 'cleanup', 'paused'), d('DocRevert', 'revert', 'restore'), d('DocSummarize', 'summarize', 'list'),
   { ...t('Plan', 'plan', 'paused'), plan: true }, { ...d('DocPlan', 'plan', 'paused'), plan: true }, { ...a('AlterPlan', 'plan', 'paused'), plan: true },

@@ -1,3 +1,4 @@
+import { machineOfInput } from '../../lambdas/core/machine-inputs.ts';
 import { GetParameterCommand, type SSMClient } from '@aws-sdk/client-ssm';
 import { InvokeCommand, type LambdaClient } from '@aws-sdk/client-lambda';
 import type { PlanAnswer } from '../../lambdas/adapters/plan-aws.ts';
@@ -200,22 +201,34 @@ export async function executionStatus(sfn: SFNClient, approvals: AwsApprovals, d
 }
 
 /**
- * `ferry abandon <migrationId> --aws` for online-alter: stops every running execution of the
- * migration, then starts one that only takes back the triggers, the shadow and the capture log
- * (the state machine's AbandonRequested path). The input is the one the newest execution was
- * started with, unless one is given.
+ * `ferry abandon <migrationId> --aws` for online-alter and table-copy: stops every running
+ * execution of the migration, then starts one that only takes back what it put on the live table
+ * (the state machine's AbandonRequested path: online-alter's triggers, shadow and capture log;
+ * table-copy's revert window). The machine is the given input's, else the one that ran the
+ * migration (online-alter looked at first); the input is the one its newest execution was started
+ * with, unless one is given.
  */
 export async function abandonExecution(sfn: SFNClient, d: Deployment, migrationId: string, given?: unknown): Promise<{ stopped: string[]; executionArn: string; name: string }> {
-  const machineArn = await stateMachineArn(sfn, d, 'online-alter');
-  const mine = [...(await executionsOf(sfn, machineArn, migrationId))];
+  const asked = given === undefined ? null : machineOfInput(given);
+  if (asked === 'doctype-copy') throw new Error(`${migrationId} is a doctype-copy: it puts nothing on a live database to take back`);
+  const machines: ('online-alter' | 'table-copy')[] = asked ? [asked] : ['online-alter', 'table-copy'];
+  let machine = machines[0]!;
+  let machineArn = '';
+  let mine: Awaited<ReturnType<typeof executionsOf>> = [];
+  for (const m of machines) {
+    machine = m;
+    machineArn = await stateMachineArn(sfn, d, m);
+    mine = [...(await executionsOf(sfn, machineArn, migrationId))];
+    if (mine.length) break;
+  }
   let input = given;
   if (input === undefined) {
     const newest = mine.sort((a, b) => b.start - a.start)[0];
-    if (!newest) throw new Error(`no execution of migration ${migrationId} on ${stateMachineName(d, 'online-alter')}; give its input with --input FILE`);
+    if (!newest) throw new Error(`no execution of migration ${migrationId} on ${machines.map((m) => stateMachineName(d, m)).join(' or ')}; give its input with --input FILE`);
     const started = JSON.parse((await sfn.send(new DescribeExecutionCommand({ executionArn: newest.arn }))).input ?? '{}') as { migration?: unknown };
     input = started.migration ?? started;
   }
-  const { migrationId: id } = MACHINES['online-alter']!.parse(input);
+  const { migrationId: id } = MACHINES[machine]!.parse(input);
   if (id !== migrationId) throw new Error(`the input is for migration ${id}, not ${migrationId}`);
   const stopped: string[] = [];
   for (const e of mine.filter((x) => x.status === 'RUNNING')) {

@@ -13,6 +13,7 @@ import { summarize } from '../../lambdas/table-copy/summarize.ts';
 import { sweep } from '../../lambdas/table-copy/sweep.ts';
 import { verify } from '../../lambdas/table-copy/verify.ts';
 import { reverify } from '../../lambdas/table-copy/reverify.ts';
+import { abandonCopy, windowLeft } from '../../lambdas/table-copy/abandon.ts';
 import { assertComplete } from '../../lambdas/doctype-copy/assert-complete.ts';
 import { cleanup as docCleanup } from '../../lambdas/doctype-copy/cleanup.ts';
 import { copyDocs } from '../../lambdas/doctype-copy/copy-docs.ts';
@@ -104,10 +105,12 @@ export const MACHINES: Readonly<Record<string, MachineSpec>> = {
       RevertAsked: revert,
       Revert: revert,
       Summarize: summarize,
+      AbandonRequested: abandonCopy,
     },
     besideApproval: {
       cutover: reverify as Handler,
     },
+    leftOnStop: windowLeft,
   },
   'doctype-copy': {
     name: 'doctype-copy',

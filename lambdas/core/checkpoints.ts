@@ -134,6 +134,13 @@ export class CheckpointStore<S> {
     return v === null || v === undefined ? undefined : (JSON.parse(v) as T);
   }
 
+  /** The migration's phase and owning execution as the checkpoint holds them now (null: no checkpoint). Writes nothing. */
+  async phaseAndOwner(migrationId: string): Promise<{ phase: string; owner: string | null } | null> {
+    if (!(await tableExists(this.conn, this.database, CHECKPOINT_TABLE))) return null;
+    const rows = await this.conn.query(`SELECT phase, JSON_UNQUOTE(JSON_EXTRACT(state, '$.owner')) AS owner FROM ${this.table} WHERE migration_id = ?`, [migrationId]);
+    return rows.length === 0 ? null : { phase: str(rows[0]!, 'phase')!, owner: str(rows[0]!, 'owner') };
+  }
+
   /** The execution that owns the migration, null when none is recorded, undefined when there is no checkpoint. Writes nothing. */
   async owner(migrationId: string): Promise<string | null | undefined> {
     if (!(await tableExists(this.conn, this.database, CHECKPOINT_TABLE))) return undefined;

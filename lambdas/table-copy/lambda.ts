@@ -7,6 +7,7 @@ import { scheduledReverify } from '../adapters/reverify-aws.ts';
 import { reverify as reverifyTask } from './reverify.ts';
 import { catchUp as catchUpTask } from './catch-up.ts';
 import { cleanup as cleanupTask } from './cleanup.ts';
+import { abandonCopy as abandonCopyTask } from './abandon.ts';
 import { oldTableBehind, revert as revertTask } from './revert.ts';
 import { copyChunks as copyChunksTask } from './copy-chunks.ts';
 import { copyPartition as copyPartitionTask, finishPartitions as finishPartitionsTask, planPartitions as planPartitionsTask } from './partitions.ts';
@@ -32,6 +33,7 @@ export const sweep = onLambda(machine, sweepTask);
 export const cleanup = onLambda(machine, cleanupTask);
 export const revert = onLambda(machine, revertTask);
 export const summarize = onLambda(machine, summarizeTask);
+export const abandonCopy = onLambda(machine, abandonCopyTask);
 
 /** Not a Task: run on a schedule, the re-verification beside every pending cut-over approval (reverify.ts), and the old table's lag beside every pending cleanup approval (revert.ts). */
 export const reverify = scheduledReverify(machine, reverifyTask, oldTableBehind);

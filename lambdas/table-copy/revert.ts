@@ -135,6 +135,7 @@ async function idSpans(m: Migration, r: CopyRevert, back: ReturnType<typeof back
 async function fromWindow(m: Migration): Promise<Pick<CopyRevert, 'fromLog' | 'logUpTo'> & { broken?: string }> {
   const w = m.state.window;
   if (!w || !('openedAt' in w)) return { fromLog: false };
+  if (w.closedAt) return { fromLog: false, broken: `the revert window was closed at ${w.closedAt}${w.closedBy ? ` by ${w.closedBy}` : ''}` };
   const t = m.input.target;
   if (!(await copyWindowOpen(m.target, m.input.migrationId, t))) {
     return { fromLog: false, broken: `the revert window opened at ${w.openedAt} is no longer whole on ${t.database}.${t.table} (a trigger or its log was dropped)` };

@@ -180,6 +180,51 @@ describe("table-copy's revert window: from the copy flags until the cleanup, the
     }
   }, 240_000);
 
+  it('ferry abandon takes the window off the new table (the run stopped says it stays until then), changes nothing else, and a revert after it compares every span and loses nothing', async () => {
+    const sc = await scenario({ rows: 1500 });
+    try {
+      const migrationId = sc.input().migrationId as string;
+      const tgt = `\`${sc.tgt}\`.${TGT}`;
+      const args = ['local', 'table-copy', '--input', sc.inputFile(), '--state-dir', sc.stateDir, '--approve', 'cutover'];
+      const first = startFerry(args);
+      await first.waitFor(/waiting for approval "cleanup"/, 120_000);
+      first.child.kill('SIGINT');
+      const stopped = await first.done;
+      expect(stopped.stderr).toMatch(/the revert window stays on \S+: ferry's triggers log the id of each row the application updates or deletes there\. Run the same command again to resume, or take them back with: npx ferry abandon /);
+      const flags = sc.flags();
+      const [before] = await sc.conn.query(`SELECT phase, state FROM \`${sc.tgt}\`._ferry_checkpoints WHERE migration_id = ?`, [migrationId]);
+
+      const abandoned = await runFerry(['abandon', migrationId, '--state-dir', sc.stateDir]);
+      expect(abandoned.code, abandoned.stderr).toBe(0);
+      expect(JSON.parse(abandoned.stdout)).toMatchObject({ abandoned: true, note: expect.stringMatching(/^the revert window's triggers and log were dropped from \S+: nothing of ferry's is on it now/) });
+      expect(await ferryTriggers(sc.conn, sc.tgt, TGT)).toEqual([]);
+      expect(await logs(sc.conn, sc.tgt)).toEqual([]);
+      expect(sc.flags(), 'the flags as they were').toEqual(flags);
+      const [after] = await sc.conn.query(`SELECT phase, state FROM \`${sc.tgt}\`._ferry_checkpoints WHERE migration_id = ?`, [migrationId]);
+      const [was, is] = [(before as { phase: string; state: string }[])[0]!, (after as { phase: string; state: string }[])[0]!];
+      expect(is.phase).toBe(was.phase);
+      expect(JSON.parse(is.state).window).toMatchObject({ openedAt: JSON.parse(was.state).window.openedAt, closedBy: 'ferry abandon' });
+      const again = await runFerry(['abandon', migrationId, '--state-dir', sc.stateDir]);
+      expect(again.code, again.stderr).toBe(0);
+      expect(JSON.parse(again.stdout).note).toMatch(/^nothing of \S+ is on \S+ \(no revert window\)/);
+
+      // the application changes a row nobody logs now; the run resumed and reverted finds it by comparing every span
+      await sc.conn.query(`UPDATE ${tgt} SET state = 'after the abandon' WHERE id = 1200`);
+      const second = startFerry(args);
+      await second.waitFor(/waiting for approval "cleanup"/, 60_000);
+      expect(await ferryTriggers(sc.conn, sc.tgt, TGT), 'a resumed run puts no window back').toEqual([]);
+      const taken = await runFerry(['revert', migrationId, '--reason', 'slow', '--state-dir', sc.stateDir]);
+      expect(taken.code, taken.stderr).toBe(0);
+      const run = await second.done;
+      expect(run.code, run.stderr).toBe(0);
+      expect(run.stderr).toMatch(/comparing every span of the ledger, then the rows inserted: the revert window was closed at \S+ by ferry abandon/);
+      expect(run.last).toMatchObject({ outcome: 'reverted', reverted: { compared: 'every span', rowsCarried: 1 } });
+      expect(await tableFingerprint(sc.conn, sc.src, SRC)).toEqual(await tableFingerprint(sc.conn, sc.tgt, TGT));
+    } finally {
+      await sc.close();
+    }
+  }, 240_000);
+
   it('revertWindow false makes no trigger, and says so in the plan', async () => {
     const sc = await scenario({ rows: 300 });
     try {

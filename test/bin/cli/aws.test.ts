@@ -216,6 +216,29 @@ describe('ferry abandon --aws', () => {
     expect(started.name).toMatch(/^csm-bigint-abandon-/);
   });
 
+  it('abandons a table-copy found on its own machine when the online-alter machine never ran the migration', async () => {
+    const copyArn = 'arn:aws:states:eu-west-1:123456789012:stateMachine:ferry-table-copy';
+    const copy = { migrationId: 'csmh', source: { connection: 'edxapp', database: 'edxapp', table: 'h' }, target: { connection: 'csmh', database: 'csmh', table: 'h' } };
+    sfn.on(ListStateMachinesCommand).resolves({
+      stateMachines: [
+        { name: 'ferry-online-alter', stateMachineArn: alterArn, type: 'STANDARD', creationDate: new Date() },
+        { name: 'ferry-table-copy', stateMachineArn: copyArn, type: 'STANDARD', creationDate: new Date() },
+      ],
+    });
+    sfn.on(ListExecutionsCommand).resolves({ executions: [] });
+    sfn.on(ListExecutionsCommand, { stateMachineArn: copyArn }).resolves({
+      executions: [{ name: 'csmh-2026-01-03', executionArn: `${copyArn}:waiting`, status: 'RUNNING', startDate: new Date(2000), stateMachineArn: copyArn }],
+    });
+    sfn.on(DescribeExecutionCommand).resolves({ input: JSON.stringify(copy), executionArn: `${copyArn}:waiting`, stateMachineArn: copyArn, status: 'RUNNING', startDate: new Date() });
+    sfn.on(StopExecutionCommand).resolves({ stopDate: new Date() });
+    sfn.on(StartExecutionCommand).resolves({ executionArn: `${copyArn}:abandon`, startDate: new Date() });
+    const out = await abandonExecution(client, deployment(), 'csmh');
+    expect(out.stopped).toEqual([`${copyArn}:waiting`]);
+    const started = sfn.commandCalls(StartExecutionCommand)[0]!.args[0].input;
+    expect(started.stateMachineArn).toBe(copyArn);
+    expect(JSON.parse(started.input!)).toEqual({ migration: copy, abandon: true });
+  });
+
   it('refuses an input for another migration', async () => {
     sfn.on(ListStateMachinesCommand).resolves({ stateMachines: [{ name: 'ferry-online-alter', stateMachineArn: alterArn, type: 'STANDARD', creationDate: new Date() }] });
     sfn.on(ListExecutionsCommand).resolves({ executions: [] });
