@@ -17,8 +17,10 @@ const TRIGGERS_REFUSED = new Set([1142, 1419]);
 async function openWindow(m: Migration): Promise<string | null> {
   if (!m.input.revertWindow || byKey(m) || (m.state.window && 'openedAt' in m.state.window)) return null;
   const t = m.input.target;
+  // the application's inserts take ids from the AUTO_INCREMENT RaiseAutoIncrement set, above every id of the old table's
+  const insertsFrom = m.state.autoIncrement;
   try {
-    await openCopyWindow(m.target, m.input.migrationId, t, m.tables.idColumn, { ...WINDOW_LOCK, ...(m.deps.stopping ? { stopping: m.deps.stopping } : {}) });
+    await openCopyWindow(m.target, m.input.migrationId, t, m.tables.idColumn, insertsFrom === null ? null : BigInt(insertsFrom), { ...WINDOW_LOCK, ...(m.deps.stopping ? { stopping: m.deps.stopping } : {}) });
   } catch (err) {
     if (!(err instanceof DatabaseError) || !TRIGGERS_REFUSED.has(err.errno ?? 0)) throw err;
     const words = err.message.replace(/^[^:]*: statement failed: /, '');
@@ -26,9 +28,10 @@ async function openWindow(m: Migration): Promise<string | null> {
     await save(m);
     return `no revert window: the server refused ferry's triggers on ${t.database}.${t.table} (${words}); a revert will compare every span of the ledger (GRANT TRIGGER, and on a server with a binary log log_bin_trust_function_creators = 1, to have one)`;
   }
-  m.state.window = { openedAt: new Date(m.deps.now()).toISOString() };
+  m.state.window = { openedAt: new Date(m.deps.now()).toISOString(), insertsFrom };
   await save(m);
-  return `revert window open: until the cleanup, triggers on ${t.database}.${t.table} log the id of each row the application updates or deletes there, so ferry revert compares only the spans they fall in`;
+  const inserts = insertsFrom === null ? ' (its inserts are found above the ledger: the table has no AUTO_INCREMENT)' : ` and inserts from id ${insertsFrom} up`;
+  return `revert window open: until the cleanup, triggers on ${t.database}.${t.table} log the id of each row the application updates or deletes there${inserts}, so ferry revert compares only the spans they fall in`;
 }
 
 /** Sets the flags the input gives for `which`, then records the phase that follows. */

@@ -47,10 +47,10 @@ export interface TableCopyState extends KeySpanState {
   revert?: CopyRevert | null;
   /**
    * The revert window (see copy-window.ts): when SetCopyFlags opened it, before the flags went on,
-   * and when the cleanup (or `ferry abandon`, closedBy) closed it; or why it was not opened (the server refused the triggers);
+   * the id from which it logs inserts (null: none), and when the cleanup (or `ferry abandon`, closedBy) closed it; or why it was not opened (the server refused the triggers);
    * null or absent: none.
    */
-  window?: { openedAt: string; closedAt?: string | null; closedBy?: string } | { refused: string } | null;
+  window?: { openedAt: string; insertsFrom?: Id | null; closedAt?: string | null; closedBy?: string } | { refused: string } | null;
 }
 
 /** A revert of a table-copy (see revert.ts); a field not there yet is at its start (a revert begun by an earlier ferry has none). */

@@ -137,7 +137,7 @@ async function fromWindow(m: Migration): Promise<Pick<CopyRevert, 'fromLog' | 'l
   if (!w || !('openedAt' in w)) return { fromLog: false };
   if (w.closedAt) return { fromLog: false, broken: `the revert window was closed at ${w.closedAt}${w.closedBy ? ` by ${w.closedBy}` : ''}` };
   const t = m.input.target;
-  if (!(await copyWindowOpen(m.target, m.input.migrationId, t))) {
+  if (!(await copyWindowOpen(m.target, m.input.migrationId, t, { inserts: w.insertsFrom != null }))) {
     return { fromLog: false, broken: `the revert window opened at ${w.openedAt} is no longer whole on ${t.database}.${t.table} (a trigger or its log was dropped)` };
   }
   return { fromLog: true, logUpTo: await lastLogged(m.target, m.input.migrationId, t) };
@@ -162,7 +162,7 @@ async function loggedSpan(m: Migration, r: CopyRevert, back: ReturnType<typeof b
   if (id === null || top === null || compareIds(id, top) > 0) return false;
   const span = (await ledger.overlapping(id, id))[0] ?? null;
   const range = span ? { lo: span.lo, hi: span.hi } : { lo: id, hi: id };
-  const seqs = await loggedSeqs(m.target, m.input.migrationId, t, r.logUpTo, range);
+  const seqs = await loggedSeqs(m.target, m.input.migrationId, t, r.logUpTo, range, SEQS_PER_SPAN);
   if (span) {
     await carrySpan(m, r, back, range, span, (now) => ledger.record({ ...span, rows: now.rowCount, checksum: now.checksum }));
   } else {
@@ -170,11 +170,15 @@ async function loggedSpan(m: Migration, r: CopyRevert, back: ReturnType<typeof b
     r.rowsCarried = (r.rowsCarried ?? 0) + written;
   }
   await forgetWindowEntries(m.target, m.input.migrationId, t, seqs);
-  r.logAfter = range.hi;
+  // a span named by more entries than were read is compared again, for the next of them
+  if (seqs.length < SEQS_PER_SPAN) r.logAfter = range.hi;
   r.logEntries = (r.logEntries ?? 0) + seqs.length;
   await save(m);
   return true;
 }
+
+/** The most entries forgotten after one comparison of a span (a row the application updates very often names it many times). */
+const SEQS_PER_SPAN = 50_000;
 
 /** The spans the window's log names, one after another, until none is left (0) or it is time to pause (1). */
 async function loggedSpans(m: Migration, r: CopyRevert, back: ReturnType<typeof backwards>): Promise<number> {
@@ -236,14 +240,20 @@ async function above(m: Migration, r: CopyRevert, back: ReturnType<typeof backwa
     r.abovePiece = hi;
     await save(m);
   }
+  // the window's entries naming the piece's ids, read before it is carried (see loggedSpan)
+  const lo = !key.isInteger ? null : after === null ? m.state.idFloor : (BigInt(after) + 1n).toString();
+  const logged = r.fromLog && r.logUpTo != null && lo !== null ? await loggedSeqs(m.target, m.input.migrationId, m.input.target, r.logUpTo, { lo, hi }, SEQS_PER_SPAN) : [];
   const { written, old } = await carryBack(back, piece, { delivered: resumed !== null });
   if (byKey(m)) {
     const ledger = keyLedgerOf(m);
     const last = await ledger.last();
     await ledger.append({ seq: (last?.seq ?? 0) + 1, lo: after, hi, rows: old.rowCount, checksum: old.checksum });
   } else {
-    const lo = after === null ? m.state.idFloor : (BigInt(after) + 1n).toString();
-    await ledgerOf(m).record({ lo, hi, rows: old.rowCount, checksum: old.checksum, holes: [], settled: true });
+    await ledgerOf(m).record({ lo: lo!, hi, rows: old.rowCount, checksum: old.checksum, holes: [], settled: true });
+  }
+  if (logged.length) {
+    await forgetWindowEntries(m.target, m.input.migrationId, m.input.target, logged);
+    r.logEntries = (r.logEntries ?? 0) + logged.length;
   }
   r.aboveAfter = hi;
   r.abovePiece = null;

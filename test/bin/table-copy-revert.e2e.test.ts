@@ -29,7 +29,7 @@ describe('ferry revert of a table-copy waiting for its cleanup approval', () => 
       expect(target.rows).toBe('3001');
 
       // how far the old table trails: the application's inserts since the copy flags, and its update and deletion, which the revert window logged
-      const lag = /^old table: \S+ lacks the 2 rows the application inserted in \S+ since the copy flags \(ids above \d+\), and 2 rows it updated or deleted there are named by the revert window's log \(the oldest of those writes at [0-9-]+ [0-9:]+, the writer's clock\): ferry revert compares the spans they fall in$/;
+      const lag = /^old table: \S+ lacks the 2 rows the application inserted in \S+ since the copy flags \(ids above \d+\), and 2 rows it updated or deleted among the ids copied are named by the revert window's log \(the oldest of those writes at [0-9-]+ [0-9:]+, the writer's clock\): ferry revert compares the spans they fall in$/;
       const stats = await runFerry(['stats', '--input', input]);
       expect(stats.code, stats.stderr).toBe(0);
       expect(JSON.parse(stats.stdout).oldTable, stats.stdout).toMatch(lag);

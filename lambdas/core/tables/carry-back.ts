@@ -6,8 +6,7 @@ import type { KeyRange, KeyShape, KeyValue } from '../keys.ts';
 import { IDS_PER_STATEMENT, insertRows, keyOf, readList, type CopyTables } from './copier.ts';
 import { checksumRange, insertRefusing, rowHashesBothSides } from './verifier.ts';
 import { DeliveryLedger, KeyLedger } from './ledger.ts';
-import { copyWindowOpen } from './copy-window.ts';
-import { windowLag } from './revert-window.ts';
+import { copyWindowOpen, loggedAmongCopied } from './copy-window.ts';
 
 /**
  * table-copy's way back (see lambdas/table-copy/revert.ts): the old table's rows of a range made
@@ -171,7 +170,7 @@ export async function oldTableLag(
   const lacks = `old table: ${tables.old.database}.${tables.old.table} lacks the ${count} rows the application inserted in ${tables.new.database}.${tables.new.table} since the copy flags${where}`;
   if (!logged) return `${lacks}; ${rest} are found when ferry revert compares the two`;
   const since = logged.rows === '0' || !logged.since ? '' : ` (the oldest of those writes at ${logged.since}, the writer's clock)`;
-  return `${lacks}, and ${logged.rows} rows it updated or deleted there are named by the revert window's log${since}: ferry revert compares the spans they fall in`;
+  return `${lacks}, and ${logged.rows} rows it updated or deleted among the ids copied are named by the revert window's log${since}: ferry revert compares the spans they fall in`;
 }
 
 /** The highest key a migration's ledger covers (a key ledger's last span's end, or the delivery ledger's highest id), null when it is empty; the ledger beside the checkpoint in `conn`'s target database. */
@@ -183,6 +182,7 @@ export async function ledgerTop(conn: SqlConnection, input: { readonly migration
 
 /** oldTableLag from the ledger's top, and the revert window's log when it is open (see copy-window.ts). */
 export async function oldTableLagOf(conn: SqlConnection, input: { readonly migrationId: string; readonly source: TableRef; readonly target: TableRef }, key: KeyShape): Promise<string> {
-  const logged = key.isInteger && (await copyWindowOpen(conn, input.migrationId, input.target)) ? await windowLag(conn, input.migrationId, input.target) : null;
-  return oldTableLag(conn, { old: input.source, new: input.target }, key, await ledgerTop(conn, input, key), logged);
+  const top = await ledgerTop(conn, input, key);
+  const logged = key.isInteger && (await copyWindowOpen(conn, input.migrationId, input.target)) ? await loggedAmongCopied(conn, input.migrationId, input.target, top) : null;
+  return oldTableLag(conn, { old: input.source, new: input.target }, key, top, logged);
 }

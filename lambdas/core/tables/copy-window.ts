@@ -1,22 +1,26 @@
 import { qualified, type TableRef } from '../identifiers.ts';
 import { str, type SqlConnection } from '../ports/sql.ts';
 import { inspectTable } from './inspector.ts';
-import { allOn, closeWindow, windowTriggers } from './revert-window.ts';
+import { allOn, closeWindow, logWrite, windowTriggers } from './revert-window.ts';
 import { createCaptureLog, TRIGGER_SQL_MODE, windowNames, withShortLockWait, type DdlLock } from './shadow.ts';
 
 /**
- * table-copy's revert window: from the copy flags until the cleanup, the key of every row updated or
- * deleted in the new table is logged, in the same transaction as the write, so `ferry revert`
- * compares only the ledger spans those keys fall in instead of every span.
+ * table-copy's revert window: from the copy flags until the cleanup, the id of every row the
+ * application writes in the new table is logged, in the same transaction as the write, so `ferry
+ * revert` compares only the ledger spans those ids fall in (and the rows above the ledger) instead
+ * of every span.
  *
- * Two triggers (AFTER UPDATE, AFTER DELETE) on the new table write the window's log (the same
- * triggers and log as online-alter's window, see revert-window.ts). ferry's own copy into the new
- * table is `INSERT IGNORE` (and LOAD DATA … IGNORE), which fires neither: the log stays the size of
- * what the application changes, not of the table. The application's inserts are not logged: with
- * one integer id they land above the ledger, where the revert finds them by their ids (a key that
- * does not grow, whose inserts land between the keys copied, has no window: its revert compares
- * every span). ferry's own repairs of the new table (a verification's re-copy, the sweep) may log a
- * key now and then: the revert compares it, finds both sides equal, and moves on.
+ * Three triggers on the new table write the window's log (the same triggers and log as
+ * online-alter's window, see revert-window.ts): AFTER UPDATE and AFTER DELETE log every row, AFTER
+ * INSERT only a row whose id is at or above the floor the new table's AUTO_INCREMENT was raised to
+ * (the application's inserts; `insertsFrom`). ferry's own copy into the new table is `INSERT IGNORE`
+ * (and LOAD DATA … IGNORE) of the old table's rows, whose ids are below that floor, which fires
+ * neither of the others: the log stays the size of what the application writes, not of the table.
+ * An insert logged lets a later revert find a row that committed after an earlier revert had
+ * carried the ids around it (a transaction still open then). A new table without AUTO_INCREMENT
+ * gets no insert trigger: its inserts are found above the ledger only. ferry's own repairs of the
+ * new table (a verification's re-copy, the sweep) may log an id now and then: the revert compares
+ * it, finds both sides equal, and moves on. A key that is not one integer id has no window.
  *
  * The window is made before the copy flags go on, so no write of the application precedes it; each
  * trigger is made only when it is not on the table, never dropped and made again while the
@@ -29,24 +33,28 @@ const ID = 'CAST(? AS DECIMAL(20,0))';
 /** How DDL on the new table waits for its metadata lock once the application uses it: 2 s at a time, 10 times. */
 export const WINDOW_LOCK: DdlLock = { seconds: 2, attempts: 10 };
 
-/** The window's triggers on the new table (an id's update and deletion). */
-export function copyWindowTriggers(migrationId: string, t: TableRef): string[] {
+/** The window's triggers on the new table: an id's update and deletion, and (with `inserts`) its insertion. */
+export function copyWindowTriggers(migrationId: string, t: TableRef, { inserts = true }: { inserts?: boolean } = {}): string[] {
   const names = windowNames(migrationId, t);
-  return [names.update, names.delete];
+  return [names.update, names.delete, ...(inserts ? [names.insert] : [])];
 }
 
 /**
  * Opens the window on the new table `t` keyed by `idColumn`: its log made unless it is there, then
- * each trigger not on the table made, under the short lock wait.
+ * each trigger not on the table made, under the short lock wait; inserts are logged from the id
+ * `insertsFrom` up (null: none are).
  */
-export async function openCopyWindow(conn: SqlConnection, migrationId: string, t: TableRef, idColumn: string, lock: DdlLock = WINDOW_LOCK): Promise<void> {
+export async function openCopyWindow(conn: SqlConnection, migrationId: string, t: TableRef, idColumn: string, insertsFrom: bigint | null, lock: DdlLock = WINDOW_LOCK): Promise<void> {
   const info = await inspectTable(conn, t);
   const column = info?.columns.find((c) => c.name.toLowerCase() === idColumn.toLowerCase());
   if (!column) throw new TypeError(`${t.database}.${t.table} has no column ${idColumn}`);
   await createCaptureLog(conn, windowNames(migrationId, t).log, [column]);
   const sql = windowTriggers(migrationId, t, t, [column.name]);
   const names = windowNames(migrationId, t);
-  await makeTriggers(conn, t, [[names.update, sql.UPDATE], [names.delete, sql.DELETE]], lock).catch(async (err: unknown) => {
+  const { into, keyOf } = logWrite(migrationId, t, [column.name]);
+  // the floor is a BigInt ferry computed (RaiseAutoIncrement), never text from the input
+  const inserts = insertsFrom === null ? [] : ([[names.insert, `CREATE TRIGGER ${qualified({ database: t.database, table: names.insert })} AFTER INSERT ON ${qualified(t)} FOR EACH ROW BEGIN IF ${keyOf('NEW')} >= ${insertsFrom.toString()} THEN ${into} (${keyOf('NEW')}, 'insert'); END IF; END`]] as const);
+  await makeTriggers(conn, t, [[names.update, sql.UPDATE], [names.delete, sql.DELETE], ...inserts], lock).catch(async (err: unknown) => {
     // refused (no TRIGGER grant, a binary log without SUPER): nothing of a window that never opened stays
     if (!(await copyWindowLeft(conn, migrationId, t, { triggersOnly: true }))) await conn.execute(`DROP TABLE IF EXISTS ${qualified(names.log)}`).catch(() => undefined);
     throw err;
@@ -73,15 +81,15 @@ function inOneSession<T>(conn: SqlConnection, fn: (s: SqlConnection) => Promise<
   return conn.sessions ? fn(conn) : conn.transaction(fn);
 }
 
-/** Whether the window is open on the new table: both triggers on it, and its log there. */
-export async function copyWindowOpen(conn: SqlConnection, migrationId: string, t: TableRef): Promise<boolean> {
-  return (await allOn(conn, t, copyWindowTriggers(migrationId, t))) && (await inspectTable(conn, windowNames(migrationId, t).log)) !== null;
+/** Whether the window is open on the new table: its triggers on it (the insert trigger only with `inserts`), and its log there. */
+export async function copyWindowOpen(conn: SqlConnection, migrationId: string, t: TableRef, { inserts = false }: { inserts?: boolean } = {}): Promise<boolean> {
+  return (await allOn(conn, t, copyWindowTriggers(migrationId, t, { inserts }))) && (await inspectTable(conn, windowNames(migrationId, t).log)) !== null;
 }
 
 /** Whether anything of the window is left: a trigger on the table, or the log (not looked at with `triggersOnly`). */
 export async function copyWindowLeft(conn: SqlConnection, migrationId: string, t: TableRef, { triggersOnly = false } = {}): Promise<boolean> {
   const rows = await conn.query(
-    `SELECT COUNT(*) AS n FROM information_schema.TRIGGERS WHERE EVENT_OBJECT_SCHEMA = ? AND EVENT_OBJECT_TABLE = ? AND TRIGGER_NAME IN (?, ?)`,
+    `SELECT COUNT(*) AS n FROM information_schema.TRIGGERS WHERE EVENT_OBJECT_SCHEMA = ? AND EVENT_OBJECT_TABLE = ? AND TRIGGER_NAME IN (?, ?, ?)`,
     [t.database, t.table, ...copyWindowTriggers(migrationId, t)],
   );
   if (String(rows[0]?.n ?? '0') !== '0') return true;
@@ -110,8 +118,26 @@ export async function nextLoggedId(conn: SqlConnection, migrationId: string, t: 
   return rows[0] ? str(rows[0], 'id') : null;
 }
 
-/** The seqs of the log's entries up to `upTo` naming an id in `range`. */
-export async function loggedSeqs(conn: SqlConnection, migrationId: string, t: TableRef, upTo: string, range: { lo: string; hi: string }): Promise<string[]> {
-  const rows = await conn.query(`SELECT seq FROM ${qualified(windowNames(migrationId, t).log)} WHERE seq <= ? AND row_id BETWEEN ${ID} AND ${ID}`, [upTo, range.lo, range.hi]);
+/** The seqs of the log's entries up to `upTo` naming an id in `range`, oldest first, at most `limit`. */
+export async function loggedSeqs(conn: SqlConnection, migrationId: string, t: TableRef, upTo: string, range: { lo: string; hi: string }, limit: number): Promise<string[]> {
+  const rows = await conn.query(`SELECT seq FROM ${qualified(windowNames(migrationId, t).log)} WHERE seq <= ? AND row_id BETWEEN ${ID} AND ${ID} ORDER BY seq LIMIT ${Math.trunc(limit)}`, [upTo, range.lo, range.hi]);
   return rows.map((r) => str(r, 'seq')!);
+}
+
+/** The most ids the lag is counted to. */
+const LAG_COUNTED_UP_TO = 1_000_000;
+
+/**
+ * The distinct ids at or below `top` (the ledger's) that the log names (up to a million), and when
+ * the oldest of those entries was written; null when there is no log. What the log names above the
+ * ledger are the application's inserts, counted with the rows above it.
+ */
+export async function loggedAmongCopied(conn: SqlConnection, migrationId: string, t: TableRef, top: string | null): Promise<{ rows: string; since: string | null } | null> {
+  const log = windowNames(migrationId, t).log;
+  if (!(await inspectTable(conn, log))) return null;
+  if (top === null) return { rows: '0', since: null };
+  const [r] = await conn.query(`SELECT COUNT(*) AS n FROM (SELECT DISTINCT row_id FROM ${qualified(log)} WHERE row_id <= ${ID} LIMIT ${LAG_COUNTED_UP_TO + 1}) AS d`, [top]);
+  const [oldest] = await conn.query(`SELECT DATE_FORMAT(at, '%Y-%m-%d %H:%i:%s') AS since FROM ${qualified(log)} WHERE row_id <= ${ID} ORDER BY seq LIMIT 1`, [top]);
+  const n = Number(str(r!, 'n') ?? '0');
+  return { rows: n > LAG_COUNTED_UP_TO ? `more than ${LAG_COUNTED_UP_TO}` : String(n), since: oldest ? str(oldest, 'since') : null };
 }

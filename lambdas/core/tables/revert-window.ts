@@ -44,7 +44,7 @@ export function windowTriggers(migrationId: string, t: TableRef, on: TableRef, k
 }
 
 /** How a trigger writes the window's log: `INSERT INTO log (keys…, event) VALUES`, and a row's key as NEW or OLD. */
-function logWrite(migrationId: string, t: TableRef, keyColumns: readonly string[]): { into: string; keyOf: (which: 'NEW' | 'OLD') => string } {
+export function logWrite(migrationId: string, t: TableRef, keyColumns: readonly string[]): { into: string; keyOf: (which: 'NEW' | 'OLD') => string } {
   return {
     into: `INSERT INTO ${qualified(windowNames(migrationId, t).log)} (${logColumns(keyColumns.length).map(quoteIdent).join(', ')}, event) VALUES`,
     keyOf: (which) => keyColumns.map((c) => `${which}.${quoteIdent(c)}`).join(', '),
