@@ -126,5 +126,5 @@ function windowLine(input: TableCopyInput, integer: boolean): string {
   if (!integer) return 'revert window: none for a key that is not one integer id (ferry revert compares every span of the ledger)';
   if (!input.revertWindow) return 'revert window: none (revertWindow false: ferry revert compares every span of the ledger)';
   const w = windowNames(input.migrationId, input.target);
-  return `revert window: from the copy flags until the cleanup, triggers ${w.update}, ${w.delete} on ${input.target.table} log the id of each row the application updates or deletes into ${w.log.table}, so ferry revert compares only the spans they fall in (needs TRIGGER, and on a server with a binary log SUPER or log_bin_trust_function_creators; refused: no window, and the revert compares every span)`;
+  return `revert window: from the copy flags until the cleanup, triggers ${w.update}, ${w.delete}, ${w.insert} on ${input.target.table} log the id of each row the application updates, deletes or inserts (from its raised AUTO_INCREMENT up) into ${w.log.table}, so ferry revert compares only the spans they fall in (needs TRIGGER, and on a server with a binary log SUPER or log_bin_trust_function_creators; refused: no window, and the revert compares every span)`;
 }

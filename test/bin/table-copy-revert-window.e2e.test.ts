@@ -233,7 +233,7 @@ describe("table-copy's revert window: from the copy flags until the cleanup, the
       expect(plan.code, plan.stderr).toBe(0);
       expect(JSON.parse(plan.stdout).moves).toContain('revert window: none (revertWindow false: ferry revert compares every span of the ledger)');
       const withWindow = await runFerry(['plan', 'table-copy', '--input', sc.inputFile(), '--json']);
-      expect(JSON.parse(withWindow.stdout).moves.join('\n')).toMatch(/revert window: from the copy flags until the cleanup, triggers _ferry_[0-9a-f]{12}_upd, _ferry_[0-9a-f]{12}_del on /);
+      expect(JSON.parse(withWindow.stdout).moves.join('\n')).toMatch(/revert window: from the copy flags until the cleanup, triggers _ferry_[0-9a-f]{12}_upd, _ferry_[0-9a-f]{12}_del, _ferry_[0-9a-f]{12}_ins on /);
       const running = startFerry(['local', 'table-copy', '--input', input, '--state-dir', sc.stateDir, '--approve', 'cutover']);
       await running.waitFor(/waiting for approval "cleanup"/, 120_000);
       expect(await ferryTriggers(sc.conn, sc.tgt, TGT)).toEqual([]);
