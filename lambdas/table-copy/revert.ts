@@ -16,10 +16,11 @@ import { byKey, checkThrottle, keyLedgerOf, ledgerOf, loopState, openMigration, 
  * written only the new table since the copy flags; the revert carries what it wrote there back to
  * the old table, then sets the cut-over flags back:
  *
- * 1. Every span of the delivery ledger is compared (count and checksum on both sides); a span that
- *    differs is made the new table's in the old table (rows the application inserted, updated or
- *    deleted there; see carryBack), and the ledger records what the old table holds now, so a later
- *    run's checks see both sides agree.
+ * 1. The spans of the delivery ledger that may differ are compared (count and checksum on both
+ *    sides): with the revert window (see copy-window.ts), those holding an id its log names; else
+ *    every span. A span that differs is made the new table's in the old table (rows the application
+ *    inserted, updated or deleted there; see carryBack), and the ledger records what the old table
+ *    holds now, so a later run's checks see both sides agree.
  * 2. The new table's rows above the ledger (the application's inserts since the copy flags), up
  *    to its highest key when this step began, are written to the old table a piece at a time, each
  *    recorded in the ledger as delivered.
@@ -63,7 +64,7 @@ export async function revert(event: TaskEvent & { cause?: string | null }, deps:
     m.state.revert = { askedBy: event.cause ?? null, at: new Date(deps.now()).toISOString(), ...how };
     await save(m, 'revert');
     const compares = how.fromLog
-      ? `the spans of the rows the revert window logged as updated or deleted (up to entry ${how.logUpTo ?? '(none)'}), then the rows inserted`
+      ? `the spans of the rows the revert window logged (up to entry ${how.logUpTo ?? '(none)'}), then the rows inserted above the ledger`
       : `every span of the ledger, then the rows inserted${broken ? `: ${broken}` : ''}`;
     report(m, `reverting: carrying what the application wrote in ${m.input.target.table} since the copy flags back to ${m.input.source.table} (comparing ${compares}), then the cut-over flags back`);
   }
@@ -128,7 +129,7 @@ async function idSpans(m: Migration, r: CopyRevert, back: ReturnType<typeof back
 
 /**
  * Whether the revert goes by the window's log: SetCopyFlags opened the window before the copy flags
- * went on, and both its triggers and its log are still there (one dropped by hand meanwhile may
+ * went on, and its triggers and its log are still there (one dropped by hand meanwhile may
  * have missed writes: every span is compared, and `broken` says why). Its highest entry now bounds
  * what the revert reads of it.
  */
