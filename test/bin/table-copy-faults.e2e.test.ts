@@ -2,7 +2,7 @@ import { join } from 'node:path';
 import type mysql from 'mysql2/promise';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runFerry, startFerry, tempDir, writeJson, type CliResult } from '../helpers/cli.ts';
-import { admin, historyTableSql, makeDatabases, MYSQL_URL, seedHistory, tableFingerprint } from '../helpers/db.ts';
+import { admin, historyTableSql, makeDatabases, MYSQL_URL, seedHistory, tableFingerprint, urlAs } from '../helpers/db.ts';
 import { startSecondServer, type SecondServer } from '../helpers/second-server.ts';
 import { SRC, TGT } from '../helpers/scenario.ts';
 
@@ -82,7 +82,7 @@ describe('table-copy through faults that are not a kill', () => {
         await c.query(`CREATE USER '${user}'@'%' IDENTIFIED BY 'pw'`);
         await c.query(`GRANT ALL ON *.* TO '${user}'@'%'`);
       }
-      const env = { ...RETRY, FERRY_MYSQL_EDXAPP: `mysql://${user}:pw@127.0.0.1:3306`, FERRY_MYSQL_CSMH: `mysql://${user}:pw@127.0.0.1:${second.port}` };
+      const env = { ...RETRY, FERRY_MYSQL_EDXAPP: urlAs(user, 'pw'), FERRY_MYSQL_CSMH: `mysql://${user}:pw@127.0.0.1:${second.port}` };
       const { file, stateDir } = inputFile(src, tgt, 'f', {
         catchUp: { quietSeconds: 2, pollSeconds: 1 },
         chunk: { targetMillis: 20, minRows: 50, maxRows: 400 },

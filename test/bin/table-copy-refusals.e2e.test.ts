@@ -2,7 +2,7 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { runFerry } from '../helpers/cli.ts';
-import { tableFingerprint } from '../helpers/db.ts';
+import { tableFingerprint, urlAs } from '../helpers/db.ts';
 import { scenario, TGT, type Scenario } from '../helpers/scenario.ts';
 
 describe('ferry local table-copy refuses bad input with exit 2 and writes nothing', () => {
@@ -66,7 +66,7 @@ describe('ferry local table-copy refuses bad input with exit 2 and writes nothin
         },
         'source.connection',
         /waits for the transactions writing to .* with LOCK TABLES … READ .* GRANT LOCK TABLES ON `ferry_t_edxapp_\w+`\.\* TO/,
-        () => ({ FERRY_MYSQL_EDXAPP: `mysql://${user}:pw@127.0.0.1:3306`, FERRY_MYSQL_CSMH: `mysql://${user}:pw@127.0.0.1:3306` }),
+        () => ({ FERRY_MYSQL_EDXAPP: urlAs(user, 'pw'), FERRY_MYSQL_CSMH: urlAs(user, 'pw') }),
       );
     } finally {
       await sc.conn.query(`DROP USER IF EXISTS '${user}'@'%'`);

@@ -1,7 +1,7 @@
 import { existsSync, readdirSync } from 'node:fs';
 import { afterEach, describe, expect, it } from 'vitest';
 import { runFerry } from '../helpers/cli.ts';
-import { phaseGate, tableFingerprint } from '../helpers/db.ts';
+import { phaseGate, tableFingerprint, urlAs } from '../helpers/db.ts';
 import { scenario, SRC, TGT, type Scenario } from '../helpers/scenario.ts';
 
 const SECRET = 'hunter2-s3cret-value';
@@ -80,7 +80,7 @@ describe('throttle.query', () => {
     await sc.conn.query(`CREATE USER '${user}'@'%' IDENTIFIED BY 'throttle-pw'`);
     try {
       // the documented least grant: nothing but what the query reads (information_schema needs no grant)
-      const env = { FERRY_MYSQL_THROTTLE: `mysql://${user}:throttle-pw@127.0.0.1:3306` };
+      const env = { FERRY_MYSQL_THROTTLE: urlAs(user, 'throttle-pw') };
       const allowed = await runFerry(['plan', 'table-copy', '--input', sc.inputFile({ throttle: { connection: 'throttle', query: "SELECT COUNT(*) > 1000 FROM information_schema.PROCESSLIST WHERE COMMAND <> 'Sleep'" } }), '--json'], env);
       expect(allowed.code, allowed.stderr).toBe(0);
       const denied = await runFerry(['plan', 'table-copy', '--input', sc.inputFile({ throttle: { connection: 'throttle', query: `SELECT COUNT(*) FROM \`${sc.src}\`.secrets WHERE pw LIKE 'h%'` } }), '--json'], env);

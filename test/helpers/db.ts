@@ -11,6 +11,14 @@ export const OTHER_HOST_URL = (() => {
   return u.toString();
 })();
 
+/** The tests' server as another user: the same host and port as MYSQL_URL. */
+export function urlAs(user: string, password: string): string {
+  const u = new URL(MYSQL_URL);
+  u.username = encodeURIComponent(user);
+  u.password = encodeURIComponent(password);
+  return u.toString().replace(/\/$/, '');
+}
+
 export async function admin(): Promise<mysql.Connection> {
   return mysql.createConnection({ uri: MYSQL_URL, supportBigNumbers: true, bigNumberStrings: true, dateStrings: true, multipleStatements: true });
 }
