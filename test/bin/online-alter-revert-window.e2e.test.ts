@@ -7,6 +7,7 @@ import { originalBehind } from '../../lambdas/online-alter/revert.ts';
 import { runFerry, startFerry } from '../helpers/cli.ts';
 import { startAppWriter, studentModuleWriter } from '../helpers/app-writer.ts';
 import { CSM } from '../helpers/alter-scenario.ts';
+import { MYSQL_URL } from '../helpers/db.ts';
 import { askRevert as revert, cutOver, endCutOver, expectEveryWriteAfterRevert, expectOriginalWithEveryWrite, expectReverted, MAX_ID, REVERT_ROWS, stopWriters } from '../helpers/alter-revert.ts';
 
 const writing = (writers: number) => (sc: { db: string }) => Array.from({ length: writers }, (_, k) => startAppWriter(studentModuleWriter(sc.db, CSM, MAX_ID, k, writers), { pauseMillis: 3 }));
@@ -34,7 +35,7 @@ describe('the revert window of an online-alter: from the swap until the cleanup'
       const stats = await runFerry(['stats', '--input', c.args[3]!]);
       expect(JSON.parse(stats.stdout).revertWindow).toMatchObject({ open: true, rows: expect.stringMatching(/^[1-9][0-9]*$/) });
       // what the scheduled AlterReverify reports on AWS beside the cleanup approval: the same words
-      const sql = new Mysql2Connector({});
+      const sql = new Mysql2Connector({ MYSQL_URL });
       try {
         const deps = { sql, flags: new FileFlagStore(sc.stateDir), knobs: new FileFlagStore(sc.stateDir, 'knobs'), budgetMillis: 10_000, now: Date.now, report: () => undefined } as unknown as TaskDeps;
         const { note } = await originalBehind({ migration: JSON.parse(readFileSync(c.args[3]!, 'utf8')) }, deps);

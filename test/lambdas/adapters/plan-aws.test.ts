@@ -10,6 +10,7 @@ import type { SqlConnection } from '../../../lambdas/core/ports/sql.ts';
 import type { TaskDeps } from '../../../lambdas/core/ports/task-deps.ts';
 import { tableCopyInputSchema } from '../../../lambdas/core/table-copy-input.ts';
 import { planTableCopy } from '../../../lambdas/table-copy/plan.ts';
+import { MYSQL_URL } from '../../helpers/db.ts';
 import { scenario, TGT, type Scenario } from '../../helpers/scenario.ts';
 
 const cloudwatch = mockClient(CloudWatchClient);
@@ -36,7 +37,7 @@ describe('ferry plan on AWS', () => {
 
   it('answers with the plan, the knobs from the deployment put in, or with Preflight\'s refusal as an answer', async () => {
     sc = await scenario({ rows: 400 });
-    const sql = new Mysql2Connector({});
+    const sql = new Mysql2Connector({ MYSQL_URL });
     const state = join(sc.dir, 'state');
     const deps = { sql, couch: { database: async () => Promise.reject(new Error('no CouchDB')) }, flags: new FileFlagStore(state), knobs: new FileFlagStore(state, 'knobs'), claims: new FileMigrationClaims(state), now: Date.now } as unknown as TaskDeps;
     await deps.knobs.set(sc.input().migrationId as string, { 'chunk.maxRows': '300' });
@@ -52,7 +53,7 @@ describe('ferry plan on AWS', () => {
     await sc.conn.query(`CREATE TABLE \`${sc.src}\`.secrets (pw varchar(64))`);
     await sc.conn.query(`INSERT INTO \`${sc.src}\`.secrets VALUES ('hunter2-s3cret')`);
     const state = join(sc.dir, 'state');
-    const deps = { sql: new Mysql2Connector({}), couch: { database: async () => Promise.reject(new Error('no CouchDB')) }, flags: new FileFlagStore(state), knobs: new FileFlagStore(state, 'knobs'), claims: { ownerOf: async () => null }, now: Date.now } as unknown as TaskDeps;
+    const deps = { sql: new Mysql2Connector({ MYSQL_URL }), couch: { database: async () => Promise.reject(new Error('no CouchDB')) }, flags: new FileFlagStore(state), knobs: new FileFlagStore(state, 'knobs'), claims: { ownerOf: async () => null }, now: Date.now } as unknown as TaskDeps;
     const query = `SELECT ExtractValue(1, CONCAT(0x3a, (SELECT pw FROM \`${sc.src}\`.secrets LIMIT 1)))`;
     const answer = await planOnAws(tableCopyInputSchema, planTableCopy, { migration: { ...sc.input(), throttle: { query } } }, deps);
     expect(answer).toMatchObject({ refused: { field: 'throttle.query', message: expect.stringMatching(/the throttle query failed on "edxapp": the database refused it while running it \(error 1105\)/) } });

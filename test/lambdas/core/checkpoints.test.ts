@@ -2,12 +2,12 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type mysql from 'mysql2/promise';
 import { Mysql2Connector } from '../../../lambdas/adapters/mysql2.ts';
 import { canonicalJson, CheckpointStore } from '../../../lambdas/core/checkpoints.ts';
-import { admin, makeDatabases } from '../../helpers/db.ts';
+import { admin, makeDatabases, MYSQL_URL } from '../../helpers/db.ts';
 
 describe('CheckpointStore on MariaDB', () => {
   let conn: mysql.Connection;
   let dbs: Awaited<ReturnType<typeof makeDatabases>>;
-  const sql = new Mysql2Connector({});
+  const sql = new Mysql2Connector({ MYSQL_URL });
   beforeAll(async () => {
     conn = await admin();
     dbs = await makeDatabases(conn, 'cp');
@@ -29,7 +29,7 @@ describe('CheckpointStore on MariaDB', () => {
     const store = new CheckpointStore<{ copiedUpTo: string }>(await sql.connect('x'), dbs.names.cp!, 'table-copy');
     await store.create('m2', { b: [1, 2], a: 'x' }, 'copy', { copiedUpTo: '18446744073709551615' });
     await store.save('m2', 'verify', { copiedUpTo: '18446744073709551615' });
-    const fresh = new Mysql2Connector({});
+    const fresh = new Mysql2Connector({ MYSQL_URL });
     const loaded = await new CheckpointStore<{ copiedUpTo: string }>(await fresh.connect('y'), dbs.names.cp!, 'table-copy').load('m2', { a: 'x', b: [1, 2] });
     await fresh.closeAll();
     expect(loaded).toMatchObject({ phase: 'verify', state: { copiedUpTo: '18446744073709551615' } });

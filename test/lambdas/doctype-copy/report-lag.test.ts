@@ -9,6 +9,7 @@ import type { StatusKind } from '../../../lambdas/core/ports/status.ts';
 import { topOff } from '../../../lambdas/doctype-copy/top-off.ts';
 import { startFerry } from '../../helpers/cli.ts';
 import { bulk } from '../../helpers/couch.ts';
+import { MYSQL_URL } from '../../helpers/db.ts';
 import { docScenario } from '../../helpers/doc-scenario.ts';
 
 describe("doctype-copy's top-off beside a pending cleanup approval, on AWS", () => {
@@ -24,7 +25,7 @@ describe("doctype-copy's top-off beside a pending cleanup approval, on AWS", () 
     const puts: { migrationId: string; kind: StatusKind; text: string }[] = [];
     const lines: Progress[] = [];
     let clock = Date.now();
-    const sql = new Mysql2Connector({});
+    const sql = new Mysql2Connector({ MYSQL_URL });
     const deps = (put: (migrationId: string, kind: StatusKind, text: string) => Promise<void>): TaskDeps => ({
       executions: { isRunning: async () => false, handedOver: async () => false },
       sql,

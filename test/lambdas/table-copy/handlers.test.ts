@@ -17,7 +17,7 @@ import { raiseAutoIncrement } from '../../../lambdas/table-copy/raise-auto-incre
 import { sweep } from '../../../lambdas/table-copy/sweep.ts';
 import { verify } from '../../../lambdas/table-copy/verify.ts';
 import { oldTableBehind } from '../../../lambdas/table-copy/revert.ts';
-import { tableFingerprint } from '../../helpers/db.ts';
+import { MYSQL_URL, tableFingerprint } from '../../helpers/db.ts';
 import { scenario, SRC, TGT, type Scenario } from '../../helpers/scenario.ts';
 
 /** Every statement sent, and whether this session held LOCK TABLES when it was sent. */
@@ -49,7 +49,7 @@ class Recorder implements SqlConnector {
 
 describe('table-copy handlers, as Lambda would run them', () => {
   let sc: Scenario | undefined;
-  const sql = new Mysql2Connector({});
+  const sql = new Mysql2Connector({ MYSQL_URL });
   afterEach(async () => {
     await sql.closeAll();
     await sc?.close();
