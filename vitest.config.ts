@@ -17,6 +17,7 @@ const ALONE = ['test/bin/table-copy-no-loss-holes.e2e.test.ts', 'test/lambdas/co
 const SLOW = [
   'test/bin/online-alter-revert-window-adversarial.e2e.test.ts',
   'test/bin/table-copy-revert-adversarial.e2e.test.ts',
+  'test/bin/table-copy-revert-window-adversarial.e2e.test.ts',
   'test/bin/table-copy-no-loss.e2e.test.ts',
   'test/bin/table-copy-live-source.e2e.test.ts',
   'test/bin/online-alter-app-writes.e2e.test.ts',
