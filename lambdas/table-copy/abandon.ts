@@ -1,6 +1,6 @@
 import type { TaskDeps } from '../core/ports/task-deps.ts';
 import { CheckpointStore } from '../core/checkpoints.ts';
-import { closeCopyWindow, copyWindowLeft, WINDOW_LOCK } from '../core/tables/copy-window.ts';
+import { closeCopyWindow, copyWindowLeft, windowLock } from '../core/tables/copy-window.ts';
 import { MACHINE, parseTableCopyInput, type TableCopyState } from './open-migration.ts';
 
 export interface AbandonEvent {
@@ -27,7 +27,7 @@ export async function abandonCopy(event: AbandonEvent, deps: TaskDeps): Promise<
   const where = `${t.database}.${t.table}`;
   const keeps = 'both tables, the flags, the checkpoint and the ledger stay as they are: a run of the same input goes on from the checkpoint, and its revert compares every span';
   if (!(await copyWindowLeft(conn, input.migrationId, t))) return say(`nothing of ${input.migrationId} is on ${where} (no revert window); ${keeps}`);
-  await closeCopyWindow(conn, input.migrationId, t, { ...WINDOW_LOCK, ...(deps.stopping ? { stopping: deps.stopping } : {}) });
+  await closeCopyWindow(conn, input.migrationId, t, windowLock(deps.stopping));
   const store = new CheckpointStore<TableCopyState>(conn, t.database, MACHINE);
   const window = await store.stateField<TableCopyState['window']>(input.migrationId, 'window');
   const at = await store.phaseAndOwner(input.migrationId);
@@ -43,5 +43,5 @@ export async function windowLeft(raw: unknown, deps: TaskDeps): Promise<string |
   const t = input.target;
   const conn = await deps.sql.connect(t.connection);
   if (!(await copyWindowLeft(conn, input.migrationId, t))) return null;
-  return `the revert window stays on ${t.database}.${t.table}: ferry's triggers log the id of each row the application updates or deletes there`;
+  return `the revert window stays on ${t.database}.${t.table}: ferry's triggers log the id of each row the application writes there`;
 }

@@ -10,7 +10,7 @@ import { deleteIds, idsAfter, setAutoIncrement, truncateTable, withWriteLock } f
 import { hasAnyRow, liveAutoIncrementOf } from '../core/tables/inspector.ts';
 import { byKey, checkThrottle, keyLedgerOf, ledgerOf, loopState, notice, openMigration, outcomeState, report, save, timeLeft, type LoopState, type Migration, type TaskEvent } from './open-migration.ts';
 import { sweepState } from './sweep.ts';
-import { closeCopyWindow, WINDOW_LOCK } from '../core/tables/copy-window.ts';
+import { closeCopyWindow, windowLock } from '../core/tables/copy-window.ts';
 
 /**
  * One batch of the trickle-delete: the next source ids after the cursor. Those the ledger does not
@@ -164,7 +164,7 @@ async function closeWindow(m: Migration): Promise<void> {
   const w = m.state.window;
   if (!w || !('openedAt' in w) || w.closedAt) return;
   const t = m.input.target;
-  await closeCopyWindow(m.target, m.input.migrationId, t, { ...WINDOW_LOCK, ...(m.deps.stopping ? { stopping: m.deps.stopping } : {}) });
+  await closeCopyWindow(m.target, m.input.migrationId, t, windowLock(m.deps.stopping));
   w.closedAt = new Date(m.deps.now()).toISOString();
   await save(m);
   notice(m, `revert window closed: ferry's triggers dropped from ${t.database}.${t.table}, and their log`);

@@ -2,7 +2,7 @@ import type { TaskDeps } from '../core/ports/task-deps.ts';
 import { flagValues } from '../core/ports/flags.ts';
 import { refuseIfStillDifferent } from './reverify.ts';
 import { DatabaseError } from '../core/errors.ts';
-import { openCopyWindow, WINDOW_LOCK } from '../core/tables/copy-window.ts';
+import { openCopyWindow, windowLock } from '../core/tables/copy-window.ts';
 import { byKey, loopState, openMigration, report, save, type LoopState, type Migration, type Phase, type TaskEvent } from './open-migration.ts';
 
 /** Errors of a server that will not make the window's triggers: no TRIGGER privilege (1142), a binary log without SUPER or log_bin_trust_function_creators (1419). */
@@ -20,7 +20,7 @@ async function openWindow(m: Migration): Promise<string | null> {
   // the application's inserts take ids from the AUTO_INCREMENT RaiseAutoIncrement set, above every id of the old table's
   const insertsFrom = m.state.autoIncrement;
   try {
-    await openCopyWindow(m.target, m.input.migrationId, t, m.tables.idColumn, insertsFrom === null ? null : BigInt(insertsFrom), { ...WINDOW_LOCK, ...(m.deps.stopping ? { stopping: m.deps.stopping } : {}) });
+    await openCopyWindow(m.target, m.input.migrationId, t, m.tables.idColumn, insertsFrom === null ? null : BigInt(insertsFrom), windowLock(m.deps.stopping));
   } catch (err) {
     if (!(err instanceof DatabaseError) || !TRIGGERS_REFUSED.has(err.errno ?? 0)) throw err;
     const words = err.message.replace(/^[^:]*: statement failed: /, '');

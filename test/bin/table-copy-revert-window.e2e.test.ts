@@ -190,7 +190,7 @@ describe("table-copy's revert window: from the copy flags until the cleanup, the
       await first.waitFor(/waiting for approval "cleanup"/, 120_000);
       first.child.kill('SIGINT');
       const stopped = await first.done;
-      expect(stopped.stderr).toMatch(/the revert window stays on \S+: ferry's triggers log the id of each row the application updates or deletes there\. Run the same command again to resume, or take them back with: npx ferry abandon /);
+      expect(stopped.stderr).toMatch(/the revert window stays on \S+: ferry's triggers log the id of each row the application writes there\. Run the same command again to resume, or take them back with: npx ferry abandon /);
       const flags = sc.flags();
       const [before] = await sc.conn.query(`SELECT phase, state FROM \`${sc.tgt}\`._ferry_checkpoints WHERE migration_id = ?`, [migrationId]);
 

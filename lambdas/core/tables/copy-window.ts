@@ -1,7 +1,7 @@
 import { qualified, type TableRef } from '../identifiers.ts';
 import { str, type SqlConnection } from '../ports/sql.ts';
 import { inspectTable } from './inspector.ts';
-import { allOn, closeWindow, logWrite, windowTriggers } from './revert-window.ts';
+import { allOn, closeWindow, logWrite, windowLag, windowTriggers } from './revert-window.ts';
 import { createCaptureLog, TRIGGER_SQL_MODE, windowNames, withShortLockWait, type DdlLock } from './shadow.ts';
 
 /**
@@ -31,7 +31,7 @@ import { createCaptureLog, TRIGGER_SQL_MODE, windowNames, withShortLockWait, typ
 const ID = 'CAST(? AS DECIMAL(20,0))';
 
 /** How DDL on the new table waits for its metadata lock once the application uses it: 2 s at a time, 10 times. */
-export const WINDOW_LOCK: DdlLock = { seconds: 2, attempts: 10 };
+const WINDOW_LOCK: DdlLock = { seconds: 2, attempts: 10 };
 
 /** The window's triggers on the new table: an id's update and deletion, and (with `inserts`) its insertion. */
 export function copyWindowTriggers(migrationId: string, t: TableRef, { inserts = true }: { inserts?: boolean } = {}): string[] {
@@ -44,7 +44,7 @@ export function copyWindowTriggers(migrationId: string, t: TableRef, { inserts =
  * each trigger not on the table made, under the short lock wait; inserts are logged from the id
  * `insertsFrom` up (null: none are).
  */
-export async function openCopyWindow(conn: SqlConnection, migrationId: string, t: TableRef, idColumn: string, insertsFrom: bigint | null, lock: DdlLock = WINDOW_LOCK): Promise<void> {
+export async function openCopyWindow(conn: SqlConnection, migrationId: string, t: TableRef, idColumn: string, insertsFrom: bigint | null, lock: DdlLock): Promise<void> {
   const info = await inspectTable(conn, t);
   const column = info?.columns.find((c) => c.name.toLowerCase() === idColumn.toLowerCase());
   if (!column) throw new TypeError(`${t.database}.${t.table} has no column ${idColumn}`);
@@ -97,7 +97,7 @@ export async function copyWindowLeft(conn: SqlConnection, migrationId: string, t
 }
 
 /** Closes the window: its triggers off the new table first (under the short lock wait), then its log. */
-export async function closeCopyWindow(conn: SqlConnection, migrationId: string, t: TableRef, lock: DdlLock = WINDOW_LOCK): Promise<void> {
+export async function closeCopyWindow(conn: SqlConnection, migrationId: string, t: TableRef, lock: DdlLock): Promise<void> {
   await inOneSession(conn, (s) => closeWindow(s, migrationId, t, lock));
 }
 
@@ -107,7 +107,6 @@ export async function lastLogged(conn: SqlConnection, migrationId: string, t: Ta
   const v = rows[0]?.seq;
   return v == null ? null : String(v);
 }
-
 
 /** The lowest id the log names above `after` (from the lowest with null) in its entries up to `upTo`; null when none. */
 export async function nextLoggedId(conn: SqlConnection, migrationId: string, t: TableRef, upTo: string, after: string | null): Promise<string | null> {
@@ -124,20 +123,16 @@ export async function loggedSeqs(conn: SqlConnection, migrationId: string, t: Ta
   return rows.map((r) => str(r, 'seq')!);
 }
 
-/** The most ids the lag is counted to. */
-const LAG_COUNTED_UP_TO = 1_000_000;
-
 /**
  * The distinct ids at or below `top` (the ledger's) that the log names (up to a million), and when
- * the oldest of those entries was written; null when there is no log. What the log names above the
- * ledger are the application's inserts, counted with the rows above it.
+ * the oldest of those entries was written (see windowLag); null when there is no log. What the log
+ * names above the ledger are the application's inserts, counted with the rows above it.
  */
 export async function loggedAmongCopied(conn: SqlConnection, migrationId: string, t: TableRef, top: string | null): Promise<{ rows: string; since: string | null } | null> {
-  const log = windowNames(migrationId, t).log;
-  if (!(await inspectTable(conn, log))) return null;
-  if (top === null) return { rows: '0', since: null };
-  const [r] = await conn.query(`SELECT COUNT(*) AS n FROM (SELECT DISTINCT row_id FROM ${qualified(log)} WHERE row_id <= ${ID} LIMIT ${LAG_COUNTED_UP_TO + 1}) AS d`, [top]);
-  const [oldest] = await conn.query(`SELECT DATE_FORMAT(at, '%Y-%m-%d %H:%i:%s') AS since FROM ${qualified(log)} WHERE row_id <= ${ID} ORDER BY seq LIMIT 1`, [top]);
-  const n = Number(str(r!, 'n') ?? '0');
-  return { rows: n > LAG_COUNTED_UP_TO ? `more than ${LAG_COUNTED_UP_TO}` : String(n), since: oldest ? str(oldest, 'since') : null };
+  return windowLag(conn, migrationId, t, top === null ? { sql: 'FALSE', params: [] } : { sql: `row_id <= ${ID}`, params: [top] });
+}
+
+/** WINDOW_LOCK, given up once the run is stopping. */
+export function windowLock(stopping: AbortSignal | undefined): DdlLock {
+  return { ...WINDOW_LOCK, ...(stopping ? { stopping } : {}) };
 }

@@ -118,17 +118,19 @@ export async function windowOpen(conn: SqlConnection, migrationId: string, t: Ta
 const LAG_COUNTED_UP_TO = 1_000_000;
 
 /**
- * How far the original trails the table: the distinct rows the log names (up to a million), and when
- * the oldest entry was written (the original held every write before it); null when there is no log.
+ * How far the original trails the table: the distinct rows the log names (up to a million; only the
+ * entries `among` selects, when given), and when the oldest entry was written (the original held
+ * every write before it); null when there is no log.
  */
-export async function windowLag(conn: SqlConnection, migrationId: string, t: TableRef): Promise<{ rows: string; since: string | null } | null> {
+export async function windowLag(conn: SqlConnection, migrationId: string, t: TableRef, among?: { readonly sql: string; readonly params: readonly unknown[] }): Promise<{ rows: string; since: string | null } | null> {
   const log = windowNames(migrationId, t).log;
   const info = await inspectTable(conn, log);
   if (!info) return null;
   const cols = logColumns(info.columns.filter((c) => /^row_id(_[0-9]+)?$/.test(c.name)).length).map(quoteIdent).join(', ');
+  const where = among ? ` WHERE ${among.sql}` : '';
   // counted up to a bound, so a page refreshed often never reads a log of many millions of writes through
-  const [r] = await conn.query(`SELECT COUNT(*) AS n FROM (SELECT DISTINCT ${cols} FROM ${qualified(log)} LIMIT ${LAG_COUNTED_UP_TO + 1}) AS d`);
-  const [oldest] = await conn.query(`SELECT DATE_FORMAT(at, '%Y-%m-%d %H:%i:%s') AS since FROM ${qualified(log)} ORDER BY seq LIMIT 1`);
+  const [r] = await conn.query(`SELECT COUNT(*) AS n FROM (SELECT DISTINCT ${cols} FROM ${qualified(log)}${where} LIMIT ${LAG_COUNTED_UP_TO + 1}) AS d`, among?.params ?? []);
+  const [oldest] = await conn.query(`SELECT DATE_FORMAT(at, '%Y-%m-%d %H:%i:%s') AS since FROM ${qualified(log)}${where} ORDER BY seq LIMIT 1`, among?.params ?? []);
   const n = Number(str(r!, 'n') ?? '0');
   return { rows: n > LAG_COUNTED_UP_TO ? `more than ${LAG_COUNTED_UP_TO}` : String(n), since: oldest ? str(oldest, 'since') : null };
 }
