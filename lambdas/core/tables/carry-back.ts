@@ -152,7 +152,8 @@ export const LAG_COUNTED = 1_000_000;
  * How far the old table trails the new one while a revert is possible, in words: the rows of the
  * new table above the ledger (the application's inserts since the copy flags), counted up to
  * LAG_COUNTED. What else the application changed there (rows it updated or deleted, and with a key
- * that does not grow, rows it inserted between keys copied) is known only when a revert compares.
+ * that does not grow, rows it inserted between keys copied) is known only when a revert compares,
+ * unless the revert window's log names it (`logged`: its ids among those copied, see copy-window.ts).
  */
 export async function oldTableLag(
   conn: SqlConnection,
