@@ -7,7 +7,9 @@ import { compareRange } from '../core/tables/verifier.ts';
 import { copyWindowOpen, lastLogged, loggedSeqs, nextLoggedId } from '../core/tables/copy-window.ts';
 import { forgetWindowEntries } from '../core/tables/revert-window.ts';
 import { compareIds } from '../core/ids.ts';
-import { spanRange, type KeySpan, type LedgerEntry } from '../core/tables/ledger.ts';
+import { spanRange, type DeliveryLedger, type KeySpan, type LedgerEntry } from '../core/tables/ledger.ts';
+import { idsInHoles } from '../core/tables/sweeper.ts';
+import { fillHoles } from '../core/holes.ts';
 import type { KeyRange } from '../core/keys.ts';
 import { byKey, checkThrottle, keyLedgerOf, ledgerOf, loopState, openMigration, outcomeState, report, save, timeLeft, type CopyRevert, type LoopState, type Migration, type TaskEvent } from './open-migration.ts';
 
@@ -119,7 +121,7 @@ async function idSpans(m: Migration, r: CopyRevert, back: ReturnType<typeof back
   const ledger = ledgerOf(m);
   const spans = await ledger.spansAfter((r.spansAfter as string | null | undefined) ?? null, SPANS_PER_READ);
   for (const span of spans) {
-    const n = await carrySpan(m, r, back, { lo: span.lo, hi: span.hi }, span, (now) => ledger.record({ ...span, rows: now.rowCount, checksum: now.checksum }));
+    const n = await carrySpan(m, r, back, { lo: span.lo, hi: span.hi }, span, (now) => recordIdSpan(ledger, back, span, now));
     r.spansAfter = span.lo;
     if (n) await save(m);
     if (await pausing(m)) break;
@@ -165,7 +167,7 @@ async function loggedSpan(m: Migration, r: CopyRevert, back: ReturnType<typeof b
   const range = span ? { lo: span.lo, hi: span.hi } : { lo: id, hi: id };
   const seqs = await loggedSeqs(m.target, m.input.migrationId, t, r.logUpTo, range, SEQS_PER_SPAN);
   if (span) {
-    await carrySpan(m, r, back, range, span, (now) => ledger.record({ ...span, rows: now.rowCount, checksum: now.checksum }));
+    await carrySpan(m, r, back, range, span, (now) => recordIdSpan(ledger, back, span, now));
   } else {
     const { written } = await carryBack(back, range, { delivered: true });
     r.rowsCarried = (r.rowsCarried ?? 0) + written;
@@ -198,6 +200,16 @@ async function keySpans(m: Migration, r: CopyRevert, back: ReturnType<typeof bac
     if (await pausing(m)) break;
   }
   return spans.length;
+}
+
+/**
+ * A delivery-ledger span as the old table holds it after a carry: its count and checksum, and its
+ * holes without the ids the revert wrote into them (rows of the new table now in both: delivered,
+ * not rows of the old table a later run would take for late ones and deliver again).
+ */
+async function recordIdSpan(ledger: DeliveryLedger, back: ReturnType<typeof backwards>, span: LedgerEntry, now: { rowCount: string; checksum: string }): Promise<void> {
+  const filled = span.holes?.length ? await idsInHoles(back.target, back.targetTable, back.idColumn, span.holes) : [];
+  await ledger.record({ ...span, rows: now.rowCount, checksum: now.checksum, holes: span.holes === null ? null : fillHoles(span.holes, filled) });
 }
 
 /**
