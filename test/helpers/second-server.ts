@@ -1,5 +1,5 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import mysql from 'mysql2/promise';
@@ -23,16 +23,19 @@ function binary(name: string): string {
 export async function startSecondServer(opts: { args?: readonly string[] } = {}): Promise<SecondServer> {
   const dir = mkdtempSync(join(tmpdir(), 'ferry-mariadb-'));
   const data = join(dir, 'data');
+  // a tmpdir of its own: the default, /tmp, is the main server's too, whose temporary tables' files were seen to vanish mid-query beside a second server
+  const tmp = join(dir, 'tmp');
+  mkdirSync(tmp);
   const asRoot = process.getuid?.() === 0;
   const user = asRoot ? ['--user=root'] : [];
-  const install = spawnSync(binary('mariadb-install-db'), ['--no-defaults', `--datadir=${data}`, '--auth-root-authentication-method=normal', '--skip-test-db', ...user], { encoding: 'utf8' });
+  const install = spawnSync(binary('mariadb-install-db'), ['--no-defaults', `--datadir=${data}`, `--tmpdir=${tmp}`, '--auth-root-authentication-method=normal', '--skip-test-db', ...user], { encoding: 'utf8' });
   if (install.status !== 0) throw new Error(`mariadb-install-db failed: ${install.stderr || install.stdout}`);
   const port = await freePort();
   const url = `mysql://root@127.0.0.1:${port}`;
   let child: ChildProcess | null = null;
   let log = '';
   const start = async () => {
-    child = spawn(binary('mariadbd'), ['--no-defaults', `--datadir=${data}`, `--port=${port}`, `--socket=${join(dir, 'sock')}`, '--bind-address=127.0.0.1', `--pid-file=${join(dir, 'pid')}`, ...user, ...(opts.args ?? [])], { stdio: ['ignore', 'ignore', 'pipe'] });
+    child = spawn(binary('mariadbd'), ['--no-defaults', `--datadir=${data}`, `--tmpdir=${tmp}`, `--port=${port}`, `--socket=${join(dir, 'sock')}`, '--bind-address=127.0.0.1', `--pid-file=${join(dir, 'pid')}`, ...user, ...(opts.args ?? [])], { stdio: ['ignore', 'ignore', 'pipe'] });
     child.stderr!.on('data', (d) => (log += d));
     const deadline = Date.now() + 30_000;
     for (;;) {
